@@ -1,0 +1,120 @@
+"""The ``runner`` command group and its one error boundary.
+
+Subcommands are imported only when invoked (or listed by ``--help``), and each command module keeps
+its heavy imports inside functions, so ``runner --version`` starts in tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+import traceback
+from typing import Any
+
+import click
+
+from runner import __version__
+from runner.errors import ExitCode, RunnerError, WorkflowError
+
+COMMANDS = {
+    "validate": "runner.cli.validate:validate",
+    "plan": "runner.cli.plan:plan",
+    "expr": "runner.cli.expr:expr",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are ``module:attribute`` strings, imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        import importlib
+
+        module, attribute = target.split(":")
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="runner", message="%(prog)s %(version)s")
+def cli() -> None:
+    """Run deployments whose manual intervention steps wait for an authorised person.
+
+    Exit codes: 0 success, 1 a step failed, 2 invalid workflow or usage, 3 aborted at a manual
+    step, 4 an approval timed out, 5 refused, 70 internal error, 75 waiting for approval
+    (detached), 130 interrupted.
+    """
+
+
+def print_error(error: RunnerError) -> None:
+    """Show a user-facing error: diagnostics with their source lines, else one line and a hint."""
+    if isinstance(error, WorkflowError):
+        from runner.diagnostics import render_text
+
+        click.echo(render_text(error.diagnostics, source_lines, color=_color(sys.stderr)), nl=False,
+                   err=True)
+        return
+    message = f"{error.location}: {error.message}" if error.location else error.message
+    click.echo(f"error: {message}", err=True)
+    if error.hint:
+        click.echo(f"hint: {error.hint}", err=True)
+
+
+def source_lines(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read().splitlines()
+    except OSError:
+        return []
+
+
+def _color(stream: Any) -> bool:
+    return "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
+
+
+def _crash_log() -> str:
+    folder = os.environ.get("RUNNER_STATE_DIR") or tempfile.gettempdir()
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        folder = tempfile.gettempdir()
+    path = os.path.join(folder, f"runner-crash-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log")
+    with open(path, "w", encoding="utf-8") as handle:
+        traceback.print_exc(file=handle)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI and turn every outcome into a documented exit code."""
+    try:
+        result = cli.main(args=argv, prog_name="runner", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        return ExitCode.INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        return ExitCode.INVALID
+    except RunnerError as exc:
+        print_error(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return ExitCode.INTERRUPTED
+    except Exception as exc:
+        log = _crash_log()
+        click.echo(f"internal error: {type(exc).__name__}: {exc} (details in {log})", err=True)
+        return ExitCode.INTERNAL
+    return int(result or 0)
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""``runner validate FILE...``: check workflows and print every problem."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from runner.errors import ExitCode
+
+
+def validate_files(paths: list[str], output_format: str) -> tuple[int, str]:
+    """Check each file; return the exit code and the report (text or JSON)."""
+    from runner.diagnostics import render_json, render_text
+    from runner.load import check_file
+
+    diagnostics = []
+    lines: dict[str, list[str]] = {}
+    for path in paths:
+        loaded = check_file(path)
+        diagnostics.extend(loaded.diagnostics)
+        lines[loaded.path] = loaded.lines
+    failed = any(d.severity == "error" for d in diagnostics)
+    if output_format == "json":
+        report = render_json(diagnostics)
+    else:
+        report = render_text(diagnostics, lambda p: lines.get(p, []), color=_color())
+    return (ExitCode.STEP_FAILED if failed else ExitCode.SUCCESS), report
+
+
+def _color() -> bool:
+    import os
+
+    return "NO_COLOR" not in os.environ and sys.stdout.isatty()
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+              help="Diagnostics as text (actionlint's format) or a JSON list.")
+def validate(files: tuple[str, ...], output_format: str) -> int:
+    """Check workflow files: exit 0 when clean, 1 when there are problems, 2 on bad usage."""
+    code, report = validate_files(list(files), output_format)
+    click.echo(report, nl=False)
+    return code

@@ -1,0 +1,1 @@
+"""The step runner: executing steps, their file and workflow commands, and secret masking."""

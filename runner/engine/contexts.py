@@ -1,0 +1,130 @@
+"""The ``${{ }}`` contexts and the Octopus system variables of a run. Pure."""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from runner.model import Workflow
+from runner.variables.resolve import VariableSet
+
+#: contexts a key may use, as GitHub restricts them (``secrets`` never in ``if``)
+ALL_CONTEXTS = ("env", "vars", "inputs", "secrets", "steps", "deployment", "runner")
+CONDITION_CONTEXTS = ("env", "vars", "inputs", "steps", "deployment", "runner")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A person as the people-and-teams file knows them (or as CI / git names them)."""
+
+    id: str = ""
+    username: str = ""
+    display_name: str = ""
+    email: str = ""
+
+
+@dataclass
+class StepState:
+    """What later steps can see of a finished step."""
+
+    outcome: str = ""  # success | failure | cancelled | skipped
+    conclusion: str = ""
+    outputs: dict[str, str] = field(default_factory=dict)
+    #: Octopus-style output variables (``Octopus.Action[Name].Output.X``), names as given
+    octopus: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    run_id: str
+    environment: str
+    created_by: Identity
+    inputs: Mapping[str, Any]
+
+
+def system_variables(
+    workflow: Workflow,
+    facts: RunFacts,
+    steps: Mapping[str, StepState],
+    error: tuple[str, str] | None = None,
+) -> dict[str, str]:
+    """Octopus's system variables for the run so far, including each step's output variables."""
+    result = {
+        "Octopus.Deployment.Id": facts.run_id,
+        "Octopus.Deployment.Name": workflow.name,
+        "Octopus.Environment.Name": facts.environment,
+        "Octopus.Deployment.CreatedBy.Id": facts.created_by.id,
+        "Octopus.Deployment.CreatedBy.Username": facts.created_by.username,
+        "Octopus.Deployment.CreatedBy.DisplayName": facts.created_by.display_name,
+        "Octopus.Deployment.CreatedBy.EmailAddress": facts.created_by.email,
+    }
+    if error:
+        result["Octopus.Deployment.Error"] = error[0]
+        result["Octopus.Deployment.ErrorDetail"] = error[1]
+    for step in workflow.steps:
+        state = steps.get(step.id)
+        if state is None:
+            continue
+        result[f"Octopus.Step[{step.name}].Status.Code"] = _octopus_status(state.conclusion)
+        result[f"Octopus.Step[{step.id}].Status.Code"] = _octopus_status(state.conclusion)
+        for name, value in state.octopus.items():
+            result[f"Octopus.Action[{step.name}].Output.{name}"] = value
+    return result
+
+
+def _octopus_status(conclusion: str) -> str:
+    # Octopus's step status codes: Succeeded, Failed, Skipped, Canceled, Pending
+    return {
+        "success": "Succeeded",
+        "failure": "Failed",
+        "skipped": "Skipped",
+        "cancelled": "Canceled",
+    }.get(conclusion, "Pending")
+
+
+def expression_contexts(
+    workflow: Workflow,
+    facts: RunFacts,
+    variables: VariableSet,
+    steps: Mapping[str, StepState],
+    env: Mapping[str, str],
+    system: Mapping[str, str],
+) -> dict[str, object]:
+    """The contexts a ``${{ }}`` expression sees. Secret variables are only in ``secrets``."""
+    plain = {r.name: r.value or "" for r in variables.items if not r.secret}
+    plain.update(system)
+    return {
+        "env": dict(env),
+        "vars": plain,
+        "secrets": {r.name: r.value or "" for r in variables.items if r.secret},
+        "inputs": dict(facts.inputs),
+        "steps": {
+            step_id: {
+                "outputs": dict(state.outputs),
+                "outcome": state.outcome,
+                "conclusion": state.conclusion,
+            }
+            for step_id, state in steps.items()
+        },
+        "deployment": {
+            "id": facts.run_id,
+            "environment": facts.environment,
+            "workflow": workflow.name,
+            "created-by": facts.created_by.username,
+        },
+        "runner": {
+            "os": {"Linux": "Linux", "Darwin": "macOS", "Windows": "Windows"}.get(
+                platform.system(), platform.system()
+            ),
+            "arch": _arch(),
+        },
+    }
+
+
+def _arch() -> str:
+    machine = platform.machine().lower()
+    return {"x86_64": "X64", "amd64": "X64", "aarch64": "ARM64", "arm64": "ARM64"}.get(
+        machine, machine.upper()
+    )

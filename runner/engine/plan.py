@@ -1,0 +1,204 @@
+"""The dry run: which steps would run, why, in which parallel group, and who would be asked.
+
+Pure: it simulates the run with every script step succeeding and every manual step decided as
+``--assume`` says, so a dry run can follow either branch of an approval with simulated outputs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from runner.engine.conditions import Decision, JobStatus, evaluate_condition, scope_decision
+from runner.engine.contexts import (
+    Identity,
+    RunFacts,
+    StepState,
+    expression_contexts,
+    system_variables,
+)
+from runner.errors import ExpressionError
+from runner.model import Step, Workflow
+from runner.variables.resolve import VariableSet
+
+Assume = Literal["proceed", "abort"]
+
+_STEP_OUTPUT = re.compile(r"steps\s*\.\s*([A-Za-z_][A-Za-z0-9_-]*)\s*\.\s*outputs", re.I)
+_ACTION_OUTPUT = re.compile(r"Octopus\.Action\[([^\]]+)\]\.Output", re.I)
+
+
+@dataclass(frozen=True)
+class ApprovalPlan:
+    """Who a manual step would ask, through which sources, and what the dry run assumes."""
+
+    teams: tuple[str, ...]
+    quorum: tuple[tuple[str, int], ...]
+    sources: tuple[str, ...]
+    prevent_self_approval: bool
+    timeout_minutes: float | None
+    on_timeout: str
+    assumed: Assume
+    instructions: str
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    step: Step
+    runs: bool | None  # None: only known at run time
+    reason: str
+    group: int
+    approval: ApprovalPlan | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    workflow: Workflow
+    environment: str
+    run_id: str
+    inputs: Mapping[str, Any]
+    variables: VariableSet
+    steps: tuple[PlannedStep, ...]
+    outcome: str
+    secrets: tuple[str, ...] = field(default=())
+
+
+def make_plan(
+    workflow: Workflow,
+    environment: str,
+    *,
+    inputs: Mapping[str, Any],
+    variables: VariableSet,
+    skip: frozenset[str] = frozenset(),
+    assume: Assume = "proceed",
+    fields: Mapping[str, str] | None = None,
+    notes: str = "(dry run)",
+    run_id: str = "dry-run",
+    created_by: Identity | None = None,
+    approver: Identity | None = None,
+) -> Plan:
+    """Simulate the run in ``environment`` and say what each step would do."""
+    facts = RunFacts(run_id, environment, created_by or Identity(), inputs)
+    states: dict[str, StepState] = {}
+    status = JobStatus.SUCCESS
+    error: tuple[str, str] | None = None
+    planned: list[PlannedStep] = []
+    group = 0
+    run_time_steps = {s.id for s in workflow.steps if s.kind != "manual"}
+    run_time_names = {s.name.lower() for s in workflow.steps if s.kind != "manual"}
+    base_env = dict(workflow.env)
+    for step in workflow.steps:
+        if not (step.with_previous and planned):
+            group += 1
+        system = system_variables(workflow, facts, states, error)
+        values = {**variables.values(), **{k: _text(v) for k, v in inputs.items()}, **system}
+        contexts = expression_contexts(
+            workflow, facts, variables, states, {**base_env, **step.env}, system
+        )
+        decision = scope_decision(step, environment, skip)
+        runs: bool | None
+        if decision is None:
+            try:
+                decision = evaluate_condition(step.condition, status, contexts, values)
+                runs = decision.run
+            except ExpressionError as exc:
+                decision, runs = Decision(False, f"condition fails: {exc.message}"), None
+            if _depends_on_run_time(step.condition, run_time_steps, run_time_names):
+                runs = None
+                decision = Decision(False, f"decided at run time: {decision.reason}")
+        else:
+            runs = False
+        approval = None
+        if step.manual is not None:
+            approval = _approval_plan(workflow, step, assume, values, contexts)
+        planned.append(PlannedStep(step, runs, decision.reason, group, approval))
+        state = StepState()
+        if runs is False:
+            state.outcome = state.conclusion = "skipped"
+        elif step.manual is not None:
+            approved = assume == "proceed"
+            state.outcome = state.conclusion = "success" if approved else "failure"
+            _manual_outputs(state, approved, notes, approver or Identity(), fields or {})
+            if not approved:
+                status = JobStatus.FAILURE
+                error = (f"Manual intervention in step '{step.name}' was aborted", notes)
+        else:
+            state.outcome = state.conclusion = "success"
+        states[step.id] = state
+    outcome = "success" if status is JobStatus.SUCCESS else "aborted"
+    return Plan(
+        workflow, environment, run_id, inputs, variables, tuple(planned), outcome,
+        tuple(variables.secrets()),
+    )
+
+
+def manual_outputs(
+    approved: bool, notes: str, person: Identity, fields: Mapping[str, str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """A manual step's outputs: ``steps.<id>.outputs`` and Octopus's ``Output.Manual.*``."""
+    outputs = {
+        "approved": "true" if approved else "false",
+        "notes": notes,
+        "responsible-user-id": person.id,
+        "responsible-user-username": person.username,
+        "responsible-user-display-name": person.display_name,
+        "responsible-user-email": person.email,
+        **fields,
+    }
+    octopus = {
+        "Manual.Notes": notes,
+        "Manual.Approved": "True" if approved else "False",
+        "Manual.ResponsibleUser.Id": person.id,
+        "Manual.ResponsibleUser.Username": person.username,
+        "Manual.ResponsibleUser.DisplayName": person.display_name,
+        "Manual.ResponsibleUser.EmailAddress": person.email,
+        **{f"Manual.{name}": value for name, value in fields.items()},
+    }
+    return outputs, octopus
+
+
+def _manual_outputs(
+    state: StepState, approved: bool, notes: str, person: Identity, fields: Mapping[str, str]
+) -> None:
+    state.outputs, state.octopus = manual_outputs(approved, notes, person, fields)
+
+
+def _approval_plan(
+    workflow: Workflow,
+    step: Step,
+    assume: Assume,
+    values: Mapping[str, str],
+    contexts: Mapping[str, object],
+) -> ApprovalPlan:
+    from runner.engine.render import render_text
+
+    manual = step.manual
+    assert manual is not None
+    return ApprovalPlan(
+        teams=manual.teams,
+        quorum=tuple((q.team, q.count) for q in manual.require),
+        sources=manual.sources or workflow.approvals.sources,
+        prevent_self_approval=manual.prevent_self_approval,
+        timeout_minutes=manual.timeout_minutes,
+        on_timeout=manual.on_timeout,
+        assumed=assume,
+        instructions=render_text(manual.instructions, values, contexts),
+    )
+
+
+def _depends_on_run_time(
+    condition: str | bool | None, steps: set[str], names: set[str]
+) -> bool:
+    """Whether a condition reads outputs that only a real run produces (script steps')."""
+    if not isinstance(condition, str):
+        return False
+    if any(m.group(1) in steps for m in _STEP_OUTPUT.finditer(condition)):
+        return True
+    return any(m.group(1).lower() in names for m in _ACTION_OUTPUT.finditer(condition))
+
+
+def _text(value: Any) -> str:
+    from runner.load.build import text
+
+    return text(value)

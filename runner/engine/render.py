@@ -1,0 +1,48 @@
+"""Substitution of a workflow string: ``#{}`` first, then ``${{ }}``, each exactly once.
+
+"Once" matters for safety: a variable whose value contains ``${{ secrets.X }}`` must stay text, and
+an expression's result containing ``#{...}`` must not be substituted again. So each ``${{ }}`` of the
+*original* string is swapped for a NUL-delimited placeholder (NUL cannot occur in YAML text or in
+process environment values), Octostache runs on the result, and only the placeholders that survive
+(a false ``#{if}`` branch drops its own) are replaced by their expression's value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+
+_PLACEHOLDER = re.compile("\x00(\\d+)\x00")
+
+
+def render_text(
+    template: str,
+    variables: Mapping[str, str],
+    contexts: Mapping[str, object],
+    functions: Mapping[str, Callable[..., object]] | None = None,
+) -> str:
+    """Substitute ``#{}`` with Octostache's rules, then the ``${{ }}`` of the original text."""
+    from runner import expressions
+    from runner import variables as octostache
+
+    if "${{" not in template:
+        return octostache.substitute(template, variables) if "#{" in template else template
+    templates = expressions.find_templates(template)
+    parts: list[str] = []
+    last = 0
+    for index, found in enumerate(templates):
+        parts.append(template[last : found.start])
+        parts.append(f"\x00{index}\x00")
+        last = found.end
+    parts.append(template[last:])
+    text = "".join(parts)
+    if "#{" in text:
+        text = octostache.substitute(text, variables)
+
+    def value(match: re.Match[str]) -> str:
+        expression = templates[int(match.group(1))].expression
+        return expressions.to_string(
+            expressions.evaluate(expression, contexts, functions=functions)
+        )
+
+    return _PLACEHOLDER.sub(value, text)

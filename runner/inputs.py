@@ -1,0 +1,58 @@
+"""Run inputs: ``--input name=value`` checked against the workflow's typed ``inputs``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from runner.errors import UsageError
+from runner.model import Input
+
+InputValue = str | int | float | bool
+
+
+def parse_pairs(pairs: Iterable[str], option: str) -> dict[str, str]:
+    """``["a=1", "b=x=y"]`` to ``{"a": "1", "b": "x=y"}``; a pair without ``=`` is a usage error."""
+    result: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise UsageError(f"{option} {pair!r} must look like name=value")
+        result[name] = value
+    return result
+
+
+def resolve_inputs(spec: Mapping[str, Input], given: Mapping[str, str]) -> dict[str, InputValue]:
+    """Typed input values: the given ones converted, defaults filled in, unknown ones refused."""
+    unknown = sorted(set(given) - set(spec))
+    if unknown:
+        known = ", ".join(spec) or "none"
+        raise UsageError(f"unknown input {unknown[0]!r}", hint=f"this workflow's inputs: {known}")
+    values: dict[str, InputValue] = {}
+    for name, item in spec.items():
+        if name in given:
+            values[name] = _convert(item, given[name])
+        elif item.default is not None:
+            values[name] = item.default
+        elif item.required:
+            raise UsageError(f"input {name!r} is required", hint=f"add --input {name}=VALUE")
+        else:
+            values[name] = False if item.type == "boolean" else ""
+    return values
+
+
+def _convert(item: Input, raw: str) -> InputValue:
+    if item.type == "number":
+        try:
+            number = float(raw)
+        except ValueError:
+            raise UsageError(f"input {item.name!r} must be a number, got {raw!r}") from None
+        return int(number) if number.is_integer() and "." not in raw else number
+    if item.type == "boolean":
+        lowered = raw.strip().lower()
+        if lowered not in ("true", "false"):
+            raise UsageError(f"input {item.name!r} must be true or false, got {raw!r}")
+        return lowered == "true"
+    if item.type == "choice" and raw not in item.options:
+        options = ", ".join(item.options)
+        raise UsageError(f"input {item.name!r} must be one of {options}, got {raw!r}")
+    return raw

@@ -1,0 +1,189 @@
+"""Semantic checks: what the schema cannot say about a workflow. Each returns diagnostics.
+
+Expression-level checks (syntax, contexts allowed per key, step references, the shell-injection
+warning) live in :mod:`runner.load.expression_checks`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from runner.errors import Diagnostic, Location
+from runner.model import Step, Workflow
+
+
+def _error(location: Location | None, message: str, kind: str) -> Diagnostic:
+    assert location is not None
+    return Diagnostic(location, message, kind)
+
+
+def _warning(location: Location | None, message: str, kind: str) -> Diagnostic:
+    assert location is not None
+    return Diagnostic(location, message, kind, "warning")
+
+
+def check_workflow(workflow: Workflow, workspace: Path) -> list[Diagnostic]:
+    """Every semantic problem of ``workflow``; ``workspace`` is where ``./actions`` resolves."""
+    found: list[Diagnostic] = []
+    for check in (_unique_steps, _environments, _inputs, _manual_steps):
+        found.extend(check(workflow))
+    found.extend(_actions(workflow, workspace))
+    return found
+
+
+def _unique_steps(workflow: Workflow) -> Iterator[Diagnostic]:
+    ids: dict[str, Step] = {}
+    names: dict[str, Step] = {}
+    for step in workflow.steps:
+        if step.id in ids:
+            first = ids[step.id].at("id")
+            yield _error(
+                step.at("id"),
+                f"step id `{step.id}` is already used at line {first.line if first else '?'}; "
+                "ids must be unique",
+                "id",
+            )
+        ids.setdefault(step.id, step)
+        key = step.name.lower()
+        if key in names:
+            first = names[key].at("name")
+            yield _error(
+                step.at("name"),
+                f"step name {step.name!r} is already used at line {first.line if first else '?'}; "
+                "names must be unique (Octopus addresses outputs by step name, ignoring case)",
+                "id",
+            )
+        names.setdefault(key, step)
+
+
+def _environments(workflow: Workflow) -> Iterator[Diagnostic]:
+    known = set(workflow.environments)
+    if not known:
+        return
+    for step in workflow.steps:
+        for key, names in (
+            ("environments", step.environments),
+            ("exclude-environments", step.exclude_environments),
+        ):
+            for name in names:
+                if name not in known:
+                    yield _error(
+                        step.at(key),
+                        f"environment `{name}` is not one of the workflow's environments "
+                        f"({', '.join(f'`{e}`' for e in workflow.environments)})",
+                        "environment",
+                    )
+    for variable in workflow.variables.values():
+        for value in variable.values:
+            for name in value.environments:
+                if name not in known:
+                    yield _error(
+                        value.location,
+                        f"variable `{variable.name}` is scoped to `{name}`, which is not one of "
+                        "the workflow's environments",
+                        "environment",
+                    )
+
+
+def _inputs(workflow: Workflow) -> Iterator[Diagnostic]:
+    for spec in workflow.inputs.values():
+        if spec.type == "choice" and not spec.options:
+            yield _error(spec.location, f"input `{spec.name}` is a choice but has no `options`",
+                         "input")
+        if spec.default is not None and spec.type == "choice" and str(spec.default) not in (
+            spec.options
+        ):
+            yield _error(spec.location, f"the default of input `{spec.name}` is not one of its "
+                         "`options`", "input")
+        if spec.default is not None and spec.type == "number" and (
+            isinstance(spec.default, bool) or not isinstance(spec.default, (int, float))
+        ):
+            yield _error(spec.location, f"the default of input `{spec.name}` must be a number",
+                         "input")
+        if spec.default is not None and spec.type == "boolean" and not isinstance(
+            spec.default, bool
+        ):
+            yield _error(spec.location, f"the default of input `{spec.name}` must be true or "
+                         "false", "input")
+
+
+def _manual_steps(workflow: Workflow) -> Iterator[Diagnostic]:
+    configured = workflow.approvals.sources
+    trust = workflow.approvals.trust
+    for step in workflow.steps:
+        manual = step.manual
+        if manual is None:
+            continue
+        where = step.at("manual")
+        for source in manual.sources:
+            if source not in configured:
+                yield _error(
+                    where,
+                    f"step `{step.id}` asks the `{source}` source, but `approvals` does not "
+                    f"configure it (configured: {', '.join(configured)})",
+                    "approval",
+                )
+        if (manual.teams or manual.require or manual.prevent_self_approval) and trust is None:
+            yield _error(
+                where,
+                f"step `{step.id}` names teams or prevents self-approval, which needs the "
+                "people-and-teams file: add `approvals.trust.people`",
+                "approval",
+            )
+        if manual.teams:
+            for quorum in manual.require:
+                if quorum.team not in manual.teams:
+                    yield _error(
+                        where,
+                        f"`require` names team `{quorum.team}`, which is not one of the step's "
+                        f"`teams` ({', '.join(manual.teams)})",
+                        "approval",
+                    )
+        if manual.on_timeout == "proceed":
+            yield _warning(
+                where,
+                f"step `{step.id}` proceeds when its timeout passes, without any approval; "
+                "prefer `on-timeout: abort` unless that is really intended",
+                "approval",
+            )
+        for spec in manual.fields:
+            if spec.pattern is not None:
+                try:
+                    re.compile(spec.pattern)
+                except re.error as exc:
+                    yield _error(where, f"field `{spec.name}`: `pattern` is not a valid regular "
+                                 f"expression ({exc})", "approval")
+        seen: set[str] = set()
+        for spec in manual.fields:
+            if spec.name in seen:
+                yield _error(where, f"field `{spec.name}` is defined twice", "approval")
+            seen.add(spec.name)
+
+
+def action_path(workspace: Path, uses: str) -> Path:
+    """The ``action.yml`` of a local action reference ``./actions/NAME``."""
+    return workspace / uses / "action.yml"
+
+
+def _actions(workflow: Workflow, workspace: Path) -> Iterator[Diagnostic]:
+    for step in workflow.steps:
+        if step.uses and not action_path(workspace, step.uses).is_file():
+            yield _error(
+                step.at("uses"),
+                f"action `{step.uses}` not found: expected {step.uses}/action.yml under "
+                f"{workspace}",
+                "action",
+            )
+
+
+def find_workspace(workflow_path: Path) -> Path:
+    """The folder ``./actions/...`` is relative to: the repository holding the workflow.
+
+    The nearest ancestor with ``.git`` or an ``actions`` folder, else the current directory.
+    """
+    for folder in workflow_path.resolve().parents:
+        if (folder / ".git").exists() or (folder / "actions").is_dir():
+            return folder
+    return Path.cwd()

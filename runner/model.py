@@ -1,0 +1,217 @@
+"""The workflow as frozen records. Every record knows where it came from in the file.
+
+Built from validated data by :mod:`runner.load.build`; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from runner.errors import Location
+
+Scalar = str | int | float | bool
+SourceName = Literal["server", "file", "prompt"]
+SOURCE_NAMES: tuple[SourceName, ...] = ("server", "file", "prompt")
+
+
+
+@dataclass(frozen=True)
+class Input:
+    name: str
+    type: Literal["string", "number", "boolean", "choice"] = "string"
+    required: bool = False
+    default: Scalar | None = None
+    options: tuple[str, ...] = ()
+    description: str = ""
+    secret: bool = False
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class ScopedValue:
+    """One value of a variable: literal or read from the process environment, maybe scoped."""
+
+    value: str | None = None
+    from_env: str | None = None
+    environments: tuple[str, ...] = ()
+    secret: bool = False
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    values: tuple[ScopedValue, ...]
+    location: Location | None = None
+
+    @property
+    def secret(self) -> bool:
+        return any(v.secret for v in self.values)
+
+
+@dataclass(frozen=True)
+class Output:
+    name: str
+    value: str
+    description: str = ""
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class Webhook:
+    url: str | None = None
+    url_env: str | None = None
+
+
+@dataclass(frozen=True)
+class Trust:
+    """Where identity and keys come from; paths are read from ``ref`` (a protected branch/tag)."""
+
+    people: str
+    ref: str | None = None
+    allowed_signers: str | None = None
+    revoked_keys: str | None = None
+    policy: str | None = None
+
+
+@dataclass(frozen=True)
+class ServerSource:
+    url: str
+    token_env: str | None = None
+    ca_bundle: str | None = None
+
+
+@dataclass(frozen=True)
+class FileSource:
+    path: str = "approvals"
+    remote: str | None = None
+    branch: str | None = None
+    namespace: str = "runner-approval"
+    poll_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class Approvals:
+    trust: Trust | None = None
+    server: ServerSource | None = None
+    file: FileSource | None = None
+    prompt: bool = False
+    notify: Webhook | None = None
+
+    @property
+    def sources(self) -> tuple[SourceName, ...]:
+        """The configured sources; with none configured, the terminal prompt."""
+        names: list[SourceName] = []
+        if self.server:
+            names.append("server")
+        if self.file:
+            names.append("file")
+        if self.prompt:
+            names.append("prompt")
+        return tuple(names) or ("prompt",)
+
+
+@dataclass(frozen=True)
+class Field:
+    """A typed value the approver gives with their decision; it becomes a step output."""
+
+    name: str
+    type: Literal["string", "choice", "boolean"]
+    label: str = ""
+    description: str = ""
+    required: bool = False
+    pattern: str | None = None
+    options: tuple[str, ...] = ()
+    default: Scalar | None = None
+
+
+@dataclass(frozen=True)
+class Quorum:
+    team: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Manual:
+    title: str = ""
+    instructions: str = ""
+    teams: tuple[str, ...] = ()
+    require: tuple[Quorum, ...] = ()
+    prevent_self_approval: bool = False
+    timeout_minutes: float | None = None
+    on_timeout: Literal["abort", "proceed"] = "abort"
+    fields: tuple[Field, ...] = ()
+    sources: tuple[SourceName, ...] = ()
+    block_deployments: bool = False
+    notify: Webhook | None = None
+
+
+@dataclass(frozen=True)
+class Retry:
+    attempts: int
+    delay_seconds: float = 0.0
+
+
+StepKind = Literal["run", "uses", "manual"]
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    name: str
+    kind: StepKind
+    index: int
+    condition: str | bool | None = None
+    environments: tuple[str, ...] = ()
+    exclude_environments: tuple[str, ...] = ()
+    required: bool = False
+    with_previous: bool = False
+    continue_on_error: bool | str = False
+    timeout_minutes: float | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    run: str | None = None
+    shell: str | None = None
+    working_directory: str | None = None
+    retry: Retry | None = None
+    uses: str | None = None
+    with_: Mapping[str, str] = field(default_factory=dict)
+    manual: Manual | None = None
+    location: Location | None = None
+    #: where each of the step's keys has its value, for errors found late (``"if"``, ``"run"``)
+    where: Mapping[str, Location] = field(default_factory=dict)
+
+    def at(self, key: str) -> Location | None:
+        return self.where.get(key, self.location)
+
+    @property
+    def unskippable(self) -> bool:
+        """Octopus refuses to skip required steps and manual steps with responsible teams."""
+        return self.required or bool(self.manual and self.manual.teams)
+
+
+@dataclass(frozen=True)
+class Workflow:
+    name: str
+    path: str
+    digest: str
+    steps: tuple[Step, ...]
+    description: str = ""
+    environments: tuple[str, ...] = ()
+    inputs: Mapping[str, Input] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
+    variables: Mapping[str, Variable] = field(default_factory=dict)
+    outputs: Mapping[str, Output] = field(default_factory=dict)
+    default_shell: str | None = None
+    default_working_directory: str | None = None
+    approvals: Approvals = field(default_factory=Approvals)
+    location: Location | None = None
+
+    def step(self, key: str) -> Step | None:
+        """The step with this id, or (case-insensitively, as Octopus) this name."""
+        lowered = key.lower()
+        for step in self.steps:
+            if step.id == key or step.name.lower() == lowered:
+                return step
+        return None

@@ -1,0 +1,97 @@
+"""A plan shown to people (text) or machines (JSON). Secrets never appear: they print as ``***``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runner.engine.plan import Plan, PlannedStep
+from runner.load.build import text
+from runner.variables.resolve import SECRET_MASK
+
+
+def plan_to_json(plan: Plan) -> dict[str, Any]:
+    secret_inputs = {n for n, i in plan.workflow.inputs.items() if i.secret}
+    return {
+        "workflow": plan.workflow.name,
+        "path": plan.workflow.path,
+        "digest": plan.workflow.digest,
+        "environment": plan.environment,
+        "inputs": {
+            k: (SECRET_MASK if k in secret_inputs else v) for k, v in plan.inputs.items()
+        },
+        "variables": [
+            {"name": r.name, "value": r.shown(), "secret": r.secret, "origin": r.origin}
+            for r in plan.variables.items
+        ],
+        "steps": [_step_json(plan, p) for p in plan.steps],
+        "outcome": plan.outcome,
+    }
+
+
+def _step_json(plan: Plan, planned: PlannedStep) -> dict[str, Any]:
+    step = planned.step
+    item: dict[str, Any] = {
+        "id": step.id,
+        "name": step.name,
+        "kind": step.kind,
+        "group": planned.group,
+        "runs": planned.runs,
+        "reason": _mask(plan, planned.reason),
+    }
+    if planned.approval is not None:
+        a = planned.approval
+        item["approval"] = {
+            "teams": list(a.teams),
+            "quorum": [{"team": t, "count": c} for t, c in a.quorum],
+            "sources": list(a.sources),
+            "prevent-self-approval": a.prevent_self_approval,
+            "timeout-minutes": a.timeout_minutes,
+            "on-timeout": a.on_timeout,
+            "assumed": a.assumed,
+            "instructions": _mask(plan, a.instructions),
+        }
+    return item
+
+
+def _mask(plan: Plan, value: str) -> str:
+    for secret in sorted(plan.secrets, key=len, reverse=True):
+        value = value.replace(secret, SECRET_MASK)
+    return value
+
+
+def plan_to_text(plan: Plan) -> str:
+    lines = [f"Plan: {plan.workflow.name} -> {plan.environment}  ({plan.workflow.path})"]
+    if plan.inputs:
+        secret_inputs = {n for n, i in plan.workflow.inputs.items() if i.secret}
+        shown = ", ".join(
+            f"{k}={SECRET_MASK if k in secret_inputs else text(v)}" for k, v in plan.inputs.items()
+        )
+        lines.append(f"Inputs: {shown}")
+    if plan.variables.items:
+        lines.append("Variables:")
+        width = max(len(r.name) for r in plan.variables.items)
+        for r in plan.variables.items:
+            lines.append(f"  {r.name.ljust(width)} = {r.shown()}  ({r.origin})")
+    lines.append("Steps:")
+    groups = [p.group for p in plan.steps]
+    for planned in plan.steps:
+        step = planned.step
+        parallel = groups.count(planned.group) > 1
+        mark = {True: "run ", False: "skip", None: " ?  "}[planned.runs]
+        branch = "||" if parallel else "  "
+        lines.append(f"  {planned.group:>2} {branch} {mark}  {step.id}: {step.name}")
+        lines.append(f"            {_mask(plan, planned.reason)}")
+        if planned.approval is not None and planned.runs is not False:
+            a = planned.approval
+            who = ", ".join(a.teams) if a.teams else "anyone in the people file"
+            quorum = "; ".join(f"{c} from {t}" for t, c in a.quorum) or "1 person"
+            lines.append(f"            waits for: {who} ({quorum}) via {', '.join(a.sources)}")
+            if a.prevent_self_approval:
+                lines.append("            the person who started the run may not approve")
+            if a.timeout_minutes is not None:
+                lines.append(
+                    f"            times out after {a.timeout_minutes:g} min, then {a.on_timeout}s"
+                )
+            lines.append(f"            dry run assumes: {a.assumed}")
+    lines.append(f"Outcome if so: {plan.outcome}")
+    return "\n".join(lines) + "\n"
