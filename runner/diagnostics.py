@@ -28,7 +28,7 @@ def render_text(
             kind = f"\x1b[90m{kind}\x1b[0m"
         out.append(f"{where} {severity}{d.message} {kind}")
         lines = lines_of(loc.path)
-        if 0 < loc.line <= len(lines):
+        if 0 < loc.line <= len(lines) and _printable(lines[loc.line - 1]):
             source = lines[loc.line - 1].expandtabs(1)
             gutter = " " * len(str(loc.line))
             width = max(1, min(loc.length, len(source) - loc.column + 1))
@@ -55,3 +55,7 @@ def to_json(diagnostics: Iterable[Diagnostic]) -> list[dict[str, object]]:
 
 def render_json(diagnostics: Iterable[Diagnostic]) -> str:
     return json.dumps(to_json(diagnostics), indent=2, ensure_ascii=False) + "\n"
+
+
+def _printable(line: str) -> bool:
+    return all(c == "\t" or c >= " " for c in line)

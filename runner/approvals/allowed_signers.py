@@ -11,7 +11,8 @@ instead of being half understood):
 
 * principals are **exact** names, comma-separated; ``*``, ``?`` and ``!`` (OpenSSH patterns
   and negation) are refused, as are quoted principals and empty list entries;
-* ``namespaces="a,b"`` lists exact namespaces too (OpenSSH allows patterns there);
+* ``namespaces="a,b"`` lists exact namespaces too, without white space (OpenSSH allows
+  patterns there);
 * ``valid-after=``/``valid-before=`` take ``YYYYMMDD[HHMM[SS]]`` with a ``Z`` (or ``UTC``)
   suffix only. OpenSSH reads times without a suffix in the *local* time zone of whichever
   machine verifies; the same file would then mean different instants on different runners,

@@ -172,8 +172,8 @@ def _actions(workflow: Workflow, workspace: Path) -> Iterator[Diagnostic]:
         if step.uses and not action_path(workspace, step.uses).is_file():
             yield _error(
                 step.at("uses"),
-                f"action `{step.uses}` not found: expected {step.uses}/action.yml under "
-                f"{workspace}",
+                f"action `{step.uses}` not found: the repository has no "
+                f"{step.uses.removeprefix('./')}/action.yml",
                 "action",
             )
 

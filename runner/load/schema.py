@@ -158,7 +158,8 @@ def _message(path: Path, keyword: str, expected: Any, value: Any, schema: dict[s
     subject = _subject(path)
     if keyword == "type":
         kinds = expected if isinstance(expected, list) else [expected]
-        wanted = " or ".join(_TYPE_NAMES.get(k, k) for k in kinds)
+        names = [_TYPE_NAMES.get(k, k) for k in kinds]
+        wanted = names[-1] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
         return f"{subject} must be {wanted}, got {describe(value)}"
     if keyword == "enum":
         return f"{subject} must be one of {_quote_all(map(str, expected))}, got {describe(value)}"

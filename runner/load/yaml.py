@@ -109,9 +109,14 @@ def load_yaml(path: str, raw: bytes) -> Document:
         node = yaml.compose(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        problem = (exc.problem or "invalid YAML").strip()
+        if exc.context and exc.context_mark and (mark is None or mark.line >= len(lines)):
+            # "found unexpected end of stream": point at what was left open, not past the end
+            mark, problem = exc.context_mark, f"{exc.context.strip()}, {problem}"
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = (exc.problem or exc.context or "invalid YAML").strip()
         message = f"invalid YAML: {problem}"
+        if 0 < line <= len(lines) and lines[line - 1][column - 1 : column] == "\t":
+            message += "; YAML is indented with spaces, not tabs"
         raise LoadError([Diagnostic(Location(path, line, column), message, "syntax")]) from None
     except YAMLError as exc:
         message = f"invalid YAML: {str(exc).splitlines()[0]}"
