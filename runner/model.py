@@ -16,7 +16,6 @@ SourceName = Literal["server", "file", "prompt"]
 SOURCE_NAMES: tuple[SourceName, ...] = ("server", "file", "prompt")
 
 
-
 @dataclass(frozen=True)
 class Input:
     name: str

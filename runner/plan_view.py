@@ -16,9 +16,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "path": plan.workflow.path,
         "digest": plan.workflow.digest,
         "environment": plan.environment,
-        "inputs": {
-            k: (SECRET_MASK if k in secret_inputs else v) for k, v in plan.inputs.items()
-        },
+        "inputs": {k: (SECRET_MASK if k in secret_inputs else v) for k, v in plan.inputs.items()},
         "variables": [
             {"name": r.name, "value": r.shown(), "secret": r.secret, "origin": r.origin}
             for r in plan.variables.items

@@ -11,7 +11,7 @@ import urllib.request
 
 def probe(url: str) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - URL is the input
+        with urllib.request.urlopen(url, timeout=10) as response:
             return response.status, response.read(1_000_000).decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read(1_000_000).decode("utf-8", "replace")
@@ -34,8 +34,10 @@ def main() -> int:
             print(f"{url} answered {status} after {attempts} attempt(s)")
             break
         detail = (
-            f"status {status}" if status != expected else f"body does not contain {text!r}"
-        ) if status else f"no answer ({body})"
+            (f"status {status}" if status != expected else f"body does not contain {text!r}")
+            if status
+            else f"no answer ({body})"
+        )
         print(f"attempt {attempts}: {url}: {detail}")
         if time.monotonic() + interval > deadline:
             print(f"::error::{url} did not become healthy: {detail}")

@@ -58,8 +58,11 @@ def print_error(error: RunnerError) -> None:
     if isinstance(error, WorkflowError):
         from runner.diagnostics import render_text
 
-        click.echo(render_text(error.diagnostics, source_lines, color=_color(sys.stderr)), nl=False,
-                   err=True)
+        click.echo(
+            render_text(error.diagnostics, source_lines, color=_color(sys.stderr)),
+            nl=False,
+            err=True,
+        )
         return
     message = f"{error.location}: {error.message}" if error.location else error.message
     click.echo(f"error: {message}", err=True)

@@ -13,14 +13,34 @@ F = TypeVar("F", bound=Callable[..., Any])
 def deployment_options(func: F) -> F:
     """``--env``, ``--input``, ``--skip``, ``--format``: what every deployment command takes."""
     decorators = [
-        click.option("--env", "environment", required=True, metavar="ENV",
-                     help="The environment to deploy to."),
-        click.option("--input", "inputs", multiple=True, metavar="NAME=VALUE",
-                     help="A run input (repeatable)."),
-        click.option("--skip", "skip", multiple=True, metavar="STEP",
-                     help="Skip this step by id (not allowed for required or team steps)."),
-        click.option("--format", "output_format", type=click.Choice(["text", "json"]),
-                     default="text", help="Human-readable text or JSON."),
+        click.option(
+            "--env",
+            "environment",
+            required=True,
+            metavar="ENV",
+            help="The environment to deploy to.",
+        ),
+        click.option(
+            "--input",
+            "inputs",
+            multiple=True,
+            metavar="NAME=VALUE",
+            help="A run input (repeatable).",
+        ),
+        click.option(
+            "--skip",
+            "skip",
+            multiple=True,
+            metavar="STEP",
+            help="Skip this step by id (not allowed for required or team steps).",
+        ),
+        click.option(
+            "--format",
+            "output_format",
+            type=click.Choice(["text", "json"]),
+            default="text",
+            help="Human-readable text or JSON.",
+        ),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
@@ -30,10 +50,19 @@ def deployment_options(func: F) -> F:
 def dry_run_options(func: F) -> F:
     """``--assume`` and ``--field``: how a dry run decides manual steps."""
     decorators = [
-        click.option("--assume", type=click.Choice(["proceed", "abort"]), default="proceed",
-                     help="How the dry run decides manual steps."),
-        click.option("--field", "fields", multiple=True, metavar="NAME=VALUE",
-                     help="A simulated approver field value (repeatable)."),
+        click.option(
+            "--assume",
+            type=click.Choice(["proceed", "abort"]),
+            default="proceed",
+            help="How the dry run decides manual steps.",
+        ),
+        click.option(
+            "--field",
+            "fields",
+            multiple=True,
+            metavar="NAME=VALUE",
+            help="A simulated approver field value (repeatable).",
+        ),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)

@@ -61,8 +61,15 @@ def plan(
 ) -> int:
     """Show what a run would do in an environment, step by step, without running anything."""
     click.echo(
-        plan_text(file, environment, inputs, skip, assume=assume, fields=fields,
-                  output_format=output_format),
+        plan_text(
+            file,
+            environment,
+            inputs,
+            skip,
+            assume=assume,
+            fields=fields,
+            output_format=output_format,
+        ),
         nl=False,
     )
     return 0

@@ -36,8 +36,13 @@ def _color() -> bool:
 
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text",
-              help="Diagnostics as text (actionlint's format) or a JSON list.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    help="Diagnostics as text (actionlint's format) or a JSON list.",
+)
 def validate(files: tuple[str, ...], output_format: str) -> int:
     """Check workflow files: exit 0 when clean, 1 when there are problems, 2 on bad usage."""
     code, report = validate_files(list(files), output_format)

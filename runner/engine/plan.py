@@ -128,7 +128,13 @@ def make_plan(
         states[step.id] = state
     outcome = "success" if status is JobStatus.SUCCESS else "aborted"
     return Plan(
-        workflow, environment, run_id, inputs, variables, tuple(planned), outcome,
+        workflow,
+        environment,
+        run_id,
+        inputs,
+        variables,
+        tuple(planned),
+        outcome,
         tuple(variables.secrets()),
     )
 
@@ -187,9 +193,7 @@ def _approval_plan(
     )
 
 
-def _depends_on_run_time(
-    condition: str | bool | None, steps: set[str], names: set[str]
-) -> bool:
+def _depends_on_run_time(condition: str | bool | None, steps: set[str], names: set[str]) -> bool:
     """Whether a condition reads outputs that only a real run produces (script steps')."""
     if not isinstance(condition, str):
         return False

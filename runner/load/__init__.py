@@ -36,8 +36,9 @@ def check_file(path: str | Path, *, raw: bytes | None = None) -> Loaded:
         data = raw if raw is not None else Path(path).read_bytes()
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        return Loaded(shown, None, [Diagnostic(Location(shown, 1, 1), f"cannot read file: "
-                                               f"{reason}", "file")])
+        return Loaded(
+            shown, None, [Diagnostic(Location(shown, 1, 1), f"cannot read file: {reason}", "file")]
+        )
     try:
         doc = load_yaml(shown, data)
     except LoadError as exc:
@@ -45,8 +46,14 @@ def check_file(path: str | Path, *, raw: bytes | None = None) -> Loaded:
     workspace = find_workspace(Path(path))
     if not isinstance(doc.data, dict):
         message = "a workflow must be a YAML mapping with `name` and `steps`"
-        return Loaded(shown, None, [Diagnostic(doc.location(()), message, "schema")], doc.lines,
-                      doc, workspace)
+        return Loaded(
+            shown,
+            None,
+            [Diagnostic(doc.location(()), message, "schema")],
+            doc.lines,
+            doc,
+            workspace,
+        )
     problems = validate_document(doc)
     if problems:
         return Loaded(shown, None, problems, doc.lines, doc, workspace)

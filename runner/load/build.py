@@ -22,6 +22,7 @@ from runner.model import (
     ScopedValue,
     ServerSource,
     Step,
+    StepKind,
     Trust,
     Variable,
     Webhook,
@@ -185,7 +186,7 @@ def _manual(spec: dict[str, Any]) -> Manual:
 
 def _step(doc: Document, index: int, spec: dict[str, Any]) -> Step:
     path: Path = ("steps", index)
-    kind = "run" if "run" in spec else "uses" if "uses" in spec else "manual"
+    kind: StepKind = "run" if "run" in spec else "uses" if "uses" in spec else "manual"
     retry = spec.get("retry")
     return Step(
         id=spec["id"],

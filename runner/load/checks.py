@@ -90,23 +90,35 @@ def _environments(workflow: Workflow) -> Iterator[Diagnostic]:
 def _inputs(workflow: Workflow) -> Iterator[Diagnostic]:
     for spec in workflow.inputs.values():
         if spec.type == "choice" and not spec.options:
-            yield _error(spec.location, f"input `{spec.name}` is a choice but has no `options`",
-                         "input")
-        if spec.default is not None and spec.type == "choice" and str(spec.default) not in (
-            spec.options
+            yield _error(
+                spec.location, f"input `{spec.name}` is a choice but has no `options`", "input"
+            )
+        if (
+            spec.default is not None
+            and spec.type == "choice"
+            and str(spec.default) not in (spec.options)
         ):
-            yield _error(spec.location, f"the default of input `{spec.name}` is not one of its "
-                         "`options`", "input")
-        if spec.default is not None and spec.type == "number" and (
-            isinstance(spec.default, bool) or not isinstance(spec.default, (int, float))
+            yield _error(
+                spec.location,
+                f"the default of input `{spec.name}` is not one of its `options`",
+                "input",
+            )
+        if (
+            spec.default is not None
+            and spec.type == "number"
+            and (isinstance(spec.default, bool) or not isinstance(spec.default, (int, float)))
         ):
-            yield _error(spec.location, f"the default of input `{spec.name}` must be a number",
-                         "input")
-        if spec.default is not None and spec.type == "boolean" and not isinstance(
-            spec.default, bool
+            yield _error(
+                spec.location, f"the default of input `{spec.name}` must be a number", "input"
+            )
+        if (
+            spec.default is not None
+            and spec.type == "boolean"
+            and not isinstance(spec.default, bool)
         ):
-            yield _error(spec.location, f"the default of input `{spec.name}` must be true or "
-                         "false", "input")
+            yield _error(
+                spec.location, f"the default of input `{spec.name}` must be true or false", "input"
+            )
 
 
 def _manual_steps(workflow: Workflow) -> Iterator[Diagnostic]:
@@ -153,8 +165,11 @@ def _manual_steps(workflow: Workflow) -> Iterator[Diagnostic]:
                 try:
                     re.compile(spec.pattern)
                 except re.error as exc:
-                    yield _error(where, f"field `{spec.name}`: `pattern` is not a valid regular "
-                                 f"expression ({exc})", "approval")
+                    yield _error(
+                        where,
+                        f"field `{spec.name}`: `pattern` is not a valid regular expression ({exc})",
+                        "approval",
+                    )
         seen: set[str] = set()
         for spec in manual.fields:
             if spec.name in seen:

@@ -158,7 +158,7 @@ def _message(path: Path, keyword: str, expected: Any, value: Any, schema: dict[s
     subject = _subject(path)
     if keyword == "type":
         kinds = expected if isinstance(expected, list) else [expected]
-        names = [_TYPE_NAMES.get(k, k) for k in kinds]
+        names = [_TYPE_NAMES.get(str(k), str(k)) for k in kinds]
         wanted = names[-1] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
         return f"{subject} must be {wanted}, got {describe(value)}"
     if keyword == "enum":
@@ -169,8 +169,10 @@ def _message(path: Path, keyword: str, expected: Any, value: Any, schema: dict[s
         wanted = schema.get("x-expected", f"text matching {expected}")
         return f"{subject} must be {wanted}, got {describe(value)}"
     if keyword == "minItems":
-        return f"{subject} must not be empty" if expected == 1 else (
-            f"{subject} needs at least {expected} items"
+        return (
+            f"{subject} must not be empty"
+            if expected == 1
+            else (f"{subject} needs at least {expected} items")
         )
     if keyword == "minLength":
         return f"{subject} must not be empty"

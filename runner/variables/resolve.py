@@ -65,9 +65,7 @@ def resolve(
         chosen = select(variable, environment)
         if chosen is None:
             continue
-        origin = (
-            f"scoped to {environment}" if chosen.environments else "unscoped"
-        )
+        origin = f"scoped to {environment}" if chosen.environments else "unscoped"
         if chosen.from_env is not None:
             value = environ.get(chosen.from_env)
             items.append(

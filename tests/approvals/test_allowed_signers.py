@@ -6,7 +6,7 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ from runner.approvals import sshsig
 from runner.approvals.allowed_signers import (
     AllowedSigner,
     TrustFileError,
+    VerifiedSignature,
     find_key,
     parse_allowed_signers,
     parse_revoked_keys,
@@ -95,7 +96,7 @@ def approve(
     principal: str = "alice",
     revoked: frozenset[bytes] = frozenset(),
     at: datetime = NOW,
-) -> object:
+) -> VerifiedSignature:
     signers = parse_allowed_signers(allowed, source="allowed_signers")
     return verify_approval_signature(
         MESSAGE,
@@ -255,16 +256,10 @@ def test_find_key_bounds_are_inclusive_seconds(alice: Key, bob: Key) -> None:
     end = datetime(2030, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
     assert find_key(signers, "alice", alice.public, NS, start).line == 2
     assert find_key(signers, "alice", alice.public, NS, end).line == 2
-    other_zone = start.astimezone(timezone_plus(5))
+    other_zone = start.astimezone(timezone(timedelta(hours=5)))
     assert find_key(signers, "alice", alice.public, NS, other_zone).line == 2
     with pytest.raises(VerificationError, match="expired"):
         find_key(signers, "alice", alice.public, NS, end + timedelta(microseconds=1))
-
-
-def timezone_plus(hours: int) -> datetime.tzinfo:  # type: ignore[name-defined]
-    from datetime import timezone
-
-    return timezone(timedelta(hours=hours))
 
 
 def test_find_key_needs_aware_time(alice: Key, bob: Key) -> None:
@@ -310,12 +305,15 @@ def test_krl_refused(alice: Key, keydir: Path) -> None:
 def test_approval_verifies_like_ssh_keygen(alice: Key, alice_sig: bytes, keydir: Path) -> None:
     allowed = f'alice namespaces="{NS}" {alice.public.openssh}\n'
     result = approve(allowed, alice_sig)
-    assert ssh_keygen_verify(keydir, allowed, alice_sig).returncode == 0
-    ssh_out = ssh_keygen_verify(keydir, allowed, alice_sig).stdout
-    assert f"Good {NS!r}".replace("'", '"') in ssh_out
-    assert getattr(result, "fingerprint") in ssh_out  # noqa: B009 - keeps `approve` loosely typed
-    assert getattr(result, "principal") == "alice"  # noqa: B009
-    assert getattr(result, "key_type") == "ssh-ed25519"  # noqa: B009
+    ssh = ssh_keygen_verify(keydir, allowed, alice_sig)
+    assert ssh.returncode == 0, ssh.stderr
+    ssh_out = ssh.stdout
+    assert f'Good "{NS}" signature for alice' in ssh_out
+    assert result.fingerprint == alice.public.fingerprint
+    assert f"with ED25519 key {result.fingerprint}" in ssh_out
+    assert (result.principal, result.key_type, result.namespace) == ("alice", "ssh-ed25519", NS)
+    assert result.signer.line == 1
+    assert (result.sk_flags, result.sk_counter) == (None, None)
 
 
 def test_tampered_message_refused(alice: Key, alice_sig: bytes) -> None:
