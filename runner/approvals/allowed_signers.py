@@ -50,7 +50,7 @@ KRL_MAGIC = b"SSHKRL\n\0"
 
 _PATTERN_CHARS = frozenset("*?!")
 _WHITESPACE = " \t"
-_TIME_RE = re.compile(r"(\d{8}|\d{12}|\d{14})(?:Z|UTC)?", re.IGNORECASE)
+_TIME_RE = re.compile(r"(\d{8}|\d{12}|\d{14})(?:Z|UTC)?", re.IGNORECASE | re.ASCII)
 
 
 class TrustFileError(VerificationError):
@@ -210,25 +210,25 @@ class _Options:
     valid_before: datetime | None = None
 
 
+def _option_at(opts: str, pos: int, word: str) -> bool:
+    """Whether ``word`` starts at ``pos``, ignoring case as OpenSSH's ``opt_match`` does
+    (``strncasecmp``), in ASCII only: ``str.lower()`` would map e.g. the Kelvin sign to k."""
+    chunk = opts[pos : pos + len(word)]
+    return chunk.isascii() and chunk.lower() == word
+
+
 def _parse_options(opts: str) -> _Options:
     """``sshsigopt_parse``, restricted as the module docstring says."""
     result = _Options()
     seen: set[str] = set()
     pos = 0
     while True:
-        lowered = opts[pos:].lower()
-        if lowered.startswith("cert-authority") and lowered[14:15] in ("", ","):
+        if _option_at(opts, pos, "cert-authority") and opts[pos + 14 : pos + 15] in ("", ","):
             raise ValueError(
                 "cert-authority is not supported: certificates are not accepted for approvals"
             )
-        name = next(
-            (
-                n
-                for n in ("namespaces", "valid-after", "valid-before")
-                if lowered.startswith(n + "=")
-            ),
-            None,
-        )
+        names = ("namespaces", "valid-after", "valid-before")
+        name = next((n for n in names if _option_at(opts, pos, n + "=")), None)
         if name is None:
             shown = opts[pos:].split(",", 1)[0]
             raise ValueError(f"unknown option {shown!r}")

@@ -3,8 +3,8 @@
 The format is openssh-portable ``PROTOCOL.sshsig``; the checks follow ``sshsig.c``
 (``sshsig_dearmor``, ``sshsig_wrap_verify``) and are stricter where OpenSSH is lenient:
 
-* armour: header at the very start, base64 lines, footer, at most one newline after it
-  (OpenSSH ignores anything after the footer; we refuse it);
+* armour: header at the very start, canonical base64 lines, footer, at most one newline
+  after it, LF line ends only (OpenSSH ignores anything after the footer; we refuse it);
 * version exactly 1 (OpenSSH accepts any version <= 1, i.e. also 0);
 * hash algorithm ``sha256`` or ``sha512`` (the same list as OpenSSH's ``HASHALG_ALLOWED``;
   the ``sshsig`` PyPI package also takes md5 and sha1, which is why this module exists);
@@ -96,8 +96,11 @@ def armor(blob: bytes) -> bytes:
 
 def dearmor(armored: bytes | str) -> bytes:
     """The SSHSIG blob inside an armoured signature, refusing anything around or inside it
-    that ``ssh-keygen -Y sign`` would not have written (CRLF line ends are tolerated, as
-    ``sshsig_dearmor`` does since OpenSSH 8.x, because git may convert them)."""
+    that ``ssh-keygen -Y sign`` would not have written.
+
+    CRLF line ends are refused: only recent ``sshsig_dearmor`` versions accept them (OpenSSH
+    9.2 does not), and a signature must not verify here yet fail with the approver's tools.
+    """
     if isinstance(armored, bytes):
         try:
             text = armored.decode("ascii")
@@ -107,10 +110,13 @@ def dearmor(armored: bytes | str) -> bytes:
         text = armored
     if not text.startswith(BEGIN):
         raise VerificationError(f"signature does not start with {BEGIN!r}")
+    if "\r" in text:
+        raise VerificationError(
+            "signature has CRLF line ends", hint="convert it to LF line ends (git autocrlf?)"
+        )
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # one newline after the footer is normal
-    lines = [line[:-1] if line.endswith("\r") else line for line in lines]
     if len(lines) < 3 or lines[0] != BEGIN:
         raise VerificationError("signature armour is malformed (no body or footer)")
     try:

@@ -140,6 +140,24 @@ def test_parse_lines_comments_and_options(alice: Key, bob: Key) -> None:
     assert str(second.location) == "team/allowed_signers:4:1"
 
 
+def test_ssh_keygen_parses_what_we_parse(alice: Key, bob: Key, tmp_path: Path) -> None:
+    text = (
+        "# team approvers\n\n"
+        f"alice@example.com,alice {alice.public.openssh} alice's laptop\n"
+        f'   bob NAMESPACES="{NS},git",Valid-After="20300101Z" {bob.public.openssh}\r\n'
+        f'carol valid-before="203001020304UTC" {bob.public.openssh}\n'
+        f'dave valid-after="20300101000000z",namespaces="a\\"b" {bob.public.openssh}'
+    )
+    path = tmp_path / "allowed_signers"
+    path.write_text(text)
+    for signer in parse_allowed_signers(text, source=str(path)):
+        for principal in signer.principals:
+            argv = ["ssh-keygen", "-Y", "match-principals", "-I", principal, "-f", str(path)]
+            result = subprocess.run(argv, capture_output=True, text=True)
+            assert result.returncode == 0, result.stderr
+            assert principal in result.stdout.split("\n")[0].split(",")
+
+
 def test_quoted_namespace_with_escaped_quote(alice: Key) -> None:
     (signer,) = parse_allowed_signers(
         f'alice namespaces="a\\"b,c" {alice.public.openssh}', source="s"
@@ -175,6 +193,8 @@ def test_wildcard_principals_refused(alice: Key, principal: str) -> None:
         ('valid-after="2030010"', "expected YYYYMMDD"),
         ('valid-after="20301301Z"', "not a valid date"),
         ('valid-after="19700101Z"', "after 1970"),
+        ('valid-after="\u0662\u0660\u0663\u0660\u0660\u0661\u0660\u0661Z"', "expected YYYYMMDD"),
+        ('VALİD-after="20300101Z"', "unknown option"),
         ("valid-after=20300101Z", "must be quoted"),
         ('namespaces="a', "unterminated quote"),
         ('namespaces="*"', "only exact namespaces"),
@@ -203,7 +223,7 @@ def test_bad_lines(alice: Key) -> None:
         f"alice ssh-ed25519 {b64}x": "not valid base64",
         f"alice ssh-rsa {b64}": "labelled ssh-rsa but its blob holds ssh-ed25519",
         f"alice ssh-ed25519-cert-v01@openssh.com {b64}": "certificate key type",
-        f"alice namespaces=\"x\" ssh-foo {b64}": "expected a key type, found 'ssh-foo'",
+        f'alice namespaces="x" ssh-foo {b64}': "expected a key type, found 'ssh-foo'",
         f'"alice smith" ssh-ed25519 {b64}': "quoted principals",
         f"alice,,bob ssh-ed25519 {b64}": "empty principal",
         "alice ssh-ed25519": "no base64 data",
@@ -237,7 +257,9 @@ def test_find_key_reasons(alice: Key, bob: Key) -> None:
     signers = signers_for(alice, bob)
     with pytest.raises(VerificationError, match="principal 'carol' is not in the allowed"):
         find_key(signers, "carol", alice.public, NS, NOW)
-    with pytest.raises(VerificationError, match=re.escape(f"key {bob.public.fingerprint} is not allowed")):
+    with pytest.raises(
+        VerificationError, match=re.escape(f"key {bob.public.fingerprint} is not allowed")
+    ):
         find_key(signers, "alice", bob.public, NS, NOW)
     late = datetime(2031, 1, 1, tzinfo=UTC)
     with pytest.raises(VerificationError) as info:
@@ -341,13 +363,17 @@ def test_untrusted_key(alice: Key, bob: Key, alice_sig: bytes, keydir: Path) -> 
 def test_revoked_key(alice: Key, alice_sig: bytes, keydir: Path) -> None:
     allowed = f"alice {alice.public.openssh}\n"
     revoked_text = f"{alice.public.openssh} stolen\n"
-    with pytest.raises(VerificationError, match=re.escape(f"key {alice.public.fingerprint} is revoked")):
+    with pytest.raises(
+        VerificationError, match=re.escape(f"key {alice.public.fingerprint} is revoked")
+    ):
         approve(allowed, alice_sig, revoked=parse_revoked_keys(revoked_text))
     assert ssh_keygen_verify(keydir, allowed, alice_sig, revoked=revoked_text).returncode != 0
     # ... and an unrelated revocation changes nothing, for either verifier.
     other = keygen(keydir, "other")
     approve(allowed, alice_sig, revoked=parse_revoked_keys(other.public.openssh))
-    assert ssh_keygen_verify(keydir, allowed, alice_sig, revoked=other.public.openssh).returncode == 0
+    assert (
+        ssh_keygen_verify(keydir, allowed, alice_sig, revoked=other.public.openssh).returncode == 0
+    )
 
 
 @pytest.mark.parametrize(
@@ -375,9 +401,7 @@ def test_validity_window_like_ssh_keygen(
         assert ssh_rc != 0
 
 
-def test_namespace_not_allowed_like_ssh_keygen(
-    alice: Key, alice_sig: bytes, keydir: Path
-) -> None:
+def test_namespace_not_allowed_like_ssh_keygen(alice: Key, alice_sig: bytes, keydir: Path) -> None:
     allowed = f'alice namespaces="git,file" {alice.public.openssh}\n'
     with pytest.raises(VerificationError, match="not allowed for this key"):
         approve(allowed, alice_sig)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -130,9 +131,11 @@ def test_fingerprint_matches_ssh_keygen(alice: Key) -> None:
     assert out.split()[1] == alice.public.fingerprint
 
 
-def test_crlf_armour_is_accepted(alice: Key, alice_sig: bytes) -> None:
+def test_crlf_armour_is_refused(alice: Key, alice_sig: bytes) -> None:
+    # OpenSSH 9.2's sshsig_dearmor refuses it too; later versions accept it.
     crlf = alice_sig.replace(b"\n", b"\r\n")
-    sshsig.verify(MESSAGE, crlf, namespace=NS, public_key=alice.public)
+    with pytest.raises(VerificationError, match="CRLF"):
+        sshsig.verify(MESSAGE, crlf, namespace=NS, public_key=alice.public)
 
 
 def test_accepts_str_armour(alice: Key, alice_sig: bytes) -> None:
@@ -143,7 +146,7 @@ def test_accepts_str_armour(alice: Key, alice_sig: bytes) -> None:
 
 
 def test_tampered_message(alice: Key, alice_sig: bytes) -> None:
-    with pytest.raises(VerificationError, match="^signature does not match$"):
+    with pytest.raises(VerificationError, match=r"^signature does not match$"):
         sshsig.verify(MESSAGE + b"!", alice_sig, namespace=NS, public_key=alice.public)
 
 
@@ -198,7 +201,9 @@ def test_other_key_types_refused(keydir: Path, key_type: str) -> None:
 def test_certificate_key_type_refused(alice: Key, alice_sig: bytes) -> None:
     cert_blob = ssh_string("ssh-ed25519-cert-v01@openssh.com") + ssh_string(b"x" * 40)
     forged = reencode(alice_sig, public_key_blob=cert_blob)
-    with pytest.raises(VerificationError, match="key type ssh-ed25519-cert-v01@openssh.com"):
+    with pytest.raises(
+        VerificationError, match=re.escape("key type ssh-ed25519-cert-v01@openssh.com")
+    ):
         sshsig.verify(MESSAGE, forged, namespace=NS, public_key=alice.public)
 
 
