@@ -22,6 +22,7 @@ COMMANDS = {
     "validate": "runner.cli.validate:validate",
     "plan": "runner.cli.plan:plan",
     "expr": "runner.cli.expr:expr",
+    "run": "runner.cli.run:run",
 }
 
 

@@ -1,0 +1,178 @@
+"""The ``prompt`` source: the person at the terminal decides, for local runs.
+
+It asks on the controlling terminal in a thread of its own, so other sources of the step keep
+being polled meanwhile. It refuses to start when stdin is not a terminal or the runner is in CI:
+there nobody is at the keyboard, and a piped "yes" must never approve a deployment.
+"""
+
+from __future__ import annotations
+
+import getpass
+import re
+import sys
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TextIO
+
+from runner.approvals.request import FieldSpec, Interruption, Submission
+from runner.errors import ApprovalError
+
+CI_VARIABLES = ("CI", "GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "JENKINS_URL", "TF_BUILD")
+
+
+def in_ci(environ: Mapping[str, str]) -> str | None:
+    for name in CI_VARIABLES:
+        value = environ.get(name, "")
+        if value and value.lower() not in ("0", "false"):
+            return name
+    return None
+
+
+class PromptSource:
+    name = "prompt"
+    interval = 0.2
+
+    def __init__(
+        self,
+        *,
+        environ: Mapping[str, str],
+        stdin: TextIO | None = None,
+        stdout: TextIO | None = None,
+        user: str | None = None,
+        **_: object,
+    ) -> None:
+        self.environ = environ
+        self.stdin = stdin or sys.stdin
+        self.stdout = stdout or sys.stderr
+        self.user = user or local_user()
+        self._result: Submission | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._error: ApprovalError | None = None
+
+    def register(self, request: Interruption) -> None:
+        ci = in_ci(self.environ)
+        if ci:
+            raise ApprovalError(
+                f"the prompt source cannot be used in CI (${ci} is set)",
+                hint="approve with a signed file (`file` source) or the approval server",
+            )
+        if not self.stdin.isatty():
+            raise ApprovalError(
+                "the prompt source needs a terminal, but stdin is not one",
+                hint="run on a terminal, or approve through the `file` or `server` source",
+            )
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._ask, args=(request,), daemon=True)
+            self._thread.start()
+
+    def poll(self, request: Interruption) -> list[Submission]:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        return [self._result] if self._result else []
+
+    def cancel(self, request: Interruption, reason: str) -> None:
+        self._stop.set()
+
+    def instructions(self, request: Interruption) -> list[str]:
+        return [f"answer the prompt on this terminal (as {self.user})"]
+
+    # -- the conversation --------------------------------------------------------------------
+
+    def _say(self, text: str) -> None:
+        self.stdout.write(text)
+        self.stdout.flush()
+
+    def _read(self, question: str) -> str:
+        self._say(question)
+        line = self.stdin.readline()
+        if not line:
+            raise EOFError
+        return line.rstrip("\n")
+
+    def _ask(self, request: Interruption) -> None:
+        try:
+            self._conversation(request)
+        except EOFError:
+            self._error = ApprovalError("the terminal closed before a decision was given")
+        except Exception as exc:  # keep the waiting loop alive; report through poll
+            self._error = ApprovalError(f"the prompt failed: {exc}")
+
+    def _conversation(self, request: Interruption) -> None:
+        self._say(f"\nManual intervention: {request.title}\n")
+        if request.instructions.strip():
+            self._say("\n" + request.instructions.rstrip() + "\n\n")
+        self._say(f"Deploying {request.workflow} to {request.environment}")
+        if request.commit:
+            self._say(f" at commit {request.commit[:12]}")
+        self._say(f"; digest {request.digest[:12]}\n")
+        if request.following_steps:
+            self._say(f"Steps that follow: {', '.join(request.following_steps)}\n")
+        self._say(f"You are {self.user}.\n")
+        while not self._stop.is_set():
+            answer = self._read("Proceed or abort? [p/a] ").strip().lower()
+            if answer in ("p", "proceed", "a", "abort"):
+                break
+            self._say("Please answer p (proceed) or a (abort).\n")
+        else:
+            return
+        result = "proceed" if answer.startswith("p") else "abort"
+        notes = self._read("Notes: ").strip()
+        while result == "abort" and not notes:
+            notes = self._read("Notes are required to abort. Notes: ").strip()
+        values: dict[str, str] = {}
+        if result == "proceed":
+            for spec in request.fields:
+                values[spec.name] = self._field(spec)
+        stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        self._result = Submission(
+            source="prompt",
+            result=result,
+            who=self.user,
+            who_kind="login",
+            notes=notes,
+            fields={k: v for k, v in values.items() if v != ""},
+            submitted_at=stamp,
+            evidence={"terminal": True, "user": self.user},
+            key=f"prompt:{request.id}:{stamp}",
+        )
+
+    def _field(self, spec: FieldSpec) -> str:
+        label = spec.label or spec.name
+        hints = []
+        if spec.type == "choice":
+            hints.append("/".join(spec.options))
+        elif spec.type == "boolean":
+            hints.append("true/false")
+        if spec.pattern:
+            hints.append(f"matching {spec.pattern}")
+        hints.append("required" if spec.required else "optional")
+        while True:
+            value = self._read(f"{label} ({', '.join(hints)}): ").strip()
+            if not value and not spec.required:
+                return ""
+            problem = _field_problem(spec, value)
+            if problem is None:
+                return value.lower() if spec.type == "boolean" else value
+            self._say(f"  {problem}\n")
+
+
+def _field_problem(spec: FieldSpec, value: str) -> str | None:
+    if not value:
+        return "a value is required"
+    if spec.type == "boolean" and value.lower() not in ("true", "false"):
+        return "answer true or false"
+    if spec.type == "choice" and value not in spec.options:
+        return f"choose one of {', '.join(spec.options)}"
+    if spec.pattern and not re.fullmatch(spec.pattern, value):
+        return f"must match {spec.pattern}"
+    return None
+
+
+def local_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

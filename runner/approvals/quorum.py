@@ -1,0 +1,145 @@
+"""Judging submissions against a manual step's rules. Pure.
+
+Rules: only people in the people-and-teams file; with ``teams``, only their members; with
+``prevent-self-approval``, never the person who started the run; fields must validate; a person
+counts once, whatever the number of sources or submissions; any valid abort aborts; ``require``
+needs that many *distinct* people from each team, one person filling one team's place (a
+bipartite matching, so that a person in two teams cannot count twice).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from runner.approvals.identity import Directory, Person, eligible
+from runner.approvals.request import FieldSpec, Interruption, Submission
+
+
+@dataclass(frozen=True)
+class Accepted:
+    submission: Submission
+    person: Person
+
+
+@dataclass(frozen=True)
+class Refused:
+    submission: Submission
+    reason: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    state: str  # "waiting" | "approved" | "aborted"
+    accepted: tuple[Accepted, ...] = ()
+    refused: tuple[Refused, ...] = ()
+    #: the decision that settled it: the last approver toward the quorum, or the abort
+    deciding: Accepted | None = None
+    #: for each team of the quorum, how many distinct people count so far
+    progress: tuple[tuple[str, int, int], ...] = field(default=())
+
+
+def identify(directory: Directory, submission: Submission) -> Person | None:
+    if submission.who_kind == "principal":
+        return directory.by_principal(submission.who)
+    if submission.who_kind == "login":
+        return directory.by_login(submission.who)
+    return directory.by_username(submission.who)
+
+
+def check_fields(specs: Sequence[FieldSpec], values: dict[str, str], result: str) -> str | None:
+    """Why the field values are not acceptable, or None. Aborts need no fields."""
+    known = {s.name for s in specs}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        return f"unknown field {unknown[0]!r}"
+    if result == "abort":
+        return None
+    for spec in specs:
+        value = values.get(spec.name, "")
+        if not value:
+            if spec.required:
+                return f"field {spec.name!r} is required"
+            continue
+        if spec.type == "boolean" and value.lower() not in ("true", "false"):
+            return f"field {spec.name!r} must be true or false, got {value!r}"
+        if spec.type == "choice" and value not in spec.options:
+            return f"field {spec.name!r} must be one of {', '.join(spec.options)}, got {value!r}"
+        if spec.pattern and not re.fullmatch(spec.pattern, value):
+            return f"field {spec.name!r} does not match {spec.pattern}, got {value!r}"
+    return None
+
+
+def judge(
+    request: Interruption,
+    submissions: Iterable[Submission],
+    directory: Directory,
+    started_by: Person | None,
+) -> Verdict:
+    """Who counts, who is refused and why, and whether the step is decided."""
+    accepted: list[Accepted] = []
+    refused: list[Refused] = []
+    counted: set[str] = set()
+    for submission in submissions:
+        person = identify(directory, submission)
+        reason = None
+        if person is None:
+            reason = f"{submission.who_kind} {submission.who!r} is not in the people file"
+        elif not eligible(directory, person, request.teams):
+            reason = f"{person.username} is not in team {' or '.join(request.teams)}"
+        elif (
+            request.prevent_self_approval
+            and started_by is not None
+            and person.username == started_by.username
+        ):
+            reason = f"{person.username} started this run and may not approve it"
+        else:
+            reason = check_fields(request.fields, submission.fields, submission.result)
+        if reason is None and person is not None and person.username in counted:
+            if submission.result != "abort":
+                reason = f"{person.username} already counted toward this step"
+        if reason is not None:
+            refused.append(Refused(submission, f"{_who(submission)}: {reason}"))
+            continue
+        assert person is not None
+        if submission.result == "abort":
+            abort = Accepted(submission, person)
+            return Verdict("aborted", (*accepted, abort), tuple(refused), abort)
+        counted.add(person.username)
+        accepted.append(Accepted(submission, person))
+    met, progress = _quorum_met(request, directory, [a.person for a in accepted])
+    if met and accepted:
+        return Verdict("approved", tuple(accepted), tuple(refused), accepted[-1], progress)
+    return Verdict("waiting", tuple(accepted), tuple(refused), None, progress)
+
+
+def _who(submission: Submission) -> str:
+    return f"{submission.result} by {submission.who} via {submission.source}"
+
+
+def _quorum_met(
+    request: Interruption, directory: Directory, people: list[Person]
+) -> tuple[bool, tuple[tuple[str, int, int], ...]]:
+    if not request.quorum:
+        return bool(people), ()
+    slots = [team for team, count in request.quorum for _ in range(count)]
+    match: dict[int, int] = {}  # slot -> person index
+
+    def augment(person: int, seen: set[int]) -> bool:
+        for slot, team in enumerate(slots):
+            if slot in seen or people[person].username not in directory.members(team):
+                continue
+            seen.add(slot)
+            if slot not in match or augment(match[slot], seen):
+                match[slot] = person
+                return True
+        return False
+
+    for index in range(len(people)):
+        augment(index, set())
+    progress = []
+    for team, count in request.quorum:
+        filled = sum(1 for slot, t in enumerate(slots) if t == team and slot in match)
+        progress.append((team, filled, count))
+    return len(match) == len(slots), tuple(progress)

@@ -1,0 +1,82 @@
+"""An interruption (what a manual step asks, and about what) and the submissions people make."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Result = Literal["proceed", "abort"]
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    type: str
+    label: str = ""
+    required: bool = False
+    pattern: str | None = None
+    options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Interruption:
+    """A manual step waiting for people: the request every source shows, and what it binds."""
+
+    id: str
+    run_id: str
+    step_id: str
+    step_name: str
+    title: str
+    instructions: str
+    teams: tuple[str, ...]
+    quorum: tuple[tuple[str, int], ...]
+    fields: tuple[FieldSpec, ...]
+    created: str
+    deadline: str | None
+    environment: str
+    workflow: str
+    digest: str
+    commit: str | None
+    inputs: dict[str, Any]
+    following_steps: tuple[str, ...]
+    started_by: str
+    prevent_self_approval: bool
+    sources: tuple[str, ...]
+    #: when the run started: approvals issued before it are refused
+    run_started: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Interruption:
+        values = dict(data)
+        values["teams"] = tuple(values.get("teams", ()))
+        values["quorum"] = tuple(tuple(q) for q in values.get("quorum", ()))
+        values["fields"] = tuple(FieldSpec(**{**f, "options": tuple(f.get("options", ()))})
+                                 for f in values.get("fields", ()))
+        values["following_steps"] = tuple(values.get("following_steps", ()))
+        values["sources"] = tuple(values.get("sources", ()))
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A decision as a source reports it, before the runner judges it.
+
+    ``who`` is how the source names the person (``kind`` says which name: a username at the
+    prompt or on the server, an SSH principal for signed files); the runner matches it through
+    the people-and-teams file.
+    """
+
+    source: str
+    result: Result
+    who: str
+    who_kind: Literal["username", "principal", "login"]
+    notes: str = ""
+    fields: dict[str, str] = field(default_factory=dict)
+    submitted_at: str = ""
+    #: what the source can show later to re-verify the decision (file, signature, server id)
+    evidence: dict[str, Any] = field(default_factory=dict)
+    #: a stable key so the same submission seen twice counts once
+    key: str = ""

@@ -1,0 +1,73 @@
+"""Waiting at a manual step: poll the sources together until the quorum is met, someone aborts,
+or the deadline passes. The clock and sleep are injected, so tests run in no time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from runner.approvals.identity import Directory, Person
+from runner.approvals.quorum import Refused, Verdict, judge
+from runner.approvals.request import Interruption, Submission
+from runner.approvals.source import ApprovalSource
+from runner.errors import RunnerError
+
+
+@dataclass(frozen=True)
+class WaitOutcome:
+    state: str  # approved | aborted | timed-out | detached
+    verdict: Verdict
+    submissions: tuple[Submission, ...]
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def wait_for_decision(
+    request: Interruption,
+    sources: Sequence[ApprovalSource],
+    directory: Directory,
+    started_by: Person | None,
+    *,
+    now: Callable[[], datetime],
+    sleep: Callable[[float], None],
+    on_status: Callable[[Verdict, float | None], None],
+    on_refused: Callable[[Refused], None],
+    on_source_error: Callable[[str, RunnerError], None],
+    known: Sequence[Submission] = (),
+    detach: bool = False,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> WaitOutcome:
+    """Poll until decided; ``known`` are submissions recorded before (a resumed run)."""
+    seen: dict[str, Submission] = {s.key: s for s in known if s.key}
+    reported: set[str] = set()
+    deadline = parse_time(request.deadline) if request.deadline else None
+    interval = min((s.interval for s in sources), default=1.0)
+    while True:
+        for source in sources:
+            try:
+                for submission in source.poll(request):
+                    seen.setdefault(submission.key or repr(submission), submission)
+            except RunnerError as exc:
+                on_source_error(source.name, exc)
+        ordered = sorted(seen.values(), key=lambda s: (s.submitted_at, s.key))
+        verdict = judge(request, ordered, directory, started_by)
+        for refusal in verdict.refused:
+            key = refusal.submission.key or repr(refusal.submission)
+            if key not in reported:
+                reported.add(key)
+                on_refused(refusal)
+        if verdict.state in ("approved", "aborted"):
+            return WaitOutcome(verdict.state, verdict, tuple(ordered))
+        current = now()
+        remaining = (deadline - current).total_seconds() if deadline else None
+        if remaining is not None and remaining <= 0:
+            return WaitOutcome("timed-out", verdict, tuple(ordered))
+        if detach:
+            return WaitOutcome("detached", verdict, tuple(ordered))
+        if cancelled():
+            return WaitOutcome("cancelled", verdict, tuple(ordered))
+        on_status(verdict, remaining)
+        sleep(min(interval, remaining) if remaining is not None else interval)

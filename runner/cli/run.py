@@ -1,0 +1,76 @@
+"""``runner run FILE --env ENV``: run a deployment."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from runner.cli.options import deployment_options, dry_run_options
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@deployment_options
+@dry_run_options
+@click.option("--run-id", help="The run's id (default: from the CI's run id, else generated).")
+@click.option("--state-dir", help="Where run records live (default: $RUNNER_STATE_DIR or .runner).")
+@click.option("--dry-run", is_flag=True, help="Show the plan and run nothing (as `runner plan`).")
+@click.option("--detach-on-wait", is_flag=True,
+              help="At a manual step, record the run and exit 75 instead of waiting.")
+def run(
+    file: str,
+    environment: str,
+    inputs: tuple[str, ...],
+    skip: tuple[str, ...],
+    output_format: str,
+    assume: str,
+    fields: tuple[str, ...],
+    run_id: str | None,
+    state_dir: str | None,
+    dry_run: bool,
+    detach_on_wait: bool,
+) -> int:
+    """Run a deployment in an environment. Exit codes are listed in `runner --help`."""
+    if dry_run:
+        from runner.cli.plan import plan_text
+
+        click.echo(plan_text(file, environment, inputs, skip, assume=assume, fields=fields,
+                             output_format=output_format), nl=False)
+        return 0
+    return run_workflow(file, environment, inputs, skip, output_format=output_format,
+                        run_id=run_id, state_dir=state_dir, detach_on_wait=detach_on_wait)
+
+
+def run_workflow(
+    file: str,
+    environment: str,
+    inputs: tuple[str, ...] = (),
+    skip: tuple[str, ...] = (),
+    *,
+    output_format: str = "text",
+    run_id: str | None = None,
+    state_dir: str | None = None,
+    detach_on_wait: bool = False,
+) -> int:
+    """Run ``file`` and return the exit code."""
+    from runner.engine import session
+    from runner.logs.choose import choose_log
+    from runner.prepare import prepare
+
+    environ = dict(os.environ)
+    prepared = prepare(file, environment, inputs, skip, environ)
+    log = choose_log(output_format, environ)
+    request = session.RunRequest(
+        prepared=prepared,
+        run_id=run_id,
+        state_dir=session.state_dir(state_dir, environ),
+        log=log,
+        environ=environ,
+        options={"detach_on_wait": detach_on_wait},
+    )
+    run = session.start_run(request)
+    with session.cancellation(run):
+        code = run.execute()
+    session.export_outputs(run, environ)
+    return code

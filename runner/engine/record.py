@@ -1,0 +1,169 @@
+"""The run record: the whole state of a run, saved so that it can be reloaded and resumed.
+
+The engine is a state machine over this record. It is written atomically at each step boundary (a
+temporary file in the same folder, renamed over the old one, so a killed runner leaves either the
+old record or the new one, never half of one) and fsynced, file and folder, where it must survive
+the machine: at manual steps and at the end of the run.
+
+Secrets never reach it: secret outputs are stored as names only, secret inputs as ``***``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+FORMAT_VERSION = 1
+
+#: step states; ``waiting`` only for manual steps, ``interrupted`` for a step that was running
+#: when its runner died
+STEP_STATES = (
+    "pending",
+    "running",
+    "waiting",
+    "success",
+    "failure",
+    "skipped",
+    "cancelled",
+    "interrupted",
+)
+#: run states; every one but ``running`` and ``waiting`` is final
+RUN_STATES = ("running", "waiting", "success", "failure", "aborted", "timed-out", "cancelled")
+
+
+@dataclass
+class StepRecord:
+    id: str
+    name: str
+    status: str = "pending"
+    outcome: str = ""
+    conclusion: str = ""
+    reason: str = ""
+    started_at: str | None = None
+    finished_at: str | None = None
+    attempts: int = 0
+    exit_code: int | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+    #: names of outputs that were secret: their values are never stored
+    secret_outputs: list[str] = field(default_factory=list)
+    #: Octopus output variables (``Manual.Notes`` ...), secret ones left out as above
+    octopus: dict[str, str] = field(default_factory=dict)
+    #: for manual steps: the interruption and every decision, with its evidence
+    approval: dict[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    workflow_path: str
+    workflow_name: str
+    digest: str
+    environment: str
+    #: sha256 of the workflow file and of each action it uses, to refuse a changed resume
+    files: dict[str, str] = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)
+    started_by: dict[str, str] = field(default_factory=dict)
+    started_at: str = ""
+    finished_at: str | None = None
+    status: str = "running"
+    exit_code: int | None = None
+    job_status: str = "success"
+    error: dict[str, str] | None = None
+    #: environment variables set by steps through ``RUNNER_ENV`` (non-secret), and path entries
+    env: dict[str, str] = field(default_factory=dict)
+    path: list[str] = field(default_factory=list)
+    #: the source commit being deployed, where git knows it
+    commit: str | None = None
+    host: str = ""
+    pid: int | None = None
+    steps: list[StepRecord] = field(default_factory=list)
+    version: int = FORMAT_VERSION
+
+    def step(self, step_id: str) -> StepRecord:
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        raise KeyError(step_id)
+
+    @property
+    def finished(self) -> bool:
+        return self.status not in ("running", "waiting")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, ensure_ascii=False, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> RunRecord:
+        data = json.loads(text)
+        if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
+            raise ValueError(f"not a run record of format {FORMAT_VERSION}")
+        known = {f.name for f in fields(StepRecord)}
+        steps = [StepRecord(**{k: v for k, v in s.items() if k in known}) for s in data["steps"]]
+        own = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in own and k != "steps"}
+        return cls(steps=steps, **values)
+
+
+class RecordStore:
+    """Run records as ``<state-dir>/runs/<run-id>/record.json``."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.runs = state_dir / "runs"
+
+    def folder(self, run_id: str) -> Path:
+        return self.runs / run_id
+
+    def path(self, run_id: str) -> Path:
+        return self.folder(run_id) / "record.json"
+
+    def exists(self, run_id: str) -> bool:
+        return self.path(run_id).is_file()
+
+    def save(self, record: RunRecord, *, durable: bool = False) -> None:
+        """Replace the record atomically; with ``durable``, make it survive a power loss."""
+        folder = self.folder(record.run_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.path(record.run_id), record.to_json().encode("utf-8"), durable=durable)
+
+    def load(self, run_id: str) -> RunRecord:
+        return RunRecord.from_json(self.path(run_id).read_text(encoding="utf-8"))
+
+    def list(self) -> Iterator[RunRecord]:
+        if not self.runs.is_dir():
+            return
+        for folder in sorted(self.runs.iterdir()):
+            try:
+                yield self.load(folder.name)
+            except (OSError, ValueError, TypeError, KeyError):
+                continue
+
+
+def write_atomic(path: Path, data: bytes, *, durable: bool) -> None:
+    """Write ``data`` to a temporary file beside ``path`` and rename it over ``path``."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            if durable:
+                out.flush()
+                os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+    if durable:
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)

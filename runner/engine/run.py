@@ -1,0 +1,423 @@
+"""The engine: a state machine over the run record.
+
+Each step goes ``pending -> running -> success|failure|cancelled`` or ``pending -> skipped``;
+manual steps pass through ``waiting``. The record is saved at every boundary, so a run can be
+reloaded and resumed from it; everything the engine needs to go on (outputs, job status, the
+deployment error, environment set by steps) lives in the record, except secret values, which are
+never stored and are read again from the environment on resume.
+
+Effects come in through the constructor: the clock, the step kinds, the approval wait, the log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from runner.engine.conditions import Decision, JobStatus, evaluate_condition, scope_decision
+from runner.engine.contexts import (
+    Identity,
+    RunFacts,
+    StepState,
+    expression_contexts,
+    system_variables,
+)
+from runner.engine.masking import Masker
+from runner.engine.record import RecordStore, RunRecord, StepRecord
+from runner.engine.render import render_text
+from runner.errors import ExitCode, ExpressionError, RunnerError
+from runner.logs.base import BaseLog
+from runner.model import Step, Workflow
+from runner.process import ProcessGroups
+from runner.steps.base import StepContext, StepKind, StepResult
+from runner.variables.resolve import SECRET_MASK, VariableSet
+
+#: steps started together by ``start: with-previous`` run at most this many at once
+MAX_PARALLEL = 8
+
+
+class Detached(Exception):
+    """Raised by a manual step to stop the run while it waits (``--detach-on-wait``)."""
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Run:
+    """One run of a workflow: its model, its record, and the effects it may use."""
+
+    workflow: Workflow
+    record: RunRecord
+    store: RecordStore
+    variables: VariableSet
+    inputs: Mapping[str, Any]
+    created_by: Identity
+    kinds: Mapping[str, StepKind]
+    log: BaseLog
+    workspace: Path
+    environ: Mapping[str, str]
+    masker: Masker = field(default_factory=Masker)
+    groups: ProcessGroups = field(default_factory=ProcessGroups)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    sleep: Callable[[float], None] = field(default=lambda seconds: None)
+    skip: frozenset[str] = frozenset()
+    #: run options steps may read (``detach_on_wait``, ``assume``, ...)
+    options: dict[str, Any] = field(default_factory=dict)
+    #: the values of secret outputs of this process's steps (never stored in the record)
+    secret_values: dict[tuple[str, str], str] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def stamp(self) -> str:
+        return self.clock().isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    @property
+    def environment(self) -> str:
+        return self.record.environment
+
+    def execute(self) -> int:
+        """Run (or go on running) every step not yet finished; return the exit code."""
+        for secret in self.variables.secrets():
+            self.masker.add(secret)
+        self.record.status = "running"
+        self.record.pid = os.getpid()
+        self.store.save(self.record)
+        self.log.run_started(self.workflow, self.record)
+        try:
+            for group in self._groups():
+                pending = [s for s in group if self.record.step(s.id).status in ("pending",
+                                                                                   "waiting")]
+                if pending:
+                    self._run_group(pending)
+        except Detached:
+            self.record.status = "waiting"
+            self.record.exit_code = ExitCode.WAITING
+            self.store.save(self.record, durable=True)
+            self.log.run_detached(self.record)
+            return ExitCode.WAITING
+        return self._finish()
+
+    # -- groups and decisions -------------------------------------------------------------
+
+    def _groups(self) -> list[list[Step]]:
+        groups: list[list[Step]] = []
+        for step in self.workflow.steps:
+            if step.with_previous and groups:
+                groups[-1].append(step)
+            else:
+                groups.append([step])
+        return groups
+
+    def _status(self) -> JobStatus:
+        if self.groups.cancelled.is_set():
+            return JobStatus.CANCELLED
+        return JobStatus(self.record.job_status)
+
+    def states(self) -> dict[str, StepState]:
+        """What ``steps.<id>`` and Octopus's output variables show of finished steps."""
+        result: dict[str, StepState] = {}
+        for rec in self.record.steps:
+            if rec.status in ("pending", "running", "waiting"):
+                continue
+            outputs = dict(rec.outputs)
+            octopus = dict(rec.octopus)
+            for (step_id, name), value in self.secret_values.items():
+                if step_id == rec.id:
+                    if name.startswith("Octopus:"):
+                        octopus[name.removeprefix("Octopus:")] = value
+                    else:
+                        outputs[name] = value
+            result[rec.id] = StepState(rec.outcome, rec.conclusion, outputs, octopus)
+        return result
+
+    def substitution(self, step: Step) -> tuple[dict[str, str], dict[str, object]]:
+        """The ``#{}`` variables and ``${{ }}`` contexts a step sees."""
+        facts = RunFacts(self.record.run_id, self.environment, self.created_by, self.inputs)
+        states = self.states()
+        error = None
+        if self.record.error:
+            error = (self.record.error.get("message", ""), self.record.error.get("detail", ""))
+        system = system_variables(self.workflow, facts, states, error)
+        values = {
+            **self.variables.values(),
+            **{k: _text(v) for k, v in self.inputs.items()},
+            **system,
+        }
+        env = {**self.workflow.env, **self.record.env, **step.env}
+        contexts = expression_contexts(self.workflow, facts, self.variables, states, env, system)
+        contexts["job"] = {"status": self._status().value}
+        return values, contexts
+
+    def _decide(self, step: Step) -> Decision:
+        scoped = scope_decision(step, self.environment, self.skip)
+        if scoped is not None:
+            return scoped
+        values, contexts = self.substitution(step)
+        try:
+            return evaluate_condition(step.condition, self._status(), contexts, values)
+        except ExpressionError as exc:
+            exc.location = exc.location or step.at("if")
+            raise
+
+    # -- running ---------------------------------------------------------------------------
+
+    def _run_group(self, steps: list[Step]) -> None:
+        started: list[Step] = []
+        for step in steps:
+            rec = self.record.step(step.id)
+            if rec.status == "waiting":
+                started.append(step)
+                continue
+            try:
+                decision = self._decide(step)
+            except ExpressionError as exc:
+                self._finish_step(step, StepResult("failure", error=str(exc)), reason=str(exc))
+                continue
+            if not decision.run:
+                rec.status = rec.outcome = rec.conclusion = "skipped"
+                rec.reason = decision.reason
+                self.log.step_skipped(step, decision.reason)
+                continue
+            rec.status = "running"
+            rec.reason = decision.reason
+            rec.started_at = self.stamp()
+            started.append(step)
+        self.store.save(self.record)
+        if len(started) == 1:
+            self._run_step(started[0])
+        elif started:
+            with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(started))) as pool:
+                for future in [pool.submit(self._run_step, step) for step in started]:
+                    future.result()
+
+    def _run_step(self, step: Step) -> None:
+        self.log.step_started(step)
+        values, contexts = self.substitution(step)
+        env = self._process_env(step, values, contexts)
+        step_dir = self.store.folder(self.record.run_id) / "steps" / step.id
+        step_dir.mkdir(parents=True, exist_ok=True)
+
+        def render(template: str) -> str:
+            return render_text(template, values, contexts)
+
+        ctx = StepContext(
+            workflow=self.workflow,
+            step=step,
+            environment=self.environment,
+            run_id=self.record.run_id,
+            workspace=self.workspace,
+            step_dir=step_dir,
+            env=env,
+            render=render,
+            masker=self.masker,
+            log=self.log,
+            groups=self.groups,
+            contexts=contexts,
+            variables=values,
+            sleep=self.sleep,
+            now=self.clock,
+            previous=self.record.step(step.id).approval,
+            checkpoint=lambda state: self._checkpoint(step, state),
+            options=self.options,
+            started_by=self.created_by,
+            run_facts={
+                "digest": self.record.digest,
+                "commit": self.record.commit,
+                "inputs": self.record.inputs,
+                "started_at": self.record.started_at,
+            },
+            following=tuple(s.name for s in self.workflow.steps[step.index + 1 :]),
+            cancelled=self.groups.cancelled.is_set,
+        )
+        try:
+            result = self.kinds[step.kind](ctx)
+        except Detached:
+            raise
+        except RunnerError as exc:
+            result = StepResult("failure", error=str(exc), exit_code_hint=None)
+            self.log.step_error(step, str(exc), exc.location)
+        self._finish_step(step, result)
+
+    def _checkpoint(self, step: Step, state: dict[str, Any]) -> None:
+        """Record a manual step's interruption and submissions durably before waiting on."""
+        with self._lock:
+            rec = self.record.step(step.id)
+            rec.status = "waiting"
+            rec.approval = json.loads(json.dumps(state))
+            self.store.save(self.record, durable=True)
+
+    def _process_env(
+        self, step: Step, values: Mapping[str, str], contexts: Mapping[str, object]
+    ) -> dict[str, str]:
+        env = dict(self.environ)
+        for source in (self.workflow.env, step.env):
+            for name, template in source.items():
+                env[name] = render_text(template, values, contexts)
+        env.update(self.record.env)
+        if self.record.path:
+            env["PATH"] = os.pathsep.join([*self.record.path, env.get("PATH", "")])
+        env.update(
+            {
+                "RUNNER_RUN_ID": self.record.run_id,
+                "RUNNER_ENVIRONMENT": self.environment,
+                "RUNNER_WORKSPACE": str(self.workspace),
+                "RUNNER_TEMP": str(self.store.folder(self.record.run_id) / "tmp"),
+                "CI": env.get("CI", "true"),
+            }
+        )
+        Path(env["RUNNER_TEMP"]).mkdir(parents=True, exist_ok=True)
+        return env
+
+    def _finish_step(self, step: Step, result: StepResult, reason: str | None = None) -> None:
+        with self._lock:
+            rec = self.record.step(step.id)
+            rec.finished_at = self.stamp()
+            rec.attempts = result.attempts
+            rec.exit_code = result.exit_code
+            rec.error = self.masker.mask(result.error) if result.error else None
+            rec.outcome = result.outcome
+            if reason:
+                rec.reason = reason
+            # GitHub's split: ``continue-on-error`` keeps the failed outcome but concludes success
+            tolerated = result.outcome == "failure" and self._continue_on_error(step)
+            rec.conclusion = "success" if tolerated else result.outcome
+            rec.status = result.outcome
+            self._store_outputs(rec, result)
+            if result.approval is not None:
+                rec.approval = result.approval
+            for name, value in result.env.items():
+                self.record.env[name] = value
+            self.record.path = [*result.path, *self.record.path]
+            if rec.conclusion == "failure" and self.record.job_status == "success":
+                self.record.job_status = "failure"
+                message, detail = self._error_text(step, result)
+                self.record.error = {"message": message, "detail": detail}
+                if result.exit_code_hint is not None:
+                    self.record.exit_code = result.exit_code_hint
+            elif rec.conclusion == "failure" and result.exit_code_hint is not None:
+                self.record.exit_code = self.record.exit_code or result.exit_code_hint
+            durable = step.kind == "manual"
+            self.store.save(self.record, durable=durable)
+        self.log.step_finished(step, rec, result.summary)
+
+    def _error_text(self, step: Step, result: StepResult) -> tuple[str, str]:
+        if step.kind == "manual":
+            return (
+                self.masker.mask(result.error or f"Manual intervention '{step.name}' failed"),
+                self.masker.mask(result.octopus.get("Manual.Notes", "")),
+            )
+        detail = result.error or (
+            f"exit code {result.exit_code}" if result.exit_code is not None else "failed"
+        )
+        return f"Step '{step.name}' failed", self.masker.mask(detail)
+
+    def _continue_on_error(self, step: Step) -> bool:
+        value = step.continue_on_error
+        if isinstance(value, bool):
+            return value
+        from runner import expressions
+
+        values, contexts = self.substitution(step)
+        return expressions.is_truthy(
+            expressions.evaluate(_unwrap(value), contexts, functions={})
+        ) if "${{" in value else value.strip().lower() == "true"
+
+    def _store_outputs(self, rec: StepRecord, result: StepResult) -> None:
+        for name, value in result.outputs.items():
+            if name in result.secret_outputs:
+                self.secret_values[(rec.id, name)] = value
+                rec.secret_outputs.append(name)
+            else:
+                rec.outputs[name] = self.masker.mask(value)
+        for name, value in result.octopus.items():
+            if f"Octopus:{name}" in result.secret_outputs:
+                self.secret_values[(rec.id, f"Octopus:{name}")] = value
+                rec.secret_outputs.append(f"Octopus:{name}")
+            else:
+                rec.octopus[name] = self.masker.mask(value)
+
+    # -- the end ---------------------------------------------------------------------------
+
+    def _finish(self) -> int:
+        if self.groups.cancelled.is_set():
+            status, code = "cancelled", int(ExitCode.INTERRUPTED)
+        elif self.record.job_status == "success":
+            status, code = "success", int(ExitCode.SUCCESS)
+        elif self.record.exit_code == ExitCode.ABORTED:
+            status, code = "aborted", int(ExitCode.ABORTED)
+        elif self.record.exit_code == ExitCode.TIMED_OUT:
+            status, code = "timed-out", int(ExitCode.TIMED_OUT)
+        else:
+            status, code = "failure", int(ExitCode.STEP_FAILED)
+        self.record.status = status
+        self.record.exit_code = code
+        self.record.finished_at = self.stamp()
+        self.store.save(self.record, durable=True)
+        self.log.run_finished(self.workflow, self.record)
+        return code
+
+    def outputs(self) -> dict[str, str]:
+        """The workflow's ``outputs``, evaluated at the end of the run (masked)."""
+        result: dict[str, str] = {}
+        for output in self.workflow.outputs.values():
+            values, contexts = self.substitution(self.workflow.steps[-1])
+            try:
+                result[output.name] = self.masker.mask(render_text(output.value, values,
+                                                                   contexts))
+            except ExpressionError:
+                result[output.name] = ""
+        return result
+
+
+def new_record(
+    workflow: Workflow,
+    run_id: str,
+    environment: str,
+    inputs: Mapping[str, Any],
+    secret_inputs: set[str],
+    created_by: Identity,
+    files: Mapping[str, str],
+    now: str,
+) -> RunRecord:
+    """A fresh record with every step pending."""
+    import socket
+
+    return RunRecord(
+        run_id=run_id,
+        workflow_path=workflow.path,
+        workflow_name=workflow.name,
+        digest=workflow.digest,
+        environment=environment,
+        files=dict(files),
+        inputs={k: (SECRET_MASK if k in secret_inputs else v) for k, v in inputs.items()},
+        started_by={
+            "id": created_by.id,
+            "username": created_by.username,
+            "display_name": created_by.display_name,
+            "email": created_by.email,
+        },
+        started_at=now,
+        host=socket.gethostname(),
+        steps=[StepRecord(step.id, step.name) for step in workflow.steps],
+    )
+
+
+def _text(value: Any) -> str:
+    from runner.load.build import text
+
+    return text(value)
+
+
+def _unwrap(value: str) -> str:
+    text = value.strip()
+    if text.startswith("${{") and text.endswith("}}"):
+        return text[3:-2]
+    return text

@@ -1,0 +1,188 @@
+"""Starting a run: everything between the command line and the engine (effects at this edge:
+files, the environment, the clock, signals)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+import signal
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runner.actor import current_actor
+from runner.engine.record import RecordStore
+from runner.engine.run import Run, new_record, utc_now
+from runner.errors import RefusedError, UsageError
+from runner.load.action import load_action
+from runner.load.checks import action_path
+from runner.logs.base import BaseLog
+from runner.model import Workflow
+from runner.prepare import Prepared
+from runner.steps.base import StepKind
+
+RUN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def default_run_id(environ: Mapping[str, str]) -> str:
+    """The CI's run id and attempt where there is one, else a fresh sortable id."""
+    if environ.get("GITHUB_RUN_ID"):
+        return f"gh-{environ['GITHUB_RUN_ID']}-{environ.get('GITHUB_RUN_ATTEMPT', '1')}"
+    if environ.get("CI_JOB_ID"):
+        return f"gl-{environ.get('CI_PIPELINE_ID', '0')}-{environ['CI_JOB_ID']}"
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def check_run_id(run_id: str) -> str:
+    if not RUN_ID.fullmatch(run_id) or run_id in (".", ".."):
+        raise UsageError(
+            f"run id {run_id!r} is not valid",
+            hint="use 1 to 64 letters, digits, `.`, `_` or `-`",
+        )
+    return run_id
+
+
+def state_dir(option: str | None, environ: Mapping[str, str]) -> Path:
+    return Path(option or environ.get("RUNNER_STATE_DIR") or ".runner")
+
+
+def used_files(workflow: Workflow, workspace: Path) -> dict[str, str]:
+    """sha256 of the workflow file and of every action it uses (recursively)."""
+    files = {workflow.path: hashlib.sha256(Path(workflow.path).read_bytes()).hexdigest()}
+    queue = [s.uses for s in workflow.steps if s.uses]
+    seen: set[str] = set()
+    while queue:
+        uses = queue.pop()
+        if uses in seen:
+            continue
+        seen.add(uses)
+        path = action_path(workspace, uses)
+        action = load_action(path)
+        files[uses] = action.digest
+        queue.extend(s.uses for s in action.steps if s.uses)
+    return files
+
+
+def step_kinds() -> dict[str, StepKind]:
+    from runner.steps.composite import run_composite_step
+    from runner.steps.manual import run_manual_step
+    from runner.steps.script import run_script_step
+
+    return {"run": run_script_step, "uses": run_composite_step, "manual": run_manual_step}
+
+
+@dataclass
+class RunRequest:
+    prepared: Prepared
+    run_id: str | None
+    state_dir: Path
+    log: BaseLog
+    environ: Mapping[str, str]
+    options: Mapping[str, Any]
+
+
+def start_run(request: RunRequest) -> Run:
+    """A new run with its first record saved."""
+    prepared = request.prepared
+    workflow = prepared.workflow
+    run_id = check_run_id(request.run_id or default_run_id(request.environ))
+    store = RecordStore(request.state_dir)
+    if store.exists(run_id):
+        raise RefusedError(
+            f"run {run_id} already exists in {request.state_dir}",
+            hint=f"resume it with `runner resume {run_id}`, or pick another --run-id",
+        )
+    created_by = current_actor(request.environ)
+    workspace = prepared.loaded.workspace
+    record = new_record(
+        workflow,
+        run_id,
+        prepared.environment,
+        prepared.inputs,
+        {n for n, i in workflow.inputs.items() if i.secret},
+        created_by,
+        used_files(workflow, workspace),
+        utc_now(),
+    )
+    record.commit = git_commit(workspace)
+    run = Run(
+        workflow=workflow,
+        record=record,
+        store=store,
+        variables=prepared.variables,
+        inputs=prepared.inputs,
+        created_by=created_by,
+        kinds=step_kinds(),
+        log=request.log,
+        workspace=workspace,
+        environ=request.environ,
+        skip=prepared.skip,
+        sleep=time.sleep,
+        options=dict(request.options),
+    )
+    for name, spec in workflow.inputs.items():
+        value = prepared.inputs.get(name)
+        if spec.secret and isinstance(value, str) and value:
+            run.masker.add(value)
+    store.save(record)
+    return run
+
+
+def git_commit(workspace: Path) -> str | None:
+    """The commit being deployed: the CI's, else HEAD of the workspace's repository."""
+    for name in ("GITHUB_SHA", "CI_COMMIT_SHA"):
+        if os.environ.get(name):
+            return os.environ[name]
+    head = workspace / ".git" / "HEAD"
+    try:
+        ref = head.read_text().strip()
+        if ref.startswith("ref: "):
+            target = workspace / ".git" / ref[5:]
+            if target.is_file():
+                return target.read_text().strip()
+            packed = workspace / ".git" / "packed-refs"
+            for line in packed.read_text().splitlines() if packed.is_file() else []:
+                if line.endswith(" " + ref[5:]):
+                    return line.split(" ", 1)[0]
+            return None
+        return ref or None
+    except OSError:
+        return None
+
+
+@contextmanager
+def cancellation(run: Run) -> Iterator[None]:
+    """SIGINT / SIGTERM stop the running steps' process groups; ``always()`` steps still run.
+    A second signal stops the runner at once."""
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handle(signum: int, frame: object) -> None:
+        if run.groups.cancelled.is_set():
+            raise KeyboardInterrupt
+        run.log.write(f"received {signal.Signals(signum).name}: cancelling the run")
+        run.groups.cancel_all()
+
+    for sig in previous:
+        signal.signal(sig, handle)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def export_outputs(run: Run, environ: Mapping[str, str]) -> None:
+    """The workflow's ``outputs`` (and the run id) to the outer job's ``GITHUB_OUTPUT``."""
+    target = environ.get("GITHUB_OUTPUT")
+    if environ.get("GITHUB_ACTIONS") != "true" or not target:
+        return
+    values = {"run-id": run.record.run_id, **run.outputs()}
+    with open(target, "a", encoding="utf-8") as out:
+        for name, value in values.items():
+            delimiter = f"runner_{secrets.token_hex(8)}"
+            out.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")

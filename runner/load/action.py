@@ -1,0 +1,103 @@
+"""Loading a composite action (``actions/NAME/action.yml``, GitHub's format)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner.errors import Diagnostic, Location, WorkflowError
+from runner.load.build import text
+from runner.load.schema import validate_document
+from runner.load.yaml import LoadError, load_yaml
+
+
+@dataclass(frozen=True)
+class ActionInput:
+    name: str
+    required: bool = False
+    default: str | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ActionStep:
+    index: int
+    id: str
+    name: str
+    condition: str | bool | None
+    run: str | None
+    shell: str | None
+    uses: str | None
+    env: dict[str, str] = field(default_factory=dict)
+    with_: dict[str, str] = field(default_factory=dict)
+    working_directory: str | None = None
+    continue_on_error: bool | str = False
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class Action:
+    path: Path
+    name: str
+    digest: str
+    inputs: dict[str, ActionInput]
+    outputs: dict[str, str]
+    steps: tuple[ActionStep, ...]
+
+
+@functools.lru_cache(maxsize=64)
+def load_action(path: Path) -> Action:
+    """Load and validate ``action.yml``; raise :class:`WorkflowError` with its diagnostics."""
+    shown = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        problem = Diagnostic(Location(shown, 1, 1), f"cannot read action: {exc.strerror}", "action")
+        raise WorkflowError([problem]) from None
+    try:
+        doc = load_yaml(shown, raw)
+    except LoadError as exc:
+        raise WorkflowError(exc.diagnostics) from None
+    problems = validate_document(doc, "action") if isinstance(doc.data, dict) else [
+        Diagnostic(doc.location(()), "an action must be a YAML mapping", "schema")
+    ]
+    if problems:
+        raise WorkflowError(problems)
+    data: dict[str, Any] = doc.data
+    steps = []
+    for i, spec in enumerate(data["runs"]["steps"]):
+        steps.append(
+            ActionStep(
+                index=i,
+                id=spec.get("id", f"__step{i}"),
+                name=spec.get("name", spec.get("id", f"step {i + 1}")),
+                condition=spec.get("if"),
+                run=spec.get("run"),
+                shell=spec.get("shell"),
+                uses=spec.get("uses"),
+                env={k: text(v) for k, v in spec.get("env", {}).items()},
+                with_={k: text(v) for k, v in spec.get("with", {}).items()},
+                working_directory=spec.get("working-directory"),
+                continue_on_error=spec.get("continue-on-error", False),
+                location=doc.location(("runs", "steps", i)),
+            )
+        )
+    return Action(
+        path=path,
+        name=data["name"],
+        digest=hashlib.sha256(raw).hexdigest(),
+        inputs={
+            name: ActionInput(
+                name,
+                spec.get("required", False),
+                text(spec["default"]) if "default" in spec else None,
+                spec.get("description", ""),
+            )
+            for name, spec in data.get("inputs", {}).items()
+        },
+        outputs={name: spec["value"] for name, spec in data.get("outputs", {}).items()},
+        steps=tuple(steps),
+    )

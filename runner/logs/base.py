@@ -1,0 +1,128 @@
+"""Shared plumbing of the log formats: one lock, one stream, elapsed times."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+from runner.engine.record import RunRecord, StepRecord
+from runner.errors import Location
+from runner.model import Step, Workflow
+
+_COLORS = {"success": "32", "failure": "31", "cancelled": "33", "skipped": "90", "bold": "1"}
+SYMBOLS = {
+    "success": "✓",
+    "failure": "✗",
+    "cancelled": "⊘",
+    "skipped": "-",
+    "interrupted": "!",
+}
+
+
+class BaseLog:
+    """Writes whole lines under a lock (steps in parallel log from several threads)."""
+
+    def __init__(self, stream: TextIO, *, color: bool = False) -> None:
+        self.stream = stream
+        self.color = color
+        self.lock = threading.Lock()
+        self.started: dict[str, float] = {}
+        self.running: set[str] = set()
+        self.run_start = time.monotonic()
+
+    def paint(self, text: str, outcome: str) -> str:
+        code = _COLORS.get(outcome)
+        return f"\x1b[{code}m{text}\x1b[0m" if self.color and code else text
+
+    def write(self, *lines: str) -> None:
+        with self.lock:
+            for line in lines:
+                self.stream.write(line + "\n")
+            self.stream.flush()
+
+    def elapsed(self, step: Step) -> str:
+        seconds = time.monotonic() - self.started.get(step.id, time.monotonic())
+        return format_duration(seconds)
+
+    # default behaviour, refined by each format
+
+    def run_started(self, workflow: Workflow, record: RunRecord) -> None:
+        self.run_start = time.monotonic()
+        self.write(f"{workflow.name} -> {record.environment}  (run {record.run_id})")
+
+    def step_started(self, step: Step) -> None:
+        self.started[step.id] = time.monotonic()
+        with self.lock:
+            self.running.add(step.id)
+        self.write(self.paint(f"▶ {step.name}", "bold"))
+
+    def prefix(self, step: Step) -> str:
+        return f"[{step.id}] " if len(self.running) > 1 else "  "
+
+    def line(self, step: Step, text: str) -> None:
+        self.write(f"{self.prefix(step)}{text}")
+
+    def annotation(
+        self, step: Step, level: str, message: str, properties: Mapping[str, str]
+    ) -> None:
+        self.write(f"{self.prefix(step)}{level}: {message}")
+
+    def group(self, step: Step, title: str | None) -> None:
+        if title is not None:
+            self.write(f"{self.prefix(step)}{title}")
+
+    def step_skipped(self, step: Step, reason: str) -> None:
+        self.write(self.paint(f"- {step.name}: skipped ({reason})", "skipped"))
+
+    def step_error(self, step: Step, message: str, location: Location | None) -> None:
+        self.write(f"{self.prefix(step)}error: {message}")
+
+    def step_finished(self, step: Step, record: StepRecord, summary: str) -> None:
+        with self.lock:
+            self.running.discard(step.id)
+        symbol = self.paint(SYMBOLS.get(record.outcome, "?"), record.outcome)
+        note = ""
+        if record.outcome == "failure":
+            note = f"  ({record.error or f'exit code {record.exit_code}'})"
+            if record.conclusion == "success":
+                note += ", continuing (continue-on-error)"
+        self.write(f"{symbol} {step.name}  {self.paint(self.elapsed(step), 'skipped')}{note}")
+
+    def waiting(self, step: Step, request: Mapping[str, Any], status: str) -> None:
+        self.write(f"⏸ {step.name}: {status}")
+
+    def decision(self, step: Step, decision: Mapping[str, Any]) -> None:
+        who = decision.get("display_name") or decision.get("username") or "someone"
+        notes = decision.get("notes") or ""
+        self.write(f"  {decision.get('result')} by {who} via {decision.get('source')}"
+                   + (f": {notes}" if notes else ""))
+
+    def run_detached(self, record: RunRecord) -> None:
+        self.write(f"Run {record.run_id} is waiting for approval; resume it with "
+                   f"`runner resume {record.run_id}`")
+
+    def run_finished(self, workflow: Workflow, record: RunRecord) -> None:
+        took = format_duration(time.monotonic() - self.run_start)
+        words = {
+            "success": "succeeded",
+            "failure": "failed",
+            "aborted": "was aborted at a manual intervention",
+            "timed-out": "timed out waiting for approval",
+            "cancelled": "was cancelled",
+        }.get(record.status, record.status)
+        line = f"Run {record.run_id} {words} in {took}"
+        if record.error and record.status != "success":
+            line += f": {record.error.get('message', '')}"
+        self.write(line)
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, rest = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{rest:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"

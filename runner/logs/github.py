@@ -1,0 +1,98 @@
+"""The log inside GitHub Actions: each step in a ``::group::``, failures as ``::error``
+annotations pointing at the workflow file, and a Markdown job summary at the end.
+
+A step's own output is fenced with ``::stop-commands::`` so nothing a deployment script prints can
+act as a workflow command on the outer job (the runner has already handled the step's commands).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TextIO
+
+from runner.engine.record import RunRecord, StepRecord
+from runner.engine.workflow_commands import escape_data, escape_property
+from runner.errors import Location
+from runner.logs.base import BaseLog, format_duration
+from runner.model import Step, Workflow
+
+
+class GitHubLog(BaseLog):
+    def __init__(self, stream: TextIO, *, summary_path: str | None = None) -> None:
+        super().__init__(stream)
+        self.summary_path = summary_path
+        self.token = secrets.token_hex(16)
+        self.workflow_path = ""
+        self.durations: dict[str, str] = {}
+
+    def run_started(self, workflow: Workflow, record: RunRecord) -> None:
+        self.workflow_path = workflow.path
+        super().run_started(workflow, record)
+
+    def step_started(self, step: Step) -> None:
+        super().step_started(step)
+        self.write(f"::group::{escape_data(step.name)}", f"::stop-commands::{self.token}")
+
+    def step_finished(self, step: Step, record: StepRecord, summary: str) -> None:
+        self.write(f"::{self.token}::", "::endgroup::")
+        self.durations[step.id] = self.elapsed(step)
+        super().step_finished(step, record, summary)
+        if record.outcome == "failure":
+            self._error(step, f"Step '{step.name}' failed: "
+                        f"{record.error or f'exit code {record.exit_code}'}", step.location)
+
+    def step_error(self, step: Step, message: str, location: Location | None) -> None:
+        self.write(f"::{self.token}::")
+        self._error(step, message, location or step.location)
+        self.write(f"::stop-commands::{self.token}")
+
+    def annotation(
+        self, step: Step, level: str, message: str, properties: Mapping[str, str]
+    ) -> None:
+        props = ",".join(f"{k}={escape_property(v)}" for k, v in properties.items())
+        self.write(f"::{self.token}::", f"::{level} {props}::{escape_data(message)}",
+                   f"::stop-commands::{self.token}")
+
+    def _error(self, step: Step, message: str, location: Location | None) -> None:
+        props = {"title": f"{step.name}"}
+        if location is not None:
+            props.update(file=location.path, line=str(location.line), col=str(location.column))
+        text = ",".join(f"{k}={escape_property(v)}" for k, v in props.items())
+        self.write(f"::error {text}::{escape_data(message)}")
+
+    def run_finished(self, workflow: Workflow, record: RunRecord) -> None:
+        super().run_finished(workflow, record)
+        if self.summary_path:
+            with Path(self.summary_path).open("a", encoding="utf-8") as out:
+                out.write(job_summary(workflow, record, self.durations))
+
+
+def job_summary(workflow: Workflow, record: RunRecord, durations: Mapping[str, str]) -> str:
+    """The run as Markdown for ``$GITHUB_STEP_SUMMARY``."""
+    icon = {"success": "✅", "failure": "❌", "skipped": "⏭️", "cancelled": "🚫"}
+    lines = [
+        f"### {workflow.name} → {record.environment}: {record.status}",
+        "",
+        f"Run `{record.run_id}`, digest `{record.digest[:12]}`"
+        + (f", commit `{record.commit[:12]}`" if record.commit else ""),
+        "",
+        "| | step | result | time | note |",
+        "|---|---|---|---|---|",
+    ]
+    for rec in record.steps:
+        note = rec.reason if rec.status == "skipped" else (rec.error or "")
+        if rec.approval and rec.approval.get("decisions"):
+            last = rec.approval["decisions"][-1]
+            note = f"{last.get('result')} by {last.get('display_name') or last.get('username')}"
+        lines.append(
+            f"| {icon.get(rec.conclusion, '•')} | {rec.name} | {rec.conclusion or rec.status} | "
+            f"{durations.get(rec.id, '')} | {note.replace('|', '\\|')} |"
+        )
+    if record.error:
+        lines += ["", f"**{record.error.get('message', '')}**"]
+    return "\n".join(lines) + "\n\n"
+
+
+__all__ = ["GitHubLog", "format_duration", "job_summary"]

@@ -1,0 +1,127 @@
+"""The one entry point through which the runner starts processes.
+
+Argument lists only, never a shell string. Each process leads a new session (its own process
+group), so a timeout or a cancellation stops it *and* everything it started. Output is read line by
+line as it comes and handed to a callback, which masks and logs it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import IO
+
+#: after SIGTERM, how long a process group gets before SIGKILL
+KILL_GRACE_SECONDS = 5.0
+#: after the main process exits, how long to drain output still held open by its children
+DRAIN_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    exit_code: int
+    timed_out: bool = False
+    cancelled: bool = False
+    duration: float = 0.0
+
+
+class ProcessGroups:
+    """The process groups running now, so that a signal handler can stop them all."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._groups: set[int] = set()
+        self.cancelled = threading.Event()
+
+    def add(self, pgid: int) -> None:
+        with self._lock:
+            self._groups.add(pgid)
+
+    def discard(self, pgid: int) -> None:
+        with self._lock:
+            self._groups.discard(pgid)
+
+    def cancel_all(self) -> None:
+        self.cancelled.set()
+        with self._lock:
+            groups = list(self._groups)
+        for pgid in groups:
+            threading.Thread(target=terminate_group, args=(pgid,), daemon=True).start()
+
+
+def terminate_group(pgid: int, grace: float = KILL_GRACE_SECONDS) -> None:
+    """SIGTERM the whole group, then SIGKILL whatever is left after ``grace`` seconds."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def run_process(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: str | None,
+    on_line: Callable[[str], None],
+    timeout: float | None = None,
+    groups: ProcessGroups | None = None,
+) -> ProcessResult:
+    """Run ``argv`` to completion, streaming its output (stderr merged) line by line."""
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=dict(env),
+            cwd=cwd,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        on_line(f"cannot start {argv[0]}: {exc.strerror or exc}")
+        return ProcessResult(127, duration=time.monotonic() - started)
+    pgid = proc.pid
+    if groups is not None:
+        groups.add(pgid)
+        if groups.cancelled.is_set():
+            terminate_group(pgid)
+    assert proc.stdout is not None
+    reader = threading.Thread(target=_pump, args=(proc.stdout, on_line), daemon=True)
+    reader.start()
+    timed_out = False
+    try:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            terminate_group(pgid)
+            proc.wait()
+        reader.join(DRAIN_SECONDS)
+    finally:
+        if groups is not None:
+            groups.discard(pgid)
+    cancelled = groups is not None and groups.cancelled.is_set()
+    return ProcessResult(proc.returncode, timed_out, cancelled, time.monotonic() - started)
+
+
+def _pump(stream: IO[bytes], on_line: Callable[[str], None]) -> None:
+    with stream:
+        for raw in stream:
+            on_line(raw.decode("utf-8", "replace").rstrip("\r\n"))

@@ -1,0 +1,83 @@
+"""What every step kind receives and returns."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from runner.engine.contexts import Identity
+from runner.engine.masking import Masker
+from runner.model import Step, Workflow
+from runner.process import ProcessGroups
+
+
+@dataclass
+class StepResult:
+    outcome: str  # success | failure | cancelled
+    outputs: dict[str, str] = field(default_factory=dict)
+    secret_outputs: set[str] = field(default_factory=set)
+    octopus: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    path: list[str] = field(default_factory=list)
+    summary: str = ""
+    exit_code: int | None = None
+    error: str | None = None
+    attempts: int = 1
+    timed_out: bool = False
+    approval: dict[str, Any] | None = None
+    #: for manual steps: the run should end with this exit code (aborted 3, timed out 4)
+    exit_code_hint: int | None = None
+
+
+class StepLog(Protocol):
+    """Where a step's output goes; every text is masked before it gets here."""
+
+    def line(self, step: Step, text: str) -> None: ...
+
+    def annotation(
+        self, step: Step, level: str, message: str, properties: Mapping[str, str]
+    ) -> None: ...
+
+    def group(self, step: Step, title: str | None) -> None: ...
+
+
+@dataclass
+class StepContext:
+    workflow: Workflow
+    step: Step
+    environment: str
+    run_id: str
+    workspace: Path
+    step_dir: Path
+    #: the process environment the step's commands get (before the runner's own file variables)
+    env: dict[str, str]
+    render: Callable[[str], str]
+    masker: Masker
+    log: StepLog
+    groups: ProcessGroups
+    #: ``${{ }}`` contexts for expressions evaluated by the step itself (composite actions)
+    contexts: Mapping[str, object]
+    variables: Mapping[str, str]
+    sleep: Callable[[float], None]
+    #: the wall clock (aware UTC), for deadlines that must hold across machines
+    now: Callable[[], datetime]
+    #: the step's approval state from the record (a resumed run), if any
+    previous: dict[str, Any] | None = None
+    #: save the step's approval state in the record, durably, before waiting
+    checkpoint: Callable[[dict[str, Any]], None] = lambda state: None
+    #: run options: ``detach_on_wait``, ``insecure_local_trust``
+    options: Mapping[str, Any] = field(default_factory=dict)
+    #: who started the run (CI actor or local user)
+    started_by: Identity = field(default_factory=Identity)
+    #: facts about the run the request binds: digest, commit, inputs, started_at
+    run_facts: Mapping[str, Any] = field(default_factory=dict)
+    #: the ids and names of the steps after this one
+    following: tuple[str, ...] = ()
+    cancelled: Callable[[], bool] = lambda: False
+
+
+class StepKind(Protocol):
+    def __call__(self, ctx: StepContext) -> StepResult: ...

@@ -1,0 +1,287 @@
+"""Manual intervention steps: raise an interruption, wait for a decision, record it.
+
+Octopus's semantics: Proceed makes the step succeed; Abort makes it fail (later steps follow their
+own run conditions, ``always()`` steps still run, ``Octopus.Deployment.Error`` is set, exit 3). A
+timeout aborts (exit 4) unless the step opts into ``on-timeout: proceed``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+from typing import Any
+
+from runner.approvals.identity import Directory
+from runner.approvals.prompt import local_user
+from runner.approvals.quorum import Refused, Verdict
+from runner.approvals.request import FieldSpec, Interruption, Submission
+from runner.approvals.source import ApprovalSource, source_class
+from runner.approvals.trust import load_directory
+from runner.approvals.wait import WaitOutcome, wait_for_decision
+from runner.engine.contexts import Identity
+from runner.engine.plan import manual_outputs
+from runner.errors import ApprovalError, ExitCode, RunnerError
+from runner.logs.base import format_duration
+from runner.model import Manual
+from runner.steps.base import StepContext, StepResult
+
+
+def _iso(ctx: StepContext, delta: timedelta = timedelta(0)) -> str:
+    moment = ctx.now() + delta
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def build_interruption(ctx: StepContext, manual: Manual, sources: tuple[str, ...]) -> Interruption:
+    step = ctx.step
+    deadline = None
+    if manual.timeout_minutes is not None:
+        deadline = _iso(ctx, timedelta(minutes=manual.timeout_minutes))
+    facts = ctx.run_facts
+    return Interruption(
+        id=f"{ctx.run_id}--{step.id}",
+        run_id=ctx.run_id,
+        step_id=step.id,
+        step_name=step.name,
+        title=ctx.render(manual.title) if manual.title else step.name,
+        instructions=ctx.masker.mask(ctx.render(manual.instructions)),
+        teams=manual.teams,
+        quorum=tuple((q.team, q.count) for q in manual.require),
+        fields=tuple(
+            FieldSpec(f.name, f.type, ctx.render(f.label) if f.label else "", f.required,
+                      f.pattern, f.options)
+            for f in manual.fields
+        ),
+        created=_iso(ctx),
+        deadline=deadline,
+        environment=ctx.environment,
+        workflow=ctx.workflow.name,
+        digest=str(facts.get("digest", ctx.workflow.digest)),
+        commit=facts.get("commit"),
+        inputs=dict(facts.get("inputs", {})),
+        following_steps=ctx.following,
+        started_by=ctx.started_by.username,
+        prevent_self_approval=manual.prevent_self_approval,
+        sources=sources,
+        run_started=str(facts.get("started_at", "")),
+    )
+
+
+def make_sources(ctx: StepContext, names: tuple[str, ...], directory: Directory
+                 ) -> list[ApprovalSource]:
+    sources = []
+    for name in names:
+        factory = source_class(name)
+        sources.append(
+            factory(
+                environ=ctx.env,
+                approvals=ctx.workflow.approvals,
+                workspace=ctx.workspace,
+                directory=directory,
+                options=ctx.options,
+            )
+        )
+    return sources
+
+
+def run_manual_step(ctx: StepContext) -> StepResult:
+    step = ctx.step
+    manual = step.manual
+    assert manual is not None
+    names = manual.sources or ctx.workflow.approvals.sources
+    directory = load_directory(ctx.workflow.approvals.trust, ctx.workspace, local_user())
+    started_by = directory.by_login(ctx.started_by.username)
+    previous = ctx.previous or {}
+    if previous.get("interruption"):
+        request = Interruption.from_dict(previous["interruption"])
+    else:
+        request = build_interruption(ctx, manual, tuple(names))
+    known = [Submission(**s) for s in previous.get("submissions", [])]
+    state: dict[str, Any] = {
+        "interruption": request.to_dict(),
+        "state": "waiting",
+        "submissions": [s.__dict__ for s in known],
+        "refused": list(previous.get("refused", [])),
+    }
+    ctx.checkpoint(state)
+    sources = make_sources(ctx, tuple(names), directory)
+    usable: list[ApprovalSource] = []
+    for source in sources:
+        try:
+            source.register(request)
+            usable.append(source)
+        except RunnerError as exc:
+            ctx.log.line(step, f"approval source {source.name}: {exc}")
+    if not usable:
+        raise ApprovalError(
+            f"no approval source can ask for step '{step.name}'",
+            hint="configure `approvals.file` or `approvals.server`, or run on a terminal",
+        )
+    announce(ctx, request, usable)
+    notify(ctx, request)
+    last_status: list[str] = [""]
+    last_shown = [0.0]
+    clock_start = ctx.now()
+
+    def on_status(verdict: Verdict, remaining: float | None) -> None:
+        waited = (ctx.now() - clock_start).total_seconds()
+        text = status_line(request, verdict, waited, remaining)
+        shown = text.split(",")[0]
+        if shown != last_status[0] or waited - last_shown[0] >= 60:
+            last_status[0], last_shown[0] = shown, waited
+            ctx.log.waiting(step, {}, text)
+
+    def on_refused(refusal: Refused) -> None:
+        ctx.log.annotation(step, "warning", f"refused {refusal.reason}", {})
+        state["refused"].append({"reason": refusal.reason, "source": refusal.submission.source,
+                                 "who": refusal.submission.who,
+                                 "evidence": refusal.submission.evidence})
+
+    def on_source_error(name: str, error: RunnerError) -> None:
+        ctx.log.line(step, f"approval source {name} did not answer: {error.message} "
+                     "(still waiting; a failure is never a decision)")
+
+    outcome = wait_for_decision(
+        request, usable, directory, started_by,
+        now=ctx.now, sleep=ctx.sleep, on_status=on_status, on_refused=on_refused,
+        on_source_error=on_source_error, known=known,
+        detach=bool(ctx.options.get("detach_on_wait")), cancelled=ctx.cancelled,
+    )
+    state["submissions"] = [s.__dict__ for s in outcome.submissions]
+    if outcome.state == "detached":
+        state["state"] = "waiting"
+        ctx.checkpoint(state)
+        from runner.engine.run import Detached
+
+        raise Detached(step.id)
+    if outcome.state in ("timed-out", "cancelled"):
+        for source in usable:
+            try:
+                source.cancel(request, outcome.state)
+            except RunnerError:
+                pass
+    return settle(ctx, manual, request, outcome, state)
+
+
+def settle(ctx: StepContext, manual: Manual, request: Interruption, outcome: WaitOutcome,
+           state: dict[str, Any]) -> StepResult:
+    """The step's result, outputs and record entry for a finished wait."""
+    step = ctx.step
+    state["state"] = outcome.state
+    state["decided_at"] = _iso(ctx)
+    decisions = [
+        {
+            "result": a.submission.result,
+            "source": a.submission.source,
+            "person_id": a.person.id,
+            "username": a.person.username,
+            "display_name": a.person.display_name,
+            "email": a.person.email,
+            "notes": ctx.masker.mask(a.submission.notes),
+            "fields": {k: ctx.masker.mask(v) for k, v in a.submission.fields.items()},
+            "submitted_at": a.submission.submitted_at,
+            "evidence": a.submission.evidence,
+        }
+        for a in outcome.verdict.accepted
+    ]
+    state["decisions"] = decisions
+    deciding = outcome.verdict.deciding
+    if outcome.state in ("approved", "aborted") and deciding is not None:
+        approved = outcome.state == "approved"
+        person = deciding.person.identity()
+        notes = deciding.submission.notes
+        fields = dict(deciding.submission.fields) if approved else {}
+        for decision in decisions[-1:]:
+            ctx.log.decision(step, decision)
+        outputs, octopus = manual_outputs(approved, notes, person, fields)
+        if approved:
+            return StepResult("success", outputs=outputs, octopus=octopus, approval=state)
+        return StepResult(
+            "failure", outputs=outputs, octopus=octopus, approval=state,
+            error=f"Manual intervention '{step.name}' was aborted by {person.display_name}",
+            exit_code_hint=ExitCode.ABORTED,
+        )
+    if outcome.state == "cancelled":
+        return StepResult("cancelled", approval=state, error="cancelled while waiting")
+    # timed out
+    nobody = Identity()
+    if manual.on_timeout == "proceed":
+        state["state"] = "proceeded-on-timeout"
+        note = "proceeded on timeout, no approval"
+        ctx.log.annotation(step, "warning", f"{step.name}: {note}", {})
+        outputs, octopus = manual_outputs(False, note, nobody, {})
+        return StepResult("success", outputs=outputs, octopus=octopus, approval=state)
+    outputs, octopus = manual_outputs(False, "timed out", nobody, {})
+    return StepResult(
+        "failure", outputs=outputs, octopus=octopus, approval=state,
+        error=f"Manual intervention '{step.name}' timed out after "
+        f"{format_duration((manual.timeout_minutes or 0) * 60)} without a decision",
+        exit_code_hint=ExitCode.TIMED_OUT,
+    )
+
+
+def status_line(request: Interruption, verdict: Verdict, waited: float,
+                remaining: float | None) -> str:
+    """"Waiting for trading-desk (0/1), 2m13s"."""
+    if verdict.progress:
+        parts = [f"{team} ({have}/{need})" for team, have, need in verdict.progress]
+    else:
+        who = " or ".join(request.teams) if request.teams else "an approver"
+        parts = [f"{who} ({min(len(verdict.accepted), 1)}/1)"]
+    text = f"Waiting for {', '.join(parts)}, {format_duration(waited)}"
+    if remaining is not None:
+        text += f" (times out in {format_duration(remaining)})"
+    return text
+
+
+def announce(ctx: StepContext, request: Interruption, sources: list[ApprovalSource]) -> None:
+    """The request in full, in the job log, with how to answer through each source."""
+    lines = [f"Manual intervention required: {request.title}"]
+    if request.instructions.strip():
+        lines += ["", *request.instructions.rstrip().splitlines(), ""]
+    who = ", ".join(request.teams) if request.teams else "anyone in the people file"
+    lines.append(f"Who may decide: {who}")
+    if request.quorum:
+        lines.append("Quorum: " + "; ".join(f"{c} from {t}" for t, c in request.quorum))
+    if request.prevent_self_approval:
+        lines.append(f"Not {request.started_by}, who started this run")
+    lines.append(f"Approving: {request.workflow} -> {request.environment}, digest "
+                 f"{request.digest[:12]}" + (f", commit {request.commit[:12]}"
+                                             if request.commit else ""))
+    if request.inputs:
+        lines.append("Inputs: " + json.dumps(request.inputs, ensure_ascii=False))
+    if request.following_steps:
+        lines.append("Then: " + ", ".join(request.following_steps))
+    if request.deadline:
+        lines.append(f"Deadline: {request.deadline}")
+    for source in sources:
+        for how in source.instructions(request):
+            lines.append(f"  via {source.name}: {how}")
+    ctx.log.waiting(ctx.step, request.to_dict(), "\n".join(lines))
+
+
+def notify(ctx: StepContext, request: Interruption) -> None:
+    """Announce the wait on the optional chat webhook, in the background; failures only log."""
+    hook = (ctx.step.manual.notify if ctx.step.manual else None) or ctx.workflow.approvals.notify
+    if hook is None:
+        return
+    url = hook.url or (ctx.env.get(hook.url_env) if hook.url_env else None)
+    if not url:
+        ctx.log.line(ctx.step, f"notify: ${hook.url_env} is not set; no announcement sent")
+        return
+    ctx.masker.add(url)
+    text = (f"Deployment of {request.workflow} to {request.environment} is waiting: "
+            f"{request.title}. Run {request.run_id}.")
+
+    def post() -> None:
+        import urllib.request
+
+        body = json.dumps({"text": text}).encode()
+        req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=10):
+                pass
+        except OSError as exc:
+            ctx.log.line(ctx.step, ctx.masker.mask(f"notify: webhook failed: {exc}"))
+
+    threading.Thread(target=post, daemon=True).start()

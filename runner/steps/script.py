@@ -1,0 +1,187 @@
+"""Script steps: the script goes to a file and runs through a shell template, with GitHub's file
+commands (``RUNNER_OUTPUT`` = ``GITHUB_OUTPUT``, ...) and Octopus's ``set_octopusvariable``."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner.engine import file_commands
+from runner.engine.workflow_commands import CommandProcessor
+from runner.errors import StepError
+from runner.process import run_process
+from runner.steps.base import StepContext, StepResult
+
+#: GitHub's shell templates (https://docs.github.com/actions/reference/workflow-syntax#jobsjob_idstepsshell)
+SHELLS: dict[str, tuple[str, str]] = {
+    "bash": ("bash --noprofile --norc -eo pipefail {0}", ".sh"),
+    "sh": ("sh -e {0}", ".sh"),
+    "python": ("python3 {0}", ".py"),
+    "pwsh": ("pwsh -command \". '{0}'\"", ".ps1"),
+}
+
+#: the files a step writes to talk back, and the variables that name them (ours and GitHub's)
+FILES = {
+    "output": ("RUNNER_OUTPUT", "GITHUB_OUTPUT"),
+    "env": ("RUNNER_ENV", "GITHUB_ENV"),
+    "path": ("RUNNER_PATH", "GITHUB_PATH"),
+    "summary": ("RUNNER_STEP_SUMMARY", "GITHUB_STEP_SUMMARY"),
+    "octopus": (file_commands.OCTOPUS_VARIABLES_ENV,),
+}
+
+
+@dataclass(frozen=True)
+class Script:
+    text: str
+    shell: str | None
+    working_directory: str | None
+    timeout_minutes: float | None
+
+
+def shell_command(shell: str | None, script: Path) -> list[str]:
+    """The argv that runs ``script`` with ``shell`` (a name or a template containing ``{0}``)."""
+    name = shell or "bash"
+    template = SHELLS[name][0] if name in SHELLS else name
+    if "{0}" not in template:
+        raise StepError(
+            f"shell {name!r} is neither bash, sh, python or pwsh nor a template containing {{0}}"
+        )
+    argv = [part.replace("{0}", str(script)) for part in shlex.split(template)]
+    if name == "python" and shutil.which("python3") is None and shutil.which("python"):
+        argv[0] = "python"
+    if shutil.which(argv[0]) is None and not os.path.isabs(argv[0]):
+        raise StepError(f"shell {argv[0]!r} is not installed on this machine")
+    return argv
+
+
+def run_script_step(ctx: StepContext) -> StepResult:
+    """A ``run:`` step, re-run while it fails and its ``retry`` allows."""
+    step = ctx.step
+    script = Script(
+        text=ctx.render(step.run or ""),
+        shell=step.shell or ctx.workflow.default_shell,
+        working_directory=step.working_directory or ctx.workflow.default_working_directory,
+        timeout_minutes=step.timeout_minutes,
+    )
+    attempts = step.retry.attempts if step.retry else 1
+    result = StepResult("failure")
+    for attempt in range(1, attempts + 1):
+        result = run_script(ctx, script, attempt)
+        result.attempts = attempt
+        if result.outcome != "failure":
+            break
+        if attempt < attempts:
+            delay = step.retry.delay_seconds if step.retry else 0.0
+            ctx.log.line(step, f"attempt {attempt} of {attempts} failed; retrying in {delay:g}s")
+            ctx.sleep(delay)
+    return result
+
+
+def run_script(ctx: StepContext, script: Script, attempt: int = 1) -> StepResult:
+    """Run one script once and read back what it reported."""
+    step = ctx.step
+    folder = ctx.step_dir / f"attempt-{attempt}"
+    folder.mkdir(parents=True, exist_ok=True)
+    shell = script.shell or "bash"
+    suffix = SHELLS.get(shell, ("", ".sh"))[1] if shell in SHELLS else ".sh"
+    text = script.text
+    if shell in ("bash", None) or (shell not in SHELLS and "bash" in shell):
+        text = file_commands.OCTOPUS_BASH_FUNCTIONS + "\n" + text
+    path = folder / f"script{suffix}"
+    path.write_text(text, encoding="utf-8")
+    env = dict(ctx.env)
+    files: dict[str, Path] = {}
+    for kind, names in FILES.items():
+        files[kind] = folder / kind
+        files[kind].write_bytes(b"")
+        for name in names:
+            env[name] = str(files[kind])
+    cwd = ctx.workspace
+    if script.working_directory:
+        cwd = (ctx.workspace / ctx.render(script.working_directory)).resolve()
+        if not cwd.is_dir():
+            raise StepError(f"working-directory {script.working_directory!r} does not exist",
+                            location=step.at("working-directory"))
+    argv = shell_command(shell, path)
+    processor = CommandProcessor()
+
+    def on_line(line: str) -> None:
+        handle_line(ctx, processor, line)
+
+    timeout = script.timeout_minutes * 60 if script.timeout_minutes else None
+    outcome = run_process(argv, env=env, cwd=str(cwd), on_line=on_line, timeout=timeout,
+                          groups=ctx.groups)
+    result = read_files(ctx, files)
+    result.exit_code = outcome.exit_code
+    if outcome.cancelled:
+        result.outcome = "cancelled"
+        result.error = "cancelled"
+    elif outcome.timed_out:
+        result.outcome = "failure"
+        result.timed_out = True
+        result.error = f"timed out after {script.timeout_minutes:g} minutes"
+    elif outcome.exit_code != 0:
+        result.outcome = "failure"
+        result.error = result.error or f"exit code {outcome.exit_code}"
+    return result
+
+
+def handle_line(ctx: StepContext, processor: CommandProcessor, line: str) -> None:
+    """One line of output: a workflow command is carried out, text is masked and logged."""
+    step = ctx.step
+    item = processor.process(line)
+    if isinstance(item, str):
+        ctx.log.line(step, ctx.masker.mask(item))
+        return
+    name = item.name
+    if name == "add-mask":
+        if item.data:
+            ctx.masker.add(item.data)
+    elif name in ("error", "warning", "notice"):
+        ctx.log.annotation(step, name, ctx.masker.mask(item.data), dict(item.properties))
+    elif name == "group":
+        ctx.log.group(step, ctx.masker.mask(item.data))
+    elif name == "endgroup":
+        ctx.log.group(step, None)
+    elif name == "debug":
+        if ctx.env.get("RUNNER_DEBUG") == "1":
+            ctx.log.line(step, ctx.masker.mask(f"debug: {item.data}"))
+    elif name in ("set-output", "save-state", "set-env", "add-path"):
+        ctx.log.annotation(step, "warning", f"`::{name}::` is no longer supported; write to "
+                           "$RUNNER_OUTPUT (GITHUB_OUTPUT) or $RUNNER_ENV instead", {})
+    else:
+        ctx.log.line(step, ctx.masker.mask(line))
+
+
+def read_files(ctx: StepContext, files: dict[str, Path]) -> StepResult:
+    """Outputs, environment, path, summary and Octopus variables a step wrote."""
+    result = StepResult("success")
+    try:
+        for kind in ("octopus",):
+            for variable in file_commands.parse_octopus_variables(_read(files[kind])):
+                if variable.sensitive:
+                    ctx.masker.add(variable.value)
+                    result.secret_outputs.add(f"Octopus:{variable.name}")
+                result.octopus[variable.name] = variable.value
+        for name, value in file_commands.parse_key_values(
+            _read(files["output"]), source="RUNNER_OUTPUT"
+        ):
+            result.outputs[name] = value
+        env_file = file_commands.parse_env_file(_read(files["env"]), source="RUNNER_ENV")
+        for name, value in env_file.entries:
+            result.env[name] = value
+        for message in env_file.refused:
+            ctx.log.annotation(ctx.step, "error", message, {})
+        result.path = file_commands.parse_path_file(_read(files["path"]))
+        result.summary = _read(files["summary"])
+    except StepError as exc:
+        result.outcome = "failure"
+        result.error = exc.message
+    return result
+
+
+def _read(path: Path) -> str:
+    return path.read_text(encoding="utf-8", errors="replace")

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from runner.load.yaml import MAX_FILE_BYTES, LoadError, load_yaml
+
+
+def messages(raw: bytes) -> list[str]:
+    with pytest.raises(LoadError) as caught:
+        load_yaml("w.yml", raw)
+    return [f"{d.location}: {d.message} [{d.kind}]" for d in caught.value.diagnostics]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"a: 1\n", {"a": 1}),
+        (b"a: 0x1f\nb: 0o17\nc: 1_000\n", {"a": 31, "b": 15, "c": 1000}),
+        (b"a: yes\nb: no\nc: on\n", {"a": "yes", "b": "no", "c": "on"}),  # YAML 1.2: strings
+        (b"a: true\nb: False\n", {"a": True, "b": False}),
+        (b"a: null\nb: ~\nc:\n", {"a": None, "b": None, "c": None}),
+        (b"a: '1'\nb: \"true\"\n", {"a": "1", "b": "true"}),
+        (b"a: 1.5\nb: -.inf\n", {"a": 1.5, "b": -math.inf}),
+        (
+            b"base: &b {x: 1, y: 2}\nd:\n  <<: *b\n  y: 3\n",
+            {"base": {"x": 1, "y": 2}, "d": {"x": 1, "y": 3}},
+        ),
+        ("\ufeffa: é\n".encode(), {"a": "é"}),
+    ],
+)
+def test_scalars_and_merges(raw: bytes, expected: object) -> None:
+    assert load_yaml("w.yml", raw).data == expected
+
+
+def test_positions_of_keys_and_values() -> None:
+    doc = load_yaml("w.yml", b"name: x\nsteps:\n  - id: a\n    run: echo hi\n")
+    assert str(doc.location(("steps", 0, "run"))) == "w.yml:4:10"
+    assert str(doc.location(("steps", 0, "run"), key=True)) == "w.yml:4:5"
+    # an unknown path falls back to its nearest known parent
+    assert str(doc.location(("steps", 0, "nope", 3))) == "w.yml:3:5"
+
+
+def test_duplicate_keys_are_all_reported() -> None:
+    assert messages(b"a: 1\nb:\n  c: 1\n  c: 2\na: 3\n") == [
+        "w.yml:4:3: key 'c' is duplicated (first defined at line 3) [duplicate-key]",
+        "w.yml:5:1: key 'a' is duplicated (first defined at line 1) [duplicate-key]",
+    ]
+
+
+def test_alias_bomb_is_refused_quickly() -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 12):
+        prev = f"*a{i - 1}"
+        lines.append(f"a{i}: &a{i} [{', '.join([prev] * 10)}]")
+    found = messages("\n".join(lines).encode())
+    assert len(found) == 1
+    assert "document is too large once aliases expand; simplify it [syntax]" in found[0]
+
+
+def test_deep_nesting_is_refused() -> None:
+    raw = ("a: " + "[" * 300 + "]" * 300 + "\n").encode()
+    assert "nested too deeply" in messages(raw)[0]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"", "w.yml:1:1: file is empty; expected a YAML mapping [syntax]"),
+        (b"   \n\n", "w.yml:1:1: file is empty; expected a YAML mapping [syntax]"),
+        (b"# only a comment\n", "w.yml:1:1: file is empty; expected a YAML mapping [syntax]"),
+        (b"a: \x00", "w.yml:1:1: file is binary, not YAML text [syntax]"),
+        (
+            b"a: 1\nb: \xff\n",
+            "w.yml:2:4: file is not UTF-8 text (byte 0xff); save it as UTF-8 [syntax]",
+        ),
+        (
+            b"a: [1\n",
+            "w.yml:1:4: invalid YAML: while parsing a flow sequence, did not find expected "
+            "',' or ']' [syntax]",
+        ),
+        (
+            b"a: 1\n\tb: 2\n",
+            "w.yml:2:1: invalid YAML: found a tab character that violates indentation; "
+            "YAML is indented with spaces, not tabs [syntax]",
+        ),
+        (b"{a: 1}: 2\n", "w.yml:1:1: a key must be a plain string, not a list or mapping [syntax]"),
+    ],
+)
+def test_bad_files_get_one_clear_line(raw: bytes, expected: str) -> None:
+    assert messages(raw)[0] == expected
+
+
+def test_too_large_file() -> None:
+    raw = b"a: " + b"x" * (MAX_FILE_BYTES + 1)
+    assert messages(raw) == ["w.yml:1:1: file is too large (8.0 MiB); the limit is 8 MiB [syntax]"]
