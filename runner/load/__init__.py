@@ -60,7 +60,7 @@ def check_file(path: str | Path, *, raw: bytes | None = None) -> Loaded:
     workflow = build_workflow(doc, data)
     from runner.load.expression_checks import check_expressions
 
-    problems = check_workflow(workflow, workspace) + check_expressions(workflow)
+    problems = check_workflow(workflow, workspace) + check_expressions(workflow, doc)
     diagnostics = sorted(problems, key=Diagnostic.sort_key)
     has_errors = any(d.severity == "error" for d in diagnostics)
     return Loaded(shown, None if has_errors else workflow, diagnostics, doc.lines, doc, workspace)

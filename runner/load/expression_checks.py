@@ -1,10 +1,232 @@
-"""Checks of ``${{ }}`` and ``#{}`` text in a workflow (filled in with the expressions issue)."""
+"""Checks of the ``${{ }}`` and ``#{}`` text in a workflow, each problem at its line and column.
+
+- syntax, with the contexts GitHub allows at each key (``secrets`` never in ``if:``, status
+  functions only in ``if:``);
+- ``steps.<id>`` and ``Octopus.Action[Name]`` references to unknown or later steps;
+- a warning where an untrusted value (inputs, step outputs, manual notes) is pasted into a ``run``
+  script, which can inject shell code; the safe pattern passes it through ``env``;
+- a warning on a bare ``if: steps.x.outputs.approved``: the string ``'false'`` is truthy;
+- ``#{}`` templates that would come back verbatim.
+"""
 
 from __future__ import annotations
 
-from runner.errors import Diagnostic
-from runner.model import Workflow
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from runner.errors import Diagnostic, ExpressionError, Location
+from runner.load.yaml import Document, Path
+from runner.model import Step, Workflow
+
+ALL = ("env", "vars", "inputs", "secrets", "steps", "deployment", "runner", "job")
+IN_IF = ("env", "vars", "inputs", "steps", "deployment", "runner", "job")
+WORKFLOW_ENV = ("vars", "inputs", "secrets", "deployment", "runner")
+HOST = ("hashfiles",)
+STATUS = ("success", "failure", "always", "cancelled")
+#: contexts whose values come from people or earlier steps, not from the workflow's author
+UNTRUSTED = ("inputs", "steps")
+
+_ACTION_REF = re.compile(r"Octopus\.Action\[([^\]]*)\]", re.IGNORECASE)
+_STEP_STATUS_REF = re.compile(r"Octopus\.Step\[([^\]]*)\]", re.IGNORECASE)
+_BARE_APPROVED = re.compile(
+    r"^\s*!?\s*steps\s*\.\s*([A-Za-z_][A-Za-z0-9_-]*)\s*\.\s*outputs\s*\.\s*approved\s*$",
+    re.IGNORECASE,
+)
 
 
-def check_expressions(workflow: Workflow) -> list[Diagnostic]:
-    return []
+@dataclass(frozen=True)
+class Field:
+    """One string in the workflow that may hold expressions."""
+
+    path: Path
+    text: str
+    contexts: tuple[str, ...]
+    functions: tuple[str, ...]
+    step: Step | None
+    is_run: bool = False
+    is_if: bool = False
+
+
+def check_expressions(workflow: Workflow, doc: Document) -> list[Diagnostic]:
+    found: list[Diagnostic] = []
+    for field in _fields(workflow, doc):
+        found.extend(_check_field(workflow, doc, field))
+    return found
+
+
+def _fields(workflow: Workflow, doc: Document) -> Iterator[Field]:
+    data = doc.data
+    for name, value in (data.get("env") or {}).items():
+        if isinstance(value, str):
+            yield Field(("env", name), value, WORKFLOW_ENV, HOST, None)
+    for name, spec in (data.get("outputs") or {}).items():
+        path: Path = ("outputs", name) if isinstance(spec, str) else ("outputs", name, "value")
+        text = spec if isinstance(spec, str) else spec.get("value", "")
+        yield Field(path, text, ALL, HOST, None)
+    for step in workflow.steps:
+        raw = data["steps"][step.index]
+        base: Path = ("steps", step.index)
+        if isinstance(raw.get("if"), str):
+            yield Field((*base, "if"), raw["if"], IN_IF, HOST + STATUS, step, is_if=True)
+        for key in ("run", "working-directory", "continue-on-error"):
+            if isinstance(raw.get(key), str):
+                yield Field((*base, key), raw[key], ALL, HOST, step, is_run=key == "run")
+        for group in ("env", "with"):
+            for name, value in (raw.get(group) or {}).items():
+                if isinstance(value, str):
+                    yield Field((*base, group, name), value, ALL, HOST, step)
+        manual = raw.get("manual") or {}
+        for key in ("title", "instructions"):
+            if isinstance(manual.get(key), str):
+                yield Field((*base, "manual", key), manual[key], ALL, HOST, step)
+        for i, spec in enumerate(manual.get("fields") or []):
+            if isinstance(spec.get("label"), str):
+                yield Field((*base, "manual", "fields", i, "label"), spec["label"], ALL, HOST,
+                            step)
+
+
+def _check_field(workflow: Workflow, doc: Document, field: Field) -> Iterator[Diagnostic]:
+    from runner import expressions
+
+    text = field.text
+    if field.is_if and "#{" not in text and "${{" not in text:
+        spans = [(0, text)]  # an `if` is an expression with or without the ${{ }} wrapper
+    else:
+        try:
+            templates = expressions.find_templates(text) if "${{" in text else []
+        except ExpressionError as exc:
+            offset = getattr(exc, "offset", 0)
+            yield _at(doc, field.path, text, offset, exc.message, "expression")
+            return
+        spans = [(t.start + 3, t.expression) for t in templates]
+    for offset, expression in spans:
+        if not expression.strip():
+            continue
+        try:
+            expressions.check(expression, field.contexts, field.functions)
+        except ExpressionError as exc:
+            message = exc.message
+            if "Unrecognized named-value: 'secrets'" in message and field.is_if:
+                message += "; `secrets` is not available in `if:` (GitHub refuses it too)"
+            elif "Unrecognized function" in message and field.functions == HOST:
+                message += "; status functions are only available in `if:`"
+            yield _at(doc, field.path, text, offset, message, "expression")
+            continue
+        yield from _references(workflow, doc, field, offset, expression)
+        if field.is_run and field.step is not None:
+            used = expressions.referenced_named_values(expression) & set(UNTRUSTED)
+            if used:
+                yield _at(
+                    doc, field.path, text, offset,
+                    f"`{expression.strip()}` is pasted into the script, where a value from "
+                    f"{' and '.join(sorted(used))} can inject shell code; pass it through `env:` "
+                    "and use \"$NAME\" instead",
+                    "injection", warning=True,
+                )
+        if field.is_if:
+            bare = _BARE_APPROVED.match(expression)
+            if bare:
+                yield _at(
+                    doc, field.path, text, offset,
+                    f"`steps.{bare.group(1)}.outputs.approved` is the string 'true' or "
+                    "'false', and both are truthy; compare it: "
+                    f"`steps.{bare.group(1)}.outputs.approved == 'true'`",
+                    "approval", warning=True,
+                )
+    if "#{" in text:
+        yield from _octopus(workflow, doc, field)
+
+
+def _references(
+    workflow: Workflow, doc: Document, field: Field, offset: int, expression: str
+) -> Iterator[Diagnostic]:
+    from runner import expressions
+    from runner.expressions.ast import Index, Literal, NamedValue, walk
+
+    tree = expressions.parse(expression, ALL, HOST + STATUS)
+    if tree is None:
+        return
+    for node in walk(tree):
+        if (
+            isinstance(node, Index)
+            and isinstance(node.target, NamedValue)
+            and node.target.name == "steps"
+            and isinstance(node.key, Literal)
+            and isinstance(node.key.value, str)
+        ):
+            yield from _step_reference(workflow, doc, field, offset, node.key.value,
+                                       by_name=False)
+
+
+def _step_reference(
+    workflow: Workflow, doc: Document, field: Field, offset: int, key: str, *, by_name: bool
+) -> Iterator[Diagnostic]:
+    target = next(
+        (s for s in workflow.steps if (s.name.lower() == key.lower() if by_name else s.id == key)),
+        None,
+    )
+    what = f"step name {key!r}" if by_name else f"step `{key}`"
+    if target is None:
+        choices = ", ".join(s.name if by_name else s.id for s in workflow.steps)
+        yield _at(doc, field.path, field.text, offset,
+                  f"{what} does not exist (steps: {choices})", "reference")
+    elif field.step is not None and target.index >= field.step.index:
+        when = "is this step" if target.index == field.step.index else "runs later"
+        yield _at(doc, field.path, field.text, offset,
+                  f"{what} {when}; only the outputs of earlier steps are available here",
+                  "reference")
+
+
+def _octopus(workflow: Workflow, doc: Document, field: Field) -> Iterator[Diagnostic]:
+    from runner import variables
+
+    for problem in variables.check(field.text):
+        yield _at(doc, field.path, field.text, problem.offset, problem.message, "substitution")
+    for pattern in (_ACTION_REF, _STEP_STATUS_REF):
+        for match in pattern.finditer(field.text):
+            name = match.group(1)
+            if "#{" in name:
+                continue
+            by_id = pattern is _STEP_STATUS_REF and any(s.id == name for s in workflow.steps)
+            yield from _step_reference(workflow, doc, field, match.start(1), name,
+                                       by_name=not by_id)
+    if field.is_run and field.step is not None and _ACTION_REF.search(field.text):
+        match = _ACTION_REF.search(field.text)
+        assert match is not None
+        yield _at(doc, field.path, field.text, match.start(),
+                  "a step's output variable is pasted into the script, where its value (manual "
+                  "notes, for one) can inject shell code; pass it through `env:` and use "
+                  "\"$NAME\" instead", "injection", warning=True)
+
+
+def _at(
+    doc: Document, path: Path, text: str, offset: int, message: str, kind: str, *,
+    warning: bool = False,
+) -> Diagnostic:
+    location = position_in_value(doc, path, text, offset)
+    return Diagnostic(location, message, kind, "warning" if warning else "error")
+
+
+def position_in_value(doc: Document, path: Path, text: str, offset: int) -> Location:
+    """The file position of ``text[offset]``, for a string value at ``path``.
+
+    Exact for one-line plain and quoted scalars and for block scalars (``|``, ``>``); for other
+    multi-line scalars, the start of the value.
+    """
+    start = doc.location(path)
+    line_index = text.count("\n", 0, offset)
+    column_in_line = offset - (text.rfind("\n", 0, offset) + 1)
+    source = doc.lines[start.line - 1] if 0 < start.line <= len(doc.lines) else ""
+    lead = source[start.column - 1 : start.column]
+    if lead in ("|", ">"):
+        body_line = start.line + 1 + line_index
+        if body_line <= len(doc.lines):
+            first = doc.lines[start.line] if start.line < len(doc.lines) else ""
+            indent = len(first) - len(first.lstrip(" "))
+            return Location(doc.path, body_line, indent + column_in_line + 1)
+        return start
+    if line_index == 0:
+        quote = 1 if lead in ("'", '"') else 0
+        return Location(doc.path, start.line, start.column + quote + column_in_line)
+    return start

@@ -25,9 +25,9 @@ class Resolved:
     missing_env: str | None = None
 
     def shown(self) -> str:
-        if self.secret:
-            return SECRET_MASK
-        return self.value if self.value is not None else f"(${self.missing_env} is not set)"
+        if self.value is None:
+            return f"(${self.missing_env} is not set)"
+        return SECRET_MASK if self.secret else self.value
 
 
 @dataclass(frozen=True)

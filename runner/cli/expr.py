@@ -1,0 +1,44 @@
+"""``runner expr 'EXPRESSION' [--context FILE.json]``: evaluate a ``${{ }}`` expression."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from runner.errors import ExpressionError, UsageError
+
+
+def evaluate_text(expression: str, context_file: str | None) -> str:
+    """The expression's value as JSON; raises ``ExpressionError`` with GitHub's message."""
+    from runner import expressions
+
+    contexts: dict[str, object] = {}
+    if context_file:
+        try:
+            with open(context_file, encoding="utf-8") as handle:
+                loaded = json.load(handle)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--context {context_file}: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise UsageError(f"--context {context_file}: expected a JSON object of contexts")
+        contexts = loaded
+    text = expression.strip()
+    if text.startswith("${{") and text.endswith("}}"):
+        text = text[3:-2]
+    value = expressions.evaluate(text, contexts)
+    return json.dumps(value, indent=2, ensure_ascii=False, allow_nan=True)
+
+
+@click.command()
+@click.argument("expression")
+@click.option("--context", "context_file", type=click.Path(dir_okay=False),
+              help="A JSON object whose keys are the contexts (env, inputs, steps, ...).")
+def expr(expression: str, context_file: str | None) -> int:
+    """Evaluate a GitHub-style expression and print its value as JSON (exit 1 on error)."""
+    try:
+        click.echo(evaluate_text(expression, context_file))
+    except ExpressionError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        return 1
+    return 0
