@@ -101,16 +101,7 @@ class PromptSource:
             self._error = ApprovalError(f"the prompt failed: {exc}")
 
     def _conversation(self, request: Interruption) -> None:
-        self._say(f"\nManual intervention: {request.title}\n")
-        if request.instructions.strip():
-            self._say("\n" + request.instructions.rstrip() + "\n\n")
-        self._say(f"Deploying {request.workflow} to {request.environment}")
-        if request.commit:
-            self._say(f" at commit {request.commit[:12]}")
-        self._say(f"; digest {request.digest[:12]}\n")
-        if request.following_steps:
-            self._say(f"Steps that follow: {', '.join(request.following_steps)}\n")
-        self._say(f"You are {self.user}.\n")
+        self._say(f"\n{request.title}: you are {self.user}.\n")
         while not self._stop.is_set():
             answer = self._read("Proceed or abort? [p/a] ").strip().lower()
             if answer in ("p", "proceed", "a", "abort"):

@@ -236,6 +236,7 @@ class Run:
             },
             following=tuple(s.name for s in self.workflow.steps[step.index + 1 :]),
             cancelled=self.groups.cancelled.is_set,
+            host_env=self.environ,
         )
         try:
             result = self.kinds[step.kind](ctx)

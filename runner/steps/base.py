@@ -77,6 +77,8 @@ class StepContext:
     #: the ids and names of the steps after this one
     following: tuple[str, ...] = ()
     cancelled: Callable[[], bool] = lambda: False
+    #: the runner's own environment (``env`` above is the step's, with CI=true and file paths)
+    host_env: Mapping[str, str] = field(default_factory=dict)
 
 
 class StepKind(Protocol):

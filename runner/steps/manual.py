@@ -74,7 +74,7 @@ def make_sources(ctx: StepContext, names: tuple[str, ...], directory: Directory
         factory = source_class(name)
         sources.append(
             factory(
-                environ=ctx.env,
+                environ=ctx.host_env,
                 approvals=ctx.workflow.approvals,
                 workspace=ctx.workspace,
                 directory=directory,
@@ -105,6 +105,7 @@ def run_manual_step(ctx: StepContext) -> StepResult:
     }
     ctx.checkpoint(state)
     sources = make_sources(ctx, tuple(names), directory)
+    announce(ctx, request, sources)
     usable: list[ApprovalSource] = []
     for source in sources:
         try:
@@ -117,7 +118,8 @@ def run_manual_step(ctx: StepContext) -> StepResult:
             f"no approval source can ask for step '{step.name}'",
             hint="configure `approvals.file` or `approvals.server`, or run on a terminal",
         )
-    announce(ctx, request, usable)
+    # a live status line would tear through the question the prompt is asking
+    interactive = any(source.name == "prompt" for source in usable)
     notify(ctx, request)
     last_status: list[str] = [""]
     last_shown = [0.0]
@@ -127,6 +129,8 @@ def run_manual_step(ctx: StepContext) -> StepResult:
         waited = (ctx.now() - clock_start).total_seconds()
         text = status_line(request, verdict, waited, remaining)
         shown = text.split(",")[0]
+        if interactive:
+            return
         if shown != last_status[0] or waited - last_shown[0] >= 60:
             last_status[0], last_shown[0] = shown, waited
             ctx.log.waiting(step, {}, text)
