@@ -82,6 +82,9 @@ def judge(
     refused: list[Refused] = []
     counted: set[str] = set()
     for submission in submissions:
+        if submission.problem is not None:
+            refused.append(Refused(submission, f"{submission.source}: {submission.problem}"))
+            continue
         person = identify(directory, submission)
         reason = None
         if person is None:

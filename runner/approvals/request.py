@@ -80,3 +80,5 @@ class Submission:
     evidence: dict[str, Any] = field(default_factory=dict)
     #: a stable key so the same submission seen twice counts once
     key: str = ""
+    #: why the source could not verify it (bad signature, wrong run, expired...): never counts
+    problem: str | None = None

@@ -23,6 +23,7 @@ COMMANDS = {
     "plan": "runner.cli.plan:plan",
     "expr": "runner.cli.expr:expr",
     "run": "runner.cli.run:run",
+    "approval": "runner.cli.approval:approval",
 }
 
 

@@ -18,6 +18,8 @@ from runner.cli.options import deployment_options, dry_run_options
 @click.option("--dry-run", is_flag=True, help="Show the plan and run nothing (as `runner plan`).")
 @click.option("--detach-on-wait", is_flag=True,
               help="At a manual step, record the run and exit 75 instead of waiting.")
+@click.option("--insecure-local-trust", is_flag=True,
+              help="Let approval sources read trust files from the working tree (local tries).")
 def run(
     file: str,
     environment: str,
@@ -30,6 +32,7 @@ def run(
     state_dir: str | None,
     dry_run: bool,
     detach_on_wait: bool,
+    insecure_local_trust: bool,
 ) -> int:
     """Run a deployment in an environment. Exit codes are listed in `runner --help`."""
     if dry_run:
@@ -39,7 +42,8 @@ def run(
                              output_format=output_format), nl=False)
         return 0
     return run_workflow(file, environment, inputs, skip, output_format=output_format,
-                        run_id=run_id, state_dir=state_dir, detach_on_wait=detach_on_wait)
+                        run_id=run_id, state_dir=state_dir, detach_on_wait=detach_on_wait,
+                        insecure_local_trust=insecure_local_trust)
 
 
 def run_workflow(
@@ -52,6 +56,7 @@ def run_workflow(
     run_id: str | None = None,
     state_dir: str | None = None,
     detach_on_wait: bool = False,
+    insecure_local_trust: bool = False,
 ) -> int:
     """Run ``file`` and return the exit code."""
     from runner.engine import session
@@ -67,7 +72,7 @@ def run_workflow(
         state_dir=session.state_dir(state_dir, environ),
         log=log,
         environ=environ,
-        options={"detach_on_wait": detach_on_wait},
+        options={"detach_on_wait": detach_on_wait, "insecure_local_trust": insecure_local_trust},
     )
     run = session.start_run(request)
     with session.cancellation(run):

@@ -24,7 +24,7 @@ def run_composite_step(ctx: StepContext) -> StepResult:
     step = ctx.step
     assert step.uses is not None
     given = {name: ctx.render(value) for name, value in step.with_.items()}
-    return run_action(ctx, step.uses, given, depth=1)
+    return run_action(ctx, step.uses, given, depth=1, after_cancel=ctx.cancelled())
 
 
 def action_inputs(action: Action, given: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
@@ -47,7 +47,9 @@ def action_inputs(action: Action, given: Mapping[str, str]) -> tuple[dict[str, s
     return values, warnings
 
 
-def run_action(ctx: StepContext, uses: str, given: Mapping[str, str], depth: int) -> StepResult:
+def run_action(
+    ctx: StepContext, uses: str, given: Mapping[str, str], depth: int, after_cancel: bool = False
+) -> StepResult:
     if depth > MAX_NESTING:
         raise StepError(f"actions nest more than {MAX_NESTING} deep at {uses}")
     action = load_action(action_path(ctx.workspace, uses))
@@ -68,7 +70,7 @@ def run_action(ctx: StepContext, uses: str, given: Mapping[str, str], depth: int
         if not decision.run:
             states[nested.id] = {"outputs": {}, "outcome": "skipped", "conclusion": "skipped"}
             continue
-        outcome = _run_nested(ctx, action, nested, contexts, depth)
+        outcome = _run_nested(ctx, action, nested, contexts, depth, after_cancel)
         tolerated = outcome.outcome == "failure" and _truthy(nested.continue_on_error)
         conclusion = "success" if tolerated else outcome.outcome
         states[nested.id] = {"outputs": outcome.outputs, "outcome": outcome.outcome,
@@ -94,7 +96,12 @@ def run_action(ctx: StepContext, uses: str, given: Mapping[str, str], depth: int
 
 
 def _run_nested(
-    ctx: StepContext, action: Action, nested: ActionStep, contexts: dict[str, object], depth: int
+    ctx: StepContext,
+    action: Action,
+    nested: ActionStep,
+    contexts: dict[str, object],
+    depth: int,
+    after_cancel: bool = False,
 ) -> StepResult:
     def render(template: str) -> str:
         return render_text(template, ctx.variables, contexts)
@@ -110,9 +117,9 @@ def _run_nested(
     inner.step_dir.mkdir(parents=True, exist_ok=True)
     if nested.uses:
         given = {name: render(value) for name, value in nested.with_.items()}
-        return run_action(inner, nested.uses, given, depth + 1)
+        return run_action(inner, nested.uses, given, depth + 1, after_cancel)
     script = Script(render(nested.run or ""), nested.shell, nested.working_directory, None)
-    return run_script(inner, script)
+    return run_script(inner, script, after_cancel=after_cancel)
 
 
 def _truthy(value: bool | str) -> bool:

@@ -97,6 +97,10 @@ def run_manual_step(ctx: StepContext) -> StepResult:
     else:
         request = build_interruption(ctx, manual, tuple(names))
     known = [Submission(**s) for s in previous.get("submissions", [])]
+    # the request as a file, for `runner approval new --request` on the approver's machine
+    (ctx.step_dir / "request.json").write_text(
+        json.dumps(request.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     state: dict[str, Any] = {
         "interruption": request.to_dict(),
         "state": "waiting",
@@ -141,7 +145,12 @@ def run_manual_step(ctx: StepContext) -> StepResult:
                                  "who": refusal.submission.who,
                                  "evidence": refusal.submission.evidence})
 
+    last_errors: dict[str, str] = {}
+
     def on_source_error(name: str, error: RunnerError) -> None:
+        if last_errors.get(name) == error.message:
+            return  # said once is enough while the source keeps failing the same way
+        last_errors[name] = error.message
         ctx.log.line(step, f"approval source {name} did not answer: {error.message} "
                      "(still waiting; a failure is never a decision)")
 
@@ -261,6 +270,7 @@ def announce(ctx: StepContext, request: Interruption, sources: list[ApprovalSour
     for source in sources:
         for how in source.instructions(request):
             lines.append(f"  via {source.name}: {how}")
+    lines.append(f"Request file (for --request): {ctx.step_dir / 'request.json'}")
     ctx.log.waiting(ctx.step, request.to_dict(), "\n".join(lines))
 
 

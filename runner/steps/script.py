@@ -68,8 +68,10 @@ def run_script_step(ctx: StepContext) -> StepResult:
     )
     attempts = step.retry.attempts if step.retry else 1
     result = StepResult("failure")
+    # a step started while the run is already cancelled (``always()``) runs to its end
+    after_cancel = ctx.cancelled()
     for attempt in range(1, attempts + 1):
-        result = run_script(ctx, script, attempt)
+        result = run_script(ctx, script, attempt, after_cancel=after_cancel)
         result.attempts = attempt
         if result.outcome != "failure":
             break
@@ -80,8 +82,11 @@ def run_script_step(ctx: StepContext) -> StepResult:
     return result
 
 
-def run_script(ctx: StepContext, script: Script, attempt: int = 1) -> StepResult:
-    """Run one script once and read back what it reported."""
+def run_script(
+    ctx: StepContext, script: Script, attempt: int = 1, *, after_cancel: bool = False
+) -> StepResult:
+    """Run one script once and read back what it reported (``after_cancel``: see
+    :func:`runner.process.run_process`)."""
     step = ctx.step
     folder = ctx.step_dir / f"attempt-{attempt}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -113,7 +118,7 @@ def run_script(ctx: StepContext, script: Script, attempt: int = 1) -> StepResult
 
     timeout = script.timeout_minutes * 60 if script.timeout_minutes else None
     outcome = run_process(argv, env=env, cwd=str(cwd), on_line=on_line, timeout=timeout,
-                          groups=ctx.groups)
+                          groups=ctx.groups, after_cancel=after_cancel)
     result = read_files(ctx, files)
     result.exit_code = outcome.exit_code
     if outcome.cancelled:

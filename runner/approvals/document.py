@@ -1,0 +1,217 @@
+"""Signed approval files: the JSON body an approver signs, and its strict checks.
+
+The body binds everything that makes an approval mean one thing: the run, the step, the
+environment, the workflow digest and source commit, the decision, the approver's principal, the
+notes and field values, and a validity window. It is parsed only after its signature verified,
+from the very bytes that were verified; duplicate keys, trailing data, unknown or missing keys
+refuse it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from runner.approvals.request import Interruption
+from runner.errors import VerificationError
+
+FORMAT = "runner-approval/v1"
+#: an approval issued this far in the future (approver's clock ahead) is still accepted
+CLOCK_SKEW = timedelta(minutes=5)
+#: the longest validity window an approval may claim
+MAX_VALIDITY = timedelta(days=7)
+NAMESPACE = "runner-approval"
+MAX_BODY_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class ApprovalBody:
+    run_id: str
+    step_id: str
+    environment: str
+    workflow_digest: str
+    commit: str | None
+    decision: str  # proceed | abort
+    approver: str  # the SSH principal that signs
+    issued_at: str
+    expires_at: str
+    notes: str = ""
+    fields: dict[str, str] = field(default_factory=dict)
+    format: str = FORMAT
+
+    def encode(self) -> bytes:
+        """The canonical bytes to sign: sorted keys, compact, one trailing newline."""
+        text = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return (text + "\n").encode("utf-8")
+
+    @property
+    def issued(self) -> datetime:
+        return parse_instant(self.issued_at, "issued_at")
+
+    @property
+    def expires(self) -> datetime:
+        return parse_instant(self.expires_at, "expires_at")
+
+
+_KEYS = {f for f in ApprovalBody.__dataclass_fields__}
+_REQUIRED = _KEYS - {"notes", "fields", "commit"}
+
+
+def instant(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def parse_instant(text: Any, name: str) -> datetime:
+    if not isinstance(text, str) or not text.endswith("Z"):
+        raise VerificationError(f"`{name}` must be a UTC time like 2026-01-31T12:00:00Z")
+    try:
+        return datetime.fromisoformat(text[:-1] + "+00:00")
+    except ValueError:
+        raise VerificationError(f"`{name}` is not a valid time: {text!r}") from None
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise VerificationError(f"approval body has the key {key!r} twice")
+        result[key] = value
+    return result
+
+
+def parse_body(raw: bytes) -> ApprovalBody:
+    """Parse verified bytes strictly. Raise :class:`VerificationError` with the reason."""
+    if len(raw) > MAX_BODY_BYTES:
+        raise VerificationError("approval body is too large")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise VerificationError("approval body is not UTF-8") from None
+    decoder = json.JSONDecoder(object_pairs_hook=_no_duplicates)
+    try:
+        data, end = decoder.raw_decode(text)
+    except ValueError as exc:
+        raise VerificationError(f"approval body is not JSON: {exc}") from None
+    if text[end:] not in ("", "\n"):
+        raise VerificationError("approval body has data after the JSON document")
+    if not isinstance(data, dict):
+        raise VerificationError("approval body must be a JSON object")
+    unknown = sorted(set(data) - _KEYS)
+    if unknown:
+        raise VerificationError(f"approval body has unknown key {unknown[0]!r}")
+    missing = sorted(_REQUIRED - set(data))
+    if missing:
+        raise VerificationError(f"approval body lacks {missing[0]!r}")
+    if data["format"] != FORMAT:
+        raise VerificationError(f"approval format {data['format']!r} is not {FORMAT}")
+    for key in _KEYS - {"fields", "commit"}:
+        if key in data and not isinstance(data[key], str):
+            raise VerificationError(f"`{key}` must be a string")
+    if data.get("commit") is not None and not isinstance(data["commit"], str):
+        raise VerificationError("`commit` must be a string or null")
+    fields = data.get("fields", {})
+    if not isinstance(fields, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in fields.items()
+    ):
+        raise VerificationError("`fields` must map names to strings")
+    if data["decision"] not in ("proceed", "abort"):
+        raise VerificationError(f"decision {data['decision']!r} is neither proceed nor abort")
+    body = ApprovalBody(**data)
+    body.issued  # noqa: B018 - validates the format
+    body.expires  # noqa: B018
+    return body
+
+
+def check_binding(body: ApprovalBody, request: Interruption, now: datetime) -> None:
+    """Refuse an approval that is not for this very request, or not valid now."""
+    pairs = (
+        ("run", body.run_id, request.run_id),
+        ("step", body.step_id, request.step_id),
+        ("environment", body.environment, request.environment),
+        ("workflow digest", body.workflow_digest, request.digest),
+    )
+    for what, given, expected in pairs:
+        if given != expected:
+            raise VerificationError(f"approval is for {what} {given!r}, not {expected!r}")
+    if request.commit and body.commit != request.commit:
+        raise VerificationError(f"approval is for commit {body.commit!r}, not {request.commit!r}")
+    issued, expires = body.issued, body.expires
+    if expires <= issued:
+        raise VerificationError("approval expires before it is issued")
+    if expires - issued > MAX_VALIDITY:
+        raise VerificationError("approval claims a validity longer than 7 days")
+    if issued > now + CLOCK_SKEW:
+        raise VerificationError(f"approval is issued in the future ({body.issued_at})")
+    if now >= expires:
+        raise VerificationError(f"approval expired at {body.expires_at}")
+    if request.run_started:
+        started = datetime.fromisoformat(request.run_started.replace("Z", "+00:00"))
+        if issued < started - CLOCK_SKEW:
+            raise VerificationError(
+                f"approval was issued at {body.issued_at}, before the run started"
+            )
+
+
+def body_digest(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def new_body(
+    request: dict[str, Any],
+    decision: str,
+    principal: str,
+    notes: str,
+    fields: dict[str, str],
+    now: datetime,
+    valid_for: timedelta,
+) -> ApprovalBody:
+    """A body for a request (an interruption as JSON, or the same facts from the command line)."""
+    return ApprovalBody(
+        run_id=request["run_id"],
+        step_id=request["step_id"],
+        environment=request["environment"],
+        workflow_digest=request["digest"],
+        commit=request.get("commit"),
+        decision=decision,
+        approver=principal,
+        notes=notes,
+        fields=fields,
+        issued_at=instant(now),
+        expires_at=instant(now + valid_for),
+    )
+
+
+@dataclass(frozen=True)
+class SignedApproval:
+    body: ApprovalBody
+    raw: bytes
+    principal: str
+    fingerprint: str
+    key_type: str
+
+
+def verify_signed(
+    raw: bytes,
+    armored: bytes,
+    *,
+    signers: Any,
+    revoked: Any,
+    namespace: str,
+    at: datetime,
+) -> SignedApproval:
+    """Verify the signature over ``raw``, then parse ``raw``, then check that the signing key is
+    trusted for the principal the body names. Raise :class:`VerificationError` with why not."""
+    from runner.approvals import sshsig
+    from runner.approvals.allowed_signers import verify_approval_signature
+
+    signature = sshsig.parse_signature(armored)
+    sshsig.check(raw, signature, namespace=namespace, public_key=signature.public_key)
+    body = parse_body(raw)  # only now: these exact bytes carry a valid signature
+    verified = verify_approval_signature(
+        raw, armored, principal=body.approver, namespace=namespace, signers=signers,
+        revoked=revoked, at=at,
+    )
+    return SignedApproval(body, raw, verified.principal, verified.fingerprint, verified.key_type)

@@ -1,0 +1,210 @@
+"""``runner approval new|verify``: sign an approval file, or check one."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from runner.errors import UsageError
+
+
+def _principal(given: str | None) -> str:
+    if given:
+        return given
+    try:
+        email = subprocess.run(["git", "config", "user.email"], capture_output=True, text=True,
+                               timeout=10, check=False).stdout.strip()
+    except OSError:
+        email = ""
+    if not email:
+        raise UsageError("no --principal given and `git config user.email` is empty",
+                         hint="pass the principal your key has in allowed_signers")
+    return email
+
+
+def new_approval(
+    *,
+    run_id: str | None,
+    step: str | None,
+    environment: str | None,
+    digest: str | None,
+    commit: str | None,
+    request_file: str | None,
+    decision: str,
+    notes: str,
+    fields: dict[str, str],
+    key: str,
+    principal: str | None,
+    namespace: str,
+    out: str,
+    valid_minutes: float,
+    now: datetime | None = None,
+) -> tuple[Path, Path]:
+    """Write ``<out>/<run-id>/<step>.<principal>.json`` and its ``.sig``; return both paths."""
+    from runner.approvals.document import new_body
+    from runner.approvals.sshsig import sign_with_ssh_keygen
+
+    request: dict[str, Any] = {}
+    if request_file:
+        try:
+            request = json.loads(Path(request_file).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--request {request_file}: {exc}") from None
+    given = {"run_id": run_id, "step_id": step, "environment": environment, "digest": digest,
+             "commit": commit}
+    for name, value in given.items():
+        if value is None:
+            continue
+        if name in request and request[name] != value:
+            raise UsageError(f"--{name.replace('_id', '').replace('_', '-')} {value} does not "
+                             f"match the request file ({request[name]})")
+        request[name] = value
+    for name in ("run_id", "step_id", "environment", "digest"):
+        if not request.get(name):
+            option = {"run_id": "--run-id", "step_id": "--step", "environment": "--env",
+                      "digest": "--digest"}[name]
+            raise UsageError(f"{option} is required (or --request FILE from the waiting run)")
+    who = _principal(principal)
+    body = new_body(request, decision, who, notes, fields, now or datetime.now(UTC),
+                    timedelta(minutes=valid_minutes))
+    raw = body.encode()
+    folder = Path(out) / body.run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    safe = re.sub(r"[^A-Za-z0-9@._-]", "_", who)
+    path = folder / f"{body.step_id}.{safe}.json"
+    signature = sign_with_ssh_keygen(raw, key, namespace)
+    path.write_bytes(raw)
+    sig = path.with_name(path.name + ".sig")
+    sig.write_bytes(signature)
+    return path, sig
+
+
+def verify_file(
+    path: str, workflow_path: str, *, run_id: str | None, at: str | None, insecure: bool
+) -> tuple[bool, str]:
+    """Check a signed approval against the workflow's trust; return (valid, report)."""
+    from runner.approvals.allowed_signers import parse_allowed_signers, parse_revoked_keys
+    from runner.approvals.document import body_digest, parse_instant, verify_signed
+    from runner.approvals.identity import parse_directory
+    from runner.approvals.trust import TrustFiles
+    from runner.errors import ApprovalError, RunnerError, VerificationError
+    from runner.load import load_workflow
+
+    loaded = load_workflow(workflow_path)
+    workflow = loaded.workflow
+    assert workflow is not None
+    trust = workflow.approvals.trust
+    if trust is None or not trust.allowed_signers:
+        raise UsageError(f"{workflow_path} has no `approvals.trust.allowed-signers`")
+    files = TrustFiles(loaded.workspace, trust.ref)
+    if not files.protected and not insecure:
+        raise UsageError("the workflow reads trust from the working tree; set "
+                         "`approvals.trust.ref` or pass --insecure-local-trust")
+    namespace = workflow.approvals.file.namespace if workflow.approvals.file else "runner-approval"
+    try:
+        raw = Path(path).read_bytes()
+        armored = Path(path + ".sig").read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from None
+    try:
+        signers = parse_allowed_signers(files.read(trust.allowed_signers).decode("utf-8"),
+                                        source=files.where(trust.allowed_signers))
+        revoked = (parse_revoked_keys(files.read(trust.revoked_keys),
+                                      source=files.where(trust.revoked_keys))
+                   if trust.revoked_keys else frozenset())
+        directory = parse_directory(files.read(trust.people), files.where(trust.people))
+        when = parse_instant(at, "--at") if at else datetime.now(UTC)
+        signed = verify_signed(raw, armored, signers=signers, revoked=revoked,
+                               namespace=namespace, at=when)
+    except (VerificationError, ApprovalError) as exc:
+        return False, f"{path}: NOT valid: {exc.message}\n"
+    except RunnerError as exc:
+        return False, f"{path}: NOT valid: {exc}\n"
+    body = signed.body
+    person = directory.by_principal(signed.principal)
+    lines = [
+        f"{path}: signature valid ({signed.key_type} {signed.fingerprint}, namespace {namespace})",
+        f"  who:      {signed.principal}"
+        + (f" = {person.display_name} ({person.username}; teams: "
+           f"{', '.join(directory.teams_of(person)) or 'none'})" if person else
+           " (not in the people file)"),
+        f"  decision: {body.decision}" + (f": {body.notes}" if body.notes else ""),
+        f"  run:      {body.run_id}, step {body.step_id}, environment {body.environment}",
+        f"  workflow: digest {body.workflow_digest}"
+        + (f", commit {body.commit}" if body.commit else ""),
+        f"  valid:    {body.issued_at} to {body.expires_at}",
+        f"  sha256:   {body_digest(raw)}",
+    ]
+    problems = []
+    if person is None:
+        problems.append(f"principal {signed.principal} is not in the people file")
+    if run_id and body.run_id != run_id:
+        problems.append(f"it is for run {body.run_id}, not {run_id}")
+    from runner.approvals.document import CLOCK_SKEW
+
+    if when >= body.expires:
+        problems.append(f"it expired at {body.expires_at}")
+    if body.issued > when + CLOCK_SKEW:
+        problems.append(f"it was issued at {body.issued_at}, after {at or 'now'}")
+    if problems:
+        lines.append("NOT valid: " + "; ".join(problems))
+    else:
+        lines.append("valid" + (f" as of {at}" if at else ""))
+    return not problems, "\n".join(lines) + "\n"
+
+
+@click.group()
+def approval() -> None:
+    """Approve manual steps with signed files (and, with a server, from the terminal)."""
+
+
+@approval.command("new")
+@click.option("--run-id")
+@click.option("--step")
+@click.option("--env", "environment")
+@click.option("--digest", help="The workflow digest the waiting run printed.")
+@click.option("--commit", help="The source commit the waiting run printed.")
+@click.option("--request", "request_file", type=click.Path(dir_okay=False),
+              help="The request file the waiting run wrote (fills the options above).")
+@click.option("--decision", type=click.Choice(["proceed", "abort"]), required=True)
+@click.option("--notes", default="")
+@click.option("--field", "fields", multiple=True, metavar="NAME=VALUE")
+@click.option("--key", required=True, help="Your SSH private key (or its .pub with ssh-agent).")
+@click.option("--principal", help="Your principal in allowed_signers (default: git user.email).")
+@click.option("--namespace", default="runner-approval", show_default=True)
+@click.option("--out", default="approvals", show_default=True,
+              help="The folder of approval files (the `file` source's `path`).")
+@click.option("--valid-minutes", default=720.0, show_default=True,
+              help="How long the approval stays valid.")
+def new_command(fields: tuple[str, ...], **options: Any) -> int:
+    """Write and sign an approval file (through `ssh-keygen -Y sign`)."""
+    from runner.inputs import parse_pairs
+
+    if options["decision"] == "abort" and not options["notes"].strip():
+        raise UsageError("an abort needs --notes saying why")
+    path, sig = new_approval(fields=parse_pairs(fields, "--field"), **options)
+    click.echo(f"wrote {path}\n  and {sig}")
+    click.echo(f"now: git add {path} {sig} && git commit -m 'Approve {path.parent.name}' && "
+               "git push")
+    return 0
+
+
+@approval.command("verify")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--workflow", required=True, type=click.Path(dir_okay=False))
+@click.option("--run-id")
+@click.option("--at", help="Re-verify as of this UTC time (audit evidence), e.g. 2026-01-31T12:00:00Z.")
+@click.option("--insecure-local-trust", is_flag=True,
+              help="Accept trust files from the working tree (local tries only).")
+def verify_command(file: str, workflow: str, run_id: str | None, at: str | None,
+                   insecure_local_trust: bool) -> int:
+    """Check one approval file: who, what, for which run, and valid or why not."""
+    ok, report = verify_file(file, workflow, run_id=run_id, at=at, insecure=insecure_local_trust)
+    click.echo(report, nl=False)
+    return 0 if ok else 1
