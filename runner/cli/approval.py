@@ -208,3 +208,24 @@ def verify_command(file: str, workflow: str, run_id: str | None, at: str | None,
     ok, report = verify_file(file, workflow, run_id=run_id, at=at, insecure=insecure_local_trust)
     click.echo(report, nl=False)
     return 0 if ok else 1
+
+
+def verify_evidence(evidence: dict[str, Any], workflow_path: str, at: str | None,
+                    insecure: bool) -> str:
+    """Re-verify a recorded signed approval (body and signature kept as evidence)."""
+    import tempfile
+
+    from runner.errors import RunnerError
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "approval.json"
+        path.write_bytes(str(evidence.get("body", "")).encode("utf-8"))
+        Path(str(path) + ".sig").write_bytes(str(evidence.get("signature", "")).encode())
+        try:
+            ok, report = verify_file(str(path), workflow_path, run_id=None, at=at,
+                                     insecure=insecure)
+        except RunnerError as exc:
+            return f"cannot re-verify: {exc.message}"
+    if ok:
+        return "signature re-verified as of the decision"
+    return report.strip().splitlines()[-1].split(": ", 1)[-1]

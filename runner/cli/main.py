@@ -24,6 +24,8 @@ COMMANDS = {
     "expr": "runner.cli.expr:expr",
     "run": "runner.cli.run:run",
     "approval": "runner.cli.approval:approval",
+    "resume": "runner.cli.resume:resume",
+    "runs": "runner.cli.runs:runs",
 }
 
 

@@ -18,6 +18,8 @@ from runner.cli.options import deployment_options, dry_run_options
 @click.option("--dry-run", is_flag=True, help="Show the plan and run nothing (as `runner plan`).")
 @click.option("--detach-on-wait", is_flag=True,
               help="At a manual step, record the run and exit 75 instead of waiting.")
+@click.option("--wait-for-lock", is_flag=True,
+              help="Wait while another run deploys this workflow to the environment (else exit 5).")
 @click.option("--insecure-local-trust", is_flag=True,
               help="Let approval sources read trust files from the working tree (local tries).")
 def run(
@@ -33,6 +35,7 @@ def run(
     dry_run: bool,
     detach_on_wait: bool,
     insecure_local_trust: bool,
+    wait_for_lock: bool,
 ) -> int:
     """Run a deployment in an environment. Exit codes are listed in `runner --help`."""
     if dry_run:
@@ -43,7 +46,7 @@ def run(
         return 0
     return run_workflow(file, environment, inputs, skip, output_format=output_format,
                         run_id=run_id, state_dir=state_dir, detach_on_wait=detach_on_wait,
-                        insecure_local_trust=insecure_local_trust)
+                        insecure_local_trust=insecure_local_trust, wait_for_lock=wait_for_lock)
 
 
 def run_workflow(
@@ -57,6 +60,7 @@ def run_workflow(
     state_dir: str | None = None,
     detach_on_wait: bool = False,
     insecure_local_trust: bool = False,
+    wait_for_lock: bool = False,
 ) -> int:
     """Run ``file`` and return the exit code."""
     from runner.engine import session
@@ -75,7 +79,6 @@ def run_workflow(
         options={"detach_on_wait": detach_on_wait, "insecure_local_trust": insecure_local_trust},
     )
     run = session.start_run(request)
-    with session.cancellation(run):
-        code = run.execute()
+    code = session.execute(run, wait_for_lock=wait_for_lock)
     session.export_outputs(run, environ)
     return code

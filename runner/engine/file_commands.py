@@ -71,7 +71,7 @@ def _lines(text: str) -> Iterator[_Line]:
     gives a value ending in CR and a heredoc closed by ``EOF\\r`` is never closed. Files
     written by Windows tools (PowerShell's ``Out-File``, ``git`` with autocrlf) reach Linux
     runners too, so we accept CRLF everywhere, as GitHub's Windows runner does: one CR
-    directly before the LF belongs to the terminator, not to the line.
+    directly before the LF (or ending the text) belongs to the terminator, not to the line.
     """
     index = 0
     number = 0
@@ -80,7 +80,11 @@ def _lines(text: str) -> Iterator[_Line]:
         number += 1
         lf = text.find("\n", index)
         if lf < 0:
-            yield _Line(number, text[index:], False, index, length)
+            if text.endswith("\r"):
+                # A CR ending the text is taken as a cut-off CRLF, not as content.
+                yield _Line(number, text[index : length - 1], True, index, length - 1)
+            else:
+                yield _Line(number, text[index:], False, index, length)
             return
         end = lf - 1 if lf > index and text[lf - 1] == "\r" else lf
         yield _Line(number, text[index:end], True, index, end)

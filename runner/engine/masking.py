@@ -42,7 +42,7 @@ import base64
 import json
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from urllib.parse import quote, quote_plus
 
 __all__ = ["MASK", "MIN_SECRET_LENGTH", "Masker", "StreamMasker", "encoded_forms"]
@@ -76,7 +76,8 @@ def encoded_forms(value: str) -> set[str]:
         last = 8 * (offset + len(data)) // 6
         forms.add(encoded[first:last])
         forms.add(encoded[first:last].replace("+", "-").replace("/", "_"))  # base64url
-    forms.add(base64.urlsafe_b64encode(data).decode("ascii").rstrip("="))
+    url = base64.urlsafe_b64encode(data).decode("ascii")
+    forms.update((url, url.rstrip("=")))
     forms.add(quote(value, safe=""))  # Uri.EscapeDataString: RFC 3986 unreserved kept
     forms.add(quote_plus(value, safe=""))  # application/x-www-form-urlencoded
     forms.add(json.dumps(value, ensure_ascii=False)[1:-1])  # JsonStringEscape
@@ -90,53 +91,132 @@ def encoded_forms(value: str) -> set[str]:
     return forms
 
 
+# Characters roughly from most to least frequent in build and deployment logs. Each secret
+# form is found through its *rarest* character (see `_Matcher`); anything not listed
+# (other punctuation, non-ASCII) counts as rarer than all of these.
+_COMMONNESS = " etaoinsrhldcumfpgwybvkxjqz0123456789.:-/_=,()[]'\"\tETAOINSRHLDCUMFPGWYBVKXJQZ"
+_RANK = {char: rank for rank, char in enumerate(_COMMONNESS)}
+
 _Node = dict[str, "_Node"]
 
+# Groups nested deeper than this make `re`'s recursive parser overflow the stack.
+_MAX_NESTING = 100
 
-def _trie_pattern(words: Iterable[str]) -> str:
-    """A regular expression matching exactly ``words``, longest match first at a position.
 
-    Alternatives of a trie start with distinct characters, so ``re`` rejects all but one
-    with a single comparison each; a word that is a prefix of another is an optional tail
-    (greedy, so the longer word wins).
+def _anchor(word: str) -> int:
+    """The index of the first occurrence of the rarest character of ``word``."""
+    unranked = len(_RANK)
+    rarest = max(set(word), key=lambda char: (_RANK.get(char, unranked), char))
+    return word.index(rarest)
+
+
+def _trie_pattern(tails: Iterable[str], terminal: Callable[[str], str]) -> str:
+    """A regular expression that matches where one of ``tails`` followed by ``terminal(tail)``
+    does (not necessarily the longest such tail).
+
+    Shaped as a trie, the alternatives at each point start with distinct characters, so
+    ``re`` rejects all but one with a single comparison each.
     """
     root: _Node = {}
-    for word in words:
+    for tail in tails:
         node = root
-        for char in word:
+        for char in tail:
             node = node.setdefault(char, {})
-        node[""] = {}  # end of a word; "" never collides with a one-character key
+        node[""] = {}  # end of a tail; "" never collides with a one-character key
 
-    def build(node: _Node) -> str:
+    def build(node: _Node, path: str, depth: int) -> str:
         prefix = []
         # Collapse single-child chains so nesting depth follows branch points, not length.
         while len(node) == 1 and "" not in node:
             ((char, node),) = node.items()
-            prefix.append(re.escape(char))
-        alternatives = [
-            re.escape(char) + build(child) for char, child in sorted(node.items()) if char
-        ]
-        head = "".join(prefix)
-        if not alternatives:
+            prefix.append(char)
+        path += "".join(prefix)
+        head = re.escape("".join(prefix))
+        if depth >= _MAX_NESTING:
+            # Only whether *something* may match here matters (callers confirm which words):
+            # past this many branch points, the path so far is specific enough, and `re`
+            # cannot parse groups nested much deeper.
             return head
+        alternatives = [terminal(path)] if "" in node else []
+        if alternatives != [""]:
+            # A tail that needs no check makes its longer continuations unnecessary.
+            alternatives += [
+                re.escape(char) + build(child, path + char, depth + 1)
+                for char, child in sorted(node.items())
+                if char
+            ]
         body = alternatives[0] if len(alternatives) == 1 else f"(?:{'|'.join(alternatives)})"
-        if "" in node:
-            body = f"(?:{body})?" if len(alternatives) == 1 else f"{body}?"
         return head + body
 
-    return build(root)
+    return build(root, "", 0)
 
 
-def _compile(words: set[str]) -> tuple[re.Pattern[str], re.Pattern[str]]:
-    """The matcher and its overlap-finding twin (a lookahead, so every start is seen)."""
-    try:
-        pattern = _trie_pattern(words)
-        return re.compile(pattern), re.compile(f"(?=({pattern}))")
-    except (RecursionError, re.error):
-        # Thousands of secrets that are prefixes of each other nest too deep for the trie
-        # (or for `re`'s parser); a flat alternation, longest first, matches the same.
-        flat = "|".join(re.escape(word) for word in sorted(words, key=lambda w: (-len(w), w)))
-        return re.compile(flat), re.compile(f"(?=({flat}))")
+class _Matcher:
+    """Finds every occurrence of a fixed set of strings, overlapping ones included.
+
+    ``re`` has no multi-string search, and an alternation of the strings is tried at every
+    position whose character can start one of them: with base64 forms that is nearly every
+    letter, at some 10 MB/s. Instead each string is split at its rarest character into a
+    head and a tail; the regular expression matches tails (as a trie) and checks the whole
+    string with a fixed-width lookbehind. Its first characters are then rare ones, which
+    ``re`` skips to with its fast character-set scan, and a match is confirmed in Python
+    against the few strings anchored on that character, which also finds occurrences
+    overlapping the one the expression reported.
+    """
+
+    def __init__(self, words: Iterable[str]) -> None:
+        by_tail: dict[str, list[str]] = {}
+        self._anchored: dict[str, list[tuple[int, str]]] = {}
+        for word in words:
+            at = _anchor(word)
+            by_tail.setdefault(word[at:], []).append(word)
+            self._anchored.setdefault(word[at], []).append((at, word))
+
+        def terminal(tail: str) -> str:
+            heads = sorted(by_tail[tail], key=len, reverse=True)
+            if len(heads[-1]) == len(tail):
+                return ""  # a word that is all tail: matching the tail is enough
+            # Look back over the tail just matched (any characters) to the head before it.
+            skip = f"(?s:.){{{len(tail)}}}"
+            checks = [f"(?<={re.escape(word[: -len(tail)])}{skip})" for word in heads]
+            return checks[0] if len(checks) == 1 else f"(?:{'|'.join(checks)})"
+
+        try:
+            pattern = _trie_pattern(by_tail, terminal)
+            self._search = re.compile(pattern).search
+        except (RecursionError, re.error):
+            # Many strings that are prefixes of each other nest too deep for the trie (or
+            # for `re`'s parser): a flat alternation finds the same anchors, more slowly.
+            ordered = sorted(by_tail, key=len)  # shortest first: any match will do
+            flat = "|".join(re.escape(tail) + terminal(tail) for tail in ordered)
+            self._search = re.compile(flat).search
+
+    def ranges(self, text: str) -> list[tuple[int, int]]:
+        """The ``[start, end)`` ranges to mask, merged where they overlap or touch."""
+        search = self._search
+        anchored = self._anchored
+        found: list[tuple[int, int]] = []
+        match = search(text)
+        while match is not None:
+            at = match.start()
+            for offset, word in anchored[text[at]]:
+                start = at - offset
+                if start >= 0 and text.startswith(word, start):
+                    found.append((start, start + len(word)))
+            match = search(text, at + 1)
+        if not found:
+            return []
+        found.sort()
+        merged: list[tuple[int, int]] = []
+        start, end = found[0]
+        for next_start, next_end in found[1:]:
+            if next_start <= end:  # GitHub merges when `Start <= End`: touching counts
+                end = max(end, next_end)
+            else:
+                merged.append((start, end))
+                start, end = next_start, next_end
+        merged.append((start, end))
+        return merged
 
 
 class Masker:
@@ -152,7 +232,7 @@ class Masker:
         self._min_length = min_length
         self._patterns: set[str] = set()
         self._lock = threading.Lock()
-        self._compiled: tuple[re.Pattern[str], re.Pattern[str]] | None = None
+        self._matcher: _Matcher | None = None
         self._longest = 0
         self._version = 0
 
@@ -194,19 +274,19 @@ class Masker:
             added = new - self._patterns
             if added:
                 self._patterns |= added
-                self._compiled = None
+                self._matcher = None
                 self._longest = max(self._longest, *(len(p) for p in added))
                 self._version += 1
         return len(trimmed) >= self._min_length
 
-    def _matchers(self) -> tuple[re.Pattern[str], re.Pattern[str]] | None:
-        compiled = self._compiled
-        if compiled is None and self._patterns:
+    def _current(self) -> _Matcher | None:
+        matcher = self._matcher
+        if matcher is None and self._patterns:
             with self._lock:
-                compiled = self._compiled
-                if compiled is None:
-                    compiled = self._compiled = _compile(self._patterns)
-        return compiled
+                matcher = self._matcher
+                if matcher is None:
+                    matcher = self._matcher = _Matcher(self._patterns)
+        return matcher
 
     def mask(self, text: str) -> str:
         """``text`` with every occurrence of a secret replaced by ``***``.
@@ -221,39 +301,12 @@ class Masker:
 
     def _mask(self, text: str) -> tuple[str, list[tuple[int, int]]]:
         """The masked text and the merged ``[start, end)`` ranges that were replaced."""
-        matchers = self._matchers()
-        if matchers is None or not text:
+        matcher = self._current()
+        if matcher is None or not text:
             return text, []
-        regex, overlap = matchers
-        found = regex.search(text)
-        if found is None:
+        ranges = matcher.ranges(text)
+        if not ranges:
             return text, []
-        search = regex.search
-        longest = self._longest
-        length = len(text)
-        ranges: list[tuple[int, int]] = []
-        start, end = found.span()
-        probe = start + 1
-        while True:
-            # Occurrences starting inside [start, end) may reach past it: grow the range.
-            # Each probe scans at most `longest` characters, so this stays linear.
-            while probe < end:
-                inner = overlap.search(text, probe, min(length, end + longest))
-                if inner is None or inner.start() >= end:
-                    break
-                end = max(end, inner.start() + len(inner.group(1)))
-                probe = inner.start() + 1
-            following = search(text, end)
-            if following is not None and following.start() == end:
-                # Touching occurrences merge (GitHub: `Start <= End` is an overlap).
-                probe = end + 1
-                end = following.end()
-                continue
-            ranges.append((start, end))
-            if following is None:
-                break
-            start, end = following.span()
-            probe = start + 1
         parts: list[str] = []
         last = 0
         for start, end in ranges:

@@ -82,6 +82,8 @@ class RunRecord:
     commit: str | None = None
     host: str = ""
     pid: int | None = None
+    #: steps skipped with --skip, kept so that a resumed run skips them too
+    skip: list[str] = field(default_factory=list)
     steps: list[StepRecord] = field(default_factory=list)
     version: int = FORMAT_VERSION
 

@@ -46,6 +46,10 @@ MAX_PARALLEL = 8
 class Detached(Exception):
     """Raised by a manual step to stop the run while it waits (``--detach-on-wait``)."""
 
+    def __init__(self, step_id: str) -> None:
+        super().__init__(step_id)
+        self.step_id = step_id
+
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -74,6 +78,8 @@ class Run:
     options: dict[str, Any] = field(default_factory=dict)
     #: the values of secret outputs of this process's steps (never stored in the record)
     secret_values: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: the manual step the run detached at, if it did
+    detached_at: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def stamp(self) -> str:
@@ -97,7 +103,8 @@ class Run:
                                                                                    "waiting")]
                 if pending:
                     self._run_group(pending)
-        except Detached:
+        except Detached as detached:
+            self.detached_at = detached.step_id
             self.record.status = "waiting"
             self.record.exit_code = ExitCode.WAITING
             self.store.save(self.record, durable=True)

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from runner.actor import current_actor
-from runner.engine.record import RecordStore
+from runner.engine.contexts import Identity
+from runner.engine.lock import DeploymentLock, run_lock
+from runner.engine.record import RecordStore, RunRecord
 from runner.engine.run import Run, new_record, utc_now
 from runner.errors import RefusedError, UsageError
 from runner.load.action import load_action
@@ -110,6 +112,24 @@ def start_run(request: RunRequest) -> Run:
         utc_now(),
     )
     record.commit = git_commit(workspace)
+    record.skip = sorted(prepared.skip)
+    run = build_run(prepared, record, store, request.log, request.environ, request.options,
+                    created_by)
+    store.save(record)
+    return run
+
+
+def build_run(
+    prepared: Prepared,
+    record: RunRecord,
+    store: RecordStore,
+    log: BaseLog,
+    environ: Mapping[str, str],
+    options: Mapping[str, Any],
+    created_by: Identity,
+) -> Run:
+    """The engine for ``record``, new or reloaded, with this process's effects."""
+    workflow = prepared.workflow
     run = Run(
         workflow=workflow,
         record=record,
@@ -118,19 +138,39 @@ def start_run(request: RunRequest) -> Run:
         inputs=prepared.inputs,
         created_by=created_by,
         kinds=step_kinds(),
-        log=request.log,
-        workspace=workspace,
-        environ=request.environ,
-        skip=prepared.skip,
+        log=log,
+        workspace=prepared.loaded.workspace,
+        environ=environ,
+        skip=frozenset(record.skip) | prepared.skip,
         sleep=time.sleep,
-        options=dict(request.options),
+        options=dict(options),
     )
     for name, spec in workflow.inputs.items():
         value = prepared.inputs.get(name)
         if spec.secret and isinstance(value, str) and value:
             run.masker.add(value)
-    store.save(record)
     return run
+
+
+def execute(run: Run, *, wait_for_lock: bool) -> int:
+    """Run under the run's own lock and the environment's deployment lock."""
+    store = run.store
+    lock = DeploymentLock(store, run.workflow.name, run.environment)
+    with run_lock(store, run.record.run_id):
+        lock.acquire(run.record.run_id, wait=wait_for_lock, say=run.log.write)
+        try:
+            with cancellation(run):
+                code = run.execute()
+        except BaseException:
+            lock.release(run.record.run_id)
+            raise
+        if run.detached_at is not None:
+            step = run.workflow.step(run.detached_at)
+            keep = bool(step and step.manual and step.manual.block_deployments)
+            lock.mark_detached(run.record.run_id, keep)
+        else:
+            lock.release(run.record.run_id)
+    return code
 
 
 def git_commit(workspace: Path) -> str | None:
@@ -181,7 +221,9 @@ def export_outputs(run: Run, environ: Mapping[str, str]) -> None:
     target = environ.get("GITHUB_OUTPUT")
     if environ.get("GITHUB_ACTIONS") != "true" or not target:
         return
-    values = {"run-id": run.record.run_id, **run.outputs()}
+    values = {"run-id": run.record.run_id}
+    if run.detached_at is None:
+        values.update(run.outputs())
     with open(target, "a", encoding="utf-8") as out:
         for name, value in values.items():
             delimiter = f"runner_{secrets.token_hex(8)}"

@@ -1,0 +1,45 @@
+"""``runner resume RUN_ID``: go on with a recorded run (after a detach, or a crash)."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+
+@click.command()
+@click.argument("run_id")
+@click.option("--state-dir", help="Where run records live (default: $RUNNER_STATE_DIR or .runner).")
+@click.option("--detach-on-wait", is_flag=True,
+              help="If still undecided, record the run and exit 75 again.")
+@click.option("--rerun-interrupted", is_flag=True,
+              help="Run again the steps that were running when the runner died.")
+@click.option("--wait-for-lock", is_flag=True,
+              help="Wait while another run deploys this workflow to the environment.")
+@click.option("--insecure-local-trust", is_flag=True,
+              help="Let approval sources read trust files from the working tree (local tries).")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
+def resume(
+    run_id: str,
+    state_dir: str | None,
+    detach_on_wait: bool,
+    rerun_interrupted: bool,
+    wait_for_lock: bool,
+    insecure_local_trust: bool,
+    output_format: str,
+) -> int:
+    """Resume a run: ask the sources again and continue after its manual step."""
+    from runner.engine import session
+    from runner.engine.resume import resume as resume_run
+    from runner.logs.choose import choose_log
+
+    environ = dict(os.environ)
+    return resume_run(
+        session.check_run_id(run_id),
+        session.state_dir(state_dir, environ),
+        log=choose_log(output_format, environ),
+        environ=environ,
+        options={"detach_on_wait": detach_on_wait, "insecure_local_trust": insecure_local_trust},
+        rerun_interrupted=rerun_interrupted,
+        wait_for_lock=wait_for_lock,
+    )

@@ -1,0 +1,137 @@
+"""``runner runs list`` and ``runner runs show RUN_ID``: the history of runs, for auditors."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+from typing import Any
+
+import click
+
+from runner.engine.record import RecordStore, RunRecord
+
+
+def _duration(start: str | None, end: str | None) -> str:
+    if not start or not end:
+        return ""
+    from runner.logs.base import format_duration
+
+    begin = datetime.fromisoformat(start.replace("Z", "+00:00"))
+    finish = datetime.fromisoformat(end.replace("Z", "+00:00"))
+    return format_duration((finish - begin).total_seconds())
+
+
+def reverify(record: RunRecord, workflow_path: str | None, insecure: bool) -> dict[str, str]:
+    """Re-check each signed approval of the run as of its decision time: file evidence -> verdict."""
+    from runner.cli.approval import verify_evidence
+
+    results: dict[str, str] = {}
+    for step in record.steps:
+        for decision in (step.approval or {}).get("decisions", []):
+            evidence = decision.get("evidence") or {}
+            if "signature" not in evidence:
+                continue
+            results[evidence.get("file", "?")] = verify_evidence(
+                evidence, workflow_path or record.workflow_path, decision.get("submitted_at"),
+                insecure,
+            )
+    return results
+
+
+def show_text(record: RunRecord, checks: dict[str, str]) -> str:
+    lines = [
+        f"run {record.run_id}: {record.workflow_name} -> {record.environment}: {record.status}"
+        f" (exit {record.exit_code})",
+        f"  started {record.started_at} by {record.started_by.get('username', '?')}"
+        + (f", finished {record.finished_at}" if record.finished_at else ""),
+        f"  workflow {record.workflow_path}, digest {record.digest[:12]}"
+        + (f", commit {record.commit[:12]}" if record.commit else ""),
+    ]
+    if record.error:
+        lines.append(f"  error: {record.error.get('message')}: {record.error.get('detail')}")
+    for step in record.steps:
+        took = _duration(step.started_at, step.finished_at)
+        lines.append(f"  {step.status:<11} {step.id}: {step.name}" + (f"  {took}" if took else ""))
+        if step.status == "skipped" and step.reason:
+            lines.append(f"              {step.reason}")
+        if step.error:
+            lines.append(f"              {step.error}")
+        approval = step.approval or {}
+        for decision in approval.get("decisions", []):
+            lines.append(
+                f"              {decision['result']} by {decision['display_name']} "
+                f"({decision['username']}) via {decision['source']} at "
+                f"{decision['submitted_at']}" + (f": {decision['notes']}"
+                                                 if decision.get("notes") else "")
+            )
+            if decision.get("fields"):
+                lines.append(f"                fields: {json.dumps(decision['fields'])}")
+            evidence = decision.get("evidence") or {}
+            if evidence.get("file"):
+                lines.append(f"                evidence: {evidence['file']} "
+                             f"({evidence.get('fingerprint', '')}): "
+                             f"{checks.get(evidence['file'], 'not re-verified')}")
+        for refusal in approval.get("refused", []):
+            lines.append(f"              refused: {refusal['reason']}")
+        if approval.get("state") == "proceeded-on-timeout":
+            lines.append("              proceeded on timeout, no approval")
+    return "\n".join(lines) + "\n"
+
+
+@click.group()
+def runs() -> None:
+    """The history of runs in the state folder."""
+
+
+@runs.command("list")
+@click.option("--state-dir")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
+def list_command(state_dir: str | None, output_format: str) -> int:
+    """Every recorded run, newest first."""
+    from runner.engine.session import state_dir as resolve
+
+    store = RecordStore(resolve(state_dir, os.environ))
+    records = sorted(store.list(), key=lambda r: r.started_at, reverse=True)
+    if output_format == "json":
+        items: list[dict[str, Any]] = [
+            {"run_id": r.run_id, "workflow": r.workflow_name, "environment": r.environment,
+             "status": r.status, "exit_code": r.exit_code, "started_at": r.started_at,
+             "finished_at": r.finished_at, "started_by": r.started_by.get("username")}
+            for r in records
+        ]
+        click.echo(json.dumps(items, indent=2))
+        return 0
+    if not records:
+        click.echo("no runs recorded")
+    for r in records:
+        click.echo(f"{r.started_at}  {r.run_id:<28} {r.status:<10} {r.environment:<12} "
+                   f"{r.workflow_name}  {_duration(r.started_at, r.finished_at)}")
+    return 0
+
+
+@runs.command("show")
+@click.argument("run_id")
+@click.option("--state-dir")
+@click.option("--workflow", type=click.Path(dir_okay=False),
+              help="The workflow whose trust settings re-verify signed approvals.")
+@click.option("--insecure-local-trust", is_flag=True)
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
+def show_command(run_id: str, state_dir: str | None, workflow: str | None,
+                 insecure_local_trust: bool, output_format: str) -> int:
+    """One run: its steps, durations, who approved, when, notes and evidence (re-verified)."""
+    from dataclasses import asdict
+
+    from runner.engine.resume import load_for_resume
+    from runner.engine.session import state_dir as resolve
+
+    store = RecordStore(resolve(state_dir, os.environ))
+    record = load_for_resume(store, run_id)
+    checks = reverify(record, workflow, insecure_local_trust)
+    if output_format == "json":
+        data = asdict(record)
+        data["reverified"] = checks
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        click.echo(show_text(record, checks), nl=False)
+    return 0

@@ -1,0 +1,165 @@
+"""One deployment per workflow and environment at a time (Octopus's rule), on one machine, through
+the state folder.
+
+A lock file names the run that holds it. A lock is stale, and broken with a message, when its run
+has ended, or when its process is gone (on this host) while the run was not detached; a detached
+run waiting at a ``block-deployments`` step keeps its lock. Checking and taking happen under an
+exclusive ``flock`` of one mutex file, so two runners never both take it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner.engine.record import RecordStore, write_atomic
+from runner.errors import RefusedError
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    run_id: str
+    pid: int
+    host: str
+    detached: bool
+    since: str
+
+
+class DeploymentLock:
+    def __init__(self, store: RecordStore, workflow_name: str, environment: str) -> None:
+        self.store = store
+        self.folder = store.state_dir / "locks"
+        key = hashlib.sha256(f"{workflow_name}\0{environment}".encode()).hexdigest()[:16]
+        self.path = self.folder / f"{key}.json"
+        self.label = f"{workflow_name} -> {environment}"
+
+    @contextmanager
+    def _mutex(self) -> Iterator[None]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / ".mutex", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def holder(self) -> LockInfo | None:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            return LockInfo(**data)
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def _stale(self, info: LockInfo) -> str | None:
+        """Why the lock no longer protects a live run, or None."""
+        if self.store.exists(info.run_id):
+            try:
+                record = self.store.load(info.run_id)
+            except (OSError, ValueError, TypeError, KeyError):
+                return f"run {info.run_id}'s record is unreadable"
+            if record.finished:
+                return f"run {info.run_id} has ended ({record.status})"
+        else:
+            return f"run {info.run_id} has no record"
+        if not info.detached and info.host == socket.gethostname() and not _alive(info.pid):
+            return f"the process of run {info.run_id} (pid {info.pid}) is gone"
+        return None
+
+    def try_acquire(self, run_id: str, *, detached: bool = False) -> tuple[bool, str]:
+        """Take the lock for ``run_id``; return (taken, message about a broken or held lock)."""
+        with self._mutex():
+            info = self.holder()
+            note = ""
+            if info is not None and info.run_id != run_id:
+                reason = self._stale(info)
+                if reason is None:
+                    return False, (f"{self.label} is being deployed by run {info.run_id} "
+                                   f"(since {info.since}, pid {info.pid} on {info.host})")
+                note = f"broke the stale lock of {self.label}: {reason}"
+            self._write(run_id, detached)
+            return True, note
+
+    def acquire(
+        self,
+        run_id: str,
+        *,
+        wait: bool,
+        sleep: Callable[[float], None] = time.sleep,
+        say: Callable[[str], None] = lambda text: None,
+        poll: float = 2.0,
+    ) -> None:
+        """Take the lock, waiting for it with ``wait``, else refusing (exit 5)."""
+        announced = False
+        while True:
+            taken, message = self.try_acquire(run_id)
+            if taken:
+                if message:
+                    say(message)
+                return
+            if not wait:
+                raise RefusedError(message, hint="wait for it with --wait-for-lock")
+            if not announced:
+                say(f"waiting for the lock: {message}")
+                announced = True
+            sleep(poll)
+
+    def mark_detached(self, run_id: str, keep: bool) -> None:
+        """A run detaching at a manual step keeps the lock only at ``block-deployments``."""
+        with self._mutex():
+            info = self.holder()
+            if info is None or info.run_id != run_id:
+                return
+            if keep:
+                self._write(run_id, True)
+            else:
+                self.path.unlink(missing_ok=True)
+
+    def release(self, run_id: str) -> None:
+        with self._mutex():
+            info = self.holder()
+            if info is not None and info.run_id == run_id:
+                self.path.unlink(missing_ok=True)
+
+    def _write(self, run_id: str, detached: bool) -> None:
+        info = {
+            "run_id": run_id,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "detached": detached,
+            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        write_atomic(self.path, json.dumps(info).encode(), durable=True)
+
+
+@contextmanager
+def run_lock(store: RecordStore, run_id: str) -> Iterator[None]:
+    """Exclusive use of one run's record: a run resumed twice at once is refused."""
+    folder = store.folder(run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RefusedError(f"run {run_id} is already being run or resumed") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

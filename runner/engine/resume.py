@@ -1,0 +1,146 @@
+"""Resuming a recorded run, here or on another machine with a copy of the state folder.
+
+Refused (exit 5) when the workflow or an action it uses changed since the run started, when the
+run is being run or resumed elsewhere at this moment, or when a step was running as the runner died
+and ``--rerun-interrupted`` was not given. A finished run is reported, not run again.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from runner.engine.contexts import Identity
+from runner.engine.record import RecordStore, RunRecord
+from runner.engine.run import Run
+from runner.errors import RefusedError, UsageError
+from runner.logs.base import BaseLog
+from runner.model import Workflow
+
+_SECRET_OUTPUT = re.compile(
+    r"steps\s*\.\s*([A-Za-z_][A-Za-z0-9_-]*)\s*\.\s*outputs\s*\.\s*([A-Za-z0-9_-]+)", re.I
+)
+
+
+def changed_files(record: RunRecord, now: Mapping[str, str]) -> list[str]:
+    """What differs between the files the run started with and those here now."""
+    changes = []
+    for name in sorted(set(record.files) | set(now)):
+        before, after = record.files.get(name), now.get(name)
+        if before != after:
+            if before is None:
+                changes.append(f"{name}: new (sha256 {after})")
+            elif after is None:
+                changes.append(f"{name}: no longer used")
+            else:
+                changes.append(f"{name}: sha256 {before[:12]} -> {after[:12]}")
+    return changes
+
+
+def load_for_resume(store: RecordStore, run_id: str) -> RunRecord:
+    if not store.exists(run_id):
+        raise UsageError(f"no run {run_id!r} in {store.state_dir}",
+                         hint="pass --state-dir, or restore the state folder from the CI artifact")
+    try:
+        return store.load(run_id)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise RefusedError(f"the record of run {run_id} cannot be read: {exc}") from None
+
+
+def prepare_steps(record: RunRecord, rerun_interrupted: bool) -> list[str]:
+    """Steps left running by a dead runner: reported, and re-run only when asked."""
+    interrupted = [s for s in record.steps if s.status in ("running", "interrupted")]
+    for step in interrupted:
+        if rerun_interrupted:
+            step.status = "pending"
+            step.outcome = step.conclusion = ""
+            step.reason = "re-run after an interruption (--rerun-interrupted)"
+        else:
+            step.status = "interrupted"
+    return [s.id for s in interrupted]
+
+
+def lost_secret(workflow: Workflow, run: Run) -> str | None:
+    """A pending step that reads a secret output whose value this process no longer has."""
+    secrets = {
+        (rec.id, name) for rec in run.record.steps for name in rec.secret_outputs
+        if (rec.id, name) not in run.secret_values
+    }
+    if not secrets:
+        return None
+    for step in workflow.steps:
+        if run.record.step(step.id).status != "pending":
+            continue
+        texts = [step.run or "", str(step.condition or ""), *step.env.values(),
+                 *step.with_.values()]
+        for text in texts:
+            for match in _SECRET_OUTPUT.finditer(text):
+                if (match.group(1), match.group(2)) in secrets:
+                    return (
+                        f"step `{step.id}` needs the secret output `{match.group(2)}` of step "
+                        f"`{match.group(1)}`, and secret values are never stored: it cannot run "
+                        "in a resumed run"
+                    )
+    return None
+
+
+def resume(
+    run_id: str,
+    state_dir: Path,
+    *,
+    log: BaseLog,
+    environ: Mapping[str, str],
+    options: Mapping[str, Any],
+    rerun_interrupted: bool,
+    wait_for_lock: bool,
+) -> int:
+    from runner.engine import session
+    from runner.engine.lock import run_lock
+    from runner.prepare import prepare
+
+    store = RecordStore(state_dir)
+    record = load_for_resume(store, run_id)
+    if record.finished:
+        log.write(f"run {run_id} already finished: {record.status} (exit code "
+                  f"{record.exit_code}); nothing to resume")
+        return int(record.exit_code or 0)
+    with run_lock(store, run_id):
+        pass  # refuse at once if another process holds the run
+    prepared = prepare(record.workflow_path, record.environment, [], record.skip, environ)
+    changes = changed_files(record, session.used_files(prepared.workflow,
+                                                       prepared.loaded.workspace))
+    if changes:
+        raise RefusedError(
+            f"run {run_id} started from other files than those here now: " + "; ".join(changes),
+            hint="resume with the same commit as the run started, or start a new run",
+        )
+    interrupted = prepare_steps(record, rerun_interrupted)
+    if interrupted and not rerun_interrupted:
+        store.save(record)
+        raise RefusedError(
+            f"step(s) {', '.join(interrupted)} were running when the runner stopped; whether they "
+            "finished is unknown",
+            hint="check what they did, then resume with --rerun-interrupted to run them again",
+        )
+    inputs = {k: v for k, v in record.inputs.items()}
+    prepared = _with_inputs(prepared, inputs)
+    by = record.started_by
+    created_by = Identity(by.get("id", ""), by.get("username", ""), by.get("display_name", ""),
+                          by.get("email", ""))
+    run = session.build_run(prepared, record, store, log, environ, options, created_by)
+    problem = lost_secret(prepared.workflow, run)
+    if problem:
+        raise RefusedError(problem)
+    log.write(f"resuming run {run_id} on {os.uname().nodename}")
+    code = session.execute(run, wait_for_lock=wait_for_lock)
+    session.export_outputs(run, environ)
+    return code
+
+
+def _with_inputs(prepared: Any, inputs: dict[str, Any]) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(prepared, inputs=inputs)

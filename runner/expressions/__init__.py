@@ -1,0 +1,239 @@
+"""GitHub Actions' ``${{ }}`` expression language, with GitHub's semantics to the letter.
+
+The reference implementations are actions/languageservices (``expressions/src``, TypeScript,
+whose published test vectors this package passes) and actions/runner (``src/Sdk/Expressions``,
+C#); where they differ, GitHub's own vectors decide (absolute error positions, the 1 MB memory
+limit, numbers printed with 15 significant digits, lazy ``case``).
+
+Typical use::
+
+    evaluate("success() && github.ref == 'refs/heads/main'", contexts, functions=functions)
+
+- ``contexts`` maps context names (``github``, ``steps``...) to plain values: ``None``, ``bool``,
+  ``int``/``float``, ``str``, ``list``/``tuple``, ``dict``/``Mapping``. Only these names are
+  recognised; any other name is a parsing error, as on GitHub. Names are case-insensitive.
+- ``functions`` maps host function names (``success``, ``hashFiles``...) to callables, which are
+  called with already evaluated arguments (plain values as above) and return a plain value. Wrap
+  one in ``FunctionSpec`` to have its argument count checked when the expression is parsed.
+  Built-in functions (``contains``, ``format``, ``case``...) cannot be overridden.
+- Every problem is an ``ExpressionError`` (``runner.errors.ExpressionError``) whose ``kind`` is
+  ``lexing``, ``parsing`` or ``evaluation`` and whose message is GitHub's, e.g.
+  ``Unexpected symbol: ')'. Located at position 5 within expression: 1 < )``.
+
+Parsing is cached per (expression, context names, function names and arities), so evaluating the
+same condition again only runs the compiled closures.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from runner.errors import ExpressionError
+from runner.expressions.ast import Call, NamedValue, Node, walk
+from runner.expressions.evaluate import Compiled, compile_tree, run
+from runner.expressions.interpolate import (
+    Template,
+    UnterminatedTemplateError,
+    find_templates,
+    interpolate_with,
+    template_string,
+)
+from runner.expressions.lexer import MAX_LENGTH
+from runner.expressions.parser import MAX_DEPTH, Arity, parse_tree
+from runner.expressions.values import is_truthy
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_LENGTH",
+    "STATUS_FUNCTIONS",
+    "ExpressionError",
+    "FunctionSpec",
+    "Node",
+    "Template",
+    "UnterminatedTemplateError",
+    "check",
+    "evaluate",
+    "find_templates",
+    "interpolate",
+    "is_truthy",
+    "parse",
+    "referenced_functions",
+    "referenced_named_values",
+    "to_string",
+    "uses_status_function",
+]
+
+#: The job-status functions; calling any of them turns off the implicit ``success() && (...)``.
+STATUS_FUNCTIONS = frozenset({"success", "failure", "always", "cancelled"})
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionSpec:
+    """A host function with the number of arguments it accepts (``max_args=None``: no limit).
+
+    A wrong number of arguments is then a parsing error (``Too few parameters supplied`` /
+    ``Too many parameters supplied``), as for the built-in functions."""
+
+    func: Callable[..., object]
+    min_args: int = 0
+    max_args: int | None = None
+
+    def __call__(self, *args: object) -> object:
+        return self.func(*args)
+
+
+HostFunctions = Mapping[str, Callable[..., object]]
+_Specs = tuple[tuple[str, int, int | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    node: Node | None
+    compiled: Compiled | None
+
+
+@functools.lru_cache(maxsize=4096)
+def _prepare(
+    expression: str, context_names: frozenset[str], function_names: frozenset[str], specs: _Specs
+) -> _Prepared:
+    # Keyed on the names exactly as the caller spells them, so that the compiled evaluator can
+    # read the caller's mappings directly (no lower-cased copy per evaluation).
+    context_keys: dict[str, str] = {}
+    for name in sorted(context_names):
+        context_keys.setdefault(name.lower(), name)
+    function_keys: dict[str, str] = {}
+    for name in sorted(function_names):
+        function_keys.setdefault(name.lower(), name)
+    arity = {lower: Arity() for lower in function_keys}
+    arity.update((name.lower(), Arity(low, high)) for name, low, high in specs)
+    node = parse_tree(expression, frozenset(context_keys), arity)
+    if node is None:
+        return _Prepared(None, None)
+    return _Prepared(node, compile_tree(node, context_keys, function_keys))
+
+
+@functools.lru_cache(maxsize=4096)
+def _syntax_tree(expression: str) -> Node | None:
+    # Any context or function name is accepted: for reporting which ones are used.
+    return parse_tree(expression, None, None)
+
+
+def _specs(functions: Iterable[str] | HostFunctions) -> _Specs:
+    if not isinstance(functions, Mapping):
+        return ()
+    return _mapping_specs(functions)
+
+
+def _mapping_specs(functions: HostFunctions) -> _Specs:
+    specs = [
+        (name, function.min_args, function.max_args)
+        for name, function in functions.items()
+        if function.__class__ is FunctionSpec
+    ]
+    return tuple(specs) if specs else ()
+
+
+def _prepared(
+    expression: str,
+    named_values: Iterable[str],
+    functions: Iterable[str] | HostFunctions,
+) -> _Prepared:
+    return _prepare(expression, frozenset(named_values), frozenset(functions), _specs(functions))
+
+
+def parse(
+    expression: str,
+    named_values: Iterable[str],
+    functions: Iterable[str] | HostFunctions = (),
+) -> Node | None:
+    """Parse ``expression`` (cached); ``None`` for an empty expression.
+
+    ``named_values`` are the recognised context names and ``functions`` the host function names
+    (or a mapping of names to callables / ``FunctionSpec``), all case-insensitive. Raises
+    ``ExpressionError`` (kind ``lexing`` or ``parsing``)."""
+    return _prepared(expression, named_values, functions).node
+
+
+def check(
+    expression: str,
+    allowed_named_values: Iterable[str],
+    allowed_functions: Iterable[str] | HostFunctions = (),
+) -> None:
+    """Raise the parse-time ``ExpressionError`` if ``expression`` does not parse with only these
+    contexts and host functions (e.g. ``secrets`` is not allowed in ``if:``)."""
+    _prepared(expression, allowed_named_values, allowed_functions)
+
+
+def referenced_named_values(expression: str) -> set[str]:
+    """The lower-cased context names ``expression`` uses, e.g. ``{'steps', 'inputs'}``. Raises
+    ``ExpressionError`` when it is not even syntactically valid."""
+    node = _syntax_tree(expression)
+    if node is None:
+        return set()
+    return {n.name for n in walk(node) if isinstance(n, NamedValue)}
+
+
+def referenced_functions(expression: str) -> set[str]:
+    """The lower-cased names of the functions ``expression`` calls (built-in ones included)."""
+    node = _syntax_tree(expression)
+    if node is None:
+        return set()
+    return {n.name for n in walk(node) if isinstance(n, Call)}
+
+
+def uses_status_function(expression: str) -> bool:
+    """Whether ``expression`` calls ``success()``, ``failure()``, ``always()`` or ``cancelled()``
+    anywhere; GitHub wraps a condition that does not in ``success() && (...)``."""
+    return not STATUS_FUNCTIONS.isdisjoint(referenced_functions(expression))
+
+
+def evaluate(
+    expression: str,
+    contexts: Mapping[str, object],
+    *,
+    functions: HostFunctions | None = None,
+) -> object:
+    """Evaluate ``expression`` (without the ``${{ }}``) and return a plain Python value: ``None``,
+    ``bool``, a number, ``str``, ``list`` or a mapping. An empty expression gives ``None``.
+
+    Context names are the keys of ``contexts``; host functions, called with evaluated arguments,
+    the keys of ``functions`` (both case-insensitive; of two keys differing only in case, the
+    first in sorted order is used). A host function may be called a second time in the rare
+    evaluation that comes near the 1 MB memory limit (see ``evaluate.py``), so it should have no
+    side effects. Raises ``ExpressionError``."""
+    if functions:
+        compiled = _prepare(
+            expression, frozenset(contexts), frozenset(functions), _mapping_specs(functions)
+        ).compiled
+    else:
+        compiled = _prepare(expression, frozenset(contexts), _NO_NAMES, ()).compiled
+        functions = _NO_FUNCTIONS
+    if compiled is None:
+        return None
+    return run(compiled, expression, contexts, functions)
+
+
+_NO_NAMES: frozenset[str] = frozenset()
+_NO_FUNCTIONS: HostFunctions = {}
+
+
+def to_string(value: object) -> str:
+    """A value as GitHub writes it into text: null as '', 'true'/'false', numbers with up to
+    15 significant digits (``1.0`` -> ``1``), strings unchanged, arrays and objects as JSON."""
+    return template_string(value)
+
+
+def interpolate(
+    text: str,
+    contexts: Mapping[str, object],
+    *,
+    functions: HostFunctions | None = None,
+) -> str:
+    """Replace each ``${{ expression }}`` of ``text`` by its value as ``to_string`` writes it,
+    in a single pass (a value containing ``${{`` stays as it is). Raises ``ExpressionError``;
+    an unclosed ``${{`` raises ``UnterminatedTemplateError`` (with an ``offset``)."""
+    return interpolate_with(
+        text, lambda expression: evaluate(expression, contexts, functions=functions)
+    )
