@@ -169,7 +169,8 @@ class Run:
             return scoped
         values, contexts = self.substitution(step)
         try:
-            return evaluate_condition(step.condition, self._status(), contexts, values)
+            return evaluate_condition(step.condition, self._status(), contexts, values,
+                                      functions=self.host_functions())
         except ExpressionError as exc:
             exc.location = exc.location or step.at("if")
             raise
@@ -212,8 +213,10 @@ class Run:
         step_dir = self.store.folder(self.record.run_id) / "steps" / step.id
         step_dir.mkdir(parents=True, exist_ok=True)
 
+        functions = self.host_functions()
+
         def render(template: str) -> str:
-            return render_text(template, values, contexts)
+            return render_text(template, values, contexts, functions)
 
         ctx = StepContext(
             workflow=self.workflow,
@@ -262,13 +265,20 @@ class Run:
             rec.approval = json.loads(json.dumps(state))
             self.store.save(self.record, durable=True)
 
+    def host_functions(self) -> dict[str, Callable[..., object]]:
+        from runner.engine.hashfiles import hash_files
+        from runner.expressions import FunctionSpec
+
+        return {"hashFiles": FunctionSpec(lambda *p: hash_files(self.workspace, *p), 1, None)}
+
     def _process_env(
         self, step: Step, values: Mapping[str, str], contexts: Mapping[str, object]
     ) -> dict[str, str]:
         env = dict(self.environ)
+        functions = self.host_functions()
         for source in (self.workflow.env, step.env):
             for name, template in source.items():
-                env[name] = render_text(template, values, contexts)
+                env[name] = render_text(template, values, contexts, functions)
         env.update(self.record.env)
         if self.record.path:
             env["PATH"] = os.pathsep.join([*self.record.path, env.get("PATH", "")])
