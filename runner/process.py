@@ -7,11 +7,13 @@ line as it comes and handed to a callback, which masks and logs it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import threading
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
@@ -36,6 +38,8 @@ class ProcessGroups:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._groups: set[int] = set()
+        #: the groups a cancellation stopped (their processes end ``cancelled``)
+        self._stopped: set[int] = set()
         self.cancelled = threading.Event()
 
     def add(self, pgid: int) -> None:
@@ -45,32 +49,50 @@ class ProcessGroups:
     def discard(self, pgid: int) -> None:
         with self._lock:
             self._groups.discard(pgid)
+            self._stopped.discard(pgid)  # a later process may get the same id
 
     def cancel_all(self) -> None:
         self.cancelled.set()
         with self._lock:
             groups = list(self._groups)
         for pgid in groups:
-            threading.Thread(target=terminate_group, args=(pgid,), daemon=True).start()
+            self.stop(pgid)
+
+    def stop(self, pgid: int) -> None:
+        """Stop one group because the run is cancelled (in the background)."""
+        with self._lock:
+            self._stopped.add(pgid)
+        threading.Thread(target=terminate_group, args=(pgid,), daemon=True).start()
+
+    def stopped(self, pgid: int) -> bool:
+        """Whether a cancellation stopped this group."""
+        with self._lock:
+            return pgid in self._stopped
 
 
-def terminate_group(pgid: int, grace: float = KILL_GRACE_SECONDS) -> None:
-    """SIGTERM the whole group, then SIGKILL whatever is left after ``grace`` seconds."""
+def terminate_group(
+    pgid: int, grace: float = KILL_GRACE_SECONDS, reap: Callable[[], object] | None = None
+) -> None:
+    """SIGTERM the whole group, then SIGKILL whatever is left after ``grace`` seconds.
+
+    ``reap`` (the leader's ``Popen.poll``) collects the leader once it exits: an unreaped leader
+    is a zombie that still counts as a member of the group, which would always cost the whole
+    grace period."""
     try:
         os.killpg(pgid, signal.SIGTERM)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
+        if reap is not None:
+            reap()
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:
             return
         time.sleep(0.05)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def run_process(
@@ -81,8 +103,13 @@ def run_process(
     on_line: Callable[[str], None],
     timeout: float | None = None,
     groups: ProcessGroups | None = None,
+    after_cancel: bool = False,
 ) -> ProcessResult:
-    """Run ``argv`` to completion, streaming its output (stderr merged) line by line."""
+    """Run ``argv`` to completion, streaming its output (stderr merged) line by line.
+
+    A process started while the run is being cancelled is stopped at once, unless
+    ``after_cancel`` says its step was started *because of* the cancellation (an ``always()`` or
+    ``cancelled()`` step), which runs to its end; only a second signal stops it."""
     started = time.monotonic()
     try:
         proc = subprocess.Popen(
@@ -100,28 +127,36 @@ def run_process(
     pgid = proc.pid
     if groups is not None:
         groups.add(pgid)
-        if groups.cancelled.is_set():
-            terminate_group(pgid)
+        if groups.cancelled.is_set() and not after_cancel:
+            groups.stop(pgid)
     assert proc.stdout is not None
     reader = threading.Thread(target=_pump, args=(proc.stdout, on_line), daemon=True)
     reader.start()
     timed_out = False
+    cancelled = False
     try:
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
-            terminate_group(pgid)
+            terminate_group(pgid, reap=proc.poll)
             proc.wait()
         reader.join(DRAIN_SECONDS)
     finally:
         if groups is not None:
+            cancelled = groups.stopped(pgid)
             groups.discard(pgid)
-    cancelled = groups is not None and groups.cancelled.is_set()
     return ProcessResult(proc.returncode, timed_out, cancelled, time.monotonic() - started)
 
 
 def _pump(stream: IO[bytes], on_line: Callable[[str], None]) -> None:
     with stream:
+        failed = False
         for raw in stream:
-            on_line(raw.decode("utf-8", "replace").rstrip("\r\n"))
+            if failed:
+                continue  # keep draining: a full pipe would block the process forever
+            try:
+                on_line(raw.decode("utf-8", "replace").rstrip("\r\n"))
+            except Exception:
+                failed = True
+                traceback.print_exc()

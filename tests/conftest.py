@@ -1,17 +1,11 @@
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from support import ROOT, conformance_dir
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def conformance_dir() -> Path:
-    """The shared conformance vectors: ``../shared/conformance`` beside the project root."""
-    override = os.environ.get("RUNNER_CONFORMANCE_DIR")
-    return Path(override) if override else ROOT.parent / "shared" / "conformance"
+__all__ = ["ROOT", "conformance_dir"]
 
 
 @pytest.fixture

@@ -211,7 +211,12 @@ def verify_signed(
     sshsig.check(raw, signature, namespace=namespace, public_key=signature.public_key)
     body = parse_body(raw)  # only now: these exact bytes carry a valid signature
     verified = verify_approval_signature(
-        raw, armored, principal=body.approver, namespace=namespace, signers=signers,
-        revoked=revoked, at=at,
+        raw,
+        armored,
+        principal=body.approver,
+        namespace=namespace,
+        signers=signers,
+        revoked=revoked,
+        at=at,
     )
     return SignedApproval(body, raw, verified.principal, verified.fingerprint, verified.key_type)

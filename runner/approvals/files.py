@@ -27,7 +27,8 @@ from runner.approvals.identity import Directory
 from runner.approvals.request import Interruption, Submission
 from runner.approvals.trust import TrustFiles
 from runner.errors import ApprovalError, VerificationError
-from runner.model import Approvals, FileSource as FileConfig
+from runner.model import Approvals
+from runner.model import FileSource as FileConfig
 
 PRIVATE_REF = "refs/runner/approvals"
 MAX_FILES = 500
@@ -36,8 +37,11 @@ MAX_FILES = 500
 def git(workspace: Path, *args: str, input: bytes | None = None) -> bytes:
     try:
         done = subprocess.run(
-            ["git", "-C", str(workspace), *args], input=input, capture_output=True,
-            timeout=120, check=False,
+            ["git", "-C", str(workspace), *args],
+            input=input,
+            capture_output=True,
+            timeout=120,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ApprovalError(f"git {args[0]} failed: {exc}") from None
@@ -110,8 +114,11 @@ class FileSource:
 
     def _refuse_deployed_commit(self, ref: str) -> None:
         try:
-            trusted = git(self.workspace, "rev-parse", "--verify", "--quiet",
-                          f"{ref}^{{commit}}").decode().strip()
+            trusted = (
+                git(self.workspace, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+                .decode()
+                .strip()
+            )
         except ApprovalError:
             return  # reading the files will fail with a clear message
         if trusted and trusted == deployed_commit(self.workspace):
@@ -128,13 +135,20 @@ class FileSource:
             base = self.workspace / folder
             if not base.is_dir():
                 return {}
-            return {p.name: p.read_bytes() for p in sorted(base.iterdir())[:MAX_FILES]
-                    if p.is_file()}
+            return {
+                p.name: p.read_bytes() for p in sorted(base.iterdir())[:MAX_FILES] if p.is_file()
+            }
         branch = self.config.branch or "approvals"
         ref = f"{PRIVATE_REF}/{branch}"
         try:
-            git(self.workspace, "fetch", "--quiet", "--no-tags", self.config.remote,
-                f"+refs/heads/{branch}:{ref}")
+            git(
+                self.workspace,
+                "fetch",
+                "--quiet",
+                "--no-tags",
+                self.config.remote,
+                f"+refs/heads/{branch}:{ref}",
+            )
         except ApprovalError as exc:
             if "couldn't find remote ref" in exc.message:
                 return {}  # nobody has pushed an approval yet
@@ -163,17 +177,24 @@ class FileSource:
             key = f"file:{body_digest(raw)}"
             if key in self.seen:
                 continue
-            evidence: dict[str, Any] = {"file": f"{self.config.path}/{request.run_id}/{name}",
-                                        "sha256": body_digest(raw)}
+            evidence: dict[str, Any] = {
+                "file": f"{self.config.path}/{request.run_id}/{name}",
+                "sha256": body_digest(raw),
+            }
             if self.config.remote:
                 evidence["remote"] = self.config.remote
             if signature is None:
                 self.seen[key] = _problem(name, key, evidence, "has no .sig file beside it")
                 continue
             try:
-                signed = verify_signed(raw, signature, signers=self.signers,
-                                       revoked=self.revoked, namespace=self.config.namespace,
-                                       at=now)
+                signed = verify_signed(
+                    raw,
+                    signature,
+                    signers=self.signers,
+                    revoked=self.revoked,
+                    namespace=self.config.namespace,
+                    at=now,
+                )
                 from runner.approvals.document import check_binding
 
                 check_binding(signed.body, request, now)
@@ -181,15 +202,22 @@ class FileSource:
                 self.seen[key] = _problem(name, key, evidence, exc.message)
                 continue
             evidence.update(
-                body=raw.decode("utf-8"), signature=signature.decode("ascii", "replace"),
-                principal=signed.principal, fingerprint=signed.fingerprint,
+                body=raw.decode("utf-8"),
+                signature=signature.decode("ascii", "replace"),
+                principal=signed.principal,
+                fingerprint=signed.fingerprint,
                 key_type=signed.key_type,
             )
             self.seen[key] = Submission(
-                source="file", result="proceed" if signed.body.decision == "proceed" else "abort",
-                who=signed.principal, who_kind="principal", notes=signed.body.notes,
-                fields=dict(signed.body.fields), submitted_at=signed.body.issued_at,
-                evidence=evidence, key=key,
+                source="file",
+                result="proceed" if signed.body.decision == "proceed" else "abort",
+                who=signed.principal,
+                who_kind="principal",
+                notes=signed.body.notes,
+                fields=dict(signed.body.fields),
+                submitted_at=signed.body.issued_at,
+                evidence=evidence,
+                key=key,
             )
         return list(self.seen.values())
 
@@ -197,16 +225,22 @@ class FileSource:
         return None
 
     def instructions(self, request: Interruption) -> list[str]:
-        where = (f"commit them to branch {self.config.branch or 'approvals'} of "
-                 f"{self.config.remote} and push" if self.config.remote
-                 else f"they go to {self.config.path}/{request.run_id}/")
+        where = (
+            f"commit them to branch {self.config.branch or 'approvals'} of "
+            f"{self.config.remote} and push"
+            if self.config.remote
+            else f"they go to {self.config.path}/{request.run_id}/"
+        )
         command = (
             f"runner approval new --run-id {request.run_id} --step {request.step_id} "
             f"--env {request.environment} --digest {request.digest}"
             + (f" --commit {request.commit}" if request.commit else "")
-            + f" --decision proceed --notes '...' --key ~/.ssh/id_ed25519"
-            + (f" --namespace {self.config.namespace}"
-               if self.config.namespace != "runner-approval" else "")
+            + " --decision proceed --notes '...' --key ~/.ssh/id_ed25519"
+            + (
+                f" --namespace {self.config.namespace}"
+                if self.config.namespace != "runner-approval"
+                else ""
+            )
             + (" --field NAME=VALUE" if request.fields else "")
             + f" --out {self.config.path}"
         )
@@ -214,6 +248,13 @@ class FileSource:
 
 
 def _problem(name: str, key: str, evidence: dict[str, Any], reason: str) -> Submission:
-    return Submission(source="file", result="proceed", who=name, who_kind="principal",
-                      evidence=evidence, key=key, problem=f"{name}: {reason}",
-                      submitted_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    return Submission(
+        source="file",
+        result="proceed",
+        who=name,
+        who_kind="principal",
+        evidence=evidence,
+        key=key,
+        problem=f"{name}: {reason}",
+        submitted_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )

@@ -87,23 +87,32 @@ def parse_directory(raw: bytes, source: str) -> Directory:
 
     data = doc.data
     if not isinstance(data, dict):
-        raise WorkflowError([Diagnostic(Location(source, 1, 1),
-                                        "the people file must be a mapping with `people` and "
-                                        "`teams`", "people")])
+        raise WorkflowError(
+            [
+                Diagnostic(
+                    Location(source, 1, 1),
+                    "the people file must be a mapping with `people` and `teams`",
+                    "people",
+                )
+            ]
+        )
     for key in data:
         if key not in ("people", "teams"):
             problem((key,), f"unexpected key `{key}`; expected `people` or `teams`", key=True)
     people: list[Person] = []
-    seen: dict[str, set[str]] = {"username": set(), "id": set(), "principal": set(),
-                                 "login": set()}
+    seen: dict[str, set[str]] = {"username": set(), "id": set(), "principal": set(), "login": set()}
     for i, item in enumerate(_list(data.get("people"), ("people",), problem)):
         if not isinstance(item, dict):
             problem(("people", i), "each person must be a mapping")
             continue
         for key in item:
             if key not in _PERSON_KEYS:
-                problem(("people", i, key), f"unexpected key `{key}` in a person; expected "
-                        f"{', '.join(sorted(_PERSON_KEYS))}", key=True)
+                problem(
+                    ("people", i, key),
+                    f"unexpected key `{key}` in a person; expected "
+                    f"{', '.join(sorted(_PERSON_KEYS))}",
+                    key=True,
+                )
         username = item.get("username")
         if not isinstance(username, str) or not username:
             problem(("people", i), "a person needs a `username`")
@@ -113,12 +122,17 @@ def parse_directory(raw: bytes, source: str) -> Directory:
             username=username,
             display_name=str(item.get("display-name") or username),
             email=str(item.get("email") or ""),
-            ssh_principals=tuple(_strings(item.get("ssh-principals"), ("people", i,
-                                                                       "ssh-principals"), problem)),
+            ssh_principals=tuple(
+                _strings(item.get("ssh-principals"), ("people", i, "ssh-principals"), problem)
+            ),
             ci_logins=tuple(_strings(item.get("ci-logins"), ("people", i, "ci-logins"), problem)),
         )
-        for kind, values in (("username", [person.username]), ("id", [person.id]),
-                             ("principal", person.ssh_principals), ("login", person.ci_logins)):
+        for kind, values in (
+            ("username", [person.username]),
+            ("id", [person.id]),
+            ("principal", person.ssh_principals),
+            ("login", person.ci_logins),
+        ):
             for value in values:
                 if value in seen[kind]:
                     problem(("people", i), f"{kind} {value!r} belongs to two people")
@@ -134,8 +148,7 @@ def parse_directory(raw: bytes, source: str) -> Directory:
         names = _strings(members, ("teams", team), problem)
         for j, name in enumerate(names):
             if name not in usernames:
-                problem(("teams", team, j), f"team `{team}` lists `{name}`, who is not in "
-                        "`people`")
+                problem(("teams", team, j), f"team `{team}` lists `{name}`, who is not in `people`")
         teams[str(team)] = frozenset(names)
     if problems:
         raise WorkflowError(sorted(problems, key=Diagnostic.sort_key))

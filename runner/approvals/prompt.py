@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TextIO
 
-from runner.approvals.request import FieldSpec, Interruption, Submission
+from runner.approvals.request import FieldSpec, Interruption, Result, Submission
 from runner.errors import ApprovalError
 
 CI_VARIABLES = ("CI", "GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "JENKINS_URL", "TF_BUILD")
@@ -109,7 +109,7 @@ class PromptSource:
             self._say("Please answer p (proceed) or a (abort).\n")
         else:
             return
-        result = "proceed" if answer.startswith("p") else "abort"
+        result: Result = "proceed" if answer.startswith("p") else "abort"
         notes = self._read("Notes: ").strip()
         while result == "abort" and not notes:
             notes = self._read("Notes are required to abort. Notes: ").strip()

@@ -99,9 +99,10 @@ def judge(
             reason = f"{person.username} started this run and may not approve it"
         else:
             reason = check_fields(request.fields, submission.fields, submission.result)
-        if reason is None and person is not None and person.username in counted:
-            if submission.result != "abort":
-                reason = f"{person.username} already counted toward this step"
+        repeated = person is not None and person.username in counted
+        if reason is None and repeated and submission.result != "abort":
+            assert person is not None
+            reason = f"{person.username} already counted toward this step"
         if reason is not None:
             refused.append(Refused(submission, f"{_who(submission)}: {reason}"))
             continue

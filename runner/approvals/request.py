@@ -53,8 +53,10 @@ class Interruption:
         values = dict(data)
         values["teams"] = tuple(values.get("teams", ()))
         values["quorum"] = tuple(tuple(q) for q in values.get("quorum", ()))
-        values["fields"] = tuple(FieldSpec(**{**f, "options": tuple(f.get("options", ()))})
-                                 for f in values.get("fields", ()))
+        values["fields"] = tuple(
+            FieldSpec(**{**f, "options": tuple(f.get("options", ()))})
+            for f in values.get("fields", ())
+        )
         values["following_steps"] = tuple(values.get("following_steps", ()))
         values["sources"] = tuple(values.get("sources", ()))
         return cls(**values)

@@ -18,13 +18,16 @@ def _principal(given: str | None) -> str:
     if given:
         return given
     try:
-        email = subprocess.run(["git", "config", "user.email"], capture_output=True, text=True,
-                               timeout=10, check=False).stdout.strip()
+        email = subprocess.run(
+            ["git", "config", "user.email"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout.strip()
     except OSError:
         email = ""
     if not email:
-        raise UsageError("no --principal given and `git config user.email` is empty",
-                         hint="pass the principal your key has in allowed_signers")
+        raise UsageError(
+            "no --principal given and `git config user.email` is empty",
+            hint="pass the principal your key has in allowed_signers",
+        )
     return email
 
 
@@ -56,23 +59,41 @@ def new_approval(
             request = json.loads(Path(request_file).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise UsageError(f"--request {request_file}: {exc}") from None
-    given = {"run_id": run_id, "step_id": step, "environment": environment, "digest": digest,
-             "commit": commit}
+    given = {
+        "run_id": run_id,
+        "step_id": step,
+        "environment": environment,
+        "digest": digest,
+        "commit": commit,
+    }
     for name, value in given.items():
         if value is None:
             continue
         if name in request and request[name] != value:
-            raise UsageError(f"--{name.replace('_id', '').replace('_', '-')} {value} does not "
-                             f"match the request file ({request[name]})")
+            raise UsageError(
+                f"--{name.replace('_id', '').replace('_', '-')} {value} does not "
+                f"match the request file ({request[name]})"
+            )
         request[name] = value
     for name in ("run_id", "step_id", "environment", "digest"):
         if not request.get(name):
-            option = {"run_id": "--run-id", "step_id": "--step", "environment": "--env",
-                      "digest": "--digest"}[name]
+            option = {
+                "run_id": "--run-id",
+                "step_id": "--step",
+                "environment": "--env",
+                "digest": "--digest",
+            }[name]
             raise UsageError(f"{option} is required (or --request FILE from the waiting run)")
     who = _principal(principal)
-    body = new_body(request, decision, who, notes, fields, now or datetime.now(UTC),
-                    timedelta(minutes=valid_minutes))
+    body = new_body(
+        request,
+        decision,
+        who,
+        notes,
+        fields,
+        now or datetime.now(UTC),
+        timedelta(minutes=valid_minutes),
+    )
     raw = body.encode()
     folder = Path(out) / body.run_id
     folder.mkdir(parents=True, exist_ok=True)
@@ -104,8 +125,10 @@ def verify_file(
         raise UsageError(f"{workflow_path} has no `approvals.trust.allowed-signers`")
     files = TrustFiles(loaded.workspace, trust.ref)
     if not files.protected and not insecure:
-        raise UsageError("the workflow reads trust from the working tree; set "
-                         "`approvals.trust.ref` or pass --insecure-local-trust")
+        raise UsageError(
+            "the workflow reads trust from the working tree; set "
+            "`approvals.trust.ref` or pass --insecure-local-trust"
+        )
     namespace = workflow.approvals.file.namespace if workflow.approvals.file else "runner-approval"
     try:
         raw = Path(path).read_bytes()
@@ -113,15 +136,22 @@ def verify_file(
     except OSError as exc:
         raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from None
     try:
-        signers = parse_allowed_signers(files.read(trust.allowed_signers).decode("utf-8"),
-                                        source=files.where(trust.allowed_signers))
-        revoked = (parse_revoked_keys(files.read(trust.revoked_keys),
-                                      source=files.where(trust.revoked_keys))
-                   if trust.revoked_keys else frozenset())
+        signers = parse_allowed_signers(
+            files.read(trust.allowed_signers).decode("utf-8"),
+            source=files.where(trust.allowed_signers),
+        )
+        revoked = (
+            parse_revoked_keys(
+                files.read(trust.revoked_keys), source=files.where(trust.revoked_keys)
+            )
+            if trust.revoked_keys
+            else frozenset()
+        )
         directory = parse_directory(files.read(trust.people), files.where(trust.people))
         when = parse_instant(at, "--at") if at else datetime.now(UTC)
-        signed = verify_signed(raw, armored, signers=signers, revoked=revoked,
-                               namespace=namespace, at=when)
+        signed = verify_signed(
+            raw, armored, signers=signers, revoked=revoked, namespace=namespace, at=when
+        )
     except (VerificationError, ApprovalError) as exc:
         return False, f"{path}: NOT valid: {exc.message}\n"
     except RunnerError as exc:
@@ -131,9 +161,12 @@ def verify_file(
     lines = [
         f"{path}: signature valid ({signed.key_type} {signed.fingerprint}, namespace {namespace})",
         f"  who:      {signed.principal}"
-        + (f" = {person.display_name} ({person.username}; teams: "
-           f"{', '.join(directory.teams_of(person)) or 'none'})" if person else
-           " (not in the people file)"),
+        + (
+            f" = {person.display_name} ({person.username}; teams: "
+            f"{', '.join(directory.teams_of(person)) or 'none'})"
+            if person
+            else " (not in the people file)"
+        ),
         f"  decision: {body.decision}" + (f": {body.notes}" if body.notes else ""),
         f"  run:      {body.run_id}, step {body.step_id}, environment {body.environment}",
         f"  workflow: digest {body.workflow_digest}"
@@ -170,18 +203,27 @@ def approval() -> None:
 @click.option("--env", "environment")
 @click.option("--digest", help="The workflow digest the waiting run printed.")
 @click.option("--commit", help="The source commit the waiting run printed.")
-@click.option("--request", "request_file", type=click.Path(dir_okay=False),
-              help="The request file the waiting run wrote (fills the options above).")
+@click.option(
+    "--request",
+    "request_file",
+    type=click.Path(dir_okay=False),
+    help="The request file the waiting run wrote (fills the options above).",
+)
 @click.option("--decision", type=click.Choice(["proceed", "abort"]), required=True)
 @click.option("--notes", default="")
 @click.option("--field", "fields", multiple=True, metavar="NAME=VALUE")
 @click.option("--key", required=True, help="Your SSH private key (or its .pub with ssh-agent).")
 @click.option("--principal", help="Your principal in allowed_signers (default: git user.email).")
 @click.option("--namespace", default="runner-approval", show_default=True)
-@click.option("--out", default="approvals", show_default=True,
-              help="The folder of approval files (the `file` source's `path`).")
-@click.option("--valid-minutes", default=720.0, show_default=True,
-              help="How long the approval stays valid.")
+@click.option(
+    "--out",
+    default="approvals",
+    show_default=True,
+    help="The folder of approval files (the `file` source's `path`).",
+)
+@click.option(
+    "--valid-minutes", default=720.0, show_default=True, help="How long the approval stays valid."
+)
 def new_command(fields: tuple[str, ...], **options: Any) -> int:
     """Write and sign an approval file (through `ssh-keygen -Y sign`)."""
     from runner.inputs import parse_pairs
@@ -190,8 +232,9 @@ def new_command(fields: tuple[str, ...], **options: Any) -> int:
         raise UsageError("an abort needs --notes saying why")
     path, sig = new_approval(fields=parse_pairs(fields, "--field"), **options)
     click.echo(f"wrote {path}\n  and {sig}")
-    click.echo(f"now: git add {path} {sig} && git commit -m 'Approve {path.parent.name}' && "
-               "git push")
+    click.echo(
+        f"now: git add {path} {sig} && git commit -m 'Approve {path.parent.name}' && git push"
+    )
     return 0
 
 
@@ -199,19 +242,26 @@ def new_command(fields: tuple[str, ...], **options: Any) -> int:
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--workflow", required=True, type=click.Path(dir_okay=False))
 @click.option("--run-id")
-@click.option("--at", help="Re-verify as of this UTC time (audit evidence), e.g. 2026-01-31T12:00:00Z.")
-@click.option("--insecure-local-trust", is_flag=True,
-              help="Accept trust files from the working tree (local tries only).")
-def verify_command(file: str, workflow: str, run_id: str | None, at: str | None,
-                   insecure_local_trust: bool) -> int:
+@click.option(
+    "--at", help="Re-verify as of this UTC time (audit evidence), e.g. 2026-01-31T12:00:00Z."
+)
+@click.option(
+    "--insecure-local-trust",
+    is_flag=True,
+    help="Accept trust files from the working tree (local tries only).",
+)
+def verify_command(
+    file: str, workflow: str, run_id: str | None, at: str | None, insecure_local_trust: bool
+) -> int:
     """Check one approval file: who, what, for which run, and valid or why not."""
     ok, report = verify_file(file, workflow, run_id=run_id, at=at, insecure=insecure_local_trust)
     click.echo(report, nl=False)
     return 0 if ok else 1
 
 
-def verify_evidence(evidence: dict[str, Any], workflow_path: str, at: str | None,
-                    insecure: bool) -> str:
+def verify_evidence(
+    evidence: dict[str, Any], workflow_path: str, at: str | None, insecure: bool
+) -> str:
     """Re-verify a recorded signed approval (body and signature kept as evidence)."""
     import tempfile
 
@@ -222,8 +272,9 @@ def verify_evidence(evidence: dict[str, Any], workflow_path: str, at: str | None
         path.write_bytes(str(evidence.get("body", "")).encode("utf-8"))
         Path(str(path) + ".sig").write_bytes(str(evidence.get("signature", "")).encode())
         try:
-            ok, report = verify_file(str(path), workflow_path, run_id=None, at=at,
-                                     insecure=insecure)
+            ok, report = verify_file(
+                str(path), workflow_path, run_id=None, at=at, insecure=insecure
+            )
         except RunnerError as exc:
             return f"cannot re-verify: {exc.message}"
     if ok:

@@ -32,8 +32,12 @@ def evaluate_text(expression: str, context_file: str | None) -> str:
 
 @click.command()
 @click.argument("expression")
-@click.option("--context", "context_file", type=click.Path(dir_okay=False),
-              help="A JSON object whose keys are the contexts (env, inputs, steps, ...).")
+@click.option(
+    "--context",
+    "context_file",
+    type=click.Path(dir_okay=False),
+    help="A JSON object whose keys are the contexts (env, inputs, steps, ...).",
+)
 def expr(expression: str, context_file: str | None) -> int:
     """Evaluate a GitHub-style expression and print its value as JSON (exit 1 on error)."""
     try:

@@ -10,14 +10,24 @@ import click
 @click.command()
 @click.argument("run_id")
 @click.option("--state-dir", help="Where run records live (default: $RUNNER_STATE_DIR or .runner).")
-@click.option("--detach-on-wait", is_flag=True,
-              help="If still undecided, record the run and exit 75 again.")
-@click.option("--rerun-interrupted", is_flag=True,
-              help="Run again the steps that were running when the runner died.")
-@click.option("--wait-for-lock", is_flag=True,
-              help="Wait while another run deploys this workflow to the environment.")
-@click.option("--insecure-local-trust", is_flag=True,
-              help="Let approval sources read trust files from the working tree (local tries).")
+@click.option(
+    "--detach-on-wait", is_flag=True, help="If still undecided, record the run and exit 75 again."
+)
+@click.option(
+    "--rerun-interrupted",
+    is_flag=True,
+    help="Run again the steps that were running when the runner died.",
+)
+@click.option(
+    "--wait-for-lock",
+    is_flag=True,
+    help="Wait while another run deploys this workflow to the environment.",
+)
+@click.option(
+    "--insecure-local-trust",
+    is_flag=True,
+    help="Let approval sources read trust files from the working tree (local tries).",
+)
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
 def resume(
     run_id: str,

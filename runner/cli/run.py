@@ -16,12 +16,21 @@ from runner.cli.options import deployment_options, dry_run_options
 @click.option("--run-id", help="The run's id (default: from the CI's run id, else generated).")
 @click.option("--state-dir", help="Where run records live (default: $RUNNER_STATE_DIR or .runner).")
 @click.option("--dry-run", is_flag=True, help="Show the plan and run nothing (as `runner plan`).")
-@click.option("--detach-on-wait", is_flag=True,
-              help="At a manual step, record the run and exit 75 instead of waiting.")
-@click.option("--wait-for-lock", is_flag=True,
-              help="Wait while another run deploys this workflow to the environment (else exit 5).")
-@click.option("--insecure-local-trust", is_flag=True,
-              help="Let approval sources read trust files from the working tree (local tries).")
+@click.option(
+    "--detach-on-wait",
+    is_flag=True,
+    help="At a manual step, record the run and exit 75 instead of waiting.",
+)
+@click.option(
+    "--wait-for-lock",
+    is_flag=True,
+    help="Wait while another run deploys this workflow to the environment (else exit 5).",
+)
+@click.option(
+    "--insecure-local-trust",
+    is_flag=True,
+    help="Let approval sources read trust files from the working tree (local tries).",
+)
 def run(
     file: str,
     environment: str,
@@ -41,12 +50,31 @@ def run(
     if dry_run:
         from runner.cli.plan import plan_text
 
-        click.echo(plan_text(file, environment, inputs, skip, assume=assume, fields=fields,
-                             output_format=output_format), nl=False)
+        click.echo(
+            plan_text(
+                file,
+                environment,
+                inputs,
+                skip,
+                assume=assume,
+                fields=fields,
+                output_format=output_format,
+            ),
+            nl=False,
+        )
         return 0
-    return run_workflow(file, environment, inputs, skip, output_format=output_format,
-                        run_id=run_id, state_dir=state_dir, detach_on_wait=detach_on_wait,
-                        insecure_local_trust=insecure_local_trust, wait_for_lock=wait_for_lock)
+    return run_workflow(
+        file,
+        environment,
+        inputs,
+        skip,
+        output_format=output_format,
+        run_id=run_id,
+        state_dir=state_dir,
+        detach_on_wait=detach_on_wait,
+        insecure_local_trust=insecure_local_trust,
+        wait_for_lock=wait_for_lock,
+    )
 
 
 def run_workflow(

@@ -23,7 +23,7 @@ def _duration(start: str | None, end: str | None) -> str:
 
 
 def reverify(record: RunRecord, workflow_path: str | None, insecure: bool) -> dict[str, str]:
-    """Re-check each signed approval of the run as of its decision time: file evidence -> verdict."""
+    """Re-check each signed approval of the run as of its decision time (file -> verdict)."""
     from runner.cli.approval import verify_evidence
 
     results: dict[str, str] = {}
@@ -33,7 +33,9 @@ def reverify(record: RunRecord, workflow_path: str | None, insecure: bool) -> di
             if "signature" not in evidence:
                 continue
             results[evidence.get("file", "?")] = verify_evidence(
-                evidence, workflow_path or record.workflow_path, decision.get("submitted_at"),
+                evidence,
+                workflow_path or record.workflow_path,
+                decision.get("submitted_at"),
                 insecure,
             )
     return results
@@ -62,16 +64,18 @@ def show_text(record: RunRecord, checks: dict[str, str]) -> str:
             lines.append(
                 f"              {decision['result']} by {decision['display_name']} "
                 f"({decision['username']}) via {decision['source']} at "
-                f"{decision['submitted_at']}" + (f": {decision['notes']}"
-                                                 if decision.get("notes") else "")
+                f"{decision['submitted_at']}"
+                + (f": {decision['notes']}" if decision.get("notes") else "")
             )
             if decision.get("fields"):
                 lines.append(f"                fields: {json.dumps(decision['fields'])}")
             evidence = decision.get("evidence") or {}
             if evidence.get("file"):
-                lines.append(f"                evidence: {evidence['file']} "
-                             f"({evidence.get('fingerprint', '')}): "
-                             f"{checks.get(evidence['file'], 'not re-verified')}")
+                lines.append(
+                    f"                evidence: {evidence['file']} "
+                    f"({evidence.get('fingerprint', '')}): "
+                    f"{checks.get(evidence['file'], 'not re-verified')}"
+                )
         for refusal in approval.get("refused", []):
             lines.append(f"              refused: {refusal['reason']}")
         if approval.get("state") == "proceeded-on-timeout":
@@ -95,9 +99,16 @@ def list_command(state_dir: str | None, output_format: str) -> int:
     records = sorted(store.list(), key=lambda r: r.started_at, reverse=True)
     if output_format == "json":
         items: list[dict[str, Any]] = [
-            {"run_id": r.run_id, "workflow": r.workflow_name, "environment": r.environment,
-             "status": r.status, "exit_code": r.exit_code, "started_at": r.started_at,
-             "finished_at": r.finished_at, "started_by": r.started_by.get("username")}
+            {
+                "run_id": r.run_id,
+                "workflow": r.workflow_name,
+                "environment": r.environment,
+                "status": r.status,
+                "exit_code": r.exit_code,
+                "started_at": r.started_at,
+                "finished_at": r.finished_at,
+                "started_by": r.started_by.get("username"),
+            }
             for r in records
         ]
         click.echo(json.dumps(items, indent=2))
@@ -105,20 +116,30 @@ def list_command(state_dir: str | None, output_format: str) -> int:
     if not records:
         click.echo("no runs recorded")
     for r in records:
-        click.echo(f"{r.started_at}  {r.run_id:<28} {r.status:<10} {r.environment:<12} "
-                   f"{r.workflow_name}  {_duration(r.started_at, r.finished_at)}")
+        click.echo(
+            f"{r.started_at}  {r.run_id:<28} {r.status:<10} {r.environment:<12} "
+            f"{r.workflow_name}  {_duration(r.started_at, r.finished_at)}"
+        )
     return 0
 
 
 @runs.command("show")
 @click.argument("run_id")
 @click.option("--state-dir")
-@click.option("--workflow", type=click.Path(dir_okay=False),
-              help="The workflow whose trust settings re-verify signed approvals.")
+@click.option(
+    "--workflow",
+    type=click.Path(dir_okay=False),
+    help="The workflow whose trust settings re-verify signed approvals.",
+)
 @click.option("--insecure-local-trust", is_flag=True)
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
-def show_command(run_id: str, state_dir: str | None, workflow: str | None,
-                 insecure_local_trust: bool, output_format: str) -> int:
+def show_command(
+    run_id: str,
+    state_dir: str | None,
+    workflow: str | None,
+    insecure_local_trust: bool,
+    output_format: str,
+) -> int:
     """One run: its steps, durations, who approved, when, notes and evidence (re-verified)."""
     from dataclasses import asdict
 

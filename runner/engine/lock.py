@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 from runner.engine.record import RecordStore, write_atomic
 from runner.errors import RefusedError
@@ -81,8 +80,10 @@ class DeploymentLock:
             if info is not None and info.run_id != run_id:
                 reason = self._stale(info)
                 if reason is None:
-                    return False, (f"{self.label} is being deployed by run {info.run_id} "
-                                   f"(since {info.since}, pid {info.pid} on {info.host})")
+                    return False, (
+                        f"{self.label} is being deployed by run {info.run_id} "
+                        f"(since {info.since}, pid {info.pid} on {info.host})"
+                    )
                 note = f"broke the stale lock of {self.label}: {reason}"
             self._write(run_id, detached)
             return True, note

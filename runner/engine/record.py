@@ -10,6 +10,7 @@ Secrets never reach it: secret outputs are stored as names only, secret inputs a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -158,10 +159,8 @@ def write_atomic(path: Path, data: bytes, *, durable: bool) -> None:
                 os.fsync(out.fileno())
         os.replace(temporary, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(temporary)
-        except OSError:
-            pass
         raise
     if durable:
         directory = os.open(path.parent, os.O_RDONLY)

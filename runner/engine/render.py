@@ -1,10 +1,11 @@
 """Substitution of a workflow string: ``#{}`` first, then ``${{ }}``, each exactly once.
 
 "Once" matters for safety: a variable whose value contains ``${{ secrets.X }}`` must stay text,
-and an expression's result containing ``#{...}`` must not be substituted again. So each ``${{ }}``
-of the *original* string is swapped for a NUL-delimited placeholder (NUL cannot occur in YAML text or in
-process environment values), Octostache runs on the result, and only the placeholders that survive
-(a false ``#{if}`` branch drops its own) are replaced by their expression's value.
+and an expression's result containing ``#{...}`` must not be substituted again. So each
+``${{ }}`` of the *original* string is swapped for a NUL-delimited placeholder (NUL cannot occur
+in YAML text or in process environment values), Octostache runs on the result, and only the
+placeholders that survive (a false ``#{if}`` branch drops its own) are replaced by their
+expression's value.
 """
 
 from __future__ import annotations

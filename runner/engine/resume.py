@@ -42,8 +42,10 @@ def changed_files(record: RunRecord, now: Mapping[str, str]) -> list[str]:
 
 def load_for_resume(store: RecordStore, run_id: str) -> RunRecord:
     if not store.exists(run_id):
-        raise UsageError(f"no run {run_id!r} in {store.state_dir}",
-                         hint="pass --state-dir, or restore the state folder from the CI artifact")
+        raise UsageError(
+            f"no run {run_id!r} in {store.state_dir}",
+            hint="pass --state-dir, or restore the state folder from the CI artifact",
+        )
     try:
         return store.load(run_id)
     except (OSError, ValueError, TypeError, KeyError) as exc:
@@ -66,7 +68,9 @@ def prepare_steps(record: RunRecord, rerun_interrupted: bool) -> list[str]:
 def lost_secret(workflow: Workflow, run: Run) -> str | None:
     """A pending step that reads a secret output whose value this process no longer has."""
     secrets = {
-        (rec.id, name) for rec in run.record.steps for name in rec.secret_outputs
+        (rec.id, name)
+        for rec in run.record.steps
+        for name in rec.secret_outputs
         if (rec.id, name) not in run.secret_values
     }
     if not secrets:
@@ -74,8 +78,12 @@ def lost_secret(workflow: Workflow, run: Run) -> str | None:
     for step in workflow.steps:
         if run.record.step(step.id).status != "pending":
             continue
-        texts = [step.run or "", str(step.condition or ""), *step.env.values(),
-                 *step.with_.values()]
+        texts = [
+            step.run or "",
+            str(step.condition or ""),
+            *step.env.values(),
+            *step.with_.values(),
+        ]
         for text in texts:
             for match in _SECRET_OUTPUT.finditer(text):
                 if (match.group(1), match.group(2)) in secrets:
@@ -104,14 +112,17 @@ def resume(
     store = RecordStore(state_dir)
     record = load_for_resume(store, run_id)
     if record.finished:
-        log.write(f"run {run_id} already finished: {record.status} (exit code "
-                  f"{record.exit_code}); nothing to resume")
+        log.write(
+            f"run {run_id} already finished: {record.status} (exit code "
+            f"{record.exit_code}); nothing to resume"
+        )
         return int(record.exit_code or 0)
     with run_lock(store, run_id):
         pass  # refuse at once if another process holds the run
     prepared = prepare(record.workflow_path, record.environment, [], record.skip, environ)
-    changes = changed_files(record, session.used_files(prepared.workflow,
-                                                       prepared.loaded.workspace))
+    changes = changed_files(
+        record, session.used_files(prepared.workflow, prepared.loaded.workspace)
+    )
     if changes:
         raise RefusedError(
             f"run {run_id} started from other files than those here now: " + "; ".join(changes),
@@ -128,8 +139,9 @@ def resume(
     inputs = {k: v for k, v in record.inputs.items()}
     prepared = _with_inputs(prepared, inputs)
     by = record.started_by
-    created_by = Identity(by.get("id", ""), by.get("username", ""), by.get("display_name", ""),
-                          by.get("email", ""))
+    created_by = Identity(
+        by.get("id", ""), by.get("username", ""), by.get("display_name", ""), by.get("email", "")
+    )
     run = session.build_run(prepared, record, store, log, environ, options, created_by)
     problem = lost_secret(prepared.workflow, run)
     if problem:

@@ -99,8 +99,9 @@ class Run:
         self.log.run_started(self.workflow, self.record)
         try:
             for group in self._groups():
-                pending = [s for s in group if self.record.step(s.id).status in ("pending",
-                                                                                   "waiting")]
+                pending = [
+                    s for s in group if self.record.step(s.id).status in ("pending", "waiting")
+                ]
                 if pending:
                     self._run_group(pending)
         except Detached as detached:
@@ -169,8 +170,9 @@ class Run:
             return scoped
         values, contexts = self.substitution(step)
         try:
-            return evaluate_condition(step.condition, self._status(), contexts, values,
-                                      functions=self.host_functions())
+            return evaluate_condition(
+                step.condition, self._status(), contexts, values, functions=self.host_functions()
+            )
         except ExpressionError as exc:
             exc.location = exc.location or step.at("if")
             raise
@@ -343,10 +345,12 @@ class Run:
             return value
         from runner import expressions
 
-        values, contexts = self.substitution(step)
-        return expressions.is_truthy(
-            expressions.evaluate(_unwrap(value), contexts, functions={})
-        ) if "${{" in value else value.strip().lower() == "true"
+        _, contexts = self.substitution(step)
+        return (
+            expressions.is_truthy(expressions.evaluate(_unwrap(value), contexts, functions={}))
+            if "${{" in value
+            else value.strip().lower() == "true"
+        )
 
     def _store_outputs(self, rec: StepRecord, result: StepResult) -> None:
         for name, value in result.outputs.items():
@@ -388,8 +392,7 @@ class Run:
         for output in self.workflow.outputs.values():
             values, contexts = self.substitution(self.workflow.steps[-1])
             try:
-                result[output.name] = self.masker.mask(render_text(output.value, values,
-                                                                   contexts))
+                result[output.name] = self.masker.mask(render_text(output.value, values, contexts))
             except ExpressionError:
                 result[output.name] = ""
         return result

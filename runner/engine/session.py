@@ -113,8 +113,9 @@ def start_run(request: RunRequest) -> Run:
     )
     record.commit = git_commit(workspace)
     record.skip = sorted(prepared.skip)
-    run = build_run(prepared, record, store, request.log, request.environ, request.options,
-                    created_by)
+    run = build_run(
+        prepared, record, store, request.log, request.environ, request.options, created_by
+    )
     store.save(record)
     return run
 

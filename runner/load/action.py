@@ -61,9 +61,11 @@ def load_action(path: Path) -> Action:
         doc = load_yaml(shown, raw)
     except LoadError as exc:
         raise WorkflowError(exc.diagnostics) from None
-    problems = validate_document(doc, "action") if isinstance(doc.data, dict) else [
-        Diagnostic(doc.location(()), "an action must be a YAML mapping", "schema")
-    ]
+    problems = (
+        validate_document(doc, "action")
+        if isinstance(doc.data, dict)
+        else [Diagnostic(doc.location(()), "an action must be a YAML mapping", "schema")]
+    )
     if problems:
         raise WorkflowError(problems)
     data: dict[str, Any] = doc.data

@@ -82,8 +82,7 @@ def _fields(workflow: Workflow, doc: Document) -> Iterator[Field]:
                 yield Field((*base, "manual", key), manual[key], ALL, HOST, step)
         for i, spec in enumerate(manual.get("fields") or []):
             if isinstance(spec.get("label"), str):
-                yield Field((*base, "manual", "fields", i, "label"), spec["label"], ALL, HOST,
-                            step)
+                yield Field((*base, "manual", "fields", i, "label"), spec["label"], ALL, HOST, step)
 
 
 def _check_field(workflow: Workflow, doc: Document, field: Field) -> Iterator[Diagnostic]:
@@ -118,21 +117,29 @@ def _check_field(workflow: Workflow, doc: Document, field: Field) -> Iterator[Di
             used = expressions.referenced_named_values(expression) & set(UNTRUSTED)
             if used:
                 yield _at(
-                    doc, field.path, text, offset,
+                    doc,
+                    field.path,
+                    text,
+                    offset,
                     f"`{expression.strip()}` is pasted into the script, where a value from "
                     f"{' and '.join(sorted(used))} can inject shell code; pass it through `env:` "
-                    "and use \"$NAME\" instead",
-                    "injection", warning=True,
+                    'and use "$NAME" instead',
+                    "injection",
+                    warning=True,
                 )
         if field.is_if:
             bare = _BARE_APPROVED.match(expression)
             if bare:
                 yield _at(
-                    doc, field.path, text, offset,
+                    doc,
+                    field.path,
+                    text,
+                    offset,
                     f"`steps.{bare.group(1)}.outputs.approved` is the string 'true' or "
                     "'false', and both are truthy; compare it: "
                     f"`steps.{bare.group(1)}.outputs.approved == 'true'`",
-                    "approval", warning=True,
+                    "approval",
+                    warning=True,
                 )
     if "#{" in text:
         yield from _octopus(workflow, doc, field)
@@ -155,8 +162,7 @@ def _references(
             and isinstance(node.key, Literal)
             and isinstance(node.key.value, str)
         ):
-            yield from _step_reference(workflow, doc, field, offset, node.key.value,
-                                       by_name=False)
+            yield from _step_reference(workflow, doc, field, offset, node.key.value, by_name=False)
 
 
 def _step_reference(
@@ -169,13 +175,24 @@ def _step_reference(
     what = f"step name {key!r}" if by_name else f"step `{key}`"
     if target is None:
         choices = ", ".join(s.name if by_name else s.id for s in workflow.steps)
-        yield _at(doc, field.path, field.text, offset,
-                  f"{what} does not exist (steps: {choices})", "reference")
+        yield _at(
+            doc,
+            field.path,
+            field.text,
+            offset,
+            f"{what} does not exist (steps: {choices})",
+            "reference",
+        )
     elif field.step is not None and target.index >= field.step.index:
         when = "is this step" if target.index == field.step.index else "runs later"
-        yield _at(doc, field.path, field.text, offset,
-                  f"{what} {when}; only the outputs of earlier steps are available here",
-                  "reference")
+        yield _at(
+            doc,
+            field.path,
+            field.text,
+            offset,
+            f"{what} {when}; only the outputs of earlier steps are available here",
+            "reference",
+        )
 
 
 def _octopus(workflow: Workflow, doc: Document, field: Field) -> Iterator[Diagnostic]:
@@ -189,19 +206,32 @@ def _octopus(workflow: Workflow, doc: Document, field: Field) -> Iterator[Diagno
             if "#{" in name:
                 continue
             by_id = pattern is _STEP_STATUS_REF and any(s.id == name for s in workflow.steps)
-            yield from _step_reference(workflow, doc, field, match.start(1), name,
-                                       by_name=not by_id)
-    if field.is_run and field.step is not None and _ACTION_REF.search(field.text):
-        match = _ACTION_REF.search(field.text)
-        assert match is not None
-        yield _at(doc, field.path, field.text, match.start(),
-                  "a step's output variable is pasted into the script, where its value (manual "
-                  "notes, for one) can inject shell code; pass it through `env:` and use "
-                  "\"$NAME\" instead", "injection", warning=True)
+            yield from _step_reference(
+                workflow, doc, field, match.start(1), name, by_name=not by_id
+            )
+    first = _ACTION_REF.search(field.text) if field.is_run and field.step is not None else None
+    if first is not None:
+        yield _at(
+            doc,
+            field.path,
+            field.text,
+            first.start(),
+            "a step's output variable is pasted into the script, where its value (manual "
+            "notes, for one) can inject shell code; pass it through `env:` and use "
+            '"$NAME" instead',
+            "injection",
+            warning=True,
+        )
 
 
 def _at(
-    doc: Document, path: Path, text: str, offset: int, message: str, kind: str, *,
+    doc: Document,
+    path: Path,
+    text: str,
+    offset: int,
+    message: str,
+    kind: str,
+    *,
     warning: bool = False,
 ) -> Diagnostic:
     location = position_in_value(doc, path, text, offset)

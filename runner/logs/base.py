@@ -96,12 +96,16 @@ class BaseLog:
     def decision(self, step: Step, decision: Mapping[str, Any]) -> None:
         who = decision.get("display_name") or decision.get("username") or "someone"
         notes = decision.get("notes") or ""
-        self.write(f"  {decision.get('result')} by {who} via {decision.get('source')}"
-                   + (f": {notes}" if notes else ""))
+        self.write(
+            f"  {decision.get('result')} by {who} via {decision.get('source')}"
+            + (f": {notes}" if notes else "")
+        )
 
     def run_detached(self, record: RunRecord) -> None:
-        self.write(f"Run {record.run_id} is waiting for approval; resume it with "
-                   f"`runner resume {record.run_id}`")
+        self.write(
+            f"Run {record.run_id} is waiting for approval; resume it with "
+            f"`runner resume {record.run_id}`"
+        )
 
     def run_finished(self, workflow: Workflow, record: RunRecord) -> None:
         took = format_duration(time.monotonic() - self.run_start)

@@ -9,8 +9,9 @@ from typing import TextIO
 from runner.logs.base import BaseLog
 
 
-def choose_log(output_format: str, environ: Mapping[str, str], stream: TextIO | None = None
-               ) -> BaseLog:
+def choose_log(
+    output_format: str, environ: Mapping[str, str], stream: TextIO | None = None
+) -> BaseLog:
     """JSON when asked; GitHub's or GitLab's format inside their jobs; else the terminal's."""
     out = stream or sys.stdout
     if output_format == "json":

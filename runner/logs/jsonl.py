@@ -23,8 +23,14 @@ class JsonLog(BaseLog):
         self.write(json.dumps({"event": event, "time": stamp, **fields}, ensure_ascii=False))
 
     def run_started(self, workflow: Workflow, record: RunRecord) -> None:
-        self.emit("run-started", run_id=record.run_id, workflow=workflow.name,
-                  path=workflow.path, environment=record.environment, digest=record.digest)
+        self.emit(
+            "run-started",
+            run_id=record.run_id,
+            workflow=workflow.name,
+            path=workflow.path,
+            environment=record.environment,
+            digest=record.digest,
+        )
 
     def step_started(self, step: Step) -> None:
         self.emit("step-started", step=step.id, name=step.name)
@@ -35,8 +41,9 @@ class JsonLog(BaseLog):
     def annotation(
         self, step: Step, level: str, message: str, properties: Mapping[str, str]
     ) -> None:
-        self.emit("annotation", step=step.id, level=level, message=message,
-                  properties=dict(properties))
+        self.emit(
+            "annotation", step=step.id, level=level, message=message, properties=dict(properties)
+        )
 
     def group(self, step: Step, title: str | None) -> None:
         self.emit("group", step=step.id, title=title)
@@ -49,9 +56,17 @@ class JsonLog(BaseLog):
         self.emit("step-error", step=step.id, message=message, location=where)
 
     def step_finished(self, step: Step, record: StepRecord, summary: str) -> None:
-        self.emit("step-finished", step=step.id, name=step.name, outcome=record.outcome,
-                  conclusion=record.conclusion, exit_code=record.exit_code,
-                  attempts=record.attempts, outputs=record.outputs, error=record.error)
+        self.emit(
+            "step-finished",
+            step=step.id,
+            name=step.name,
+            outcome=record.outcome,
+            conclusion=record.conclusion,
+            exit_code=record.exit_code,
+            attempts=record.attempts,
+            outputs=record.outputs,
+            error=record.error,
+        )
 
     def waiting(self, step: Step, request: Mapping[str, Any], status: str) -> None:
         self.emit("waiting", step=step.id, status=status, request=dict(request))
@@ -63,6 +78,11 @@ class JsonLog(BaseLog):
         self.emit("run-detached", run_id=record.run_id)
 
     def run_finished(self, workflow: Workflow, record: RunRecord) -> None:
-        self.emit("run-finished", run_id=record.run_id, status=record.status,
-                  exit_code=record.exit_code, error=record.error,
-                  steps=[asdict(s) for s in record.steps])
+        self.emit(
+            "run-finished",
+            run_id=record.run_id,
+            status=record.status,
+            exit_code=record.exit_code,
+            error=record.error,
+            steps=[asdict(s) for s in record.steps],
+        )

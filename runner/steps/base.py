@@ -43,6 +43,10 @@ class StepLog(Protocol):
 
     def group(self, step: Step, title: str | None) -> None: ...
 
+    def waiting(self, step: Step, request: Mapping[str, Any], status: str) -> None: ...
+
+    def decision(self, step: Step, decision: Mapping[str, Any]) -> None: ...
+
 
 @dataclass
 class StepContext:

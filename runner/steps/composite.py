@@ -36,7 +36,8 @@ def action_inputs(action: Action, given: Mapping[str, str]) -> tuple[dict[str, s
         listed = ", ".join(f"'{n}'" for n in unexpected)
         warnings.append(f"Unexpected input(s) {listed}, valid inputs are [{valid}]")
     missing = [
-        name for name, spec in action.inputs.items()
+        name
+        for name, spec in action.inputs.items()
         if spec.required and not given.get(name) and spec.default is None
     ]
     if missing:
@@ -60,8 +61,12 @@ def run_action(
     status = JobStatus.SUCCESS
     result = StepResult("success")
     for nested in action.steps:
-        contexts = {**ctx.contexts, "inputs": dict(inputs), "steps": dict(states),
-                    "job": {"status": status.value}}
+        contexts = {
+            **ctx.contexts,
+            "inputs": dict(inputs),
+            "steps": dict(states),
+            "job": {"status": status.value},
+        }
         try:
             decision = evaluate_condition(nested.condition, status, contexts, ctx.variables)
         except ExpressionError as exc:
@@ -73,8 +78,11 @@ def run_action(
         outcome = _run_nested(ctx, action, nested, contexts, depth, after_cancel)
         tolerated = outcome.outcome == "failure" and _truthy(nested.continue_on_error)
         conclusion = "success" if tolerated else outcome.outcome
-        states[nested.id] = {"outputs": outcome.outputs, "outcome": outcome.outcome,
-                             "conclusion": conclusion}
+        states[nested.id] = {
+            "outputs": outcome.outputs,
+            "outcome": outcome.outcome,
+            "conclusion": conclusion,
+        }
         result.env.update(outcome.env)
         result.path = [*outcome.path, *result.path]
         result.summary += outcome.summary
@@ -111,7 +119,10 @@ def _run_nested(
     folder = str(action.path.parent)
     env["RUNNER_ACTION_PATH"] = env["GITHUB_ACTION_PATH"] = folder
     inner = dataclasses.replace(
-        ctx, render=render, env=env, contexts=contexts,
+        ctx,
+        render=render,
+        env=env,
+        contexts=contexts,
         step_dir=ctx.step_dir / f"{depth}-{nested.index}-{nested.id}",
     )
     inner.step_dir.mkdir(parents=True, exist_ok=True)

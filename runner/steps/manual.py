@@ -7,6 +7,7 @@ timeout aborts (exit 4) unless the step opts into ``on-timeout: proceed``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from datetime import timedelta
@@ -48,8 +49,14 @@ def build_interruption(ctx: StepContext, manual: Manual, sources: tuple[str, ...
         teams=manual.teams,
         quorum=tuple((q.team, q.count) for q in manual.require),
         fields=tuple(
-            FieldSpec(f.name, f.type, ctx.render(f.label) if f.label else "", f.required,
-                      f.pattern, f.options)
+            FieldSpec(
+                f.name,
+                f.type,
+                ctx.render(f.label) if f.label else "",
+                f.required,
+                f.pattern,
+                f.options,
+            )
             for f in manual.fields
         ),
         created=_iso(ctx),
@@ -67,8 +74,9 @@ def build_interruption(ctx: StepContext, manual: Manual, sources: tuple[str, ...
     )
 
 
-def make_sources(ctx: StepContext, names: tuple[str, ...], directory: Directory
-                 ) -> list[ApprovalSource]:
+def make_sources(
+    ctx: StepContext, names: tuple[str, ...], directory: Directory
+) -> list[ApprovalSource]:
     sources = []
     for name in names:
         factory = source_class(name)
@@ -141,9 +149,14 @@ def run_manual_step(ctx: StepContext) -> StepResult:
 
     def on_refused(refusal: Refused) -> None:
         ctx.log.annotation(step, "warning", f"refused {refusal.reason}", {})
-        state["refused"].append({"reason": refusal.reason, "source": refusal.submission.source,
-                                 "who": refusal.submission.who,
-                                 "evidence": refusal.submission.evidence})
+        state["refused"].append(
+            {
+                "reason": refusal.reason,
+                "source": refusal.submission.source,
+                "who": refusal.submission.who,
+                "evidence": refusal.submission.evidence,
+            }
+        )
 
     last_errors: dict[str, str] = {}
 
@@ -151,14 +164,25 @@ def run_manual_step(ctx: StepContext) -> StepResult:
         if last_errors.get(name) == error.message:
             return  # said once is enough while the source keeps failing the same way
         last_errors[name] = error.message
-        ctx.log.line(step, f"approval source {name} did not answer: {error.message} "
-                     "(still waiting; a failure is never a decision)")
+        ctx.log.line(
+            step,
+            f"approval source {name} did not answer: {error.message} "
+            "(still waiting; a failure is never a decision)",
+        )
 
     outcome = wait_for_decision(
-        request, usable, directory, started_by,
-        now=ctx.now, sleep=ctx.sleep, on_status=on_status, on_refused=on_refused,
-        on_source_error=on_source_error, known=known,
-        detach=bool(ctx.options.get("detach_on_wait")), cancelled=ctx.cancelled,
+        request,
+        usable,
+        directory,
+        started_by,
+        now=ctx.now,
+        sleep=ctx.sleep,
+        on_status=on_status,
+        on_refused=on_refused,
+        on_source_error=on_source_error,
+        known=known,
+        detach=bool(ctx.options.get("detach_on_wait")),
+        cancelled=ctx.cancelled,
     )
     state["submissions"] = [s.__dict__ for s in outcome.submissions]
     if outcome.state == "detached":
@@ -169,15 +193,18 @@ def run_manual_step(ctx: StepContext) -> StepResult:
         raise Detached(step.id)
     if outcome.state in ("timed-out", "cancelled"):
         for source in usable:
-            try:
+            with contextlib.suppress(RunnerError):
                 source.cancel(request, outcome.state)
-            except RunnerError:
-                pass
     return settle(ctx, manual, request, outcome, state)
 
 
-def settle(ctx: StepContext, manual: Manual, request: Interruption, outcome: WaitOutcome,
-           state: dict[str, Any]) -> StepResult:
+def settle(
+    ctx: StepContext,
+    manual: Manual,
+    request: Interruption,
+    outcome: WaitOutcome,
+    state: dict[str, Any],
+) -> StepResult:
     """The step's result, outputs and record entry for a finished wait."""
     step = ctx.step
     state["state"] = outcome.state
@@ -210,7 +237,10 @@ def settle(ctx: StepContext, manual: Manual, request: Interruption, outcome: Wai
         if approved:
             return StepResult("success", outputs=outputs, octopus=octopus, approval=state)
         return StepResult(
-            "failure", outputs=outputs, octopus=octopus, approval=state,
+            "failure",
+            outputs=outputs,
+            octopus=octopus,
+            approval=state,
             error=f"Manual intervention '{step.name}' was aborted by {person.display_name}",
             exit_code_hint=ExitCode.ABORTED,
         )
@@ -226,16 +256,20 @@ def settle(ctx: StepContext, manual: Manual, request: Interruption, outcome: Wai
         return StepResult("success", outputs=outputs, octopus=octopus, approval=state)
     outputs, octopus = manual_outputs(False, "timed out", nobody, {})
     return StepResult(
-        "failure", outputs=outputs, octopus=octopus, approval=state,
+        "failure",
+        outputs=outputs,
+        octopus=octopus,
+        approval=state,
         error=f"Manual intervention '{step.name}' timed out after "
         f"{format_duration((manual.timeout_minutes or 0) * 60)} without a decision",
         exit_code_hint=ExitCode.TIMED_OUT,
     )
 
 
-def status_line(request: Interruption, verdict: Verdict, waited: float,
-                remaining: float | None) -> str:
-    """"Waiting for trading-desk (0/1), 2m13s"."""
+def status_line(
+    request: Interruption, verdict: Verdict, waited: float, remaining: float | None
+) -> str:
+    """ "Waiting for trading-desk (0/1), 2m13s"."""
     if verdict.progress:
         parts = [f"{team} ({have}/{need})" for team, have, need in verdict.progress]
     else:
@@ -258,9 +292,10 @@ def announce(ctx: StepContext, request: Interruption, sources: list[ApprovalSour
         lines.append("Quorum: " + "; ".join(f"{c} from {t}" for t, c in request.quorum))
     if request.prevent_self_approval:
         lines.append(f"Not {request.started_by}, who started this run")
-    lines.append(f"Approving: {request.workflow} -> {request.environment}, digest "
-                 f"{request.digest[:12]}" + (f", commit {request.commit[:12]}"
-                                             if request.commit else ""))
+    lines.append(
+        f"Approving: {request.workflow} -> {request.environment}, digest "
+        f"{request.digest[:12]}" + (f", commit {request.commit[:12]}" if request.commit else "")
+    )
     if request.inputs:
         lines.append("Inputs: " + json.dumps(request.inputs, ensure_ascii=False))
     if request.following_steps:
@@ -284,8 +319,10 @@ def notify(ctx: StepContext, request: Interruption) -> None:
         ctx.log.line(ctx.step, f"notify: ${hook.url_env} is not set; no announcement sent")
         return
     ctx.masker.add(url)
-    text = (f"Deployment of {request.workflow} to {request.environment} is waiting: "
-            f"{request.title}. Run {request.run_id}.")
+    text = (
+        f"Deployment of {request.workflow} to {request.environment} is waiting: "
+        f"{request.title}. Run {request.run_id}."
+    )
 
     def post() -> None:
         import urllib.request

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runner.engine import file_commands
-from runner.engine.workflow_commands import CommandProcessor
+from runner.engine.workflow_commands import CommandProcessor, Refused
 from runner.errors import StepError
 from runner.process import run_process
 from runner.steps.base import StepContext, StepResult
@@ -108,17 +108,27 @@ def run_script(
     if script.working_directory:
         cwd = (ctx.workspace / ctx.render(script.working_directory)).resolve()
         if not cwd.is_dir():
-            raise StepError(f"working-directory {script.working_directory!r} does not exist",
-                            location=step.at("working-directory"))
+            raise StepError(
+                f"working-directory {script.working_directory!r} does not exist",
+                location=step.at("working-directory"),
+            )
     argv = shell_command(shell, path)
     processor = CommandProcessor()
+    refused: list[str] = []
 
     def on_line(line: str) -> None:
-        handle_line(ctx, processor, line)
+        handle_line(ctx, processor, line, refused)
 
     timeout = script.timeout_minutes * 60 if script.timeout_minutes else None
-    outcome = run_process(argv, env=env, cwd=str(cwd), on_line=on_line, timeout=timeout,
-                          groups=ctx.groups, after_cancel=after_cancel)
+    outcome = run_process(
+        argv,
+        env=env,
+        cwd=str(cwd),
+        on_line=on_line,
+        timeout=timeout,
+        groups=ctx.groups,
+        after_cancel=after_cancel,
+    )
     result = read_files(ctx, files)
     result.exit_code = outcome.exit_code
     if outcome.cancelled:
@@ -131,15 +141,27 @@ def run_script(
     elif outcome.exit_code != 0:
         result.outcome = "failure"
         result.error = result.error or f"exit code {outcome.exit_code}"
+    elif refused:
+        # GitHub fails a step that used a refused command (set-env, add-path, a weak token)
+        result.outcome = "failure"
+        result.error = refused[0]
     return result
 
 
-def handle_line(ctx: StepContext, processor: CommandProcessor, line: str) -> None:
-    """One line of output: a workflow command is carried out, text is masked and logged."""
+def handle_line(
+    ctx: StepContext, processor: CommandProcessor, line: str, refused: list[str] | None = None
+) -> None:
+    """One line of output: a workflow command is carried out, text is masked and logged; the
+    message of a command GitHub refuses is logged as an error and added to ``refused``."""
     step = ctx.step
     item = processor.process(line)
     if isinstance(item, str):
         ctx.log.line(step, ctx.masker.mask(item))
+        return
+    if isinstance(item, Refused):
+        ctx.log.annotation(step, "error", item.message, {})
+        if refused is not None:
+            refused.append(item.message)
         return
     name = item.name
     if name == "add-mask":
@@ -155,8 +177,13 @@ def handle_line(ctx: StepContext, processor: CommandProcessor, line: str) -> Non
         if ctx.env.get("RUNNER_DEBUG") == "1":
             ctx.log.line(step, ctx.masker.mask(f"debug: {item.data}"))
     elif name in ("set-output", "save-state", "set-env", "add-path"):
-        ctx.log.annotation(step, "warning", f"`::{name}::` is no longer supported; write to "
-                           "$RUNNER_OUTPUT (GITHUB_OUTPUT) or $RUNNER_ENV instead", {})
+        ctx.log.annotation(
+            step,
+            "warning",
+            f"`::{name}::` is no longer supported; write to "
+            "$RUNNER_OUTPUT (GITHUB_OUTPUT) or $RUNNER_ENV instead",
+            {},
+        )
     else:
         ctx.log.line(step, ctx.masker.mask(line))
 

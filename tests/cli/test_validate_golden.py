@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from support import ROOT
 
 from runner.cli.validate import validate_files
 
