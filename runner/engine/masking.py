@@ -22,13 +22,14 @@ into one. :class:`Masker` does the same, with these choices:
   the shifted-off bytes); we also register, for each of the three byte offsets, exactly the
   characters whose bits all come from the secret, so a secret in the middle of a blob is
   masked too, leaving at most the one character at each end that mixes in neighbouring
-  bytes.
-  We add base64url (unpadded), form encoding (``+`` for space), JSON with ``\\uXXXX`` for
+  bytes. We add base64url, form encoding (``+`` for space), JSON with ``\\uXXXX`` for
   non-ASCII, and the forms inside bash single and double quotes.
-* **Speed.** All registered strings compile into one regular expression shaped as a trie
-  (rebuilt only when a secret is added), so a line costs one C-level scan; the scan for
-  overlaps only runs around actual matches. Python's ``re`` has no Aho-Corasick; the trie
-  keeps the work per position small (see the module's tests and the report for figures).
+* **Speed.** All registered strings compile into one regular expression (rebuilt only when
+  a secret is added), so a line costs one C-level scan. Python's ``re`` has no multi-string
+  search, so the expression is keyed on each string's rarest character (see
+  :class:`_Matcher`): on typical logs with 20 secrets (some 160 forms) that masks 40-70
+  MB/s line by line and about 100 MB/s in 64 KiB chunks, against some 10 MB/s for a plain
+  alternation.
 * **Streaming.** :class:`StreamMasker` masks text arriving in arbitrary chunks, holding back
   the unfinished last line; a line that grows past a bound is released in pieces, holding
   back enough characters that no secret can be split between two pieces.
@@ -111,11 +112,11 @@ def _anchor(word: str) -> int:
 
 
 def _trie_pattern(tails: Iterable[str], terminal: Callable[[str], str]) -> str:
-    """A regular expression that matches where one of ``tails`` followed by ``terminal(tail)``
-    does (not necessarily the longest such tail).
+    """A regular expression matching where some ``tail`` followed by ``terminal(tail)`` does.
 
-    Shaped as a trie, the alternatives at each point start with distinct characters, so
-    ``re`` rejects all but one with a single comparison each.
+    It stops at the first tail that matches, not necessarily the longest. Shaped as a trie,
+    the alternatives at each point start with distinct characters, so ``re`` rejects all but
+    one with a single comparison each.
     """
     root: _Node = {}
     for tail in tails:
@@ -157,8 +158,8 @@ class _Matcher:
     ``re`` has no multi-string search, and an alternation of the strings is tried at every
     position whose character can start one of them: with base64 forms that is nearly every
     letter, at some 10 MB/s. Instead each string is split at its rarest character into a
-    head and a tail; the regular expression matches tails (as a trie) and checks the whole
-    string with a fixed-width lookbehind. Its first characters are then rare ones, which
+    head and a tail; the regular expression matches tails (as a trie) and checks the head
+    before them with a fixed-width lookbehind. Its first characters are then rare ones, which
     ``re`` skips to with its fast character-set scan, and a match is confirmed in Python
     against the few strings anchored on that character, which also finds occurrences
     overlapping the one the expression reported.
@@ -185,8 +186,8 @@ class _Matcher:
             pattern = _trie_pattern(by_tail, terminal)
             self._search = re.compile(pattern).search
         except (RecursionError, re.error):
-            # Many strings that are prefixes of each other nest too deep for the trie (or
-            # for `re`'s parser): a flat alternation finds the same anchors, more slowly.
+            # Should the trie still defeat `re` (nesting is capped, so this is a safety net),
+            # a flat alternation finds the same anchors, more slowly.
             ordered = sorted(by_tail, key=len)  # shortest first: any match will do
             flat = "|".join(re.escape(tail) + terminal(tail) for tail in ordered)
             self._search = re.compile(flat).search
@@ -199,7 +200,7 @@ class _Matcher:
         match = search(text)
         while match is not None:
             at = match.start()
-            for offset, word in anchored[text[at]]:
+            for offset, word in anchored.get(text[at], ()):
                 start = at - offset
                 if start >= 0 and text.startswith(word, start):
                     found.append((start, start + len(word)))
@@ -294,27 +295,30 @@ class Masker:
         Overlapping or touching occurrences become one ``***``, as in GitHub (the union of
         the matched ranges is masked). Text without secrets is returned unchanged, as is.
         """
-        return self._mask(text)[0]
+        return _replace(text, self._ranges(text))
 
     # One line is the common unit of output; the name says what the runner streams.
     mask_line = mask
 
-    def _mask(self, text: str) -> tuple[str, list[tuple[int, int]]]:
-        """The masked text and the merged ``[start, end)`` ranges that were replaced."""
+    def _ranges(self, text: str) -> list[tuple[int, int]]:
+        """The merged ``[start, end)`` ranges of ``text`` that :meth:`mask` replaces."""
         matcher = self._current()
         if matcher is None or not text:
-            return text, []
-        ranges = matcher.ranges(text)
-        if not ranges:
-            return text, []
-        parts: list[str] = []
-        last = 0
-        for start, end in ranges:
-            parts.append(text[last:start])
-            parts.append(MASK)
-            last = end
-        parts.append(text[last:])
-        return "".join(parts), ranges
+            return []
+        return matcher.ranges(text)
+
+
+def _replace(text: str, ranges: list[tuple[int, int]]) -> str:
+    if not ranges:
+        return text
+    parts: list[str] = []
+    last = 0
+    for start, end in ranges:
+        parts.append(text[last:start])
+        parts.append(MASK)
+        last = end
+    parts.append(text[last:])
+    return "".join(parts)
 
 
 class StreamMasker:
@@ -363,14 +367,13 @@ class StreamMasker:
         text = self._pending
         hold = max(self._masker.longest - 1, 0)
         cut = len(text) - hold
-        masked_ranges = self._masker._mask(text)[1]
-        for start, end in masked_ranges:
+        ranges = self._masker._ranges(text)
+        for start, end in ranges:
             if start < cut < end:
                 # A masked range straddles the cut: keep all of it for the next round.
                 cut = start
                 break
         if cut <= 0:
             return ""
-        head = text[:cut]
         self._pending = text[cut:]
-        return self._masker.mask(head)
+        return _replace(text[:cut], [(start, end) for start, end in ranges if end <= cut])

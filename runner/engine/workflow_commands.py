@@ -321,9 +321,10 @@ class CommandProcessor:
     ``::stop-commands::TOKEN`` pauses command processing: every line is then text until
     ``::TOKEN::`` (the token matched case-insensitively, data ignored), which is returned as
     a :attr:`CommandKind.RESUME_COMMANDS` command. Both lines are shown in the log by GitHub.
-    As in GitHub's runner since 2.306, a token that is empty, ``pause-logging`` or a command
-    name is refused (the step fails), unless ``allow_unsecure_stop_tokens``
-    (``ACTIONS_ALLOW_UNSECURE_STOPCOMMAND_TOKENS``). ``set-env`` and ``add-path`` are
+    As in current GitHub runners (``ValidateStopToken``), a token that is empty,
+    ``pause-logging`` or a command name is refused (the step fails), unless
+    ``allow_unsecure_stop_tokens`` (``ACTIONS_ALLOW_UNSECURE_STOPCOMMAND_TOKENS``), so that
+    output cannot guess the token and resume processing. ``set-env`` and ``add-path`` are
     refused unless ``allow_unsecure_commands`` (``ACTIONS_ALLOW_UNSECURE_COMMANDS``).
 
     Everything else is returned for the runner to apply: ``add-mask`` (warn with

@@ -10,7 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runner.engine import file_commands
-from runner.engine.workflow_commands import CommandProcessor, Refused
+from runner.engine.workflow_commands import (
+    ADD_MASK_EMPTY_WARNING,
+    CommandProcessor,
+    Refused,
+    Refused,
+)
 from runner.errors import StepError
 from runner.process import run_process
 from runner.steps.base import StepContext, StepResult
@@ -116,7 +121,16 @@ def run_script(
     processor = CommandProcessor()
     refused: list[str] = []
 
+    octopus_size = 0
+
     def on_line(line: str) -> None:
+        nonlocal octopus_size
+        # a `-sensitive` Octopus variable is masked from the moment it is set: the script wrote
+        # it to the file before printing this line, so a changed size means new variables
+        size = _size(files["octopus"])
+        if size != octopus_size:
+            octopus_size = size
+            mask_sensitive_variables(ctx, files["octopus"])
         handle_line(ctx, processor, line, refused)
 
     timeout = script.timeout_minutes * 60 if script.timeout_minutes else None
@@ -208,12 +222,33 @@ def read_files(ctx: StepContext, files: dict[str, Path]) -> StepResult:
         for message in env_file.refused:
             ctx.log.annotation(ctx.step, "error", message, {})
         result.path = file_commands.parse_path_file(_read(files["path"]))
-        result.summary = _read(files["summary"])
+        result.summary = ctx.masker.mask(_read(files["summary"]))
     except StepError as exc:
         result.outcome = "failure"
         result.error = exc.message
     return result
 
 
+def mask_sensitive_variables(ctx: StepContext, path: Path) -> None:
+    """Mask the ``-sensitive`` Octopus variables written so far (complete lines only)."""
+    text = _read(path)
+    try:
+        variables = file_commands.parse_octopus_variables(text[: text.rfind("\n") + 1])
+    except StepError:
+        return  # reported when the step ends
+    for variable in variables:
+        if variable.sensitive:
+            ctx.masker.add(variable.value)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def _read(path: Path) -> str:
-    return path.read_text(encoding="utf-8", errors="replace")
+    # bytes, not text mode: universal newlines would turn CRLF and a lone CR inside a value into
+    # LF before the file command parsers (which handle CRLF themselves) see them
+    return path.read_bytes().decode("utf-8", errors="replace")

@@ -1,0 +1,281 @@
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import re
+from urllib.parse import quote, quote_plus
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from runner.engine.masking import MASK, MIN_SECRET_LENGTH, Masker, StreamMasker, encoded_forms
+
+
+def masker(*secrets: str, min_length: int = MIN_SECRET_LENGTH) -> Masker:
+    result = Masker(min_length=min_length)
+    for secret in secrets:
+        result.add(secret)
+    return result
+
+
+def reference_mask(text: str, patterns: frozenset[str]) -> str:
+    """GitHub's algorithm, naively: every occurrence of every pattern, ranges merged."""
+    ranges = sorted(
+        (match.start(), match.start() + len(pattern))
+        for pattern in patterns
+        for match in re.finditer(f"(?={re.escape(pattern)})", text)
+    )
+    merged: list[list[int]] = []
+    for start, end in ranges:
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    out, last = [], 0
+    for start, end in merged:
+        out += [text[last:start], MASK]
+        last = end
+    return "".join(out) + text[last:]
+
+
+MASKED = [
+    ("plain", ["hunter22"], "pw=hunter22!", "pw=***!"),
+    ("every occurrence", ["hunter22"], "hunter22 and hunter22", "*** and ***"),
+    ("repeated back to back merge", ["hunter22"], "hunter22hunter22", "***"),
+    ("overlapping secrets", ["abcdef", "defghi"], "xabcdefghiy", "x***y"),
+    ("touching secrets merge", ["abcd", "efgh"], "1abcdefgh2", "1***2"),
+    ("contained secret", ["abcdefgh", "cdef"], "abcdefgh cdef", "*** ***"),
+    ("longest wins", ["pass", "password"], "password", "***"),
+    ("regex characters are literal", ["a.b*c+(d)[e]$"], "x a.b*c+(d)[e]$ aXbbc", "x *** aXbbc"),
+    ("case sensitive", ["hunter22"], "HUNTER22 Hunter22", "HUNTER22 Hunter22"),
+    ("unicode", ["pässwörd✓"], "[pässwörd✓]", "[***]"),
+    ("trimmed", ["  spaced secret \n"], "'spaced secret'", "'***'"),
+    ("newline inside text", ["hunter22"], "a\nhunter22\nb", "a\n***\nb"),
+    ("whole multi-line value", ["line-one\nline-two"], "<line-one\nline-two>", "<***>"),
+    ("each line of a multi-line value", ["line-one\nline-two"], "x line-two y", "x *** y"),
+    ("CRLF lines", ["line-one\r\nline-two\r\n"], "line-one|line-two", "***|***"),
+    ("short lines are not secrets", ["long-line\nab\n"], "ab long-line", "ab ***"),
+    ("base64", ["hunter22"], base64.b64encode(b"hunter22").decode(), "***"),
+    ("base64url", ["s3cr3t??>>"], base64.urlsafe_b64encode(b"s3cr3t??>>").decode(), "***"),
+    (
+        "base64 of user:password",
+        ["hunter22"],
+        base64.b64encode(b"user:hunter22").decode(),
+        "dXNlcjp***",
+    ),
+    ("url encoded", ["p@ss word/1"], "https://u:p%40ss%20word%2F1@host", "https://u:***@host"),
+    ("form encoded", ["p@ss word/1"], "pw=p%40ss+word%2F1&x=1", "pw=***&x=1"),
+    ("json escaped", ['a"b\\c\nd'], json.dumps({"pw": 'a"b\\c\nd'}), '{"pw": "***"}'),
+    ("json ascii escaped", ["pässwörd"], json.dumps({"pw": "pässwörd"}), '{"pw": "***"}'),
+    ("xml escaped", ["<a&'b\">"], "<pw>&lt;a&amp;&apos;b&quot;&gt;</pw>", "<pw>***</pw>"),
+    ("expression escaped", ["it's-secret"], "'it''s-secret'", "'***'"),
+    ("bash single quoted", ["it's-secret"], "echo 'it'\\''s-secret'", "echo '***'"),
+    ("bash double quoted", ['$a"b`c'], 'echo "\\$a\\"b\\`c"', 'echo "***"'),
+    ("trim double quotes", ['"quoted-secret"'], "quoted-secret", "***"),
+]
+
+
+@pytest.mark.parametrize(
+    ("secrets", "text", "expected"), [m[1:] for m in MASKED], ids=[m[0] for m in MASKED]
+)
+def test_mask(secrets: list[str], text: str, expected: str) -> None:
+    m = masker(*secrets)
+    assert m.mask(text) == expected
+    assert m.mask_line(text) == expected
+    assert m.mask(text) == reference_mask(text, m.patterns)
+
+
+def test_text_without_secrets_is_returned_as_is() -> None:
+    m = masker("hunter22")
+    text = "nothing to see here " * 100
+    assert m.mask(text) is text
+    assert Masker().mask(text) is text
+    assert m.mask("") == ""
+
+
+@pytest.mark.parametrize("offset", [0, 1, 2])
+@pytest.mark.parametrize("suffix", [b"", b"x", b"xy", b"xyz", b"-and more after it"])
+@pytest.mark.parametrize("secret", ["hunter22", "correct horse battery staple", "ünï✓"])
+def test_secret_embedded_in_a_base64_blob(offset: int, suffix: bytes, secret: str) -> None:
+    """At any byte offset, every base64 character made only of the secret's bits is masked."""
+    m = masker(secret)
+    data = secret.encode()
+    prefix = b'{"user":"me","password":"'[: 24 + offset]  # 24 + offset bytes: offset mod 3
+    blob = base64.b64encode(prefix + data + suffix).decode()
+    masked = m.mask(blob)
+    first = -(-8 * len(prefix) // 6)  # first character with only secret bits
+    last = 8 * (len(prefix) + len(data)) // 6
+    assert masked.startswith(blob[: first - 1]) or first == 0
+    assert blob[first:last] not in masked
+    assert (
+        masked
+        == blob[: masked.index(MASK)]
+        + MASK
+        + blob[len(blob) - (len(masked) - masked.index(MASK) - 3) :]
+    )
+    # At most one character on each side mixes secret and neighbouring bits and stays.
+    assert len(blob) - len(masked) + 3 >= last - first
+
+
+def test_github_padded_shift_forms_are_registered() -> None:
+    forms = encoded_forms("hunter22")
+    for shift in (0, 1, 2):
+        assert base64.b64encode(b"hunter22"[shift:]).decode() in forms
+    assert quote("hunter22", safe="") in forms
+    assert quote_plus("a b", safe="") in encoded_forms("a b")
+
+
+def test_minimum_length() -> None:
+    m = Masker()
+    assert m.min_length == 4
+    assert m.add("abc") is False
+    assert m.add("   ") is False
+    assert m.add("") is False
+    assert m.patterns == frozenset()
+    assert m.mask("abc") == "abc"
+    assert m.add("abcd") is True
+    assert m.mask("abcd abc") == "*** abc"
+    assert all(len(p) >= 4 for p in m.patterns)
+
+
+def test_a_smaller_minimum_can_be_chosen() -> None:
+    m = masker("ab", "x", min_length=1)
+    assert m.mask("xab-yx") == "***-y***"
+    with pytest.raises(ValueError, match="min_length must be at least 1"):
+        Masker(min_length=0)
+
+
+def test_multi_line_value_reports_whether_the_whole_value_is_masked() -> None:
+    m = Masker()
+    assert m.add("ab\ncd") is True  # "ab\ncd" itself is 5 characters
+    assert m.mask("ab\ncd") == "***"
+    assert m.mask("ab") == "ab"
+
+
+def test_adding_again_changes_nothing_and_new_secrets_apply() -> None:
+    m = masker("hunter22")
+    version = m.version
+    m.add("hunter22")
+    assert m.version == version
+    assert m.mask("hunter22 tiger99") == "*** tiger99"
+    m.add("tiger99")
+    assert m.version > version
+    assert m.mask("hunter22 tiger99") == "*** ***"
+    assert m.longest >= len(base64.b64encode(b"hunter22"))
+
+
+@pytest.mark.parametrize("depth", [50, 150])
+def test_secrets_that_are_prefixes_of_each_other(depth: int) -> None:
+    """A trie deeper than `re` can nest is cut short; matches are still exact."""
+    m = masker(*("x" * n for n in range(4, depth)))
+    assert m.mask("y" + "x" * (depth + 50) + "y") == "y***y"
+    assert m.mask("yxxxy") == "yxxxy"
+    m = masker(*("aQ" + "b" * n for n in range(2, depth)))
+    text = "aQ" + "b" * (depth - 1) + " Q" + "b" * 20 + " aQbb"
+    assert m.mask(text) == "*** Q" + "b" * 20 + " ***"
+    assert m.mask(text) == reference_mask(text, m.patterns)
+
+
+alphabet = st.sampled_from("abc =/+\n")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    secrets=st.lists(st.text("abcd", min_size=4, max_size=10), min_size=1, max_size=4),
+    text=st.text("abcd x", max_size=80),
+)
+def test_mask_equals_the_naive_union_of_ranges(secrets: list[str], text: str) -> None:
+    m = masker(*secrets)
+    assert m.mask(text) == reference_mask(text, m.patterns)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    secret=st.text(min_size=4, max_size=30).filter(
+        lambda s: s.strip() == s and "\n" not in s and "\r" not in s
+    ),
+    before=st.text(max_size=40),
+    after=st.text(max_size=40),
+)
+def test_masked_output_never_contains_the_secret(secret: str, before: str, after: str) -> None:
+    m = masker(secret)
+    masked = m.mask(before + secret + after)
+    assert secret not in masked
+    assert MASK in masked
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    secret=st.binary(min_size=4, max_size=24),
+    before=st.binary(max_size=12),
+    after=st.binary(max_size=12),
+)
+def test_base64_of_any_embedding_never_shows_the_secret_characters(
+    secret: bytes, before: bytes, after: bytes
+) -> None:
+    text = secret.decode("latin-1")
+    m = masker(text)
+    data = text.encode()  # the masker works on the UTF-8 bytes of the secret
+    blob = base64.b64encode(before + data + after).decode()
+    first = -(-8 * len(before) // 6)
+    last = 8 * (len(before) + len(data)) // 6
+    if last - first >= MIN_SECRET_LENGTH:
+        assert blob[first:last] not in m.mask(blob)
+
+
+# --- streaming ---------------------------------------------------------------------------
+
+
+def feed_all(stream: StreamMasker, chunks: list[str]) -> str:
+    return "".join(stream.feed(chunk) for chunk in chunks) + stream.flush()
+
+
+def test_stream_holds_the_unfinished_line() -> None:
+    m = masker("hunter22")
+    stream = StreamMasker(m)
+    assert stream.feed("pw=hun") == ""
+    assert stream.pending == "pw=hun"
+    assert stream.feed("ter22\nnext hunt") == "pw=***\n"
+    assert stream.feed("er22") == ""
+    assert stream.flush() == "next ***"
+    assert stream.flush() == ""
+
+
+def test_stream_applies_secrets_added_while_a_line_is_pending() -> None:
+    m = Masker()
+    stream = StreamMasker(m)
+    assert stream.feed("token: abc123") == ""
+    m.add("abc123")
+    assert stream.feed("\n") == "token: ***\n"
+
+
+def test_stream_releases_a_long_line_without_splitting_a_secret() -> None:
+    m = masker("hunter22")
+    stream = StreamMasker(m, max_pending=10)
+    out = feed_all(stream, ["0123456789" * 3, "hunte", "r22", "abc" * 5, "\nend"])
+    assert out == "0123456789" * 3 + "***" + "abc" * 5 + "\nend"
+    with pytest.raises(ValueError, match="max_pending must be at least 1"):
+        StreamMasker(m, max_pending=0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    secrets=st.lists(st.text("abc", min_size=4, max_size=8), min_size=1, max_size=3),
+    text=st.text("abc d\n", max_size=120),
+    cuts=st.lists(st.integers(0, 120), max_size=10),
+    max_pending=st.integers(1, 40),
+)
+def test_stream_masks_like_the_whole_text(
+    secrets: list[str], text: str, cuts: list[int], max_pending: int
+) -> None:
+    m = masker(*secrets)
+    points = sorted({min(c, len(text)) for c in cuts} | {0, len(text)})
+    chunks = [text[a:b] for a, b in itertools.pairwise(points)]
+    out = feed_all(StreamMasker(m, max_pending=max_pending), chunks)
+    # Releasing a long line in pieces may show touching ranges as two masks.
+    collapse = re.compile(r"(?:\*\*\*)+")
+    assert collapse.sub(MASK, out) == collapse.sub(MASK, m.mask(text))
+    for secret in secrets:
+        assert secret not in out
