@@ -1,0 +1,29 @@
+"""Variables: Octopus's ``#{}`` substitution language (and, in ``resolve``, scoped values).
+
+Public API::
+
+    substitute(template, variables, *, now=None) -> str
+    check(template) -> list[Problem]          # Problem(offset, message, verbatim)
+    is_truthy(value) -> bool                  # Octopus truthiness
+    references(template) -> set[str]          # variable names a template uses
+"""
+
+from __future__ import annotations
+
+from runner.variables.octostache import (
+    Problem,
+    SubstitutionLimitError,
+    check,
+    is_truthy,
+    references,
+    substitute,
+)
+
+__all__ = [
+    "Problem",
+    "SubstitutionLimitError",
+    "check",
+    "is_truthy",
+    "references",
+    "substitute",
+]

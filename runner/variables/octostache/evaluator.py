@@ -1,0 +1,338 @@
+"""Evaluation, mirroring ``TemplateEvaluator.cs`` and ``EvaluationContext.cs``.
+
+A context is a binding plus a parent: ``#{each}`` bodies get a child context holding the loop
+variable and ``Octopus.Template.Each.*``; a name not found in a context is looked up again, whole,
+in its parent. A found value is itself evaluated as a template (in a child of the context where it
+was found), which is how ``InstallPath = C:\\#{Directory}`` works. Octostache detects a variable
+that refers back to itself through the symbols being resolved by every ancestor context and
+throws; here that reference is left unreplaced instead (see :mod:`.limits`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from runner.variables.octostache import jsonish
+from runner.variables.octostache.binding import Binding, fold
+from runner.variables.octostache.filters import invoke
+from runner.variables.octostache.limits import (
+    MAX_CACHED_TEMPLATES,
+    MAX_DEPTH,
+    MAX_WORK,
+    SubstitutionLimitError,
+)
+from runner.variables.octostache.parser import parse
+from runner.variables.octostache.syntax import (
+    Chain,
+    Conditional,
+    Expression,
+    Identifier,
+    Indexer,
+    Repetition,
+    Substitution,
+    Symbol,
+    Text,
+    Token,
+    render,
+)
+from runner.variables.octostache.truthiness import is_truthy
+
+Clock = Callable[[], datetime]
+# Work units for evaluating a #{} token or starting a loop iteration, next to one per character
+# written: roughly what they cost compared with copying a character, so that MAX_WORK bounds time.
+STEP_COST = 8
+
+
+class _Unresolvable(Exception):
+    """A self-reference (Octostache: ``RecursiveDefinitionException``) or :data:`MAX_DEPTH`."""
+
+
+class Evaluation:
+    """State shared by one ``substitute`` call: clock, work budget, parse cache."""
+
+    def __init__(self, clock: Clock, budget: int) -> None:
+        self.clock = clock
+        self.work = 0
+        self.budget = budget
+        self.level = 0
+        # How many contexts are resolving each symbol right now: a quick "certainly not
+        # recursive" before the exact walk up the ancestor contexts.
+        self.active: dict[Symbol, int] = {}
+        self._templates: dict[str, tuple[Token, ...] | None] = {}
+
+    def spend(self, units: int) -> None:
+        """Count work; raise :class:`SubstitutionLimitError` past the budget."""
+        self.work += units
+        if self.work > self.budget:
+            self.exhausted()
+
+    def exhausted(self) -> None:
+        """Raise :class:`SubstitutionLimitError`."""
+        raise SubstitutionLimitError(
+            f"substitution needs more than {self.budget:,} units of work "
+            "(exponential or runaway expansion)",
+            hint="check for variables that expand to many copies of each other",
+        )
+
+    def template(self, text: str) -> tuple[Token, ...] | None:
+        """A variable value parsed as a template, cached as ``TemplateParser`` caches."""
+        if text in self._templates:
+            return self._templates[text]
+        tokens = parse(text)
+        if len(self._templates) >= MAX_CACHED_TEMPLATES:
+            self._templates.clear()
+        self._templates[text] = tokens
+        return tokens
+
+
+class Context:
+    """``EvaluationContext``: a binding, a parent, and the symbols being resolved here."""
+
+    __slots__ = ("binding", "evaluation", "parent", "resolving")
+
+    def __init__(self, evaluation: Evaluation, binding: Binding, parent: Context | None) -> None:
+        self.evaluation = evaluation
+        self.binding = binding
+        self.parent = parent
+        # Symbols compare by steps, case-sensitively: Octostache's StepsComparer.
+        self.resolving: list[Symbol] = []
+
+    def child(self, binding: Binding | None = None) -> Context:
+        """``BeginChild`` / ``new EvaluationContext(new Binding(), output, this)``."""
+        return Context(self.evaluation, binding if binding is not None else Binding(), self)
+
+    # -- resolution ------------------------------------------------------------------------
+
+    def walk(self, symbol: Symbol, inherited: int = 0) -> Binding | None:
+        """``WalkTo``: the binding a path leads to (its value evaluated), or ``None``.
+
+        ``inherited`` counts pushes of ``symbol`` by the descendants that handed the lookup up
+        here: they are not ancestors, so they cannot make it recursive."""
+        active = self.evaluation.active
+        count = active.get(symbol, 0)
+        if count > inherited:
+            ancestor: Context | None = self
+            while ancestor is not None:
+                if symbol in ancestor.resolving:
+                    raise _Unresolvable
+                ancestor = ancestor.parent
+        self.resolving.append(symbol)
+        active[symbol] = count + 1
+        try:
+            target = self._copy(symbol) if symbol.dynamic else symbol
+            return self._walk(target, inherited + 1 if target is symbol else 0)
+        finally:
+            self.resolving.pop()
+            if count:
+                active[symbol] = count
+            else:
+                del active[symbol]
+
+    def _copy(self, symbol: Symbol) -> Symbol:
+        """``CopyExpression``: ``[#{X}]`` steps looked up now, in this context."""
+        if not symbol.dynamic:
+            return symbol
+        steps: list[Identifier | Indexer] = []
+        for step in symbol.steps:
+            if isinstance(step, Indexer) and step.symbol is not None:
+                found = self.walk(step.symbol)
+                step = (
+                    Indexer(symbol=self._copy(step.symbol))
+                    if found is None
+                    else Indexer(found.item)
+                )
+            steps.append(step)
+        return Symbol(tuple(steps))
+
+    def _walk(self, symbol: Symbol, inherited: int) -> Binding | None:
+        node = self.binding
+        for step in symbol.steps:
+            found: Binding | None
+            if isinstance(step, Identifier):
+                found = node.children.get(step.key)
+                if found is None:
+                    found = self._custom(node, step.text)
+            else:
+                if step.symbol is not None or step.index is None:
+                    # The lookup of the index failed in _copy: not found (no parent retry).
+                    return None
+                if step.index == "*" and node.indexable:
+                    found = next(iter(node.indexable.values()))
+                else:
+                    found = node.indexable.get(fold(step.index))
+                    if found is None:
+                        found = self._custom(node, step.index)
+            if found is None:
+                # parent.WalkTo(expression): the whole (copied) path again, one context up.
+                return None if self.parent is None else self.parent.walk(symbol, inherited)
+            node = found
+        return self._expand(node)
+
+    def _expand(self, node: Binding) -> Binding:
+        """``ParseTemplate``: a value is a template; the result is a new leaf binding."""
+        if node.item is None:
+            return node
+        if "#" not in node.item:
+            return Binding(node.item)
+        tokens = self.evaluation.template(node.item)
+        if tokens is None:
+            return node
+        self.evaluation.spend(STEP_COST)
+        out: list[str] = []
+        evaluate(self.child(), tokens, out)
+        return Binding("".join(out))
+
+    def _custom(self, parent: Binding, prop: str) -> Binding | None:
+        """``TryCustomParsers``: a step into a JSON value (self-references just fail)."""
+        if not parent.item or not prop:
+            return None
+        text: str | None = parent.item
+        if "#{" in parent.item:
+            try:
+                text = self._expand(parent).item
+            except _Unresolvable:
+                return None
+        return jsonish.lookup(text or "", prop)
+
+    def resolve(self, symbol: Symbol) -> str | None:
+        """``ResolveOptional``: the value, or ``None`` when missing (or unresolvable)."""
+        try:
+            node = self.walk(symbol)
+        except _Unresolvable:
+            return None
+        return node.item if node is not None else None
+
+    def resolve_all(self, collection: Symbol) -> list[Binding]:
+        """``ResolveAll``: indexed children, else a JSON array/object, else comma-separated."""
+        try:
+            node = self.walk(collection)
+        except _Unresolvable:
+            return []
+        if node is None:
+            return []
+        if node.indexable:
+            return list(node.indexable.values())
+        if node.item is None:
+            return []
+        from_json = jsonish.items(node.item)
+        if from_json is not None:
+            return from_json
+        return [Binding(part) for part in node.item.split(",")]
+
+    # -- expressions -----------------------------------------------------------------------
+
+    def calculate(self, expression: Expression) -> str | None:
+        """``Calculate``: a symbol's value or a filter chain's result; ``None`` if unknown."""
+        if isinstance(expression, Symbol):
+            return self.resolve(expression)
+        value = self.resolve(expression.base)
+        for call in expression.calls:
+            options = [self.option(option) for option in call.options]
+            value = invoke(call.name, value, options, self.evaluation.clock)
+        return value
+
+    def option(self, token: Token) -> str:
+        """``Resolve(TemplateToken)``: a filter option evaluated to text."""
+        if isinstance(token, Text):
+            return token.text
+        out: list[str] = []
+        evaluate(self.child(), (token,), out)
+        return "".join(out)
+
+
+def _substitution(context: Context, token: Substitution, out: list[str]) -> None:
+    expression = token.expression
+    value = context.calculate(expression)
+    if value is None:
+        if isinstance(expression, Chain) and expression.calls[-1].name == "null":
+            # The "null" filter (Octostache PR #94): write nothing, not the token.
+            return
+        value = render(token)
+    context.evaluation.spend(len(value))
+    out.append(value)
+
+
+def _side(context: Context, expression: Expression) -> str | None:
+    """One side of a condition: a missing symbol is "", a failed filter chain is ``None``."""
+    if isinstance(expression, Symbol):
+        return context.resolve(expression) or ""
+    return context.calculate(expression)
+
+
+def _conditional(context: Context, token: Conditional, out: list[str]) -> None:
+    condition = token.condition
+    left = _side(context, condition.left)
+    if left is None:
+        out.append(render(token))
+        return
+    if condition.right_text is not None:
+        chosen = (left == condition.right_text) == condition.equal
+    elif condition.right is not None:
+        right = _side(context, condition.right)
+        if right is None:
+            out.append(render(token))
+            return
+        chosen = (left == right) == condition.equal
+    else:
+        chosen = is_truthy(left)
+    evaluate(context, token.truthy if chosen else token.falsy, out)
+
+
+def _repetition(context: Context, token: Repetition, out: list[str]) -> None:
+    items = context.resolve_all(token.collection)
+    last = len(items) - 1
+    name = fold(token.enumerator)
+    for index, item in enumerate(items):
+        context.evaluation.spend(2 * STEP_COST)  # a child context and its bindings
+        each = Binding()
+        each.children["index"] = Binding(str(index))
+        each.children["first"] = Binding("True" if index == 0 else "False")
+        each.children["last"] = Binding("True" if index == last else "False")
+        locals_ = Binding()
+        locals_.child("Octopus").child("Template").children["each"] = each
+        locals_.children[name] = item
+        evaluate(context.child(locals_), token.body, out)
+
+
+def evaluate(context: Context, tokens: tuple[Token, ...], out: list[str]) -> None:
+    """Append the evaluation of ``tokens`` to ``out``.
+
+    Every nested block, loop body, filter option and variable value comes through here, so
+    ``level`` bounds the whole evaluation's depth (:data:`MAX_DEPTH`)."""
+    evaluation = context.evaluation
+    evaluation.level += 1
+    try:
+        if evaluation.level > MAX_DEPTH:
+            raise _Unresolvable
+        for token in tokens:
+            if isinstance(token, Text):
+                evaluation.work += len(token.text) + 1
+                if evaluation.work > evaluation.budget:
+                    evaluation.exhausted()
+                out.append(token.text)
+                continue
+            evaluation.spend(STEP_COST)
+            if isinstance(token, Substitution):
+                _substitution(context, token, out)
+            elif isinstance(token, Conditional):
+                _conditional(context, token, out)
+            else:
+                _repetition(context, token, out)
+    finally:
+        evaluation.level -= 1
+
+
+def run(tokens: tuple[Token, ...], root: Binding, clock: Clock, template_length: int) -> str | None:
+    """Evaluate parsed ``tokens`` against ``root``; ``None`` if that cannot be done at all."""
+    evaluation = Evaluation(clock, MAX_WORK + template_length)
+    out: list[str] = []
+    try:
+        evaluate(Context(evaluation, root, None), tokens, out)
+    except _Unresolvable:
+        # Unreachable in practice: the top level nests at most MAX_NESTING < MAX_DEPTH deep.
+        return None
+    return "".join(out)
+
+
+__all__ = ["Clock", "run"]
