@@ -145,8 +145,12 @@ def test_format_then_parse_round_trips(data: str, title: str, file: str) -> None
     assert command is not None
     assert command.data == data
     assert command.get("title") == (title or None)
-    # GitHub trims the property list, so the last value loses trailing whitespace.
-    assert command.get("file") == (file.rstrip() or None)
+    # GitHub trims the property list, so the last value loses trailing whitespace, except
+    # CR and LF, which travel escaped (%0D, %0A) and so are not whitespace when trimmed.
+    expected = file
+    while expected and expected[-1].isspace() and expected[-1] not in "\r\n":
+        expected = expected[:-1]
+    assert command.get("file") == (expected or None)
 
 
 def test_format_command() -> None:
