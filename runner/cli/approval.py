@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -280,3 +281,115 @@ def verify_evidence(
     if ok:
         return "signature re-verified as of the decision"
     return report.strip().splitlines()[-1].split(": ", 1)[-1]
+
+
+# -- approvers at a terminal, against the approval server ------------------------------------
+
+server_option = click.option("--server", "server_url", required=True, envvar="RUNNER_SERVER_URL",
+                             help="The approval server's URL ($RUNNER_SERVER_URL).")
+token_option = click.option("--token-env", default="RUNNER_APPROVER_TOKEN", show_default=True,
+                            help="The environment variable holding your approver token.")
+
+
+def _client(server_url: str, token_env: str) -> Any:
+    from runner.approvals.server_client import ServerClient
+
+    token = os.environ.get(token_env)
+    if not token:
+        raise UsageError(f"${token_env} must hold your approver token")
+    return ServerClient(server_url, token, attempts=3)
+
+
+def _describe(view: dict[str, Any]) -> str:
+    request = view.get("request", {})
+    lines = [
+        f"{view['id']}: {request.get('title', view.get('step_id'))} [{view['state']}]",
+        f"  {request.get('workflow')} -> {request.get('environment')}, run {view['run_id']}, "
+        f"digest {str(request.get('digest', ''))[:12]}"
+        + (f", commit {str(request.get('commit'))[:12]}" if request.get("commit") else ""),
+        f"  teams: {', '.join(request.get('teams') or []) or 'anyone'}; responsible: "
+        f"{view.get('responsible') or 'nobody'}",
+    ]
+    for sub in view.get("submissions", []):
+        lines.append(f"  {sub['result']} by {sub['username']} at {sub['at']}"
+                     + (f": {sub['notes']}" if sub.get("notes") else ""))
+    return "\n".join(lines)
+
+
+@approval.command("list")
+@server_option
+@token_option
+@click.option("--all", "show_all", is_flag=True, help="Also decided ones.")
+@click.option("--run", "run_id")
+def list_command(server_url: str, token_env: str, show_all: bool, run_id: str | None) -> int:
+    """Interruptions waiting for a decision."""
+    params: dict[str, Any] = {"pending": not show_all}
+    if run_id:
+        params["run"] = run_id
+    views = _client(server_url, token_env).call("GET", "/interruptions", params=params)
+    if not views:
+        click.echo("nothing waits for approval")
+    for view in views:
+        click.echo(_describe(view))
+    return 0
+
+
+@approval.command("show")
+@click.argument("interruption_id")
+@server_option
+@token_option
+def show_command(interruption_id: str, server_url: str, token_env: str) -> int:
+    """One interruption, with its instructions and decisions."""
+    view = _client(server_url, token_env).call("GET", f"/interruptions/{interruption_id}")
+    click.echo(_describe(view))
+    instructions = view.get("request", {}).get("instructions", "")
+    if instructions:
+        click.echo("\n" + instructions.rstrip())
+    return 0
+
+
+@approval.command("assign")
+@click.argument("interruption_id")
+@server_option
+@token_option
+@click.option("--reassign", is_flag=True, help="Take responsibility from whoever has it.")
+def assign_command(interruption_id: str, server_url: str, token_env: str, reassign: bool) -> int:
+    """Take responsibility for an interruption (needed before proceeding or aborting)."""
+    view = _client(server_url, token_env).call(
+        "PUT", f"/interruptions/{interruption_id}/responsible", json={"reassign": reassign})
+    click.echo(f"you are responsible for {view['id']}")
+    return 0
+
+
+def _submit(interruption_id: str, server_url: str, token_env: str, result: str, notes: str,
+            fields: tuple[str, ...]) -> int:
+    from runner.inputs import parse_pairs
+
+    client = _client(server_url, token_env)
+    view = client.call("POST", f"/interruptions/{interruption_id}/submit",
+                       json={"result": result, "notes": notes,
+                             "fields": parse_pairs(fields, "--field")})
+    click.echo(f"{result}: {view['id']} is now {view['state']}")
+    return 0
+
+
+@approval.command("proceed")
+@click.argument("interruption_id")
+@server_option
+@token_option
+@click.option("--notes", default="")
+@click.option("--field", "fields", multiple=True, metavar="NAME=VALUE")
+def proceed_command(interruption_id: str, server_url: str, token_env: str, notes: str,
+                    fields: tuple[str, ...]) -> int:
+    """Proceed (you must have taken responsibility with `assign`)."""
+    return _submit(interruption_id, server_url, token_env, "proceed", notes, fields)
+
+
+@approval.command("abort")
+@click.argument("interruption_id")
+@server_option
+@token_option
+@click.option("--notes", required=True, help="Why (required).")
+def abort_command(interruption_id: str, server_url: str, token_env: str, notes: str) -> int:
+    """Abort the deployment at this step."""
+    return _submit(interruption_id, server_url, token_env, "abort", notes, ())

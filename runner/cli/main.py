@@ -26,6 +26,7 @@ COMMANDS = {
     "approval": "runner.cli.approval:approval",
     "resume": "runner.cli.resume:resume",
     "runs": "runner.cli.runs:runs",
+    "server": "runner.cli.server:server",
 }
 
 

@@ -28,6 +28,8 @@ import click
     is_flag=True,
     help="Let approval sources read trust files from the working tree (local tries).",
 )
+@click.option("--server", "server_url",
+              help="Fetch the run's record from this approval server when it is not here.")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
 def resume(
     run_id: str,
@@ -36,6 +38,7 @@ def resume(
     rerun_interrupted: bool,
     wait_for_lock: bool,
     insecure_local_trust: bool,
+    server_url: str | None,
     output_format: str,
 ) -> int:
     """Resume a run: ask the sources again and continue after its manual step."""
@@ -43,10 +46,18 @@ def resume(
     from runner.engine.resume import resume as resume_run
     from runner.logs.choose import choose_log
 
+    from runner.engine.record import RecordStore
+    from runner.engine.resume import fetch_from_server
+
     environ = dict(os.environ)
+    run_id = session.check_run_id(run_id)
+    folder = session.state_dir(state_dir, environ)
+    if server_url and not RecordStore(folder).exists(run_id):
+        fetch_from_server(RecordStore(folder), run_id, server_url,
+                          environ.get("RUNNER_SERVER_TOKEN"))
     return resume_run(
-        session.check_run_id(run_id),
-        session.state_dir(state_dir, environ),
+        run_id,
+        folder,
         log=choose_log(output_format, environ),
         environ=environ,
         options={"detach_on_wait": detach_on_wait, "insecure_local_trust": insecure_local_trust},

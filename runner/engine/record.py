@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -119,6 +119,8 @@ class RecordStore:
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
         self.runs = state_dir / "runs"
+        #: called after each durable save (the approval server keeps a copy of the record)
+        self.mirror: Callable[[RunRecord], None] | None = None
 
     def folder(self, run_id: str) -> Path:
         return self.runs / run_id
@@ -134,6 +136,8 @@ class RecordStore:
         folder = self.folder(record.run_id)
         folder.mkdir(parents=True, exist_ok=True)
         write_atomic(self.path(record.run_id), record.to_json().encode("utf-8"), durable=durable)
+        if durable and self.mirror is not None:
+            self.mirror(record)
 
     def load(self, run_id: str) -> RunRecord:
         return RunRecord.from_json(self.path(run_id).read_text(encoding="utf-8"))

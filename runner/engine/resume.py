@@ -7,6 +7,7 @@ and ``--rerun-interrupted`` was not given. A finished run is reported, not run a
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -93,6 +94,18 @@ def lost_secret(workflow: Workflow, run: Run) -> str | None:
                         "in a resumed run"
                     )
     return None
+
+
+def fetch_from_server(store: RecordStore, run_id: str, url: str, token: str | None,
+                      ca_bundle: str | None = None) -> None:
+    """Bring a run's record from the approval server into an empty state folder."""
+    from runner.approvals.server_client import ServerClient
+
+    if not token:
+        raise UsageError("--server needs a runner token in $RUNNER_SERVER_TOKEN")
+    data = ServerClient(url, token, ca_bundle=ca_bundle).call("GET", f"/runs/{run_id}")
+    record = RunRecord.from_json(json.dumps(data))
+    store.save(record)
 
 
 def resume(

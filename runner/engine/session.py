@@ -153,25 +153,89 @@ def build_run(
     return run
 
 
+def mirror_to_server(run: Run) -> Any:
+    """Where the ``server`` source is configured, keep a copy of the record on the server (so a
+    machine with nothing can resume) and hold the deployment lock there too (across machines)."""
+    if run.workflow.approvals.server is None:
+        return None
+    from runner.approvals.server_source import client_for
+    from runner.errors import ApprovalError
+
+    try:
+        client = client_for(run.workflow.approvals, run.environ, attempts=3)
+    except ApprovalError as exc:
+        run.log.write(f"not keeping the record on the approval server: {exc.message}")
+        return None
+
+    def mirror(record: RunRecord) -> None:
+        import json as _json
+
+        try:
+            client.call("PUT", f"/runs/{record.run_id}", json=_json.loads(record.to_json()))
+        except ApprovalError as exc:
+            run.log.write(f"could not copy the record to the approval server: {exc.message}")
+
+    run.store.mirror = mirror
+    return client
+
+
+def server_lock(client: Any, run: Run, *, wait: bool) -> None:
+    """The deployment lock on the server, shared by every machine."""
+    key = hashlib.sha256(f"{run.workflow.name}\0{run.environment}".encode()).hexdigest()[:32]
+    announced = False
+    while True:
+        answer = client.call("POST", f"/locks/{key}", json={"run_id": run.record.run_id})
+        if answer.get("taken"):
+            return
+        message = (f"{run.workflow.name} -> {run.environment} is being deployed by run "
+                   f"{answer.get('run_id')} (since {answer.get('since')}, on the server)")
+        if not wait:
+            raise RefusedError(message, hint="wait for it with --wait-for-lock")
+        if not announced:
+            run.log.write(f"waiting for the lock: {message}")
+            announced = True
+        time.sleep(2.0)
+
+
 def execute(run: Run, *, wait_for_lock: bool) -> int:
     """Run under the run's own lock and the environment's deployment lock."""
     store = run.store
     lock = DeploymentLock(store, run.workflow.name, run.environment)
+    client = mirror_to_server(run)
     with run_lock(store, run.record.run_id):
         lock.acquire(run.record.run_id, wait=wait_for_lock, say=run.log.write)
+        if client is not None:
+            try:
+                server_lock(client, run, wait=wait_for_lock)
+            except BaseException:
+                lock.release(run.record.run_id)
+                raise
         try:
             with cancellation(run):
                 code = run.execute()
         except BaseException:
             lock.release(run.record.run_id)
             raise
+        keep = False
         if run.detached_at is not None:
             step = run.workflow.step(run.detached_at)
             keep = bool(step and step.manual and step.manual.block_deployments)
             lock.mark_detached(run.record.run_id, keep)
         else:
             lock.release(run.record.run_id)
+        if client is not None and not keep:
+            _release_server_lock(client, run)
     return code
+
+
+def _release_server_lock(client: Any, run: Run) -> None:
+    from runner.errors import ApprovalError
+
+    key = hashlib.sha256(f"{run.workflow.name}\0{run.environment}".encode()).hexdigest()[:32]
+    try:
+        client.call("DELETE", f"/locks/{key}", params={"run_id": run.record.run_id}, attempts=2)
+    except ApprovalError as exc:
+        run.log.write(f"could not release the lock on the approval server: {exc.message}")
 
 
 def git_commit(workspace: Path) -> str | None:

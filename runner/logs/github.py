@@ -26,6 +26,8 @@ class GitHubLog(BaseLog):
         self.token = secrets.token_hex(16)
         self.workflow_path = ""
         self.durations: dict[str, str] = {}
+        #: what steps wrote to their own ``$GITHUB_STEP_SUMMARY`` (masked by the step kind)
+        self.summaries: dict[str, str] = {}
 
     def run_started(self, workflow: Workflow, record: RunRecord) -> None:
         self.workflow_path = workflow.path
@@ -38,6 +40,8 @@ class GitHubLog(BaseLog):
     def step_finished(self, step: Step, record: StepRecord, summary: str) -> None:
         self.write(f"::{self.token}::", "::endgroup::")
         self.durations[step.id] = self.elapsed(step)
+        if summary.strip():
+            self.summaries[step.id] = summary
         super().step_finished(step, record, summary)
         if record.outcome == "failure":
             self._error(
@@ -72,11 +76,16 @@ class GitHubLog(BaseLog):
         super().run_finished(workflow, record)
         if self.summary_path:
             with Path(self.summary_path).open("a", encoding="utf-8") as out:
-                out.write(job_summary(workflow, record, self.durations))
+                out.write(job_summary(workflow, record, self.durations, self.summaries))
 
 
-def job_summary(workflow: Workflow, record: RunRecord, durations: Mapping[str, str]) -> str:
-    """The run as Markdown for ``$GITHUB_STEP_SUMMARY``."""
+def job_summary(
+    workflow: Workflow,
+    record: RunRecord,
+    durations: Mapping[str, str],
+    summaries: Mapping[str, str] | None = None,
+) -> str:
+    """The run as Markdown for ``$GITHUB_STEP_SUMMARY``, followed by the steps' own summaries."""
     icon = {"success": "✅", "failure": "❌", "skipped": "⏭️", "cancelled": "🚫"}
     lines = [
         f"### {workflow.name} → {record.environment}: {record.status}",
@@ -99,6 +108,9 @@ def job_summary(workflow: Workflow, record: RunRecord, durations: Mapping[str, s
         )
     if record.error:
         lines += ["", f"**{record.error.get('message', '')}**"]
+    for rec in record.steps:
+        if summaries and summaries.get(rec.id):
+            lines += ["", summaries[rec.id].rstrip("\n")]
     return "\n".join(lines) + "\n\n"
 
 

@@ -144,6 +144,10 @@ def run_script(
         after_cancel=after_cancel,
     )
     result = read_files(ctx, files)
+    for written in files.values():
+        # as GitHub does: they may hold secret values (a sensitive variable, an output made of a
+        # secret) that must not stay on disk in the state folder
+        written.unlink(missing_ok=True)
     result.exit_code = outcome.exit_code
     if outcome.cancelled:
         result.outcome = "cancelled"

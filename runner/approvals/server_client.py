@@ -1,0 +1,122 @@
+"""A small client of the approval server's API, for the runner and for approvers' commands.
+
+Retries connection errors, timeouts and 5xx answers with exponential backoff and jitter, honouring
+``Retry-After``; a 4xx answer is final. TLS is verified (``ca-bundle`` for private CAs). The token
+never appears in an error message or a log.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from runner.errors import ApprovalError
+
+RETRY_STATUSES = {429, 500, 502, 503, 504}
+
+
+class ServerAnswer(ApprovalError):
+    """The server answered with an error: ``status`` and its stable ``code``."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{message} ({code}, HTTP {status})")
+        self.status = status
+        self.code = code
+
+
+class ServerClient:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        ca_bundle: str | None = None,
+        attempts: int = 5,
+        base_delay: float = 0.5,
+        max_delay: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+        timeout: float = 30.0,
+    ) -> None:
+        import requests
+
+        self.base = url.rstrip("/") + "/api/v1"
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {token}"
+        self.session.headers["User-Agent"] = "runner"
+        self.verify: bool | str = ca_bundle or True
+        self.attempts = attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.sleep = sleep
+        self.timeout = timeout
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        read_timeout: float | None = None,
+        attempts: int | None = None,
+    ) -> tuple[int, Any, dict[str, str]]:
+        """(status, JSON body or None, headers); raise ApprovalError when it cannot be had."""
+        import requests
+
+        tries = attempts or self.attempts
+        problem = "no answer"
+        for attempt in range(1, tries + 1):
+            wait: float | None = None
+            try:
+                response = self.session.request(
+                    method, self.base + path, json=json, params=params, headers=headers,
+                    timeout=(10.0, read_timeout or self.timeout), verify=self.verify,
+                )
+            except requests.exceptions.SSLError as exc:
+                raise ApprovalError(f"TLS verification of the approval server failed: "
+                                    f"{type(exc).__name__}",
+                                    hint="set `approvals.server.ca-bundle` for a private CA"
+                                    ) from None
+            except requests.exceptions.RequestException as exc:
+                problem = f"{type(exc).__name__}"
+            else:
+                if response.status_code in RETRY_STATUSES:
+                    problem = f"HTTP {response.status_code}"
+                    wait = _retry_after(response.headers.get("Retry-After"))
+                else:
+                    return response.status_code, _body(response), dict(response.headers)
+            if attempt < tries:
+                delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+                self.sleep(wait if wait is not None else random.uniform(delay / 2, delay))
+        raise ApprovalError(f"the approval server did not answer properly ({problem}) after "
+                            f"{tries} attempt(s)")
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Like :meth:`request` for calls that must succeed (2xx); else ServerAnswer."""
+        status, body, _ = self.request(method, path, **kwargs)
+        if 200 <= status < 300:
+            return body
+        error = (body or {}).get("error", {}) if isinstance(body, dict) else {}
+        raise ServerAnswer(status, str(error.get("code", "error")),
+                           str(error.get("message", f"HTTP {status}")))
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, min(float(value), 300.0))
+    except ValueError:
+        return None
+
+
+def _body(response: Any) -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return None

@@ -1,0 +1,128 @@
+"""The ``server`` source: the interruption is registered on the approval server, then
+long-polled. A failure to reach the server is never a decision: the run keeps waiting."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from runner.approvals.identity import Directory
+from runner.approvals.request import Interruption, Submission
+from runner.approvals.server_client import ServerAnswer, ServerClient
+from runner.errors import ApprovalError
+from runner.model import Approvals
+
+LONG_POLL_SECONDS = 20.0
+DEFAULT_TOKEN_ENV = "RUNNER_SERVER_TOKEN"
+
+
+def client_for(approvals: Approvals, environ: Mapping[str, str], **kwargs: Any) -> ServerClient:
+    config = approvals.server
+    if config is None:
+        raise ApprovalError("`approvals.server` is not configured")
+    name = config.token_env or DEFAULT_TOKEN_ENV
+    token = environ.get(name)
+    if not token:
+        raise ApprovalError(f"the server source needs a runner token in ${name}")
+    return ServerClient(config.url, token, ca_bundle=config.ca_bundle, **kwargs)
+
+
+class ServerSource:
+    name = "server"
+    interval = 0.0  # poll() itself waits on the server (long-poll)
+
+    def __init__(
+        self,
+        *,
+        environ: Mapping[str, str],
+        approvals: Approvals,
+        workspace: Path,
+        directory: Directory,
+        options: Mapping[str, Any],
+        client: ServerClient | None = None,
+        **_: object,
+    ) -> None:
+        self.approvals = approvals
+        self.client = client or client_for(approvals, environ)
+        self.etag: str | None = None
+        self.view: dict[str, Any] | None = None
+        self.url = approvals.server.url if approvals.server else ""
+        self.failures = 0
+        self.fresh = False
+
+    def register(self, request: Interruption) -> None:
+        self.view = self.client.call("POST", "/interruptions", json=request.to_dict())
+        if self.view and self.view.get("version"):
+            self.etag = f'"{self.view["version"]}"'
+        # decisions made while no runner waited (a detached run) count at the first poll,
+        # without waiting for a further change
+        self.fresh = True
+
+    def poll(self, request: Interruption) -> list[Submission]:
+        if self.fresh:
+            self.fresh = False
+            return self._submissions(request)
+        if self.failures:
+            # a server answering garbage at once must not be hammered in a tight loop
+            self.client.sleep(min(30.0, 0.5 * 2 ** min(self.failures, 6)))
+        try:
+            found = self._poll(request)
+        except ApprovalError:
+            self.failures += 1
+            raise
+        self.failures = 0
+        return found
+
+    def _poll(self, request: Interruption) -> list[Submission]:
+        headers = {"If-None-Match": self.etag} if self.etag else None
+        status, body, answer_headers = self.client.request(
+            "GET", f"/interruptions/{request.id}", params={"wait": LONG_POLL_SECONDS},
+            headers=headers, read_timeout=LONG_POLL_SECONDS + 15,
+        )
+        if status == 404:
+            # the server lost it (restored from an old backup?): register again, idempotently
+            self.register(request)
+            return self._submissions(request)
+        if status == 304:
+            return self._submissions(request)
+        if status != 200 or not isinstance(body, dict) or not isinstance(
+            body.get("submissions"), list
+        ):
+            raise ApprovalError(f"the approval server answered HTTP {status} with an "
+                                "unexpected body")
+        self.view = body
+        self.etag = answer_headers.get("ETag") or answer_headers.get("etag")
+        return self._submissions(request)
+
+    def _submissions(self, request: Interruption) -> list[Submission]:
+        if not self.view:
+            return []
+        found = []
+        for item in self.view.get("submissions", []):
+            try:
+                found.append(
+                    Submission(
+                        source="server", result=item["result"], who=str(item["username"]),
+                        who_kind="username", notes=str(item.get("notes", "")),
+                        fields={str(k): str(v) for k, v in (item.get("fields") or {}).items()},
+                        submitted_at=str(item.get("at", "")),
+                        evidence={"server": self.url, "interruption": request.id,
+                                  "submission": item.get("id")},
+                        key=f"server:{request.id}:{item.get('id')}",
+                    )
+                )
+            except (KeyError, TypeError):
+                continue
+        return [s for s in found if s.result in ("proceed", "abort")]
+
+    def cancel(self, request: Interruption, reason: str) -> None:
+        try:
+            self.client.call("POST", f"/interruptions/{request.id}/cancel",
+                             json={"reason": reason}, attempts=2)
+        except ServerAnswer:
+            pass
+
+    def instructions(self, request: Interruption) -> list[str]:
+        return [f"{self.url}/interruptions/{request.id}  or  runner approval proceed "
+                f"{request.id} --server {self.url}"]

@@ -1,0 +1,196 @@
+"""``runner server``: the approval server, and its administration (users, teams, tokens, audit).
+
+Needs the ``server`` extra: ``pip install 'deploy-runner[server]'``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import click
+
+from runner.errors import UsageError
+
+DEFAULT_DATABASE = "sqlite:///runner-server.db"
+
+
+def open_store(database: str | None) -> Any:
+    try:
+        from runner.server.storage import Store, make_engine, migrate
+    except ImportError as exc:
+        raise UsageError(f"the approval server needs the server extra ({exc.name} is missing)",
+                         hint="pip install 'deploy-runner[server]'") from None
+    engine = make_engine(database or os.environ.get("RUNNER_SERVER_DATABASE") or DEFAULT_DATABASE)
+    migrate(engine)
+    return Store(engine)
+
+
+database_option = click.option(
+    "--database", envvar="RUNNER_SERVER_DATABASE",
+    help=f"SQLAlchemy URL: sqlite:///FILE or postgresql://... (default {DEFAULT_DATABASE}).",
+)
+
+
+@click.group(invoke_without_command=True)
+@database_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--people", type=click.Path(dir_okay=False),
+              help="Import this people-and-teams file at start.")
+@click.pass_context
+def server(ctx: click.Context, database: str | None, host: str, port: int, people: str | None
+           ) -> int:
+    """Serve the approval server (with no subcommand), or administer it."""
+    ctx.obj = {"database": database}
+    if ctx.invoked_subcommand is not None:
+        return 0
+    store = open_store(database)
+    if people:
+        _import(store, people)
+    import uvicorn
+
+    from runner.server.web import create_full_app
+
+    uvicorn.run(create_full_app(store), host=host, port=port, log_level="info")
+    return 0
+
+
+def _import(store: Any, path: str) -> int:
+    from pathlib import Path
+
+    from runner.approvals.identity import parse_directory
+
+    directory = parse_directory(Path(path).read_bytes(), path)
+    count: int = store.import_directory(directory)
+    return count
+
+
+@server.group()
+def users() -> None:
+    """People who may approve."""
+
+
+@users.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True))
+@click.pass_context
+def users_import(ctx: click.Context, file: str) -> int:
+    """Import people and teams from a people-and-teams file (the one the runner uses)."""
+    count = _import(open_store(ctx.obj["database"]), file)
+    click.echo(f"imported {count} people")
+    return 0
+
+
+@users.command("add")
+@click.argument("username")
+@click.option("--id", "person_id")
+@click.option("--display-name", default="")
+@click.option("--email", default="")
+@click.option("--ci-login", "ci_logins", multiple=True)
+@click.pass_context
+def users_add(ctx: click.Context, username: str, person_id: str | None, display_name: str,
+              email: str, ci_logins: tuple[str, ...]) -> int:
+    from runner.approvals.identity import Person
+
+    open_store(ctx.obj["database"]).add_person(
+        Person(person_id or username, username, display_name or username, email, (),
+               tuple(ci_logins)))
+    click.echo(f"added {username}")
+    return 0
+
+
+@users.command("list")
+@click.pass_context
+def users_list(ctx: click.Context) -> int:
+    directory = open_store(ctx.obj["database"]).directory()
+    for person in directory.people:
+        teams = ", ".join(directory.teams_of(person))
+        click.echo(f"{person.username:<20} {person.display_name:<30} {teams}")
+    return 0
+
+
+@server.group()
+def teams() -> None:
+    """Teams of people."""
+
+
+@teams.command("set")
+@click.argument("team")
+@click.argument("members", nargs=-1)
+@click.pass_context
+def teams_set(ctx: click.Context, team: str, members: tuple[str, ...]) -> int:
+    open_store(ctx.obj["database"]).set_team(team, list(members))
+    click.echo(f"team {team}: {', '.join(members) or '(empty)'}")
+    return 0
+
+
+@server.group()
+def tokens() -> None:
+    """API tokens: shown once, stored hashed."""
+
+
+@tokens.command("issue")
+@click.option("--kind", type=click.Choice(["runner", "approver", "admin"]), required=True)
+@click.option("--user", "username", help="The person an approver token acts as.")
+@click.option("--label", default="")
+@click.pass_context
+def tokens_issue(ctx: click.Context, kind: str, username: str | None, label: str) -> int:
+    """Print a new token once; only its hash is kept."""
+    token = open_store(ctx.obj["database"]).issue_token(kind, username, label)
+    click.echo(token)
+    return 0
+
+
+@tokens.command("revoke")
+@click.argument("token_id")
+@click.pass_context
+def tokens_revoke(ctx: click.Context, token_id: str) -> int:
+    if not open_store(ctx.obj["database"]).revoke_token(token_id):
+        raise UsageError(f"no token {token_id!r}")
+    click.echo(f"revoked {token_id}")
+    return 0
+
+
+@tokens.command("list")
+@click.pass_context
+def tokens_list(ctx: click.Context) -> int:
+    for token in open_store(ctx.obj["database"]).list_tokens():
+        click.echo(f"{token['id']}  {token['kind']:<9} {token['person_id'] or '-':<16} "
+                   f"{'revoked' if token['revoked'] else 'active':<8} {token['label']}")
+    return 0
+
+
+@server.group()
+def audit() -> None:
+    """The tamper-evident audit log."""
+
+
+@audit.command("export")
+@click.pass_context
+def audit_export(ctx: click.Context) -> int:
+    """The audit log as JSON lines."""
+    for entry in open_store(ctx.obj["database"]).audit_entries():
+        click.echo(json.dumps(entry, ensure_ascii=False, sort_keys=True))
+    return 0
+
+
+@audit.command("verify")
+@click.option("--file", "path", type=click.Path(dir_okay=False, exists=True),
+              help="Verify an exported JSON-lines file instead of the database.")
+@click.pass_context
+def audit_verify(ctx: click.Context, path: str | None) -> int:
+    """Check the hash chain: exit 1 if an entry was changed, removed or reordered."""
+    from runner.server.audit import verify_chain
+
+    if path:
+        with open(path, encoding="utf-8") as handle:
+            entries = [json.loads(line) for line in handle if line.strip()]
+    else:
+        entries = open_store(ctx.obj["database"]).audit_entries()
+    problems = verify_chain(entries)
+    for problem in problems:
+        click.echo(problem)
+    click.echo(f"{len(entries)} entries, " + ("chain intact" if not problems else
+                                               f"{len(problems)} problem(s)"))
+    return 1 if problems else 0

@@ -1,0 +1,219 @@
+"""The ASGI application: the JSON API under ``/api/v1`` (OpenAPI at ``/api/v1/openapi.json``).
+
+Long-polls (``GET /interruptions/{id}?wait=S``) wait on an in-process notification that every write
+triggers, and re-read the database every few seconds as well, so replicas behind a load balancer
+see each other's writes too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import Depends, FastAPI, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from runner.server.storage import Caller, ServerError, Store
+
+MAX_WAIT = 60.0
+REREAD_SECONDS = 2.0
+
+
+class Changes:
+    """Interruption versions seen by this process, and a condition to wait for a change."""
+
+    def __init__(self) -> None:
+        self.condition: asyncio.Condition | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.condition = asyncio.Condition()
+
+    async def _notify(self) -> None:
+        assert self.condition is not None
+        async with self.condition:
+            self.condition.notify_all()
+
+    def changed(self) -> None:
+        """Called from worker threads after a write."""
+        if self.loop is not None:
+            asyncio.run_coroutine_threadsafe(self._notify(), self.loop)
+
+    async def wait(self, timeout: float) -> None:
+        assert self.condition is not None
+        async with self.condition:
+            try:
+                await asyncio.wait_for(self.condition.wait(), timeout)
+            except TimeoutError:
+                pass
+
+
+class InterruptionIn(BaseModel):
+    model_config = {"extra": "allow"}
+    id: str
+    run_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    step_id: str
+
+
+class Responsible(BaseModel):
+    reassign: bool = False
+
+
+class SubmitIn(BaseModel):
+    result: str = Field(pattern="^(proceed|abort)$")
+    notes: str = Field(default="", max_length=10_000)
+    fields: dict[str, str] = Field(default_factory=dict)
+
+
+class CancelIn(BaseModel):
+    reason: str = Field(default="cancelled", max_length=200)
+
+
+class LockIn(BaseModel):
+    run_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    detached: bool = False
+
+
+def create_app(store: Store, *, extra: Callable[[FastAPI, Store, Changes], None] | None = None
+               ) -> FastAPI:
+    app = FastAPI(title="runner approval server", version="1", openapi_url="/api/v1/openapi.json",
+                  docs_url="/api/v1/docs", redoc_url=None)
+    changes = Changes()
+    app.state.store = store
+    app.state.changes = changes
+
+    @app.on_event("startup")
+    async def _startup() -> None:
+        changes.bind()
+
+    @app.exception_handler(ServerError)
+    async def _server_error(request: Request, exc: ServerError) -> JSONResponse:
+        return JSONResponse({"error": {"code": exc.code, "message": exc.message}},
+                            status_code=exc.status)
+
+    async def caller(authorization: str | None = Header(default=None)) -> Caller:
+        if not authorization or not authorization.startswith("Bearer "):
+            raise ServerError(401, "unauthenticated", "send `Authorization: Bearer TOKEN`")
+        found = await run_in_threadpool(store.authenticate, authorization[7:].strip())
+        if found is None:
+            raise ServerError(401, "bad_token", "the token is unknown or revoked")
+        return found
+
+    def need(who: Caller, *kinds: str) -> None:
+        if who.kind not in kinds and who.kind != "admin":
+            raise ServerError(403, "forbidden", f"a {who.kind} token cannot do this")
+
+    async def write(func: Callable[..., Any], *args: Any) -> Any:
+        result = await run_in_threadpool(func, *args)
+        changes.changed()
+        return result
+
+    @app.post("/api/v1/interruptions", status_code=201)
+    async def create(body: InterruptionIn, who: Caller = Depends(caller)) -> dict[str, Any]:
+        need(who, "runner")
+        result: dict[str, Any] = await write(store.create_interruption, body.model_dump(), who)
+        return result
+
+    @app.get("/api/v1/interruptions")
+    async def listing(pending: bool = False, run: str | None = None,
+                      who: Caller = Depends(caller)) -> list[dict[str, Any]]:
+        need(who, "approver")
+        result: list[dict[str, Any]] = await run_in_threadpool(
+            lambda: store.list_interruptions(pending=pending, run=run))
+        return result
+
+    @app.get("/api/v1/interruptions/{interruption_id}")
+    async def read(
+        interruption_id: str,
+        response: Response,
+        wait: float = Query(default=0, ge=0, le=MAX_WAIT),
+        if_none_match: str | None = Header(default=None),
+        who: Caller = Depends(caller),
+    ) -> Any:
+        deadline = asyncio.get_running_loop().time() + wait
+        known = (if_none_match or "").strip('W/"')
+        while True:
+            version = await run_in_threadpool(store.version, interruption_id)
+            if version is None:
+                raise ServerError(404, "not_found", f"no interruption {interruption_id!r}")
+            remaining = deadline - asyncio.get_running_loop().time()
+            if str(version) != known or remaining <= 0:
+                break
+            await changes.wait(min(remaining, REREAD_SECONDS))
+        if str(version) == known:
+            return Response(status_code=304, headers={"ETag": f'"{version}"'})
+        view = await run_in_threadpool(store.get, interruption_id)
+        response.headers["ETag"] = f'"{view["version"]}"'
+        return view
+
+    @app.put("/api/v1/interruptions/{interruption_id}/responsible")
+    async def responsible(interruption_id: str, body: Responsible,
+                          who: Caller = Depends(caller)) -> dict[str, Any]:
+        need(who, "approver")
+        if who.person is None:
+            raise ServerError(403, "forbidden", "only an approver token acts as a person")
+        result: dict[str, Any] = await write(store.take_responsibility, interruption_id,
+                                             who.person, body.reassign)
+        return result
+
+    @app.post("/api/v1/interruptions/{interruption_id}/submit")
+    async def submit(interruption_id: str, body: SubmitIn,
+                     who: Caller = Depends(caller)) -> dict[str, Any]:
+        need(who, "approver")
+        if who.person is None:
+            raise ServerError(403, "forbidden", "only an approver token acts as a person")
+        result: dict[str, Any] = await write(store.submit, interruption_id, who.person,
+                                             body.result, body.notes, body.fields)
+        return result
+
+    @app.post("/api/v1/interruptions/{interruption_id}/cancel")
+    async def cancel(interruption_id: str, body: CancelIn,
+                     who: Caller = Depends(caller)) -> dict[str, Any]:
+        need(who, "runner")
+        result: dict[str, Any] = await write(store.cancel, interruption_id, body.reason, who)
+        return result
+
+    @app.put("/api/v1/runs/{run_id}")
+    async def put_run(run_id: str, request: Request, who: Caller = Depends(caller)
+                      ) -> dict[str, str]:
+        need(who, "runner")
+        try:
+            record = await request.json()
+        except ValueError:
+            raise ServerError(422, "bad_request", "the body must be a JSON run record") from None
+        if not isinstance(record, dict) or record.get("run_id") != run_id:
+            raise ServerError(422, "bad_request", "the record's run_id must match the URL")
+        await write(store.put_run, run_id, record)
+        return {"run_id": run_id}
+
+    @app.get("/api/v1/runs/{run_id}")
+    async def get_run(run_id: str, who: Caller = Depends(caller)) -> dict[str, Any]:
+        result: dict[str, Any] = await run_in_threadpool(store.get_run, run_id)
+        return result
+
+    @app.post("/api/v1/locks/{key}")
+    async def lock(key: str, body: LockIn, who: Caller = Depends(caller)) -> dict[str, Any]:
+        need(who, "runner")
+        result: dict[str, Any] = await write(store.acquire_lock, key, body.run_id, body.detached)
+        return result
+
+    @app.delete("/api/v1/locks/{key}")
+    async def unlock(key: str, run_id: str, who: Caller = Depends(caller)) -> dict[str, str]:
+        need(who, "runner")
+        await write(store.release_lock, key, run_id)
+        return {"key": key}
+
+    @app.get("/api/v1/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    if extra is not None:
+        extra(app, store, changes)
+    return app
+
+
+Handler = Callable[..., Awaitable[Any]]
