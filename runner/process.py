@@ -58,6 +58,16 @@ class ProcessGroups:
         for pgid in groups:
             self.stop(pgid)
 
+    def kill_all(self) -> None:
+        """SIGKILL every group at once: the runner itself is stopping (a second signal)."""
+        with self._lock:
+            groups = list(self._groups)
+        for pgid in groups:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
     def stop(self, pgid: int) -> None:
         """Stop one group because the run is cancelled (in the background)."""
         with self._lock:

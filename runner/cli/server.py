@@ -39,9 +39,13 @@ database_option = click.option(
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option("--people", type=click.Path(dir_okay=False),
               help="Import this people-and-teams file at start.")
+@click.option("--public-url", default="", envvar="RUNNER_SERVER_PUBLIC_URL",
+              help="The server's address as approvers reach it (links in notifications).")
+@click.option("--webhook", envvar="RUNNER_SERVER_WEBHOOK",
+              help="Post chat-compatible JSON here on created, assigned and decided.")
 @click.pass_context
-def server(ctx: click.Context, database: str | None, host: str, port: int, people: str | None
-           ) -> int:
+def server(ctx: click.Context, database: str | None, host: str, port: int, people: str | None,
+           public_url: str, webhook: str | None) -> int:
     """Serve the approval server (with no subcommand), or administer it."""
     ctx.obj = {"database": database}
     if ctx.invoked_subcommand is not None:
@@ -53,7 +57,9 @@ def server(ctx: click.Context, database: str | None, host: str, port: int, peopl
 
     from runner.server.web import create_full_app
 
-    uvicorn.run(create_full_app(store), host=host, port=port, log_level="info")
+    app = create_full_app(store, public_url=public_url or f"http://{host}:{port}",
+                          webhook=webhook)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
     return 0
 
 

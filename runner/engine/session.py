@@ -268,6 +268,8 @@ def cancellation(run: Run) -> Iterator[None]:
 
     def handle(signum: int, frame: object) -> None:
         if run.groups.cancelled.is_set():
+            # the steps still running (``always()`` ones) must not outlive the runner
+            run.groups.kill_all()
             raise KeyboardInterrupt
         run.log.write(f"received {signal.Signals(signum).name}: cancelling the run")
         run.groups.cancel_all()

@@ -8,6 +8,7 @@ see each other's writes too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,37 +20,49 @@ from pydantic import BaseModel, Field
 from runner.server.storage import Caller, ServerError, Store
 
 MAX_WAIT = 60.0
-REREAD_SECONDS = 2.0
+REREAD_SECONDS = 5.0
 
 
 class Changes:
-    """Interruption versions seen by this process, and a condition to wait for a change."""
+    """Wakes the long-polls of one interruption when this process writes to it.
+
+    Only the waiters of the interruption that changed wake up, so a submit costs the same with
+    1,000 other runners waiting; they also re-read the database every ``REREAD_SECONDS`` to see
+    writes made by other replicas.
+    """
 
     def __init__(self) -> None:
-        self.condition: asyncio.Condition | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.events: dict[str, asyncio.Event] = {}
+        self.waiters: dict[str, int] = {}
 
     def bind(self) -> None:
         self.loop = asyncio.get_running_loop()
-        self.condition = asyncio.Condition()
 
-    async def _notify(self) -> None:
-        assert self.condition is not None
-        async with self.condition:
-            self.condition.notify_all()
+    def _wake(self, interruption_id: str) -> None:
+        event = self.events.get(interruption_id)
+        if event is not None:
+            event.set()
 
-    def changed(self) -> None:
+    def changed(self, interruption_id: str | None) -> None:
         """Called from worker threads after a write."""
-        if self.loop is not None:
-            asyncio.run_coroutine_threadsafe(self._notify(), self.loop)
+        if self.loop is not None and interruption_id:
+            self.loop.call_soon_threadsafe(self._wake, interruption_id)
 
-    async def wait(self, timeout: float) -> None:
-        assert self.condition is not None
-        async with self.condition:
-            try:
-                await asyncio.wait_for(self.condition.wait(), timeout)
-            except TimeoutError:
-                pass
+    def subscribe(self, interruption_id: str) -> asyncio.Event:
+        """Register interest before reading, so a write in between is not missed."""
+        event = self.events.setdefault(interruption_id, asyncio.Event())
+        self.waiters[interruption_id] = self.waiters.get(interruption_id, 0) + 1
+        return event
+
+    def unsubscribe(self, interruption_id: str, event: asyncio.Event) -> None:
+        self.waiters[interruption_id] -= 1
+        if self.waiters[interruption_id] == 0:
+            del self.waiters[interruption_id]
+            self.events.pop(interruption_id, None)
+        elif event.is_set() and self.events.get(interruption_id) is event:
+            # the others woke too; the next round waits on a fresh event
+            self.events[interruption_id] = asyncio.Event()
 
 
 class InterruptionIn(BaseModel):
@@ -78,8 +91,12 @@ class LockIn(BaseModel):
     detached: bool = False
 
 
-def create_app(store: Store, *, extra: Callable[[FastAPI, Store, Changes], None] | None = None
-               ) -> FastAPI:
+def create_app(
+    store: Store,
+    *,
+    extra: Callable[[FastAPI, Store, Changes], None] | None = None,
+    notify: Callable[[str, dict[str, Any]], None] | None = None,
+) -> FastAPI:
     app = FastAPI(title="runner approval server", version="1", openapi_url="/api/v1/openapi.json",
                   docs_url="/api/v1/docs", redoc_url=None)
     changes = Changes()
@@ -109,7 +126,9 @@ def create_app(store: Store, *, extra: Callable[[FastAPI, Store, Changes], None]
 
     async def write(func: Callable[..., Any], *args: Any) -> Any:
         result = await run_in_threadpool(func, *args)
-        changes.changed()
+        changes.changed(result.get("id") if isinstance(result, dict) else None)
+        if isinstance(result, dict) and "request" in result and notify is not None:
+            notify(func.__name__, result)
         return result
 
     @app.post("/api/v1/interruptions", status_code=201)
@@ -134,16 +153,22 @@ def create_app(store: Store, *, extra: Callable[[FastAPI, Store, Changes], None]
         if_none_match: str | None = Header(default=None),
         who: Caller = Depends(caller),
     ) -> Any:
-        deadline = asyncio.get_running_loop().time() + wait
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
         known = (if_none_match or "").strip('W/"')
         while True:
-            version = await run_in_threadpool(store.version, interruption_id)
-            if version is None:
-                raise ServerError(404, "not_found", f"no interruption {interruption_id!r}")
-            remaining = deadline - asyncio.get_running_loop().time()
-            if str(version) != known or remaining <= 0:
-                break
-            await changes.wait(min(remaining, REREAD_SECONDS))
+            event = changes.subscribe(interruption_id)
+            try:
+                version = await run_in_threadpool(store.version, interruption_id)
+                if version is None:
+                    raise ServerError(404, "not_found", f"no interruption {interruption_id!r}")
+                remaining = deadline - loop.time()
+                if str(version) != known or remaining <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), min(remaining, REREAD_SECONDS))
+            finally:
+                changes.unsubscribe(interruption_id, event)
         if str(version) == known:
             return Response(status_code=304, headers={"ETag": f'"{version}"'})
         view = await run_in_threadpool(store.get, interruption_id)

@@ -221,6 +221,28 @@ class Store:
                                 tuple(found.ssh_principals or ()), tuple(found.ci_logins or ()))
             return Caller(row.kind, row.id, person)
 
+    def caller_by_id(self, token_id: str) -> Caller | None:
+        """The caller of a live (not revoked) token, by its id: web sessions re-check it."""
+        with self.engine.connect() as c:
+            row = c.execute(select(t.tokens).where(t.tokens.c.id == token_id)).first()
+            if row is None or row.revoked or not row.person_id:
+                return None
+            found = c.execute(select(t.people).where(t.people.c.id == row.person_id)).first()
+            if found is None:
+                return None
+            person = Person(found.id, found.username, found.display_name, found.email,
+                            tuple(found.ssh_principals or ()), tuple(found.ci_logins or ()))
+            return Caller(row.kind, row.id, person)
+
+    def history(self, interruption_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as c:
+            return [
+                {"at": _iso(r.at), "kind": r.kind, "actor": r.actor, "data": r.data}
+                for r in c.execute(select(t.audit).where(t.audit.c.interruption_id ==
+                                                          interruption_id)
+                                   .order_by(t.audit.c.seq))
+            ]
+
     # -- interruptions -----------------------------------------------------------------------
 
     def view(self, c: Connection, interruption_id: str) -> dict[str, Any]:

@@ -1,12 +1,290 @@
-"""The approvers' web page (with the approvers' web page issue); for now the API only."""
+"""The approvers' web page: server-rendered HTML that works without JavaScript.
+
+Login takes an approver token and sets a signed session cookie (HttpOnly, SameSite=Strict); every
+request re-checks that the token is still live. Every form carries the session's CSRF token, and a
+POST without it is refused. Instructions are Markdown rendered with raw HTML disabled and unsafe
+links dropped; every other value is escaped by Jinja2. A Content-Security-Policy forbids scripts.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import hmac
+import os
+import secrets
+from typing import Any
 
-from runner.server.app import create_app
-from runner.server.storage import Store
+from fastapi import FastAPI, Form, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import DictLoader, Environment, select_autoescape
+from markupsafe import Markup
+
+from runner.server.app import Changes, create_app
+from runner.server.notify import Notifier
+from runner.server.storage import Caller, ServerError, Store
+
+COOKIE = "runner_session"
+SESSION_SECONDS = 8 * 3600
+HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self' 'unsafe-inline'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+BASE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }} - runner approvals</title>
+<style>
+body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
+table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.4rem;
+text-align:left;vertical-align:top}.state{font-weight:bold}.error{color:#a00}
+.box{border:1px solid #ccc;padding:1rem;margin:1rem 0;border-radius:4px}
+button{padding:.4rem 1rem;margin-right:.5rem}.abort{color:#a00}
+</style></head><body>
+<header>{% if who %}<form method="post" action="/logout" style="float:right">
+<input type="hidden" name="csrf" value="{{ csrf }}">Signed in as <b>{{ who.display_name }}</b>
+<button>Sign out</button></form>{% endif %}<a href="/">Needs approval</a></header>
+{% if error %}<p class="error" role="alert">{{ error }}</p>{% endif %}
+{% block body %}{% endblock %}</body></html>"""
+
+LOGIN = """{% extends "base" %}{% block body %}<h1>Sign in</h1>
+<form method="post" action="/login"><p><label>Approver token
+<input type="password" name="token" autocomplete="off" required></label></p>
+<button>Sign in</button></form>{% endblock %}"""
+
+INDEX = """{% extends "base" %}{% block body %}<h1>Needs approval</h1>
+{% if not pending %}<p>Nothing waits for approval.</p>{% else %}<table>
+<tr><th>Step</th><th>Deployment</th><th>Teams</th><th>Responsible</th><th>Waiting since</th></tr>
+{% for i in pending %}<tr><td><a href="/interruptions/{{ i.id }}">{{ i.request.title }}</a></td>
+<td>{{ i.request.workflow }} &rarr; {{ i.request.environment }}<br>
+<a href="/runs/{{ i.run_id }}">run {{ i.run_id }}</a></td>
+<td>{{ (i.request.teams or ['anyone'])|join(', ') }}</td><td>{{ i.responsible or '-' }}</td>
+<td>{{ i.created }}</td></tr>{% endfor %}</table>{% endif %}
+<h2>Recently decided</h2><ul>{% for i in decided %}<li><a href="/interruptions/{{ i.id }}">
+{{ i.request.title }}</a>: {{ i.state }} ({{ i.request.environment }}, run {{ i.run_id }})</li>
+{% endfor %}</ul>{% endblock %}"""
+
+DETAIL = """{% extends "base" %}{% block body %}<h1>{{ i.request.title }}</h1>
+<p class="state" id="state">{{ i.state }}{% if i.responsible %}, responsible:
+<span id="responsible">{{ i.responsible }}</span>{% endif %}</p>
+<div class="box" id="instructions">{{ instructions }}</div>
+<h2>What is being approved</h2><table>
+<tr><th>Deployment</th><td>{{ i.request.workflow }} &rarr; {{ i.request.environment }}</td></tr>
+<tr><th>Run</th><td><a href="/runs/{{ i.run_id }}">{{ i.run_id }}</a>, started by
+{{ i.request.started_by }}</td></tr>
+<tr><th>Commit</th><td><code>{{ i.request.commit or '-' }}</code></td></tr>
+<tr><th>Workflow digest</th><td><code>{{ i.request.digest }}</code></td></tr>
+<tr><th>Inputs</th><td>{% for k, v in i.request.inputs.items() %}<code>{{ k }}={{ v }}</code>
+{% endfor %}</td></tr>
+<tr><th>Steps that follow</th><td>{{ i.request.following_steps|join(', ') }}</td></tr>
+<tr><th>Who may decide</th><td>{{ (i.request.teams or ['anyone in the people file'])|join(', ')
+}}{% for q in i.request.quorum %}; {{ q[1] }} from {{ q[0] }}{% endfor %}</td></tr>
+<tr><th>Deadline</th><td>{{ i.request.deadline or 'none' }}</td></tr></table>
+{% if i.state == 'waiting' %}
+{% if i.responsible != who.username %}<form method="post" action="/interruptions/{{ i.id }}/assign">
+<input type="hidden" name="csrf" value="{{ csrf }}">
+{% if i.responsible %}<input type="hidden" name="reassign" value="yes">
+<p>{{ i.responsible }} has taken responsibility.</p><button>Take it over</button>
+{% else %}<button id="assign">Assign to me</button>{% endif %}</form>
+{% else %}<form method="post" action="/interruptions/{{ i.id }}/submit" class="box">
+<input type="hidden" name="csrf" value="{{ csrf }}">
+{% for f in i.request.fields %}<p><label>{{ f.label or f.name }}{% if f.required %} *{% endif %}
+{% if f.type == 'choice' %}<select name="field_{{ f.name }}"><option value=""></option>
+{% for o in f.options %}<option>{{ o }}</option>{% endfor %}</select>
+{% elif f.type == 'boolean' %}<select name="field_{{ f.name }}"><option value=""></option>
+<option>true</option><option>false</option></select>
+{% else %}<input name="field_{{ f.name }}"{% if f.pattern %} title="{{ f.pattern }}"{% endif %}>
+{% endif %}</label></p>{% endfor %}
+<p><label>Notes<br><textarea name="notes" rows="3" cols="60"></textarea></label></p>
+<button name="result" value="proceed" id="proceed">Proceed</button>
+<button name="result" value="abort" class="abort" id="abort">Abort</button></form>{% endif %}
+{% endif %}
+<h2>Decisions</h2><ul id="decisions">{% for s in i.submissions %}<li>{{ s.result }} by
+{{ s.username }} at {{ s.at }}{% if s.notes %}: {{ s.notes }}{% endif %}{% for k, v in
+s.fields.items() %} <code>{{ k }}={{ v }}</code>{% endfor %}</li>{% endfor %}</ul>
+<h2>History</h2><ul>{% for h in history %}<li>{{ h.at }} {{ h.kind }} by {{ h.actor }}</li>
+{% endfor %}</ul>{% endblock %}"""
+
+CONFIRM = """{% extends "base" %}{% block body %}<h1>Abort the deployment?</h1>
+<p>This stops <b>{{ i.request.workflow }}</b> in <b>{{ i.request.environment }}</b> at
+<b>{{ i.request.title }}</b>. Notes: {{ notes }}</p>
+<form method="post" action="/interruptions/{{ i.id }}/submit">
+<input type="hidden" name="csrf" value="{{ csrf }}"><input type="hidden" name="notes"
+value="{{ notes }}"><input type="hidden" name="confirm" value="yes">
+<button name="result" value="abort" class="abort" id="confirm-abort">Yes, abort</button>
+<a href="/interruptions/{{ i.id }}">No, go back</a></form>{% endblock %}"""
+
+RUN = """{% extends "base" %}{% block body %}<h1>Run {{ r.run_id }}</h1>
+<p>{{ r.workflow_name }} &rarr; {{ r.environment }}: <b>{{ r.status }}</b>, started
+{{ r.started_at }} by {{ r.started_by.username }}</p><table>
+<tr><th>Step</th><th>Status</th><th>Decisions</th></tr>{% for s in r.steps %}<tr>
+<td>{{ s.name }}</td><td>{{ s.status }}</td><td>{% for d in (s.approval or {}).get('decisions',
+[]) %}{{ d.result }} by {{ d.display_name }} via {{ d.source }}{% if d.notes %}: {{ d.notes
+}}{% endif %}<br>{% endfor %}</td></tr>{% endfor %}</table>{% endblock %}"""
 
 
-def create_full_app(store: Store) -> FastAPI:
-    return create_app(store)
+def render_markdown(text: str) -> Markup:
+    """Markdown with raw HTML off and only http(s)/mailto links: instructions stay inert."""
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False})
+    md.validateLink = _safe_link  # type: ignore[method-assign]
+    return Markup(md.render(text))  # noqa: S704 - markdown-it escapes all text; html is off
+
+
+def create_full_app(store: Store, *, public_url: str = "", webhook: str | None = None,
+                    secret: str | None = None) -> FastAPI:
+    """The API plus the web page and the notifications."""
+    from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+    notifier = Notifier(webhook, public_url) if webhook else None
+    signer = URLSafeTimedSerializer(secret or os.environ.get("RUNNER_SERVER_SECRET")
+                                    or secrets.token_hex(32), salt="runner-session")
+    env = Environment(loader=DictLoader({"base": BASE, "login": LOGIN, "index": INDEX,
+                                         "detail": DETAIL, "confirm": CONFIRM, "run": RUN}),
+                      autoescape=select_autoescape(default=True, default_for_string=True))
+
+    def page(name: str, status: int = 200, **values: Any) -> HTMLResponse:
+        html = env.get_template(name).render(**values)
+        return HTMLResponse(html, status_code=status, headers=HEADERS)
+
+    async def session(request: Request) -> tuple[Caller, str] | None:
+        raw = request.cookies.get(COOKIE)
+        if not raw:
+            return None
+        try:
+            data = signer.loads(raw, max_age=SESSION_SECONDS)
+        except BadSignature:
+            return None
+        caller = await run_in_threadpool(store.caller_by_id, str(data.get("token")))
+        if caller is None or caller.person is None:
+            return None
+        return caller, str(data.get("csrf"))
+
+    def check_csrf(expected: str, given: str) -> None:
+        if not given or not hmac.compare_digest(expected, given):
+            raise ServerError(403, "csrf", "the form's CSRF token is missing or wrong; reload "
+                              "the page and try again")
+
+    def extra(app: FastAPI, store: Store, changes: Changes) -> None:
+        @app.get("/", response_class=HTMLResponse)
+        async def index(request: Request) -> Response:
+            found = await session(request)
+            if found is None:
+                return RedirectResponse("/login", status_code=303)
+            who, csrf = found
+            views = await run_in_threadpool(lambda: store.list_interruptions(pending=False,
+                                                                             run=None))
+            pending = [v for v in views if v["state"] == "waiting"]
+            decided = [v for v in reversed(views) if v["state"] != "waiting"][:20]
+            return page("index", title="Needs approval", who=who.person, csrf=csrf,
+                        pending=pending, decided=decided)
+
+        @app.get("/login", response_class=HTMLResponse)
+        async def login_form() -> Response:
+            return page("login", title="Sign in", who=None)
+
+        @app.post("/login")
+        async def login(token: str = Form(...)) -> Response:
+            caller = await run_in_threadpool(store.authenticate, token.strip())
+            if caller is None or caller.person is None or caller.kind not in ("approver",
+                                                                               "admin"):
+                return page("login", status=401, title="Sign in", who=None,
+                            error="That token is not a live approver token.")
+            cookie = signer.dumps({"token": caller.token_id, "csrf": secrets.token_urlsafe(24)})
+            response = RedirectResponse("/", status_code=303)
+            response.set_cookie(COOKIE, cookie, max_age=SESSION_SECONDS, httponly=True,
+                                samesite="strict", secure=public_url.startswith("https://"))
+            return response
+
+        @app.post("/logout")
+        async def logout(request: Request, csrf: str = Form("")) -> Response:
+            found = await session(request)
+            if found is not None:
+                check_csrf(found[1], csrf)
+            response = RedirectResponse("/login", status_code=303)
+            response.delete_cookie(COOKIE)
+            return response
+
+        async def detail_page(request: Request, interruption_id: str, *, error: str = "",
+                              status: int = 200) -> Response:
+            found = await session(request)
+            if found is None:
+                return RedirectResponse("/login", status_code=303)
+            who, csrf = found
+            view = await run_in_threadpool(store.get, interruption_id)
+            history = await run_in_threadpool(store.history, interruption_id)
+            return page("detail", status=status, title=view["request"].get("title", "Step"),
+                        who=who.person, csrf=csrf, i=view, history=history, error=error,
+                        instructions=render_markdown(view["request"].get("instructions", "")))
+
+        @app.get("/interruptions/{interruption_id}", response_class=HTMLResponse)
+        async def detail(request: Request, interruption_id: str) -> Response:
+            return await detail_page(request, interruption_id)
+
+        @app.post("/interruptions/{interruption_id}/assign")
+        async def assign(request: Request, interruption_id: str, csrf: str = Form(""),
+                         reassign: str = Form("")) -> Response:
+            found = await session(request)
+            if found is None:
+                return RedirectResponse("/login", status_code=303)
+            who, expected = found
+            check_csrf(expected, csrf)
+            assert who.person is not None
+            try:
+                view = await run_in_threadpool(store.take_responsibility, interruption_id,
+                                               who.person, reassign == "yes")
+            except ServerError as exc:
+                return await detail_page(request, interruption_id, error=exc.message,
+                                         status=exc.status)
+            changes.changed(interruption_id)
+            if notifier:
+                notifier.send("take_responsibility", view)
+            return RedirectResponse(f"/interruptions/{interruption_id}", status_code=303)
+
+        @app.post("/interruptions/{interruption_id}/submit")
+        async def submit(request: Request, interruption_id: str) -> Response:
+            found = await session(request)
+            if found is None:
+                return RedirectResponse("/login", status_code=303)
+            who, expected = found
+            form = await request.form()
+            check_csrf(expected, str(form.get("csrf", "")))
+            assert who.person is not None
+            result = str(form.get("result", ""))
+            notes = str(form.get("notes", ""))
+            fields = {str(k)[6:]: str(v) for k, v in form.items()
+                      if str(k).startswith("field_") and str(v) != ""}
+            if result == "abort" and form.get("confirm") != "yes":
+                if not notes.strip():
+                    return await detail_page(request, interruption_id, status=422,
+                                             error="An abort needs notes saying why.")
+                view = await run_in_threadpool(store.get, interruption_id)
+                return page("confirm", title="Abort?", who=who.person, csrf=expected, i=view,
+                            notes=notes)
+            try:
+                view = await run_in_threadpool(store.submit, interruption_id, who.person,
+                                               result, notes, fields)
+            except ServerError as exc:
+                return await detail_page(request, interruption_id, error=exc.message,
+                                         status=exc.status)
+            changes.changed(interruption_id)
+            if notifier:
+                notifier.send("submit", view)
+            return RedirectResponse(f"/interruptions/{interruption_id}", status_code=303)
+
+        @app.get("/runs/{run_id}", response_class=HTMLResponse)
+        async def run_page(request: Request, run_id: str) -> Response:
+            found = await session(request)
+            if found is None:
+                return RedirectResponse("/login", status_code=303)
+            who, csrf = found
+            record = await run_in_threadpool(store.get_run, run_id)
+            return page("run", title=f"Run {run_id}", who=who.person, csrf=csrf, r=record)
+
+    return create_app(store, extra=extra, notify=notifier.send if notifier else None)
+
+
+def _safe_link(url: str) -> bool:
+    return url.strip().lower().startswith(("http://", "https://", "mailto:"))

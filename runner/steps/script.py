@@ -172,6 +172,11 @@ def handle_line(
     """One line of output: a workflow command is carried out, text is masked and logged; the
     message of a command GitHub refuses is logged as an error and added to ``refused``."""
     step = ctx.step
+    if "::" not in line and not line.endswith(("\r", "\n")):
+        # no command can be in it (nor the end of a stop-commands pause): the processor would
+        # return it as it is, after a terminator regex that costs more than the rest together
+        ctx.log.line(step, ctx.masker.mask(line))
+        return
     item = processor.process(line)
     if isinstance(item, str):
         ctx.log.line(step, ctx.masker.mask(item))
