@@ -186,8 +186,9 @@ class Step:
 
     @property
     def unskippable(self) -> bool:
-        """Octopus refuses to skip required steps and manual steps with responsible teams."""
-        return self.required or bool(self.manual and self.manual.teams)
+        """Octopus refuses to skip required steps and manual steps with responsible teams (a
+        quorum names teams too)."""
+        return self.required or bool(self.manual and (self.manual.teams or self.manual.require))
 
 
 @dataclass(frozen=True)

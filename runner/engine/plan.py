@@ -119,7 +119,9 @@ def make_plan(
         elif step.manual is not None:
             approved = assume == "proceed"
             state.outcome = state.conclusion = "success" if approved else "failure"
-            _manual_outputs(state, approved, notes, approver or Identity(), fields or {})
+            # a real abort carries no field values; neither does a simulated one
+            _manual_outputs(state, approved, notes, approver or Identity(),
+                            (fields or {}) if approved else {})
             if not approved:
                 status = JobStatus.FAILURE
                 error = (f"Manual intervention in step '{step.name}' was aborted", notes)

@@ -30,7 +30,8 @@ from runner.steps.base import StepContext, StepResult
 
 def _iso(ctx: StepContext, delta: timedelta = timedelta(0)) -> str:
     moment = ctx.now() + delta
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+    # milliseconds: a deadline cut to the second would time out up to a second early
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def build_interruption(ctx: StepContext, manual: Manual, sources: tuple[str, ...]) -> Interruption:
@@ -148,12 +149,16 @@ def run_manual_step(ctx: StepContext) -> StepResult:
             ctx.log.waiting(step, {}, text)
 
     def on_refused(refusal: Refused) -> None:
+        key = refusal.submission.key or repr(refusal.submission)
+        if any(r.get("key") == key for r in state["refused"]):
+            return  # recorded before a detach: once is enough
         ctx.log.annotation(step, "warning", f"refused {refusal.reason}", {})
         state["refused"].append(
             {
                 "reason": refusal.reason,
                 "source": refusal.submission.source,
                 "who": refusal.submission.who,
+                "key": key,
                 "evidence": refusal.submission.evidence,
             }
         )

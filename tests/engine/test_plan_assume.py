@@ -1,0 +1,401 @@
+"""``runner plan --assume proceed|abort --field k=v``: both branches of a manual step, with
+simulated outputs that later conditions read; and the seed workflow's plans per environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import ROOT
+
+from runner.cli.main import main
+
+SEED = ROOT / "workflows" / "deploy-webapp.yml"
+
+WORKFLOW = """\
+name: Plan test
+environments: [staging, production]
+approvals:
+  trust:
+    people: approvals/people.yml
+variables:
+  Target:
+    - value: stage-host
+      environments: [staging]
+    - value: prod-host
+      environments: [production]
+steps:
+  - id: build
+    name: Build
+    run: echo build
+  - id: gate
+    name: Gate
+    environments: [production]
+    manual:
+      teams: [ops]
+      timeout-minutes: 30
+      prevent-self-approval: true
+      instructions: "Deploy to #{Target}"
+      fields:
+        - name: ticket
+          type: string
+          required: true
+  - id: on-approval
+    name: On approval
+    if: ${{ steps.gate.outputs.approved == 'true' }}
+    run: echo yes
+  - id: on-ticket
+    name: On ticket
+    if: ${{ steps.gate.outputs.ticket == 'CHG-9' }}
+    run: echo ticket
+  - id: octopus-approved
+    name: Octopus variable condition
+    if: "#{if Octopus.Action[Gate].Output.Manual.Approved == \\"True\\"}true#{/if}"
+    run: echo octo
+  - id: on-abort
+    name: On abort
+    if: ${{ failure() && steps.gate.outputs.approved == 'false' }}
+    run: echo abort
+  - id: on-error
+    name: Error variable
+    if: "#{if Octopus.Deployment.Error}true#{/if}"
+    run: echo err
+  - id: always
+    name: Always
+    if: always()
+    run: echo always
+"""
+
+
+@pytest.fixture
+def workflow(tmp_path: Path) -> Path:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "approvals").mkdir()
+    (tmp_path / "approvals" / "people.yml").write_text(
+        "people:\n  - username: alice\nteams:\n  ops: [alice]\n"
+    )
+    path = tmp_path / "plan.yml"
+    path.write_text(WORKFLOW)
+    return path
+
+
+def plan_json(
+    capsys: pytest.CaptureFixture[str], path: Path, env: str, *extra: str
+) -> dict[str, Any]:
+    code = main(["plan", str(path), "--env", env, "--format", "json", *extra])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return json.loads(out)  # type: ignore[no-any-return]
+
+
+def runs(plan: dict[str, Any]) -> dict[str, bool | None]:
+    return {s["id"]: s["runs"] for s in plan["steps"]}
+
+
+@pytest.mark.parametrize(
+    ("assume", "outcome", "expected"),
+    [
+        (
+            "proceed",
+            "success",
+            {
+                "build": True,
+                "gate": True,
+                "on-approval": True,
+                "on-ticket": True,
+                "octopus-approved": True,
+                "on-abort": False,
+                "on-error": False,
+                "always": True,
+            },
+        ),
+        (
+            "abort",
+            "aborted",
+            {
+                "build": True,
+                "gate": True,
+                "on-approval": False,
+                "on-ticket": False,
+                "octopus-approved": False,
+                "on-abort": True,
+                "on-error": True,
+                "always": True,
+            },
+        ),
+    ],
+)
+def test_both_branches(
+    capsys: pytest.CaptureFixture[str],
+    workflow: Path,
+    assume: str,
+    outcome: str,
+    expected: dict[str, bool],
+) -> None:
+    plan = plan_json(capsys, workflow, "production", "--assume", assume, "--field", "ticket=CHG-9")
+    assert plan["outcome"] == outcome
+    assert runs(plan) == expected
+    gate = plan["steps"][1]
+    assert gate["approval"] == {
+        "teams": ["ops"],
+        "quorum": [],
+        "sources": ["prompt"],
+        "prevent-self-approval": True,
+        "timeout-minutes": 30,
+        "on-timeout": "abort",
+        "assumed": assume,
+        "instructions": "Deploy to prod-host",
+    }
+
+
+@pytest.mark.parametrize(
+    ("assume", "reasons"),
+    [
+        (
+            "proceed",
+            {
+                "on-approval": "`${{ steps.gate.outputs.approved == 'true' }}` is true",
+                "on-ticket": "`${{ steps.gate.outputs.ticket == 'CHG-9' }}` is true",
+                "octopus-approved": "variable condition is true",
+                "on-abort": "`${{ failure() && steps.gate.outputs.approved == 'false' }}` is false",
+            },
+        ),
+        (
+            "abort",
+            {
+                "on-approval": "the deployment has failed",
+                "on-ticket": "the deployment has failed",
+                "octopus-approved": "variable condition is false",
+                "on-abort": "`${{ failure() && steps.gate.outputs.approved == 'false' }}` is true",
+            },
+        ),
+    ],
+)
+def test_reasons_name_the_simulated_outputs(
+    capsys: pytest.CaptureFixture[str], workflow: Path, assume: str, reasons: dict[str, str]
+) -> None:
+    plan = plan_json(capsys, workflow, "production", "--assume", assume, "--field", "ticket=CHG-9")
+    got = {s["id"]: s["reason"] for s in plan["steps"] if s["id"] in reasons}
+    assert got == reasons
+
+
+@pytest.mark.parametrize(("field", "runs_on_ticket"), [("CHG-9", True), ("CHG-10", False)])
+def test_field_value_reaches_later_conditions(
+    capsys: pytest.CaptureFixture[str], workflow: Path, field: str, runs_on_ticket: bool
+) -> None:
+    plan = plan_json(capsys, workflow, "production", "--field", f"ticket={field}")
+    assert runs(plan)["on-ticket"] is runs_on_ticket
+
+
+def test_without_field_the_output_is_empty(
+    capsys: pytest.CaptureFixture[str], workflow: Path
+) -> None:
+    plan = plan_json(capsys, workflow, "production")
+    assert runs(plan)["on-ticket"] is False
+    assert runs(plan)["on-approval"] is True
+
+
+def test_abort_branch_has_no_field_outputs(
+    capsys: pytest.CaptureFixture[str], workflow: Path
+) -> None:
+    text = workflow.read_text().replace(
+        "  - id: always\n",
+        "  - id: abort-without-ticket\n"
+        "    name: Abort without ticket\n"
+        "    if: ${{ always() && steps.gate.outputs.ticket != 'CHG-9' }}\n"
+        "    run: echo none\n"
+        "  - id: always\n",
+    )
+    workflow.write_text(text)
+    plan = plan_json(capsys, workflow, "production", "--assume", "abort", "--field", "ticket=CHG-9")
+    assert runs(plan)["abort-without-ticket"] is True
+
+
+@pytest.mark.parametrize("assume", ["proceed", "abort"])
+def test_manual_step_scoped_out_is_not_assumed(
+    capsys: pytest.CaptureFixture[str], workflow: Path, assume: str
+) -> None:
+    plan = plan_json(capsys, workflow, "staging", "--assume", assume, "--field", "ticket=CHG-9")
+    assert plan["outcome"] == "success"
+    gate = plan["steps"][1]
+    assert (gate["runs"], gate["reason"]) == (False, "only in production")
+    assert runs(plan) == {
+        "build": True,
+        "gate": False,
+        "on-approval": False,
+        "on-ticket": False,
+        "octopus-approved": False,
+        "on-abort": False,
+        "on-error": False,
+        "always": True,
+    }
+
+
+def test_text_plan_shows_the_approval_and_the_assumption(
+    capsys: pytest.CaptureFixture[str], workflow: Path
+) -> None:
+    assert main(["plan", str(workflow), "--env", "production", "--assume", "abort"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "   2    run   gate: Gate\n"
+        "            the steps before succeeded\n"
+        "            waits for: ops (1 person) via prompt\n"
+        "            the person who started the run may not approve\n"
+        "            times out after 30 min, then aborts\n"
+        "            dry run assumes: abort\n"
+    ) in out
+    assert out.endswith("Outcome if so: aborted\n")
+
+
+# -- the seed workflow ---------------------------------------------------------------------------
+
+
+def differences(a: Any, b: Any, path: str = "") -> dict[str, tuple[Any, Any]]:
+    """Every leaf where ``a`` and ``b`` differ, by path."""
+    if isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys():
+        found: dict[str, tuple[Any, Any]] = {}
+        for key in a:
+            found.update(differences(a[key], b[key], f"{path}.{key}"))
+        return found
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        found = {}
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            found.update(differences(x, y, f"{path}[{i}]"))
+        return found
+    return {} if a == b else {path: (a, b)}
+
+
+@pytest.fixture
+def seed_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("SHOP_DB_PASSWORD", "SHOP_CHAT_WEBHOOK"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.usefixtures("seed_environ")
+def test_seed_plans_differ_exactly_where_scopes_say(capsys: pytest.CaptureFixture[str]) -> None:
+    staging = plan_json(capsys, SEED, "staging")
+    production = plan_json(capsys, SEED, "production")
+    instructions = (
+        "Release **1.4.2** is about to go to {}.\n"
+        "Tell the trading desk, then proceed. Abort if a trading window is open.\n"
+    )
+    assert differences(staging, production) == {
+        ".environment": ("staging", "production"),
+        ".variables[0].value": ("shop_staging", "shop"),
+        ".variables[0].origin": ("scoped to staging", "scoped to production"),
+        ".variables[1].value": ("http://127.0.0.1:8765/", "http://127.0.0.1:8766/"),
+        ".variables[1].origin": ("scoped to staging", "scoped to production"),
+        ".variables[2].value": ("8765", "8766"),
+        ".variables[2].origin": ("scoped to staging", "scoped to production"),
+        ".steps[1].runs": (False, True),
+        ".steps[1].reason": ("only in production", "the steps before succeeded"),
+        ".steps[1].approval.instructions": (
+            instructions.format("staging"),
+            instructions.format("production"),
+        ),
+    }
+    assert [v["name"] for v in production["variables"]] == [
+        "DatabaseName",
+        "HomepageUrl",
+        "SitePort",
+        "DatabasePassword",
+        "ChatWebhook",
+    ]
+    assert production["steps"][1]["id"] == "notify-traders"
+    assert runs(production) == {
+        "upgrade-database": True,
+        "notify-traders": True,
+        "deploy-app": True,
+        "check-homepage": True,
+        "notify": True,
+    }
+
+
+@pytest.mark.usefixtures("seed_environ")
+@pytest.mark.parametrize(
+    ("env", "outcome", "expected"),
+    [
+        (
+            "production",
+            "aborted",
+            {
+                "upgrade-database": True,
+                "notify-traders": True,
+                "deploy-app": False,
+                "check-homepage": False,
+                "notify": True,
+            },
+        ),
+        (
+            "staging",
+            "success",
+            {
+                "upgrade-database": True,
+                "notify-traders": False,
+                "deploy-app": True,
+                "check-homepage": True,
+                "notify": True,
+            },
+        ),
+    ],
+)
+def test_seed_abort_branch(
+    capsys: pytest.CaptureFixture[str], env: str, outcome: str, expected: dict[str, bool]
+) -> None:
+    plan = plan_json(capsys, SEED, env, "--assume", "abort", "--field", "ticket=CHG-1")
+    assert plan["outcome"] == outcome
+    assert runs(plan) == expected
+
+
+@pytest.mark.usefixtures("seed_environ")
+def test_seed_text_plans_ask_only_in_production(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", str(SEED), "--env", "production"]) == 0
+    production = capsys.readouterr().out
+    assert main(["plan", str(SEED), "--env", "staging"]) == 0
+    staging = capsys.readouterr().out
+    asks = "            waits for: trading-desk (1 person) via prompt\n"
+    assert asks in production
+    assert asks not in staging
+    assert (
+        "   2    skip  notify-traders: Ensure traders are aware of the deployment\n"
+        "            only in production\n" in staging
+    )
+    assert "  DatabaseName     = shop  (scoped to production)\n" in production
+    assert "  DatabaseName     = shop_staging  (scoped to staging)\n" in staging
+
+
+def test_plan_command_line(workflow: Path) -> None:
+    """The installed command, once, as a person types it."""
+    runner = Path(sys.executable).with_name("runner")
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "GITHUB_ACTIONS", "GITLAB_CI")}
+    completed = subprocess.run(
+        [
+            str(runner),
+            "plan",
+            workflow.name,
+            "--env",
+            "production",
+            "--assume",
+            "abort",
+            "--field",
+            "ticket=CHG-9",
+            "--format",
+            "json",
+        ],
+        cwd=workflow.parent,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    plan = json.loads(completed.stdout)
+    assert plan["path"] == "plan.yml"
+    assert plan["outcome"] == "aborted"
+    assert plan["steps"][1]["approval"]["assumed"] == "abort"
