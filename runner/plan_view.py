@@ -21,6 +21,15 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
             {"name": r.name, "value": r.shown(), "secret": r.secret, "origin": r.origin}
             for r in plan.variables.items
         ],
+        "policy": None
+        if plan.policy is None
+        else {
+            "allowed": plan.policy.allowed,
+            "checks": [
+                {"rule": c.rule, "ok": c.ok, "message": c.message, "overridden": c.overridden}
+                for c in plan.policy.checks
+            ],
+        },
         "steps": [_step_json(plan, p) for p in plan.steps],
         "outcome": plan.outcome,
     }
@@ -70,6 +79,12 @@ def plan_to_text(plan: Plan) -> str:
         width = max(len(r.name) for r in plan.variables.items)
         for r in plan.variables.items:
             lines.append(f"  {r.name.ljust(width)} = {r.shown()}  ({r.origin})")
+    if plan.policy is not None and plan.policy.checks:
+        from runner.policy import describe
+
+        verdict = "allowed" if plan.policy.allowed else "REFUSED"
+        lines.append(f"Policy for {plan.environment}: {verdict}")
+        lines.extend(f"  {line}" for line in describe(plan.policy))
     lines.append("Steps:")
     groups = [p.group for p in plan.steps]
     for planned in plan.steps:

@@ -22,6 +22,8 @@ class Prepared:
     inputs: Mapping[str, Any]
     variables: VariableSet
     skip: frozenset[str]
+    #: the environment policy's verdict (None: no policy applies)
+    policy: Any = None
 
 
 def prepare(
@@ -65,3 +67,47 @@ def check_skip(workflow: Workflow, skip: Iterable[str]) -> frozenset[str]:
             raise UsageError(f"--skip {key}: step `{step.id}` cannot be skipped: {why}")
         ids.add(step.id)
     return frozenset(ids)
+
+
+def apply_policy(
+    prepared: Prepared,
+    *,
+    history: Iterable[Mapping[str, Any]],
+    environ: Mapping[str, str],
+    insecure: bool,
+    break_glass: str | None = None,
+    now: Any = None,
+) -> Prepared:
+    """Evaluate the environment's policy and put its approval step first in the workflow."""
+    import dataclasses
+    from datetime import UTC, datetime
+
+    from runner import policy
+    from runner.actor import current_actor
+    from runner.approvals.trust import load_directory
+    from runner.engine.session import git_commit
+
+    workflow = prepared.workflow
+    document = policy.load_policy(workflow, prepared.loaded.workspace, insecure=insecure)
+    if document is None:
+        return prepared
+    actor = current_actor(environ)
+    teams: list[str] = []
+    if workflow.approvals.trust is not None:
+        directory = load_directory(workflow.approvals.trust, prepared.loaded.workspace, "")
+        person = directory.by_login(actor.username)
+        teams = directory.teams_of(person) if person else []
+    verdict = policy.evaluate(
+        document,
+        prepared.environment,
+        ref=policy.current_ref(environ, prepared.loaded.workspace),
+        now=now or datetime.now(UTC),
+        history=history,
+        digest=workflow.digest,
+        commit=git_commit(prepared.loaded.workspace),
+        actor_teams=teams,
+        actor=actor.username,
+        break_glass=break_glass,
+    )
+    gated = policy.with_policy_approval(workflow, document, prepared.environment)
+    return dataclasses.replace(prepared, workflow=gated, policy=verdict)

@@ -25,7 +25,7 @@ from runner.approvals.allowed_signers import (
 from runner.approvals.document import body_digest, verify_signed
 from runner.approvals.identity import Directory
 from runner.approvals.request import Interruption, Submission
-from runner.approvals.trust import TrustFiles
+from runner.approvals.trust import TrustFiles, refuse_deployed_commit
 from runner.errors import ApprovalError, VerificationError
 from runner.model import Approvals
 from runner.model import FileSource as FileConfig
@@ -102,7 +102,7 @@ class FileSource:
                 hint="for a local try only, pass --insecure-local-trust",
             )
         if files.protected and self.trust.ref:
-            self._refuse_deployed_commit(self.trust.ref)
+            refuse_deployed_commit(self.workspace, self.trust.ref)
         self.signers = parse_allowed_signers(
             files.read(self.trust.allowed_signers).decode("utf-8", "replace"),
             source=files.where(self.trust.allowed_signers),
@@ -110,21 +110,6 @@ class FileSource:
         if self.trust.revoked_keys:
             self.revoked = parse_revoked_keys(
                 files.read(self.trust.revoked_keys), source=files.where(self.trust.revoked_keys)
-            )
-
-    def _refuse_deployed_commit(self, ref: str) -> None:
-        try:
-            trusted = (
-                git(self.workspace, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
-                .decode()
-                .strip()
-            )
-        except ApprovalError:
-            return  # reading the files will fail with a clear message
-        if trusted and trusted == deployed_commit(self.workspace):
-            raise ApprovalError(
-                f"trust ref {ref} is the commit being deployed; trust must come from a "
-                "protected ref that the deployment cannot change"
             )
 
     # -- polling -----------------------------------------------------------------------------

@@ -68,3 +68,35 @@ def load_directory(trust: Trust | None, workspace: Path, local_user: str) -> Dir
         return Directory((person,), {}, "(local user)")
     files = TrustFiles(workspace, trust.ref)
     return parse_directory(files.read(trust.people), files.where(trust.people))
+
+
+def refuse_deployed_commit(workspace: Path, ref: str) -> None:
+    """Refuse a trust ref that is the commit being deployed (trust it would let a deployer edit)."""
+
+    def rev(name: str) -> str | None:
+        try:
+            done = subprocess.run(
+                [
+                    "git",
+                    "-C",
+                    str(workspace),
+                    "rev-parse",
+                    "--verify",
+                    "--quiet",
+                    f"{name}^{{commit}}",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() or None if done.returncode == 0 else None
+
+    trusted, deployed = rev(ref), rev("HEAD")
+    if trusted is not None and trusted == deployed:
+        raise ApprovalError(
+            f"trust ref {ref} is the commit being deployed; trust must come from a protected "
+            "ref that the deployment cannot change"
+        )

@@ -27,6 +27,7 @@ COMMANDS = {
     "resume": "runner.cli.resume:resume",
     "runs": "runner.cli.runs:runs",
     "server": "runner.cli.server:server",
+    "policy": "runner.cli.policy:policy",
 }
 
 

@@ -21,16 +21,24 @@ def plan_text(
     fields: tuple[str, ...] = (),
     output_format: str = "text",
     environ: Mapping[str, str] | None = None,
+    insecure_local_trust: bool = False,
 ) -> str:
     """The plan of ``path`` for ``environment`` as text or JSON."""
     from runner.actor import current_actor
     from runner.engine.plan import make_plan
     from runner.inputs import parse_pairs
     from runner.plan_view import plan_to_json, plan_to_text
-    from runner.prepare import prepare
+    from runner.engine.session import run_history, state_dir
+    from runner.prepare import apply_policy, prepare
 
     env = dict(os.environ if environ is None else environ)
     prepared = prepare(path, environment, inputs, skip, env)
+    prepared = apply_policy(
+        prepared,
+        history=run_history(state_dir(None, env)),
+        environ=env,
+        insecure=insecure_local_trust,
+    )
     plan = make_plan(
         prepared.workflow,
         environment,
@@ -40,6 +48,7 @@ def plan_text(
         assume="abort" if assume == "abort" else "proceed",
         fields=parse_pairs(fields, "--field"),
         created_by=current_actor(env),
+        policy=prepared.policy,
     )
     if output_format == "json":
         return json.dumps(plan_to_json(plan), indent=2, ensure_ascii=False) + "\n"
@@ -50,6 +59,11 @@ def plan_text(
 @click.argument("file", type=click.Path(dir_okay=False))
 @deployment_options
 @dry_run_options
+@click.option(
+    "--insecure-local-trust",
+    is_flag=True,
+    help="Read the policy from the working tree (local tries).",
+)
 def plan(
     file: str,
     environment: str,
@@ -58,6 +72,7 @@ def plan(
     output_format: str,
     assume: str,
     fields: tuple[str, ...],
+    insecure_local_trust: bool,
 ) -> int:
     """Show what a run would do in an environment, step by step, without running anything."""
     click.echo(
@@ -69,6 +84,7 @@ def plan(
             assume=assume,
             fields=fields,
             output_format=output_format,
+            insecure_local_trust=insecure_local_trust,
         ),
         nl=False,
     )

@@ -27,6 +27,12 @@ from runner.cli.options import deployment_options, dry_run_options
     help="Wait while another run deploys this workflow to the environment (else exit 5).",
 )
 @click.option(
+    "--break-glass",
+    metavar="REASON",
+    help="Override a freeze or promotion rule in an emergency (you must be in a break-glass "
+    "team); recorded, announced and listed for review.",
+)
+@click.option(
     "--insecure-local-trust",
     is_flag=True,
     help="Let approval sources read trust files from the working tree (local tries).",
@@ -45,6 +51,7 @@ def run(
     detach_on_wait: bool,
     insecure_local_trust: bool,
     wait_for_lock: bool,
+    break_glass: str | None,
 ) -> int:
     """Run a deployment in an environment. Exit codes are listed in `runner --help`."""
     if dry_run:
@@ -74,6 +81,7 @@ def run(
         detach_on_wait=detach_on_wait,
         insecure_local_trust=insecure_local_trust,
         wait_for_lock=wait_for_lock,
+        break_glass=break_glass,
     )
 
 
@@ -89,6 +97,7 @@ def run_workflow(
     detach_on_wait: bool = False,
     insecure_local_trust: bool = False,
     wait_for_lock: bool = False,
+    break_glass: str | None = None,
 ) -> int:
     """Run ``file`` and return the exit code."""
     from runner.engine import session
@@ -96,17 +105,26 @@ def run_workflow(
     from runner.prepare import prepare
 
     environ = dict(os.environ)
+    options = {
+        "detach_on_wait": detach_on_wait,
+        "insecure_local_trust": insecure_local_trust,
+        "break_glass": break_glass,
+    }
+    folder = session.state_dir(state_dir, environ)
     prepared = prepare(file, environment, inputs, skip, environ)
+    prepared = session.policy_gate(prepared, folder, environ, options)
     log = choose_log(output_format, environ)
     request = session.RunRequest(
         prepared=prepared,
         run_id=run_id,
-        state_dir=session.state_dir(state_dir, environ),
+        state_dir=folder,
         log=log,
         environ=environ,
-        options={"detach_on_wait": detach_on_wait, "insecure_local_trust": insecure_local_trust},
+        options=options,
     )
     run = session.start_run(request)
+    if run.record.break_glass:
+        session.announce_break_glass(run)
     code = session.execute(run, wait_for_lock=wait_for_lock)
     session.export_outputs(run, environ)
     return code

@@ -62,6 +62,8 @@ class Plan:
     steps: tuple[PlannedStep, ...]
     outcome: str
     secrets: tuple[str, ...] = field(default=())
+    #: the environment policy's verdict (runner.policy.Verdict), if a policy applies
+    policy: Any = None
 
 
 def make_plan(
@@ -77,6 +79,7 @@ def make_plan(
     run_id: str = "dry-run",
     created_by: Identity | None = None,
     approver: Identity | None = None,
+    policy: Any = None,
 ) -> Plan:
     """Simulate the run in ``environment`` and say what each step would do."""
     facts = RunFacts(run_id, environment, created_by or Identity(), inputs)
@@ -120,8 +123,9 @@ def make_plan(
             approved = assume == "proceed"
             state.outcome = state.conclusion = "success" if approved else "failure"
             # a real abort carries no field values; neither does a simulated one
-            _manual_outputs(state, approved, notes, approver or Identity(),
-                            (fields or {}) if approved else {})
+            _manual_outputs(
+                state, approved, notes, approver or Identity(), (fields or {}) if approved else {}
+            )
             if not approved:
                 status = JobStatus.FAILURE
                 error = (f"Manual intervention in step '{step.name}' was aborted", notes)
@@ -138,6 +142,7 @@ def make_plan(
         tuple(planned),
         outcome,
         tuple(variables.secrets()),
+        policy,
     )
 
 

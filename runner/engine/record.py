@@ -85,6 +85,9 @@ class RunRecord:
     pid: int | None = None
     #: steps skipped with --skip, kept so that a resumed run skips them too
     skip: list[str] = field(default_factory=list)
+    #: the environment policy's verdict at start, and a break-glass override if one was used
+    policy: list[dict[str, Any]] = field(default_factory=list)
+    break_glass: dict[str, Any] | None = None
     steps: list[StepRecord] = field(default_factory=list)
     version: int = FORMAT_VERSION
 

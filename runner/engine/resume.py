@@ -7,6 +7,7 @@ and ``--rerun-interrupted`` was not given. A finished run is reported, not run a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -96,8 +97,9 @@ def lost_secret(workflow: Workflow, run: Run) -> str | None:
     return None
 
 
-def fetch_from_server(store: RecordStore, run_id: str, url: str, token: str | None,
-                      ca_bundle: str | None = None) -> None:
+def fetch_from_server(
+    store: RecordStore, run_id: str, url: str, token: str | None, ca_bundle: str | None = None
+) -> None:
     """Bring a run's record from the approval server into an empty state folder."""
     from runner.approvals.server_client import ServerClient
 
@@ -133,6 +135,20 @@ def resume(
     with run_lock(store, run_id):
         pass  # refuse at once if another process holds the run
     prepared = prepare(record.workflow_path, record.environment, [], record.skip, environ)
+    if any(s.id == "policy-approval" for s in record.steps):
+        # the policy's approval step was part of this run: put it back (its rules were
+        # checked when the run started)
+        from runner import policy as rules
+
+        document = rules.load_policy(
+            prepared.workflow,
+            prepared.loaded.workspace,
+            insecure=bool(options.get("insecure_local_trust")),
+        )
+        prepared = dataclasses.replace(
+            prepared,
+            workflow=rules.with_policy_approval(prepared.workflow, document, record.environment),
+        )
     changes = changed_files(
         record, session.used_files(prepared.workflow, prepared.loaded.workspace)
     )

@@ -113,6 +113,11 @@ def start_run(request: RunRequest) -> Run:
     )
     record.commit = git_commit(workspace)
     record.skip = sorted(prepared.skip)
+    if prepared.policy is not None:
+        from dataclasses import asdict
+
+        record.policy = [asdict(check) for check in prepared.policy.checks]
+        record.break_glass = prepared.policy.break_glass
     run = build_run(
         prepared, record, store, request.log, request.environ, request.options, created_by
     )
@@ -187,8 +192,10 @@ def server_lock(client: Any, run: Run, *, wait: bool) -> None:
         answer = client.call("POST", f"/locks/{key}", json={"run_id": run.record.run_id})
         if answer.get("taken"):
             return
-        message = (f"{run.workflow.name} -> {run.environment} is being deployed by run "
-                   f"{answer.get('run_id')} (since {answer.get('since')}, on the server)")
+        message = (
+            f"{run.workflow.name} -> {run.environment} is being deployed by run "
+            f"{answer.get('run_id')} (since {answer.get('since')}, on the server)"
+        )
         if not wait:
             raise RefusedError(message, hint="wait for it with --wait-for-lock")
         if not announced:
@@ -295,3 +302,67 @@ def export_outputs(run: Run, environ: Mapping[str, str]) -> None:
         for name, value in values.items():
             delimiter = f"runner_{secrets.token_hex(8)}"
             out.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
+
+
+def run_history(state_dir: Path) -> list[dict[str, Any]]:
+    """What the promotion rule checks: each recorded run's environment, status, digest, commit."""
+    return [
+        {
+            "run_id": r.run_id,
+            "environment": r.environment,
+            "status": r.status,
+            "digest": r.digest,
+            "commit": r.commit,
+        }
+        for r in RecordStore(state_dir).list()
+    ]
+
+
+def policy_gate(
+    prepared: Prepared, state_dir: Path, environ: Mapping[str, str], options: Mapping[str, Any]
+) -> Prepared:
+    """Apply the environment policy; refuse the run (exit 5) naming the rule that fails."""
+    from runner.prepare import apply_policy
+
+    gated = apply_policy(
+        prepared,
+        history=run_history(state_dir),
+        environ=environ,
+        insecure=bool(options.get("insecure_local_trust")),
+        break_glass=options.get("break_glass"),
+    )
+    verdict = gated.policy
+    if verdict is not None and not verdict.allowed:
+        raise RefusedError(
+            verdict.refusal(),
+            hint=f"`runner policy check {prepared.workflow.path} --env "
+            f"{prepared.environment}` explains the decision",
+        )
+    return gated
+
+
+def announce_break_glass(run: Run) -> None:
+    """Say loudly that a policy rule was overridden: in the log and on the chat webhook."""
+    glass = run.record.break_glass or {}
+    text = (
+        f"BREAK-GLASS: {glass.get('by')} overrides {', '.join(glass.get('overrode', []))} "
+        f"for {run.workflow.name} -> {run.environment} (run {run.record.run_id}): "
+        f"{glass.get('reason')}"
+    )
+    run.log.write(text)
+    hook = run.workflow.approvals.notify
+    url = hook and (hook.url or (run.environ.get(hook.url_env) if hook.url_env else None))
+    if url:
+        import json as _json
+        import urllib.request
+
+        request = urllib.request.Request(
+            url,
+            data=_json.dumps({"text": text}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10):
+                pass
+        except OSError as exc:
+            run.log.write(f"could not announce the break-glass on the webhook: {exc}")

@@ -1,0 +1,325 @@
+"""Environment policies the deployer cannot edit.
+
+A policy file lives on the protected trust ref (``approvals.trust.policy`` read from
+``approvals.trust.ref``), never in the deployed commit, so deleting a manual step in a pull request
+does not remove the approval production requires. Per environment it may demand:
+
+- ``approval``: a manual intervention before the first step of every run, whatever the workflow says;
+- ``allowed-refs``: the branches and tags that may deploy;
+- ``freeze``: windows in which runs are refused;
+- ``promotion``: the same workflow digest and commit must have succeeded in other environments first;
+- ``break-glass``: who may override a freeze or a promotion rule, with a reason that is recorded,
+  announced and listed for review (``runner policy review``).
+
+Evaluation (:func:`evaluate`) is pure: the ref, the clock and the history are passed in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from runner.errors import Diagnostic, RefusedError, WorkflowError
+from runner.model import Manual, Quorum, Step, Workflow
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+POLICY_STEP_ID = "policy-approval"
+
+
+@dataclass(frozen=True)
+class Check:
+    rule: str  # allowed-refs | freeze | promotion | approval
+    ok: bool
+    message: str
+    overridable: bool = False
+    overridden: bool = False
+
+
+@dataclass(frozen=True)
+class Verdict:
+    environment: str
+    checks: tuple[Check, ...]
+    break_glass: dict[str, Any] | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return all(c.ok or c.overridden for c in self.checks)
+
+    def refusal(self) -> str:
+        failed = [c for c in self.checks if not (c.ok or c.overridden)]
+        return "; ".join(f"policy rule `{c.rule}`: {c.message}" for c in failed)
+
+
+def parse_policy(raw: bytes, source: str) -> dict[str, Any]:
+    from runner.load.schema import validate_document
+    from runner.load.yaml import LoadError, load_yaml
+
+    try:
+        doc = load_yaml(source, raw)
+    except LoadError as exc:
+        raise WorkflowError(exc.diagnostics) from None
+    if not isinstance(doc.data, dict):
+        raise WorkflowError(
+            [
+                Diagnostic(
+                    doc.location(()), "a policy must be a mapping with `environments`", "policy"
+                )
+            ]
+        )
+    problems = validate_document(doc, "policy")
+    if problems:
+        raise WorkflowError(problems)
+    for name, spec in doc.data["environments"].items():
+        for i, window in enumerate(spec.get("freeze", [])):
+            try:
+                _window_problem(window)
+            except ValueError as exc:
+                location = doc.location(("environments", name, "freeze", i))
+                raise WorkflowError([Diagnostic(location, str(exc), "policy")]) from None
+    data: dict[str, Any] = doc.data
+    return data
+
+
+def load_policy(workflow: Workflow, workspace: Path, *, insecure: bool) -> dict[str, Any] | None:
+    """The policy document, from the protected trust ref; None when the workflow names none."""
+    from runner.approvals.trust import TrustFiles, refuse_deployed_commit
+
+    trust = workflow.approvals.trust
+    if trust is None or not trust.policy:
+        return None
+    files = TrustFiles(workspace, trust.ref)
+    if not files.protected and not insecure:
+        raise RefusedError(
+            "the policy file would be read from the working tree, which the deployment "
+            "controls: set `approvals.trust.ref` to a protected branch or tag",
+            hint="for a local try only, pass --insecure-local-trust",
+        )
+    if trust.ref:
+        refuse_deployed_commit(workspace, trust.ref)
+    return parse_policy(files.read(trust.policy), files.where(trust.policy))
+
+
+def _parse_instant(text: str, zone: ZoneInfo | None) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        if zone is None:
+            raise ValueError(f"time {text!r} needs a UTC offset or `time-zone`")
+        moment = moment.replace(tzinfo=zone)
+    return moment
+
+
+def _zone(window: Mapping[str, Any]) -> ZoneInfo | None:
+    name = window.get("time-zone")
+    if not name:
+        return None
+    try:
+        return ZoneInfo(str(name))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}") from None
+
+
+def _window_problem(window: Mapping[str, Any]) -> None:
+    zone = _zone(window)
+    if "from" in window:
+        start = _parse_instant(str(window["from"]), zone)
+        end = _parse_instant(str(window["to"]), zone)
+        if end <= start:
+            raise ValueError("a freeze window must end after it starts")
+    elif zone is None:
+        raise ValueError("a weekly freeze window needs `time-zone` (e.g. Europe/London or UTC)")
+
+
+def in_window(window: Mapping[str, Any], now: datetime) -> bool:
+    zone = _zone(window)
+    if "from" in window:
+        return (
+            _parse_instant(str(window["from"]), zone)
+            <= now
+            < _parse_instant(str(window["to"]), zone)
+        )
+    assert zone is not None
+    local = now.astimezone(zone)
+    if DAYS[local.weekday()] not in window["days"]:
+        return False
+    hhmm = local.strftime("%H:%M")
+    return str(window["start"]) <= hhmm < str(window["end"]) or (
+        window["end"] == "24:00" and hhmm >= str(window["start"])
+    )
+
+
+def evaluate(
+    policy: Mapping[str, Any] | None,
+    environment: str,
+    *,
+    ref: str | None,
+    now: datetime,
+    history: Iterable[Mapping[str, Any]],
+    digest: str,
+    commit: str | None,
+    actor_teams: Iterable[str] = (),
+    actor: str = "",
+    break_glass: str | None = None,
+) -> Verdict:
+    """Which rules of the environment's policy pass for this run."""
+    spec = (policy or {}).get("environments", {}).get(environment)
+    if not spec:
+        return Verdict(environment, ())
+    may_break = bool(set(spec.get("break-glass", {}).get("teams", [])) & set(actor_teams))
+    glass = break_glass if break_glass and break_glass.strip() else None
+    checks: list[Check] = []
+    patterns = spec.get("allowed-refs")
+    if patterns:
+        if ref is None:
+            checks.append(
+                Check(
+                    "allowed-refs",
+                    False,
+                    "the ref being deployed is unknown (no CI variables and no git branch or tag)",
+                )
+            )
+        else:
+            ok = any(fnmatch.fnmatchcase(ref, p) for p in patterns)
+            checks.append(
+                Check(
+                    "allowed-refs",
+                    ok,
+                    f"{ref} is " + ("" if ok else "not ") + f"one of {', '.join(patterns)}",
+                )
+            )
+    for window in spec.get("freeze", []):
+        frozen = in_window(window, now)
+        checks.append(
+            Check(
+                "freeze",
+                not frozen,
+                f"{environment} is frozen now: {window['reason']}"
+                if frozen
+                else f"not in the freeze window ({window['reason']})",
+                overridable=True,
+                overridden=frozen and glass is not None and may_break,
+            )
+        )
+    promotion = spec.get("promotion")
+    if promotion:
+        for before in promotion["after"]:
+            done = any(
+                r.get("environment") == before
+                and r.get("status") == "success"
+                and r.get("digest") == digest
+                and (commit is None or r.get("commit") == commit)
+                for r in history
+            )
+            checks.append(
+                Check(
+                    "promotion",
+                    done,
+                    f"this digest and commit succeeded in {before}"
+                    if done
+                    else f"the same workflow digest and commit have not succeeded in {before} yet",
+                    overridable=True,
+                    overridden=not done and glass is not None and may_break,
+                )
+            )
+    if spec.get("approval"):
+        who = ", ".join(spec["approval"].get("teams", [])) or "anyone in the people file"
+        checks.append(Check("approval", True, f"a manual intervention by {who} comes first"))
+    used = [c.rule for c in checks if c.overridden]
+    record = None
+    if glass is not None:
+        if not may_break:
+            checks.append(
+                Check(
+                    "break-glass",
+                    False,
+                    f"{actor or 'the deployer'} is not in a break-glass team of this environment",
+                )
+            )
+        elif used:
+            record = {
+                "by": actor,
+                "reason": glass,
+                "overrode": used,
+                "at": now.isoformat(timespec="seconds"),
+            }
+    return Verdict(environment, tuple(checks), record)
+
+
+def with_policy_approval(
+    workflow: Workflow, policy: Mapping[str, Any] | None, environment: str
+) -> Workflow:
+    """The workflow with the policy's manual intervention as its first step."""
+    spec = (policy or {}).get("environments", {}).get(environment, {}).get("approval")
+    if not spec:
+        return workflow
+    manual = Manual(
+        title=spec.get("title", f"Policy approval for {environment}"),
+        instructions=spec.get(
+            "instructions",
+            f"The policy of {environment} requires an approval before any step runs.",
+        ),
+        teams=tuple(spec.get("teams", ())),
+        require=tuple(Quorum(q["team"], q["count"]) for q in spec.get("require", ())),
+        prevent_self_approval=spec.get("prevent-self-approval", False),
+        timeout_minutes=spec.get("timeout-minutes"),
+        sources=workflow.approvals.sources,
+    )
+    gate = Step(
+        id=POLICY_STEP_ID,
+        name=f"Policy approval for {environment}",
+        kind="manual",
+        index=0,
+        required=True,
+        manual=manual,
+        location=workflow.location,
+    )
+    steps = (gate, *(dataclasses.replace(s, index=s.index + 1) for s in workflow.steps))
+    return dataclasses.replace(workflow, steps=steps)
+
+
+def current_ref(environ: Mapping[str, str], workspace: Path) -> str | None:
+    """The ref being deployed, from the CI's variables, else from git."""
+    import subprocess
+
+    if environ.get("GITHUB_REF"):
+        return environ["GITHUB_REF"]
+    if environ.get("CI_COMMIT_TAG"):
+        return f"refs/tags/{environ['CI_COMMIT_TAG']}"
+    if environ.get("CI_COMMIT_BRANCH") or environ.get("CI_COMMIT_REF_NAME"):
+        return f"refs/heads/{environ.get('CI_COMMIT_BRANCH') or environ['CI_COMMIT_REF_NAME']}"
+    for args in (["symbolic-ref", "-q", "HEAD"], ["describe", "--exact-match", "--tags", "HEAD"]):
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(workspace), *args],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+        except OSError:
+            return None
+        if done.returncode == 0 and done.stdout.strip():
+            value = done.stdout.strip()
+            return value if value.startswith("refs/") else f"refs/tags/{value}"
+    return None
+
+
+def describe(verdict: Verdict) -> list[str]:
+    lines = []
+    for check in verdict.checks:
+        mark = "ok  " if check.ok else ("OVERRIDDEN" if check.overridden else "FAIL")
+        lines.append(f"{mark:<10} {check.rule}: {check.message}")
+    if verdict.break_glass:
+        lines.append(
+            f"break-glass by {verdict.break_glass['by']}: {verdict.break_glass['reason']}"
+            f" (overrides {', '.join(verdict.break_glass['overrode'])})"
+        )
+    return lines
+
+
+__all__ = ["Check", "Verdict", "evaluate", "load_policy", "timedelta", "with_policy_approval"]
