@@ -4,10 +4,12 @@ A policy file lives on the protected trust ref (``approvals.trust.policy`` read 
 ``approvals.trust.ref``), never in the deployed commit, so deleting a manual step in a pull request
 does not remove the approval production requires. Per environment it may demand:
 
-- ``approval``: a manual intervention before the first step of every run, whatever the workflow says;
+- ``approval``: a manual intervention before the first step of every run, whatever the
+  workflow says;
 - ``allowed-refs``: the branches and tags that may deploy;
 - ``freeze``: windows in which runs are refused;
-- ``promotion``: the same workflow digest and commit must have succeeded in other environments first;
+- ``promotion``: the same workflow digest and commit must have succeeded in other environments
+  first;
 - ``break-glass``: who may override a freeze or a promotion rule, with a reason that is recorded,
   announced and listed for review (``runner policy review``).
 

@@ -72,14 +72,19 @@ class ServerClient:
             wait: float | None = None
             try:
                 response = self.session.request(
-                    method, self.base + path, json=json, params=params, headers=headers,
-                    timeout=(10.0, read_timeout or self.timeout), verify=self.verify,
+                    method,
+                    self.base + path,
+                    json=json,
+                    params=params,
+                    headers=headers,
+                    timeout=(10.0, read_timeout or self.timeout),
+                    verify=self.verify,
                 )
             except requests.exceptions.SSLError as exc:
-                raise ApprovalError(f"TLS verification of the approval server failed: "
-                                    f"{type(exc).__name__}",
-                                    hint="set `approvals.server.ca-bundle` for a private CA"
-                                    ) from None
+                raise ApprovalError(
+                    f"TLS verification of the approval server failed: {type(exc).__name__}",
+                    hint="set `approvals.server.ca-bundle` for a private CA",
+                ) from None
             except requests.exceptions.RequestException as exc:
                 problem = f"{type(exc).__name__}"
             else:
@@ -91,8 +96,9 @@ class ServerClient:
             if attempt < tries:
                 delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
                 self.sleep(wait if wait is not None else random.uniform(delay / 2, delay))
-        raise ApprovalError(f"the approval server did not answer properly ({problem}) after "
-                            f"{tries} attempt(s)")
+        raise ApprovalError(
+            f"the approval server did not answer properly ({problem}) after {tries} attempt(s)"
+        )
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         """Like :meth:`request` for calls that must succeed (2xx); else ServerAnswer."""
@@ -100,8 +106,9 @@ class ServerClient:
         if 200 <= status < 300:
             return body
         error = (body or {}).get("error", {}) if isinstance(body, dict) else {}
-        raise ServerAnswer(status, str(error.get("code", "error")),
-                           str(error.get("message", f"HTTP {status}")))
+        raise ServerAnswer(
+            status, str(error.get("code", "error")), str(error.get("message", f"HTTP {status}"))
+        )
 
 
 def _retry_after(value: str | None) -> float | None:

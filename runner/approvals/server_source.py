@@ -3,6 +3,7 @@ long-polled. A failure to reach the server is never a decision: the run keeps wa
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -77,8 +78,11 @@ class ServerSource:
     def _poll(self, request: Interruption) -> list[Submission]:
         headers = {"If-None-Match": self.etag} if self.etag else None
         status, body, answer_headers = self.client.request(
-            "GET", f"/interruptions/{request.id}", params={"wait": LONG_POLL_SECONDS},
-            headers=headers, read_timeout=LONG_POLL_SECONDS + 15,
+            "GET",
+            f"/interruptions/{request.id}",
+            params={"wait": LONG_POLL_SECONDS},
+            headers=headers,
+            read_timeout=LONG_POLL_SECONDS + 15,
         )
         if status == 404:
             # the server lost it (restored from an old backup?): register again, idempotently
@@ -86,11 +90,14 @@ class ServerSource:
             return self._submissions(request)
         if status == 304:
             return self._submissions(request)
-        if status != 200 or not isinstance(body, dict) or not isinstance(
-            body.get("submissions"), list
+        if (
+            status != 200
+            or not isinstance(body, dict)
+            or not isinstance(body.get("submissions"), list)
         ):
-            raise ApprovalError(f"the approval server answered HTTP {status} with an "
-                                "unexpected body")
+            raise ApprovalError(
+                f"the approval server answered HTTP {status} with an unexpected body"
+            )
         self.view = body
         self.etag = answer_headers.get("ETag") or answer_headers.get("etag")
         return self._submissions(request)
@@ -103,12 +110,18 @@ class ServerSource:
             try:
                 found.append(
                     Submission(
-                        source="server", result=item["result"], who=str(item["username"]),
-                        who_kind="username", notes=str(item.get("notes", "")),
+                        source="server",
+                        result=item["result"],
+                        who=str(item["username"]),
+                        who_kind="username",
+                        notes=str(item.get("notes", "")),
                         fields={str(k): str(v) for k, v in (item.get("fields") or {}).items()},
                         submitted_at=str(item.get("at", "")),
-                        evidence={"server": self.url, "interruption": request.id,
-                                  "submission": item.get("id")},
+                        evidence={
+                            "server": self.url,
+                            "interruption": request.id,
+                            "submission": item.get("id"),
+                        },
                         key=f"server:{request.id}:{item.get('id')}",
                     )
                 )
@@ -117,12 +130,13 @@ class ServerSource:
         return [s for s in found if s.result in ("proceed", "abort")]
 
     def cancel(self, request: Interruption, reason: str) -> None:
-        try:
-            self.client.call("POST", f"/interruptions/{request.id}/cancel",
-                             json={"reason": reason}, attempts=2)
-        except ServerAnswer:
-            pass
+        with contextlib.suppress(ServerAnswer):
+            self.client.call(
+                "POST", f"/interruptions/{request.id}/cancel", json={"reason": reason}, attempts=2
+            )
 
     def instructions(self, request: Interruption) -> list[str]:
-        return [f"{self.url}/interruptions/{request.id}  or  runner approval proceed "
-                f"{request.id} --server {self.url}"]
+        return [
+            f"{self.url}/interruptions/{request.id}  or  runner approval proceed "
+            f"{request.id} --server {self.url}"
+        ]

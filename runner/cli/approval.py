@@ -285,10 +285,19 @@ def verify_evidence(
 
 # -- approvers at a terminal, against the approval server ------------------------------------
 
-server_option = click.option("--server", "server_url", required=True, envvar="RUNNER_SERVER_URL",
-                             help="The approval server's URL ($RUNNER_SERVER_URL).")
-token_option = click.option("--token-env", default="RUNNER_APPROVER_TOKEN", show_default=True,
-                            help="The environment variable holding your approver token.")
+server_option = click.option(
+    "--server",
+    "server_url",
+    required=True,
+    envvar="RUNNER_SERVER_URL",
+    help="The approval server's URL ($RUNNER_SERVER_URL).",
+)
+token_option = click.option(
+    "--token-env",
+    default="RUNNER_APPROVER_TOKEN",
+    show_default=True,
+    help="The environment variable holding your approver token.",
+)
 
 
 def _client(server_url: str, token_env: str) -> Any:
@@ -311,8 +320,10 @@ def _describe(view: dict[str, Any]) -> str:
         f"{view.get('responsible') or 'nobody'}",
     ]
     for sub in view.get("submissions", []):
-        lines.append(f"  {sub['result']} by {sub['username']} at {sub['at']}"
-                     + (f": {sub['notes']}" if sub.get("notes") else ""))
+        lines.append(
+            f"  {sub['result']} by {sub['username']} at {sub['at']}"
+            + (f": {sub['notes']}" if sub.get("notes") else "")
+        )
     return "\n".join(lines)
 
 
@@ -356,19 +367,28 @@ def show_command(interruption_id: str, server_url: str, token_env: str) -> int:
 def assign_command(interruption_id: str, server_url: str, token_env: str, reassign: bool) -> int:
     """Take responsibility for an interruption (needed before proceeding or aborting)."""
     view = _client(server_url, token_env).call(
-        "PUT", f"/interruptions/{interruption_id}/responsible", json={"reassign": reassign})
+        "PUT", f"/interruptions/{interruption_id}/responsible", json={"reassign": reassign}
+    )
     click.echo(f"you are responsible for {view['id']}")
     return 0
 
 
-def _submit(interruption_id: str, server_url: str, token_env: str, result: str, notes: str,
-            fields: tuple[str, ...]) -> int:
+def _submit(
+    interruption_id: str,
+    server_url: str,
+    token_env: str,
+    result: str,
+    notes: str,
+    fields: tuple[str, ...],
+) -> int:
     from runner.inputs import parse_pairs
 
     client = _client(server_url, token_env)
-    view = client.call("POST", f"/interruptions/{interruption_id}/submit",
-                       json={"result": result, "notes": notes,
-                             "fields": parse_pairs(fields, "--field")})
+    view = client.call(
+        "POST",
+        f"/interruptions/{interruption_id}/submit",
+        json={"result": result, "notes": notes, "fields": parse_pairs(fields, "--field")},
+    )
     click.echo(f"{result}: {view['id']} is now {view['state']}")
     return 0
 
@@ -379,8 +399,9 @@ def _submit(interruption_id: str, server_url: str, token_env: str, result: str, 
 @token_option
 @click.option("--notes", default="")
 @click.option("--field", "fields", multiple=True, metavar="NAME=VALUE")
-def proceed_command(interruption_id: str, server_url: str, token_env: str, notes: str,
-                    fields: tuple[str, ...]) -> int:
+def proceed_command(
+    interruption_id: str, server_url: str, token_env: str, notes: str, fields: tuple[str, ...]
+) -> int:
     """Proceed (you must have taken responsibility with `assign`)."""
     return _submit(interruption_id, server_url, token_env, "proceed", notes, fields)
 

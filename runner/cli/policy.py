@@ -29,7 +29,8 @@ def check_command(
 ) -> int:
     """Explain whether a run of FILE in ENV would be allowed, rule by rule (exit 5 if not)."""
     from runner import policy as rules
-    from runner.engine.session import run_history, state_dir as resolve
+    from runner.engine.session import run_history
+    from runner.engine.session import state_dir as resolve
     from runner.prepare import apply_policy, prepare
 
     environ = dict(os.environ)

@@ -28,8 +28,11 @@ import click
     is_flag=True,
     help="Let approval sources read trust files from the working tree (local tries).",
 )
-@click.option("--server", "server_url",
-              help="Fetch the run's record from this approval server when it is not here.")
+@click.option(
+    "--server",
+    "server_url",
+    help="Fetch the run's record from this approval server when it is not here.",
+)
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
 def resume(
     run_id: str,
@@ -43,18 +46,18 @@ def resume(
 ) -> int:
     """Resume a run: ask the sources again and continue after its manual step."""
     from runner.engine import session
-    from runner.engine.resume import resume as resume_run
-    from runner.logs.choose import choose_log
-
     from runner.engine.record import RecordStore
     from runner.engine.resume import fetch_from_server
+    from runner.engine.resume import resume as resume_run
+    from runner.logs.choose import choose_log
 
     environ = dict(os.environ)
     run_id = session.check_run_id(run_id)
     folder = session.state_dir(state_dir, environ)
     if server_url and not RecordStore(folder).exists(run_id):
-        fetch_from_server(RecordStore(folder), run_id, server_url,
-                          environ.get("RUNNER_SERVER_TOKEN"))
+        fetch_from_server(
+            RecordStore(folder), run_id, server_url, environ.get("RUNNER_SERVER_TOKEN")
+        )
     return resume_run(
         run_id,
         folder,

@@ -20,15 +20,18 @@ def open_store(database: str | None) -> Any:
     try:
         from runner.server.storage import Store, make_engine, migrate
     except ImportError as exc:
-        raise UsageError(f"the approval server needs the server extra ({exc.name} is missing)",
-                         hint="pip install 'deploy-runner[server]'") from None
+        raise UsageError(
+            f"the approval server needs the server extra ({exc.name} is missing)",
+            hint="pip install 'deploy-runner[server]'",
+        ) from None
     engine = make_engine(database or os.environ.get("RUNNER_SERVER_DATABASE") or DEFAULT_DATABASE)
     migrate(engine)
     return Store(engine)
 
 
 database_option = click.option(
-    "--database", envvar="RUNNER_SERVER_DATABASE",
+    "--database",
+    envvar="RUNNER_SERVER_DATABASE",
     help=f"SQLAlchemy URL: sqlite:///FILE or postgresql://... (default {DEFAULT_DATABASE}).",
 )
 
@@ -37,15 +40,30 @@ database_option = click.option(
 @database_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
-@click.option("--people", type=click.Path(dir_okay=False),
-              help="Import this people-and-teams file at start.")
-@click.option("--public-url", default="", envvar="RUNNER_SERVER_PUBLIC_URL",
-              help="The server's address as approvers reach it (links in notifications).")
-@click.option("--webhook", envvar="RUNNER_SERVER_WEBHOOK",
-              help="Post chat-compatible JSON here on created, assigned and decided.")
+@click.option(
+    "--people", type=click.Path(dir_okay=False), help="Import this people-and-teams file at start."
+)
+@click.option(
+    "--public-url",
+    default="",
+    envvar="RUNNER_SERVER_PUBLIC_URL",
+    help="The server's address as approvers reach it (links in notifications).",
+)
+@click.option(
+    "--webhook",
+    envvar="RUNNER_SERVER_WEBHOOK",
+    help="Post chat-compatible JSON here on created, assigned and decided.",
+)
 @click.pass_context
-def server(ctx: click.Context, database: str | None, host: str, port: int, people: str | None,
-           public_url: str, webhook: str | None) -> int:
+def server(
+    ctx: click.Context,
+    database: str | None,
+    host: str,
+    port: int,
+    people: str | None,
+    public_url: str,
+    webhook: str | None,
+) -> int:
     """Serve the approval server (with no subcommand), or administer it."""
     ctx.obj = {"database": database}
     if ctx.invoked_subcommand is not None:
@@ -57,8 +75,7 @@ def server(ctx: click.Context, database: str | None, host: str, port: int, peopl
 
     from runner.server.web import create_full_app
 
-    app = create_full_app(store, public_url=public_url or f"http://{host}:{port}",
-                          webhook=webhook)
+    app = create_full_app(store, public_url=public_url or f"http://{host}:{port}", webhook=webhook)
     uvicorn.run(app, host=host, port=port, log_level="warning")
     return 0
 
@@ -95,13 +112,21 @@ def users_import(ctx: click.Context, file: str) -> int:
 @click.option("--email", default="")
 @click.option("--ci-login", "ci_logins", multiple=True)
 @click.pass_context
-def users_add(ctx: click.Context, username: str, person_id: str | None, display_name: str,
-              email: str, ci_logins: tuple[str, ...]) -> int:
+def users_add(
+    ctx: click.Context,
+    username: str,
+    person_id: str | None,
+    display_name: str,
+    email: str,
+    ci_logins: tuple[str, ...],
+) -> int:
     from runner.approvals.identity import Person
 
     open_store(ctx.obj["database"]).add_person(
-        Person(person_id or username, username, display_name or username, email, (),
-               tuple(ci_logins)))
+        Person(
+            person_id or username, username, display_name or username, email, (), tuple(ci_logins)
+        )
+    )
     click.echo(f"added {username}")
     return 0
 
@@ -162,8 +187,10 @@ def tokens_revoke(ctx: click.Context, token_id: str) -> int:
 @click.pass_context
 def tokens_list(ctx: click.Context) -> int:
     for token in open_store(ctx.obj["database"]).list_tokens():
-        click.echo(f"{token['id']}  {token['kind']:<9} {token['person_id'] or '-':<16} "
-                   f"{'revoked' if token['revoked'] else 'active':<8} {token['label']}")
+        click.echo(
+            f"{token['id']}  {token['kind']:<9} {token['person_id'] or '-':<16} "
+            f"{'revoked' if token['revoked'] else 'active':<8} {token['label']}"
+        )
     return 0
 
 
@@ -182,8 +209,12 @@ def audit_export(ctx: click.Context) -> int:
 
 
 @audit.command("verify")
-@click.option("--file", "path", type=click.Path(dir_okay=False, exists=True),
-              help="Verify an exported JSON-lines file instead of the database.")
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Verify an exported JSON-lines file instead of the database.",
+)
 @click.pass_context
 def audit_verify(ctx: click.Context, path: str | None) -> int:
     """Check the hash chain: exit 1 if an entry was changed, removed or reordered."""
@@ -197,6 +228,8 @@ def audit_verify(ctx: click.Context, path: str | None) -> int:
     problems = verify_chain(entries)
     for problem in problems:
         click.echo(problem)
-    click.echo(f"{len(entries)} entries, " + ("chain intact" if not problems else
-                                               f"{len(problems)} problem(s)"))
+    click.echo(
+        f"{len(entries)} entries, "
+        + ("chain intact" if not problems else f"{len(problems)} problem(s)")
+    )
     return 1 if problems else 0

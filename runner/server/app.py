@@ -97,8 +97,13 @@ def create_app(
     extra: Callable[[FastAPI, Store, Changes], None] | None = None,
     notify: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> FastAPI:
-    app = FastAPI(title="runner approval server", version="1", openapi_url="/api/v1/openapi.json",
-                  docs_url="/api/v1/docs", redoc_url=None)
+    app = FastAPI(
+        title="runner approval server",
+        version="1",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
     changes = Changes()
     app.state.store = store
     app.state.changes = changes
@@ -109,8 +114,9 @@ def create_app(
 
     @app.exception_handler(ServerError)
     async def _server_error(request: Request, exc: ServerError) -> JSONResponse:
-        return JSONResponse({"error": {"code": exc.code, "message": exc.message}},
-                            status_code=exc.status)
+        return JSONResponse(
+            {"error": {"code": exc.code, "message": exc.message}}, status_code=exc.status
+        )
 
     async def caller(authorization: str | None = Header(default=None)) -> Caller:
         if not authorization or not authorization.startswith("Bearer "):
@@ -138,11 +144,13 @@ def create_app(
         return result
 
     @app.get("/api/v1/interruptions")
-    async def listing(pending: bool = False, run: str | None = None,
-                      who: Caller = Depends(caller)) -> list[dict[str, Any]]:
+    async def listing(
+        pending: bool = False, run: str | None = None, who: Caller = Depends(caller)
+    ) -> list[dict[str, Any]]:
         need(who, "approver")
         result: list[dict[str, Any]] = await run_in_threadpool(
-            lambda: store.list_interruptions(pending=pending, run=run))
+            lambda: store.list_interruptions(pending=pending, run=run)
+        )
         return result
 
     @app.get("/api/v1/interruptions/{interruption_id}")
@@ -176,35 +184,41 @@ def create_app(
         return view
 
     @app.put("/api/v1/interruptions/{interruption_id}/responsible")
-    async def responsible(interruption_id: str, body: Responsible,
-                          who: Caller = Depends(caller)) -> dict[str, Any]:
+    async def responsible(
+        interruption_id: str, body: Responsible, who: Caller = Depends(caller)
+    ) -> dict[str, Any]:
         need(who, "approver")
         if who.person is None:
             raise ServerError(403, "forbidden", "only an approver token acts as a person")
-        result: dict[str, Any] = await write(store.take_responsibility, interruption_id,
-                                             who.person, body.reassign)
+        result: dict[str, Any] = await write(
+            store.take_responsibility, interruption_id, who.person, body.reassign
+        )
         return result
 
     @app.post("/api/v1/interruptions/{interruption_id}/submit")
-    async def submit(interruption_id: str, body: SubmitIn,
-                     who: Caller = Depends(caller)) -> dict[str, Any]:
+    async def submit(
+        interruption_id: str, body: SubmitIn, who: Caller = Depends(caller)
+    ) -> dict[str, Any]:
         need(who, "approver")
         if who.person is None:
             raise ServerError(403, "forbidden", "only an approver token acts as a person")
-        result: dict[str, Any] = await write(store.submit, interruption_id, who.person,
-                                             body.result, body.notes, body.fields)
+        result: dict[str, Any] = await write(
+            store.submit, interruption_id, who.person, body.result, body.notes, body.fields
+        )
         return result
 
     @app.post("/api/v1/interruptions/{interruption_id}/cancel")
-    async def cancel(interruption_id: str, body: CancelIn,
-                     who: Caller = Depends(caller)) -> dict[str, Any]:
+    async def cancel(
+        interruption_id: str, body: CancelIn, who: Caller = Depends(caller)
+    ) -> dict[str, Any]:
         need(who, "runner")
         result: dict[str, Any] = await write(store.cancel, interruption_id, body.reason, who)
         return result
 
     @app.put("/api/v1/runs/{run_id}")
-    async def put_run(run_id: str, request: Request, who: Caller = Depends(caller)
-                      ) -> dict[str, str]:
+    async def put_run(
+        run_id: str, request: Request, who: Caller = Depends(caller)
+    ) -> dict[str, str]:
         need(who, "runner")
         try:
             record = await request.json()

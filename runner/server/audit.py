@@ -25,8 +25,9 @@ def verify_chain(entries: Iterable[dict[str, Any]]) -> list[str]:
     for entry in entries:
         seq = entry.get("seq")
         if expected_seq is not None and isinstance(seq, int) and seq != expected_seq:
-            problems.append(f"entry {seq}: expected entry {expected_seq} here (removed or "
-                            "reordered)")
+            problems.append(
+                f"entry {seq}: expected entry {expected_seq} here (removed or reordered)"
+            )
         if entry.get("prev_hash") != previous:
             problems.append(f"entry {seq}: does not follow the entry before it")
         if entry_hash(str(entry.get("prev_hash")), entry) != entry.get("hash"):

@@ -21,8 +21,15 @@ EVENTS = {
 
 
 class Notifier:
-    def __init__(self, url: str, public_url: str = "", *, attempts: int = 5,
-                 base_delay: float = 1.0, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        public_url: str = "",
+        *,
+        attempts: int = 5,
+        base_delay: float = 1.0,
+        timeout: float = 5.0,
+    ) -> None:
         self.url = url
         self.public_url = public_url.rstrip("/")
         self.attempts = attempts
@@ -40,13 +47,20 @@ class Notifier:
             return
         request = view.get("request", {})
         link = f"{self.public_url}/interruptions/{view.get('id')}" if self.public_url else ""
-        text = (f"{request.get('title', view.get('step_id'))} ({request.get('workflow')} -> "
-                f"{request.get('environment')}, run {view.get('run_id')}) {what}: "
-                f"{view.get('state')}" + (f", responsible {view['responsible']}"
-                                           if view.get("responsible") else "")
-                + (f" {link}" if link else ""))
-        message = {"text": text, "event": event, "interruption": view.get("id"),
-                   "state": view.get("state"), "link": link}
+        text = (
+            f"{request.get('title', view.get('step_id'))} ({request.get('workflow')} -> "
+            f"{request.get('environment')}, run {view.get('run_id')}) {what}: "
+            f"{view.get('state')}"
+            + (f", responsible {view['responsible']}" if view.get("responsible") else "")
+            + (f" {link}" if link else "")
+        )
+        message = {
+            "text": text,
+            "event": event,
+            "interruption": view.get("id"),
+            "state": view.get("state"),
+            "link": link,
+        }
         try:
             self.queue.put_nowait(message)
         except queue.Full:
@@ -59,11 +73,12 @@ class Notifier:
             for attempt in range(self.attempts):
                 try:
                     request = urllib.request.Request(
-                        self.url, data=body, headers={"Content-Type": "application/json"})
+                        self.url, data=body, headers={"Content-Type": "application/json"}
+                    )
                     with urllib.request.urlopen(request, timeout=self.timeout):
                         self.sent += 1
                         break
                 except OSError:
-                    time.sleep(self.base_delay * 2 ** attempt)
+                    time.sleep(self.base_delay * 2**attempt)
             else:
                 self.failed += 1

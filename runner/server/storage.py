@@ -16,7 +16,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    insert,
+    select,
+    text,
+    update,
+)
 
 from runner.approvals.identity import Directory, Person
 from runner.approvals.quorum import check_fields, judge
@@ -85,8 +95,7 @@ def migrate(engine: Engine) -> None:
     from alembic.config import Config
 
     config = Config()
-    config.set_main_option("script_location", str(resources.files("runner.server") /
-                                                  "migrations"))
+    config.set_main_option("script_location", str(resources.files("runner.server") / "migrations"))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
@@ -112,8 +121,10 @@ class Store:
         with self.tx() as c:
             for person in directory.people:
                 values = {
-                    "username": person.username, "display_name": person.display_name,
-                    "email": person.email, "ci_logins": list(person.ci_logins),
+                    "username": person.username,
+                    "display_name": person.display_name,
+                    "email": person.email,
+                    "ci_logins": list(person.ci_logins),
                     "ssh_principals": list(person.ssh_principals),
                 }
                 exists = c.execute(select(t.people.c.id).where(t.people.c.id == person.id)).first()
@@ -126,23 +137,33 @@ class Store:
             for team, members in directory.teams.items():
                 for username in sorted(members):
                     c.execute(insert(t.team_members).values(team=team, person_id=ids[username]))
-            self.append_audit(c, "people-imported", None, actor,
-                              {"people": len(directory.people), "teams": len(directory.teams)})
+            self.append_audit(
+                c,
+                "people-imported",
+                None,
+                actor,
+                {"people": len(directory.people), "teams": len(directory.teams)},
+            )
         return len(directory.people)
 
     def directory(self, c: Connection | None = None) -> Directory:
         def load(conn: Connection) -> Directory:
             people = [
-                Person(r.id, r.username, r.display_name, r.email, tuple(r.ssh_principals or ()),
-                       tuple(r.ci_logins or ()))
+                Person(
+                    r.id,
+                    r.username,
+                    r.display_name,
+                    r.email,
+                    tuple(r.ssh_principals or ()),
+                    tuple(r.ci_logins or ()),
+                )
                 for r in conn.execute(select(t.people).order_by(t.people.c.username))
             ]
             by_id = {p.id: p.username for p in people}
             teams: dict[str, set[str]] = {}
             for row in conn.execute(select(t.team_members)):
                 teams.setdefault(row.team, set()).add(by_id.get(row.person_id, ""))
-            return Directory(tuple(people), {k: frozenset(v) for k, v in teams.items()},
-                             "server")
+            return Directory(tuple(people), {k: frozenset(v) for k, v in teams.items()}, "server")
 
         if c is not None:
             return load(c)
@@ -151,10 +172,16 @@ class Store:
 
     def add_person(self, person: Person) -> None:
         with self.tx() as c:
-            c.execute(insert(t.people).values(
-                id=person.id, username=person.username, display_name=person.display_name,
-                email=person.email, ci_logins=list(person.ci_logins),
-                ssh_principals=list(person.ssh_principals)))
+            c.execute(
+                insert(t.people).values(
+                    id=person.id,
+                    username=person.username,
+                    display_name=person.display_name,
+                    email=person.email,
+                    ci_logins=list(person.ci_logins),
+                    ssh_principals=list(person.ssh_principals),
+                )
+            )
             self.append_audit(c, "person-added", None, "admin", {"username": person.username})
 
     def set_team(self, team: str, usernames: list[str]) -> None:
@@ -184,17 +211,31 @@ class Store:
                 person_id = person.id
             token_id = secrets.token_hex(6)
             token = f"rnr_{token_id}_{secrets.token_urlsafe(32)}"
-            c.execute(insert(t.tokens).values(id=token_id, hash=hash_token(token), kind=kind,
-                                              person_id=person_id, label=label, created=now(),
-                                              revoked=False))
-            self.append_audit(c, "token-issued", None, "admin",
-                              {"token": token_id, "kind": kind, "person": username})
+            c.execute(
+                insert(t.tokens).values(
+                    id=token_id,
+                    hash=hash_token(token),
+                    kind=kind,
+                    person_id=person_id,
+                    label=label,
+                    created=now(),
+                    revoked=False,
+                )
+            )
+            self.append_audit(
+                c,
+                "token-issued",
+                None,
+                "admin",
+                {"token": token_id, "kind": kind, "person": username},
+            )
         return token
 
     def revoke_token(self, token_id: str) -> bool:
         with self.tx() as c:
-            done = c.execute(update(t.tokens).where(t.tokens.c.id == token_id)
-                             .values(revoked=True)).rowcount
+            done = c.execute(
+                update(t.tokens).where(t.tokens.c.id == token_id).values(revoked=True)
+            ).rowcount
             if done:
                 self.append_audit(c, "token-revoked", None, "admin", {"token": token_id})
         return bool(done)
@@ -202,8 +243,14 @@ class Store:
     def list_tokens(self) -> list[dict[str, Any]]:
         with self.engine.connect() as c:
             return [
-                {"id": r.id, "kind": r.kind, "person_id": r.person_id, "label": r.label,
-                 "created": _iso(r.created), "revoked": r.revoked}
+                {
+                    "id": r.id,
+                    "kind": r.kind,
+                    "person_id": r.person_id,
+                    "label": r.label,
+                    "created": _iso(r.created),
+                    "revoked": r.revoked,
+                }
                 for r in c.execute(select(t.tokens).order_by(t.tokens.c.created))
             ]
 
@@ -217,8 +264,14 @@ class Store:
                 found = c.execute(select(t.people).where(t.people.c.id == row.person_id)).first()
                 if found is None:
                     return None
-                person = Person(found.id, found.username, found.display_name, found.email,
-                                tuple(found.ssh_principals or ()), tuple(found.ci_logins or ()))
+                person = Person(
+                    found.id,
+                    found.username,
+                    found.display_name,
+                    found.email,
+                    tuple(found.ssh_principals or ()),
+                    tuple(found.ci_logins or ()),
+                )
             return Caller(row.kind, row.id, person)
 
     def caller_by_id(self, token_id: str) -> Caller | None:
@@ -230,59 +283,104 @@ class Store:
             found = c.execute(select(t.people).where(t.people.c.id == row.person_id)).first()
             if found is None:
                 return None
-            person = Person(found.id, found.username, found.display_name, found.email,
-                            tuple(found.ssh_principals or ()), tuple(found.ci_logins or ()))
+            person = Person(
+                found.id,
+                found.username,
+                found.display_name,
+                found.email,
+                tuple(found.ssh_principals or ()),
+                tuple(found.ci_logins or ()),
+            )
             return Caller(row.kind, row.id, person)
 
     def history(self, interruption_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as c:
             return [
                 {"at": _iso(r.at), "kind": r.kind, "actor": r.actor, "data": r.data}
-                for r in c.execute(select(t.audit).where(t.audit.c.interruption_id ==
-                                                          interruption_id)
-                                   .order_by(t.audit.c.seq))
+                for r in c.execute(
+                    select(t.audit)
+                    .where(t.audit.c.interruption_id == interruption_id)
+                    .order_by(t.audit.c.seq)
+                )
             ]
 
     # -- interruptions -----------------------------------------------------------------------
 
     def view(self, c: Connection, interruption_id: str) -> dict[str, Any]:
-        row = c.execute(select(t.interruptions).where(t.interruptions.c.id == interruption_id)
-                        ).first()
+        row = c.execute(
+            select(t.interruptions).where(t.interruptions.c.id == interruption_id)
+        ).first()
         if row is None:
             raise ServerError(404, "not_found", f"no interruption {interruption_id!r}")
         subs = [
-            {"id": s.id, "username": s.username, "person_id": s.person_id, "result": s.result,
-             "notes": s.notes, "fields": s.fields, "at": _iso(s.at)}
-            for s in c.execute(select(t.submissions)
-                               .where(t.submissions.c.interruption_id == interruption_id)
-                               .order_by(t.submissions.c.id))
+            {
+                "id": s.id,
+                "username": s.username,
+                "person_id": s.person_id,
+                "result": s.result,
+                "notes": s.notes,
+                "fields": s.fields,
+                "at": _iso(s.at),
+            }
+            for s in c.execute(
+                select(t.submissions)
+                .where(t.submissions.c.interruption_id == interruption_id)
+                .order_by(t.submissions.c.id)
+            )
         ]
         return {
-            "id": row.id, "run_id": row.run_id, "step_id": row.step_id,
-            "request": row.request, "state": row.state, "responsible": row.responsible,
-            "version": row.version, "created": _iso(row.created), "updated": _iso(row.updated),
+            "id": row.id,
+            "run_id": row.run_id,
+            "step_id": row.step_id,
+            "request": row.request,
+            "state": row.state,
+            "responsible": row.responsible,
+            "version": row.version,
+            "created": _iso(row.created),
+            "updated": _iso(row.updated),
             "submissions": subs,
         }
 
     def create_interruption(self, request: dict[str, Any], caller: Caller) -> dict[str, Any]:
-        """Create, or find again (idempotent on run id and step): a restarted runner finds its own."""
+        """Create, or find again (idempotent on run id and step, so a restarted runner finds its
+        own)."""
         try:
             parsed = Interruption.from_dict(request)
         except (TypeError, ValueError, KeyError) as exc:
             raise ServerError(422, "bad_request", f"not an interruption: {exc}") from None
         with self.tx() as c:
-            existing = c.execute(select(t.interruptions.c.id).where(
-                (t.interruptions.c.run_id == parsed.run_id)
-                & (t.interruptions.c.step_id == parsed.step_id))).first()
+            existing = c.execute(
+                select(t.interruptions.c.id).where(
+                    (t.interruptions.c.run_id == parsed.run_id)
+                    & (t.interruptions.c.step_id == parsed.step_id)
+                )
+            ).first()
             if existing is None:
                 moment = now()
-                c.execute(insert(t.interruptions).values(
-                    id=parsed.id, run_id=parsed.run_id, step_id=parsed.step_id,
-                    request=parsed.to_dict(), state="waiting", responsible=None, version=1,
-                    created=moment, updated=moment))
-                self.append_audit(c, "created", parsed.id, f"runner:{caller.token_id}",
-                                  {"run_id": parsed.run_id, "step": parsed.step_id,
-                                   "environment": parsed.environment})
+                c.execute(
+                    insert(t.interruptions).values(
+                        id=parsed.id,
+                        run_id=parsed.run_id,
+                        step_id=parsed.step_id,
+                        request=parsed.to_dict(),
+                        state="waiting",
+                        responsible=None,
+                        version=1,
+                        created=moment,
+                        updated=moment,
+                    )
+                )
+                self.append_audit(
+                    c,
+                    "created",
+                    parsed.id,
+                    f"runner:{caller.token_id}",
+                    {
+                        "run_id": parsed.run_id,
+                        "step": parsed.step_id,
+                        "environment": parsed.environment,
+                    },
+                )
                 return self.view(c, parsed.id)
             return self.view(c, existing.id)
 
@@ -292,8 +390,9 @@ class Store:
 
     def version(self, interruption_id: str) -> int | None:
         with self.engine.connect() as c:
-            row = c.execute(select(t.interruptions.c.version)
-                            .where(t.interruptions.c.id == interruption_id)).first()
+            row = c.execute(
+                select(t.interruptions.c.version).where(t.interruptions.c.id == interruption_id)
+            ).first()
             return None if row is None else int(row.version)
 
     def list_interruptions(self, *, pending: bool, run: str | None) -> list[dict[str, Any]]:
@@ -308,11 +407,13 @@ class Store:
     def _may_decide(self, request: dict[str, Any], person: Person, directory: Directory) -> None:
         teams = request.get("teams") or []
         if teams and not any(person.username in directory.members(team) for team in teams):
-            raise ServerError(403, "not_in_team",
-                              f"{person.username} is not in team {' or '.join(teams)}")
+            raise ServerError(
+                403, "not_in_team", f"{person.username} is not in team {' or '.join(teams)}"
+            )
 
-    def take_responsibility(self, interruption_id: str, person: Person, reassign: bool
-                            ) -> dict[str, Any]:
+    def take_responsibility(
+        self, interruption_id: str, person: Person, reassign: bool
+    ) -> dict[str, Any]:
         with self.tx() as c:
             current = self.view(c, interruption_id)
             if current["state"] != "waiting":
@@ -321,23 +422,35 @@ class Store:
             condition = t.interruptions.c.id == interruption_id
             if not reassign:
                 condition &= t.interruptions.c.responsible.is_(None) | (
-                    t.interruptions.c.responsible == person.username)
+                    t.interruptions.c.responsible == person.username
+                )
             condition &= t.interruptions.c.state == "waiting"
-            done = c.execute(update(t.interruptions).where(condition).values(
-                responsible=person.username, version=t.interruptions.c.version + 1,
-                updated=now())).rowcount
+            done = c.execute(
+                update(t.interruptions)
+                .where(condition)
+                .values(
+                    responsible=person.username,
+                    version=t.interruptions.c.version + 1,
+                    updated=now(),
+                )
+            ).rowcount
             if not done:
                 holder = self.view(c, interruption_id)["responsible"]
-                raise ServerError(409, "responsible_taken",
-                                  f"{holder} has taken responsibility; reassign explicitly")
+                raise ServerError(
+                    409,
+                    "responsible_taken",
+                    f"{holder} has taken responsibility; reassign explicitly",
+                )
             previous = current["responsible"]
             kind = "reassigned" if previous and previous != person.username else "assigned"
-            self.append_audit(c, kind, interruption_id, person.username,
-                              {"from": previous, "to": person.username})
+            self.append_audit(
+                c, kind, interruption_id, person.username, {"from": previous, "to": person.username}
+            )
             return self.view(c, interruption_id)
 
-    def submit(self, interruption_id: str, person: Person, result: str, notes: str,
-               fields: dict[str, str]) -> dict[str, Any]:
+    def submit(
+        self, interruption_id: str, person: Person, result: str, notes: str, fields: dict[str, str]
+    ) -> dict[str, Any]:
         if result not in ("proceed", "abort"):
             raise ServerError(422, "bad_result", "result must be proceed or abort")
         if result == "abort" and not notes.strip():
@@ -347,10 +460,12 @@ class Store:
             if current["state"] != "waiting":
                 raise ServerError(409, "decided", f"the interruption is {current['state']}")
             if current["responsible"] != person.username:
-                raise ServerError(403, "not_responsible",
-                                  "take responsibility before submitting"
-                                  + (f" ({current['responsible']} has it)"
-                                     if current["responsible"] else ""))
+                raise ServerError(
+                    403,
+                    "not_responsible",
+                    "take responsibility before submitting"
+                    + (f" ({current['responsible']} has it)" if current["responsible"] else ""),
+                )
             directory = self.directory(c)
             self._may_decide(current["request"], person, directory)
             request = Interruption.from_dict(current["request"])
@@ -358,34 +473,78 @@ class Store:
             if problem:
                 raise ServerError(422, "bad_fields", problem)
             started_by = directory.by_login(request.started_by)
-            if (request.prevent_self_approval and started_by is not None
-                    and started_by.username == person.username):
-                raise ServerError(403, "self_approval",
-                                  f"{person.username} started this run and may not approve it")
+            if (
+                request.prevent_self_approval
+                and started_by is not None
+                and started_by.username == person.username
+            ):
+                raise ServerError(
+                    403,
+                    "self_approval",
+                    f"{person.username} started this run and may not approve it",
+                )
             if result == "proceed" and any(
                 s["username"] == person.username and s["result"] == "proceed"
                 for s in current["submissions"]
             ):
-                raise ServerError(409, "already_counted",
-                                  f"{person.username} already counted toward this step")
+                raise ServerError(
+                    409, "already_counted", f"{person.username} already counted toward this step"
+                )
             moment = now()
-            c.execute(insert(t.submissions).values(
-                interruption_id=interruption_id, person_id=person.id, username=person.username,
-                result=result, notes=notes, fields=fields, at=moment))
+            c.execute(
+                insert(t.submissions).values(
+                    interruption_id=interruption_id,
+                    person_id=person.id,
+                    username=person.username,
+                    result=result,
+                    notes=notes,
+                    fields=fields,
+                    at=moment,
+                )
+            )
             submissions = [
-                Submission("server", s["result"], s["username"], "username", s["notes"],
-                           s["fields"], s["at"], key=str(s["id"]))
+                Submission(
+                    "server",
+                    s["result"],
+                    s["username"],
+                    "username",
+                    s["notes"],
+                    s["fields"],
+                    s["at"],
+                    key=str(s["id"]),
+                )
                 for s in current["submissions"]
-            ] + [Submission("server", result, person.username, "username",  # type: ignore[arg-type]
-                            notes, fields, _iso(moment) or "", key="new")]
+            ] + [
+                Submission(
+                    "server",
+                    "proceed" if result == "proceed" else "abort",
+                    person.username,
+                    "username",
+                    notes,
+                    fields,
+                    _iso(moment) or "",
+                    key="new",
+                )
+            ]
             verdict = judge(request, submissions, directory, started_by)
             state = {"approved": "approved", "aborted": "aborted"}.get(verdict.state, "waiting")
-            c.execute(update(t.interruptions).where(t.interruptions.c.id == interruption_id)
-                      .values(state=state, responsible=None,
-                              version=t.interruptions.c.version + 1, updated=moment))
-            self.append_audit(c, "submitted", interruption_id, person.username,
-                              {"result": result, "notes": notes, "fields": fields,
-                               "state": state})
+            c.execute(
+                update(t.interruptions)
+                .where(t.interruptions.c.id == interruption_id)
+                .values(
+                    state=state,
+                    responsible=None,
+                    version=t.interruptions.c.version + 1,
+                    updated=moment,
+                )
+            )
+            self.append_audit(
+                c,
+                "submitted",
+                interruption_id,
+                person.username,
+                {"result": result, "notes": notes, "fields": fields, "state": state},
+            )
             return self.view(c, interruption_id)
 
     def cancel(self, interruption_id: str, reason: str, caller: Caller) -> dict[str, Any]:
@@ -393,11 +552,19 @@ class Store:
             current = self.view(c, interruption_id)
             if current["state"] == "waiting":
                 state = "timed-out" if reason == "timed-out" else "cancelled"
-                c.execute(update(t.interruptions).where(t.interruptions.c.id == interruption_id)
-                          .values(state=state, responsible=None,
-                                  version=t.interruptions.c.version + 1, updated=now()))
-                self.append_audit(c, state, interruption_id, f"runner:{caller.token_id}",
-                                  {"reason": reason})
+                c.execute(
+                    update(t.interruptions)
+                    .where(t.interruptions.c.id == interruption_id)
+                    .values(
+                        state=state,
+                        responsible=None,
+                        version=t.interruptions.c.version + 1,
+                        updated=now(),
+                    )
+                )
+                self.append_audit(
+                    c, state, interruption_id, f"runner:{caller.token_id}", {"reason": reason}
+                )
             return self.view(c, interruption_id)
 
     # -- runs and locks ----------------------------------------------------------------------
@@ -406,8 +573,11 @@ class Store:
         with self.tx() as c:
             exists = c.execute(select(t.runs.c.run_id).where(t.runs.c.run_id == run_id)).first()
             if exists:
-                c.execute(update(t.runs).where(t.runs.c.run_id == run_id)
-                          .values(record=record, updated=now()))
+                c.execute(
+                    update(t.runs)
+                    .where(t.runs.c.run_id == run_id)
+                    .values(record=record, updated=now())
+                )
             else:
                 c.execute(insert(t.runs).values(run_id=run_id, record=record, updated=now()))
 
@@ -427,16 +597,18 @@ class Store:
         with self.tx() as c:
             row = c.execute(select(t.locks).where(t.locks.c.key == key)).first()
             if row is not None and row.run_id != run_id:
-                holder = c.execute(select(t.runs.c.record).where(t.runs.c.run_id == row.run_id)
-                                   ).first()
+                holder = c.execute(
+                    select(t.runs.c.record).where(t.runs.c.run_id == row.run_id)
+                ).first()
                 status = (holder.record or {}).get("status") if holder else None
                 if status in (None, "running", "waiting"):
                     return {"taken": False, "run_id": row.run_id, "since": _iso(row.since)}
                 c.execute(delete(t.locks).where(t.locks.c.key == key))
                 row = None
             if row is None:
-                c.execute(insert(t.locks).values(key=key, run_id=run_id, detached=detached,
-                                                 since=now()))
+                c.execute(
+                    insert(t.locks).values(key=key, run_id=run_id, detached=detached, since=now())
+                )
             else:
                 c.execute(update(t.locks).where(t.locks.c.key == key).values(detached=detached))
             return {"taken": True, "run_id": run_id}
@@ -447,8 +619,14 @@ class Store:
 
     # -- audit -------------------------------------------------------------------------------
 
-    def append_audit(self, c: Connection, kind: str, interruption_id: str | None, actor: str,
-                     data: dict[str, Any]) -> None:
+    def append_audit(
+        self,
+        c: Connection,
+        kind: str,
+        interruption_id: str | None,
+        actor: str,
+        data: dict[str, Any],
+    ) -> None:
         """Append one entry chained to the previous by hash (see ``runner.server.audit``)."""
         from runner.server.audit import entry_hash
 
@@ -457,17 +635,37 @@ class Store:
         last = c.execute(select(t.audit.c.hash).order_by(t.audit.c.seq.desc()).limit(1)).first()
         previous = last.hash if last else "0" * 64
         moment = now()
-        entry = {"at": _iso(moment), "kind": kind, "interruption_id": interruption_id,
-                 "actor": actor, "data": json.loads(json.dumps(data, default=str))}
-        c.execute(insert(t.audit).values(at=moment, kind=kind, interruption_id=interruption_id,
-                                         actor=actor, data=entry["data"], prev_hash=previous,
-                                         hash=entry_hash(previous, entry)))
+        entry = {
+            "at": _iso(moment),
+            "kind": kind,
+            "interruption_id": interruption_id,
+            "actor": actor,
+            "data": json.loads(json.dumps(data, default=str)),
+        }
+        c.execute(
+            insert(t.audit).values(
+                at=moment,
+                kind=kind,
+                interruption_id=interruption_id,
+                actor=actor,
+                data=entry["data"],
+                prev_hash=previous,
+                hash=entry_hash(previous, entry),
+            )
+        )
 
     def audit_entries(self) -> list[dict[str, Any]]:
         with self.engine.connect() as c:
             return [
-                {"seq": r.seq, "at": _iso(r.at), "kind": r.kind,
-                 "interruption_id": r.interruption_id, "actor": r.actor, "data": r.data,
-                 "prev_hash": r.prev_hash, "hash": r.hash}
+                {
+                    "seq": r.seq,
+                    "at": _iso(r.at),
+                    "kind": r.kind,
+                    "interruption_id": r.interruption_id,
+                    "actor": r.actor,
+                    "data": r.data,
+                    "prev_hash": r.prev_hash,
+                    "hash": r.hash,
+                }
                 for r in c.execute(select(t.audit).order_by(t.audit.c.seq))
             ]

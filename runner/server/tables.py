@@ -33,8 +33,7 @@ team_members = Table(
     "team_members",
     metadata,
     Column("team", String(200), primary_key=True),
-    Column("person_id", String(200), ForeignKey("people.id", ondelete="CASCADE"),
-           primary_key=True),
+    Column("person_id", String(200), ForeignKey("people.id", ondelete="CASCADE"), primary_key=True),
 )
 
 tokens = Table(
@@ -68,8 +67,13 @@ submissions = Table(
     "submissions",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("interruption_id", String(200), ForeignKey("interruptions.id", ondelete="CASCADE"),
-           nullable=False, index=True),
+    Column(
+        "interruption_id",
+        String(200),
+        ForeignKey("interruptions.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
     Column("person_id", String(200), nullable=False),
     Column("username", String(200), nullable=False),
     Column("result", String(10), nullable=False),

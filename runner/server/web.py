@@ -130,20 +130,33 @@ def render_markdown(text: str) -> Markup:
 
     md = MarkdownIt("commonmark", {"html": False, "linkify": False})
     md.validateLink = _safe_link  # type: ignore[method-assign]
-    return Markup(md.render(text))  # noqa: S704 - markdown-it escapes all text; html is off
+    return Markup(md.render(text))
 
 
-def create_full_app(store: Store, *, public_url: str = "", webhook: str | None = None,
-                    secret: str | None = None) -> FastAPI:
+def create_full_app(
+    store: Store, *, public_url: str = "", webhook: str | None = None, secret: str | None = None
+) -> FastAPI:
     """The API plus the web page and the notifications."""
     from itsdangerous import BadSignature, URLSafeTimedSerializer
 
     notifier = Notifier(webhook, public_url) if webhook else None
-    signer = URLSafeTimedSerializer(secret or os.environ.get("RUNNER_SERVER_SECRET")
-                                    or secrets.token_hex(32), salt="runner-session")
-    env = Environment(loader=DictLoader({"base": BASE, "login": LOGIN, "index": INDEX,
-                                         "detail": DETAIL, "confirm": CONFIRM, "run": RUN}),
-                      autoescape=select_autoescape(default=True, default_for_string=True))
+    signer = URLSafeTimedSerializer(
+        secret or os.environ.get("RUNNER_SERVER_SECRET") or secrets.token_hex(32),
+        salt="runner-session",
+    )
+    env = Environment(
+        loader=DictLoader(
+            {
+                "base": BASE,
+                "login": LOGIN,
+                "index": INDEX,
+                "detail": DETAIL,
+                "confirm": CONFIRM,
+                "run": RUN,
+            }
+        ),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+    )
 
     def page(name: str, status: int = 200, **values: Any) -> HTMLResponse:
         html = env.get_template(name).render(**values)
@@ -164,8 +177,11 @@ def create_full_app(store: Store, *, public_url: str = "", webhook: str | None =
 
     def check_csrf(expected: str, given: str) -> None:
         if not given or not hmac.compare_digest(expected, given):
-            raise ServerError(403, "csrf", "the form's CSRF token is missing or wrong; reload "
-                              "the page and try again")
+            raise ServerError(
+                403,
+                "csrf",
+                "the form's CSRF token is missing or wrong; reload the page and try again",
+            )
 
     def extra(app: FastAPI, store: Store, changes: Changes) -> None:
         @app.get("/", response_class=HTMLResponse)
@@ -174,12 +190,19 @@ def create_full_app(store: Store, *, public_url: str = "", webhook: str | None =
             if found is None:
                 return RedirectResponse("/login", status_code=303)
             who, csrf = found
-            views = await run_in_threadpool(lambda: store.list_interruptions(pending=False,
-                                                                             run=None))
+            views = await run_in_threadpool(
+                lambda: store.list_interruptions(pending=False, run=None)
+            )
             pending = [v for v in views if v["state"] == "waiting"]
             decided = [v for v in reversed(views) if v["state"] != "waiting"][:20]
-            return page("index", title="Needs approval", who=who.person, csrf=csrf,
-                        pending=pending, decided=decided)
+            return page(
+                "index",
+                title="Needs approval",
+                who=who.person,
+                csrf=csrf,
+                pending=pending,
+                decided=decided,
+            )
 
         @app.get("/login", response_class=HTMLResponse)
         async def login_form() -> Response:
@@ -188,14 +211,24 @@ def create_full_app(store: Store, *, public_url: str = "", webhook: str | None =
         @app.post("/login")
         async def login(token: str = Form(...)) -> Response:
             caller = await run_in_threadpool(store.authenticate, token.strip())
-            if caller is None or caller.person is None or caller.kind not in ("approver",
-                                                                               "admin"):
-                return page("login", status=401, title="Sign in", who=None,
-                            error="That token is not a live approver token.")
+            if caller is None or caller.person is None or caller.kind not in ("approver", "admin"):
+                return page(
+                    "login",
+                    status=401,
+                    title="Sign in",
+                    who=None,
+                    error="That token is not a live approver token.",
+                )
             cookie = signer.dumps({"token": caller.token_id, "csrf": secrets.token_urlsafe(24)})
             response = RedirectResponse("/", status_code=303)
-            response.set_cookie(COOKIE, cookie, max_age=SESSION_SECONDS, httponly=True,
-                                samesite="strict", secure=public_url.startswith("https://"))
+            response.set_cookie(
+                COOKIE,
+                cookie,
+                max_age=SESSION_SECONDS,
+                httponly=True,
+                samesite="strict",
+                secure=public_url.startswith("https://"),
+            )
             return response
 
         @app.post("/logout")
@@ -207,25 +240,35 @@ def create_full_app(store: Store, *, public_url: str = "", webhook: str | None =
             response.delete_cookie(COOKIE)
             return response
 
-        async def detail_page(request: Request, interruption_id: str, *, error: str = "",
-                              status: int = 200) -> Response:
+        async def detail_page(
+            request: Request, interruption_id: str, *, error: str = "", status: int = 200
+        ) -> Response:
             found = await session(request)
             if found is None:
                 return RedirectResponse("/login", status_code=303)
             who, csrf = found
             view = await run_in_threadpool(store.get, interruption_id)
             history = await run_in_threadpool(store.history, interruption_id)
-            return page("detail", status=status, title=view["request"].get("title", "Step"),
-                        who=who.person, csrf=csrf, i=view, history=history, error=error,
-                        instructions=render_markdown(view["request"].get("instructions", "")))
+            return page(
+                "detail",
+                status=status,
+                title=view["request"].get("title", "Step"),
+                who=who.person,
+                csrf=csrf,
+                i=view,
+                history=history,
+                error=error,
+                instructions=render_markdown(view["request"].get("instructions", "")),
+            )
 
         @app.get("/interruptions/{interruption_id}", response_class=HTMLResponse)
         async def detail(request: Request, interruption_id: str) -> Response:
             return await detail_page(request, interruption_id)
 
         @app.post("/interruptions/{interruption_id}/assign")
-        async def assign(request: Request, interruption_id: str, csrf: str = Form(""),
-                         reassign: str = Form("")) -> Response:
+        async def assign(
+            request: Request, interruption_id: str, csrf: str = Form(""), reassign: str = Form("")
+        ) -> Response:
             found = await session(request)
             if found is None:
                 return RedirectResponse("/login", status_code=303)
@@ -233,11 +276,13 @@ def create_full_app(store: Store, *, public_url: str = "", webhook: str | None =
             check_csrf(expected, csrf)
             assert who.person is not None
             try:
-                view = await run_in_threadpool(store.take_responsibility, interruption_id,
-                                               who.person, reassign == "yes")
+                view = await run_in_threadpool(
+                    store.take_responsibility, interruption_id, who.person, reassign == "yes"
+                )
             except ServerError as exc:
-                return await detail_page(request, interruption_id, error=exc.message,
-                                         status=exc.status)
+                return await detail_page(
+                    request, interruption_id, error=exc.message, status=exc.status
+                )
             changes.changed(interruption_id)
             if notifier:
                 notifier.send("take_responsibility", view)
@@ -254,21 +299,31 @@ def create_full_app(store: Store, *, public_url: str = "", webhook: str | None =
             assert who.person is not None
             result = str(form.get("result", ""))
             notes = str(form.get("notes", ""))
-            fields = {str(k)[6:]: str(v) for k, v in form.items()
-                      if str(k).startswith("field_") and str(v) != ""}
+            fields = {
+                str(k)[6:]: str(v)
+                for k, v in form.items()
+                if str(k).startswith("field_") and str(v) != ""
+            }
             if result == "abort" and form.get("confirm") != "yes":
                 if not notes.strip():
-                    return await detail_page(request, interruption_id, status=422,
-                                             error="An abort needs notes saying why.")
+                    return await detail_page(
+                        request,
+                        interruption_id,
+                        status=422,
+                        error="An abort needs notes saying why.",
+                    )
                 view = await run_in_threadpool(store.get, interruption_id)
-                return page("confirm", title="Abort?", who=who.person, csrf=expected, i=view,
-                            notes=notes)
+                return page(
+                    "confirm", title="Abort?", who=who.person, csrf=expected, i=view, notes=notes
+                )
             try:
-                view = await run_in_threadpool(store.submit, interruption_id, who.person,
-                                               result, notes, fields)
+                view = await run_in_threadpool(
+                    store.submit, interruption_id, who.person, result, notes, fields
+                )
             except ServerError as exc:
-                return await detail_page(request, interruption_id, error=exc.message,
-                                         status=exc.status)
+                return await detail_page(
+                    request, interruption_id, error=exc.message, status=exc.status
+                )
             changes.changed(interruption_id)
             if notifier:
                 notifier.send("submit", view)

@@ -11,9 +11,7 @@ from pathlib import Path
 
 from runner.engine import file_commands
 from runner.engine.workflow_commands import (
-    ADD_MASK_EMPTY_WARNING,
     CommandProcessor,
-    Refused,
     Refused,
 )
 from runner.errors import StepError

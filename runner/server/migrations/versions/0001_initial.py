@@ -22,16 +22,24 @@ def upgrade() -> None:
     op.create_table(
         "team_members",
         sa.Column("team", sa.String(200), primary_key=True),
-        sa.Column("person_id", sa.String(200), sa.ForeignKey("people.id", ondelete="CASCADE"),
-                  primary_key=True),
+        sa.Column(
+            "person_id",
+            sa.String(200),
+            sa.ForeignKey("people.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
     )
     op.create_table(
         "tokens",
         sa.Column("id", sa.String(32), primary_key=True),
         sa.Column("hash", sa.String(64), nullable=False, unique=True),
         sa.Column("kind", sa.String(20), nullable=False),
-        sa.Column("person_id", sa.String(200), sa.ForeignKey("people.id", ondelete="CASCADE"),
-                  nullable=True),
+        sa.Column(
+            "person_id",
+            sa.String(200),
+            sa.ForeignKey("people.id", ondelete="CASCADE"),
+            nullable=True,
+        ),
         sa.Column("label", sa.String(400), nullable=False),
         sa.Column("created", sa.DateTime(timezone=True), nullable=False),
         sa.Column("revoked", sa.Boolean, nullable=False),
@@ -52,9 +60,13 @@ def upgrade() -> None:
     op.create_table(
         "submissions",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("interruption_id", sa.String(200),
-                  sa.ForeignKey("interruptions.id", ondelete="CASCADE"), nullable=False,
-                  index=True),
+        sa.Column(
+            "interruption_id",
+            sa.String(200),
+            sa.ForeignKey("interruptions.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
         sa.Column("person_id", sa.String(200), nullable=False),
         sa.Column("username", sa.String(200), nullable=False),
         sa.Column("result", sa.String(10), nullable=False),
@@ -89,6 +101,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("audit", "locks", "runs", "submissions", "interruptions", "tokens",
-                  "team_members", "people"):
+    for table in (
+        "audit",
+        "locks",
+        "runs",
+        "submissions",
+        "interruptions",
+        "tokens",
+        "team_members",
+        "people",
+    ):
         op.drop_table(table)
