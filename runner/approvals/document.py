@@ -57,7 +57,9 @@ class ApprovalBody:
 
 
 _KEYS = {f for f in ApprovalBody.__dataclass_fields__}
-_REQUIRED = _KEYS - {"notes", "fields", "commit"}
+#: ``commit`` must be present (null when the run knows no commit): a body that leaves out a
+#: bound field is refused, never filled in with a default
+_REQUIRED = _KEYS - {"notes", "fields"}
 
 
 def instant(moment: datetime) -> str:
@@ -119,7 +121,10 @@ def parse_body(raw: bytes) -> ApprovalBody:
         raise VerificationError("`fields` must map names to strings")
     if data["decision"] not in ("proceed", "abort"):
         raise VerificationError(f"decision {data['decision']!r} is neither proceed nor abort")
-    body = ApprovalBody(**data)
+    try:
+        body = ApprovalBody(**data)
+    except TypeError as exc:  # fail closed on any shape the checks above did not foresee
+        raise VerificationError(f"approval body does not have the expected shape: {exc}") from None
     body.issued  # noqa: B018 - validates the format
     body.expires  # noqa: B018
     return body
