@@ -63,10 +63,8 @@ class ProcessGroups:
         with self._lock:
             groups = list(self._groups)
         for pgid in groups:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     def stop(self, pgid: int) -> None:
         """Stop one group because the run is cancelled (in the background)."""

@@ -93,6 +93,17 @@ def judge(
             reason = f"{person.username} is not in team {' or '.join(request.teams)}"
         elif (
             request.prevent_self_approval
+            and started_by is None
+            and request.started_by
+            and (submission.result == "proceed")
+        ):
+            # fail closed: whoever started the run may be anyone, this approver included
+            reason = (
+                f"the run was started by {request.started_by!r}, who is not in the people "
+                "file, so self-approval cannot be ruled out"
+            )
+        elif (
+            request.prevent_self_approval
             and started_by is not None
             and person.username == started_by.username
         ):

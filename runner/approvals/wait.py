@@ -3,6 +3,7 @@ or the deadline passes. The clock and sleep are injected, so tests run in no tim
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,7 +53,9 @@ def wait_for_decision(
                     seen.setdefault(submission.key or repr(submission), submission)
             except RunnerError as exc:
                 on_source_error(source.name, exc)
-        ordered = sorted(seen.values(), key=lambda s: (s.submitted_at, s.key))
+        ordered = sorted(
+            (_in_time(s, deadline) for s in seen.values()), key=lambda s: (s.submitted_at, s.key)
+        )
         verdict = judge(request, ordered, directory, started_by)
         for refusal in verdict.refused:
             key = refusal.submission.key or repr(refusal.submission)
@@ -71,3 +74,19 @@ def wait_for_decision(
             return WaitOutcome("cancelled", verdict, tuple(ordered))
         on_status(verdict, remaining)
         sleep(min(interval, remaining) if remaining is not None else interval)
+
+
+def _in_time(submission: Submission, deadline: datetime | None) -> Submission:
+    """A decision made after the deadline does not count, even if a resumed run sees it."""
+    if deadline is None or submission.problem or not submission.submitted_at:
+        return submission
+    try:
+        made = parse_time(submission.submitted_at)
+    except ValueError:
+        return submission
+    if made > deadline:
+        return dataclasses.replace(
+            submission,
+            problem=f"made at {submission.submitted_at}, after the deadline {deadline.isoformat()}",
+        )
+    return submission

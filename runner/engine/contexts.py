@@ -70,7 +70,8 @@ def system_variables(
         result[f"Octopus.Step[{step.name}].Status.Code"] = _octopus_status(state.conclusion)
         result[f"Octopus.Step[{step.id}].Status.Code"] = _octopus_status(state.conclusion)
         for name, value in state.octopus.items():
-            result[f"Octopus.Action[{step.name}].Output.{name}"] = value
+            # outputs come from scripts and people: never expanded as templates themselves
+            result[f"Octopus.Action[{step.name}].Output.{name}"] = value.replace("#{", "##{")
     return result
 
 

@@ -47,3 +47,13 @@ def render_text(
         )
 
     return _PLACEHOLDER.sub(value, text)
+
+
+def escape_octostache(value: str) -> str:
+    """A value as Octostache text that stays literal: ``#{`` becomes ``##{``.
+
+    Octostache expands variables inside variable values, recursively. That is right for values
+    the workflow's author wrote, and wrong for values people or steps supply (run inputs, step
+    outputs, manual notes): notes containing ``#{DatabasePassword}`` must not expand to it.
+    """
+    return value.replace("#{", "##{")

@@ -19,9 +19,10 @@ from runner.engine.contexts import Identity
 from runner.engine.record import RecordStore, RunRecord
 from runner.engine.run import Run
 from runner.errors import RefusedError, UsageError
-from runner.logs.base import BaseLog
 from runner.model import Workflow
+from runner.steps.base import RunLog
 
+_ACTION_OUTPUT = re.compile(r"Octopus\.Action\[([^\]]+)\]\.Output\.([A-Za-z0-9_.-]+)", re.I)
 _SECRET_OUTPUT = re.compile(
     r"steps\s*\.\s*([A-Za-z_][A-Za-z0-9_-]*)\s*\.\s*outputs\s*\.\s*([A-Za-z0-9_-]+)", re.I
 )
@@ -77,6 +78,7 @@ def lost_secret(workflow: Workflow, run: Run) -> str | None:
     }
     if not secrets:
         return None
+    ids = {s.name.lower(): s.id for s in workflow.steps}
     for step in workflow.steps:
         if run.record.step(step.id).status != "pending":
             continue
@@ -87,12 +89,17 @@ def lost_secret(workflow: Workflow, run: Run) -> str | None:
             *step.with_.values(),
         ]
         for text in texts:
-            for match in _SECRET_OUTPUT.finditer(text):
-                if (match.group(1), match.group(2)) in secrets:
+            wanted = [(m.group(1), m.group(2)) for m in _SECRET_OUTPUT.finditer(text)]
+            wanted += [
+                (ids.get(m.group(1).lower(), ""), f"Octopus:{m.group(2)}")
+                for m in _ACTION_OUTPUT.finditer(text)
+            ]
+            for source, name in wanted:
+                if (source, name) in secrets:
                     return (
-                        f"step `{step.id}` needs the secret output `{match.group(2)}` of step "
-                        f"`{match.group(1)}`, and secret values are never stored: it cannot run "
-                        "in a resumed run"
+                        f"step `{step.id}` needs the secret output "
+                        f"`{name.removeprefix('Octopus:')}` of step `{source}`, and secret "
+                        "values are never stored: it cannot run in a resumed run"
                     )
     return None
 
@@ -114,7 +121,7 @@ def resume(
     run_id: str,
     state_dir: Path,
     *,
-    log: BaseLog,
+    log: RunLog,
     environ: Mapping[str, str],
     options: Mapping[str, Any],
     rerun_interrupted: bool,

@@ -31,12 +31,11 @@ from runner.engine.contexts import (
 )
 from runner.engine.masking import Masker
 from runner.engine.record import RecordStore, RunRecord, StepRecord
-from runner.engine.render import render_text
+from runner.engine.render import escape_octostache, render_text
 from runner.errors import ExitCode, ExpressionError, RunnerError
-from runner.logs.base import BaseLog
 from runner.model import Step, Workflow
 from runner.process import ProcessGroups
-from runner.steps.base import StepContext, StepKind, StepResult
+from runner.steps.base import RunLog, StepContext, StepKind, StepResult
 from runner.variables.resolve import SECRET_MASK, VariableSet
 
 #: steps started together by ``start: with-previous`` run at most this many at once
@@ -66,7 +65,7 @@ class Run:
     inputs: Mapping[str, Any]
     created_by: Identity
     kinds: Mapping[str, StepKind]
-    log: BaseLog
+    log: RunLog
     workspace: Path
     environ: Mapping[str, str]
     masker: Masker = field(default_factory=Masker)
@@ -156,12 +155,23 @@ class Run:
         system = system_variables(self.workflow, facts, states, error)
         values = {
             **self.variables.values(),
-            **{k: _text(v) for k, v in self.inputs.items()},
+            **{k: escape_octostache(_text(v)) for k, v in self.inputs.items()},
             **system,
         }
-        env = {**self.workflow.env, **self.record.env, **step.env}
+        # the env context holds values, not templates: the workflow's env rendered, then what
+        # steps set through RUNNER_ENV, then the step's own env rendered with those (GitHub's
+        # order: the step's env wins)
+        functions = self.host_functions()
+        env: dict[str, str] = {}
         contexts = expression_contexts(self.workflow, facts, self.variables, states, env, system)
         contexts["job"] = {"status": self._status().value}
+        for name, template in self.workflow.env.items():
+            env[name] = render_text(template, values, contexts, functions)
+        env.update(self.record.env)
+        contexts["env"] = dict(env)
+        for name, template in step.env.items():
+            env[name] = render_text(template, values, contexts, functions)
+        contexts["env"] = env
         return values, contexts
 
     def _decide(self, step: Step) -> Decision:
@@ -277,11 +287,9 @@ class Run:
         self, step: Step, values: Mapping[str, str], contexts: Mapping[str, object]
     ) -> dict[str, str]:
         env = dict(self.environ)
-        functions = self.host_functions()
-        for source in (self.workflow.env, step.env):
-            for name, template in source.items():
-                env[name] = render_text(template, values, contexts, functions)
-        env.update(self.record.env)
+        rendered = contexts["env"]
+        assert isinstance(rendered, dict)
+        env.update(rendered)
         if self.record.path:
             env["PATH"] = os.pathsep.join([*self.record.path, env.get("PATH", "")])
         env.update(
@@ -347,7 +355,9 @@ class Run:
 
         _, contexts = self.substitution(step)
         return (
-            expressions.is_truthy(expressions.evaluate(_unwrap(value), contexts, functions={}))
+            expressions.is_truthy(
+                expressions.evaluate(_unwrap(value), contexts, functions=self.host_functions())
+            )
             if "${{" in value
             else value.strip().lower() == "true"
         )

@@ -23,10 +23,9 @@ from runner.engine.run import Run, new_record, utc_now
 from runner.errors import RefusedError, UsageError
 from runner.load.action import load_action
 from runner.load.checks import action_path
-from runner.logs.base import BaseLog
 from runner.model import Workflow
 from runner.prepare import Prepared
-from runner.steps.base import StepKind
+from runner.steps.base import RunLog, StepKind
 
 RUN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
@@ -83,7 +82,7 @@ class RunRequest:
     prepared: Prepared
     run_id: str | None
     state_dir: Path
-    log: BaseLog
+    log: RunLog
     environ: Mapping[str, str]
     options: Mapping[str, Any]
 
@@ -129,7 +128,7 @@ def build_run(
     prepared: Prepared,
     record: RunRecord,
     store: RecordStore,
-    log: BaseLog,
+    log: RunLog,
     environ: Mapping[str, str],
     options: Mapping[str, Any],
     created_by: Identity,

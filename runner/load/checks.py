@@ -129,6 +129,13 @@ def _manual_steps(workflow: Workflow) -> Iterator[Diagnostic]:
         if manual is None:
             continue
         where = step.at("manual")
+        if step.timeout_minutes is not None:
+            yield _error(
+                step.at("timeout-minutes"),
+                f"step `{step.id}`: a manual step's "
+                "timeout goes in `manual.timeout-minutes` (with `on-timeout`)",
+                "approval",
+            )
         for source in manual.sources:
             if source not in configured:
                 yield _error(

@@ -209,6 +209,22 @@ def _octopus(workflow: Workflow, doc: Document, field: Field) -> Iterator[Diagno
             yield from _step_reference(
                 workflow, doc, field, match.start(1), name, by_name=not by_id
             )
+    if field.is_run and field.step is not None:
+        inputs = {name.lower() for name in workflow.inputs}
+        pasted = sorted(n for n in variables.references(field.text) if n.lower() in inputs)
+        if pasted:
+            at = field.text.find("#{")
+            yield _at(
+                doc,
+                field.path,
+                field.text,
+                max(at, 0),
+                f"input `{pasted[0]}` is pasted into the script through `#{{}}`, where "
+                "its value can inject shell code; pass it through `env:` and use "
+                '"$NAME" instead',
+                "injection",
+                warning=True,
+            )
     first = _ACTION_REF.search(field.text) if field.is_run and field.step is not None else None
     if first is not None:
         yield _at(

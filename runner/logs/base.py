@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, TextIO
 
+from runner.durations import format_duration
 from runner.engine.record import RunRecord, StepRecord
 from runner.errors import Location
 from runner.model import Step, Workflow
@@ -122,11 +123,4 @@ class BaseLog:
         self.write(line)
 
 
-def format_duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, rest = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{rest:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
+__all__ = ["SYMBOLS", "BaseLog", "format_duration"]

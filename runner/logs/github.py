@@ -8,6 +8,7 @@ act as a workflow command on the outer job (the runner has already handled the s
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
@@ -20,57 +21,74 @@ from runner.model import Step, Workflow
 
 
 class GitHubLog(BaseLog):
+    """Steps running together (``start: with-previous``) share one group and one fence: the
+    group opens with the first of them and closes with the last, so no step's output is ever
+    printed while commands are live, and groups are never nested or interleaved."""
+
     def __init__(self, stream: TextIO, *, summary_path: str | None = None) -> None:
         super().__init__(stream)
+        # held across a decision about the fence and the lines written because of it
+        self.lock = threading.RLock()  # type: ignore[assignment]
         self.summary_path = summary_path
         self.token = secrets.token_hex(16)
         self.workflow_path = ""
         self.durations: dict[str, str] = {}
         #: what steps wrote to their own ``$GITHUB_STEP_SUMMARY`` (masked by the step kind)
         self.summaries: dict[str, str] = {}
+        #: the steps inside the fence now
+        self.fenced: set[str] = set()
 
     def run_started(self, workflow: Workflow, record: RunRecord) -> None:
         self.workflow_path = workflow.path
         super().run_started(workflow, record)
 
     def step_started(self, step: Step) -> None:
-        super().step_started(step)
-        self.write(f"::group::{escape_data(step.name)}", f"::stop-commands::{self.token}")
+        with self.lock:
+            super().step_started(step)
+            if not self.fenced:
+                self.write(f"::group::{escape_data(step.name)}", f"::stop-commands::{self.token}")
+            self.fenced.add(step.id)
 
     def step_finished(self, step: Step, record: StepRecord, summary: str) -> None:
-        self.write(f"::{self.token}::", "::endgroup::")
-        self.durations[step.id] = self.elapsed(step)
-        if summary.strip():
-            self.summaries[step.id] = summary
-        super().step_finished(step, record, summary)
-        if record.outcome == "failure":
-            self._error(
-                step,
-                f"Step '{step.name}' failed: {record.error or f'exit code {record.exit_code}'}",
-                step.location,
-            )
+        with self.lock:
+            if step.id in self.fenced:
+                self.fenced.discard(step.id)
+                if not self.fenced:
+                    self.write(f"::{self.token}::", "::endgroup::")
+            self.durations[step.id] = self.elapsed(step)
+            if summary.strip():
+                self.summaries[step.id] = summary
+            super().step_finished(step, record, summary)
+            if record.outcome == "failure":
+                self._error(
+                    step,
+                    f"Step '{step.name}' failed: {record.error or f'exit code {record.exit_code}'}",
+                    step.location,
+                )
 
     def step_error(self, step: Step, message: str, location: Location | None) -> None:
-        self.write(f"::{self.token}::")
         self._error(step, message, location or step.location)
-        self.write(f"::stop-commands::{self.token}")
 
     def annotation(
         self, step: Step, level: str, message: str, properties: Mapping[str, str]
     ) -> None:
         props = ",".join(f"{k}={escape_property(v)}" for k, v in properties.items())
-        self.write(
-            f"::{self.token}::",
-            f"::{level} {props}::{escape_data(message)}",
-            f"::stop-commands::{self.token}",
-        )
+        self._command(f"::{level} {props}::{escape_data(message)}")
+
+    def _command(self, line: str) -> None:
+        """A command for the outer job: outside the fence, in one write with its lifting."""
+        with self.lock:
+            if self.fenced:
+                self.write(f"::{self.token}::", line, f"::stop-commands::{self.token}")
+            else:
+                self.write(line)
 
     def _error(self, step: Step, message: str, location: Location | None) -> None:
         props = {"title": f"{step.name}"}
         if location is not None:
             props.update(file=location.path, line=str(location.line), col=str(location.column))
         text = ",".join(f"{k}={escape_property(v)}" for k, v in props.items())
-        self.write(f"::error {text}::{escape_data(message)}")
+        self._command(f"::error {text}::{escape_data(message)}")
 
     def run_finished(self, workflow: Workflow, record: RunRecord) -> None:
         super().run_finished(workflow, record)

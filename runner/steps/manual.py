@@ -20,10 +20,10 @@ from runner.approvals.request import FieldSpec, Interruption, Submission
 from runner.approvals.source import ApprovalSource, source_class
 from runner.approvals.trust import load_directory
 from runner.approvals.wait import WaitOutcome, wait_for_decision
+from runner.durations import format_duration
 from runner.engine.contexts import Identity
 from runner.engine.plan import manual_outputs
 from runner.errors import ApprovalError, ExitCode, RunnerError
-from runner.logs.base import format_duration
 from runner.model import Manual
 from runner.steps.base import StepContext, StepResult
 

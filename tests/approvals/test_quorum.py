@@ -198,7 +198,18 @@ def test_quorum_not_met_when_two_places_need_a_third_person() -> None:
         ),
         (False, ALICE, "approved", []),
         (True, BOB, "approved", []),
-        (True, None, "approved", []),
+        # the starter ("dave") is not in the people file: self-approval cannot be ruled out,
+        # so approvals are refused (fail closed)
+        (
+            True,
+            None,
+            "waiting",
+            [
+                "proceed by alice via prompt: the run was started by 'dave', who is not in the "
+                "people file, so self-approval cannot be ruled out"
+            ],
+        ),
+        (False, None, "approved", []),
     ],
 )
 def test_self_approval(
