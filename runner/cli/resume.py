@@ -33,6 +33,13 @@ import click
     "server_url",
     help="Fetch the run's record from this approval server when it is not here.",
 )
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A secret input again (secret values are never stored).",
+)
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
 def resume(
     run_id: str,
@@ -42,12 +49,14 @@ def resume(
     wait_for_lock: bool,
     insecure_local_trust: bool,
     server_url: str | None,
+    inputs: tuple[str, ...],
     output_format: str,
 ) -> int:
     """Resume a run: ask the sources again and continue after its manual step."""
     from runner.engine import session
     from runner.engine.record import RecordStore
     from runner.engine.resume import fetch_from_server
+    from runner.inputs import parse_pairs
     from runner.engine.resume import resume as resume_run
     from runner.logs.choose import choose_log
 
@@ -66,4 +75,5 @@ def resume(
         options={"detach_on_wait": detach_on_wait, "insecure_local_trust": insecure_local_trust},
         rerun_interrupted=rerun_interrupted,
         wait_for_lock=wait_for_lock,
+        secret_inputs=parse_pairs(inputs, "--input"),
     )

@@ -126,6 +126,7 @@ def resume(
     options: Mapping[str, Any],
     rerun_interrupted: bool,
     wait_for_lock: bool,
+    secret_inputs: Mapping[str, str] | None = None,
 ) -> int:
     from runner.engine import session
     from runner.engine.lock import run_lock
@@ -172,7 +173,7 @@ def resume(
             "finished is unknown",
             hint="check what they did, then resume with --rerun-interrupted to run them again",
         )
-    inputs = {k: v for k, v in record.inputs.items()}
+    inputs = restore_inputs(prepared.workflow, record.inputs, secret_inputs or {}, log)
     prepared = _with_inputs(prepared, inputs)
     by = record.started_by
     created_by = Identity(
@@ -192,3 +193,28 @@ def _with_inputs(prepared: Any, inputs: dict[str, Any]) -> Any:
     import dataclasses
 
     return dataclasses.replace(prepared, inputs=inputs)
+
+
+def restore_inputs(
+    workflow: Workflow, recorded: Mapping[str, Any], given: Mapping[str, str], log: RunLog
+) -> dict[str, Any]:
+    """The run's inputs: recorded ones, and secret ones given again (they are never stored)."""
+    from runner.errors import UsageError as _UsageError
+
+    inputs = dict(recorded)
+    for name, value in given.items():
+        spec = workflow.inputs.get(name)
+        if spec is None or not spec.secret:
+            raise _UsageError(
+                f"--input {name}: only secret inputs are given again on resume; "
+                "the others are the run's own"
+            )
+        inputs[name] = value
+    for name, spec in workflow.inputs.items():
+        if spec.secret and name not in given and recorded.get(name) == "***":
+            log.write(
+                f"secret input {name!r} was not given again (--input {name}=...); "
+                "it is empty in the resumed run"
+            )
+            inputs[name] = ""
+    return inputs
