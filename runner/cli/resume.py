@@ -56,8 +56,8 @@ def resume(
     from runner.engine import session
     from runner.engine.record import RecordStore
     from runner.engine.resume import fetch_from_server
-    from runner.inputs import parse_pairs
     from runner.engine.resume import resume as resume_run
+    from runner.inputs import parse_pairs
     from runner.logs.choose import choose_log
 
     environ = dict(os.environ)
