@@ -143,6 +143,11 @@ def check_binding(body: ApprovalBody, request: Interruption, now: datetime) -> N
             raise VerificationError(f"approval is for {what} {given!r}, not {expected!r}")
     if request.commit and body.commit != request.commit:
         raise VerificationError(f"approval is for commit {body.commit!r}, not {request.commit!r}")
+    check_window(body, now, request.run_started or None)
+
+
+def check_window(body: ApprovalBody, now: datetime, run_started: str | None = None) -> None:
+    """Refuse an approval whose validity window is malformed or does not include ``now``."""
     issued, expires = body.issued, body.expires
     if expires <= issued:
         raise VerificationError("approval expires before it is issued")
@@ -152,8 +157,8 @@ def check_binding(body: ApprovalBody, request: Interruption, now: datetime) -> N
         raise VerificationError(f"approval is issued in the future ({body.issued_at})")
     if now >= expires:
         raise VerificationError(f"approval expired at {body.expires_at}")
-    if request.run_started:
-        started = datetime.fromisoformat(request.run_started.replace("Z", "+00:00"))
+    if run_started:
+        started = datetime.fromisoformat(run_started.replace("Z", "+00:00"))
         if issued < started - CLOCK_SKEW:
             raise VerificationError(
                 f"approval was issued at {body.issued_at}, before the run started"

@@ -82,7 +82,6 @@ class FileSource:
         self.insecure = bool(options.get("insecure_local_trust"))
         self.signers: list[AllowedSigner] = []
         self.revoked: frozenset[bytes] = frozenset()
-        self.seen: dict[str, Submission] = {}
         self.last_fetch = 0.0
 
     # -- trust -------------------------------------------------------------------------------
@@ -153,15 +152,17 @@ class FileSource:
         return found
 
     def poll(self, request: Interruption) -> list[Submission]:
+        """Every approval file of the step, verified afresh at each poll: nothing is cached, so
+        a ``.sig`` pushed after its ``.json`` is seen, a bad copy cannot hide a good file, and an
+        approval that expires while a quorum fills stops counting."""
         files = self._files(request)
         now = self.now()
+        found: list[Submission] = []
         for name, raw in files.items():
             if not name.endswith(".json") or not name.startswith(f"{request.step_id}."):
                 continue
             signature = files.get(name + ".sig")
-            key = f"file:{body_digest(raw)}"
-            if key in self.seen:
-                continue
+            key = f"file:{body_digest(raw)}:{body_digest(signature) if signature else 'unsigned'}"
             evidence: dict[str, Any] = {
                 "file": f"{self.config.path}/{request.run_id}/{name}",
                 "sha256": body_digest(raw),
@@ -169,7 +170,7 @@ class FileSource:
             if self.config.remote:
                 evidence["remote"] = self.config.remote
             if signature is None:
-                self.seen[key] = _problem(name, key, evidence, "has no .sig file beside it")
+                found.append(_problem(name, key, evidence, "has no .sig file beside it"))
                 continue
             try:
                 signed = verify_signed(
@@ -184,7 +185,7 @@ class FileSource:
 
                 check_binding(signed.body, request, now)
             except VerificationError as exc:
-                self.seen[key] = _problem(name, key, evidence, exc.message)
+                found.append(_problem(name, key, evidence, exc.message))
                 continue
             evidence.update(
                 body=raw.decode("utf-8"),
@@ -193,18 +194,20 @@ class FileSource:
                 fingerprint=signed.fingerprint,
                 key_type=signed.key_type,
             )
-            self.seen[key] = Submission(
-                source="file",
-                result="proceed" if signed.body.decision == "proceed" else "abort",
-                who=signed.principal,
-                who_kind="principal",
-                notes=signed.body.notes,
-                fields=dict(signed.body.fields),
-                submitted_at=signed.body.issued_at,
-                evidence=evidence,
-                key=key,
+            found.append(
+                Submission(
+                    source="file",
+                    result="proceed" if signed.body.decision == "proceed" else "abort",
+                    who=signed.principal,
+                    who_kind="principal",
+                    notes=signed.body.notes,
+                    fields=dict(signed.body.fields),
+                    submitted_at=signed.body.issued_at,
+                    evidence=evidence,
+                    key=key,
+                )
             )
-        return list(self.seen.values())
+        return found
 
     def cancel(self, request: Interruption, reason: str) -> None:
         return None

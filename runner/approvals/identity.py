@@ -142,8 +142,11 @@ def parse_directory(raw: bytes, source: str) -> Directory:
     for i, person in enumerate(people):
         for login in person.ci_logins:
             if login in usernames and login != person.username:
-                problem(("people", i), f"CI login {login!r} of {person.username} is another "
-                        "person's username; it would let one act as the other")
+                problem(
+                    ("people", i),
+                    f"CI login {login!r} of {person.username} is another "
+                    "person's username; it would let one act as the other",
+                )
     teams: dict[str, frozenset[str]] = {}
     raw_teams = data.get("teams") or {}
     if not isinstance(raw_teams, dict):

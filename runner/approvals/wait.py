@@ -49,8 +49,10 @@ def wait_for_decision(
     while True:
         for source in sources:
             try:
+                # the latest poll wins: an approval that no longer verifies (expired) stops
+                # counting; one that failed before (its .sig not yet pushed) may count now
                 for submission in source.poll(request):
-                    seen.setdefault(submission.key or repr(submission), submission)
+                    seen[submission.key or repr(submission)] = submission
             except RunnerError as exc:
                 on_source_error(source.name, exc)
         ordered = sorted(

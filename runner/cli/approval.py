@@ -71,10 +71,14 @@ def new_approval(
         if value is None:
             continue
         if name in request and request[name] != value:
-            raise UsageError(
-                f"--{name.replace('_id', '').replace('_', '-')} {value} does not "
-                f"match the request file ({request[name]})"
-            )
+            option = {
+                "run_id": "--run-id",
+                "step_id": "--step",
+                "environment": "--env",
+                "digest": "--digest",
+                "commit": "--commit",
+            }[name]
+            raise UsageError(f"{option} {value} does not match the request file ({request[name]})")
         request[name] = value
     for name in ("run_id", "step_id", "environment", "digest"):
         if not request.get(name):
@@ -180,12 +184,12 @@ def verify_file(
         problems.append(f"principal {signed.principal} is not in the people file")
     if run_id and body.run_id != run_id:
         problems.append(f"it is for run {body.run_id}, not {run_id}")
-    from runner.approvals.document import CLOCK_SKEW
+    from runner.approvals.document import check_window
 
-    if when >= body.expires:
-        problems.append(f"it expired at {body.expires_at}")
-    if body.issued > when + CLOCK_SKEW:
-        problems.append(f"it was issued at {body.issued_at}, after {at or 'now'}")
+    try:
+        check_window(body, when)
+    except VerificationError as exc:
+        problems.append(exc.message)
     if problems:
         lines.append("NOT valid: " + "; ".join(problems))
     else:

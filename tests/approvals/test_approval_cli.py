@@ -1,0 +1,359 @@
+"""``runner approval new`` and ``runner approval verify`` with real keys and a git trust ref."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from runner.approvals.document import instant, parse_body, parse_instant
+from runner.cli.main import main
+
+if TYPE_CHECKING:
+    from conftest import World
+
+WORKFLOW = """\
+name: Seed
+environments: [production, staging]
+approvals:
+  trust: {ref: origin/approvals-trust, people: trust/people.yml, \
+allowed-signers: trust/allowed_signers, revoked-keys: trust/revoked_keys}
+  file: {remote: origin, branch: approvals, path: approvals, poll-seconds: 1}
+steps:
+  - id: gate
+    name: Approve release
+    manual:
+      teams: [trading-desk]
+"""
+
+Cli = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
+    """Run ``runner ARGS`` in this process; return (exit code, stdout, stderr)."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def deployed(world: World) -> Path:
+    """The workflow on main, and the request file its waiting run would have written."""
+    world.commit_workflow(WORKFLOW)
+    request = world.request()
+    path = world.root / "request.json"
+    path.write_text(json.dumps(request.to_dict(), indent=2) + "\n", encoding="utf-8")
+    return world.repo / "deploy.yml"
+
+
+def new(cli: Cli, world: World, *args: str, key: str = "alice") -> tuple[int, str, str]:
+    principal = f"{key}@example.com"
+    return cli(
+        "approval",
+        "new",
+        "--request",
+        str(world.root / "request.json"),
+        "--key",
+        str(getattr(world.keys, key).path),
+        "--principal",
+        principal,
+        "--out",
+        str(world.root / "out"),
+        *args,
+    )
+
+
+def written(world: World, name: str = "gate.alice@example.com.json") -> Path:
+    return world.root / "out" / "r1" / name
+
+
+# -- approval new ------------------------------------------------------------------------------
+
+
+def test_new_writes_a_canonical_signed_body(
+    cli: Cli,
+    world: World,
+    deployed: Path,
+    ssh_keygen_verify: Callable[..., subprocess.CompletedProcess[bytes]],
+) -> None:
+    code, out, err = new(
+        cli, world, "--decision", "proceed", "--notes", "Desk told", "--field", "ticket=CHG-7"
+    )
+    assert (code, err) == (0, "")
+    path = written(world)
+    sig = path.with_name(path.name + ".sig")
+    assert out == (
+        f"wrote {path}\n  and {sig}\n"
+        f"now: git add {path} {sig} && git commit -m 'Approve r1' && git push\n"
+    )
+    raw = path.read_bytes()
+    body = parse_body(raw)
+    assert body.encode() == raw  # canonical: what parse_body reads is what encode writes
+    request = world.request()
+    assert (body.run_id, body.step_id, body.environment) == ("r1", "gate", "production")
+    assert (body.workflow_digest, body.commit) == (request.digest, world.head)
+    assert (body.decision, body.approver, body.notes) == (
+        "proceed",
+        "alice@example.com",
+        "Desk told",
+    )
+    assert body.fields == {"ticket": "CHG-7"}
+    assert body.format == "runner-approval/v1"
+    assert body.expires - body.issued == timedelta(minutes=720)
+    checked = ssh_keygen_verify(
+        world.root, world.keys.allowed_signers(), "alice@example.com", raw, sig.read_bytes()
+    )
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_new_valid_minutes(cli: Cli, world: World, deployed: Path) -> None:
+    code, _, _ = new(cli, world, "--decision", "proceed", "--valid-minutes", "30")
+    assert code == 0
+    body = parse_body(written(world).read_bytes())
+    assert body.expires - body.issued == timedelta(minutes=30)
+    assert body.notes == ""
+
+
+@pytest.mark.parametrize("notes", [[], ["--notes", "  "]], ids=["no-notes", "blank-notes"])
+def test_new_abort_needs_notes(cli: Cli, world: World, deployed: Path, notes: list[str]) -> None:
+    code, out, err = new(cli, world, "--decision", "abort", *notes)
+    assert (code, out) == (2, "")
+    assert err == "error: an abort needs --notes saying why\n"
+    assert not (world.root / "out").exists()
+
+
+def test_new_abort_with_notes(cli: Cli, world: World, deployed: Path) -> None:
+    code, _, _ = new(cli, world, "--decision", "abort", "--notes", "market is closed")
+    assert code == 0
+    body = parse_body(written(world).read_bytes())
+    assert (body.decision, body.notes) == ("abort", "market is closed")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--step", "deploy", "--step deploy does not match the request file (gate)"),
+        ("--digest", "b" * 64, f"--digest {'b' * 64} does not match the request file ({'d' * 64})"),
+        pytest.param("--run-id", "r2", "--run-id r2 does not match the request file (r1)"),
+        pytest.param(
+            "--env", "staging", "--env staging does not match the request file (production)"
+        ),
+    ],
+    ids=["step", "digest", "run-id", "env"],
+)
+def test_new_refuses_options_that_contradict_the_request(
+    cli: Cli, world: World, deployed: Path, option: str, value: str, message: str
+) -> None:
+    code, out, err = new(cli, world, "--decision", "proceed", option, value)
+    assert (code, out) == (2, "")
+    assert not (world.root / "out").exists()
+    assert err == f"error: {message}\n"
+
+
+def test_new_without_request_needs_every_binding(cli: Cli, world: World) -> None:
+    code, out, err = cli(
+        "approval",
+        "new",
+        "--run-id",
+        "r1",
+        "--step",
+        "gate",
+        "--env",
+        "production",
+        "--decision",
+        "proceed",
+        "--key",
+        str(world.keys.alice.path),
+        "--principal",
+        "alice@example.com",
+        "--out",
+        str(world.root / "out"),
+    )
+    assert (code, out) == (2, "")
+    assert err == "error: --digest is required (or --request FILE from the waiting run)\n"
+
+
+# -- approval verify ---------------------------------------------------------------------------
+
+
+def verify(cli: Cli, path: Path, workflow: Path, *args: str) -> tuple[int, str, str]:
+    return cli("approval", "verify", str(path), "--workflow", str(workflow), *args)
+
+
+def test_verify_a_valid_file(cli: Cli, world: World, deployed: Path) -> None:
+    assert new(cli, world, "--decision", "proceed", "--notes", "Desk told")[0] == 0
+    path = written(world)
+    raw = path.read_bytes()
+    body = parse_body(raw)
+    code, out, err = verify(cli, path, deployed, "--run-id", "r1")
+    assert (code, err) == (0, "")
+    assert out == (
+        f"{path}: signature valid (ssh-ed25519 {world.keys.alice.fingerprint}, "
+        "namespace runner-approval)\n"
+        "  who:      alice@example.com = Alice Martin (alice; teams: trading-desk)\n"
+        "  decision: proceed: Desk told\n"
+        "  run:      r1, step gate, environment production\n"
+        f"  workflow: digest {'d' * 64}, commit {world.head}\n"
+        f"  valid:    {body.issued_at} to {body.expires_at}\n"
+        f"  sha256:   {hashlib.sha256(raw).hexdigest()}\n"
+        "valid\n"
+    )
+
+
+def test_verify_the_wrong_run(cli: Cli, world: World, deployed: Path) -> None:
+    assert new(cli, world, "--decision", "proceed")[0] == 0
+    code, out, _ = verify(cli, written(world), deployed, "--run-id", "r2")
+    assert code == 1
+    assert out.splitlines()[-1] == "NOT valid: it is for run r1, not r2"
+
+
+def test_verify_at_times(cli: Cli, world: World, deployed: Path) -> None:
+    assert new(cli, world, "--decision", "proceed", "--valid-minutes", "60")[0] == 0
+    path = written(world)
+    body = parse_body(path.read_bytes())
+    issued = parse_instant(body.issued_at, "issued_at")
+
+    before = instant(issued - timedelta(minutes=6))
+    code, out, _ = verify(cli, path, deployed, "--at", before)
+    assert code == 1
+    assert out.splitlines()[-1] == f"NOT valid: approval is issued in the future ({body.issued_at})"
+
+    within_skew = instant(issued - timedelta(minutes=5))
+    code, out, _ = verify(cli, path, deployed, "--at", within_skew)
+    assert (code, out.splitlines()[-1]) == (0, f"valid as of {within_skew}")
+
+    code, out, _ = verify(cli, path, deployed, "--at", body.expires_at)
+    assert code == 1
+    assert out.splitlines()[-1] == f"NOT valid: approval expired at {body.expires_at}"
+
+    last_second = instant(issued + timedelta(minutes=60) - timedelta(seconds=1))
+    code, out, _ = verify(cli, path, deployed, "--at", last_second)
+    assert (code, out.splitlines()[-1]) == (0, f"valid as of {last_second}")
+
+
+def test_verify_at_needs_a_utc_time(cli: Cli, world: World, deployed: Path) -> None:
+    assert new(cli, world, "--decision", "proceed")[0] == 0
+    path = written(world)
+    code, out, _ = verify(cli, path, deployed, "--at", "2026-01-31 12:00")
+    assert code == 1
+    assert out == f"{path}: NOT valid: `--at` must be a UTC time like 2026-01-31T12:00:00Z\n"
+
+
+def test_verify_a_tampered_file(cli: Cli, world: World, deployed: Path) -> None:
+    assert new(cli, world, "--decision", "proceed", "--notes", "Desk told")[0] == 0
+    path = written(world)
+    path.write_bytes(path.read_bytes().replace(b"Desk told", b"Desk sold"))
+    code, out, err = verify(cli, path, deployed)
+    assert (code, err) == (1, "")
+    assert out == f"{path}: NOT valid: signature does not match\n"
+
+
+def test_verify_a_revoked_key(cli: Cli, world: World, deployed: Path) -> None:
+    assert new(cli, world, "--decision", "proceed", key="dave")[0] == 0
+    path = written(world, "gate.dave@example.com.json")
+    code, out, _ = verify(cli, path, deployed)
+    assert code == 1
+    assert out == f"{path}: NOT valid: key {world.keys.dave.fingerprint} is revoked\n"
+
+
+def test_verify_a_missing_signature(cli: Cli, world: World, deployed: Path) -> None:
+    assert new(cli, world, "--decision", "proceed")[0] == 0
+    path = written(world)
+    path.with_name(path.name + ".sig").unlink()
+    code, out, err = verify(cli, path, deployed)
+    assert (code, out) == (2, "")
+    assert err == f"error: cannot read {path}.sig: No such file or directory\n"
+
+
+def test_verify_refuses_working_tree_trust_without_the_flag(cli: Cli, world: World) -> None:
+    workflow = world.commit_workflow(
+        WORKFLOW.replace("{ref: origin/approvals-trust, ", "{"),
+        {
+            "trust/people.yml": world.PEOPLE_YML,
+            "trust/allowed_signers": world.keys.allowed_signers(),
+            "trust/revoked_keys": world.keys.revoked_keys(),
+        },
+    )
+    path = world.root / "request.json"
+    path.write_text(json.dumps(world.request().to_dict()), encoding="utf-8")
+    assert new(cli, world, "--decision", "proceed")[0] == 0
+    code, out, err = verify(cli, written(world), workflow)
+    assert (code, out) == (2, "")
+    assert err == (
+        "error: the workflow reads trust from the working tree; set `approvals.trust.ref` or "
+        "pass --insecure-local-trust\n"
+    )
+    code, out, _ = verify(cli, written(world), workflow, "--insecure-local-trust")
+    assert (code, out.splitlines()[-1]) == (0, "valid")
+
+
+@pytest.mark.parametrize(
+    ("issued", "expires"),
+    [(timedelta(0), timedelta(days=30)), (timedelta(minutes=2), timedelta(minutes=1))],
+    ids=["thirty-days", "expires-before-issue"],
+)
+def test_verify_refuses_a_window_the_runner_refuses(
+    cli: Cli, world: World, deployed: Path, issued: timedelta, expires: timedelta
+) -> None:
+    alice = world.keys.alice
+    request = world.request()
+    start = parse_instant(request.created, "created")
+    body = world.body(
+        request, alice, issued_at=instant(start + issued), expires_at=instant(start + expires)
+    )
+    path = world.root / "gate.json"
+    path.write_bytes(body.encode())
+    path.with_name("gate.json.sig").write_bytes(world.sign(body.encode(), alice))
+    code, out, _ = verify(cli, path, deployed, "--at", instant(start))
+    assert out.splitlines()[-1].startswith("NOT valid: ")
+    assert code == 1
+
+
+def test_verify_through_the_installed_command(world: World, deployed: Path) -> None:
+    """The same check through the real ``runner`` executable and its exit code."""
+    alice = world.keys.alice
+    request = world.request()
+    raw = world.body(request, alice).encode()
+    folder = world.root / "manual"
+    folder.mkdir()
+    (folder / "gate.json").write_bytes(raw)
+    (folder / "gate.json.sig").write_bytes(world.sign(raw, alice))
+    runner = str(Path(sys.executable).with_name("runner"))
+    done = subprocess.run(
+        [runner, "approval", "verify", str(folder / "gate.json"), "--workflow", str(deployed)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "valid"
+    done = subprocess.run(
+        [
+            runner,
+            "approval",
+            "verify",
+            str(folder / "gate.json"),
+            "--workflow",
+            str(deployed),
+            "--run-id",
+            "r9",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stdout.splitlines()[-1] == "NOT valid: it is for run r1, not r9"
