@@ -89,6 +89,14 @@ def new_approval(
                 "digest": "--digest",
             }[name]
             raise UsageError(f"{option} is required (or --request FILE from the waiting run)")
+    from runner.approvals.document import MAX_VALIDITY
+
+    if not 0 < valid_minutes <= MAX_VALIDITY.total_seconds() / 60:
+        raise UsageError(
+            f"--valid-minutes must be between 0 and {MAX_VALIDITY.days} days "
+            f"({int(MAX_VALIDITY.total_seconds() // 60)} minutes): the runner refuses "
+            "longer approvals"
+        )
     who = _principal(principal)
     body = new_body(
         request,
