@@ -133,16 +133,16 @@ def run_process(
         on_line(f"cannot start {argv[0]}: {exc.strerror or exc}")
         return ProcessResult(127, duration=time.monotonic() - started)
     pgid = proc.pid
-    if groups is not None:
-        groups.add(pgid)
-        if groups.cancelled.is_set() and not after_cancel:
-            groups.stop(pgid)
-    assert proc.stdout is not None
-    reader = threading.Thread(target=_pump, args=(proc.stdout, on_line), daemon=True)
-    reader.start()
     timed_out = False
     cancelled = False
     try:
+        if groups is not None:
+            groups.add(pgid)
+            if groups.cancelled.is_set() and not after_cancel:
+                groups.stop(pgid)
+        assert proc.stdout is not None
+        reader = threading.Thread(target=_pump, args=(proc.stdout, on_line), daemon=True)
+        reader.start()
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -150,6 +150,12 @@ def run_process(
             terminate_group(pgid, reap=proc.poll)
             proc.wait()
         reader.join(DRAIN_SECONDS)
+    except BaseException:
+        # the runner is stopping (a second signal may land before the group is registered
+        # for ProcessGroups.kill_all): the process must not outlive it
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+        raise
     finally:
         if groups is not None:
             cancelled = groups.stopped(pgid)

@@ -1,0 +1,233 @@
+"""Secrets never reach the log, the run record or the job summary: secret variables (literal and
+from the environment), secret inputs, ``::add-mask::`` and ``-sensitive`` Octopus variables, in
+the forms a script is likely to print them in."""
+
+from __future__ import annotations
+
+import base64
+import json
+from urllib.parse import quote
+
+import pytest
+from conftest import Outcome, Workspace
+
+LITERAL = "lit-Secret-4f9a!x"
+FROM_ENV = "env-secret/with+special&chars"
+INPUT = "input-secret-7731"
+MASKED = "added-by-mask-9c2"
+SENSITIVE = "sensitive-out-55aa"
+MULTILINE = "-----BEGIN KEY-----\nMIIBfirstLine0001\nAbCdsecondLine02\n-----END KEY-----"
+SECRETS = {
+    "literal": LITERAL,
+    "from-env": FROM_ENV,
+    "input": INPUT,
+    "add-mask": MASKED,
+    "sensitive": SENSITIVE,
+}
+
+WORKFLOW = """
+name: secrets
+inputs:
+  token:
+    secret: true
+    required: true
+variables:
+  Literal:
+    value: "lit-Secret-4f9a!x"
+    secret: true
+  FromEnv:
+    from-env: TEST_FROM_ENV
+    secret: true
+  Certificate:
+    from-env: TEST_CERTIFICATE
+    secret: true
+steps:
+  - id: prepare
+    name: Prepare
+    env:
+      LITERAL: "#{Literal}"
+      FROM_ENV: ${{ secrets.FromEnv }}
+      TOKEN: ${{ inputs.token }}
+    run: |
+      echo "::add-mask::added-by-mask-9c2"
+      set_octopusvariable "Sensitive" "sensitive-out-55aa" -sensitive
+      set -- "$LITERAL" "$FROM_ENV" "$TOKEN" "added-by-mask-9c2" "sensitive-out-55aa"
+      for value in "$@"; do
+        echo "plain: $value"
+        echo "quoted: '$value' \\"$value\\""
+        echo "base64: $(printf %s "$value" | base64)"
+        echo "::warning::annotation $value"
+        echo "out-$(printf %s "$value" | md5sum | cut -c1-6)=$value" >> "$GITHUB_OUTPUT"
+      done
+      python3 -c '
+      import json, sys, urllib.parse
+      for value in sys.argv[1:]:
+          print("url:", urllib.parse.quote(value, safe=""))
+          print("json:", json.dumps({"v": value}))
+      ' "$@"
+      echo "## Deployed with $LITERAL and $TOKEN" >> "$GITHUB_STEP_SUMMARY"
+  - id: multi-line
+    name: Multi-line
+    env:
+      CERT: "#{Certificate}"
+    run: |
+      printf '%s\\n' "$CERT"
+      printf '%s\\n' "$CERT" | sed 's/^/  indented /'
+      echo "whole base64: $(printf %s "$CERT" | base64 -w0)"
+  - id: use-sensitive
+    name: Use sensitive
+    env:
+      VALUE: "#{Octopus.Action[Prepare].Output.Sensitive}"
+    run: echo "later step sees $VALUE"
+  - id: fail
+    name: Fail with a secret
+    env:
+      LITERAL: "#{Literal}"
+    run: |
+      echo "$LITERAL" >> "$GITHUB_OUTPUT"
+"""
+
+
+def run_secrets(workspace: Workspace, *extra: str, env: dict[str, str] | None = None) -> Outcome:
+    return workspace.cli(
+        WORKFLOW,
+        "--input",
+        f"token={INPUT}",
+        *extra,
+        env={
+            "TEST_FROM_ENV": FROM_ENV,
+            "TEST_CERTIFICATE": MULTILINE,
+            "GITHUB_STEP_SUMMARY": str(workspace.root / "summary.md"),
+            **(env or {}),
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
+    """The secrets workflow run once in each log format."""
+    options = {
+        "text": ((), {}),
+        "json": (("--format", "json"), {}),
+        "github": ((), {"GITHUB_ACTIONS": "true"}),
+    }
+    return {
+        name: run_secrets(Workspace(tmp_path_factory.mktemp(name)), *args, env=env)
+        for name, (args, env) in options.items()
+    }
+
+
+def forms(secret: str) -> list[str]:
+    """What must not appear: the secret, each of its lines, and encoded forms."""
+    found = [secret, *(line for line in secret.splitlines() if len(line) >= 4)]
+    for text in list(found):
+        found += [
+            base64.b64encode(text.encode()).decode(),
+            quote(text, safe=""),
+            json.dumps(text)[1:-1],
+        ]
+    return found
+
+
+def assert_clean(text: str) -> None:
+    for name, secret in {**SECRETS, "multi-line": MULTILINE}.items():
+        for form in forms(secret):
+            assert form not in text, f"{name} secret leaked as {form!r}"
+
+
+@pytest.fixture(params=["text", "json", "github"])
+def outcome(request: pytest.FixtureRequest, runs: dict[str, Outcome]) -> Outcome:
+    return runs[request.param]
+
+
+def test_secrets_not_in_output(outcome: Outcome) -> None:
+    assert outcome.code == 1
+    assert_clean(outcome.out)
+    assert_clean(outcome.err)
+    assert "***" in outcome.out
+
+
+def test_secrets_not_in_record(outcome: Outcome) -> None:
+    text = outcome.record_text
+    assert_clean(text)
+    record = outcome.record
+    assert record.inputs == {"token": "***"}
+    assert record.step("prepare").secret_outputs == ["Octopus:Sensitive"]
+    assert record.step("prepare").octopus == {}
+    assert set(record.step("prepare").outputs.values()) == {"***"}
+    assert record.error == {
+        "message": "Step 'Fail with a secret' failed",
+        "detail": "Invalid format '***'",
+    }
+
+
+def test_secrets_not_left_in_state_folder(outcome: Outcome) -> None:
+    """Neither the record nor the steps' file-command files keep a secret on disk (the script
+    files are the workflow's own text, with the literal values this workflow spells out)."""
+    folder = outcome.record_path.parent
+    files = [p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("script.")]
+    assert folder / "record.json" in files
+    for path in files:
+        assert_clean(path.read_text())
+
+
+def test_secrets_not_in_job_summary(runs: dict[str, Outcome]) -> None:
+    outcome = runs["github"]
+    summary = (outcome.state_dir.parent / "summary.md").read_text()
+    assert_clean(summary)
+    assert "## Deployed with *** and ***" in summary
+    assert "| ❌ | Fail with a secret | failure |" in summary
+    assert "| Invalid format '***' |" in summary
+    assert outcome.code == 1
+
+
+def test_each_form_masked_per_line(runs: dict[str, Outcome]) -> None:
+    lines = runs["text"].lines()
+    for prefix in ("plain", "base64", "url"):
+        assert lines.count(f"  {prefix}: ***") == 5
+    assert lines.count('  json: {"v": "***"}') == 5
+    assert lines.count("  quoted: '***' \"***\"") == 5
+    assert lines.count("  warning: annotation ***") == 5
+
+
+def test_multi_line_secret_masked_line_by_line(runs: dict[str, Outcome]) -> None:
+    lines = runs["text"].lines()
+    start = lines.index("▶ Multi-line")
+    assert lines[start + 1 : start + 10] == [
+        "  ***",
+        "  ***",
+        "  ***",
+        "  ***",
+        "    indented ***",
+        "    indented ***",
+        "    indented ***",
+        "    indented ***",
+        "  whole base64: ***",
+    ]
+
+
+def test_add_mask_line_not_echoed_and_sensitive_output_usable(runs: dict[str, Outcome]) -> None:
+    outcome = runs["text"]
+    assert not any("add-mask" in line for line in outcome.lines())
+    assert "  later step sees ***" in outcome.lines()
+    assert outcome.step("use-sensitive").outcome == "success"
+
+
+def test_missing_secret_from_env_is_left_unsubstituted(workspace: Workspace) -> None:
+    outcome = workspace.run(
+        """
+        name: missing secret
+        variables:
+          Password:
+            from-env: TEST_NOT_SET_ANYWHERE
+            secret: true
+        steps:
+          - id: use
+            name: Use
+            env:
+              PASSWORD: "#{Password}"
+            run: echo "password=[$PASSWORD]"
+        """
+    )
+    assert outcome.code == 0, outcome.err
+    assert "  password=[#{Password}]" in outcome.lines()

@@ -1,0 +1,115 @@
+"""Migrations from an empty database, on SQLite and PostgreSQL: every table is there, the
+schema is the one ``tables.py`` describes, and running them again changes nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, inspect, select, text
+
+from runner.cli.main import main
+from runner.server import tables as t
+from runner.server.storage import Store, make_engine, migrate
+
+EXPECTED = {
+    "people",
+    "team_members",
+    "tokens",
+    "interruptions",
+    "submissions",
+    "runs",
+    "locks",
+    "audit",
+}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'empty.db'}"
+    return str(request.getfixturevalue("fresh_postgres_url"))
+
+
+@pytest.fixture
+def engine(empty_url: str) -> Iterator[Engine]:
+    engine = make_engine(empty_url)
+    yield engine
+    engine.dispose()
+
+
+def table_names(engine: Engine) -> set[str]:
+    return set(inspect(engine).get_table_names())
+
+
+def head(engine: Engine) -> list[str]:
+    with engine.connect() as c:
+        return [r[0] for r in c.execute(text("SELECT version_num FROM alembic_version"))]
+
+
+def test_empty_database_has_no_tables(engine: Engine) -> None:
+    assert table_names(engine) == set()
+
+
+def test_migrate_creates_every_table(engine: Engine) -> None:
+    migrate(engine)
+    assert table_names(engine) == EXPECTED | {"alembic_version"}
+    assert head(engine) == ["0001"]
+    columns = {c["name"] for c in inspect(engine).get_columns("interruptions")}
+    assert columns == {
+        "id",
+        "run_id",
+        "step_id",
+        "request",
+        "state",
+        "responsible",
+        "version",
+        "created",
+        "updated",
+    }
+    uniques = inspect(engine).get_unique_constraints("interruptions")
+    assert [sorted(u["column_names"]) for u in uniques] == [["run_id", "step_id"]]
+
+
+def test_migrated_schema_matches_tables_py(engine: Engine) -> None:
+    migrate(engine)
+    with engine.connect() as c:
+        differences = compare_metadata(MigrationContext.configure(c), t.metadata)
+    assert differences == []
+
+
+def test_migrating_again_is_a_no_op(engine: Engine) -> None:
+    migrate(engine)
+    store = Store(engine)
+    token = store.issue_token("runner", label="kept")
+    before_tables = table_names(engine)
+    before_audit = store.audit_entries()
+    migrate(engine)
+    migrate(engine)
+    assert table_names(engine) == before_tables
+    assert head(engine) == ["0001"]
+    # nothing lost, nothing added
+    assert store.audit_entries() == before_audit
+    assert store.authenticate(token) is not None
+    with engine.connect() as c:
+        assert c.execute(select(t.tokens.c.label)).scalars().all() == ["kept"]
+
+
+def test_every_server_command_migrates_first(empty_url: str) -> None:
+    """`runner server ... users list` on an empty database creates the schema; twice is fine."""
+    for _ in range(2):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main(["server", "--database", empty_url, "users", "list"]) == 0
+        assert out.getvalue() == ""
+    engine = make_engine(empty_url)
+    try:
+        assert table_names(engine) == EXPECTED | {"alembic_version"}
+        assert head(engine) == ["0001"]
+    finally:
+        engine.dispose()

@@ -1,0 +1,378 @@
+"""The Store on SQLite and PostgreSQL: people and teams, tokens (hashed), interruptions
+(idempotent on run and step), responsibility, the rules of a submission, runs and locks."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from runner.approvals.identity import Person
+from runner.server import tables as t
+from runner.server.audit import verify_chain
+from runner.server.storage import Caller, ServerError, Store
+
+RequestFactory = Callable[..., dict[str, Any]]
+RUNNER = Caller("runner", "tok-runner", None)
+
+
+def person(store: Store, username: str) -> Person:
+    found = store.directory().by_username(username)
+    assert found is not None
+    return found
+
+
+def refused(status: int, code: str) -> Any:
+    """pytest.raises for a ServerError, checked for status and code afterwards."""
+
+    class Check:
+        def __enter__(self) -> None:
+            self.raises = pytest.raises(ServerError)
+            self.info = self.raises.__enter__()
+
+        def __exit__(self, *exc: Any) -> bool:
+            handled = self.raises.__exit__(*exc)
+            error = self.info.value
+            assert (error.status, error.code) == (status, code), error.message
+            return bool(handled)
+
+    return Check()
+
+
+# -- people, teams, tokens --------------------------------------------------------------------
+
+
+def test_import_people_and_teams(store: Store) -> None:
+    directory = store.directory()
+    assert [p.username for p in directory.people] == ["alice", "bob", "carol", "dave"]
+    alice = person(store, "alice")
+    assert (alice.id, alice.display_name, alice.email, alice.ci_logins, alice.ssh_principals) == (
+        "u-alice",
+        "Alice Martin",
+        "alice@example.com",
+        ("alice-gh",),
+        ("alice@example.com",),
+    )
+    assert directory.members("trading-desk") == {"alice", "bob"}
+    assert directory.members("dba") == {"bob", "carol"}
+    assert directory.teams_of(person(store, "dave")) == []
+
+
+def test_set_team_replaces_members_and_refuses_unknown_people(store: Store) -> None:
+    store.set_team("trading-desk", ["carol"])
+    assert store.directory().members("trading-desk") == {"carol"}
+    with refused(404, "unknown_person"):
+        store.set_team("trading-desk", ["nobody"])
+    assert store.directory().members("trading-desk") == {"carol"}
+
+
+def test_token_is_returned_once_and_only_its_hash_stored(store: Store) -> None:
+    token = store.issue_token("approver", "alice", label="alice laptop")
+    with store.engine.connect() as c:
+        rows = [dict(r._mapping) for r in c.execute(select(t.tokens))]
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["hash"] != token
+    assert row["hash"] == hashlib.sha256(token.encode()).hexdigest()
+    assert all(token not in str(value) for value in row.values())
+    assert token.startswith(f"rnr_{row['id']}_")
+    assert (row["kind"], row["person_id"], row["revoked"]) == ("approver", "u-alice", False)
+    # and the listing shows no secret either
+    listed = store.list_tokens()
+    assert [set(x) for x in listed] == [{"id", "kind", "person_id", "label", "created", "revoked"}]
+    assert token not in repr(listed) and row["hash"] not in repr(listed)
+
+
+def test_authenticate_and_revoke(store: Store) -> None:
+    token = store.issue_token("approver", "bob")
+    caller = store.authenticate(token)
+    assert caller is not None
+    assert caller.kind == "approver"
+    assert caller.person is not None and caller.person.username == "bob"
+    assert store.authenticate(token + "x") is None
+    assert store.revoke_token(caller.token_id) is True
+    assert store.authenticate(token) is None
+    assert store.revoke_token("no-such-id") is False
+
+
+def test_token_kinds(store: Store) -> None:
+    runner = store.authenticate(store.issue_token("runner"))
+    assert runner is not None and (runner.kind, runner.person) == ("runner", None)
+    with refused(404, "unknown_person"):
+        store.issue_token("approver", "nobody")
+    with refused(400, "bad_kind"):
+        store.issue_token("superuser")
+
+
+# -- interruptions ----------------------------------------------------------------------------
+
+
+def test_create_is_idempotent_on_run_and_step(store: Store, make_request: RequestFactory) -> None:
+    first = store.create_interruption(make_request(), RUNNER)
+    assert (first["id"], first["state"], first["responsible"], first["version"]) == (
+        "r1--gate",
+        "waiting",
+        None,
+        1,
+    )
+    assert first["submissions"] == []
+    again = store.create_interruption(make_request(), RUNNER)
+    assert again == first
+    # the same run and step under another id is still the same interruption
+    other_id = store.create_interruption(make_request(id="something-else"), RUNNER)
+    assert other_id["id"] == "r1--gate"
+    # another step, or another run, is a new one
+    assert (
+        store.create_interruption(make_request(step_id="gate2", id="r1--gate2"), RUNNER)["id"]
+        == "r1--gate2"
+    )
+    assert (
+        store.create_interruption(make_request(run_id="r2", id="r2--gate"), RUNNER)["id"]
+        == "r2--gate"
+    )
+    with store.engine.connect() as c:
+        assert c.execute(
+            select(t.interruptions.c.id).order_by(t.interruptions.c.id)
+        ).scalars().all() == ["r1--gate", "r1--gate2", "r2--gate"]
+    assert [e["kind"] for e in store.audit_entries()].count("created") == 3
+
+
+def test_create_refuses_what_is_not_an_interruption(
+    store: Store, make_request: RequestFactory
+) -> None:
+    with refused(422, "bad_request"):
+        store.create_interruption({"id": "x", "run_id": "r", "step_id": "s", "bogus": 1}, RUNNER)
+
+
+def test_take_responsibility(store: Store, make_request: RequestFactory) -> None:
+    store.create_interruption(make_request(), RUNNER)
+    view = store.take_responsibility("r1--gate", person(store, "alice"), reassign=False)
+    assert (view["responsible"], view["version"]) == ("alice", 2)
+    # taking it again yourself is fine
+    assert (
+        store.take_responsibility("r1--gate", person(store, "alice"), False)["responsible"]
+        == "alice"
+    )
+    with refused(409, "responsible_taken"):
+        store.take_responsibility("r1--gate", person(store, "bob"), reassign=False)
+    view = store.take_responsibility("r1--gate", person(store, "bob"), reassign=True)
+    assert view["responsible"] == "bob"
+    with refused(403, "not_in_team"):
+        store.take_responsibility("r1--gate", person(store, "dave"), reassign=True)
+    with refused(404, "not_found"):
+        store.take_responsibility("nope", person(store, "alice"), False)
+    kinds = [(e["kind"], e["data"]) for e in store.audit_entries() if e["interruption_id"]]
+    assert kinds[1:] == [
+        ("assigned", {"from": None, "to": "alice"}),
+        ("assigned", {"from": "alice", "to": "alice"}),
+        ("reassigned", {"from": "alice", "to": "bob"}),
+    ]
+
+
+def test_submit_needs_responsibility(store: Store, make_request: RequestFactory) -> None:
+    store.create_interruption(make_request(), RUNNER)
+    with refused(403, "not_responsible"):
+        store.submit("r1--gate", person(store, "alice"), "proceed", "", {})
+    store.take_responsibility("r1--gate", person(store, "alice"), False)
+    with refused(403, "not_responsible"):
+        store.submit("r1--gate", person(store, "bob"), "proceed", "", {})
+    view = store.submit("r1--gate", person(store, "alice"), "proceed", "go", {})
+    assert (view["state"], view["responsible"]) == ("approved", None)
+    assert [(s["username"], s["result"], s["notes"]) for s in view["submissions"]] == [
+        ("alice", "proceed", "go")
+    ]
+    with refused(409, "decided"):
+        store.take_responsibility("r1--gate", person(store, "bob"), False)
+    with refused(409, "decided"):
+        store.submit("r1--gate", person(store, "alice"), "proceed", "", {})
+
+
+def test_submit_outside_the_team_after_membership_was_revoked(
+    store: Store, make_request: RequestFactory
+) -> None:
+    store.create_interruption(make_request(), RUNNER)
+    store.take_responsibility("r1--gate", person(store, "bob"), False)
+    store.set_team("trading-desk", ["alice"])
+    with refused(403, "not_in_team"):
+        store.submit("r1--gate", person(store, "bob"), "proceed", "", {})
+    assert store.get("r1--gate")["state"] == "waiting"
+
+
+def test_self_approval_refused(store: Store, make_request: RequestFactory) -> None:
+    # alice started the run (as her CI login) and the step prevents self-approval
+    store.create_interruption(
+        make_request(started_by="alice-gh", prevent_self_approval=True), RUNNER
+    )
+    store.take_responsibility("r1--gate", person(store, "alice"), False)
+    with refused(403, "self_approval"):
+        store.submit("r1--gate", person(store, "alice"), "proceed", "", {})
+    store.take_responsibility("r1--gate", person(store, "bob"), True)
+    assert store.submit("r1--gate", person(store, "bob"), "proceed", "", {})["state"] == "approved"
+
+
+def test_abort_needs_notes_and_result_must_be_known(
+    store: Store, make_request: RequestFactory
+) -> None:
+    store.create_interruption(make_request(), RUNNER)
+    store.take_responsibility("r1--gate", person(store, "alice"), False)
+    with refused(422, "notes_required"):
+        store.submit("r1--gate", person(store, "alice"), "abort", "   ", {})
+    with refused(422, "bad_result"):
+        store.submit("r1--gate", person(store, "alice"), "maybe", "x", {})
+    view = store.submit("r1--gate", person(store, "alice"), "abort", "window open", {})
+    assert view["state"] == "aborted"
+
+
+TICKET = [
+    {
+        "name": "ticket",
+        "type": "string",
+        "label": "",
+        "required": True,
+        "pattern": "^CHG-[0-9]+$",
+        "options": [],
+    }
+]
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({}, "field 'ticket' is required"),
+        ({"ticket": "nope"}, "field 'ticket' does not match ^CHG-[0-9]+$, got 'nope'"),
+        ({"ticket": "CHG-1", "extra": "x"}, "unknown field 'extra'"),
+    ],
+)
+def test_bad_fields(
+    store: Store, make_request: RequestFactory, fields: dict[str, str], problem: str
+) -> None:
+    store.create_interruption(make_request(fields=TICKET), RUNNER)
+    store.take_responsibility("r1--gate", person(store, "alice"), False)
+    with pytest.raises(ServerError) as info:
+        store.submit("r1--gate", person(store, "alice"), "proceed", "", fields)
+    assert (info.value.status, info.value.code, info.value.message) == (422, "bad_fields", problem)
+    view = store.submit("r1--gate", person(store, "alice"), "proceed", "", {"ticket": "CHG-7"})
+    assert view["state"] == "approved"
+    assert view["submissions"][0]["fields"] == {"ticket": "CHG-7"}
+
+
+def test_quorum_of_two_distinct_people(store: Store, make_request: RequestFactory) -> None:
+    store.create_interruption(make_request(teams=["dba"], quorum=[["dba", 2]]), RUNNER)
+    store.take_responsibility("r1--gate", person(store, "bob"), False)
+    view = store.submit("r1--gate", person(store, "bob"), "proceed", "one", {})
+    assert (view["state"], view["responsible"]) == ("waiting", None)
+    store.take_responsibility("r1--gate", person(store, "bob"), False)
+    with refused(409, "already_counted"):
+        store.submit("r1--gate", person(store, "bob"), "proceed", "again", {})
+    store.take_responsibility("r1--gate", person(store, "carol"), True)
+    view = store.submit("r1--gate", person(store, "carol"), "proceed", "two", {})
+    assert view["state"] == "approved"
+    assert [s["username"] for s in view["submissions"]] == ["bob", "carol"]
+
+
+def test_any_abort_aborts_a_quorum(store: Store, make_request: RequestFactory) -> None:
+    store.create_interruption(make_request(teams=["dba"], quorum=[["dba", 2]]), RUNNER)
+    store.take_responsibility("r1--gate", person(store, "bob"), False)
+    assert store.submit("r1--gate", person(store, "bob"), "proceed", "", {})["state"] == "waiting"
+    store.take_responsibility("r1--gate", person(store, "bob"), False)
+    # bob already counted, but an abort is always heard
+    view = store.submit("r1--gate", person(store, "bob"), "abort", "changed my mind", {})
+    assert view["state"] == "aborted"
+
+
+def test_cancel(store: Store, make_request: RequestFactory) -> None:
+    store.create_interruption(make_request(), RUNNER)
+    store.take_responsibility("r1--gate", person(store, "alice"), False)
+    view = store.cancel("r1--gate", "timed-out", RUNNER)
+    assert (view["state"], view["responsible"]) == ("timed-out", None)
+    # cancelling what is no longer waiting changes nothing
+    assert store.cancel("r1--gate", "cancelled", RUNNER) == view
+    store.create_interruption(make_request(run_id="r2", id="r2--gate"), RUNNER)
+    assert store.cancel("r2--gate", "operator", RUNNER)["state"] == "cancelled"
+
+
+def test_versions_count_every_change(store: Store, make_request: RequestFactory) -> None:
+    store.create_interruption(make_request(), RUNNER)
+    assert store.version("r1--gate") == 1
+    store.take_responsibility("r1--gate", person(store, "alice"), False)
+    assert store.version("r1--gate") == 2
+    with pytest.raises(ServerError):
+        store.take_responsibility("r1--gate", person(store, "bob"), False)
+    assert store.version("r1--gate") == 2
+    store.submit("r1--gate", person(store, "alice"), "proceed", "", {})
+    assert store.version("r1--gate") == 3
+    assert store.version("nope") is None
+
+
+def test_list_interruptions(store: Store, make_request: RequestFactory) -> None:
+    store.create_interruption(make_request(), RUNNER)
+    store.create_interruption(make_request(run_id="r2", id="r2--gate"), RUNNER)
+    store.take_responsibility("r1--gate", person(store, "alice"), False)
+    store.submit("r1--gate", person(store, "alice"), "proceed", "", {})
+    assert [v["id"] for v in store.list_interruptions(pending=False, run=None)] == [
+        "r1--gate",
+        "r2--gate",
+    ]
+    assert [v["id"] for v in store.list_interruptions(pending=True, run=None)] == ["r2--gate"]
+    assert [v["id"] for v in store.list_interruptions(pending=False, run="r1")] == ["r1--gate"]
+
+
+# -- runs and locks ---------------------------------------------------------------------------
+
+
+def test_runs(store: Store) -> None:
+    record = {"run_id": "r1", "status": "waiting", "steps": [{"id": "gate", "n": 1}]}
+    store.put_run("r1", record)
+    assert store.get_run("r1") == record
+    store.put_run("r1", {**record, "status": "success"})
+    assert store.get_run("r1")["status"] == "success"
+    assert store.list_runs() == [{**record, "status": "success"}]
+    with refused(404, "not_found"):
+        store.get_run("r2")
+
+
+def test_locks(store: Store) -> None:
+    store.put_run("r1", {"run_id": "r1", "status": "running"})
+    assert store.acquire_lock("k", "r1", False) == {"taken": True, "run_id": "r1"}
+    assert store.acquire_lock("k", "r1", True) == {"taken": True, "run_id": "r1"}
+    held = store.acquire_lock("k", "r2", False)
+    assert (held["taken"], held["run_id"]) == (False, "r1")
+    # the holder finished: its lock is stale and the next run takes it
+    store.put_run("r1", {"run_id": "r1", "status": "success"})
+    assert store.acquire_lock("k", "r2", False) == {"taken": True, "run_id": "r2"}
+    store.release_lock("k", "r1")  # not the holder: nothing happens
+    assert store.acquire_lock("k", "r3", False)["taken"] is False
+    store.release_lock("k", "r2")
+    assert store.acquire_lock("k", "r3", False) == {"taken": True, "run_id": "r3"}
+
+
+def test_every_change_is_audited_in_one_chain(store: Store, make_request: RequestFactory) -> None:
+    token = store.issue_token("approver", "alice")
+    caller = store.authenticate(token)
+    assert caller is not None
+    store.create_interruption(make_request(), RUNNER)
+    store.take_responsibility("r1--gate", person(store, "alice"), False)
+    store.submit("r1--gate", person(store, "alice"), "proceed", "ok", {})
+    store.revoke_token(caller.token_id)
+    entries = store.audit_entries()
+    assert [e["kind"] for e in entries] == [
+        "people-imported",
+        "token-issued",
+        "created",
+        "assigned",
+        "submitted",
+        "token-revoked",
+    ]
+    assert [e["seq"] for e in entries] == list(range(1, 7))
+    assert entries[4]["data"] == {
+        "result": "proceed",
+        "notes": "ok",
+        "fields": {},
+        "state": "approved",
+    }
+    assert entries[4]["actor"] == "alice"
+    assert verify_chain(entries) == []
+    assert token not in repr(entries)
