@@ -73,6 +73,9 @@ class Trust:
     allowed_signers: str | None = None
     revoked_keys: str | None = None
     policy: str | None = None
+    #: the commit ``ref`` named when the run started: every trust file of the run is read from
+    #: it, so a step cannot move the ref before the manual step reads who may approve
+    commit: str | None = None
 
 
 @dataclass(frozen=True)

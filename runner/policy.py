@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from runner.errors import Diagnostic, RefusedError, WorkflowError
+from runner.errors import Diagnostic, Location, RefusedError, WorkflowError
 from runner.model import Manual, Quorum, Step, Workflow
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -95,7 +95,7 @@ def load_policy(workflow: Workflow, workspace: Path, *, insecure: bool) -> dict[
     trust = workflow.approvals.trust
     if trust is None or not trust.policy:
         return None
-    files = TrustFiles(workspace, trust.ref)
+    files = TrustFiles.of(trust, workspace)
     if not files.protected and not insecure:
         raise RefusedError(
             "the policy file would be read from the working tree, which the deployment "
@@ -103,7 +103,7 @@ def load_policy(workflow: Workflow, workspace: Path, *, insecure: bool) -> dict[
             hint="for a local try only, pass --insecure-local-trust",
         )
     if trust.ref:
-        refuse_deployed_commit(workspace, trust.ref)
+        refuse_deployed_commit(workspace, trust.ref, trust.commit)
     return parse_policy(files.read(trust.policy), files.where(trust.policy))
 
 
@@ -128,13 +128,25 @@ def _zone(window: Mapping[str, Any]) -> ZoneInfo | None:
 
 def _window_problem(window: Mapping[str, Any]) -> None:
     zone = _zone(window)
-    if "from" in window:
-        start = _parse_instant(str(window["from"]), zone)
-        end = _parse_instant(str(window["to"]), zone)
-        if end <= start:
-            raise ValueError("a freeze window must end after it starts")
-    elif zone is None:
-        raise ValueError("a weekly freeze window needs `time-zone` (e.g. Europe/London or UTC)")
+    if "days" in window:
+        if "from" in window or "to" in window:
+            raise ValueError(
+                "a freeze window is either one-off (`from`, `to`) or weekly (`days`, `start`, "
+                "`end`), not both"
+            )
+        if zone is None:
+            raise ValueError("a weekly freeze window needs `time-zone` (e.g. Europe/London or UTC)")
+        # times compare as text: an overnight window would silently never match
+        if str(window["end"]) <= str(window["start"]):
+            raise ValueError(
+                "a weekly freeze window must end after it starts on the same day; for an "
+                "overnight freeze list two windows (e.g. 22:00-24:00 and 00:00-06:00)"
+            )
+        return
+    start = _parse_instant(str(window["from"]), zone)
+    end = _parse_instant(str(window["to"]), zone)
+    if end <= start:
+        raise ValueError("a freeze window must end after it starts")
 
 
 def in_window(window: Mapping[str, Any], now: datetime) -> bool:
@@ -214,7 +226,8 @@ def evaluate(
                 r.get("environment") == before
                 and r.get("status") == "success"
                 and r.get("digest") == digest
-                and (commit is None or r.get("commit") == commit)
+                # an unknown commit matches only another run whose commit was unknown
+                and r.get("commit") == commit
                 for r in history
             )
             checks.append(
@@ -259,6 +272,14 @@ def with_policy_approval(
     spec = (policy or {}).get("environments", {}).get(environment, {}).get("approval")
     if not spec:
         return workflow
+    for step in workflow.steps:
+        if step.id == POLICY_STEP_ID:
+            message = (
+                f"step id `{POLICY_STEP_ID}` is taken by the approval the policy of "
+                f"{environment} adds before the first step; rename this step"
+            )
+            where = step.at("id") or Location(workflow.path, 1, 1)
+            raise WorkflowError([Diagnostic(where, message, "policy")])
     manual = Manual(
         title=spec.get("title", f"Policy approval for {environment}"),
         instructions=spec.get(

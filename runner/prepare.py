@@ -32,11 +32,17 @@ def prepare(
     raw_inputs: Iterable[str],
     skip: Iterable[str],
     environ: Mapping[str, str],
+    *,
+    trust_commit: str | None = None,
 ) -> Prepared:
-    """Load ``path`` and check the request; raise a user error naming what to change."""
+    """Load ``path`` and check the request; raise a user error naming what to change.
+
+    The trust ref is pinned here, before any step can run (``trust_commit`` when resuming)."""
+    from runner.approvals.trust import pin_trust
+
     loaded = load_workflow(path)
-    workflow = loaded.workflow
-    assert workflow is not None
+    assert loaded.workflow is not None
+    workflow = pin_trust(loaded.workflow, loaded.workspace, trust_commit)
     check_environment(loaded, workflow, environment)
     inputs = resolve_inputs(workflow.inputs, parse_pairs(raw_inputs, "--input"))
     skipped = check_skip(workflow, skip)

@@ -97,6 +97,8 @@ def parse_body(raw: bytes) -> ApprovalBody:
         data, end = decoder.raw_decode(text)
     except ValueError as exc:
         raise VerificationError(f"approval body is not JSON: {exc}") from None
+    except RecursionError:
+        raise VerificationError("approval body is nested too deeply") from None
     if text[end:] not in ("", "\n"):
         raise VerificationError("approval body has data after the JSON document")
     if not isinstance(data, dict):

@@ -26,7 +26,7 @@ from runner.approvals.document import body_digest, verify_signed
 from runner.approvals.identity import Directory
 from runner.approvals.request import Interruption, Submission
 from runner.approvals.trust import TrustFiles, refuse_deployed_commit
-from runner.errors import ApprovalError, VerificationError
+from runner.errors import ApprovalError, RefusedError, VerificationError
 from runner.model import Approvals
 from runner.model import FileSource as FileConfig
 
@@ -93,15 +93,15 @@ class FileSource:
                 "the file source needs `approvals.trust.allowed-signers`",
                 hint="list each approver's SSH key in an allowed_signers file on a protected ref",
             )
-        files = TrustFiles(self.workspace, self.trust.ref)
+        files = TrustFiles.of(self.trust, self.workspace)
         if not files.protected and not self.insecure:
-            raise ApprovalError(
+            raise RefusedError(
                 "the file source refuses trust files from the working tree: set "
                 "`approvals.trust.ref` to a protected branch or tag",
                 hint="for a local try only, pass --insecure-local-trust",
             )
         if files.protected and self.trust.ref:
-            refuse_deployed_commit(self.workspace, self.trust.ref)
+            refuse_deployed_commit(self.workspace, self.trust.ref, self.trust.commit)
         self.signers = parse_allowed_signers(
             files.read(self.trust.allowed_signers).decode("utf-8", "replace"),
             source=files.where(self.trust.allowed_signers),

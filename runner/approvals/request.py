@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -50,13 +51,34 @@ class Interruption:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Interruption:
+        """The interruption ``data`` describes; ValueError or TypeError when it is malformed
+        (the server takes requests from the network: what it stores, it must be able to judge)."""
         values = dict(data)
         values["teams"] = tuple(values.get("teams", ()))
+        if not all(isinstance(team, str) for team in values["teams"]):
+            raise ValueError("`teams` must be a list of team names")
         values["quorum"] = tuple(tuple(q) for q in values.get("quorum", ()))
+        for rule in values["quorum"]:
+            if not (
+                len(rule) == 2
+                and isinstance(rule[0], str)
+                and isinstance(rule[1], int)
+                and not isinstance(rule[1], bool)
+                and rule[1] > 0
+            ):
+                raise ValueError("each `quorum` item must be [team, count] with a count above 0")
         values["fields"] = tuple(
             FieldSpec(**{**f, "options": tuple(f.get("options", ()))})
             for f in values.get("fields", ())
         )
+        for spec in values["fields"]:
+            if spec.pattern is not None:
+                try:
+                    re.compile(spec.pattern)
+                except (re.error, TypeError):
+                    raise ValueError(
+                        f"field {spec.name}: `pattern` is not a regular expression"
+                    ) from None
         values["following_steps"] = tuple(values.get("following_steps", ()))
         values["sources"] = tuple(values.get("sources", ()))
         return cls(**values)

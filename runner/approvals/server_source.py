@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from runner.approvals.identity import Directory
 from runner.approvals.request import Interruption, Submission
 from runner.approvals.server_client import ServerAnswer, ServerClient
+from runner.approvals.wait import parse_time
 from runner.errors import ApprovalError
 from runner.model import Approvals
 
@@ -77,12 +79,17 @@ class ServerSource:
 
     def _poll(self, request: Interruption) -> list[Submission]:
         headers = {"If-None-Match": self.etag} if self.etag else None
+        wait = LONG_POLL_SECONDS
+        if request.deadline:
+            # the step times out on time, not at the end of a long-poll
+            left = (parse_time(request.deadline) - datetime.now(UTC)).total_seconds()
+            wait = round(max(0.0, min(wait, left)), 1)
         status, body, answer_headers = self.client.request(
             "GET",
             f"/interruptions/{request.id}",
-            params={"wait": LONG_POLL_SECONDS},
+            params={"wait": wait},
             headers=headers,
-            read_timeout=LONG_POLL_SECONDS + 15,
+            read_timeout=wait + 15,
         )
         if status == 404:
             # the server lost it (restored from an old backup?): register again, idempotently

@@ -8,13 +8,14 @@ only the terminal prompt accepts, or any source with ``--insecure-local-trust`` 
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from runner.approvals.identity import Directory, Person, parse_directory
-from runner.errors import ApprovalError
-from runner.model import Trust
+from runner.errors import ApprovalError, RefusedError
+from runner.model import Trust, Workflow
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,12 @@ class TrustFiles:
 
     workspace: Path
     ref: str | None
+    #: the commit the ref was pinned to when the run started (see ``pin_trust``)
+    commit: str | None = None
+
+    @classmethod
+    def of(cls, trust: Trust, workspace: Path) -> TrustFiles:
+        return cls(workspace, trust.ref, trust.commit)
 
     @property
     def protected(self) -> bool:
@@ -37,7 +44,7 @@ class TrustFiles:
                 return (self.workspace / path).read_bytes()
             except OSError as exc:
                 raise ApprovalError(f"cannot read trust file {path}: {exc.strerror}") from None
-        return git_show(self.workspace, self.ref, path)
+        return git_show(self.workspace, self.commit or self.ref, path)
 
 
 def git_show(workspace: Path, ref: str, path: str) -> bytes:
@@ -66,37 +73,48 @@ def load_directory(trust: Trust | None, workspace: Path, local_user: str) -> Dir
     if trust is None:
         person = Person(id=local_user, username=local_user, display_name=local_user)
         return Directory((person,), {}, "(local user)")
-    files = TrustFiles(workspace, trust.ref)
+    files = TrustFiles.of(trust, workspace)
     return parse_directory(files.read(trust.people), files.where(trust.people))
 
 
-def refuse_deployed_commit(workspace: Path, ref: str) -> None:
+def pin_trust(workflow: Workflow, workspace: Path, commit: str | None = None) -> Workflow:
+    """The workflow with its trust ref pinned to a commit: ``commit`` (a resumed run keeps the
+    one it started with), else the commit the ref names now. Pinned before any step runs, so a
+    step that moves the ref (``git update-ref``) cannot change who may approve."""
+    trust = workflow.approvals.trust
+    if trust is None or not trust.ref:
+        return workflow
+    pinned = commit or rev_commit(workspace, trust.ref)
+    if pinned is None:
+        return workflow  # reading a file from the ref then fails, naming the ref
+    approvals = dataclasses.replace(
+        workflow.approvals, trust=dataclasses.replace(trust, commit=pinned)
+    )
+    return dataclasses.replace(workflow, approvals=approvals)
+
+
+def rev_commit(workspace: Path, name: str) -> str | None:
+    """The commit ``name`` peels to, or None."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(workspace), "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def refuse_deployed_commit(workspace: Path, ref: str, commit: str | None = None) -> None:
     """Refuse a trust ref that is the commit being deployed (trust it would let a deployer edit)."""
-
-    def rev(name: str) -> str | None:
-        try:
-            done = subprocess.run(
-                [
-                    "git",
-                    "-C",
-                    str(workspace),
-                    "rev-parse",
-                    "--verify",
-                    "--quiet",
-                    f"{name}^{{commit}}",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return done.stdout.strip() or None if done.returncode == 0 else None
-
-    trusted, deployed = rev(ref), rev("HEAD")
+    if "^{tree}" in ref or ":" in ref:
+        raise RefusedError(f"trust ref {ref!r} must name a branch, tag or commit")
+    trusted, deployed = commit or rev_commit(workspace, ref), rev_commit(workspace, "HEAD")
     if trusted is not None and trusted == deployed:
-        raise ApprovalError(
+        raise RefusedError(
             f"trust ref {ref} is the commit being deployed; trust must come from a protected "
             "ref that the deployment cannot change"
         )

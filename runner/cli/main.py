@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
-import time
-import traceback
-from typing import Any
-
-import click
 
 from runner import __version__
-from runner.errors import ExitCode, RunnerError, WorkflowError
+
+TYPE_CHECKING = False  # not ``typing.TYPE_CHECKING``: importing typing costs ~5 ms
+if TYPE_CHECKING:
+    from typing import Any
+
+    import click
+
+    from runner.errors import RunnerError
+
+# Nothing heavier than ``os`` and ``sys`` at import time: the console script imports this module
+# before anything else, and ``runner --version`` is answered without importing click at all
+# (click alone costs about as much as the interpreter's start-up). The command group is built on
+# first use.
 
 COMMANDS = {
     "validate": "runner.cli.validate:validate",
@@ -30,37 +36,68 @@ COMMANDS = {
     "policy": "runner.cli.policy:policy",
 }
 
+#: what ``--version`` prints (click's ``version_option`` below prints the same)
+VERSION_MESSAGE = f"runner {__version__}"
 
-class LazyGroup(click.Group):
-    """A group whose subcommands are ``module:attribute`` strings, imported on first use."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
-            return None
-        import importlib
-
-        module, attribute = target.split(":")
-        command: click.Command = getattr(importlib.import_module(module), attribute)
-        return command
+_cli: click.Group | None = None
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "--version", prog_name="runner", message="%(prog)s %(version)s")
-def cli() -> None:
-    """Run deployments whose manual intervention steps wait for an authorised person.
+def _build_cli() -> click.Group:
+    import click
 
-    Exit codes: 0 success, 1 a step failed, 2 invalid workflow or usage, 3 aborted at a manual
-    step, 4 an approval timed out, 5 refused, 70 internal error, 75 waiting for approval
-    (detached), 130 interrupted.
-    """
+    class LazyGroup(click.Group):
+        """A group whose subcommands are ``module:attribute`` strings, imported on first use."""
+
+        def list_commands(self, ctx: click.Context) -> list[str]:
+            return sorted(COMMANDS)
+
+        def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+            target = COMMANDS.get(cmd_name)
+            if target is None:
+                return None
+            import importlib
+
+            module, attribute = target.split(":")
+            command: click.Command = getattr(importlib.import_module(module), attribute)
+            return command
+
+    @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+    @click.version_option(
+        __version__, "--version", prog_name="runner", message="%(prog)s %(version)s"
+    )
+    def cli() -> None:
+        """Run deployments whose manual intervention steps wait for an authorised person.
+
+        Exit codes: 0 success, 1 a step failed, 2 invalid workflow or usage, 3 aborted at a manual
+        step, 4 an approval timed out, 5 refused, 70 internal error, 75 waiting for approval
+        (detached), 130 interrupted.
+        """
+
+    assert isinstance(cli, click.Group)
+    return cli
+
+
+def get_cli() -> click.Group:
+    """The ``runner`` command group (built once)."""
+    global _cli
+    if _cli is None:
+        _cli = _build_cli()
+    return _cli
+
+
+def __getattr__(name: str) -> Any:
+    # ``runner.cli.main.cli``, as before the group was built lazily
+    if name == "cli":
+        return get_cli()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def print_error(error: RunnerError) -> None:
     """Show a user-facing error: diagnostics with their source lines, else one line and a hint."""
+    import click
+
+    from runner.errors import WorkflowError
+
     if isinstance(error, WorkflowError):
         from runner.diagnostics import render_text
 
@@ -89,6 +126,10 @@ def _color(stream: Any) -> bool:
 
 
 def _crash_log() -> str:
+    import tempfile
+    import time
+    import traceback
+
     folder = os.environ.get("RUNNER_STATE_DIR") or tempfile.gettempdir()
     try:
         os.makedirs(folder, exist_ok=True)
@@ -102,8 +143,17 @@ def _crash_log() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and turn every outcome into a documented exit code."""
+    if (sys.argv[1:] if argv is None else argv) == ["--version"]:
+        # the common case of click's eager --version option, without importing click
+        sys.stdout.write(VERSION_MESSAGE + "\n")
+        sys.stdout.flush()
+        return 0
+    import click
+
+    from runner.errors import ExitCode, RunnerError
+
     try:
-        result = cli.main(args=argv, prog_name="runner", standalone_mode=False)
+        result = get_cli().main(args=argv, prog_name="runner", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.exceptions.Abort:

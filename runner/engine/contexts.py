@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.model import Workflow
+from runner.model import Step, Workflow
 from runner.variables.resolve import VariableSet
 
 #: contexts a key may use, as GitHub restricts them (``secrets`` never in ``if``)
@@ -65,14 +65,67 @@ def system_variables(
         result["Octopus.Deployment.ErrorDetail"] = error[1]
     for step in workflow.steps:
         state = steps.get(step.id)
-        if state is None:
-            continue
-        result[f"Octopus.Step[{step.name}].Status.Code"] = _octopus_status(state.conclusion)
-        result[f"Octopus.Step[{step.id}].Status.Code"] = _octopus_status(state.conclusion)
-        for name, value in state.octopus.items():
-            # outputs come from scripts and people: never expanded as templates themselves
-            result[f"Octopus.Action[{step.name}].Output.{name}"] = value.replace("#{", "##{")
+        if state is not None:
+            result.update(step_variables(step, state))
     return result
+
+
+def step_variables(step: Step, state: StepState) -> dict[str, str]:
+    """The system variables one finished step adds: its status and its output variables."""
+    code = _octopus_status(state.conclusion)
+    result = {
+        f"Octopus.Step[{step.name}].Status.Code": code,
+        f"Octopus.Step[{step.id}].Status.Code": code,
+    }
+    for name, value in state.octopus.items():
+        # outputs come from scripts and people: never expanded as templates themselves
+        result[f"Octopus.Action[{step.name}].Output.{name}"] = value.replace("#{", "##{")
+    return result
+
+
+class Progress:
+    """The system variables, ``#{}`` values and ``${{ }}`` contexts of a run so far, grown one
+    finished step at a time: rebuilding them for each step made a plan of n steps cost n².
+
+    The mappings it hands out are shared and updated in place as steps finish: readers (the
+    evaluators) never change them, and each reads them before the next step is added."""
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        facts: RunFacts,
+        variables: VariableSet,
+        inputs_as_text: Mapping[str, str],
+    ) -> None:
+        self.workflow = workflow
+        self.facts = facts
+        self.variables = variables
+        self.system = system_variables(workflow, facts, {}, None)
+        self.values: dict[str, str] = {**variables.values(), **inputs_as_text, **self.system}
+        self.base = expression_contexts(workflow, facts, variables, {}, {}, self.system)
+        self.steps: dict[str, object] = {}
+        self.base["steps"] = self.steps
+        self.vars = self.base["vars"]
+
+    def finish(self, step: Step, state: StepState) -> None:
+        added = step_variables(step, state)
+        for target in (self.system, self.values, self.vars):
+            assert isinstance(target, dict)
+            target.update(added)
+        self.steps[step.id] = {
+            "outputs": dict(state.outputs),
+            "outcome": state.outcome,
+            "conclusion": state.conclusion,
+        }
+
+    def fail(self, error: tuple[str, str]) -> None:
+        added = {"Octopus.Deployment.Error": error[0], "Octopus.Deployment.ErrorDetail": error[1]}
+        for target in (self.system, self.values, self.vars):
+            assert isinstance(target, dict)
+            target.update(added)
+
+    def contexts(self, env: Mapping[str, str]) -> dict[str, object]:
+        return {**self.base, "env": dict(env)}
 
 
 def _octopus_status(conclusion: str) -> str:

@@ -12,13 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from runner.engine.conditions import Decision, JobStatus, evaluate_condition, scope_decision
-from runner.engine.contexts import (
-    Identity,
-    RunFacts,
-    StepState,
-    expression_contexts,
-    system_variables,
-)
+from runner.engine.contexts import Identity, Progress, RunFacts, StepState
 from runner.errors import ExpressionError
 from runner.model import Step, Workflow
 from runner.variables.resolve import VariableSet
@@ -83,22 +77,18 @@ def make_plan(
 ) -> Plan:
     """Simulate the run in ``environment`` and say what each step would do."""
     facts = RunFacts(run_id, environment, created_by or Identity(), inputs)
-    states: dict[str, StepState] = {}
     status = JobStatus.SUCCESS
-    error: tuple[str, str] | None = None
     planned: list[PlannedStep] = []
     group = 0
     run_time_steps = {s.id for s in workflow.steps if s.kind != "manual"}
     run_time_names = {s.name.lower() for s in workflow.steps if s.kind != "manual"}
     base_env = dict(workflow.env)
+    progress = Progress(workflow, facts, variables, {k: _text(v) for k, v in inputs.items()})
+    values = progress.values
     for step in workflow.steps:
         if not (step.with_previous and planned):
             group += 1
-        system = system_variables(workflow, facts, states, error)
-        values = {**variables.values(), **{k: _text(v) for k, v in inputs.items()}, **system}
-        contexts = expression_contexts(
-            workflow, facts, variables, states, {**base_env, **step.env}, system
-        )
+        contexts = progress.contexts({**base_env, **step.env})
         decision = scope_decision(step, environment, skip)
         runs: bool | None
         if decision is None:
@@ -128,10 +118,10 @@ def make_plan(
             )
             if not approved:
                 status = JobStatus.FAILURE
-                error = (f"Manual intervention in step '{step.name}' was aborted", notes)
+                progress.fail((f"Manual intervention in step '{step.name}' was aborted", notes))
         else:
             state.outcome = state.conclusion = "success"
-        states[step.id] = state
+        progress.finish(step, state)
     outcome = "success" if status is JobStatus.SUCCESS else "aborted"
     return Plan(
         workflow,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -81,6 +80,8 @@ class RunRecord:
     path: list[str] = field(default_factory=list)
     #: the source commit being deployed, where git knows it
     commit: str | None = None
+    #: the commit the trust ref named when the run started; a resumed run reads trust from it
+    trust_commit: str | None = None
     host: str = ""
     pid: int | None = None
     #: steps skipped with --skip, kept so that a resumed run skips them too
@@ -104,12 +105,19 @@ class RunRecord:
     def to_json(self) -> str:
         """One field per line and one step per line: readable, and written by json's C encoder
         (``indent=`` falls back to the pure-Python one, and that with ``asdict``'s deep copy
-        made saving the record, twice per step, cost more than running the step)."""
+        made saving the record, twice per step, cost more than running the step).
+
+        Each step's line is kept and reused while the step is unchanged (see ``_StepLines``):
+        the record is saved twice per step, and encoding every step again each time made a
+        step's cost grow with the number of steps before it."""
         encode = json.JSONEncoder(ensure_ascii=False, default=_plain).encode
         lines = []
         for item in fields(self):
             if item.name == "steps":
-                steps = ",\n".join(f"  {encode(_plain(step))}" for step in self.steps)
+                cache = self.__dict__.get("_step_lines")
+                if cache is None:
+                    cache = self.__dict__["_step_lines"] = _StepLines()
+                steps = ",\n".join(f"  {cache.line(step, encode)}" for step in self.steps)
                 lines.append(f' "steps": [\n{steps}\n ]' if steps else ' "steps": []')
             else:
                 lines.append(f" {encode(item.name)}: {encode(getattr(self, item.name))}")
@@ -127,9 +135,59 @@ class RunRecord:
         return cls(steps=steps, **values)
 
 
+class _StepLines:
+    """The JSON line of each step of a record, re-encoded only when the step has changed.
+
+    A step is unchanged when its attributes are the same values of the same types as when its
+    line was encoded (``1``, ``1.0`` and ``True`` are equal in Python but not in JSON). Lines are
+    kept only for steps whose containers hold strings alone (outputs, secret output names,
+    Octopus variables) and that have no approval (nested values of any type): those are copied
+    and compared in full; any other step is encoded at every save, as before."""
+
+    def __init__(self) -> None:
+        #: id(step) -> (step, its values then, their types, its line)
+        self.lines: dict[int, tuple[StepRecord, tuple[Any, ...], tuple[type, ...], str]] = {}
+
+    def line(self, step: StepRecord, encode: Callable[[Any], str]) -> str:
+        values = vars(step)
+        now = tuple(values.items())
+        entry = self.lines.get(id(step))
+        if (
+            entry is not None
+            and entry[0] is step
+            and entry[1] == now
+            and entry[2] == tuple(map(type, values.values()))
+        ):
+            return entry[3]
+        text = encode(_plain(step))
+        if _plain_strings(step):
+            copied = tuple((k, v.copy() if isinstance(v, dict | list) else v) for k, v in now)
+            self.lines[id(step)] = (step, copied, tuple(map(type, values.values())), text)
+        else:
+            self.lines.pop(id(step), None)
+        return text
+
+
+def _plain_strings(step: StepRecord) -> bool:
+    if type(step) is not StepRecord or step.approval is not None:
+        return False
+    for value in vars(step).values():
+        if isinstance(value, dict):
+            if not all(type(k) is str and type(v) is str for k, v in value.items()):
+                return False
+        elif isinstance(value, list):
+            if not all(type(v) is str for v in value):
+                return False
+        elif not isinstance(value, str | int | float | type(None)):
+            return False
+    return True
+
+
 def _plain(value: Any) -> Any:
     """A dataclass as a dict of its fields (shallow: json encodes the values as they are)."""
     if is_dataclass(value) and not isinstance(value, type):
+        if type(value) is StepRecord:
+            return vars(value)  # its fields, in order (no copy: encoding does not change it)
         return {item.name: getattr(value, item.name) for item in fields(value)}
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
@@ -175,6 +233,8 @@ class RecordStore:
 
 def write_atomic(path: Path, data: bytes, *, durable: bool) -> None:
     """Write ``data`` to a temporary file beside ``path`` and rename it over ``path``."""
+    import tempfile  # not at the top: ``runner --help`` imports this module (runner.cli.runs)
+
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as out:

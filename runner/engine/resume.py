@@ -142,7 +142,14 @@ def resume(
         return int(record.exit_code or 0)
     with run_lock(store, run_id):
         pass  # refuse at once if another process holds the run
-    prepared = prepare(record.workflow_path, record.environment, [], record.skip, environ)
+    prepared = prepare(
+        record.workflow_path,
+        record.environment,
+        [],
+        record.skip,
+        environ,
+        trust_commit=record.trust_commit,
+    )
     if any(s.id == "policy-approval" for s in record.steps):
         # the policy's approval step was part of this run: put it back (its rules were
         # checked when the run started)

@@ -111,6 +111,8 @@ def start_run(request: RunRequest) -> Run:
         utc_now(),
     )
     record.commit = git_commit(workspace)
+    trust = workflow.approvals.trust
+    record.trust_commit = trust.commit if trust else None
     record.skip = sorted(prepared.skip)
     if prepared.policy is not None:
         from dataclasses import asdict

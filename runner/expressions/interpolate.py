@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from runner.errors import ExpressionError
-from runner.expressions.functions import dump_json
+from runner.expressions.functions import MemoryExceeded, dump_json
 from runner.expressions.values import ARRAY, OBJECT, kind_of
 from runner.expressions.values import to_string as coerce_string
 
@@ -70,7 +70,13 @@ def template_string(value: object) -> str:
     their ``toJSON`` text."""
     kind = kind_of(value)
     if kind == ARRAY or (kind == OBJECT and isinstance(value, Mapping)):
-        return dump_json(value)
+        try:
+            return dump_json(value)
+        except MemoryExceeded:
+            raise ExpressionError(
+                "The maximum allowed memory size was exceeded while writing a value as text",
+                kind="evaluation",
+            ) from None
     return coerce_string(value)
 
 

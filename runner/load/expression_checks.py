@@ -11,13 +11,18 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from runner.errors import Diagnostic, ExpressionError, Location
 from runner.load.yaml import Document, Path
 from runner.model import Step, Workflow
+
+if TYPE_CHECKING:
+    from runner.expressions.ast import Node
 
 ALL = ("env", "vars", "inputs", "secrets", "steps", "deployment", "runner", "job")
 IN_IF = ("env", "vars", "inputs", "steps", "deployment", "runner", "job")
@@ -48,11 +53,34 @@ class Field:
     is_if: bool = False
 
 
+class _Steps:
+    """The workflow's steps by id and by lower-cased name (the first of each), so that checking
+    every reference costs the same whatever the number of steps."""
+
+    def __init__(self, workflow: Workflow) -> None:
+        self.by_id: dict[str, Step] = {}
+        self.by_name: dict[str, Step] = {}
+        for step in workflow.steps:
+            self.by_id.setdefault(step.id, step)
+            self.by_name.setdefault(step.name.lower(), step)
+
+
 def check_expressions(workflow: Workflow, doc: Document) -> list[Diagnostic]:
     found: list[Diagnostic] = []
+    steps = _Steps(workflow)
     for field in _fields(workflow, doc):
-        found.extend(_check_field(workflow, doc, field))
+        found.extend(_check_field(workflow, doc, field, steps))
     return found
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(expression: str, contexts: tuple[str, ...], functions: tuple[str, ...]) -> Node | None:
+    """``expressions.parse(expression, contexts, functions)`` without compiling the evaluators,
+    which checking never runs (the same names, lower-cased, and arities; the same errors)."""
+    from runner.expressions.parser import Arity, parse_tree
+
+    arity = {name.lower(): Arity() for name in functions}
+    return parse_tree(expression, frozenset(name.lower() for name in contexts), arity)
 
 
 def _fields(workflow: Workflow, doc: Document) -> Iterator[Field]:
@@ -85,7 +113,9 @@ def _fields(workflow: Workflow, doc: Document) -> Iterator[Field]:
                 yield Field((*base, "manual", "fields", i, "label"), spec["label"], ALL, HOST, step)
 
 
-def _check_field(workflow: Workflow, doc: Document, field: Field) -> Iterator[Diagnostic]:
+def _check_field(
+    workflow: Workflow, doc: Document, field: Field, steps: _Steps
+) -> Iterator[Diagnostic]:
     from runner import expressions
 
     text = field.text
@@ -103,7 +133,9 @@ def _check_field(workflow: Workflow, doc: Document, field: Field) -> Iterator[Di
         if not expression.strip():
             continue
         try:
-            expressions.check(expression, field.contexts, field.functions)
+            # the same tree as with all of ALL and HOST + STATUS allowed (names only decide
+            # whether it parses), which the checks below read
+            tree = _parse(expression, field.contexts, field.functions)
         except ExpressionError as exc:
             message = exc.message
             if "Unrecognized named-value: 'secrets'" in message and field.is_if:
@@ -112,9 +144,9 @@ def _check_field(workflow: Workflow, doc: Document, field: Field) -> Iterator[Di
                 message += "; status functions are only available in `if:`"
             yield _at(doc, field.path, text, offset, message, "expression")
             continue
-        yield from _references(workflow, doc, field, offset, expression)
+        yield from _references(workflow, doc, field, offset, tree, steps)
         if field.is_run and field.step is not None:
-            used = expressions.referenced_named_values(expression) & set(UNTRUSTED)
+            used = _named_values(tree) & set(UNTRUSTED)
             if used:
                 yield _at(
                     doc,
@@ -142,16 +174,21 @@ def _check_field(workflow: Workflow, doc: Document, field: Field) -> Iterator[Di
                     warning=True,
                 )
     if "#{" in text:
-        yield from _octopus(workflow, doc, field)
+        yield from _octopus(workflow, doc, field, steps)
+
+
+def _named_values(tree: Node | None) -> set[str]:
+    """``expressions.referenced_named_values`` of the expression ``tree`` was parsed from."""
+    from runner.expressions.ast import NamedValue, walk
+
+    return set() if tree is None else {n.name for n in walk(tree) if isinstance(n, NamedValue)}
 
 
 def _references(
-    workflow: Workflow, doc: Document, field: Field, offset: int, expression: str
+    workflow: Workflow, doc: Document, field: Field, offset: int, tree: Node | None, steps: _Steps
 ) -> Iterator[Diagnostic]:
-    from runner import expressions
     from runner.expressions.ast import Index, Literal, NamedValue, walk
 
-    tree = expressions.parse(expression, ALL, HOST + STATUS)
     if tree is None:
         return
     for node in walk(tree):
@@ -162,16 +199,22 @@ def _references(
             and isinstance(node.key, Literal)
             and isinstance(node.key.value, str)
         ):
-            yield from _step_reference(workflow, doc, field, offset, node.key.value, by_name=False)
+            yield from _step_reference(
+                workflow, doc, field, offset, node.key.value, steps, by_name=False
+            )
 
 
 def _step_reference(
-    workflow: Workflow, doc: Document, field: Field, offset: int, key: str, *, by_name: bool
+    workflow: Workflow,
+    doc: Document,
+    field: Field,
+    offset: int,
+    key: str,
+    steps: _Steps,
+    *,
+    by_name: bool,
 ) -> Iterator[Diagnostic]:
-    target = next(
-        (s for s in workflow.steps if (s.name.lower() == key.lower() if by_name else s.id == key)),
-        None,
-    )
+    target = steps.by_name.get(key.lower()) if by_name else steps.by_id.get(key)
     what = f"step name {key!r}" if by_name else f"step `{key}`"
     if target is None:
         choices = ", ".join(s.name if by_name else s.id for s in workflow.steps)
@@ -195,7 +238,9 @@ def _step_reference(
         )
 
 
-def _octopus(workflow: Workflow, doc: Document, field: Field) -> Iterator[Diagnostic]:
+def _octopus(
+    workflow: Workflow, doc: Document, field: Field, steps: _Steps
+) -> Iterator[Diagnostic]:
     from runner import variables
 
     for problem in variables.check(field.text):
@@ -205,9 +250,9 @@ def _octopus(workflow: Workflow, doc: Document, field: Field) -> Iterator[Diagno
             name = match.group(1)
             if "#{" in name:
                 continue
-            by_id = pattern is _STEP_STATUS_REF and any(s.id == name for s in workflow.steps)
+            by_id = pattern is _STEP_STATUS_REF and name in steps.by_id
             yield from _step_reference(
-                workflow, doc, field, match.start(1), name, by_name=not by_id
+                workflow, doc, field, match.start(1), name, steps, by_name=not by_id
             )
     if field.is_run and field.step is not None:
         inputs = {name.lower() for name in workflow.inputs}

@@ -12,6 +12,7 @@ exponentially ("billion laughs").
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterator
@@ -105,6 +106,7 @@ def load_yaml(path: str, raw: bytes) -> Document:
         yaml = YAML(typ="safe")
     except Exception:  # pragma: no cover - only without ruamel.yaml.clib
         yaml = YAML(typ="safe", pure=True)
+    yaml.Resolver = _resolver_class()
     try:
         node = yaml.compose(text)
     except MarkedYAMLError as exc:
@@ -131,6 +133,28 @@ def load_yaml(path: str, raw: bytes) -> Document:
     if converter.problems:
         raise LoadError(sorted(converter.problems, key=Diagnostic.sort_key))
     return doc
+
+
+@functools.cache
+def _resolver_class() -> Any:
+    """ruamel.yaml's resolver, with the YAML version's implicit resolvers looked up once.
+
+    ``VersionedResolver`` works out which YAML version applies (a chain of attribute lookups
+    through the loader) for every scalar it resolves: two thirds of composing a big file. One
+    document has one version, known from its directives before its first node, so the table it
+    selects is kept for the rest of the document (a new loader, hence a new cache, per file)."""
+    from ruamel.yaml.resolver import VersionedResolver
+
+    class Resolver(VersionedResolver):
+        @property
+        def versioned_resolver(self) -> Any:
+            table = self.__dict__.get("_runner_implicit")
+            if table is None:
+                table = super().versioned_resolver
+                self.__dict__["_runner_implicit"] = table
+            return table
+
+    return Resolver
 
 
 def _span(node: Any) -> Span:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -97,20 +98,32 @@ def create_app(
     extra: Callable[[FastAPI, Store, Changes], None] | None = None,
     notify: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> FastAPI:
+    changes = Changes()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        changes.bind()
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="runner approval server",
         version="1",
         openapi_url="/api/v1/openapi.json",
         docs_url="/api/v1/docs",
         redoc_url=None,
     )
-    changes = Changes()
     app.state.store = store
     app.state.changes = changes
 
-    @app.on_event("startup")
-    async def _startup() -> None:
-        changes.bind()
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for error in exc.errors()[:5]:
+            where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+            problems.append(f"{where}: {error.get('msg', 'invalid')}" if where else error["msg"])
+        message = "; ".join(problems) or "the request is not valid"
+        return JSONResponse({"error": {"code": "invalid", "message": message}}, status_code=422)
 
     @app.exception_handler(ServerError)
     async def _server_error(request: Request, exc: ServerError) -> JSONResponse:
@@ -222,7 +235,7 @@ def create_app(
         need(who, "runner")
         try:
             record = await request.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ServerError(422, "bad_request", "the body must be a JSON run record") from None
         if not isinstance(record, dict) or record.get("run_id") != run_id:
             raise ServerError(422, "bad_request", "the record's run_id must match the URL")

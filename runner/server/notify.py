@@ -78,7 +78,7 @@ class Notifier:
                     with urllib.request.urlopen(request, timeout=self.timeout):
                         self.sent += 1
                         break
-                except OSError:
+                except Exception:
                     time.sleep(self.base_delay * 2**attempt)
             else:
                 self.failed += 1

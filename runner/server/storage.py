@@ -12,7 +12,7 @@ import json
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 
 from runner.approvals.identity import Directory, Person
 from runner.approvals.quorum import check_fields, judge
@@ -58,8 +59,8 @@ def now() -> datetime:
 def _iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+    # PostgreSQL answers in its session's time zone: always UTC here (the audit hash covers it)
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -293,6 +294,33 @@ class Store:
             )
             return Caller(row.kind, row.id, person)
 
+    def start_web_session(self, token_id: str) -> str:
+        """A new server-side web session for a signed-in approver; the cookie carries its id."""
+        session_id = secrets.token_urlsafe(32)
+        with self.tx() as c:
+            c.execute(
+                insert(t.web_sessions).values(
+                    id=session_id, token_id=token_id, started=now(), ended=None
+                )
+            )
+        return session_id
+
+    def web_session_caller(self, session_id: str) -> Caller | None:
+        """The caller of a web session that was not signed out and whose token is still live."""
+        with self.engine.connect() as c:
+            row = c.execute(select(t.web_sessions).where(t.web_sessions.c.id == session_id)).first()
+        if row is None or row.ended is not None:
+            return None
+        return self.caller_by_id(row.token_id)
+
+    def end_web_session(self, session_id: str) -> None:
+        with self.tx() as c:
+            c.execute(
+                update(t.web_sessions)
+                .where(t.web_sessions.c.id == session_id, t.web_sessions.c.ended.is_(None))
+                .values(ended=now())
+            )
+
     def history(self, interruption_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as c:
             return [
@@ -348,6 +376,29 @@ class Store:
             parsed = Interruption.from_dict(request)
         except (TypeError, ValueError, KeyError) as exc:
             raise ServerError(422, "bad_request", f"not an interruption: {exc}") from None
+        # the id is derived from the run and step, never taken from the caller: a runner token
+        # must not be able to claim another run's interruption first
+        parsed = replace(parsed, id=f"{parsed.run_id}--{parsed.step_id}")
+        try:
+            return self._create(parsed, caller)
+        except IntegrityError:
+            pass
+        # another runner created it at the same moment (the create is idempotent), or the id of
+        # another run and step is the same text (`a--b` + `c`, `a` + `b--c`)
+        with self.engine.connect() as c:
+            found = c.execute(
+                select(t.interruptions.c.id).where(
+                    (t.interruptions.c.run_id == parsed.run_id)
+                    & (t.interruptions.c.step_id == parsed.step_id)
+                )
+            ).first()
+        if found is None:
+            raise ServerError(
+                409, "id_taken", f"interruption {parsed.id} belongs to another run and step"
+            )
+        return self.get(found.id)
+
+    def _create(self, parsed: Interruption, caller: Caller) -> dict[str, Any]:
         with self.tx() as c:
             existing = c.execute(
                 select(t.interruptions.c.id).where(
@@ -384,6 +435,15 @@ class Store:
                 return self.view(c, parsed.id)
             return self.view(c, existing.id)
 
+    def _lock_row(self, c: Connection, interruption_id: str) -> None:
+        """Serialise decisions on one interruption (PostgreSQL row lock; SQLite writers are
+        serialised by BEGIN IMMEDIATE already), so two submits cannot both be accepted."""
+        c.execute(
+            select(t.interruptions.c.id)
+            .where(t.interruptions.c.id == interruption_id)
+            .with_for_update()
+        )
+
     def get(self, interruption_id: str) -> dict[str, Any]:
         with self.engine.connect() as c:
             return self.view(c, interruption_id)
@@ -415,6 +475,7 @@ class Store:
         self, interruption_id: str, person: Person, reassign: bool
     ) -> dict[str, Any]:
         with self.tx() as c:
+            self._lock_row(c, interruption_id)
             current = self.view(c, interruption_id)
             if current["state"] != "waiting":
                 raise ServerError(409, "decided", f"the interruption is {current['state']}")
@@ -456,9 +517,13 @@ class Store:
         if result == "abort" and not notes.strip():
             raise ServerError(422, "notes_required", "an abort needs notes saying why")
         with self.tx() as c:
+            self._lock_row(c, interruption_id)
             current = self.view(c, interruption_id)
             if current["state"] != "waiting":
                 raise ServerError(409, "decided", f"the interruption is {current['state']}")
+            # who may decide at all comes before who holds it now
+            directory = self.directory(c)
+            self._may_decide(current["request"], person, directory)
             if current["responsible"] != person.username:
                 raise ServerError(
                     403,
@@ -466,8 +531,6 @@ class Store:
                     "take responsibility before submitting"
                     + (f" ({current['responsible']} has it)" if current["responsible"] else ""),
                 )
-            directory = self.directory(c)
-            self._may_decide(current["request"], person, directory)
             request = Interruption.from_dict(current["request"])
             problem = check_fields(request.fields, fields, result)
             if problem:
@@ -549,6 +612,7 @@ class Store:
 
     def cancel(self, interruption_id: str, reason: str, caller: Caller) -> dict[str, Any]:
         with self.tx() as c:
+            self._lock_row(c, interruption_id)
             current = self.view(c, interruption_id)
             if current["state"] == "waiting":
                 state = "timed-out" if reason == "timed-out" else "cancelled"

@@ -48,6 +48,15 @@ tokens = Table(
     Column("revoked", Boolean, nullable=False, default=False),
 )
 
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("token_id", String(32), ForeignKey("tokens.id", ondelete="CASCADE"), nullable=False),
+    Column("started", DateTime(timezone=True), nullable=False),
+    Column("ended", DateTime(timezone=True), nullable=True),
+)
+
 interruptions = Table(
     "interruptions",
     metadata,

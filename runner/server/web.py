@@ -170,7 +170,7 @@ def create_full_app(
             data = signer.loads(raw, max_age=SESSION_SECONDS)
         except BadSignature:
             return None
-        caller = await run_in_threadpool(store.caller_by_id, str(data.get("token")))
+        caller = await run_in_threadpool(store.web_session_caller, str(data.get("session")))
         if caller is None or caller.person is None:
             return None
         return caller, str(data.get("csrf"))
@@ -219,7 +219,8 @@ def create_full_app(
                     who=None,
                     error="That token is not a live approver token.",
                 )
-            cookie = signer.dumps({"token": caller.token_id, "csrf": secrets.token_urlsafe(24)})
+            session_id = await run_in_threadpool(store.start_web_session, caller.token_id)
+            cookie = signer.dumps({"session": session_id, "csrf": secrets.token_urlsafe(24)})
             response = RedirectResponse("/", status_code=303)
             response.set_cookie(
                 COOKIE,
@@ -236,6 +237,8 @@ def create_full_app(
             found = await session(request)
             if found is not None:
                 check_csrf(found[1], csrf)
+                data = signer.loads(request.cookies[COOKIE], max_age=SESSION_SECONDS)
+                await run_in_threadpool(store.end_web_session, str(data.get("session")))
             response = RedirectResponse("/login", status_code=303)
             response.delete_cookie(COOKIE)
             return response

@@ -11,7 +11,7 @@ import pytest
 
 from runner.approvals.document import instant, new_body
 from runner.approvals.quorum import Verdict
-from runner.errors import ApprovalError
+from runner.errors import RefusedError
 
 if TYPE_CHECKING:
     from conftest import World
@@ -431,7 +431,7 @@ def test_trust_from_the_deployed_commit_is_refused(world: World, ref: str) -> No
         },
     )
     source = world.source(world.approvals_config(ref=ref, revoked=False))
-    with pytest.raises(ApprovalError) as caught:
+    with pytest.raises(RefusedError) as caught:
         source.register(world.request())
     assert (
         caught.value.message
@@ -457,7 +457,7 @@ def _trust_in_working_tree(world: World) -> None:
 def test_trust_from_the_working_tree_is_refused(world: World) -> None:
     _trust_in_working_tree(world)
     source = world.source(world.approvals_config(ref=None, trust_prefix="local-trust"))
-    with pytest.raises(ApprovalError) as caught:
+    with pytest.raises(RefusedError) as caught:
         source.register(world.request())
     assert caught.value.message == WORKING_TREE_REFUSAL
     assert caught.value.hint == "for a local try only, pass --insecure-local-trust"

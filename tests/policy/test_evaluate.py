@@ -286,12 +286,6 @@ def test_a_weekly_window_reads_any_instant_in_its_own_zone() -> None:
     assert in_window(window, datetime.fromisoformat("2024-06-14T16:30:00+02:00")) is False
 
 
-@pytest.mark.xfail(
-    reason="BUG: a weekly window whose end is before its start (an overnight window such as "
-    "22:00-06:00) is accepted by parse_policy but never matches in in_window(): the string "
-    "comparison start <= hhmm < end is never true, so the freeze is silently void",
-    strict=True,
-)
 def test_an_overnight_weekly_window_is_refused_or_spans_midnight() -> None:
     window = {
         "reason": "nightly batch",
@@ -404,12 +398,6 @@ def test_promotion_of_an_unknown_commit_counts_an_unknown_commit() -> None:
     assert verdict.allowed
 
 
-@pytest.mark.xfail(
-    reason="BUG: evaluate() with commit=None (the deployed commit is unknown) accepts a staging "
-    "success of ANY commit (`commit is None or r['commit'] == commit`), so promotion then checks "
-    "the digest only",
-    strict=True,
-)
 def test_promotion_of_an_unknown_commit_does_not_count_another_commit() -> None:
     verdict = verdict_of({"promotion": {"after": ["staging"]}}, commit=None, history=[success()])
     assert not verdict.allowed

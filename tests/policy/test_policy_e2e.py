@@ -323,13 +323,6 @@ def test_the_policy_approval_cannot_be_skipped(world: World) -> None:
     assert world.runs() == []
 
 
-@pytest.mark.xfail(
-    reason="BUG: with_policy_approval() adds a step with the fixed id `policy-approval` without "
-    "checking the workflow's own ids; a workflow step with that id is shadowed: the plan shows "
-    "the policy gate's details under the workflow step's kind (`run`), the run never logs the "
-    "workflow's step, and the finished record keeps it `pending`",
-    strict=True,
-)
 def test_a_workflow_step_named_like_the_policy_gate_does_not_collide(world: World) -> None:
     world.protect(
         "environments:\n  production:\n    approval:\n      teams: [release-managers]\n"
@@ -660,29 +653,16 @@ def test_a_trust_ref_that_is_the_deployed_commit_is_refused(world: World) -> Non
     assert (check.code, check.err) == (result.code, TRUSTS_DEPLOYED)
 
 
-@pytest.mark.xfail(
-    reason="BUG: load_policy() refuses a trust ref equal to the deployed commit with "
-    "refuse_deployed_commit(), which raises ApprovalError (exit 4, 'an approval timed out') "
-    "instead of RefusedError (exit 5, 'a policy refused'); the working-tree refusal in the same "
-    "function exits 5",
-    strict=True,
-)
 def test_a_trust_ref_that_is_the_deployed_commit_exits_5(world: World) -> None:
     deploy_from(world, "HEAD")
     assert world.run("production", run_id="p1").code == 5
 
 
-@pytest.mark.xfail(
-    reason="BUG: refuse_deployed_commit() peels the trust ref with `REF^{commit}`; a ref naming "
-    "the deployed commit's tree (`HEAD^{tree}`) does not peel to a commit, so the check passes "
-    "and `git show HEAD^{tree}:trust/policy.yml` reads the policy from the deployed commit",
-    strict=True,
-)
 def test_a_trust_ref_that_is_the_deployed_tree_is_refused(world: World) -> None:
     deploy_from(world, "HEAD^{tree}")
     result = world.run("production", run_id="p1")
-    assert result.code != 0
-    assert "is the commit being deployed" in result.err
+    assert result.code == 5
+    assert "trust ref 'HEAD^{tree}' must name a branch, tag or commit" in result.err
     assert world.deployed == []
 
 

@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import pytest
 import requests
 from sqlalchemy import select
 
@@ -257,11 +256,6 @@ def test_submit_by_a_person_no_longer_in_the_team(
     assert server.store.get(ID)["state"] == "waiting"
 
 
-@pytest.mark.xfail(
-    reason="BUG: Store.submit checks responsibility before team membership, so a person "
-    "outside the team is told 403 not_responsible (and who holds it), not 403 not_in_team",
-    strict=True,
-)
 def test_submit_by_a_person_outside_the_team(
     server: Served, make_request: RequestFactory, expect_error: ExpectError
 ) -> None:
@@ -396,11 +390,6 @@ def test_cancel_by_the_runner(
     expect_error(server.assign("alice", ID), 409, "decided")
 
 
-@pytest.mark.xfail(
-    reason="BUG: runner/server/app.py has no handler for request validation errors: a body "
-    "FastAPI rejects gets FastAPI's {'detail': [...]} instead of {'error': {code, message}}",
-    strict=True,
-)
 def test_malformed_bodies_get_the_stable_error_shape(
     server: Served, make_request: RequestFactory
 ) -> None:

@@ -239,13 +239,6 @@ def test_reordered_lines_in_an_export_are_detected(
     assert problems[0] == "entry 3: expected entry 2 here (removed or reordered)"
 
 
-@pytest.mark.xfail(
-    reason="BUG: runner/server/storage.py _iso() only turns '+00:00' into 'Z'; PostgreSQL "
-    "returns timestamptz in the session's TimeZone, so with a non-UTC TimeZone audit_entries() "
-    "gives 'at' as '...+01:00' while the hash was computed over '...Z': every entry fails "
-    "verification (and API timestamps stop being UTC)",
-    strict=True,
-)
 def test_audit_verifies_on_a_postgres_database_not_in_utc(
     fresh_postgres_url: str, make_request: RequestFactory, people: Directory
 ) -> None:

@@ -38,12 +38,6 @@ def at_once(count: int, action: Callable[[int], requests.Response]) -> list[requ
         return list(pool.map(run, range(count)))
 
 
-def bug_on_postgres(request: pytest.FixtureRequest, server: Served, reason: str) -> None:
-    """Expect this test to fail on PostgreSQL only (a bug there; SQLite serialises writers)."""
-    if server.store.postgres:
-        request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
-
-
 def error_code(answer: requests.Response) -> str:
     body = answer.json()
     assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
@@ -90,16 +84,9 @@ def test_fifty_people_assign_at_once_and_exactly_one_wins(
 
 
 def test_racing_runners_create_one_interruption(
-    server: Served, make_request: RequestFactory, request: pytest.FixtureRequest
+    server: Served, make_request: RequestFactory
 ) -> None:
     """A runner retrying (or two runners of one run) create the same interruption at once."""
-    bug_on_postgres(
-        request,
-        server,
-        "BUG: Store.create_interruption selects then inserts under READ COMMITTED: concurrent "
-        "creates for one run and step all find nothing, all but one INSERT fail with "
-        "UniqueViolation, and the API answers 500 'Internal Server Error' (not JSON)",
-    )
     answers = at_once(
         20, lambda i: server.call("runner", "POST", "/interruptions", json=make_request())
     )
@@ -110,17 +97,8 @@ def test_racing_runners_create_one_interruption(
     assert [e["kind"] for e in server.store.audit_entries()].count("created") == 1
 
 
-def test_one_decision_from_a_double_click(
-    server: Served, make_request: RequestFactory, request: pytest.FixtureRequest
-) -> None:
+def test_one_decision_from_a_double_click(server: Served, make_request: RequestFactory) -> None:
     """The responsible person's proceed sent ten times at once counts once."""
-    bug_on_postgres(
-        request,
-        server,
-        "BUG: Store.submit reads state and responsible, then INSERTs and UPDATEs without a "
-        "row lock or a conditional UPDATE: on PostgreSQL every concurrent submit by the "
-        "responsible person is accepted (10 submissions, 10 audit entries)",
-    )
     server.create(make_request())
     assert server.assign("alice", ID).status_code == 200
     answers = at_once(10, lambda i: server.submit("alice", ID, notes=f"click {i}"))

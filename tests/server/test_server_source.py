@@ -156,12 +156,6 @@ def test_the_long_poll_wakes_up_on_a_decision(
     assert [(s.result, s.who, s.notes) for s in found] == [("abort", "bob", "window open")]
 
 
-@pytest.mark.xfail(
-    reason="BUG: runner/approvals/server_source.py ServerSource._poll long-polls "
-    "LONG_POLL_SECONDS (20 s) whatever the request's deadline, so a step with "
-    "timeout-minutes: 0.05 (3 s) times out only after ~21 s against a healthy server",
-    strict=True,
-)
 def test_the_long_poll_ends_by_the_deadline(
     server: Served, make_request: RequestFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

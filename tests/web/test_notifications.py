@@ -189,13 +189,6 @@ def test_a_receiver_that_is_down_or_slow_never_slows_the_api(
         assert httpx.get(f"{server.url}/api/v1/health", timeout=FAST).status_code == 200
 
 
-@pytest.mark.xfail(
-    reason="BUG: runner/server/notify.py Notifier._work catches only OSError; a receiver that "
-    "answers with something that is not HTTP raises http.client.BadStatusLine (an "
-    "HTTPException, not an OSError), which ends the webhooks thread: every later "
-    "notification is silently lost (queued, then dropped) until the server restarts",
-    strict=True,
-)
 def test_an_answer_that_is_not_http_does_not_stop_the_notifications(
     make_server: Callable[..., Server], wait_until: Callable[..., Any]
 ) -> None:

@@ -348,14 +348,6 @@ def test_the_session_cookie_is_httponly_and_samesite_strict(
     assert alice.page.evaluate("document.cookie") == ""
 
 
-@pytest.mark.xfail(
-    reason="BUG: runner/server/web.py create_full_app, POST /logout only deletes the cookie in "
-    "the browser; the signed cookie itself (token id + CSRF token, valid for SESSION_SECONDS = "
-    "8 h) keeps working for whoever copied it, since session() only checks the signature, the "
-    "age and that the token is not revoked. Signing out should end the session on the server "
-    "(e.g. a server-side session id or a per-token sign-out time checked in session())",
-    strict=True,
-)
 def test_signing_out_ends_the_session_on_the_server(server: Server) -> None:
     session = server.session("bob")
     try:

@@ -1,0 +1,221 @@
+"""``runner validate`` and ``runner plan``: the seed workflow, and generated big ones.
+
+- ``workflows/deploy-webapp.yml``: goal under 250 ms each, reference ``python -c pass``.
+- generated workflows of 1,000 / 2,500 / 5,000 steps (a mix of ``run`` steps, ``if:``
+  conditions reading earlier steps' outputs, ``${{ }}`` and ``#{}`` in ``env``, environment
+  scopes): goal 5,000 steps under 2 s, and linear. The reference is a Python process that only
+  composes the same file with ruamel.yaml's C parser (what any YAML-based tool pays), so the ratio
+  is "how many YAML parses the command costs". Linearity is the marginal cost per step of the
+  last size interval over that of the first (1.0: linear; fixed costs cancel out).
+
+A run that takes longer than the time limit is reported as such (not met) rather than waited for.
+"""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common import PYTHON, ROOT, clean_environ, median, row, runner_command
+
+SEED = ROOT / "workflows" / "deploy-webapp.yml"
+SEED_GOAL_MS = 250.0
+BIG_GOAL_S = 2.0
+LINEAR_GOAL = 1.5
+
+YAML_ONLY = (
+    "import sys\n"
+    "from ruamel.yaml import YAML\n"
+    "YAML(typ='safe').compose(open(sys.argv[1], encoding='utf-8').read())\n"
+)
+
+
+def workflow(steps: int) -> str:
+    """A valid workflow of ``steps`` steps, every kind of work the loader and planner do."""
+    lines = [
+        "name: generated",
+        "environments: [staging, production]",
+        "inputs:",
+        "  version:",
+        "    type: string",
+        "    default: '1.0'",
+        "variables:",
+        "  Target:",
+        "    - value: staging-host",
+        "      environments: [staging]",
+        "    - value: production-host",
+        "      environments: [production]",
+        "steps:",
+    ]
+    for i in range(steps):
+        lines += [f"  - id: s{i}", f"    name: Step {i}"]
+        if i % 4 == 1:
+            lines.append(f"    if: steps.s{i - 1}.outputs.ok == 'true' && inputs.version != ''")
+        if i % 4 == 2:
+            lines += [
+                "    env:",
+                "      VERSION: ${{ inputs.version }}",
+                '      TARGET: "#{Target}"',
+            ]
+        if i % 10 == 3:
+            lines.append("    environments: [production]")
+        lines.append(f'    run: echo "step {i} $VERSION" && echo ok=true >> "$RUNNER_OUTPUT"')
+    return "\n".join(lines) + "\n"
+
+
+def timed(argv: list[str], cwd: Path, env: dict[str, str], limit: float) -> float | None:
+    """Wall seconds of one run, or None when it exceeded ``limit`` (then killed)."""
+    started = time.perf_counter()
+    try:
+        done = subprocess.run(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=limit,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return None
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr[-2000:]!r}")
+    return elapsed
+
+
+def samples(
+    argv: list[str], cwd: Path, env: dict[str, str], repeat: int, limit: float, slow: float = 10.0
+) -> list[float] | None:
+    """Up to ``repeat`` timings; one only when a run takes over ``slow`` seconds."""
+    result: list[float] = []
+    for _ in range(repeat):
+        elapsed = timed(argv, cwd, env, limit)
+        if elapsed is None:
+            return None
+        result.append(elapsed)
+        if elapsed > slow:
+            break
+    return result
+
+
+def seed_rows(repeat: int, state: Path) -> list[dict[str, Any]]:
+    runner = runner_command()
+    env = clean_environ(RUNNER_STATE_DIR=str(state), NO_COLOR="1")
+    commands = {
+        "validate": [*runner, "validate", str(SEED)],
+        "plan": [*runner, "plan", str(SEED), "--env", "production"],
+        "reference": [PYTHON, "-c", "pass"],
+    }
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for argv in commands.values():  # warm-up
+        timed(argv, ROOT, env, 60)
+    for _ in range(repeat):
+        for name, argv in commands.items():
+            elapsed = timed(argv, ROOT, env, 60)
+            assert elapsed is not None
+            times[name].append(elapsed)
+    reference = median(times["reference"]) * 1000
+    rows = []
+    for name in ("validate", "plan"):
+        value = median(times[name]) * 1000
+        rows.append(
+            row(
+                f"load: {name} deploy-webapp.yml",
+                value=value,
+                unit="ms",
+                reference=reference,
+                reference_label="python -c pass",
+                ratio=value / reference,
+                goal=f"< {SEED_GOAL_MS:.0f} ms",
+                met=value < SEED_GOAL_MS,
+                details={"samples_ms": [t * 1000 for t in times[name]]},
+            )
+        )
+    return rows
+
+
+def big_rows(
+    sizes_of: dict[str, tuple[int, ...]], repeat: int, limit: float, state: Path, folder: Path
+) -> list[dict[str, Any]]:
+    runner = runner_command()
+    env = clean_environ(RUNNER_STATE_DIR=str(state), NO_COLOR="1")
+    (folder / ".git").mkdir(parents=True, exist_ok=True)  # the workspace root
+    paths = {}
+    reference = {}
+    for n in sorted({n for sizes in sizes_of.values() for n in sizes}):
+        paths[n] = folder / f"steps-{n}.yml"
+        paths[n].write_text(workflow(n))
+        taken = samples([PYTHON, "-c", YAML_ONLY, str(paths[n])], folder, env, repeat, limit)
+        assert taken is not None
+        reference[n] = median(taken)
+    rows: list[dict[str, Any]] = []
+    for command, sizes in sizes_of.items():
+        extra = ["--env", "production"] if command == "plan" else []
+        medians: dict[int, float | None] = {}
+        for n in sizes:
+            taken = samples([*runner, command, str(paths[n]), *extra], folder, env, repeat, limit)
+            medians[n] = median(taken) if taken else None
+            value = medians[n]
+            largest = n == max(sizes) and n >= 5000
+            rows.append(
+                row(
+                    f"load: {command} {n} steps",
+                    value=value,
+                    unit="s",
+                    reference=reference[n],
+                    reference_label="YAML compose only",
+                    ratio=value / reference[n] if value is not None else None,
+                    goal=f"< {BIG_GOAL_S:.0f} s" if largest else "info",
+                    met=(value is not None and value < BIG_GOAL_S) if largest else None,
+                    details={
+                        "samples_s": taken,
+                        "per_step_ms": value / n * 1000 if value is not None else None,
+                        "timed_out_after_s": None if value is not None else limit,
+                    },
+                )
+            )
+        timed = {n: t for n, t in medians.items() if t is not None}
+        done = sorted(timed)
+        marginal = {
+            f"{a}..{b}": (timed[b] - timed[a]) / (b - a) * 1000 for a, b in itertools.pairwise(done)
+        }
+        linear = None
+        if len(done) >= 3:
+            m_first = (timed[done[1]] - timed[done[0]]) / (done[1] - done[0])
+            m_last = (timed[done[-1]] - timed[done[-2]]) / (done[-1] - done[-2])
+            linear = m_last / m_first if m_first > 0 else None
+        rows.append(
+            row(
+                f"load: {command} linearity {sizes[0]}..{sizes[-1]}",
+                value=linear,
+                unit="x",
+                reference=1.0,
+                reference_label="constant cost per step",
+                ratio=linear,
+                goal=f"<= {LINEAR_GOAL}",
+                met=linear is not None and linear <= LINEAR_GOAL,
+                floor=1.0,
+                details={
+                    "marginal_per_step_ms": marginal,
+                    "per_step_ms": {str(n): timed[n] / n * 1000 for n in done},
+                    "note": None if len(done) == len(sizes) else "some sizes timed out",
+                },
+            )
+        )
+    return rows
+
+
+def run(quick: bool) -> list[dict[str, Any]]:
+    full = (1000, 2500, 5000)
+    # --quick: plan on smaller sizes (see the README: plan is quadratic in the number of steps)
+    sizes_of = {"validate": full, "plan": (250, 500, 1000) if quick else full}
+    with tempfile.TemporaryDirectory(prefix="bench-load-") as temp:
+        folder = Path(temp)
+        rows = seed_rows(5 if quick else 10, folder / "state")
+        rows += big_rows(sizes_of, 3, 30.0 if quick else 120.0, folder / "state", folder / "work")
+    return rows

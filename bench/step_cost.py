@@ -1,0 +1,155 @@
+"""What a step costs the runner beyond the shell it starts.
+
+Times ``runner run`` on workflows of N and 2N ``run: "true"`` steps, and a bash loop starting
+``bash --noprofile --norc -eo pipefail -c true`` N and 2N times (what a step's process costs at
+the least). The per-step cost is ``(t(2N) - t(N)) / N`` for each, which cancels the fixed costs
+(interpreter start-up, loading the workflow); the ratio of the two is the runner's overhead
+factor (goal: at most 1.3).
+
+    .venv/bin/python bench/step_cost.py [--steps 200] [--repeat 3]
+
+Prints a table and writes ``bench/results/step_cost.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "step_cost.json"
+BASH_STEP = "bash --noprofile --norc -eo pipefail -c true"
+
+
+def runner_command() -> list[str]:
+    beside = Path(sys.executable).with_name("runner")
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which("runner")
+    if found is None:
+        raise SystemExit("runner is not installed (pip install -e .)")
+    return [found]
+
+
+def workflow(steps: int) -> str:
+    lines = ["name: step cost", "steps:"]
+    for i in range(steps):
+        lines += [f"  - id: s{i}", f"    name: Step {i}", '    run: "true"']
+    return "\n".join(lines) + "\n"
+
+
+def clean_environ() -> dict[str, str]:
+    """The outer CI's variables would change the log format and the run id."""
+    skip = {"GITHUB_ACTIONS", "GITLAB_CI", "GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT"}
+    return {k: v for k, v in os.environ.items() if k not in skip}
+
+
+def time_runner(folder: Path, steps: int, repeat: int) -> list[float]:
+    path = folder / f"steps-{steps}.yml"
+    path.write_text(workflow(steps))
+    times = []
+    for attempt in range(repeat):
+        state = folder / f"state-{steps}-{attempt}"  # a fresh state folder for each run
+        argv = [
+            *runner_command(),
+            "run",
+            str(path),
+            "--env",
+            "bench",
+            "--state-dir",
+            str(state),
+            "--run-id",
+            "bench",
+        ]
+        started = time.perf_counter()
+        done = subprocess.run(
+            argv,
+            cwd=folder,
+            env=clean_environ(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        times.append(time.perf_counter() - started)
+        if done.returncode != 0:
+            raise SystemExit(f"runner failed ({done.returncode}): {done.stderr}")
+        shutil.rmtree(state)
+    return times
+
+
+def time_bash(steps: int, repeat: int) -> list[float]:
+    loop = f"for i in $(seq 1 {steps}); do {BASH_STEP}; done"
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        subprocess.run(["bash", "--noprofile", "--norc", "-c", loop], check=True)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=200, help="N (the larger run has 2N)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each, median taken")
+    args = parser.parse_args()
+    small, large = args.steps, 2 * args.steps
+
+    with tempfile.TemporaryDirectory(prefix="step-cost-") as temp:
+        folder = Path(temp)
+        (folder / ".git").mkdir()  # marks the workspace root
+        runs = {
+            "runner": {n: time_runner(folder, n, args.repeat) for n in (small, large)},
+            "bash": {n: time_bash(n, args.repeat) for n in (small, large)},
+        }
+
+    table = {}
+    for name, by_steps in runs.items():
+        medians = {n: statistics.median(times) for n, times in by_steps.items()}
+        table[name] = {
+            "seconds": {str(n): times for n, times in by_steps.items()},
+            "median_seconds": {str(n): t for n, t in medians.items()},
+            "per_step_ms": (medians[large] - medians[small]) / (large - small) * 1000,
+        }
+    ratio = table["runner"]["per_step_ms"] / table["bash"]["per_step_ms"]
+
+    print(f"{'':8}{f't({small})':>10}{f't({large})':>10}{'per step':>12}")
+    for name, row in table.items():
+        med = row["median_seconds"]
+        print(
+            f"{name:8}{med[str(small)]:>9.3f}s{med[str(large)]:>9.3f}s{row['per_step_ms']:>9.2f} ms"
+        )
+    print(f"ratio runner/bash per step: {ratio:.2f} (goal <= 1.3)")
+
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "steps": [small, large],
+                "repeat": args.repeat,
+                "runner": table["runner"],
+                "bash": table["bash"],
+                "ratio": ratio,
+                "goal": 1.3,
+                "python": platform.python_version(),
+                "machine": platform.machine(),
+                "cpus": os.cpu_count(),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"wrote {RESULTS.relative_to(HERE.parent)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Hostile files on the approvals branch: anyone who can push there (any SSH key, trusted or
+not) must only ever get a refusal, never stop or sway a waiting run.
+"""
+
+from __future__ import annotations
+
+import pytest
+from approval_world import World
+
+GATED = """\
+name: Seed
+environments: [production]
+approvals:
+  trust: {ref: origin/approvals-trust, people: trust/people.yml, \
+allowed-signers: trust/allowed_signers, revoked-keys: trust/revoked_keys}
+  file: {remote: origin, branch: approvals, path: approvals, poll-seconds: 1}
+steps:
+  - id: gate
+    name: Approve release
+    manual:
+      teams: [trading-desk]
+      timeout-minutes: 0.05
+  - id: after
+    name: After
+    run: echo after
+"""
+
+NAME = "gate.mallory@example.com.json"
+
+
+def run_with_file(world: World, run_id: str, raw: bytes) -> tuple[int, str]:
+    world.commit_workflow(GATED)
+    world.push_signed(raw, world.keys.mallory, run_id=run_id, name=NAME)
+    done = world.run("--run-id", run_id)
+    return done.returncode, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b"not json at all", id="not-json"),
+        pytest.param(b'{"format": "runner-approval/v1"}' + b" " * 70_000, id="too-large"),
+        pytest.param(b'{"a": 1, "a": 2}', id="duplicate-keys"),
+        pytest.param("\udcff".encode("utf-8", "surrogateescape"), id="not-utf8"),
+    ],
+)
+def test_a_malformed_signed_file_is_refused_and_the_run_times_out(world: World, raw: bytes) -> None:
+    code, output = run_with_file(world, "h1", raw)
+    assert code == 4, output
+    assert f"warning: refused file: {NAME}:" in output
+    assert "internal error" not in output
+
+
+def test_a_deeply_nested_signed_file_is_refused_not_a_crash(world: World) -> None:
+    code, output = run_with_file(world, "h2", b"[" * 20_000)
+    assert "internal error" not in output, output
+    assert code == 4, output
+    assert f"warning: refused file: {NAME}:" in output

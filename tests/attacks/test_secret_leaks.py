@@ -1,0 +1,342 @@
+"""Secrets sought everywhere a run leaves text, for a run gated on the approval server.
+
+Four secrets, none of them spelled in the workflow (so that even the generated scripts may be
+searched): a secret variable from the environment, a secret input, an Octopus output set with
+``-sensitive``, and a value hidden with ``::add-mask::``. The manual step's instructions use
+them too. After an approver proceeds through the API, none appears in clear
+-- nor base64-, URL- or JSON-encoded -- in the log, any file under the state folder, the job
+summary, ``runner runs show`` (text and JSON), or any API answer about the run.
+
+(``tests/engine/test_run_secrets.py`` covers the log, record and summary of script-only runs in
+each log format; this adds the manual step, the server, ``runs show`` and every state file.)
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import requests
+from server_helpers import serving
+from support import ROOT
+
+from runner.approvals.identity import parse_directory
+from runner.server.storage import Store, make_engine, migrate
+
+RUNNER = str(Path(sys.executable).with_name("runner"))
+SECRETS = {
+    "variable": "var-S3cret-from-env-81f2",
+    "input": "input-S3cret-77c1/+=",
+    "sensitive": "sensitive-S3cret-4be0",
+    "masked": "masked-S3cret-9d13",
+}
+
+WORKFLOW = """\
+name: Secret leaks
+environments: [production]
+inputs:
+  token:
+    secret: true
+    required: true
+variables:
+  ApiKey:
+    from-env: TEST_API_KEY
+    secret: true
+approvals:
+  trust:
+    people: approvals/people.yml
+  server:
+    url: {url}
+    token-env: RUNNER_SERVER_TOKEN
+steps:
+  - id: make
+    name: Make
+    env:
+      KEY: "#{{ApiKey}}"
+      TOKEN: ${{{{ inputs.token }}}}
+    run: |
+      echo "::add-mask::$TEST_MASKED"
+      echo "masked: $TEST_MASKED"
+      set_octopusvariable "Generated" "$TEST_SENSITIVE" -sensitive
+      echo "key=$KEY token=$TOKEN sensitive=$TEST_SENSITIVE"
+      echo "b64: $(printf %s "$KEY" | base64)"
+      echo "out=$KEY" >> "$GITHUB_OUTPUT"
+      echo "## used $KEY and $TOKEN and $TEST_MASKED" >> "$GITHUB_STEP_SUMMARY"
+  - id: gate
+    name: Gate
+    manual:
+      title: "Approve the release"
+      instructions: "Key #{{ApiKey}}, token ${{{{ inputs.token }}}}, generated \
+#{{Octopus.Action[Make].Output.Generated}}, masked $TEST_MASKED"
+      teams: [trading-desk]
+      timeout-minutes: 2
+      fields:
+        - name: ticket
+          label: "Ticket"
+          type: string
+  - id: after
+    name: After
+    run: |
+      echo "after: $GENERATED $APPROVED"
+    env:
+      GENERATED: "#{{Octopus.Action[Make].Output.Generated}}"
+      APPROVED: ${{{{ steps.gate.outputs.approved }}}}
+"""
+
+DROP = (
+    "CI",
+    "GITHUB_ACTIONS",
+    "GITLAB_CI",
+    "RUNNER_STATE_DIR",
+    "GITHUB_RUN_ID",
+    "CI_JOB_ID",
+    "GITHUB_SHA",
+    "CI_COMMIT_SHA",
+    "GITHUB_OUTPUT",
+    "GITHUB_ENV",
+    "RUNNER_ACTOR",
+    "GITHUB_ACTOR",
+    "GITLAB_USER_LOGIN",
+)
+
+
+def forms(secret: str) -> list[str]:
+    return [
+        secret,
+        base64.b64encode(secret.encode()).decode(),
+        quote(secret, safe=""),
+        json.dumps(secret)[1:-1],
+    ]
+
+
+def leaks(text: str) -> list[str]:
+    return [
+        f"{name} as {form!r}"
+        for name, secret in SECRETS.items()
+        for form in forms(secret)
+        if form in text
+    ]
+
+
+@dataclass
+class Done:
+    root: Path
+    url: str
+    tokens: dict[str, str]
+    code: int
+    out: str
+    err: str
+
+    def api(self, path: str, who: str = "alice") -> requests.Response:
+        return requests.get(
+            self.url + "/api/v1" + path,
+            headers={"Authorization": f"Bearer {self.tokens[who]}"},
+            timeout=10,
+        )
+
+    def cli(self, *args: str) -> str:
+        done = subprocess.run(
+            [RUNNER, *args, "--state-dir", "S"],
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            env=environ(),
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout + done.stderr
+
+
+def environ(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in DROP}
+    env.update(NO_COLOR="1", **extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Done]:
+    root = tmp_path_factory.mktemp("leaks") / "ws"
+    (root / ".git").mkdir(parents=True)
+    (root / "approvals").mkdir()
+    shutil.copy(ROOT / "approvals" / "people.yml", root / "approvals" / "people.yml")
+    engine = make_engine(f"sqlite:///{root.parent / 'server.db'}")
+    migrate(engine)
+    store = Store(engine)
+    store.import_directory(parse_directory((root / "approvals" / "people.yml").read_bytes(), "p"))
+    tokens = {
+        "runner": store.issue_token("runner", label="leaks"),
+        "alice": store.issue_token("approver", "alice", label="leaks"),
+    }
+    with serving(store) as url:
+        (root / "deploy.yml").write_text(WORKFLOW.format(url=url))
+        env = environ(
+            RUNNER_SERVER_TOKEN=tokens["runner"],
+            RUNNER_ACTOR="ci-bot",
+            TEST_API_KEY=SECRETS["variable"],
+            TEST_SENSITIVE=SECRETS["sensitive"],
+            TEST_MASKED=SECRETS["masked"],
+            GITHUB_STEP_SUMMARY=str(root / "summary.md"),
+            GITHUB_ACTIONS="true",
+        )
+        argv = [RUNNER, "run", "deploy.yml", "--env", "production", "--run-id", "r1"]
+        argv += ["--state-dir", "S", "--input", f"token={SECRETS['input']}"]
+        run = subprocess.Popen(
+            argv, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            headers = {"Authorization": f"Bearer {tokens['alice']}"}
+            deadline = time.monotonic() + 60
+            while True:
+                listed = requests.get(
+                    url + "/api/v1/interruptions", params={"pending": "true"}, headers=headers
+                ).json()
+                if listed:
+                    break
+                assert run.poll() is None, run.communicate()
+                assert time.monotonic() < deadline, "no interruption appeared"
+                time.sleep(0.1)
+            base = f"{url}/api/v1/interruptions/r1--gate"
+            assert requests.put(base + "/responsible", json={}, headers=headers).ok
+            answer = requests.post(
+                base + "/submit",
+                json={"result": "proceed", "notes": "go", "fields": {"ticket": "CHG-1"}},
+                headers=headers,
+            )
+            assert answer.ok, answer.text
+            out, err = run.communicate(timeout=60)
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.communicate()
+        yield Done(root, url, tokens, run.returncode, out, err)
+    engine.dispose()
+
+
+def test_the_run_proceeded(done: Done) -> None:
+    assert done.code == 0, done.out + done.err
+    assert "after: *** true" in done.out
+
+
+def test_no_secret_in_the_log(done: Done) -> None:
+    assert leaks(done.out + done.err) == []
+    assert "masked: ***" in done.out
+    assert "Key ***, token ***, generated ***" in done.out
+
+
+def test_no_secret_in_any_file_of_the_state_folder(done: Done) -> None:
+    state = done.root / "S"
+    files = [p for p in state.rglob("*") if p.is_file()]
+    assert state / "runs" / "r1" / "record.json" in files
+    found = {
+        str(p.relative_to(state)): leaks(p.read_bytes().decode("utf-8", "replace")) for p in files
+    }
+    assert {k: v for k, v in found.items() if v} == {}
+
+
+def test_no_secret_in_the_job_summary(done: Done) -> None:
+    summary = (done.root / "summary.md").read_text()
+    assert "## used *** and *** and ***" in summary
+    assert leaks(summary) == []
+
+
+def test_no_secret_in_runs_show(done: Done) -> None:
+    text = done.cli("runs", "show", "r1")
+    as_json = done.cli("runs", "show", "r1", "--format", "json")
+    listed = done.cli("runs", "list", "--format", "json")
+    assert leaks(text + as_json + listed) == []
+
+
+def test_no_secret_in_api_answers(done: Done) -> None:
+    answers = [
+        done.api("/runs/r1", "runner"),
+        done.api("/runs/r1", "alice"),
+        done.api("/interruptions/r1--gate"),
+        done.api("/interruptions?run=r1"),
+    ]
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+    assert leaks("\n".join(a.text for a in answers)) == []
+
+
+# -- the manual step's title and field labels ---------------------------------------------------
+
+TITLED = """\
+name: Titled
+environments: [production]
+variables:
+  ApiKey:
+    from-env: TEST_API_KEY
+    secret: true
+approvals:
+  trust:
+    people: approvals/people.yml
+  server:
+    url: {url}
+    token-env: RUNNER_SERVER_TOKEN
+steps:
+  - id: gate
+    name: Gate
+    manual:
+      title: "Approve with #{{ApiKey}}"
+      teams: [trading-desk]
+      fields:
+        - name: ticket
+          label: "Ticket for #{{ApiKey}}"
+          type: string
+"""
+
+TITLE_LEAK = (
+    "BUG: the manual step's `title` and field `label`s are rendered (`#{}` and `${{ }}`) but "
+    "not masked (steps/manual.py build_interruption masks only `instructions`), so a secret "
+    "used there is written in clear to the job log, record.json, steps/<id>/request.json, the "
+    "approval server (GET /interruptions/<id>, the mirrored run record) and `runner runs show`"
+)
+
+
+@pytest.fixture(scope="module")
+def titled(done: Done) -> Done:
+    """A run whose manual step names the secret variable in its title and a field label; it
+    registers on the server and detaches (nobody needs to decide)."""
+    (done.root / "titled.yml").write_text(TITLED.format(url=done.url))
+    argv = [RUNNER, "run", "titled.yml", "--env", "production", "--run-id", "t1"]
+    run = subprocess.run(
+        [*argv, "--state-dir", "S", "--detach-on-wait"],
+        cwd=done.root,
+        env=environ(
+            RUNNER_SERVER_TOKEN=done.tokens["runner"],
+            RUNNER_ACTOR="ci-bot",
+            TEST_API_KEY=SECRETS["variable"],
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 75, run.stdout + run.stderr
+    return Done(done.root, done.url, done.tokens, run.returncode, run.stdout, run.stderr)
+
+
+def test_a_secret_in_a_manual_title_is_masked_in_the_log(titled: Done) -> None:
+    assert leaks(titled.out + titled.err) == []
+
+
+def test_a_secret_in_a_manual_title_is_masked_in_the_state_folder(titled: Done) -> None:
+    folder = titled.root / "S" / "runs" / "t1"
+    texts = [p.read_text() for p in folder.rglob("*") if p.is_file()]
+    assert leaks("\n".join(texts)) == []
+
+
+def test_a_secret_in_a_manual_title_is_masked_on_the_server(titled: Done) -> None:
+    answers = [titled.api("/interruptions/t1--gate"), titled.api("/runs/t1", "runner")]
+    assert all(a.status_code == 200 for a in answers)
+    assert leaks("\n".join(a.text for a in answers)) == []

@@ -1,0 +1,157 @@
+"""Shell injection through values that reach scripts.
+
+A value passed the safe way (``env:`` then ``"$NAME"``) is data, whatever it holds: inputs,
+step outputs, ``#{}`` variables. Pasting an untrusted value into ``run`` is what ``runner
+validate`` warns about, in each spelling.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from run_helpers import RUNNER, Workspace
+
+PAYLOADS = [
+    '"; touch PWNED1; "',
+    "'; touch PWNED2; '",
+    "$(touch PWNED3)",
+    "`touch PWNED4`",
+    "x\ntouch PWNED5",
+    "${IFS}; touch PWNED6 #",
+    "#{Octopus.Environment.Name}; touch PWNED7",
+    "${{ inputs.payload }}; touch PWNED8",
+]
+
+SAFE = """
+name: injection
+inputs:
+  payload:
+    required: true
+steps:
+  - id: produce
+    name: Produce
+    env:
+      P: ${{ inputs.payload }}
+      Q: "#{payload}"
+    run: |
+      printf 'env=[%s]\\n' "$P"
+      printf 'octo=[%s]\\n' "$Q"
+      {
+        echo "value<<__END__"
+        printf '%s\\n' "$P"
+        echo "__END__"
+      } >> "$GITHUB_OUTPUT"
+  - id: consume
+    name: Consume
+    env:
+      FROM_STEP: ${{ steps.produce.outputs.value }}
+      FROM_OCTO: "#{Octopus.Action[Produce].Output.value}"
+    run: |
+      printf 'step=[%s]\\n' "$FROM_STEP"
+      sh -c 'printf "nested=[%s]\\n" "$FROM_STEP"'
+"""
+
+
+def pwned(root: Path) -> list[str]:
+    return sorted(p.name for p in root.rglob("PWNED*"))
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_a_value_passed_through_env_is_never_executed(workspace: Workspace, payload: str) -> None:
+    outcome = workspace.cli(SAFE, "--input", f"payload={payload}")
+    assert outcome.code == 0, outcome.out + outcome.err
+    assert pwned(workspace.root) == []
+    first_line = payload.split("\n")[0]
+    assert f"env=[{first_line}" in outcome.out
+    assert f"step=[{first_line}" in outcome.out
+    assert f"nested=[{first_line}" in outcome.out
+
+
+def test_the_control_a_pasted_input_does_execute(workspace: Workspace) -> None:
+    """Proof that the payload is live: pasted into the script, it runs (and validate warns)."""
+    outcome = workspace.cli(
+        """
+        name: pasted
+        inputs:
+          payload:
+            required: true
+        steps:
+          - id: bad
+            name: Bad
+            run: echo "${{ inputs.payload }}"
+        """,
+        "--input",
+        f"payload={PAYLOADS[0]}",
+    )
+    assert outcome.code != 0  # the payload's trailing `""` is a command that is not found
+    assert pwned(workspace.root) == ["PWNED1"]
+
+
+# -- runner validate warns for each way of pasting ---------------------------------------------
+
+PASTED = """
+name: pasted
+inputs:
+  payload:
+    default: x
+env:
+  FROM_INPUT: ${{{{ inputs.payload }}}}
+steps:
+  - id: gate
+    name: Gate
+    manual: {{}}
+  - id: use
+    name: Use
+    run: |
+      echo {line}
+"""
+
+
+def validate(tmp_path: Path, line: str) -> str:
+    (tmp_path / ".git").mkdir(exist_ok=True)
+    path = tmp_path / "w.yml"
+    path.write_text(PASTED.format(line=line))
+    done = subprocess.run(
+        [str(RUNNER), "validate", str(path)],
+        capture_output=True,
+        text=True,
+        env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '"${{ inputs.payload }}"',
+        '"#{payload}"',
+        '"${{ steps.gate.outputs.notes }}"',
+        '"#{Octopus.Action[Gate].Output.Manual.Notes}"',
+        pytest.param(
+            '"${{ env.FROM_INPUT }}"',
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="BUG (gap): `runner validate` does not warn when an input reaches a "
+                "script through the env context: workflow `env: {FROM_INPUT: ${{ inputs.x }}}` "
+                'then `run: echo "${{ env.FROM_INPUT }}"` pastes the input into the script '
+                "(expression_checks.UNTRUSTED is only inputs and steps; env values derived "
+                "from them are not traced)",
+            ),
+        ),
+    ],
+)
+def test_validate_warns_when_an_untrusted_value_is_pasted_into_run(
+    tmp_path: Path, line: str
+) -> None:
+    output = validate(tmp_path, line)
+    assert "can inject shell code" in output, output
+    assert "[injection]" in output
+
+
+def test_validate_is_quiet_for_the_safe_pattern(tmp_path: Path) -> None:
+    output = validate(tmp_path, '"$FROM_INPUT"')
+    assert "inject" not in output, output

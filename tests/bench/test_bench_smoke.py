@@ -1,0 +1,96 @@
+"""The benchmark suite's plumbing (``bench/run.py``): it runs, and writes JSON and a table.
+
+No timing is asserted here: figures depend on the machine; ``python bench/run.py`` and its
+``--check-baseline`` are the place for them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from support import ROOT
+
+RUN = ROOT / "bench" / "run.py"
+
+
+def run_bench(*args: str, output: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(RUN), *args, "--output", str(output)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_quick_conditions_writes_valid_json(tmp_path: Path) -> None:
+    output = tmp_path / "bench.json"
+    done = run_bench("--quick", "--only", "conditions", output=output)
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = json.loads(output.read_text())
+    assert data["quick"] is True
+    assert data["errors"] == {}
+    [row] = data["rows"]
+    assert row["name"] == "conditions: evaluate() per second"
+    for key in ("value", "reference", "ratio", "goal", "met", "unit", "details"):
+        assert key in row
+    assert row["value"] > 0 and row["reference"] > 0 and row["ratio"] > 0
+    assert isinstance(row["met"], bool)
+    # the table: a header and the row
+    assert "benchmark" in done.stdout and "conditions: evaluate() per second" in done.stdout
+
+
+def test_check_baseline_fails_only_on_a_large_regression(tmp_path: Path) -> None:
+    output, baseline = tmp_path / "bench.json", tmp_path / "baseline.json"
+    done = run_bench(
+        "--quick",
+        "--only",
+        "conditions",
+        "--write-baseline",
+        "--baseline",
+        str(baseline),
+        output=output,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    name = "conditions: evaluate() per second"
+    assert name in json.loads(baseline.read_text())["ratios"]
+
+    # against a baseline 100 times better, the same code is a regression: exit 1
+    data = json.loads(baseline.read_text())
+    data["ratios"][name] /= 100
+    baseline.write_text(json.dumps(data))
+    done = run_bench(
+        "--quick",
+        "--only",
+        "conditions",
+        "--check-baseline",
+        "--baseline",
+        str(baseline),
+        output=output,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"REGRESSION {name}" in done.stdout
+
+    # against a baseline 100 times worse it passes (only regressions fail)
+    data["ratios"][name] *= 10_000
+    baseline.write_text(json.dumps(data))
+    done = run_bench(
+        "--quick",
+        "--only",
+        "conditions",
+        "--check-baseline",
+        "--baseline",
+        str(baseline),
+        output=output,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_committed_baseline_is_valid_json_of_ratios() -> None:
+    data = json.loads((ROOT / "bench" / "baseline.json").read_text())
+    assert data["ratios"]
+    # a waiting runner uses no measurable CPU: its ratio is 0
+    assert all(isinstance(v, int | float) and v >= 0 for v in data["ratios"].values())
