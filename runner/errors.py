@@ -123,6 +123,10 @@ class RefusedError(RunnerError):
     exit_code = ExitCode.REFUSED
 
 
+class StateError(RefusedError):
+    """The run record cannot be written: the runner stops rather than go on unrecorded."""
+
+
 @dataclass(frozen=True)
 class Diagnostic:
     """One problem in a file, shown as ``path:line:col: message [kind]``."""

@@ -213,8 +213,19 @@ class RecordStore:
     def save(self, record: RunRecord, *, durable: bool = False) -> None:
         """Replace the record atomically; with ``durable``, make it survive a power loss."""
         folder = self.folder(record.run_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.path(record.run_id), record.to_json().encode("utf-8"), durable=durable)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            write_atomic(
+                self.path(record.run_id), record.to_json().encode("utf-8"), durable=durable
+            )
+        except OSError as exc:
+            from runner.errors import StateError
+
+            raise StateError(
+                f"cannot save the record of run {record.run_id} in {folder}: "
+                f"{exc.strerror or exc}; the run stops here, its last saved record is intact",
+                hint=f"free space or fix the state folder, then `runner resume {record.run_id}`",
+            ) from None
         if durable and self.mirror is not None:
             self.mirror(record)
 

@@ -147,6 +147,9 @@ def _check_field(
         yield from _references(workflow, doc, field, offset, tree, steps)
         if field.is_run and field.step is not None:
             used = _named_values(tree) & set(UNTRUSTED)
+            # an untrusted value one step removed: `env: {X: ${{ inputs.x }}}`, then `${{ env.X }}`
+            tainted = _tainted_env(workflow, doc, field.step)
+            used |= {tainted[name] for name in _env_names(tree) if name in tainted}
             if used:
                 yield _at(
                     doc,
@@ -175,6 +178,48 @@ def _check_field(
                 )
     if "#{" in text:
         yield from _octopus(workflow, doc, field, steps)
+
+
+def _env_names(tree: Node | None) -> set[str]:
+    """The ``env.NAME`` (and ``env['NAME']``) an expression reads, upper-cased as env is."""
+    from runner.expressions.ast import Index, Literal, NamedValue, walk
+
+    if tree is None:
+        return set()
+    return {
+        node.key.value.upper()
+        for node in walk(tree)
+        if isinstance(node, Index)
+        and isinstance(node.target, NamedValue)
+        and node.target.name == "env"
+        and isinstance(node.key, Literal)
+        and isinstance(node.key.value, str)
+    }
+
+
+def _tainted_env(workflow: Workflow, doc: Document, step: Step) -> dict[str, str]:
+    """The env names (upper-cased) the step sees whose value holds an untrusted context, each
+    with that context: the workflow's env, then the step's own (which wins, as at run time)."""
+    from runner import expressions
+
+    found: dict[str, str] = {}
+    raw_step = doc.data["steps"][step.index]
+    for env in (doc.data.get("env") or {}, raw_step.get("env") or {}):
+        for name, value in env.items():
+            found.pop(str(name).upper(), None)
+            if not isinstance(value, str) or "${{" not in value:
+                continue
+            try:
+                templates = expressions.find_templates(value)
+                used: set[str] = set()
+                for template in templates:
+                    used |= _named_values(_parse(template.expression, ALL, HOST))
+            except ExpressionError:
+                continue  # reported where it is written
+            untrusted = sorted(used & set(UNTRUSTED))
+            if untrusted:
+                found[str(name).upper()] = untrusted[0]
+    return found
 
 
 def _named_values(tree: Node | None) -> set[str]:

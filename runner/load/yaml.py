@@ -169,6 +169,8 @@ class _Converter:
         self.nodes = 0
         self.problems: list[Diagnostic] = []
         self.too_big = False
+        #: the nodes being converted, outermost first: an alias to one of them is a cycle
+        self.open: set[int] = set()
 
     def _problem(self, node: Any, message: str, kind: str = "syntax") -> None:
         span = _span(node)
@@ -187,10 +189,27 @@ class _Converter:
         kind = node.id
         if kind == "scalar":
             return _scalar(node.tag, node.value, node.style)
-        if kind == "sequence":
+        if id(node) in self.open:
+            if not self.too_big:
+                self.too_big = True
+                self._problem(node, "an alias refers to a value that contains it; remove the cycle")
+            return None
+        self.open.add(id(node))
+        try:
+            return self._collection(node, path, depth)
+        finally:
+            self.open.discard(id(node))
+
+    def _collection(self, node: Any, path: Path, depth: int) -> Any:
+        if node.id == "sequence":
             return [self.convert(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
         result: dict[str, Any] = {}
-        for key_node, value_node in _merged(node):
+        try:
+            pairs = list(_merged(node))
+        except _Cycle:
+            self._problem(node, "a merge key (`<<`) merges a mapping into itself; remove the cycle")
+            return result
+        for key_node, value_node in pairs:
             if key_node.id != "scalar":
                 self._problem(key_node, "a key must be a plain string, not a list or mapping")
                 continue
@@ -205,8 +224,13 @@ class _Converter:
         return result
 
 
-def _merged(node: Any) -> Iterator[tuple[Any, Any]]:
+class _Cycle(Exception):
+    """A merge key (``<<: *a``) that merges a mapping into itself."""
+
+
+def _merged(node: Any, within: frozenset[int] = frozenset()) -> Iterator[tuple[Any, Any]]:
     """Mapping pairs with YAML merge keys (``<<: *base``) expanded, own keys winning."""
+    within = within | {id(node)}
     own = [(k, v) for k, v in node.value if not (k.id == "scalar" and k.tag.endswith(":merge"))]
     own_keys = {k.value for k, _ in own if k.id == "scalar"}
     merged: list[tuple[Any, Any]] = []
@@ -214,8 +238,10 @@ def _merged(node: Any) -> Iterator[tuple[Any, Any]]:
         if k.id == "scalar" and k.tag.endswith(":merge"):
             sources = v.value if v.id == "sequence" else [v]
             for source in sources:
+                if id(source) in within:
+                    raise _Cycle
                 if source.id == "mapping":
-                    for mk, mv in _merged(source):
+                    for mk, mv in _merged(source, within):
                         if mk.value not in own_keys:
                             own_keys.add(mk.value)
                             merged.append((mk, mv))

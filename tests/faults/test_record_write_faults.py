@@ -106,13 +106,6 @@ def test_a_failed_record_write_fails_the_run_closed(
     assert again.code == 0, again.out + again.err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (minor): a run record that cannot be written (ENOSPC, EROFS, EACCES) ends the "
-    "run as `internal error: OSError: ...` with exit 70 (ExitCode.INTERNAL, a runner bug) and a "
-    "crash log, not as a runner error saying the run record could not be saved; the run does "
-    "fail closed (nothing runs after the failed write) and the previous record stays whole",
-)
 def test_a_failed_record_write_is_reported_as_such(
     workspace: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:

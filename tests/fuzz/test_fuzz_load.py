@@ -308,14 +308,6 @@ assert loaded.workflow is None and loaded.errors
 """
 
 
-@pytest.mark.xfail(
-    raises=subprocess.TimeoutExpired,
-    strict=True,
-    reason="BUG: a self-referencing alias (`a: &a {x: *a, y: *a}`, 20 bytes) takes ~40 s of CPU "
-    "to refuse: _Converter stops at MAX_NODES (1,000,000) nodes, but each node stores its path "
-    "(a tuple up to MAX_DEPTH=200 long) in Document.values/keys, so the work is "
-    "MAX_NODES x MAX_DEPTH; `[*a, *a]` takes ~7 s",
-)
 @pytest.mark.parametrize(
     "raw",
     [

@@ -95,3 +95,31 @@ def test_bad_files_get_one_clear_line(raw: bytes, expected: str) -> None:
 def test_too_large_file() -> None:
     raw = b"a: " + b"x" * (MAX_FILE_BYTES + 1)
     assert messages(raw) == ["w.yml:1:1: file is too large (8.0 MiB); the limit is 8 MiB [syntax]"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"a: &a {x: *a}\n", "an alias refers to a value that contains it; remove the cycle"),
+        (b"a: &a [1, *a]\n", "an alias refers to a value that contains it; remove the cycle"),
+        (
+            b"a: &a {x: 1, <<: *a}\n",
+            "a merge key (`<<`) merges a mapping into itself; remove the cycle",
+        ),
+    ],
+)
+def test_cycles_are_refused_at_the_anchor(raw: bytes, message: str) -> None:
+    with pytest.raises(LoadError) as caught:
+        load_yaml("cycle.yml", raw)
+    [diagnostic] = caught.value.diagnostics
+    assert (diagnostic.location.line, diagnostic.location.column) == (1, 4)
+    assert diagnostic.message == message
+
+
+def test_the_same_anchor_merged_twice_is_not_a_cycle() -> None:
+    raw = b"b: &b {y: 2}\na: &a {x: 1, <<: [*b, *b]}\nc: {<<: *a, z: *b}\n"
+    assert load_yaml("ok.yml", raw).data == {
+        "b": {"y": 2},
+        "a": {"x": 1, "y": 2},
+        "c": {"x": 1, "y": 2, "z": {"y": 2}},
+    }
