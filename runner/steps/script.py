@@ -99,7 +99,11 @@ def run_script(
     if shell in ("bash", None) or (shell not in SHELLS and "bash" in shell):
         text = file_commands.OCTOPUS_BASH_FUNCTIONS + "\n" + text
     path = folder / f"script{suffix}"
-    path.write_text(text, encoding="utf-8")
+    # readable by the owner only while it exists
+    with open(
+        os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8"
+    ) as out:
+        out.write(text)
     env = dict(ctx.env)
     files: dict[str, Path] = {}
     for kind, names in FILES.items():
@@ -132,15 +136,20 @@ def run_script(
         handle_line(ctx, processor, line, refused)
 
     timeout = script.timeout_minutes * 60 if script.timeout_minutes else None
-    outcome = run_process(
-        argv,
-        env=env,
-        cwd=str(cwd),
-        on_line=on_line,
-        timeout=timeout,
-        groups=ctx.groups,
-        after_cancel=after_cancel,
-    )
+    try:
+        outcome = run_process(
+            argv,
+            env=env,
+            cwd=str(cwd),
+            on_line=on_line,
+            timeout=timeout,
+            groups=ctx.groups,
+            after_cancel=after_cancel,
+        )
+    finally:
+        # the script holds the values substituted into it, secrets included: like GitHub's
+        # temporary scripts, it does not outlive the step
+        path.unlink(missing_ok=True)
     result = read_files(ctx, files)
     for written in files.values():
         # as GitHub does: they may hold secret values (a sensitive variable, an output made of a

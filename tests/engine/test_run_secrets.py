@@ -162,13 +162,34 @@ def test_secrets_not_in_record(outcome: Outcome) -> None:
 
 
 def test_secrets_not_left_in_state_folder(outcome: Outcome) -> None:
-    """Neither the record nor the steps' file-command files keep a secret on disk (the script
-    files are the workflow's own text, with the literal values this workflow spells out)."""
+    """Neither the record, the steps' file-command files nor their scripts (which hold what was
+    substituted into them) keep a secret on disk."""
     folder = outcome.record_path.parent
-    files = [p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("script.")]
+    files = [p for p in folder.rglob("*") if p.is_file()]
     assert folder / "record.json" in files
+    assert not [p for p in files if p.name.startswith("script.")]
     for path in files:
         assert_clean(path.read_text())
+
+
+def test_a_secret_substituted_into_a_script_does_not_stay_on_disk(workspace: Workspace) -> None:
+    outcome = workspace.run(
+        """
+        name: substituted
+        variables:
+          Password:
+            value: "pasted-secret-0b7e"
+            secret: true
+        steps:
+          - id: use
+            name: Use
+            run: test "#{Password}" = pasted-secret-0b7e && echo "same"
+        """
+    )
+    assert outcome.code == 0, outcome.err
+    assert "  same" in outcome.lines()
+    for path in outcome.record_path.parent.rglob("*"):
+        assert not path.is_file() or "pasted-secret-0b7e" not in path.read_text()
 
 
 def test_secrets_not_in_job_summary(runs: dict[str, Outcome]) -> None:
