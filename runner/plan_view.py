@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from runner.engine.plan import Plan, PlannedStep
@@ -86,10 +87,10 @@ def plan_to_text(plan: Plan) -> str:
         lines.append(f"Policy for {plan.environment}: {verdict}")
         lines.extend(f"  {line}" for line in describe(plan.policy))
     lines.append("Steps:")
-    groups = [p.group for p in plan.steps]
+    sizes = Counter(p.group for p in plan.steps)
     for planned in plan.steps:
         step = planned.step
-        parallel = groups.count(planned.group) > 1
+        parallel = sizes[planned.group] > 1
         mark = {True: "run ", False: "skip", None: " ?  "}[planned.runs]
         branch = "||" if parallel else "  "
         lines.append(f"  {planned.group:>2} {branch} {mark}  {step.id}: {step.name}")

@@ -455,6 +455,20 @@ class Store:
             ).first()
             return None if row is None else int(row.version)
 
+    def versions(self, interruption_ids: list[str]) -> dict[str, int]:
+        """The version of each of these interruptions that exists, in one query per 500."""
+        found: dict[str, int] = {}
+        with self.engine.connect() as c:
+            for start in range(0, len(interruption_ids), 500):
+                chunk = interruption_ids[start : start + 500]
+                rows = c.execute(
+                    select(t.interruptions.c.id, t.interruptions.c.version).where(
+                        t.interruptions.c.id.in_(chunk)
+                    )
+                )
+                found.update({row.id: int(row.version) for row in rows})
+        return found
+
     def list_interruptions(self, *, pending: bool, run: str | None) -> list[dict[str, Any]]:
         with self.engine.connect() as c:
             query = select(t.interruptions.c.id).order_by(t.interruptions.c.created)

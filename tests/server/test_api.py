@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import pytest
 import requests
 from sqlalchemy import select
 
@@ -525,3 +526,36 @@ def test_locks(server: Served) -> None:
     }
     taken = server.call("runner", "POST", "/locks/k", json={"run_id": "r2"}).json()
     assert taken == {"taken": True, "run_id": "r2"}
+
+
+def test_long_poll_sees_a_write_by_another_replica(
+    server: Served, make_request: RequestFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write this process did not make (another replica on the same database) wakes the
+    long-poll at the next shared re-read, not at the end of the wait."""
+    from runner.server import app as app_module
+    from runner.server.storage import Caller
+
+    monkeypatch.setattr(app_module, "REREAD_SECONDS", 0.2)
+    server.create(make_request())
+
+    def later() -> None:
+        time.sleep(0.5)
+        server.store.cancel(ID, "stopped elsewhere", Caller("admin", "replica", None))
+
+    thread = threading.Thread(target=later)
+    start = time.monotonic()
+    thread.start()
+    answer = server.call(
+        "runner",
+        "GET",
+        f"/interruptions/{ID}",
+        params={"wait": 20},
+        headers={"If-None-Match": '"1"'},
+    )
+    elapsed = time.monotonic() - start
+    thread.join()
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["state"] == "cancelled"
+    # the re-reader sleeps at most the 5 s it had started before the patch, then 0.2 s
+    assert 0.4 <= elapsed < 7.0, elapsed
