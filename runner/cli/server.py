@@ -76,7 +76,9 @@ def server(
     from runner.server.web import create_full_app
 
     app = create_full_app(store, public_url=public_url or f"http://{host}:{port}", webhook=webhook)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # waiting runners hold long-polls of up to a minute: on SIGTERM, close them after 2 s (a
+    # runner takes a dropped poll as "no answer yet" and polls again) rather than wait them out
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
     return 0
 
 

@@ -409,6 +409,33 @@ def test_server_killed_and_restarted_mid_wait(
     world.assert_token_hidden(out, err)
 
 
+def test_server_stopped_with_sigterm_mid_wait_stops_quickly_and_the_run_goes_on(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A waiting runner's long-poll does not hold the server's shutdown (a deploy of the server
+    must not hang for a minute), and the runner takes the dropped poll as no answer."""
+    world.workflow(world.server.url)
+    run = world.start_run()
+    try:
+        world.wait_for_interruption(run)
+        time.sleep(0.5)  # the runner is in its long-poll now
+        assert world.server.process is not None
+        started = time.monotonic()
+        world.server.process.send_signal(signal.SIGTERM)
+        world.server.process.wait(10)
+        assert time.monotonic() - started < 5.0
+        assert run.poll() is None  # still waiting: a failure is never a decision
+        world.server.start()
+        world.approve(monkeypatch, "alice", "after the stop")
+        code, out, err = finish(run)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    assert code == 0, out + err
+    assert "decided-by=Alice Martin" in out
+
+
 # -- a broken server ----------------------------------------------------------------------------
 
 VIEW = {
