@@ -49,8 +49,12 @@ def system_variables(
     facts: RunFacts,
     steps: Mapping[str, StepState],
     error: tuple[str, str] | None = None,
+    memo: dict[str, tuple[StepState, dict[str, str]]] | None = None,
 ) -> dict[str, str]:
-    """Octopus's system variables for the run so far, including each step's output variables."""
+    """Octopus's system variables for the run so far, including each step's output variables.
+
+    ``memo`` keeps each step's variables while its state is the same object (a run asks for
+    them at every step)."""
     result = {
         "Octopus.Deployment.Id": facts.run_id,
         "Octopus.Deployment.Name": workflow.name,
@@ -65,8 +69,14 @@ def system_variables(
         result["Octopus.Deployment.ErrorDetail"] = error[1]
     for step in workflow.steps:
         state = steps.get(step.id)
-        if state is not None:
-            result.update(step_variables(step, state))
+        if state is None:
+            continue
+        kept = memo.get(step.id) if memo is not None else None
+        if kept is None or kept[0] is not state:
+            kept = (state, step_variables(step, state))
+            if memo is not None:
+                memo[step.id] = kept
+        result.update(kept[1])
     return result
 
 

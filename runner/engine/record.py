@@ -117,7 +117,7 @@ class RunRecord:
                 cache = self.__dict__.get("_step_lines")
                 if cache is None:
                     cache = self.__dict__["_step_lines"] = _StepLines()
-                steps = ",\n".join(f"  {cache.line(step, encode)}" for step in self.steps)
+                steps = cache.text(self.steps, encode)
                 lines.append(f' "steps": [\n{steps}\n ]' if steps else ' "steps": []')
             else:
                 lines.append(f" {encode(item.name)}: {encode(getattr(self, item.name))}")
@@ -142,16 +142,54 @@ class _StepLines:
     line was encoded (``1``, ``1.0`` and ``True`` are equal in Python but not in JSON). Lines are
     kept only for steps whose containers hold strings alone (outputs, secret output names,
     Octopus variables) and that have no approval (nested values of any type): those are copied
-    and compared in full; any other step is encoded at every save, as before."""
+    and compared in full; any other step is encoded at every save, as before.
+
+    The engine changes a step only on its way from ``pending`` to a final status (``running``,
+    ``waiting`` in between), and saves it at each: a step still pending, or still in the final
+    status it had when its line was encoded, is taken as unchanged without the comparison, which
+    made each save cost as much as comparing every step of the run."""
+
+    FINAL = frozenset({"success", "failure", "cancelled", "skipped"})
+    STABLE = FINAL | {"pending"}
 
     def __init__(self) -> None:
-        #: id(step) -> (step, its values then, their types, its line)
-        self.lines: dict[int, tuple[StepRecord, tuple[Any, ...], tuple[type, ...], str]] = {}
+        #: the leading finished steps (with their status then) and their joined lines
+        self.done: tuple[list[tuple[StepRecord, str]], str] = ([], "")
+        #: id(step) -> (step, its values then, their types, its line, its status then)
+        self.lines: dict[int, tuple[StepRecord, tuple[Any, ...], tuple[type, ...], str, str]] = {}
+
+    def text(self, steps: list[StepRecord], encode: Callable[[Any], str]) -> str:
+        """The steps' lines joined; the leading steps that were finished at the last call, and
+        are still, are one kept piece of text (the run's finished steps, at every save)."""
+        done, kept = self.done
+        if len(done) > len(steps) or any(
+            steps[i] is not step or step.status != status for i, (step, status) in enumerate(done)
+        ):
+            done, kept = [], ""
+        rest = [f"  {self.line(step, encode)}" for step in steps[len(done) :]]
+        grown = done[:]
+        for step in steps[len(done) :]:
+            if step.status not in self.FINAL or id(step) not in self.lines:
+                break
+            grown.append((step, step.status))
+        if len(grown) > len(done):
+            taken = len(grown) - len(done)
+            kept = ",\n".join(filter(None, [kept, *rest[:taken]]))
+            rest = rest[taken:]
+        self.done = (grown, kept)
+        return ",\n".join(filter(None, [kept, *rest]))
 
     def line(self, step: StepRecord, encode: Callable[[Any], str]) -> str:
+        entry = self.lines.get(id(step))
+        if (
+            entry is not None
+            and entry[0] is step
+            and step.status in self.STABLE
+            and entry[4] == step.status
+        ):
+            return entry[3]
         values = vars(step)
         now = tuple(values.items())
-        entry = self.lines.get(id(step))
         if (
             entry is not None
             and entry[0] is step
@@ -162,7 +200,8 @@ class _StepLines:
         text = encode(_plain(step))
         if _plain_strings(step):
             copied = tuple((k, v.copy() if isinstance(v, dict | list) else v) for k, v in now)
-            self.lines[id(step)] = (step, copied, tuple(map(type, values.values())), text)
+            types = tuple(map(type, values.values()))
+            self.lines[id(step)] = (step, copied, types, text, step.status)
         else:
             self.lines.pop(id(step), None)
         return text

@@ -80,6 +80,12 @@ class Run:
     #: the manual step the run detached at, if it did
     detached_at: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: step id -> (what it was built from, the record, the state), see ``states``
+    _states: dict[str, tuple[tuple[str, str, str, int], StepRecord, StepState]] = field(
+        default_factory=dict, repr=False
+    )
+    #: step id -> (the state, its system variables), see ``substitution``
+    _system: dict[str, tuple[StepState, dict[str, str]]] = field(default_factory=dict, repr=False)
 
     def stamp(self) -> str:
         return self.clock().isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -129,10 +135,20 @@ class Run:
         return JobStatus(self.record.job_status)
 
     def states(self) -> dict[str, StepState]:
-        """What ``steps.<id>`` and Octopus's output variables show of finished steps."""
+        """What ``steps.<id>`` and Octopus's output variables show of finished steps.
+
+        A finished step's state is kept while its status and the run's secret outputs stay the
+        same: rebuilding every earlier step's state for each step made a run of n steps cost n²."""
         result: dict[str, StepState] = {}
+        cache = self._states
+        secrets = len(self.secret_values)
         for rec in self.record.steps:
             if rec.status in ("pending", "running", "waiting"):
+                continue
+            key = (rec.status, rec.outcome, rec.conclusion, secrets)
+            kept = cache.get(rec.id)
+            if kept is not None and kept[0] == key and kept[1] is rec:
+                result[rec.id] = kept[2]
                 continue
             outputs = dict(rec.outputs)
             octopus = dict(rec.octopus)
@@ -143,6 +159,7 @@ class Run:
                     else:
                         outputs[name] = value
             result[rec.id] = StepState(rec.outcome, rec.conclusion, outputs, octopus)
+            cache[rec.id] = (key, rec, result[rec.id])
         return result
 
     def substitution(self, step: Step) -> tuple[dict[str, str], dict[str, object]]:
@@ -152,7 +169,7 @@ class Run:
         error = None
         if self.record.error:
             error = (self.record.error.get("message", ""), self.record.error.get("detail", ""))
-        system = system_variables(self.workflow, facts, states, error)
+        system = system_variables(self.workflow, facts, states, error, self._system)
         values = {
             **self.variables.values(),
             **{k: escape_octostache(_text(v)) for k, v in self.inputs.items()},
