@@ -91,7 +91,7 @@ def apply_policy(
     from runner import policy
     from runner.actor import current_actor
     from runner.approvals.trust import load_directory
-    from runner.engine.session import git_commit
+    from runner.engine.history import git_commit
 
     workflow = prepared.workflow
     document = policy.load_policy(workflow, prepared.loaded.workspace, insecure=insecure)

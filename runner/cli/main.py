@@ -36,6 +36,21 @@ COMMANDS = {
     "policy": "runner.cli.policy:policy",
 }
 
+#: the first paragraph of each command's help, for the listing in ``runner --help`` (which
+#: would otherwise import every command module: half its time); a test keeps them equal
+SUMMARIES = {
+    "validate": "Check workflow files: exit 0 when clean, 1 when there are problems, 2 on bad "
+    "usage.",
+    "plan": "Show what a run would do in an environment, step by step, without running anything.",
+    "expr": "Evaluate a GitHub-style expression and print its value as JSON (exit 1 on error).",
+    "run": "Run a deployment in an environment. Exit codes are listed in `runner --help`.",
+    "approval": "Approve manual steps with signed files (and, with a server, from the terminal).",
+    "resume": "Resume a run: ask the sources again and continue after its manual step.",
+    "runs": "The history of runs in the state folder.",
+    "server": "Serve the approval server (with no subcommand), or administer it.",
+    "policy": "Environment policies: explain a decision, review break-glass overrides.",
+}
+
 #: what ``--version`` prints (click's ``version_option`` below prints the same)
 VERSION_MESSAGE = f"runner {__version__}"
 
@@ -50,6 +65,17 @@ def _build_cli() -> click.Group:
 
         def list_commands(self, ctx: click.Context) -> list[str]:
             return sorted(COMMANDS)
+
+        def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+            # click's own listing and shortening, from the summaries above
+            names = self.list_commands(ctx)
+            limit = formatter.width - 6 - max(len(name) for name in names)
+            rows = [
+                (name, click.Command(name, help=SUMMARIES[name]).get_short_help_str(limit))
+                for name in names
+            ]
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
         def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
             target = COMMANDS.get(cmd_name)

@@ -25,8 +25,8 @@ def plan_text(
 ) -> str:
     """The plan of ``path`` for ``environment`` as text or JSON."""
     from runner.actor import current_actor
+    from runner.engine.history import run_history, state_dir
     from runner.engine.plan import make_plan
-    from runner.engine.session import run_history, state_dir
     from runner.inputs import parse_pairs
     from runner.plan_view import plan_to_json, plan_to_text
     from runner.prepare import apply_policy, prepare

@@ -29,8 +29,8 @@ def check_command(
 ) -> int:
     """Explain whether a run of FILE in ENV would be allowed, rule by rule (exit 5 if not)."""
     from runner import policy as rules
-    from runner.engine.session import run_history
-    from runner.engine.session import state_dir as resolve
+    from runner.engine.history import run_history
+    from runner.engine.history import state_dir as resolve
     from runner.prepare import apply_policy, prepare
 
     environ = dict(os.environ)
@@ -57,8 +57,8 @@ def check_command(
 @click.option("--state-dir")
 def review_command(state_dir: str | None) -> int:
     """Runs that overrode a policy rule with break-glass, for review afterwards."""
+    from runner.engine.history import state_dir as resolve
     from runner.engine.record import RecordStore
-    from runner.engine.session import state_dir as resolve
 
     found = [r for r in RecordStore(resolve(state_dir, os.environ)).list() if r.break_glass]
     if not found:

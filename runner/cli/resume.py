@@ -53,7 +53,7 @@ def resume(
     output_format: str,
 ) -> int:
     """Resume a run: ask the sources again and continue after its manual step."""
-    from runner.engine import session
+    from runner.engine import history, session
     from runner.engine.record import RecordStore
     from runner.engine.resume import fetch_from_server
     from runner.engine.resume import resume as resume_run
@@ -62,7 +62,7 @@ def resume(
 
     environ = dict(os.environ)
     run_id = session.check_run_id(run_id)
-    folder = session.state_dir(state_dir, environ)
+    folder = history.state_dir(state_dir, environ)
     if server_url and not RecordStore(folder).exists(run_id):
         fetch_from_server(
             RecordStore(folder), run_id, server_url, environ.get("RUNNER_SERVER_TOKEN")

@@ -100,7 +100,7 @@ def run_workflow(
     break_glass: str | None = None,
 ) -> int:
     """Run ``file`` and return the exit code."""
-    from runner.engine import session
+    from runner.engine import history, session
     from runner.logs.choose import choose_log
     from runner.prepare import prepare
 
@@ -110,7 +110,7 @@ def run_workflow(
         "insecure_local_trust": insecure_local_trust,
         "break_glass": break_glass,
     }
-    folder = session.state_dir(state_dir, environ)
+    folder = history.state_dir(state_dir, environ)
     prepared = prepare(file, environment, inputs, skip, environ)
     prepared = session.policy_gate(prepared, folder, environ, options)
     log = choose_log(output_format, environ)

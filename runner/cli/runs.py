@@ -93,7 +93,7 @@ def runs() -> None:
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
 def list_command(state_dir: str | None, output_format: str) -> int:
     """Every recorded run, newest first."""
-    from runner.engine.session import state_dir as resolve
+    from runner.engine.history import state_dir as resolve
 
     store = RecordStore(resolve(state_dir, os.environ))
     records = sorted(store.list(), key=lambda r: r.started_at, reverse=True)
@@ -143,8 +143,8 @@ def show_command(
     """One run: its steps, durations, who approved, when, notes and evidence (re-verified)."""
     from dataclasses import asdict
 
+    from runner.engine.history import state_dir as resolve
     from runner.engine.resume import load_for_resume
-    from runner.engine.session import state_dir as resolve
 
     store = RecordStore(resolve(state_dir, os.environ))
     record = load_for_resume(store, run_id)

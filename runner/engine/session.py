@@ -4,7 +4,6 @@ files, the environment, the clock, signals)."""
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import secrets
 import signal
@@ -17,6 +16,7 @@ from typing import Any
 
 from runner.actor import current_actor
 from runner.engine.contexts import Identity
+from runner.engine.history import git_commit, run_history
 from runner.engine.lock import DeploymentLock, run_lock
 from runner.engine.record import RecordStore, RunRecord
 from runner.engine.run import Run, new_record, utc_now
@@ -46,10 +46,6 @@ def check_run_id(run_id: str) -> str:
             hint="use 1 to 64 letters, digits, `.`, `_` or `-`",
         )
     return run_id
-
-
-def state_dir(option: str | None, environ: Mapping[str, str]) -> Path:
-    return Path(option or environ.get("RUNNER_STATE_DIR") or ".runner")
 
 
 def used_files(workflow: Workflow, workspace: Path) -> dict[str, str]:
@@ -246,28 +242,6 @@ def _release_server_lock(client: Any, run: Run) -> None:
         run.log.write(f"could not release the lock on the approval server: {exc.message}")
 
 
-def git_commit(workspace: Path) -> str | None:
-    """The commit being deployed: the CI's, else HEAD of the workspace's repository."""
-    for name in ("GITHUB_SHA", "CI_COMMIT_SHA"):
-        if os.environ.get(name):
-            return os.environ[name]
-    head = workspace / ".git" / "HEAD"
-    try:
-        ref = head.read_text().strip()
-        if ref.startswith("ref: "):
-            target = workspace / ".git" / ref[5:]
-            if target.is_file():
-                return target.read_text().strip()
-            packed = workspace / ".git" / "packed-refs"
-            for line in packed.read_text().splitlines() if packed.is_file() else []:
-                if line.endswith(" " + ref[5:]):
-                    return line.split(" ", 1)[0]
-            return None
-        return ref or None
-    except OSError:
-        return None
-
-
 @contextmanager
 def cancellation(run: Run) -> Iterator[None]:
     """SIGINT / SIGTERM stop the running steps' process groups; ``always()`` steps still run.
@@ -303,20 +277,6 @@ def export_outputs(run: Run, environ: Mapping[str, str]) -> None:
         for name, value in values.items():
             delimiter = f"runner_{secrets.token_hex(8)}"
             out.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
-
-
-def run_history(state_dir: Path) -> list[dict[str, Any]]:
-    """What the promotion rule checks: each recorded run's environment, status, digest, commit."""
-    return [
-        {
-            "run_id": r.run_id,
-            "environment": r.environment,
-            "status": r.status,
-            "digest": r.digest,
-            "commit": r.commit,
-        }
-        for r in RecordStore(state_dir).list()
-    ]
 
 
 def policy_gate(

@@ -1,0 +1,51 @@
+"""The state folder and the runs recorded in it, for commands that only read them (``plan``,
+``runs``, ``policy``): importing the engine itself costs them a third of their start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from runner.engine.record import RecordStore
+
+
+def state_dir(option: str | None, environ: Mapping[str, str]) -> Path:
+    return Path(option or environ.get("RUNNER_STATE_DIR") or ".runner")
+
+
+def run_history(state_dir: Path) -> list[dict[str, Any]]:
+    """What the promotion rule checks: each recorded run's environment, status, digest, commit."""
+    return [
+        {
+            "run_id": r.run_id,
+            "environment": r.environment,
+            "status": r.status,
+            "digest": r.digest,
+            "commit": r.commit,
+        }
+        for r in RecordStore(state_dir).list()
+    ]
+
+
+def git_commit(workspace: Path) -> str | None:
+    """The commit being deployed: the CI's, else HEAD of the workspace's repository."""
+    for name in ("GITHUB_SHA", "CI_COMMIT_SHA"):
+        if os.environ.get(name):
+            return os.environ[name]
+    head = workspace / ".git" / "HEAD"
+    try:
+        ref = head.read_text().strip()
+        if ref.startswith("ref: "):
+            target = workspace / ".git" / ref[5:]
+            if target.is_file():
+                return target.read_text().strip()
+            packed = workspace / ".git" / "packed-refs"
+            for line in packed.read_text().splitlines() if packed.is_file() else []:
+                if line.endswith(" " + ref[5:]):
+                    return line.split(" ", 1)[0]
+            return None
+        return ref or None
+    except OSError:
+        return None
