@@ -212,7 +212,7 @@ def big_rows(
 
 def run(quick: bool) -> list[dict[str, Any]]:
     full = (1000, 2500, 5000)
-    # --quick: plan on smaller sizes (see the README: plan is quadratic in the number of steps)
+    # --quick: plan on smaller sizes, to stay short
     sizes_of = {"validate": full, "plan": (250, 500, 1000) if quick else full}
     with tempfile.TemporaryDirectory(prefix="bench-load-") as temp:
         folder = Path(temp)

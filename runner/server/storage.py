@@ -386,26 +386,27 @@ class Store:
         # another runner created it at the same moment (the create is idempotent), or the id of
         # another run and step is the same text (`a--b` + `c`, `a` + `b--c`)
         with self.engine.connect() as c:
-            found = c.execute(
-                select(t.interruptions.c.id).where(
-                    (t.interruptions.c.run_id == parsed.run_id)
-                    & (t.interruptions.c.step_id == parsed.step_id)
-                )
-            ).first()
+            found = self._of_step(c, parsed)
         if found is None:
             raise ServerError(
                 409, "id_taken", f"interruption {parsed.id} belongs to another run and step"
             )
-        return self.get(found.id)
+        return self.get(found)
+
+    @staticmethod
+    def _of_step(c: Connection, parsed: Interruption) -> str | None:
+        """The id of the interruption of this run and step, if there is one."""
+        row = c.execute(
+            select(t.interruptions.c.id).where(
+                (t.interruptions.c.run_id == parsed.run_id)
+                & (t.interruptions.c.step_id == parsed.step_id)
+            )
+        ).first()
+        return None if row is None else str(row.id)
 
     def _create(self, parsed: Interruption, caller: Caller) -> dict[str, Any]:
         with self.tx() as c:
-            existing = c.execute(
-                select(t.interruptions.c.id).where(
-                    (t.interruptions.c.run_id == parsed.run_id)
-                    & (t.interruptions.c.step_id == parsed.step_id)
-                )
-            ).first()
+            existing = self._of_step(c, parsed)
             if existing is None:
                 moment = now()
                 c.execute(
@@ -433,7 +434,7 @@ class Store:
                     },
                 )
                 return self.view(c, parsed.id)
-            return self.view(c, existing.id)
+            return self.view(c, existing)
 
     def _lock_row(self, c: Connection, interruption_id: str) -> None:
         """Serialise decisions on one interruption (PostgreSQL row lock; SQLite writers are

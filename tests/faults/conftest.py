@@ -8,23 +8,9 @@ fixtures are re-exported here so that pytest finds them.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
+from support import ROOT, borrow
 
-TESTS = Path(__file__).resolve().parents[1]
-
-
-def borrow(name: str, path: Path) -> ModuleType:
-    """Load another folder's conftest under a module name of its own (once per session)."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+TESTS = ROOT / "tests"
 
 
 run_helpers = borrow("run_helpers", TESTS / "engine" / "conftest.py")
