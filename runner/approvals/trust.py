@@ -44,7 +44,16 @@ class TrustFiles:
                 return (self.workspace / path).read_bytes()
             except OSError as exc:
                 raise ApprovalError(f"cannot read trust file {path}: {exc.strerror}") from None
-        return git_show(self.workspace, self.commit or self.ref, path)
+        if self.commit is None:
+            return git_show(self.workspace, self.ref, path)
+        try:
+            return git_show(self.workspace, self.commit, path)
+        except ApprovalError as exc:
+            raise ApprovalError(
+                f"{exc.message} (the commit {self.ref} named when the run started)",
+                hint=f"fetch the history of the trust branch behind {self.ref}, not only its tip "
+                "(no --depth=1)",
+            ) from None
 
 
 def git_show(workspace: Path, ref: str, path: str) -> bytes:
