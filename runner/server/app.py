@@ -40,8 +40,8 @@ class Changes:
         self.events: dict[str, asyncio.Event] = {}
         self.waiters: dict[str, int] = {}
         self.seen: dict[str, int | None] = {}
-        #: interruptions with a waiter that arrived since the last re-read
-        self.fresh: set[str] = set()
+        #: the versions waiters read themselves since the last re-read, by interruption
+        self.read: dict[str, set[int]] = {}
 
     def bind(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -60,15 +60,20 @@ class Changes:
             del self.seen[gone]
         if not waited:
             return
-        fresh, self.fresh = self.fresh, set()
+        read, self.read = self.read, {}
         versions = await run_in_threadpool(store.versions, waited)
         for interruption_id in waited:
             version = versions.get(interruption_id)
-            # a new waiter wakes once whatever was seen before: a write may have come between
-            # its own read and this one, and what was seen may be older than what it read
-            if interruption_id in fresh or self.seen.get(interruption_id, -1) != version:
+            # changed since the last round, or since a waiter's own read (what was seen may be
+            # older than what a new waiter read, or belong to a deleted namesake)
+            before = self.seen.get(interruption_id, version)
+            if before != version or any(v != version for v in read.get(interruption_id, ())):
                 self._wake(interruption_id)
             self.seen[interruption_id] = version
+
+    def saw(self, interruption_id: str, version: int) -> None:
+        """A waiter read ``version`` itself and is about to wait."""
+        self.read.setdefault(interruption_id, set()).add(version)
 
     def _wake(self, interruption_id: str) -> None:
         event = self.events.get(interruption_id)
@@ -80,10 +85,8 @@ class Changes:
         if self.loop is not None and interruption_id:
             self.loop.call_soon_threadsafe(self._wake, interruption_id)
 
-    def subscribe(self, interruption_id: str, *, first: bool = True) -> asyncio.Event:
+    def subscribe(self, interruption_id: str) -> asyncio.Event:
         """Register interest before reading, so a write in between is not missed."""
-        if first:
-            self.fresh.add(interruption_id)
         event = self.events.setdefault(interruption_id, asyncio.Event())
         self.waiters[interruption_id] = self.waiters.get(interruption_id, 0) + 1
         return event
@@ -213,10 +216,8 @@ def create_app(
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         known = (if_none_match or "").strip('W/"')
-        first = True
         while True:
-            event = changes.subscribe(interruption_id, first=first)
-            first = False
+            event = changes.subscribe(interruption_id)
             try:
                 version = await run_in_threadpool(store.version, interruption_id)
                 if version is None:
@@ -224,6 +225,7 @@ def create_app(
                 remaining = deadline - loop.time()
                 if str(version) != known or remaining <= 0:
                     break
+                changes.saw(interruption_id, version)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), remaining)
             finally:
