@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -294,10 +294,19 @@ class Store:
             )
             return Caller(row.kind, row.id, person)
 
-    def start_web_session(self, token_id: str) -> str:
-        """A new server-side web session for a signed-in approver; the cookie carries its id."""
+    def start_web_session(self, token_id: str, *, lifetime: float) -> str:
+        """A new server-side web session for a signed-in approver; the cookie carries its id.
+        Sessions signed out, or older than ``lifetime`` seconds (their cookie no longer
+        verifies), are deleted on the way."""
         session_id = secrets.token_urlsafe(32)
+        moment = now()
         with self.tx() as c:
+            c.execute(
+                delete(t.web_sessions).where(
+                    t.web_sessions.c.ended.is_not(None)
+                    | (t.web_sessions.c.started < moment - timedelta(seconds=lifetime))
+                )
+            )
             c.execute(
                 insert(t.web_sessions).values(
                     id=session_id, token_id=token_id, started=now(), ended=None

@@ -219,7 +219,9 @@ def create_full_app(
                     who=None,
                     error="That token is not a live approver token.",
                 )
-            session_id = await run_in_threadpool(store.start_web_session, caller.token_id)
+            session_id = await run_in_threadpool(
+                lambda: store.start_web_session(caller.token_id, lifetime=SESSION_SECONDS)
+            )
             cookie = signer.dumps({"session": session_id, "csrf": secrets.token_urlsafe(24)})
             response = RedirectResponse("/", status_code=303)
             response.set_cookie(

@@ -65,6 +65,7 @@ TABLES = (
     "people",
     "team_members",
     "tokens",
+    "web_sessions",
     "interruptions",
     "submissions",
     "runs",

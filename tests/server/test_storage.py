@@ -376,3 +376,25 @@ def test_every_change_is_audited_in_one_chain(store: Store, make_request: Reques
     assert entries[4]["actor"] == "alice"
     assert verify_chain(entries) == []
     assert token not in repr(entries)
+
+
+def test_web_sessions_end_and_are_pruned(store: Store) -> None:
+    store.issue_token("approver", "alice")
+    with store.engine.connect() as c:
+        token_id = c.execute(select(t.tokens.c.id)).scalar_one()
+    first = store.start_web_session(token_id, lifetime=3600)
+    second = store.start_web_session(token_id, lifetime=3600)
+    assert store.web_session_caller(first) is not None
+    store.end_web_session(first)
+    assert store.web_session_caller(first) is None
+    assert store.web_session_caller(second) is not None
+    third = store.start_web_session(token_id, lifetime=3600)
+
+    def ids() -> set[str]:
+        with store.engine.connect() as c:
+            return set(c.execute(select(t.web_sessions.c.id)).scalars())
+
+    assert ids() == {second, third}  # the signed-out one is gone
+    fourth = store.start_web_session(token_id, lifetime=0)
+    assert ids() == {fourth}  # sessions older than the lifetime are gone
+    assert store.web_session_caller(fourth) is not None
