@@ -11,7 +11,7 @@ import secrets
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from runner.engine.record import RunRecord, StepRecord
 from runner.engine.workflow_commands import escape_data, escape_property
@@ -32,6 +32,7 @@ class GitHubLog(BaseLog):
         self.summary_path = summary_path
         self.token = secrets.token_hex(16)
         self.workflow_path = ""
+        self.workflow: Workflow | None = None
         self.durations: dict[str, str] = {}
         #: what steps wrote to their own ``$GITHUB_STEP_SUMMARY`` (masked by the step kind)
         self.summaries: dict[str, str] = {}
@@ -40,6 +41,7 @@ class GitHubLog(BaseLog):
 
     def run_started(self, workflow: Workflow, record: RunRecord) -> None:
         self.workflow_path = workflow.path
+        self.workflow = workflow
         super().run_started(workflow, record)
 
     def step_started(self, step: Step) -> None:
@@ -92,6 +94,15 @@ class GitHubLog(BaseLog):
 
     def run_finished(self, workflow: Workflow, record: RunRecord) -> None:
         super().run_finished(workflow, record)
+        self._summary(workflow, record)
+
+    def run_detached(self, record: RunRecord) -> None:
+        # the job ends here: its summary says what the run waits for, and how it goes on
+        super().run_detached(record)
+        if self.workflow is not None:
+            self._summary(self.workflow, record)
+
+    def _summary(self, workflow: Workflow, record: RunRecord) -> None:
         if self.summary_path:
             with Path(self.summary_path).open("a", encoding="utf-8") as out:
                 out.write(job_summary(workflow, record, self.durations, self.summaries))
@@ -127,9 +138,30 @@ def job_summary(
     if record.error:
         lines += ["", f"**{record.error.get('message', '')}**"]
     for rec in record.steps:
+        if rec.status == "waiting" and rec.approval:
+            lines += _waiting(record, rec.approval.get("interruption") or {})
+    for rec in record.steps:
         if summaries and summaries.get(rec.id):
             lines += ["", summaries[rec.id].rstrip("\n")]
     return "\n".join(lines) + "\n\n"
+
+
+def _waiting(record: RunRecord, asked: Mapping[str, Any]) -> list[str]:
+    """What a detached run waits for: the question, who may answer, by when, and what then."""
+    teams = ", ".join(asked.get("teams") or ()) or "anyone in the people file"
+    quorum = "; ".join(f"{count} from {team}" for team, count in asked.get("quorum") or ())
+    lines = ["", f"#### ⏸️ Waiting for approval: {asked.get('title') or asked.get('step_name')}", ""]
+    lines += [
+        f"> {line}" if line else ">" for line in str(asked.get("instructions", "")).splitlines()
+    ]
+    lines += [
+        "",
+        f"- who: {teams}" + (f" ({quorum})" if quorum else ""),
+        f"- deadline: {asked.get('deadline') or 'none'}",
+        f"- sources: {', '.join(asked.get('sources') or ()) or 'prompt'}",
+        f"- then: `runner resume {record.run_id}`",
+    ]
+    return lines
 
 
 __all__ = ["GitHubLog", "format_duration", "job_summary"]
