@@ -1,7 +1,9 @@
 """Shared fixtures for the run tests: a workspace in ``tmp_path``, runs in-process (through
 ``runner.cli.main.main``) and as a ``runner`` subprocess, and the record a run leaves.
 
-``tests/steps`` and ``tests/logs`` load this file by path (see :func:`load_run_helpers` there).
+Other folders load this file by path as the module ``run_helpers`` (``support.borrow``), and
+this folder's tests import from ``run_helpers`` too: a bare ``from conftest import`` would get
+whichever folder's ``conftest`` pytest imported last.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ import pytest
 
 from runner.cli.main import main
 from runner.engine.record import RunRecord, StepRecord
+
+# when pytest imports this file itself, it is also the ``run_helpers`` the tests import
+sys.modules.setdefault("run_helpers", sys.modules[__name__])
 
 ROOT = Path(__file__).resolve().parents[2]
 #: the installed console script beside the venv's interpreter

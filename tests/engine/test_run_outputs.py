@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import Workspace
+from run_helpers import Workspace
 
 from runner.engine.file_commands import parse_key_values
 

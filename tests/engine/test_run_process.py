@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from conftest import Outcome, Workspace, kill_quietly, pid_alive, wait_for
+from run_helpers import Outcome, Workspace, kill_quietly, pid_alive, wait_for
 
 from runner.engine.record import RunRecord
 

@@ -8,7 +8,7 @@ import signal
 import time
 
 import pytest
-from conftest import Workspace, kill_quietly, wait_for
+from run_helpers import Workspace, kill_quietly, wait_for
 
 from runner.engine.record import RUN_STATES, STEP_STATES, RecordStore, RunRecord
 

@@ -9,7 +9,7 @@ import json
 from urllib.parse import quote
 
 import pytest
-from conftest import Outcome, Workspace
+from run_helpers import Outcome, Workspace
 
 LITERAL = "lit-Secret-4f9a!x"
 FROM_ENV = "env-secret/with+special&chars"

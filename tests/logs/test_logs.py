@@ -3,31 +3,22 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import pty
 import re
 import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
+from support import ROOT, borrow
 
 from runner.engine.workflow_commands import Command, CommandProcessor, parse_command
 
 
 def load_run_helpers() -> Any:
     """The shared run fixtures of ``tests/engine/conftest.py``, under a name of their own."""
-    if "run_helpers" not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "engine" / "conftest.py"
-        spec = importlib.util.spec_from_file_location("run_helpers", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["run_helpers"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["run_helpers"]
+    return borrow("run_helpers", ROOT / "tests" / "engine" / "conftest.py")
 
 
 helpers = load_run_helpers()
