@@ -120,9 +120,16 @@ def new_approval(
 
 
 def verify_file(
-    path: str, workflow_path: str, *, run_id: str | None, at: str | None, insecure: bool
+    path: str,
+    workflow_path: str,
+    *,
+    run_id: str | None,
+    at: str | None,
+    insecure: bool,
+    trust_commit: str | None = None,
 ) -> tuple[bool, str]:
-    """Check a signed approval against the workflow's trust; return (valid, report)."""
+    """Check a signed approval against the workflow's trust (read from ``trust_commit``, the
+    commit the run pinned, when given); return (valid, report)."""
     from runner.approvals.allowed_signers import parse_allowed_signers, parse_revoked_keys
     from runner.approvals.document import body_digest, parse_instant, verify_signed
     from runner.approvals.identity import parse_directory
@@ -136,7 +143,7 @@ def verify_file(
     trust = workflow.approvals.trust
     if trust is None or not trust.allowed_signers:
         raise UsageError(f"{workflow_path} has no `approvals.trust.allowed-signers`")
-    files = TrustFiles(loaded.workspace, trust.ref)
+    files = TrustFiles(loaded.workspace, trust.ref, trust_commit if trust.ref else None)
     if not files.protected and not insecure:
         raise UsageError(
             "the workflow reads trust from the working tree; set "
@@ -273,9 +280,14 @@ def verify_command(
 
 
 def verify_evidence(
-    evidence: dict[str, Any], workflow_path: str, at: str | None, insecure: bool
+    evidence: dict[str, Any],
+    workflow_path: str,
+    at: str | None,
+    insecure: bool,
+    trust_commit: str | None = None,
 ) -> str:
-    """Re-verify a recorded signed approval (body and signature kept as evidence)."""
+    """Re-verify a recorded signed approval (body and signature kept as evidence) as of its
+    decision: its time, and the trust the run read (``trust_commit``)."""
     import tempfile
 
     from runner.errors import RunnerError
@@ -286,7 +298,12 @@ def verify_evidence(
         Path(str(path) + ".sig").write_bytes(str(evidence.get("signature", "")).encode())
         try:
             ok, report = verify_file(
-                str(path), workflow_path, run_id=None, at=at, insecure=insecure
+                str(path),
+                workflow_path,
+                run_id=None,
+                at=at,
+                insecure=insecure,
+                trust_commit=trust_commit,
             )
         except RunnerError as exc:
             return f"cannot re-verify: {exc.message}"

@@ -37,6 +37,7 @@ def reverify(record: RunRecord, workflow_path: str | None, insecure: bool) -> di
                 workflow_path or record.workflow_path,
                 decision.get("submitted_at"),
                 insecure,
+                record.trust_commit,
             )
     return results
 

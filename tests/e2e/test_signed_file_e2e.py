@@ -262,9 +262,23 @@ def test_signed_file_approval_end_to_end(tmp_path: Path) -> None:
         "alice@example.com",
     )
 
-    # the history re-verifies the recorded signature against the trust ref
+    # the history re-verifies the recorded signature against the trust the run read
     shown = sh(repo, RUNNER, "runs", "show", "r1", "--state-dir", "S")
-    assert (
+    verified = (
         f"evidence: approvals/r1/gate.alice@example.com.json ({fingerprint}): "
-        "signature re-verified as of the decision" in shown
+        "signature re-verified as of the decision"
     )
+    assert verified in shown
+    pinned = json.loads(record_file.read_text())["trust_commit"]
+    assert pinned == sh(repo, "git", "rev-parse", "origin/approvals-trust").strip()
+
+    # later, alice's key leaves the trust branch: the decision still verifies as of its time,
+    # against the trust commit the run pinned, not the branch as it is now
+    sh(repo, "git", "checkout", "-q", "approvals-trust")
+    (repo / "trust" / "allowed_signers").write_text("")
+    sh(repo, "git", "commit", "-qam", "alice leaves")
+    sh(repo, "git", "push", "-q", "origin", "approvals-trust")
+    sh(repo, "git", "checkout", "-q", "main")
+    sh(repo, "git", "fetch", "-q", "origin")
+    assert sh(repo, "git", "rev-parse", "origin/approvals-trust").strip() != pinned
+    assert verified in sh(repo, RUNNER, "runs", "show", "r1", "--state-dir", "S")
