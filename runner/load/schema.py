@@ -7,7 +7,6 @@ value looks like); everything else is phrased from the failing keyword.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import functools
 import json
@@ -56,10 +55,7 @@ def validate_document(doc: Document, schema: str = "workflow") -> list[Diagnosti
     for error in errors:
         if error.validator != "type" and tuple(error.absolute_path) in mistyped:
             continue
-        for diagnostic in _translate(doc, error):
-            if schema != "workflow":  # the messages name the root after the workflow
-                message = diagnostic.message.replace("the workflow", f"the {schema}")
-                diagnostic = dataclasses.replace(diagnostic, message=message)
+        for diagnostic in _translate(doc, error, f"the {schema}"):
             found.setdefault((diagnostic.location, diagnostic.message), diagnostic)
     return sorted(found.values(), key=Diagnostic.sort_key)
 
@@ -80,10 +76,11 @@ def describe(value: Any) -> str:
     return str(value)
 
 
-def _subject(path: Path) -> str:
-    """How a message names the value at ``path``: the key, or the list it sits in."""
+def _subject(path: Path, root: str) -> str:
+    """How a message names the value at ``path``: the key, or the list it sits in (``root``,
+    e.g. "the workflow", for the document itself)."""
     if not path:
-        return "the workflow"
+        return root
     last = path[-1]
     if isinstance(last, str):
         return f"`{last}`"
@@ -93,19 +90,19 @@ def _subject(path: Path) -> str:
     return f"an item of `{parent[-1]}`" if parent else "an item"
 
 
-def _container(path: Path) -> str:
+def _container(path: Path, root: str) -> str:
     if not path:
         return "at the top level"
     if len(path) == 2 and path[0] == "steps":
         return "in a step"
-    return f"in {_subject(path)}"
+    return f"in {_subject(path, root)}"
 
 
 def _quote_all(names: Iterable[str]) -> str:
     return ", ".join(f"`{n}`" for n in names)
 
 
-def _translate(doc: Document, error: Any) -> Iterator[Diagnostic]:
+def _translate(doc: Document, error: Any, root: str) -> Iterator[Diagnostic]:
     path: Path = tuple(error.absolute_path)
     schema = error.schema if isinstance(error.schema, dict) else {}
     keyword = error.validator
@@ -121,15 +118,15 @@ def _translate(doc: Document, error: Any) -> Iterator[Diagnostic]:
         branch = _matching_branch(error)
         if branch is not None:
             for sub in branch:
-                yield from _translate(doc, sub)
+                yield from _translate(doc, sub, root)
             return
         expected = schema.get("x-expected", "a valid value")
-        yield at(path, f"{_subject(path)} must be {expected}, got {describe(value)}")
+        yield at(path, f"{_subject(path, root)} must be {expected}, got {describe(value)}")
         return
     if keyword == "additionalProperties" and isinstance(value, dict):
         allowed = sorted(schema.get("properties", {}))
         for extra in sorted(set(value) - set(allowed)):
-            message = f"unexpected key `{extra}` {_container(path)}"
+            message = f"unexpected key `{extra}` {_container(path, root)}"
             close = difflib.get_close_matches(extra, allowed, n=1)
             if close:
                 message += f"; did you mean `{close[0]}`?"
@@ -140,7 +137,7 @@ def _translate(doc: Document, error: Any) -> Iterator[Diagnostic]:
     if keyword == "required":
         for name in error.validator_value:
             if isinstance(value, dict) and name not in value:
-                yield at(path, f"{_subject(path)} is missing the required key `{name}`")
+                yield at(path, f"{_subject(path, root)} is missing the required key `{name}`")
         return
     if keyword == "dependentRequired" and isinstance(value, dict):
         for name, needs in error.validator_value.items():
@@ -158,11 +155,10 @@ def _translate(doc: Document, error: Any) -> Iterator[Diagnostic]:
         if parent_keyword == "propertyNames":
             yield at((*path, str(value)), f"`{value}` is not {schema.get('x-expected')}", key=True)
             return
-    yield at(path, _message(path, keyword, error.validator_value, value, schema))
+    yield at(path, _message(_subject(path, root), keyword, error.validator_value, value, schema))
 
 
-def _message(path: Path, keyword: str, expected: Any, value: Any, schema: dict[str, Any]) -> str:
-    subject = _subject(path)
+def _message(subject: str, keyword: str, expected: Any, value: Any, schema: dict[str, Any]) -> str:
     if keyword == "type":
         kinds = expected if isinstance(expected, list) else [expected]
         names = [_TYPE_NAMES.get(str(k), str(k)) for k in kinds]
