@@ -107,21 +107,22 @@ class Progress:
         variables: VariableSet,
         inputs_as_text: Mapping[str, str],
     ) -> None:
-        self.workflow = workflow
-        self.facts = facts
-        self.variables = variables
         self.system = system_variables(workflow, facts, {}, None)
         self.values: dict[str, str] = {**variables.values(), **inputs_as_text, **self.system}
         self.base = expression_contexts(workflow, facts, variables, {}, {}, self.system)
         self.steps: dict[str, object] = {}
         self.base["steps"] = self.steps
-        self.vars = self.base["vars"]
+        vars_context = self.base["vars"]
+        assert isinstance(vars_context, dict)
+        #: every mapping that holds the system variables, kept equal as they grow
+        self.holders: tuple[dict[str, str], ...] = (self.system, self.values, vars_context)
+
+    def _add(self, variables: Mapping[str, str]) -> None:
+        for holder in self.holders:
+            holder.update(variables)
 
     def finish(self, step: Step, state: StepState) -> None:
-        added = step_variables(step, state)
-        for target in (self.system, self.values, self.vars):
-            assert isinstance(target, dict)
-            target.update(added)
+        self._add(step_variables(step, state))
         self.steps[step.id] = {
             "outputs": dict(state.outputs),
             "outcome": state.outcome,
@@ -129,10 +130,9 @@ class Progress:
         }
 
     def fail(self, error: tuple[str, str]) -> None:
-        added = {"Octopus.Deployment.Error": error[0], "Octopus.Deployment.ErrorDetail": error[1]}
-        for target in (self.system, self.values, self.vars):
-            assert isinstance(target, dict)
-            target.update(added)
+        self._add(
+            {"Octopus.Deployment.Error": error[0], "Octopus.Deployment.ErrorDetail": error[1]}
+        )
 
     def contexts(self, env: Mapping[str, str]) -> dict[str, object]:
         return {**self.base, "env": dict(env)}
