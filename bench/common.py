@@ -45,6 +45,9 @@ def clean_environ(**extra: str) -> dict[str, str]:
         "JENKINS_URL",
         "TF_BUILD",
         "PYTHONPROFILEIMPORTTIME",
+        # Some sandboxes set it; a user's interpreter caches compiled modules, and without the
+        # cache every start compiles the runner's source again (about 100 ms).
+        "PYTHONDONTWRITEBYTECODE",
     }
     env = {k: v for k, v in os.environ.items() if k not in skip}
     env.update(extra)

@@ -50,6 +50,7 @@ def workflow(steps: int) -> str:
 def clean_environ() -> dict[str, str]:
     """The outer CI's variables would change the log format and the run id."""
     skip = {"GITHUB_ACTIONS", "GITLAB_CI", "GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT"}
+    skip.add("PYTHONDONTWRITEBYTECODE")  # as in common.py: measure with the bytecode cache
     return {k: v for k, v in os.environ.items() if k not in skip}
 
 

@@ -41,7 +41,7 @@ from runner.expressions.interpolate import (
     template_string,
 )
 from runner.expressions.lexer import MAX_LENGTH
-from runner.expressions.parser import MAX_DEPTH, Arity, parse_tree
+from runner.expressions.parser import MAX_DEPTH, Arity, checked_tree, syntax_tree
 from runner.expressions.values import is_truthy
 
 __all__ = [
@@ -95,29 +95,31 @@ class _Prepared:
 
 
 @functools.lru_cache(maxsize=4096)
-def _prepare(
+def _checked(
     expression: str, context_names: frozenset[str], function_names: frozenset[str], specs: _Specs
-) -> _Prepared:
-    # Keyed on the names exactly as the caller spells them, so that the compiled evaluator can
-    # read the caller's mappings directly (no lower-cased copy per evaluation).
-    context_keys: dict[str, str] = {}
-    for name in sorted(context_names):
-        context_keys.setdefault(name.lower(), name)
-    function_keys: dict[str, str] = {}
-    for name in sorted(function_names):
-        function_keys.setdefault(name.lower(), name)
-    arity = {lower: Arity() for lower in function_keys}
+) -> Node | None:
+    arity = {name.lower(): Arity() for name in function_names}
     arity.update((name.lower(), Arity(low, high)) for name, low, high in specs)
-    node = parse_tree(expression, frozenset(context_keys), arity)
-    if node is None:
-        return _Prepared(None, None)
-    return _Prepared(node, compile_tree(node, context_keys, function_keys))
+    return checked_tree(expression, frozenset(name.lower() for name in context_names), arity)
 
 
 @functools.lru_cache(maxsize=4096)
-def _syntax_tree(expression: str) -> Node | None:
-    # Any context or function name is accepted: for reporting which ones are used.
-    return parse_tree(expression, None, None)
+def _prepare(
+    expression: str, context_names: frozenset[str], function_names: frozenset[str], specs: _Specs
+) -> _Prepared:
+    node = _checked(expression, context_names, function_names, specs)
+    if node is None:
+        return _Prepared(None, None)
+    # Keyed on the names exactly as the caller spells them, so that the compiled evaluator can
+    # read the caller's mappings directly (no lower-cased copy per evaluation).
+    return _Prepared(node, compile_tree(node, _keys(context_names), _keys(function_names)))
+
+
+def _keys(names: frozenset[str]) -> dict[str, str]:
+    keys: dict[str, str] = {}
+    for name in sorted(names):
+        keys.setdefault(name.lower(), name)
+    return keys
 
 
 def _specs(functions: Iterable[str] | HostFunctions) -> _Specs:
@@ -143,6 +145,14 @@ def _prepared(
     return _prepare(expression, frozenset(named_values), frozenset(functions), _specs(functions))
 
 
+def _checked_tree(
+    expression: str,
+    named_values: Iterable[str],
+    functions: Iterable[str] | HostFunctions,
+) -> Node | None:
+    return _checked(expression, frozenset(named_values), frozenset(functions), _specs(functions))
+
+
 def parse(
     expression: str,
     named_values: Iterable[str],
@@ -153,7 +163,7 @@ def parse(
     ``named_values`` are the recognised context names and ``functions`` the host function names
     (or a mapping of names to callables / ``FunctionSpec``), all case-insensitive. Raises
     ``ExpressionError`` (kind ``lexing`` or ``parsing``)."""
-    return _prepared(expression, named_values, functions).node
+    return _checked_tree(expression, named_values, functions)
 
 
 def check(
@@ -163,13 +173,13 @@ def check(
 ) -> None:
     """Raise the parse-time ``ExpressionError`` if ``expression`` does not parse with only these
     contexts and host functions (e.g. ``secrets`` is not allowed in ``if:``)."""
-    _prepared(expression, allowed_named_values, allowed_functions)
+    _checked_tree(expression, allowed_named_values, allowed_functions)
 
 
 def referenced_named_values(expression: str) -> set[str]:
     """The lower-cased context names ``expression`` uses, e.g. ``{'steps', 'inputs'}``. Raises
     ``ExpressionError`` when it is not even syntactically valid."""
-    node = _syntax_tree(expression)
+    node = syntax_tree(expression)
     if node is None:
         return set()
     return {n.name for n in walk(node) if isinstance(n, NamedValue)}
@@ -177,7 +187,7 @@ def referenced_named_values(expression: str) -> set[str]:
 
 def referenced_functions(expression: str) -> set[str]:
     """The lower-cased names of the functions ``expression`` calls (built-in ones included)."""
-    node = _syntax_tree(expression)
+    node = syntax_tree(expression)
     if node is None:
         return set()
     return {n.name for n in walk(node) if isinstance(n, Call)}

@@ -9,7 +9,8 @@ GitHub's runner reports them: ``Located at position 43 within expression``), not
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+import re
+from typing import NamedTuple
 
 from runner.errors import ExpressionError
 from runner.expressions.values import JS_WHITESPACE, parse_number
@@ -46,8 +47,7 @@ class TokenType(enum.Enum):
     EOF = "eof"
 
 
-@dataclass(frozen=True, slots=True)
-class Token:
+class Token(NamedTuple):
     """One token: its kind, the text it was read from, its parsed value and its start offset."""
 
     type: TokenType
@@ -106,24 +106,24 @@ _KEYWORDS = {
     "NaN": (TokenType.NUMBER, float("nan")),
     "Infinity": (TokenType.NUMBER, float("inf")),
 }
+_BY_TEXT = {kind.value: kind for kind in TokenType}  # faster than calling TokenType(text)
 # After these a "." is the dereference operator; anywhere else it starts a number such as ".5".
 _DOT_FOLLOWS = frozenset(
     {TokenType.IDENTIFIER, TokenType.RIGHT_BRACKET, TokenType.RIGHT_PAREN, TokenType.STAR}
 )
 
 
-def _is_boundary(ch: str) -> bool:
-    return ch in _BOUNDARY or ch in JS_WHITESPACE
+# The next boundary after a word, or after a number (whose "." is part of it).
+_WORD_END = re.compile("[" + re.escape("".join(sorted(_BOUNDARY | JS_WHITESPACE))) + "]")
+_NUMBER_END = re.compile(
+    "[" + re.escape("".join(sorted((_BOUNDARY - {"."}) | JS_WHITESPACE))) + "]"
+)
+_IDENTIFIER = re.compile("[A-Za-z_][A-Za-z0-9_-]*")
 
 
 def is_legal_identifier(text: str) -> bool:
     """``[A-Za-z_][A-Za-z0-9_-]*``: the names of contexts, properties and functions."""
-    if not text or not (text[0] == "_" or ("a" <= text[0] <= "z") or ("A" <= text[0] <= "Z")):
-        return False
-    return all(
-        ("a" <= ch <= "z") or ("A" <= ch <= "Z") or ("0" <= ch <= "9") or ch in "_-"
-        for ch in text[1:]
-    )
+    return _IDENTIFIER.fullmatch(text) is not None
 
 
 def lex(expression: str) -> list[Token]:
@@ -136,12 +136,8 @@ def lex(expression: str) -> list[Token]:
         return tokens[-1].type if tokens else TokenType.EOF
 
     def scan_word(start: int, allow_dot: bool) -> int:
-        end = start
-        while end < n and (
-            not _is_boundary(expression[end]) or (allow_dot and expression[end] == ".")
-        ):
-            end += 1
-        return end
+        found = (_NUMBER_END if allow_dot else _WORD_END).search(expression, start)
+        return n if found is None else found.start()
 
     while i < n:
         ch = expression[i]
@@ -160,15 +156,15 @@ def lex(expression: str) -> list[Token]:
             continue
         if ch in "!<>":
             if i + 1 < n and expression[i + 1] == "=":
-                tokens.append(Token(TokenType(ch + "="), ch + "=", None, start))
+                tokens.append(Token(_BY_TEXT[ch + "="], ch + "=", None, start))
                 i += 2
             else:
-                tokens.append(Token(TokenType(ch), ch, None, start))
+                tokens.append(Token(_BY_TEXT[ch], ch, None, start))
                 i += 1
             continue
         if ch in "=&|":
             if i + 1 < n and expression[i + 1] == ch:
-                tokens.append(Token(TokenType(ch * 2), ch * 2, None, start))
+                tokens.append(Token(_BY_TEXT[ch * 2], ch * 2, None, start))
                 i += 2
                 continue
             # A lone "=", "&" or "|": read up to the next boundary and report it (as upstream).

@@ -12,6 +12,7 @@ while descending, so the recursion here never goes deeper than about 500 Python 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ from runner.expressions.ast import (
     Node,
     Not,
     Wildcard,
+    walk,
 )
 from runner.expressions.lexer import MAX_LENGTH, Token, TokenType, lex, position, utf16_length
 
@@ -194,23 +196,9 @@ class _Parser:
         return Call(name, identifier.lexeme, tuple(args)), True
 
     def _validate_call(self, name: str, identifier: Token, count: int) -> None:
-        arity = BUILTIN_ARITY.get(name)
-        if arity is None and self.functions is not None:
-            arity = self.functions.get(name)
-            if arity is None:
-                raise parsing_error("Unrecognized function", identifier, self.expression)
-        if arity is None:  # syntax check only: unknown functions are not validated
-            return
-        if count < arity.min_args:
-            raise parsing_error("Too few parameters supplied", identifier, self.expression)
-        if arity.max_args is not None and count > arity.max_args:
-            raise parsing_error("Too many parameters supplied", identifier, self.expression)
-        if name == "case" and count % 2 == 0:
-            raise parsing_error(
-                "Even number of parameters supplied, requires an odd number of parameters",
-                identifier,
-                self.expression,
-            )
+        problem = call_problem(name, count, self.functions)
+        if problem is not None:
+            raise parsing_error(problem, identifier, self.expression)
 
     def _primary(self) -> tuple[Node, bool]:
         token = self._peek()
@@ -273,6 +261,25 @@ class _Parser:
         return parsing_error("Unexpected symbol", token, self.expression)
 
 
+def call_problem(name: str, count: int, functions: Mapping[str, Arity] | None) -> str | None:
+    """What is wrong with calling function ``name`` (lower-cased) with ``count`` arguments, if
+    anything; ``functions`` ``None`` accepts any function that is not built in."""
+    arity = BUILTIN_ARITY.get(name)
+    if arity is None and functions is not None:
+        arity = functions.get(name)
+        if arity is None:
+            return "Unrecognized function"
+    if arity is None:  # syntax check only: unknown functions are not validated
+        return None
+    if count < arity.min_args:
+        return "Too few parameters supplied"
+    if arity.max_args is not None and count > arity.max_args:
+        return "Too many parameters supplied"
+    if name == "case" and count % 2 == 0:
+        return "Even number of parameters supplied, requires an odd number of parameters"
+    return None
+
+
 _LITERALS = frozenset(
     {TokenType.TRUE, TokenType.FALSE, TokenType.NULL, TokenType.NUMBER, TokenType.STRING}
 )
@@ -296,3 +303,37 @@ def parse_tree(
         return parser.parse()
     except RecursionError:  # pragma: no cover - the depth limit keeps recursion shallow
         raise depth_error() from None
+
+
+@functools.lru_cache(maxsize=8192)
+def syntax_tree(expression: str) -> Node | None:
+    """``parse_tree`` accepting any context and function name (cached per text)."""
+    return parse_tree(expression, None, None)
+
+
+def checked_tree(
+    expression: str, named_values: frozenset[str], functions: Mapping[str, Arity]
+) -> Node | None:
+    """``parse_tree(expression, named_values, functions)``, parsing each text only once.
+
+    The names only add checks to the parse, never change the tree: the text's cached syntax tree
+    is returned when every name in it is known. Otherwise the text is parsed again with the names,
+    so that the error is exactly the one that parse raises first (an unknown name can come before
+    a syntax error)."""
+    try:
+        node = syntax_tree(expression)
+    except ExpressionError:
+        pass
+    else:
+        if node is None or _names_known(node, named_values, functions):
+            return node
+    return parse_tree(expression, named_values, functions)
+
+
+def _names_known(node: Node, named_values: frozenset[str], functions: Mapping[str, Arity]) -> bool:
+    for current in walk(node):
+        if isinstance(current, NamedValue) and current.name not in named_values:
+            return False
+        if isinstance(current, Call) and call_problem(current.name, len(current.args), functions):
+            return False
+    return True

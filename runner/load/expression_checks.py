@@ -77,10 +77,10 @@ def check_expressions(workflow: Workflow, doc: Document) -> list[Diagnostic]:
 def _parse(expression: str, contexts: tuple[str, ...], functions: tuple[str, ...]) -> Node | None:
     """``expressions.parse(expression, contexts, functions)`` without compiling the evaluators,
     which checking never runs (the same names, lower-cased, and arities; the same errors)."""
-    from runner.expressions.parser import Arity, parse_tree
+    from runner.expressions.parser import Arity, checked_tree
 
     arity = {name.lower(): Arity() for name in functions}
-    return parse_tree(expression, frozenset(name.lower() for name in contexts), arity)
+    return checked_tree(expression, frozenset(name.lower() for name in contexts), arity)
 
 
 def _fields(workflow: Workflow, doc: Document) -> Iterator[Field]:
