@@ -1,10 +1,10 @@
 """Pausing Python's cyclic garbage collector while a workflow is loaded and planned.
 
-Loading builds hundreds of thousands of small objects (YAML nodes, locations, parse trees) that
-all stay alive until the command ends and form almost no reference cycles. Each allocation burst
-still triggers the collector, whose full passes walk every live object again: a third of the time
-of ``runner plan`` on a 5,000-step workflow. Reference counting frees everything else as before;
-the collector runs again when the pause ends.
+Loading allocates a node, a value and a position for every key and value, planning a parse tree
+and a state for every step, and all of them stay alive until the command ends, with almost no
+reference cycles among them. The collector's passes over them find nothing, yet cost a third of
+loading a big file and of planning it (a 5,000-step plan: 2.8 s with it, 1.9 s without).
+Reference counting still frees everything as before; the collector runs again after the pause.
 """
 
 from __future__ import annotations

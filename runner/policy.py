@@ -24,11 +24,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import TYPE_CHECKING, Any
 
 from runner.errors import Diagnostic, Location, RefusedError, WorkflowError
 from runner.model import Manual, Quorum, Step, Workflow
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 POLICY_STEP_ID = "policy-approval"
@@ -120,6 +122,8 @@ def _zone(window: Mapping[str, Any]) -> ZoneInfo | None:
     name = window.get("time-zone")
     if not name:
         return None
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # only for a window with a time zone
+
     try:
         return ZoneInfo(str(name))
     except (ZoneInfoNotFoundError, ValueError):

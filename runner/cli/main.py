@@ -167,11 +167,33 @@ def _crash_log() -> str:
     return path
 
 
+def _terminal_columns() -> int:
+    """The width click wraps help to, as ``shutil.get_terminal_size`` finds it (without shutil)."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and turn every outcome into a documented exit code."""
-    if (sys.argv[1:] if argv is None else argv) == ["--version"]:
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["--version"]:
         # the common case of click's eager --version option, without importing click
         sys.stdout.write(VERSION_MESSAGE + "\n")
+        sys.stdout.flush()
+        return 0
+    if args in (["--help"], ["-h"]) and _terminal_columns() >= 80:
+        # the same, for the group's help: click's text at its widest (runner.cli.help_text)
+        from runner.cli.help_text import HELP
+
+        sys.stdout.write(HELP)
         sys.stdout.flush()
         return 0
     import click

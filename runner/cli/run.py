@@ -101,7 +101,6 @@ def run_workflow(
 ) -> int:
     """Run ``file`` and return the exit code."""
     from runner.engine import history, session
-    from runner.gc_pause import gc_paused
     from runner.logs.choose import choose_log
     from runner.prepare import prepare
 
@@ -112,8 +111,7 @@ def run_workflow(
         "break_glass": break_glass,
     }
     folder = history.state_dir(state_dir, environ)
-    with gc_paused():
-        prepared = prepare(file, environment, inputs, skip, environ)
+    prepared = prepare(file, environment, inputs, skip, environ)
     prepared = session.policy_gate(prepared, folder, environ, options)
     log = choose_log(output_format, environ)
     request = session.RunRequest(

@@ -12,14 +12,12 @@ from runner.errors import ExitCode
 def validate_files(paths: list[str], output_format: str) -> tuple[int, str]:
     """Check each file; return the exit code and the report (text or JSON)."""
     from runner.diagnostics import render_json, render_text
-    from runner.gc_pause import gc_paused
     from runner.load import check_file
 
     diagnostics = []
     lines: dict[str, list[str]] = {}
     for path in paths:
-        with gc_paused():  # per file: the collector runs between files
-            loaded = check_file(path)
+        loaded = check_file(path)
         diagnostics.extend(loaded.diagnostics)
         lines[loaded.path] = loaded.lines
     failed = any(d.severity == "error" for d in diagnostics)

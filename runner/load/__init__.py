@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import gc
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from runner.errors import Diagnostic, Location, WorkflowError
+from runner.gc_pause import gc_paused
 from runner.load.build import build_workflow
 from runner.load.checks import check_workflow, find_workspace
 from runner.load.schema import validate_document
@@ -32,16 +32,8 @@ class Loaded:
 
 def check_file(path: str | Path, *, raw: bytes | None = None) -> Loaded:
     """Load and check one workflow file; bad input becomes diagnostics, never an exception."""
-    # Loading allocates a node, a value and a position for every key and value, and keeps them
-    # all: the cyclic garbage collector's passes over them find nothing and cost a third of
-    # loading a big file, so it is paused meanwhile (and the objects are collected as usual).
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         return _check_file(path, raw)
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _check_file(path: str | Path, raw: bytes | None) -> Loaded:
