@@ -52,6 +52,7 @@ def condition_expression(condition: str) -> tuple[str, bool]:
     """The expression of a ``${{ }}`` condition, with the wrapper removed and GitHub's implicit
     ``success() && (...)`` added when no status function is called; and whether it was added."""
     from runner import expressions
+    from runner.expressions.parser import IMPLICIT_SUCCESS
 
     text = condition.strip()
     templates = expressions.find_templates(text)
@@ -59,7 +60,8 @@ def condition_expression(condition: str) -> tuple[str, bool]:
         text = templates[0].expression.strip()
     if expressions.uses_status_function(text):
         return text, False
-    return f"success() && ({text})", True
+    head, tail = IMPLICIT_SUCCESS
+    return f"{head}{text}{tail}", True
 
 
 def evaluate_condition(

@@ -89,6 +89,7 @@ class _Parser:
         self.functions = functions
         self.offset = 0
         self.depth = 0
+        self.deepest = 0  # the most levels open at once, for ``_syntax``
 
     # -- grammar -------------------------------------------------------------------------------
 
@@ -219,6 +220,7 @@ class _Parser:
 
     def _enter(self) -> None:
         self.depth += 1
+        self.deepest = max(self.deepest, self.depth)
         if self.depth > MAX_DEPTH:
             raise depth_error()
 
@@ -295,20 +297,56 @@ def parse_tree(
     ``named_values`` are lower-cased context names and ``functions`` maps lower-cased host function
     names to their arity; ``None`` for either accepts any name (a syntax check). Raises
     ``ExpressionError`` of kind ``lexing`` or ``parsing``."""
-    if len(expression) > MAX_LENGTH // 2 and utf16_length(expression) > MAX_LENGTH:
-        raise length_error()
+    return _parse(expression, named_values, functions)[0]
+
+
+def _parse(
+    expression: str,
+    named_values: frozenset[str] | None,
+    functions: Mapping[str, Arity] | None,
+) -> tuple[Node | None, int]:
+    """The tree, and the most depth levels its parse had open at once."""
+    _check_length(expression)
     tokens = lex(expression)
     parser = _Parser(expression, tokens, named_values, functions)
     try:
-        return parser.parse()
+        return parser.parse(), parser.deepest
     except RecursionError:  # pragma: no cover - the depth limit keeps recursion shallow
         raise depth_error() from None
 
 
-@functools.lru_cache(maxsize=8192)
+def _check_length(expression: str) -> None:
+    if len(expression) > MAX_LENGTH // 2 and utf16_length(expression) > MAX_LENGTH:
+        raise length_error()
+
+
+#: how the runner wraps a condition that calls no status function, as GitHub's runner does
+IMPLICIT_SUCCESS = ("success() && (", ")")
+
+
 def syntax_tree(expression: str) -> Node | None:
     """``parse_tree`` accepting any context and function name (cached per text)."""
-    return parse_tree(expression, None, None)
+    return _syntax(expression)[0]
+
+
+@functools.lru_cache(maxsize=8192)
+def _syntax(expression: str) -> tuple[Node | None, int]:
+    # A condition the runner wrapped in ``success() && (...)`` shares the parse of its own text,
+    # which was parsed when the workflow was checked: the wrapped tree is that tree under an
+    # ``&&`` with ``success()``, two levels deeper. When the inner text does not parse alone, or
+    # the two levels would pass the depth limit, the wrapped text is parsed as it is, so every
+    # error stays the one that parse gives.
+    head, tail = IMPLICIT_SUCCESS
+    if expression.startswith(head) and expression.endswith(tail):
+        _check_length(expression)
+        try:
+            inner, deepest = _syntax(expression[len(head) : -len(tail)])
+        except ExpressionError:
+            pass
+        else:
+            if inner is not None and deepest + 2 <= MAX_DEPTH:
+                return Logical("&&", (Call("success", "success", ()), inner)), deepest + 2
+    return _parse(expression, None, None)
 
 
 def checked_tree(

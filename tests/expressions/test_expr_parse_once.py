@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from runner.errors import ExpressionError
 from runner.expressions import check, evaluate, parse, uses_status_function
-from runner.expressions.parser import Arity, checked_tree, parse_tree, syntax_tree
+from runner.expressions.parser import (
+    IMPLICIT_SUCCESS,
+    MAX_DEPTH,
+    Arity,
+    _parse,
+    _syntax,
+    checked_tree,
+    parse_tree,
+)
 
 NAMES = frozenset({"github", "steps", "inputs"})
 FUNCTIONS = {"success": Arity(0, 0), "hashfiles": Arity(1, None)}
@@ -50,13 +60,13 @@ def test_an_unknown_name_before_a_syntax_error_is_the_error_reported() -> None:
 
 
 def test_checking_evaluating_and_listing_functions_share_one_parse() -> None:
-    syntax_tree.cache_clear()
+    _syntax.cache_clear()
     text = "success() && steps.a.outputs.ok == 'true' && inputs.parse_once == 'yes'"
     check(text, ["steps", "inputs"], ["success"])
     parse(text, ["steps", "inputs", "github"], ["success", "failure"])
     assert uses_status_function(text)
     evaluate(text, {"steps": {}, "inputs": {}}, functions={"success": lambda: True})
-    info = syntax_tree.cache_info()
+    info = _syntax.cache_info()
     assert info.misses == 1  # one parse of the text
     assert info.hits >= 2  # the other three asked it, or a cache in front of it
 
@@ -66,3 +76,46 @@ def test_a_name_unknown_in_one_place_is_still_refused_after_being_accepted_in_an
     check(text, ["secrets"])
     with pytest.raises(ExpressionError, match="Unrecognized named-value: 'secrets'"):
         check(text, ["github"])
+
+
+def deep(levels: int) -> str:
+    return "!" * levels + "true"
+
+
+WRAPPED_INNER = [
+    "steps.build.outputs.ok == 'true'",
+    "a && b || c",
+    "(a || b) && c",
+    "contains(format('{0}', a), 'x')",
+    "a)",  # the wrapped text parses, the inner one alone does not
+    "a) || (b",
+    "a == (",
+    "",
+    "'it''s' == a[0].b",
+    deep(MAX_DEPTH - 3),
+    deep(MAX_DEPTH - 2),  # the wrapped text is exactly at the limit
+    deep(MAX_DEPTH - 1),  # the wrapped text is one level past it
+    deep(MAX_DEPTH),
+    "(" * 24 + "a" + ")" * 24,
+    "(" * 25 + "a" + ")" * 25,
+]
+
+
+@pytest.mark.parametrize("inner", WRAPPED_INNER)
+def test_a_wrapped_condition_has_exactly_the_tree_or_error_of_parsing_it(inner: str) -> None:
+    head, tail = IMPLICIT_SUCCESS
+    wrapped = f"{head}{inner}{tail}"
+    _syntax.cache_clear()
+    with contextlib.suppress(ExpressionError):
+        _syntax(inner)  # the inner text parsed first, as when loading
+    expected = outcome(lambda: _parse(wrapped, None, None)[0])
+    assert outcome(lambda: _syntax(wrapped)[0]) == expected
+
+
+def test_a_wrapped_condition_reuses_the_parse_of_its_text() -> None:
+    head, tail = IMPLICIT_SUCCESS
+    inner = "steps.reuse.outputs.ok == 'true'"
+    _syntax.cache_clear()
+    first = _syntax(inner)[0]
+    wrapped = _syntax(f"{head}{inner}{tail}")[0]
+    assert wrapped is not None and wrapped.args[1] is first  # type: ignore[union-attr]
