@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import operator
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -155,20 +156,26 @@ class _StepLines:
     def __init__(self) -> None:
         #: the leading finished steps (with their status then) and their joined lines
         self.done: tuple[list[tuple[StepRecord, str]], str] = ([], "")
+        #: the trailing steps that were pending, and their lines
+        self.tail: tuple[list[StepRecord], list[str]] = ([], [])
         #: id(step) -> (step, its values then, their types, its line, its status then)
         self.lines: dict[int, tuple[StepRecord, tuple[Any, ...], tuple[type, ...], str, str]] = {}
 
     def text(self, steps: list[StepRecord], encode: Callable[[Any], str]) -> str:
         """The steps' lines joined; the leading steps that were finished at the last call, and
-        are still, are one kept piece of text (the run's finished steps, at every save)."""
+        are still, are one kept piece of text (the run's finished steps, at every save), and the
+        trailing ones that were pending and still are keep their lines (the steps to come)."""
         done, kept = self.done
         if len(done) > len(steps) or any(
             steps[i] is not step or step.status != status for i, (step, status) in enumerate(done)
         ):
             done, kept = [], ""
-        rest = [f"  {self.line(step, encode)}" for step in steps[len(done) :]]
+        tail, tail_lines = self._pending_tail(steps, len(done))
+        middle = steps[len(done) : len(steps) - len(tail)]
+        lines = [f"  {self.line(step, encode)}" for step in middle]
+        rest = lines
         grown = done[:]
-        for step in steps[len(done) :]:
+        for step in middle:
             if step.status not in self.FINAL or id(step) not in self.lines:
                 break
             grown.append((step, step.status))
@@ -177,7 +184,27 @@ class _StepLines:
             kept = ",\n".join(filter(None, [kept, *rest[:taken]]))
             rest = rest[taken:]
         self.done = (grown, kept)
-        return ",\n".join(filter(None, [kept, *rest]))
+        pending = len(middle)
+        while pending > len(grown) - len(done) and middle[pending - 1].status == "pending":
+            pending -= 1
+        self.tail = ([*middle[pending:], *tail], [*lines[pending:], *tail_lines])
+        return ",\n".join(filter(None, [kept, *rest, *tail_lines]))
+
+    def _pending_tail(
+        self, steps: list[StepRecord], start: int
+    ) -> tuple[list[StepRecord], list[str]]:
+        """The kept trailing steps that are the same steps, still pending, after ``start``."""
+        tail, lines = self.tail
+        count = len(tail)
+        if not count or count > len(steps) - start:
+            return [], []
+        if not all(map(operator.is_, steps[len(steps) - count :], tail)):
+            return [], []
+        pending = [step.status == "pending" for step in tail]
+        if not all(pending):
+            started = count - pending[::-1].index(False)  # up to the last one no longer pending
+            return tail[started:], lines[started:]
+        return tail, lines
 
     def line(self, step: StepRecord, encode: Callable[[Any], str]) -> str:
         entry = self.lines.get(id(step))

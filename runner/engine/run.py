@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from runner.engine.conditions import Decision, JobStatus, evaluate_condition, scope_decision
 from runner.engine.contexts import (
@@ -27,6 +27,7 @@ from runner.engine.contexts import (
     RunFacts,
     StepState,
     expression_contexts,
+    step_variables,
     system_variables,
 )
 from runner.engine.masking import Masker
@@ -86,6 +87,8 @@ class Run:
     )
     #: step id -> (the state, its system variables), see ``substitution``
     _system: dict[str, tuple[StepState, dict[str, str]]] = field(default_factory=dict, repr=False)
+    #: (what they were built from, the values, the contexts), see ``_so_far``
+    _shared: tuple[Any, dict[str, str], dict[str, object]] | None = field(default=None, repr=False)
 
     def stamp(self) -> str:
         return self.clock().isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -139,48 +142,106 @@ class Run:
 
         A finished step's state is kept while its status and the run's secret outputs stay the
         same: rebuilding every earlier step's state for each step made a run of n steps cost n²."""
-        result: dict[str, StepState] = {}
-        cache = self._states
-        secrets = len(self.secret_values)
-        for rec in self.record.steps:
-            if rec.status in ("pending", "running", "waiting"):
-                continue
-            key = (rec.status, rec.outcome, rec.conclusion, secrets)
-            kept = cache.get(rec.id)
-            if kept is not None and kept[0] == key and kept[1] is rec:
-                result[rec.id] = kept[2]
-                continue
-            outputs = dict(rec.outputs)
-            octopus = dict(rec.octopus)
-            for (step_id, name), value in self.secret_values.items():
-                if step_id == rec.id:
-                    if name.startswith("Octopus:"):
-                        octopus[name.removeprefix("Octopus:")] = value
-                    else:
-                        outputs[name] = value
-            result[rec.id] = StepState(rec.outcome, rec.conclusion, outputs, octopus)
-            cache[rec.id] = (key, rec, result[rec.id])
-        return result
+        return {
+            rec.id: self._state(rec)
+            for rec in self.record.steps
+            if rec.status not in ("pending", "running", "waiting")
+        }
 
-    def substitution(self, step: Step) -> tuple[dict[str, str], dict[str, object]]:
-        """The ``#{}`` variables and ``${{ }}`` contexts a step sees."""
-        facts = RunFacts(self.record.run_id, self.environment, self.created_by, self.inputs)
-        states = self.states()
+    def _state(self, rec: StepRecord) -> StepState:
+        key = (rec.status, rec.outcome, rec.conclusion, len(self.secret_values))
+        kept = self._states.get(rec.id)
+        if kept is not None and kept[0] == key and kept[1] is rec:
+            return kept[2]
+        outputs = dict(rec.outputs)
+        octopus = dict(rec.octopus)
+        for (step_id, name), value in self.secret_values.items():
+            if step_id == rec.id:
+                if name.startswith("Octopus:"):
+                    octopus[name.removeprefix("Octopus:")] = value
+                else:
+                    outputs[name] = value
+        state = StepState(rec.outcome, rec.conclusion, outputs, octopus)
+        self._states[rec.id] = (key, rec, state)
+        return state
+
+    def _so_far(self) -> tuple[dict[str, str], dict[str, object]]:
+        """The ``#{}`` values and the ``${{ }}`` contexts (but ``env`` and ``job``) of the run as
+        it stands. Kept while no step has changed status and no secret output or error has been
+        added: a step asks for them two or three times (its condition, its run, its
+        ``continue-on-error``), and each build goes over every step of the run."""
         error = None
         if self.record.error:
             error = (self.record.error.get("message", ""), self.record.error.get("detail", ""))
+        unfinished = ("pending", "running", "waiting")  # none of them shows in ``states``
+        statuses = [None if rec.status in unfinished else rec.status for rec in self.record.steps]
+        key = (statuses, len(self.secret_values), error)
+        kept = self._shared
+        if kept is not None and kept[0] == key:
+            return kept[1], kept[2]
+        built = self._grown(kept, key) if kept is not None else None
+        if built is None:
+            built = self._rebuilt(error)
+        self._shared = (key, *built)
+        return built
+
+    def _rebuilt(self, error: tuple[str, str] | None) -> tuple[dict[str, str], dict[str, object]]:
+        facts = RunFacts(self.record.run_id, self.environment, self.created_by, self.inputs)
+        states = self.states()
         system = system_variables(self.workflow, facts, states, error, self._system)
         values = {
             **self.variables.values(),
             **{k: escape_octostache(_text(v)) for k, v in self.inputs.items()},
             **system,
         }
+        contexts = expression_contexts(self.workflow, facts, self.variables, states, {}, system)
+        return values, contexts
+
+    def _grown(
+        self, kept: tuple[Any, dict[str, str], dict[str, object]], key: Any
+    ) -> tuple[dict[str, str], dict[str, object]] | None:
+        """``_so_far`` from the kept one when the only change is steps that finished after every
+        step finished before (a run going forward): their variables and states added, copying
+        the mappings rather than changing them (a parallel step may be reading them). ``None``
+        for any other change, which rebuilds all in the workflow's order."""
+        old_key, values, contexts = kept
+        old_statuses, statuses = old_key[0], key[0]
+        if old_key[1:] != key[1:] or len(old_statuses) != len(statuses):
+            return None
+        changed = [
+            i for i, (old, new) in enumerate(zip(old_statuses, statuses, strict=True)) if old != new
+        ]
+        last = max((i for i, status in enumerate(old_statuses) if status is not None), default=-1)
+        if any(old_statuses[i] is not None or i < last for i in changed):
+            return None
+        by_id = {step.id: step for step in self.workflow.steps}
+        added: dict[str, str] = {}
+        steps_context = dict(cast(dict[str, object], contexts["steps"]))
+        for i in changed:
+            rec = self.record.steps[i]
+            state = self._state(rec)
+            step = by_id.get(rec.id)
+            if step is not None:
+                added.update(step_variables(step, state))
+            steps_context[rec.id] = {
+                "outputs": dict(state.outputs),
+                "outcome": state.outcome,
+                "conclusion": state.conclusion,
+            }
+        vars_context = {**cast(dict[str, str], contexts["vars"]), **added}
+        return {**values, **added}, {**contexts, "vars": vars_context, "steps": steps_context}
+
+    def substitution(self, step: Step) -> tuple[dict[str, str], dict[str, object]]:
+        """The ``#{}`` variables and ``${{ }}`` contexts a step sees."""
+        shared_values, shared_contexts = self._so_far()
+        values = dict(shared_values)
+        contexts = dict(shared_contexts)
         # the env context holds values, not templates: the workflow's env rendered, then what
         # steps set through RUNNER_ENV, then the step's own env rendered with those (GitHub's
         # order: the step's env wins)
         functions = self.host_functions()
         env: dict[str, str] = {}
-        contexts = expression_contexts(self.workflow, facts, self.variables, states, env, system)
+        contexts["env"] = {}
         contexts["job"] = {"status": self._status().value}
         for name, template in self.workflow.env.items():
             env[name] = render_text(template, values, contexts, functions)

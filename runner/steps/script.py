@@ -108,7 +108,8 @@ def run_script(
     files: dict[str, Path] = {}
     for kind, names in FILES.items():
         files[kind] = folder / kind
-        files[kind].write_bytes(b"")
+        # empty, as GitHub creates them, and readable by the owner only: they may receive secrets
+        os.close(os.open(files[kind], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
         for name in names:
             env[name] = str(files[kind])
     cwd = ctx.workspace
@@ -266,5 +267,16 @@ def _size(path: Path) -> int:
 
 def _read(path: Path) -> str:
     # bytes, not text mode: universal newlines would turn CRLF and a lone CR inside a value into
-    # LF before the file command parsers (which handle CRLF themselves) see them
-    return path.read_bytes().decode("utf-8", errors="replace")
+    # LF before the file command parsers (which handle CRLF themselves) see them; and os.read,
+    # not a file object: five of these files per step, most of them empty
+    try:
+        handle = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return ""  # the script removed it: it reported nothing there
+    try:
+        chunks = []
+        while chunk := os.read(handle, 1 << 16):
+            chunks.append(chunk)
+    finally:
+        os.close(handle)
+    return b"".join(chunks).decode("utf-8", errors="replace")

@@ -252,3 +252,23 @@ def test_missing_secret_from_env_is_left_unsubstituted(workspace: Workspace) -> 
     )
     assert outcome.code == 0, outcome.err
     assert "  password=[#{Password}]" in outcome.lines()
+
+
+def test_the_files_a_step_reports_through_are_the_owners_alone(workspace: Workspace) -> None:
+    outcome = workspace.run(
+        """
+        name: file modes
+        steps:
+          - id: look
+            name: Look
+            run: |
+              stat -c '%a %n' "$RUNNER_OUTPUT" "$RUNNER_ENV" "$RUNNER_PATH" \\
+                "$RUNNER_STEP_SUMMARY" "$0"
+              rm "$RUNNER_PATH"  # removed by the script: nothing reported there
+              echo "ok=yes" >> "$RUNNER_OUTPUT"
+        """
+    )
+    assert outcome.code == 0, outcome.err
+    modes = [line.split()[0] for line in outcome.lines() if line.strip().startswith("600 ")]
+    assert len(modes) == 5, outcome.lines()
+    assert outcome.record.steps[0].outputs == {"ok": "yes"}
