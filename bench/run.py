@@ -88,7 +88,8 @@ def external(name: str, quick: bool) -> list[dict[str, Any]]:
                 goal=f"<= {goal}",
                 met=data["ratio"] <= goal,
                 details={"argv": argv[1:], "steps": data.get("steps")},
-            )
+            ),
+            *_step_cost_references(data),
         ]
     if name == "server_capacity":
         decided = data["decisions"]["from_submit_response"]
@@ -118,6 +119,32 @@ def external(name: str, quick: bool) -> list[dict[str, Any]]:
             ),
         ]
     raise RuntimeError(f"no rows for {name}")
+
+
+def _step_cost_references(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Where a step's cost goes: what any Python program pays to run the same shell, and the
+    runner with its state folder in memory (the rest is the state folder's file system)."""
+    bash = data["bash"]["per_step_ms"]
+    rows = []
+    for key, label in (
+        ("python_floor", "step cost: Python spawn floor / bash"),
+        ("runner_state_in_memory", "step cost: runner, state in tmpfs / bash"),
+    ):
+        if data.get(key):
+            value = data[key]["per_step_ms"]
+            rows.append(
+                row(
+                    label,
+                    value=value,
+                    unit="ms",
+                    reference=bash,
+                    reference_label="bash -c true ms",
+                    ratio=value / bash,
+                    goal="info",
+                    met=None,
+                )
+            )
+    return rows
 
 
 def fmt(value: Any, unit: str = "") -> str:

@@ -54,12 +54,15 @@ def clean_environ() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in skip}
 
 
-def time_runner(folder: Path, steps: int, repeat: int) -> list[float]:
+def time_runner(
+    folder: Path, steps: int, repeat: int, state_root: Path | None = None
+) -> list[float]:
     path = folder / f"steps-{steps}.yml"
     path.write_text(workflow(steps))
     times = []
     for attempt in range(repeat):
-        state = folder / f"state-{steps}-{attempt}"  # a fresh state folder for each run
+        # a fresh state folder for each run
+        state = (state_root or folder) / f"state-{steps}-{attempt}"
         argv = [
             *runner_command(),
             "run",
@@ -87,6 +90,39 @@ def time_runner(folder: Path, steps: int, repeat: int) -> list[float]:
     return times
 
 
+# What any Python program pays to run a step's shell the way the runner does (its own session,
+# output read by a thread as it comes, exit status waited for), and nothing else.
+PYTHON_FLOOR = """
+import subprocess, sys, threading
+argv = sys.argv[2].split()
+for _ in range(int(sys.argv[1])):
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    reader = threading.Thread(target=lambda: [None for _ in process.stdout])
+    reader.start()
+    process.wait()
+    reader.join()
+"""
+
+
+def time_python_floor(steps: int, repeat: int) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", PYTHON_FLOOR, str(steps), BASH_STEP], check=True)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def memory_folder() -> Path | None:
+    """A tmpfs folder, to tell the state folder's file system's share of a step's cost."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        return Path(tempfile.mkdtemp(prefix="step-cost-", dir=shm))
+    return None
+
+
 def time_bash(steps: int, repeat: int) -> list[float]:
     loop = f"for i in $(seq 1 {steps}); do {BASH_STEP}; done"
     times = []
@@ -110,7 +146,16 @@ def main() -> int:
         runs = {
             "runner": {n: time_runner(folder, n, args.repeat) for n in (small, large)},
             "bash": {n: time_bash(n, args.repeat) for n in (small, large)},
+            "python_floor": {n: time_python_floor(n, args.repeat) for n in (small, large)},
         }
+        memory = memory_folder()
+        if memory is not None:
+            try:
+                runs["runner_state_in_memory"] = {
+                    n: time_runner(folder, n, args.repeat, memory) for n in (small, large)
+                }
+            finally:
+                shutil.rmtree(memory, ignore_errors=True)
 
     table = {}
     for name, by_steps in runs.items():
@@ -122,11 +167,12 @@ def main() -> int:
         }
     ratio = table["runner"]["per_step_ms"] / table["bash"]["per_step_ms"]
 
-    print(f"{'':8}{f't({small})':>10}{f't({large})':>10}{'per step':>12}")
+    print(f"{'':24}{f't({small})':>10}{f't({large})':>10}{'per step':>12}")
     for name, row in table.items():
         med = row["median_seconds"]
         print(
-            f"{name:8}{med[str(small)]:>9.3f}s{med[str(large)]:>9.3f}s{row['per_step_ms']:>9.2f} ms"
+            f"{name:24}{med[str(small)]:>9.3f}s{med[str(large)]:>9.3f}s"
+            f"{row['per_step_ms']:>9.2f} ms"
         )
     print(f"ratio runner/bash per step: {ratio:.2f} (goal <= 1.3)")
 
@@ -138,6 +184,8 @@ def main() -> int:
                 "repeat": args.repeat,
                 "runner": table["runner"],
                 "bash": table["bash"],
+                "python_floor": table["python_floor"],
+                "runner_state_in_memory": table.get("runner_state_in_memory"),
                 "ratio": ratio,
                 "goal": 1.3,
                 "python": platform.python_version(),

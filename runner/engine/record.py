@@ -154,8 +154,8 @@ class _StepLines:
     STABLE = FINAL | {"pending"}
 
     def __init__(self) -> None:
-        #: the leading finished steps (with their status then) and their joined lines
-        self.done: tuple[list[tuple[StepRecord, str]], str] = ([], "")
+        #: the leading finished steps, their statuses then, and their joined lines
+        self.done: tuple[list[StepRecord], list[str], str] = ([], [], "")
         #: the trailing steps that were pending, and their lines
         self.tail: tuple[list[StepRecord], list[str]] = ([], [])
         #: id(step) -> (step, its values then, their types, its line, its status then)
@@ -165,27 +165,30 @@ class _StepLines:
         """The steps' lines joined; the leading steps that were finished at the last call, and
         are still, are one kept piece of text (the run's finished steps, at every save), and the
         trailing ones that were pending and still are keep their lines (the steps to come)."""
-        done, kept = self.done
-        if len(done) > len(steps) or any(
-            steps[i] is not step or step.status != status for i, (step, status) in enumerate(done)
+        done, statuses, kept = self.done
+        count = len(done)
+        if count > len(steps) or not (
+            all(map(operator.is_, steps[:count], done))
+            and [step.status for step in steps[:count]] == statuses
         ):
-            done, kept = [], ""
-        tail, tail_lines = self._pending_tail(steps, len(done))
-        middle = steps[len(done) : len(steps) - len(tail)]
+            done, statuses, kept, count = [], [], "", 0
+        tail, tail_lines = self._pending_tail(steps, count)
+        middle = steps[count : len(steps) - len(tail)]
         lines = [f"  {self.line(step, encode)}" for step in middle]
         rest = lines
-        grown = done[:]
+        taken = 0
         for step in middle:
             if step.status not in self.FINAL or id(step) not in self.lines:
                 break
-            grown.append((step, step.status))
-        if len(grown) > len(done):
-            taken = len(grown) - len(done)
+            taken += 1
+        if taken:
             kept = ",\n".join(filter(None, [kept, *rest[:taken]]))
             rest = rest[taken:]
-        self.done = (grown, kept)
+            done = [*done, *middle[:taken]]
+            statuses = [*statuses, *(step.status for step in middle[:taken])]
+        self.done = (done, statuses, kept)
         pending = len(middle)
-        while pending > len(grown) - len(done) and middle[pending - 1].status == "pending":
+        while pending > taken and middle[pending - 1].status == "pending":
             pending -= 1
         self.tail = ([*middle[pending:], *tail], [*lines[pending:], *tail_lines])
         return ",\n".join(filter(None, [kept, *rest, *tail_lines]))
