@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from runner.errors import ExpressionError
 from runner.expressions.ast import (
@@ -324,13 +325,22 @@ def _check_length(expression: str) -> None:
 IMPLICIT_SUCCESS = ("success() && (", ")")
 
 
+class _Syntax(NamedTuple):
+    """A text's syntax tree, its most depth levels open at once, and the names it uses."""
+
+    node: Node | None
+    deepest: int
+    named_values: frozenset[str]
+    calls: frozenset[tuple[str, int]]  # (function name, number of arguments)
+
+
 def syntax_tree(expression: str) -> Node | None:
     """``parse_tree`` accepting any context and function name (cached per text)."""
-    return _syntax(expression)[0]
+    return _syntax(expression).node
 
 
 @functools.lru_cache(maxsize=8192)
-def _syntax(expression: str) -> tuple[Node | None, int]:
+def _syntax(expression: str) -> _Syntax:
     # A condition the runner wrapped in ``success() && (...)`` shares the parse of its own text,
     # which was parsed when the workflow was checked: the wrapped tree is that tree under an
     # ``&&`` with ``success()``, two levels deeper. When the inner text does not parse alone, or
@@ -340,13 +350,20 @@ def _syntax(expression: str) -> tuple[Node | None, int]:
     if expression.startswith(head) and expression.endswith(tail):
         _check_length(expression)
         try:
-            inner, deepest = _syntax(expression[len(head) : -len(tail)])
+            inner = _syntax(expression[len(head) : -len(tail)])
         except ExpressionError:
             pass
         else:
-            if inner is not None and deepest + 2 <= MAX_DEPTH:
-                return Logical("&&", (Call("success", "success", ()), inner)), deepest + 2
-    return _parse(expression, None, None)
+            if inner.node is not None and inner.deepest + 2 <= MAX_DEPTH:
+                wrapped = Logical("&&", (Call("success", "success", ()), inner.node))
+                calls = inner.calls | {("success", 0)}
+                return _Syntax(wrapped, inner.deepest + 2, inner.named_values, calls)
+    node, deepest = _parse(expression, None, None)
+    if node is None:
+        return _Syntax(None, deepest, frozenset(), frozenset())
+    names = frozenset(n.name for n in walk(node) if isinstance(n, NamedValue))
+    calls = frozenset((n.name, len(n.args)) for n in walk(node) if isinstance(n, Call))
+    return _Syntax(node, deepest, names, calls)
 
 
 def checked_tree(
@@ -359,19 +376,12 @@ def checked_tree(
     so that the error is exactly the one that parse raises first (an unknown name can come before
     a syntax error)."""
     try:
-        node = syntax_tree(expression)
+        parsed = _syntax(expression)
     except ExpressionError:
         pass
     else:
-        if node is None or _names_known(node, named_values, functions):
-            return node
+        if parsed.named_values <= named_values and not any(
+            call_problem(name, count, functions) for name, count in parsed.calls
+        ):
+            return parsed.node
     return parse_tree(expression, named_values, functions)
-
-
-def _names_known(node: Node, named_values: frozenset[str], functions: Mapping[str, Arity]) -> bool:
-    for current in walk(node):
-        if isinstance(current, NamedValue) and current.name not in named_values:
-            return False
-        if isinstance(current, Call) and call_problem(current.name, len(current.args), functions):
-            return False
-    return True
