@@ -7,11 +7,14 @@ a burst of load hits both.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import statistics
 import subprocess
 import sys
+import sysconfig
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -119,3 +122,60 @@ def row(
         "floor": floor,
         "details": details or {},
     }
+
+
+_plain: tuple[str | None, str] | None = None
+
+
+def plain_install() -> tuple[str | None, str]:
+    """The python of a fresh non-editable install of the tree (built once per benchmark run,
+    removed at exit), or None and why there is none. Users run an installed copy: the editable
+    install's import finder costs every interpreter start about 20 ms more."""
+    global _plain
+    if _plain is None:
+        folder = tempfile.mkdtemp(prefix="bench-install-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        _plain = build_plain_install(Path(folder))
+    return _plain
+
+
+def build_plain_install(folder: Path) -> tuple[str | None, str]:
+    """A fresh non-editable install in ``folder``; its python, or None and why not."""
+    source = folder / "src"
+    source.mkdir()
+    for name in ("runner", "pyproject.toml", "README.md"):
+        path = ROOT / name
+        if path.is_dir():
+            shutil.copytree(path, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(path, source / name)
+    wheels = folder / "wheels"
+    venv = folder / "venv"
+    pip = [PYTHON, "-m", "pip", "-q", "--disable-pip-version-check"]
+    steps = [
+        # build isolation: pyproject.toml needs a newer setuptools than the venv's
+        [*pip, "wheel", "--no-deps", str(source), "-w", str(wheels)],
+        [PYTHON, "-m", "venv", "--without-pip", str(venv)],
+    ]
+    for argv in steps:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+        if done.returncode != 0:
+            return None, f"{' '.join(argv[:6])}... failed: {done.stderr.strip()[-500:]}"
+    python = venv / "bin" / "python"
+    wheel = next(wheels.glob("*.whl"))
+    argv = [*pip, "--python", str(python), "install", "--no-deps", "--no-index", str(wheel)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    if done.returncode != 0:
+        return None, f"pip install of the wheel failed: {done.stderr.strip()[-500:]}"
+    # runtime dependencies from the development venv (a plain path: that folder's own .pth
+    # files, the editable finder among them, are not processed)
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
+    (site / "zz-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return str(python), "wheel built and installed"

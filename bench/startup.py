@@ -12,15 +12,22 @@ dependency (jsonschema, requests, ruamel, the server stack) is among them.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-import sysconfig
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from common import PYTHON, ROOT, clean_environ, interleaved, median, row, runner_command, time_once
+from common import (
+    PYTHON,
+    clean_environ,
+    interleaved,
+    median,
+    plain_install,
+    row,
+    runner_command,
+    time_once,
+)
 
 GOAL_MS = 60.0
 #: top-level packages that --version and --help must not import
@@ -40,48 +47,6 @@ HEAVY = (
     "pydantic",
     "markdown_it",
 )
-
-
-def build_plain_install(folder: Path) -> tuple[str | None, str]:
-    """A fresh non-editable install in ``folder``; its python, or None and why not."""
-    source = folder / "src"
-    source.mkdir()
-    for name in ("runner", "pyproject.toml", "README.md"):
-        path = ROOT / name
-        if path.is_dir():
-            shutil.copytree(path, source / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(path, source / name)
-    wheels = folder / "wheels"
-    venv = folder / "venv"
-    pip = [PYTHON, "-m", "pip", "-q", "--disable-pip-version-check"]
-    steps = [
-        # build isolation: pyproject.toml needs a newer setuptools than the venv's
-        [*pip, "wheel", "--no-deps", str(source), "-w", str(wheels)],
-        [PYTHON, "-m", "venv", "--without-pip", str(venv)],
-    ]
-    for argv in steps:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
-        if done.returncode != 0:
-            return None, f"{' '.join(argv[:6])}... failed: {done.stderr.strip()[-500:]}"
-    python = venv / "bin" / "python"
-    wheel = next(wheels.glob("*.whl"))
-    argv = [*pip, "--python", str(python), "install", "--no-deps", "--no-index", str(wheel)]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
-    if done.returncode != 0:
-        return None, f"pip install of the wheel failed: {done.stderr.strip()[-500:]}"
-    # runtime dependencies from the development venv (a plain path: that folder's own .pth
-    # files, the editable finder among them, are not processed)
-    site = Path(
-        subprocess.run(
-            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    )
-    (site / "zz-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    return str(python), "wheel built and installed"
 
 
 def imported_modules(argv: list[str]) -> list[str]:
@@ -146,7 +111,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as temp:
         empty = Path(temp) / "cwd"
         empty.mkdir()
-        plain_python, how = build_plain_install(Path(temp))
+        plain_python, how = plain_install()
         editable = measure(PYTHON, repeat, empty)
         if plain_python is not None:
             plain = measure(plain_python, repeat, empty)
