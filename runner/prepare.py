@@ -38,11 +38,14 @@ def prepare(
     """Load ``path`` and check the request; raise a user error naming what to change.
 
     The trust ref is pinned here, before any step can run (``trust_commit`` when resuming)."""
-    from runner.approvals.trust import pin_trust
-
     loaded = load_workflow(path)
     assert loaded.workflow is not None
-    workflow = pin_trust(loaded.workflow, loaded.workspace, trust_commit)
+    workflow = loaded.workflow
+    trust = workflow.approvals.trust
+    if trust is not None and trust.ref:  # only then is there a ref to pin (and a module to load)
+        from runner.approvals.trust import pin_trust
+
+        workflow = pin_trust(workflow, loaded.workspace, trust_commit)
     check_environment(loaded, workflow, environment)
     inputs = resolve_inputs(workflow.inputs, parse_pairs(raw_inputs, "--input"))
     skipped = check_skip(workflow, skip)
@@ -85,6 +88,9 @@ def apply_policy(
     now: Any = None,
 ) -> Prepared:
     """Evaluate the environment's policy and put its approval step first in the workflow."""
+    trust = prepared.workflow.approvals.trust
+    if trust is None or not trust.policy:
+        return prepared  # no policy file named: nothing to read, nor to import
     import dataclasses
     from datetime import UTC, datetime
 

@@ -4,29 +4,44 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
-
-from runner.engine.record import RecordStore
 
 
 def state_dir(option: str | None, environ: Mapping[str, str]) -> Path:
     return Path(option or environ.get("RUNNER_STATE_DIR") or ".runner")
 
 
-def run_history(state_dir: Path) -> list[dict[str, Any]]:
+def run_history(state_dir: Path) -> RunHistory:
     """What the promotion rule checks: each recorded run's environment, status, digest, commit."""
-    return [
-        {
-            "run_id": r.run_id,
-            "environment": r.environment,
-            "status": r.status,
-            "digest": r.digest,
-            "commit": r.commit,
-        }
-        for r in RecordStore(state_dir).list()
-    ]
+    return RunHistory(state_dir)
+
+
+class RunHistory:
+    """The runs recorded in a state folder, read when first iterated: only a policy's promotion
+    rule looks at them, and reading every record of a long-used state folder at each ``plan``
+    would cost more than the plan."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self._runs: list[dict[str, Any]] | None = None
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        if self._runs is None:
+            from runner.engine.record import RecordStore
+
+            self._runs = [
+                {
+                    "run_id": r.run_id,
+                    "environment": r.environment,
+                    "status": r.status,
+                    "digest": r.digest,
+                    "commit": r.commit,
+                }
+                for r in RecordStore(self.state_dir).list()
+            ]
+        return iter(self._runs)
 
 
 def git_commit(workspace: Path) -> str | None:

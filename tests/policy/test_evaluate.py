@@ -676,3 +676,38 @@ def test_the_ref_comes_from_ci_variables(environ: dict[str, str], ref: str, tmp_
 
 def test_no_ci_variables_and_no_repository_is_an_unknown_ref(tmp_path: Path) -> None:
     assert current_ref({}, tmp_path / "nowhere") is None
+
+
+def test_the_recorded_history_is_read_once_and_only_when_a_rule_needs_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runner.engine import record
+    from runner.engine.history import run_history
+
+    store = record.RecordStore(tmp_path)
+    for run_id, environment in (("r1", "qa"), ("r2", "staging")):
+        store.save(
+            record.RunRecord(
+                run_id=run_id,
+                workflow_path="w.yml",
+                workflow_name="w",
+                digest=DIGEST,
+                environment=environment,
+                status="success",
+                commit=COMMIT,
+            )
+        )
+    reads: list[str] = []
+    real_list = record.RecordStore.list
+
+    def counted(self: record.RecordStore) -> Any:
+        reads.append("list")
+        return real_list(self)
+
+    monkeypatch.setattr(record.RecordStore, "list", counted)
+    history = run_history(tmp_path)
+    assert verdict_of({}, history=history).allowed
+    assert reads == []  # no promotion rule: the state folder is not read
+    both = verdict_of({"promotion": {"after": ["qa", "staging"]}}, history=history)
+    assert both.allowed  # each environment found: the history was iterated twice
+    assert reads == ["list"]
