@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from runner.errors import ExpressionError
-from runner.expressions.ast import Call, NamedValue, Node, walk
+from runner.expressions.ast import Node
 from runner.expressions.evaluate import Compiled, compile_tree, run
 from runner.expressions.interpolate import (
     Template,
@@ -41,7 +41,7 @@ from runner.expressions.interpolate import (
     template_string,
 )
 from runner.expressions.lexer import MAX_LENGTH
-from runner.expressions.parser import MAX_DEPTH, Arity, checked_tree, syntax_tree
+from runner.expressions.parser import MAX_DEPTH, Arity, checked_tree, syntax
 from runner.expressions.values import is_truthy
 
 __all__ = [
@@ -179,18 +179,12 @@ def check(
 def referenced_named_values(expression: str) -> set[str]:
     """The lower-cased context names ``expression`` uses, e.g. ``{'steps', 'inputs'}``. Raises
     ``ExpressionError`` when it is not even syntactically valid."""
-    node = syntax_tree(expression)
-    if node is None:
-        return set()
-    return {n.name for n in walk(node) if isinstance(n, NamedValue)}
+    return set(syntax(expression).named_values)
 
 
 def referenced_functions(expression: str) -> set[str]:
     """The lower-cased names of the functions ``expression`` calls (built-in ones included)."""
-    node = syntax_tree(expression)
-    if node is None:
-        return set()
-    return {n.name for n in walk(node) if isinstance(n, Call)}
+    return {name for name, _ in syntax(expression).calls}
 
 
 def uses_status_function(expression: str) -> bool:

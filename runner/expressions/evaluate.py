@@ -18,7 +18,6 @@ evaluated again with the precise ledger (host functions are then called a second
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import cast
 
 from runner.errors import ExpressionError, RunnerError
@@ -132,14 +131,34 @@ def _charge_value(st: State, level: int, value: object) -> None:
         _charge(st, level, MIN_OBJECT_SIZE, kind_of(value) <= STRING)
 
 
-@dataclass(frozen=True, slots=True)
 class Compiled:
-    """A compiled expression: the fast and the precise evaluators (see the module docstring)."""
+    """A compiled expression: the fast evaluator, and the precise one compiled when first needed
+    (see the module docstring): most expressions never need it, and compiling both doubled the
+    cost of an expression evaluated once, as a run's conditions are."""
 
-    fast: Evaluator
-    precise: Evaluator
-    levels: int  # depth levels of the precise ledger
-    static_bytes: int  # the fast evaluator's starting upper bound
+    __slots__ = ("_contexts", "_functions", "_node", "_precise", "fast", "static_bytes")
+
+    def __init__(
+        self,
+        node: Node,
+        contexts: dict[str, str],
+        functions: dict[str, str],
+    ) -> None:
+        self._node = node
+        self._contexts = contexts
+        self._functions = functions
+        self._precise: tuple[Evaluator, int] | None = None
+        fast, static_bytes, _ = _Compiler(contexts, functions, precise=False).compile(node)
+        self.fast = fast
+        self.static_bytes = static_bytes  # the fast evaluator's starting upper bound
+
+    def precise(self) -> tuple[Evaluator, int]:
+        """The precise evaluator and the depth levels of its ledger."""
+        if self._precise is None:  # two threads may both compile it: the same evaluator
+            compiler = _Compiler(self._contexts, self._functions, precise=True)
+            evaluator, _, levels = compiler.compile(self._node)
+            self._precise = (evaluator, levels)
+        return self._precise
 
 
 def compile_tree(
@@ -151,11 +170,7 @@ def compile_tree(
 
     ``context_keys`` and ``function_keys`` map lower-cased names to the keys of the mappings the
     evaluators will be given (names are case-insensitive; the default is the lower-cased name)."""
-    contexts = dict(context_keys or {})
-    functions = dict(function_keys or {})
-    fast, static_bytes, _ = _Compiler(contexts, functions, precise=False).compile(node)
-    precise, _, levels = _Compiler(contexts, functions, precise=True).compile(node)
-    return Compiled(fast, precise, levels, static_bytes)
+    return Compiled(node, dict(context_keys or {}), dict(function_keys or {}))
 
 
 class _Compiler:
@@ -493,7 +508,8 @@ def run(
         try:
             value = compiled.fast(State(contexts, functions, 0, compiled.static_bytes))
         except _NeedPrecise:
-            value = compiled.precise(State(contexts, functions, compiled.levels))
+            precise, levels = compiled.precise()
+            value = precise(State(contexts, functions, levels))
     except MemoryExceeded:
         raise ExpressionError(
             "The maximum allowed memory size was exceeded while evaluating the following "

@@ -325,7 +325,7 @@ def _check_length(expression: str) -> None:
 IMPLICIT_SUCCESS = ("success() && (", ")")
 
 
-class _Syntax(NamedTuple):
+class Syntax(NamedTuple):
     """A text's syntax tree, its most depth levels open at once, and the names it uses."""
 
     node: Node | None
@@ -339,8 +339,13 @@ def syntax_tree(expression: str) -> Node | None:
     return _syntax(expression).node
 
 
+def syntax(expression: str) -> Syntax:
+    """The syntax tree of ``expression`` and the names it uses (cached per text)."""
+    return _syntax(expression)
+
+
 @functools.lru_cache(maxsize=8192)
-def _syntax(expression: str) -> _Syntax:
+def _syntax(expression: str) -> Syntax:
     # A condition the runner wrapped in ``success() && (...)`` shares the parse of its own text,
     # which was parsed when the workflow was checked: the wrapped tree is that tree under an
     # ``&&`` with ``success()``, two levels deeper. When the inner text does not parse alone, or
@@ -356,14 +361,19 @@ def _syntax(expression: str) -> _Syntax:
         else:
             if inner.node is not None and inner.deepest + 2 <= MAX_DEPTH:
                 wrapped = Logical("&&", (Call("success", "success", ()), inner.node))
-                calls = inner.calls | {("success", 0)}
-                return _Syntax(wrapped, inner.deepest + 2, inner.named_values, calls)
+                with_success = inner.calls | {("success", 0)}
+                return Syntax(wrapped, inner.deepest + 2, inner.named_values, with_success)
     node, deepest = _parse(expression, None, None)
     if node is None:
-        return _Syntax(None, deepest, frozenset(), frozenset())
-    names = frozenset(n.name for n in walk(node) if isinstance(n, NamedValue))
-    calls = frozenset((n.name, len(n.args)) for n in walk(node) if isinstance(n, Call))
-    return _Syntax(node, deepest, names, calls)
+        return Syntax(None, deepest, frozenset(), frozenset())
+    names: set[str] = set()
+    called: set[tuple[str, int]] = set()
+    for current in walk(node):
+        if isinstance(current, NamedValue):
+            names.add(current.name)
+        elif isinstance(current, Call):
+            called.add((current.name, len(current.args)))
+    return Syntax(node, deepest, frozenset(names), frozenset(called))
 
 
 def checked_tree(
