@@ -167,6 +167,18 @@ def _crash_log() -> str:
     return path
 
 
+def _print(text: str) -> int:
+    """Write ``text`` to stdout; exit 1 quietly, as click does, when the reader has gone."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # nothing more can be written, and the interpreter's own flush at exit must not fail too
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return 0
+
+
 def _terminal_columns() -> int:
     """The width click wraps help to, as ``shutil.get_terminal_size`` finds it (without shutil)."""
     try:
@@ -186,16 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args == ["--version"]:
         # the common case of click's eager --version option, without importing click
-        sys.stdout.write(VERSION_MESSAGE + "\n")
-        sys.stdout.flush()
-        return 0
+        return _print(VERSION_MESSAGE + "\n")
     if args in (["--help"], ["-h"]) and _terminal_columns() >= 80:
         # the same, for the group's help: click's text at its widest (runner.cli.help_text)
         from runner.cli.help_text import HELP
 
-        sys.stdout.write(HELP)
-        sys.stdout.flush()
-        return 0
+        return _print(HELP)
     import click
 
     from runner.errors import ExitCode, RunnerError

@@ -188,7 +188,11 @@ class _StepLines:
             statuses = [*statuses, *(step.status for step in middle[:taken])]
         self.done = (done, statuses, kept)
         pending = len(middle)
-        while pending > taken and middle[pending - 1].status == "pending":
+        while (
+            pending > taken
+            and middle[pending - 1].status == "pending"
+            and id(middle[pending - 1]) in self.lines  # one whose line may be kept at all
+        ):
             pending -= 1
         self.tail = ([*middle[pending:], *tail], [*lines[pending:], *tail_lines])
         return ",\n".join(filter(None, [kept, *rest, *tail_lines]))

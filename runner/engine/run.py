@@ -214,9 +214,13 @@ class Run:
         last = max((i for i, status in enumerate(old_statuses) if status is not None), default=-1)
         if any(old_statuses[i] is not None or i < last for i in changed):
             return None
+        steps_context = dict(cast(dict[str, object], contexts["steps"]))
+        if any(self.record.steps[i].id in steps_context for i in changed):
+            # a parallel step finished between the kept key and the build it was read with: the
+            # kept build already has it, out of the workflow's order
+            return None
         by_id = {step.id: step for step in self.workflow.steps}
         added: dict[str, str] = {}
-        steps_context = dict(cast(dict[str, object], contexts["steps"]))
         for i in changed:
             rec = self.record.steps[i]
             state = self._state(rec)
@@ -395,10 +399,12 @@ class Run:
             # GitHub's split: ``continue-on-error`` keeps the failed outcome but concludes success
             tolerated = result.outcome == "failure" and self._continue_on_error(step)
             rec.conclusion = "success" if tolerated else result.outcome
-            rec.status = result.outcome
             self._store_outputs(rec, result)
             if result.approval is not None:
                 rec.approval = result.approval
+            # last: a parallel step reading the run without the lock takes a step with a final
+            # status as finished, and must then find its outputs there
+            rec.status = result.outcome
             for name, value in result.env.items():
                 self.record.env[name] = value
             self.record.path = [*result.path, *self.record.path]

@@ -89,3 +89,19 @@ def test_help_lists_every_command_without_importing_one() -> None:
     assert [line.split()[0] for line in listing.splitlines() if line.startswith("  ")] == sorted(
         COMMANDS
     )
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["--help", "--help"]])
+def test_a_reader_gone_before_the_text_is_a_quiet_exit_1_as_in_click(args: list[str]) -> None:
+    script = "import sys\nfrom runner.cli.main import main\nsys.exit(main(sys.argv[1:]))\n"
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader is gone before anything is written
+    error = process.stderr.read()
+    assert process.wait(timeout=60) == 1
+    assert error == b""

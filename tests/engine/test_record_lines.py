@@ -78,3 +78,12 @@ def test_a_step_replaced_or_rerun_is_written_again() -> None:
     assert_exact(rec)
     del rec.steps[2:]
     assert_exact(rec)
+
+
+def test_a_pending_step_with_an_approval_is_encoded_at_every_save() -> None:
+    rec = record(3)
+    rec.steps[2].approval = {"decisions": []}  # nested values of any type: never kept
+    assert_exact(rec)
+    rec.steps[2].approval["decisions"].append({"by": "alice", "fields": {"n": 1}})
+    assert rec.steps[2].status == "pending"
+    assert_exact(rec)

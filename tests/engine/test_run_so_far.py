@@ -3,6 +3,8 @@ it again from the whole record gives (same values, same contexts, same order).""
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -81,3 +83,52 @@ def test_every_step_sees_what_a_full_build_would_show(
     assert len(grown_used) >= 4  # the run went forward step by step
     assert "seen=yes blue eu-west" in outcome.out
     assert "Step 'Fails' failed failure" in outcome.out
+
+
+SLEEPS = {0: 0.1, 2: 0.6, 3: 0.6, 4: 0.6, 5: 0.6, 6: 0.6, 7: 0.6, 8: 0.3}
+
+
+def test_a_step_finishing_while_another_reads_the_run_keeps_the_workflows_order(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ten steps side by side (two more than run at once): s8 starts when s1 ends, s9 when s0
+    ends (out of order: the run is read again from the record), and s9 reads it while s8
+    finishes, between the statuses it keys on and the states it builds from."""
+    steps = "".join(
+        f"""
+  - id: s{i}
+    name: S{i}
+    {"start: with-previous" if i else ""}
+    run: sleep {SLEEPS.get(i, 0)}; echo "x={i}" >> "$RUNNER_OUTPUT"
+"""
+        for i in range(10)
+    )
+    workflow = (
+        "name: side by side\nsteps:"
+        + steps
+        + """
+  - id: d
+    name: D
+    run: echo "STEPS=${{ join(steps.*.outputs.x, ',') }}"
+"""
+    )
+    running = threading.local()
+    run_step, states = Run._run_step, Run.states
+
+    def noting(self: Run, step: Any) -> None:
+        running.step = step.id
+        run_step(self, step)
+
+    def late(self: Run) -> Any:
+        if getattr(running, "step", None) == "s9" and not getattr(running, "waited", False):
+            running.waited = True
+            deadline = time.monotonic() + 10
+            while self.record.step("s8").status != "success" and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return states(self)
+
+    monkeypatch.setattr(Run, "_run_step", noting)
+    monkeypatch.setattr(Run, "states", late)
+    outcome = workspace.run(workflow)
+    assert outcome.code == 0, outcome.err
+    assert "STEPS=0,1,2,3,4,5,6,7,8,9" in outcome.out
