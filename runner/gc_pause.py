@@ -16,7 +16,8 @@ from collections.abc import Iterator
 
 @contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
-    """Disable the cyclic collector for the block (a no-op when it is already off)."""
+    """Disable the cyclic collector for the block, or for each call of a function it decorates
+    (a no-op when it is already off)."""
     if not gc.isenabled():
         yield
         return

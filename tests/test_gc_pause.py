@@ -38,3 +38,13 @@ def test_a_collector_turned_off_by_someone_else_stays_off() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_as_a_decorator_each_call_is_paused() -> None:
+    @gc_paused()
+    def inside() -> bool:
+        return gc.isenabled()
+
+    assert inside() is False
+    assert inside() is False  # a fresh pause per call
+    assert gc.isenabled()

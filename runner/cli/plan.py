@@ -9,8 +9,10 @@ from collections.abc import Mapping
 import click
 
 from runner.cli.options import deployment_options, dry_run_options
+from runner.gc_pause import gc_paused
 
 
+@gc_paused()
 def plan_text(
     path: str,
     environment: str,
@@ -24,34 +26,6 @@ def plan_text(
     insecure_local_trust: bool = False,
 ) -> str:
     """The plan of ``path`` for ``environment`` as text or JSON."""
-    from runner.gc_pause import gc_paused
-
-    with gc_paused():
-        return _plan_text(
-            path,
-            environment,
-            inputs,
-            skip,
-            assume=assume,
-            fields=fields,
-            output_format=output_format,
-            environ=environ,
-            insecure_local_trust=insecure_local_trust,
-        )
-
-
-def _plan_text(
-    path: str,
-    environment: str,
-    inputs: tuple[str, ...],
-    skip: tuple[str, ...],
-    *,
-    assume: str,
-    fields: tuple[str, ...],
-    output_format: str,
-    environ: Mapping[str, str] | None,
-    insecure_local_trust: bool,
-) -> str:
     from runner.actor import current_actor
     from runner.engine.history import run_history, state_dir
     from runner.engine.plan import make_plan
