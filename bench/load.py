@@ -218,7 +218,7 @@ def big_rows(
                 ratio=linear,
                 goal=f"<= {LINEAR_GOAL}",
                 met=linear is not None and linear <= LINEAR_GOAL,
-                # a ratio of two small differences: at --quick sizes it varies from 0.9 to 2.4
+                # a ratio of two small differences: at --quick sizes it varies from 0.8 to 2.4
                 # between runs of the same code, so only a ratio over twice the goal counts
                 floor=LINEAR_GOAL,
                 details={
