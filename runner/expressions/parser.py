@@ -90,7 +90,7 @@ class _Parser:
         self.functions = functions
         self.offset = 0
         self.depth = 0
-        self.deepest = 0  # the most levels open at once, for ``_syntax``
+        self.deepest = 0  # the most levels open at once, for ``syntax``
 
     # -- grammar -------------------------------------------------------------------------------
 
@@ -334,18 +334,10 @@ class Syntax(NamedTuple):
     calls: frozenset[tuple[str, int]]  # (function name, number of arguments)
 
 
-def syntax_tree(expression: str) -> Node | None:
-    """``parse_tree`` accepting any context and function name (cached per text)."""
-    return _syntax(expression).node
-
-
-def syntax(expression: str) -> Syntax:
-    """The syntax tree of ``expression`` and the names it uses (cached per text)."""
-    return _syntax(expression)
-
-
 @functools.lru_cache(maxsize=8192)
-def _syntax(expression: str) -> Syntax:
+def syntax(expression: str) -> Syntax:
+    """``parse_tree`` accepting any context and function name, and the names the tree uses
+    (cached per text)."""
     # A condition the runner wrapped in ``success() && (...)`` shares the parse of its own text,
     # which was parsed when the workflow was checked: the wrapped tree is that tree under an
     # ``&&`` with ``success()``, two levels deeper. When the inner text does not parse alone, or
@@ -355,7 +347,7 @@ def _syntax(expression: str) -> Syntax:
     if expression.startswith(head) and expression.endswith(tail):
         _check_length(expression)
         try:
-            inner = _syntax(expression[len(head) : -len(tail)])
+            inner = syntax(expression[len(head) : -len(tail)])
         except ExpressionError:
             pass
         else:
@@ -386,7 +378,7 @@ def checked_tree(
     so that the error is exactly the one that parse raises first (an unknown name can come before
     a syntax error)."""
     try:
-        parsed = _syntax(expression)
+        parsed = syntax(expression)
     except ExpressionError:
         pass
     else:

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -73,16 +72,6 @@ def check_expressions(workflow: Workflow, doc: Document) -> list[Diagnostic]:
     return found
 
 
-@functools.lru_cache(maxsize=4096)
-def _parse(expression: str, contexts: tuple[str, ...], functions: tuple[str, ...]) -> Node | None:
-    """``expressions.parse(expression, contexts, functions)`` without compiling the evaluators,
-    which checking never runs (the same names, lower-cased, and arities; the same errors)."""
-    from runner.expressions.parser import Arity, checked_tree
-
-    arity = {name.lower(): Arity() for name in functions}
-    return checked_tree(expression, frozenset(name.lower() for name in contexts), arity)
-
-
 def _fields(workflow: Workflow, doc: Document) -> Iterator[Field]:
     data = doc.data
     for name, value in (data.get("env") or {}).items():
@@ -135,7 +124,7 @@ def _check_field(
         try:
             # the same tree as with all of ALL and HOST + STATUS allowed (names only decide
             # whether it parses), which the checks below read
-            tree = _parse(expression, field.contexts, field.functions)
+            tree = expressions.parse(expression, field.contexts, field.functions)
         except ExpressionError as exc:
             message = exc.message
             if "Unrecognized named-value: 'secrets'" in message and field.is_if:
@@ -213,7 +202,7 @@ def _tainted_env(workflow: Workflow, doc: Document, step: Step) -> dict[str, str
                 templates = expressions.find_templates(value)
                 used: set[str] = set()
                 for template in templates:
-                    used |= _named_values(_parse(template.expression, ALL, HOST))
+                    used |= _named_values(expressions.parse(template.expression, ALL, HOST))
             except ExpressionError:
                 continue  # reported where it is written
             untrusted = sorted(used & set(UNTRUSTED))

@@ -13,9 +13,9 @@ from runner.expressions.parser import (
     MAX_DEPTH,
     Arity,
     _parse,
-    _syntax,
     checked_tree,
     parse_tree,
+    syntax,
 )
 
 NAMES = frozenset({"github", "steps", "inputs"})
@@ -54,19 +54,19 @@ def test_checked_tree_is_exactly_what_the_checking_parse_gives(expression: str) 
     assert outcome(lambda: checked_tree(expression, NAMES, FUNCTIONS)) == expected
 
 
-def test_an_unknown_name_before_a_syntax_error_is_the_error_reported() -> None:
+def test_an_unknown_name_before_asyntax_error_is_the_error_reported() -> None:
     with pytest.raises(ExpressionError, match="Unrecognized named-value: 'nope'"):
         checked_tree("nope.x == (", NAMES, FUNCTIONS)
 
 
 def test_checking_evaluating_and_listing_functions_share_one_parse() -> None:
-    _syntax.cache_clear()
+    syntax.cache_clear()
     text = "success() && steps.a.outputs.ok == 'true' && inputs.parse_once == 'yes'"
     check(text, ["steps", "inputs"], ["success"])
     parse(text, ["steps", "inputs", "github"], ["success", "failure"])
     assert uses_status_function(text)
     evaluate(text, {"steps": {}, "inputs": {}}, functions={"success": lambda: True})
-    info = _syntax.cache_info()
+    info = syntax.cache_info()
     assert info.misses == 1  # one parse of the text
     assert info.hits >= 2  # the other three asked it, or a cache in front of it
 
@@ -105,17 +105,17 @@ WRAPPED_INNER = [
 def test_a_wrapped_condition_has_exactly_the_tree_or_error_of_parsing_it(inner: str) -> None:
     head, tail = IMPLICIT_SUCCESS
     wrapped = f"{head}{inner}{tail}"
-    _syntax.cache_clear()
+    syntax.cache_clear()
     with contextlib.suppress(ExpressionError):
-        _syntax(inner)  # the inner text parsed first, as when loading
+        syntax(inner)  # the inner text parsed first, as when loading
     expected = outcome(lambda: _parse(wrapped, None, None)[0])
-    assert outcome(lambda: _syntax(wrapped)[0]) == expected
+    assert outcome(lambda: syntax(wrapped)[0]) == expected
 
 
 def test_a_wrapped_condition_reuses_the_parse_of_its_text() -> None:
     head, tail = IMPLICIT_SUCCESS
     inner = "steps.reuse.outputs.ok == 'true'"
-    _syntax.cache_clear()
-    first = _syntax(inner)[0]
-    wrapped = _syntax(f"{head}{inner}{tail}")[0]
+    syntax.cache_clear()
+    first = syntax(inner)[0]
+    wrapped = syntax(f"{head}{inner}{tail}")[0]
     assert wrapped is not None and wrapped.args[1] is first  # type: ignore[union-attr]
