@@ -93,6 +93,15 @@ def step_variables(step: Step, state: StepState) -> dict[str, str]:
     return result
 
 
+def step_context(state: StepState) -> dict[str, object]:
+    """What ``steps.<id>`` shows of a finished step."""
+    return {
+        "outputs": dict(state.outputs),
+        "outcome": state.outcome,
+        "conclusion": state.conclusion,
+    }
+
+
 class Progress:
     """The system variables, ``#{}`` values and ``${{ }}`` contexts of a run so far, grown one
     finished step at a time: rebuilding them for each step made a plan of n steps cost n².
@@ -123,11 +132,7 @@ class Progress:
 
     def finish(self, step: Step, state: StepState) -> None:
         self._add(step_variables(step, state))
-        self.steps[step.id] = {
-            "outputs": dict(state.outputs),
-            "outcome": state.outcome,
-            "conclusion": state.conclusion,
-        }
+        self.steps[step.id] = step_context(state)
 
     def fail(self, error: tuple[str, str]) -> None:
         self._add(
@@ -164,14 +169,7 @@ def expression_contexts(
         "vars": plain,
         "secrets": {r.name: r.value or "" for r in variables.items if r.secret},
         "inputs": dict(facts.inputs),
-        "steps": {
-            step_id: {
-                "outputs": dict(state.outputs),
-                "outcome": state.outcome,
-                "conclusion": state.conclusion,
-            }
-            for step_id, state in steps.items()
-        },
+        "steps": {step_id: step_context(state) for step_id, state in steps.items()},
         "deployment": {
             "id": facts.run_id,
             "environment": facts.environment,

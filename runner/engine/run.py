@@ -11,6 +11,7 @@ Effects come in through the constructor: the clock, the step kinds, the approval
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -27,6 +28,7 @@ from runner.engine.contexts import (
     RunFacts,
     StepState,
     expression_contexts,
+    step_context,
     step_variables,
     system_variables,
 )
@@ -41,6 +43,8 @@ from runner.variables.resolve import SECRET_MASK, VariableSet
 
 #: steps started together by ``start: with-previous`` run at most this many at once
 MAX_PARALLEL = 8
+#: statuses of a step that has not finished: it is not in ``states`` (``steps.<id>``)
+UNFINISHED = frozenset({"pending", "running", "waiting"})
 
 
 class Detached(Exception):
@@ -143,9 +147,7 @@ class Run:
         A finished step's state is kept while its status and the run's secret outputs stay the
         same: rebuilding every earlier step's state for each step made a run of n steps cost n²."""
         return {
-            rec.id: self._state(rec)
-            for rec in self.record.steps
-            if rec.status not in ("pending", "running", "waiting")
+            rec.id: self._state(rec) for rec in self.record.steps if rec.status not in UNFINISHED
         }
 
     def _state(self, rec: StepRecord) -> StepState:
@@ -165,6 +167,10 @@ class Run:
         self._states[rec.id] = (key, rec, state)
         return state
 
+    @functools.cached_property
+    def _steps_by_id(self) -> dict[str, Step]:
+        return {step.id: step for step in self.workflow.steps}
+
     def _so_far(self) -> tuple[dict[str, str], dict[str, object]]:
         """The ``#{}`` values and the ``${{ }}`` contexts (but ``env`` and ``job``) of the run as
         it stands. Kept while no step has changed status and no secret output or error has been
@@ -173,8 +179,7 @@ class Run:
         error = None
         if self.record.error:
             error = (self.record.error.get("message", ""), self.record.error.get("detail", ""))
-        unfinished = ("pending", "running", "waiting")  # none of them shows in ``states``
-        statuses = [None if rec.status in unfinished else rec.status for rec in self.record.steps]
+        statuses = [None if rec.status in UNFINISHED else rec.status for rec in self.record.steps]
         key = (statuses, len(self.secret_values), error)
         kept = self._shared
         if kept is not None and kept[0] == key:
@@ -219,19 +224,14 @@ class Run:
             # a parallel step finished between the kept key and the build it was read with: the
             # kept build already has it, out of the workflow's order
             return None
-        by_id = {step.id: step for step in self.workflow.steps}
         added: dict[str, str] = {}
         for i in changed:
             rec = self.record.steps[i]
             state = self._state(rec)
-            step = by_id.get(rec.id)
+            step = self._steps_by_id.get(rec.id)
             if step is not None:
                 added.update(step_variables(step, state))
-            steps_context[rec.id] = {
-                "outputs": dict(state.outputs),
-                "outcome": state.outcome,
-                "conclusion": state.conclusion,
-            }
+            steps_context[rec.id] = step_context(state)
         vars_context = {**cast(dict[str, str], contexts["vars"]), **added}
         return {**values, **added}, {**contexts, "vars": vars_context, "steps": steps_context}
 
