@@ -409,6 +409,21 @@ def test_malformed_bodies_get_the_stable_error_shape(
 # -- long-polls -------------------------------------------------------------------------------
 
 
+def long_poll(
+    server: Served, etag: str, wait: float, interruption: str = ID
+) -> tuple[requests.Response, float]:
+    """The runner's long-poll of an interruption it has seen at ``etag``, and how long it took."""
+    start = time.monotonic()
+    answer = server.call(
+        "runner",
+        "GET",
+        f"/interruptions/{interruption}",
+        params={"wait": wait},
+        headers={"If-None-Match": etag},
+    )
+    return answer, time.monotonic() - start
+
+
 def test_long_poll_wakes_up_on_a_submit(server: Served, make_request: RequestFactory) -> None:
     server.create(make_request())
     assert server.assign("alice", ID).status_code == 200
@@ -422,12 +437,8 @@ def test_long_poll_wakes_up_on_a_submit(server: Served, make_request: RequestFac
         submitted.append(server.submit("alice", ID, notes="now"))
 
     thread = threading.Thread(target=later)
-    start = time.monotonic()
     thread.start()
-    answer = server.call(
-        "runner", "GET", f"/interruptions/{ID}", params={"wait": 5}, headers={"If-None-Match": etag}
-    )
-    elapsed = time.monotonic() - start
+    answer, elapsed = long_poll(server, etag, 5)
     thread.join()
     assert submitted[0].status_code == 200
     assert answer.status_code == 200
@@ -443,27 +454,13 @@ def test_long_poll_returns_304_when_nothing_changed(
     server: Served, make_request: RequestFactory
 ) -> None:
     server.create(make_request())
-    start = time.monotonic()
-    answer = server.call(
-        "runner",
-        "GET",
-        f"/interruptions/{ID}",
-        params={"wait": 1},
-        headers={"If-None-Match": '"1"'},
-    )
-    elapsed = time.monotonic() - start
+    answer, elapsed = long_poll(server, '"1"', 1)
     assert answer.status_code == 304
     assert answer.headers["ETag"] == '"1"'
     assert answer.content == b""
     assert 0.9 <= elapsed < 4.0, elapsed
     # a weak validator is the same version
-    weak = server.call(
-        "runner",
-        "GET",
-        f"/interruptions/{ID}",
-        params={"wait": 0},
-        headers={"If-None-Match": 'W/"1"'},
-    )
+    weak, _ = long_poll(server, 'W/"1"', 0)
     assert weak.status_code == 304
 
 
@@ -472,22 +469,13 @@ def test_long_poll_with_a_stale_etag_answers_at_once(
 ) -> None:
     server.create(make_request())
     assert server.assign("alice", ID).status_code == 200
-    start = time.monotonic()
-    answer = server.call(
-        "runner",
-        "GET",
-        f"/interruptions/{ID}",
-        params={"wait": 5},
-        headers={"If-None-Match": '"1"'},
-    )
-    assert time.monotonic() - start < 2.0
+    answer, elapsed = long_poll(server, '"1"', 5)
+    assert elapsed < 2.0
     assert (answer.status_code, answer.json()["version"], answer.headers["ETag"]) == (200, 2, '"2"')
 
 
 def test_long_poll_of_an_unknown_interruption(server: Served, expect_error: ExpectError) -> None:
-    answer = server.call(
-        "runner", "GET", "/interruptions/nope", params={"wait": 5}, headers={"If-None-Match": '"1"'}
-    )
+    answer, _ = long_poll(server, '"1"', 5, interruption="nope")
     expect_error(answer, 404, "not_found")
 
 
@@ -544,16 +532,8 @@ def test_long_poll_sees_a_write_by_another_replica(
         server.store.cancel(ID, "stopped elsewhere", Caller("admin", "replica", None))
 
     thread = threading.Thread(target=later)
-    start = time.monotonic()
     thread.start()
-    answer = server.call(
-        "runner",
-        "GET",
-        f"/interruptions/{ID}",
-        params={"wait": 20},
-        headers={"If-None-Match": '"1"'},
-    )
-    elapsed = time.monotonic() - start
+    answer, elapsed = long_poll(server, '"1"', 20)
     thread.join()
     assert answer.status_code == 200, answer.text
     assert answer.json()["state"] == "cancelled"

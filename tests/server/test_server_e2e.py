@@ -182,6 +182,28 @@ class World:
             text=True,
         )
 
+    @contextlib.contextmanager
+    def running(self, *args: str) -> Iterator[subprocess.Popen[str]]:
+        """A run started in the background, killed at the end if a failed check left it going."""
+        run = self.start_run(*args)
+        try:
+            yield run
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.communicate()
+
+    def resume(self, state: str) -> subprocess.CompletedProcess[str]:
+        """``runner resume r1`` with the record fetched from the server into folder ``state``."""
+        return subprocess.run(
+            [RUNNER, "resume", "r1", "--state-dir", state, "--server", self.server.url],
+            cwd=self.root,
+            env=host_env(RUNNER_SERVER_TOKEN=self.runner_token),
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+        )
+
     def api(self, method: str, path: str, who: str = "alice", **kwargs: Any) -> Any:
         return requests.request(
             method,
@@ -309,14 +331,7 @@ def test_run_waits_and_proceeds_when_a_team_member_approves(
     # the server's copy of the record says it finished: resuming it elsewhere runs nothing
     copy = world.api("GET", "/runs/r1").json()
     assert (copy["status"], copy["exit_code"]) == ("success", 0)
-    again = subprocess.run(
-        [RUNNER, "resume", "r1", "--state-dir", "ELSEWHERE", "--server", world.server.url],
-        cwd=world.root,
-        env=host_env(RUNNER_SERVER_TOKEN=world.runner_token),
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-    )
+    again = world.resume("ELSEWHERE")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "already finished" in again.stdout + again.stderr
     assert "decided-by=" not in again.stdout
@@ -326,8 +341,7 @@ def test_run_waits_and_proceeds_when_a_team_member_approves(
 def test_only_the_team_decides(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     """bob is in the trading desk; the CLI refuses a second person once someone is responsible."""
     world.workflow(world.server.url)
-    run = world.start_run()
-    try:
+    with world.running() as run:
         world.wait_for_interruption(run)
         monkeypatch.setenv("RUNNER_APPROVER_TOKEN", world.approver_tokens["alice"])
         assert cli("approval", "assign", ID, "--server", world.server.url)[0] == 0
@@ -339,10 +353,6 @@ def test_only_the_team_decides(world: World, monkeypatch: pytest.MonkeyPatch) ->
             "approval", "abort", ID, "--server", world.server.url, "--notes", "window open"
         ) == (0, f"abort: {ID} is now aborted\n")
         code, out, err = finish(run)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.communicate()
     assert code == 3, out + err
     gate = step(world.record(), "gate")
     assert [(d["source"], d["result"], d["username"]) for d in gate["approval"]["decisions"]] == [
@@ -361,14 +371,7 @@ def test_detached_run_resumes_from_the_server_on_an_empty_state_folder(
     copy = world.api("GET", "/runs/r1").json()
     assert (copy["run_id"], copy["status"]) == ("r1", "waiting")
     world.approve(monkeypatch, "alice", "after hours")
-    resumed = subprocess.run(
-        [RUNNER, "resume", "r1", "--state-dir", "EMPTY", "--server", world.server.url],
-        cwd=world.root,
-        env=host_env(RUNNER_SERVER_TOKEN=world.runner_token),
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-    )
+    resumed = world.resume("EMPTY")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "decided-by=Alice Martin" in resumed.stdout
     assert "notes=after hours" in resumed.stdout
@@ -385,8 +388,7 @@ def test_server_killed_and_restarted_mid_wait(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world.workflow(world.server.url)
-    run = world.start_run()
-    try:
+    with world.running() as run:
         world.wait_for_interruption(run)
         time.sleep(0.5)  # the runner is in its long-poll now
         world.server.kill()
@@ -396,10 +398,6 @@ def test_server_killed_and_restarted_mid_wait(
         world.wait_for_interruption()
         world.approve(monkeypatch, "alice", "after the restart")
         code, out, err = finish(run)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.communicate()
     assert code == 0, out + err
     assert "decided-by=Alice Martin" in out
     decisions = step(world.record(), "gate")["approval"]["decisions"]
@@ -415,8 +413,7 @@ def test_server_stopped_with_sigterm_mid_wait_stops_quickly_and_the_run_goes_on(
     """A waiting runner's long-poll does not hold the server's shutdown (a deploy of the server
     must not hang for a minute), and the runner takes the dropped poll as no answer."""
     world.workflow(world.server.url)
-    run = world.start_run()
-    try:
+    with world.running() as run:
         world.wait_for_interruption(run)
         time.sleep(0.5)  # the runner is in its long-poll now
         assert world.server.process is not None
@@ -428,10 +425,6 @@ def test_server_stopped_with_sigterm_mid_wait_stops_quickly_and_the_run_goes_on(
         world.server.start()
         world.approve(monkeypatch, "alice", "after the stop")
         code, out, err = finish(run)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.communicate()
     assert code == 0, out + err
     assert "decided-by=Alice Martin" in out
 
