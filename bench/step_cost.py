@@ -25,19 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import clean_environ, runner_command
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "step_cost.json"
 BASH_STEP = "bash --noprofile --norc -eo pipefail -c true"
-
-
-def runner_command() -> list[str]:
-    beside = Path(sys.executable).with_name("runner")
-    if beside.exists():
-        return [str(beside)]
-    found = shutil.which("runner")
-    if found is None:
-        raise SystemExit("runner is not installed (pip install -e .)")
-    return [found]
 
 
 def workflow(steps: int) -> str:
@@ -45,13 +37,6 @@ def workflow(steps: int) -> str:
     for i in range(steps):
         lines += [f"  - id: s{i}", f"    name: Step {i}", '    run: "true"']
     return "\n".join(lines) + "\n"
-
-
-def clean_environ() -> dict[str, str]:
-    """The outer CI's variables would change the log format and the run id."""
-    skip = {"GITHUB_ACTIONS", "GITLAB_CI", "GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT"}
-    skip.add("PYTHONDONTWRITEBYTECODE")  # as in common.py: measure with the bytecode cache
-    return {k: v for k, v in os.environ.items() if k not in skip}
 
 
 def time_runner(
