@@ -309,7 +309,7 @@ class Store:
             )
             c.execute(
                 insert(t.web_sessions).values(
-                    id=session_id, token_id=token_id, started=now(), ended=None
+                    id=session_id, token_id=token_id, started=moment, ended=None
                 )
             )
         return session_id

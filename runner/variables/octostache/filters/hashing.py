@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 from collections.abc import Callable
 
@@ -73,8 +74,6 @@ def _hash(name: str) -> Callable[[str | None, list[str]], str | None]:
             data = encoder(argument)
         except (binascii.Error, ValueError, UnicodeError):
             return None  # "Likely invalid input": e.g. text that is not base64
-        import hashlib  # OpenSSL's binding costs ~10 ms to import: only when a hash is asked
-
         raw = hashlib.new(name, data).digest()
         return raw[: size or len(raw)].hex()
 
