@@ -37,7 +37,7 @@ def plan_text(
     prepared = prepare(path, environment, inputs, skip, env)
     prepared = apply_policy(
         prepared,
-        history=run_history(state_dir(None, env)),
+        history=run_history(state_dir(None, env, prepared.loaded.workspace)),
         environ=env,
         insecure=insecure_local_trust,
     )

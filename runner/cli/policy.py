@@ -17,7 +17,10 @@ def policy() -> None:
 @policy.command("check")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--env", "environment", required=True)
-@click.option("--state-dir", help="Run history for the promotion rule (default .runner).")
+@click.option(
+    "--state-dir",
+    help="Run history for the promotion rule (default: .runner in the workspace root).",
+)
 @click.option("--break-glass", metavar="REASON", help="Check as with this break-glass reason.")
 @click.option("--insecure-local-trust", is_flag=True)
 def check_command(
@@ -37,7 +40,7 @@ def check_command(
     prepared = prepare(file, environment, [], [], environ)
     gated = apply_policy(
         prepared,
-        history=run_history(resolve(state_dir, environ)),
+        history=run_history(resolve(state_dir, environ, prepared.loaded.workspace)),
         environ=environ,
         insecure=insecure_local_trust,
         break_glass=break_glass,

@@ -9,7 +9,10 @@ import click
 
 @click.command()
 @click.argument("run_id")
-@click.option("--state-dir", help="Where run records live (default: $RUNNER_STATE_DIR or .runner).")
+@click.option(
+    "--state-dir",
+    help="Where run records live (default: $RUNNER_STATE_DIR, else .runner in the workspace root).",
+)
 @click.option(
     "--detach-on-wait", is_flag=True, help="If still undecided, record the run and exit 75 again."
 )
@@ -59,10 +62,12 @@ def resume(
     from runner.engine.resume import resume as resume_run
     from runner.inputs import parse_pairs
     from runner.logs.choose import choose_log
+    from runner.workspace import workspace_here
 
     environ = dict(os.environ)
     run_id = session.check_run_id(run_id)
-    folder = history.state_dir(state_dir, environ)
+    workspace = workspace_here()
+    folder = history.state_dir(state_dir, environ, workspace)
     if server_url and not RecordStore(folder).exists(run_id):
         fetch_from_server(
             RecordStore(folder), run_id, server_url, environ.get("RUNNER_SERVER_TOKEN")
@@ -76,4 +81,5 @@ def resume(
         rerun_interrupted=rerun_interrupted,
         wait_for_lock=wait_for_lock,
         secret_inputs=parse_pairs(inputs, "--input"),
+        workspace=workspace,
     )

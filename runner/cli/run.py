@@ -14,7 +14,10 @@ from runner.cli.options import deployment_options, dry_run_options
 @deployment_options
 @dry_run_options
 @click.option("--run-id", help="The run's id (default: from the CI's run id, else generated).")
-@click.option("--state-dir", help="Where run records live (default: $RUNNER_STATE_DIR or .runner).")
+@click.option(
+    "--state-dir",
+    help="Where run records live (default: $RUNNER_STATE_DIR, else .runner in the workspace root).",
+)
 @click.option("--dry-run", is_flag=True, help="Show the plan and run nothing (as `runner plan`).")
 @click.option(
     "--detach-on-wait",
@@ -110,8 +113,8 @@ def run_workflow(
         "insecure_local_trust": insecure_local_trust,
         "break_glass": break_glass,
     }
-    folder = history.state_dir(state_dir, environ)
     prepared = prepare(file, environment, inputs, skip, environ)
+    folder = history.state_dir(state_dir, environ, prepared.loaded.workspace)
     prepared = session.policy_gate(prepared, folder, environ, options)
     log = choose_log(output_format, environ)
     request = session.RunRequest(

@@ -25,7 +25,10 @@ def _duration(start: str | None, end: str | None) -> str:
 def reverify(record: RunRecord, workflow_path: str | None, insecure: bool) -> dict[str, str]:
     """Re-check each signed approval of the run as of its decision time (file -> verdict)."""
     from runner.cli.approval import verify_evidence
+    from runner.workspace import absolute, workspace_here
 
+    # the record names the workflow relative to the workspace root: find it from any folder
+    path = workflow_path or str(absolute(record.workflow_path, workspace_here()))
     results: dict[str, str] = {}
     for step in record.steps:
         for decision in (step.approval or {}).get("decisions", []):
@@ -34,7 +37,7 @@ def reverify(record: RunRecord, workflow_path: str | None, insecure: bool) -> di
                 continue
             results[evidence.get("file", "?")] = verify_evidence(
                 evidence,
-                workflow_path or record.workflow_path,
+                path,
                 decision.get("submitted_at"),
                 insecure,
                 record.trust_commit,

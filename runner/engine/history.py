@@ -9,8 +9,14 @@ from pathlib import Path
 from typing import Any
 
 
-def state_dir(option: str | None, environ: Mapping[str, str]) -> Path:
-    return Path(option or environ.get("RUNNER_STATE_DIR") or ".runner")
+def state_dir(
+    option: str | None, environ: Mapping[str, str], workspace: Path | None = None
+) -> Path:
+    """The state folder, absolute (see :func:`runner.workspace.state_folder`); ``workspace`` is
+    the workflow's root, else the current folder's."""
+    from runner.workspace import state_folder, workspace_here
+
+    return state_folder(option, environ, workspace or workspace_here())
 
 
 def run_history(state_dir: Path) -> RunHistory:

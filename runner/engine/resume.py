@@ -21,6 +21,7 @@ from runner.engine.run import Run
 from runner.errors import RefusedError, UsageError
 from runner.model import Workflow
 from runner.steps.base import RunLog
+from runner.workspace import absolute, shown_path, workspace_here
 
 _ACTION_OUTPUT = re.compile(r"Octopus\.Action\[([^\]]+)\]\.Output\.([A-Za-z0-9_.-]+)", re.I)
 _SECRET_OUTPUT = re.compile(
@@ -104,6 +105,20 @@ def lost_secret(workflow: Workflow, run: Run) -> str | None:
     return None
 
 
+def workflow_file(record: RunRecord, workspace: Path) -> str:
+    """The run's workflow file in ``workspace``, as messages show it; a clear refusal when
+    this checkout has no such file (started elsewhere, or resumed outside the checkout)."""
+    path = absolute(record.workflow_path, workspace)
+    if not path.is_file():
+        raise UsageError(
+            f"run {record.run_id} deploys {record.workflow_path}, which is not in the workspace "
+            f"{workspace}",
+            hint="run `runner resume` from inside the checkout (of the same commit) that the "
+            "run deploys",
+        )
+    return shown_path(path)
+
+
 def fetch_from_server(
     store: RecordStore, run_id: str, url: str, token: str | None, ca_bundle: str | None = None
 ) -> None:
@@ -127,7 +142,10 @@ def resume(
     rerun_interrupted: bool,
     wait_for_lock: bool,
     secret_inputs: Mapping[str, str] | None = None,
+    workspace: Path | None = None,
 ) -> int:
+    """Go on with run ``run_id``, reading its workflow from ``workspace`` (the current
+    folder's workspace root): the checkout being resumed, not the one the run started in."""
     from runner.engine import session
     from runner.engine.lock import run_lock
     from runner.prepare import prepare
@@ -143,7 +161,7 @@ def resume(
     with run_lock(store, run_id):
         pass  # refuse at once if another process holds the run
     prepared = prepare(
-        record.workflow_path,
+        workflow_file(record, workspace or workspace_here()),
         record.environment,
         [],
         record.skip,

@@ -26,6 +26,7 @@ from runner.load.checks import action_path
 from runner.model import Workflow
 from runner.prepare import Prepared
 from runner.steps.base import RunLog, StepKind
+from runner.workspace import recorded_path
 
 RUN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
@@ -49,8 +50,10 @@ def check_run_id(run_id: str) -> str:
 
 
 def used_files(workflow: Workflow, workspace: Path) -> dict[str, str]:
-    """sha256 of the workflow file and of every action it uses (recursively)."""
-    files = {workflow.path: hashlib.sha256(Path(workflow.path).read_bytes()).hexdigest()}
+    """sha256 of the workflow file (named as the record names it: relative to the workspace
+    root) and of every action it uses (recursively)."""
+    digest = hashlib.sha256(Path(workflow.path).read_bytes()).hexdigest()
+    files = {recorded_path(workflow.path, workspace): digest}
     queue = [s.uses for s in workflow.steps if s.uses]
     seen: set[str] = set()
     while queue:
@@ -106,6 +109,9 @@ def start_run(request: RunRequest) -> Run:
         used_files(workflow, workspace),
         utc_now(),
     )
+    # relative to the workspace root: a resume from another folder or in another checkout
+    # reads its own copy of the file, never the one this process happened to be given
+    record.workflow_path = recorded_path(workflow.path, workspace)
     record.commit = git_commit(workspace)
     trust = workflow.approvals.trust
     record.trust_commit = trust.commit if trust else None

@@ -201,11 +201,7 @@ def _actions(workflow: Workflow, workspace: Path) -> Iterator[Diagnostic]:
 
 
 def find_workspace(workflow_path: Path) -> Path:
-    """The folder ``./actions/...`` is relative to: the repository holding the workflow.
+    """The folder ``./actions/...`` is relative to: the workflow's workspace root."""
+    from runner.workspace import workspace_of
 
-    The nearest ancestor with ``.git`` or an ``actions`` folder, else the current directory.
-    """
-    for folder in workflow_path.resolve().parents:
-        if (folder / ".git").exists() or (folder / "actions").is_dir():
-            return folder
-    return Path.cwd()
+    return workspace_of(workflow_path)
