@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
 
+from runner.cancel import Cancellation
+
 #: after SIGTERM, how long a process group gets before SIGKILL
 KILL_GRACE_SECONDS = 5.0
 #: after the main process exits, how long to drain output still held open by its children
@@ -40,7 +42,8 @@ class ProcessGroups:
         self._groups: set[int] = set()
         #: the groups a cancellation stopped (their processes end ``cancelled``)
         self._stopped: set[int] = set()
-        self.cancelled = threading.Event()
+        #: set when the run is cancelled; waits end on it at once (see runner.cancel)
+        self.cancelled = Cancellation()
 
     def add(self, pgid: int) -> None:
         with self._lock:
@@ -59,9 +62,11 @@ class ProcessGroups:
             self.stop(pgid)
 
     def kill_all(self) -> None:
-        """SIGKILL every group at once: the runner itself is stopping (a second signal)."""
-        with self._lock:
-            groups = list(self._groups)
+        """SIGKILL every group at once: the runner itself is stopping (a second signal).
+
+        Called from a signal handler, so it takes no lock (the interrupted thread may hold
+        it): copying the set is atomic under the GIL."""
+        groups = self._groups.copy()
         for pgid in groups:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGKILL)

@@ -4,6 +4,7 @@ or the deadline passes. The clock and sleep are injected, so tests run in no tim
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,12 +13,13 @@ from runner.approvals.identity import Directory, Person
 from runner.approvals.quorum import Refused, Verdict, judge
 from runner.approvals.request import Interruption, Submission
 from runner.approvals.source import ApprovalSource
+from runner.cancel import Cancelled
 from runner.errors import RunnerError
 
 
 @dataclass(frozen=True)
 class WaitOutcome:
-    state: str  # approved | aborted | timed-out | detached
+    state: str  # approved | aborted | timed-out | detached | cancelled
     verdict: Verdict
     submissions: tuple[Submission, ...]
 
@@ -40,19 +42,28 @@ def wait_for_decision(
     known: Sequence[Submission] = (),
     detach: bool = False,
     cancelled: Callable[[], bool] = lambda: False,
+    call: Callable[[Callable[[], list[Submission]]], list[Submission]] = lambda poll: poll(),
 ) -> WaitOutcome:
-    """Poll until decided; ``known`` are submissions recorded before (a resumed run)."""
+    """Poll until decided; ``known`` are submissions recorded before (a resumed run).
+
+    ``call`` runs each poll; it raises :class:`~runner.cancel.Cancelled` when the run is
+    cancelled meanwhile (a poll may block: a long-poll, a fetch), which ends the wait at once,
+    as ``sleep`` must too."""
     seen: dict[str, Submission] = {s.key: s for s in known if s.key}
     reported: set[str] = set()
     deadline = parse_time(request.deadline) if request.deadline else None
     interval = min((s.interval for s in sources), default=1.0)
     while True:
+        interrupted = False
         for source in sources:
             try:
                 # the latest poll wins: an approval that no longer verifies (expired) stops
                 # counting; one that failed before (its .sig not yet pushed) may count now
-                for submission in source.poll(request):
+                for submission in call(functools.partial(source.poll, request)):
                     seen[submission.key or repr(submission)] = submission
+            except Cancelled:
+                interrupted = True
+                break
             except RunnerError as exc:
                 on_source_error(source.name, exc)
         ordered = sorted(
@@ -66,6 +77,8 @@ def wait_for_decision(
                 on_refused(refusal)
         if verdict.state in ("approved", "aborted"):
             return WaitOutcome(verdict.state, verdict, tuple(ordered))
+        if interrupted:
+            return WaitOutcome("cancelled", verdict, tuple(ordered))
         current = now()
         remaining = (deadline - current).total_seconds() if deadline else None
         if remaining is not None and remaining <= 0:

@@ -272,6 +272,9 @@ class Run:
     # -- running ---------------------------------------------------------------------------
 
     def _run_group(self, steps: list[Step]) -> None:
+        if self.groups.cancelled.is_set():
+            with self._lock:
+                self._note_cancelled(None)
         started: list[Step] = []
         for step in steps:
             rec = self.record.step(step.id)
@@ -340,6 +343,7 @@ class Run:
             },
             following=tuple(s.name for s in self.workflow.steps[step.index + 1 :]),
             cancelled=self.groups.cancelled.is_set,
+            interruptible=self.groups.cancelled.call,
             host_env=self.environ,
         )
         try:
@@ -408,6 +412,8 @@ class Run:
             for name, value in result.env.items():
                 self.record.env[name] = value
             self.record.path = [*result.path, *self.record.path]
+            if rec.conclusion == "cancelled":
+                self._note_cancelled(step)
             if rec.conclusion == "failure" and self.record.job_status == "success":
                 self.record.job_status = "failure"
                 message, detail = self._error_text(step, result)
@@ -419,6 +425,14 @@ class Run:
             durable = step.kind == "manual"
             self.store.save(self.record, durable=durable)
         self.log.step_finished(step, rec, result.summary)
+
+    def _note_cancelled(self, step: Step | None) -> None:
+        """A cancelled run is not a successful one: ``Octopus.Deployment.Error`` says so to the
+        ``always()`` steps (the seed's report said "succeeded" after a Ctrl-C), unless an
+        earlier failure already set it."""
+        if self.record.error is None:
+            detail = f"Step '{step.name}' was cancelled" if step is not None else ""
+            self.record.error = {"message": "The deployment was cancelled", "detail": detail}
 
     def _error_text(self, step: Step, result: StepResult) -> tuple[str, str]:
         if step.kind == "manual":

@@ -4,9 +4,11 @@ files, the environment, the clock, signals)."""
 from __future__ import annotations
 
 import hashlib
+import queue
 import re
 import secrets
 import signal
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -25,6 +27,7 @@ from runner.load.action import load_action
 from runner.load.checks import action_path
 from runner.model import Workflow
 from runner.prepare import Prepared
+from runner.process import ProcessGroups
 from runner.steps.base import RunLog, StepKind
 from runner.workspace import recorded_path
 
@@ -139,6 +142,7 @@ def build_run(
 ) -> Run:
     """The engine for ``record``, new or reloaded, with this process's effects."""
     workflow = prepared.workflow
+    groups = ProcessGroups()
     run = Run(
         workflow=workflow,
         record=record,
@@ -151,7 +155,9 @@ def build_run(
         workspace=prepared.loaded.workspace,
         environ=environ,
         skip=frozenset(record.skip) | prepared.skip,
-        sleep=time.sleep,
+        groups=groups,
+        # a wait (a source's poll interval, a retry delay) ends at once on cancellation
+        sleep=groups.cancelled.sleep,
         options=dict(options),
     )
     for name, spec in workflow.inputs.items():
@@ -226,6 +232,10 @@ def execute(run: Run, *, wait_for_lock: bool) -> int:
         except BaseException:
             lock.release(run.record.run_id)
             raise
+        finally:
+            # a CI's group or section left open by a step that never finished (an error, a
+            # second signal) is closed before the error is printed
+            run.log.close()
         keep = False
         if run.detached_at is not None:
             step = run.workflow.step(run.detached_at)
@@ -250,18 +260,34 @@ def _release_server_lock(client: Any, run: Run) -> None:
 
 @contextmanager
 def cancellation(run: Run) -> Iterator[None]:
-    """SIGINT / SIGTERM stop the running steps' process groups; ``always()`` steps still run.
-    A second signal stops the runner at once."""
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    """SIGINT / SIGTERM cancel the run at once: running steps' process groups are stopped and
+    every wait ends (``runner.cancel``); ``always()`` steps still run. A second signal stops the
+    runner at once.
 
-    def handle(signum: int, frame: object) -> None:
-        if run.groups.cancelled.is_set():
-            # the steps still running (``always()`` ones) must not outlive the runner
-            run.groups.kill_all()
-            raise KeyboardInterrupt
+    The handler only hands the signal to a thread: Python runs it in the main thread between
+    two bytecodes, maybe while that thread holds a lock that cancelling takes (the log's, an
+    event's), and waiting on it there would never end. ``SimpleQueue.put`` is safe there."""
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    received: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+    seen: list[int] = []
+
+    def cancel() -> None:
+        signum = received.get()
+        if signum is None:
+            return
         run.log.write(f"received {signal.Signals(signum).name}: cancelling the run")
         run.groups.cancel_all()
 
+    def handle(signum: int, frame: object) -> None:
+        if seen:
+            # the steps still running (``always()`` ones) must not outlive the runner
+            run.groups.kill_all()
+            raise KeyboardInterrupt
+        seen.append(signum)
+        received.put(signum)
+
+    canceller = threading.Thread(target=cancel, name="runner-cancel", daemon=True)
+    canceller.start()
     for sig in previous:
         signal.signal(sig, handle)
     try:
@@ -269,6 +295,7 @@ def cancellation(run: Run) -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        received.put(None)
 
 
 def export_outputs(run: Run, environ: Mapping[str, str]) -> None:

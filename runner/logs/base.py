@@ -108,6 +108,9 @@ class BaseLog:
             f"`runner resume {record.run_id}`"
         )
 
+    def close(self) -> None:
+        """Nothing stays open in a plain log (see :meth:`runner.steps.base.RunLog.close`)."""
+
     def run_finished(self, workflow: Workflow, record: RunRecord) -> None:
         took = format_duration(time.monotonic() - self.run_start)
         words = {

@@ -92,12 +92,25 @@ class GitHubLog(BaseLog):
         text = ",".join(f"{k}={escape_property(v)}" for k, v in props.items())
         self._command(f"::error {text}::{escape_data(message)}")
 
+    def close(self) -> None:
+        """Lift the fence and close the group, however the run ends: a step that never finished
+        (a detach at a manual step, an error, a second signal) would leave the outer job's later
+        workflow commands (its own ``::notice``) unprocessed and what the runner says next
+        inside a collapsed group."""
+        with self.lock:
+            if self.fenced:
+                self.fenced.clear()
+                self.write(f"::{self.token}::", "::endgroup::")
+
     def run_finished(self, workflow: Workflow, record: RunRecord) -> None:
+        self.close()
         super().run_finished(workflow, record)
         self._summary(workflow, record)
 
     def run_detached(self, record: RunRecord) -> None:
-        # the job ends here: its summary says what the run waits for, and how it goes on
+        # the job ends here: its summary says what the run waits for, and how it goes on; the
+        # waiting manual step never finished, so its group is still open
+        self.close()
         super().run_detached(record)
         if self.workflow is not None:
             self._summary(self.workflow, record)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import re
 import time
+from typing import TextIO
 
-from runner.engine.record import StepRecord
+from runner.engine.record import RunRecord, StepRecord
 from runner.logs.base import BaseLog
-from runner.model import Step
+from runner.model import Step, Workflow
 
 
 def _section(step: Step) -> str:
@@ -16,13 +17,42 @@ def _section(step: Step) -> str:
 
 
 class GitLabLog(BaseLog):
+    def __init__(self, stream: TextIO, *, color: bool = False) -> None:
+        super().__init__(stream, color=color)
+        #: the sections started and not yet ended, in order
+        self.sections: list[str] = []
+
     def step_started(self, step: Step) -> None:
         super().step_started(step)
+        with self.lock:
+            self.sections.append(_section(step))
         self.write(
             f"\x1b[0Ksection_start:{int(time.time())}:{_section(step)}[collapsed=false]"
             f"\r\x1b[0K{step.name}"
         )
 
     def step_finished(self, step: Step, record: StepRecord, summary: str) -> None:
-        self.write(f"\x1b[0Ksection_end:{int(time.time())}:{_section(step)}\r\x1b[0K")
+        with self.lock:
+            if _section(step) in self.sections:
+                self.sections.remove(_section(step))
+        self._end(_section(step))
         super().step_finished(step, record, summary)
+
+    def close(self) -> None:
+        """End the sections of steps that never finished (a detach at a manual step, an error,
+        a second signal): GitLab would fold everything after them into the last one."""
+        with self.lock:
+            left, self.sections = self.sections, []
+        for name in reversed(left):
+            self._end(name)
+
+    def run_detached(self, record: RunRecord) -> None:
+        self.close()
+        super().run_detached(record)
+
+    def run_finished(self, workflow: Workflow, record: RunRecord) -> None:
+        self.close()
+        super().run_finished(workflow, record)
+
+    def _end(self, name: str) -> None:
+        self.write(f"\x1b[0Ksection_end:{int(time.time())}:{name}\r\x1b[0K")

@@ -67,6 +67,10 @@ class RunLog(StepLog, Protocol):
 
     def run_finished(self, workflow: Workflow, record: Any) -> None: ...
 
+    def close(self) -> None:
+        """End what the format has open (a CI's group, fence or section): called on every way
+        out of a run (finished, detached, failed, interrupted), and more than once at will."""
+
 
 @dataclass
 class StepContext:
@@ -101,6 +105,9 @@ class StepContext:
     #: the ids and names of the steps after this one
     following: tuple[str, ...] = ()
     cancelled: Callable[[], bool] = lambda: False
+    #: ``call(function)``: its result, or :class:`runner.cancel.Cancelled` as soon as the run is
+    #: cancelled (for a blocking call that ``sleep`` does not cover: a source's poll)
+    interruptible: Callable[[Callable[[], Any]], Any] = lambda function: function()
     #: the runner's own environment (``env`` above is the step's, with CI=true and file paths)
     host_env: Mapping[str, str] = field(default_factory=dict)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -188,6 +189,7 @@ def run_manual_step(ctx: StepContext) -> StepResult:
         known=known,
         detach=bool(ctx.options.get("detach_on_wait")),
         cancelled=ctx.cancelled,
+        call=ctx.interruptible,
     )
     state["submissions"] = [s.__dict__ for s in outcome.submissions]
     if outcome.state == "detached":
@@ -196,11 +198,34 @@ def run_manual_step(ctx: StepContext) -> StepResult:
         from runner.engine.run import Detached
 
         raise Detached(step.id)
-    if outcome.state in ("timed-out", "cancelled"):
+    if outcome.state == "timed-out":
         for source in usable:
             with contextlib.suppress(RunnerError):
                 source.cancel(request, outcome.state)
+    elif outcome.state == "cancelled":
+        withdraw(usable, request, WITHDRAW_SECONDS)
     return settle(ctx, manual, request, outcome, state)
+
+
+#: on cancellation, how long withdrawing the request from the sources may hold up the
+#: ``always()`` steps (the CI kills the job seconds after its signal)
+WITHDRAW_SECONDS = 2.0
+
+
+def withdraw(sources: list[ApprovalSource], request: Interruption, seconds: float) -> None:
+    """Withdraw the request from every source together, giving up after ``seconds`` (best
+    effort: an unreachable server must not use up the time the ``always()`` steps have)."""
+
+    def one(source: ApprovalSource) -> None:
+        with contextlib.suppress(RunnerError):
+            source.cancel(request, "cancelled")
+
+    threads = [threading.Thread(target=one, args=(s,), daemon=True) for s in sources]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + seconds
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def settle(

@@ -48,12 +48,17 @@ CONDITIONS: list[tuple[str, str, frozenset[str]]] = [
         frozenset({"cancelled"}),
     ),
     # Octopus "Variable" run conditions: substituted, judged by Octopus truthiness, whatever
-    # the state of the deployment (a cancelled step does not set Octopus.Deployment.Error)
-    ("octopus-error", 'if: "#{if Octopus.Deployment.Error}true#{/if}"', frozenset({"failed"})),
+    # the state of the deployment (a cancellation sets Octopus.Deployment.Error too: a cancelled
+    # deployment did not succeed, issue #19)
+    (
+        "octopus-error",
+        'if: "#{if Octopus.Deployment.Error}true#{/if}"',
+        frozenset({"failed", "cancelled"}),
+    ),
     (
         "octopus-no-error",
         'if: "#{unless Octopus.Deployment.Error}true#{/unless}"',
-        frozenset({"succeeded", "tolerated", "cancelled"}),
+        frozenset({"succeeded", "tolerated"}),
     ),
     ("octopus-flag", 'if: "#{Flag}"', ALL),
     ("octopus-flag-false", 'if: "#{NoFlag}"', NONE),
