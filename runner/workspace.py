@@ -7,7 +7,8 @@ in). It is, for a workflow file:
 
 1. the git top-level holding the file (its nearest ancestor with ``.git``, a folder or, in a
    worktree or submodule, a file);
-2. else the folder that holds the ``workflows/`` (or ``actions/``) folder the file is under;
+2. else the folder holding the ``workflows/`` folder the file is in (or the nearest ancestor
+   holding ``actions/``);
 3. else the current folder.
 
 Commands that have no workflow file (``resume``, ``runs``, ``policy review``) take the same rules
