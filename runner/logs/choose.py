@@ -21,7 +21,11 @@ def choose_log(
     if environ.get("GITHUB_ACTIONS") == "true":
         from runner.logs.github import GitHubLog
 
-        return GitHubLog(out, summary_path=environ.get("GITHUB_STEP_SUMMARY"))
+        return GitHubLog(
+            out,
+            summary_path=environ.get("GITHUB_STEP_SUMMARY"),
+            workspace=environ.get("GITHUB_WORKSPACE"),
+        )
     if environ.get("GITLAB_CI") == "true":
         from runner.logs.gitlab import GitLabLog
 

@@ -25,8 +25,13 @@ class GitHubLog(BaseLog):
     group opens with the first of them and closes with the last, so no step's output is ever
     printed while commands are live, and groups are never nested or interleaved."""
 
-    def __init__(self, stream: TextIO, *, summary_path: str | None = None) -> None:
+    def __init__(
+        self, stream: TextIO, *, summary_path: str | None = None, workspace: str | None = None
+    ) -> None:
         super().__init__(stream)
+        #: ``$GITHUB_WORKSPACE``: annotations name files relative to it, as GitHub expects,
+        #: whatever folder the runner was started from (``../workflows/x.yml`` from ``docs/``)
+        self.workspace = workspace
         # held across a decision about the fence and the lines written because of it
         self.lock = threading.RLock()  # type: ignore[assignment]
         self.summary_path = summary_path
@@ -88,7 +93,9 @@ class GitHubLog(BaseLog):
     def _error(self, step: Step, message: str, location: Location | None) -> None:
         props = {"title": f"{step.name}"}
         if location is not None:
-            props.update(file=location.path, line=str(location.line), col=str(location.column))
+            props.update(
+                file=self._file(location.path), line=str(location.line), col=str(location.column)
+            )
         text = ",".join(f"{k}={escape_property(v)}" for k, v in props.items())
         self._command(f"::error {text}::{escape_data(message)}")
 
@@ -101,6 +108,16 @@ class GitHubLog(BaseLog):
             if self.fenced:
                 self.fenced.clear()
                 self.write(f"::{self.token}::", "::endgroup::")
+
+    def _file(self, path: str) -> str:
+        if not self.workspace:
+            return path
+        from runner.workspace import absolute
+
+        try:
+            return absolute(path).relative_to(absolute(self.workspace)).as_posix()
+        except ValueError:
+            return path
 
     def run_finished(self, workflow: Workflow, record: RunRecord) -> None:
         self.close()

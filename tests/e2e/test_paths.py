@@ -223,3 +223,24 @@ def test_resume_outside_any_checkout_says_where_to_run(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stdout + done.stderr
     assert "workflows/deploy.yml, which is not in the workspace" in done.stderr
     assert "hint: run `runner resume` from inside the checkout" in done.stderr
+
+
+def test_github_annotations_name_the_file_from_the_repository_root(tmp_path: Path) -> None:
+    """GitHub places an annotation by a path relative to the repository (``$GITHUB_WORKSPACE``):
+    a run started from ``docs/`` named ``../workflows/deploy.yml``."""
+    repo = repository(tmp_path / "repo")
+    workflow = repo / "workflows" / "deploy.yml"
+    workflow.write_text(WORKFLOW.replace('echo "ran-in=$PWD"', "exit 3"))
+    done = runner(
+        repo / "docs",
+        "run",
+        "../workflows/deploy.yml",
+        "--env",
+        "staging",
+        GITHUB_ACTIONS="true",
+        GITHUB_WORKSPACE=str(repo),
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    errors = [line for line in done.stdout.splitlines() if line.startswith("::error ")]
+    assert errors, done.stdout
+    assert all("file=workflows/deploy.yml," in line for line in errors), errors
