@@ -8,6 +8,7 @@ timeout aborts (exit 4) unless the step opts into ``on-timeout: proceed``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import threading
 import time
@@ -21,6 +22,7 @@ from runner.approvals.request import FieldSpec, Interruption, Submission
 from runner.approvals.source import ApprovalSource, source_class
 from runner.approvals.trust import load_directory
 from runner.approvals.wait import WaitOutcome, wait_for_decision
+from runner.cancel import Cancelled
 from runner.durations import format_duration
 from runner.engine.contexts import Identity
 from runner.engine.plan import manual_outputs
@@ -123,8 +125,14 @@ def run_manual_step(ctx: StepContext) -> StepResult:
     usable: list[ApprovalSource] = []
     for source in sources:
         try:
-            source.register(request)
+            # registering may wait too (a server's retries and backoff): a signal ends it
+            ctx.interruptible(functools.partial(source.register, request))
             usable.append(source)
+        except Cancelled:
+            withdraw(sources, request, WITHDRAW_SECONDS)
+            state["state"] = "cancelled"
+            state["decided_at"] = _iso(ctx)
+            return StepResult("cancelled", approval=state, error="cancelled while waiting")
         except RunnerError as exc:
             ctx.log.line(step, f"approval source {source.name}: {exc}")
     if not usable:

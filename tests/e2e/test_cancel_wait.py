@@ -20,8 +20,9 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from support import ROOT, borrow
@@ -274,3 +275,61 @@ def test_a_second_signal_during_the_always_steps_stops_the_runner(tmp_path: Path
     # the always() step did not outlive the runner
     step = int(pid.read_text())
     run_helpers.wait_for(lambda: not run_helpers.pid_alive(step), what="the step to be stopped")
+
+
+class Unavailable(BaseHTTPRequestHandler):
+    """An approval server that keeps the run's locks and records but answers every request
+    to register an interruption with ``503, Retry-After: 30`` (a server being restarted)."""
+
+    protocol_version = "HTTP/1.1"
+    registrations: ClassVar[list[str]] = []
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        if self.command == "POST" and self.path.endswith("/interruptions"):
+            type(self).registrations.append(self.path)
+            status, body, extra = 503, b"{}", {"Retry-After": "30"}
+        elif self.command == "POST" and "/locks/" in self.path:
+            status, body, extra = 200, b'{"taken": true}', {}
+        else:
+            status, body, extra = 200, b"{}", {}
+        self.send_response(status)
+        for name, value in {"Content-Type": "application/json", **extra}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_signal_ends_the_backoff_of_a_server_registration_at_once(tmp_path: Path) -> None:
+    """Registering the request with a server that asks to retry in 30 s: the signal ends the
+    wait for the retry."""
+    Unavailable.registrations = []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Unavailable)
+    httpd.daemon_threads = True
+    threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
+    try:
+        root = tmp_path / "ws"
+        (root / ".git").mkdir(parents=True)
+        (root / "approvals").mkdir()
+        (root / "approvals" / "people.yml").write_text(PEOPLE)
+        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        (root / "deploy.yml").write_text(SERVER_WORKFLOW.replace("URL", url))
+        argv = [RUNNER, "run", "deploy.yml", "--env", "production", "--run-id", "r1"]
+        with running(argv, root, environ(RUNNER_SERVER_TOKEN="t0ken")) as run:
+            run.wait_for("Manual intervention required")
+            run_helpers.wait_for(lambda: Unavailable.registrations, what="a registration")
+            took = run.signal_and_time(signal.SIGINT)
+        assert_cancelled(run, took, root / ".runner")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
