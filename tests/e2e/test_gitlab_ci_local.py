@@ -18,6 +18,9 @@ How gitlab-ci-local stands in for GitLab here (its source, v4.72.0):
 * ``GITLAB_CI`` is ``false`` in gitlab-ci-local and pipeline ids count per folder from 1000; the
   tests set ``GITLAB_CI=true`` (so the runner writes GitLab's log sections, which gitlab-ci-local
   parses) and give each pipeline an id of its own, as GitLab does.
+* gitlab-ci-local needs a git repository (it copies the tracked files and reads the commit) but
+  not a GitLab remote: with ``origin`` a local path it warns and names the project
+  ``fallback.group/fallback.project``, which nothing here uses.
 * gitlab-ci-local does not implement ``resource_group``; GitLab's only serialises running jobs,
   which docs/ci.md says does not cover a detached run, so nothing here depends on it.
 * The runner is the one installed from this checkout in the test's environment (the jobs'
