@@ -424,6 +424,8 @@ def test_a_second_pipeline_is_refused_while_a_run_waits_on_a_shared_state_folder
     assert one.code == 0, one.output
     run_id = one.dotenv("deploy-production")["DEPLOY_RUN_ID"]
     assert record(shared, run_id)["status"] == "waiting"
+    # the record is in the shared folder; the example's `.runner/` artifact has nothing to keep
+    assert not (one.artifacts("deploy-production") / ".runner").exists()
     (lock,) = (shared / "locks").glob("*.json")
     assert json.loads(lock.read_text())["run_id"] == run_id
 
