@@ -128,6 +128,6 @@ def run_workflow(
     run = session.start_run(request)
     if run.record.break_glass:
         session.announce_break_glass(run)
-    code = session.execute(run, wait_for_lock=wait_for_lock)
+    code = session.execute(run, wait_for_lock=wait_for_lock, new=True)
     session.export_outputs(run, environ)
     return code

@@ -33,8 +33,18 @@ STEP_STATES = (
     "cancelled",
     "interrupted",
 )
-#: run states; every one but ``running`` and ``waiting`` is final
-RUN_STATES = ("running", "waiting", "success", "failure", "aborted", "timed-out", "cancelled")
+#: run states; every one but ``running`` and ``waiting`` is final (``refused``: the deployment
+#: lock was held when the run started, and no step ran)
+RUN_STATES = (
+    "running",
+    "waiting",
+    "success",
+    "failure",
+    "aborted",
+    "timed-out",
+    "cancelled",
+    "refused",
+)
 
 
 @dataclass

@@ -22,7 +22,7 @@ from runner.engine.history import git_commit, run_history
 from runner.engine.lock import DeploymentLock, run_lock
 from runner.engine.record import RecordStore, RunRecord
 from runner.engine.run import Run, new_record, utc_now
-from runner.errors import RefusedError, UsageError
+from runner.errors import ExitCode, RefusedError, UsageError
 from runner.load.action import load_action
 from runner.load.checks import action_path
 from runner.model import Workflow
@@ -213,19 +213,32 @@ def server_lock(client: Any, run: Run, *, wait: bool) -> None:
         time.sleep(2.0)
 
 
-def execute(run: Run, *, wait_for_lock: bool) -> int:
-    """Run under the run's own lock and the environment's deployment lock."""
+def execute(run: Run, *, wait_for_lock: bool, new: bool = False) -> int:
+    """Run under the run's own lock and the environment's deployment lock.
+
+    A ``new`` run that the deployment lock refuses is recorded as ``refused`` (exit 5): its
+    record was saved before the lock was asked for, and left ``running`` it could be resumed,
+    once the environment is free, into the deployment that was refused."""
     store = run.store
     lock = DeploymentLock(store, run.workflow.name, run.environment)
     client = mirror_to_server(run)
     with run_lock(store, run.record.run_id):
-        lock.acquire(run.record.run_id, wait=wait_for_lock, say=run.log.write)
-        if client is not None:
-            try:
-                server_lock(client, run, wait=wait_for_lock)
-            except BaseException:
-                lock.release(run.record.run_id)
-                raise
+        try:
+            lock.acquire(run.record.run_id, wait=wait_for_lock, say=run.log.write)
+            if client is not None:
+                try:
+                    server_lock(client, run, wait=wait_for_lock)
+                except BaseException:
+                    lock.release(run.record.run_id)
+                    raise
+        except RefusedError as refused:
+            if new:
+                record = run.record
+                record.status, record.exit_code = "refused", int(ExitCode.REFUSED)
+                record.error = {"message": refused.message, "detail": ""}
+                record.finished_at = utc_now()
+                store.save(record, durable=True)
+            raise
         try:
             with cancellation(run):
                 code = run.execute()
