@@ -435,7 +435,10 @@ def test_a_second_pipeline_is_refused_while_a_run_waits_on_a_shared_state_folder
     assert re.search(r"FAIL +deploy-production", two.output)
     refused = two.log("deploy-production")
     assert f"Deploy the web shop -> production is being deployed by run {run_id}" in refused
-    assert two.dotenv("deploy-production")["DEPLOY_EXIT_CODE"] == "5"
+    report = two.dotenv("deploy-production")
+    assert report["DEPLOY_EXIT_CODE"] == "5"
+    # recorded as refused: it cannot be resumed into a deployment once the environment is free
+    assert record(shared, report["DEPLOY_RUN_ID"])["status"] == "refused"
 
     world.approve(request_file(shared, run_id), ticket="CHG-77")
     resumed = world.run(first, "resume-production")
