@@ -354,8 +354,11 @@ def test_the_example_pipeline_detaches_and_the_manual_job_resumes(world: World) 
         "then run the job resume-production." in deploy
     )
     assert "Not alice, who started this run" in deploy
-    # GitLab's collapsible sections, as a GitLab log parser reads them
+    # GitLab's collapsible sections, as a GitLab log parser reads them: the manual step's too,
+    # closed on detaching, so that the job's own message is not inside it
     assert "step_upgrade-database took" in deploy
+    assert "step_notify-traders took" in deploy
+    assert deploy.index("step_notify-traders took") < deploy.index("Waiting for approval: push")
 
     # the artifact: the record and the request, not the steps' working files
     state = pipeline.artifacts("deploy-production") / ".runner"
