@@ -15,6 +15,10 @@ these into diagnostics and exit codes; anything else is an internal error (exit 
     ├── ApprovalError                4/3 an approval source failed or a decision is invalid
     │   └── VerificationError            an approval whose proof does not hold (never a decision)
     └── RefusedError                 5   a lock is held, a resume or a policy refused
+
+    InputLimitError (a ValueError)       untrusted JSON or YAML past a parser limit (nesting,
+                                         alias expansion): each reader turns it into its own
+                                         refusal above, never a crash (runner.bounded)
 """
 
 from __future__ import annotations
@@ -125,6 +129,20 @@ class RefusedError(RunnerError):
 
 class StateError(RefusedError):
     """The run record cannot be written: the runner stops rather than go on unrecorded."""
+
+
+class InputLimitError(ValueError):
+    """Untrusted input past a parser limit (nesting depth, alias or merge expansion).
+
+    A ``ValueError``, not a :class:`RunnerError`: it is raised deep inside readers of records,
+    approval bodies and server answers, which already turn ``ValueError`` into their own refusal
+    (a refused approval file, a record that cannot be read, a 422). ``line`` and ``column`` are
+    1-based, 0 when unknown."""
+
+    def __init__(self, message: str, *, line: int = 0, column: int = 0) -> None:
+        super().__init__(message)
+        self.line = line
+        self.column = column
 
 
 @dataclass(frozen=True)

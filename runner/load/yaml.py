@@ -8,6 +8,12 @@ ruamel.yaml composes the node tree (its C parser when ``ruamel.yaml.clib`` is in
 faster than the pure one on a 5,000-step file); we convert nodes ourselves to reject duplicate keys
 and to bound alias expansion, since ``*alias`` references can make a small file expand
 exponentially ("billion laughs").
+
+The C composer recurses once per level of nesting with no limit of its own: a 60 kB file of
+``[[[[...`` or ``- - - -`` 30,000 deep overflowed the C stack (a segfault, issue #18). So before it
+sees the text, :func:`_nesting_bound` bounds the depth from cheap counts (brackets, line length);
+a text that could be deep, or hold more nodes than we convert, is first walked as a stream of
+parser events (iterative: no recursion), which refuses it at the exact line and column.
 """
 
 from __future__ import annotations
@@ -15,7 +21,6 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +29,14 @@ from runner.errors import Diagnostic, Location
 MAX_FILE_BYTES = 8 * 1024 * 1024
 MAX_NODES = 1_000_000
 MAX_DEPTH = 200
+#: a merge key (``<<: *base``) whose base itself merges, and so on: at most this many levels
+MAX_MERGE_DEPTH = 10
+#: values that aliases and merge keys may add beyond the file's own (a workflow sharing a few
+#: anchors adds hundreds; the 2,000-link merge chain of issue #18 added two million)
+MAX_EXPANSION = 50_000
+#: below this bound on the depth (of ``_nesting_bound``) the C composer is given the text at
+#: once; it overflows an 8 MiB stack near 25,000 levels
+SAFE_BOUND = 5_000
 
 Path = tuple[str | int, ...]
 
@@ -108,7 +121,12 @@ def load_yaml(path: str, raw: bytes) -> Document:
         yaml = YAML(typ="safe", pure=True)
     yaml.Resolver = _resolver_class()
     try:
+        if _nesting_bound(text, lines) > SAFE_BOUND or _node_bound(text) > MAX_NODES:
+            _walk_events(path, yaml, text)
         node = yaml.compose(text)
+    except RecursionError:  # pragma: no cover - only the pure parser recurses in Python
+        message = f"document is nested too deeply (the limit is {MAX_DEPTH}); simplify it"
+        raise LoadError([Diagnostic(Location(path, 1, 1), message, "syntax")]) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = (exc.problem or "invalid YAML").strip()
@@ -133,6 +151,53 @@ def load_yaml(path: str, raw: bytes) -> Document:
     if converter.problems:
         raise LoadError(sorted(converter.problems, key=Diagnostic.sort_key))
     return doc
+
+
+def _nesting_bound(text: str, lines: list[str]) -> int:
+    """An upper bound on the nesting depth of ``text``, from counts made in C.
+
+    Flow collections nest one level per ``[`` or ``{``, so their depth is at most the number of
+    brackets (closing ones are not trusted: they may sit in strings or comments). The two
+    braces of each ``${{`` are not counted: they open a collection only in flow context, where
+    a ``{`` right after the plain scalar ``$`` is a syntax error, found before any deeper level.
+    A block collection is indented more than its parent, or as much when it is a sequence under
+    a key, and compact forms (``- - x``, ``? - x``) put each level at a later column of the same
+    line: block depth is at most twice the longest line. Scalars and the document add a level."""
+    longest = max(map(len, lines), default=0)
+    flow = text.count("[") + text.count("{") - 2 * text.count("${{")
+    return flow + 2 * (longest + 1) + 2
+
+
+def _node_bound(text: str) -> int:
+    """An upper bound on the number of nodes: every node but the first follows a separator
+    (``,`` ``:`` ``-`` ``?`` a bracket or a line break), and one separator can bring up to three
+    (``{a, b}``: each key with its null value)."""
+    separators = sum(text.count(c) for c in ",:-?[{\n")
+    return 3 * (separators + 1)
+
+
+def _walk_events(path: str, yaml: Any, text: str) -> None:
+    """Refuse, at its position, a text nested deeper than ``MAX_DEPTH`` or with more than
+    ``MAX_NODES`` nodes, from the parser's event stream (no recursion, nothing kept)."""
+    depth = nodes = 0
+    for event in yaml.parse(text):
+        name = type(event).__name__
+        if name in ("MappingStartEvent", "SequenceStartEvent"):
+            depth += 1
+        elif name in ("MappingEndEvent", "SequenceEndEvent"):
+            depth -= 1
+            continue
+        elif name not in ("ScalarEvent", "AliasEvent"):
+            continue
+        nodes += 1
+        if depth > MAX_DEPTH or nodes > MAX_NODES:
+            mark = event.start_mark
+            if depth > MAX_DEPTH:
+                message = f"document is nested too deeply (the limit is {MAX_DEPTH})"
+            else:
+                message = f"document has too many values (the limit is {MAX_NODES:,})"
+            location = Location(path, mark.line + 1, mark.column + 1)
+            raise LoadError([Diagnostic(location, f"{message}; simplify it", "syntax")])
 
 
 @functools.cache
@@ -171,43 +236,101 @@ class _Converter:
         self.too_big = False
         #: the nodes being converted, outermost first: an alias to one of them is a cycle
         self.open: set[int] = set()
+        #: collections converted once: meeting one again is an alias, charged before converting
+        self.seen: set[int] = set()
+        #: values added by aliases and merge keys beyond the file's own (``MAX_EXPANSION``)
+        self.expanded = 0
+        #: > 0 while converting an alias already charged in full
+        self.replaying = 0
+        self.sizes: dict[int, int] = {}
+        #: id(mapping) -> (merge depth, its pairs with merge keys expanded)
+        self.merges: dict[int, tuple[int, list[tuple[Any, Any]]]] = {}
 
     def _problem(self, node: Any, message: str, kind: str = "syntax") -> None:
         span = _span(node)
         location = Location(self.doc.path, span.line, span.column, span.length)
         self.problems.append(Diagnostic(location, message, kind))
 
+    def _refuse(self, node: Any, message: str, span: Span | None = None) -> None:
+        """The first limit reached is reported; conversion then stops adding values."""
+        if not self.too_big:
+            self.too_big = True
+            span = span or _span(node)
+            location = Location(self.doc.path, span.line, span.column, span.length)
+            self.problems.append(Diagnostic(location, message, "syntax"))
+
     def convert(self, node: Any, path: Path, depth: int = 0) -> Any:
         self.nodes += 1
-        if self.nodes > MAX_NODES or depth > MAX_DEPTH:
-            if not self.too_big:
-                self.too_big = True
-                what = "nested too deeply" if depth > MAX_DEPTH else "too large once aliases expand"
-                self._problem(node, f"document is {what}; simplify it", "syntax")
+        if self.too_big or self.nodes > MAX_NODES or depth > MAX_DEPTH:
+            if depth > MAX_DEPTH:
+                self._refuse(
+                    node, f"document is nested too deeply (the limit is {MAX_DEPTH}); simplify it"
+                )
+            else:
+                self._refuse(
+                    node, f"document has too many values (the limit is {MAX_NODES:,}); simplify it"
+                )
             return None
         self.doc.values.setdefault(path, _span(node))
         kind = node.id
         if kind == "scalar":
             return _scalar(node.tag, node.value, node.style)
         if id(node) in self.open:
-            if not self.too_big:
-                self.too_big = True
-                self._problem(node, "an alias refers to a value that contains it; remove the cycle")
+            self._refuse(node, "an alias refers to a value that contains it; remove the cycle")
             return None
+        replay = id(node) in self.seen and not self.replaying
+        if replay:
+            # an alias: what it adds is known before it is converted again (all of it, nested
+            # aliases included), so a "billion laughs" is refused at its first costly alias
+            self.expanded += self._size(node)
+            if self.expanded > MAX_EXPANSION:
+                # the alias itself has no node: point at the collection that holds it
+                where = self.doc.values.get(path[:-1]) if path else None
+                self._refuse(node, _TOO_EXPANDED, where)
+                return None
+        self.seen.add(id(node))
         self.open.add(id(node))
+        self.replaying += replay
         try:
             return self._collection(node, path, depth)
         finally:
             self.open.discard(id(node))
+            self.replaying -= replay
+
+    def _size(self, root: Any) -> int:
+        """The number of values ``root`` expands to, aliases included (memoised, iterative;
+        a cycle counts once here and is refused by :meth:`convert`)."""
+        sizes = self.sizes
+        stack: list[tuple[Any, bool]] = [(root, False)]
+        visiting: set[int] = set()
+        while stack:
+            node, done = stack.pop()
+            key = id(node)
+            if key in sizes:
+                continue
+            children = _children(node)
+            if done:
+                visiting.discard(key)
+                sizes[key] = 1 + sum(sizes.get(id(c), 1) for c in children)
+                if sizes[key] > MAX_EXPANSION:  # no need to know by how much
+                    sizes[key] = MAX_EXPANSION + 1
+            elif key not in visiting:
+                visiting.add(key)
+                stack.append((node, True))
+                stack.extend((c, False) for c in children if c.id != "scalar")
+        return sizes[id(root)]
 
     def _collection(self, node: Any, path: Path, depth: int) -> Any:
         if node.id == "sequence":
             return [self.convert(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
         result: dict[str, Any] = {}
         try:
-            pairs = list(_merged(node))
+            pairs = self._merged(node, frozenset())[1]
         except _Cycle:
             self._problem(node, "a merge key (`<<`) merges a mapping into itself; remove the cycle")
+            return result
+        except _MergeLimit as limit:
+            self._refuse(node, str(limit))
             return result
         for key_node, value_node in pairs:
             if key_node.id != "scalar":
@@ -223,30 +346,69 @@ class _Converter:
             result[key] = self.convert(value_node, (*path, key), depth + 1)
         return result
 
+    def _merged(self, node: Any, within: frozenset[int]) -> tuple[int, list[tuple[Any, Any]]]:
+        """(merge depth, pairs) of a mapping with YAML merge keys (``<<: *base``) expanded, own
+        keys winning. Memoised per mapping: a chain of merges costs the sum of its mappings'
+        sizes, not its cube, and is refused past ``MAX_MERGE_DEPTH`` levels."""
+        known = self.merges.get(id(node))
+        if known is not None:
+            return known
+        within = within | {id(node)}
+        own = [(k, v) for k, v in node.value if not _is_merge(k)]
+        own_keys = {k.value for k, _ in own if k.id == "scalar"}
+        merged: list[tuple[Any, Any]] = []
+        level = 0
+        for k, v in node.value:
+            if not _is_merge(k):
+                continue
+            for source in v.value if v.id == "sequence" else [v]:
+                if id(source) in within:
+                    raise _Cycle
+                if source.id != "mapping":
+                    continue
+                below, pairs = self._merged(source, within)
+                level = max(level, below + 1)
+                if level > MAX_MERGE_DEPTH:
+                    raise _MergeLimit(
+                        f"merge keys (`<<`) are nested more than {MAX_MERGE_DEPTH} levels deep; "
+                        "merge fewer levels"
+                    )
+                self.expanded += len(pairs)
+                if self.expanded > MAX_EXPANSION:
+                    raise _MergeLimit(_TOO_EXPANDED)
+                for mk, mv in pairs:
+                    if mk.value not in own_keys:
+                        own_keys.add(mk.value)
+                        merged.append((mk, mv))
+        result = (level, own + merged)
+        self.merges[id(node)] = result
+        return result
+
+
+_TOO_EXPANDED = (
+    f"document is too large once aliases expand (aliases and merge keys may add "
+    f"{MAX_EXPANSION:,} values); simplify it"
+)
+
 
 class _Cycle(Exception):
     """A merge key (``<<: *a``) that merges a mapping into itself."""
 
 
-def _merged(node: Any, within: frozenset[int] = frozenset()) -> Iterator[tuple[Any, Any]]:
-    """Mapping pairs with YAML merge keys (``<<: *base``) expanded, own keys winning."""
-    within = within | {id(node)}
-    own = [(k, v) for k, v in node.value if not (k.id == "scalar" and k.tag.endswith(":merge"))]
-    own_keys = {k.value for k, _ in own if k.id == "scalar"}
-    merged: list[tuple[Any, Any]] = []
-    for k, v in node.value:
-        if k.id == "scalar" and k.tag.endswith(":merge"):
-            sources = v.value if v.id == "sequence" else [v]
-            for source in sources:
-                if id(source) in within:
-                    raise _Cycle
-                if source.id == "mapping":
-                    for mk, mv in _merged(source, within):
-                        if mk.value not in own_keys:
-                            own_keys.add(mk.value)
-                            merged.append((mk, mv))
-    yield from own
-    yield from merged
+class _MergeLimit(Exception):
+    """Merge keys nested too deeply, or adding too many values."""
+
+
+def _is_merge(key: Any) -> bool:
+    return bool(key.id == "scalar" and key.tag.endswith(":merge"))
+
+
+def _children(node: Any) -> list[Any]:
+    if node.id == "sequence":
+        return list(node.value)
+    if node.id == "mapping":
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 def _scalar(tag: str, value: str, style: Any) -> Any:
