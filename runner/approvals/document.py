@@ -16,7 +16,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from runner.approvals.request import Interruption
-from runner.errors import VerificationError
+from runner.bounded import check_depth
+from runner.errors import InputLimitError, VerificationError
 
 FORMAT = "runner-approval/v1"
 #: an approval issued this far in the future (approver's clock ahead) is still accepted
@@ -94,10 +95,13 @@ def parse_body(raw: bytes) -> ApprovalBody:
         raise VerificationError("approval body is not UTF-8") from None
     decoder = json.JSONDecoder(object_pairs_hook=_no_duplicates)
     try:
+        check_depth(text, what="approval body")
         data, end = decoder.raw_decode(text)
+    except InputLimitError as exc:
+        raise VerificationError(str(exc)) from None
     except ValueError as exc:
         raise VerificationError(f"approval body is not JSON: {exc}") from None
-    except RecursionError:
+    except RecursionError:  # not after check_depth; kept so that no body ever crashes a run
         raise VerificationError("approval body is nested too deeply") from None
     if text[end:] not in ("", "\n"):
         raise VerificationError("approval body has data after the JSON document")

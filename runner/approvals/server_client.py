@@ -121,9 +121,13 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def _body(response: Any) -> Any:
+    """The answer's JSON, or None when it is not JSON (nor UTF-8, nor shallow enough: a
+    hostile or broken server gets the same treatment as a garbled answer)."""
+    from runner.bounded import loads
+
     if not response.content:
         return None
     try:
-        return response.json()
+        return loads(response.content, what="the server's answer")
     except ValueError:
         return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -53,11 +52,12 @@ def new_approval(
     """Write ``<out>/<run-id>/<step>.<principal>.json`` and its ``.sig``; return both paths."""
     from runner.approvals.document import new_body
     from runner.approvals.sshsig import sign_with_ssh_keygen
+    from runner.bounded import loads
 
     request: dict[str, Any] = {}
     if request_file:
         try:
-            request = json.loads(Path(request_file).read_text(encoding="utf-8"))
+            request = loads(Path(request_file).read_text(encoding="utf-8"), what="request")
         except (OSError, ValueError) as exc:
             raise UsageError(f"--request {request_file}: {exc}") from None
     given = {

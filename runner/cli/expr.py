@@ -12,12 +12,13 @@ from runner.errors import ExpressionError, UsageError
 def evaluate_text(expression: str, context_file: str | None) -> str:
     """The expression's value as JSON; raises ``ExpressionError`` with GitHub's message."""
     from runner import expressions
+    from runner.bounded import loads
 
     contexts: dict[str, object] = {}
     if context_file:
         try:
             with open(context_file, encoding="utf-8") as handle:
-                loaded = json.load(handle)
+                loaded = loads(handle.read(), what="context")
         except (OSError, ValueError) as exc:
             raise UsageError(f"--context {context_file}: {exc}") from None
         if not isinstance(loaded, dict):

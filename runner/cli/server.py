@@ -223,8 +223,17 @@ def audit_verify(ctx: click.Context, path: str | None) -> int:
     from runner.server.audit import verify_chain
 
     if path:
+        from runner.bounded import loads
+
+        entries = []
         with open(path, encoding="utf-8") as handle:
-            entries = [json.loads(line) for line in handle if line.strip()]
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    entries.append(loads(line, what="audit entry"))
+                except ValueError as exc:
+                    raise UsageError(f"{path}:{number}: not an audit entry: {exc}") from None
     else:
         entries = open_store(ctx.obj["database"]).audit_entries()
     problems = verify_chain(entries)

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from runner.bounded import loads
 from runner.engine.record import RecordStore, write_atomic
 from runner.errors import RefusedError
 
@@ -52,7 +53,7 @@ class DeploymentLock:
 
     def holder(self) -> LockInfo | None:
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            data = loads(self.path.read_text(encoding="utf-8"), what="the lock file")
             return LockInfo(**data)
         except (OSError, ValueError, TypeError):
             return None

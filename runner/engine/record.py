@@ -136,9 +136,18 @@ class RunRecord:
 
     @classmethod
     def from_json(cls, text: str) -> RunRecord:
-        data = json.loads(text)
+        """A record from its JSON; ``ValueError`` (an ``InputLimitError`` when nested too
+        deeply) for anything that is not one: a record may come from a copied state folder or
+        the approval server, and a reader must refuse it, never crash on it."""
+        from runner.bounded import loads
+
+        data = loads(text, what="the run record")
         if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
             raise ValueError(f"not a run record of format {FORMAT_VERSION}")
+        if not isinstance(data.get("steps"), list) or not all(
+            isinstance(s, dict) for s in data["steps"]
+        ):
+            raise ValueError("the run record's `steps` is not a list of steps")
         known = {f.name for f in fields(StepRecord)}
         steps = [StepRecord(**{k: v for k, v in s.items() if k in known}) for s in data["steps"]]
         own = {f.name for f in fields(cls)}

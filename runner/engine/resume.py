@@ -53,7 +53,9 @@ def load_for_resume(store: RecordStore, run_id: str) -> RunRecord:
     try:
         return store.load(run_id)
     except (OSError, ValueError, TypeError, KeyError) as exc:
-        raise RefusedError(f"the record of run {run_id} cannot be read: {exc}") from None
+        raise RefusedError(
+            f"the record of run {run_id} cannot be read: {store.path(run_id)}: {exc}"
+        ) from None
 
 
 def prepare_steps(record: RunRecord, rerun_interrupted: bool) -> list[str]:

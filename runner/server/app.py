@@ -19,6 +19,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from runner.bounded import loads
+from runner.server.bodies import BoundedBodies
 from runner.server.storage import Caller, ServerError, Store
 
 MAX_WAIT = 60.0
@@ -154,6 +156,7 @@ def create_app(
     )
     app.state.store = store
     app.state.changes = changes
+    app.add_middleware(BoundedBodies)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -274,8 +277,8 @@ def create_app(
     ) -> dict[str, str]:
         need(who, "runner")
         try:
-            record = await request.json()
-        except (ValueError, RecursionError):
+            record = loads(await request.body(), what="the run record")
+        except ValueError:
             raise ServerError(422, "bad_request", "the body must be a JSON run record") from None
         if not isinstance(record, dict) or record.get("run_id") != run_id:
             raise ServerError(422, "bad_request", "the record's run_id must match the URL")

@@ -1,0 +1,106 @@
+"""Every request body the API reads, bounded before FastAPI parses it.
+
+FastAPI parses a JSON body with ``json.loads`` before any handler runs, so a body nested a few
+thousand levels deep reached the interpreter's recursion limit inside the framework (an answer
+outside the stable error shape), and one nested a few hundred levels deep was stored and broke
+the serialiser when read back. This ASGI middleware reads the body once, refuses one over
+``MAX_BODY_BYTES`` (413) or nested deeper than :data:`runner.bounded.MAX_JSON_DEPTH` (422), both
+in the API's error shape, and hands the same bytes on. Form posts of the web pages are only
+size-checked.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from runner.bounded import check_depth
+from runner.errors import InputLimitError
+
+#: a run record of 5,000 steps is about 1.5 MB
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class BoundedBodies:
+    """ASGI middleware: the body of every request with one, checked and then replayed."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            await _refuse(send, 413, "too_large", _TOO_LARGE)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away: nothing to answer
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                await _refuse(send, 413, "too_large", _TOO_LARGE)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        problem = _too_deep(body, headers.get("content-type", ""))
+        if problem:
+            await _refuse(send, 422, "bad_request", problem)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+_TOO_LARGE = f"the request body is larger than {MAX_BODY_BYTES // 1024 // 1024} MiB"
+
+
+def _too_deep(body: bytes, content_type: str) -> str | None:
+    """Why a JSON body (FastAPI reads one when the type is JSON or missing) is refused."""
+    kind = content_type.split(";")[0].strip().lower()
+    if kind and not (kind == "application/json" or kind.endswith("+json")):
+        return None
+    try:
+        check_depth(body.decode("utf-8"), what="the request body")
+    except InputLimitError as exc:
+        return str(exc)
+    except UnicodeDecodeError:
+        return None  # not JSON text: FastAPI answers that in the usual way
+    return None
+
+
+async def _refuse(send: Send, status: int, code: str, message: str) -> None:
+    payload = json.dumps({"error": {"code": code, "message": message}}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
