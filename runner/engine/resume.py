@@ -130,7 +130,12 @@ def fetch_from_server(
     if not token:
         raise UsageError("--server needs a runner token in $RUNNER_SERVER_TOKEN")
     data = ServerClient(url, token, ca_bundle=ca_bundle).call("GET", f"/runs/{run_id}")
-    record = RunRecord.from_json(json.dumps(data))
+    try:
+        record = RunRecord.from_json(json.dumps(data))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise RefusedError(
+            f"the approval server's record of run {run_id} cannot be read: {exc}"
+        ) from None
     store.save(record)
 
 

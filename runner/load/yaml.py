@@ -179,20 +179,23 @@ def _node_bound(text: str) -> int:
 def _walk_events(path: str, yaml: Any, text: str) -> None:
     """Refuse, at its position, a text nested deeper than ``MAX_DEPTH`` or with more than
     ``MAX_NODES`` nodes, from the parser's event stream (no recursion, nothing kept)."""
-    depth = nodes = 0
+    depth = nodes = 0  # depth: collections open; a node's depth counts as the converter's
     for event in yaml.parse(text):
         name = type(event).__name__
         if name in ("MappingStartEvent", "SequenceStartEvent"):
             depth += 1
+            level = depth - 1
         elif name in ("MappingEndEvent", "SequenceEndEvent"):
             depth -= 1
             continue
-        elif name not in ("ScalarEvent", "AliasEvent"):
+        elif name in ("ScalarEvent", "AliasEvent"):
+            level = depth
+        else:
             continue
         nodes += 1
-        if depth > MAX_DEPTH or nodes > MAX_NODES:
+        if level > MAX_DEPTH or nodes > MAX_NODES:
             mark = event.start_mark
-            if depth > MAX_DEPTH:
+            if level > MAX_DEPTH:
                 message = f"document is nested too deeply (the limit is {MAX_DEPTH})"
             else:
                 message = f"document has too many values (the limit is {MAX_NODES:,})"
