@@ -149,10 +149,15 @@ class RunRecord:
         ):
             raise ValueError("the run record's `steps` is not a list of steps")
         known = {f.name for f in fields(StepRecord)}
-        steps = [StepRecord(**{k: v for k, v in s.items() if k in known}) for s in data["steps"]]
         own = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in own and k != "steps"}
-        return cls(steps=steps, **values)
+        try:
+            steps = [
+                StepRecord(**{k: v for k, v in s.items() if k in known}) for s in data["steps"]
+            ]
+            return cls(steps=steps, **values)
+        except TypeError as exc:  # a field missing: not a record this runner wrote
+            raise ValueError(f"not a complete run record: {exc}") from None
 
 
 class _StepLines:
