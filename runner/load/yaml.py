@@ -356,6 +356,8 @@ class _Converter:
         known = self.merges.get(id(node))
         if known is not None:
             return known
+        if len(within) > MAX_MERGE_DEPTH:  # before recursing: mappings nested in merge keys
+            raise _MergeLimit(_MERGES_TOO_DEEP)
         within = within | {id(node)}
         own = [(k, v) for k, v in node.value if not _is_merge(k)]
         own_keys = {k.value for k, _ in own if k.id == "scalar"}
@@ -372,10 +374,7 @@ class _Converter:
                 below, pairs = self._merged(source, within)
                 level = max(level, below + 1)
                 if level > MAX_MERGE_DEPTH:
-                    raise _MergeLimit(
-                        f"merge keys (`<<`) are nested more than {MAX_MERGE_DEPTH} levels deep; "
-                        "merge fewer levels"
-                    )
+                    raise _MergeLimit(_MERGES_TOO_DEEP)
                 self.expanded += len(pairs)
                 if self.expanded > MAX_EXPANSION:
                     raise _MergeLimit(_TOO_EXPANDED)
@@ -391,6 +390,11 @@ class _Converter:
 _TOO_EXPANDED = (
     f"document is too large once aliases expand (aliases and merge keys may add "
     f"{MAX_EXPANSION:,} values); simplify it"
+)
+
+
+_MERGES_TOO_DEEP = (
+    f"merge keys (`<<`) are nested more than {MAX_MERGE_DEPTH} levels deep; merge fewer levels"
 )
 
 

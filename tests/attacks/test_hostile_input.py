@@ -57,6 +57,12 @@ def merge_chain(links: int) -> str:
     return HEAD + "\n".join(lines) + "\n"
 
 
+def nested_merges(depth: int) -> str:
+    """Mappings nested in merge keys by indentation: ``a: {<<: {<<: ...}}``."""
+    lines = [" " * i + "<<:" for i in range(1, depth)]
+    return HEAD + "x:\n" + "\n".join(lines) + "\n" + " " * depth + "k: v\n"
+
+
 def indented(depth: int) -> str:
     return HEAD + "x:\n" + "".join(" " * i + "a:\n" for i in range(1, depth)) + " " * depth + "1\n"
 
@@ -86,6 +92,11 @@ DEEP = {
     "merge-chain-2000": (
         merge_chain(2_000),
         "deep.yml:14:6: merge keys (`<<`) are nested more than 10 levels deep; merge fewer levels"
+        " [syntax]",
+    ),
+    "merge-nested-1500": (
+        nested_merges(1_500),
+        "deep.yml:4:2: merge keys (`<<`) are nested more than 10 levels deep; merge fewer levels"
         " [syntax]",
     ),
     "merge-chain-600": (

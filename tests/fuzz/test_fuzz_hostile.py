@@ -84,6 +84,9 @@ def aliased_yaml(kind: str, size: int, width: int) -> str:
             sources = ", ".join([f"*a{i - 1}"] * width)
             lines.append(f"a{i}: &a{i} {{<<: [{sources}], own{i}: v}}")
         return "\n".join(lines) + "\n"
+    if kind == "merge-nested":  # mappings nested in merge keys, by indentation
+        depth = size % 1_500 + 1
+        return "a:\n" + "".join(" " * i + "<<:\n" for i in range(1, depth)) + " " * depth + "k: v\n"
     if kind == "merge-self":
         return "a: &a {k: v, <<: *a}\n" * (size % 3 + 1)
     # an alias inside the value it names, at some depth
@@ -108,7 +111,15 @@ YAML_TEXTS = st.one_of(
     st.builds(
         aliased_yaml,
         st.sampled_from(
-            ["laughs", "fan-out", "merge-chain", "merge-fan-out", "merge-self", "self-alias"]
+            [
+                "laughs",
+                "fan-out",
+                "merge-chain",
+                "merge-fan-out",
+                "merge-nested",
+                "merge-self",
+                "self-alias",
+            ]
         ),
         st.integers(1, 3_000),
         st.integers(1, 60),
