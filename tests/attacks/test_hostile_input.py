@@ -201,7 +201,7 @@ def test_resume_refuses_a_hostile_record_naming_the_file(
     code, output, seconds = run_cli(tmp_path, "resume", "run-1", "--state-dir", ".state")
     assert code == 5, output[-2000:]
     assert "internal error" not in output
-    shown = Path(".state", "runs", "run-1", "record.json")
+    shown = folder / "record.json"  # the state folder is shown as an absolute path
     assert f"the record of run run-1 cannot be read: {shown}: {reason}" in output
     assert seconds < GUARD
 
