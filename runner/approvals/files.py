@@ -1,15 +1,20 @@
 """The ``file`` source: approvals committed to git as signed files, verified offline.
 
-Every ``poll-seconds`` (with jitter) it fetches ``remote``/``branch`` into a private ref and reads
-``<path>/<run-id>/*.json`` with their ``.json.sig`` from the fetched commit (never the working
-tree); without ``remote``, ``path`` is a plain local folder. Trust (people, allowed signers,
-revoked keys) comes from ``approvals.trust.ref``; trust read from anywhere else is refused unless
-``--insecure-local-trust`` is given, and never from the commit being deployed.
+Every ``poll-seconds`` (default 3, with jitter) it asks the remote where ``branch`` is (``git
+ls-remote``: one round trip, nothing fetched) and fetches only when the branch moved, into a
+private ref; then it reads every version of ``<path>/<run-id>/<step>.*.json`` and its ``.json.sig``
+in the branch's history (:mod:`runner.approvals.branch`), never the working tree. Without
+``remote``, ``path`` is a plain local folder, read without following links. Trust (people,
+allowed signers, revoked keys) comes from ``approvals.trust.ref``; trust read from anywhere else
+is refused unless ``--insecure-local-trust`` is given, and never from the commit being deployed.
 """
 
 from __future__ import annotations
 
+import os
 import random
+import re
+import stat
 import subprocess
 import time
 from collections.abc import Mapping
@@ -22,7 +27,8 @@ from runner.approvals.allowed_signers import (
     parse_allowed_signers,
     parse_revoked_keys,
 )
-from runner.approvals.document import body_digest, verify_signed
+from runner.approvals.branch import MAX_FILE_BYTES, ApprovalsBranch
+from runner.approvals.document import body_digest, check_binding, verify_signed
 from runner.approvals.identity import Directory
 from runner.approvals.request import Interruption, Submission
 from runner.approvals.trust import TrustFiles, refuse_deployed_commit
@@ -30,7 +36,7 @@ from runner.errors import ApprovalError, RefusedError, VerificationError
 from runner.model import Approvals
 from runner.model import FileSource as FileConfig
 
-PRIVATE_REF = "refs/runner/approvals"
+#: matching files read from a local folder (names are filtered first: junk never counts)
 MAX_FILES = 500
 
 
@@ -58,6 +64,11 @@ def deployed_commit(workspace: Path) -> str | None:
         return None
 
 
+#: a file version as the source found it: name, body, signature (None: none beside it), and why
+#: it was not read (too large, not a regular file), if it was not
+Found = tuple[str, bytes, bytes | None, str | None]
+
+
 class FileSource:
     name = "file"
 
@@ -82,7 +93,11 @@ class FileSource:
         self.insecure = bool(options.get("insecure_local_trust"))
         self.signers: list[AllowedSigner] = []
         self.revoked: frozenset[bytes] = frozenset()
-        self.last_fetch = 0.0
+        self.branch: ApprovalsBranch | None = None
+        #: blob contents read so far (each version is read once), by object id
+        self.blobs: dict[str, bytes] = {}
+        #: local folder mode: every version seen so far, by content (a deleted file still counts)
+        self.local: dict[tuple[str, str, str], Found] = {}
 
     # -- trust -------------------------------------------------------------------------------
 
@@ -111,57 +126,87 @@ class FileSource:
                 files.read(self.trust.revoked_keys), source=files.where(self.trust.revoked_keys)
             )
 
-    # -- polling -----------------------------------------------------------------------------
+    # -- reading -----------------------------------------------------------------------------
 
-    def _files(self, request: Interruption) -> dict[str, bytes]:
-        folder = f"{self.config.path.strip('/')}/{request.run_id}"
+    def _folder(self, request: Interruption) -> str:
+        return f"{self.config.path.strip('/')}/{request.run_id}"
+
+    def _files(self, request: Interruption) -> list[Found]:
+        """Every version of the step's approval files seen so far (none is ever forgotten)."""
         if self.config.remote is None:
-            base = self.workspace / folder
-            if not base.is_dir():
-                return {}
-            return {
-                p.name: p.read_bytes() for p in sorted(base.iterdir())[:MAX_FILES] if p.is_file()
-            }
-        branch = self.config.branch or "approvals"
-        ref = f"{PRIVATE_REF}/{branch}"
-        try:
-            git(
+            return self._local(request)
+        if self.branch is None:
+            self.branch = ApprovalsBranch(
                 self.workspace,
-                "fetch",
-                "--quiet",
-                "--no-tags",
                 self.config.remote,
-                f"+refs/heads/{branch}:{ref}",
+                self.config.branch or "approvals",
+                self._folder(request),
+                request.step_id,
             )
-        except ApprovalError as exc:
-            if "couldn't find remote ref" in exc.message:
-                return {}  # nobody has pushed an approval yet
-            raise
-        listing = git(self.workspace, "ls-tree", "-z", ref, "--", f"{folder}/").split(b"\0")
-        found: dict[str, bytes] = {}
-        for entry in listing[:MAX_FILES]:
-            if not entry:
-                continue
-            meta, _, path = entry.partition(b"\t")
-            kind, sha = meta.split(b" ")[1:3]
-            if kind != b"blob":
-                continue
-            found[path.decode("utf-8", "replace").rsplit("/", 1)[-1]] = git(
-                self.workspace, "cat-file", "blob", sha.decode()
+        branch = self.branch
+        tip = branch.remote_tip()
+        if tip is not None and tip != branch.tip:
+            branch.update(branch.fetch())
+        versions = branch.versions()
+        wanted = [
+            oid
+            for v in versions
+            for oid, size in ((v.body, v.body_size), (v.signature, v.signature_size))
+            if oid and oid not in self.blobs and size <= MAX_FILE_BYTES
+        ]
+        self.blobs.update(branch.read(wanted))
+        found: list[Found] = []
+        for v in versions:
+            too_large = next(
+                (
+                    f"{what} is {size} bytes, over the {MAX_FILE_BYTES // 1024} KiB limit "
+                    "(not read)"
+                    for what, size in (("the body", v.body_size), ("its .sig", v.signature_size))
+                    if size > MAX_FILE_BYTES
+                ),
+                None,
             )
+            body = self.blobs.get(v.body, b"")
+            signature = self.blobs.get(v.signature, b"") if v.signature else None
+            found.append((v.name, body, signature, too_large))
         return found
+
+    def _local(self, request: Interruption) -> list[Found]:
+        """The step's files in a local folder: names matched before anything is read, links
+        never followed, sizes checked before reading."""
+        base = self.workspace / self._folder(request)
+        pattern = re.compile(re.escape(request.step_id) + r"\.[^/]+\.json")
+        try:
+            with os.scandir(base) as entries:
+                names = sorted(e.name for e in entries if pattern.fullmatch(e.name))
+        except (FileNotFoundError, NotADirectoryError):
+            return list(self.local.values())
+        except OSError as exc:
+            raise ApprovalError(f"cannot list {base}: {exc.strerror}") from None
+        if len(names) > MAX_FILES:
+            raise ApprovalError(
+                f"{base} holds more than {MAX_FILES} approval files for step "
+                f"{request.step_id}; refusing to read them in part (an abort could hide in the "
+                "rest)",
+                hint="a fresh run id starts a fresh folder",
+            )
+        for name in names:
+            body, why = _read_local(base / name)
+            sig_bytes, sig_why = _read_local(base / (name + ".sig"))
+            signature = None if sig_why == "missing" else sig_bytes
+            sig_why = None if sig_why == "missing" else sig_why
+            problem = why or (f"its .sig {sig_why}" if sig_why else None)
+            key = (name, body_digest(body), body_digest(signature) if signature else "")
+            self.local[key] = (name, body, signature, problem)
+        return list(self.local.values())
 
     def poll(self, request: Interruption) -> list[Submission]:
         """Every approval file of the step, verified afresh at each poll: nothing is cached, so
         a ``.sig`` pushed after its ``.json`` is seen, a bad copy cannot hide a good file, and an
         approval that expires while a quorum fills stops counting."""
-        files = self._files(request)
         now = self.now()
         found: list[Submission] = []
-        for name, raw in files.items():
-            if not name.endswith(".json") or not name.startswith(f"{request.step_id}."):
-                continue
-            signature = files.get(name + ".sig")
+        for name, raw, signature, unread in self._files(request):
             key = f"file:{body_digest(raw)}:{body_digest(signature) if signature else 'unsigned'}"
             evidence: dict[str, Any] = {
                 "file": f"{self.config.path}/{request.run_id}/{name}",
@@ -169,6 +214,9 @@ class FileSource:
             }
             if self.config.remote:
                 evidence["remote"] = self.config.remote
+            if unread:
+                found.append(_problem(name, f"{key}:{name}:{unread}", evidence, unread))
+                continue
             if signature is None:
                 found.append(_problem(name, key, evidence, "has no .sig file beside it"))
                 continue
@@ -181,8 +229,6 @@ class FileSource:
                     namespace=self.config.namespace,
                     at=now,
                 )
-                from runner.approvals.document import check_binding
-
                 check_binding(signed.body, request, now)
             except VerificationError as exc:
                 found.append(_problem(name, key, evidence, exc.message))
@@ -246,3 +292,37 @@ def _problem(name: str, key: str, evidence: dict[str, Any], reason: str) -> Subm
         problem=f"{name}: {reason}",
         submitted_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )
+
+
+def _read_local(path: Path) -> tuple[bytes, str | None]:
+    """A regular file's bytes, or why not: "missing", a link, not a regular file, too large.
+    Opened without following a link and checked on the open descriptor, so a file swapped for a
+    link between the check and the read is not followed either."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return b"", "missing"
+    except OSError as exc:
+        if os.path.islink(path):
+            return b"", "is a symbolic link (not followed)"
+        return b"", f"cannot be read: {exc.strerror}"
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return b"", "is not a regular file"
+        if info.st_size > MAX_FILE_BYTES:
+            return (
+                b"",
+                f"is {info.st_size} bytes, over the {MAX_FILE_BYTES // 1024} KiB limit (not read)",
+            )
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_FILE_BYTES and (chunk := os.read(fd, MAX_FILE_BYTES + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+        data = b"".join(chunks)
+        if size > MAX_FILE_BYTES:
+            return b"", f"grew over the {MAX_FILE_BYTES // 1024} KiB limit (not read)"
+        return data, None
+    finally:
+        os.close(fd)

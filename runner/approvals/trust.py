@@ -1,9 +1,15 @@
 """Reading the trust files (people, allowed signers, revoked keys, policy).
 
 Trust must come from a protected place, never from what is being deployed: with
-``approvals.trust.ref`` set, each file is read from that git ref (``git show REF:PATH``), not from
-the working tree or the deployed commit. Without a ref, the files come from the working tree, which
-only the terminal prompt accepts, or any source with ``--insecure-local-trust`` (for local tries).
+``approvals.trust.ref`` set, each file is read from that git ref (``git show COMMIT:PATH``), not
+from the working tree or the deployed commit. Without a ref, the files come from the working tree,
+which only the terminal prompt accepts, or any source with ``--insecure-local-trust`` (for local
+tries).
+
+The ref is named in full (``refs/remotes/origin/approvals-trust``, ``refs/heads/...``,
+``refs/tags/...``) and read with ``git show-ref --verify``: git's short-name rules try
+``refs/tags/<name>`` before ``refs/remotes/<name>``, so with tags fetched a tag named
+``origin/approvals-trust``, which anyone who can push a tag can create, would win (issue #17).
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ from pathlib import Path
 from runner.approvals.identity import Directory, Person, parse_directory
 from runner.errors import ApprovalError, RefusedError
 from runner.model import Trust, Workflow
+
+#: where a trust ref may live; anything else (a short name, HEAD, a commit id) is refused
+REF_PREFIXES = ("refs/remotes/", "refs/heads/", "refs/tags/")
 
 
 @dataclass(frozen=True)
@@ -44,10 +53,18 @@ class TrustFiles:
                 return (self.workspace / path).read_bytes()
             except OSError as exc:
                 raise ApprovalError(f"cannot read trust file {path}: {exc.strerror}") from None
+        check_ref_name(self.ref)
         if self.commit is None:
-            return git_show(self.workspace, self.ref, path)
+            commit = ref_commit(self.workspace, self.ref)
+            if commit is None:
+                raise ApprovalError(
+                    f"cannot read trust file {path}: {self.ref} does not exist here",
+                    hint="fetch the protected trust ref first (e.g. `git fetch origin "
+                    "+refs/heads/approvals-trust:refs/remotes/origin/approvals-trust`)",
+                )
+            return git_show(self.workspace, commit, path, shown=self.ref)
         try:
-            return git_show(self.workspace, self.commit, path)
+            return git_show(self.workspace, self.commit, path, shown=self.ref)
         except ApprovalError as exc:
             raise ApprovalError(
                 f"{exc.message} (the commit {self.ref} named when the run started)",
@@ -56,8 +73,9 @@ class TrustFiles:
             ) from None
 
 
-def git_show(workspace: Path, ref: str, path: str) -> bytes:
-    """A file's bytes at ``ref`` in the repository at ``workspace``."""
+def git_show(workspace: Path, ref: str, path: str, *, shown: str | None = None) -> bytes:
+    """A file's bytes at ``ref`` (a commit id, or a name git resolves) in the repository at
+    ``workspace``; ``shown`` is how messages name it."""
     try:
         completed = subprocess.run(
             ["git", "-C", str(workspace), "show", f"{ref}:{path}"],
@@ -70,8 +88,10 @@ def git_show(workspace: Path, ref: str, path: str) -> bytes:
     if completed.returncode != 0:
         detail = completed.stderr.decode("utf-8", "replace").strip().splitlines()
         raise ApprovalError(
-            f"cannot read trust file {path} from {ref}: {detail[-1] if detail else 'git failed'}",
-            hint="fetch the protected trust ref first (e.g. `git fetch origin approvals-trust`)",
+            f"cannot read trust file {path} from {shown or ref}: "
+            f"{detail[-1] if detail else 'git failed'}",
+            hint="fetch the protected trust ref first (e.g. `git fetch origin "
+            "+refs/heads/approvals-trust:refs/remotes/origin/approvals-trust`)",
         )
     return completed.stdout
 
@@ -93,7 +113,8 @@ def pin_trust(workflow: Workflow, workspace: Path, commit: str | None = None) ->
     trust = workflow.approvals.trust
     if trust is None or not trust.ref:
         return workflow
-    pinned = commit or rev_commit(workspace, trust.ref)
+    check_ref_name(trust.ref)
+    pinned = commit or ref_commit(workspace, trust.ref)
     if pinned is None:
         return workflow  # reading a file from the ref then fails, naming the ref
     approvals = dataclasses.replace(
@@ -102,8 +123,60 @@ def pin_trust(workflow: Workflow, workspace: Path, commit: str | None = None) ->
     return dataclasses.replace(workflow, approvals=approvals)
 
 
+def check_ref_name(ref: str) -> None:
+    """Refuse a trust ref that is not a full ref name (see the module's docstring)."""
+    if (
+        ref.startswith(REF_PREFIXES)
+        and ".." not in ref
+        and not any(c in ref for c in ":^~{}\\ \t\n*?[")
+    ):
+        return
+    raise RefusedError(
+        f"trust ref {ref!r} must be a full ref name: a short name can resolve to a tag or "
+        "branch that someone else pushed",
+        hint=f"write `ref: {full_ref_name(ref)}`; a trust ref is refs/remotes/<remote>/<branch>, "
+        "refs/heads/<branch> or refs/tags/<tag>",
+    )
+
+
+def full_ref_name(ref: str) -> str:
+    """The full name a short trust ref most likely meant (for the hint of a refusal)."""
+    if ref.startswith("refs/"):
+        return ref
+    if "/" in ref:
+        return f"refs/remotes/{ref}"
+    return f"refs/heads/{ref}"
+
+
+def exact_ref(workspace: Path, ref: str) -> str | None:
+    """The object the full ref name ``ref`` points to, or None: ``git show-ref --verify`` reads
+    that one ref, never a short-name guess (``rev-parse`` would try ``refs/tags/<ref>`` and
+    others when ``ref`` does not exist)."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(workspace), "show-ref", "--verify", "--hash", "--", ref],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    value = done.stdout.strip()
+    return value if done.returncode == 0 and value else None
+
+
+def ref_commit(workspace: Path, ref: str) -> str | None:
+    """The commit the full ref name ``ref`` peels to, or None."""
+    target = exact_ref(workspace, ref)
+    return rev_commit(workspace, target) if target else None
+
+
 def rev_commit(workspace: Path, name: str) -> str | None:
-    """The commit ``name`` peels to, or None."""
+    """The commit ``name`` peels to, or None. A full ref name (``refs/...``) is read exactly
+    (:func:`ref_commit`); other names (``HEAD``, a commit id) go through ``git rev-parse``."""
+    if name.startswith("refs/"):
+        return ref_commit(workspace, name)
     try:
         done = subprocess.run(
             ["git", "-C", str(workspace), "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}"],
@@ -119,9 +192,8 @@ def rev_commit(workspace: Path, name: str) -> str | None:
 
 def refuse_deployed_commit(workspace: Path, ref: str, commit: str | None = None) -> None:
     """Refuse a trust ref that is the commit being deployed (trust it would let a deployer edit)."""
-    if "^{tree}" in ref or ":" in ref:
-        raise RefusedError(f"trust ref {ref!r} must name a branch, tag or commit")
-    trusted, deployed = commit or rev_commit(workspace, ref), rev_commit(workspace, "HEAD")
+    check_ref_name(ref)
+    trusted, deployed = commit or ref_commit(workspace, ref), rev_commit(workspace, "HEAD")
     if trusted is not None and trusted == deployed:
         raise RefusedError(
             f"trust ref {ref} is the commit being deployed; trust must come from a protected "

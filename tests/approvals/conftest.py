@@ -37,7 +37,7 @@ from runner.model import FileSource as FileConfig
 
 NAMESPACE = "runner-approval"
 RUNNER = str(Path(sys.executable).with_name("runner"))
-TRUST_REF = "origin/approvals-trust"
+TRUST_REF = "refs/remotes/origin/approvals-trust"
 DIGEST = "d" * 64
 
 PEOPLE_YML = """\

@@ -23,7 +23,7 @@ WORKFLOW = """\
 name: Seed
 environments: [production, staging]
 approvals:
-  trust: {ref: origin/approvals-trust, people: trust/people.yml, \
+  trust: {ref: refs/remotes/origin/approvals-trust, people: trust/people.yml, \
 allowed-signers: trust/allowed_signers, revoked-keys: trust/revoked_keys}
   file: {remote: origin, branch: approvals, path: approvals, poll-seconds: 1}
 steps:
@@ -280,7 +280,7 @@ def test_verify_a_missing_signature(cli: Cli, world: World, deployed: Path) -> N
 
 def test_verify_refuses_working_tree_trust_without_the_flag(cli: Cli, world: World) -> None:
     workflow = world.commit_workflow(
-        WORKFLOW.replace("{ref: origin/approvals-trust, ", "{"),
+        WORKFLOW.replace("{ref: refs/remotes/origin/approvals-trust, ", "{"),
         {
             "trust/people.yml": world.PEOPLE_YML,
             "trust/allowed_signers": world.keys.allowed_signers(),

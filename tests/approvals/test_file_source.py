@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from conftest import World
 
 DIGEST = "d" * 64  # World.DIGEST
-TRUST_REF = "origin/approvals-trust"  # World.TRUST_REF
+TRUST_REF = "refs/remotes/origin/approvals-trust"  # World.TRUST_REF
 
 
 def utc_now() -> datetime:
@@ -419,7 +419,7 @@ def test_signed_body_without_commit_is_refused_not_a_crash(world: World, signer:
 TRUST_IN_DEPLOYED_COMMIT = "trust must come from a protected ref that the deployment cannot change"
 
 
-@pytest.mark.parametrize("ref", ["HEAD", "main", "origin/main"])
+@pytest.mark.parametrize("ref", ["refs/heads/main", "refs/remotes/origin/main"])
 def test_trust_from_the_deployed_commit_is_refused(world: World, ref: str) -> None:
     keys = world.keys
     world.commit_workflow(
@@ -438,6 +438,26 @@ def test_trust_from_the_deployed_commit_is_refused(world: World, ref: str) -> No
         == f"trust ref {ref} is the commit being deployed; {TRUST_IN_DEPLOYED_COMMIT}"
     )
     assert source.signers == []
+
+
+@pytest.mark.parametrize(
+    ("ref", "fix"),
+    [
+        ("HEAD", "refs/heads/HEAD"),
+        ("main", "refs/heads/main"),
+        ("origin/approvals-trust", "refs/remotes/origin/approvals-trust"),
+        ("refs/heads/a..b", "refs/heads/a..b"),
+    ],
+)
+def test_a_trust_ref_not_named_in_full_is_refused(world: World, ref: str, fix: str) -> None:
+    """git resolves a short name by trying refs/tags/ before refs/remotes/: refused (#17)."""
+    with pytest.raises(RefusedError) as caught:
+        world.source(world.approvals_config(ref=ref))
+    assert caught.value.message == (
+        f"trust ref {ref!r} must be a full ref name: a short name can resolve to a tag or "
+        "branch that someone else pushed"
+    )
+    assert caught.value.hint is not None and caught.value.hint.startswith(f"write `ref: {fix}`")
 
 
 WORKING_TREE_REFUSAL = (
@@ -558,7 +578,7 @@ def test_run_refuses_self_approval_by_the_ci_actor(world: World) -> None:
 def test_run_with_trust_from_the_deployed_commit_cannot_ask(world: World) -> None:
     keys = world.keys
     world.commit_workflow(
-        GATED.format(ref="HEAD"),
+        GATED.format(ref="refs/heads/main"),
         {
             "trust/people.yml": world.PEOPLE_YML,
             "trust/allowed_signers": keys.allowed_signers(),
@@ -569,7 +589,7 @@ def test_run_with_trust_from_the_deployed_commit_cannot_ask(world: World) -> Non
     assert done.returncode == 1, done.stdout + done.stderr
     output = done.stdout + done.stderr
     assert (
-        f"approval source file: trust ref HEAD is the commit being deployed; "
+        f"approval source file: trust ref refs/heads/main is the commit being deployed; "
         f"{TRUST_IN_DEPLOYED_COMMIT}" in output
     )
     assert "no approval source can ask for step 'Approve release'" in output

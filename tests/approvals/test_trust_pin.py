@@ -34,21 +34,21 @@ def workflow(ref: str | None) -> Workflow:
 
 
 def test_the_ref_moved_after_pinning_is_not_read(repo: Path) -> None:
-    pinned = pin_trust(workflow("trust"), repo)
+    pinned = pin_trust(workflow("refs/heads/trust"), repo)
     trust = pinned.approvals.trust
     assert trust is not None and trust.commit == git(repo, "rev-parse", "trust")
     (repo / "people.yml").write_text("moved\n")
     git(repo, "commit", "-q", "-am", "moved")
     assert TrustFiles.of(trust, repo).read("people.yml") == b"first\n"
     # without the pin, the ref's new commit
-    assert TrustFiles(repo, "trust").read("people.yml") == b"moved\n"
+    assert TrustFiles(repo, "refs/heads/trust").read("people.yml") == b"moved\n"
 
 
 def test_a_resumed_run_keeps_the_commit_it_started_with(repo: Path) -> None:
     first = git(repo, "rev-parse", "trust")
     (repo / "people.yml").write_text("second\n")
     git(repo, "commit", "-q", "-am", "second")
-    trust = pin_trust(workflow("trust"), repo, commit=first).approvals.trust
+    trust = pin_trust(workflow("refs/heads/trust"), repo, commit=first).approvals.trust
     assert trust is not None and trust.commit == first
 
 
@@ -57,8 +57,8 @@ def test_no_ref_no_pin(repo: Path) -> None:
 
 
 def test_a_pinned_commit_missing_from_the_clone_says_to_fetch_history(repo: Path) -> None:
-    trust = Trust(people="people.yml", ref="trust", commit="1" * 40)
+    trust = Trust(people="people.yml", ref="refs/heads/trust", commit="1" * 40)
     with pytest.raises(ApprovalError) as caught:
         TrustFiles.of(trust, repo).read("people.yml")
-    assert "(the commit trust named when the run started)" in caught.value.message
+    assert "(the commit refs/heads/trust named when the run started)" in caught.value.message
     assert caught.value.hint is not None and "no --depth=1" in caught.value.hint

@@ -11,7 +11,7 @@ GATED = """\
 name: Seed
 environments: [production]
 approvals:
-  trust: {ref: origin/approvals-trust, people: trust/people.yml, \
+  trust: {ref: refs/remotes/origin/approvals-trust, people: trust/people.yml, \
 allowed-signers: trust/allowed_signers, revoked-keys: trust/revoked_keys}
   file: {remote: origin, branch: approvals, path: approvals, poll-seconds: 1}
 steps:

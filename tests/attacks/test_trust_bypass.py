@@ -16,7 +16,7 @@ import hashlib
 
 from approval_world import World
 
-TRUST_REF = "origin/approvals-trust"
+TRUST_REF = "refs/remotes/origin/approvals-trust"
 
 GATED = """\
 name: Seed

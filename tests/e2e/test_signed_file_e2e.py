@@ -45,7 +45,7 @@ DEPLOY = """\
 name: Seed
 environments: [production]
 approvals:
-  trust: {ref: origin/approvals-trust, people: trust/people.yml, \
+  trust: {ref: refs/remotes/origin/approvals-trust, people: trust/people.yml, \
 allowed-signers: trust/allowed_signers}
   file: {remote: origin, branch: approvals, path: approvals, poll-seconds: 1}
 steps:

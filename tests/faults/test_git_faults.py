@@ -29,7 +29,7 @@ from runner.errors import ApprovalError
 from runner.model import Approvals
 from runner.model import FileSource as FileConfig
 
-TRUST_REF = "origin/approvals-trust"
+TRUST_REF = "refs/remotes/origin/approvals-trust"
 
 
 def config(world: World, remote: str) -> Approvals:
@@ -53,7 +53,7 @@ def test_an_unreachable_remote_is_an_error_never_a_decision(world: World, remote
     for _ in range(2):
         with pytest.raises(ApprovalError) as caught:
             source.poll(request)
-        assert caught.value.message.startswith("git fetch failed")
+        assert caught.value.message.startswith("git ls-remote failed: fatal: ")
 
 
 GATED = """\
@@ -92,7 +92,7 @@ def test_a_run_with_an_unreachable_remote_waits_and_times_out(world: World) -> N
     done = world.run("--run-id", "u1")
     output = done.stdout + done.stderr
     assert done.returncode == 4, output
-    assert "approval source file did not answer: git fetch failed" in output
+    assert "approval source file did not answer: git ls-remote failed" in output
     assert "a failure is never a decision" in output
     assert "approved by" not in output
     gate = world.record("u1")["steps"][0]

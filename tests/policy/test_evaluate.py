@@ -426,7 +426,8 @@ WORKFLOW = """\
 name: Demo
 approvals:
   file: {remote: origin, branch: approvals, path: approvals}
-  trust: {ref: origin/approvals-trust, people: trust/people.yml, allowed-signers: trust/signers}
+  trust: {ref: refs/remotes/origin/approvals-trust, people: trust/people.yml,
+          allowed-signers: trust/signers}
 steps:
   - id: build
     name: Build

@@ -87,7 +87,7 @@ environments:
 
 PERMISSIVE = "environments:\n  production: {}\n"
 
-TRUST = "{ref: origin/approvals-trust, people: trust/people.yml, \
+TRUST = "{ref: refs/remotes/origin/approvals-trust, people: trust/people.yml, \
 allowed-signers: trust/allowed_signers, policy: trust/policy.yml}"
 
 
@@ -623,7 +623,7 @@ def test_a_permissive_policy_in_the_deployed_commit_has_no_effect(world: World) 
 
 def deploy_from(world: World, ref: str) -> None:
     """Point ``approvals.trust.ref`` at ``ref`` and commit a permissive policy beside it."""
-    trust = TRUST.replace("ref: origin/approvals-trust", f"ref: '{ref}'")
+    trust = TRUST.replace("ref: refs/remotes/origin/approvals-trust", f"ref: '{ref}'")
     world.commit(
         {
             "deploy.yml": deploy_yml(trust),
@@ -635,13 +635,13 @@ def deploy_from(world: World, ref: str) -> None:
 
 
 TRUSTS_DEPLOYED = (
-    "error: trust ref HEAD is the commit being deployed; trust must come from a protected ref "
-    "that the deployment cannot change\n"
+    "error: trust ref refs/heads/main is the commit being deployed; trust must come from a "
+    "protected ref that the deployment cannot change\n"
 )
 
 
 def test_a_trust_ref_that_is_the_deployed_commit_is_refused(world: World) -> None:
-    deploy_from(world, "HEAD")
+    deploy_from(world, "refs/heads/main")
     result = world.run("production", run_id="p1")
     assert result.code != 0
     assert result.err == TRUSTS_DEPLOYED
@@ -654,20 +654,21 @@ def test_a_trust_ref_that_is_the_deployed_commit_is_refused(world: World) -> Non
 
 
 def test_a_trust_ref_that_is_the_deployed_commit_exits_5(world: World) -> None:
-    deploy_from(world, "HEAD")
+    deploy_from(world, "refs/heads/main")
     assert world.run("production", run_id="p1").code == 5
 
 
-def test_a_trust_ref_that_is_the_deployed_tree_is_refused(world: World) -> None:
-    deploy_from(world, "HEAD^{tree}")
+@pytest.mark.parametrize("ref", ["HEAD", "HEAD^{tree}", "refs/heads/main^{tree}"])
+def test_a_trust_ref_not_named_in_full_is_refused_at_load(world: World, ref: str) -> None:
+    deploy_from(world, ref)
     result = world.run("production", run_id="p1")
-    assert result.code == 5
-    assert "trust ref 'HEAD^{tree}' must name a branch, tag or commit" in result.err
+    assert result.code == 2, result.err
+    assert "`ref` must be a full ref name, `refs/remotes/<remote>/<branch>`" in result.err
     assert world.deployed == []
 
 
 def test_trust_from_the_working_tree_needs_insecure_local_trust(world: World) -> None:
-    trust = TRUST.replace("ref: origin/approvals-trust, ", "")
+    trust = TRUST.replace("ref: refs/remotes/origin/approvals-trust, ", "")
     world.commit(
         {
             "deploy.yml": deploy_yml(trust),
@@ -697,8 +698,8 @@ def test_an_invalid_policy_on_the_trust_ref_is_shown_with_its_position(world: Wo
     result = world.runner("policy", "check", "deploy.yml", "--env", "production")
     assert result.code == 2
     assert result.err == (
-        "origin/approvals-trust:trust/policy.yml:4:9: a freeze window needs `from` and `to`, or "
-        "weekly `days`, `start` and `end` [schema]\n"
+        "refs/remotes/origin/approvals-trust:trust/policy.yml:4:9: a freeze window needs `from` "
+        "and `to`, or weekly `days`, `start` and `end` [schema]\n"
     )
     assert world.run("production", run_id="p1").code == 2
     assert world.runs() == []
