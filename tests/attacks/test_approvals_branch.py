@@ -1,0 +1,306 @@
+"""Ways around a signed approval through git itself (issue #17): what a pusher of tags or of the
+approvals branch can write.
+
+* a tag named like the trust ref (``origin/approvals-trust``, or
+  ``refs/remotes/origin/approvals-trust`` under ``refs/tags/``) must never be read as the trust
+  ref: git's short-name rules try ``refs/tags/`` before ``refs/remotes/``;
+* a valid abort must count however it is hidden: behind 500 junk files, deleted or rewritten by a
+  later commit, or dropped by a merge;
+* a huge file in the run's folder (a 128 MiB blob, or a link to a 256 MiB file in a local folder)
+  is never read.
+
+The git world (origin, deploy repository, protected trust branch, approver's clone, real
+ssh-keygen keys) is ``tests/approvals/conftest.py``'s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+from approval_world import World, git
+
+from runner.approvals.quorum import judge
+from runner.model import Approvals
+from runner.model import FileSource as FileConfig
+
+FOLDER = "approvals/r1"
+
+MALLORY_PEOPLE = """\
+  - id: u-mallory
+    username: mallory
+    display-name: Mallory
+    ssh-principals: [mallory@example.com]
+"""
+
+GATED = """\
+name: Seed
+environments: [production]
+approvals:
+  trust: {{ref: {ref}, people: trust/people.yml, allowed-signers: trust/allowed_signers, \
+revoked-keys: trust/revoked_keys}}
+  file: {{remote: origin, branch: approvals, path: approvals, poll-seconds: 1}}
+steps:
+  - id: gate
+    name: Approve release
+    manual:
+      teams: [trading-desk]
+      timeout-minutes: 0.05
+  - id: after
+    name: After
+    run: echo "approved by $WHO"
+    env:
+      WHO: "#{{Octopus.Action[Approve release].Output.Manual.ResponsibleUser.DisplayName}}"
+"""
+
+
+# -- the trust ref shadowed by a tag -----------------------------------------------------------
+
+
+def push_permissive_tag(world: World, tag: str) -> None:
+    """A deployer's commit of trust files that let mallory approve, pushed as tag ``tag``, and
+    the workspace fetching tags (as CI checkouts with tags do)."""
+    keys = world.keys
+    people = world.PEOPLE_YML.replace("teams:\n", MALLORY_PEOPLE + "teams:\n").replace(
+        "trading-desk: [alice, bob, dave]", "trading-desk: [alice, bob, dave, mallory]"
+    )
+    signers = keys.allowed_signers() + (
+        f'{keys.mallory.principal} namespaces="runner-approval" {keys.mallory.public}\n'
+    )
+    clone = world.root / "deployer"
+    git(world.root, "clone", "-q", str(world.origin), str(clone))
+    git(clone, "checkout", "-q", "--orphan", "evil")
+    git(clone, "rm", "-rqf", "--ignore-unmatch", ".")
+    (clone / "trust").mkdir()
+    (clone / "trust" / "people.yml").write_text(people)
+    (clone / "trust" / "allowed_signers").write_text(signers)
+    (clone / "trust" / "revoked_keys").write_text("")
+    git(clone, "add", "trust")
+    git(clone, "commit", "-qm", "my own trust")
+    git(clone, "tag", tag)
+    git(clone, "push", "-q", "origin", f"refs/tags/{tag}")
+    git(world.repo, "fetch", "-q", "--tags", "origin")
+
+
+def run_with_mallorys_approval(world: World, ref: str, run_id: str) -> tuple[int, str]:
+    import hashlib
+
+    path = world.commit_workflow(GATED.format(ref=ref))
+    request = world.request(
+        run_id=run_id, digest=hashlib.sha256(path.read_bytes()).hexdigest(), commit=world.head
+    )
+    mallory = world.keys.mallory
+    world.push_signed(world.body(request, mallory).encode(), mallory, run_id=run_id)
+    done = world.run("--run-id", run_id)
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_a_tag_named_like_the_short_trust_ref_does_not_shadow_it(world: World) -> None:
+    push_permissive_tag(world, "origin/approvals-trust")
+    code, output = run_with_mallorys_approval(world, "origin/approvals-trust", "t1")
+    assert "approved by" not in output, "the deployer's tag was read as the trust ref"
+    assert code == 2, output
+    assert "deploy.yml:4:16: `ref` must be a full ref name" in output
+    assert "e.g. `refs/remotes/origin/approvals-trust`" in output
+
+
+def test_a_tag_named_like_the_full_trust_ref_is_not_read(world: World) -> None:
+    """The trust ref was not fetched here; a tag ``refs/tags/refs/remotes/origin/...`` is
+    what ``git rev-parse refs/remotes/origin/approvals-trust`` then finds."""
+    push_permissive_tag(world, "refs/remotes/origin/approvals-trust")
+    git(world.repo, "update-ref", "-d", "refs/remotes/origin/approvals-trust")
+    code, output = run_with_mallorys_approval(world, "refs/remotes/origin/approvals-trust", "t2")
+    assert "approved by" not in output, "the deployer's tag was read as the trust ref"
+    assert code != 0, output
+    assert "refs/remotes/origin/approvals-trust does not exist here" in output
+
+
+# -- an abort hidden or deleted ----------------------------------------------------------------
+
+
+def signed(world: World, request: Any, who: str, **changes: Any) -> dict[str, bytes]:
+    key = getattr(world.keys, who)
+    raw = world.body(request, key, **changes).encode()
+    name = f"{FOLDER}/gate.{key.principal}.json"
+    return {name: raw, name + ".sig": world.sign(raw, key)}
+
+
+def verdict_of(world: World, request: Any) -> str:
+    submissions, verdict = world.judge(request)
+    assert all("internal" not in (s.problem or "") for s in submissions)
+    return verdict.state
+
+
+def test_junk_files_cannot_push_an_abort_out_of_the_listing(world: World) -> None:
+    request = world.request()
+    junk = {f"{FOLDER}/gate.az-{n:03}": b"junk\n" for n in range(500)}
+    world.push(
+        {
+            **signed(world, request, "alice"),
+            **junk,
+            **signed(world, request, "bob", decision="abort"),
+        }
+    )
+    assert verdict_of(world, request) == "aborted"
+
+
+@pytest.mark.parametrize("how", ["deleted", "rewritten"])
+def test_an_abort_deleted_or_rewritten_by_a_later_commit_still_counts(
+    world: World, how: str
+) -> None:
+    request = world.request()
+    abort = signed(world, request, "bob", decision="abort")
+    world.push(abort, "bob aborts")
+    name = next(iter(abort))
+    if how == "deleted":
+        git(world.approver, "rm", "-q", name, name + ".sig")
+        git(world.approver, "commit", "-qm", "tidy up")
+        git(world.approver, "push", "-q", "origin", "approvals")
+    else:
+        world.push({name: b"{}", name + ".sig": b"nothing"}, "rewrite")
+    world.push(signed(world, request, "alice"), "alice approves")
+    assert verdict_of(world, request) == "aborted"
+
+
+def test_an_abort_dropped_by_a_merge_still_counts(world: World) -> None:
+    """``git merge -s ours`` keeps the abort's commit in the history and drops its file: history
+    simplification would follow the first parent only and never see it."""
+    request = world.request()
+    world.push({"README": b"approvals\n"}, "start")
+    base = git(world.approver, "rev-parse", "HEAD")
+    world.push(signed(world, request, "bob", decision="abort"), "bob aborts")
+    abort = git(world.approver, "rev-parse", "HEAD")
+    git(world.approver, "checkout", "-q", "-b", "side", base)
+    (world.approver / "notes").write_text("x\n")
+    git(world.approver, "add", "notes")
+    git(world.approver, "commit", "-qm", "side")
+    git(world.approver, "merge", "-q", "-s", "ours", "--no-edit", abort)
+    git(world.approver, "push", "-q", "origin", "side:approvals")
+    git(world.approver, "checkout", "-q", "approvals")
+    git(world.approver, "reset", "-q", "--hard", "side")
+    assert not (world.approver / FOLDER).exists()
+    world.push(signed(world, request, "alice"), "alice approves")
+    assert verdict_of(world, request) == "aborted"
+
+
+def test_a_proceed_seen_then_deleted_still_counts_toward_the_quorum(world: World) -> None:
+    request = world.request(quorum=(("trading-desk", 2),))
+    source = world.source()
+    source.register(request)
+    alice = signed(world, request, "alice")
+    world.push(alice, "alice approves")
+    assert [s.who for s in source.poll(request) if not s.problem] == ["alice@example.com"]
+    name = next(iter(alice))
+    git(world.approver, "rm", "-q", name, name + ".sig")
+    git(world.approver, "commit", "-qm", "tidy up")
+    git(world.approver, "push", "-q", "origin", "approvals")
+    world.push(signed(world, request, "bob"), "bob approves")
+    submissions = source.poll(request)
+    verdict = judge(request, submissions, world.directory(), None)
+    assert verdict.state == "approved"
+
+
+# -- huge files --------------------------------------------------------------------------------
+
+POLL_ONCE = """\
+import json, resource, sys
+from pathlib import Path
+from runner.approvals.files import FileSource
+from runner.approvals.request import Interruption
+from runner.approvals.trust import load_directory
+from runner.model import Approvals, Trust, FileSource as FileConfig
+
+spec = json.loads(sys.argv[1])
+trust, file = Trust(**spec["trust"]), FileConfig(**spec["file"])
+repo = Path(spec["repo"])
+source = FileSource(
+    environ={}, approvals=Approvals(trust=trust, file=file), workspace=repo,
+    directory=load_directory(trust, repo, "nobody"), options={},
+)
+request = Interruption.from_dict(spec["request"])
+source.register(request)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+problems = [s.problem for s in source.poll(request)]
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"grew_kb": peak - before, "problems": problems}))
+"""
+
+
+def poll_in_a_process(world: World, request: Any, approvals: Approvals) -> dict[str, Any]:
+    """One poll in a fresh interpreter: how much its peak RSS grew (git's own memory apart)."""
+    assert approvals.trust is not None and approvals.file is not None
+    spec = {
+        "trust": asdict(approvals.trust),
+        "file": asdict(approvals.file),
+        "repo": str(world.repo),
+        "request": request.to_dict(),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", POLL_ONCE, json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+MIB = 1024 * 1024
+
+
+def sparse_file(path: Path, size: int) -> Path:
+    with path.open("wb") as out:
+        out.truncate(size)
+    return path
+
+
+@pytest.mark.parametrize("name", ["gate.mallory@example.com.json", "big.bin"])
+def test_a_huge_blob_in_the_runs_folder_is_not_read(world: World, name: str) -> None:
+    """A 128 MiB blob (zeros: git stores it in a few hundred KiB), as an approval file and as a
+    file of another name."""
+    big = sparse_file(world.root / "big", 128 * MIB)
+    oid = git(world.approver, "hash-object", "-w", str(big))
+    big.unlink()
+    git(world.approver, "update-index", "--add", "--cacheinfo", f"100644,{oid},{FOLDER}/{name}")
+    git(world.approver, "commit", "-qm", "big")
+    git(world.approver, "push", "-q", "origin", "approvals")
+    request = world.request()
+    result = poll_in_a_process(world, request, world.approvals_config())
+    assert result["grew_kb"] < 32 * 1024, f"the poll grew by {result['grew_kb'] // 1024} MiB"
+    if name.endswith(".json"):
+        assert result["problems"] == [
+            f"{name}: the body is {128 * MIB} bytes, over the 64 KiB limit (not read)"
+        ]
+    else:
+        assert result["problems"] == []
+
+
+def local_config(world: World) -> Approvals:
+    base = world.approvals_config()
+    return Approvals(trust=base.trust, file=FileConfig(path="approvals", poll_seconds=1))
+
+
+@pytest.mark.parametrize("kind", ["link", "file"])
+def test_a_huge_local_file_or_a_link_to_one_is_not_read(world: World, kind: str) -> None:
+    """A local folder (no remote): a link to a 256 MiB file outside it is never followed, and a
+    256 MiB file in it is never read (both sparse: no disk used)."""
+    folder = world.repo / FOLDER
+    folder.mkdir(parents=True)
+    name = "gate.mallory@example.com.json"
+    if kind == "link":
+        os.symlink(sparse_file(world.root / "outside", 256 * MIB), folder / name)
+        reason = "is a symbolic link (not followed)"
+    else:
+        sparse_file(folder / name, 256 * MIB)
+        reason = f"is {256 * MIB} bytes, over the 64 KiB limit (not read)"
+    result = poll_in_a_process(world, world.request(), local_config(world))
+    assert result["grew_kb"] < 32 * 1024, f"the poll grew by {result['grew_kb'] // 1024} MiB"
+    assert result["problems"] == [f"{name}: {reason}"]
