@@ -147,7 +147,21 @@ def run_manual_step(ctx: StepContext) -> StepResult:
     last_shown = [0.0]
     clock_start = ctx.now()
 
+    recorded = {s.key or repr(s) for s in known}
+
     def on_status(verdict: Verdict, remaining: float | None) -> None:
+        # a decision that counts is recorded the moment it is seen, not only when the wait
+        # ends: a runner killed mid-quorum and resumed after the approvals branch was rewritten
+        # still has it (#17)
+        fresh = [
+            a.submission
+            for a in verdict.accepted
+            if (a.submission.key or repr(a.submission)) not in recorded
+        ]
+        if fresh:
+            recorded.update(s.key or repr(s) for s in fresh)
+            state["submissions"] = [*state["submissions"], *(s.__dict__ for s in fresh)]
+            ctx.checkpoint(state)
         waited = (ctx.now() - clock_start).total_seconds()
         text = status_line(request, verdict, waited, remaining)
         shown = text.split(",")[0]

@@ -15,16 +15,18 @@ ssh-keygen keys) is ``tests/approvals/conftest.py``'s.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pytest
-from approval_world import World, git
+from approval_world import RUNNER, World, clean_env, git
 
 from runner.approvals.quorum import judge
 from runner.model import Approvals
@@ -89,8 +91,6 @@ def push_permissive_tag(world: World, tag: str) -> None:
 
 
 def run_with_mallorys_approval(world: World, ref: str, run_id: str) -> tuple[int, str]:
-    import hashlib
-
     path = world.commit_workflow(GATED.format(ref=ref))
     request = world.request(
         run_id=run_id, digest=hashlib.sha256(path.read_bytes()).hexdigest(), commit=world.head
@@ -127,7 +127,7 @@ def test_a_tag_named_like_the_full_trust_ref_is_not_read(world: World) -> None:
 def signed(world: World, request: Any, who: str, **changes: Any) -> dict[str, bytes]:
     key = getattr(world.keys, who)
     raw = world.body(request, key, **changes).encode()
-    name = f"{FOLDER}/gate.{key.principal}.json"
+    name = f"approvals/{request.run_id}/gate.{key.principal}.json"
     return {name: raw, name + ".sig": world.sign(raw, key)}
 
 
@@ -204,6 +204,73 @@ def test_a_proceed_seen_then_deleted_still_counts_toward_the_quorum(world: World
     submissions = source.poll(request)
     verdict = judge(request, submissions, world.directory(), None)
     assert verdict.state == "approved"
+
+
+QUORUM_OF_TWO = GATED.replace(
+    "      timeout-minutes: 0.05",
+    "      require: [{{team: trading-desk, count: 2}}]\n      timeout-minutes: 10",
+)
+
+
+def rewrite_approvals(world: World) -> None:
+    """Force-push ``approvals`` to a fresh commit with nothing in it: the history is gone."""
+    git(world.approver, "checkout", "-q", "--orphan", "rewritten")
+    git(world.approver, "rm", "-rqf", "--ignore-unmatch", ".")
+    git(world.approver, "commit", "-q", "--allow-empty", "-m", "rewritten")
+    git(world.approver, "push", "-q", "--force", "origin", "rewritten:approvals")
+    git(world.approver, "branch", "-q", "-D", "approvals")
+    git(world.approver, "checkout", "-q", "-b", "approvals")
+
+
+def test_a_proceed_seen_is_recorded_at_once_and_survives_a_kill_and_a_rewrite(
+    world: World,
+) -> None:
+    path = world.commit_workflow(QUORUM_OF_TWO.format(ref=world.TRUST_REF))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    request = world.request(run_id="k1", digest=digest, commit=world.head)
+    world.push(signed(world, request, "alice"))
+    argv = [
+        RUNNER,
+        "run",
+        "deploy.yml",
+        "--env",
+        "production",
+        "--state-dir",
+        "S",
+        "--run-id",
+        "k1",
+    ]
+    runner = subprocess.Popen(
+        argv, cwd=world.repo, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    record = world.repo / "S" / "runs" / "k1" / "record.json"
+    try:
+        deadline = time.monotonic() + 60  # a hang guard: the first poll comes at once
+        while time.monotonic() < deadline and runner.poll() is None:
+            if record.exists():
+                gate = json.loads(record.read_text())["steps"][0].get("approval") or {}
+                if [s["who"] for s in gate.get("submissions", [])] == ["alice@example.com"]:
+                    break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("alice's approval was seen but not recorded while waiting")
+    finally:
+        runner.kill()
+        runner.wait()
+    rewrite_approvals(world)
+    world.push(signed(world, request, "bob"))
+    done = subprocess.run(
+        [RUNNER, "resume", "k1", "--state-dir", "S"],
+        cwd=world.repo,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    decisions = world.record("k1")["steps"][0]["approval"]["decisions"]
+    assert sorted(d["username"] for d in decisions) == ["alice", "bob"]
 
 
 # -- huge files --------------------------------------------------------------------------------
