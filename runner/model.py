@@ -91,7 +91,7 @@ class FileSource:
     remote: str | None = None
     branch: str | None = None
     namespace: str = "runner-approval"
-    poll_seconds: float = 30.0
+    poll_seconds: float = 3.0
 
 
 @dataclass(frozen=True)

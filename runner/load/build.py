@@ -147,7 +147,7 @@ def _approvals(spec: dict[str, Any] | None) -> Approvals:
             remote=files.get("remote"),
             branch=files.get("branch"),
             namespace=files.get("namespace", "runner-approval"),
-            poll_seconds=float(files.get("poll-seconds", 30)),
+            poll_seconds=float(files.get("poll-seconds", 3)),
         )
         if files is not None
         else None,

@@ -148,8 +148,11 @@ def run_manual_step(ctx: StepContext) -> StepResult:
     clock_start = ctx.now()
 
     recorded = {s.key or repr(s) for s in known}
+    #: the sources whose poll failed in the latest round, and why (cleared after each round)
+    failing: dict[str, str] = {}
 
     def on_status(verdict: Verdict, remaining: float | None) -> None:
+        failing.clear()
         # a decision that counts is recorded the moment it is seen, not only when the wait
         # ends: a runner killed mid-quorum and resumed after the approvals branch was rewritten
         # still has it (#17)
@@ -189,6 +192,7 @@ def run_manual_step(ctx: StepContext) -> StepResult:
     last_errors: dict[str, str] = {}
 
     def on_source_error(name: str, error: RunnerError) -> None:
+        failing[name] = error.message
         if last_errors.get(name) == error.message:
             return  # said once is enough while the source keeps failing the same way
         last_errors[name] = error.message
@@ -226,7 +230,7 @@ def run_manual_step(ctx: StepContext) -> StepResult:
                 source.cancel(request, outcome.state)
     elif outcome.state == "cancelled":
         withdraw(usable, request, WITHDRAW_SECONDS)
-    return settle(ctx, manual, request, outcome, state)
+    return settle(ctx, manual, request, outcome, state, failing)
 
 
 #: on cancellation, how long withdrawing the request from the sources may hold up the
@@ -256,8 +260,10 @@ def settle(
     request: Interruption,
     outcome: WaitOutcome,
     state: dict[str, Any],
+    failing: dict[str, str] | None = None,
 ) -> StepResult:
-    """The step's result, outputs and record entry for a finished wait."""
+    """The step's result, outputs and record entry for a finished wait; ``failing`` are the
+    sources that could not be read at the last poll."""
     step = ctx.step
     state["state"] = outcome.state
     state["decided_at"] = _iso(ctx)
@@ -300,6 +306,22 @@ def settle(
         return StepResult("cancelled", approval=state, error="cancelled while waiting")
     # timed out
     nobody = Identity()
+    if manual.on_timeout == "proceed" and failing:
+        # an abort on a source that could not be read was not seen: proceeding would let whoever
+        # broke the source (e.g. a pusher past the file source's bounds) hide it (#17)
+        state["unread_sources"] = dict(failing)
+        names = ", ".join(sorted(failing))
+        outputs, octopus = manual_outputs(False, "timed out", nobody, {})
+        return StepResult(
+            "failure",
+            outputs=outputs,
+            octopus=octopus,
+            approval=state,
+            error=f"Manual intervention '{step.name}' timed out while approval source {names} "
+            "could not be read; it does not proceed on timeout, since an abort there could not "
+            "be seen",
+            exit_code_hint=ExitCode.TIMED_OUT,
+        )
     if manual.on_timeout == "proceed":
         state["state"] = "proceeded-on-timeout"
         note = "proceeded on timeout, no approval"

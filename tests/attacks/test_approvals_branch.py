@@ -273,6 +273,29 @@ def test_a_proceed_seen_is_recorded_at_once_and_survives_a_kill_and_a_rewrite(
     assert sorted(d["username"] for d in decisions) == ["alice", "bob"]
 
 
+PROCEED_ON_TIMEOUT = GATED.replace(
+    "      timeout-minutes: 0.05", "      timeout-minutes: 0.05\n      on-timeout: proceed"
+)
+
+
+def test_an_abort_buried_past_the_bounds_never_lets_a_step_proceed_on_timeout(
+    world: World,
+) -> None:
+    """More matching files than the source reads stall it (it never decides on a partial read);
+    a step that proceeds on timeout must not then proceed over the abort it could not see."""
+    path = world.commit_workflow(PROCEED_ON_TIMEOUT.format(ref=world.TRUST_REF))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    request = world.request(run_id="p1", digest=digest, commit=world.head)
+    junk = {f"approvals/p1/gate.a{n:03}.json": f"{n}\n".encode() for n in range(600)}
+    world.push({**junk, **signed(world, request, "bob", decision="abort")})
+    done = world.run("--run-id", "p1")
+    output = done.stdout + done.stderr
+    assert "approved by" not in output and "proceeded on timeout" not in output, output
+    assert done.returncode == 4, output
+    assert "approval source file could not be read" in output
+    assert "refusing to read them in part" in output
+
+
 # -- huge files --------------------------------------------------------------------------------
 
 POLL_ONCE = """\
