@@ -3,7 +3,8 @@
     python bench/run.py [--quick] [--only NAME]... [--check-baseline] [--write-baseline]
 
 Benchmarks (``--only`` takes these names): ``startup``, ``load``, ``conditions``, ``waiting``,
-``signed_file``, and, when their scripts are present, ``step_cost`` and ``server_capacity`` (run as subprocesses).
+``signed_file``, and, when their scripts are present, ``step_cost`` and ``server_capacity`` (run
+as subprocesses).
 Prints name, value, reference, ratio, goal and whether it is met; writes every figure to
 ``bench/results/bench.json`` (or ``--output``). Every ratio is cost / reference cost, both
 measured in this run (lower is better).
