@@ -146,6 +146,9 @@ class ApprovalsBranch:
         #: (body oid, signature oid or "") pairs found so far, and the blob sizes
         self.pairs: dict[tuple[str, str], str] = {}
         self.sizes: dict[str, int] = {}
+        self.oids: set[str] = set()
+        #: a tip whose history passed a bound, and the error: not walked again until it moves
+        self.failed: tuple[str, ApprovalError] | None = None
         #: how many git processes this reader started (reported by the benchmark)
         self.calls = 0
 
@@ -185,21 +188,36 @@ class ApprovalsBranch:
             raise ApprovalError(f"git fetch did not create {self.local_ref}")
         return tip
 
+    def refresh(self) -> None:
+        """Ask where the branch is; fetch and read its new history only when it moved."""
+        tip = self.remote_tip()
+        if tip is None or tip == self.tip:
+            return
+        if self.failed is not None and self.failed[0] == tip:
+            raise self.failed[1]
+        self.update(self.fetch())
+
     # -- the history -------------------------------------------------------------------------
 
     def update(self, tip: str) -> None:
         """Read the history reachable from ``tip`` that was not read before."""
         if tip == self.tip:
             return
+        if self.failed is not None and self.failed[0] == tip:
+            raise self.failed[1]  # the same history again: the same answer, without the work
         try:
-            changed = self._changes(tip, self.walked)
-        except ApprovalError:
-            if not self.walked:
-                raise
-            # a tip walked before is gone (a force push, then gc): read it all again; the blobs
-            # already known are not read twice
-            changed = self._changes(tip, [])
-        self._pair(changed)
+            try:
+                changed = self._changes(tip, self.walked)
+            except ApprovalError as exc:
+                if not self.walked or not exc.message.startswith("git log failed"):
+                    raise
+                # a tip walked before is gone (a force push, then gc): read it all again; the
+                # blobs already known are not read twice
+                changed = self._changes(tip, [])
+            self._pair(changed)
+        except ApprovalError as exc:
+            self.failed = (tip, exc)
+            raise
         self.tip = tip
         self.walked = [*self.walked, tip][-MAX_TIPS:]
 
@@ -282,7 +300,8 @@ class ApprovalsBranch:
                 self.sizes[signature[0]] = signature[1]
             key = (body[0], signature[0] if signature else "")
             self.pairs.setdefault(key, names[index])
-            if len({oid for pair in self.pairs for oid in pair if oid}) > MAX_BLOBS:
+            self.oids.update(oid for oid in key if oid)
+            if len(self.oids) > MAX_BLOBS:
                 raise ApprovalError(
                     f"more than {MAX_BLOBS} versions of step {self.step}'s files in "
                     f"{self.folder}/ on branch {self.branch}; refusing to read them in part",

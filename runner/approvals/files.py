@@ -27,7 +27,7 @@ from runner.approvals.allowed_signers import (
     parse_allowed_signers,
     parse_revoked_keys,
 )
-from runner.approvals.branch import MAX_FILE_BYTES, ApprovalsBranch
+from runner.approvals.branch import MAX_BLOBS, MAX_FILE_BYTES, ApprovalsBranch
 from runner.approvals.document import body_digest, check_binding, verify_signed
 from runner.approvals.identity import Directory
 from runner.approvals.request import Interruption, Submission
@@ -38,6 +38,8 @@ from runner.model import FileSource as FileConfig
 
 #: matching files read from a local folder (names are filtered first: junk never counts)
 MAX_FILES = 500
+#: versions of them kept (a deleted or rewritten file still counts), as on a branch
+MAX_VERSIONS = MAX_BLOBS
 
 
 def git(workspace: Path, *args: str, input: bytes | None = None) -> bytes:
@@ -144,9 +146,7 @@ class FileSource:
                 request.step_id,
             )
         branch = self.branch
-        tip = branch.remote_tip()
-        if tip is not None and tip != branch.tip:
-            branch.update(branch.fetch())
+        branch.refresh()
         versions = branch.versions()
         wanted = [
             oid
@@ -198,6 +198,12 @@ class FileSource:
             problem = why or (f"its .sig {sig_why}" if sig_why else None)
             key = (name, body_digest(body), body_digest(signature) if signature else "")
             self.local[key] = (name, body, signature, problem)
+        if len(self.local) > MAX_VERSIONS:
+            raise ApprovalError(
+                f"more than {MAX_VERSIONS} versions of step {request.step_id}'s approval files "
+                f"seen in {base}; refusing to read them in part",
+                hint="a fresh run id starts a fresh folder",
+            )
         return list(self.local.values())
 
     def poll(self, request: Interruption) -> list[Submission]:
