@@ -13,7 +13,7 @@ from support import ROOT
 from runner.errors import WorkflowError
 from runner.policy import evaluate, parse_policy
 
-SOURCE = "origin/approvals-trust:trust/policy.yml"
+SOURCE = "refs/remotes/origin/approvals-trust:trust/policy.yml"
 WINDOW_NEEDS = "a freeze window needs `from` and `to`, or weekly `days`, `start` and `end`"
 
 
@@ -476,7 +476,7 @@ def test_the_documented_workflow_reads_the_policy_from_the_trust_ref() -> None:
     workflows = [b for b in yaml_blocks() if b.startswith("name:")]
     assert workflows, "docs/policy.md should show the workflow's `approvals.trust` settings"
     trust = YAML(typ="safe", pure=True).load(workflows[0])["approvals"]["trust"]
-    assert trust["ref"] == "origin/approvals-trust"
+    assert trust["ref"] == "refs/remotes/origin/approvals-trust"
     assert trust["policy"] == "policy.yml"
 
 
