@@ -11,7 +11,7 @@ returned. Goal: median under 5 s.
 
 Git calls: a run waits for 60 s (20 s with ``--quick``) with a ``git`` on its ``PATH`` that logs
 each call before running the real one; nobody pushes. Reported per minute, with the calls of one
-approval (push to continue) from the samples.
+approval (push to continue) from the samples, and the CPU share of the runner and its git calls.
 """
 
 from __future__ import annotations
@@ -240,13 +240,27 @@ def idle_calls(world: World, env: dict[str, str], calls: Path, seconds: float) -
     try:
         wait_until(lambda: world.waiting(run_id), 60, "idle run waiting")
         time.sleep(1.0)
-        before, started = _count(calls), time.monotonic()
+        before, started, cpu = _count(calls), time.monotonic(), _cpu(process.pid)
         time.sleep(seconds)
         counted, elapsed = _count(calls) - before, time.monotonic() - started
+        cpu = _cpu(process.pid) - cpu
     finally:
         process.kill()
         process.wait()
-    return {"calls": counted, "seconds": elapsed, "per_minute": counted * 60 / elapsed}
+    return {
+        "calls": counted,
+        "seconds": elapsed,
+        "per_minute": counted * 60 / elapsed,
+        "cpu_share_with_git": cpu / elapsed,
+    }
+
+
+def _cpu(pid: int) -> float:
+    """CPU seconds of ``pid`` and of the children it waited for (its git calls)."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()
+    # fields[0] is field 3: utime, stime, cutime, cstime are fields 14 to 17
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(quick: bool) -> dict[str, Any]:
