@@ -207,9 +207,10 @@ class FileSource:
         return list(self.local.values())
 
     def poll(self, request: Interruption) -> list[Submission]:
-        """Every approval file of the step, verified afresh at each poll: nothing is cached, so
-        a ``.sig`` pushed after its ``.json`` is seen, a bad copy cannot hide a good file, and an
-        approval that expires while a quorum fills stops counting."""
+        """Every version of the step's approval files ever seen (each read once), verified
+        afresh at each poll: a ``.sig`` pushed after its ``.json`` is seen, a bad copy cannot
+        hide a good file, a deleted one still counts, and an approval that expires while a
+        quorum fills stops counting."""
         now = self.now()
         found: list[Submission] = []
         for name, raw, signature, unread in self._files(request):
