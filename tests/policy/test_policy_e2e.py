@@ -3,9 +3,9 @@
 Each test builds a world in ``tmp_path``: a bare ``origin``; a clone of it (the deploy workspace);
 the protected trust branch ``approvals-trust`` (people, allowed signers, the policy) pushed to
 ``origin`` and fetched; and branch ``main`` holding only ``deploy.yml``, whose ``approvals.trust``
-names ``origin/approvals-trust``. The CLI runs in this process (``runner.cli.main.main``) with the
-working directory in the workspace and CI variables removed, so that the ref comes from git and
-the actor from ``RUNNER_ACTOR``.
+names ``refs/remotes/origin/approvals-trust``. The CLI runs in this process
+(``runner.cli.main.main``) with the working directory in the workspace and CI variables removed,
+so that the ref comes from git and the actor from ``RUNNER_ACTOR``.
 """
 
 from __future__ import annotations
