@@ -83,7 +83,7 @@ variables:
     secret: true
 approvals:
   trust:
-    ref: origin/approvals-trust
+    ref: refs/remotes/origin/approvals-trust
     people: people.yml
     allowed-signers: allowed_signers
   file:
