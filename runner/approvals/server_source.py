@@ -110,31 +110,9 @@ class ServerSource:
         return self._submissions(request)
 
     def _submissions(self, request: Interruption) -> list[Submission]:
-        if not self.view:
-            return []
-        found = []
-        for item in self.view.get("submissions", []):
-            try:
-                found.append(
-                    Submission(
-                        source="server",
-                        result=item["result"],
-                        who=str(item["username"]),
-                        who_kind="username",
-                        notes=str(item.get("notes", "")),
-                        fields={str(k): str(v) for k, v in (item.get("fields") or {}).items()},
-                        submitted_at=str(item.get("at", "")),
-                        evidence={
-                            "server": self.url,
-                            "interruption": request.id,
-                            "submission": item.get("id"),
-                        },
-                        key=f"server:{request.id}:{item.get('id')}",
-                    )
-                )
-            except (KeyError, TypeError):
-                continue
-        return [s for s in found if s.result in ("proceed", "abort")]
+        from runner.approvals.verify import server_rows
+
+        return server_rows(self.view, request.id, self.url) if self.view else []
 
     def cancel(self, request: Interruption, reason: str) -> None:
         with contextlib.suppress(ServerAnswer):

@@ -199,3 +199,22 @@ def refuse_deployed_commit(workspace: Path, ref: str, commit: str | None = None)
             f"trust ref {ref} is the commit being deployed; trust must come from a protected "
             "ref that the deployment cannot change"
         )
+
+
+def reachable(workspace: Path, commit: str, ref: str) -> bool:
+    """Whether ``commit`` is ``ref``'s tip or one of its ancestors (``git merge-base
+    --is-ancestor``): a trust commit read from a run record counts only if the protected ref
+    really named it once; any other commit may carry whatever trust its author wrote."""
+    tip = rev_commit(workspace, ref)
+    if tip is None:
+        return False
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(workspace), "merge-base", "--is-ancestor", "--", commit, tip],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0

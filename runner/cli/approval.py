@@ -130,10 +130,10 @@ def verify_file(
 ) -> tuple[bool, str]:
     """Check a signed approval against the workflow's trust (read from ``trust_commit``, the
     commit the run pinned, when given); return (valid, report)."""
-    from runner.approvals.allowed_signers import parse_allowed_signers, parse_revoked_keys
     from runner.approvals.document import body_digest, parse_instant, verify_signed
     from runner.approvals.identity import parse_directory
     from runner.approvals.trust import TrustFiles
+    from runner.approvals.verify import read_keys
     from runner.errors import ApprovalError, RunnerError, VerificationError
     from runner.load import load_workflow
 
@@ -156,17 +156,7 @@ def verify_file(
     except OSError as exc:
         raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from None
     try:
-        signers = parse_allowed_signers(
-            files.read(trust.allowed_signers).decode("utf-8"),
-            source=files.where(trust.allowed_signers),
-        )
-        revoked = (
-            parse_revoked_keys(
-                files.read(trust.revoked_keys), source=files.where(trust.revoked_keys)
-            )
-            if trust.revoked_keys
-            else frozenset()
-        )
+        signers, revoked = read_keys(trust, files)
         directory = parse_directory(files.read(trust.people), files.where(trust.people))
         when = parse_instant(at, "--at") if at else datetime.now(UTC)
         signed = verify_signed(

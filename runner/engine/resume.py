@@ -3,6 +3,10 @@
 Refused (exit 5) when the workflow or an action it uses changed since the run started, when the
 run is being run or resumed elsewhere at this moment, or when a step was running as the runner died
 and ``--rerun-interrupted`` was not given. A finished run is reported, not run again.
+
+The record itself is not evidence (``runner.engine.evidence``): its trust commit must be reachable
+from the trust ref, its digest, steps and commit must be those here, and every gate it shows as
+passed is verified again from its evidence before anything runs.
 """
 
 from __future__ import annotations
@@ -175,9 +179,14 @@ def resume(
         environ,
         trust_commit=record.trust_commit,
     )
-    if any(s.id == "policy-approval" for s in record.steps):
-        # the policy's approval step was part of this run: put it back (its rules were
-        # checked when the run started)
+    from runner.engine import evidence
+
+    # a record is not evidence (#17): the trust it pins must be the protected ref's
+    evidence.check_trust_pin(record, prepared.workflow, prepared.loaded.workspace)
+    trust = prepared.workflow.approvals.trust
+    if trust is not None and trust.policy:
+        # the policy's approval step, from the pinned policy whatever the record holds (its
+        # other rules were checked when the run started)
         from runner import policy as rules
 
         document = rules.load_policy(
@@ -197,6 +206,15 @@ def resume(
             f"run {run_id} started from other files than those here now: " + "; ".join(changes),
             hint="resume with the same commit as the run started, or start a new run",
         )
+    evidence.check_record(
+        record,
+        prepared.workflow,
+        prepared.loaded.workspace,
+        environ=environ,
+        options=options,
+        log=log,
+        skip=frozenset(record.skip) | prepared.skip,
+    )
     interrupted = prepare_steps(record, rerun_interrupted)
     if interrupted and not rerun_interrupted:
         store.save(record)

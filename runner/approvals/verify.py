@@ -1,0 +1,156 @@
+"""Re-verifying recorded decisions from their evidence: a run record is not evidence (#17).
+
+Whoever can write the state folder (a CI artifact carries it between jobs) can write a record
+that says a gate passed. A decision counts again only from what the record cannot forge:
+
+- a signed file: the body and signature kept as evidence are verified again against the allowed
+  signers of the pinned trust commit and the revoked keys of that commit and of the trust ref's
+  tip, and bound again to this run, step, environment, the digest of the workflow file here and
+  the commit deployed here;
+- the approval server: its own decision rows for the interruption, fetched again (the server's
+  copy of a record is no more evidence than the local one);
+- the terminal prompt: nothing to verify after the fact (``runner.engine.evidence`` decides).
+
+The submissions that verify are then judged again (``quorum.judge``) under the rules of the
+workflow file, not of the interruption the record holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from runner.approvals.allowed_signers import (
+    AllowedSigner,
+    parse_allowed_signers,
+    parse_revoked_keys,
+)
+from runner.approvals.document import body_digest, check_binding, verify_signed
+from runner.approvals.request import Interruption, Submission
+from runner.approvals.trust import TrustFiles
+from runner.errors import ApprovalError, VerificationError
+from runner.model import Trust
+
+
+def read_keys(trust: Trust, files: TrustFiles) -> tuple[list[AllowedSigner], frozenset[bytes]]:
+    """The allowed signers and revoked keys ``files`` hold (ApprovalError, TrustFileError)."""
+    if not trust.allowed_signers:
+        raise ApprovalError("`approvals.trust.allowed-signers` is not set")
+    signers = parse_allowed_signers(
+        files.read(trust.allowed_signers).decode("utf-8", "replace"),
+        source=files.where(trust.allowed_signers),
+    )
+    revoked = (
+        parse_revoked_keys(files.read(trust.revoked_keys), source=files.where(trust.revoked_keys))
+        if trust.revoked_keys
+        else frozenset()
+    )
+    return signers, revoked
+
+
+def signed_submission(
+    evidence: Mapping[str, Any],
+    *,
+    signers: list[AllowedSigner],
+    revoked: frozenset[bytes],
+    namespace: str,
+    request: Interruption | None,
+    at: datetime,
+) -> Submission:
+    """The submission a recorded signed file makes, verified again as of ``at``; bound to
+    ``request`` when given. VerificationError says why it does not hold."""
+    body, signature = evidence.get("body"), evidence.get("signature")
+    if not isinstance(body, str) or not isinstance(signature, str):
+        raise VerificationError("the record keeps no signed body and signature for it")
+    raw, armored = body.encode("utf-8"), signature.encode("utf-8")
+    signed = verify_signed(
+        raw, armored, signers=signers, revoked=revoked, namespace=namespace, at=at
+    )
+    if request is not None:
+        check_binding(signed.body, request, at)
+    return Submission(
+        source="file",
+        result="proceed" if signed.body.decision == "proceed" else "abort",
+        who=signed.principal,
+        who_kind="principal",
+        notes=signed.body.notes,
+        fields=dict(signed.body.fields),
+        submitted_at=signed.body.issued_at,
+        evidence={
+            **{k: v for k, v in evidence.items() if k in ("file", "remote")},
+            "sha256": body_digest(raw),
+            "body": body,
+            "signature": signature,
+            "principal": signed.principal,
+            "fingerprint": signed.fingerprint,
+            "key_type": signed.key_type,
+        },
+        key=f"file:{body_digest(raw)}:{body_digest(armored)}",
+    )
+
+
+def server_rows(view: Mapping[str, Any], interruption_id: str, url: str) -> list[Submission]:
+    """The decisions of a server's view of an interruption, as submissions."""
+    found = []
+    submissions = view.get("submissions")
+    for item in submissions if isinstance(submissions, list) else []:
+        try:
+            found.append(
+                Submission(
+                    source="server",
+                    result=item["result"],
+                    who=str(item["username"]),
+                    who_kind="username",
+                    notes=str(item.get("notes", "")),
+                    fields={str(k): str(v) for k, v in (item.get("fields") or {}).items()},
+                    submitted_at=str(item.get("at", "")),
+                    evidence={
+                        "server": url,
+                        "interruption": interruption_id,
+                        "submission": item.get("id"),
+                    },
+                    key=f"server:{interruption_id}:{item.get('id')}",
+                )
+            )
+        except (KeyError, TypeError, AttributeError):
+            continue
+    return [s for s in found if s.result in ("proceed", "abort")]
+
+
+def check_server_view(view: Mapping[str, Any], request: Interruption) -> None:
+    """Refuse a server view that is not of this run, step, environment, digest and commit."""
+    asked = view.get("request")
+    if not isinstance(asked, dict):
+        raise VerificationError("the server's interruption holds no request")
+    pairs = (
+        ("run", asked.get("run_id"), request.run_id),
+        ("step", asked.get("step_id"), request.step_id),
+        ("environment", asked.get("environment"), request.environment),
+        ("workflow digest", asked.get("digest"), request.digest),
+    )
+    for what, given, expected in pairs:
+        if given != expected:
+            raise VerificationError(
+                f"the server's interruption is for {what} {given!r}, not {expected!r}"
+            )
+    if request.commit and asked.get("commit") != request.commit:
+        raise VerificationError(
+            f"the server's interruption is for commit {asked.get('commit')!r}, "
+            f"not {request.commit!r}"
+        )
+
+
+def missing_server_rows(
+    recorded: Iterable[Mapping[str, Any]], rows: Iterable[Submission]
+) -> list[str]:
+    """Server decisions the record claims that the server has no row for (same id, person,
+    result): a record that says "the server approved" proves nothing by itself."""
+    have = {(s.evidence.get("submission"), s.who, s.result) for s in rows}
+    missing = []
+    for decision in recorded:
+        evidence = decision.get("evidence") or {}
+        key = (evidence.get("submission"), decision.get("username"), decision.get("result"))
+        if key not in have:
+            missing.append(f"{decision.get('result')} by {decision.get('username')}")
+    return missing
