@@ -1,0 +1,343 @@
+"""A run record is not evidence (#17): a state folder rewritten between jobs does not deploy.
+
+The documented CI recipe passes ``.runner`` between jobs as an artifact, so whoever can upload
+one can rewrite ``record.json`` before ``runner resume``. Each test starts a real run that
+detaches at a gate (real git, real ``ssh-keygen`` signatures), rewrites its record as an
+attacker would, resumes, and checks that nothing past the gate ran. The last tests check that an
+honest record still resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from approval_world import RUNNER, World, clean_env, git
+
+ONE_GATE = """\
+name: Seed
+environments: [production]
+approvals:
+  trust: {ref: origin/approvals-trust, people: trust/people.yml, \
+allowed-signers: trust/allowed_signers, revoked-keys: trust/revoked_keys}
+  file: {remote: origin, branch: approvals, path: approvals, poll-seconds: 1}
+steps:
+  - id: gate
+    name: Approve release
+    manual:
+      teams: [trading-desk]
+  - id: after
+    name: After
+    run: echo "DEPLOYED"
+"""
+
+TWO_GATES = ONE_GATE.replace(
+    "  - id: after\n",
+    "  - id: gate2\n    name: Second look\n    manual:\n      teams: [trading-desk]\n"
+    "  - id: after\n",
+)
+
+Record = dict[str, Any]
+
+MALLORY_PEOPLE = """\
+  - id: u-mallory
+    username: mallory
+    display-name: Mallory
+    ssh-principals: [mallory@example.com]
+"""
+
+
+def permissive_trust(world: World) -> dict[str, str]:
+    """Trust files that let mallory approve (as an attacker would write them)."""
+    people = world.PEOPLE_YML.replace("teams:\n", MALLORY_PEOPLE + "teams:\n").replace(
+        "trading-desk: [alice, bob, dave]", "trading-desk: [alice, bob, dave, mallory]"
+    )
+    keys = world.keys
+    return {
+        "trust/people.yml": people,
+        "trust/allowed_signers": keys.allowed_signers()
+        + f'{keys.mallory.principal} namespaces="runner-approval" {keys.mallory.public}\n',
+        "trust/revoked_keys": "",
+    }
+
+
+def run(world: World, run_id: str, *args: str) -> subprocess.CompletedProcess[str]:
+    done = world.run("--run-id", run_id, "--detach-on-wait", *args)
+    assert done.returncode == 75, done.stdout + done.stderr
+    return done
+
+
+def resume(
+    world: World, run_id: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [RUNNER, "resume", run_id, "--state-dir", "S", "--detach-on-wait", *args],
+        cwd=world.repo,
+        capture_output=True,
+        text=True,
+        env=clean_env(**(env or {})),
+        timeout=60,
+        check=False,
+    )
+
+
+def tamper(world: World, run_id: str, change: Callable[[Record], None]) -> None:
+    path = world.repo / "S" / "runs" / run_id / "record.json"
+    record = json.loads(path.read_text(encoding="utf-8"))
+    change(record)
+    path.write_text(json.dumps(record), encoding="utf-8")
+
+
+def step(record: Record, step_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(s for s in record["steps"] if s["id"] == step_id)
+    return found
+
+
+def approve(world: World, run_id: str, step_id: str, key: Any, digest: str, **body: Any) -> None:
+    request = world.request(run_id=run_id, step_id=step_id, digest=digest, commit=world.head)
+    raw = world.body(request, key, **body).encode()
+    world.push_signed(raw, key, run_id=run_id, name=f"{step_id}.{key.principal}.json")
+
+
+def digest_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def refused(done: subprocess.CompletedProcess[str], *words: str) -> None:
+    output = done.stdout + done.stderr
+    assert "DEPLOYED" not in output, output
+    assert done.returncode == 5, output
+    for word in words:
+        assert word in output, output
+
+
+def passed_first_gate(world: World, run_id: str) -> tuple[str, str]:
+    """A run of TWO_GATES whose first gate alice approved, detached at the second."""
+    path = world.commit_workflow(TWO_GATES)
+    digest = digest_of(path)
+    done = run(world, run_id)
+    approve(world, run_id, "gate", world.keys.alice, digest)
+    done = resume(world, run_id)
+    assert done.returncode == 75, done.stdout + done.stderr
+    assert step(world.record(run_id), "gate")["status"] == "success"
+    return digest, done.stdout
+
+
+# -- a gate the record says passed --------------------------------------------------------------
+
+
+def test_a_gate_marked_success_in_the_record_is_not_a_pass(world: World) -> None:
+    world.commit_workflow(ONE_GATE)
+    run(world, "t1")
+
+    def passed(record: Record) -> None:
+        gate = step(record, "gate")
+        gate.update(status="success", outcome="success", conclusion="success")
+        gate["approval"]["state"] = "approved"
+        gate["approval"]["decisions"] = []
+
+    tamper(world, "t1", passed)
+    refused(resume(world, "t1"), "run t1 cannot be resumed", "gate `gate` passed")
+
+
+def test_a_forged_signed_decision_under_a_trust_commit_of_ones_own_is_refused(
+    world: World,
+) -> None:
+    # the attacker's own trust: a commit (child of the deployed one) listing mallory's key
+    path = world.commit_workflow(ONE_GATE, permissive_trust(world))
+    digest = digest_of(path)
+    own = git(world.repo, "commit-tree", "HEAD^{tree}", "-p", "HEAD", "-m", "my trust")
+    run(world, "t2")
+    mallory = world.keys.mallory
+    request = world.request(run_id="t2", digest=digest, commit=world.head)
+    raw = world.body(request, mallory).encode()
+    signature = world.sign(raw, mallory).decode()
+
+    def forged(record: Record) -> None:
+        record["trust_commit"] = own
+        gate = step(record, "gate")
+        gate.update(status="success", outcome="success", conclusion="success")
+        gate["approval"]["state"] = "approved"
+        gate["approval"]["decisions"] = [
+            {
+                "result": "proceed",
+                "source": "file",
+                "username": "mallory",
+                "submitted_at": request.created,
+                "evidence": {"body": raw.decode(), "signature": signature},
+            }
+        ]
+
+    tamper(world, "t2", forged)
+    refused(resume(world, "t2"), "not reachable from the trust ref origin/approvals-trust")
+
+
+def test_a_trust_commit_of_ones_own_does_not_let_a_live_approval_count(world: World) -> None:
+    path = world.commit_workflow(ONE_GATE, permissive_trust(world))
+    digest = digest_of(path)
+    own = git(world.repo, "commit-tree", "HEAD^{tree}", "-p", "HEAD", "-m", "my trust")
+    run(world, "t3")
+    approve(world, "t3", "gate", world.keys.mallory, digest)
+    tamper(world, "t3", lambda record: record.update(trust_commit=own))
+    refused(resume(world, "t3"), f"trust commit its record pins ({own[:12]})")
+
+
+def test_a_decision_of_an_edited_workflow_does_not_verify(world: World) -> None:
+    """The workflow changed after alice approved it, and the record's digests were edited to
+    match: her signature binds the old digest, so her gate does not pass for the new one."""
+    digest, _ = passed_first_gate(world, "t4")
+    path = world.repo / "deploy.yml"
+    path.write_text(TWO_GATES.replace('echo "DEPLOYED"', 'echo "DEPLOYED evil"'))
+    new = digest_of(path)
+    assert new != digest
+
+    def matched(record: Record) -> None:
+        record["digest"] = new
+        record["files"]["deploy.yml"] = new
+        step(record, "gate2")["approval"]["interruption"]["digest"] = new
+
+    tamper(world, "t4", matched)
+    approve(world, "t4", "gate2", world.keys.bob, new)  # bob approves what he is shown
+    refused(resume(world, "t4"), "gate `gate`", "does not verify again", "workflow digest")
+
+
+def test_a_record_digest_that_is_not_the_files_is_refused(world: World) -> None:
+    digest, _ = passed_first_gate(world, "t5")
+    approve(world, "t5", "gate2", world.keys.bob, digest)
+    tamper(world, "t5", lambda record: record.update(digest="0" * 64))
+    refused(resume(world, "t5"), "workflow digest 000000000000")
+
+
+def test_a_removed_gate_step_is_refused(world: World) -> None:
+    world.commit_workflow(ONE_GATE)
+    run(world, "t6")
+    tamper(world, "t6", lambda r: r.update(steps=[s for s in r["steps"] if s["id"] != "gate"]))
+    refused(resume(world, "t6"), "its record has steps after")
+
+
+def test_a_gate_marked_skipped_is_decided_again(world: World) -> None:
+    world.commit_workflow(ONE_GATE)
+    run(world, "t7")
+
+    def skipped(record: Record) -> None:
+        gate = step(record, "gate")
+        gate.update(status="skipped", outcome="skipped", conclusion="skipped", approval=None)
+
+    tamper(world, "t7", skipped)
+    done = resume(world, "t7")
+    assert "DEPLOYED" not in done.stdout + done.stderr
+    assert done.returncode == 75, done.stdout + done.stderr
+    assert step(world.record("t7"), "gate")["status"] == "waiting"
+
+
+def test_an_aborted_gate_never_becomes_a_success(world: World) -> None:
+    path = world.commit_workflow(ONE_GATE)
+    run(world, "t8")
+    approve(world, "t8", "gate", world.keys.alice, digest_of(path), decision="abort")
+    done = resume(world, "t8")
+    assert done.returncode == 3, done.stdout + done.stderr
+
+    def forgiven(record: Record) -> None:
+        record.update(status="waiting", job_status="success", error=None, exit_code=None)
+        step(record, "gate")["conclusion"] = "success"
+        after = step(record, "after")
+        after.update(status="pending", outcome="", conclusion="", reason="")
+
+    tamper(world, "t8", forgiven)
+    done = resume(world, "t8")
+    assert "DEPLOYED" not in done.stdout + done.stderr
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert step(world.record("t8"), "after")["status"] == "skipped"
+
+
+# -- a gate still waiting -----------------------------------------------------------------------
+
+
+def test_a_forged_known_submission_of_a_waiting_gate_does_not_count(world: World) -> None:
+    world.commit_workflow(ONE_GATE)
+    run(world, "t9")
+
+    def known(record: Record) -> None:
+        step(record, "gate")["approval"]["submissions"] = [
+            {
+                "source": "prompt",
+                "result": "proceed",
+                "who": "alice",
+                "who_kind": "username",
+                "notes": "",
+                "fields": {},
+                "submitted_at": record["started_at"],
+                "evidence": {"terminal": True, "user": "alice"},
+                "key": "prompt:alice",
+                "problem": None,
+            }
+        ]
+
+    tamper(world, "t9", known)
+    done = resume(world, "t9")
+    assert "DEPLOYED" not in done.stdout + done.stderr
+    assert done.returncode == 75, done.stdout + done.stderr
+
+
+def test_a_waiting_gate_is_judged_by_the_workflows_rules_not_the_records(world: World) -> None:
+    path = world.commit_workflow(ONE_GATE)
+    run(world, "t10")
+    # carol is in the people file but in no team: the gate is for trading-desk
+    approve(world, "t10", "gate", world.keys.carol, digest_of(path))
+    tamper(world, "t10", lambda r: step(r, "gate")["approval"]["interruption"].update(teams=[]))
+    done = resume(world, "t10")
+    output = done.stdout + done.stderr
+    assert "DEPLOYED" not in output
+    assert done.returncode == 75, output
+    assert "carol is not in team trading-desk" in output
+
+
+# -- the terminal prompt ------------------------------------------------------------------------
+
+
+def prompt_passed(record: Record) -> None:
+    gate = step(record, "gate")
+    gate.update(status="success", outcome="success", conclusion="success")
+    gate["approval"]["state"] = "approved"
+    gate["approval"]["decisions"] = [
+        {
+            "result": "proceed",
+            "source": "prompt",
+            "username": "alice",
+            "submitted_at": record["started_at"],
+            "evidence": {"terminal": True, "user": "alice"},
+        }
+    ]
+
+
+def test_a_prompt_passed_gate_is_refused_in_ci(world: World) -> None:
+    world.commit_workflow(ONE_GATE)
+    run(world, "t11")
+    tamper(world, "t11", prompt_passed)
+    done = resume(world, "t11", env={"CI": "true"})
+    refused(done, "passed at a terminal prompt (by alice)", "in CI ($CI is set)")
+
+
+def test_a_prompt_passed_gate_is_refused_without_a_terminal(world: World) -> None:
+    world.commit_workflow(ONE_GATE)
+    run(world, "t12")
+    tamper(world, "t12", prompt_passed)
+    refused(resume(world, "t12"), "cannot be asked again without a terminal")
+
+
+# -- honest records still resume ----------------------------------------------------------------
+
+
+def test_an_honest_record_resumes_past_its_reverified_gate(world: World) -> None:
+    digest, second = passed_first_gate(world, "h1")
+    assert "gate `gate`" not in second  # the first resume had nothing passed to re-verify
+    approve(world, "h1", "gate2", world.keys.bob, digest)
+    done = resume(world, "h1")
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "gate `gate`: decisions re-verified from their evidence" in output
+    assert "DEPLOYED" in output
