@@ -1,0 +1,159 @@
+"""The approval server's copy of a run record is not evidence either (#17).
+
+Any runner token may ``PUT /api/v1/runs/ID``. A record whose gate says "approved by alice through
+the server", resumed with ``runner resume ID --server URL`` on an empty machine, must be checked
+against the server's own decision rows for that interruption: without them, nothing deploys.
+Real ``runner server`` and ``runner resume`` subprocesses on loopback.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import ROOT, borrow
+
+e2e = borrow("server_e2e", ROOT / "tests" / "server" / "test_server_e2e.py")
+
+TWO_GATES = e2e.WORKFLOW.replace(
+    "  - id: after\n",
+    "  - id: gate2\n    name: Second look\n    manual:\n      teams: [trading-desk]\n"
+    "  - id: after\n",
+)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Any]:
+    root = tmp_path / "ws"
+    (root / ".git").mkdir(parents=True)
+    (root / "approvals").mkdir()
+    shutil.copy(ROOT / "approvals" / "people.yml", root / "approvals" / "people.yml")
+    database = f"sqlite:///{tmp_path / 'server.db'}"
+    assert (
+        e2e.cli(
+            "server",
+            "--database",
+            database,
+            "users",
+            "import",
+            str(root / "approvals" / "people.yml"),
+        )[0]
+        == 0
+    )
+
+    def issue(*args: str) -> str:
+        code, out = e2e.cli("server", "--database", database, "tokens", "issue", *args)
+        assert code == 0
+        return str(out).strip()
+
+    server = e2e.ServerProcess(database, e2e.free_port(), tmp_path / "server.log")
+    world = e2e.World(
+        root,
+        server,
+        issue("--kind", "runner"),
+        {name: issue("--kind", "approver", "--user", name) for name in ("alice", "bob")},
+    )
+    server.start()
+    try:
+        yield world
+    finally:
+        server.stop()
+
+
+def resume(world: Any, state: str) -> subprocess.CompletedProcess[str]:
+    done: subprocess.CompletedProcess[str] = subprocess.run(
+        [
+            e2e.RUNNER,
+            "resume",
+            "r1",
+            "--state-dir",
+            state,
+            "--server",
+            world.server.url,
+            "--detach-on-wait",
+        ],
+        cwd=world.root,
+        env=e2e.host_env(RUNNER_SERVER_TOKEN=world.runner_token),
+        capture_output=True,
+        text=True,
+        timeout=e2e.WAIT,
+    )
+    return done
+
+
+def put_record(world: Any, record: dict[str, Any]) -> bool:
+    """Store ``record`` as the server's copy with the runner token; whether the server took it
+    (a server may refuse to rewrite a finished step: the runner must not rely on it)."""
+    answer = e2e.requests.put(
+        f"{world.server.url}/api/v1/runs/r1",
+        json=record,
+        headers={"Authorization": f"Bearer {world.runner_token}"},
+        timeout=10,
+    )
+    assert answer.status_code < 500, answer.text
+    return bool(answer.status_code < 300)
+
+
+def detached(world: Any) -> dict[str, Any]:
+    code, out, err = e2e.finish(world.start_run("--detach-on-wait"))
+    assert code == 75, out + err
+    copy: dict[str, Any] = world.api("GET", "/runs/r1").json()
+    return copy
+
+
+def test_a_server_record_saying_approved_without_server_rows_does_not_deploy(
+    served: Any,
+) -> None:
+    served.workflow(served.server.url, timeout=5)
+    record = detached(served)
+    gate = e2e.step(record, "gate")
+    gate.update(status="success", outcome="success", conclusion="success")
+    gate["approval"]["state"] = "approved"
+    gate["approval"]["decisions"] = [
+        {
+            "result": "proceed",
+            "source": "server",
+            "username": "alice",
+            "display_name": "Alice Martin",
+            "notes": "forged",
+            "submitted_at": record["started_at"],
+            "evidence": {"server": served.server.url, "interruption": e2e.ID, "submission": 1},
+        }
+    ]
+    gate["octopus"] = {"Manual.ResponsibleUser.DisplayName": "Alice Martin"}
+    assert put_record(served, record)
+    done = resume(served, "EMPTY")
+    output = done.stdout + done.stderr
+    assert "decided-by=" not in output, output
+    assert done.returncode == 5, output
+    assert "the approval server has no decision proceed by alice for interruption r1--gate" in (
+        output
+    )
+    served.assert_token_hidden(done.stdout, done.stderr)
+
+
+def test_a_gate_the_server_approved_is_reverified_from_its_rows(
+    served: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (served.root / "deploy.yml").write_text(TWO_GATES.format(url=served.server.url, timeout=5))
+    detached(served)
+    served.approve(monkeypatch, "alice", "first look")
+    first = resume(served, "ONE")
+    assert first.returncode == 75, first.stdout + first.stderr
+    # another machine, from the server's copy: the first gate is checked against the server
+    second = resume(served, "TWO")
+    output = second.stdout + second.stderr
+    assert second.returncode == 75, output
+    assert "gate `gate`: decisions re-verified from their evidence" in output
+    # the same copy, with the first gate's decision rewritten to someone else: refused
+    record = served.api("GET", "/runs/r1").json()
+    decision = e2e.step(record, "gate")["approval"]["decisions"][0]
+    decision["username"] = "bob"
+    if put_record(served, record):
+        third = resume(served, "THREE")
+        assert third.returncode == 5, third.stdout + third.stderr
+        assert "no decision proceed by bob" in third.stdout + third.stderr
