@@ -1,10 +1,14 @@
 """One deployment per workflow and environment at a time (Octopus's rule), on one machine, through
 the state folder.
 
-A lock file names the run that holds it. A lock is stale, and broken with a message, when its run
-has ended, or when its process is gone (on this host) while the run was not detached; a detached
-run waiting at a ``block-deployments`` step keeps its lock. Checking and taking happen under an
-exclusive ``flock`` of one mutex file, so two runners never both take it.
+A lock is held by an owner: a random token of the process that took it, recorded in the lock
+file with the run it deploys. Another owner is refused, whatever run id it gives: two processes
+started with the same ``--run-id`` are two deployments (#17). The one exception is a run that
+detached at a ``block-deployments`` step and kept its lock: the process resuming that run takes
+it over, holding the run's own lock (``run_lock``), so no other process goes on with that run in
+this state folder. A lock is stale, and broken with a message, when its run has ended, or when
+its process is gone (on this host) while the run was not detached. Checking and taking happen
+under an exclusive ``flock`` of one mutex file, so two runners never both take it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import fcntl
 import hashlib
 import json
 import os
+import secrets
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +36,8 @@ class LockInfo:
     host: str
     detached: bool
     since: str
+    #: the random token of the process that took the lock (empty in older lock files)
+    owner: str = ""
 
 
 class DeploymentLock:
@@ -40,6 +47,8 @@ class DeploymentLock:
         key = hashlib.sha256(f"{workflow_name}\0{environment}".encode()).hexdigest()[:16]
         self.path = self.folder / f"{key}.json"
         self.label = f"{workflow_name} -> {environment}"
+        #: this process's claim: the lock file holds it while this process holds the lock
+        self.owner = secrets.token_hex(16)
 
     @contextmanager
     def _mutex(self) -> Iterator[None]:
@@ -78,14 +87,26 @@ class DeploymentLock:
         with self._mutex():
             info = self.holder()
             note = ""
-            if info is not None and info.run_id != run_id:
-                reason = self._stale(info)
-                if reason is None:
-                    return False, (
-                        f"{self.label} is being deployed by run {info.run_id} "
-                        f"(since {info.since}, pid {info.pid} on {info.host})"
+            if info is not None and info.owner != self.owner:
+                if info.run_id == run_id and info.detached:
+                    # the run resumed after detaching at a ``block-deployments`` step: the
+                    # caller holds the run's own lock, so this is the one process going on
+                    note = (
+                        f"took over the lock of {self.label} that run {run_id} kept while waiting"
                     )
-                note = f"broke the stale lock of {self.label}: {reason}"
+                else:
+                    reason = self._stale(info)
+                    if reason is None:
+                        return False, (
+                            f"{self.label} is being deployed by run {info.run_id} "
+                            f"(since {info.since}, pid {info.pid} on {info.host})"
+                            + (
+                                ", another process with the same run id"
+                                if info.run_id == run_id
+                                else ""
+                            )
+                        )
+                    note = f"broke the stale lock of {self.label}: {reason}"
             self._write(run_id, detached)
             return True, note
 
@@ -117,7 +138,7 @@ class DeploymentLock:
         """A run detaching at a manual step keeps the lock only at ``block-deployments``."""
         with self._mutex():
             info = self.holder()
-            if info is None or info.run_id != run_id:
+            if info is None or info.owner != self.owner:
                 return
             if keep:
                 self._write(run_id, True)
@@ -127,7 +148,7 @@ class DeploymentLock:
     def release(self, run_id: str) -> None:
         with self._mutex():
             info = self.holder()
-            if info is not None and info.run_id == run_id:
+            if info is not None and info.owner == self.owner:
                 self.path.unlink(missing_ok=True)
 
     def _write(self, run_id: str, detached: bool) -> None:
@@ -137,6 +158,7 @@ class DeploymentLock:
             "host": socket.gethostname(),
             "detached": detached,
             "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "owner": self.owner,
         }
         write_atomic(self.path, json.dumps(info).encode(), durable=True)
 

@@ -307,6 +307,24 @@ class RecordStore:
     def exists(self, run_id: str) -> bool:
         return self.path(run_id).is_file()
 
+    def claim(self, run_id: str) -> bool:
+        """Create the run's record file if no run has it yet (``O_EXCL``): of two processes
+        starting the same run id at once, exactly one gets it. False if it exists."""
+        folder = self.folder(run_id)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            handle = os.open(self.path(run_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            from runner.errors import StateError
+
+            raise StateError(
+                f"cannot create the record of run {run_id} in {folder}: {exc.strerror or exc}"
+            ) from None
+        os.close(handle)
+        return True
+
     def save(self, record: RunRecord, *, durable: bool = False) -> None:
         """Replace the record atomically; with ``durable``, make it survive a power loss."""
         folder = self.folder(record.run_id)
