@@ -13,7 +13,8 @@ takes nothing that lets a deployment past a gate from the record alone:
   again at the terminal, and refused in CI or without one;
 - a waiting gate keeps only the submissions that verify again, and the rules of the workflow;
 - a gate recorded as skipped is decided again, a failed or aborted one stays failed, and the job
-  status follows the steps' conclusions, not the record's field.
+  status follows the steps' conclusions, not the record's field;
+- no step after the first gate not passed can have run: one the record shows as finished runs.
 
 Each refusal is a :class:`RefusedError` (exit 5) naming the run and what to do.
 """
@@ -25,7 +26,7 @@ import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runner.approvals.request import FieldSpec, Interruption, Submission
 from runner.engine.conditions import scope_decision
@@ -33,6 +34,9 @@ from runner.engine.record import RunRecord, StepRecord
 from runner.errors import RefusedError, RunnerError, VerificationError
 from runner.model import Step, Workflow
 from runner.steps.base import RunLog
+
+if TYPE_CHECKING:
+    from runner.engine.run import Run
 
 _COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 #: gate states of a passed manual step in the record (see ``steps.manual.settle``)
@@ -149,9 +153,7 @@ class _Gates:
         if rec.status == "success":
             self._passed(step, rec)
         elif rec.status == "skipped":
-            if scope_decision(step, self.record.environment, skip) is None:
-                # skipped by its condition: decided again (by the engine), not taken as said
-                self._reset(step, rec, "its skip is decided again on resume")
+            pass  # decided again once the run is built (``check_progress``)
         elif rec.status in ("failure", "cancelled"):
             rec.outcome = rec.status  # an abort or a failure never becomes a success
             tolerated = rec.status == "failure" and step.continue_on_error is True
@@ -336,12 +338,7 @@ class _Gates:
 
     def _reset(self, step: Step, rec: StepRecord, why: str) -> None:
         self.log.write(f"gate `{step.id}`: {why}")
-        rec.status = "pending"
-        rec.outcome = rec.conclusion = ""
-        rec.reason = why
-        rec.approval = None
-        rec.outputs, rec.octopus, rec.secret_outputs = {}, {}, []
-        rec.started_at = rec.finished_at = None
+        _pending(rec, why)
 
     # -- what the gate is judged by ----------------------------------------------------------
 
@@ -459,6 +456,57 @@ class _Gates:
         directory = self._directory
         started_by = directory.by_login(request.started_by)
         return judge(request, submissions, directory, started_by)
+
+
+def _pending(rec: StepRecord, why: str) -> None:
+    rec.status = "pending"
+    rec.outcome = rec.conclusion = ""
+    rec.reason = why
+    rec.approval = None
+    rec.outputs, rec.octopus, rec.secret_outputs = {}, {}, []
+    rec.started_at = rec.finished_at = None
+    rec.exit_code, rec.error, rec.attempts = None, None, 0
+
+
+#: step states of a gate the run has not got past
+_UNFINISHED_GATE = ("pending", "waiting", "running", "interrupted")
+
+
+def check_progress(run: Run, skip: frozenset[str]) -> None:
+    """Where the run really got to, from its gates rather than its steps' statuses.
+
+    A gate recorded as skipped by its condition is decided again (one that should run is asked);
+    then no step after the first gate not passed can have run: the engine starts the steps after a
+    gate only once it has finished. Such a step the record shows as finished (a step "done" that
+    never ran, whose outputs would feed later conditions) is set back to pending and runs."""
+    record, workflow = run.record, run.workflow
+    for step in workflow.steps:
+        rec = record.step(step.id)
+        if step.kind != "manual" or rec.status != "skipped":
+            continue
+        if scope_decision(step, record.environment, skip) is not None:
+            continue  # out of this environment, or --skip: nothing the record decides
+        try:
+            again = run.decision(step).run
+        except RunnerError:
+            again = True  # a condition that cannot be decided does not skip a gate
+        if again:
+            run.log.write(f"gate `{step.id}`: recorded as skipped, but its condition holds")
+            _pending(rec, "decided again on resume")
+    group = 0
+    stop: int | None = None
+    for index, step in enumerate(workflow.steps):
+        if index and not step.with_previous:
+            group += 1
+        rec = record.step(step.id)
+        if stop is not None and group > stop and rec.status != "pending":
+            run.log.write(
+                f"step `{step.id}` comes after a gate not passed, so it cannot have run; "
+                f"its record said {rec.status}: it runs again"
+            )
+            _pending(rec, "after a gate not passed")
+        if stop is None and step.kind == "manual" and rec.status in _UNFINISHED_GATE:
+            stop = group
 
 
 def _decided_at(approval: Mapping[str, Any], now: datetime) -> datetime:

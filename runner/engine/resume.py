@@ -230,6 +230,7 @@ def resume(
         by.get("id", ""), by.get("username", ""), by.get("display_name", ""), by.get("email", "")
     )
     run = session.build_run(prepared, record, store, log, environ, options, created_by)
+    evidence.check_progress(run, frozenset(record.skip) | prepared.skip)
     problem = lost_secret(prepared.workflow, run)
     if problem:
         raise RefusedError(problem)

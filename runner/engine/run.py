@@ -256,6 +256,18 @@ class Run:
         contexts["env"] = env
         return values, contexts
 
+    def decision(self, step: Step) -> Decision:
+        """Whether ``step`` runs, decided on the run as it stands (a resume checks a gate the
+        record says was skipped with it). The states kept for later steps are dropped after:
+        the resume may then set back to pending a step the record showed as finished, and the
+        kept ones take a finished step's outputs as final."""
+        try:
+            return self._decide(step)
+        finally:
+            self._states.clear()
+            self._system.clear()
+            self._shared = None
+
     def _decide(self, step: Step) -> Decision:
         scoped = scope_decision(step, self.environment, self.skip)
         if scoped is not None:

@@ -341,3 +341,57 @@ def test_an_honest_record_resumes_past_its_reverified_gate(world: World) -> None
     assert done.returncode == 0, output
     assert "gate `gate`: decisions re-verified from their evidence" in output
     assert "DEPLOYED" in output
+
+
+# -- steps the record says ran -----------------------------------------------------------------
+
+CHECKED = """\
+name: Seed
+environments: [production]
+approvals:
+  trust: {ref: origin/approvals-trust, people: trust/people.yml, \
+allowed-signers: trust/allowed_signers, revoked-keys: trust/revoked_keys}
+  file: {remote: origin, branch: approvals, path: approvals, poll-seconds: 1}
+steps:
+  - id: gate
+    name: Approve release
+    manual:
+      teams: [trading-desk]
+  - id: check
+    name: Check the change
+    run: echo "risky=true" >> "$RUNNER_OUTPUT"
+  - id: risky-gate
+    name: Risky change
+    if: steps.check.outputs.risky == 'true'
+    manual:
+      teams: [trading-desk]
+  - id: after
+    name: After
+    run: echo "DEPLOYED"
+"""
+
+
+def test_a_step_after_an_open_gate_cannot_have_run(world: World) -> None:
+    """The record says ``check`` ran (it cannot have: the run waits at the gate before it) and
+    found the change not risky, and the risky-change gate was skipped. On resume, ``check``
+    runs for real, and the second gate is asked."""
+    path = world.commit_workflow(CHECKED)
+    run(world, "t13")
+
+    def done_already(record: Record) -> None:
+        check = step(record, "check")
+        check.update(status="success", outcome="success", conclusion="success")
+        check["outputs"] = {"risky": "false"}
+        risky = step(record, "risky-gate")
+        risky.update(status="skipped", outcome="skipped", conclusion="skipped")
+
+    tamper(world, "t13", done_already)
+    approve(world, "t13", "gate", world.keys.alice, digest_of(path))  # the first gate, honestly
+    done = resume(world, "t13")
+    output = done.stdout + done.stderr
+    assert "DEPLOYED" not in output, output
+    assert done.returncode == 75, output
+    assert "step `check` comes after a gate not passed, so it cannot have run" in output
+    record = world.record("t13")
+    assert step(record, "check")["outputs"] == {"risky": "true"}
+    assert step(record, "risky-gate")["status"] == "waiting"
