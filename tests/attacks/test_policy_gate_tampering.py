@@ -1,0 +1,82 @@
+"""The policy's approval is a gate too: a rewritten record does not remove or pass it (#17).
+
+The policy on the protected trust ref puts ``policy-approval`` before the first step. A resume
+must put it back from the pinned policy, whatever the record holds, and re-verify it like any
+gate. Real git, the CLI in-process (the world of ``tests/policy/test_policy_e2e.py``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import ROOT, borrow
+
+e2e = borrow("policy_e2e", ROOT / "tests" / "policy" / "test_policy_e2e.py")
+
+APPROVAL = "environments:\n  production:\n    approval:\n      teams: [release-managers]\n"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in e2e.HOST_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in e2e.GIT_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("RUNNER_ACTOR", "carol")
+
+
+@pytest.fixture
+def world(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Any]:
+    made = e2e.World(tmp_path, capsys)
+    made.create(APPROVAL, e2e.deploy_yml())
+    monkeypatch.chdir(made.repo)
+    yield made
+
+
+def detached_at_the_policy_gate(world: Any) -> None:
+    result = world.run("production", "--detach-on-wait", run_id="r1")
+    assert result.code == 75, result.out + result.err
+    assert world.record("r1")["steps"][0]["status"] == "waiting"
+
+
+def tamper(world: Any, change: Callable[[dict[str, Any]], None]) -> None:
+    path = world.state / "runs" / "r1" / "record.json"
+    record = json.loads(path.read_text(encoding="utf-8"))
+    change(record)
+    path.write_text(json.dumps(record), encoding="utf-8")
+
+
+def resume(world: Any) -> Any:
+    return world.runner("resume", "r1", "--state-dir", str(world.state), "--detach-on-wait")
+
+
+def test_a_record_without_the_policy_gate_is_refused(world: Any) -> None:
+    detached_at_the_policy_gate(world)
+    tamper(world, lambda r: r.update(steps=[s for s in r["steps"] if s["id"] != "policy-approval"]))
+    result = resume(world)
+    assert world.deployed == []
+    assert result.code == 5, result.out + result.err
+    assert "the workflow (with its policy) has policy-approval, smoke, deploy" in result.err
+
+
+def test_a_policy_gate_marked_passed_is_refused(world: Any) -> None:
+    detached_at_the_policy_gate(world)
+
+    def passed(record: dict[str, Any]) -> None:
+        gate = record["steps"][0]
+        gate.update(status="success", outcome="success", conclusion="success")
+        gate["approval"]["state"] = "approved"
+        gate["approval"]["decisions"] = []
+
+    tamper(world, passed)
+    result = resume(world)
+    assert world.deployed == []
+    assert result.code == 5, result.out + result.err
+    assert "gate `policy-approval` passed, but holds no decision to verify" in result.err
