@@ -144,6 +144,15 @@ def verify_file(
     if trust is None or not trust.allowed_signers:
         raise UsageError(f"{workflow_path} has no `approvals.trust.allowed-signers`")
     files = TrustFiles(loaded.workspace, trust.ref, trust_commit if trust.ref else None)
+    if files.commit is not None and trust.ref:
+        from runner.approvals.trust import reachable
+
+        if not reachable(loaded.workspace, files.commit, trust.ref):
+            # a run record names the commit: one the trust ref never named is anyone's trust
+            return False, (
+                f"{path}: NOT valid: the trust commit {files.commit[:12]} the record pins is not "
+                f"reachable from {trust.ref}\n"
+            )
     if not files.protected and not insecure:
         raise UsageError(
             "the workflow reads trust from the working tree; set "

@@ -52,6 +52,14 @@ def _refuse(run_id: str, problem: str, hint: str | None = None) -> RefusedError:
     )
 
 
+def check_pin_format(record: RunRecord) -> None:
+    """A trust commit is a commit id: it reaches ``git`` as an argument (checked before any trust
+    file is read through it)."""
+    pinned = record.trust_commit
+    if pinned is not None and (not isinstance(pinned, str) or not _COMMIT.fullmatch(pinned)):
+        raise _refuse(record.run_id, f"its record names trust commit {pinned!r}, not a commit id")
+
+
 def check_trust_pin(record: RunRecord, workflow: Workflow, workspace: Path) -> None:
     """The record's trust commit must be one the protected trust ref has named (its tip or an
     ancestor): a commit of the deployer's own, with trust files of their own, is refused."""
@@ -59,10 +67,9 @@ def check_trust_pin(record: RunRecord, workflow: Workflow, workspace: Path) -> N
 
     trust = workflow.approvals.trust
     pinned = record.trust_commit
+    check_pin_format(record)
     if pinned is None or trust is None or not trust.ref:
         return  # nothing pinned: trust is read from the ref's tip (the protected place)
-    if not isinstance(pinned, str) or not _COMMIT.fullmatch(pinned):
-        raise _refuse(record.run_id, f"its record names trust commit {pinned!r}, not a commit id")
     if not reachable(workspace, pinned, trust.ref):
         raise _refuse(
             record.run_id,

@@ -171,6 +171,9 @@ def resume(
         return int(record.exit_code or 0)
     with run_lock(store, run_id):
         pass  # refuse at once if another process holds the run
+    from runner.engine import evidence
+
+    evidence.check_pin_format(record)
     prepared = prepare(
         workflow_file(record, workspace or workspace_here()),
         record.environment,
@@ -179,8 +182,6 @@ def resume(
         environ,
         trust_commit=record.trust_commit,
     )
-    from runner.engine import evidence
-
     # a record is not evidence (#17): the trust it pins must be the protected ref's
     evidence.check_trust_pin(record, prepared.workflow, prepared.loaded.workspace)
     trust = prepared.workflow.approvals.trust

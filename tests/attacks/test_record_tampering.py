@@ -115,9 +115,11 @@ def refused(done: subprocess.CompletedProcess[str], *words: str) -> None:
         assert word in output, output
 
 
-def passed_first_gate(world: World, run_id: str) -> tuple[str, str]:
+def passed_first_gate(
+    world: World, run_id: str, extra: dict[str, str] | None = None
+) -> tuple[str, str]:
     """A run of TWO_GATES whose first gate alice approved, detached at the second."""
-    path = world.commit_workflow(TWO_GATES)
+    path = world.commit_workflow(TWO_GATES, extra)
     digest = digest_of(path)
     done = run(world, run_id)
     approve(world, run_id, "gate", world.keys.alice, digest)
@@ -395,3 +397,32 @@ def test_a_step_after_an_open_gate_cannot_have_run(world: World) -> None:
     record = world.record("t13")
     assert step(record, "check")["outputs"] == {"risky": "true"}
     assert step(record, "risky-gate")["status"] == "waiting"
+
+
+def test_runs_show_verify_does_not_take_a_trust_commit_of_ones_own(world: World) -> None:
+    """An auditor's ``runner runs show --verify`` reads the same record: a trust commit the trust
+    ref never named verifies nothing."""
+    digest, _ = passed_first_gate(world, "t14", permissive_trust(world))
+    own = git(world.repo, "commit-tree", "HEAD^{tree}", "-p", "HEAD", "-m", "my trust")
+    mallory = world.keys.mallory
+    request = world.request(run_id="t14", digest=digest, commit=world.head)
+    raw = world.body(request, mallory).encode()
+
+    def forged(record: Record) -> None:
+        record["trust_commit"] = own
+        evidence = step(record, "gate")["approval"]["decisions"][0]["evidence"]
+        evidence.update(body=raw.decode(), signature=world.sign(raw, mallory).decode())
+
+    tamper(world, "t14", forged)
+    done = subprocess.run(
+        [RUNNER, "runs", "show", "t14", "--state-dir", "S"],
+        cwd=world.repo,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=60,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert "signature re-verified" not in output, output
+    assert f"the trust commit {own[:12]} the record pins is not reachable from" in output
