@@ -60,6 +60,8 @@ def signed_submission(
 ) -> Submission:
     """The submission a recorded signed file makes, verified again as of ``at``; bound to
     ``request`` when given. VerificationError says why it does not hold."""
+    if not isinstance(evidence, Mapping):
+        raise VerificationError("the record keeps no evidence for it")
     body, signature = evidence.get("body"), evidence.get("signature")
     if not isinstance(body, str) or not isinstance(signature, str):
         raise VerificationError("the record keeps no signed body and signature for it")
@@ -149,7 +151,8 @@ def missing_server_rows(
     have = {(s.evidence.get("submission"), s.who, s.result) for s in rows}
     missing = []
     for decision in recorded:
-        evidence = decision.get("evidence") or {}
+        evidence = decision.get("evidence")
+        evidence = evidence if isinstance(evidence, Mapping) else {}
         key = (evidence.get("submission"), decision.get("username"), decision.get("result"))
         if key not in have:
             missing.append(f"{decision.get('result')} by {decision.get('username')}")

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.approvals.request import FieldSpec, Interruption, Submission
 from runner.engine.conditions import scope_decision
-from runner.engine.record import RunRecord, StepRecord
+from runner.engine.record import STEP_STATES, RunRecord, StepRecord
 from runner.errors import RefusedError, RunnerError, VerificationError
 from runner.model import Step, Workflow
 from runner.steps.base import RunLog
@@ -54,7 +54,8 @@ def _refuse(run_id: str, problem: str, hint: str | None = None) -> RefusedError:
 
 def check_pin_format(record: RunRecord) -> None:
     """A trust commit is a commit id: it reaches ``git`` as an argument (checked before any trust
-    file is read through it)."""
+    file is read through it). The record's shape is checked first."""
+    check_shape(record)
     pinned = record.trust_commit
     if pinned is not None and (not isinstance(pinned, str) or not _COMMIT.fullmatch(pinned)):
         raise _refuse(record.run_id, f"its record names trust commit {pinned!r}, not a commit id")
@@ -78,6 +79,52 @@ def check_trust_pin(record: RunRecord, workflow: Workflow, workspace: Path) -> N
             hint=f"fetch the full history of {trust.ref} (no --depth=1); if the commit is not in "
             "it, the record was changed: start a new run",
         )
+
+
+#: the record's fields a resume reads, and the JSON types they must have
+_RECORD_SHAPE: tuple[tuple[str, type | tuple[type, ...]], ...] = (
+    ("run_id", str),
+    ("digest", str),
+    ("environment", str),
+    ("files", dict),
+    ("inputs", dict),
+    ("started_by", dict),
+    ("started_at", str),
+    ("skip", list),
+    ("env", dict),
+    ("path", list),
+    ("job_status", str),
+    ("commit", (str, type(None))),
+    ("error", (dict, type(None))),
+)
+_STEP_SHAPE: tuple[tuple[str, type | tuple[type, ...]], ...] = (
+    ("id", str),
+    ("status", str),
+    ("outcome", str),
+    ("conclusion", str),
+    ("outputs", dict),
+    ("octopus", dict),
+    ("secret_outputs", list),
+    ("approval", (dict, type(None))),
+)
+
+
+def check_shape(record: RunRecord) -> None:
+    """Refuse a record whose fields are not of their types (a hand-written one), with a message
+    rather than a traceback later."""
+    for name, kind in _RECORD_SHAPE:
+        if not isinstance(getattr(record, name), kind):
+            raise _refuse(record.run_id, f"its record's `{name}` is not of the right type")
+    if not isinstance(record.steps, list):
+        raise _refuse(record.run_id, "its record's `steps` is not a list")
+    for rec in record.steps:
+        for name, kind in _STEP_SHAPE:
+            if not isinstance(getattr(rec, name), kind):
+                raise _refuse(
+                    record.run_id, f"its record's step `{rec.id}` has a `{name}` of the wrong type"
+                )
+        if rec.status not in STEP_STATES:
+            raise _refuse(record.run_id, f"its record's step `{rec.id}` is {rec.status!r}")
 
 
 def check_files(record: RunRecord, workflow: Workflow, commit: str | None) -> None:
@@ -171,7 +218,7 @@ class _Gates:
     def _passed(self, step: Step, rec: StepRecord) -> None:
         approval = rec.approval if isinstance(rec.approval, dict) else {}
         state = approval.get("state")
-        decisions = [d for d in approval.get("decisions") or [] if isinstance(d, dict)]
+        decisions = [d for d in _list(approval.get("decisions")) if isinstance(d, dict)]
         run_id = self.record.run_id
         if state == "proceeded-on-timeout" and not decisions:
             assert step.manual is not None
@@ -319,7 +366,7 @@ class _Gates:
             return
         request = self.request(step, approval.get("interruption"))
         known = []
-        for item in approval.get("submissions") or []:
+        for item in _list(approval.get("submissions")):
             if not isinstance(item, dict) or item.get("source") != "file":
                 continue
             try:
@@ -340,7 +387,7 @@ class _Gates:
             "interruption": request.to_dict(),
             "state": "waiting",
             "submissions": [s.__dict__ for s in known],
-            "refused": [r for r in approval.get("refused") or [] if isinstance(r, dict)],
+            "refused": [r for r in _list(approval.get("refused")) if isinstance(r, dict)],
         }
 
     def _reset(self, step: Step, rec: StepRecord, why: str) -> None:
@@ -359,7 +406,7 @@ class _Gates:
         base: dict[str, Any] = dict(recorded) if isinstance(recorded, dict) else {}
         labels = {
             f.get("name"): f.get("label")
-            for f in base.get("fields") or []
+            for f in _list(base.get("fields"))
             if isinstance(f, dict) and isinstance(f.get("label"), str)
         }
         record = self.record
@@ -463,6 +510,10 @@ class _Gates:
         directory = self._directory
         started_by = directory.by_login(request.started_by)
         return judge(request, submissions, directory, started_by)
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _pending(rec: StepRecord, why: str) -> None:

@@ -426,3 +426,47 @@ def test_runs_show_verify_does_not_take_a_trust_commit_of_ones_own(world: World)
     output = done.stdout + done.stderr
     assert "signature re-verified" not in output, output
     assert f"the trust commit {own[:12]} the record pins is not reachable from" in output
+
+
+HOSTILE_SHAPES: list[tuple[str, Callable[[Record], None]]] = [
+    ("started_by", lambda r: r.update(started_by=["alice"])),
+    ("inputs", lambda r: r.update(inputs="x")),
+    ("trust_commit", lambda r: r.update(trust_commit="--output=/tmp/owned")),
+    ("approval", lambda r: step(r, "gate").update(approval=["x"])),
+    ("status", lambda r: step(r, "gate").update(status="approved")),
+    (
+        "decisions",
+        lambda r: (
+            step(r, "gate").update(status="success"),
+            step(r, "gate")["approval"].update(state="approved", decisions=5),
+        ),
+    ),
+    (
+        "evidence",
+        lambda r: (
+            step(r, "gate").update(status="success"),
+            step(r, "gate")["approval"].update(
+                state="approved",
+                decisions=[{"source": "file", "result": "proceed", "evidence": [1]}],
+            ),
+        ),
+    ),
+]
+
+
+def test_a_record_of_the_wrong_shape_is_refused_with_a_message(world: World) -> None:
+    import shutil
+
+    world.commit_workflow(ONE_GATE)
+    run(world, "t15")
+    pristine = world.repo / "pristine"
+    shutil.copytree(world.repo / "S", pristine)
+    for what, change in HOSTILE_SHAPES:
+        shutil.rmtree(world.repo / "S")
+        shutil.copytree(pristine, world.repo / "S")
+        tamper(world, "t15", change)
+        done = resume(world, "t15")
+        output = done.stdout + done.stderr
+        assert "internal error" not in output, (what, output)
+        assert (done.returncode, "DEPLOYED" in output) == (5, False), (what, output)
+        assert "run t15 cannot be resumed" in output, (what, output)
