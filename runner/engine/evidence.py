@@ -127,6 +127,15 @@ def check_shape(record: RunRecord) -> None:
             raise _refuse(record.run_id, f"its record's step `{rec.id}` is {rec.status!r}")
 
 
+def deployed_here(workspace: Path) -> str | None:
+    """The commit checked out here, whose scripts a resumed run runs: HEAD, not ``$GITHUB_SHA``
+    (a resume job checks out the run's commit, and its own event may name another one)."""
+    from runner.approvals.trust import rev_commit
+    from runner.engine.history import git_commit
+
+    return rev_commit(workspace, "HEAD") or git_commit(workspace)
+
+
 def check_files(record: RunRecord, workflow: Workflow, commit: str | None) -> None:
     """The record's digest, steps and commit are those of the workflow and commit here."""
     if record.digest != workflow.digest:
@@ -167,9 +176,7 @@ def check_record(
 ) -> None:
     """Re-verify every gate of ``record`` and repair what a resume may not take from it
     (changes ``record``); refuse (RefusedError) a gate the record says passed that does not."""
-    from runner.engine.history import git_commit
-
-    check_files(record, workflow, git_commit(workspace))
+    check_files(record, workflow, deployed_here(workspace))
     moment = now or datetime.now(UTC)
     checker = _Gates(record, workflow, workspace, environ, options, log, moment, terminal)
     for step in workflow.steps:
@@ -399,8 +406,6 @@ class _Gates:
     def request(self, step: Step, recorded: object = None) -> Interruption:
         """The gate's interruption with what binds and judges it taken from the workflow file,
         the files and commit here; only display text and times come from the record."""
-        from runner.engine.history import git_commit
-
         manual = step.manual
         assert manual is not None
         base: dict[str, Any] = dict(recorded) if isinstance(recorded, dict) else {}
@@ -441,7 +446,7 @@ class _Gates:
             environment=record.environment,
             workflow=self.workflow.name,
             digest=self.workflow.digest,
-            commit=git_commit(self.workspace),
+            commit=deployed_here(self.workspace),
             inputs=dict(record.inputs),
             following_steps=tuple(s.name for s in self.workflow.steps[step.index + 1 :]),
             started_by=str(record.started_by.get("username", "")),

@@ -428,6 +428,28 @@ def test_runs_show_verify_does_not_take_a_trust_commit_of_ones_own(world: World)
     assert f"the trust commit {own[:12]} the record pins is not reachable from" in output
 
 
+def test_a_record_pointing_at_another_commit_does_not_carry_its_approvals(world: World) -> None:
+    """The CI resume job checks out the commit the record names: an attacker points it at a
+    commit of theirs (the workflow file unchanged, a script changed). Alice approved the first
+    commit; her signature does not pass the gate for the second."""
+    digest, _ = passed_first_gate(world, "t16")
+    world.commit_workflow(TWO_GATES, {"deploy.sh": "echo evil\n"})
+    assert digest_of(world.repo / "deploy.yml") == digest
+    tamper(world, "t16", lambda record: record.update(commit=world.head))
+    approve(world, "t16", "gate2", world.keys.bob, digest)  # bound to the new commit
+    refused(resume(world, "t16"), "gate `gate`", "approval is for commit")
+
+
+def test_a_resume_job_whose_event_names_another_commit_resumes(world: World) -> None:
+    """A resume job (``workflow_dispatch``) has a ``$GITHUB_SHA`` of its own; what it runs is the
+    commit it checked out, the run's."""
+    digest, _ = passed_first_gate(world, "h3")
+    approve(world, "h3", "gate2", world.keys.bob, digest)
+    done = resume(world, "h3", env={"GITHUB_SHA": "f" * 40})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "DEPLOYED" in done.stdout
+
+
 HOSTILE_SHAPES: list[tuple[str, Callable[[Record], None]]] = [
     ("started_by", lambda r: r.update(started_by=["alice"])),
     ("inputs", lambda r: r.update(inputs="x")),
