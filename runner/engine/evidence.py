@@ -227,7 +227,8 @@ class _Gates:
         state = approval.get("state")
         decisions = [d for d in _list(approval.get("decisions")) if isinstance(d, dict)]
         run_id = self.record.run_id
-        if state == "proceeded-on-timeout" and not decisions:
+        if state == "proceeded-on-timeout":
+            # no quorum was reached: what counts is whether the workflow lets it proceed
             assert step.manual is not None
             if step.manual.on_timeout != "proceed":
                 raise _refuse(

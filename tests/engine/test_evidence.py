@@ -123,6 +123,10 @@ def test_proceeded_on_timeout_counts_only_where_the_workflow_says_so(tmp_path: P
     passed(record, "proceeded-on-timeout", [])
     check(workflow, record, tmp_path, terminal=False)
     assert record.step("gate").status == "success"
+    # with the decisions that did not reach a quorum before the timeout
+    passed(record, "proceeded-on-timeout", [{"source": "file", "result": "proceed"}])
+    check(workflow, record, tmp_path, terminal=False)
+    assert record.step("gate").status == "success"
 
     workflow, record = setup(tmp_path, on_timeout="abort")
     passed(record, "proceeded-on-timeout", [])
