@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.approvals.request import FieldSpec, Interruption, Submission
 from runner.engine.conditions import scope_decision
+from runner.engine.contexts import Identity
 from runner.engine.record import STEP_STATES, RunRecord, StepRecord
 from runner.errors import RefusedError, RunnerError, VerificationError
 from runner.model import Step, Workflow
@@ -236,6 +237,7 @@ class _Gates:
                     f"its record says gate `{step.id}` proceeded on timeout, but the workflow "
                     "aborts it on timeout",
                 )
+            _outputs(rec, False, "proceeded on timeout, no approval", Identity(), {})
             return
         if state not in _PASSED_STATES or not decisions:
             raise _refuse(
@@ -257,6 +259,17 @@ class _Gates:
                 run_id,
                 f"the decisions of gate `{step.id}` do not approve it when judged again: {reasons}",
             )
+        deciding = verdict.deciding
+        assert deciding is not None
+        # what later steps read of the gate (who, notes, the approver's fields) comes from the
+        # verified decision, not from the record's outputs
+        _outputs(
+            rec,
+            True,
+            deciding.submission.notes,
+            deciding.person.identity(),
+            dict(deciding.submission.fields),
+        )
         self.log.write(f"gate `{step.id}`: decisions re-verified from their evidence")
 
     def _verified(
@@ -518,6 +531,15 @@ class _Gates:
         return judge(request, submissions, directory, started_by)
 
 
+def _outputs(
+    rec: StepRecord, approved: bool, notes: str, person: Identity, fields: Mapping[str, str]
+) -> None:
+    from runner.engine.plan import manual_outputs
+
+    rec.outputs, rec.octopus = manual_outputs(approved, notes, person, fields)
+    rec.secret_outputs = []
+
+
 def _list(value: object) -> list[Any]:
     return value if isinstance(value, list) else []
 
@@ -544,8 +566,15 @@ def check_progress(run: Run, skip: frozenset[str]) -> None:
     gate only once it has finished. Such a step the record shows as finished (a step "done" that
     never ran, whose outputs would feed later conditions) is set back to pending and runs."""
     record, workflow = run.record, run.workflow
+    for secret in run.variables.secrets():
+        run.masker.add(secret)
     for step in workflow.steps:
         rec = record.step(step.id)
+        if step.kind == "manual" and rec.status == "success":
+            # the outputs ``check_record`` took from the verified decision, masked as a
+            # finished step's are
+            rec.outputs = {k: run.masker.mask(v) for k, v in rec.outputs.items()}
+            rec.octopus = {k: run.masker.mask(v) for k, v in rec.octopus.items()}
         if step.kind != "manual" or rec.status != "skipped":
             continue
         if scope_decision(step, record.environment, skip) is not None:

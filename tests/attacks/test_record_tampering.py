@@ -450,6 +450,26 @@ def test_a_resume_job_whose_event_names_another_commit_resumes(world: World) -> 
     assert "DEPLOYED" in done.stdout
 
 
+def test_a_verified_gates_outputs_come_from_its_decision_not_the_record(world: World) -> None:
+    """Later steps read who approved, the notes and the approver's fields from the gate's
+    outputs: rewritten in the record, they are taken again from the verified decision."""
+    digest, _ = passed_first_gate(world, "t17")
+
+    def forged(record: Record) -> None:
+        gate = step(record, "gate")
+        gate["outputs"].update({"responsible-user-username": "mallory", "notes": "all regions"})
+        gate["octopus"]["Manual.ResponsibleUser.DisplayName"] = "Mallory"
+
+    tamper(world, "t17", forged)
+    approve(world, "t17", "gate2", world.keys.bob, digest)
+    done = resume(world, "t17")
+    assert done.returncode == 0, done.stdout + done.stderr
+    gate = step(world.record("t17"), "gate")
+    assert gate["outputs"]["responsible-user-username"] == "alice"
+    assert gate["outputs"]["notes"] == "ok from alice"
+    assert gate["octopus"]["Manual.ResponsibleUser.DisplayName"] == "Alice Martin"
+
+
 HOSTILE_SHAPES: list[tuple[str, Callable[[Record], None]]] = [
     ("started_by", lambda r: r.update(started_by=["alice"])),
     ("inputs", lambda r: r.update(inputs="x")),
