@@ -136,10 +136,13 @@ def fetch_from_server(
     data = ServerClient(url, token, ca_bundle=ca_bundle).call("GET", f"/runs/{run_id}")
     try:
         record = RunRecord.from_json(json.dumps(data))
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise RefusedError(
             f"the approval server's record of run {run_id} cannot be read: {exc}"
         ) from None
+    if record.run_id != run_id:
+        # saved under its own id, it would be another run's record in this folder
+        raise RefusedError(f"the server's copy of run {run_id} is the record of {record.run_id!r}")
     store.save(record)
 
 
