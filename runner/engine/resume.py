@@ -166,6 +166,13 @@ def resume(
 
     store = RecordStore(state_dir)
     record = load_for_resume(store, run_id)
+    if record.run_id != run_id:
+        # saved under its own id, it would write another run's folder (or outside the state
+        # folder: the id in the file was never checked)
+        raise RefusedError(
+            f"the record of run {run_id} names another run ({str(record.run_id)[:80]!r})",
+            hint="the state folder was changed; restore it as the runner left it",
+        )
     if record.finished:
         log.write(
             f"run {run_id} already finished: {record.status} (exit code "

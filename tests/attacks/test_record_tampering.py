@@ -512,3 +512,16 @@ def test_a_record_of_the_wrong_shape_is_refused_with_a_message(world: World) -> 
         assert "internal error" not in output, (what, output)
         assert (done.returncode, "DEPLOYED" in output) == (5, False), (what, output)
         assert "run t15 cannot be resumed" in output, (what, output)
+
+
+def test_a_record_naming_another_run_writes_nothing_outside(world: World) -> None:
+    """The id inside ``record.json`` was never checked: the resumed run saved itself under it,
+    ``../../escaped`` included."""
+    world.commit_workflow(ONE_GATE)
+    run(world, "t18")
+    tamper(world, "t18", lambda record: record.update(run_id="../../escaped"))
+    done = resume(world, "t18")
+    output = done.stdout + done.stderr
+    assert not (world.repo / "escaped").exists()
+    assert done.returncode == 5, output
+    assert "the record of run t18 names another run ('../../escaped')" in output
