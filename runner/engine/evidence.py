@@ -7,11 +7,7 @@ takes nothing that lets a deployment past a gate from the record alone:
 
 - the trust commit the record pins must be the trust ref's tip or one of its ancestors;
 - the record's workflow digest, steps and commit must be those of the files here;
-- every manual step (the policy's ``policy-approval`` too) the record shows as passed is
-  re-verified from its evidence (``runner.approvals.verify``) and judged again under the
-  workflow's rules; a gate passed at the terminal prompt, which leaves nothing to verify, is asked
-  again at the terminal, and refused in CI or without one;
-- a waiting gate keeps only the submissions that verify again, and the rules of the workflow;
+- every gate is checked again from its evidence (``runner.engine.gates``);
 - a gate recorded as skipped is decided again, a failed or aborted one stays failed, and the job
   status follows the steps' conclusions, not the record's field;
 - no step after the first gate not passed can have run: one the record shows as finished runs.
@@ -22,35 +18,22 @@ Each refusal is a :class:`RefusedError` (exit 5) naming the run and what to do.
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.approvals.request import FieldSpec, Interruption, Submission
 from runner.engine.conditions import scope_decision
-from runner.engine.contexts import Identity
-from runner.engine.record import STEP_STATES, RunRecord, StepRecord
-from runner.errors import RefusedError, RunnerError, VerificationError
-from runner.model import Step, Workflow
+from runner.engine.gates import Gates, deployed_here, pending, refuse
+from runner.engine.record import STEP_STATES, RunRecord
+from runner.errors import RunnerError
+from runner.model import Workflow
 from runner.steps.base import RunLog
 
 if TYPE_CHECKING:
     from runner.engine.run import Run
 
 _COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
-#: gate states of a passed manual step in the record (see ``steps.manual.settle``)
-_PASSED_STATES = ("approved", "proceeded-on-timeout")
-
-
-def _refuse(run_id: str, problem: str, hint: str | None = None) -> RefusedError:
-    return RefusedError(
-        f"run {run_id} cannot be resumed: {problem}",
-        hint=hint
-        or "the state folder was changed or is not this run's; start a new run "
-        f"(`runner run`), or restore run {run_id}'s state folder as the runner left it",
-    )
 
 
 def check_pin_format(record: RunRecord) -> None:
@@ -59,7 +42,7 @@ def check_pin_format(record: RunRecord) -> None:
     check_shape(record)
     pinned = record.trust_commit
     if pinned is not None and (not isinstance(pinned, str) or not _COMMIT.fullmatch(pinned)):
-        raise _refuse(record.run_id, f"its record names trust commit {pinned!r}, not a commit id")
+        raise refuse(record.run_id, f"its record names trust commit {pinned!r}, not a commit id")
 
 
 def check_trust_pin(record: RunRecord, workflow: Workflow, workspace: Path) -> None:
@@ -73,7 +56,7 @@ def check_trust_pin(record: RunRecord, workflow: Workflow, workspace: Path) -> N
     if pinned is None or trust is None or not trust.ref:
         return  # nothing pinned: trust is read from the ref's tip (the protected place)
     if not reachable(workspace, pinned, trust.ref):
-        raise _refuse(
+        raise refuse(
             record.run_id,
             f"the trust commit its record pins ({pinned[:12]}) is not reachable from the trust "
             f"ref {trust.ref}; trust is only read from commits that ref has named",
@@ -115,32 +98,23 @@ def check_shape(record: RunRecord) -> None:
     rather than a traceback later."""
     for name, kind in _RECORD_SHAPE:
         if not isinstance(getattr(record, name), kind):
-            raise _refuse(record.run_id, f"its record's `{name}` is not of the right type")
+            raise refuse(record.run_id, f"its record's `{name}` is not of the right type")
     if not isinstance(record.steps, list):
-        raise _refuse(record.run_id, "its record's `steps` is not a list")
+        raise refuse(record.run_id, "its record's `steps` is not a list")
     for rec in record.steps:
         for name, kind in _STEP_SHAPE:
             if not isinstance(getattr(rec, name), kind):
-                raise _refuse(
+                raise refuse(
                     record.run_id, f"its record's step `{rec.id}` has a `{name}` of the wrong type"
                 )
         if rec.status not in STEP_STATES:
-            raise _refuse(record.run_id, f"its record's step `{rec.id}` is {rec.status!r}")
-
-
-def deployed_here(workspace: Path) -> str | None:
-    """The commit checked out here, whose scripts a resumed run runs: HEAD, not ``$GITHUB_SHA``
-    (a resume job checks out the run's commit, and its own event may name another one)."""
-    from runner.approvals.trust import rev_commit
-    from runner.engine.history import git_commit
-
-    return rev_commit(workspace, "HEAD") or git_commit(workspace)
+            raise refuse(record.run_id, f"its record's step `{rec.id}` is {rec.status!r}")
 
 
 def check_files(record: RunRecord, workflow: Workflow, commit: str | None) -> None:
     """The record's digest, steps and commit are those of the workflow and commit here."""
     if record.digest != workflow.digest:
-        raise _refuse(
+        raise refuse(
             record.run_id,
             f"its record says workflow digest {str(record.digest)[:12]}, but "
             f"{workflow.path} has digest {workflow.digest[:12]}",
@@ -149,13 +123,13 @@ def check_files(record: RunRecord, workflow: Workflow, commit: str | None) -> No
     wanted = [step.id for step in workflow.steps]
     have = [step.id for step in record.steps]
     if wanted != have:
-        raise _refuse(
+        raise refuse(
             record.run_id,
             f"its record has steps {', '.join(have) or 'none'}, but the workflow (with its "
             f"policy) has {', '.join(wanted)}",
         )
     if record.commit != commit:
-        raise _refuse(
+        raise refuse(
             record.run_id,
             f"it started from commit {record.commit or 'unknown'}, but the commit here is "
             f"{commit or 'unknown'}",
@@ -179,379 +153,11 @@ def check_record(
     (changes ``record``); refuse (RefusedError) a gate the record says passed that does not."""
     check_files(record, workflow, deployed_here(workspace))
     moment = now or datetime.now(UTC)
-    checker = _Gates(record, workflow, workspace, environ, options, log, moment, terminal)
+    checker = Gates(record, workflow, workspace, environ, options, log, moment, terminal)
     for step in workflow.steps:
         if step.kind == "manual":
             checker.check(step, record.step(step.id), skip)
     _conclusions(record, workflow)
-
-
-class _Gates:
-    def __init__(
-        self,
-        record: RunRecord,
-        workflow: Workflow,
-        workspace: Path,
-        environ: Mapping[str, str],
-        options: Mapping[str, Any],
-        log: RunLog,
-        now: datetime,
-        terminal: bool | None,
-    ) -> None:
-        self.record = record
-        self.workflow = workflow
-        self.workspace = workspace
-        self.environ = environ
-        self.options = options
-        self.log = log
-        self.now = now
-        self.terminal = terminal
-        self._keys: tuple[Any, Any] | None = None
-        self._directory: Any = None
-
-    # -- per gate --------------------------------------------------------------------------
-
-    def check(self, step: Step, rec: StepRecord, skip: frozenset[str]) -> None:
-        if rec.status == "success":
-            self._passed(step, rec)
-        elif rec.status == "skipped":
-            pass  # decided again once the run is built (``check_progress``)
-        elif rec.status in ("failure", "cancelled"):
-            rec.outcome = rec.status  # an abort or a failure never becomes a success
-            tolerated = rec.status == "failure" and step.continue_on_error is True
-            rec.conclusion = "success" if tolerated else rec.status
-        else:  # pending, waiting, running, interrupted: what it knows is checked again
-            self._waiting(step, rec)
-
-    def _passed(self, step: Step, rec: StepRecord) -> None:
-        approval = rec.approval if isinstance(rec.approval, dict) else {}
-        state = approval.get("state")
-        decisions = [d for d in _list(approval.get("decisions")) if isinstance(d, dict)]
-        run_id = self.record.run_id
-        if state == "proceeded-on-timeout":
-            # no quorum was reached: what counts is whether the workflow lets it proceed
-            assert step.manual is not None
-            if step.manual.on_timeout != "proceed":
-                raise _refuse(
-                    run_id,
-                    f"its record says gate `{step.id}` proceeded on timeout, but the workflow "
-                    "aborts it on timeout",
-                )
-            _outputs(rec, False, "proceeded on timeout, no approval", Identity(), {})
-            return
-        if state not in _PASSED_STATES or not decisions:
-            raise _refuse(
-                run_id,
-                f"its record says gate `{step.id}` passed, but holds no decision to verify",
-            )
-        prompted = [d for d in decisions if d.get("source") == "prompt"]
-        if prompted:
-            self._ask_again(step, rec, prompted)
-            return
-        request = self.request(step)
-        submissions = self._verified(step, request, decisions, _decided_at(approval, self.now))
-        if any(d.get("source") == "server" for d in decisions):
-            submissions += self._server(step, request, decisions)
-        verdict = self._judge(request, submissions)
-        if verdict.state != "approved":
-            reasons = "; ".join(r.reason for r in verdict.refused) or verdict.state
-            raise _refuse(
-                run_id,
-                f"the decisions of gate `{step.id}` do not approve it when judged again: {reasons}",
-            )
-        deciding = verdict.deciding
-        assert deciding is not None
-        # what later steps read of the gate (who, notes, the approver's fields) comes from the
-        # verified decision, not from the record's outputs
-        _outputs(
-            rec,
-            True,
-            deciding.submission.notes,
-            deciding.person.identity(),
-            dict(deciding.submission.fields),
-        )
-        self.log.write(f"gate `{step.id}`: decisions re-verified from their evidence")
-
-    def _verified(
-        self,
-        step: Step,
-        request: Interruption,
-        decisions: list[dict[str, Any]],
-        at: datetime,
-    ) -> list[Submission]:
-        from runner.approvals.verify import signed_submission
-
-        found = []
-        for decision in decisions:
-            source = decision.get("source")
-            if source == "server":
-                continue  # the server's own rows stand for them (``_server``)
-            who = f"{decision.get('result')} by {decision.get('username')} via {source}"
-            if source != "file":
-                raise _refuse(
-                    self.record.run_id,
-                    f"gate `{step.id}`: {who} has no evidence a resume can verify",
-                )
-            signers, revoked = self.keys(step)
-            try:
-                found.append(
-                    signed_submission(
-                        decision.get("evidence") or {},
-                        signers=signers,
-                        revoked=revoked,
-                        namespace=self._namespace(),
-                        request=request,
-                        at=at,
-                    )
-                )
-            except RunnerError as exc:
-                raise _refuse(
-                    self.record.run_id,
-                    f"gate `{step.id}`: {who} does not verify again: {exc.message}",
-                ) from None
-        return found
-
-    def _server(
-        self, step: Step, request: Interruption, decisions: list[dict[str, Any]]
-    ) -> list[Submission]:
-        """The server's own decision rows for the gate's interruption, fetched again."""
-        from runner.approvals.server_source import client_for
-        from runner.approvals.verify import check_server_view, missing_server_rows, server_rows
-
-        run_id = self.record.run_id
-        config = self.workflow.approvals.server
-        if config is None:
-            raise _refuse(
-                run_id,
-                f"gate `{step.id}`: its record names approval-server decisions, but the "
-                "workflow has no `approvals.server`",
-            )
-        try:
-            client = client_for(self.workflow.approvals, self.environ, attempts=3)
-            view = client.call("GET", f"/interruptions/{request.id}")
-            if not isinstance(view, dict):
-                raise _refuse(run_id, f"gate `{step.id}`: the server answered no interruption")
-            try:
-                check_server_view(view, request)
-            except VerificationError as exc:
-                raise _refuse(run_id, f"gate `{step.id}`: {exc.message}") from None
-        except RefusedError:
-            raise
-        except RunnerError as exc:
-            raise _refuse(
-                run_id,
-                f"gate `{step.id}` was passed through the approval server, whose decisions "
-                f"cannot be fetched to verify it: {exc.message}",
-                hint=f"resume when {config.url} answers (with a runner token in "
-                f"${config.token_env or 'RUNNER_SERVER_TOKEN'})",
-            ) from None
-        rows = server_rows(view, request.id, config.url)
-        missing = missing_server_rows((d for d in decisions if d.get("source") == "server"), rows)
-        if missing:
-            raise _refuse(
-                run_id,
-                f"gate `{step.id}`: the approval server has no decision {', '.join(missing)} "
-                f"for interruption {request.id}, though the record says so",
-            )
-        return rows
-
-    def _ask_again(self, step: Step, rec: StepRecord, prompted: list[dict[str, Any]]) -> None:
-        """A decision typed at a terminal leaves nothing to verify later: the person at this
-        terminal is asked again (the prompt's own guarantee); in CI, or without a terminal,
-        nobody can be, and the resume is refused."""
-        from runner.approvals.prompt import in_ci
-
-        ci = in_ci(self.environ)
-        terminal = self.terminal if self.terminal is not None else sys.stdin.isatty()
-        if ci or not terminal:
-            where = f"in CI (${ci} is set)" if ci else "without a terminal"
-            who = ", ".join(str(d.get("username")) for d in prompted)
-            raise _refuse(
-                self.record.run_id,
-                f"gate `{step.id}` was passed at a terminal prompt (by {who}), which leaves no "
-                f"evidence a resume can verify, and it cannot be asked again {where}",
-                hint="resume on a terminal to be asked again, or start a new run approved "
-                "through signed files or the approval server",
-            )
-        self._reset(step, rec, "passed at a terminal prompt: asked again on resume")
-
-    def _waiting(self, step: Step, rec: StepRecord) -> None:
-        """A gate not yet decided: the interruption takes the workflow's rules again, and only
-        recorded signed files that verify again stay known (the sources ask the server and the
-        terminal again)."""
-        from runner.approvals.verify import signed_submission
-
-        approval = rec.approval
-        if not isinstance(approval, dict):
-            rec.approval = None
-            return
-        request = self.request(step, approval.get("interruption"))
-        known = []
-        for item in _list(approval.get("submissions")):
-            if not isinstance(item, dict) or item.get("source") != "file":
-                continue
-            try:
-                signers, revoked = self.keys(step)
-                known.append(
-                    signed_submission(
-                        item.get("evidence") or {},
-                        signers=signers,
-                        revoked=revoked,
-                        namespace=self._namespace(),
-                        request=request,
-                        at=self.now,
-                    )
-                )
-            except RunnerError:
-                continue  # not counted; the file source reads the branch again anyway
-        rec.approval = {
-            "interruption": request.to_dict(),
-            "state": "waiting",
-            "submissions": [s.__dict__ for s in known],
-            "refused": [r for r in _list(approval.get("refused")) if isinstance(r, dict)],
-        }
-
-    def _reset(self, step: Step, rec: StepRecord, why: str) -> None:
-        self.log.write(f"gate `{step.id}`: {why}")
-        _pending(rec, why)
-
-    # -- what the gate is judged by ----------------------------------------------------------
-
-    def request(self, step: Step, recorded: object = None) -> Interruption:
-        """The gate's interruption with what binds and judges it taken from the workflow file,
-        the files and commit here; only display text and times come from the record."""
-        manual = step.manual
-        assert manual is not None
-        base: dict[str, Any] = dict(recorded) if isinstance(recorded, dict) else {}
-        labels = {
-            f.get("name"): f.get("label")
-            for f in _list(base.get("fields"))
-            if isinstance(f, dict) and isinstance(f.get("label"), str)
-        }
-        record = self.record
-
-        def text(name: str, default: str) -> str:
-            value = base.get(name)
-            return value if isinstance(value, str) else default
-
-        deadline = base.get("deadline")
-        return Interruption(
-            id=f"{record.run_id}--{step.id}",
-            run_id=record.run_id,
-            step_id=step.id,
-            step_name=step.name,
-            title=text("title", manual.title or step.name),
-            instructions=text("instructions", ""),
-            teams=manual.teams,
-            quorum=tuple((q.team, q.count) for q in manual.require),
-            fields=tuple(
-                FieldSpec(
-                    f.name,
-                    f.type,
-                    labels.get(f.name) or f.label,
-                    f.required,
-                    f.pattern,
-                    f.options,
-                )
-                for f in manual.fields
-            ),
-            created=text("created", record.started_at),
-            deadline=deadline if isinstance(deadline, str) else None,
-            environment=record.environment,
-            workflow=self.workflow.name,
-            digest=self.workflow.digest,
-            commit=deployed_here(self.workspace),
-            inputs=dict(record.inputs),
-            following_steps=tuple(s.name for s in self.workflow.steps[step.index + 1 :]),
-            started_by=str(record.started_by.get("username", "")),
-            prevent_self_approval=manual.prevent_self_approval,
-            sources=tuple(manual.sources or self.workflow.approvals.sources),
-            run_started=record.started_at,
-        )
-
-    def keys(self, step: Step) -> tuple[Any, Any]:
-        """Allowed signers of the pinned trust commit; revoked keys of it and of the ref's tip
-        (a key revoked since the gate passed no longer passes it)."""
-        if self._keys is not None:
-            return self._keys
-        from runner.approvals.trust import TrustFiles
-        from runner.approvals.verify import read_keys
-
-        trust = self.workflow.approvals.trust
-        run_id = self.record.run_id
-        if trust is None or not trust.allowed_signers:
-            raise _refuse(
-                run_id,
-                f"gate `{step.id}` holds signed files, but the workflow has no "
-                "`approvals.trust.allowed-signers` to verify them",
-            )
-        files = TrustFiles.of(trust, self.workspace)
-        if not files.protected and not self.options.get("insecure_local_trust"):
-            raise _refuse(
-                run_id,
-                f"gate `{step.id}`: signed files are only verified against a protected "
-                "`approvals.trust.ref`",
-                hint="set `approvals.trust.ref`, or pass --insecure-local-trust for a local try",
-            )
-        try:
-            signers, revoked = read_keys(trust, files)
-            if files.protected and files.commit is not None:
-                _, now_revoked = read_keys(trust, TrustFiles(self.workspace, trust.ref))
-                revoked = revoked | now_revoked
-        except RunnerError as exc:
-            raise _refuse(
-                run_id,
-                f"the trust files to verify gate `{step.id}` cannot be read: {exc.message}",
-                hint=getattr(exc, "hint", None),
-            ) from None
-        self._keys = (signers, revoked)
-        return self._keys
-
-    def _namespace(self) -> str:
-        config = self.workflow.approvals.file
-        return config.namespace if config else "runner-approval"
-
-    def _judge(self, request: Interruption, submissions: list[Submission]) -> Any:
-        from runner.approvals.prompt import local_user
-        from runner.approvals.quorum import judge
-        from runner.approvals.trust import load_directory
-
-        if self._directory is None:
-            try:
-                self._directory = load_directory(
-                    self.workflow.approvals.trust, self.workspace, local_user()
-                )
-            except RunnerError as exc:
-                raise _refuse(
-                    self.record.run_id,
-                    f"the people file to judge the gates again cannot be read: {exc.message}",
-                ) from None
-        directory = self._directory
-        started_by = directory.by_login(request.started_by)
-        return judge(request, submissions, directory, started_by)
-
-
-def _outputs(
-    rec: StepRecord, approved: bool, notes: str, person: Identity, fields: Mapping[str, str]
-) -> None:
-    from runner.engine.plan import manual_outputs
-
-    rec.outputs, rec.octopus = manual_outputs(approved, notes, person, fields)
-    rec.secret_outputs = []
-
-
-def _list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _pending(rec: StepRecord, why: str) -> None:
-    rec.status = "pending"
-    rec.outcome = rec.conclusion = ""
-    rec.reason = why
-    rec.approval = None
-    rec.outputs, rec.octopus, rec.secret_outputs = {}, {}, []
-    rec.started_at = rec.finished_at = None
-    rec.exit_code, rec.error, rec.attempts = None, None, 0
 
 
 #: step states of a gate the run has not got past
@@ -585,7 +191,7 @@ def check_progress(run: Run, skip: frozenset[str]) -> None:
             again = True  # a condition that cannot be decided does not skip a gate
         if again:
             run.log.write(f"gate `{step.id}`: recorded as skipped, but its condition holds")
-            _pending(rec, "decided again on resume")
+            pending(rec, "decided again on resume")
     group = 0
     stop: int | None = None
     for index, step in enumerate(workflow.steps):
@@ -597,22 +203,9 @@ def check_progress(run: Run, skip: frozenset[str]) -> None:
                 f"step `{step.id}` comes after a gate not passed, so it cannot have run; "
                 f"its record said {rec.status}: it runs again"
             )
-            _pending(rec, "after a gate not passed")
+            pending(rec, "after a gate not passed")
         if stop is None and step.kind == "manual" and rec.status in _UNFINISHED_GATE:
             stop = group
-
-
-def _decided_at(approval: Mapping[str, Any], now: datetime) -> datetime:
-    """When the record says the gate was decided, never later than now: a signed approval is
-    checked as of then (it may have expired since, as a legitimately resumed run's has)."""
-    text = approval.get("decided_at")
-    try:
-        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return now
-    if moment.tzinfo is None:
-        return now
-    return min(moment, now)
 
 
 def _conclusions(record: RunRecord, workflow: Workflow) -> None:

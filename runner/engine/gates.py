@@ -1,0 +1,429 @@
+"""The gates of a run record, verified again before a resume trusts them (#17).
+
+A manual step (the policy's ``policy-approval`` too) the record shows as passed counts only if its
+evidence passes it again (``runner.approvals.verify``), judged by ``quorum.judge`` under the
+workflow's rules, not those of the interruption the record holds: signed files from the body and
+signature the record keeps, approval-server decisions from the server's own rows. A gate passed at
+the terminal prompt leaves nothing to verify: it is asked again on a terminal, refused in CI or
+without one. A waiting gate keeps the workflow's rules and only the recorded signed files that
+verify again; a failed or aborted one stays failed.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from runner.approvals.request import FieldSpec, Interruption, Submission
+from runner.engine.contexts import Identity
+from runner.engine.record import RunRecord, StepRecord
+from runner.errors import RefusedError, RunnerError, VerificationError
+from runner.model import Step, Workflow
+from runner.steps.base import RunLog
+
+#: gate states of a passed manual step in the record (see ``steps.manual.settle``)
+_PASSED_STATES = ("approved", "proceeded-on-timeout")
+
+
+def deployed_here(workspace: Path) -> str | None:
+    """The commit checked out here, whose scripts a resumed run runs: HEAD, not ``$GITHUB_SHA``
+    (a resume job checks out the run's commit, and its own event may name another one)."""
+    from runner.approvals.trust import rev_commit
+    from runner.engine.history import git_commit
+
+    return rev_commit(workspace, "HEAD") or git_commit(workspace)
+
+
+def refuse(run_id: str, problem: str, hint: str | None = None) -> RefusedError:
+    return RefusedError(
+        f"run {run_id} cannot be resumed: {problem}",
+        hint=hint
+        or "the state folder was changed or is not this run's; start a new run "
+        f"(`runner run`), or restore run {run_id}'s state folder as the runner left it",
+    )
+
+
+class Gates:
+    """Checks each gate of one record against the workflow and the evidence."""
+
+    def __init__(
+        self,
+        record: RunRecord,
+        workflow: Workflow,
+        workspace: Path,
+        environ: Mapping[str, str],
+        options: Mapping[str, Any],
+        log: RunLog,
+        now: datetime,
+        terminal: bool | None,
+    ) -> None:
+        self.record = record
+        self.workflow = workflow
+        self.workspace = workspace
+        self.environ = environ
+        self.options = options
+        self.log = log
+        self.now = now
+        self.terminal = terminal
+        self._keys: tuple[Any, Any] | None = None
+        self._directory: Any = None
+
+    # -- per gate --------------------------------------------------------------------------
+
+    def check(self, step: Step, rec: StepRecord, skip: frozenset[str]) -> None:
+        if rec.status == "success":
+            self._passed(step, rec)
+        elif rec.status == "skipped":
+            pass  # decided again once the run is built (``check_progress``)
+        elif rec.status in ("failure", "cancelled"):
+            rec.outcome = rec.status  # an abort or a failure never becomes a success
+            tolerated = rec.status == "failure" and step.continue_on_error is True
+            rec.conclusion = "success" if tolerated else rec.status
+        else:  # pending, waiting, running, interrupted: what it knows is checked again
+            self._waiting(step, rec)
+
+    def _passed(self, step: Step, rec: StepRecord) -> None:
+        approval = rec.approval if isinstance(rec.approval, dict) else {}
+        state = approval.get("state")
+        decisions = [d for d in _list(approval.get("decisions")) if isinstance(d, dict)]
+        run_id = self.record.run_id
+        if state == "proceeded-on-timeout":
+            # no quorum was reached: what counts is whether the workflow lets it proceed
+            assert step.manual is not None
+            if step.manual.on_timeout != "proceed":
+                raise refuse(
+                    run_id,
+                    f"its record says gate `{step.id}` proceeded on timeout, but the workflow "
+                    "aborts it on timeout",
+                )
+            _outputs(rec, False, "proceeded on timeout, no approval", Identity(), {})
+            return
+        if state not in _PASSED_STATES or not decisions:
+            raise refuse(
+                run_id,
+                f"its record says gate `{step.id}` passed, but holds no decision to verify",
+            )
+        prompted = [d for d in decisions if d.get("source") == "prompt"]
+        if prompted:
+            self._ask_again(step, rec, prompted)
+            return
+        request = self.request(step)
+        submissions = self._verified(step, request, decisions, _decided_at(approval, self.now))
+        if any(d.get("source") == "server" for d in decisions):
+            submissions += self._server(step, request, decisions)
+        verdict = self._judge(request, submissions)
+        if verdict.state != "approved":
+            reasons = "; ".join(r.reason for r in verdict.refused) or verdict.state
+            raise refuse(
+                run_id,
+                f"the decisions of gate `{step.id}` do not approve it when judged again: {reasons}",
+            )
+        deciding = verdict.deciding
+        assert deciding is not None
+        # what later steps read of the gate (who, notes, the approver's fields) comes from the
+        # verified decision, not from the record's outputs
+        _outputs(
+            rec,
+            True,
+            deciding.submission.notes,
+            deciding.person.identity(),
+            dict(deciding.submission.fields),
+        )
+        self.log.write(f"gate `{step.id}`: decisions re-verified from their evidence")
+
+    def _verified(
+        self,
+        step: Step,
+        request: Interruption,
+        decisions: list[dict[str, Any]],
+        at: datetime,
+    ) -> list[Submission]:
+        from runner.approvals.verify import signed_submission
+
+        found = []
+        for decision in decisions:
+            source = decision.get("source")
+            if source == "server":
+                continue  # the server's own rows stand for them (``_server``)
+            who = f"{decision.get('result')} by {decision.get('username')} via {source}"
+            if source != "file":
+                raise refuse(
+                    self.record.run_id,
+                    f"gate `{step.id}`: {who} has no evidence a resume can verify",
+                )
+            signers, revoked = self.keys(step)
+            try:
+                found.append(
+                    signed_submission(
+                        decision.get("evidence") or {},
+                        signers=signers,
+                        revoked=revoked,
+                        namespace=self._namespace(),
+                        request=request,
+                        at=at,
+                    )
+                )
+            except RunnerError as exc:
+                raise refuse(
+                    self.record.run_id,
+                    f"gate `{step.id}`: {who} does not verify again: {exc.message}",
+                ) from None
+        return found
+
+    def _server(
+        self, step: Step, request: Interruption, decisions: list[dict[str, Any]]
+    ) -> list[Submission]:
+        """The server's own decision rows for the gate's interruption, fetched again."""
+        from runner.approvals.server_source import client_for
+        from runner.approvals.verify import check_server_view, missing_server_rows, server_rows
+
+        run_id = self.record.run_id
+        config = self.workflow.approvals.server
+        if config is None:
+            raise refuse(
+                run_id,
+                f"gate `{step.id}`: its record names approval-server decisions, but the "
+                "workflow has no `approvals.server`",
+            )
+        try:
+            client = client_for(self.workflow.approvals, self.environ, attempts=3)
+            view = client.call("GET", f"/interruptions/{request.id}")
+            if not isinstance(view, dict):
+                raise refuse(run_id, f"gate `{step.id}`: the server answered no interruption")
+            try:
+                check_server_view(view, request)
+            except VerificationError as exc:
+                raise refuse(run_id, f"gate `{step.id}`: {exc.message}") from None
+        except RefusedError:
+            raise
+        except RunnerError as exc:
+            raise refuse(
+                run_id,
+                f"gate `{step.id}` was passed through the approval server, whose decisions "
+                f"cannot be fetched to verify it: {exc.message}",
+                hint=f"resume when {config.url} answers (with a runner token in "
+                f"${config.token_env or 'RUNNER_SERVER_TOKEN'})",
+            ) from None
+        rows = server_rows(view, request.id, config.url)
+        missing = missing_server_rows((d for d in decisions if d.get("source") == "server"), rows)
+        if missing:
+            raise refuse(
+                run_id,
+                f"gate `{step.id}`: the approval server has no decision {', '.join(missing)} "
+                f"for interruption {request.id}, though the record says so",
+            )
+        return rows
+
+    def _ask_again(self, step: Step, rec: StepRecord, prompted: list[dict[str, Any]]) -> None:
+        """A decision typed at a terminal leaves nothing to verify later: the person at this
+        terminal is asked again (the prompt's own guarantee); in CI, or without a terminal,
+        nobody can be, and the resume is refused."""
+        from runner.approvals.prompt import in_ci
+
+        ci = in_ci(self.environ)
+        terminal = self.terminal if self.terminal is not None else sys.stdin.isatty()
+        if ci or not terminal:
+            where = f"in CI (${ci} is set)" if ci else "without a terminal"
+            who = ", ".join(str(d.get("username")) for d in prompted)
+            raise refuse(
+                self.record.run_id,
+                f"gate `{step.id}` was passed at a terminal prompt (by {who}), which leaves no "
+                f"evidence a resume can verify, and it cannot be asked again {where}",
+                hint="resume on a terminal to be asked again, or start a new run approved "
+                "through signed files or the approval server",
+            )
+        self._reset(step, rec, "passed at a terminal prompt: asked again on resume")
+
+    def _waiting(self, step: Step, rec: StepRecord) -> None:
+        """A gate not yet decided: the interruption takes the workflow's rules again, and only
+        recorded signed files that verify again stay known (the sources ask the server and the
+        terminal again)."""
+        from runner.approvals.verify import signed_submission
+
+        approval = rec.approval
+        if not isinstance(approval, dict):
+            rec.approval = None
+            return
+        request = self.request(step, approval.get("interruption"))
+        known = []
+        for item in _list(approval.get("submissions")):
+            if not isinstance(item, dict) or item.get("source") != "file":
+                continue
+            try:
+                signers, revoked = self.keys(step)
+                known.append(
+                    signed_submission(
+                        item.get("evidence") or {},
+                        signers=signers,
+                        revoked=revoked,
+                        namespace=self._namespace(),
+                        request=request,
+                        at=self.now,
+                    )
+                )
+            except RunnerError:
+                continue  # not counted; the file source reads the branch again anyway
+        rec.approval = {
+            "interruption": request.to_dict(),
+            "state": "waiting",
+            "submissions": [s.__dict__ for s in known],
+            "refused": [r for r in _list(approval.get("refused")) if isinstance(r, dict)],
+        }
+
+    def _reset(self, step: Step, rec: StepRecord, why: str) -> None:
+        self.log.write(f"gate `{step.id}`: {why}")
+        pending(rec, why)
+
+    # -- what the gate is judged by ----------------------------------------------------------
+
+    def request(self, step: Step, recorded: object = None) -> Interruption:
+        """The gate's interruption with what binds and judges it taken from the workflow file,
+        the files and commit here; only display text and times come from the record."""
+        manual = step.manual
+        assert manual is not None
+        base: dict[str, Any] = dict(recorded) if isinstance(recorded, dict) else {}
+        labels = {
+            f.get("name"): f.get("label")
+            for f in _list(base.get("fields"))
+            if isinstance(f, dict) and isinstance(f.get("label"), str)
+        }
+        record = self.record
+
+        def text(name: str, default: str) -> str:
+            value = base.get(name)
+            return value if isinstance(value, str) else default
+
+        deadline = base.get("deadline")
+        return Interruption(
+            id=f"{record.run_id}--{step.id}",
+            run_id=record.run_id,
+            step_id=step.id,
+            step_name=step.name,
+            title=text("title", manual.title or step.name),
+            instructions=text("instructions", ""),
+            teams=manual.teams,
+            quorum=tuple((q.team, q.count) for q in manual.require),
+            fields=tuple(
+                FieldSpec(
+                    f.name,
+                    f.type,
+                    labels.get(f.name) or f.label,
+                    f.required,
+                    f.pattern,
+                    f.options,
+                )
+                for f in manual.fields
+            ),
+            created=text("created", record.started_at),
+            deadline=deadline if isinstance(deadline, str) else None,
+            environment=record.environment,
+            workflow=self.workflow.name,
+            digest=self.workflow.digest,
+            commit=deployed_here(self.workspace),
+            inputs=dict(record.inputs),
+            following_steps=tuple(s.name for s in self.workflow.steps[step.index + 1 :]),
+            started_by=str(record.started_by.get("username", "")),
+            prevent_self_approval=manual.prevent_self_approval,
+            sources=tuple(manual.sources or self.workflow.approvals.sources),
+            run_started=record.started_at,
+        )
+
+    def keys(self, step: Step) -> tuple[Any, Any]:
+        """Allowed signers of the pinned trust commit; revoked keys of it and of the ref's tip
+        (a key revoked since the gate passed no longer passes it)."""
+        if self._keys is not None:
+            return self._keys
+        from runner.approvals.trust import TrustFiles
+        from runner.approvals.verify import read_keys
+
+        trust = self.workflow.approvals.trust
+        run_id = self.record.run_id
+        if trust is None or not trust.allowed_signers:
+            raise refuse(
+                run_id,
+                f"gate `{step.id}` holds signed files, but the workflow has no "
+                "`approvals.trust.allowed-signers` to verify them",
+            )
+        files = TrustFiles.of(trust, self.workspace)
+        if not files.protected and not self.options.get("insecure_local_trust"):
+            raise refuse(
+                run_id,
+                f"gate `{step.id}`: signed files are only verified against a protected "
+                "`approvals.trust.ref`",
+                hint="set `approvals.trust.ref`, or pass --insecure-local-trust for a local try",
+            )
+        try:
+            signers, revoked = read_keys(trust, files)
+            if files.protected and files.commit is not None:
+                _, now_revoked = read_keys(trust, TrustFiles(self.workspace, trust.ref))
+                revoked = revoked | now_revoked
+        except RunnerError as exc:
+            raise refuse(
+                run_id,
+                f"the trust files to verify gate `{step.id}` cannot be read: {exc.message}",
+                hint=getattr(exc, "hint", None),
+            ) from None
+        self._keys = (signers, revoked)
+        return self._keys
+
+    def _namespace(self) -> str:
+        config = self.workflow.approvals.file
+        return config.namespace if config else "runner-approval"
+
+    def _judge(self, request: Interruption, submissions: list[Submission]) -> Any:
+        from runner.approvals.prompt import local_user
+        from runner.approvals.quorum import judge
+        from runner.approvals.trust import load_directory
+
+        if self._directory is None:
+            try:
+                self._directory = load_directory(
+                    self.workflow.approvals.trust, self.workspace, local_user()
+                )
+            except RunnerError as exc:
+                raise refuse(
+                    self.record.run_id,
+                    f"the people file to judge the gates again cannot be read: {exc.message}",
+                ) from None
+        directory = self._directory
+        started_by = directory.by_login(request.started_by)
+        return judge(request, submissions, directory, started_by)
+
+
+def _outputs(
+    rec: StepRecord, approved: bool, notes: str, person: Identity, fields: Mapping[str, str]
+) -> None:
+    from runner.engine.plan import manual_outputs
+
+    rec.outputs, rec.octopus = manual_outputs(approved, notes, person, fields)
+    rec.secret_outputs = []
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def pending(rec: StepRecord, why: str) -> None:
+    rec.status = "pending"
+    rec.outcome = rec.conclusion = ""
+    rec.reason = why
+    rec.approval = None
+    rec.outputs, rec.octopus, rec.secret_outputs = {}, {}, []
+    rec.started_at = rec.finished_at = None
+    rec.exit_code, rec.error, rec.attempts = None, None, 0
+
+
+def _decided_at(approval: Mapping[str, Any], now: datetime) -> datetime:
+    """When the record says the gate was decided, never later than now: a signed approval is
+    checked as of then (it may have expired since, as a legitimately resumed run's has)."""
+    text = approval.get("decided_at")
+    try:
+        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return now
+    if moment.tzinfo is None:
+        return now
+    return min(moment, now)
