@@ -137,6 +137,23 @@ def check_files(record: RunRecord, workflow: Workflow, commit: str | None) -> No
         )
 
 
+def check_workflow_place(
+    record: RunRecord, workflow: Workflow, workspace: Path, state: Path
+) -> None:
+    """The workflow a resume runs is a file of the checkout, never one of the state folder: the
+    record names it, and whoever wrote the record wrote the state folder too (a workflow of
+    theirs there, with its digest in the record, would run with no gate at all)."""
+    path = Path(workflow.path).resolve()
+    root, folder = workspace.resolve(), state.resolve()
+    if path.is_relative_to(folder):
+        where = f"in the state folder {folder}"
+    elif not path.is_relative_to(root):
+        where = f"outside the workspace {root}"
+    else:
+        return
+    raise refuse(record.run_id, f"its record names the workflow {record.workflow_path}, {where}")
+
+
 def check_record(
     record: RunRecord,
     workflow: Workflow,
@@ -146,11 +163,14 @@ def check_record(
     options: Mapping[str, Any],
     log: RunLog,
     skip: frozenset[str],
+    state: Path | None = None,
     now: datetime | None = None,
     terminal: bool | None = None,
 ) -> None:
     """Re-verify every gate of ``record`` and repair what a resume may not take from it
     (changes ``record``); refuse (RefusedError) a gate the record says passed that does not."""
+    if state is not None:
+        check_workflow_place(record, workflow, workspace, state)
     check_files(record, workflow, deployed_here(workspace))
     moment = now or datetime.now(UTC)
     checker = Gates(record, workflow, workspace, environ, options, log, moment, terminal)

@@ -225,6 +225,7 @@ def resume(
         options=options,
         log=log,
         skip=frozenset(record.skip) | prepared.skip,
+        state=store.state_dir,
     )
     interrupted = prepare_steps(record, rerun_interrupted)
     if interrupted and not rerun_interrupted:

@@ -525,3 +525,38 @@ def test_a_record_naming_another_run_writes_nothing_outside(world: World) -> Non
     assert not (world.repo / "escaped").exists()
     assert done.returncode == 5, output
     assert "the record of run t18 names another run ('../../escaped')" in output
+
+
+EVIL = """\
+name: Seed
+environments: [production]
+steps:
+  - id: gate
+    name: Approve release
+    run: echo "no gate here"
+  - id: after
+    name: After
+    run: echo "DEPLOYED"
+"""
+
+
+def test_a_record_naming_a_workflow_of_the_state_folder_is_refused(world: World) -> None:
+    """The record names the workflow file: pointed at one the attacker put in the state folder
+    (with its digest in the record), the resume would run it, gates and all removed."""
+    world.commit_workflow(ONE_GATE)
+    run(world, "t19")
+    evil = world.repo / "S" / "evil.yml"
+    evil.write_text(EVIL)
+
+    def elsewhere(record: Record) -> None:
+        record.update(workflow_path="S/evil.yml", digest=digest_of(evil))
+        record["files"] = {"S/evil.yml": digest_of(evil)}
+        gate = step(record, "gate")
+        gate.update(status="pending", approval=None)
+
+    tamper(world, "t19", elsewhere)
+    done = resume(world, "t19")
+    output = done.stdout + done.stderr
+    assert "DEPLOYED" not in output, output
+    assert done.returncode == 5, output
+    assert "its record names the workflow S/evil.yml, in the state folder" in output
