@@ -204,8 +204,9 @@ def refuse_deployed_commit(workspace: Path, ref: str, commit: str | None = None)
 def reachable(workspace: Path, commit: str, ref: str) -> bool:
     """Whether ``commit`` is ``ref``'s tip or one of its ancestors (``git merge-base
     --is-ancestor``): a trust commit read from a run record counts only if the protected ref
-    really named it once; any other commit may carry whatever trust its author wrote."""
-    tip = rev_commit(workspace, ref)
+    really named it once; any other commit may carry whatever trust its author wrote. The tip
+    is read by the ref's full name, as every trust read is (``ref_commit``)."""
+    tip = ref_commit(workspace, ref)
     if tip is None:
         return False
     try:

@@ -22,7 +22,7 @@ ONE_GATE = """\
 name: Seed
 environments: [production]
 approvals:
-  trust: {ref: origin/approvals-trust, people: trust/people.yml, \
+  trust: {ref: refs/remotes/origin/approvals-trust, people: trust/people.yml, \
 allowed-signers: trust/allowed_signers, revoked-keys: trust/revoked_keys}
   file: {remote: origin, branch: approvals, path: approvals, poll-seconds: 1}
 steps:
@@ -175,7 +175,9 @@ def test_a_forged_signed_decision_under_a_trust_commit_of_ones_own_is_refused(
         ]
 
     tamper(world, "t2", forged)
-    refused(resume(world, "t2"), "not reachable from the trust ref origin/approvals-trust")
+    refused(
+        resume(world, "t2"), "not reachable from the trust ref refs/remotes/origin/approvals-trust"
+    )
 
 
 def test_a_trust_commit_of_ones_own_does_not_let_a_live_approval_count(world: World) -> None:
@@ -351,7 +353,7 @@ CHECKED = """\
 name: Seed
 environments: [production]
 approvals:
-  trust: {ref: origin/approvals-trust, people: trust/people.yml, \
+  trust: {ref: refs/remotes/origin/approvals-trust, people: trust/people.yml, \
 allowed-signers: trust/allowed_signers, revoked-keys: trust/revoked_keys}
   file: {remote: origin, branch: approvals, path: approvals, poll-seconds: 1}
 steps:
