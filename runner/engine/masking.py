@@ -54,6 +54,26 @@ MIN_SECRET_LENGTH = 4
 _XML_ESCAPES = {"<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;", "&": "&amp;"}
 _XML_SPECIAL = re.compile("[<>\"'&]")
 _BASH_DOUBLE_QUOTED = re.compile(r'([\\$`"])')
+_PERCENT = re.compile("%[0-9A-F]{2}")
+_UNICODE_ESCAPE = re.compile(r"\\u[0-9a-f]{4}")
+_GO_HTML_ESCAPED = re.compile("[<>&\u2028\u2029]")
+# bash 5's printf %q: these get a backslash; `#` and `~` only where they would be special
+_PRINTF_Q_SPECIAL = re.compile(r"[ !\"$&'()*,;<>?\[\\\]^`{|}]")
+_TILDE_AFTER = re.compile("([=:])~")
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+_CONTROL_OR_QUOTE = re.compile("[\x00-\x1f\x7f'\\\\]")
+_ANSI_C = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\v": "\\v",
+    "\f": "\\f",
+    "\r": "\\r",
+    "\x1b": "\\E",
+    "'": "\\'",
+    "\\": "\\\\",
+}
 
 
 def encoded_forms(value: str) -> set[str]:
@@ -61,35 +81,101 @@ def encoded_forms(value: str) -> set[str]:
 
     Forms that equal ``value`` or each other collapse; no length filter is applied here.
     """
-    forms = {value}
     data = value.encode("utf-8")
+    forms = {value, data.hex(), data.hex().upper()}
+    forms.update(_base64_forms(data))
+    forms.update(_url_forms(value))
+    forms.update(_json_forms(value))
+    forms.add(_XML_SPECIAL.sub(lambda m: _XML_ESCAPES[m.group()], value))  # XmlDataEscape
+    forms.add(value.replace("'", "''"))  # ExpressionStringEscape, YAML '...'
+    if len(value) > 8 and value.startswith('"') and value.endswith('"'):
+        forms.add(value[1:-1])  # TrimDoubleQuotes (GitHub's length rule)
+    forms.add(value.replace("'", "'\\''"))  # inside bash '...' (and `set -x` traces)
+    forms.add(_BASH_DOUBLE_QUOTED.sub(r"\\\1", value))  # inside bash "..."
+    forms.add(printf_q(value))
+    forms.add(repr(value)[1:-1])  # Python's repr(), as print() shows a list or a dict
+    return forms
+
+
+def _base64_forms(data: bytes) -> set[str]:
+    forms = set()
     for shift in (0, 1, 2):
         # GitHub's Base64StringEscape and ...Shift1/2: the padded base64 of the bytes after
         # dropping `shift` of them, which matches a secret that ends a blob.
         if shift == 0 or len(data) > shift:
             forms.add(base64.b64encode(data[shift:]).decode("ascii"))
+    forms.update(_base64_cores(data))
+    url = base64.urlsafe_b64encode(data).decode("ascii")
+    forms.update((url, url.rstrip("=")))
+    return forms
+
+
+def _base64_cores(data: bytes) -> list[str]:
+    """For each byte offset of the secret inside a base64 blob (0, 1 or 2 modulo 3), the
+    characters whose 6 bits all come from the secret, in base64 and base64url."""
+    cores = []
     for offset in (0, 1, 2):
-        # Inside a blob the secret starts at byte `offset` of a 3-byte group. Encode it at
-        # that offset and keep only the characters whose 6 bits all come from the secret:
-        # from bit 8*offset rounded up to a character, to the last whole character.
+        # Encode the secret at that offset; keep from bit 8*offset rounded up to a character,
+        # to the last whole character.
         encoded = base64.b64encode(bytes(offset) + data).decode("ascii")
         first = -(-8 * offset // 6)
         last = 8 * (offset + len(data)) // 6
-        forms.add(encoded[first:last])
-        forms.add(encoded[first:last].replace("+", "-").replace("/", "_"))  # base64url
-    url = base64.urlsafe_b64encode(data).decode("ascii")
-    forms.update((url, url.rstrip("=")))
-    forms.add(quote(value, safe=""))  # Uri.EscapeDataString: RFC 3986 unreserved kept
-    forms.add(quote_plus(value, safe=""))  # application/x-www-form-urlencoded
-    forms.add(json.dumps(value, ensure_ascii=False)[1:-1])  # JsonStringEscape
-    forms.add(json.dumps(value)[1:-1])  # JSON as Python and many tools write it: \uXXXX
-    forms.add(_XML_SPECIAL.sub(lambda m: _XML_ESCAPES[m.group()], value))  # XmlDataEscape
-    forms.add(value.replace("'", "''"))  # ExpressionStringEscape
-    if len(value) > 8 and value.startswith('"') and value.endswith('"'):
-        forms.add(value[1:-1])  # TrimDoubleQuotes (GitHub's length rule)
-    forms.add(value.replace("'", "'\\''"))  # inside bash '...'
-    forms.add(_BASH_DOUBLE_QUOTED.sub(r"\\\1", value))  # inside bash "..."
+        core = encoded[first:last]
+        cores += [core, core.replace("+", "-").replace("/", "_")]
+    return cores
+
+
+def wrapped_streams(value: str) -> dict[str, int]:
+    """The long encoded forms of ``value`` that tools cut into lines, each with the shortest
+    piece of it that is masked at a line's start or end (see :class:`_Fragments`).
+
+    ``base64`` wraps at 76 columns, ``openssl base64`` and PEM at 64, ``xxd -p`` at 60: a
+    secret's encoding is then cut at a column that depends on what came before it.
+    """
+    data = value.encode("utf-8")
+    streams = dict.fromkeys(_base64_forms(data) - {value}, 4)  # 3 bytes of the secret
+    hexed = data.hex()
+    streams.update({hexed: 8, hexed.upper(): 8})  # 4 bytes: hex digits are common in logs
+    return streams
+
+
+def _url_forms(value: str) -> set[str]:
+    forms = set()
+    # RFC 3986 data (Uri.EscapeDataString, jq's @uri, curl), Python's quote() default for a
+    # path, and JavaScript's encodeURIComponent; each with %20 or + (a form) for a space
+    for safe in ("", "/", "!'()*"):
+        forms.add(quote(value, safe=safe))
+        forms.add(quote_plus(value, safe=safe))
+    forms.update([_PERCENT.sub(lambda m: m.group().lower(), form) for form in forms])
     return forms
+
+
+def _json_forms(value: str) -> set[str]:
+    plain = json.dumps(value, ensure_ascii=False)[1:-1]  # JsonStringEscape, JavaScript, jq
+    forms = {
+        plain,
+        json.dumps(value)[1:-1],  # Python, PHP: \uXXXX for non-ASCII
+        _GO_HTML_ESCAPED.sub(lambda m: f"\\u{ord(m.group()):04x}", plain),  # Go: \u003c
+    }
+    forms.update([form.replace("/", "\\/") for form in forms])  # PHP and others: \/
+    # .NET's System.Text.Json writes the hex digits in upper case: \u00E9
+    forms.update([_UNICODE_ESCAPE.sub(lambda m: "\\u" + m.group()[2:].upper(), f) for f in forms])
+    forms.add(json.dumps(plain, ensure_ascii=False)[1:-1])  # a JSON text inside a JSON string
+    return forms
+
+
+def printf_q(value: str) -> str:
+    """``value`` as bash's ``printf %q`` (and ``${value@Q}``'s backslash style) quotes it."""
+    if _CONTROL.search(value):
+        return "$'" + _CONTROL_OR_QUOTE.sub(_ansi_c_escape, value) + "'"
+    quoted = _PRINTF_Q_SPECIAL.sub(r"\\\g<0>", value)
+    quoted = _TILDE_AFTER.sub(r"\g<1>\\~", quoted)
+    return "\\" + quoted if quoted.startswith(("#", "~")) else quoted
+
+
+def _ansi_c_escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return _ANSI_C.get(char) or f"\\{ord(char):03o}"
 
 
 # Characters roughly from most to least frequent in build and deployment logs. Each secret
@@ -184,19 +270,20 @@ class _Matcher:
 
         try:
             pattern = _trie_pattern(by_tail, terminal)
-            self._search = re.compile(pattern).search
+            self.search = re.compile(pattern).search
         except (RecursionError, re.error):
             # Should the trie still defeat `re` (nesting is capped, so this is a safety net),
             # a flat alternation finds the same anchors, more slowly.
             ordered = sorted(by_tail, key=len)  # shortest first: any match will do
             flat = "|".join(re.escape(tail) + terminal(tail) for tail in ordered)
-            self._search = re.compile(flat).search
+            self.search = re.compile(flat).search
 
-    def ranges(self, text: str) -> list[tuple[int, int]]:
-        """The ``[start, end)`` ranges to mask, merged where they overlap or touch."""
-        search = self._search
+    def find(self, text: str, found: list[tuple[int, int]]) -> None:
+        """Append the ``[start, end)`` range of every occurrence of a string to ``found``.
+
+        ``search`` finds where one may be (a line without any costs that one call)."""
+        search = self.search
         anchored = self._anchored
-        found: list[tuple[int, int]] = []
         match = search(text)
         while match is not None:
             at = match.start()
@@ -205,19 +292,110 @@ class _Matcher:
                 if start >= 0 and text.startswith(word, start):
                     found.append((start, start + len(word)))
             match = search(text, at + 1)
-        if not found:
-            return []
-        found.sort()
-        merged: list[tuple[int, int]] = []
-        start, end = found[0]
-        for next_start, next_end in found[1:]:
-            if next_start <= end:  # GitHub merges when `Start <= End`: touching counts
-                end = max(end, next_end)
-            else:
-                merged.append((start, end))
-                start, end = next_start, next_end
-        merged.append((start, end))
-        return merged
+
+
+# A line's edges that are not part of what a tool wrapped: indentation, quotes around a
+# value, a trailing comma or shell line continuation, a CR.
+_EDGE = " \t\r\"'`,;\\"
+_GRAM = 4
+
+
+class _Fragments:
+    """Finds the pieces of long encoded forms that a tool cut into lines.
+
+    ``base64`` wraps its output at 76 columns, PEM and ``openssl base64`` at 64; a secret inside
+    the encoded stream starts at any column, so where its encoding is cut cannot be known in
+    advance. What can: a line of such output is the whole stream's text between two cuts, so a
+    secret's encoding ``s`` shows as
+
+    * a line (between edge characters, see ``_EDGE``) that lies inside ``s``;
+    * a line that *starts* with the end of ``s`` (its last piece), or *ends* with the start of
+      ``s`` (its first piece).
+
+    Every window of ``_GRAM`` characters of every ``s`` is indexed, so each line costs two
+    dictionary look-ups (its first and last characters) until one hits; a piece shorter than
+    its stream's minimum is left alone, as lines shorter than the masker's minimum are.
+    Occurrences of a whole ``s`` inside a line are the :class:`_Matcher`'s part.
+    """
+
+    def __init__(self, streams: dict[str, int]) -> None:
+        #: every window of every stream, with where it is in which stream
+        self.grams: dict[str, list[tuple[str, int, int]]] = {}
+        for stream, least in streams.items():
+            for at in range(len(stream) - _GRAM + 1):
+                self.grams.setdefault(stream[at : at + _GRAM], []).append((stream, at, least))
+
+    def find(
+        self,
+        text: str,
+        found: list[tuple[int, int]],
+        *,
+        starts_line: bool = True,
+        ends_line: bool = True,
+    ) -> None:
+        """Append the ranges of pieces at the edges of each line of ``text`` to ``found``.
+
+        ``starts_line``/``ends_line``: whether the text's first (last) character begins (ends)
+        a line, which is not so for a long line released in parts (:class:`StreamMasker`).
+        """
+        grams = self.grams
+        lines = text.split("\n")
+        last = len(lines) - 1
+        start = 0
+        for number, line in enumerate(lines):
+            body = line.strip(_EDGE)
+            if len(body) >= _GRAM and (body[:_GRAM] in grams or body[-_GRAM:] in grams):
+                self._line(
+                    line, start, found, starts_line or number > 0, ends_line or number < last
+                )
+            start += len(line) + 1
+
+    def _line(
+        self,
+        line: str,
+        offset: int,
+        found: list[tuple[int, int]],
+        starts_line: bool,
+        ends_line: bool,
+    ) -> None:
+        body = line.strip(_EDGE)
+        size = len(body)
+        if size < _GRAM:
+            return
+        grams = self.grams
+        heads = grams.get(body[:_GRAM]) if starts_line else None
+        tails = grams.get(body[-_GRAM:]) if ends_line else None
+        if heads is None and tails is None:
+            return  # nearly every line: two look-ups
+        first = offset + len(line) - len(line.lstrip(_EDGE))
+        stop = first + size
+        for stream, at, least in heads or ():
+            if stream.startswith(body, at):
+                if size >= least:  # the whole line lies inside the stream
+                    found.append((first, stop))
+            elif len(stream) - at >= least and body.startswith(stream[at:]):
+                found.append((first, first + len(stream) - at))  # its last piece
+        for stream, at, least in tails or ():
+            piece = at + _GRAM
+            if piece >= least and piece <= size and body.endswith(stream[:piece]):
+                found.append((stop - piece, stop))  # its first piece
+
+
+def _merged(found: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The ranges ``found``, sorted, merged where they overlap or touch."""
+    if not found:
+        return []
+    found.sort()
+    merged: list[tuple[int, int]] = []
+    start, end = found[0]
+    for next_start, next_end in found[1:]:
+        if next_start <= end:  # GitHub merges when `Start <= End`: touching counts
+            end = max(end, next_end)
+        else:
+            merged.append((start, end))
+            start, end = next_start, next_end
+    merged.append((start, end))
+    return merged
 
 
 class Masker:
@@ -232,8 +410,9 @@ class Masker:
             raise ValueError("min_length must be at least 1")
         self._min_length = min_length
         self._patterns: set[str] = set()
+        self._streams: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._matcher: _Matcher | None = None
+        self._compiled: tuple[_Matcher, _Fragments] | None = None
         self._longest = 0
         self._version = 0
 
@@ -247,6 +426,13 @@ class Masker:
         """Every string that is masked: the secrets, their lines and their encoded forms."""
         with self._lock:
             return frozenset(self._patterns)
+
+    @property
+    def streams(self) -> dict[str, int]:
+        """The encoded forms whose pieces are masked at line edges, each with the shortest
+        piece that is (see :func:`wrapped_streams`)."""
+        with self._lock:
+            return dict(self._streams)
 
     @property
     def longest(self) -> int:
@@ -268,26 +454,34 @@ class Masker:
         items = {value, trimmed}
         items.update(line.strip() for line in re.split(r"\r\n|\r|\n", value))
         new: set[str] = set()
+        streams: dict[str, int] = {}
+        least = self._min_length
         for item in items:
-            if len(item) >= self._min_length:
-                new.update(f for f in encoded_forms(item) if len(f) >= self._min_length)
+            if len(item) >= least:
+                new.update(f for f in encoded_forms(item) if len(f) >= least)
+                for stream, shortest in wrapped_streams(item).items():
+                    if len(stream) >= least:
+                        streams[stream] = max(shortest, least)
         with self._lock:
             added = new - self._patterns
-            if added:
+            more = streams.keys() - self._streams.keys()
+            if added or more:
                 self._patterns |= added
-                self._matcher = None
-                self._longest = max(self._longest, *(len(p) for p in added))
+                self._streams.update({stream: streams[stream] for stream in more})
+                self._compiled = None
+                self._longest = max(self._longest, *(len(p) for p in added | more))
                 self._version += 1
-        return len(trimmed) >= self._min_length
+        return len(trimmed) >= least
 
-    def _current(self) -> _Matcher | None:
-        matcher = self._matcher
-        if matcher is None and self._patterns:
+    def _current(self) -> tuple[_Matcher, _Fragments] | None:
+        compiled = self._compiled
+        if compiled is None and self._patterns:
             with self._lock:
-                matcher = self._matcher
-                if matcher is None:
-                    matcher = self._matcher = _Matcher(self._patterns)
-        return matcher
+                compiled = self._compiled
+                if compiled is None:
+                    compiled = (_Matcher(self._patterns), _Fragments(self._streams))
+                    self._compiled = compiled
+        return compiled
 
     def mask(self, text: str) -> str:
         """``text`` with every occurrence of a secret replaced by ``***``.
@@ -295,17 +489,35 @@ class Masker:
         Overlapping or touching occurrences become one ``***``, as in GitHub (the union of
         the matched ranges is masked). Text without secrets is returned unchanged, as is.
         """
+        compiled = self._compiled or self._current()
+        if compiled is None or not text:
+            return text
+        if "\n" not in text:
+            # One line, the common case: when the expression finds nothing and neither edge
+            # of the line is a window of a stream, that is all (no further call: on the hot
+            # path of every line, Python's calls cost more than these C-level checks).
+            body = text.strip(_EDGE)
+            grams = compiled[1].grams
+            if compiled[0].search(text) is None and (
+                len(body) < _GRAM or (body[:_GRAM] not in grams and body[-_GRAM:] not in grams)
+            ):
+                return text
         return _replace(text, self._ranges(text))
 
     # One line is the common unit of output; the name says what the runner streams.
     mask_line = mask
 
-    def _ranges(self, text: str) -> list[tuple[int, int]]:
+    def _ranges(
+        self, text: str, *, starts_line: bool = True, ends_line: bool = True
+    ) -> list[tuple[int, int]]:
         """The merged ``[start, end)`` ranges of ``text`` that :meth:`mask` replaces."""
-        matcher = self._current()
-        if matcher is None or not text:
+        compiled = self._current()
+        if compiled is None or not text:
             return []
-        return matcher.ranges(text)
+        found: list[tuple[int, int]] = []
+        compiled[0].find(text, found)
+        compiled[1].find(text, found, starts_line=starts_line, ends_line=ends_line)
+        return _merged(found)
 
 
 def _replace(text: str, ranges: list[tuple[int, int]]) -> str:
@@ -341,6 +553,8 @@ class StreamMasker:
         self._masker = masker
         self._max_pending = max_pending
         self._pending = ""
+        # the pending text continues a line released in part (not at a line's start)
+        self._continued = False
 
     @property
     def pending(self) -> str:
@@ -352,7 +566,11 @@ class StreamMasker:
         text = self._pending + chunk
         newline = chunk.rfind("\n")
         cut = len(self._pending) + newline + 1 if newline >= 0 else 0
-        released = self._masker.mask(text[:cut]) if cut else ""
+        released = ""
+        if cut:
+            ranges = self._masker._ranges(text[:cut], starts_line=not self._continued)
+            released = _replace(text[:cut], ranges)
+            self._continued = False
         self._pending = text[cut:]
         if len(self._pending) > self._max_pending:
             released += self._release_long_line()
@@ -361,13 +579,15 @@ class StreamMasker:
     def flush(self) -> str:
         """Release and mask everything held back (at the end of the stream)."""
         text, self._pending = self._pending, ""
-        return self._masker.mask(text)
+        ranges = self._masker._ranges(text, starts_line=not self._continued)
+        self._continued = False
+        return _replace(text, ranges)
 
     def _release_long_line(self) -> str:
         text = self._pending
         hold = max(self._masker.longest - 1, 0)
         cut = len(text) - hold
-        ranges = self._masker._ranges(text)
+        ranges = self._masker._ranges(text, starts_line=not self._continued, ends_line=False)
         for start, end in ranges:
             if start < cut < end:
                 # A masked range straddles the cut: keep all of it for the next round.
@@ -376,4 +596,5 @@ class StreamMasker:
         if cut <= 0:
             return ""
         self._pending = text[cut:]
+        self._continued = True
         return _replace(text[:cut], [(start, end) for start, end in ranges if end <= cut])
