@@ -5,7 +5,8 @@ temporary file in the same folder, renamed over the old one, so a killed runner 
 old record or the new one, never half of one) and fsynced, file and folder, where it must survive
 the machine: at manual steps and at the end of the run.
 
-Secrets never reach it: secret outputs are stored as names only, secret inputs as ``***``.
+Secrets never reach it: secret outputs are stored as names only (or masked, when a step wrote a
+secret into an output), secret inputs as ``***``, environment variables steps set masked.
 """
 
 from __future__ import annotations
@@ -86,8 +87,11 @@ class RunRecord:
     exit_code: int | None = None
     job_status: str = "success"
     error: dict[str, str] | None = None
-    #: environment variables set by steps through ``RUNNER_ENV`` (non-secret), and path entries
+    #: environment variables set by steps through ``RUNNER_ENV`` (masked), and path entries
     env: dict[str, str] = field(default_factory=dict)
+    #: names of those whose value held a secret: stored masked, known whole only to the
+    #: process that ran the step
+    secret_env: list[str] = field(default_factory=list)
     path: list[str] = field(default_factory=list)
     #: the source commit being deployed, where git knows it
     commit: str | None = None

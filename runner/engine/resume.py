@@ -77,6 +77,17 @@ def prepare_steps(record: RunRecord, rerun_interrupted: bool) -> list[str]:
 
 def lost_secret(workflow: Workflow, run: Run) -> str | None:
     """A pending step that reads a secret output whose value this process no longer has."""
+    lost_env = [name for name in run.record.secret_env if name not in run.secret_env]
+    if lost_env:
+        for step in workflow.steps:
+            if run.record.step(step.id).status == "pending" and step.kind != "manual":
+                # any process a later step starts would see the variable: which read it cannot
+                # be told from the workflow
+                return (
+                    f"an earlier step set the environment variable `{lost_env[0]}` to a value "
+                    "holding a secret, and secret values are never stored: step "
+                    f"`{step.id}` and the steps after it cannot run in a resumed run"
+                )
     secrets = {
         (rec.id, name)
         for rec in run.record.steps

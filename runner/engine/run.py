@@ -82,6 +82,9 @@ class Run:
     options: dict[str, Any] = field(default_factory=dict)
     #: the values of secret outputs of this process's steps (never stored in the record)
     secret_values: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: environment variables steps set (``RUNNER_ENV``) to values holding a secret: the
+    #: record keeps them masked, later steps of this process get them whole
+    secret_env: dict[str, str] = field(default_factory=dict)
     #: the manual step the run detached at, if it did
     detached_at: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -250,6 +253,7 @@ class Run:
         for name, template in self.workflow.env.items():
             env[name] = render_text(template, values, contexts, functions)
         env.update(self.record.env)
+        env.update(self.secret_env)
         contexts["env"] = dict(env)
         for name, template in step.env.items():
             env[name] = render_text(template, values, contexts, functions)
@@ -421,8 +425,7 @@ class Run:
             # last: a parallel step reading the run without the lock takes a step with a final
             # status as finished, and must then find its outputs there
             rec.status = result.outcome
-            for name, value in result.env.items():
-                self.record.env[name] = value
+            self._store_env(result.env)
             self.record.path = [*result.path, *self.record.path]
             if rec.conclusion == "cancelled":
                 self._note_cancelled(step)
@@ -473,18 +476,38 @@ class Run:
         )
 
     def _store_outputs(self, rec: StepRecord, result: StepResult) -> None:
+        """Outputs into the record, masked: one that holds a secret (the step wrote a secret,
+        or an encoding of one, to ``RUNNER_OUTPUT``) is a secret output, its value kept in
+        this process only for the steps that read it, and shown masked in the record."""
         for name, value in result.outputs.items():
-            if name in result.secret_outputs:
+            masked = self.masker.mask(value)
+            if name in result.secret_outputs or masked != value:
                 self.secret_values[(rec.id, name)] = value
                 rec.secret_outputs.append(name)
-            else:
-                rec.outputs[name] = self.masker.mask(value)
+            if name not in result.secret_outputs:
+                rec.outputs[name] = masked
         for name, value in result.octopus.items():
-            if f"Octopus:{name}" in result.secret_outputs:
-                self.secret_values[(rec.id, f"Octopus:{name}")] = value
-                rec.secret_outputs.append(f"Octopus:{name}")
+            key = f"Octopus:{name}"
+            masked = self.masker.mask(value)
+            if key in result.secret_outputs or masked != value:
+                self.secret_values[(rec.id, key)] = value
+                rec.secret_outputs.append(key)
+            if key not in result.secret_outputs:
+                rec.octopus[name] = masked
+
+    def _store_env(self, env: Mapping[str, str]) -> None:
+        """``RUNNER_ENV`` values into the record, masked; whole ones stay in this process."""
+        for name, value in env.items():
+            masked = self.masker.mask(value)
+            self.record.env[name] = masked
+            if masked != value:
+                self.secret_env[name] = value
+                if name not in self.record.secret_env:
+                    self.record.secret_env.append(name)
             else:
-                rec.octopus[name] = self.masker.mask(value)
+                self.secret_env.pop(name, None)
+                if name in self.record.secret_env:
+                    self.record.secret_env.remove(name)
 
     # -- the end ---------------------------------------------------------------------------
 
