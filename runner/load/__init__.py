@@ -65,8 +65,13 @@ def _check_file(path: str | Path, raw: bytes | None) -> Loaded:
         return Loaded(shown, None, problems, doc.lines, doc, workspace)
     workflow = build_workflow(doc, data)
     from runner.load.expression_checks import check_expressions
+    from runner.load.secret_checks import check_secret_outputs
 
-    problems = check_workflow(workflow, workspace) + check_expressions(workflow, doc)
+    problems = (
+        check_workflow(workflow, workspace)
+        + check_expressions(workflow, doc)
+        + check_secret_outputs(workflow, doc)
+    )
     diagnostics = sorted(problems, key=Diagnostic.sort_key)
     has_errors = any(d.severity == "error" for d in diagnostics)
     return Loaded(shown, None if has_errors else workflow, diagnostics, doc.lines, doc, workspace)
