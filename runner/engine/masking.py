@@ -188,6 +188,9 @@ _Node = dict[str, "_Node"]
 
 # Groups nested deeper than this make `re`'s recursive parser overflow the stack.
 _MAX_NESTING = 100
+# How much of a string, around its anchor, the expression matches (see `_Matcher`).
+_HEAD = 16
+_TAIL = 48
 
 
 def _anchor(word: str) -> int:
@@ -252,20 +255,23 @@ class _Matcher:
     """
 
     def __init__(self, words: Iterable[str]) -> None:
-        by_tail: dict[str, list[str]] = {}
+        # A long string (a key file and its encodings run to kilobytes) is matched by the
+        # expression only around its anchor, at most `_HEAD` characters before and `_TAIL`
+        # from it; the Python check confirms the whole. Compiling whole strings took seconds.
+        by_tail: dict[str, set[str]] = {}
         self._anchored: dict[str, list[tuple[int, str]]] = {}
         for word in words:
             at = _anchor(word)
-            by_tail.setdefault(word[at:], []).append(word)
+            by_tail.setdefault(word[at : at + _TAIL], set()).add(word[max(at - _HEAD, 0) : at])
             self._anchored.setdefault(word[at], []).append((at, word))
 
         def terminal(tail: str) -> str:
             heads = sorted(by_tail[tail], key=len, reverse=True)
-            if len(heads[-1]) == len(tail):
+            if not heads[-1]:
                 return ""  # a word that is all tail: matching the tail is enough
             # Look back over the tail just matched (any characters) to the head before it.
             skip = f"(?s:.){{{len(tail)}}}"
-            checks = [f"(?<={re.escape(word[: -len(tail)])}{skip})" for word in heads]
+            checks = [f"(?<={re.escape(head)}{skip})" for head in heads]
             return checks[0] if len(checks) == 1 else f"(?:{'|'.join(checks)})"
 
         try:
@@ -319,11 +325,11 @@ class _Fragments:
     """
 
     def __init__(self, streams: dict[str, int]) -> None:
-        #: every window of every stream, with where it is in which stream
-        self.grams: dict[str, list[tuple[str, int, int]]] = {}
-        for stream, least in streams.items():
-            for at in range(len(stream) - _GRAM + 1):
-                self.grams.setdefault(stream[at : at + _GRAM], []).append((stream, at, least))
+        self._streams = list(streams.items())
+        #: every window of every stream: a line whose edges are none of these is left alone
+        self.grams = {
+            stream[at : at + _GRAM] for stream in streams for at in range(len(stream) - _GRAM + 1)
+        }
 
     def find(
         self,
@@ -363,22 +369,32 @@ class _Fragments:
         if size < _GRAM:
             return
         grams = self.grams
-        heads = grams.get(body[:_GRAM]) if starts_line else None
-        tails = grams.get(body[-_GRAM:]) if ends_line else None
-        if heads is None and tails is None:
+        head = body[:_GRAM] if starts_line else ""
+        tail = body[-_GRAM:] if ends_line else ""
+        at_head, at_tail = head in grams, tail in grams
+        if not (at_head or at_tail):
             return  # nearly every line: two look-ups
         first = offset + len(line) - len(line.lstrip(_EDGE))
         stop = first + size
-        for stream, at, least in heads or ():
-            if stream.startswith(body, at):
-                if size >= least:  # the whole line lies inside the stream
-                    found.append((first, stop))
-            elif len(stream) - at >= least and body.startswith(stream[at:]):
-                found.append((first, first + len(stream) - at))  # its last piece
-        for stream, at, least in tails or ():
-            piece = at + _GRAM
-            if piece >= least and piece <= size and body.endswith(stream[:piece]):
-                found.append((stop - piece, stop))  # its first piece
+        # A hit is rare (a wrapped secret, or chance): finding where in which stream the
+        # window is costs a scan of the streams, which is cheaper than indexing positions.
+        for stream, least in self._streams:
+            if at_head:
+                at = stream.find(head)
+                while at >= 0:
+                    if stream.startswith(body, at):
+                        if size >= least:  # the whole line lies inside the stream
+                            found.append((first, stop))
+                    elif len(stream) - at >= least and body.startswith(stream[at:]):
+                        found.append((first, first + len(stream) - at))  # its last piece
+                    at = stream.find(head, at + 1)
+            if at_tail:
+                at = stream.find(tail)
+                while at >= 0:
+                    piece = at + _GRAM
+                    if least <= piece <= size and body.endswith(stream[:piece]):
+                        found.append((stop - piece, stop))  # its first piece
+                    at = stream.find(tail, at + 1)
 
 
 def _merged(found: list[tuple[int, int]]) -> list[tuple[int, int]]:
