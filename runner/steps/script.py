@@ -199,7 +199,9 @@ def handle_line(
         if item.data:
             ctx.masker.add(item.data)
     elif name in ("error", "warning", "notice"):
-        ctx.log.annotation(step, name, ctx.masker.mask(item.data), dict(item.properties))
+        # a title or file name is the script's text as much as the message is
+        properties = {key: ctx.masker.mask(value) for key, value in dict(item.properties).items()}
+        ctx.log.annotation(step, name, ctx.masker.mask(item.data), properties)
     elif name == "group":
         ctx.log.group(step, ctx.masker.mask(item.data))
     elif name == "endgroup":

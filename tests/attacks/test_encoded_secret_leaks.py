@@ -100,6 +100,13 @@ steps:
     run: |
       printf '%s' "${LONG:0:30}"; sleep 0.05; printf '%s\\n' "${LONG:30}"
       printf %s "$LONG" | base64 | tr -d '\\n' | fold -w 50; echo
+  - id: annotations
+    name: annotations
+    env:
+      LONG: "#{Long}"
+    run: |
+      echo "::error title=failed with $LONG,file=$LONG.txt::message $LONG"
+      echo "::warning title=$(printf %s "$LONG" | base64 -w0)::see the title"
   - id: outputs
     name: outputs
     env:
@@ -192,7 +199,8 @@ def step_text(outcome: Outcome, step: str) -> str:
 def test_the_run_succeeds(outcome: Outcome) -> None:
     assert outcome.code == 0, outcome.out + outcome.err
     assert outcome.statuses() == dict.fromkeys(
-        ["base64-wrapped", "pem", "quoted", "add-mask", "split", "outputs", "use"], "success"
+        ["base64-wrapped", "pem", "quoted", "add-mask", "split", "annotations", "outputs", "use"],
+        "success",
     )
 
 
@@ -253,6 +261,15 @@ def test_a_secret_split_across_writes_or_refolded_is_masked(
 ) -> None:
     text = step_text(outcome, "split")
     assert leaks(text, secrets) == []
+
+
+def test_annotation_titles_and_files_are_masked(outcome: Outcome, secrets: dict[str, str]) -> None:
+    """``::error title=...,file=...::`` properties were logged as the script wrote them."""
+    text = step_text(outcome, "annotations")
+    assert leaks(text, secrets) == []
+    annotations = [e for e in outcome.events() if e.get("step") == "annotations"]
+    titles = [e.get("properties", {}).get("title") for e in annotations if "properties" in e]
+    assert titles == ["failed with ***", "***"]
 
 
 def test_outputs_holding_a_secret_are_stored_and_logged_masked(
