@@ -368,7 +368,8 @@ class Run:
             raise
         except RunnerError as exc:
             result = StepResult("failure", error=str(exc), exit_code_hint=None)
-            self.log.step_error(step, str(exc), exc.location)
+            # a message may quote a value the step was given (the record masks it too)
+            self.log.step_error(step, self.masker.mask(str(exc)), exc.location)
         self._finish_step(step, result)
 
     def _checkpoint(self, step: Step, state: dict[str, Any]) -> None:
