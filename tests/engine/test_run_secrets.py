@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -275,3 +276,41 @@ def test_the_files_a_step_reports_through_are_the_owners_alone(workspace: Worksp
     modes = [line.split()[0] for line in outcome.lines() if line.strip().startswith("600 ")]
     assert len(modes) == 5, outcome.lines()
     assert outcome.record.steps[0].outputs == {"ok": "yes"}
+
+
+def test_a_resumed_run_refuses_the_steps_after_a_lost_secret_environment_variable(
+    tmp_path: Path,
+) -> None:
+    """A ``RUNNER_ENV`` value holding a secret is stored masked: a process resuming the run
+    does not have it, and any later step that starts a process could read it."""
+    from types import SimpleNamespace
+
+    from runner.engine.record import RunRecord, StepRecord
+    from runner.engine.resume import lost_secret
+    from runner.load import check_file
+
+    (tmp_path / ".git").mkdir()
+    path = tmp_path / "deploy.yml"
+    path.write_text(
+        "name: env\nsteps:\n"
+        "  - {id: set, name: Set, run: 'echo TOKEN=x >> $RUNNER_ENV'}\n"
+        "  - {id: use, name: Use, run: 'echo $TOKEN'}\n"
+    )
+    workflow = check_file(path).workflow
+    assert workflow is not None
+    record = RunRecord(
+        "r", str(path), "env", "d", "staging",
+        env={"TOKEN": "***"},
+        secret_env=["TOKEN"],
+        steps=[StepRecord("set", "Set", status="success"), StepRecord("use", "Use")],
+    )  # fmt: skip
+    resumed = SimpleNamespace(record=record, secret_env={}, secret_values={})
+    assert lost_secret(workflow, resumed) == (
+        "an earlier step set the environment variable `TOKEN` to a value holding a secret, and "
+        "secret values are never stored: step `use` and the steps after it cannot run in a "
+        "resumed run"
+    )
+    same_process = SimpleNamespace(record=record, secret_env={"TOKEN": "x"}, secret_values={})
+    assert lost_secret(workflow, same_process) is None
+    record.step("use").status = "success"
+    assert lost_secret(workflow, resumed) is None
