@@ -46,6 +46,16 @@ class _Secrets:
             name.lower() for name, variable in workflow.variables.items() if variable.secret
         }
         self.workflow_env = _secret_env(self, workflow.env, {})
+        self._step_env: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+
+    def step_env(self, env: Mapping[str, str]) -> dict[str, str]:
+        """The env names a step's script sees whose value uses a secret, each with how (many
+        steps share the same ``env``: each is read once)."""
+        key = tuple(env.items())
+        found = self._step_env.get(key)
+        if found is None:
+            found = self._step_env[key] = _secret_env(self, env, self.workflow_env)
+        return found
 
     def used(self, text: str, env: Mapping[str, str] | None = None) -> _Use | None:
         """Where and how ``text`` refers to a secret (``secrets.X``, ``#{X}``, ``$X``)."""
@@ -163,7 +173,7 @@ def _step(doc: Document, step: Step, secrets: _Secrets) -> Iterator[Diagnostic]:
     writes = list(_writes(lines))
     if not writes:
         return
-    env = _secret_env(secrets, step.env, secrets.workflow_env)
+    env = secrets.step_env(step.env)
     offsets = [0]
     for line in lines:
         offsets.append(offsets[-1] + len(line) + 1)
