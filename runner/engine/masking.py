@@ -320,6 +320,10 @@ class _Matcher:
 # value, a trailing comma or shell line continuation, a CR.
 _EDGE = " \t\r\"'`,;\\"
 _GRAM = 4
+# A whole line inside a stream is only masked from this length: a short line (`done`, `2026`)
+# lies by chance inside some base64 or hex text far more often than it ends or starts one,
+# and every tool wraps wider than this.
+_INSIDE = 16
 
 
 class _Fragments:
@@ -330,7 +334,8 @@ class _Fragments:
     advance. What can: a line of such output is the whole stream's text between two cuts, so a
     secret's encoding ``s`` shows as
 
-    * a line (between edge characters, see ``_EDGE``) that lies inside ``s``;
+    * a line (between edge characters, see ``_EDGE``) of at least ``_INSIDE`` characters that
+      lies inside ``s``;
     * a line that *starts* with the end of ``s`` (its last piece), or *ends* with the start of
       ``s`` (its first piece).
 
@@ -398,9 +403,8 @@ class _Fragments:
             if at_head:
                 at = stream.find(head)
                 while at >= 0:
-                    if stream.startswith(body, at):
-                        if size >= least:  # the whole line lies inside the stream
-                            found.append((first, stop))
+                    if size >= max(least, _INSIDE) and stream.startswith(body, at):
+                        found.append((first, stop))  # the whole line lies inside the stream
                     elif len(stream) - at >= least and body.startswith(stream[at:]):
                         found.append((first, first + len(stream) - at))  # its last piece
                     at = stream.find(head, at + 1)

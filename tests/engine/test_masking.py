@@ -70,7 +70,7 @@ def reference_pieces(text: str, streams: dict[str, int]) -> list[tuple[int, int]
         body = line.strip(EDGE)
         stop = first + len(body)
         for stream, least in streams.items():
-            if len(body) >= max(least, 4) and body in stream:
+            if len(body) >= max(least, 16) and body in stream:
                 found.append((first, stop))
             for k in range(max(least, 4), min(len(body), len(stream)) + 1):
                 if body[:k] == stream[-k:]:
