@@ -201,6 +201,7 @@ _COMMONNESS = " etaoinsrhldcumfpgwybvkxjqz0123456789.:-/_=,()[]'\"\tETAOINSRHLDC
 _RANK = {char: rank for rank, char in enumerate(_COMMONNESS)}
 
 _Node = dict[str, "_Node"]
+_Search = Callable[..., "re.Match[str] | None"]
 
 # Groups nested deeper than this make `re`'s recursive parser overflow the stack.
 _MAX_NESTING = 100
@@ -448,7 +449,8 @@ class Masker:
         self._patterns: set[str] = set()
         self._streams: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._compiled: tuple[_Matcher, _Fragments] | None = None
+        #: the matcher, the pieces finder, and their search and windows for `mask`'s fast path
+        self._compiled: tuple[_Matcher, _Fragments, _Search, set[str]] | None = None
         self._longest = 0
         self._version = 0
 
@@ -509,13 +511,14 @@ class Masker:
                 self._version += 1
         return len(trimmed) >= least
 
-    def _current(self) -> tuple[_Matcher, _Fragments] | None:
+    def _current(self) -> tuple[_Matcher, _Fragments, _Search, set[str]] | None:
         compiled = self._compiled
         if compiled is None and self._patterns:
             with self._lock:
                 compiled = self._compiled
                 if compiled is None:
-                    compiled = (_Matcher(self._patterns), _Fragments(self._streams))
+                    matcher, fragments = _Matcher(self._patterns), _Fragments(self._streams)
+                    compiled = (matcher, fragments, matcher.search, fragments.grams)
                     self._compiled = compiled
         return compiled
 
@@ -528,15 +531,14 @@ class Masker:
         compiled = self._compiled or self._current()
         if compiled is None or not text:
             return text
-        if "\n" not in text:
+        search, grams = compiled[2], compiled[3]
+        if search(text) is None and "\n" not in text:
             # One line, the common case: when the expression finds nothing and neither edge
             # of the line is a window of a stream, that is all (no further call: on the hot
-            # path of every line, Python's calls cost more than these C-level checks).
-            body = text.strip(_EDGE)
-            grams = compiled[1].grams
-            if compiled[0].search(text) is None and (
-                len(body) < _GRAM or (body[:_GRAM] not in grams and body[-_GRAM:] not in grams)
-            ):
+            # path of every line, Python's calls cost more than these C-level checks). A
+            # line shorter than a window has edges shorter than any window.
+            body = text.strip(_EDGE) if text[0] in _EDGE or text[-1] in _EDGE else text
+            if body[:_GRAM] not in grams and body[-_GRAM:] not in grams:
                 return text
         return _replace(text, self._ranges(text))
 
