@@ -76,7 +76,8 @@ def prepare_steps(record: RunRecord, rerun_interrupted: bool) -> list[str]:
 
 
 def lost_secret(workflow: Workflow, run: Run) -> str | None:
-    """A pending step that reads a secret output whose value this process no longer has."""
+    """A pending step that reads a secret output, or runs after a step set an environment
+    variable to a secret, whose value this process no longer has."""
     lost_env = [name for name in run.record.secret_env if name not in run.secret_env]
     if lost_env:
         for step in workflow.steps:
