@@ -65,6 +65,14 @@ steps:
     run: |
       printf %s "$KEY" | base64
       printf '%s\\n' "$KEY" | base64 -w 64
+      if ! command -v xxd > /dev/null; then
+        # what `xxd -p` prints (vim's xxd is not on every machine)
+        xxd() {
+          python3 -c 'import sys; h = sys.stdin.buffer.read().hex()
+      h = h.upper() if "-u" in sys.argv else h
+      print("\\n".join(h[i : i + 60] for i in range(0, len(h), 60)))' "$@"
+        }
+      fi
       printf %s "$KEY" | xxd -p
       printf '%s' "$KEY" | xxd -p -u
   - id: quoted
