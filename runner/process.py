@@ -13,7 +13,6 @@ import signal
 import subprocess
 import threading
 import time
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
@@ -32,6 +31,9 @@ class ProcessResult:
     timed_out: bool = False
     cancelled: bool = False
     duration: float = 0.0
+    #: the type of the error the output handler raised, if it did: the output from that line on
+    #: was not shown (nor masked), so the step must not count as a success
+    output_error: str | None = None
 
 
 class ProcessGroups:
@@ -146,7 +148,10 @@ def run_process(
             if groups.cancelled.is_set() and not after_cancel:
                 groups.stop(pgid)
         assert proc.stdout is not None
-        reader = threading.Thread(target=_pump, args=(proc.stdout, on_line), daemon=True)
+        pump_errors: list[BaseException] = []
+        reader = threading.Thread(
+            target=_pump, args=(proc.stdout, on_line, pump_errors), daemon=True
+        )
         reader.start()
         try:
             proc.wait(timeout=timeout)
@@ -165,17 +170,20 @@ def run_process(
         if groups is not None:
             cancelled = groups.stopped(pgid)
             groups.discard(pgid)
-    return ProcessResult(proc.returncode, timed_out, cancelled, time.monotonic() - started)
+    error = type(pump_errors[0]).__name__ if pump_errors else None
+    return ProcessResult(
+        proc.returncode, timed_out, cancelled, time.monotonic() - started, output_error=error
+    )
 
 
-def _pump(stream: IO[bytes], on_line: Callable[[str], None]) -> None:
+def _pump(stream: IO[bytes], on_line: Callable[[str], None], errors: list[BaseException]) -> None:
     with stream:
-        failed = False
         for raw in stream:
-            if failed:
+            if errors:
                 continue  # keep draining: a full pipe would block the process forever
             try:
                 on_line(raw.decode("utf-8", "replace").rstrip("\r\n"))
-            except Exception:
-                failed = True
-                traceback.print_exc()
+            except Exception as exc:
+                # no traceback on stderr: its message may quote the line, which may hold a
+                # secret the handler had not masked yet; the step fails instead (see script.py)
+                errors.append(exc)

@@ -167,6 +167,12 @@ def run_script(
     elif outcome.exit_code != 0:
         result.outcome = "failure"
         result.error = result.error or f"exit code {outcome.exit_code}"
+    elif outcome.output_error is not None:
+        result.outcome = "failure"
+        result.error = (
+            f"the runner could not handle this step's output ({outcome.output_error}); the rest "
+            "of it was not shown. This is a bug in the runner: please report it"
+        )
     elif refused:
         # GitHub fails a step that used a refused command (set-env, add-path, a weak token)
         result.outcome = "failure"

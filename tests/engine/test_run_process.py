@@ -434,3 +434,41 @@ def test_cancelled_while_waiting_between_retries_is_not_retried(workspace: Works
     assert (workspace.root / "attempts").read_text() == "x\n"
     record = RunRecord.from_json((workspace.state_dir / "runs/run-1/record.json").read_text())
     assert (record.step("flaky").outcome, record.step("flaky").attempts) == ("cancelled", 1)
+
+
+def test_an_output_handler_that_fails_fails_the_step_and_prints_nothing_of_the_line(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import runner.steps.script as script
+
+    handle = script.handle_line
+
+    def fragile(ctx, processor, line, refused=None):  # type: ignore[no-untyped-def]
+        if "BOOM" in line:
+            raise ValueError(f"cannot handle {line!r}")
+        handle(ctx, processor, line, refused)
+
+    monkeypatch.setattr(script, "handle_line", fragile)
+    result = workspace.run(
+        """
+        name: fragile
+        steps:
+          - id: loud
+            name: Loud
+            run: |
+              echo "before"
+              echo "BOOM hunter2"
+              seq 1 200000
+          - id: after
+            name: After
+            run: echo "after ran"
+        """
+    )
+    assert result.code == 1
+    loud = result.record.steps[0]
+    assert (loud.outcome, loud.exit_code) == ("failure", 0)
+    assert "could not handle this step's output (ValueError)" in str(loud.error)
+    assert "  before" in result.lines()
+    assert "  200000" not in result.lines()
+    assert result.record.steps[1].status == "skipped"
+    assert "hunter2" not in capsys.readouterr().err
