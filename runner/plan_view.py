@@ -19,7 +19,12 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "environment": plan.environment,
         "inputs": {k: (SECRET_MASK if k in secret_inputs else v) for k, v in plan.inputs.items()},
         "variables": [
-            {"name": r.name, "value": r.shown(), "secret": r.secret, "origin": r.origin}
+            {
+                "name": r.name,
+                "value": _mask(plan, plan.expanded.get(r.name, r.shown())),
+                "secret": r.secret,
+                "origin": r.origin,
+            }
             for r in plan.variables.items
         ],
         "policy": None
@@ -32,8 +37,23 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
             ],
         },
         "steps": [_step_json(plan, p) for p in plan.steps],
-        "outcome": plan.outcome,
+        "errors": [
+            {"step": p.step.id, "message": _mask(plan, p.message), "hint": p.hint}
+            for p in plan.problems
+        ],
+        "outcome": outcome(plan)[0],
+        "exit-code": outcome(plan)[1],
     }
+
+
+def outcome(plan: Plan) -> tuple[str, int]:
+    """What a run would end with, and its exit code, as ``runner run`` would decide: a policy
+    that refuses stops it first (exit 5), then manual steps nobody can decide here (exit 1)."""
+    if plan.policy is not None and not plan.policy.allowed:
+        return "refused by the environment policy", 5
+    if plan.problems:
+        return "fails before the first step: manual steps cannot be decided here", 1
+    return plan.outcome, 0
 
 
 def _step_json(plan: Plan, planned: PlannedStep) -> dict[str, Any]:
@@ -56,7 +76,19 @@ def _step_json(plan: Plan, planned: PlannedStep) -> dict[str, Any]:
             "timeout-minutes": a.timeout_minutes,
             "on-timeout": a.on_timeout,
             "assumed": a.assumed,
+            "title": _mask(plan, a.title),
             "instructions": _mask(plan, a.instructions),
+            "fields": [
+                {
+                    "name": name,
+                    "type": kind,
+                    "label": label,
+                    "required": required,
+                    "pattern": pattern,
+                    "options": list(options),
+                }
+                for name, kind, label, required, pattern, options in a.fields
+            ],
         }
     return item
 
@@ -79,7 +111,8 @@ def plan_to_text(plan: Plan) -> str:
         lines.append("Variables:")
         width = max(len(r.name) for r in plan.variables.items)
         for r in plan.variables.items:
-            lines.append(f"  {r.name.ljust(width)} = {r.shown()}  ({r.origin})")
+            shown = _mask(plan, plan.expanded.get(r.name, r.shown()))
+            lines.append(f"  {r.name.ljust(width)} = {shown}  ({r.origin})")
     if plan.policy is not None and plan.policy.checks:
         from runner.policy import describe
 
@@ -106,6 +139,29 @@ def plan_to_text(plan: Plan) -> str:
                 lines.append(
                     f"            times out after {a.timeout_minutes:g} min, then {a.on_timeout}s"
                 )
+            if a.title and a.title != step.name:
+                lines.append(f"            asks: {_mask(plan, a.title)}")
+            instructions = _mask(plan, a.instructions).strip()
+            if instructions:
+                lines.append("            instructions:")
+                for line in instructions.splitlines():
+                    lines.append(f"              | {line}".rstrip())
+            for name, kind, label, required, pattern, options in a.fields:
+                about = [kind, "required" if required else "optional"]
+                if options:
+                    about.append("one of " + "/".join(options))
+                if pattern:
+                    about.append(f"matching {pattern}")
+                named = f"{name} ({label})" if label and label != name else name
+                lines.append(f"            field {named}: {', '.join(about)}")
             lines.append(f"            dry run assumes: {a.assumed}")
-    lines.append(f"Outcome if so: {plan.outcome}")
+        for problem in plan.problems:
+            if problem.step.id == step.id:
+                lines.append(f"            ERROR: {_mask(plan, problem.message)}")
+                lines.append(f"            fix: {problem.hint}")
+    ending, code = outcome(plan)
+    if code:
+        lines.append(f"Outcome: {ending} (a run would exit {code})")
+    else:
+        lines.append(f"Outcome if so: {ending}")
     return "\n".join(lines) + "\n"

@@ -13,10 +13,13 @@ import sys
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from runner.approvals.request import FieldSpec, Interruption, Result, Submission
 from runner.errors import ApprovalError
+
+if TYPE_CHECKING:
+    from runner.approvals.identity import Directory
 
 CI_VARIABLES = ("CI", "GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "JENKINS_URL", "TF_BUILD")
 
@@ -40,9 +43,12 @@ class PromptSource:
         stdin: TextIO | None = None,
         stdout: TextIO | None = None,
         user: str | None = None,
+        directory: Directory | None = None,
         **_: object,
     ) -> None:
         self.environ = environ
+        #: the people file: who may answer, said before anything is asked
+        self.directory = directory
         self.stdin = stdin or sys.stdin
         self.stdout = stdout or sys.stderr
         self.user = user or local_user()
@@ -63,6 +69,14 @@ class PromptSource:
                 "the prompt source needs a terminal, but stdin is not one",
                 hint="run on a terminal, or approve through the `file` or `server` source",
             )
+        refusal = self._refusal(request)
+        if refusal is not None:
+            # asking would collect a decision, notes and fields only to refuse them, and then
+            # wait silently: say so now, and let the step wait on its other sources (or fail)
+            raise ApprovalError(
+                f"{refusal}, so the prompt will not ask; {self._who(request)} may answer",
+                hint="run it on a terminal as one of them, or approve through another source",
+            )
         if self._thread is None:
             self._thread = threading.Thread(target=self._ask, args=(request,), daemon=True)
             self._thread.start()
@@ -78,6 +92,26 @@ class PromptSource:
 
     def instructions(self, request: Interruption) -> list[str]:
         return [f"answer the prompt on this terminal (as {self.user})"]
+
+    def _refusal(self, request: Interruption) -> str | None:
+        if self.directory is None:
+            return None
+        from runner.approvals.preflight import prompt_refusal
+
+        return prompt_refusal(
+            self.directory,
+            request.teams,
+            request.prevent_self_approval,
+            request.started_by,
+            self.user,
+        )
+
+    def _who(self, request: Interruption) -> str:
+        if self.directory is None:
+            return " or ".join(request.teams) if request.teams else "anyone in the people file"
+        from runner.approvals.preflight import approvers_text
+
+        return approvers_text(self.directory, request.teams)
 
     # -- the conversation --------------------------------------------------------------------
 
@@ -101,7 +135,7 @@ class PromptSource:
             self._error = ApprovalError(f"the prompt failed: {exc}")
 
     def _conversation(self, request: Interruption) -> None:
-        self._say(f"\n{request.title}: you are {self.user}.\n")
+        self._say(f"\n{request.title}: you are {self.user}; {self._who(request)} may answer.\n")
         while not self._stop.is_set():
             answer = self._read("Proceed or abort? [p/a] ").strip().lower()
             if answer in ("p", "proceed", "a", "abort"):

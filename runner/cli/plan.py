@@ -12,8 +12,19 @@ from runner.cli.options import deployment_options, dry_run_options
 from runner.gc_pause import gc_paused
 
 
-@gc_paused()
 def plan_text(
+    path: str,
+    environment: str,
+    inputs: tuple[str, ...] = (),
+    skip: tuple[str, ...] = (),
+    **options: object,
+) -> str:
+    """The plan of ``path`` for ``environment`` as text or JSON."""
+    return plan_result(path, environment, inputs, skip, **options)[0]  # type: ignore[arg-type]
+
+
+@gc_paused()
+def plan_result(
     path: str,
     environment: str,
     inputs: tuple[str, ...] = (),
@@ -24,13 +35,19 @@ def plan_text(
     output_format: str = "text",
     environ: Mapping[str, str] | None = None,
     insecure_local_trust: bool = False,
-) -> str:
-    """The plan of ``path`` for ``environment`` as text or JSON."""
+    stdin_tty: bool | None = None,
+) -> tuple[str, int]:
+    """The plan of ``path`` for ``environment`` as text or JSON, and the exit code a run would
+    end with before its first step (5: the policy refuses; 1: a manual step nobody can decide
+    here), else 0."""
+    import dataclasses
+
     from runner.actor import current_actor
+    from runner.approvals.preflight import approval_problems
     from runner.engine.history import run_history, state_dir
     from runner.engine.plan import make_plan
     from runner.inputs import parse_pairs
-    from runner.plan_view import plan_to_json, plan_to_text
+    from runner.plan_view import outcome, plan_to_json, plan_to_text
     from runner.prepare import apply_policy, prepare
 
     env = dict(os.environ if environ is None else environ)
@@ -52,9 +69,14 @@ def plan_text(
         created_by=current_actor(env),
         policy=prepared.policy,
     )
+    problems = approval_problems(
+        prepared, env, {"insecure_local_trust": insecure_local_trust}, stdin_tty=stdin_tty
+    )
+    plan = dataclasses.replace(plan, problems=tuple(problems))
+    code = outcome(plan)[1]
     if output_format == "json":
-        return json.dumps(plan_to_json(plan), indent=2, ensure_ascii=False) + "\n"
-    return plan_to_text(plan)
+        return json.dumps(plan_to_json(plan), indent=2, ensure_ascii=False) + "\n", code
+    return plan_to_text(plan), code
 
 
 @click.command()
@@ -77,17 +99,15 @@ def plan(
     insecure_local_trust: bool,
 ) -> int:
     """Show what a run would do in an environment, step by step, without running anything."""
-    click.echo(
-        plan_text(
-            file,
-            environment,
-            inputs,
-            skip,
-            assume=assume,
-            fields=fields,
-            output_format=output_format,
-            insecure_local_trust=insecure_local_trust,
-        ),
-        nl=False,
+    text, code = plan_result(
+        file,
+        environment,
+        inputs,
+        skip,
+        assume=assume,
+        fields=fields,
+        output_format=output_format,
+        insecure_local_trust=insecure_local_trust,
     )
-    return 0
+    click.echo(text, nl=False)
+    return code

@@ -58,21 +58,20 @@ def run(
 ) -> int:
     """Run a deployment in an environment. Exit codes are listed in `runner --help`."""
     if dry_run:
-        from runner.cli.plan import plan_text
+        from runner.cli.plan import plan_result
 
-        click.echo(
-            plan_text(
-                file,
-                environment,
-                inputs,
-                skip,
-                assume=assume,
-                fields=fields,
-                output_format=output_format,
-            ),
-            nl=False,
+        text, code = plan_result(
+            file,
+            environment,
+            inputs,
+            skip,
+            assume=assume,
+            fields=fields,
+            output_format=output_format,
+            insecure_local_trust=insecure_local_trust,
         )
-        return 0
+        click.echo(text, nl=False)
+        return code
     return run_workflow(
         file,
         environment,
@@ -117,6 +116,8 @@ def run_workflow(
     folder = history.state_dir(state_dir, environ, prepared.loaded.workspace)
     prepared = session.policy_gate(prepared, folder, environ, options)
     log = choose_log(output_format, environ)
+    # before any step changes anything: every manual step that may run must be decidable here
+    session.preflight(prepared, environ, options, log)
     request = session.RunRequest(
         prepared=prepared,
         run_id=run_id,

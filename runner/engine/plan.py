@@ -35,6 +35,9 @@ class ApprovalPlan:
     on_timeout: str
     assumed: Assume
     instructions: str
+    #: (name, type, label, required, pattern, options) of each field a proceed must give
+    fields: tuple[tuple[str, str, str, bool, str | None, tuple[str, ...]], ...] = ()
+    title: str = ""
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,10 @@ class Plan:
     secrets: tuple[str, ...] = field(default=())
     #: the environment policy's verdict (runner.policy.Verdict), if a policy applies
     policy: Any = None
+    #: each variable's value with the ``#{}`` inside it substituted, as steps will see it
+    expanded: Mapping[str, str] = field(default_factory=dict)
+    #: why manual steps could not be decided here (runner.approvals.preflight.Problem)
+    problems: tuple[Any, ...] = ()
 
 
 def make_plan(
@@ -85,6 +92,7 @@ def make_plan(
     base_env = dict(workflow.env)
     progress = Progress(workflow, facts, variables, {k: _text(v) for k, v in inputs.items()})
     values = progress.values
+    expanded = _expanded(variables, values)
     for step in workflow.steps:
         if not (step.with_previous and planned):
             group += 1
@@ -133,7 +141,20 @@ def make_plan(
         outcome,
         tuple(variables.secrets()),
         policy,
+        expanded,
     )
+
+
+def _expanded(variables: VariableSet, values: Mapping[str, str]) -> dict[str, str]:
+    """Non-secret variables whose value holds ``#{}``, substituted as a step would see them
+    (a ``${{ }}`` inside a variable's value stays text, as in a run)."""
+    from runner import variables as octostache
+
+    return {
+        item.name: octostache.substitute(item.value, values)
+        for item in variables.items
+        if item.value is not None and not item.secret and "#{" in item.value
+    }
 
 
 def manual_outputs(
@@ -187,6 +208,10 @@ def _approval_plan(
         on_timeout=manual.on_timeout,
         assumed=assume,
         instructions=render_text(manual.instructions, values, contexts),
+        fields=tuple(
+            (f.name, f.type, f.label, f.required, f.pattern, f.options) for f in manual.fields
+        ),
+        title=render_text(manual.title, values, contexts) if manual.title else step.name,
     )
 
 

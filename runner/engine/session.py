@@ -382,3 +382,20 @@ def announce_break_glass(run: Run) -> None:
                 pass
         except OSError as exc:
             run.log.write(f"could not announce the break-glass on the webhook: {exc}")
+
+
+def preflight(
+    prepared: Prepared,
+    environ: Mapping[str, str],
+    options: Mapping[str, Any],
+    log: RunLog | None = None,
+) -> None:
+    """Refuse, before the first step and with nothing recorded, a run whose manual steps could
+    not be decided here (exit 1, each step named with its fix)."""
+    from runner.approvals.preflight import PreflightError, approval_problems
+
+    problems = approval_problems(prepared, environ, options)
+    if problems:
+        if log is not None:
+            log.preflight_failed(problems)
+        raise PreflightError(problems)

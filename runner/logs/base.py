@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from runner.durations import format_duration
@@ -101,6 +101,11 @@ class BaseLog:
             f"  {decision.get('result')} by {who} via {decision.get('source')}"
             + (f": {notes}" if notes else "")
         )
+
+    def preflight_failed(self, problems: Sequence[Any]) -> None:
+        """Manual steps nobody can decide here stopped the run before its first step
+        (runner.approvals.preflight.Problem); the error itself goes to stderr. CI logs
+        annotate each step."""
 
     def run_detached(self, record: RunRecord) -> None:
         self.write(

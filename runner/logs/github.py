@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -43,6 +43,8 @@ class GitHubLog(BaseLog):
         self.summaries: dict[str, str] = {}
         #: the steps inside the fence now
         self.fenced: set[str] = set()
+        #: steps that have had their ``::error`` already (one annotation per failure)
+        self.errored: set[str] = set()
 
     def run_started(self, workflow: Workflow, record: RunRecord) -> None:
         self.workflow_path = workflow.path
@@ -66,7 +68,7 @@ class GitHubLog(BaseLog):
             if summary.strip():
                 self.summaries[step.id] = summary
             super().step_finished(step, record, summary)
-            if record.outcome == "failure":
+            if record.outcome == "failure" and step.id not in self.errored:
                 self._error(
                     step,
                     f"Step '{step.name}' failed: {record.error or f'exit code {record.exit_code}'}",
@@ -74,7 +76,15 @@ class GitHubLog(BaseLog):
                 )
 
     def step_error(self, step: Step, message: str, location: Location | None) -> None:
+        # the step then finishes as failed: that must not annotate the same failure again
+        self.errored.add(step.id)
         self._error(step, message, location or step.location)
+
+    def preflight_failed(self, problems: Sequence[Any]) -> None:
+        for problem in problems:
+            self._error(
+                problem.step, f"{problem.message} (fix: {problem.hint})", problem.step.location
+            )
 
     def annotation(
         self, step: Step, level: str, message: str, properties: Mapping[str, str]

@@ -1,0 +1,262 @@
+"""Before the first step: can every manual step that may run be decided here?
+
+A manual step that no source can ask, or whose approvals would all be refused, used to be found
+only when its turn came: after earlier steps had changed things (the seed workflow upgraded the
+production database in CI, then failed with "no approval source can ask"), or silently, waiting
+to its timeout (``prevent-self-approval`` with a starter the people file does not know refuses
+every proceed). These checks run before anything runs, so such a run fails at once with exit 1,
+naming each step and the fix.
+
+Pure: the environment, whether stdin is a terminal, the local user and the people file come in
+as arguments (the people file as a callable, read only when a check needs it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from runner.approvals.identity import Directory, eligible
+from runner.approvals.prompt import in_ci, local_user
+from runner.errors import ExitCode, RunnerError
+from runner.model import Manual, Step, Workflow
+
+if TYPE_CHECKING:
+    from runner.prepare import Prepared
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why a manual step could not be decided here, and what to change."""
+
+    step: Step
+    message: str
+    hint: str
+
+    def __str__(self) -> str:
+        return f"step '{self.step.name}': {self.message} (fix: {self.hint})"
+
+
+class PreflightError(RunnerError):
+    """Manual steps that cannot be decided here: the run stops before its first step."""
+
+    exit_code = ExitCode.STEP_FAILED
+
+    def __init__(self, problems: list[Problem]) -> None:
+        lines = ["manual steps that may run cannot be decided here, so nothing was run:"]
+        for problem in problems:
+            lines += [
+                f"  step '{problem.step.name}': {problem.message}",
+                f"    fix: {problem.hint}",
+            ]
+        super().__init__("\n".join(lines))
+        self.problems = problems
+
+
+def approvers_text(directory: Directory, teams: tuple[str, ...]) -> str:
+    """Who may answer a step, by name: ``trading-desk (alice, bob)``."""
+    if teams:
+        parts = [
+            f"{team} ({', '.join(sorted(directory.members(team))) or 'nobody'})" for team in teams
+        ]
+        return " or ".join(parts)
+    names = ", ".join(p.username for p in directory.people) or "nobody"
+    return f"anyone in the people file ({names})"
+
+
+def prompt_refusal(
+    directory: Directory,
+    manual_teams: tuple[str, ...],
+    prevent_self_approval: bool,
+    started_by: str,
+    user: str,
+) -> str | None:
+    """Why ``user`` at the terminal may not answer a step, or None if they may."""
+    person = directory.by_login(user)
+    if person is None:
+        return f"you ({user}) are not in the people file"
+    if not eligible(directory, person, manual_teams):
+        return f"you ({person.username}) are not in team {' or '.join(manual_teams)}"
+    if prevent_self_approval:
+        starter = directory.by_login(started_by)
+        if starter is None or starter.username == person.username:
+            return f"you ({person.username}) started this run, and it prevents self-approval"
+    return None
+
+
+def check(
+    workflow: Workflow,
+    steps: Iterable[Step],
+    *,
+    environ: Mapping[str, str],
+    stdin_tty: bool,
+    local_user: str,
+    started_by: str,
+    directory: Callable[[], Directory | None],
+    insecure_local_trust: bool = False,
+) -> list[Problem]:
+    """Every reason why one of ``steps`` (the manual steps that may run) cannot be decided."""
+    problems: list[Problem] = []
+    loaded: list[Directory | None] = []
+
+    def people() -> Directory | None:
+        if not loaded:
+            loaded.append(directory())
+        return loaded[0]
+
+    people_file = workflow.approvals.trust.people if workflow.approvals.trust else None
+    for step in steps:
+        manual = step.manual
+        if manual is None:
+            continue
+        if manual.prevent_self_approval:
+            found = people()
+            if found is not None and found.by_login(started_by) is None:
+                problems.append(_unknown_starter(step, started_by, people_file))
+                continue  # every decision would be refused: no source can help
+        reasons: list[str] = []
+        for name in manual.sources or workflow.approvals.sources:
+            reason = _cannot_ask(
+                name, workflow, manual, environ, stdin_tty, local_user, started_by, people,
+                insecure_local_trust,
+            )  # fmt: skip
+            if reason is None:
+                break
+            reasons.append(f"{name}: {reason}")
+        else:
+            problems.append(
+                Problem(
+                    step,
+                    "no approval source can ask here (" + "; ".join(reasons) + ")",
+                    "configure `approvals.file` (signed approval files) or `approvals.server` "
+                    "for CI, or run on a terminal as one of the approvers",
+                )
+            )
+    return problems
+
+
+def _unknown_starter(step: Step, started_by: str, people_file: str | None) -> Problem:
+    where = people_file or "the people file"
+    return Problem(
+        step,
+        f"it prevents self-approval, but the run is started by {started_by!r}, who is not in "
+        f"{where}: self-approval could not be ruled out, so every approval would be refused",
+        f"add {started_by!r} to the `ci-logins` of that person in {where}, or set "
+        "RUNNER_ACTOR to their username there",
+    )
+
+
+def _cannot_ask(
+    name: str,
+    workflow: Workflow,
+    manual: Manual,
+    environ: Mapping[str, str],
+    stdin_tty: bool,
+    local_user: str,
+    started_by: str,
+    people: Callable[[], Directory | None],
+    insecure: bool,
+) -> str | None:
+    """Why source ``name`` cannot ask for this step here, or None if it can."""
+    approvals = workflow.approvals
+    if name == "prompt":
+        ci = in_ci(environ)
+        if ci:
+            return f"cannot ask in CI (${ci} is set)"
+        if not stdin_tty:
+            return "stdin is not a terminal"
+        directory = people()
+        if directory is None:
+            return None
+        refusal = prompt_refusal(
+            directory, manual.teams, manual.prevent_self_approval, started_by, local_user
+        )
+        if refusal is not None:
+            return f"{refusal}; may answer: {approvers_text(directory, manual.teams)}"
+        return None
+    if name == "file":
+        trust = approvals.trust
+        if approvals.file is None:
+            return "`approvals.file` is not configured"
+        if trust is None or not trust.allowed_signers:
+            return "needs `approvals.trust.allowed-signers`"
+        if not trust.ref and not insecure:
+            return "`approvals.trust.ref` is not set (trust files must come from a protected ref)"
+        return None
+    if name == "server":
+        if approvals.server is None:
+            return "`approvals.server` is not configured"
+        from runner.approvals.server_source import DEFAULT_TOKEN_ENV
+
+        variable = approvals.server.token_env or DEFAULT_TOKEN_ENV
+        if not environ.get(variable):
+            return f"no runner token in ${variable}"
+        return None
+    return f"unknown source {name!r}"
+
+
+def may_run_manual_steps(prepared: Prepared, environ: Mapping[str, str]) -> list[Step]:
+    """The manual steps that will or may run: those a dry run does not skip, whether earlier
+    manual steps are assumed to proceed or to abort (``if: failure()`` steps run only then)."""
+    workflow = prepared.workflow
+    if not any(step.manual for step in workflow.steps):
+        return []
+    from runner.actor import current_actor
+    from runner.engine.plan import make_plan
+
+    wanted: set[str] = set()
+    for assume in ("proceed", "abort"):
+        plan = make_plan(
+            workflow,
+            prepared.environment,
+            inputs=prepared.inputs,
+            variables=prepared.variables,
+            skip=prepared.skip,
+            assume=assume,
+            created_by=current_actor(environ),
+        )
+        for planned in plan.steps:
+            if planned.step.manual is not None and planned.runs is not False:
+                wanted.add(planned.step.id)
+    return [step for step in workflow.steps if step.id in wanted]
+
+
+def approval_problems(
+    prepared: Prepared,
+    environ: Mapping[str, str],
+    options: Mapping[str, Any],
+    *,
+    stdin_tty: bool | None = None,
+    steps: list[Step] | None = None,
+) -> list[Problem]:
+    """Why manual steps that may run could not be decided here (runner.approvals.preflight)."""
+    todo = may_run_manual_steps(prepared, environ) if steps is None else steps
+    if not todo:
+        return []
+    import sys
+
+    from runner.actor import current_actor
+    from runner.approvals.trust import load_directory
+
+    workflow = prepared.workflow
+    user = local_user()
+
+    def directory() -> Directory | None:
+        try:
+            return load_directory(workflow.approvals.trust, prepared.loaded.workspace, user)
+        except RunnerError:
+            return None  # the step itself reports a people file it cannot read, as before
+
+    if stdin_tty is None:
+        stdin_tty = sys.stdin is not None and sys.stdin.isatty()
+    return check(
+        workflow,
+        todo,
+        environ=environ,
+        stdin_tty=stdin_tty,
+        local_user=user,
+        started_by=current_actor(environ).username,
+        directory=directory,
+        insecure_local_trust=bool(options.get("insecure_local_trust")),
+    )
