@@ -95,6 +95,7 @@ def check(
     started_by: str,
     directory: Callable[[], Directory | None],
     insecure_local_trust: bool = False,
+    trust_refusal: Callable[[], str | None] = lambda: None,
 ) -> list[Problem]:
     """Every reason why one of ``steps`` (the manual steps that may run) cannot be decided."""
     problems: list[Problem] = []
@@ -119,7 +120,7 @@ def check(
         for name in manual.sources or workflow.approvals.sources:
             reason = _cannot_ask(
                 name, workflow, manual, environ, stdin_tty, local_user, started_by, people,
-                insecure_local_trust,
+                insecure_local_trust, trust_refusal,
             )  # fmt: skip
             if reason is None:
                 break
@@ -157,6 +158,7 @@ def _cannot_ask(
     started_by: str,
     people: Callable[[], Directory | None],
     insecure: bool,
+    trust_refusal: Callable[[], str | None],
 ) -> str | None:
     """Why source ``name`` cannot ask for this step here, or None if it can."""
     approvals = workflow.approvals
@@ -183,7 +185,7 @@ def _cannot_ask(
             return "needs `approvals.trust.allowed-signers`"
         if not trust.ref and not insecure:
             return "`approvals.trust.ref` is not set (trust files must come from a protected ref)"
-        return None
+        return trust_refusal()
     if name == "server":
         if approvals.server is None:
             return "`approvals.server` is not configured"
@@ -248,6 +250,22 @@ def approval_problems(
         except RunnerError:
             return None  # the step itself reports a people file it cannot read, as before
 
+    refusals: list[str | None] = []
+
+    def trust_refusal() -> str | None:
+        """Trust read from the commit being deployed is trust the deployer could write."""
+        trust = workflow.approvals.trust
+        if not refusals:
+            refusals.append(None)
+            if trust is not None and trust.ref:
+                from runner.approvals.trust import refuse_deployed_commit
+
+                try:
+                    refuse_deployed_commit(prepared.loaded.workspace, trust.ref, trust.commit)
+                except RunnerError as exc:
+                    refusals[0] = exc.message
+        return refusals[0]
+
     if stdin_tty is None:
         stdin_tty = sys.stdin is not None and sys.stdin.isatty()
     return check(
@@ -259,4 +277,5 @@ def approval_problems(
         started_by=current_actor(environ).username,
         directory=directory,
         insecure_local_trust=bool(options.get("insecure_local_trust")),
+        trust_refusal=trust_refusal,
     )

@@ -69,8 +69,13 @@ def plan_result(
         created_by=current_actor(env),
         policy=prepared.policy,
     )
+    # the checks a run makes before its first step, but whether stdin is a terminal: a plan's
+    # output is often captured, and says nothing of the terminal the run will have
     problems = approval_problems(
-        prepared, env, {"insecure_local_trust": insecure_local_trust}, stdin_tty=stdin_tty
+        prepared,
+        env,
+        {"insecure_local_trust": insecure_local_trust},
+        stdin_tty=True if stdin_tty is None else stdin_tty,
     )
     plan = dataclasses.replace(plan, problems=tuple(problems))
     code = outcome(plan)[1]

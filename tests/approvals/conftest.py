@@ -422,7 +422,9 @@ class World:
             cwd=self.repo,
             capture_output=True,
             text=True,
-            env=clean_env(**(env or {})),
+            # started by carol, who approves nothing here: a starter the people file does not
+            # know is refused before the first step under prevent-self-approval
+            env=clean_env(**{"RUNNER_ACTOR": "carol", **(env or {})}),
             timeout=timeout,
             check=False,
         )

@@ -156,7 +156,7 @@ def test_proceed_with_notes_and_fields(terminal: Terminal) -> None:
     assert got.key == f"prompt:{rules.id}:{got.submitted_at}"
     assert got.problem is None
     assert terminal.stdout.getvalue() == (
-        "\nTell the traders: you are alice.\n"
+        "\nTell the traders: you are alice; anyone in the people file may answer.\n"
         "Proceed or abort? [p/a] "
         "Please answer p (proceed) or a (abort).\n"
         "Proceed or abort? [p/a] "
@@ -188,7 +188,7 @@ def test_abort_requires_notes_and_asks_no_fields(terminal: Terminal) -> None:
     assert got.fields == {}
     assert got.who == "bob"
     assert terminal.stdout.getvalue() == (
-        "\nTell the traders: you are bob.\n"
+        "\nTell the traders: you are bob; anyone in the people file may answer.\n"
         "Proceed or abort? [p/a] "
         "Notes: "
         "Notes are required to abort. Notes: "

@@ -72,12 +72,25 @@ steps:
 """
 
 
+#: a run whose gate can be decided: started by bob, at alice's terminal (alice may approve).
+#: Without it a plan reports, as a run would, that no approval could count.
+DECIDABLE = {"LOGNAME": "alice", "USER": "alice", "RUNNER_ACTOR": "bob"}
+
+
+@pytest.fixture(autouse=True)
+def decidable(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in DECIDABLE.items():
+        monkeypatch.setenv(name, value)
+    for name in ("CI", "GITHUB_ACTIONS", "GITLAB_CI"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def workflow(tmp_path: Path) -> Path:
     (tmp_path / ".git").mkdir()
     (tmp_path / "approvals").mkdir()
     (tmp_path / "approvals" / "people.yml").write_text(
-        "people:\n  - username: alice\nteams:\n  ops: [alice]\n"
+        "people:\n  - username: alice\n  - username: bob\nteams:\n  ops: [alice]\n"
     )
     path = tmp_path / "plan.yml"
     path.write_text(WORKFLOW)
@@ -149,8 +162,20 @@ def test_both_branches(
         "timeout-minutes": 30,
         "on-timeout": "abort",
         "assumed": assume,
+        "title": "Gate",
         "instructions": "Deploy to prod-host",
+        "fields": [
+            {
+                "name": "ticket",
+                "type": "string",
+                "label": "",
+                "required": True,
+                "pattern": None,
+                "options": [],
+            }
+        ],
     }
+    assert (plan["errors"], plan["exit-code"]) == ([], 0)
 
 
 @pytest.mark.parametrize(
@@ -247,6 +272,9 @@ def test_text_plan_shows_the_approval_and_the_assumption(
         "            waits for: ops (1 person) via prompt\n"
         "            the person who started the run may not approve\n"
         "            times out after 30 min, then aborts\n"
+        "            instructions:\n"
+        "              | Deploy to prod-host\n"
+        "            field ticket: string, required\n"
         "            dry run assumes: abort\n"
     ) in out
     assert out.endswith("Outcome if so: aborted\n")
@@ -373,6 +401,7 @@ def test_plan_command_line(workflow: Path) -> None:
     """The installed command, once, as a person types it."""
     runner = Path(sys.executable).with_name("runner")
     env = {k: v for k, v in os.environ.items() if k not in ("CI", "GITHUB_ACTIONS", "GITLAB_CI")}
+    env.update(DECIDABLE)
     completed = subprocess.run(
         [
             str(runner),

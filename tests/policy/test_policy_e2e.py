@@ -771,7 +771,10 @@ def test_policy_check_of_an_environment_without_rules(world: World) -> None:
 def test_plan_shows_the_policy(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RUNNER_STATE_DIR", str(world.state))
     result = world.runner("plan", "deploy.yml", "--env", "production")
-    assert result.code == 0
+    # a policy that refuses: the plan says so and exits 5, as the run would
+    assert result.code == 5
+    assert result.lines[-1] == "Outcome: refused by the environment policy (a run would exit 5)"
+    assert "Outcome if so: success" not in result.out
     assert result.lines[:4] == [
         "Plan: Shop -> production  (deploy.yml)",
         "Policy for production: REFUSED",
@@ -780,7 +783,8 @@ def test_plan_shows_the_policy(world: World, monkeypatch: pytest.MonkeyPatch) ->
         "staging yet",
     ]
     result = world.runner("plan", "deploy.yml", "--env", "production", "--format", "json")
-    assert result.code == 0
+    assert result.code == 5
+    assert json.loads(result.out)["outcome"] == "refused by the environment policy"
     assert json.loads(result.out)["policy"] == {
         "allowed": False,
         "checks": [
@@ -808,7 +812,7 @@ def test_plan_shows_the_policy(world: World, monkeypatch: pytest.MonkeyPatch) ->
 def test_plan_shows_the_policy_approval_as_the_first_step(world: World) -> None:
     world.protect("environments:\n  production:\n    approval:\n      teams: [release-managers]\n")
     result = world.runner("plan", "deploy.yml", "--env", "production", "--format", "json")
-    assert result.code == 0
+    assert result.code == 0, result.out + result.err
     plan = json.loads(result.out)
     assert [s["id"] for s in plan["steps"]] == ["policy-approval", "smoke", "deploy"]
     assert plan["policy"] == {

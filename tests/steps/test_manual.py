@@ -574,25 +574,26 @@ def test_cli_abort(tmp_path: Path, terminal: tuple[int, int]) -> None:
     )
 
 
-def test_cli_self_approval_refused_keeps_waiting(tmp_path: Path, terminal: tuple[int, int]) -> None:
+def test_cli_self_approval_at_the_prompt_is_refused_before_anything_runs(
+    tmp_path: Path, terminal: tuple[int, int]
+) -> None:
+    """The person who started the run is the only one at the terminal: the prompt would take a
+    decision, notes and fields, refuse them and wait to the timeout. The run is refused before
+    its first step instead, saying who may answer; nothing is asked, nothing recorded."""
     master, slave = terminal
     root = workspace(
         tmp_path,
         gate(teams=["ops"], prevent_self_approval=True, timeout_minutes=0.02) + LATER_STEPS,
     )
     done = run_cli(root, slave, master=master, typed="p\nmy own change\n")
-    assert done.code == 4, done.stdout + done.stderr
-    assert f"Not {USER}, who started this run" in done.stdout
-    reason = f"proceed by {USER} via prompt: {USER} started this run and may not approve it"
-    assert f"warning: refused {reason}" in done.stdout
-    record = done.record()
-    assert record["status"] == "timed-out"
-    approval = done.step("gate")["approval"]
-    assert approval["state"] == "timed-out"
-    assert [r["reason"] for r in approval["refused"]] == [reason]
-    assert approval["decisions"] == []
-    assert done.step("after")["status"] == "skipped"
-    assert done.step("finally")["status"] == "success"
+    assert done.code == 1, done.stdout + done.stderr
+    assert done.stdout == ""
+    assert (
+        f"  step 'Gate Check': no approval source can ask here (prompt: you ({USER}) started "
+        "this run, and it prevents self-approval; may answer: ops ("
+    ) in done.stderr
+    assert "Proceed or abort?" not in done.stderr
+    assert not (root / "state" / "runs" / "t1").exists()
 
 
 def test_cli_step_with_teams_cannot_be_skipped(tmp_path: Path) -> None:
@@ -621,21 +622,18 @@ def test_cli_step_without_teams_can_be_skipped(tmp_path: Path) -> None:
     assert done.step("gate")["reason"] == "skipped with --skip"
 
 
-def test_cli_prompt_without_a_terminal_fails_the_step(tmp_path: Path) -> None:
+def test_cli_prompt_without_a_terminal_fails_before_the_first_step(tmp_path: Path) -> None:
+    """A prompt-only step without a terminal used to fail only when its turn came, after the
+    steps before it had run; now nothing runs and the error names the step and the fix."""
     root = workspace(tmp_path, gate(teams=["ops"]) + LATER_STEPS)
     done = run_cli(root, subprocess.DEVNULL)
-    assert (
-        "approval source prompt: the prompt source needs a terminal, but stdin is not one"
-        in done.stdout
-    )
-    assert "no approval source can ask for step 'Gate Check'" in done.stdout
     assert done.code == 1
-    record = done.record()
-    assert record["status"] == "failure"
-    gate_step = done.step("gate")
-    assert gate_step["status"] == "failure"
-    assert gate_step["error"].startswith("no approval source can ask for step 'Gate Check'")
-    assert gate_step["outputs"] == {}
-    assert done.step("after")["status"] == "skipped"
-    assert "github=" not in done.stdout
-    assert "proceed by" not in done.stdout
+    assert done.stdout == ""
+    assert done.stderr == (
+        "error: manual steps that may run cannot be decided here, so nothing was run:\n"
+        "  step 'Gate Check': no approval source can ask here (prompt: stdin is not a "
+        "terminal)\n"
+        "    fix: configure `approvals.file` (signed approval files) or `approvals.server` for "
+        "CI, or run on a terminal as one of the approvers\n"
+    )
+    assert not (root / "state" / "runs" / "t1").exists()
