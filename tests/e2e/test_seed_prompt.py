@@ -139,7 +139,7 @@ def test_seed_proceed(session: Session) -> None:
     assert f"Manual intervention required: {STEP}" in screen
     assert "Who may decide: trading-desk" in screen
     assert "Release **1.4.2** is about to go to production." in screen
-    assert f"{STEP}: you are {USER}." in screen
+    assert f"{STEP}: you are {USER}; trading-desk (" in screen  # who may answer, up front
     session.type("p")
     session.wait_for("Notes: ")
     session.type("traders told, window closed")
