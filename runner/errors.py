@@ -14,7 +14,8 @@ these into diagnostics and exit codes; anything else is an internal error (exit 
     ├── StepError                    1   a step could not be started (bad shell, missing action)
     ├── ApprovalError                4/3 an approval source failed or a decision is invalid
     │   └── VerificationError            an approval whose proof does not hold (never a decision)
-    └── RefusedError                 5   a lock is held, a resume or a policy refused
+    ├── RefusedError                 5   a lock is held, a resume or a policy refused
+    └── ServerRequestError           6   `runner approval ... --server`: a request failed
 
     InputLimitError (a ValueError)       untrusted JSON or YAML past a parser limit (nesting,
                                          alias expansion): each reader turns it into its own
@@ -36,6 +37,8 @@ class ExitCode(IntEnum):
     ABORTED = 3
     TIMED_OUT = 4
     REFUSED = 5
+    #: ``runner approval list|show|assign|proceed|abort --server``: the request failed
+    SERVER_REQUEST = 6
     INTERNAL = 70
     WAITING = 75
     INTERRUPTED = 130
@@ -125,6 +128,13 @@ class RefusedError(RunnerError):
     """The runner refuses to start or continue: a lock is held, a resume or a policy refused."""
 
     exit_code = ExitCode.REFUSED
+
+
+class ServerRequestError(RunnerError):
+    """An approver's request to the approval server failed (unreachable, refused, not found).
+    Not exit 4: nothing timed out, and no deployment's outcome is told by it."""
+
+    exit_code = ExitCode.SERVER_REQUEST
 
 
 class StateError(RefusedError):

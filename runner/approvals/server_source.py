@@ -121,7 +121,11 @@ class ServerSource:
             )
 
     def instructions(self, request: Interruption) -> list[str]:
+        # from the terminal, responsibility comes first (the server refuses a proceed without
+        # it), and a proceed must carry each required field
+        fields = "".join(f" --field {f.name}=..." for f in request.fields if f.required)
+        server = f"--server {self.url}"
         return [
-            f"{self.url}/interruptions/{request.id}  or  runner approval proceed "
-            f"{request.id} --server {self.url}"
+            f"{self.url}/interruptions/{request.id}  or  runner approval assign {request.id} "
+            f"{server} && runner approval proceed {request.id} {server}{fields} --notes ..."
         ]

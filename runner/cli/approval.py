@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -251,10 +253,35 @@ def new_command(fields: tuple[str, ...], **options: Any) -> int:
         raise UsageError("an abort needs --notes saying why")
     path, sig = new_approval(fields=parse_pairs(fields, "--field"), **options)
     click.echo(f"wrote {path}\n  and {sig}")
-    click.echo(
-        f"now: git add {path} {sig} && git commit -m 'Approve {path.parent.name}' && git push"
-    )
+    click.echo(publish_hint(path, sig))
     return 0
+
+
+def publish_hint(path: Path, sig: Path) -> str:
+    """The commands that publish an approval file, runnable from where the user is: ``git -C``
+    the folder the files are in (``--out`` may point into another clone, outside this one)."""
+    import shlex
+
+    folder = path.parent
+    try:
+        inside = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "--is-inside-work-tree"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        inside = ""
+    if inside != "true":
+        return (
+            f"now: {folder} is not in a git repository; copy both files into a clone of the "
+            "approvals branch (same folder layout), then git add, commit and push them there"
+        )
+    git = f"git -C {shlex.quote(str(folder))}"
+    message = shlex.quote(f"Approve {folder.name}")
+    names = f"{shlex.quote(path.name)} {shlex.quote(sig.name)}"
+    return f"now: {git} add {names} && {git} commit -m {message} && {git} push"
 
 
 @approval.command("verify")
@@ -337,6 +364,18 @@ def _client(server_url: str, token_env: str) -> Any:
     return ServerClient(server_url, token, attempts=3)
 
 
+@contextlib.contextmanager
+def _server_errors() -> Iterator[None]:
+    """An approver's request that fails exits 6 (ServerRequestError), not 4: the client raises
+    ApprovalError, whose exit code means "an approval timed out" for a run."""
+    from runner.errors import ApprovalError, ServerRequestError
+
+    try:
+        yield
+    except ApprovalError as exc:
+        raise ServerRequestError(exc.message, hint=exc.hint) from None
+
+
 def _describe(view: dict[str, Any]) -> str:
     request = view.get("request", {})
     lines = [
@@ -344,8 +383,7 @@ def _describe(view: dict[str, Any]) -> str:
         f"  {request.get('workflow')} -> {request.get('environment')}, run {view['run_id']}, "
         f"digest {str(request.get('digest', ''))[:12]}"
         + (f", commit {str(request.get('commit'))[:12]}" if request.get("commit") else ""),
-        f"  teams: {', '.join(request.get('teams') or []) or 'anyone'}; responsible: "
-        f"{view.get('responsible') or 'nobody'}",
+        f"  teams: {', '.join(request.get('teams') or []) or 'anyone'}; {_who_has_it(view)}",
     ]
     for sub in view.get("submissions", []):
         lines.append(
@@ -353,6 +391,44 @@ def _describe(view: dict[str, Any]) -> str:
             + (f": {sub['notes']}" if sub.get("notes") else "")
         )
     return "\n".join(lines)
+
+
+def _who_has_it(view: dict[str, Any]) -> str:
+    """Who is responsible for a waiting interruption, or who decided a decided one (the server
+    clears ``responsible`` once it is decided)."""
+    state = view.get("state")
+    if state == "waiting":
+        return f"responsible: {view.get('responsible') or 'nobody'}"
+    wanted = {"approved": "proceed", "aborted": "abort"}.get(str(state))
+    deciders = [s.get("username") for s in view.get("submissions", []) if s.get("result") == wanted]
+    if deciders:
+        return f"decided by: {deciders[-1]}"
+    return "decided by: nobody"
+
+
+def _fields(view: dict[str, Any]) -> list[str]:
+    """The fields a proceed must give, and how to answer."""
+    lines = []
+    args = []
+    for spec in view.get("request", {}).get("fields") or []:
+        about = [
+            str(spec.get("type", "string")),
+            "required" if spec.get("required") else "optional",
+        ]
+        if spec.get("options"):
+            about.append("one of " + "/".join(str(o) for o in spec["options"]))
+        if spec.get("pattern"):
+            about.append(f"matching {spec['pattern']}")
+        label = f" ({spec['label']})" if spec.get("label") else ""
+        lines.append(f"  field {spec.get('name')}{label}: {', '.join(about)}")
+        if spec.get("required"):
+            args.append(f" --field {spec.get('name')}=...")
+    if view.get("state") == "waiting":
+        lines.append(
+            f"  to answer: runner approval assign {view['id']}, then runner approval proceed "
+            f"{view['id']}{''.join(args)} --notes ... (or abort --notes ...)"
+        )
+    return lines
 
 
 @approval.command("list")
@@ -365,7 +441,8 @@ def list_command(server_url: str, token_env: str, show_all: bool, run_id: str | 
     params: dict[str, Any] = {"pending": not show_all}
     if run_id:
         params["run"] = run_id
-    views = _client(server_url, token_env).call("GET", "/interruptions", params=params)
+    with _server_errors():
+        views = _client(server_url, token_env).call("GET", "/interruptions", params=params)
     if not views:
         click.echo("nothing waits for approval")
     for view in views:
@@ -379,8 +456,11 @@ def list_command(server_url: str, token_env: str, show_all: bool, run_id: str | 
 @token_option
 def show_command(interruption_id: str, server_url: str, token_env: str) -> int:
     """One interruption, with its instructions and decisions."""
-    view = _client(server_url, token_env).call("GET", f"/interruptions/{interruption_id}")
+    with _server_errors():
+        view = _client(server_url, token_env).call("GET", f"/interruptions/{interruption_id}")
     click.echo(_describe(view))
+    for line in _fields(view):
+        click.echo(line)
     instructions = view.get("request", {}).get("instructions", "")
     if instructions:
         click.echo("\n" + instructions.rstrip())
@@ -394,9 +474,10 @@ def show_command(interruption_id: str, server_url: str, token_env: str) -> int:
 @click.option("--reassign", is_flag=True, help="Take responsibility from whoever has it.")
 def assign_command(interruption_id: str, server_url: str, token_env: str, reassign: bool) -> int:
     """Take responsibility for an interruption (needed before proceeding or aborting)."""
-    view = _client(server_url, token_env).call(
-        "PUT", f"/interruptions/{interruption_id}/responsible", json={"reassign": reassign}
-    )
+    with _server_errors():
+        view = _client(server_url, token_env).call(
+            "PUT", f"/interruptions/{interruption_id}/responsible", json={"reassign": reassign}
+        )
     click.echo(f"you are responsible for {view['id']}")
     return 0
 
@@ -411,12 +492,13 @@ def _submit(
 ) -> int:
     from runner.inputs import parse_pairs
 
-    client = _client(server_url, token_env)
-    view = client.call(
-        "POST",
-        f"/interruptions/{interruption_id}/submit",
-        json={"result": result, "notes": notes, "fields": parse_pairs(fields, "--field")},
-    )
+    values = parse_pairs(fields, "--field")
+    with _server_errors():
+        view = _client(server_url, token_env).call(
+            "POST",
+            f"/interruptions/{interruption_id}/submit",
+            json={"result": result, "notes": notes, "fields": values},
+        )
     click.echo(f"{result}: {view['id']} is now {view['state']}")
     return 0
 

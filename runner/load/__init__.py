@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runner.errors import Diagnostic, Location, WorkflowError
+from runner.errors import Diagnostic, Location, RunnerError, WorkflowError
 from runner.gc_pause import gc_paused
 from runner.load.build import build_workflow
 from runner.load.checks import check_workflow, find_workspace
@@ -62,6 +62,9 @@ def _check_file(path: str | Path, raw: bytes | None) -> Loaded:
         )
     problems = validate_document(doc)
     if problems:
+        problems = sorted(
+            problems + _beyond_the_schema(doc, data, workspace, problems), key=Diagnostic.sort_key
+        )
         return Loaded(shown, None, problems, doc.lines, doc, workspace)
     workflow = build_workflow(doc, data)
     from runner.load.expression_checks import check_expressions
@@ -75,6 +78,24 @@ def _check_file(path: str | Path, raw: bytes | None) -> Loaded:
     diagnostics = sorted(problems, key=Diagnostic.sort_key)
     has_errors = any(d.severity == "error" for d in diagnostics)
     return Loaded(shown, None if has_errors else workflow, diagnostics, doc.lines, doc, workspace)
+
+
+def _beyond_the_schema(
+    doc: Document, data: bytes, workspace: Path, schema_problems: list[Diagnostic]
+) -> list[Diagnostic]:
+    """The semantic problems of a file that also fails the schema: all of them at once, as
+    actionlint reports, rather than a second round of fixes after the first. Best effort: a
+    shape the schema refused may not build at all, and then its schema problems stand alone;
+    a problem on a line the schema already reported is not said twice."""
+    from runner.load.expression_checks import check_expressions
+
+    try:
+        workflow = build_workflow(doc, data)
+        found = check_workflow(workflow, workspace) + check_expressions(workflow, doc)
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError, RunnerError):
+        return []
+    reported = {(d.location.path, d.location.line) for d in schema_problems}
+    return [d for d in found if (d.location.path, d.location.line) not in reported]
 
 
 def load_workflow(path: str | Path) -> Loaded:

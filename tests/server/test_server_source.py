@@ -208,7 +208,8 @@ def test_cancel_withdraws_the_request(
     source.cancel(request_, "timed-out")
     assert server.store.get(ID)["state"] == "timed-out"
     assert source.instructions(request_) == [
-        f"{server.url}/interruptions/{ID}  or  runner approval proceed {ID} --server {server.url}"
+        f"{server.url}/interruptions/{ID}  or  runner approval assign {ID} --server {server.url}"
+        f" && runner approval proceed {ID} --server {server.url} --notes ..."
     ]
 
 
