@@ -305,6 +305,17 @@ class RecordStore:
     def folder(self, run_id: str) -> Path:
         return self.runs / run_id
 
+    def resume_command(self, run_id: str) -> str:
+        """The command that resumes ``run_id`` from here: with ``--state-dir`` unless the state
+        folder is the default ``.runner`` (``$RUNNER_STATE_DIR`` may not be set where the hint is
+        followed, a later CI job or another shell)."""
+        import shlex
+
+        command = f"runner resume {shlex.quote(run_id)}"
+        if Path(self.state_dir) != Path(".runner"):
+            command += f" --state-dir {shlex.quote(str(self.state_dir))}"
+        return command
+
     def path(self, run_id: str) -> Path:
         return self.folder(run_id) / "record.json"
 

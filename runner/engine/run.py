@@ -124,7 +124,7 @@ class Run:
             self.record.status = "waiting"
             self.record.exit_code = ExitCode.WAITING
             self.store.save(self.record, durable=True)
-            self.log.run_detached(self.record)
+            self.log.run_detached(self.record, self.store.resume_command(self.record.run_id))
             return ExitCode.WAITING
         return self._finish()
 

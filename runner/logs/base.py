@@ -31,6 +31,8 @@ class BaseLog:
         self.lock = threading.Lock()
         self.started: dict[str, float] = {}
         self.running: set[str] = set()
+        #: steps this process has seen finish or skip (a resumed run's earlier ones are not)
+        self.seen: set[str] = set()
         self.run_start = time.monotonic()
 
     def paint(self, text: str, outcome: str) -> str:
@@ -75,6 +77,7 @@ class BaseLog:
             self.write(f"{self.prefix(step)}{title}")
 
     def step_skipped(self, step: Step, reason: str) -> None:
+        self.seen.add(step.id)
         self.write(self.paint(f"- {step.name}: skipped ({reason})", "skipped"))
 
     def step_error(self, step: Step, message: str, location: Location | None) -> None:
@@ -83,6 +86,7 @@ class BaseLog:
     def step_finished(self, step: Step, record: StepRecord, summary: str) -> None:
         with self.lock:
             self.running.discard(step.id)
+            self.seen.add(step.id)
         symbol = self.paint(SYMBOLS.get(record.outcome, "?"), record.outcome)
         note = ""
         if record.outcome == "failure":
@@ -107,17 +111,31 @@ class BaseLog:
         (runner.approvals.preflight.Problem); the error itself goes to stderr. CI logs
         annotate each step."""
 
-    def run_detached(self, record: RunRecord) -> None:
+    def run_detached(self, record: RunRecord, resume: str | None = None) -> None:
+        """``resume``: the command that resumes the run (``RecordStore.resume_command``)."""
         self.write(
             f"Run {record.run_id} is waiting for approval; resume it with "
-            f"`runner resume {record.run_id}`"
+            f"`{resume or f'runner resume {record.run_id}'}`"
         )
 
     def close(self) -> None:
         """Nothing stays open in a plain log (see :meth:`runner.steps.base.RunLog.close`)."""
 
     def run_finished(self, workflow: Workflow, record: RunRecord) -> None:
-        took = format_duration(time.monotonic() - self.run_start)
+        # the whole run's time, from its record: a resumed run started in another process
+        # (maybe days ago, waiting for approval), not when this one did
+        whole = span(record.started_at, record.finished_at)
+        took = format_duration(time.monotonic() - self.run_start if whole is None else whole)
+        earlier = [
+            rec
+            for rec in record.steps
+            if rec.id not in self.seen and rec.status not in ("pending", "running", "waiting")
+        ]
+        if earlier:
+            # resumed: this process saw only the steps after the wait; recap them all
+            self.write(f"Steps of run {record.run_id}:")
+            for rec in record.steps:
+                self.write(f"  {step_line(rec)}")
         words = {
             "success": "succeeded",
             "failure": "failed",
@@ -131,4 +149,30 @@ class BaseLog:
         self.write(line)
 
 
-__all__ = ["SYMBOLS", "BaseLog", "format_duration"]
+def span(start: str | None, end: str | None) -> float | None:
+    """Seconds between two recorded UTC stamps (``2030-01-01T12:00:00.000Z``), if both parse."""
+    from datetime import datetime
+
+    if not start or not end:
+        return None
+    try:
+        began = datetime.fromisoformat(start.replace("Z", "+00:00"))
+        ended = datetime.fromisoformat(end.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return max(0.0, (ended - began).total_seconds())
+
+
+def step_time(rec: StepRecord) -> str:
+    """A finished step's duration from its record ('' when it has none: skipped, pending)."""
+    seconds = span(rec.started_at, rec.finished_at)
+    return "" if seconds is None else format_duration(seconds)
+
+
+def step_line(rec: StepRecord) -> str:
+    symbol = SYMBOLS.get(rec.outcome or "", "-" if rec.status == "skipped" else "…")
+    took = step_time(rec)
+    return f"{symbol} {rec.name}  {rec.conclusion or rec.status}" + (f"  {took}" if took else "")
+
+
+__all__ = ["SYMBOLS", "BaseLog", "format_duration", "span", "step_line", "step_time"]

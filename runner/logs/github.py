@@ -16,7 +16,7 @@ from typing import Any, TextIO
 from runner.engine.record import RunRecord, StepRecord
 from runner.engine.workflow_commands import escape_data, escape_property
 from runner.errors import Location
-from runner.logs.base import BaseLog, format_duration
+from runner.logs.base import BaseLog, format_duration, step_time
 from runner.model import Step, Workflow
 
 
@@ -134,18 +134,18 @@ class GitHubLog(BaseLog):
         super().run_finished(workflow, record)
         self._summary(workflow, record)
 
-    def run_detached(self, record: RunRecord) -> None:
+    def run_detached(self, record: RunRecord, resume: str | None = None) -> None:
         # the job ends here: its summary says what the run waits for, and how it goes on; the
         # waiting manual step never finished, so its group is still open
         self.close()
-        super().run_detached(record)
+        super().run_detached(record, resume)
         if self.workflow is not None:
-            self._summary(self.workflow, record)
+            self._summary(self.workflow, record, resume)
 
-    def _summary(self, workflow: Workflow, record: RunRecord) -> None:
+    def _summary(self, workflow: Workflow, record: RunRecord, resume: str | None = None) -> None:
         if self.summary_path:
             with Path(self.summary_path).open("a", encoding="utf-8") as out:
-                out.write(job_summary(workflow, record, self.durations, self.summaries))
+                out.write(job_summary(workflow, record, self.durations, self.summaries, resume))
 
 
 def job_summary(
@@ -153,6 +153,7 @@ def job_summary(
     record: RunRecord,
     durations: Mapping[str, str],
     summaries: Mapping[str, str] | None = None,
+    resume: str | None = None,
 ) -> str:
     """The run as Markdown for ``$GITHUB_STEP_SUMMARY``, followed by the steps' own summaries."""
     icon = {"success": "✅", "failure": "❌", "skipped": "⏭️", "cancelled": "🚫"}
@@ -173,20 +174,20 @@ def job_summary(
         note = note.replace("|", "\\|")  # (no backslash inside an f-string before 3.12)
         lines.append(
             f"| {icon.get(rec.conclusion, '•')} | {rec.name} | {rec.conclusion or rec.status} | "
-            f"{durations.get(rec.id, '')} | {note} |"
+            f"{durations.get(rec.id) or step_time(rec)} | {note} |"
         )
     if record.error:
         lines += ["", f"**{record.error.get('message', '')}**"]
     for rec in record.steps:
         if rec.status == "waiting" and rec.approval:
-            lines += _waiting(record, rec.approval.get("interruption") or {})
+            lines += _waiting(record, rec.approval.get("interruption") or {}, resume)
     for rec in record.steps:
         if summaries and summaries.get(rec.id):
             lines += ["", summaries[rec.id].rstrip("\n")]
     return "\n".join(lines) + "\n\n"
 
 
-def _waiting(record: RunRecord, asked: Mapping[str, Any]) -> list[str]:
+def _waiting(record: RunRecord, asked: Mapping[str, Any], resume: str | None) -> list[str]:
     """What a detached run waits for: the question, who may answer, by when, and what then."""
     teams = ", ".join(asked.get("teams") or ()) or "anyone in the people file"
     quorum = "; ".join(f"{count} from {team}" for team, count in asked.get("quorum") or ())
@@ -199,7 +200,7 @@ def _waiting(record: RunRecord, asked: Mapping[str, Any]) -> list[str]:
         f"- who: {teams}" + (f" ({quorum})" if quorum else ""),
         f"- deadline: {asked.get('deadline') or 'none'}",
         f"- sources: {', '.join(asked.get('sources') or ()) or 'prompt'}",
-        f"- then: `runner resume {record.run_id}`",
+        f"- then: `{resume or f'runner resume {record.run_id}'}`",
     ]
     return lines
 

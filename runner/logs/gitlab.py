@@ -46,9 +46,9 @@ class GitLabLog(BaseLog):
         for name in reversed(left):
             self._end(name)
 
-    def run_detached(self, record: RunRecord) -> None:
+    def run_detached(self, record: RunRecord, resume: str | None = None) -> None:
         self.close()
-        super().run_detached(record)
+        super().run_detached(record, resume)
 
     def run_finished(self, workflow: Workflow, record: RunRecord) -> None:
         self.close()

@@ -74,8 +74,12 @@ class JsonLog(BaseLog):
     def decision(self, step: Step, decision: Mapping[str, Any]) -> None:
         self.emit("decision", step=step.id, decision=dict(decision))
 
-    def run_detached(self, record: RunRecord) -> None:
-        self.emit("run-detached", run_id=record.run_id)
+    def run_detached(self, record: RunRecord, resume: str | None = None) -> None:
+        self.emit(
+            "run-detached",
+            run_id=record.run_id,
+            resume=resume or f"runner resume {record.run_id}",
+        )
 
     def run_finished(self, workflow: Workflow, record: RunRecord) -> None:
         self.emit(
