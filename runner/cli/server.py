@@ -7,13 +7,39 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import click
 
 from runner.errors import UsageError
 
-DEFAULT_DATABASE = "sqlite:///runner-server.db"
+#: shown in --help; the file itself is ``default_database()``
+DEFAULT_DATABASE = "sqlite:///$XDG_DATA_HOME/runner/runner-server.db"
+
+
+def default_database(environ: Mapping[str, str] | None = None) -> str:
+    """The SQLite file in the user's data folder (``$XDG_DATA_HOME``, else ~/.local/share), not
+    in the current folder: started from a clone, the database landed in the repository, and
+    ``runner server`` started elsewhere opened another, empty, one."""
+    env = os.environ if environ is None else environ
+    data = env.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return "sqlite:///" + os.path.join(os.path.abspath(data), "runner", "runner-server.db")
+
+
+def database_url(database: str | None) -> str:
+    return database or os.environ.get("RUNNER_SERVER_DATABASE") or default_database()
+
+
+def shown_url(url: str) -> str:
+    """The database URL with its password replaced by ``***``."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "(an unparsable database URL)"
 
 
 def open_store(database: str | None) -> Any:
@@ -24,8 +50,22 @@ def open_store(database: str | None) -> Any:
             f"the approval server needs the server extra ({exc.name} is missing)",
             hint="pip install 'deploy-runner[server]'",
         ) from None
-    engine = make_engine(database or os.environ.get("RUNNER_SERVER_DATABASE") or DEFAULT_DATABASE)
-    migrate(engine)
+    url = database_url(database)
+    if url == default_database():
+        os.makedirs(os.path.dirname(url.removeprefix("sqlite:///")), exist_ok=True)
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = make_engine(url)
+    try:
+        migrate(engine)
+    except SQLAlchemyError as exc:
+        # a database that cannot be reached is the user's to fix, not an internal error; the
+        # driver's first line says why and never holds the URL's password
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise UsageError(
+            f"cannot open the database {shown_url(url)}: {reason}",
+            hint="check --database (or $RUNNER_SERVER_DATABASE) and that the server is up",
+        ) from None
     return Store(engine)
 
 
@@ -75,10 +115,29 @@ def server(
 
     from runner.server.web import create_full_app
 
-    app = create_full_app(store, public_url=public_url or f"http://{host}:{port}", webhook=webhook)
+    address = public_url or f"http://{host}:{port}"
+    app = create_full_app(store, public_url=address, webhook=webhook)
+    banner = [
+        f"runner server: listening on http://{host}:{port}/",
+        f"  database: {shown_url(database_url(database))}",
+        "  stop with Ctrl-C (or SIGTERM)",
+    ]
+
+    class Server(uvicorn.Server):
+        """Says where it listens, on which database and how to stop it, once the socket is
+        bound (uvicorn's own lines are off: ``log_level``); nothing if it could not start."""
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                click.echo("\n".join(banner), err=True)
+
     # waiting runners hold long-polls of up to a minute: on SIGTERM, close them after 2 s (a
     # runner takes a dropped poll as "no answer yet" and polls again) rather than wait them out
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2
+    )
+    Server(config).run()
     return 0
 
 
