@@ -49,7 +49,8 @@ button{padding:.4rem 1rem;margin-right:.5rem}.abort{color:#a00}
 {% block body %}{% endblock %}</body></html>"""
 
 LOGIN = """{% extends "base" %}{% block body %}<h1>Sign in</h1>
-<form method="post" action="/login"><p><label>Approver token
+<form method="post" action="/login"><input type="hidden" name="next" value="{{ next }}">
+<p><label>Approver token
 <input type="password" name="token" autocomplete="off" required></label></p>
 <button>Sign in</button></form>{% endblock %}"""
 
@@ -188,7 +189,7 @@ def create_full_app(
         async def index(request: Request) -> Response:
             found = await session(request)
             if found is None:
-                return RedirectResponse("/login", status_code=303)
+                return to_login(request)
             who, csrf = found
             views = await run_in_threadpool(
                 lambda: store.list_interruptions(pending=False, run=None)
@@ -205,11 +206,11 @@ def create_full_app(
             )
 
         @app.get("/login", response_class=HTMLResponse)
-        async def login_form() -> Response:
-            return page("login", title="Sign in", who=None)
+        async def login_form(next: str = "") -> Response:
+            return page("login", title="Sign in", who=None, next=safe_next(next))
 
         @app.post("/login")
-        async def login(token: str = Form(...)) -> Response:
+        async def login(token: str = Form(...), next: str = Form("")) -> Response:
             caller = await run_in_threadpool(store.authenticate, token.strip())
             if caller is None or caller.person is None or caller.kind not in ("approver", "admin"):
                 return page(
@@ -217,13 +218,15 @@ def create_full_app(
                     status=401,
                     title="Sign in",
                     who=None,
+                    next=safe_next(next),
                     error="That token is not a live approver token.",
                 )
             session_id = await run_in_threadpool(
                 lambda: store.start_web_session(caller.token_id, lifetime=SESSION_SECONDS)
             )
             cookie = signer.dumps({"session": session_id, "csrf": secrets.token_urlsafe(24)})
-            response = RedirectResponse("/", status_code=303)
+            # back to the link that was followed (the one in the chat message), never off-site
+            response = RedirectResponse(safe_next(next) or "/", status_code=303)
             response.set_cookie(
                 COOKIE,
                 cookie,
@@ -250,7 +253,7 @@ def create_full_app(
         ) -> Response:
             found = await session(request)
             if found is None:
-                return RedirectResponse("/login", status_code=303)
+                return to_login(request, f"/interruptions/{interruption_id}")
             who, csrf = found
             view = await run_in_threadpool(store.get, interruption_id)
             history = await run_in_threadpool(store.history, interruption_id)
@@ -338,12 +341,41 @@ def create_full_app(
         async def run_page(request: Request, run_id: str) -> Response:
             found = await session(request)
             if found is None:
-                return RedirectResponse("/login", status_code=303)
+                return to_login(request)
             who, csrf = found
             record = await run_in_threadpool(store.get_run, run_id)
             return page("run", title=f"Run {run_id}", who=who.person, csrf=csrf, r=record)
 
     return create_app(store, extra=extra, notify=notifier.send if notifier else None)
+
+
+def to_login(request: Request, back: str | None = None) -> Response:
+    """To the sign-in page, which then sends the user back to ``back`` (default: the page
+    asked for)."""
+    from urllib.parse import urlencode
+
+    target = back or request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
+
+
+def safe_next(target: str) -> str:
+    """``target`` if it is a path on this server, else ``""``: a ``next`` that leads elsewhere
+    (``https://evil``, ``//evil``, ``/\\evil``, which browsers read as another host) would make
+    the sign-in page an open redirect, a phisher's tool."""
+    from urllib.parse import urlsplit
+
+    if (
+        not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or len(target) > 2048
+        or any(ord(c) < 0x21 or ord(c) == 0x7F for c in target)
+    ):
+        return ""
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return ""
+    return target
 
 
 def _safe_link(url: str) -> bool:
