@@ -355,6 +355,8 @@ def to_login(request: Request, back: str | None = None) -> Response:
     from urllib.parse import urlencode
 
     target = back or request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if target == "/":
+        return RedirectResponse("/login", status_code=303)
     return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
 
 

@@ -378,9 +378,13 @@ def test_a_revoked_tokens_session_stops_working(server: Server) -> None:
         csrf = carol.csrf()
         assert carol.page(f"/interruptions/{view['id']}").status_code == 200
         server.revoke("carol")
-        for path in ("/", f"/interruptions/{view['id']}", "/runs/anything"):
+        for path, back in (
+            ("/", "/login"),
+            (f"/interruptions/{view['id']}", f"/login?next=%2Finterruptions%2F{view['id']}"),
+            ("/runs/anything", "/login?next=%2Fruns%2Fanything"),
+        ):
             answer = carol.page(path)
-            assert answer.status_code == 303 and answer.headers["location"] == "/login", path
+            assert answer.status_code == 303 and answer.headers["location"] == back, path
         answer = carol.post(f"/interruptions/{view['id']}/assign", {"csrf": csrf})
         assert answer.status_code == 303 and answer.headers["location"] == "/login"
         assert server.get(view["id"])["responsible"] is None
