@@ -516,9 +516,15 @@ def test_runner_server_says_where_it_listens_and_keeps_its_database_out_of_the_c
         stdout=subprocess.DEVNULL,
         text=True,
     )
+    stream = proc.stderr
+    assert stream is not None
+    lines: list[str] = []
+    reader = threading.Thread(
+        target=lambda: lines.extend(stream.readline() for _ in range(3)), daemon=True
+    )
     try:
-        assert proc.stderr is not None
-        lines = [proc.stderr.readline() for _ in range(3)]  # the hang guard: the finally
+        reader.start()
+        reader.join(60)  # a hang guard: a server that says nothing fails here, not for ever
     finally:
         proc.terminate()
         proc.wait(30)
