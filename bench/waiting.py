@@ -192,7 +192,9 @@ def measure_source(
     ]
     if source == "file":
         argv.append("--insecure-local-trust")
-    env = clean_environ(RUNNER_ACTOR="bench", NO_COLOR="1")
+    # the person at the pty is bench, who may answer: the prompt asks nothing of someone who
+    # may not, and the run would then be refused before its first step
+    env = clean_environ(RUNNER_ACTOR="bench", LOGNAME="bench", USER="bench", NO_COLOR="1")
     if token:
         env["RUNNER_SERVER_TOKEN"] = token
     record = state / "runs" / f"bench-{source}" / "record.json"
