@@ -97,7 +97,9 @@ def test_new_writes_a_canonical_signed_body(
     sig = path.with_name(path.name + ".sig")
     assert out == (
         f"wrote {path}\n  and {sig}\n"
-        f"now: git add {path} {sig} && git commit -m 'Approve r1' && git push\n"
+        # --out is not in a git repository here: a `git add` would fail, so say what to do
+        f"now: {path.parent} is not in a git repository; copy both files into a clone of the "
+        "approvals branch (same folder layout), then git add, commit and push them there\n"
     )
     raw = path.read_bytes()
     body = parse_body(raw)
