@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from runner.approvals.identity import Directory, eligible
-from runner.approvals.prompt import in_ci, local_user
+from runner.approvals.prompt import local_user
+from runner.ci import in_ci
 from runner.errors import ExitCode, RunnerError
 from runner.model import Manual, Step, Workflow
 

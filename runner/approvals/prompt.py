@@ -16,20 +16,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TextIO
 
 from runner.approvals.request import FieldSpec, Interruption, Result, Submission
+from runner.ci import CI_VARIABLES as CI_VARIABLES
+from runner.ci import in_ci as in_ci
 from runner.errors import ApprovalError
 
 if TYPE_CHECKING:
     from runner.approvals.identity import Directory
-
-CI_VARIABLES = ("CI", "GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "JENKINS_URL", "TF_BUILD")
-
-
-def in_ci(environ: Mapping[str, str]) -> str | None:
-    for name in CI_VARIABLES:
-        value = environ.get(name, "")
-        if value and value.lower() not in ("0", "false"):
-            return name
-    return None
 
 
 class PromptSource:

@@ -221,7 +221,7 @@ class Gates:
         """A decision typed at a terminal leaves nothing to verify later: the person at this
         terminal is asked again (the prompt's own guarantee); in CI, or without a terminal,
         nobody can be, and the resume is refused."""
-        from runner.approvals.prompt import in_ci
+        from runner.ci import in_ci
 
         ci = in_ci(self.environ)
         terminal = self.terminal if self.terminal is not None else sys.stdin.isatty()

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from runner.bounded import loads
+from runner.ci import in_ci
 from runner.engine.record import RecordStore, write_atomic
 from runner.errors import RefusedError
 
@@ -97,15 +98,7 @@ class DeploymentLock:
                 else:
                     reason = self._stale(info)
                     if reason is None:
-                        return False, (
-                            f"{self.label} is being deployed by run {info.run_id} "
-                            f"(since {info.since}, pid {info.pid} on {info.host})"
-                            + (
-                                ", another process with the same run id"
-                                if info.run_id == run_id
-                                else ""
-                            )
-                        )
+                        return False, _held(self.label, info, same_run=info.run_id == run_id)
                     note = f"broke the stale lock of {self.label}: {reason}"
             self._write(run_id, detached)
             return True, note
@@ -128,7 +121,7 @@ class DeploymentLock:
                     say(message)
                 return
             if not wait:
-                raise RefusedError(message, hint="wait for it with --wait-for-lock")
+                raise RefusedError(message, hint=_refused_hint(self.holder()))
             if not announced:
                 say(f"waiting for the lock: {message}")
                 announced = True
@@ -161,6 +154,31 @@ class DeploymentLock:
             "owner": self.owner,
         }
         write_atomic(self.path, json.dumps(info).encode(), durable=True)
+
+
+def _held(label: str, info: LockInfo, *, same_run: bool) -> str:
+    if info.detached:
+        # its process is long gone: the run waits for a person, and keeps the environment
+        # (`block-deployments`) until it is resumed and ends
+        return (
+            f"{label} is held by run {info.run_id}, waiting for approval at a manual step with "
+            f"block-deployments (since {info.since})"
+        )
+    where = f"since {info.since}, pid {info.pid} on {info.host}"
+    same = ", another process with the same run id" if same_run else ""
+    return f"{label} is being deployed by run {info.run_id} ({where}){same}"
+
+
+def _refused_hint(info: LockInfo | None) -> str:
+    if info is not None and info.detached:
+        # --wait-for-lock would keep a CI job waiting for hours on a person
+        return (
+            f"run this again once run {info.run_id} has ended: decide its manual step, then "
+            f"`runner resume {info.run_id}`"
+        )
+    if in_ci(os.environ):
+        return "run the job again when that run has ended, or pass --wait-for-lock to queue"
+    return "wait for it with --wait-for-lock"
 
 
 @contextmanager

@@ -128,3 +128,22 @@ def test_two_starts_of_one_run_id_at_once_make_one_run(
 class _Log:
     def __getattr__(self, name: str) -> Any:
         return lambda *args, **kwargs: None
+
+
+def test_a_lock_kept_by_a_detached_run_says_so_and_does_not_suggest_waiting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = RecordStore(tmp_path)
+    waiting_record(store, "waiting-1")
+    first = DeploymentLock(store, "Locked", "production")
+    first.acquire("waiting-1", wait=False)
+    first.mark_detached("waiting-1", keep=True)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(RefusedError) as caught:
+        DeploymentLock(store, "Locked", "production").acquire("other-2", wait=False)
+    assert caught.value.message.startswith(
+        "Locked -> production is held by run waiting-1, waiting for approval"
+    )
+    assert "pid" not in caught.value.message
+    assert "--wait-for-lock" not in str(caught.value.hint)
+    assert "runner resume waiting-1" in str(caught.value.hint)

@@ -437,7 +437,12 @@ def test_a_second_pipeline_is_refused_while_a_run_waits_on_a_shared_state_folder
     assert re.search(r"PASS +validate", two.output)
     assert re.search(r"FAIL +deploy-production", two.output)
     refused = two.log("deploy-production")
-    assert f"Deploy the web shop -> production is being deployed by run {run_id}" in refused
+    assert (
+        f"Deploy the web shop -> production is held by run {run_id}, waiting for approval"
+        in refused
+    )
+    # not --wait-for-lock: that would keep a CI job waiting for hours on a person
+    assert f"run this again once run {run_id} has ended" in refused
     report = two.dotenv("deploy-production")
     assert report["DEPLOY_EXIT_CODE"] == "5"
     # recorded as refused: it cannot be resumed into a deployment once the environment is free
