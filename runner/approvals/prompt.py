@@ -8,13 +8,13 @@ there nobody is at the keyboard, and a piped "yes" must never approve a deployme
 from __future__ import annotations
 
 import getpass
-import re
 import sys
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TextIO
 
+from runner.approvals.patterns import fullmatch
 from runner.approvals.request import FieldSpec, Interruption, Result, Submission
 from runner.ci import CI_VARIABLES as CI_VARIABLES
 from runner.ci import in_ci as in_ci
@@ -183,7 +183,7 @@ def _field_problem(spec: FieldSpec, value: str) -> str | None:
         return "answer true or false"
     if spec.type == "choice" and value not in spec.options:
         return f"choose one of {', '.join(spec.options)}"
-    if spec.pattern and not re.fullmatch(spec.pattern, value):
+    if spec.pattern and not fullmatch(spec.pattern, value):
         return f"must match {spec.pattern}"
     return None
 

@@ -9,11 +9,11 @@ bipartite matching, so that a person in two teams cannot count twice).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from runner.approvals.identity import Directory, Person, eligible
+from runner.approvals.patterns import fullmatch
 from runner.approvals.request import FieldSpec, Interruption, Submission
 
 
@@ -66,7 +66,7 @@ def check_fields(specs: Sequence[FieldSpec], values: dict[str, str], result: str
             return f"field {spec.name!r} must be true or false, got {value!r}"
         if spec.type == "choice" and value not in spec.options:
             return f"field {spec.name!r} must be one of {', '.join(spec.options)}, got {value!r}"
-        if spec.pattern and not re.fullmatch(spec.pattern, value):
+        if spec.pattern and not fullmatch(spec.pattern, value):
             return f"field {spec.name!r} does not match {spec.pattern}, got {value!r}"
     return None
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
+
+from runner.approvals.patterns import PatternError, compile_pattern
 
 Result = Literal["proceed", "abort"]
 
@@ -74,11 +75,9 @@ class Interruption:
         for spec in values["fields"]:
             if spec.pattern is not None:
                 try:
-                    re.compile(spec.pattern)
-                except (re.error, TypeError):
-                    raise ValueError(
-                        f"field {spec.name}: `pattern` is not a regular expression"
-                    ) from None
+                    compile_pattern(spec.pattern)
+                except (PatternError, TypeError) as exc:
+                    raise ValueError(f"field {spec.name}: `pattern`: {exc}") from None
         values["following_steps"] = tuple(values.get("following_steps", ()))
         values["sources"] = tuple(values.get("sources", ()))
         return cls(**values)

@@ -1,8 +1,10 @@
 """A small client of the approval server's API, for the runner and for approvers' commands.
 
 Retries connection errors, timeouts and 5xx answers with exponential backoff and jitter, honouring
-``Retry-After``; a 4xx answer is final. TLS is verified (``ca-bundle`` for private CAs). The token
-never appears in an error message or a log.
+``Retry-After``; a 4xx answer is final. A call given a ``budget`` (the seconds left before a step's
+deadline) never waits past it, whatever ``Retry-After`` says (issue #17: a 503 with
+``Retry-After: 300`` kept a runner whose step timed out after 18 s waiting for 200 s). TLS is
+verified (``ca-bundle`` for private CAs). The token never appears in an error message or a log.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class ServerClient:
         max_delay: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
         timeout: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         import requests
 
@@ -51,6 +54,7 @@ class ServerClient:
         self.max_delay = max_delay
         self.sleep = sleep
         self.timeout = timeout
+        self.clock = clock
 
     def request(
         self,
@@ -62,14 +66,24 @@ class ServerClient:
         headers: dict[str, str] | None = None,
         read_timeout: float | None = None,
         attempts: int | None = None,
+        budget: float | None = None,
     ) -> tuple[int, Any, dict[str, str]]:
-        """(status, JSON body or None, headers); raise ApprovalError when it cannot be had."""
+        """(status, JSON body or None, headers); raise ApprovalError when it cannot be had.
+
+        With ``budget`` (seconds), neither the retries' sleeps nor the connection's timeouts
+        reach past that many seconds from now: the call gives up instead."""
         import requests
 
         tries = attempts or self.attempts
+        end = None if budget is None else self.clock() + max(0.0, budget)
         problem = "no answer"
         for attempt in range(1, tries + 1):
             wait: float | None = None
+            connect, read = 10.0, read_timeout or self.timeout
+            if end is not None:
+                # at least a moment to ask at all, even with nothing left
+                left = max(0.5, end - self.clock())
+                connect, read = min(connect, left), min(read, left)
             try:
                 response = self.session.request(
                     method,
@@ -77,7 +91,7 @@ class ServerClient:
                     json=json,
                     params=params,
                     headers=headers,
-                    timeout=(10.0, read_timeout or self.timeout),
+                    timeout=(connect, read),
                     verify=self.verify,
                 )
             except requests.exceptions.SSLError as exc:
@@ -95,10 +109,31 @@ class ServerClient:
                     return response.status_code, _body(response), dict(response.headers)
             if attempt < tries:
                 delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-                self.sleep(wait if wait is not None else random.uniform(delay / 2, delay))
+                pause = wait if wait is not None else random.uniform(delay / 2, delay)
+                if end is not None:
+                    left = end - self.clock()
+                    if pause >= left:
+                        raise ApprovalError(
+                            f"the approval server did not answer properly ({problem}); not "
+                            f"retrying: the step's deadline comes first"
+                        )
+                self.sleep(pause)
         raise ApprovalError(
             f"the approval server did not answer properly ({problem}) after {tries} attempt(s)"
         )
+
+    def interruption(self, interruption_id: str, *, budget: float | None = None) -> dict[str, Any]:
+        """The server's view of one interruption: its stored ``request`` and its decision rows
+        (``submissions``: id, username, person_id, result, notes, fields, at), for a runner to
+        compare with its own request and re-verify recorded decisions. ServerAnswer when the
+        server refuses (404: it has none); ApprovalError when it cannot be reached or answers
+        something else than an interruption."""
+        from urllib.parse import quote
+
+        body = self.call("GET", f"/interruptions/{quote(interruption_id, safe='')}", budget=budget)
+        if not isinstance(body, dict) or not isinstance(body.get("submissions"), list):
+            raise ApprovalError("the approval server answered something else than an interruption")
+        return body
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         """Like :meth:`request` for calls that must succeed (2xx); else ServerAnswer."""

@@ -1,10 +1,17 @@
 """The ``server`` source: the interruption is registered on the approval server, then
-long-polled. A failure to reach the server is never a decision: the run keeps waiting."""
+long-polled. A failure to reach the server is never a decision: the run keeps waiting.
+
+Decisions count only for the interruption whose stored request is this run's own, field by field
+(environment, workflow digest, commit, step, instructions, ...): the server finds an existing
+interruption by run id and step, and a staging run's approval, or one registered ahead of a real
+run under its id, must never answer another request (issue #17). No wait (a retry, a backoff)
+reaches past the step's deadline."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +24,8 @@ from runner.errors import ApprovalError
 from runner.model import Approvals
 
 LONG_POLL_SECONDS = 20.0
+#: how long withdrawing a request may take once the step has ended
+CANCEL_SECONDS = 10.0
 DEFAULT_TOKEN_ENV = "RUNNER_SERVER_TOKEN"
 
 
@@ -44,18 +53,29 @@ class ServerSource:
         directory: Directory,
         options: Mapping[str, Any],
         client: ServerClient | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
         **_: object,
     ) -> None:
         self.approvals = approvals
         self.client = client or client_for(approvals, environ)
+        self.now = now
         self.etag: str | None = None
         self.view: dict[str, Any] | None = None
         self.url = approvals.server.url if approvals.server else ""
         self.failures = 0
         self.fresh = False
 
+    def _budget(self, request: Interruption) -> float | None:
+        """Seconds left before the step's deadline (None: no deadline)."""
+        if not request.deadline:
+            return None
+        return max(0.0, (parse_time(request.deadline) - self.now()).total_seconds())
+
     def register(self, request: Interruption) -> None:
-        self.view = self.client.call("POST", "/interruptions", json=request.to_dict())
+        view = self.client.call(
+            "POST", "/interruptions", json=request.to_dict(), budget=self._budget(request)
+        )
+        self.view = checked_view(view, request)
         if self.view and self.view.get("version"):
             self.etag = f'"{self.view["version"]}"'
         # decisions made while no runner waited (a detached run) count at the first poll,
@@ -67,8 +87,11 @@ class ServerSource:
             self.fresh = False
             return self._submissions(request)
         if self.failures:
-            # a server answering garbage at once must not be hammered in a tight loop
-            self.client.sleep(min(30.0, 0.5 * 2 ** min(self.failures, 6)))
+            # a server answering garbage at once must not be hammered in a tight loop, nor
+            # the step kept past its deadline by the pause
+            pause = min(30.0, 0.5 * 2 ** min(self.failures, 6))
+            left = self._budget(request)
+            self.client.sleep(pause if left is None else min(pause, left))
         try:
             found = self._poll(request)
         except ApprovalError:
@@ -80,9 +103,9 @@ class ServerSource:
     def _poll(self, request: Interruption) -> list[Submission]:
         headers = {"If-None-Match": self.etag} if self.etag else None
         wait = LONG_POLL_SECONDS
-        if request.deadline:
+        left = self._budget(request)
+        if left is not None:
             # the step times out on time, not at the end of a long-poll
-            left = (parse_time(request.deadline) - datetime.now(UTC)).total_seconds()
             wait = round(max(0.0, min(wait, left)), 1)
         status, body, answer_headers = self.client.request(
             "GET",
@@ -90,6 +113,7 @@ class ServerSource:
             params={"wait": wait},
             headers=headers,
             read_timeout=wait + 15,
+            budget=None if left is None else left + 5,
         )
         if status == 404:
             # the server lost it (restored from an old backup?): register again, idempotently
@@ -105,7 +129,8 @@ class ServerSource:
             raise ApprovalError(
                 f"the approval server answered HTTP {status} with an unexpected body"
             )
-        self.view = body
+        self.view = None  # nothing counts until this answer is known to be about our request
+        self.view = checked_view(body, request)
         self.etag = answer_headers.get("ETag") or answer_headers.get("etag")
         return self._submissions(request)
 
@@ -117,7 +142,11 @@ class ServerSource:
     def cancel(self, request: Interruption, reason: str) -> None:
         with contextlib.suppress(ServerAnswer):
             self.client.call(
-                "POST", f"/interruptions/{request.id}/cancel", json={"reason": reason}, attempts=2
+                "POST",
+                f"/interruptions/{request.id}/cancel",
+                json={"reason": reason},
+                attempts=2,
+                budget=CANCEL_SECONDS,
             )
 
     def instructions(self, request: Interruption) -> list[str]:
@@ -129,3 +158,31 @@ class ServerSource:
             f"{self.url}/interruptions/{request.id}  or  runner approval assign {request.id} "
             f"{server} && runner approval proceed {request.id} {server}{fields} --notes ..."
         ]
+
+
+def checked_view(view: Any, request: Interruption) -> dict[str, Any]:
+    """``view`` if it is the interruption of exactly ``request``, else ApprovalError (fail closed:
+    its decisions answer another question)."""
+    if not isinstance(view, dict):
+        raise ApprovalError("the approval server answered something else than an interruption")
+    differ = differing_fields(view.get("request"), request.to_dict())
+    if view.get("id") != request.id:
+        differ = ["id", *differ]
+    if differ:
+        raise ApprovalError(
+            f"the approval server's interruption {request.id} asks something else than this run "
+            f"(differs in: {', '.join(differ)}); its decisions do not count here",
+            hint="a run id is used once: was this id used by another run, or registered ahead "
+            "of this one? start the run with another --run-id",
+        )
+    return view
+
+
+def differing_fields(stored: Any, own: dict[str, Any]) -> list[str]:
+    """The request fields that differ, compared as JSON; ``request`` if there is none to compare.
+    (The server judges a re-registration with the same rule.)"""
+    if not isinstance(stored, dict):
+        return ["request"]
+    left = json.loads(json.dumps(stored, sort_keys=True))
+    right = json.loads(json.dumps(own, sort_keys=True))
+    return sorted(k for k in set(left) | set(right) if left.get(k) != right.get(k))

@@ -202,24 +202,68 @@ def mirror_to_server(run: Run) -> Any:
     return client
 
 
-def server_lock(client: Any, run: Run, *, wait: bool) -> None:
-    """The deployment lock on the server, shared by every machine."""
-    key = hashlib.sha256(f"{run.workflow.name}\0{run.environment}".encode()).hexdigest()[:32]
-    announced = False
-    while True:
-        answer = client.call("POST", f"/locks/{key}", json={"run_id": run.record.run_id})
-        if answer.get("taken"):
-            return
-        message = (
-            f"{run.workflow.name} -> {run.environment} is being deployed by run "
-            f"{answer.get('run_id')} (since {answer.get('since')}, on the server)"
+def claim_on_server(client: Any, run: Run) -> None:
+    """Put the record on the server before anything runs. The server refuses a run id that
+    another token keeps there (403) or a record that would rewrite another run's (409): this run
+    is then refused (exit 5), since its copy, its lock and its resume would be someone else's."""
+    import json as _json
+
+    from runner.approvals.server_client import ServerAnswer
+    from runner.errors import ApprovalError
+
+    try:
+        client.call(
+            "PUT", f"/runs/{run.record.run_id}", json=_json.loads(run.record.to_json()), attempts=3
         )
-        if not wait:
-            raise RefusedError(message, hint="wait for it with --wait-for-lock")
-        if not announced:
-            run.log.write(f"waiting for the lock: {message}")
-            announced = True
-        time.sleep(2.0)
+    except ServerAnswer as exc:
+        if exc.status in (403, 409):
+            raise RefusedError(
+                f"the approval server refuses this run's record: {exc.message}",
+                hint="a run id is used once: start the run with another --run-id (a resume "
+                "needs the runner token that started the run)",
+            ) from None
+        run.log.write(f"could not copy the record to the approval server: {exc.message}")
+    except ApprovalError as exc:
+        run.log.write(f"could not copy the record to the approval server: {exc.message}")
+
+
+def server_lock(client: Any, run: Run) -> Any:
+    """This process's hold on the deployment lock on the server (see ``engine.server_lock``)."""
+    from runner.engine.server_lock import ServerLock, lease_seconds, lock_key
+
+    def lost(message: str) -> None:
+        run.log.write(message)
+        run.groups.cancel_all()
+
+    return ServerLock(
+        client,
+        lock_key(run.workflow.name, run.environment),
+        run.record.run_id,
+        f"{run.workflow.name} -> {run.environment}",
+        lease=lease_seconds(run.environ),
+        say=run.log.write,
+        on_lost=lost,
+        sleep=time.sleep,
+    )
+
+
+def _detached_hold(run: Run) -> float:
+    """How long a run detached at a ``block-deployments`` step keeps the server's lock: until
+    the step's deadline (a resume after it times out at once), 30 days without one."""
+    from datetime import UTC, datetime
+
+    from runner.engine.server_lock import MAX_DETACHED_LEASE
+
+    assert run.detached_at is not None
+    approval = run.record.step(run.detached_at).approval or {}
+    deadline = (approval.get("interruption") or {}).get("deadline")
+    if not deadline:
+        return MAX_DETACHED_LEASE
+    try:
+        end = datetime.fromisoformat(str(deadline).replace("Z", "+00:00"))
+    except ValueError:
+        return MAX_DETACHED_LEASE
+    return (end - datetime.now(UTC)).total_seconds()
 
 
 def execute(run: Run, *, wait_for_lock: bool, new: bool = False) -> int:
@@ -232,11 +276,14 @@ def execute(run: Run, *, wait_for_lock: bool, new: bool = False) -> int:
     lock = DeploymentLock(store, run.workflow.name, run.environment)
     client = mirror_to_server(run)
     with run_lock(store, run.record.run_id):
+        shared = None
         try:
             lock.acquire(run.record.run_id, wait=wait_for_lock, say=run.log.write)
             if client is not None:
                 try:
-                    server_lock(client, run, wait=wait_for_lock)
+                    claim_on_server(client, run)
+                    shared = server_lock(client, run)
+                    shared.acquire(wait=wait_for_lock)
                 except BaseException:
                     lock.release(run.record.run_id)
                     raise
@@ -253,6 +300,8 @@ def execute(run: Run, *, wait_for_lock: bool, new: bool = False) -> int:
                 code = run.execute()
         except BaseException:
             lock.release(run.record.run_id)
+            if shared is not None:
+                shared.release()
             raise
         finally:
             # a CI's group or section left open by a step that never finished (an error, a
@@ -265,19 +314,12 @@ def execute(run: Run, *, wait_for_lock: bool, new: bool = False) -> int:
             lock.mark_detached(run.record.run_id, keep)
         else:
             lock.release(run.record.run_id)
-        if client is not None and not keep:
-            _release_server_lock(client, run)
+        if shared is not None:
+            if keep:
+                shared.detach(_detached_hold(run) + shared.lease)
+            else:
+                shared.release()
     return code
-
-
-def _release_server_lock(client: Any, run: Run) -> None:
-    from runner.errors import ApprovalError
-
-    key = hashlib.sha256(f"{run.workflow.name}\0{run.environment}".encode()).hexdigest()[:32]
-    try:
-        client.call("DELETE", f"/locks/{key}", params={"run_id": run.record.run_id}, attempts=2)
-    except ApprovalError as exc:
-        run.log.write(f"could not release the lock on the approval server: {exc.message}")
 
 
 @contextmanager

@@ -6,10 +6,10 @@ warning) live in :mod:`runner.load.expression_checks`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from runner.approvals.patterns import PatternError, compile_pattern
 from runner.errors import Diagnostic, Location
 from runner.model import Step, Workflow
 
@@ -170,8 +170,8 @@ def _manual_steps(workflow: Workflow) -> Iterator[Diagnostic]:
         for spec in manual.fields:
             if spec.pattern is not None:
                 try:
-                    re.compile(spec.pattern)
-                except re.error as exc:
+                    compile_pattern(spec.pattern)
+                except PatternError as exc:
                     yield _error(
                         where,
                         f"field `{spec.name}`: `pattern` is not a valid regular expression ({exc})",

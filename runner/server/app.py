@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from runner.bounded import loads
 from runner.server.bodies import BoundedBodies
+from runner.server.limits import LIST_ITEMS, TEXT_CHARS, request_problem
 from runner.server.storage import Caller, ServerError, Store
 
 MAX_WAIT = 60.0
@@ -124,9 +125,26 @@ class CancelIn(BaseModel):
     reason: str = Field(default="cancelled", max_length=200)
 
 
+#: a lock's lease while its holder runs (renewed by its heartbeat), and while it is detached at a
+#: ``block-deployments`` step (until the step's deadline, at most this)
+MAX_LEASE = 3600.0
+MAX_DETACHED_LEASE = 30 * 24 * 3600.0
+
+
 class LockIn(BaseModel):
     run_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    #: the holding process's random token: only it renews or releases the lock
+    owner: str = Field(min_length=16, max_length=200)
+    lease: float = Field(default=60.0, ge=1.0, le=MAX_DETACHED_LEASE)
     detached: bool = False
+
+
+class UnlockIn(BaseModel):
+    owner: str = Field(min_length=16, max_length=200)
+
+
+class BreakIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=1000)
 
 
 def create_app(
@@ -195,8 +213,20 @@ def create_app(
     @app.post("/api/v1/interruptions", status_code=201)
     async def create(body: InterruptionIn, who: Caller = Depends(caller)) -> dict[str, Any]:
         need(who, "runner")
+        check_size(body.model_dump())
         result: dict[str, Any] = await write(store.create_interruption, body.model_dump(), who)
         return result
+
+    def check_size(body: dict[str, Any]) -> None:
+        from runner.approvals.request import Interruption
+
+        try:
+            parsed = Interruption.from_dict(body)
+        except (TypeError, ValueError, KeyError, RecursionError):
+            return  # the store says what is wrong with it
+        problem = request_problem(parsed)
+        if problem:
+            raise ServerError(422, "too_large", f"the request is too large: {problem}")
 
     @app.get("/api/v1/interruptions")
     async def listing(
@@ -258,6 +288,15 @@ def create_app(
         need(who, "approver")
         if who.person is None:
             raise ServerError(403, "forbidden", "only an approver token acts as a person")
+        if len(body.fields) > LIST_ITEMS or any(
+            len(k) > TEXT_CHARS or len(v) > TEXT_CHARS for k, v in body.fields.items()
+        ):
+            raise ServerError(
+                422,
+                "too_large",
+                f"at most {LIST_ITEMS} fields, each name and value of at most {TEXT_CHARS} "
+                "characters",
+            )
         result: dict[str, Any] = await write(
             store.submit, interruption_id, who.person, body.result, body.notes, body.fields
         )
@@ -282,7 +321,7 @@ def create_app(
             raise ServerError(422, "bad_request", "the body must be a JSON run record") from None
         if not isinstance(record, dict) or record.get("run_id") != run_id:
             raise ServerError(422, "bad_request", "the record's run_id must match the URL")
-        await write(store.put_run, run_id, record)
+        await write(store.put_run, run_id, record, who)
         return {"run_id": run_id}
 
     @app.get("/api/v1/runs/{run_id}")
@@ -292,15 +331,48 @@ def create_app(
 
     @app.post("/api/v1/locks/{key}")
     async def lock(key: str, body: LockIn, who: Caller = Depends(caller)) -> dict[str, Any]:
+        """Take, renew (the holder's heartbeat) or, for a detached holder's own resume, take
+        over the deployment lock ``key``; ``taken`` False names the holder."""
         need(who, "runner")
-        result: dict[str, Any] = await write(store.acquire_lock, key, body.run_id, body.detached)
+        if not body.detached and body.lease > MAX_LEASE:
+            raise ServerError(
+                422, "bad_lease", f"a running holder's lease is at most {MAX_LEASE:.0f} s"
+            )
+        result: dict[str, Any] = await run_in_threadpool(
+            lambda: store.acquire_lock(
+                key,
+                owner=body.owner,
+                run_id=body.run_id,
+                caller=who,
+                lease=body.lease,
+                detached=body.detached,
+            )
+        )
         return result
 
-    @app.delete("/api/v1/locks/{key}")
-    async def unlock(key: str, run_id: str, who: Caller = Depends(caller)) -> dict[str, str]:
+    @app.post("/api/v1/locks/{key}/release")
+    async def unlock(key: str, body: UnlockIn, who: Caller = Depends(caller)) -> dict[str, Any]:
+        """Release the lock if this owner holds it (no one else can)."""
         need(who, "runner")
-        await write(store.release_lock, key, run_id)
-        return {"key": key}
+        released = await run_in_threadpool(store.release_lock, key, body.owner, who)
+        return {"key": key, "released": released}
+
+    @app.get("/api/v1/locks")
+    async def locks(who: Caller = Depends(caller)) -> list[dict[str, Any]]:
+        need(who, "admin")
+        result: list[dict[str, Any]] = await run_in_threadpool(store.list_locks)
+        return result
+
+    @app.post("/api/v1/locks/{key}/break")
+    async def break_lock(key: str, body: BreakIn, who: Caller = Depends(caller)) -> dict[str, Any]:
+        """An administrator removes a lock whoever holds it; audited."""
+        need(who, "admin")
+        broken = await run_in_threadpool(
+            store.break_lock, key, f"admin:{who.token_id}", body.reason
+        )
+        if broken is None:
+            raise ServerError(404, "not_found", f"no lock {key!r}")
+        return broken
 
     @app.get("/api/v1/health")
     async def health() -> dict[str, str]:

@@ -17,9 +17,11 @@ from typing import Any
 
 from runner.bounded import check_depth
 from runner.errors import InputLimitError
+from runner.server.limits import RUN_RECORD_BYTES, body_limit
 
-#: a run record of 5,000 steps is about 1.5 MB
-MAX_BODY_BYTES = 16 * 1024 * 1024
+#: the most any route takes: a run record (a run record of 5,000 steps is about 1.5 MB); other
+#: routes take less (``runner.server.limits.body_limit``, issue #17)
+MAX_BODY_BYTES = RUN_RECORD_BYTES
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -39,9 +41,10 @@ class BoundedBodies:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        limit = body_limit(scope)
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            await _refuse(send, 413, "too_large", _TOO_LARGE)
+        if declared.isdigit() and int(declared) > limit:
+            await _refuse(send, 413, "too_large", _too_large(limit))
             return
         chunks: list[bytes] = []
         size = 0
@@ -51,8 +54,8 @@ class BoundedBodies:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                await _refuse(send, 413, "too_large", _TOO_LARGE)
+            if size > limit:
+                await _refuse(send, 413, "too_large", _too_large(limit))
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -74,7 +77,11 @@ class BoundedBodies:
         await self.app(scope, replay, send)
 
 
-_TOO_LARGE = f"the request body is larger than {MAX_BODY_BYTES // 1024 // 1024} MiB"
+def _too_large(limit: int) -> str:
+    return (
+        f"the request body is larger than {limit // 1024} KiB, the most this server accepts "
+        "here (see docs/approvals.md, limits)"
+    )
 
 
 def _too_deep(body: bytes, content_type: str) -> str | None:

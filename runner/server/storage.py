@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from runner.approvals.identity import Directory, Person
 from runner.approvals.quorum import check_fields, judge
 from runner.approvals.request import Interruption, Submission
+from runner.approvals.server_source import differing_fields
 from runner.server import tables as t
 
 
@@ -62,6 +63,52 @@ def _iso(moment: datetime | None) -> str | None:
     # PostgreSQL answers in its session's time zone: always UTC here (the audit hash covers it)
     moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite gives naive datetimes back (stored as UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+#: step statuses that may still change; any other is settled
+UNSETTLED_STEPS = frozenset({"pending", "running", "waiting", "interrupted"})
+#: what names a run: fixed when it starts
+RUN_IDENTITY = (
+    "run_id",
+    "workflow_path",
+    "workflow_name",
+    "digest",
+    "environment",
+    "files",
+    "inputs",
+    "started_by",
+    "started_at",
+    "commit",
+    "trust_commit",
+)
+
+
+def rewritten(stored: Any, new: dict[str, Any]) -> str | None:
+    """Why ``new`` would rewrite what ``stored`` settled, or None when it only goes on."""
+    if not isinstance(stored, dict):
+        return None
+    if _as_json(stored) == _as_json(new):
+        return None
+    if stored.get("status") not in ("running", "waiting"):
+        return f"the run has finished ({stored.get('status')}); its record no longer changes"
+    for name in RUN_IDENTITY:
+        if _as_json(stored.get(name)) != _as_json(new.get(name)):
+            return f"`{name}` is fixed when a run starts (another run with the same id?)"
+    steps = new.get("steps")
+    by_id = (
+        {s.get("id"): s for s in steps if isinstance(s, dict)} if isinstance(steps, list) else {}
+    )
+    for step in stored.get("steps") or []:
+        if not isinstance(step, dict) or step.get("status") in UNSETTLED_STEPS:
+            continue
+        if _as_json(by_id.get(step.get("id"))) != _as_json(step):
+            return f"step {step.get('id')!r} has finished ({step.get('status')}); it cannot change"
+    return None
 
 
 def make_engine(url: str) -> Engine:
@@ -104,6 +151,10 @@ def migrate(engine: Engine) -> None:
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _as_json(value: Any) -> Any:
+    return json.loads(json.dumps(value, sort_keys=True))
 
 
 class Store:
@@ -400,7 +451,7 @@ class Store:
             raise ServerError(
                 409, "id_taken", f"interruption {parsed.id} belongs to another run and step"
             )
-        return self.get(found)
+        return self._same_request(self.get(found), parsed)
 
     @staticmethod
     def _of_step(c: Connection, parsed: Interruption) -> str | None:
@@ -443,7 +494,25 @@ class Store:
                     },
                 )
                 return self.view(c, parsed.id)
-            return self.view(c, existing)
+            view = self.view(c, existing)
+        return self._same_request(view, parsed)
+
+    @staticmethod
+    def _same_request(view: dict[str, Any], parsed: Interruption) -> dict[str, Any]:
+        """``view`` when it holds exactly ``parsed``'s request, else a 409."""
+        differ = differing_fields(view["request"], parsed.to_dict())
+        if differ:
+            # a second, different request under an existing run and step would be answered by
+            # the first one's decisions: a staging approval replayed in production, or an
+            # interruption registered ahead of a real run (issue #17)
+            raise ServerError(
+                409,
+                "request_differs",
+                f"run {parsed.run_id} already has an interruption at step {parsed.step_id} "
+                f"asking something else (differs in: {', '.join(differ)}); a run id is used "
+                "once: start this run with another --run-id",
+            )
+        return view
 
     def _lock_row(self, c: Connection, interruption_id: str) -> None:
         """Serialise decisions on one interruption (PostgreSQL row lock; SQLite writers are
@@ -540,6 +609,10 @@ class Store:
             raise ServerError(422, "bad_result", "result must be proceed or abort")
         if result == "abort" and not notes.strip():
             raise ServerError(422, "notes_required", "an abort needs notes saying why")
+        # field patterns are matched here, before the transaction (a slow match must never hold
+        # the database's write lock); a stored request never changes, so the check still holds
+        stored = Interruption.from_dict(self.get(interruption_id)["request"])
+        problem = check_fields(stored.fields, fields, result)
         with self.tx() as c:
             self._lock_row(c, interruption_id)
             current = self.view(c, interruption_id)
@@ -556,7 +629,6 @@ class Store:
                     + (f" ({current['responsible']} has it)" if current["responsible"] else ""),
                 )
             request = Interruption.from_dict(current["request"])
-            problem = check_fields(request.fields, fields, result)
             if problem:
                 raise ServerError(422, "bad_fields", problem)
             started_by = directory.by_login(request.started_by)
@@ -613,7 +685,14 @@ class Store:
                     key="new",
                 )
             ]
-            verdict = judge(request, submissions, directory, started_by)
+            # every submission's fields were checked on its way in (above, for this one): judge
+            # who counts without matching patterns again inside the transaction
+            verdict = judge(
+                replace(request, fields=()),
+                [replace(s, fields={}) for s in submissions],
+                directory,
+                started_by,
+            )
             state = {"approved": "approved", "aborted": "aborted"}.get(verdict.state, "waiting")
             c.execute(
                 update(t.interruptions)
@@ -657,17 +736,32 @@ class Store:
 
     # -- runs and locks ----------------------------------------------------------------------
 
-    def put_run(self, run_id: str, record: dict[str, Any]) -> None:
+    def put_run(self, run_id: str, record: dict[str, Any], caller: Caller) -> None:
+        """Keep the runner's copy of a run record. The token that created it owns it (any other
+        gets 403), and what is settled stays: the run's identity, every finished step, and the
+        whole of a finished run (a changed one is a 409)."""
         with self.tx() as c:
-            exists = c.execute(select(t.runs.c.run_id).where(t.runs.c.run_id == run_id)).first()
-            if exists:
+            row = c.execute(select(t.runs).where(t.runs.c.run_id == run_id)).first()
+            if row is None:
                 c.execute(
-                    update(t.runs)
-                    .where(t.runs.c.run_id == run_id)
-                    .values(record=record, updated=now())
+                    insert(t.runs).values(
+                        run_id=run_id, record=record, updated=now(), owner=caller.token_id
+                    )
                 )
-            else:
-                c.execute(insert(t.runs).values(run_id=run_id, record=record, updated=now()))
+                return
+            if row.owner != caller.token_id:
+                raise ServerError(
+                    403,
+                    "not_owner",
+                    f"run {run_id} is kept on the server by another token; only the token "
+                    "that created a run record may write it",
+                )
+            problem = rewritten(row.record, record)
+            if problem:
+                raise ServerError(409, "record_rewritten", f"run {run_id}: {problem}")
+            c.execute(
+                update(t.runs).where(t.runs.c.run_id == run_id).values(record=record, updated=now())
+            )
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         with self.engine.connect() as c:
@@ -681,29 +775,136 @@ class Store:
         with self.engine.connect() as c:
             return [r.record for r in c.execute(select(t.runs).order_by(t.runs.c.updated))]
 
-    def acquire_lock(self, key: str, run_id: str, detached: bool) -> dict[str, Any]:
-        with self.tx() as c:
-            row = c.execute(select(t.locks).where(t.locks.c.key == key)).first()
-            if row is not None and row.run_id != run_id:
-                holder = c.execute(
-                    select(t.runs.c.record).where(t.runs.c.run_id == row.run_id)
-                ).first()
-                status = (holder.record or {}).get("status") if holder else None
-                if status in (None, "running", "waiting"):
-                    return {"taken": False, "run_id": row.run_id, "since": _iso(row.since)}
-                c.execute(delete(t.locks).where(t.locks.c.key == key))
-                row = None
-            if row is None:
-                c.execute(
-                    insert(t.locks).values(key=key, run_id=run_id, detached=detached, since=now())
-                )
-            else:
-                c.execute(update(t.locks).where(t.locks.c.key == key).values(detached=detached))
-            return {"taken": True, "run_id": run_id}
+    def acquire_lock(
+        self,
+        key: str,
+        *,
+        owner: str,
+        run_id: str,
+        caller: Caller,
+        lease: float,
+        detached: bool = False,
+    ) -> dict[str, Any]:
+        """Take, renew or hand over the deployment lock ``key`` for the process whose random
+        ``owner`` token this is; ``taken`` False names the holder.
 
-    def release_lock(self, key: str, run_id: str) -> None:
+        A lock is held by an owner, never by a run id: another process naming the same run is
+        refused. The holder renews its lease (a heartbeat); once the lease has run out (the
+        holder was killed), anyone may take it. A detached holder (waiting at a
+        ``block-deployments`` step) hands it to its own run's resume: the same run id, through
+        the token the lock was taken with.
+        """
+        owner_hash = hash_token(owner)
+        moment = now()
+        expires = moment + timedelta(seconds=lease)
         with self.tx() as c:
-            c.execute(delete(t.locks).where((t.locks.c.key == key) & (t.locks.c.run_id == run_id)))
+            row = c.execute(select(t.locks).where(t.locks.c.key == key).with_for_update()).first()
+            values = {
+                "owner_hash": owner_hash,
+                "token_id": caller.token_id,
+                "run_id": run_id,
+                "detached": detached,
+                "expires": expires,
+            }
+            if row is None:
+                c.execute(insert(t.locks).values(key=key, since=moment, **values))
+                self._lock_audit(c, "lock-taken", caller, key, run_id, {})
+            elif row.owner_hash == owner_hash:
+                # the holder's heartbeat, or its detach: the run id stays what it was
+                c.execute(
+                    update(t.locks)
+                    .where(t.locks.c.key == key)
+                    .values(detached=detached, expires=expires)
+                )
+            elif row.expires is not None and _aware(row.expires) <= moment:
+                c.execute(
+                    update(t.locks).where(t.locks.c.key == key).values(since=moment, **values)
+                )
+                self._lock_audit(
+                    c,
+                    "lock-taken",
+                    caller,
+                    key,
+                    run_id,
+                    {"expired": {"run_id": row.run_id, "expires": _iso(row.expires)}},
+                )
+            elif (
+                row.detached
+                and row.run_id == run_id
+                and row.token_id is not None
+                and row.token_id == caller.token_id
+            ):
+                c.execute(update(t.locks).where(t.locks.c.key == key).values(**values))
+                self._lock_audit(c, "lock-handed-over", caller, key, run_id, {})
+            else:
+                return {
+                    "taken": False,
+                    "run_id": row.run_id,
+                    "since": _iso(row.since),
+                    "expires": _iso(row.expires),
+                    "detached": bool(row.detached),
+                }
+            return {"taken": True, "run_id": run_id, "expires": _iso(expires)}
+
+    def release_lock(self, key: str, owner: str, caller: Caller) -> bool:
+        """Release the lock if ``owner`` holds it; True when it did."""
+        with self.tx() as c:
+            row = c.execute(select(t.locks).where(t.locks.c.key == key).with_for_update()).first()
+            if row is None or row.owner_hash != hash_token(owner):
+                return False
+            c.execute(delete(t.locks).where(t.locks.c.key == key))
+            self._lock_audit(c, "lock-released", caller, key, row.run_id, {})
+            return True
+
+    def list_locks(self) -> list[dict[str, Any]]:
+        moment = now()
+        with self.engine.connect() as c:
+            return [
+                {
+                    "key": r.key,
+                    "run_id": r.run_id,
+                    "token_id": r.token_id,
+                    "detached": bool(r.detached),
+                    "since": _iso(r.since),
+                    "expires": _iso(r.expires),
+                    "expired": r.expires is not None and _aware(r.expires) <= moment,
+                }
+                for r in c.execute(select(t.locks).order_by(t.locks.c.since))
+            ]
+
+    def break_lock(self, key: str, actor: str, reason: str) -> dict[str, Any] | None:
+        """An administrator removes a lock whoever holds it (audited); None if there was none."""
+        with self.tx() as c:
+            row = c.execute(select(t.locks).where(t.locks.c.key == key).with_for_update()).first()
+            if row is None:
+                return None
+            c.execute(delete(t.locks).where(t.locks.c.key == key))
+            broken = {
+                "key": key,
+                "run_id": row.run_id,
+                "token_id": row.token_id,
+                "since": _iso(row.since),
+                "expires": _iso(row.expires),
+            }
+            self.append_audit(c, "lock-broken", None, actor, {**broken, "reason": reason})
+            return broken
+
+    def _lock_audit(
+        self,
+        c: Connection,
+        kind: str,
+        caller: Caller,
+        key: str,
+        run_id: str,
+        data: dict[str, Any],
+    ) -> None:
+        self.append_audit(
+            c,
+            kind,
+            None,
+            f"{caller.kind}:{caller.token_id}",
+            {"key": key, "run_id": run_id, **data},
+        )
 
     # -- audit -------------------------------------------------------------------------------
 

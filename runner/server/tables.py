@@ -97,6 +97,8 @@ runs = Table(
     Column("run_id", String(64), primary_key=True),
     Column("record", JSON, nullable=False),
     Column("updated", DateTime(timezone=True), nullable=False),
+    #: the id of the token that created the record: no other token may write it
+    Column("owner", String(32), nullable=True),
 )
 
 locks = Table(
@@ -106,6 +108,12 @@ locks = Table(
     Column("run_id", String(64), nullable=False),
     Column("detached", Boolean, nullable=False, default=False),
     Column("since", DateTime(timezone=True), nullable=False),
+    #: sha256 of the holding process's random owner token: only it renews or releases
+    Column("owner_hash", String(64), nullable=True),
+    #: the API token the holder used: a detached lock is handed only to its run's resume by it
+    Column("token_id", String(32), nullable=True),
+    #: the end of the lease, renewed by the holder's heartbeat; past it, another may take it
+    Column("expires", DateTime(timezone=True), nullable=True),
 )
 
 audit = Table(

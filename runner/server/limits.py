@@ -1,0 +1,91 @@
+"""How big what the server accepts may be (issue #17: a 60 MB ``instructions`` was stored).
+
+The body of every request is bounded before it is parsed (413, by ``runner.server.bodies`` with
+:func:`body_limit`), and each field of an interruption after it is parsed (422), so that a runner
+token cannot fill the database, the approvers' pages or the server's memory. The sizes are
+documented in docs/approvals.md.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import MutableMapping
+from typing import Any
+
+from runner.approvals.request import Interruption
+
+KIB = 1024
+MIB = 1024 * KIB
+
+#: a run record (``PUT /runs/ID``): every step's outputs and approvals
+RUN_RECORD_BYTES = 4 * MIB
+#: any other request body
+BODY_BYTES = 256 * KIB
+
+INSTRUCTIONS_CHARS = 64 * KIB
+TEXT_CHARS = 1_000  # title, step name, environment, workflow, labels, ...
+LIST_ITEMS = 100  # teams, quorum rules, fields, choice options
+FOLLOWING_STEPS = 1_000
+PATTERN_CHARS = 1_000
+INPUTS_BYTES = 64 * KIB
+
+
+def body_limit(scope: MutableMapping[str, Any]) -> int:
+    """The most a request to this route may send (``runner.server.bodies`` refuses more)."""
+    path = str(scope.get("path", ""))
+    if scope.get("method") == "PUT" and path.startswith("/api/v1/runs/"):
+        return RUN_RECORD_BYTES
+    return BODY_BYTES
+
+
+def request_problem(request: Interruption) -> str | None:
+    """Why an interruption's fields are too big to keep, or None."""
+    if len(request.instructions) > INSTRUCTIONS_CHARS:
+        return f"`instructions` is over {INSTRUCTIONS_CHARS} characters"
+    texts = {
+        "step_name": request.step_name,
+        "title": request.title,
+        "environment": request.environment,
+        "workflow": request.workflow,
+        "digest": request.digest,
+        "commit": request.commit or "",
+        "created": request.created,
+        "deadline": request.deadline or "",
+        "started_by": request.started_by,
+        "run_started": request.run_started,
+        "step_id": request.step_id,
+    }
+    for name, value in texts.items():
+        if not isinstance(value, str) or len(value) > TEXT_CHARS:
+            return f"`{name}` must be text of at most {TEXT_CHARS} characters"
+    lists: dict[str, tuple[Any, ...]] = {
+        "teams": request.teams,
+        "quorum": request.quorum,
+        "fields": request.fields,
+        "sources": request.sources,
+    }
+    for name, items in lists.items():
+        if len(items) > LIST_ITEMS:
+            return f"`{name}` has more than {LIST_ITEMS} items"
+    words = [*request.teams, *(rule[0] for rule in request.quorum), *request.sources]
+    if any(len(word) > TEXT_CHARS for word in words):
+        return f"a team or source name is over {TEXT_CHARS} characters"
+    if len(request.following_steps) > FOLLOWING_STEPS or any(
+        not isinstance(name, str) or len(name) > TEXT_CHARS for name in request.following_steps
+    ):
+        return f"`following_steps` must be at most {FOLLOWING_STEPS} names of {TEXT_CHARS} chars"
+    for spec in request.fields:
+        if len(spec.options) > LIST_ITEMS:
+            return f"field {spec.name!r} has more than {LIST_ITEMS} options"
+        parts = [spec.name, spec.type, spec.label, *spec.options]
+        if any(not isinstance(part, str) or len(part) > TEXT_CHARS for part in parts):
+            return f"field {str(spec.name)[:50]!r}: each text is at most {TEXT_CHARS} characters"
+        if spec.pattern is not None and len(spec.pattern) > PATTERN_CHARS:
+            return f"field {spec.name!r}: `pattern` is over {PATTERN_CHARS} characters"
+    try:
+        size = len(json.dumps(request.inputs))
+    except (TypeError, ValueError, RecursionError):
+        return "`inputs` must be JSON"
+    if size > INPUTS_BYTES:
+        return f"`inputs` is over {INPUTS_BYTES // KIB} KiB"
+    return None
