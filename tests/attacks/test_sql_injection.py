@@ -72,8 +72,8 @@ def world(tmp_path: Any) -> Iterator[tuple[Store, TestClient, dict[str, str]]]:
     runner = store.authenticate(tokens["runner"])
     assert runner is not None
     store.create_interruption(REQUEST, runner)
-    store.put_run("r1", {"run_id": "r1"})
-    store.acquire_lock("k1", "r1", False)
+    store.put_run("r1", {"run_id": "r1"}, runner)
+    store.acquire_lock("k1", owner="o" * 32, run_id="r1", caller=runner, lease=3600)
     with TestClient(create_app(store), raise_server_exceptions=False) as client:
         yield store, client, tokens
     engine.dispose()
@@ -113,10 +113,12 @@ def calls(payload: str) -> list[tuple[str, str, str, dict[str, Any]]]:
         ),
         ("runner", "GET", f"/runs/{payload}", {}),
         ("runner", "PUT", f"/runs/{payload}", {"json": {"run_id": payload}}),
-        ("runner", "POST", f"/locks/{payload}", {"json": {"run_id": "r2"}}),
-        ("runner", "POST", "/locks/k2", {"json": {"run_id": payload}}),
-        ("runner", "DELETE", f"/locks/{payload}", {"params": {"run_id": "r1"}}),
-        ("runner", "DELETE", "/locks/k1", {"params": {"run_id": payload}}),
+        ("runner", "POST", f"/locks/{payload}", {"json": {"run_id": "r2", "owner": "p" * 32}}),
+        ("runner", "POST", "/locks/k2", {"json": {"run_id": payload, "owner": "p" * 32}}),
+        ("runner", "POST", "/locks/k2", {"json": {"run_id": "r2", "owner": payload * 3}}),
+        ("runner", "POST", f"/locks/{payload}/release", {"json": {"owner": "o" * 32}}),
+        ("runner", "POST", "/locks/k1/release", {"json": {"owner": payload * 3}}),
+        ("admin", "POST", f"/locks/{payload}/break", {"json": {"reason": payload}}),
         ("token", "GET", "/interruptions", {}),
     ]
 

@@ -79,6 +79,8 @@ class Stub:
     url: str = ""
     sock: socket.socket | None = None
     stopping: bool = False
+    #: the request as the runner registered it, echoed back in every view (as the server does)
+    registered: dict[str, Any] = field(default_factory=dict)
 
     def start(self) -> None:
         self.sock = socket.socket()
@@ -130,11 +132,12 @@ class Stub:
             self.seen.append(line)
             method, path = line.split(" ")[:2]
             if method == "POST" and path.split("?")[0] == "/api/v1/interruptions":
-                self._reply(conn, 201, view([], 1))
+                self.registered = json.loads(rest[:length])
+                self._reply(conn, 201, {**view([], 1), "request": self.registered})
             elif method != "GET":
                 self._reply(conn, 200, {"run_id": "r1", "taken": True})
             elif self.mode == "ok":
-                self._reply(conn, 200, self.answer)
+                self._reply(conn, 200, {**self.answer, "request": self.registered})
             elif self.mode == "drop":
                 pass
             elif self.mode == "reset":
@@ -235,7 +238,8 @@ def test_a_long_poll_cut_short_is_an_error_never_a_decision(
             source.poll(request_)
         assert caught.value.message.startswith("the approval server"), caught.value.message
         assert TOKEN not in str(caught.value) and TOKEN not in repr(caught.value)
-        assert source.view == view([], 1)  # the last good answer is kept, not the broken one
+        # the last good answer is kept, not the broken one
+        assert source.view == {**view([], 1), "request": stub.registered}
     assert source.failures == rounds
     # the server comes back and says alice proceeded: now, and only now, it counts
     stub.mode, stub.answer = "ok", view([PROCEED], 2)

@@ -89,8 +89,8 @@ def _seed() -> None:
     runner = STORE.authenticate(TOKENS["runner"])
     assert runner is not None
     STORE.create_interruption(request_body(), runner)
-    STORE.put_run("r1", {"run_id": "r1", "steps": []})
-    STORE.acquire_lock("k1", "r1", False)
+    STORE.put_run("r1", {"run_id": "r1", "steps": []}, runner)
+    STORE.acquire_lock("k1", owner="o" * 32, run_id="r1", caller=runner, lease=3600)
 
 
 _seed()

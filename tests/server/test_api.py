@@ -134,9 +134,16 @@ def test_approver_token_cannot_act_as_the_runner(
         server.call("alice", "POST", "/interruptions", json=make_request()), 403, "forbidden"
     )
     expect_error(server.call("alice", "PUT", "/runs/r1", json={"run_id": "r1"}), 403, "forbidden")
-    expect_error(server.call("alice", "POST", "/locks/k", json={"run_id": "r1"}), 403, "forbidden")
+    lock = {"run_id": "r1", "owner": "o" * 32}
+    expect_error(server.call("alice", "POST", "/locks/k", json=lock), 403, "forbidden")
     expect_error(
-        server.call("alice", "DELETE", "/locks/k", params={"run_id": "r1"}), 403, "forbidden"
+        server.call("alice", "POST", "/locks/k/release", json={"owner": "o" * 32}),
+        403,
+        "forbidden",
+    )
+    expect_error(server.call("runner", "GET", "/locks"), 403, "forbidden")
+    expect_error(
+        server.call("runner", "POST", "/locks/k/break", json={"reason": "x"}), 403, "forbidden"
     )
     server.create(make_request())
     expect_error(
@@ -504,16 +511,22 @@ def test_runs(server: Served, expect_error: ExpectError) -> None:
 
 
 def test_locks(server: Served) -> None:
-    server.call("runner", "PUT", "/runs/r1", json={"run_id": "r1", "status": "running"})
-    taken = server.call("runner", "POST", "/locks/k", json={"run_id": "r1"}).json()
-    assert taken == {"taken": True, "run_id": "r1"}
-    held = server.call("runner", "POST", "/locks/k", json={"run_id": "r2"}).json()
+    one, two = {"run_id": "r1", "owner": "1" * 32}, {"run_id": "r2", "owner": "2" * 32}
+    taken = server.call("runner", "POST", "/locks/k", json=one).json()
+    assert (taken["taken"], taken["run_id"]) == (True, "r1")
+    held = server.call("runner", "POST", "/locks/k", json=two).json()
     assert (held["taken"], held["run_id"]) == (False, "r1")
-    assert server.call("runner", "DELETE", "/locks/k", params={"run_id": "r1"}).json() == {
-        "key": "k"
-    }
-    taken = server.call("runner", "POST", "/locks/k", json={"run_id": "r2"}).json()
-    assert taken == {"taken": True, "run_id": "r2"}
+    release = server.call("runner", "POST", "/locks/k/release", json={"owner": two["owner"]})
+    assert release.json() == {"key": "k", "released": False}
+    release = server.call("runner", "POST", "/locks/k/release", json={"owner": one["owner"]})
+    assert release.json() == {"key": "k", "released": True}
+    taken = server.call("runner", "POST", "/locks/k", json=two).json()
+    assert (taken["taken"], taken["run_id"]) == (True, "r2")
+    listed = server.call("admin", "GET", "/locks").json()
+    assert [(x["key"], x["run_id"]) for x in listed] == [("k", "r2")]
+    broken = server.call("admin", "POST", "/locks/k/break", json={"reason": "stuck"})
+    assert broken.status_code == 200 and broken.json()["run_id"] == "r2"
+    assert server.call("admin", "GET", "/locks").json() == []
 
 
 def test_long_poll_sees_a_write_by_another_replica(

@@ -60,7 +60,7 @@ def test_empty_database_has_no_tables(engine: Engine) -> None:
 def test_migrate_creates_every_table(engine: Engine) -> None:
     migrate(engine)
     assert table_names(engine) == EXPECTED | {"alembic_version"}
-    assert head(engine) == ["0002"]
+    assert head(engine) == ["0003"]
     columns = {c["name"] for c in inspect(engine).get_columns("interruptions")}
     assert columns == {
         "id",
@@ -93,7 +93,7 @@ def test_migrating_again_is_a_no_op(engine: Engine) -> None:
     migrate(engine)
     migrate(engine)
     assert table_names(engine) == before_tables
-    assert head(engine) == ["0002"]
+    assert head(engine) == ["0003"]
     # nothing lost, nothing added
     assert store.audit_entries() == before_audit
     assert store.authenticate(token) is not None
@@ -111,6 +111,6 @@ def test_every_server_command_migrates_first(empty_url: str) -> None:
     engine = make_engine(empty_url)
     try:
         assert table_names(engine) == EXPECTED | {"alembic_version"}
-        assert head(engine) == ["0002"]
+        assert head(engine) == ["0003"]
     finally:
         engine.dispose()

@@ -460,6 +460,7 @@ JSON = {"Content-Type": "application/json"}
 def broken(mode: str) -> Callable[[Seen], Reply]:
     """A server that registers the interruption and takes the run's record and lock, then
     answers every long-poll badly."""
+    view = dict(VIEW)
 
     def answer(seen: Seen) -> Reply:
         path = seen.path.split("?")[0]
@@ -468,12 +469,13 @@ def broken(mode: str) -> Callable[[Seen], Reply]:
         if path.startswith("/api/v1/locks/"):
             return 200, JSON, b'{"taken": true, "run_id": "r1"}'
         if seen.method == "POST" and path == "/api/v1/interruptions":
-            return 201, JSON, json.dumps(VIEW).encode()
+            view["request"] = json.loads(seen.body)  # kept as the runner asked it
+            return 201, JSON, json.dumps(view).encode()
         if seen.method == "POST" and path.endswith("/cancel"):
-            return 200, JSON, json.dumps({**VIEW, "state": "timed-out"}).encode()
+            return 200, JSON, json.dumps({**view, "state": "timed-out"}).encode()
         if mode == "error-500":
             # a 500 whose body looks like a decision: still an error, never a decision
-            return 500, JSON, json.dumps({**VIEW, "version": 2, "submissions": PROCEED}).encode()
+            return 500, JSON, json.dumps({**view, "version": 2, "submissions": PROCEED}).encode()
         if mode == "garbage":
             return 200, JSON, b"<html>proceed</html>"
         time.sleep(2.0)  # slow: an answer comes, late, and says nothing changed

@@ -250,12 +250,14 @@ def test_a_server_that_is_down_is_no_decision(request_: Interruption, tmp_path: 
     assert sleeps.calls[-3] == 1.0
 
 
-def view(submissions: list[dict[str, Any]], version: int = 1) -> dict[str, Any]:
+def view(
+    submissions: list[dict[str, Any]], version: int = 1, request: dict[str, Any] | None = None
+) -> dict[str, Any]:
     return {
         "id": ID,
         "run_id": "r1",
         "step_id": "gate",
-        "request": {},
+        "request": request or {},
         "state": "waiting",
         "responsible": None,
         "version": version,
@@ -302,7 +304,8 @@ def test_a_broken_answer_is_no_decision(
 ) -> None:
     def answer(seen: Seen) -> Reply:
         if seen.method == "POST":
-            return 201, {"Content-Type": "application/json"}, json.dumps(view([])).encode()
+            registered = view([], request=json.loads(seen.body))
+            return 201, {"Content-Type": "application/json"}, json.dumps(registered).encode()
         return reply
 
     broken = stub(answer)
@@ -312,7 +315,7 @@ def test_a_broken_answer_is_no_decision(
     with pytest.raises(ApprovalError) as info:
         source.poll(request_)
     assert "rnr_tok_secret" not in str(info.value)
-    assert source.view == view([])
+    assert source.view == view([], request=json.loads(json.dumps(request_.to_dict())))
     with pytest.raises(ApprovalError):  # and again: it keeps asking, never deciding
         source.poll(request_)
     assert broken.seen[-1].headers["Authorization"] == "Bearer rnr_tok_secret"

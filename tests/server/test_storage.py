@@ -17,6 +17,7 @@ from runner.server.storage import Caller, ServerError, Store
 
 RequestFactory = Callable[..., dict[str, Any]]
 RUNNER = Caller("runner", "tok-runner", None)
+OTHER_RUNNER = Caller("runner", "tok-other", None)
 
 
 def person(store: Store, username: str) -> Person:
@@ -324,29 +325,126 @@ def test_list_interruptions(store: Store, make_request: RequestFactory) -> None:
 
 
 def test_runs(store: Store) -> None:
-    record = {"run_id": "r1", "status": "waiting", "steps": [{"id": "gate", "n": 1}]}
-    store.put_run("r1", record)
+    record = {"run_id": "r1", "status": "waiting", "steps": [{"id": "gate", "status": "waiting"}]}
+    store.put_run("r1", record, RUNNER)
     assert store.get_run("r1") == record
-    store.put_run("r1", {**record, "status": "success"})
+    done = {**record, "status": "success", "steps": [{"id": "gate", "status": "success"}]}
+    store.put_run("r1", done, RUNNER)
     assert store.get_run("r1")["status"] == "success"
-    assert store.list_runs() == [{**record, "status": "success"}]
+    assert store.list_runs() == [done]
+    store.put_run("r1", done, RUNNER)  # the same again: nothing changes
     with refused(404, "not_found"):
         store.get_run("r2")
 
 
-def test_locks(store: Store) -> None:
-    store.put_run("r1", {"run_id": "r1", "status": "running"})
-    assert store.acquire_lock("k", "r1", False) == {"taken": True, "run_id": "r1"}
-    assert store.acquire_lock("k", "r1", True) == {"taken": True, "run_id": "r1"}
-    held = store.acquire_lock("k", "r2", False)
-    assert (held["taken"], held["run_id"]) == (False, "r1")
-    # the holder finished: its lock is stale and the next run takes it
-    store.put_run("r1", {"run_id": "r1", "status": "success"})
-    assert store.acquire_lock("k", "r2", False) == {"taken": True, "run_id": "r2"}
-    store.release_lock("k", "r1")  # not the holder: nothing happens
-    assert store.acquire_lock("k", "r3", False)["taken"] is False
-    store.release_lock("k", "r2")
-    assert store.acquire_lock("k", "r3", False) == {"taken": True, "run_id": "r3"}
+def test_a_run_record_is_written_only_by_its_token(store: Store) -> None:
+    record = {"run_id": "r1", "status": "waiting", "steps": [{"id": "gate", "status": "waiting"}]}
+    store.put_run("r1", record, RUNNER)
+    with refused(403, "not_owner"):
+        store.put_run("r1", {**record, "status": "success"}, OTHER_RUNNER)
+    assert store.get_run("r1") == record
+
+
+def test_what_a_run_record_settled_stays(store: Store) -> None:
+    record = {
+        "run_id": "r1",
+        "environment": "staging",
+        "status": "waiting",
+        "steps": [{"id": "build", "status": "success"}, {"id": "gate", "status": "waiting"}],
+    }
+    store.put_run("r1", record, RUNNER)
+    with refused(409, "record_rewritten"):  # a finished step
+        store.put_run(
+            "r1",
+            {**record, "steps": [{"id": "build", "status": "failure"}, record["steps"][1]]},
+            RUNNER,
+        )
+    with refused(409, "record_rewritten"):  # a finished step dropped
+        store.put_run("r1", {**record, "steps": [record["steps"][1]]}, RUNNER)
+    with refused(409, "record_rewritten"):  # the run's identity
+        store.put_run("r1", {**record, "environment": "production"}, RUNNER)
+    finished = {
+        **record,
+        "status": "failure",
+        "steps": [record["steps"][0], {"id": "gate", "status": "failure"}],
+    }
+    store.put_run("r1", finished, RUNNER)
+    with refused(409, "record_rewritten"):  # a finished run
+        store.put_run("r1", {**finished, "status": "success"}, RUNNER)
+    assert store.get_run("r1") == finished
+
+
+OWNER_A = "a" * 32
+OWNER_B = "b" * 32
+
+
+def test_locks_are_held_by_an_owner_not_a_run_id(store: Store) -> None:
+    def take(owner: str, run_id: str, caller: Caller = RUNNER, **kw: Any) -> dict[str, Any]:
+        return store.acquire_lock("k", owner=owner, run_id=run_id, caller=caller, lease=60, **kw)
+
+    assert take(OWNER_A, "r1")["taken"] is True
+    assert take(OWNER_A, "r1")["taken"] is True  # the holder's heartbeat
+    # another process naming the same run is another owner
+    held = take(OWNER_B, "r1")
+    assert (held["taken"], held["run_id"], held["detached"]) == (False, "r1", False)
+    # a finished record does not free it
+    store.put_run("r1", {"run_id": "r1", "status": "success"}, RUNNER)
+    assert take(OWNER_B, "r2")["taken"] is False
+    assert store.release_lock("k", OWNER_B, RUNNER) is False  # not the holder: nothing happens
+    assert take(OWNER_B, "r2")["taken"] is False
+    assert store.release_lock("k", OWNER_A, RUNNER) is True
+    assert take(OWNER_B, "r2")["taken"] is True
+
+
+def test_a_lock_whose_lease_ran_out_is_taken(store: Store) -> None:
+    from datetime import timedelta
+
+    from runner.server import storage
+
+    assert store.acquire_lock("k", owner=OWNER_A, run_id="r1", caller=RUNNER, lease=5)["taken"]
+    assert not store.acquire_lock("k", owner=OWNER_B, run_id="r2", caller=RUNNER, lease=5)["taken"]
+    with store.tx() as c:  # the holder was killed and renewed nothing: its lease has passed
+        c.execute(t.locks.update().values(expires=storage.now() - timedelta(seconds=1)))
+    assert store.acquire_lock("k", owner=OWNER_B, run_id="r2", caller=RUNNER, lease=5)["taken"]
+    # the old holder's heartbeat now learns it lost it
+    assert not store.acquire_lock("k", owner=OWNER_A, run_id="r1", caller=RUNNER, lease=5)["taken"]
+    kinds = [e["kind"] for e in store.audit_entries() if e["kind"].startswith("lock")]
+    assert kinds == ["lock-taken", "lock-taken"]
+
+
+def test_a_detached_lock_goes_only_to_its_own_runs_resume(store: Store) -> None:
+    assert store.acquire_lock(
+        "k", owner=OWNER_A, run_id="r1", caller=RUNNER, lease=3600, detached=True
+    )["taken"]
+    # another run, or the same run id through another token: refused
+    assert not store.acquire_lock("k", owner=OWNER_B, run_id="r2", caller=RUNNER, lease=60)["taken"]
+    assert not store.acquire_lock("k", owner=OWNER_B, run_id="r1", caller=OTHER_RUNNER, lease=60)[
+        "taken"
+    ]
+    # its resume, through the same token
+    assert store.acquire_lock("k", owner=OWNER_B, run_id="r1", caller=RUNNER, lease=60)["taken"]
+    # now held by a live owner: not handed over again
+    assert not store.acquire_lock("k", owner="c" * 32, run_id="r1", caller=RUNNER, lease=60)[
+        "taken"
+    ]
+
+
+def test_an_admin_breaks_a_lock_and_the_audit_chain_says_so(store: Store) -> None:
+    store.acquire_lock("k", owner=OWNER_A, run_id="r1", caller=RUNNER, lease=60)
+    assert [(x["key"], x["run_id"], x["expired"]) for x in store.list_locks()] == [
+        ("k", "r1", False)
+    ]
+    broken = store.break_lock("k", "admin:tok-admin", "the runner machine burned down")
+    assert broken is not None and broken["run_id"] == "r1"
+    assert store.list_locks() == []
+    assert store.break_lock("k", "admin", "again") is None
+    entry = store.audit_entries()[-1]
+    assert (entry["kind"], entry["actor"], entry["data"]["reason"]) == (
+        "lock-broken",
+        "admin:tok-admin",
+        "the runner machine burned down",
+    )
+    assert verify_chain(store.audit_entries()) == []
 
 
 def test_every_change_is_audited_in_one_chain(store: Store, make_request: RequestFactory) -> None:
