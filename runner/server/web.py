@@ -2,8 +2,11 @@
 
 Login takes an approver token and sets a signed session cookie (HttpOnly, SameSite=Strict); every
 request re-checks that the token is still live. Every form carries the session's CSRF token, and a
-POST without it is refused. Instructions are Markdown rendered with raw HTML disabled and unsafe
-links dropped; every other value is escaped by Jinja2. A Content-Security-Policy forbids scripts.
+POST without it is refused. Every POST of the pages, ``/login`` included, must come from the
+server's own origin (its ``Origin``, else its ``Referer``): a cross-origin ``POST /login`` with an
+attacker's token would otherwise sign the victim in as the attacker (login CSRF, issue #17).
+Instructions are Markdown rendered with raw HTML disabled and unsafe links dropped; every other
+value is escaped by Jinja2. A Content-Security-Policy forbids scripts.
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Form, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import DictLoader, Environment, select_autoescape
 from markupsafe import Markup
 
@@ -185,6 +190,20 @@ def create_full_app(
             )
 
     def extra(app: FastAPI, store: Store, changes: Changes) -> None:
+        @app.middleware("http")
+        async def same_origin_posts(
+            request: Request, call_next: Callable[[Request], Awaitable[Response]]
+        ) -> Response:
+            if request.method == "POST" and not request.url.path.startswith("/api/"):
+                problem = foreign_origin(request, public_url)
+                if problem:
+                    return JSONResponse(
+                        {"error": {"code": "cross_origin", "message": problem}},
+                        status_code=403,
+                        headers=HEADERS,
+                    )
+            return await call_next(request)
+
         @app.get("/", response_class=HTMLResponse)
         async def index(request: Request) -> Response:
             found = await session(request)
@@ -382,3 +401,34 @@ def safe_next(target: str) -> str:
 
 def _safe_link(url: str) -> bool:
     return url.strip().lower().startswith(("http://", "https://", "mailto:"))
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else ""
+
+
+def foreign_origin(request: Request, public_url: str) -> str | None:
+    """Why a page's POST does not come from this server's own pages, or None.
+
+    A browser sends ``Origin`` with every cross-origin POST (``null`` from opaque origins), and
+    a ``Referer`` where it sends no ``Origin``; a client with neither is no browser, and cannot
+    carry a victim's cookies. Ours: the host the request was sent to, or ``--public-url``."""
+    host = (request.headers.get("host") or "").lower()
+    ours = {_origin_of(public_url)} - {""}
+
+    def own(origin: str) -> bool:
+        return origin in ours or (bool(host) and urlsplit(origin).netloc == host)
+
+    origin = request.headers.get("origin")
+    if origin is not None:
+        if not own(_origin_of(origin.strip())):
+            return (
+                f"this form was posted from another site ({origin[:100]}); sign in and "
+                "decide on this server's own pages"
+            )
+        return None
+    referer = request.headers.get("referer")
+    if referer is not None and not own(_origin_of(referer.strip())):
+        return "this form was posted from another site; use this server's own pages"
+    return None
