@@ -303,3 +303,37 @@ def audit_verify(ctx: click.Context, path: str | None) -> int:
         + ("chain intact" if not problems else f"{len(problems)} problem(s)")
     )
     return 1 if problems else 0
+
+
+@server.group()
+def locks() -> None:
+    """Deployment locks held on the server (one deployment per workflow and environment)."""
+
+
+@locks.command("list")
+@click.pass_context
+def locks_list(ctx: click.Context) -> int:
+    """Every lock: its key, the run holding it, the holder's token, since when, its lease."""
+    held = open_store(ctx.obj["database"]).list_locks()
+    for lock in held:
+        state = "expired" if lock["expired"] else ("detached" if lock["detached"] else "held")
+        click.echo(
+            f"{lock['key']}  run {lock['run_id']:<24} token {lock['token_id'] or '-':<12} "
+            f"{state:<8} since {lock['since']}  lease until {lock['expires'] or '-'}"
+        )
+    if not held:
+        click.echo("no locks held")
+    return 0
+
+
+@locks.command("break")
+@click.argument("key")
+@click.option("--reason", required=True, help="Why: kept in the audit log.")
+@click.pass_context
+def locks_break(ctx: click.Context, key: str, reason: str) -> int:
+    """Remove a lock whoever holds it (its holder is gone for good); audited."""
+    broken = open_store(ctx.obj["database"]).break_lock(key, "admin", reason)
+    if broken is None:
+        raise UsageError(f"no lock {key!r}", hint="`runner server locks list` shows them")
+    click.echo(f"broke the lock {key} of run {broken['run_id']} (held since {broken['since']})")
+    return 0
