@@ -227,16 +227,18 @@ def claim_on_server(client: Any, run: Run) -> None:
         run.log.write(f"could not copy the record to the approval server: {exc.message}")
 
 
-def server_lock(client: Any, run: Run) -> Any:
+def server_lock(run: Run) -> Any:
     """This process's hold on the deployment lock on the server (see ``engine.server_lock``)."""
+    from runner.approvals.server_source import client_for
     from runner.engine.server_lock import ServerLock, lease_seconds, lock_key
 
     def lost(message: str) -> None:
         run.log.write(message)
         run.groups.cancel_all()
 
+    # a client of its own: the heartbeat thread must not share a session with the main thread
     return ServerLock(
-        client,
+        client_for(run.workflow.approvals, run.environ, attempts=3),
         lock_key(run.workflow.name, run.environment),
         run.record.run_id,
         f"{run.workflow.name} -> {run.environment}",
@@ -282,7 +284,7 @@ def execute(run: Run, *, wait_for_lock: bool, new: bool = False) -> int:
             if client is not None:
                 try:
                     claim_on_server(client, run)
-                    shared = server_lock(client, run)
+                    shared = server_lock(run)
                     shared.acquire(wait=wait_for_lock)
                 except BaseException:
                     lock.release(run.record.run_id)

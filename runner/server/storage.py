@@ -740,6 +740,13 @@ class Store:
         """Keep the runner's copy of a run record. The token that created it owns it (any other
         gets 403), and what is settled stays: the run's identity, every finished step, and the
         whole of a finished run (a changed one is a 409)."""
+        try:
+            self._put_run(run_id, record, caller)
+        except IntegrityError:
+            # created by another request at the same moment: judged against that one now
+            self._put_run(run_id, record, caller)
+
+    def _put_run(self, run_id: str, record: dict[str, Any], caller: Caller) -> None:
         with self.tx() as c:
             row = c.execute(select(t.runs).where(t.runs.c.run_id == run_id)).first()
             if row is None:
@@ -794,6 +801,16 @@ class Store:
         ``block-deployments`` step) hands it to its own run's resume: the same run id, through
         the token the lock was taken with.
         """
+        try:
+            return self._acquire_lock(key, owner, run_id, caller, lease, detached)
+        except IntegrityError:
+            # another process inserted the first row of this key at the same moment: judge
+            # again against that row
+            return self._acquire_lock(key, owner, run_id, caller, lease, detached)
+
+    def _acquire_lock(
+        self, key: str, owner: str, run_id: str, caller: Caller, lease: float, detached: bool
+    ) -> dict[str, Any]:
         owner_hash = hash_token(owner)
         moment = now()
         expires = moment + timedelta(seconds=lease)
