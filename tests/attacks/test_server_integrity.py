@@ -455,6 +455,49 @@ def test_a_killed_holder_does_not_block_the_environment_forever(world: World) ->
                 run.communicate()
 
 
+def test_a_detached_block_deployments_lock_goes_to_its_own_resume_only(world: World) -> None:
+    ws = workspace(world.root, world.url)
+    text = (ws / "deploy.yml").read_text()
+    (ws / "deploy.yml").write_text(
+        text.replace("      teams:", "      block-deployments: true\n      teams:")
+    )
+    first = start(ws, world.tokens["runner"], "held-1", "one", "--detach-on-wait")
+    out, _ = first.communicate(timeout=WAIT)
+    assert first.returncode == 75, out
+    [held] = world.call("admin", "GET", "/locks").json()
+    assert (held["run_id"], held["detached"]) == ("held-1", True)
+    # another run is refused while the first is detached; so is the same run id from a pipeline
+    # with another token
+    other = start(ws, world.tokens["runner"], "other-1", "two")
+    out, _ = other.communicate(timeout=WAIT)
+    assert other.returncode == 5 and "detached at a block-deployments step" in out, out
+    world.approve("held-1--gate")
+    stranger = subprocess.run(
+        [RUNNER, "resume", "held-1", "--state-dir", "elsewhere", "--server", world.url],
+        cwd=ws,
+        env=host_env(RUNNER_SERVER_TOKEN=world.tokens["other-runner"]),
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
+    assert stranger.returncode == 5, stranger.stdout + stranger.stderr
+    assert "deployed" not in stranger.stdout
+    # its own resume, on an empty machine, through the token that started it, takes it over
+    resumed = subprocess.run(
+        [RUNNER, "resume", "held-1", "--state-dir", "empty", "--server", world.url],
+        cwd=ws,
+        env=host_env(RUNNER_SERVER_TOKEN=world.tokens["runner"]),
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "deployed" in resumed.stdout
+    assert world.call("admin", "GET", "/locks").json() == []
+    kinds = [e["kind"] for e in world.store.audit_entries() if e["kind"].startswith("lock-")]
+    assert kinds == ["lock-taken", "lock-handed-over", "lock-released"]
+
+
 # -- server robustness -----------------------------------------------------------------------
 
 
