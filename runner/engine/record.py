@@ -322,23 +322,24 @@ class RecordStore:
     def exists(self, run_id: str) -> bool:
         return self.path(run_id).is_file()
 
-    def claim(self, run_id: str) -> bool:
-        """Create the run's record file if no run has it yet (``O_EXCL``): of two processes
-        starting the same run id at once, exactly one gets it. False if it exists."""
-        folder = self.folder(run_id)
+    def create(self, record: RunRecord) -> bool:
+        """Save a new run's first record unless a run with its id exists: of two processes
+        starting the same run id at once, exactly one creates it (False for the other).
+
+        The whole record is written to a temporary file and linked into place: ``link`` fails if
+        the name exists, and a kill at any moment leaves no record or the whole one, never an
+        empty file that a reader would take for a broken run."""
+        folder = self.folder(record.run_id)
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            handle = os.open(self.path(run_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            return False
+            return write_new(self.path(record.run_id), record.to_json().encode("utf-8"))
         except OSError as exc:
             from runner.errors import StateError
 
             raise StateError(
-                f"cannot create the record of run {run_id} in {folder}: {exc.strerror or exc}"
+                f"cannot create the record of run {record.run_id} in {folder}: "
+                f"{exc.strerror or exc}"
             ) from None
-        os.close(handle)
-        return True
 
     def save(self, record: RunRecord, *, durable: bool = False) -> None:
         """Replace the record atomically; with ``durable``, make it survive a power loss."""
@@ -370,6 +371,24 @@ class RecordStore:
                 yield self.load(folder.name)
             except (OSError, ValueError, TypeError, KeyError):
                 continue
+
+
+def write_new(path: Path, data: bytes) -> bool:
+    """Create ``path`` holding ``data`` whole, unless it exists (False then)."""
+    import tempfile
+
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
 
 
 def write_atomic(path: Path, data: bytes, *, durable: bool) -> None:

@@ -127,16 +127,11 @@ def start_run(request: RunRequest) -> Run:
     run = build_run(
         prepared, record, store, request.log, request.environ, request.options, created_by
     )
-    if not store.claim(run_id):  # another process started this run id meanwhile
+    if not store.create(record):  # another process started this run id meanwhile
         raise RefusedError(
             f"run {run_id} already exists in {request.state_dir}",
             hint=f"resume it with `runner resume {run_id}`, or pick another --run-id",
         )
-    try:
-        store.save(record)
-    except BaseException:
-        Path(store.path(run_id)).unlink(missing_ok=True)  # the empty claim: the id is free again
-        raise
     return run
 
 

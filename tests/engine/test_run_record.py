@@ -4,13 +4,20 @@ records."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
+import threading
 import time
+from pathlib import Path
 
 import pytest
 from run_helpers import Workspace, kill_quietly, wait_for
 
+from runner.engine.contexts import Identity
 from runner.engine.record import RUN_STATES, STEP_STATES, RecordStore, RunRecord
+from runner.engine.run import new_record, utc_now
+from runner.model import Workflow
 
 STEPS = 12
 MANY_STEPS = "\n".join(
@@ -176,3 +183,44 @@ def test_store_list_ignores_temporary_and_broken_files(workspace: Workspace) -> 
     (other / "record.json").write_text('{"version": 99}')
     assert [r.run_id for r in store.list()] == ["run-1"]
     assert store.load("run-1").status == "success"
+
+
+def test_a_new_record_appears_whole_or_not_at_all_and_only_once(tmp_path: Path) -> None:
+    """Creating a run's first record: a reader polling the file never sees it empty or partial
+    (the id used to be claimed with an empty file, then written: a kill in between left an empty
+    record.json), and of several creators of one run id exactly one succeeds."""
+    store = RecordStore(tmp_path)
+    workflow = Workflow(name="durable", path="w.yml", digest="d", steps=())
+    seen: list[bytes] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        path = store.path("run-1")
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                seen.append(path.read_bytes())
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    results: list[bool] = []
+    barrier = threading.Barrier(4)
+
+    def create(n: int) -> None:
+        record = new_record(workflow, "run-1", "staging", {}, set(), Identity(), {}, utc_now())
+        record.error = {"message": f"creator {n}"}
+        barrier.wait()
+        results.append(store.create(record))
+
+    creators = [threading.Thread(target=create, args=(n,)) for n in range(4)]
+    for thread in creators:
+        thread.start()
+    for thread in creators:
+        thread.join()
+    stop.set()
+    reader.join()
+    assert sorted(results) == [False, False, False, True]
+    whole = store.path("run-1").read_bytes()
+    assert all(content == whole for content in seen)
+    assert RunRecord.from_json(whole.decode()).run_id == "run-1"
+    # no temporary file is left beside it
+    assert os.listdir(store.folder("run-1")) == ["record.json"]
