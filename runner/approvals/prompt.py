@@ -24,6 +24,18 @@ if TYPE_CHECKING:
     from runner.approvals.identity import Directory
 
 
+#: the stream of the question waiting for an answer, its line not yet ended
+_asking: list[TextIO] = []
+
+
+def end_question() -> None:
+    """End the line of an unanswered question (a signal came): what follows starts a line."""
+    while _asking:
+        stream = _asking.pop()
+        stream.write("\n")
+        stream.flush()
+
+
 class PromptSource:
     name = "prompt"
     interval = 0.2
@@ -113,7 +125,9 @@ class PromptSource:
 
     def _read(self, question: str) -> str:
         self._say(question)
+        _asking.append(self.stdout)
         line = self.stdin.readline()
+        _asking.clear()
         if not line:
             raise EOFError
         return line.rstrip("\n")

@@ -57,6 +57,10 @@ VERSION_MESSAGE = f"runner {__version__}"
 _cli: click.Group | None = None
 
 
+class Interrupted(Exception):
+    """A command ended by SIGINT or SIGTERM (``KeyboardInterrupt`` on its way out of click)."""
+
+
 def _build_cli() -> click.Group:
     import click
 
@@ -76,6 +80,13 @@ def _build_cli() -> click.Group:
             ]
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
+
+        def invoke(self, ctx: click.Context) -> Any:
+            try:
+                return super().invoke(ctx)
+            except KeyboardInterrupt as exc:
+                # past click, whose handling adds a blank line before ours (see ``main``)
+                raise Interrupted from exc
 
         def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
             target = COMMANDS.get(cmd_name)
@@ -204,15 +215,22 @@ def main(argv: list[str] | None = None) -> int:
         from runner.cli.help_text import HELP
 
         return _print(HELP)
-    import click
+    try:
+        import click
 
-    from runner.errors import ExitCode, RunnerError
+        from runner.errors import ExitCode, RunnerError
 
+        _interrupt_on_signals()
+    except KeyboardInterrupt:
+        return _interrupted_exit()
     try:
         result = get_cli().main(args=argv, prog_name="runner", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except Interrupted:
+        return _interrupted_exit()
     except click.exceptions.Abort:
+        # click's own handling of ^C or a closed stdin (it has ended the line already)
         click.echo("interrupted", err=True)
         return ExitCode.INTERRUPTED
     except click.ClickException as exc:
@@ -222,8 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         print_error(exc)
         return exc.exit_code
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        return ExitCode.INTERRUPTED
+        return _interrupted_exit()
     except Exception as exc:
         log = _crash_log()
         click.echo(f"internal error: {type(exc).__name__}: {exc} (details in {log})", err=True)
@@ -231,5 +248,40 @@ def main(argv: list[str] | None = None) -> int:
     return int(result or 0)
 
 
+def _interrupted_exit() -> int:
+    """One line, exit 130. On a terminal the line the ^C was typed on (maybe a question's)
+    is ended first."""
+    sys.stderr.write(("\n" if _is_terminal(sys.stderr) else "") + "interrupted\n")
+    sys.stderr.flush()
+    return 130
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signum)
+
+
+def _interrupt_on_signals() -> None:
+    """SIGTERM as SIGINT: both raise ``KeyboardInterrupt`` (with the signal's number), so that
+    every command ends through the boundary above (exit 130, one line) instead of being killed
+    where it stands; ``runner run`` and ``resume`` then record the run as cancelled. A signal
+    the parent made us ignore (``cmd &`` in a script ignores SIGINT) stays ignored."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, _interrupted)
+
+
 def entry() -> None:
-    sys.exit(main())
+    try:
+        code = main()
+    except KeyboardInterrupt:  # a signal as ``main`` was returning
+        code = _interrupted_exit()
+    sys.exit(code)

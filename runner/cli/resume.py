@@ -72,14 +72,23 @@ def resume(
         fetch_from_server(
             RecordStore(folder), run_id, server_url, environ.get("RUNNER_SERVER_TOKEN")
         )
-    return resume_run(
-        run_id,
-        folder,
-        log=choose_log(output_format, environ),
-        environ=environ,
-        options={"detach_on_wait": detach_on_wait, "insecure_local_trust": insecure_local_trust},
-        rerun_interrupted=rerun_interrupted,
-        wait_for_lock=wait_for_lock,
-        secret_inputs=parse_pairs(inputs, "--input"),
-        workspace=workspace,
-    )
+    log = choose_log(output_format, environ)
+    try:
+        return resume_run(
+            run_id,
+            folder,
+            log=log,
+            environ=environ,
+            options={
+                "detach_on_wait": detach_on_wait,
+                "insecure_local_trust": insecure_local_trust,
+            },
+            rerun_interrupted=rerun_interrupted,
+            wait_for_lock=wait_for_lock,
+            secret_inputs=parse_pairs(inputs, "--input"),
+            workspace=workspace,
+        )
+    except KeyboardInterrupt as exc:
+        # a signal before the run's steps go on (``execute`` handles those after): the run is
+        # cancelled all the same
+        return session.cancel_recorded(RecordStore(folder), run_id, exc, log)

@@ -8,6 +8,10 @@ import click
 
 from runner.cli.options import deployment_options, dry_run_options
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from runner.engine.run import Run
+
 
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False))
@@ -118,6 +122,7 @@ def run_workflow(
     log = choose_log(output_format, environ)
     # before any step changes anything: every manual step that may run must be decidable here
     session.preflight(prepared, environ, options, log)
+    recorded: list[Run] = []
     request = session.RunRequest(
         prepared=prepared,
         run_id=run_id,
@@ -125,10 +130,17 @@ def run_workflow(
         log=log,
         environ=environ,
         options=options,
+        on_record=recorded.append,
     )
-    run = session.start_run(request)
-    if run.record.break_glass:
-        session.announce_break_glass(run)
-    code = session.execute(run, wait_for_lock=wait_for_lock, new=True)
+    try:
+        run = session.start_run(request)
+        if run.record.break_glass:
+            session.announce_break_glass(run)
+        code = session.execute(run, wait_for_lock=wait_for_lock, new=True)
+    except KeyboardInterrupt as exc:
+        if not recorded:
+            raise  # nothing recorded yet: the CLI's one line, exit 130
+        # a record exists: it must not stay "running" (``execute`` handles the rest itself)
+        return session.cancel_started(recorded[0], exc)
     session.export_outputs(run, environ)
     return code

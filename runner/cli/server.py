@@ -5,9 +5,10 @@ Needs the ``server`` extra: ``pip install 'deploy-runner[server]'``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import click
@@ -137,8 +138,32 @@ def server(
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2
     )
-    Server(config).run()
+    with _signals_noted() as stopped:
+        Server(config).run()
+    if stopped:
+        # uvicorn shut down gracefully on it: end as every command does (130, one line)
+        raise KeyboardInterrupt(stopped[0])
     return 0
+
+
+@contextlib.contextmanager
+def _signals_noted() -> Iterator[list[int]]:
+    """SIGINT and SIGTERM raise ``KeyboardInterrupt`` as usual, and are noted: uvicorn handles
+    them while it serves, then raises them again here once it has stopped."""
+    import signal
+
+    stopped: list[int] = []
+
+    def note(signum: int, frame: object) -> None:
+        stopped.append(signum)
+        raise KeyboardInterrupt(signum)
+
+    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stopped
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _import(store: Any, path: str) -> int:

@@ -530,6 +530,13 @@ class Run:
         self.log.run_finished(self.workflow, self.record)
         return code
 
+    def cancel_now(self) -> None:
+        """End the run as cancelled where it stands (a signal before its steps began, or a
+        second one): nothing more runs. See :func:`cancel_record`."""
+        with self._lock:
+            cancel_record(self.record, self.stamp())
+            self.store.save(self.record, durable=True)
+
     def outputs(self) -> dict[str, str]:
         """The workflow's ``outputs``, evaluated at the end of the run (masked)."""
         result: dict[str, str] = {}
@@ -540,6 +547,24 @@ class Run:
             except ExpressionError:
                 result[output.name] = ""
         return result
+
+
+def cancel_record(record: RunRecord, now: str) -> None:
+    """Mark ``record`` cancelled (exit 130): steps running or waiting are cancelled (whether a
+    killed one finished is unknown), steps not started are skipped, and
+    ``Octopus.Deployment.Error`` says so unless an earlier failure set it."""
+    for step in record.steps:
+        if step.status in ("running", "waiting", "interrupted"):
+            step.status = step.outcome = step.conclusion = "cancelled"
+            step.finished_at = step.finished_at or now
+        elif step.status == "pending":
+            step.status = step.outcome = step.conclusion = "skipped"
+            step.reason = "the run was cancelled before this step"
+    if record.error is None:
+        record.error = {"message": "The deployment was cancelled", "detail": ""}
+    record.status = "cancelled"
+    record.exit_code = int(ExitCode.INTERRUPTED)
+    record.finished_at = now
 
 
 def new_record(

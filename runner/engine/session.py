@@ -8,9 +8,10 @@ import queue
 import re
 import secrets
 import signal
+import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,8 @@ class RunRequest:
     log: RunLog
     environ: Mapping[str, str]
     options: Mapping[str, Any]
+    #: told of the run just before its first record is saved (from then on a signal cancels it)
+    on_record: Callable[[Run], None] | None = None
 
 
 def start_run(request: RunRequest) -> Run:
@@ -132,6 +135,8 @@ def start_run(request: RunRequest) -> Run:
             f"run {run_id} already exists in {request.state_dir}",
             hint=f"resume it with `runner resume {run_id}`, or pick another --run-id",
         )
+    if request.on_record is not None:
+        request.on_record(run)
     return run
 
 
@@ -268,10 +273,32 @@ def execute(run: Run, *, wait_for_lock: bool, new: bool = False) -> int:
 
     A ``new`` run that the deployment lock refuses is recorded as ``refused`` (exit 5): its
     record was saved before the lock was asked for, and left ``running`` it could be resumed,
-    once the environment is free, into the deployment that was refused."""
+    once the environment is free, into the deployment that was refused.
+
+    From here on a signal ends the run (see ``Signals``): while waiting for a lock no step runs
+    and the run is recorded as cancelled; once the steps have begun, ``always()`` steps still
+    run."""
+    lock = DeploymentLock(run.store, run.workflow.name, run.environment)
+    held: dict[str, Any] = {}
+    with cancellation(run) as signals:
+        try:
+            return _execute(run, lock, held, signals, wait_for_lock, new)
+        except KeyboardInterrupt as exc:
+            # before the steps began, or a second signal: nothing more runs
+            signum = signals.first or _signum(exc)
+            return cancel_now(run, signum, lock, held.get("server"), announce=not signals.stepping)
+
+
+def _execute(
+    run: Run,
+    lock: DeploymentLock,
+    held: dict[str, Any],
+    signals: Signals,
+    wait_for_lock: bool,
+    new: bool,
+) -> int:
     store = run.store
-    lock = DeploymentLock(store, run.workflow.name, run.environment)
-    client = mirror_to_server(run)
+    client = held["client"] = mirror_to_server(run)
     with run_lock(store, run.record.run_id):
         shared = None
         try:
@@ -279,7 +306,8 @@ def execute(run: Run, *, wait_for_lock: bool, new: bool = False) -> int:
             if client is not None:
                 try:
                     claim_on_server(client, run)
-                    shared = server_lock(run)
+                    # released on a signal, even one in the middle of asking for it
+                    shared = held["server"] = server_lock(run)
                     shared.acquire(wait=wait_for_lock)
                 except BaseException:
                     lock.release(run.record.run_id)
@@ -293,8 +321,8 @@ def execute(run: Run, *, wait_for_lock: bool, new: bool = False) -> int:
                 store.save(record, durable=True)
             raise
         try:
-            with cancellation(run):
-                code = run.execute()
+            signals.steps_begin()
+            code = run.execute()
         except BaseException:
             lock.release(run.record.run_id)
             if shared is not None:
@@ -319,44 +347,132 @@ def execute(run: Run, *, wait_for_lock: bool, new: bool = False) -> int:
     return code
 
 
-@contextmanager
-def cancellation(run: Run) -> Iterator[None]:
-    """SIGINT / SIGTERM cancel the run at once: running steps' process groups are stopped and
-    every wait ends (``runner.cancel``); ``always()`` steps still run. A second signal stops the
-    runner at once.
+def _signum(exc: KeyboardInterrupt) -> int:
+    """The signal a ``KeyboardInterrupt`` came from (``runner.cli.main`` raises it with the
+    number for SIGTERM and SIGINT; Python's own handler, for SIGINT, gives none)."""
+    return exc.args[0] if exc.args and isinstance(exc.args[0], int) else int(signal.SIGINT)
 
-    The handler only hands the signal to a thread: Python runs it in the main thread between
-    two bytecodes, maybe while that thread holds a lock that cancelling takes (the log's, an
+
+def cancel_started(run: Run, exc: KeyboardInterrupt) -> int:
+    """``cancel_now`` for a signal between the first record and ``execute``."""
+    return cancel_now(
+        run, _signum(exc), DeploymentLock(run.store, run.workflow.name, run.environment), None
+    )
+
+
+def cancel_recorded(store: RecordStore, run_id: str, exc: KeyboardInterrupt, log: RunLog) -> int:
+    """A signal while ``runner resume`` prepares (reads the record, pins the trust, checks the
+    files): the run is cancelled all the same, as ``cancel_now`` does, if this process can take
+    the run's own lock; with no record (``--server`` fetching it), the CLI's one line."""
+    from runner.engine.run import cancel_record
+
+    if not store.exists(run_id):
+        raise exc
+    name = signal.Signals(_signum(exc)).name
+    try:
+        with run_lock(store, run_id):
+            record = store.load(run_id)
+            if not record.finished:
+                log.write(f"received {name}: cancelling the run")
+                cancel_record(record, utc_now())
+                store.save(record, durable=True)
+                log.write(f"Run {run_id} was cancelled ({name})")
+            # the lock a run detached at a ``block-deployments`` step kept
+            DeploymentLock(store, record.workflow_name, record.environment).release(run_id)
+    except RefusedError:
+        log.write(f"received {name}: stopping (run {run_id} is another process's)")
+    except (OSError, ValueError, TypeError, KeyError):
+        raise exc from None  # an unreadable record: resume reports it; here, the one line
+    finally:
+        log.close()
+    return int(ExitCode.INTERRUPTED)
+
+
+def cancel_now(
+    run: Run, signum: int, lock: DeploymentLock, shared: Any, *, announce: bool = True
+) -> int:
+    """End ``run`` at once after a signal: its record cancelled (steps left running or waiting
+    are cancelled, those not started skipped), its locks released, the log's open group closed;
+    exit 130. Only while holding the run's own lock: without it, another process has the run."""
+    name = signal.Signals(signum).name
+    try:
+        with run_lock(run.store, run.record.run_id):
+            if not run.record.finished:
+                if announce:
+                    run.log.write(f"received {name}: cancelling the run")
+                run.cancel_now()
+                run.log.write(f"Run {run.record.run_id} was cancelled ({name})")
+            lock.release(run.record.run_id)
+            if shared is not None:
+                shared.release()
+    except RefusedError:
+        run.log.write(f"received {name}: stopping (run {run.record.run_id} is another process's)")
+    finally:
+        run.log.close()
+    return int(ExitCode.INTERRUPTED)
+
+
+class Signals:
+    """What SIGINT / SIGTERM do to a run, from the moment its record exists.
+
+    Before its steps begin (waiting for a lock, on the approval server), a signal raises
+    ``KeyboardInterrupt`` at once wherever the main thread is: no step runs (as GitHub runs no
+    step of a job cancelled before it started), and ``execute`` records the run as cancelled.
+    Once the steps have begun, the first signal only hands itself to a thread, which cancels
+    the run: running steps' process groups are stopped and every wait ends (``runner.cancel``);
+    ``always()`` steps still run. A second signal stops the runner at once.
+
+    Handing to a thread because Python runs the handler in the main thread between two
+    bytecodes, maybe while that thread holds a lock that cancelling takes (the log's, an
     event's), and waiting on it there would never end. ``SimpleQueue.put`` is safe there."""
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    received: queue.SimpleQueue[int | None] = queue.SimpleQueue()
-    seen: list[int] = []
 
-    def cancel() -> None:
-        signum = received.get()
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.received: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        #: the first signal received
+        self.first: int | None = None
+        self.stepping = False
+
+    def steps_begin(self) -> None:
+        self.stepping = True
+
+    def handle(self, signum: int, frame: object) -> None:
+        if self.first is not None or not self.stepping:
+            if self.first is not None:
+                # the steps still running (``always()`` ones) must not outlive the runner
+                self.run.groups.kill_all()
+            else:
+                self.first = signum
+            raise KeyboardInterrupt(signum)
+        self.first = signum
+        self.received.put(signum)
+
+    def cancel(self) -> None:
+        signum = self.received.get()
         if signum is None:
             return
-        run.log.write(f"received {signal.Signals(signum).name}: cancelling the run")
-        run.groups.cancel_all()
+        end_question = getattr(sys.modules.get("runner.approvals.prompt"), "end_question", None)
+        if end_question is not None:
+            end_question()  # a question on the terminal: what follows starts a line of its own
+        self.run.log.write(f"received {signal.Signals(signum).name}: cancelling the run")
+        self.run.groups.cancel_all()
 
-    def handle(signum: int, frame: object) -> None:
-        if seen:
-            # the steps still running (``always()`` ones) must not outlive the runner
-            run.groups.kill_all()
-            raise KeyboardInterrupt
-        seen.append(signum)
-        received.put(signum)
 
-    canceller = threading.Thread(target=cancel, name="runner-cancel", daemon=True)
+@contextmanager
+def cancellation(run: Run) -> Iterator[Signals]:
+    """SIGINT and SIGTERM handled as :class:`Signals` says, for the time of the block."""
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signals = Signals(run)
+    canceller = threading.Thread(target=signals.cancel, name="runner-cancel", daemon=True)
     canceller.start()
     for sig in previous:
-        signal.signal(sig, handle)
+        signal.signal(sig, signals.handle)
     try:
-        yield
+        yield signals
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        received.put(None)
+        signals.received.put(None)
 
 
 def export_outputs(run: Run, environ: Mapping[str, str]) -> None:

@@ -1,0 +1,359 @@
+"""Signals that arrive before a run's steps begin, and to the other commands (issue #19).
+
+Waiting for a deployment lock (``--wait-for-lock``, here or on the approval server) and preparing
+a run got Python's default behaviour: SIGTERM killed the runner where it stood, leaving a record
+that said "running"; SIGINT printed a blank line before "interrupted". Real ``runner`` processes,
+real signals, each sent once the process shows (or a FIFO proves) where it waits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import pty
+import signal
+import socket
+import subprocess
+import sys
+import termios
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from support import ROOT, borrow
+
+cancel_wait = borrow("cancel_wait", ROOT / "tests" / "e2e" / "test_cancel_wait.py")
+run_helpers = cancel_wait.run_helpers
+
+RUNNER = cancel_wait.RUNNER
+EXIT_BOUND = cancel_wait.EXIT_BOUND
+WAIT = cancel_wait.WAIT
+running = cancel_wait.running
+environ = cancel_wait.environ
+record = cancel_wait.record
+
+SIGNALS = pytest.mark.parametrize(
+    "signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"]
+)
+RUN = [RUNNER, "run", "deploy.yml", "--env", "production", "--insecure-local-trust"]
+
+
+def assert_cancelled_before_steps(out: str, data: dict[str, Any]) -> None:
+    assert "Traceback" not in out, out
+    assert "before the gate" not in out and "report:" not in out, out  # no step ran
+    assert data["status"] == "cancelled", data
+    assert data["exit_code"] == 130
+    assert data["error"]["message"] == "The deployment was cancelled"
+    assert {s["status"] for s in data["steps"]} == {"skipped"}, data["steps"]
+
+
+def run_lock_free(state: Path, run_id: str) -> bool:
+    with open(state / "runs" / run_id / ".lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return True
+
+
+def lock_holders(state: Path) -> list[str]:
+    return [json.loads(path.read_text())["run_id"] for path in (state / "locks").glob("*.json")]
+
+
+@pytest.mark.parametrize(
+    ("signum", "github"),
+    [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGTERM, True)],
+    ids=["SIGINT", "SIGTERM", "SIGTERM-github"],
+)
+def test_a_signal_while_waiting_for_the_lock_cancels_the_run(
+    tmp_path: Path, signum: int, github: bool
+) -> None:
+    root = cancel_wait.file_workspace(tmp_path / "ws")
+    state = root / ".runner"
+    extra = {"GITHUB_ACTIONS": "true"} if github else {}
+    with running([*RUN, "--run-id", "r1"], root, environ()) as holder:
+        holder.wait_for("Waiting for trading-desk")
+        argv = [*RUN, "--run-id", "r2", "--wait-for-lock"]
+        with running(argv, root, environ(**extra)) as waiter:
+            waiter.wait_for("waiting for the lock")
+            took = waiter.signal_and_time(signum)
+        out = waiter.output
+        assert waiter.process.returncode == 130, out
+        assert took < EXIT_BOUND, out
+        assert_cancelled_before_steps(out, record(state, "r2"))
+        assert f"received {signal.Signals(signum).name}: cancelling the run" in out
+        # the waiting run's own lock is free, and the deployment lock still the holder's
+        assert run_lock_free(state, "r2")
+        assert lock_holders(state) == ["r1"]
+        assert holder.process.poll() is None
+        if github:
+            assert out.count("::group::") == out.count("::endgroup::"), out
+
+
+def test_a_signal_while_a_resume_waits_for_the_lock_cancels_the_run(tmp_path: Path) -> None:
+    """A run detached at its gate, resumed while another run deploys: the signal ends the
+    resume's wait and the run itself is cancelled (its waiting gate with it)."""
+    root = cancel_wait.file_workspace(tmp_path / "ws")
+    state = root / ".runner"
+    env = environ()
+    detached = subprocess.run(
+        [*RUN, "--run-id", "r1", "--detach-on-wait"], cwd=root, env=env, capture_output=True
+    )
+    assert detached.returncode == 75, detached
+    with running([*RUN, "--run-id", "r2"], root, env) as holder:
+        holder.wait_for("Waiting for trading-desk")
+        argv = [RUNNER, "resume", "r1", "--wait-for-lock", "--insecure-local-trust"]
+        with running(argv, root, env) as resumed:
+            resumed.wait_for("waiting for the lock")
+            took = resumed.signal_and_time(signal.SIGTERM)
+        out = resumed.output
+        assert resumed.process.returncode == 130, out
+        assert took < EXIT_BOUND, out
+        assert "Traceback" not in out
+        data = record(state, "r1")
+        assert data["status"] == "cancelled", data
+        statuses = {s["id"]: s["status"] for s in data["steps"]}
+        assert statuses == {
+            "before": "success",
+            "gate": "cancelled",
+            "after": "skipped",
+            "report": "skipped",
+        }
+        assert lock_holders(state) == ["r2"]
+        # resuming again says it is over
+        again = subprocess.run(
+            [RUNNER, "resume", "r1", "--insecure-local-trust"],
+            cwd=root,
+            env=env,
+            text=True,
+            capture_output=True,
+        )
+        assert "already finished: cancelled" in again.stdout + again.stderr
+
+
+class LockTaken(BaseHTTPRequestHandler):
+    """An approval server whose deployment lock another run holds (every POST to a lock is
+    refused); it keeps the requests it gets."""
+
+    protocol_version = "HTTP/1.1"
+    requests: ClassVar[list[str]] = []
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        type(self).requests.append(f"{self.command} {self.path}")
+        if self.command == "POST" and "/locks/" in self.path:
+            body = b'{"taken": false, "run_id": "other", "since": "2026-01-01T00:00:00Z"}'
+        else:
+            body = b"{}"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def lock_server() -> Iterator[str]:
+    LockTaken.requests = []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), LockTaken)
+    httpd.daemon_threads = True
+    threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@SIGNALS
+def test_a_signal_in_the_server_lock_loop_cancels_the_run(tmp_path: Path, signum: int) -> None:
+    root = tmp_path / "ws"
+    (root / ".git").mkdir(parents=True)
+    (root / "approvals").mkdir()
+    (root / "approvals" / "people.yml").write_text(cancel_wait.PEOPLE)
+    with lock_server() as url:
+        (root / "deploy.yml").write_text(cancel_wait.SERVER_WORKFLOW.replace("URL", url))
+        argv = [RUNNER, "run", "deploy.yml", "--env", "production", "--run-id", "r1"]
+        with running([*argv, "--wait-for-lock"], root, environ(RUNNER_SERVER_TOKEN="t0ken")) as run:
+            run.wait_for("(since 2026-01-01T00:00:00Z, on the server)")
+            took = run.signal_and_time(signum)
+        out = run.output
+        assert run.process.returncode == 130, out
+        assert took < EXIT_BOUND, out
+        assert_cancelled_before_steps(out, record(root / ".runner"))
+        # the server's lock released (in case the signal fell between taking it and the
+        # answer), the local one too
+        assert any(r.startswith("DELETE /api/v1/locks/") for r in LockTaken.requests), (
+            LockTaken.requests
+        )
+        assert lock_holders(root / ".runner") == []
+
+
+# -- before a record exists, and the other commands -------------------------------------------
+
+
+@contextlib.contextmanager
+def blocked_on_fifo(path: Path, pid: int) -> Iterator[int]:
+    """A FIFO at ``path``: yields once process ``pid`` has read the start of it and waits in
+    ``read`` for the rest (the writing end is left open). In the call itself, not about to make
+    it: a signal that lands in between is seen by Python only when the call returns (CPython
+    checks for signals between bytecodes and when a call is interrupted)."""
+    os.mkfifo(path)
+    deadline = time.monotonic() + WAIT
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError as exc:  # ENXIO: no reader yet
+            assert exc.errno == errno.ENXIO
+            assert time.monotonic() < deadline, "nobody opened the FIFO"
+            time.sleep(0.02)
+    try:
+        os.write(fd, b"name: half a workflow\n")
+        wchan = Path(f"/proc/{pid}/wchan")
+        run_helpers.wait_for(
+            lambda: _unread(fd) == 0 and "pipe" in wchan.read_text(),
+            what="the reader to wait in read",
+        )
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _unread(fd: int) -> int:
+    size = bytearray(4)
+    fcntl.ioctl(fd, termios.FIONREAD, size)
+    return int.from_bytes(size, sys.byteorder)
+
+
+COMMANDS = {
+    "run": ["run", "flow.yml", "--env", "production"],
+    "plan": ["plan", "flow.yml", "--env", "production"],
+    "validate": ["validate", "flow.yml"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@SIGNALS
+def test_a_signal_while_loading_ends_with_one_line(
+    tmp_path: Path, command: str, signum: int
+) -> None:
+    """The workflow file is a FIFO: the command waits reading it (before any record)."""
+    root = tmp_path / "ws"
+    (root / ".git").mkdir(parents=True)
+    argv = [RUNNER, *COMMANDS[command]]
+    with (
+        running(argv, root, environ()) as proc,
+        blocked_on_fifo(root / "flow.yml", proc.process.pid),
+    ):
+        took = proc.signal_and_time(signum)
+    assert proc.process.returncode == 130, proc.output
+    assert took < EXIT_BOUND
+    assert proc.output == "interrupted\n"
+    assert not (root / ".runner" / "runs").exists()
+
+
+def test_runner_server_ends_with_one_line(tmp_path: Path) -> None:
+    """``runner server`` (uvicorn) on SIGTERM: it shuts down, then exits 130 with one line."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    database = f"sqlite:///{tmp_path / 'server.db'}"
+    argv = [RUNNER, "server", "--database", database, "--port", str(port)]
+    with running(argv, tmp_path, environ()) as proc:
+        run_helpers.wait_for(lambda: _listening(port), what="the server to listen")
+        took = proc.signal_and_time(signal.SIGTERM)
+    out = proc.output
+    assert proc.process.returncode == 130, out
+    assert took < EXIT_BOUND, out
+    assert "Traceback" not in out
+    assert out.strip().splitlines()[-1] == "interrupted", out
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_approval_new_on_sigterm_stops_ssh_keygen_and_ends_with_one_line(tmp_path: Path) -> None:
+    """``runner approval new`` waits in ``ssh-keygen -Y sign`` for a key's passphrase on the
+    terminal. SIGTERM (a closed CI job, ``kill``) killed the runner and left ssh-keygen
+    waiting on the terminal; now ssh-keygen is stopped and the runner exits 130."""
+    key = tmp_path / "id_ed25519"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "secret phrase", "-f", str(key)], check=True
+    )
+    primary, secondary = pty.openpty()
+    argv = [
+        RUNNER, "approval", "new", "--run-id", "r1", "--step", "gate", "--env", "production",
+        "--digest", "ab" * 32, "--decision", "proceed", "--notes", "ok", "--key", str(key),
+        "--principal", "alice@example.com", "--out", str(tmp_path / "approvals"),
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        argv,
+        cwd=tmp_path,
+        env=environ(),
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        start_new_session=True,  # the pty becomes its terminal: ssh-keygen asks there
+        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+    )
+    os.close(secondary)
+    out = b""
+    try:
+        deadline = time.monotonic() + WAIT
+        while b"passphrase" not in out.lower():
+            assert time.monotonic() < deadline, out
+            out += os.read(primary, 4096)
+        keygen = _children(process.pid)
+        assert keygen, "no ssh-keygen child"
+        # the runner waits in a call for ssh-keygen (see ``blocked_on_fifo`` for why)
+        stat = Path(f"/proc/{process.pid}/stat")
+        run_helpers.wait_for(
+            lambda: stat.read_text().rsplit(")", 1)[1].split()[0] == "S", what="the runner to wait"
+        )
+        process.send_signal(signal.SIGTERM)
+        process.wait(WAIT)
+        with contextlib.suppress(OSError):  # EIO once every writer has gone
+            while chunk := os.read(primary, 4096):
+                out += chunk
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(primary)
+    text = out.decode(errors="replace")
+    assert process.returncode == 130, text
+    assert "Traceback" not in text
+    assert text.rstrip().splitlines()[-1] == "interrupted", text
+    for pid in keygen:
+        run_helpers.wait_for(lambda pid=pid: not run_helpers.pid_alive(pid), what="ssh-keygen")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pid:
+                    found.append(int(entry.name))
+    return found
