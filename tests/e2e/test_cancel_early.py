@@ -357,3 +357,39 @@ def _children(pid: int) -> list[int]:
                 if int(fields[1]) == pid:
                     found.append(int(entry.name))
     return found
+
+
+PROMPT_WORKFLOW = """\
+name: Prompt
+environments: [production]
+approvals:
+  trust: {people: people.yml}
+  prompt: {}
+steps:
+  - id: gate
+    name: Gate
+    manual:
+      teams: [trading-desk]
+"""
+
+
+def test_ctrl_c_at_the_prompt_ends_the_question_line(tmp_path: Path) -> None:
+    """The question "Proceed or abort? [p/a] " has no newline: the cancel message that follows
+    a Ctrl-C was printed on its line."""
+    root = tmp_path / "ws"
+    (root / ".git").mkdir(parents=True)
+    user = cancel_wait.seed_prompt.USER
+    (root / "people.yml").write_text(cancel_wait.PEOPLE.replace("alice", user))
+    (root / "deploy.yml").write_text(PROMPT_WORKFLOW)
+    primary, secondary = pty.openpty()
+    try:
+        argv = [RUNNER, "run", "deploy.yml", "--env", "production", "--run-id", "r1"]
+        with running(argv, root, environ(), stdin=secondary) as run:
+            run.wait_for("Proceed or abort? [p/a] ")
+            run.signal_and_time(signal.SIGINT)
+    finally:
+        os.close(primary)
+        os.close(secondary)
+    out = run.output
+    assert run.process.returncode == 130, out
+    assert "Proceed or abort? [p/a] \nreceived SIGINT: cancelling the run\n" in out, out
