@@ -220,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
 
         from runner.errors import ExitCode, RunnerError
 
-        _interrupt_on_signals()
+        if argv is None:  # this process's own command line (not a test calling ``main``)
+            _interrupt_on_signals()
     except KeyboardInterrupt:
         return _interrupted_exit()
     try:
