@@ -292,10 +292,12 @@ def _listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_approval_new_on_sigterm_stops_ssh_keygen_and_ends_with_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["sigterm", "ctrl-c"])
+def test_approval_new_stops_ssh_keygen_and_ends_with_one_line(tmp_path: Path, how: str) -> None:
     """``runner approval new`` waits in ``ssh-keygen -Y sign`` for a key's passphrase on the
     terminal. SIGTERM (a closed CI job, ``kill``) killed the runner and left ssh-keygen
-    waiting on the terminal; now ssh-keygen is stopped and the runner exits 130."""
+    waiting on the terminal; now ssh-keygen is stopped and the runner exits 130. Ctrl-C typed
+    on the terminal (SIGINT to both) already ended so; kept so."""
     key = tmp_path / "id_ed25519"
     subprocess.run(
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "secret phrase", "-f", str(key)], check=True
@@ -330,7 +332,10 @@ def test_approval_new_on_sigterm_stops_ssh_keygen_and_ends_with_one_line(tmp_pat
         run_helpers.wait_for(
             lambda: stat.read_text().rsplit(")", 1)[1].split()[0] == "S", what="the runner to wait"
         )
-        process.send_signal(signal.SIGTERM)
+        if how == "ctrl-c":
+            os.write(primary, b"\x03")  # through the terminal's line discipline
+        else:
+            process.send_signal(signal.SIGTERM)
         process.wait(WAIT)
         with contextlib.suppress(OSError):  # EIO once every writer has gone
             while chunk := os.read(primary, 4096):
