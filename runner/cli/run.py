@@ -138,8 +138,8 @@ def run_workflow(
             session.announce_break_glass(run)
         code = session.execute(run, wait_for_lock=wait_for_lock, new=True)
     except KeyboardInterrupt as exc:
-        if not recorded:
-            raise  # nothing recorded yet: the CLI's one line, exit 130
+        if not recorded or recorded[0].record.finished:
+            raise  # nothing recorded yet, or a second signal: the CLI's one line, exit 130
         # a record exists: it must not stay "running" (``execute`` handles the rest itself)
         return session.cancel_started(recorded[0], exc)
     session.export_outputs(run, environ)

@@ -286,7 +286,10 @@ def execute(run: Run, *, wait_for_lock: bool, new: bool = False) -> int:
         except KeyboardInterrupt as exc:
             # before the steps began, or a second signal: nothing more runs
             signum = signals.first or _signum(exc)
-            return cancel_now(run, signum, lock, held.get("server"), announce=not signals.stepping)
+            code = cancel_now(run, signum, lock, held.get("server"), announce=not signals.stepping)
+            if signals.stepping:
+                raise  # a second signal: the runner stops (the CLI's "interrupted")
+            return code
 
 
 def _execute(
@@ -369,10 +372,12 @@ def cancel_recorded(store: RecordStore, run_id: str, exc: KeyboardInterrupt, log
     if not store.exists(run_id):
         raise exc
     name = signal.Signals(_signum(exc)).name
+    ended = False
     try:
         with run_lock(store, run_id):
             record = store.load(run_id)
-            if not record.finished:
+            ended = record.finished  # by this process, on a second signal
+            if not ended:
                 log.write(f"received {name}: cancelling the run")
                 cancel_record(record, utc_now())
                 store.save(record, durable=True)
@@ -385,6 +390,8 @@ def cancel_recorded(store: RecordStore, run_id: str, exc: KeyboardInterrupt, log
         raise exc from None  # an unreadable record: resume reports it; here, the one line
     finally:
         log.close()
+    if ended:
+        raise exc
     return int(ExitCode.INTERRUPTED)
 
 
