@@ -152,7 +152,10 @@ class LockTaken(BaseHTTPRequestHandler):
             self.rfile.read(length)
         type(self).requests.append(f"{self.command} {self.path}")
         if self.command == "POST" and "/locks/" in self.path:
-            body = b'{"taken": false, "run_id": "other", "since": "2026-01-01T00:00:00Z"}'
+            body = (
+                b'{"taken": false, "run_id": "other", "since": "2026-01-01T00:00:00Z", '
+                b'"expires": "2026-01-01T00:01:00Z"}'
+            )
         else:
             body = b"{}"
         self.send_response(200)
@@ -192,7 +195,7 @@ def test_a_signal_in_the_server_lock_loop_cancels_the_run(tmp_path: Path, signum
         (root / "deploy.yml").write_text(cancel_wait.SERVER_WORKFLOW.replace("URL", url))
         argv = [RUNNER, "run", "deploy.yml", "--env", "production", "--run-id", "r1"]
         with running([*argv, "--wait-for-lock"], root, environ(RUNNER_SERVER_TOKEN="t0ken")) as run:
-            run.wait_for("(since 2026-01-01T00:00:00Z, on the server)")
+            run.wait_for("(since 2026-01-01T00:00:00Z, on the server;")
             took = run.signal_and_time(signum)
         out = run.output
         assert run.process.returncode == 130, out
@@ -200,9 +203,10 @@ def test_a_signal_in_the_server_lock_loop_cancels_the_run(tmp_path: Path, signum
         assert_cancelled_before_steps(out, record(root / ".runner"))
         # the server's lock released (in case the signal fell between taking it and the
         # answer), the local one too
-        assert any(r.startswith("DELETE /api/v1/locks/") for r in LockTaken.requests), (
-            LockTaken.requests
-        )
+        assert any(
+            r.startswith("POST /api/v1/locks/") and r.endswith("/release")
+            for r in LockTaken.requests
+        ), LockTaken.requests
         assert lock_holders(root / ".runner") == []
 
 
