@@ -121,7 +121,9 @@ class DeploymentLock:
                     say(message)
                 return
             if not wait:
-                raise RefusedError(message, hint=_refused_hint(self.holder()))
+                holder = self.holder()
+                detached = holder is not None and holder.detached
+                raise RefusedError(message, hint=refused_hint(holder and holder.run_id, detached))
             if not announced:
                 say(f"waiting for the lock: {message}")
                 announced = True
@@ -169,12 +171,13 @@ def _held(label: str, info: LockInfo, *, same_run: bool) -> str:
     return f"{label} is being deployed by run {info.run_id} ({where}){same}"
 
 
-def _refused_hint(info: LockInfo | None) -> str:
-    if info is not None and info.detached:
+def refused_hint(run_id: object, detached: bool) -> str:
+    """What to do about a deployment lock that run ``run_id`` holds (here or on the server)."""
+    if detached:
         # --wait-for-lock would keep a CI job waiting for hours on a person
         return (
-            f"run this again once run {info.run_id} has ended: decide its manual step, then "
-            f"`runner resume {info.run_id}`"
+            f"run this again once run {run_id} has ended: decide its manual step, then "
+            f"`runner resume {run_id}`"
         )
     if in_ci(os.environ):
         return "run the job again when that run has ended, or pass --wait-for-lock to queue"

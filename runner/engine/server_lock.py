@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from runner.engine.lock import refused_hint
 from runner.errors import ApprovalError, RefusedError, UsageError
 
 DEFAULT_LEASE = 60.0
@@ -95,7 +96,10 @@ class ServerLock:
                 + ")"
             )
             if not wait:
-                raise RefusedError(message, hint="wait for it with --wait-for-lock")
+                raise RefusedError(
+                    message,
+                    hint=refused_hint(holder.get("run_id"), bool(holder.get("detached"))),
+                )
             if not announced:
                 self.say(f"waiting for the lock: {message}")
                 announced = True
