@@ -13,9 +13,9 @@ _STATED = re.compile(r"tried \*\*(\d[\d,]*)\*\* cases in \*\*(\d+)\*\* files, al
 
 
 def test_security_md_states_the_attack_suites_count() -> None:
+    argv = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"]
     collected = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"]
-        + ["-W", "ignore", "tests/attacks"],
+        [*argv, "-W", "ignore", "tests/attacks"],
         cwd=ROOT,
         capture_output=True,
         text=True,
