@@ -68,10 +68,12 @@ def resume(
     run_id = session.check_run_id(run_id)
     workspace = workspace_here()
     folder = history.state_dir(state_dir, environ, workspace)
-    if server_url and not RecordStore(folder).exists(run_id):
-        fetch_from_server(
-            RecordStore(folder), run_id, server_url, environ.get("RUNNER_SERVER_TOKEN")
-        )
+    from runner.engine.seal import record_key
+
+    # the server's copy, sealed as it is saved here: it came from the server, not an artifact
+    store = RecordStore(folder, key=record_key(environ))
+    if server_url and not store.exists(run_id):
+        fetch_from_server(store, run_id, server_url, environ.get("RUNNER_SERVER_TOKEN"))
     log = choose_log(output_format, environ)
     try:
         return resume_run(
@@ -90,5 +92,5 @@ def resume(
         )
     except KeyboardInterrupt as exc:
         # a signal before the run's steps go on (``execute`` handles those after): the run is
-        # cancelled all the same
-        return session.cancel_recorded(RecordStore(folder), run_id, exc, log)
+        # cancelled all the same (and its record sealed, as every save with the key)
+        return session.cancel_recorded(store, run_id, exc, log)

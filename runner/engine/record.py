@@ -296,9 +296,11 @@ def _plain(value: Any) -> Any:
 class RecordStore:
     """Run records as ``<state-dir>/runs/<run-id>/record.json``."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, *, key: bytes | None = None) -> None:
         self.state_dir = state_dir
         self.runs = state_dir / "runs"
+        #: ``$RUNNER_RECORD_KEY``: with it, every save seals the record (``runner.engine.seal``)
+        self.key = key
         #: called after each durable save (the approval server keeps a copy of the record)
         self.mirror: Callable[[RunRecord], None] | None = None
 
@@ -346,9 +348,12 @@ class RecordStore:
         folder = self.folder(record.run_id)
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            write_atomic(
-                self.path(record.run_id), record.to_json().encode("utf-8"), durable=durable
-            )
+            text = record.to_json()
+            if self.key is not None:
+                from runner.engine.seal import seal
+
+                text = seal(text, self.key)
+            write_atomic(self.path(record.run_id), text.encode("utf-8"), durable=durable)
         except OSError as exc:
             from runner.errors import StateError
 
@@ -361,7 +366,17 @@ class RecordStore:
             self.mirror(record)
 
     def load(self, run_id: str) -> RunRecord:
+        """The record, its seal (if any) not checked: for reports, never for a resume."""
         return RunRecord.from_json(self.path(run_id).read_text(encoding="utf-8"))
+
+    def load_sealed(self, run_id: str) -> RunRecord:
+        """The record, its seal verified with this store's key (``SealError``, a
+        ``ValueError``, when it is missing or does not verify)."""
+        from runner.engine.seal import unseal
+
+        assert self.key is not None
+        text = self.path(run_id).read_text(encoding="utf-8")
+        return RunRecord.from_json(unseal(text, self.key))
 
     def list(self) -> Iterator[RunRecord]:
         if not self.runs.is_dir():

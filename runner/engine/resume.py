@@ -49,17 +49,60 @@ def changed_files(record: RunRecord, now: Mapping[str, str]) -> list[str]:
 
 
 def load_for_resume(store: RecordStore, run_id: str) -> RunRecord:
+    """The record, its seal verified when this process has the key."""
+    from runner.engine.seal import KEY_ENV, SealError
+
     if not store.exists(run_id):
         raise UsageError(
             f"no run {run_id!r} in {store.state_dir}",
             hint="pass --state-dir, or restore the state folder from the CI artifact",
         )
     try:
+        if store.key is not None:
+            return store.load_sealed(run_id)
         return store.load(run_id)
+    except SealError as exc:
+        raise RefusedError(
+            f"the record of run {run_id} is not sealed by ${KEY_ENV}: {exc}: {store.path(run_id)}",
+            hint=f"the state folder was changed, or the run was started without ${KEY_ENV} "
+            "(or with another key): start a new run with the same key in both jobs",
+        ) from None
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise RefusedError(
             f"the record of run {run_id} cannot be read: {store.path(run_id)}: {exc}"
         ) from None
+
+
+def check_unsealed(
+    record: RunRecord, store: RecordStore, environ: Mapping[str, str], log: RunLog
+) -> None:
+    """What a resume refuses to take from the record's environment (``carried_env``); without
+    the key, in CI, one warning that the record is not sealed."""
+    from runner.approvals.prompt import in_ci
+    from runner.engine import carried_env
+    from runner.engine.seal import KEY_ENV
+
+    sealed = store.key is not None
+    found = carried_env.problems(record.env, record.path, store.state_dir, sealed=sealed)
+    if found:
+        why = (
+            "the state folder's files travel unsealed"
+            if sealed
+            else f"the record is not sealed (${KEY_ENV} is not set)"
+        )
+        raise RefusedError(
+            f"run {record.run_id}'s record sets what a resumed run does not take from it, as "
+            f"{why}: " + "; ".join(found[:10]),
+            hint=f"set ${KEY_ENV} (a CI secret of the deployment environment) in the job that "
+            "starts the run and in the one that resumes it, and keep tools out of the state "
+            "folder; or set these in a step after the gate",
+        )
+    if not sealed and in_ci(environ):
+        log.write(
+            f"warning: run {record.run_id}'s record is not sealed: whoever can replace the "
+            f"state folder between jobs can change it; set ${KEY_ENV} (`openssl rand -hex 32`, "
+            "a secret of the deployment environment) in both jobs to seal it"
+        )
 
 
 def prepare_steps(record: RunRecord, rerun_interrupted: bool) -> list[str]:
@@ -174,9 +217,10 @@ def resume(
     folder's workspace root): the checkout being resumed, not the one the run started in."""
     from runner.engine import session
     from runner.engine.lock import run_lock
+    from runner.engine.seal import record_key
     from runner.prepare import prepare
 
-    store = RecordStore(state_dir)
+    store = RecordStore(state_dir, key=record_key(environ))
     record = load_for_resume(store, run_id)
     if record.run_id != run_id:
         # saved under its own id, it would write another run's folder (or outside the state
@@ -196,6 +240,7 @@ def resume(
     from runner.engine import evidence
 
     evidence.check_pin_format(record)
+    check_unsealed(record, store, environ, log)
     prepared = prepare(
         workflow_file(record, workspace or workspace_here()),
         record.environment,

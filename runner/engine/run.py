@@ -108,6 +108,8 @@ class Run:
         """Run (or go on running) every step not yet finished; return the exit code."""
         for secret in self.variables.secrets():
             self.masker.add(secret)
+        if self.store.key is not None:
+            self.masker.add(self.store.key.decode("utf-8"))
         self.record.status = "running"
         self.record.pid = os.getpid()
         self.store.save(self.record)
@@ -390,6 +392,8 @@ class Run:
         self, step: Step, values: Mapping[str, str], contexts: Mapping[str, object]
     ) -> dict[str, str]:
         env = dict(self.environ)
+        # no step needs the record key, and with it one could seal a record of its own
+        env.pop("RUNNER_RECORD_KEY", None)
         rendered = contexts["env"]
         assert isinstance(rendered, dict)
         env.update(rendered)

@@ -97,7 +97,9 @@ def start_run(request: RunRequest) -> Run:
     prepared = request.prepared
     workflow = prepared.workflow
     run_id = check_run_id(request.run_id or default_run_id(request.environ))
-    store = RecordStore(request.state_dir)
+    from runner.engine.seal import record_key
+
+    store = RecordStore(request.state_dir, key=record_key(request.environ))
     if store.exists(run_id):
         raise RefusedError(
             f"run {run_id} already exists in {request.state_dir}",
