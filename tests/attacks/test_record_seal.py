@@ -1,0 +1,293 @@
+"""A rewritten record does not run its writer's code on resume, and a sealed record cannot be
+rewritten at all (#17).
+
+The state folder travels between CI jobs as an artifact; the resume job holds the production
+secrets. A record's environment (what steps set through ``RUNNER_ENV`` / ``RUNNER_PATH`` before
+the gate) is given to every later step, so a rewritten one could set ``BASH_ENV``,
+``LD_PRELOAD``, an exported bash function or a ``PATH`` entry into the state folder. Each test
+starts a real run (real git, real ``ssh-keygen`` signatures) that detaches at a gate, has alice
+approve it, rewrites the record, and resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from approval_world import RUNNER, World, clean_env
+
+KEY = "5f1c" * 16  # what `openssl rand -hex 32` gives
+OTHER_KEY = "a0b1" * 16
+
+WORKFLOW = """\
+name: Seed
+environments: [production]
+approvals:
+  trust: {ref: refs/remotes/origin/approvals-trust, people: trust/people.yml, \
+allowed-signers: trust/allowed_signers, revoked-keys: trust/revoked_keys}
+  file: {remote: origin, branch: approvals, path: approvals, poll-seconds: 1}
+steps:
+  - id: setup
+    name: Setup
+    run: |
+      echo "key=${RUNNER_RECORD_KEY:-none}"
+      echo "TIER=gold" >> "$RUNNER_ENV"
+      echo "/usr/local/sbin" >> "$RUNNER_PATH"
+  - id: gate
+    name: Approve release
+    manual:
+      teams: [trading-desk]
+  - id: after
+    name: After
+    run: |
+      echo "tier=$TIER"
+      uname >/dev/null
+      echo "DEPLOYED"
+"""
+
+
+def approve(world: World, run_id: str, step_id: str, key: Any, digest: str) -> None:
+    request = world.request(run_id=run_id, step_id=step_id, digest=digest, commit=world.head)
+    raw = world.body(request, key).encode()
+    world.push_signed(raw, key, run_id=run_id, name=f"{step_id}.{key.principal}.json")
+
+
+def digest_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def refused(done: subprocess.CompletedProcess[str], *words: str) -> None:
+    output = done.stdout + done.stderr
+    assert "DEPLOYED" not in output, output
+    assert done.returncode == 5, output
+    for word in words:
+        assert word in output, output
+
+
+def step(record: dict[str, Any], step_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(s for s in record["steps"] if s["id"] == step_id)
+    return found
+
+
+def start(world: World, run_id: str, env: dict[str, str] | None = None) -> None:
+    """A run detached at its gate, which alice then approved."""
+    path = world.commit_workflow(WORKFLOW)
+    done = world.run("--run-id", run_id, "--detach-on-wait", env=env)
+    assert done.returncode == 75, done.stdout + done.stderr
+    assert KEY not in done.stdout + done.stderr
+    approve(world, run_id, "gate", world.keys.alice, digest_of(path))
+
+
+def resume(world: World, run_id: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [RUNNER, "resume", run_id, "--state-dir", "S", "--detach-on-wait"],
+        cwd=world.repo,
+        capture_output=True,
+        text=True,
+        env=clean_env(**env),
+        timeout=60,
+        check=False,
+    )
+
+
+def record_path(world: World, run_id: str) -> Path:
+    return world.repo / "S" / "runs" / run_id / "record.json"
+
+
+def rewrite(world: World, run_id: str, **fields: object) -> None:
+    """Replace top-level fields of an unsealed record (as an attacker would)."""
+    path = record_path(world, run_id)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data.update(fields)
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+def attacker_files(world: World, run_id: str) -> tuple[Path, Path]:
+    """A script of the attacker's in the state folder, and the file it leaves when it runs."""
+    marker = world.repo.parent / f"pwned-{run_id}"
+    folder = world.repo / "S" / "runs" / run_id / "kit"
+    folder.mkdir()
+    script = folder / "evil.sh"
+    script.write_text(f"echo PWNED > {marker}\n", encoding="utf-8")
+    return folder, marker
+
+
+def not_run(done: subprocess.CompletedProcess[str], marker: Path) -> None:
+    refused(done, "not sealed", "RUNNER_RECORD_KEY")
+    assert not marker.exists(), "the attacker's code ran in the resume job"
+
+
+# -- an unsealed record: no code of its writer's runs -----------------------------------------
+
+
+def test_bash_env_from_a_rewritten_record_does_not_run(world: World) -> None:
+    start(world, "be")
+    folder, marker = attacker_files(world, "be")
+    rewrite(world, "be", env={"TIER": "gold", "BASH_ENV": str(folder / "evil.sh")})
+    not_run(resume(world, "be"), marker)
+
+
+def test_an_exported_bash_function_from_a_rewritten_record_does_not_run(world: World) -> None:
+    start(world, "bf")
+    _, marker = attacker_files(world, "bf")
+    function = f"() {{ builtin echo PWNED > {marker}; }}"
+    rewrite(world, "bf", env={"TIER": "gold", "BASH_FUNC_echo%%": function})
+    not_run(resume(world, "bf"), marker)
+
+
+def test_ld_preload_from_a_rewritten_record_does_not_run(world: World, tmp_path: Path) -> None:
+    start(world, "ld")
+    folder, marker = attacker_files(world, "ld")
+    source = tmp_path / "evil.c"
+    source.write_text(
+        "#include <stdio.h>\n"
+        "__attribute__((constructor)) static void pwn(void) {\n"
+        f'  FILE *f = fopen("{marker}", "w"); if (f) {{ fputs("PWNED", f); fclose(f); }}\n'
+        "}\n",
+        encoding="utf-8",
+    )
+    library = folder / "evil.so"
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    assert gcc, "a C compiler builds the attacker's library"
+    subprocess.run([gcc, "-shared", "-fPIC", "-o", library, source], check=True)
+    rewrite(world, "ld", env={"TIER": "gold", "LD_PRELOAD": str(library)})
+    not_run(resume(world, "ld"), marker)
+
+
+@pytest.mark.parametrize("where", ["state", "relative"])
+def test_a_path_entry_of_a_rewritten_record_does_not_run(world: World, where: str) -> None:
+    run_id = f"path-{where}"
+    start(world, run_id)
+    folder, marker = attacker_files(world, run_id)
+    tool = folder / "uname"
+    tool.write_text(f"#!/bin/sh\necho PWNED > {marker}\n", encoding="utf-8")
+    tool.chmod(0o755)
+    entry = str(folder) if where == "state" else f"S/runs/{run_id}/kit"
+    rewrite(world, run_id, path=[entry, "/usr/local/sbin"])
+    not_run(resume(world, run_id), marker)
+
+
+def test_path_set_as_a_variable_of_a_rewritten_record_does_not_run(world: World) -> None:
+    start(world, "pv")
+    folder, marker = attacker_files(world, "pv")
+    tool = folder / "uname"
+    tool.write_text(f"#!/bin/sh\necho PWNED > {marker}\n", encoding="utf-8")
+    tool.chmod(0o755)
+    rewrite(world, "pv", env={"TIER": "gold", "PATH": f"{folder}:/usr/bin:/bin"})
+    not_run(resume(world, "pv"), marker)
+
+
+def test_an_unsealed_record_resumes_in_ci_with_one_warning(world: World) -> None:
+    start(world, "ci")
+    done = resume(world, "ci", CI="true")
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "tier=gold" in output and "DEPLOYED" in output
+    assert output.count("record is not sealed") == 1, output
+    assert "RUNNER_RECORD_KEY" in output
+
+
+# -- a sealed record -----------------------------------------------------------------------------
+
+
+def test_an_honest_sealed_record_resumes_and_the_key_never_shows(world: World) -> None:
+    start(world, "ok", env={"RUNNER_RECORD_KEY": KEY})
+    text = record_path(world, "ok").read_text(encoding="utf-8")
+    assert '"seal": "hmac-sha256:' in text
+    done = resume(world, "ok", RUNNER_RECORD_KEY=KEY, CI="true")
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "tier=gold" in output and "DEPLOYED" in output
+    assert "not sealed" not in output
+    assert KEY not in output
+    for path in (world.repo / "S").rglob("*"):
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), path
+    assert '"seal": "hmac-sha256:' in record_path(world, "ok").read_text(encoding="utf-8")
+
+
+def edit_line(text: str, name: str, value: object) -> str:
+    """Replace one field's line of a record, keeping every other line, its seal included."""
+    lines = text.split("\n")
+    for index, line in enumerate(lines):
+        if line.startswith(f' "{name}": '):
+            comma = "," if line.endswith(",") else ""
+            lines[index] = f' "{name}": {json.dumps(value)}{comma}'
+            return "\n".join(lines)
+    raise AssertionError(f"no field {name}")
+
+
+EDITS: list[tuple[str, object]] = [
+    ("started_by", {"id": "u-mallory", "username": "mallory", "display_name": "", "email": ""}),
+    ("started_at", "2020-01-01T00:00:00.000Z"),
+    ("env", {"TIER": "platinum"}),
+    ("path", ["/opt/other"]),
+    ("inputs", {"version": "9.9.9"}),
+    ("skip", ["gate"]),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), EDITS, ids=[name for name, _ in EDITS])
+def test_a_sealed_record_edited_in_any_field_is_refused(
+    world: World, name: str, value: object
+) -> None:
+    run_id = f"edit-{name.replace('_', '-')}"
+    start(world, run_id, env={"RUNNER_RECORD_KEY": KEY})
+    path = record_path(world, run_id)
+    path.write_text(edit_line(path.read_text(encoding="utf-8"), name, value), encoding="utf-8")
+    refused(resume(world, run_id, RUNNER_RECORD_KEY=KEY), "seal does not verify")
+
+
+def test_a_sealed_records_step_outputs_cannot_be_edited(world: World) -> None:
+    start(world, "outs", env={"RUNNER_RECORD_KEY": KEY})
+    path = record_path(world, "outs")
+    text = path.read_text(encoding="utf-8")
+    assert '"outputs": {}' in text
+    path.write_text(text.replace('"outputs": {}', '"outputs": {"x": "1"}', 1), encoding="utf-8")
+    refused(resume(world, "outs", RUNNER_RECORD_KEY=KEY), "seal does not verify")
+
+
+def test_a_record_without_its_seal_or_sealed_with_another_key_is_refused(world: World) -> None:
+    start(world, "seal", env={"RUNNER_RECORD_KEY": KEY})
+    path = record_path(world, "seal")
+    rewrite(world, "seal", env={"TIER": "gold"})  # re-encoded: the seal line is gone
+    refused(resume(world, "seal", RUNNER_RECORD_KEY=KEY), "has no seal")
+    start_other = world.run(
+        "--run-id", "other", "--detach-on-wait", env={"RUNNER_RECORD_KEY": OTHER_KEY}
+    )
+    assert start_other.returncode == 75
+    text = record_path(world, "other").read_text(encoding="utf-8").replace('"other"', '"seal"')
+    path.write_text(text, encoding="utf-8")
+    refused(resume(world, "seal", RUNNER_RECORD_KEY=KEY), "seal does not verify")
+
+
+def test_an_unsealed_record_is_refused_when_the_resume_has_the_key(world: World) -> None:
+    start(world, "late")
+    refused(resume(world, "late", RUNNER_RECORD_KEY=KEY), "has no seal")
+
+
+def test_a_sealed_record_does_not_take_a_path_entry_in_the_state_folder(world: World) -> None:
+    """A sealed record's own steps may add a folder of the state folder to PATH, but its files
+    travel unsealed: the resume refuses it rather than run what the artifact holds."""
+    workflow = WORKFLOW.replace(
+        'echo "/usr/local/sbin" >> "$RUNNER_PATH"', 'echo "$RUNNER_TEMP" >> "$RUNNER_PATH"'
+    )
+    path = world.commit_workflow(workflow)
+    done = world.run("--run-id", "tmp", "--detach-on-wait", env={"RUNNER_RECORD_KEY": KEY})
+    assert done.returncode == 75, done.stdout + done.stderr
+    approve(world, "tmp", "gate", world.keys.alice, digest_of(path))
+    refused(resume(world, "tmp", RUNNER_RECORD_KEY=KEY), "inside the state folder")
+    assert step(world.record("tmp"), "after")["status"] == "pending"
+
+
+def test_a_short_key_is_refused(world: World) -> None:
+    world.commit_workflow(WORKFLOW)
+    done = world.run("--run-id", "short", env={"RUNNER_RECORD_KEY": "s3cr3tXYZ"})
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert "at least 32" in output and "s3cr3tXYZ" not in output
