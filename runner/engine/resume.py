@@ -105,6 +105,39 @@ def check_unsealed(
         )
 
 
+def check_unsealed_facts(record: RunRecord, workflow: Workflow) -> None:
+    """Refuse what only a sealed record can show: who started the run (a gate that prevents
+    self-approval is judged by it) and when a gate began waiting (an ``on-timeout: proceed``
+    gate passes by it, and a record saying one proceeded has no decision to verify)."""
+    from runner.engine.seal import KEY_ENV
+
+    for step in workflow.steps:
+        manual = step.manual
+        try:
+            rec = record.step(step.id)
+        except KeyError:
+            continue  # refused later, with the other differences
+        if manual is None or rec.status in ("success", "skipped", "failure", "cancelled"):
+            state = (rec.approval or {}).get("state") if isinstance(rec.approval, dict) else None
+            if manual is not None and state == "proceeded-on-timeout":
+                problem = f"gate `{step.id}` proceeded on timeout, which only the record shows"
+            else:
+                continue
+        elif manual.prevent_self_approval:
+            problem = f"gate `{step.id}` prevents self-approval, and who started the run"
+            problem += " is known only from the record"
+        elif manual.on_timeout == "proceed":
+            problem = f"gate `{step.id}` proceeds on timeout, and when it began waiting is"
+            problem += " known only from the record"
+        else:
+            continue
+        raise RefusedError(
+            f"run {record.run_id} cannot be resumed from an unsealed record: {problem}",
+            hint=f"set ${KEY_ENV} (a CI secret of the deployment environment) in the job that "
+            "starts the run and in the one that resumes it, then start a new run",
+        )
+
+
 def prepare_steps(record: RunRecord, rerun_interrupted: bool) -> list[str]:
     """Steps left running by a dead runner: reported, and re-run only when asked."""
     interrupted = [s for s in record.steps if s.status in ("running", "interrupted")]
@@ -266,6 +299,8 @@ def resume(
             prepared,
             workflow=rules.with_policy_approval(prepared.workflow, document, record.environment),
         )
+    if store.key is None:
+        check_unsealed_facts(record, prepared.workflow)
     changes = changed_files(
         record, session.used_files(prepared.workflow, prepared.loaded.workspace)
     )

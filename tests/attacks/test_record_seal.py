@@ -118,8 +118,8 @@ def attacker_files(world: World, run_id: str) -> tuple[Path, Path]:
 
 
 def not_run(done: subprocess.CompletedProcess[str], marker: Path) -> None:
-    refused(done, "not sealed", "RUNNER_RECORD_KEY")
     assert not marker.exists(), "the attacker's code ran in the resume job"
+    refused(done, "not sealed", "RUNNER_RECORD_KEY")
 
 
 # -- an unsealed record: no code of its writer's runs -----------------------------------------
@@ -291,3 +291,41 @@ def test_a_short_key_is_refused(world: World) -> None:
     output = done.stdout + done.stderr
     assert done.returncode == 2, output
     assert "at least 32" in output and "s3cr3tXYZ" not in output
+
+
+# -- what only a sealed record can show --------------------------------------------------------
+
+
+def test_an_unsealed_record_cannot_name_who_started_a_self_approval_gated_run(
+    world: World,
+) -> None:
+    """alice starts the run; the rewritten record says mallory did, so that alice's own
+    approval would pass a gate that prevents self-approval."""
+    workflow = WORKFLOW.replace(
+        "      teams: [trading-desk]\n",
+        "      teams: [trading-desk]\n      prevent-self-approval: true\n",
+    )
+    path = world.commit_workflow(workflow)
+    done = world.run("--run-id", "self", "--detach-on-wait", env={"GITHUB_ACTOR": "alice"})
+    assert done.returncode == 75, done.stdout + done.stderr
+    approve(world, "self", "gate", world.keys.alice, digest_of(path))
+    by = {"id": "u-mallory", "username": "mallory", "display_name": "", "email": ""}
+    rewrite(world, "self", started_by=by)
+    refused(resume(world, "self"), "unsealed record", "prevents self-approval")
+
+
+def test_an_unsealed_record_cannot_say_a_gate_proceeded_on_timeout(world: World) -> None:
+    workflow = WORKFLOW.replace(
+        "      teams: [trading-desk]\n",
+        "      teams: [trading-desk]\n      timeout-minutes: 60\n      on-timeout: proceed\n",
+    )
+    world.commit_workflow(workflow)
+    done = world.run("--run-id", "late", "--detach-on-wait")
+    assert done.returncode == 75, done.stdout + done.stderr
+    path = record_path(world, "late")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    gate = step(data, "gate")
+    gate.update(status="success", outcome="success", conclusion="success")
+    gate["approval"] = {**(gate["approval"] or {}), "state": "proceeded-on-timeout"}
+    path.write_text(json.dumps(data), encoding="utf-8")
+    refused(resume(world, "late"), "unsealed record", "proceeded on timeout")
