@@ -299,18 +299,22 @@ def test_a_short_key_is_refused(world: World) -> None:
 def test_an_unsealed_record_cannot_name_who_started_a_self_approval_gated_run(
     world: World,
 ) -> None:
-    """alice starts the run; the rewritten record says mallory did, so that alice's own
-    approval would pass a gate that prevents self-approval."""
+    """alice starts the run; the rewritten record says bob did, so that alice's own approval
+    would pass a gate that prevents self-approval."""
     workflow = WORKFLOW.replace(
         "      teams: [trading-desk]\n",
         "      teams: [trading-desk]\n      prevent-self-approval: true\n",
     )
     path = world.commit_workflow(workflow)
-    done = world.run("--run-id", "self", "--detach-on-wait", env={"GITHUB_ACTOR": "alice"})
+    done = world.run("--run-id", "self", "--detach-on-wait", env={"GITHUB_ACTOR": "alice-gh"})
     assert done.returncode == 75, done.stdout + done.stderr
     approve(world, "self", "gate", world.keys.alice, digest_of(path))
-    by = {"id": "u-mallory", "username": "mallory", "display_name": "", "email": ""}
-    rewrite(world, "self", started_by=by)
+    assert world.record("self")["started_by"]["username"] == "alice"
+    rewrite(
+        world,
+        "self",
+        started_by={"id": "u-bob", "username": "bob", "display_name": "Bob Stone", "email": ""},
+    )
     refused(resume(world, "self"), "unsealed record", "prevents self-approval")
 
 
