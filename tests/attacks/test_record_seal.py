@@ -309,7 +309,6 @@ def test_an_unsealed_record_cannot_name_who_started_a_self_approval_gated_run(
     done = world.run("--run-id", "self", "--detach-on-wait", env={"GITHUB_ACTOR": "alice-gh"})
     assert done.returncode == 75, done.stdout + done.stderr
     approve(world, "self", "gate", world.keys.alice, digest_of(path))
-    assert world.record("self")["started_by"]["username"] == "alice"
     rewrite(
         world,
         "self",
