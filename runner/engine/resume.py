@@ -108,7 +108,10 @@ def check_unsealed(
 def check_unsealed_facts(record: RunRecord, workflow: Workflow) -> None:
     """Refuse what only a sealed record can show: who started the run (a gate that prevents
     self-approval is judged by it) and when a gate began waiting (an ``on-timeout: proceed``
-    gate passes by it, and a record saying one proceeded has no decision to verify)."""
+    gate passes by it, and a record saying one proceeded has no decision to verify).
+
+    In CI only: on a machine of one's own, the starter is who the environment says
+    (``RUNNER_ACTOR``) and the state folder is one's own, so the record claims nothing more."""
     from runner.engine.seal import KEY_ENV
 
     for step in workflow.steps:
@@ -270,6 +273,7 @@ def resume(
         return int(record.exit_code or 0)
     with run_lock(store, run_id):
         pass  # refuse at once if another process holds the run
+    from runner.approvals.prompt import in_ci
     from runner.engine import evidence
 
     evidence.check_pin_format(record)
@@ -299,7 +303,7 @@ def resume(
             prepared,
             workflow=rules.with_policy_approval(prepared.workflow, document, record.environment),
         )
-    if store.key is None:
+    if store.key is None and in_ci(environ):
         check_unsealed_facts(record, prepared.workflow)
     changes = changed_files(
         record, session.used_files(prepared.workflow, prepared.loaded.workspace)

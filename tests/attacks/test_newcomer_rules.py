@@ -650,7 +650,8 @@ def test_a_resumed_run_reports_the_whole_run(workspace: Workspace) -> None:
     the GitHub summary dropped the earlier steps' times."""
     workspace.write("", "allowed_signers")
     path = seed_like(workspace, WAITS)
-    env = {"RUNNER_ACTOR": "carol"}
+    # resumed "in CI": sealed, as an unsealed record cannot show when the gate began waiting
+    env = {"RUNNER_ACTOR": "carol", "RUNNER_RECORD_KEY": "k" * 32}
     detached = workspace.cli(path, "--insecure-local-trust", "--detach-on-wait", env=env)
     assert detached.code == 75, detached.out + detached.err
     hint = f"runner resume run-1 --state-dir {workspace.state_dir}"

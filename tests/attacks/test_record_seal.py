@@ -314,7 +314,7 @@ def test_an_unsealed_record_cannot_name_who_started_a_self_approval_gated_run(
         "self",
         started_by={"id": "u-bob", "username": "bob", "display_name": "Bob Stone", "email": ""},
     )
-    refused(resume(world, "self"), "unsealed record", "prevents self-approval")
+    refused(resume(world, "self", CI="true"), "unsealed record", "prevents self-approval")
 
 
 def test_an_unsealed_record_cannot_say_a_gate_proceeded_on_timeout(world: World) -> None:
@@ -331,4 +331,4 @@ def test_an_unsealed_record_cannot_say_a_gate_proceeded_on_timeout(world: World)
     gate.update(status="success", outcome="success", conclusion="success")
     gate["approval"] = {**(gate["approval"] or {}), "state": "proceeded-on-timeout"}
     path.write_text(json.dumps(data), encoding="utf-8")
-    refused(resume(world, "late"), "unsealed record", "proceeded on timeout")
+    refused(resume(world, "late", CI="true"), "unsealed record", "proceeded on timeout")
