@@ -348,12 +348,12 @@ class RecordStore:
         folder = self.folder(record.run_id)
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            text = record.to_json()
+            data = record.to_json().encode("utf-8")
             if self.key is not None:
                 from runner.engine.seal import seal
 
-                text = seal(text, self.key)
-            write_atomic(self.path(record.run_id), text.encode("utf-8"), durable=durable)
+                data = seal(data, self.key)
+            write_atomic(self.path(record.run_id), data, durable=durable)
         except OSError as exc:
             from runner.errors import StateError
 

@@ -55,12 +55,14 @@ def _mac(key: bytes, body: str) -> str:
     return hmac.new(key, body.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def seal(text: str, key: bytes) -> str:
-    """``text`` (a record's JSON, as ``RunRecord.to_json`` writes it) with its seal as the last
-    field."""
-    if not text.endswith(_TAIL):
+def seal(data: bytes, key: bytes) -> bytes:
+    """``data`` (a record's JSON as ``RunRecord.to_json`` writes it, encoded) with its seal as
+    the last field: one HMAC over the bytes about to be written, no second encoding."""
+    tail = _TAIL.encode()
+    if not data.endswith(tail):
         raise ValueError("not a record's text")
-    return f'{text[: -len(_TAIL)]},\n "seal": "hmac-sha256:{_mac(key, text)}"{_TAIL}'
+    mac = hmac.new(key, data, hashlib.sha256).hexdigest()
+    return b"".join((data[: -len(tail)], b',\n "seal": "hmac-sha256:', mac.encode(), b'"', tail))
 
 
 def is_sealed(text: str) -> bool:
