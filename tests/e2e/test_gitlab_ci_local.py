@@ -54,6 +54,8 @@ BIN = Path(sys.executable).parent
 RUNNER = BIN / "runner"
 PINNED = ROOT / ".ci" / "node_modules" / ".bin" / "gitlab-ci-local"
 SECRET = "s3cret-db-passw0rd"
+#: the deployment environment's key that seals the record between jobs (never in a log or artifact)
+RECORD_KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
 HANG_GUARD = 180.0  # seconds for one gitlab-ci-local invocation; a pipeline takes a few
 
 PEOPLE = """\
@@ -221,6 +223,9 @@ class World:
             f"DEPLOY_RUNNER_PACKAGE=deploy-runner=={version('deploy-runner')}",
             "--variable",
             f"SHOP_DB_PASSWORD={SECRET}",
+            # the example seals the record between its jobs (a protected variable in GitLab)
+            "--variable",
+            f"RUNNER_RECORD_KEY={RECORD_KEY}",
             "--variable",
             "GITLAB_CI=true",
             "--variable",
@@ -367,8 +372,16 @@ def test_the_example_pipeline_detaches_and_the_manual_job_resumes(world: World) 
     assert request_file(state, run_id).is_file()
     built = checkout / ".gitlab-ci-local" / "builds" / "deploy-production" / ".runner"
     assert SECRET in (built / "runs" / run_id / "tmp" / "db.conf").read_text()
-    leaked = [p for p in state.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
+    leaked = [
+        p
+        for p in state.rglob("*")
+        if p.is_file()
+        and (SECRET.encode() in p.read_bytes() or RECORD_KEY.encode() in p.read_bytes())
+    ]
     assert leaked == []
+    # sealed with the environment's key: the artifact cannot be rewritten between the jobs
+    assert str(waiting["seal"]).startswith("hmac-sha256:")
+    assert RECORD_KEY not in deploy
 
     # someone presses Run before anyone approved: the run detaches again, the job passes
     early = world.run(checkout, "resume-production")
@@ -385,6 +398,7 @@ def test_the_example_pipeline_detaches_and_the_manual_job_resumes(world: World) 
     # the secret variable was read again in the resume job
     assert f"deployed under CHG-1234 with a {len(SECRET)}-character password" in log
     assert f"Run {run_id} succeeded" in log
+    assert "is not sealed" not in log and RECORD_KEY not in log
 
     final = resumed.artifacts("resume-production") / ".runner"
     done = record(final, run_id)
