@@ -1,7 +1,8 @@
 """Writing the run record fails (a full disk, a read-only state folder): the run fails closed.
 
-``runner.engine.record.write_atomic`` is replaced by a writer that raises ``OSError`` on its
-Nth call, for every N a whole run makes. Each time the run must stop with a non-zero exit code
+``runner.engine.record.write_new`` (the first record) and ``write_atomic`` (every later save)
+are replaced by writers that raise ``OSError`` on the Nth write of the record, for every N a
+whole run makes. Each time the run must stop with a non-zero exit code
 and a message naming the failure, no step may start after the failed write, the record left
 on disk must be the previous one (whole and readable), and no temporary file may be taken for a
 record.
@@ -54,10 +55,23 @@ def counting_writer(fail_at: int | None, seen: list[bytes]) -> Callable[..., Non
     return write
 
 
+def counting_creator(fail_at: int | None, seen: list[bytes]) -> Callable[..., bool]:
+    real = record_module.write_new
+
+    def create(path: Path, data: bytes) -> bool:
+        seen.append(data)
+        if len(seen) == fail_at:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, data)
+
+    return create
+
+
 def run_with(
     workspace: Workspace, monkeypatch: pytest.MonkeyPatch, fail_at: int | None
 ) -> tuple[Any, list[bytes]]:
     seen: list[bytes] = []
+    monkeypatch.setattr(record_module, "write_new", counting_creator(fail_at, seen))
     monkeypatch.setattr(record_module, "write_atomic", counting_writer(fail_at, seen))
     return workspace.run(WORKFLOW), seen
 
