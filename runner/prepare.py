@@ -3,9 +3,12 @@ command line against it (environment, inputs, ``--skip``), then resolve variable
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from runner.anchor import Anchor, anchor_of, anchor_workflow, check_reachable, unanchored_warning
 
 from runner.errors import Diagnostic, UsageError, WorkflowError
 from runner.inputs import parse_pairs, resolve_inputs
@@ -24,6 +27,12 @@ class Prepared:
     skip: frozenset[str]
     #: the environment policy's verdict (None: no policy applies)
     policy: Any = None
+    #: the trust anchor the environment sets (``RUNNER_TRUST_REF``), if any
+    anchor: Anchor | None = None
+
+
+def warn_stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 def prepare(
@@ -34,13 +43,26 @@ def prepare(
     environ: Mapping[str, str],
     *,
     trust_commit: str | None = None,
+    warn: Callable[[str], None] = warn_stderr,
 ) -> Prepared:
     """Load ``path`` and check the request; raise a user error naming what to change.
 
-    The trust ref is pinned here, before any step can run (``trust_commit`` when resuming)."""
+    The trust anchor the environment sets replaces the workflow's choice of trust (refusing a
+    workflow that names other trust), and the trust ref is pinned, before any step can run
+    (``trust_commit`` when resuming: it must be in the anchored ref's history)."""
     loaded = load_workflow(path)
     assert loaded.workflow is not None
     workflow = loaded.workflow
+    anchor = anchor_of(environ)
+    if anchor is not None:
+        assert loaded.document is not None
+        workflow = anchor_workflow(workflow, anchor, loaded.document.location)
+        if trust_commit is not None:
+            check_reachable(loaded.workspace, anchor, trust_commit)
+    else:
+        warning = unanchored_warning(workflow, environ)
+        if warning:
+            warn(warning)
     trust = workflow.approvals.trust
     if trust is not None and trust.ref:  # only then is there a ref to pin (and a module to load)
         from runner.approvals.trust import pin_trust
@@ -50,7 +72,7 @@ def prepare(
     inputs = resolve_inputs(workflow.inputs, parse_pairs(raw_inputs, "--input"))
     skipped = check_skip(workflow, skip)
     variables = resolve(workflow.variables, environment, environ)
-    return Prepared(loaded, workflow, environment, inputs, variables, skipped)
+    return Prepared(loaded, workflow, environment, inputs, variables, skipped, anchor=anchor)
 
 
 def check_environment(loaded: Loaded, workflow: Workflow, environment: str) -> None:

@@ -79,9 +79,16 @@ def plan_result(
     )
     plan = dataclasses.replace(plan, problems=tuple(problems))
     code = outcome(plan)[1]
+    anchor = prepared.anchor.describe() if prepared.anchor else None
     if output_format == "json":
-        return json.dumps(plan_to_json(plan), indent=2, ensure_ascii=False) + "\n", code
-    return plan_to_text(plan), code
+        shown = {**plan_to_json(plan), "trust_anchor": anchor}
+        return json.dumps(shown, indent=2, ensure_ascii=False) + "\n", code
+    text = plan_to_text(plan)
+    if anchor is None:
+        return text, code
+    first, _, rest = text.partition("\n")
+    # where trust comes from, so that a reviewer sees that the workflow did not choose it
+    return f"{first}\nTrust anchor: {anchor}\n{rest}", code
 
 
 @click.command()

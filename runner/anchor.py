@@ -1,0 +1,145 @@
+"""The trust anchor: where trust comes from, set outside the deployed commit (issue #17).
+
+``approvals.trust`` is written in the deployed workflow, which is part of the commit being
+deployed: left alone, the deployer chooses the trust. A pull request could point ``trust.ref`` at
+a branch it pushed (its own people and keys), or drop ``trust.policy`` (and with it the policy's
+mandatory approval, allowed refs and freezes). The anchor is set by whoever administers the CI or
+the environment, where the deployed commit cannot write it (a GitHub environment variable, a
+GitLab protected variable, the runner host's configuration), like the protection rules of a
+GitHub environment or an Octopus lifecycle:
+
+- ``RUNNER_TRUST_REF``: the full name of the protected trust ref;
+- ``RUNNER_TRUST_POLICY``: the policy's path on that ref (default ``policy.yml``);
+- ``RUNNER_TRUST_PEOPLE``: the people file's path there, for a workflow without
+  ``approvals.trust`` (default ``people.yml``).
+
+With the anchor set, the workflow's ``approvals.trust.ref`` must be that ref or be left out (it is
+inherited), its ``policy`` that path or left out, and the policy applies whether or not the
+workflow names it. A mismatch is refused before anything runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner.errors import Location, RefusedError
+from runner.model import Trust, Workflow
+
+REF_VARIABLE = "RUNNER_TRUST_REF"
+POLICY_VARIABLE = "RUNNER_TRUST_POLICY"
+PEOPLE_VARIABLE = "RUNNER_TRUST_PEOPLE"
+DEFAULT_POLICY = "policy.yml"
+DEFAULT_PEOPLE = "people.yml"
+#: variables that CI systems set in every job
+CI_VARIABLES = ("CI", "GITHUB_ACTIONS", "GITLAB_CI")
+
+FIX = (
+    f"trust is set by {REF_VARIABLE} (the CI's protected or environment variable): name the same "
+    "ref in `approvals.trust.ref` or leave it out; to change the trust ref, change the variable"
+)
+
+
+@dataclass(frozen=True)
+class Anchor:
+    ref: str
+    policy: str
+    people: str
+
+    def describe(self) -> str:
+        return f"{self.ref} (from {REF_VARIABLE}), policy {self.policy}"
+
+
+def anchor_of(environ: Mapping[str, str]) -> Anchor | None:
+    """The anchor the environment sets, or None."""
+    ref = environ.get(REF_VARIABLE, "").strip()
+    if not ref:
+        return None
+    from runner.approvals.trust import check_ref_name
+
+    try:
+        check_ref_name(ref)
+    except RefusedError as exc:
+        raise RefusedError(f"{REF_VARIABLE}: {exc.message}", hint=exc.hint) from None
+    policy = environ.get(POLICY_VARIABLE, "").strip() or DEFAULT_POLICY
+    people = environ.get(PEOPLE_VARIABLE, "").strip() or DEFAULT_PEOPLE
+    return Anchor(ref, policy, people)
+
+
+def anchor_workflow(
+    workflow: Workflow, anchor: Anchor, locate: Callable[[tuple[str, ...]], Location]
+) -> Workflow:
+    """The workflow with its trust read from the anchor; refuse a workflow naming other trust."""
+    trust = workflow.approvals.trust
+    if trust is not None and trust.ref and trust.ref != anchor.ref:
+        raise RefusedError(
+            f"approvals.trust.ref names {trust.ref}, but this environment's trust anchor is "
+            f"{anchor.ref}: the deployed workflow cannot choose whose approvals count",
+            location=locate(("approvals", "trust", "ref")),
+            hint=FIX,
+        )
+    if trust is not None and trust.policy and trust.policy != anchor.policy:
+        raise RefusedError(
+            f"approvals.trust.policy names {trust.policy}, but this environment's policy is "
+            f"{anchor.policy} on {anchor.ref} (set by {POLICY_VARIABLE})",
+            location=locate(("approvals", "trust", "policy")),
+            hint="leave `policy` out of `approvals.trust` (the anchored policy applies anyway) "
+            f"or name {anchor.policy}",
+        )
+    if trust is None:
+        anchored = Trust(people=anchor.people, ref=anchor.ref, policy=anchor.policy)
+    else:
+        anchored = dataclasses.replace(trust, ref=anchor.ref, policy=anchor.policy)
+    approvals = dataclasses.replace(workflow.approvals, trust=anchored)
+    return dataclasses.replace(workflow, approvals=approvals)
+
+
+def check_reachable(workspace: Path, anchor: Anchor, commit: str) -> None:
+    """Refuse to resume with trust pinned to ``commit`` unless the anchored ref contains it: a
+    record whose trust commit came from elsewhere (another ref, an edited record) is not trust."""
+    from runner.approvals.trust import ref_commit
+
+    tip = ref_commit(workspace, anchor.ref)
+    ok = False
+    if tip is not None:
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(workspace), "merge-base", "--is-ancestor", commit, tip],
+                capture_output=True,
+                timeout=30,
+                check=False,
+            )
+            ok = done.returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            ok = False
+    if not ok:
+        raise RefusedError(
+            f"the run's trust was read from commit {commit}, which is not in the history of "
+            f"this environment's trust anchor {anchor.ref}",
+            hint=f"fetch {anchor.ref} with its history, or start a new run",
+        )
+
+
+def relies_on_git_trust(workflow: Workflow) -> bool:
+    trust = workflow.approvals.trust
+    return workflow.approvals.file is not None or (
+        trust is not None and bool(trust.ref or trust.policy)
+    )
+
+
+def unanchored_warning(workflow: Workflow, environ: Mapping[str, str]) -> str | None:
+    """The warning for a CI run whose trust the deployed workflow chooses, or None."""
+    if not any(environ.get(name) for name in CI_VARIABLES) or not relies_on_git_trust(workflow):
+        return None
+    text = (
+        "trust is chosen by the deployed workflow (approvals.trust): a pull request can point it "
+        f"at its own people, keys and policy. Set {REF_VARIABLE} (and {POLICY_VARIABLE} if the "
+        "policy is not policy.yml) as a protected or environment variable of the CI, outside "
+        "the repository (docs/security.md, Trust anchor)"
+    )
+    if environ.get("GITHUB_ACTIONS"):
+        return f"::warning title=runner: trust not anchored::{text}"
+    return f"warning: {text}"
