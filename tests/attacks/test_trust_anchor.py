@@ -1,0 +1,253 @@
+"""The deployer chooses the trust (issue #17): ``approvals.trust`` is written in the deployed
+workflow, so a pull request can (a) point ``trust.ref`` at a branch it pushed, with a policy (or
+people, keys) of its own, (b) drop ``trust.policy`` or the whole ``trust`` block, and with it the
+policy's mandatory approval, or (c) delete its manual step and its approvals altogether.
+
+Each of these deploys unless the environment anchors trust outside the deployed commit
+(``RUNNER_TRUST_REF``, ``RUNNER_TRUST_POLICY``; ``runner/anchor.py``). The world is
+``tests/policy/test_policy_e2e.py``'s: a bare origin, the protected ``approvals-trust`` branch
+(people, policy), and ``main`` holding ``deploy.yml``; the CLI runs in this process.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support import ROOT, borrow
+
+policy_world = borrow("policy_world", ROOT / "tests" / "policy" / "test_policy_e2e.py")
+World = policy_world.World
+deploy_yml = policy_world.deploy_yml
+git = policy_world.git
+clean_environment = policy_world.clean_environment  # autouse: no CI variables, actor carol
+
+TRUST_REF = "refs/remotes/origin/approvals-trust"
+EVIL_REF = "refs/remotes/origin/evil-trust"
+
+#: production needs release-managers' approval first (it times out at once in these tests)
+GATED = (
+    "environments:\n"
+    "  staging: {}\n"
+    "  production:\n"
+    "    approval:\n"
+    "      teams: [release-managers]\n"
+    "      timeout-minutes: 0.02\n"
+)
+
+#: the honest trust, and what each attack writes instead
+HONEST = (
+    "{ref: refs/remotes/origin/approvals-trust, people: trust/people.yml, "
+    "allowed-signers: trust/allowed_signers, policy: trust/policy.yml}"
+)
+OWN_REF = HONEST.replace(TRUST_REF, EVIL_REF)
+NO_POLICY = "{ref: refs/remotes/origin/approvals-trust, people: trust/people.yml}"
+
+BARE = (
+    "name: Shop\n"
+    "environments: [staging, production]\n"
+    "steps:\n"
+    "  - id: deploy\n"
+    "    name: Deploy\n"
+    "    run: echo deployed >> deployed.log\n"
+)
+
+
+@pytest.fixture
+def world(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[World]:
+    made = World(tmp_path, capsys)
+    made.create(GATED, deploy_yml())
+    monkeypatch.chdir(made.repo)
+    yield made
+
+
+def anchor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the CI's administrator sets, outside the repository."""
+    monkeypatch.setenv("RUNNER_TRUST_REF", TRUST_REF)
+    monkeypatch.setenv("RUNNER_TRUST_POLICY", "trust/policy.yml")
+    monkeypatch.setenv("RUNNER_TRUST_PEOPLE", "trust/people.yml")
+
+
+def push_own_trust(world: World) -> None:
+    """(a) The deployer pushes a branch with a policy that demands nothing."""
+    git(world.repo, "checkout", "-q", "-b", "evil-trust", TRUST_REF)
+    world.commit({"trust/policy.yml": "environments:\n  production: {}\n"}, "my trust")
+    git(world.repo, "checkout", "-q", "main")
+
+
+def attack(world: World, which: str) -> None:
+    if which == "a-own-trust-ref":
+        push_own_trust(world)
+        world.commit({"deploy.yml": deploy_yml(OWN_REF)}, "use my trust")
+    elif which == "b-drop-policy":
+        world.commit({"deploy.yml": deploy_yml(NO_POLICY)}, "no policy")
+    elif which == "b-drop-trust":
+        text = deploy_yml().replace(f"  trust: {HONEST}\n", "")
+        assert "trust:" not in text
+        world.commit({"deploy.yml": text}, "no trust")
+    else:  # c: no manual step, no approvals block at all
+        world.commit({"deploy.yml": BARE}, "no gate")
+
+
+ATTACKS = ["a-own-trust-ref", "b-drop-policy", "b-drop-trust", "c-no-manual-step"]
+
+
+@pytest.mark.parametrize("which", ATTACKS)
+def test_without_an_anchor_each_attack_deploys(world: World, which: str) -> None:
+    """The gap itself: what the anchor closes (passes before and after the fix)."""
+    attack(world, which)
+    result = world.run("production", run_id="r1")
+    assert result.code == 0, result.out + result.err
+    assert world.deployed == ["deployed"]
+
+
+def test_a_trust_ref_of_the_deployers_choosing_is_refused(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attack(world, "a-own-trust-ref")
+    anchor(monkeypatch)
+    result = world.run("production", run_id="r1")
+    assert result.code == 5, result.out + result.err
+    assert result.err.startswith(
+        "error: deploy.yml:4:16: approvals.trust.ref names refs/remotes/origin/evil-trust, but "
+        "this environment's trust anchor is refs/remotes/origin/approvals-trust: the deployed "
+        "workflow cannot choose whose approvals count\n"
+        "hint: trust is set by RUNNER_TRUST_REF"
+    ), result.err
+    assert world.deployed == []
+    assert world.runs() == []
+    # plan and policy check refuse it the same way, before anything runs
+    planned = world.runner("plan", "deploy.yml", "--env", "production")
+    checked = world.runner("policy", "check", "deploy.yml", "--env", "production")
+    for done in (planned, checked):
+        assert done.code == 5
+        assert "cannot choose whose approvals count" in done.err
+
+
+@pytest.mark.parametrize("which", ["b-drop-policy", "b-drop-trust", "c-no-manual-step"])
+def test_dropping_the_policy_or_the_gate_does_not_remove_the_policy_approval(
+    world: World, monkeypatch: pytest.MonkeyPatch, which: str
+) -> None:
+    attack(world, which)
+    anchor(monkeypatch)
+    result = world.run("production", run_id="r1")
+    # 4: timed out; 1: no source could ask (the attack also dropped the allowed signers)
+    assert result.code in (1, 4), result.out + result.err
+    assert result.lines[1] == "▶ Policy approval for production"
+    assert "Who may decide: release-managers" in result.lines
+    assert world.deployed == []
+    steps = [(s["id"], s["status"]) for s in world.record("r1")["steps"]]
+    assert steps[0] == ("policy-approval", "failure")
+    assert steps[-1] == ("deploy", "skipped")
+    checked = world.runner("policy", "check", "deploy.yml", "--env", "production")
+    assert checked.code == 0
+    assert "a manual intervention by release-managers comes first" in checked.out
+
+
+def test_a_policy_path_other_than_the_anchors_is_refused(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # another file on the protected ref (e.g. a laxer policy kept for another environment)
+    other = HONEST.replace("policy: trust/policy.yml", "policy: trust/people.yml")
+    world.commit({"deploy.yml": deploy_yml(other)}, "other policy")
+    anchor(monkeypatch)
+    result = world.run("production", run_id="r1")
+    assert result.code == 5
+    assert "approvals.trust.policy names trust/people.yml, but this environment's policy is " in (
+        result.err
+    )
+    assert world.runs() == []
+
+
+def test_the_honest_workflow_runs_with_the_anchor(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    anchor(monkeypatch)
+    monkeypatch.setenv("CI", "true")
+    staging = world.run("staging", run_id="r1")
+    assert staging.code == 0, staging.out + staging.err
+    assert staging.err == ""  # anchored: no warning
+    assert world.deployed == ["deployed"]
+    # production still stops at the policy's approval
+    production = world.run("production", run_id="r2")
+    assert production.code == 4
+    assert world.deployed == ["deployed"]
+    # a workflow that leaves the ref and the policy out inherits them
+    world.commit({"deploy.yml": deploy_yml("{people: trust/people.yml}")}, "inherit")
+    assert world.run("staging", run_id="r3").code == 0
+    assert world.deployed == ["deployed", "deployed"]
+    planned = world.runner("plan", "deploy.yml", "--env", "production")
+    assert planned.code == 0
+    assert planned.lines[1] == (
+        "Trust anchor: refs/remotes/origin/approvals-trust (from RUNNER_TRUST_REF), "
+        "policy trust/policy.yml"
+    )
+    as_json = world.runner("plan", "deploy.yml", "--env", "production", "--format", "json")
+    assert json.loads(as_json.out)["trust_anchor"].startswith(TRUST_REF)
+
+
+def test_a_malformed_anchor_is_refused(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNNER_TRUST_REF", "origin/approvals-trust")
+    result = world.run("staging", run_id="r1")
+    assert result.code == 5
+    assert result.err.startswith("error: RUNNER_TRUST_REF: trust ref 'origin/approvals-trust' ")
+    assert world.runs() == []
+
+
+@pytest.mark.parametrize(
+    ("variables", "prefix"),
+    [
+        ({"CI": "true", "GITLAB_CI": "true"}, "warning: trust is chosen by the deployed workflow"),
+        (
+            {"CI": "true", "GITHUB_ACTIONS": "true"},
+            "::warning title=runner: trust not anchored::trust is chosen by the deployed workflow",
+        ),
+    ],
+)
+def test_ci_without_an_anchor_warns_once(
+    world: World, monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], prefix: str
+) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    result = world.run("staging", run_id="r1")
+    assert result.code == 0
+    warnings = result.err.splitlines()
+    assert len(warnings) == 1, result.err
+    assert warnings[0].startswith(prefix)
+    assert "Set RUNNER_TRUST_REF" in warnings[0]
+
+
+def test_no_warning_outside_ci_or_without_trust_from_git(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert world.run("staging", run_id="r1").err == ""
+    world.commit({"deploy.yml": BARE}, "no approvals")
+    monkeypatch.setenv("CI", "true")
+    assert world.run("staging", run_id="r2").err == ""
+
+
+def test_resume_reads_trust_only_from_the_anchors_history(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    push_own_trust(world)
+    evil = git(world.repo, "rev-parse", EVIL_REF)
+    anchor(monkeypatch)
+    waiting = world.run("production", "--detach-on-wait", run_id="r1")
+    assert waiting.code == 75, waiting.out + waiting.err
+    record_path = world.state / "runs" / "r1" / "record.json"
+    record = json.loads(record_path.read_text(encoding="utf-8"))
+    assert record["trust_commit"] == git(world.repo, "rev-parse", TRUST_REF)
+    # the record now names the deployer's trust commit (an edited or foreign record)
+    record["trust_commit"] = evil
+    record_path.write_text(json.dumps(record), encoding="utf-8")
+    resumed = world.runner("resume", "r1", "--state-dir", str(world.state))
+    assert resumed.code == 5, resumed.out + resumed.err
+    assert (
+        f"the run's trust was read from commit {evil}, which is not in the history of this "
+        "environment's trust anchor refs/remotes/origin/approvals-trust"
+    ) in resumed.err
+    assert world.deployed == []
