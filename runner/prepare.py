@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from runner.anchor import Anchor, anchor_of, anchor_workflow, check_reachable, unanchored_warning
-
 from runner.errors import Diagnostic, UsageError, WorkflowError
 from runner.inputs import parse_pairs, resolve_inputs
 from runner.load import Loaded, load_workflow
