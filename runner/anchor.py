@@ -9,7 +9,8 @@ GitLab protected variable, the runner host's configuration), like the protection
 GitHub environment or an Octopus lifecycle:
 
 - ``RUNNER_TRUST_REF``: the full name of the protected trust ref;
-- ``RUNNER_TRUST_POLICY``: the policy's path on that ref (default ``policy.yml``);
+- ``RUNNER_TRUST_POLICY``: the policy's path on that ref (default ``policy.yml``; no file there:
+  no policy, a decision only the ref's maintainers can make);
 - ``RUNNER_TRUST_PEOPLE``: the people file's path there, for a workflow without
   ``approvals.trust`` (default ``people.yml``).
 
@@ -121,6 +122,25 @@ def check_reachable(workspace: Path, anchor: Anchor, commit: str) -> None:
             f"this environment's trust anchor {anchor.ref}",
             hint=f"fetch {anchor.ref} with its history, or start a new run",
         )
+
+
+def has_policy(workspace: Path, workflow: Workflow) -> bool:
+    """Whether the anchored policy file exists at the pinned trust commit. Only the anchored ref's
+    maintainers can add or delete it, so its absence means this environment has no policy; a
+    trust ref that does not exist here is left to the read, which fails naming it."""
+    trust = workflow.approvals.trust
+    if trust is None or not trust.policy or trust.commit is None:
+        return True
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(workspace), "cat-file", "-e", f"{trust.commit}:{trust.policy}"],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return True  # the read then fails, with git's message
+    return done.returncode == 0
 
 
 def relies_on_git_trust(workflow: Workflow) -> bool:

@@ -112,6 +112,11 @@ def apply_policy(
     trust = prepared.workflow.approvals.trust
     if trust is None or not trust.policy:
         return prepared  # no policy file named: nothing to read, nor to import
+    if prepared.anchor is not None:
+        from runner.anchor import has_policy
+
+        if not has_policy(prepared.loaded.workspace, prepared.workflow):
+            return prepared
     import dataclasses
     from datetime import UTC, datetime
 

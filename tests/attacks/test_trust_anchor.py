@@ -251,3 +251,20 @@ def test_resume_reads_trust_only_from_the_anchors_history(
         "environment's trust anchor refs/remotes/origin/approvals-trust"
     ) in resumed.err
     assert world.deployed == []
+
+
+def test_an_anchored_ref_without_the_policy_file_has_no_policy(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the anchored ref's maintainers decide whether a policy exists: no file there (here
+    the default policy.yml), no policy; a workflow naming another path is refused."""
+    monkeypatch.setenv("RUNNER_TRUST_REF", TRUST_REF)
+    named = world.run("production", run_id="r1")
+    assert named.code == 5
+    assert "approvals.trust.policy names trust/policy.yml, but this environment's policy is " in (
+        named.err
+    )
+    world.commit({"deploy.yml": deploy_yml(NO_POLICY)}, "no policy named")
+    result = world.run("production", run_id="r2")
+    assert result.code == 0, result.out + result.err
+    assert world.deployed == ["deployed"]
