@@ -228,6 +228,9 @@ class World:
             f"RUNNER_RECORD_KEY={RECORD_KEY}",
             "--variable",
             "GITLAB_CI=true",
+            # the trust anchor, a protected variable of the project in GitLab
+            "--variable",
+            "RUNNER_TRUST_REF=refs/remotes/origin/approvals-trust",
             "--variable",
             f"CI_PIPELINE_ID={self.pipeline_ids[workspace]}",
             "--ignore-predefined-vars",
