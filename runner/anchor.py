@@ -91,45 +91,18 @@ def anchor_workflow(
             f"or name {anchor.policy}",
         )
     if trust is None:
-        anchored = Trust(people=anchor.people, ref=anchor.ref, policy=anchor.policy)
+        anchored = Trust(people=anchor.people, ref=anchor.ref, policy=anchor.policy, anchored=True)
     else:
-        anchored = dataclasses.replace(trust, ref=anchor.ref, policy=anchor.policy)
+        anchored = dataclasses.replace(trust, ref=anchor.ref, policy=anchor.policy, anchored=True)
     approvals = dataclasses.replace(workflow.approvals, trust=anchored)
     return dataclasses.replace(workflow, approvals=approvals)
 
 
-def check_reachable(workspace: Path, anchor: Anchor, commit: str) -> None:
-    """Refuse to resume with trust pinned to ``commit`` unless the anchored ref contains it: a
-    record whose trust commit came from elsewhere (another ref, an edited record) is not trust."""
-    from runner.approvals.trust import ref_commit
-
-    tip = ref_commit(workspace, anchor.ref)
-    ok = False
-    if tip is not None:
-        try:
-            done = subprocess.run(
-                ["git", "-C", str(workspace), "merge-base", "--is-ancestor", commit, tip],
-                capture_output=True,
-                timeout=30,
-                check=False,
-            )
-            ok = done.returncode == 0
-        except (OSError, subprocess.TimeoutExpired):
-            ok = False
-    if not ok:
-        raise RefusedError(
-            f"the run's trust was read from commit {commit}, which is not in the history of "
-            f"this environment's trust anchor {anchor.ref}",
-            hint=f"fetch {anchor.ref} with its history, or start a new run",
-        )
-
-
-def has_policy(workspace: Path, workflow: Workflow) -> bool:
+def has_policy(workspace: Path, trust: Trust) -> bool:
     """Whether the anchored policy file exists at the pinned trust commit. Only the anchored ref's
     maintainers can add or delete it, so its absence means this environment has no policy; a
     trust ref that does not exist here is left to the read, which fails naming it."""
-    trust = workflow.approvals.trust
-    if trust is None or not trust.policy or trust.commit is None:
+    if not trust.policy or trust.commit is None:
         return True
     try:
         done = subprocess.run(

@@ -76,6 +76,8 @@ class Trust:
     #: the commit ``ref`` named when the run started: every trust file of the run is read from
     #: it, so a step cannot move the ref before the manual step reads who may approve
     commit: str | None = None
+    #: ``ref`` and ``policy`` come from the environment's trust anchor (``runner.anchor``)
+    anchored: bool = False
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,11 @@ def load_policy(workflow: Workflow, workspace: Path, *, insecure: bool) -> dict[
         )
     if trust.ref:
         refuse_deployed_commit(workspace, trust.ref, trust.commit)
+    if trust.anchored:
+        from runner.anchor import has_policy
+
+        if not has_policy(workspace, trust):
+            return None  # the anchored ref holds no policy: only its maintainers decide that
     return parse_policy(files.read(trust.policy), files.where(trust.policy))
 
 

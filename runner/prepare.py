@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runner.anchor import Anchor, anchor_of, anchor_workflow, check_reachable, unanchored_warning
+from runner.anchor import Anchor, anchor_of, anchor_workflow, unanchored_warning
 from runner.errors import Diagnostic, UsageError, WorkflowError
 from runner.inputs import parse_pairs, resolve_inputs
 from runner.load import Loaded, load_workflow
@@ -48,16 +48,16 @@ def prepare(
 
     The trust anchor the environment sets replaces the workflow's choice of trust (refusing a
     workflow that names other trust), and the trust ref is pinned, before any step can run
-    (``trust_commit`` when resuming: it must be in the anchored ref's history)."""
+    (``trust_commit`` when resuming)."""
     loaded = load_workflow(path)
     assert loaded.workflow is not None
     workflow = loaded.workflow
     anchor = anchor_of(environ)
     if anchor is not None:
         assert loaded.document is not None
+        # a resumed run's trust commit must be in the anchored ref's history: checked by
+        # runner.engine.evidence against this workflow's (now anchored) trust ref
         workflow = anchor_workflow(workflow, anchor, loaded.document.location)
-        if trust_commit is not None:
-            check_reachable(loaded.workspace, anchor, trust_commit)
     else:
         warning = unanchored_warning(workflow, environ)
         if warning:
@@ -112,11 +112,6 @@ def apply_policy(
     trust = prepared.workflow.approvals.trust
     if trust is None or not trust.policy:
         return prepared  # no policy file named: nothing to read, nor to import
-    if prepared.anchor is not None:
-        from runner.anchor import has_policy
-
-        if not has_policy(prepared.loaded.workspace, prepared.workflow):
-            return prepared
     import dataclasses
     from datetime import UTC, datetime
 

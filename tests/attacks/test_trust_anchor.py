@@ -233,8 +233,11 @@ def test_no_warning_outside_ci_or_without_trust_from_git(
 def test_resume_reads_trust_only_from_the_anchors_history(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A workflow that inherits the anchored ref: a record pinning another commit is refused."""
     push_own_trust(world)
     evil = git(world.repo, "rev-parse", EVIL_REF)
+    inherit = "{people: trust/people.yml, allowed-signers: trust/allowed_signers}"
+    world.commit({"deploy.yml": deploy_yml(inherit)}, "inherit the anchor")
     anchor(monkeypatch)
     waiting = world.run("production", "--detach-on-wait", run_id="r1")
     assert waiting.code == 75, waiting.out + waiting.err
@@ -247,9 +250,25 @@ def test_resume_reads_trust_only_from_the_anchors_history(
     resumed = world.runner("resume", "r1", "--state-dir", str(world.state))
     assert resumed.code == 5, resumed.out + resumed.err
     assert (
-        f"the run's trust was read from commit {evil}, which is not in the history of this "
-        "environment's trust anchor refs/remotes/origin/approvals-trust"
+        f"the trust commit its record pins ({evil[:12]}) is not reachable from the trust ref "
+        "refs/remotes/origin/approvals-trust"
     ) in resumed.err
+    assert world.deployed == []
+
+
+def test_a_run_started_with_other_trust_is_not_resumed_under_the_anchor(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Started before the anchor was set (or on a host without it) with the deployer's trust
+    ref, the run is refused when resumed where the anchor is set."""
+    push_own_trust(world)
+    world.commit({"deploy.yml": deploy_yml(OWN_REF, manual=True)}, "my trust, a gate")
+    waiting = world.run("production", "--detach-on-wait", run_id="r1")
+    assert waiting.code == 75, waiting.out + waiting.err
+    anchor(monkeypatch)
+    resumed = world.runner("resume", "r1", "--state-dir", str(world.state))
+    assert resumed.code == 5, resumed.out + resumed.err
+    assert "cannot choose whose approvals count" in resumed.err
     assert world.deployed == []
 
 
