@@ -12,7 +12,10 @@ GitHub environment or an Octopus lifecycle:
 - ``RUNNER_TRUST_POLICY``: the policy's path on that ref (default ``policy.yml``; no file there:
   no policy, a decision only the ref's maintainers can make);
 - ``RUNNER_TRUST_PEOPLE``: the people file's path there, for a workflow without
-  ``approvals.trust`` (default ``people.yml``).
+  ``approvals.trust`` (default ``people.yml``);
+- ``RUNNER_SERVER_URL``: the approval server, for a workflow with ``approvals.server``: the
+  server decides who approved, and the runner token goes to it, so the deployed workflow must
+  not name another.
 
 With the anchor set, the workflow's ``approvals.trust.ref`` must be that ref or be left out (it is
 inherited), its ``policy`` that path or left out, and the policy applies whether or not the
@@ -33,6 +36,7 @@ from runner.model import Trust, Workflow
 REF_VARIABLE = "RUNNER_TRUST_REF"
 POLICY_VARIABLE = "RUNNER_TRUST_POLICY"
 PEOPLE_VARIABLE = "RUNNER_TRUST_PEOPLE"
+SERVER_VARIABLE = "RUNNER_SERVER_URL"
 DEFAULT_POLICY = "policy.yml"
 DEFAULT_PEOPLE = "people.yml"
 #: variables that CI systems set in every job
@@ -98,6 +102,28 @@ def anchor_workflow(
     return dataclasses.replace(workflow, approvals=approvals)
 
 
+def anchor_server(
+    workflow: Workflow, environ: Mapping[str, str], locate: Callable[[tuple[str, ...]], Location]
+) -> None:
+    """Refuse a workflow whose approval server is not the one the environment names."""
+    anchored = environ.get(SERVER_VARIABLE, "").strip()
+    server = workflow.approvals.server
+    if not anchored or server is None or _same_url(server.url, anchored):
+        return
+    raise RefusedError(
+        f"approvals.server.url names {server.url}, but this environment's approval server is "
+        f"{anchored} (set by {SERVER_VARIABLE}): the deployed workflow cannot choose who "
+        "approves, nor where the runner token is sent",
+        location=locate(("approvals", "server", "url")),
+        hint=f"name {anchored} in `approvals.server.url`; to change the server, change "
+        f"{SERVER_VARIABLE}",
+    )
+
+
+def _same_url(one: str, other: str) -> bool:
+    return one.strip().rstrip("/").lower() == other.strip().rstrip("/").lower()
+
+
 def has_policy(workspace: Path, trust: Trust) -> bool:
     """Whether the anchored policy file exists at the pinned trust commit. Only the anchored ref's
     maintainers can add or delete it, so its absence means this environment has no policy; a
@@ -123,15 +149,31 @@ def relies_on_git_trust(workflow: Workflow) -> bool:
     )
 
 
-def unanchored_warning(workflow: Workflow, environ: Mapping[str, str]) -> str | None:
-    """The warning for a CI run whose trust the deployed workflow chooses, or None."""
-    if not any(environ.get(name) for name in CI_VARIABLES) or not relies_on_git_trust(workflow):
+def unanchored_warning(
+    workflow: Workflow, environ: Mapping[str, str], *, trust_anchored: bool = False
+) -> str | None:
+    """The warning for a CI run whose trust, or approval server, the deployed workflow chooses;
+    None when it chooses neither or outside CI."""
+    if not any(environ.get(name) for name in CI_VARIABLES):
+        return None
+    parts = []
+    if not trust_anchored and relies_on_git_trust(workflow):
+        parts.append(
+            "trust is chosen by the deployed workflow (approvals.trust): a pull request can point "
+            f"it at its own people, keys and policy. Set {REF_VARIABLE} (and {POLICY_VARIABLE} "
+            "if the policy is not policy.yml)"
+        )
+    if workflow.approvals.server is not None and not environ.get(SERVER_VARIABLE):
+        parts.append(
+            "the approval server is chosen by the deployed workflow (approvals.server.url): a "
+            "pull request can name its own, which then decides and receives the runner token. "
+            f"Set {SERVER_VARIABLE}"
+        )
+    if not parts:
         return None
     text = (
-        "trust is chosen by the deployed workflow (approvals.trust): a pull request can point it "
-        f"at its own people, keys and policy. Set {REF_VARIABLE} (and {POLICY_VARIABLE} if the "
-        "policy is not policy.yml) as a protected or environment variable of the CI, outside "
-        "the repository (docs/security.md, Trust anchor)"
+        "; ".join(parts) + " as a protected or environment variable of the CI, outside the "
+        "repository (docs/security.md, The trust anchor)"
     )
     if environ.get("GITHUB_ACTIONS"):
         return f"::warning title=runner: trust not anchored::{text}"

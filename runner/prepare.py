@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runner.anchor import Anchor, anchor_of, anchor_workflow, unanchored_warning
+from runner.anchor import Anchor, anchor_of, anchor_server, anchor_workflow, unanchored_warning
 from runner.errors import Diagnostic, UsageError, WorkflowError
 from runner.inputs import parse_pairs, resolve_inputs
 from runner.load import Loaded, load_workflow
@@ -53,15 +53,16 @@ def prepare(
     assert loaded.workflow is not None
     workflow = loaded.workflow
     anchor = anchor_of(environ)
+    if loaded.document is not None:
+        anchor_server(workflow, environ, loaded.document.location)
     if anchor is not None:
         assert loaded.document is not None
         # a resumed run's trust commit must be in the anchored ref's history: checked by
         # runner.engine.evidence against this workflow's (now anchored) trust ref
         workflow = anchor_workflow(workflow, anchor, loaded.document.location)
-    else:
-        warning = unanchored_warning(workflow, environ)
-        if warning:
-            warn(warning)
+    warning = unanchored_warning(workflow, environ, trust_anchored=anchor is not None)
+    if warning:
+        warn(warning)
     trust = workflow.approvals.trust
     if trust is not None and trust.ref:  # only then is there a ref to pin (and a module to load)
         from runner.approvals.trust import pin_trust

@@ -12,8 +12,11 @@ Each of these deploys unless the environment anchors trust outside the deployed 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from support import ROOT, borrow
@@ -285,3 +288,89 @@ def test_an_anchored_ref_without_the_policy_file_has_no_policy(
     result = world.run("production", run_id="r2")
     assert result.code == 0, result.out + result.err
     assert world.deployed == ["deployed"]
+
+
+# -- the approval server, chosen by the deployed workflow ---------------------------------------
+
+
+class Listening(BaseHTTPRequestHandler):
+    """The deployer's own approval server: it keeps what it is sent (the runner token)."""
+
+    seen: ClassVar[list[str]] = []
+
+    def _answer(self) -> None:
+        type(self).seen.append(self.headers.get("Authorization", ""))
+        body = b"{}"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = _answer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def deployers_server() -> Iterator[str]:
+    Listening.seen = []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Listening)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def with_server(url: str) -> str:
+    text = deploy_yml(manual=True)
+    line = "  file: {remote: origin, branch: approvals, path: approvals, poll-seconds: 1}\n"
+    assert line in text
+    return text.replace(line, f"{line}  server: {{url: '{url}'}}\n")
+
+
+def test_a_workflow_naming_its_own_server_gets_the_runner_token_without_the_anchor(
+    world: World, monkeypatch: pytest.MonkeyPatch, deployers_server: str
+) -> None:
+    """The gap: the deployed workflow chooses the server that decides and gets the token."""
+    world.commit({"deploy.yml": with_server(deployers_server)}, "my server")
+    monkeypatch.setenv("RUNNER_SERVER_TOKEN", "the-ci-runner-token")
+    world.run("production", "--detach-on-wait", run_id="r1")
+    assert "Bearer the-ci-runner-token" in Listening.seen
+
+
+def test_the_anchored_server_refuses_a_workflow_naming_another_before_anything_is_sent(
+    world: World, monkeypatch: pytest.MonkeyPatch, deployers_server: str
+) -> None:
+    world.commit({"deploy.yml": with_server(deployers_server)}, "my server")
+    monkeypatch.setenv("RUNNER_SERVER_TOKEN", "the-ci-runner-token")
+    monkeypatch.setenv("RUNNER_SERVER_URL", "https://approvals.example.test/")
+    anchor(monkeypatch)
+    result = world.run("production", "--detach-on-wait", run_id="r1")
+    assert result.code == 5, result.err
+    assert (
+        f"approvals.server.url names {deployers_server}, but this environment's approval "
+        "server is https://approvals.example.test/ (set by RUNNER_SERVER_URL)"
+    ) in result.err
+    assert Listening.seen == []
+    assert world.runs() == [] and world.deployed == []
+
+
+def test_the_anchored_server_accepts_the_same_url_and_ci_warns_without_it(
+    world: World, monkeypatch: pytest.MonkeyPatch, deployers_server: str
+) -> None:
+    world.commit({"deploy.yml": with_server(deployers_server)}, "the server")
+    anchor(monkeypatch)
+    monkeypatch.setenv("CI", "true")
+    unanchored = world.run("staging", run_id="r1")
+    assert unanchored.code == 0, unanchored.err
+    assert "the approval server is chosen by the deployed workflow" in unanchored.err
+    assert "Set RUNNER_SERVER_URL" in unanchored.err
+    monkeypatch.setenv("RUNNER_SERVER_URL", deployers_server + "/")
+    anchored = world.run("staging", run_id="r2")
+    assert anchored.code == 0, anchored.err
+    assert anchored.err == ""
