@@ -124,7 +124,9 @@ def _seed_rows(
     label: str, python: str, goal: bool, repeat: int, state: Path
 ) -> list[dict[str, Any]]:
     runner = runner_command(python)
-    env = clean_environ(RUNNER_STATE_DIR=str(state), NO_COLOR="1")
+    # the person at the terminal is an approver of the seed's manual step (alice, trading-desk):
+    # otherwise `plan` refuses, as `run` would, since nobody here could answer the prompt
+    env = clean_environ(RUNNER_STATE_DIR=str(state), NO_COLOR="1", LOGNAME="alice", USER="alice")
     commands = {
         "validate": [*runner, "validate", str(SEED)],
         "plan": [*runner, "plan", str(SEED), "--env", "production"],

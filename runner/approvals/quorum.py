@@ -94,13 +94,15 @@ def judge(
         elif (
             request.prevent_self_approval
             and started_by is None
-            and request.started_by
             and (submission.result == "proceed")
         ):
-            # fail closed: whoever started the run may be anyone, this approver included
+            # fail closed: whoever started the run may be anyone, this approver included (an
+            # empty starter too: a rewritten record must not switch the rule off)
             reason = (
                 f"the run was started by {request.started_by!r}, who is not in the people "
                 "file, so self-approval cannot be ruled out"
+                if request.started_by
+                else "who started the run is not known, so self-approval cannot be ruled out"
             )
         elif (
             request.prevent_self_approval

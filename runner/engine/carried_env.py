@@ -93,12 +93,12 @@ def problems(
     state = Path(os.path.realpath(state_dir))
     found = []
     for name, value in env.items():
-        if not loader_name(name):
-            continue
-        if not sealed:
-            found.append(f"environment variable {name[:80]!r} (changes how programs start)")
-        elif str(state) in value or str(state_dir) in value:
+        if str(state) in value or str(state_dir) in value:
+            # whatever its name (AWS_CONFIG_FILE, KUBECONFIG, SSL_CERT_FILE ... each can run a
+            # command or trust a key): the state folder's files travel unsealed
             found.append(f"environment variable {name[:80]!r} names a file of the state folder")
+        elif not sealed and loader_name(name):
+            found.append(f"environment variable {name[:80]!r} (changes how programs start)")
     for item in path:
         for entry in item.split(os.pathsep) or [""]:
             if not sealed and not os.path.isabs(entry):

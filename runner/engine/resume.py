@@ -106,9 +106,10 @@ def check_unsealed(
 
 
 def check_unsealed_facts(record: RunRecord, workflow: Workflow) -> None:
-    """Refuse what only a sealed record can show: who started the run (a gate that prevents
-    self-approval is judged by it) and when a gate began waiting (an ``on-timeout: proceed``
-    gate passes by it, and a record saying one proceeded has no decision to verify).
+    """Refuse what only a sealed record can show: that a gate passed (its decisions verify
+    again, but the record picks which: an abort can be left out), who started the run (a gate
+    that prevents self-approval is judged by it) and when a gate began waiting (an
+    ``on-timeout: proceed`` gate passes by it).
 
     In CI only: on a machine of one's own, the starter is who the environment says
     (``RUNNER_ACTOR``) and the state folder is one's own, so the record claims nothing more."""
@@ -120,12 +121,15 @@ def check_unsealed_facts(record: RunRecord, workflow: Workflow) -> None:
             rec = record.step(step.id)
         except KeyError:
             continue  # refused later, with the other differences
-        if manual is None or rec.status in ("success", "skipped", "failure", "cancelled"):
-            state = (rec.approval or {}).get("state") if isinstance(rec.approval, dict) else None
-            if manual is not None and state == "proceeded-on-timeout":
-                problem = f"gate `{step.id}` proceeded on timeout, which only the record shows"
-            else:
-                continue
+        if manual is None or rec.status in ("skipped", "failure", "cancelled"):
+            continue
+        if rec.status == "success":
+            # its evidence verifies, but an unsealed record chooses which evidence it shows: it
+            # can leave out an abort signed on the branch, the deadline, or who started the run
+            problem = (
+                f"gate `{step.id}` is recorded as passed, and an unsealed record can leave out "
+                "what would have stopped it (an abort, its deadline, who started the run)"
+            )
         elif manual.prevent_self_approval:
             problem = f"gate `{step.id}` prevents self-approval, and who started the run"
             problem += " is known only from the record"

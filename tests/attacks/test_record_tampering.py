@@ -323,7 +323,9 @@ def test_a_prompt_passed_gate_is_refused_in_ci(world: World) -> None:
     run(world, "t11")
     tamper(world, "t11", prompt_passed)
     done = resume(world, "t11", env={"CI": "true"})
-    refused(done, "passed at a terminal prompt (by alice)", "in CI ($CI is set)")
+    # unsealed in CI, no passed gate is taken from the record (test_unsealed_resume.py); the
+    # prompt's own refusal in CI is in tests/engine/test_evidence.py
+    refused(done, "gate `gate` is recorded as passed", "unsealed record")
 
 
 def test_a_prompt_passed_gate_is_refused_without_a_terminal(world: World) -> None:
