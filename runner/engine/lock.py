@@ -62,14 +62,24 @@ class DeploymentLock:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def holder(self) -> LockInfo | None:
+        """Who holds the lock: None when nobody does. A lock file that exists but cannot be read
+        (a newer runner's, a damaged one) is held by someone unknown: never taken as free."""
         try:
-            data = loads(self.path.read_text(encoding="utf-8"), what="the lock file")
-            return LockInfo(**data)
-        except (OSError, ValueError, TypeError):
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
             return None
+        except OSError as exc:
+            return _unknown(f"cannot be read ({exc.strerror or exc})")
+        try:
+            data = loads(text, what="the lock file")
+            return LockInfo(**data)
+        except (ValueError, TypeError):
+            return _unknown("is not a lock file this runner can read")
 
     def _stale(self, info: LockInfo) -> str | None:
         """Why the lock no longer protects a live run, or None."""
+        if info.owner == UNKNOWN:
+            return None  # nothing to judge it by: it holds until someone looks
         if self.store.exists(info.run_id):
             try:
                 record = self.store.load(info.run_id)
@@ -98,7 +108,9 @@ class DeploymentLock:
                 else:
                     reason = self._stale(info)
                     if reason is None:
-                        return False, _held(self.label, info, same_run=info.run_id == run_id)
+                        return False, _held(
+                            self.label, info, same_run=info.run_id == run_id, path=self.path
+                        )
                     note = f"broke the stale lock of {self.label}: {reason}"
             self._write(run_id, detached)
             return True, note
@@ -158,7 +170,20 @@ class DeploymentLock:
         write_atomic(self.path, json.dumps(info).encode(), durable=True)
 
 
-def _held(label: str, info: LockInfo, *, same_run: bool) -> str:
+#: the owner of a lock file that cannot be read
+UNKNOWN = "?"
+
+
+def _unknown(problem: str) -> LockInfo:
+    return LockInfo(run_id="?", pid=0, host="?", detached=False, since=problem, owner=UNKNOWN)
+
+
+def _held(label: str, info: LockInfo, *, same_run: bool, path: object = None) -> str:
+    if info.owner == UNKNOWN:
+        return (
+            f"{label} may be being deployed: its lock file {path} {info.since}; check that no "
+            "run holds it, then delete the file"
+        )
     if info.detached:
         # its process is long gone: the run waits for a person, and keeps the environment
         # (`block-deployments`) until it is resumed and ends

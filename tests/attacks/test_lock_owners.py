@@ -147,3 +147,19 @@ def test_a_lock_kept_by_a_detached_run_says_so_and_does_not_suggest_waiting(
     assert "pid" not in caught.value.message
     assert "--wait-for-lock" not in str(caught.value.hint)
     assert "runner resume waiting-1" in str(caught.value.hint)
+
+
+@pytest.mark.parametrize(
+    "content", ['{"run_id": "x", "owner": "o", "lease": 60}', "\x00garbage", '{"run_id": ']
+)
+def test_a_lock_file_that_cannot_be_read_is_not_taken_as_free(tmp_path: Path, content: str) -> None:
+    """A newer runner's lock file (an extra key) or a damaged one: someone may hold it."""
+    store = RecordStore(tmp_path)
+    lock = DeploymentLock(store, "Locked", "production")
+    lock.folder.mkdir(parents=True)
+    lock.path.write_text(content)
+    with pytest.raises(RefusedError) as caught:
+        lock.acquire("r1", wait=False)
+    assert "Locked -> production may be being deployed: its lock file" in caught.value.message
+    assert str(lock.path) in caught.value.message
+    assert lock.path.read_text() == content  # left as it was
