@@ -164,7 +164,15 @@ def check_window(body: ApprovalBody, now: datetime, run_started: str | None = No
     if now >= expires:
         raise VerificationError(f"approval expired at {body.expires_at}")
     if run_started:
-        started = datetime.fromisoformat(run_started.replace("Z", "+00:00"))
+        try:
+            started = datetime.fromisoformat(run_started.replace("Z", "+00:00"))
+        except ValueError:
+            # the run's start comes from its record: a malformed one proves nothing
+            raise VerificationError(
+                f"the run's start time {run_started[:40]!r} is not a time"
+            ) from None
+        if started.tzinfo is None:
+            raise VerificationError(f"the run's start time {run_started[:40]!r} has no time zone")
         if issued < started - CLOCK_SKEW:
             raise VerificationError(
                 f"approval was issued at {body.issued_at}, before the run started"

@@ -21,6 +21,7 @@ from runner.approvals.document import (
     MAX_BODY_BYTES,
     ApprovalBody,
     check_binding,
+    check_window,
     instant,
     new_body,
     parse_body,
@@ -500,3 +501,11 @@ def test_whatever_we_accept_ssh_keygen_accepts(
     assert done.stdout.decode().startswith(
         f'Good "{NAMESPACE}" signature for {signed.principal} with ED25519 key '
     )
+
+
+@pytest.mark.parametrize("started", ["yesterday", "2026-03-02T11:00:00", "2026-13-45T99:00:00Z"])
+def test_a_run_start_that_is_not_a_time_refuses_the_approval(started: str) -> None:
+    """The run's start comes from its record, which a resume does not trust: a malformed one
+    refuses the approval (it was a ValueError, an internal error, on resume)."""
+    with pytest.raises(VerificationError, match="the run's start time"):
+        check_window(body(), NOW, started)
