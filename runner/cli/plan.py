@@ -111,6 +111,30 @@ def plan(
     insecure_local_trust: bool,
 ) -> int:
     """Show what a run would do in an environment, step by step, without running anything."""
+    return show_plan(
+        file,
+        environment,
+        inputs,
+        skip,
+        assume=assume,
+        fields=fields,
+        output_format=output_format,
+        insecure_local_trust=insecure_local_trust,
+    )
+
+
+def show_plan(
+    file: str,
+    environment: str,
+    inputs: tuple[str, ...],
+    skip: tuple[str, ...],
+    *,
+    assume: str,
+    fields: tuple[str, ...],
+    output_format: str,
+    insecure_local_trust: bool,
+) -> int:
+    """Print the plan (``runner plan``, ``runner run --dry-run``); its exit code."""
     text, code = plan_result(
         file,
         environment,

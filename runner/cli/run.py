@@ -62,9 +62,9 @@ def run(
 ) -> int:
     """Run a deployment in an environment. Exit codes are listed in `runner --help`."""
     if dry_run:
-        from runner.cli.plan import plan_result
+        from runner.cli.plan import show_plan
 
-        text, code = plan_result(
+        return show_plan(
             file,
             environment,
             inputs,
@@ -74,8 +74,6 @@ def run(
             output_format=output_format,
             insecure_local_trust=insecure_local_trust,
         )
-        click.echo(text, nl=False)
-        return code
     return run_workflow(
         file,
         environment,
