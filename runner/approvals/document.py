@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from runner.approvals.request import Interruption
+from runner.approvals.request import Interruption, Submission
 from runner.bounded import check_depth
 from runner.errors import InputLimitError, VerificationError
 
@@ -215,6 +215,32 @@ class SignedApproval:
     principal: str
     fingerprint: str
     key_type: str
+
+
+def submission_of(
+    signed: SignedApproval, signature: str, evidence: dict[str, Any], key: str
+) -> Submission:
+    """The submission a verified signed file makes (when read from the branch, or verified
+    again from a record); ``evidence`` says where it was found."""
+    return Submission(
+        source="file",
+        result="proceed" if signed.body.decision == "proceed" else "abort",
+        who=signed.principal,
+        who_kind="principal",
+        notes=signed.body.notes,
+        fields=dict(signed.body.fields),
+        submitted_at=signed.body.issued_at,
+        evidence={
+            **evidence,
+            "sha256": body_digest(signed.raw),
+            "body": signed.raw.decode("utf-8"),
+            "signature": signature,
+            "principal": signed.principal,
+            "fingerprint": signed.fingerprint,
+            "key_type": signed.key_type,
+        },
+        key=key,
+    )
 
 
 def verify_signed(

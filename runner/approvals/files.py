@@ -28,7 +28,7 @@ from runner.approvals.allowed_signers import (
     parse_revoked_keys,
 )
 from runner.approvals.branch import MAX_BLOBS, MAX_FILE_BYTES, ApprovalsBranch
-from runner.approvals.document import body_digest, check_binding, verify_signed
+from runner.approvals.document import body_digest, check_binding, submission_of, verify_signed
 from runner.approvals.identity import Directory
 from runner.approvals.request import Interruption, Submission
 from runner.approvals.trust import TrustFiles, refuse_deployed_commit
@@ -240,26 +240,7 @@ class FileSource:
             except VerificationError as exc:
                 found.append(_problem(name, key, evidence, exc.message))
                 continue
-            evidence.update(
-                body=raw.decode("utf-8"),
-                signature=signature.decode("ascii", "replace"),
-                principal=signed.principal,
-                fingerprint=signed.fingerprint,
-                key_type=signed.key_type,
-            )
-            found.append(
-                Submission(
-                    source="file",
-                    result="proceed" if signed.body.decision == "proceed" else "abort",
-                    who=signed.principal,
-                    who_kind="principal",
-                    notes=signed.body.notes,
-                    fields=dict(signed.body.fields),
-                    submitted_at=signed.body.issued_at,
-                    evidence=evidence,
-                    key=key,
-                )
-            )
+            found.append(submission_of(signed, signature.decode("ascii", "replace"), evidence, key))
         return found
 
     def cancel(self, request: Interruption, reason: str) -> None:

@@ -26,7 +26,7 @@ from runner.approvals.allowed_signers import (
     parse_allowed_signers,
     parse_revoked_keys,
 )
-from runner.approvals.document import body_digest, check_binding, verify_signed
+from runner.approvals.document import body_digest, check_binding, submission_of, verify_signed
 from runner.approvals.request import Interruption, Submission
 from runner.approvals.trust import TrustFiles
 from runner.errors import ApprovalError, VerificationError
@@ -71,25 +71,8 @@ def signed_submission(
     )
     if request is not None:
         check_binding(signed.body, request, at)
-    return Submission(
-        source="file",
-        result="proceed" if signed.body.decision == "proceed" else "abort",
-        who=signed.principal,
-        who_kind="principal",
-        notes=signed.body.notes,
-        fields=dict(signed.body.fields),
-        submitted_at=signed.body.issued_at,
-        evidence={
-            **{k: v for k, v in evidence.items() if k in ("file", "remote")},
-            "sha256": body_digest(raw),
-            "body": body,
-            "signature": signature,
-            "principal": signed.principal,
-            "fingerprint": signed.fingerprint,
-            "key_type": signed.key_type,
-        },
-        key=f"file:{body_digest(raw)}:{body_digest(armored)}",
-    )
+    kept = {k: v for k, v in evidence.items() if k in ("file", "remote")}
+    return submission_of(signed, signature, kept, f"file:{body_digest(raw)}:{body_digest(armored)}")
 
 
 def server_rows(view: Mapping[str, Any], interruption_id: str, url: str) -> list[Submission]:
