@@ -9,16 +9,20 @@ from runner.variables.octostache.filters import is_known
 from runner.variables.octostache.limits import MAX_NESTING
 from runner.variables.octostache.parser import Parser, TooDeep, parse
 from runner.variables.octostache.syntax import (
+    Arithmetic,
+    Calculation,
     Chain,
     Conditional,
     Expression,
     Identifier,
     Indexer,
+    Operand,
     Repetition,
     Substitution,
     Symbol,
     Text,
     Token,
+    Variable,
     render,
     render_symbol,
 )
@@ -169,11 +173,22 @@ def _expression_names(expression: Expression, names: set[str], scope: frozenset[
         _names(call.options, names, scope)
 
 
+def _operand_names(operand: Operand, names: set[str], scope: frozenset[str]) -> None:
+    if isinstance(operand, Variable):
+        _symbol_names(operand.symbol, names, scope)
+    elif isinstance(operand, Arithmetic):
+        _operand_names(operand.first, names, scope)
+        for _, right in operand.rest:
+            _operand_names(right, names, scope)
+
+
 def _names(tokens: tuple[Token, ...], names: set[str], scope: frozenset[str]) -> None:
     for token in tokens:
         if isinstance(token, Text):
             continue
-        if isinstance(token, Substitution):
+        if isinstance(token, Calculation):
+            _operand_names(token.expression, names, scope)
+        elif isinstance(token, Substitution):
             _expression_names(token.expression, names, scope)
         elif isinstance(token, Conditional):
             _expression_names(token.condition.left, names, scope)

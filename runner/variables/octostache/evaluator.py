@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from runner.variables.octostache import jsonish
+from runner.variables.octostache import calc, jsonish
 from runner.variables.octostache.binding import Binding, fold
 from runner.variables.octostache.filters import invoke
 from runner.variables.octostache.limits import (
@@ -24,6 +24,7 @@ from runner.variables.octostache.limits import (
 )
 from runner.variables.octostache.parser import parse
 from runner.variables.octostache.syntax import (
+    Calculation,
     Chain,
     Conditional,
     Expression,
@@ -34,6 +35,7 @@ from runner.variables.octostache.syntax import (
     Symbol,
     Text,
     Token,
+    format_number,
     render,
 )
 from runner.variables.octostache.truthiness import is_truthy
@@ -253,6 +255,14 @@ def _substitution(context: Context, token: Substitution, out: list[str]) -> None
     out.append(value)
 
 
+def _calculation(context: Context, token: Calculation, out: list[str]) -> None:
+    evaluation = context.evaluation
+    value = calc.evaluate(token.expression, context.resolve, evaluation.spend)
+    text = render(token) if value is None else format_number(value)
+    evaluation.spend(len(text))
+    out.append(text)
+
+
 def _side(context: Context, expression: Expression) -> str | None:
     """One side of a condition: a missing symbol is "", a failed filter chain is ``None``."""
     if isinstance(expression, Symbol):
@@ -317,6 +327,8 @@ def evaluate(context: Context, tokens: tuple[Token, ...], out: list[str]) -> Non
                 _substitution(context, token, out)
             elif isinstance(token, Conditional):
                 _conditional(context, token, out)
+            elif isinstance(token, Calculation):
+                _calculation(context, token, out)
             else:
                 _repetition(context, token, out)
     finally:

@@ -6,7 +6,7 @@ runner must instead end cleanly, so:
 
 ``MAX_NESTING`` (32)
     Syntactic nesting of one template: ``#{`` inside an indexer, filter option, ``#{if}``,
-    ``#{each}``... A template nested deeper does not parse, so (like any template Octostache cannot
+    ``#{each}``, parentheses in ``#{calc}``... A template nested deeper does not parse, so (like any template Octostache cannot
     parse) it comes back verbatim, and :func:`runner.variables.check` reports it.
 
 ``MAX_DEPTH`` (64)

@@ -10,11 +10,14 @@ alternative, exponentially), and nesting deeper than :data:`MAX_NESTING` aborts 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from runner.variables.octostache.chars import is_identifier, is_ws, trim
 from runner.variables.octostache.limits import MAX_NESTING
 from runner.variables.octostache.syntax import (
+    Arithmetic,
+    Calculation,
     Call,
     Chain,
     Condition,
@@ -22,18 +25,23 @@ from runner.variables.octostache.syntax import (
     Expression,
     Identifier,
     Indexer,
+    Number,
+    Operand,
     Repetition,
     Step,
     Substitution,
     Symbol,
     Text,
     Token,
+    Variable,
 )
 
 Tokens = tuple[Token, ...]
 # A fast path for runs of name characters; non-ASCII runs are re-checked character by character
 # (``\w`` is wider than .NET's letters and decimal digits).
 _NAME_RUN = re.compile(r"[\w\-:/~()@]+")
+# In ``#{calc}`` a bare name cannot hold parentheses: they group.
+_CALC_NAME_RUN = re.compile(r"[\w\-:/~@]+")
 # Names of variables are mostly plain dotted paths with simple indexes: parsed without a Parser.
 _PLAIN = r"[A-Za-z0-9_\-:/~()@]+"
 _SIMPLE_NAME = re.compile(rf"{_PLAIN}(?:\.{_PLAIN}|\[(?:[^\[\]\s#][^\[\]#]*)?\])*")
@@ -42,6 +50,7 @@ _SIMPLE_STEP = re.compile(rf"\.?({_PLAIN})|\[([^\[\]#]*)\]")
 # shared between parses: key (text, ends the source) -> (node, nesting depth it needed).
 _SIMPLE_CACHE: dict[tuple[str, bool], tuple[Substitution, int]] = {}
 _SIMPLE_CACHE_SIZE = 4096
+_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 class TooDeep(Exception):
@@ -104,18 +113,22 @@ class Parser:
 
     # -- names -----------------------------------------------------------------------------
 
-    def identifier(self, pos: int, whitespace: bool = True) -> tuple[str, int] | None:
-        """``Identifier`` (names may hold whitespace) or ``IdentifierWithoutWhitespace``."""
+    def identifier(
+        self, pos: int, whitespace: bool = True, parens: bool = True
+    ) -> tuple[str, int] | None:
+        """``Identifier`` (names may hold whitespace) or ``IdentifierWithoutWhitespace``;
+        ``parens=False`` for a bare name in ``#{calc}``."""
         s, n = self.s, self.n
+        names = _NAME_RUN if parens else _CALC_NAME_RUN
         i = pos
         while i < n:
-            run = _NAME_RUN.match(s, i)
+            run = names.match(s, i)
             if run is not None and (run.group().isascii() or all(map(is_identifier, run.group()))):
                 i = run.end()
                 if i >= n:
                     break
             c = s[i]
-            if is_identifier(c):
+            if is_identifier(c) and (parens or c not in "()"):
                 i += 1
                 continue
             if not (whitespace and is_ws(c)):
@@ -134,9 +147,9 @@ class Parser:
             return None
         return trim(s[pos:i]), i
 
-    def symbol(self, pos: int) -> tuple[Symbol, int] | None:
+    def symbol(self, pos: int, parens: bool = True) -> tuple[Symbol, int] | None:
         """``Symbol``: an identifier, then ``.identifier`` and ``[index]`` steps."""
-        first = self.identifier(pos)
+        first = self.identifier(pos, parens=parens)
         if first is None:
             return None
         steps: list[Step] = [Identifier(first[0])]
@@ -144,7 +157,7 @@ class Parser:
         s, n = self.s, self.n
         while p < n:
             if s[p] == ".":
-                nxt = self.identifier(p + 1)
+                nxt = self.identifier(p + 1, parens=parens)
                 if nxt is None:
                     break
                 steps.append(Identifier(nxt[0]))
@@ -453,6 +466,79 @@ class Parser:
         self._repetitions[pos] = result
         return result
 
+    def calculation(self, pos: int) -> tuple[Calculation, int] | None:
+        """``#{calc expression}``: ``calc`` in any case, whitespace, then arithmetic."""
+        head = self._header(pos, ("calc",))
+        if head is None:
+            return None
+        self._enter(pos)
+        try:
+            expression = self.sum(head[1])
+        finally:
+            self.depth -= 1
+        if expression is None:
+            return None
+        q = self.ws(expression[1])
+        if q < self.n and self.s[q] == "}":
+            return Calculation(expression[0]), q + 1
+        return None
+
+    def sum(self, pos: int) -> tuple[Operand, int] | None:
+        """``term (("+" | "-") term)*``."""
+        return self._level(pos, "+-", self.term)
+
+    def term(self, pos: int) -> tuple[Operand, int] | None:
+        """``factor (("*" | "/" | "%") factor)*``."""
+        return self._level(pos, "*/%", self.factor)
+
+    def _level(
+        self, pos: int, operators: str, operand: Callable[[int], tuple[Operand, int] | None]
+    ) -> tuple[Operand, int] | None:
+        first = operand(self.ws(pos))
+        if first is None:
+            return None
+        rest: list[tuple[str, Operand]] = []
+        q = first[1]
+        while True:
+            r = self.ws(q)
+            if not (r < self.n and self.s[r] in operators):
+                break
+            right = operand(self.ws(r + 1))
+            if right is None:
+                return None
+            rest.append((self.s[r], right[0]))
+            q = right[1]
+        if not rest:
+            return first
+        return Arithmetic(first[0], tuple(rest)), q
+
+    def factor(self, pos: int) -> tuple[Operand, int] | None:
+        """``(sum)``, a number, ``{Symbol}`` or a bare name (a number wins: ``2A`` fails)."""
+        s = self.s
+        if pos >= self.n:
+            return None
+        if s[pos] == "(":
+            self._enter(pos)
+            try:
+                inner = self.sum(pos + 1)
+            finally:
+                self.depth -= 1
+            if inner is None:
+                return None
+            q = self.ws(inner[1])
+            return (inner[0], q + 1) if q < self.n and s[q] == ")" else None
+        number = _NUMBER.match(s, pos)
+        if number is not None:
+            return Number(float(number.group())), number.end()
+        if s[pos] == "{":
+            symbol = self.symbol(self.ws(pos + 1))
+            if symbol is None:
+                return None
+            q = self.ws(symbol[1])
+            return (Variable(symbol[0]), q + 1) if q < self.n and s[q] == "}" else None
+        bare = self.symbol(pos, parens=False)
+        return (Variable(bare[0]), bare[1]) if bare is not None else None
+
     def text(self, pos: int) -> tuple[Text, int] | None:
         """``Text``: ``##{`` is a literal ``#{``; ``##`` before ``#{`` is one ``#``."""
         s, n = self.s, self.n
@@ -490,12 +576,15 @@ class Parser:
         return self.text(pos)
 
     def _block(self, pos: int) -> tuple[Token, int] | None:
-        """``Conditional.Or(Repetition)``, tried only when the keyword is there."""
+        """``Conditional.Or(Repetition).Or(Calculation)``, tried only when the keyword is there
+        (a ``#{calc ...}`` that is not arithmetic is then read as a substitution)."""
         word = self._word(pos)
         if word.startswith(("if", "unless")):
             return self.conditional(pos)
         if word.startswith("each"):
             return self.repetition(pos)
+        if word.startswith("calc"):
+            return self.calculation(pos)
         return None
 
     def template(self, pos: int, stop_at_else: bool) -> tuple[Tokens, int]:

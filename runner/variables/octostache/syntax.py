@@ -109,7 +109,46 @@ class Repetition:
     body: tuple[Token, ...]
 
 
-Token = Text | Substitution | Conditional | Repetition
+@dataclass(frozen=True, slots=True)
+class Number:
+    """A constant in ``#{calc}``: digits, optionally ``.`` and more digits."""
+
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    """A variable in ``#{calc}``: ``{Name}``, or a bare name (no parentheses)."""
+
+    symbol: Symbol
+
+
+@dataclass(frozen=True, slots=True)
+class Arithmetic:
+    """Operands of one precedence level, left to right: ``first (op operand)*``.
+
+    A flat list instead of Octostache's binary ``CalculationOperation`` tree, so a long sum does
+    not nest (and recurse) once per operator; parentheses still nest, up to ``MAX_NESTING``."""
+
+    first: Operand
+    rest: tuple[tuple[str, Operand], ...]
+
+    @property
+    def additive(self) -> bool:
+        return self.rest[0][0] in "+-"
+
+
+Operand = Number | Variable | Arithmetic
+
+
+@dataclass(frozen=True, slots=True)
+class Calculation:
+    """``#{calc expression}`` (Octostache's ``CalculationToken``)."""
+
+    expression: Operand
+
+
+Token = Text | Substitution | Conditional | Repetition | Calculation
 
 
 def render_symbol(symbol: Symbol) -> str:
@@ -162,6 +201,8 @@ def render(token: Token) -> str:
         return token.text.replace("#{", "##{")
     if isinstance(token, Substitution):
         return "#{" + render_expression(token.expression) + "}"
+    if isinstance(token, Calculation):
+        return "#{" + render_operand(token.expression) + "}"
     if isinstance(token, Conditional):
         # ConditionalToken.ToString() always says "if" (an unless has its branches swapped).
         falsy = "#{else}" + render_all(token.falsy) if token.falsy else ""
@@ -170,3 +211,58 @@ def render(token: Token) -> str:
     body = render_all(token.body)
     head = f"#{{each {token.enumerator} in {render_symbol(token.collection)}}}"
     return head + body + "#{/each}"
+
+
+def format_number(value: float) -> str:
+    """``double.ToString()`` of .NET Core: the shortest text that reads back as ``value``, in
+    scientific notation (``1E+15``, ``1E-05``) outside ``1e-5 < |value| < 1e15``."""
+    if value == 0:
+        return "0"  # .NET Core writes -0 as "-0"; a deployment has no use for it
+    sign = "-" if value < 0 else ""
+    digits, exponent = _shortest(abs(value))
+    if -5 < exponent < 15:
+        if exponent < 0:
+            return f"{sign}0.{'0' * (-exponent - 1)}{digits}"
+        whole = digits[: exponent + 1].ljust(exponent + 1, "0")
+        fraction = digits[exponent + 1 :]
+        return f"{sign}{whole}.{fraction}" if fraction else f"{sign}{whole}"
+    mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+    return f"{sign}{mantissa}E{'-' if exponent < 0 else '+'}{abs(exponent):02d}"
+
+
+def _shortest(value: float) -> tuple[str, int]:
+    """The significant digits of ``repr(value)`` (shortest round trip) and the power of ten of
+    the first one."""
+    mantissa, _, power = repr(value).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    raw = (whole + fraction).lstrip("0")
+    if whole.strip("0"):
+        exponent = int(power or 0) + len(whole) - 1
+    else:  # 0.000ddd
+        exponent = int(power or 0) - (len(fraction) - len(fraction.lstrip("0"))) - 1
+    return raw.rstrip("0") or "0", exponent
+
+
+_LEVEL = {"+": 1, "-": 1, "*": 2, "/": 2, "%": 2}
+
+
+def render_operand(operand: Operand) -> str:
+    """``CalculationOperation.ToString()``: a variable by its name (no braces, as Octostache
+    does), constants as .NET writes them; parentheses are kept where they group, where
+    Octostache drops them (its echo of ``C*(2+2)`` reads ``C*2+2``)."""
+    if isinstance(operand, Number):
+        return format_number(operand.value)
+    if isinstance(operand, Variable):
+        return render_symbol(operand.symbol)
+    level = _LEVEL[operand.rest[0][0]]
+    parts = [_grouped(operand.first, level)]
+    for op, right in operand.rest:
+        parts.append(op + _grouped(right, level))
+    return "".join(parts)
+
+
+def _grouped(operand: Operand, level: int) -> str:
+    text = render_operand(operand)
+    if isinstance(operand, Arithmetic) and _LEVEL[operand.rest[0][0]] <= level:
+        return f"({text})"
+    return text
