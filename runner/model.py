@@ -152,6 +152,30 @@ class Manual:
     notify: Webhook | None = None
 
 
+#: what a person may choose at a failed step under guided failure (Octopus: Retry, Ignore, Fail)
+GuidedChoice = Literal["retry", "skip", "fail"]
+GUIDED_CHOICES: tuple[GuidedChoice, ...] = ("retry", "skip", "fail")
+
+
+@dataclass(frozen=True)
+class GuidedFailure:
+    """Octopus's guided failure mode: a failed step waits for a person to retry it, skip it (it
+    stays ``Failed`` and the run goes on) or fail the deployment, through the approval sources."""
+
+    teams: tuple[str, ...] = ()
+    require: tuple[Quorum, ...] = ()
+    prevent_self_approval: bool = False
+    choices: tuple[GuidedChoice, ...] = GUIDED_CHOICES
+    #: how many times ``retry`` may be chosen for one step (None: no limit)
+    max_retries: int | None = None
+    timeout_minutes: float | None = None
+    on_timeout: Literal["fail", "skip"] = "fail"
+    sources: tuple[SourceName, ...] = ()
+    notify: Webhook | None = None
+    #: where it is configured (the workflow's key or the step's), for diagnostics
+    location: Location | None = None
+
+
 @dataclass(frozen=True)
 class Retry:
     attempts: int
@@ -182,6 +206,9 @@ class Step:
     uses: str | None = None
     with_: Mapping[str, str] = field(default_factory=dict)
     manual: Manual | None = None
+    #: guided failure as it applies to this step (the step's own, else the workflow's; None when
+    #: off or opted out with ``guided-failure: false``)
+    guided: GuidedFailure | None = None
     location: Location | None = None
     #: where each of the step's keys has its value, for errors found late (``"if"``, ``"run"``)
     where: Mapping[str, Location] = field(default_factory=dict)
@@ -211,6 +238,8 @@ class Workflow:
     default_shell: str | None = None
     default_working_directory: str | None = None
     approvals: Approvals = field(default_factory=Approvals)
+    #: the workflow-level ``guided-failure`` (each step's own is ``Step.guided``)
+    guided: GuidedFailure | None = None
     location: Location | None = None
 
     def step(self, key: str) -> Step | None:

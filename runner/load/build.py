@@ -13,6 +13,8 @@ from runner.model import (
     Approvals,
     Field,
     FileSource,
+    GuidedChoice,
+    GuidedFailure,
     Input,
     Manual,
     Output,
@@ -49,6 +51,7 @@ def build_workflow(doc: Document, raw: bytes) -> Workflow:
     """The model of an already schema-valid document."""
     data: dict[str, Any] = doc.data
     defaults = data.get("defaults", {}).get("run", {})
+    guided = _guided(data.get("guided-failure"), doc.location(("guided-failure",), key=True))
     return Workflow(
         name=data["name"],
         path=doc.path,
@@ -74,7 +77,8 @@ def build_workflow(doc: Document, raw: bytes) -> Workflow:
         default_shell=defaults.get("shell"),
         default_working_directory=defaults.get("working-directory"),
         approvals=_approvals(data.get("approvals")),
-        steps=tuple(_step(doc, i, spec) for i, spec in enumerate(data["steps"])),
+        guided=guided,
+        steps=tuple(_step(doc, i, spec, guided) for i, spec in enumerate(data["steps"])),
         location=doc.location(()),
     )
 
@@ -184,7 +188,48 @@ def _manual(spec: dict[str, Any]) -> Manual:
     )
 
 
-def _step(doc: Document, index: int, spec: dict[str, Any]) -> Step:
+def _guided(spec: object, location: Location | None) -> GuidedFailure | None:
+    """``guided-failure:`` as a model; ``true`` is every default, ``false`` or absent is off."""
+    if spec is None or spec is False:
+        return None
+    if spec is True:
+        return GuidedFailure(location=location)
+    assert isinstance(spec, dict)
+    choices: list[GuidedChoice] = []
+    limit = spec.get("max-retries")
+    for item in spec.get("choices", ("retry", "skip", "fail")):
+        if isinstance(item, dict):
+            choices.append("retry")
+            limit = item["retry"].get("limit", limit)
+        else:
+            choices.append(item)
+    return GuidedFailure(
+        teams=tuple(spec.get("teams", ())),
+        require=tuple(Quorum(r["team"], r["count"]) for r in spec.get("require", ())),
+        prevent_self_approval=spec.get("prevent-self-approval", False),
+        choices=tuple(dict.fromkeys(choices)),
+        max_retries=limit,
+        timeout_minutes=spec.get("timeout-minutes"),
+        on_timeout=spec.get("on-timeout", "fail"),
+        sources=tuple(spec.get("sources", ())),
+        notify=_webhook(spec.get("notify")),
+        location=location,
+    )
+
+
+def _step_guided(
+    doc: Document, path: Path, spec: dict[str, Any], workflow: GuidedFailure | None
+) -> GuidedFailure | None:
+    """The step's own ``guided-failure`` overrides the workflow's; a manual step's abort is a
+    decision already, so the workflow's never applies to one."""
+    if "guided-failure" in spec:
+        return _guided(spec["guided-failure"], doc.location((*path, "guided-failure"), key=True))
+    return None if "manual" in spec else workflow
+
+
+def _step(
+    doc: Document, index: int, spec: dict[str, Any], guided: GuidedFailure | None = None
+) -> Step:
     path: Path = ("steps", index)
     kind: StepKind = "run" if "run" in spec else "uses" if "uses" in spec else "manual"
     retry = spec.get("retry")
@@ -208,6 +253,7 @@ def _step(doc: Document, index: int, spec: dict[str, Any]) -> Step:
         uses=spec.get("uses"),
         with_=_strings(spec.get("with")),
         manual=_manual(spec["manual"]) if "manual" in spec else None,
+        guided=_step_guided(doc, path, spec, guided),
         location=doc.location(path),
         where=MappingProxyType({key: doc.location((*path, key)) for key in spec}),
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from runner.approvals.patterns import PatternError, compile_pattern
 from runner.errors import Diagnostic, Location
-from runner.model import Step, Workflow
+from runner.model import GuidedFailure, Step, Workflow
 
 
 def _error(location: Location | None, message: str, kind: str) -> Diagnostic:
@@ -27,7 +27,7 @@ def _warning(location: Location | None, message: str, kind: str) -> Diagnostic:
 def check_workflow(workflow: Workflow, workspace: Path) -> list[Diagnostic]:
     """Every semantic problem of ``workflow``; ``workspace`` is where ``./actions`` resolves."""
     found: list[Diagnostic] = []
-    for check in (_unique_steps, _environments, _inputs, _manual_steps):
+    for check in (_unique_steps, _environments, _inputs, _manual_steps, _guided_failure):
         found.extend(check(workflow))
     found.extend(_actions(workflow, workspace))
     return found
@@ -182,6 +182,81 @@ def _manual_steps(workflow: Workflow) -> Iterator[Diagnostic]:
             if spec.name in seen:
                 yield _error(where, f"field `{spec.name}` is defined twice", "approval")
             seen.add(spec.name)
+
+
+def _guided_failure(workflow: Workflow) -> Iterator[Diagnostic]:
+    """Each ``guided-failure`` once: the workflow's, then every step's own."""
+    configs: list[tuple[GuidedFailure, str]] = []
+    if workflow.guided is not None:
+        configs.append((workflow.guided, "the workflow's `guided-failure`"))
+    for step in workflow.steps:
+        if step.guided is None or step.guided is workflow.guided:
+            continue
+        if step.manual is not None:
+            yield _error(
+                step.guided.location,
+                f"step `{step.id}` is a manual step, whose abort is already a decision: remove "
+                "its `guided-failure`",
+                "guided-failure",
+            )
+            continue
+        configs.append((step.guided, f"step `{step.id}`'s `guided-failure`"))
+        if step.continue_on_error is True:
+            yield _warning(
+                step.guided.location,
+                f"step `{step.id}` continues on error, so its failure never asks anyone: remove "
+                "`continue-on-error` or `guided-failure`",
+                "guided-failure",
+            )
+    configured = workflow.approvals.sources
+    trust = workflow.approvals.trust
+    for guided, what in configs:
+        where = guided.location
+        for source in guided.sources:
+            if source not in configured:
+                yield _error(
+                    where,
+                    f"{what} asks the `{source}` source, but `approvals` does not configure it "
+                    f"(configured: {', '.join(configured)})",
+                    "guided-failure",
+                )
+        if (guided.teams or guided.require or guided.prevent_self_approval) and trust is None:
+            yield _error(
+                where,
+                f"{what} names teams or prevents self-approval, which needs the "
+                "people-and-teams file: add `approvals.trust.people`",
+                "guided-failure",
+            )
+        if guided.teams:
+            for quorum in guided.require:
+                if quorum.team not in guided.teams:
+                    yield _error(
+                        where,
+                        f"{what}: `require` names team `{quorum.team}`, which is not one of its "
+                        f"`teams` ({', '.join(guided.teams)})",
+                        "guided-failure",
+                    )
+        if guided.max_retries is not None and "retry" not in guided.choices:
+            yield _error(
+                where,
+                f"{what} limits retries but does not offer `retry`: add `retry` to `choices` "
+                "or remove the limit",
+                "guided-failure",
+            )
+        if guided.on_timeout == "skip":
+            yield _warning(
+                where,
+                f"{what} skips a failed step when its timeout passes, without anyone deciding; "
+                "prefer `on-timeout: fail` unless that is really intended",
+                "guided-failure",
+            )
+        if guided.on_timeout == "skip" and "skip" not in guided.choices:
+            yield _error(
+                where,
+                f"{what} skips on timeout, but `skip` is not one of its `choices`: add it or "
+                "use `on-timeout: fail`",
+                "guided-failure",
+            )
 
 
 def action_path(workspace: Path, uses: str) -> Path:

@@ -1,0 +1,93 @@
+"""``guided-failure:`` as the model holds it: the workflow's applies to every step but manual
+ones, a step's own replaces it, ``false`` opts out, and a retry limit comes from either form."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from runner.cli.validate import validate_files
+from runner.load import load_workflow
+from runner.model import GuidedFailure, Workflow
+
+
+def _load(tmp_path: Path, text: str) -> Workflow:
+    path = tmp_path / "w.yml"
+    path.write_text(text, encoding="utf-8")
+    workflow = load_workflow(path).workflow
+    assert workflow is not None
+    return workflow
+
+
+WORKFLOW = """\
+name: G
+guided-failure:
+  choices: [{retry: {limit: 3}}, fail]
+  timeout-minutes: 10
+steps:
+  - id: a
+    name: A
+    run: "false"
+  - id: b
+    name: B
+    run: "false"
+    guided-failure:
+      choices: [skip]
+      on-timeout: skip
+  - id: c
+    name: C
+    run: "false"
+    guided-failure: false
+  - id: d
+    name: D
+    manual:
+      title: Go?
+  - id: e
+    name: E
+    run: "false"
+    guided-failure: true
+  - id: f
+    name: F
+    run: "false"
+    guided-failure:
+      max-retries: 0
+"""
+
+
+def test_the_workflow_level_applies_and_a_step_overrides_or_opts_out(tmp_path: Path) -> None:
+    workflow = _load(tmp_path, WORKFLOW)
+    steps = {s.id: s for s in workflow.steps}
+    assert workflow.guided is not None
+    assert steps["a"].guided is workflow.guided
+    assert steps["a"].guided.choices == ("retry", "fail")
+    assert steps["a"].guided.max_retries == 3
+    assert steps["a"].guided.timeout_minutes == 10
+    assert steps["b"].guided is not None
+    assert steps["b"].guided.choices == ("skip",)
+    assert steps["b"].guided.on_timeout == "skip"
+    assert steps["b"].guided.timeout_minutes is None  # replaced, not merged
+    assert steps["c"].guided is None
+    assert steps["d"].guided is None  # a manual step's abort is a decision already
+    assert steps["e"].guided == GuidedFailure(location=steps["e"].guided.location)
+    assert steps["f"].guided is not None and steps["f"].guided.max_retries == 0
+    assert steps["f"].guided.location is not None and steps["f"].guided.location.line == 30
+
+
+def test_without_the_key_no_step_asks(tmp_path: Path) -> None:
+    workflow = _load(tmp_path, "name: G\nsteps:\n  - id: a\n    name: A\n    run: 'true'\n")
+    assert workflow.guided is None
+    assert workflow.steps[0].guided is None
+
+
+def test_a_retry_limit_without_retry_says_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "w.yml"
+    path.write_text(
+        "name: G\nsteps:\n  - id: a\n    name: A\n    run: 'true'\n"
+        "    guided-failure:\n      choices: [fail]\n      max-retries: 2\n",
+        encoding="utf-8",
+    )
+    code, report = validate_files([str(path)], "text")
+    assert code == 1
+    assert (
+        f"{path}:6:5: step `a`'s `guided-failure` limits retries but does not offer `retry`: "
+        "add `retry` to `choices` or remove the limit [guided-failure]"
+    ) in report
