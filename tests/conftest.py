@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support import ROOT, conformance_dir
+from helpers.paths import ROOT, conformance_dir
 
 __all__ = ["ROOT", "conformance_dir"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import getpass
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TextIO
 
@@ -48,9 +48,11 @@ class PromptSource:
         stdout: TextIO | None = None,
         user: str | None = None,
         directory: Directory | None = None,
+        now: Callable[[], datetime] | None = None,
         **_: object,
     ) -> None:
         self.environ = environ
+        self.now = now or (lambda: datetime.now(UTC))
         #: the people file: who may answer, said before anything is asked
         self.directory = directory
         self.stdin = stdin or sys.stdin
@@ -157,7 +159,7 @@ class PromptSource:
         if result == "proceed":
             for spec in request.fields:
                 values[spec.name] = self._field(spec)
-        stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        stamp = self.now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
         self._result = Submission(
             source="prompt",
             result=result,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,10 +55,11 @@ class ServerSource:
         options: Mapping[str, Any],
         client: ServerClient | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sleep: Callable[[float], None] = time.sleep,
         **_: object,
     ) -> None:
         self.approvals = approvals
-        self.client = client or client_for(approvals, environ)
+        self.client = client or client_for(approvals, environ, sleep=sleep)
         self.now = now
         self.etag: str | None = None
         self.view: dict[str, Any] | None = None

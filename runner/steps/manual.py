@@ -91,6 +91,10 @@ def make_sources(
                 workspace=ctx.workspace,
                 directory=directory,
                 options=ctx.options,
+                # the engine's clock and sleep: a source's own waits (a server's retries and
+                # backoff) then end on cancellation, and tests run them on a fake clock
+                now=ctx.now,
+                sleep=ctx.sleep,
             )
         )
     return sources

@@ -9,6 +9,7 @@ tables. Without the variable, or when the server cannot be reached, the PostgreS
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -24,6 +25,7 @@ import psycopg
 import pytest
 import requests
 import uvicorn
+from helpers.stub import Reply, Seen, Stub, stub_server
 from sqlalchemy import text
 
 from runner.approvals.identity import Directory, parse_directory
@@ -345,72 +347,14 @@ def server(store: Store, module_url: str) -> Served:
 
 # -- a broken server, for fault injection ------------------------------------------------------
 
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-Reply = tuple[int, dict[str, str], bytes]
-
-
-@dataclass
-class Stub:
-    """A tiny HTTP server on loopback that answers what ``answer`` says, standing in for a
-    broken approval server (errors, garbage, slowness). It records every request."""
-
-    answer: Callable[[Seen], Reply]
-    url: str = ""
-    seen: list[Seen] = field(default_factory=list)
+__all__ = ["Reply", "Seen", "Stub"]
 
 
 @pytest.fixture
 def stub() -> Iterator[Callable[[Callable[[Seen], Reply]], Stub]]:
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    with contextlib.ExitStack() as stack:
 
-    started: list[ThreadingHTTPServer] = []
+        def start(answer: Callable[[Seen], Reply]) -> Stub:
+            return stack.enter_context(stub_server(answer))
 
-    def start(answer: Callable[[Seen], Reply]) -> Stub:
-        made = Stub(answer)
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def handle_one(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                seen = Seen(
-                    self.command,
-                    self.path,
-                    dict(self.headers.items()),
-                    self.rfile.read(length) if length else b"",
-                )
-                made.seen.append(seen)
-                status, headers, body = made.answer(seen)
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_GET = do_POST = do_PUT = do_DELETE = handle_one
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        httpd.daemon_threads = True
-        started.append(httpd)
-        threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        made.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-        return made
-
-    yield start
-    for httpd in started:
-        httpd.shutdown()
-        httpd.server_close()
+        yield start
