@@ -6,15 +6,22 @@ import re
 import subprocess
 import sys
 
-from support import ROOT
+import pytest
+from helpers import collected
+from helpers.paths import ROOT
 
 SECURITY = ROOT / "docs" / "security.md"
+ATTACKS = ROOT / "tests" / "attacks"
 _STATED = re.compile(r"tried \*\*(\d[\d,]*)\*\* cases in \*\*(\d+)\*\* files, all refused")
 
 
-def test_security_md_states_the_attack_suites_count() -> None:
+def attack_cases(config: pytest.Config) -> dict[str, int]:
+    """Cases per file of tests/attacks: this session's count when it collected the folder whole
+    (the full suite), else a collection of its own in a subprocess (this test run alone)."""
+    if collected.whole(config, ATTACKS):
+        return collected.per_file(config, ATTACKS)
     argv = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"]
-    collected = subprocess.run(
+    listing = subprocess.run(
         [*argv, "-W", "ignore", "tests/attacks"],
         cwd=ROOT,
         capture_output=True,
@@ -22,12 +29,16 @@ def test_security_md_states_the_attack_suites_count() -> None:
         timeout=300,
         check=False,
     )
-    assert collected.returncode == 0, collected.stdout + collected.stderr
-    per_file = {
+    assert listing.returncode == 0, listing.stdout + listing.stderr
+    return {
         path: int(count)
-        for path, count in re.findall(r"^(tests/attacks/\S+\.py): (\d+)$", collected.stdout, re.M)
+        for path, count in re.findall(r"^(tests/attacks/\S+\.py): (\d+)$", listing.stdout, re.M)
     }
-    assert per_file, collected.stdout
+
+
+def test_security_md_states_the_attack_suites_count(request: pytest.FixtureRequest) -> None:
+    per_file = attack_cases(request.config)
+    assert per_file, "no attack case collected"
     stated = _STATED.search(SECURITY.read_text(encoding="utf-8"))
     assert stated is not None, "docs/security.md must say: tried **N** cases in **M** files"
     cases, files = int(stated.group(1).replace(",", "")), int(stated.group(2))
