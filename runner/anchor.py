@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from runner.ci import in_ci
 from runner.errors import Location, RefusedError
 from runner.model import Trust, Workflow
 
@@ -39,8 +40,6 @@ PEOPLE_VARIABLE = "RUNNER_TRUST_PEOPLE"
 SERVER_VARIABLE = "RUNNER_SERVER_URL"
 DEFAULT_POLICY = "policy.yml"
 DEFAULT_PEOPLE = "people.yml"
-#: variables that CI systems set in every job
-CI_VARIABLES = ("CI", "GITHUB_ACTIONS", "GITLAB_CI")
 
 FIX = (
     f"trust is set by {REF_VARIABLE} (the CI's protected or environment variable): name the same "
@@ -154,7 +153,7 @@ def unanchored_warning(
 ) -> str | None:
     """The warning for a CI run whose trust, or approval server, the deployed workflow chooses;
     None when it chooses neither or outside CI."""
-    if not any(environ.get(name) for name in CI_VARIABLES):
+    if not in_ci(environ):
         return None
     parts = []
     if not trust_anchored and relies_on_git_trust(workflow):

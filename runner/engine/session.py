@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import queue
 import re
-import secrets
 import signal
 import sys
 import threading
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.actor import current_actor
+from runner.ci import default_run_id, write_job_outputs
 from runner.engine.contexts import Identity
 from runner.engine.history import git_commit, run_history
 from runner.engine.lock import DeploymentLock, run_lock
@@ -27,21 +27,13 @@ from runner.errors import ExitCode, RefusedError, UsageError
 from runner.load.action import load_action
 from runner.load.checks import action_path
 from runner.model import Workflow
+from runner.notify import WebhookError, post_json, webhook_url
 from runner.prepare import Prepared
 from runner.process import ProcessGroups
 from runner.steps.base import RunLog, StepKind
 from runner.workspace import recorded_path
 
 RUN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-
-
-def default_run_id(environ: Mapping[str, str]) -> str:
-    """The CI's run id and attempt where there is one, else a fresh sortable id."""
-    if environ.get("GITHUB_RUN_ID"):
-        return f"gh-{environ['GITHUB_RUN_ID']}-{environ.get('GITHUB_RUN_ATTEMPT', '1')}"
-    if environ.get("CI_JOB_ID"):
-        return f"gl-{environ.get('CI_PIPELINE_ID', '0')}-{environ['CI_JOB_ID']}"
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
 def check_run_id(run_id: str) -> str:
@@ -485,17 +477,11 @@ def cancellation(run: Run) -> Iterator[Signals]:
 
 
 def export_outputs(run: Run, environ: Mapping[str, str]) -> None:
-    """The workflow's ``outputs`` (and the run id) to the outer job's ``GITHUB_OUTPUT``."""
-    target = environ.get("GITHUB_OUTPUT")
-    if environ.get("GITHUB_ACTIONS") != "true" or not target:
-        return
+    """The workflow's ``outputs`` (and the run id) to the outer CI job."""
     values = {"run-id": run.record.run_id}
     if run.detached_at is None:
         values.update(run.outputs())
-    with open(target, "a", encoding="utf-8") as out:
-        for name, value in values.items():
-            delimiter = f"runner_{secrets.token_hex(8)}"
-            out.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
+    write_job_outputs(environ, values)
 
 
 def policy_gate(
@@ -530,21 +516,11 @@ def announce_break_glass(run: Run) -> None:
         f"{glass.get('reason')}"
     )
     run.log.write(text)
-    hook = run.workflow.approvals.notify
-    url = hook and (hook.url or (run.environ.get(hook.url_env) if hook.url_env else None))
+    url = webhook_url(run.workflow.approvals.notify, run.environ)
     if url:
-        import json as _json
-        import urllib.request
-
-        request = urllib.request.Request(
-            url,
-            data=_json.dumps({"text": text}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
         try:
-            with urllib.request.urlopen(request, timeout=10):
-                pass
-        except OSError as exc:
+            post_json(url, {"text": text})
+        except WebhookError as exc:
             run.log.write(f"could not announce the break-glass on the webhook: {exc}")
 
 

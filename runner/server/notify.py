@@ -6,12 +6,12 @@ the API; the queue is bounded and drops (and counts) what it cannot hold.
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
-import urllib.request
 from typing import Any
+
+from runner.notify import post_json
 
 EVENTS = {
     "create_interruption": "waits for approval",
@@ -69,16 +69,12 @@ class Notifier:
     def _work(self) -> None:
         while True:
             message = self.queue.get()
-            body = json.dumps(message).encode()
             for attempt in range(self.attempts):
                 try:
-                    request = urllib.request.Request(
-                        self.url, data=body, headers={"Content-Type": "application/json"}
-                    )
-                    with urllib.request.urlopen(request, timeout=self.timeout):
-                        self.sent += 1
-                        break
-                except Exception:
+                    post_json(self.url, message, timeout=self.timeout)
+                    self.sent += 1
+                    break
+                except Exception:  # the worker outlives any one message, whatever it raises
                     time.sleep(self.base_delay * 2**attempt)
             else:
                 self.failed += 1

@@ -28,6 +28,7 @@ from runner.engine.contexts import Identity
 from runner.engine.plan import manual_outputs
 from runner.errors import ApprovalError, ExitCode, RunnerError
 from runner.model import Manual
+from runner.notify import WebhookError, post_json, webhook_url
 from runner.steps.base import StepContext, StepResult
 
 
@@ -392,7 +393,7 @@ def notify(ctx: StepContext, request: Interruption) -> None:
     hook = (ctx.step.manual.notify if ctx.step.manual else None) or ctx.workflow.approvals.notify
     if hook is None:
         return
-    url = hook.url or (ctx.env.get(hook.url_env) if hook.url_env else None)
+    url = webhook_url(hook, ctx.env)
     if not url:
         ctx.log.line(ctx.step, f"notify: ${hook.url_env} is not set; no announcement sent")
         return
@@ -403,14 +404,9 @@ def notify(ctx: StepContext, request: Interruption) -> None:
     )
 
     def post() -> None:
-        import urllib.request
-
-        body = json.dumps({"text": text}).encode()
-        req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(req, timeout=10):
-                pass
-        except OSError as exc:
+            post_json(url, {"text": text})
+        except WebhookError as exc:
             ctx.log.line(ctx.step, ctx.masker.mask(f"notify: webhook failed: {exc}"))
 
     threading.Thread(target=post, daemon=True).start()
