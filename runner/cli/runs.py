@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from runner.approvals.state import GateState
 from runner.engine.record import RecordStore, RunRecord
 
 
@@ -31,14 +32,15 @@ def reverify(record: RunRecord, workflow_path: str | None, insecure: bool) -> di
     path = workflow_path or str(absolute(record.workflow_path, workspace_here()))
     results: dict[str, str] = {}
     for step in record.steps:
-        for decision in (step.approval or {}).get("decisions", []):
-            evidence = decision.get("evidence") or {}
+        decisions = step.approval.decisions if step.approval else None
+        for decision in decisions or ():
+            evidence = decision.evidence
             if "signature" not in evidence:
                 continue
             results[evidence.get("file", "?")] = verify_evidence(
                 evidence,
                 path,
-                decision.get("submitted_at"),
+                decision.submitted_at,
                 insecure,
                 record.trust_commit,
             )
@@ -63,26 +65,27 @@ def show_text(record: RunRecord, checks: dict[str, str]) -> str:
             lines.append(f"              {step.reason}")
         if step.error:
             lines.append(f"              {step.error}")
-        approval = step.approval or {}
-        for decision in approval.get("decisions", []):
+        approval = step.approval
+        if approval is None:
+            continue
+        for decision in approval.decisions or ():
             lines.append(
-                f"              {decision['result']} by {decision['display_name']} "
-                f"({decision['username']}) via {decision['source']} at "
-                f"{decision['submitted_at']}"
-                + (f": {decision['notes']}" if decision.get("notes") else "")
+                f"              {decision.result} by {decision.display_name} "
+                f"({decision.username}) via {decision.source} at "
+                f"{decision.submitted_at}" + (f": {decision.notes}" if decision.notes else "")
             )
-            if decision.get("fields"):
-                lines.append(f"                fields: {json.dumps(decision['fields'])}")
-            evidence = decision.get("evidence") or {}
+            if decision.fields:
+                lines.append(f"                fields: {json.dumps(decision.fields)}")
+            evidence = decision.evidence
             if evidence.get("file"):
                 lines.append(
                     f"                evidence: {evidence['file']} "
                     f"({evidence.get('fingerprint', '')}): "
                     f"{checks.get(evidence['file'], 'not re-verified')}"
                 )
-        for refusal in approval.get("refused", []):
-            lines.append(f"              refused: {refusal['reason']}")
-        if approval.get("state") == "proceeded-on-timeout":
+        for refusal in approval.refused:
+            lines.append(f"              refused: {refusal.reason}")
+        if approval.state == GateState.PROCEEDED_ON_TIMEOUT:
             lines.append("              proceeded on timeout, no approval")
     return "\n".join(lines) + "\n"
 
@@ -145,8 +148,6 @@ def show_command(
     output_format: str,
 ) -> int:
     """One run: its steps, durations, who approved, when, notes and evidence (re-verified)."""
-    from dataclasses import asdict
-
     from runner.engine.history import state_dir as resolve
     from runner.engine.resume import load_for_resume
 
@@ -154,7 +155,7 @@ def show_command(
     record = load_for_resume(store, run_id)
     checks = reverify(record, workflow, insecure_local_trust)
     if output_format == "json":
-        data = asdict(record)
+        data = json.loads(record.to_json())  # the record's own JSON, approvals included
         data["reverified"] = checks
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:

@@ -89,7 +89,6 @@ _STEP_SHAPE: tuple[tuple[str, type | tuple[type, ...]], ...] = (
     ("outputs", dict),
     ("octopus", dict),
     ("secret_outputs", list),
-    ("approval", (dict, type(None))),
 )
 
 

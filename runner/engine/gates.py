@@ -18,14 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from runner.approvals.request import FieldSpec, Interruption, Submission
+from runner.approvals.state import ApprovalState, Decision, GateState
 from runner.engine.contexts import Identity
 from runner.engine.record import RunRecord, StepRecord
 from runner.errors import RefusedError, RunnerError, VerificationError
 from runner.model import Step, Workflow
 from runner.steps.base import RunLog
-
-#: gate states of a passed manual step in the record (see ``steps.manual.settle``)
-_PASSED_STATES = ("approved", "proceeded-on-timeout")
 
 
 def deployed_here(workspace: Path) -> str | None:
@@ -86,11 +84,11 @@ class Gates:
             self._waiting(step, rec)
 
     def _passed(self, step: Step, rec: StepRecord) -> None:
-        approval = rec.approval if isinstance(rec.approval, dict) else {}
-        state = approval.get("state")
-        decisions = [d for d in _list(approval.get("decisions")) if isinstance(d, dict)]
+        approval = rec.approval
+        state = approval.state if approval else None
+        decisions = list(approval.decisions or ()) if approval else []
         run_id = self.record.run_id
-        if state == "proceeded-on-timeout":
+        if state == GateState.PROCEEDED_ON_TIMEOUT:
             # no quorum was reached: what counts is whether the workflow lets it proceed
             assert step.manual is not None
             if step.manual.on_timeout != "proceed":
@@ -101,18 +99,18 @@ class Gates:
                 )
             _outputs(rec, False, "proceeded on timeout, no approval", Identity(), {})
             return
-        if state not in _PASSED_STATES or not decisions:
+        if approval is None or not approval.passed or not decisions:
             raise refuse(
                 run_id,
                 f"its record says gate `{step.id}` passed, but holds no decision to verify",
             )
-        prompted = [d for d in decisions if d.get("source") == "prompt"]
+        prompted = [d for d in decisions if d.source == "prompt"]
         if prompted:
             self._ask_again(step, rec, prompted)
             return
         request = self.request(step)
         submissions = self._verified(step, request, decisions, _decided_at(approval, self.now))
-        if any(d.get("source") == "server" for d in decisions):
+        if any(d.source == "server" for d in decisions):
             submissions += self._server(step, request, decisions)
         verdict = self._judge(request, submissions)
         if verdict.state != "approved":
@@ -138,17 +136,17 @@ class Gates:
         self,
         step: Step,
         request: Interruption,
-        decisions: list[dict[str, Any]],
+        decisions: list[Decision],
         at: datetime,
     ) -> list[Submission]:
         from runner.approvals.verify import signed_submission
 
         found = []
         for decision in decisions:
-            source = decision.get("source")
+            source = decision.source
             if source == "server":
                 continue  # the server's own rows stand for them (``_server``)
-            who = f"{decision.get('result')} by {decision.get('username')} via {source}"
+            who = f"{decision.result} by {decision.username} via {source}"
             if source != "file":
                 raise refuse(
                     self.record.run_id,
@@ -158,7 +156,7 @@ class Gates:
             try:
                 found.append(
                     signed_submission(
-                        decision.get("evidence") or {},
+                        decision.evidence,
                         signers=signers,
                         revoked=revoked,
                         namespace=self._namespace(),
@@ -174,7 +172,7 @@ class Gates:
         return found
 
     def _server(
-        self, step: Step, request: Interruption, decisions: list[dict[str, Any]]
+        self, step: Step, request: Interruption, decisions: list[Decision]
     ) -> list[Submission]:
         """The server's own decision rows for the gate's interruption, fetched again."""
         from runner.approvals.server_source import client_for
@@ -208,7 +206,9 @@ class Gates:
                 f"${config.token_env or 'RUNNER_SERVER_TOKEN'})",
             ) from None
         rows = server_rows(view, request.id, config.url)
-        missing = missing_server_rows((d for d in decisions if d.get("source") == "server"), rows)
+        missing = missing_server_rows(
+            (d.to_json() for d in decisions if d.source == "server"), rows
+        )
         if missing:
             raise refuse(
                 run_id,
@@ -217,7 +217,7 @@ class Gates:
             )
         return rows
 
-    def _ask_again(self, step: Step, rec: StepRecord, prompted: list[dict[str, Any]]) -> None:
+    def _ask_again(self, step: Step, rec: StepRecord, prompted: list[Decision]) -> None:
         """A decision typed at a terminal leaves nothing to verify later: the person at this
         terminal is asked again (the prompt's own guarantee); in CI, or without a terminal,
         nobody can be, and the resume is refused."""
@@ -227,7 +227,7 @@ class Gates:
         terminal = self.terminal if self.terminal is not None else sys.stdin.isatty()
         if ci or not terminal:
             where = f"in CI (${ci} is set)" if ci else "without a terminal"
-            who = ", ".join(str(d.get("username")) for d in prompted)
+            who = ", ".join(d.username for d in prompted)
             raise refuse(
                 self.record.run_id,
                 f"gate `{step.id}` was passed at a terminal prompt (by {who}), which leaves no "
@@ -244,19 +244,18 @@ class Gates:
         from runner.approvals.verify import signed_submission
 
         approval = rec.approval
-        if not isinstance(approval, dict):
-            rec.approval = None
+        if approval is None:
             return
-        request = self.request(step, approval.get("interruption"))
+        request = self.request(step, approval.interruption)
         known = []
-        for item in _list(approval.get("submissions")):
-            if not isinstance(item, dict) or item.get("source") != "file":
+        for item in approval.submissions:
+            if item.source != "file":
                 continue
             try:
                 signers, revoked = self.keys(step)
                 known.append(
                     signed_submission(
-                        item.get("evidence") or {},
+                        item.evidence,
                         signers=signers,
                         revoked=revoked,
                         namespace=self._namespace(),
@@ -266,12 +265,12 @@ class Gates:
                 )
             except RunnerError:
                 continue  # not counted; the file source reads the branch again anyway
-        rec.approval = {
-            "interruption": request.to_dict(),
-            "state": "waiting",
-            "submissions": [s.__dict__ for s in known],
-            "refused": [r for r in _list(approval.get("refused")) if isinstance(r, dict)],
-        }
+        rec.approval = ApprovalState(
+            state=GateState.WAITING,
+            interruption=request,
+            submissions=tuple(known),
+            refused=approval.refused,
+        )
 
     def _reset(self, step: Step, rec: StepRecord, why: str) -> None:
         self.log.write(f"gate `{step.id}`: {why}")
@@ -279,45 +278,40 @@ class Gates:
 
     # -- what the gate is judged by ----------------------------------------------------------
 
-    def request(self, step: Step, recorded: object = None) -> Interruption:
+    def request(self, step: Step, recorded: Interruption | None = None) -> Interruption:
         """The gate's interruption with what binds and judges it taken from the workflow file,
         the files and commit here; only display text and times come from the record."""
         manual = step.manual
         assert manual is not None
-        base: dict[str, Any] = dict(recorded) if isinstance(recorded, dict) else {}
-        labels = {
-            f.get("name"): f.get("label")
-            for f in _list(base.get("fields"))
-            if isinstance(f, dict) and isinstance(f.get("label"), str)
-        }
+        labels = {f.name: f.label for f in recorded.fields} if recorded else {}
         record = self.record
 
-        def text(name: str, default: str) -> str:
-            value = base.get(name)
+        def text(value: object, default: str) -> str:
+            # a record is JSON written by anyone: a text field may hold another type
             return value if isinstance(value, str) else default
 
-        deadline = base.get("deadline")
+        deadline = recorded.deadline if recorded else None
         return Interruption(
             id=f"{record.run_id}--{step.id}",
             run_id=record.run_id,
             step_id=step.id,
             step_name=step.name,
-            title=text("title", manual.title or step.name),
-            instructions=text("instructions", ""),
+            title=text(recorded and recorded.title, manual.title or step.name),
+            instructions=text(recorded and recorded.instructions, ""),
             teams=manual.teams,
             quorum=tuple((q.team, q.count) for q in manual.require),
             fields=tuple(
                 FieldSpec(
                     f.name,
                     f.type,
-                    labels.get(f.name) or f.label,
+                    text(labels.get(f.name), "") or f.label,
                     f.required,
                     f.pattern,
                     f.options,
                 )
                 for f in manual.fields
             ),
-            created=text("created", record.started_at),
+            created=text(recorded and recorded.created, record.started_at),
             deadline=deadline if isinstance(deadline, str) else None,
             environment=record.environment,
             workflow=self.workflow.name,
@@ -402,10 +396,6 @@ def _outputs(
     rec.secret_outputs = []
 
 
-def _list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
 def pending(rec: StepRecord, why: str) -> None:
     rec.status = "pending"
     rec.outcome = rec.conclusion = ""
@@ -416,10 +406,10 @@ def pending(rec: StepRecord, why: str) -> None:
     rec.exit_code, rec.error, rec.attempts = None, None, 0
 
 
-def _decided_at(approval: Mapping[str, Any], now: datetime) -> datetime:
+def _decided_at(approval: ApprovalState, now: datetime) -> datetime:
     """When the record says the gate was decided, never later than now: a signed approval is
     checked as of then (it may have expired since, as a legitimately resumed run's has)."""
-    text = approval.get("decided_at")
+    text = approval.decided_at
     try:
         moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     except ValueError:

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from runner.approvals.state import ApprovalState, RecordShapeError
+
 FORMAT_VERSION = 1
 
 #: step states; ``waiting`` only for manual steps, ``interrupted`` for a step that was running
@@ -66,7 +68,7 @@ class StepRecord:
     #: Octopus output variables (``Manual.Notes`` ...), secret ones left out as above
     octopus: dict[str, str] = field(default_factory=dict)
     #: for manual steps: the interruption and every decision, with its evidence
-    approval: dict[str, Any] | None = None
+    approval: ApprovalState | None = None
     error: str | None = None
 
 
@@ -157,11 +159,23 @@ class RunRecord:
         values = {k: v for k, v in data.items() if k in own and k != "steps"}
         try:
             steps = [
-                StepRecord(**{k: v for k, v in s.items() if k in known}) for s in data["steps"]
+                StepRecord(**{k: _step_value(s, k, v) for k, v in s.items() if k in known})
+                for s in data["steps"]
             ]
             return cls(steps=steps, **values)
         except TypeError as exc:  # a field missing: not a record this runner wrote
             raise ValueError(f"not a complete run record: {exc}") from None
+
+
+def _step_value(step: dict[str, Any], name: str, value: Any) -> Any:
+    if name != "approval" or value is None:
+        return value
+    try:
+        return ApprovalState.from_json(value)
+    except RecordShapeError as exc:
+        raise RecordShapeError(
+            f"the `approval` of its record's step `{step.get('id')}` {exc}"
+        ) from None
 
 
 class _StepLines:
@@ -286,6 +300,8 @@ def _plain_strings(step: StepRecord) -> bool:
 
 def _plain(value: Any) -> Any:
     """A dataclass as a dict of its fields (shallow: json encodes the values as they are)."""
+    if isinstance(value, ApprovalState):
+        return value.to_json()
     if is_dataclass(value) and not isinstance(value, type):
         if type(value) is StepRecord:
             return vars(value)  # its fields, in order (no copy: encoding does not change it)

@@ -19,7 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from runner.approvals.state import RecordShapeError
 from runner.engine.contexts import Identity
+from runner.engine.gates import refuse
 from runner.engine.record import RecordStore, RunRecord
 from runner.engine.run import Run
 from runner.errors import RefusedError, UsageError
@@ -61,6 +63,10 @@ def load_for_resume(store: RecordStore, run_id: str) -> RunRecord:
         if store.key is not None:
             return store.load_sealed(run_id)
         return store.load(run_id)
+    except RecordShapeError as exc:
+        # a step's approval of the wrong type, refused as ``evidence.check_shape`` refuses the
+        # record's other fields
+        raise refuse(run_id, str(exc)) from None
     except SealError as exc:
         raise RefusedError(
             f"the record of run {run_id} is not sealed by ${KEY_ENV}: {exc}: {store.path(run_id)}",

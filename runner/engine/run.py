@@ -12,7 +12,6 @@ Effects come in through the constructor: the clock, the step kinds, the approval
 from __future__ import annotations
 
 import functools
-import json
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -22,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
+from runner.approvals.state import ApprovalState
 from runner.engine.conditions import Decision, JobStatus, evaluate_condition, scope_decision
 from runner.engine.contexts import (
     Identity,
@@ -374,12 +374,12 @@ class Run:
             self.log.step_error(step, self.masker.mask(str(exc)), exc.location)
         self._finish_step(step, result)
 
-    def _checkpoint(self, step: Step, state: dict[str, Any]) -> None:
+    def _checkpoint(self, step: Step, state: ApprovalState) -> None:
         """Record a manual step's interruption and submissions durably before waiting on."""
         with self._lock:
             rec = self.record.step(step.id)
             rec.status = "waiting"
-            rec.approval = json.loads(json.dumps(state))
+            rec.approval = state
             self.store.save(self.record, durable=True)
 
     def host_functions(self) -> dict[str, Callable[..., object]]:

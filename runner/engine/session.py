@@ -251,8 +251,9 @@ def _detached_hold(run: Run) -> float:
     from runner.engine.server_lock import MAX_DETACHED_LEASE
 
     assert run.detached_at is not None
-    approval = run.record.step(run.detached_at).approval or {}
-    deadline = (approval.get("interruption") or {}).get("deadline")
+    approval = run.record.step(run.detached_at).approval
+    asked = approval.interruption if approval else None
+    deadline = asked.deadline if asked else None
     if not deadline:
         return MAX_DETACHED_LEASE
     try:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
+from runner.approvals.state import Decision
 from runner.durations import format_duration
 from runner.engine.record import RunRecord, StepRecord
 from runner.errors import Location
@@ -98,11 +99,10 @@ class BaseLog:
     def waiting(self, step: Step, request: Mapping[str, Any], status: str) -> None:
         self.write(f"⏸ {step.name}: {status}")
 
-    def decision(self, step: Step, decision: Mapping[str, Any]) -> None:
-        who = decision.get("display_name") or decision.get("username") or "someone"
-        notes = decision.get("notes") or ""
+    def decision(self, step: Step, decision: Decision) -> None:
+        notes = decision.notes
         self.write(
-            f"  {decision.get('result')} by {who} via {decision.get('source')}"
+            f"  {decision.result} by {decision.who} via {decision.source}"
             + (f": {notes}" if notes else "")
         )
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from runner.approvals.request import Interruption
 from runner.engine.record import RunRecord, StepRecord
 from runner.engine.workflow_commands import escape_data, escape_property
 from runner.errors import Location
@@ -168,9 +169,9 @@ def job_summary(
     ]
     for rec in record.steps:
         note = rec.reason if rec.status == "skipped" else (rec.error or "")
-        if rec.approval and rec.approval.get("decisions"):
-            last = rec.approval["decisions"][-1]
-            note = f"{last.get('result')} by {last.get('display_name') or last.get('username')}"
+        if rec.approval is not None and rec.approval.decisions:
+            last = rec.approval.decisions[-1]
+            note = f"{last.result} by {last.display_name or last.username}"
         note = note.replace("|", "\\|")  # (no backslash inside an f-string before 3.12)
         lines.append(
             f"| {icon.get(rec.conclusion, '•')} | {rec.name} | {rec.conclusion or rec.status} | "
@@ -179,27 +180,36 @@ def job_summary(
     if record.error:
         lines += ["", f"**{record.error.get('message', '')}**"]
     for rec in record.steps:
-        if rec.status == "waiting" and rec.approval:
-            lines += _waiting(record, rec.approval.get("interruption") or {}, resume)
+        if rec.status == "waiting" and rec.approval is not None:
+            lines += _waiting(record, rec.approval.interruption, resume)
     for rec in record.steps:
         if summaries and summaries.get(rec.id):
             lines += ["", summaries[rec.id].rstrip("\n")]
     return "\n".join(lines) + "\n\n"
 
 
-def _waiting(record: RunRecord, asked: Mapping[str, Any], resume: str | None) -> list[str]:
+def _waiting(record: RunRecord, asked: Interruption | None, resume: str | None) -> list[str]:
     """What a detached run waits for: the question, who may answer, by when, and what then."""
-    teams = ", ".join(asked.get("teams") or ()) or "anyone in the people file"
-    quorum = "; ".join(f"{count} from {team}" for team, count in asked.get("quorum") or ())
-    lines = ["", f"#### ⏸️ Waiting for approval: {asked.get('title') or asked.get('step_name')}", ""]
-    lines += [
-        f"> {line}" if line else ">" for line in str(asked.get("instructions", "")).splitlines()
-    ]
+    if asked is None:  # a record written by hand: say what little is known
+        return [
+            "",
+            "#### ⏸️ Waiting for approval: None",
+            "",
+            "",
+            "- who: anyone in the people file",
+            "- deadline: none",
+            "- sources: prompt",
+            f"- then: `{resume or f'runner resume {record.run_id}'}`",
+        ]
+    teams = ", ".join(asked.teams) or "anyone in the people file"
+    quorum = "; ".join(f"{count} from {team}" for team, count in asked.quorum)
+    lines = ["", f"#### ⏸️ Waiting for approval: {asked.title or asked.step_name}", ""]
+    lines += [f"> {line}" if line else ">" for line in asked.instructions.splitlines()]
     lines += [
         "",
         f"- who: {teams}" + (f" ({quorum})" if quorum else ""),
-        f"- deadline: {asked.get('deadline') or 'none'}",
-        f"- sources: {', '.join(asked.get('sources') or ()) or 'prompt'}",
+        f"- deadline: {asked.deadline or 'none'}",
+        f"- sources: {', '.join(asked.sources) or 'prompt'}",
         f"- then: `{resume or f'runner resume {record.run_id}'}`",
     ]
     return lines

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from runner.approvals.state import Decision
 from runner.engine.record import RunRecord, StepRecord
 from runner.errors import Location
 from runner.logs.base import BaseLog
@@ -71,8 +72,8 @@ class JsonLog(BaseLog):
     def waiting(self, step: Step, request: Mapping[str, Any], status: str) -> None:
         self.emit("waiting", step=step.id, status=status, request=dict(request))
 
-    def decision(self, step: Step, decision: Mapping[str, Any]) -> None:
-        self.emit("decision", step=step.id, decision=dict(decision))
+    def decision(self, step: Step, decision: Decision) -> None:
+        self.emit("decision", step=step.id, decision=decision.to_json())
 
     def run_detached(self, record: RunRecord, resume: str | None = None) -> None:
         self.emit(
@@ -88,5 +89,12 @@ class JsonLog(BaseLog):
             status=record.status,
             exit_code=record.exit_code,
             error=record.error,
-            steps=[asdict(s) for s in record.steps],
+            steps=[_step(s) for s in record.steps],
         )
+
+
+def _step(rec: StepRecord) -> dict[str, Any]:
+    """A step as the record holds it (its approval as the record's JSON object)."""
+    data = {item.name: getattr(rec, item.name) for item in dataclass_fields(rec)}
+    data["approval"] = rec.approval.to_json() if rec.approval is not None else None
+    return data

@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from runner.approvals.state import ApprovalState, Decision
 from runner.engine.contexts import Identity
 from runner.engine.masking import Masker
 from runner.model import Step, Workflow
@@ -27,7 +28,7 @@ class StepResult:
     error: str | None = None
     attempts: int = 1
     timed_out: bool = False
-    approval: dict[str, Any] | None = None
+    approval: ApprovalState | None = None
     #: for manual steps: the run should end with this exit code (aborted 3, timed out 4)
     exit_code_hint: int | None = None
 
@@ -45,7 +46,7 @@ class StepLog(Protocol):
 
     def waiting(self, step: Step, request: Mapping[str, Any], status: str) -> None: ...
 
-    def decision(self, step: Step, decision: Mapping[str, Any]) -> None: ...
+    def decision(self, step: Step, decision: Decision) -> None: ...
 
 
 class RunLog(StepLog, Protocol):
@@ -95,9 +96,9 @@ class StepContext:
     #: the wall clock (aware UTC), for deadlines that must hold across machines
     now: Callable[[], datetime]
     #: the step's approval state from the record (a resumed run), if any
-    previous: dict[str, Any] | None = None
+    previous: ApprovalState | None = None
     #: save the step's approval state in the record, durably, before waiting
-    checkpoint: Callable[[dict[str, Any]], None] = lambda state: None
+    checkpoint: Callable[[ApprovalState], None] = lambda state: None
     #: run options: ``detach_on_wait``, ``insecure_local_trust``
     options: Mapping[str, Any] = field(default_factory=dict)
     #: who started the run (CI actor or local user)

@@ -12,14 +12,15 @@ import functools
 import json
 import threading
 import time
+from dataclasses import replace
 from datetime import timedelta
-from typing import Any
 
 from runner.approvals.identity import Directory
 from runner.approvals.prompt import local_user
 from runner.approvals.quorum import Refused, Verdict
-from runner.approvals.request import FieldSpec, Interruption, Submission
+from runner.approvals.request import FieldSpec, Interruption
 from runner.approvals.source import ApprovalSource, source_class
+from runner.approvals.state import ApprovalState, Decision, GateState, Refusal
 from runner.approvals.trust import load_directory
 from runner.approvals.wait import WaitOutcome, wait_for_decision
 from runner.cancel import Cancelled
@@ -108,23 +109,26 @@ def run_manual_step(ctx: StepContext) -> StepResult:
     names = manual.sources or ctx.workflow.approvals.sources
     directory = load_directory(ctx.workflow.approvals.trust, ctx.workspace, local_user())
     started_by = directory.by_login(ctx.started_by.username)
-    previous = ctx.previous or {}
-    if previous.get("interruption"):
-        request = Interruption.from_dict(previous["interruption"])
+    previous = ctx.previous
+    if previous is not None and previous.interruption is not None:
+        request = previous.interruption
     else:
         request = build_interruption(ctx, manual, tuple(names))
-    known = [Submission(**s) for s in previous.get("submissions", [])]
+    known = list(previous.submissions) if previous else []
     # the request as a file, for `runner approval new --request` on the approver's machine
     (ctx.step_dir / "request.json").write_text(
         json.dumps(request.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
-    state: dict[str, Any] = {
-        "interruption": request.to_dict(),
-        "state": "waiting",
-        "submissions": [s.__dict__ for s in known],
-        "refused": list(previous.get("refused", [])),
-    }
-    ctx.checkpoint(state)
+    # one cell, replaced as the wait learns more (the callbacks below update it)
+    state = [
+        ApprovalState(
+            state=GateState.WAITING,
+            interruption=request,
+            submissions=tuple(known),
+            refused=previous.refused if previous else (),
+        )
+    ]
+    ctx.checkpoint(state[0])
     sources = make_sources(ctx, tuple(names), directory)
     announce(ctx, request, sources)
     usable: list[ApprovalSource] = []
@@ -135,9 +139,8 @@ def run_manual_step(ctx: StepContext) -> StepResult:
             usable.append(source)
         except Cancelled:
             withdraw(sources, request, WITHDRAW_SECONDS)
-            state["state"] = "cancelled"
-            state["decided_at"] = _iso(ctx)
-            return StepResult("cancelled", approval=state, error="cancelled while waiting")
+            cancelled = replace(state[0], state=GateState.CANCELLED, decided_at=_iso(ctx))
+            return StepResult("cancelled", approval=cancelled, error="cancelled while waiting")
         except RunnerError as exc:
             ctx.log.line(step, f"approval source {source.name}: {exc}")
     if not usable:
@@ -168,8 +171,8 @@ def run_manual_step(ctx: StepContext) -> StepResult:
         ]
         if fresh:
             recorded.update(s.key or repr(s) for s in fresh)
-            state["submissions"] = [*state["submissions"], *(s.__dict__ for s in fresh)]
-            ctx.checkpoint(state)
+            state[0] = replace(state[0], submissions=(*state[0].submissions, *fresh))
+            ctx.checkpoint(state[0])
         waited = (ctx.now() - clock_start).total_seconds()
         text = status_line(request, verdict, waited, remaining)
         shown = text.split(",")[0]
@@ -181,18 +184,17 @@ def run_manual_step(ctx: StepContext) -> StepResult:
 
     def on_refused(refusal: Refused) -> None:
         key = refusal.submission.key or repr(refusal.submission)
-        if any(r.get("key") == key for r in state["refused"]):
+        if any(r.key == key for r in state[0].refused):
             return  # recorded before a detach: once is enough
         ctx.log.annotation(step, "warning", f"refused {refusal.reason}", {})
-        state["refused"].append(
-            {
-                "reason": refusal.reason,
-                "source": refusal.submission.source,
-                "who": refusal.submission.who,
-                "key": key,
-                "evidence": refusal.submission.evidence,
-            }
+        refused = Refusal(
+            reason=refusal.reason,
+            source=refusal.submission.source,
+            who=refusal.submission.who,
+            key=key,
+            evidence=refusal.submission.evidence,
         )
+        state[0] = replace(state[0], refused=(*state[0].refused, refused))
 
     last_errors: dict[str, str] = {}
 
@@ -222,10 +224,9 @@ def run_manual_step(ctx: StepContext) -> StepResult:
         cancelled=ctx.cancelled,
         call=ctx.interruptible,
     )
-    state["submissions"] = [s.__dict__ for s in outcome.submissions]
+    waited = replace(state[0], submissions=outcome.submissions)
     if outcome.state == "detached":
-        state["state"] = "waiting"
-        ctx.checkpoint(state)
+        ctx.checkpoint(replace(waited, state=GateState.WAITING))
         from runner.engine.run import Detached
 
         raise Detached(step.id)
@@ -235,7 +236,7 @@ def run_manual_step(ctx: StepContext) -> StepResult:
                 source.cancel(request, outcome.state)
     elif outcome.state == "cancelled":
         withdraw(usable, request, WITHDRAW_SECONDS)
-    return settle(ctx, manual, request, outcome, state, failing)
+    return settle(ctx, manual, request, outcome, waited, failing)
 
 
 #: on cancellation, how long withdrawing the request from the sources may hold up the
@@ -264,30 +265,30 @@ def settle(
     manual: Manual,
     request: Interruption,
     outcome: WaitOutcome,
-    state: dict[str, Any],
+    state: ApprovalState,
     failing: dict[str, str] | None = None,
 ) -> StepResult:
     """The step's result, outputs and record entry for a finished wait; ``failing`` are the
     sources that could not be read at the last poll."""
     step = ctx.step
-    state["state"] = outcome.state
-    state["decided_at"] = _iso(ctx)
-    decisions = [
-        {
-            "result": a.submission.result,
-            "source": a.submission.source,
-            "person_id": a.person.id,
-            "username": a.person.username,
-            "display_name": a.person.display_name,
-            "email": a.person.email,
-            "notes": ctx.masker.mask(a.submission.notes),
-            "fields": {k: ctx.masker.mask(v) for k, v in a.submission.fields.items()},
-            "submitted_at": a.submission.submitted_at,
-            "evidence": a.submission.evidence,
-        }
+    decisions = tuple(
+        Decision(
+            result=a.submission.result,
+            source=a.submission.source,
+            person_id=a.person.id,
+            username=a.person.username,
+            display_name=a.person.display_name,
+            email=a.person.email,
+            notes=ctx.masker.mask(a.submission.notes),
+            fields={k: ctx.masker.mask(v) for k, v in a.submission.fields.items()},
+            submitted_at=a.submission.submitted_at,
+            evidence=a.submission.evidence,
+        )
         for a in outcome.verdict.accepted
-    ]
-    state["decisions"] = decisions
+    )
+    state = replace(
+        state, state=GateState(outcome.state), decided_at=_iso(ctx), decisions=decisions
+    )
     deciding = outcome.verdict.deciding
     if outcome.state in ("approved", "aborted") and deciding is not None:
         approved = outcome.state == "approved"
@@ -314,7 +315,7 @@ def settle(
     if manual.on_timeout == "proceed" and failing:
         # an abort on a source that could not be read was not seen: proceeding would let whoever
         # broke the source (e.g. a pusher past the file source's bounds) hide it (#17)
-        state["unread_sources"] = dict(failing)
+        state = replace(state, unread_sources=dict(failing))
         names = ", ".join(sorted(failing))
         outputs, octopus = manual_outputs(False, "timed out", nobody, {})
         return StepResult(
@@ -328,7 +329,7 @@ def settle(
             exit_code_hint=ExitCode.TIMED_OUT,
         )
     if manual.on_timeout == "proceed":
-        state["state"] = "proceeded-on-timeout"
+        state = replace(state, state=GateState.PROCEEDED_ON_TIMEOUT)
         note = "proceeded on timeout, no approval"
         ctx.log.annotation(step, "warning", f"{step.name}: {note}", {})
         outputs, octopus = manual_outputs(False, note, nobody, {})

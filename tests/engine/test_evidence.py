@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from runner.approvals.state import ApprovalState
 from runner.engine.contexts import Identity
 from runner.engine.evidence import check_record, deployed_here
 from runner.engine.record import RunRecord
@@ -60,7 +61,9 @@ def passed(record: RunRecord, state: str, decisions: list[dict[str, Any]]) -> No
     gate = record.step("gate")
     gate.status = gate.outcome = gate.conclusion = "success"
     gate.outputs = {"approved": "true"}
-    gate.approval = {"state": state, "decisions": decisions, "decided_at": utc_now()}
+    gate.approval = ApprovalState.from_json(
+        {"state": state, "decisions": decisions, "decided_at": utc_now()}
+    )
 
 
 PROMPTED = [{"source": "prompt", "result": "proceed", "username": "alice", "evidence": {}}]

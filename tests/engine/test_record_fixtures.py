@@ -9,10 +9,12 @@ so typing the fields must not change a single one.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
+from runner.approvals.state import ApprovalState, GateState, RecordShapeError
 from runner.engine.record import RecordStore, RunRecord
 
 RECORDS = Path(__file__).parent.parent / "data" / "records"
@@ -39,3 +41,57 @@ def test_an_old_record_saved_by_the_store_is_the_same_file(path: Path, tmp_path:
     again = store.load(record.run_id)
     store.save(again, durable=True)
     assert store.path(record.run_id).read_bytes() == data
+
+
+def test_approvals_load_as_their_types() -> None:
+    record = RunRecord.from_json((RECORDS / "approved-signed-file.json").read_text("utf-8"))
+    approval = record.step("gate").approval
+    assert isinstance(approval, ApprovalState)
+    assert approval.state is GateState.APPROVED and approval.passed
+    assert approval.interruption is not None and approval.interruption.teams == ("trading-desk",)
+    assert approval.decisions is not None
+    assert [(d.result, d.username, d.source) for d in approval.decisions] == [
+        ("proceed", "alice", "file")
+    ]
+    assert approval.submissions[0].evidence["principal"] == "alice@example.com"
+    waiting = RunRecord.from_json((RECORDS / "waiting.json").read_text("utf-8"))
+    state = waiting.step("gate").approval
+    assert state is not None and state.state is GateState.WAITING
+    assert (state.decided_at, state.decisions, state.unread_sources) == (None, None, None)
+
+
+def test_the_keys_only_some_waits_set_round_trip() -> None:
+    """``unread_sources`` (a timeout while a source could not be read) and a wait cancelled
+    before any decision (``decided_at`` without ``decisions``) are written by the runner but
+    by none of the runs above."""
+    text = (RECORDS / "timed-out-refused.json").read_text("utf-8")
+    unread = text.replace('"decisions": []}', '"decisions": [], "unread_sources": {"file": "x"}}')
+    cancelled = text.replace('"state": "timed-out"', '"state": "cancelled"').replace(
+        ', "decisions": []}', "}"
+    )
+    for changed in (unread, cancelled):
+        assert changed != text
+        assert RunRecord.from_json(changed).to_json() == changed
+    assert RunRecord.from_json(unread).step("gate").approval.unread_sources == {"file": "x"}  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("approval", "message"),
+    [
+        ('["x"]', "the `approval` of its record's step `gate` is not an object"),
+        ('{"state": "won"}', "has an unknown state 'won'"),
+        ('{"state": "approved", "decisions": 5}', "has `decisions` that is not a list"),
+        (
+            '{"state": "approved", "decisions": [{"evidence": [1]}]}',
+            "has a decision whose `evidence` is not of its type",
+        ),
+        ('{"state": "waiting", "submissions": [{"source": "file"}]}', "a submission that is not"),
+    ],
+)
+def test_an_approval_of_the_wrong_shape_is_refused(approval: str, message: str) -> None:
+    text = (RECORDS / "waiting.json").read_text("utf-8")
+    start = text.index('"approval": {"interruption"')
+    end = text.index(', "error": null}', start)
+    changed = text[:start] + f'"approval": {approval}' + text[end:]
+    with pytest.raises(RecordShapeError, match=re.escape(message)):
+        RunRecord.from_json(changed)

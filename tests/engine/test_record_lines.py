@@ -14,6 +14,7 @@ import random
 
 import pytest
 
+from runner.approvals.state import ApprovalState, Decision, GateState
 from runner.engine.record import RunRecord, StepRecord
 
 
@@ -29,7 +30,10 @@ def record(steps: int) -> RunRecord:
 
 
 def assert_exact(rec: RunRecord) -> None:
-    assert json.loads(rec.to_json()) == json.loads(json.dumps(dataclasses.asdict(rec)))
+    plain = dataclasses.asdict(rec)
+    for step, data in zip(rec.steps, plain["steps"], strict=True):
+        data["approval"] = step.approval.to_json() if step.approval else None
+    assert json.loads(rec.to_json()) == json.loads(json.dumps(plain))
 
 
 def finish(step: StepRecord, status: str, index: int) -> None:
@@ -38,7 +42,8 @@ def finish(step: StepRecord, status: str, index: int) -> None:
     step.outputs[f"out{index}"] = f"value {index}"
     step.octopus["Manual.Notes"] = f"notes {index}"
     if index % 5 == 4:
-        step.approval = {"decisions": [{"who": "alice", "at": index, "fields": {"n": 1.0}}]}
+        decision = Decision(username="alice", submitted_at=str(index), evidence={"n": 1.0})
+        step.approval = ApprovalState(GateState.APPROVED, decisions=(decision,))
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -82,8 +87,11 @@ def test_a_step_replaced_or_rerun_is_written_again() -> None:
 
 def test_a_pending_step_with_an_approval_is_encoded_at_every_save() -> None:
     rec = record(3)
-    rec.steps[2].approval = {"decisions": []}  # nested values of any type: never kept
+    evidence: dict[str, object] = {}
+    decision = Decision(username="alice", evidence=evidence)
+    # nested values of any type: never kept
+    rec.steps[2].approval = ApprovalState(GateState.WAITING, decisions=(decision,))
     assert_exact(rec)
-    rec.steps[2].approval["decisions"].append({"by": "alice", "fields": {"n": 1}})
+    evidence["fields"] = {"n": 1}
     assert rec.steps[2].status == "pending"
     assert_exact(rec)

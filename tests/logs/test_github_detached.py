@@ -5,23 +5,40 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from runner.approvals.request import Interruption
+from runner.approvals.state import ApprovalState, GateState
 from runner.engine.record import RunRecord, StepRecord
 from runner.logs.github import GitHubLog
 from runner.model import Workflow
 
-ASKED = {
-    "title": "Approve the production deploy",
-    "step_name": "Gate",
-    "instructions": "Check the dashboard.\n\nThen decide.",
-    "teams": ["release-managers"],
-    "quorum": [["release-managers", 2]],
-    "deadline": "2030-01-01T12:00:00.000Z",
-    "sources": ["file", "server"],
-}
+ASKED = Interruption(
+    id="r-42--gate",
+    run_id="r-42",
+    step_id="gate",
+    step_name="Gate",
+    title="Approve the production deploy",
+    instructions="Check the dashboard.\n\nThen decide.",
+    teams=("release-managers",),
+    quorum=(("release-managers", 2),),
+    fields=(),
+    created="2029-12-31T12:00:00.000Z",
+    deadline="2030-01-01T12:00:00.000Z",
+    environment="production",
+    workflow="Deploy",
+    digest="0" * 64,
+    commit=None,
+    inputs={},
+    following_steps=(),
+    started_by="alice",
+    prevent_self_approval=False,
+    sources=("file", "server"),
+)
 
 
 def waiting_record() -> RunRecord:
-    gate = StepRecord("gate", "Gate", status="waiting", approval={"interruption": ASKED})
+    gate = StepRecord(
+        "gate", "Gate", status="waiting", approval=ApprovalState(GateState.WAITING, ASKED)
+    )
     return RunRecord(
         run_id="r-42",
         workflow_path="deploy.yml",
