@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.cli import cli_in
+from helpers.clock import FakeClock, fake_time, real_now
 
 from runner.approvals.document import ApprovalBody, instant
 from runner.approvals.files import FileSource
@@ -428,6 +430,26 @@ class World:
             timeout=timeout,
             check=False,
         )
+
+    def here(
+        self, monkeypatch: pytest.MonkeyPatch, *args: str, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """``runner ARGS`` in this process, as :meth:`run` starts it (in the workspace, started
+        by carol): no interpreter to start, for runs that need no process of their own."""
+        environ = clean_env(**{"RUNNER_ACTOR": "carol", **(env or {})})
+        return cli_in(monkeypatch, self.repo, environ, *args)
+
+    def run_here(
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """:meth:`run` in this process on a fake clock starting now: a step's timeout and the
+        source's polls pass at once (git and ssh-keygen stay real)."""
+        fake_time(monkeypatch, FakeClock(real_now()))
+        argv = ("run", "deploy.yml", "--env", "production", "--state-dir", "S", *args)
+        return self.here(monkeypatch, *argv, env=env)
 
     def record(self, run_id: str) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(

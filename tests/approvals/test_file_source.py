@@ -526,7 +526,9 @@ def _deploy(world: World, ref: str = TRUST_REF) -> tuple[str, str]:
     return hashlib.sha256(path.read_bytes()).hexdigest(), world.head
 
 
-def test_run_times_out_and_records_each_refusal(world: World) -> None:
+def test_run_times_out_and_records_each_refusal(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     alice, bob = world.keys.alice, world.keys.bob
     digest, commit = _deploy(world)
     request = world.request(run_id="t1", digest=digest, commit=commit)
@@ -539,7 +541,7 @@ def test_run_times_out_and_records_each_refusal(world: World) -> None:
     )
     other_env = world.body(request, bob, environment="staging").encode()
     world.push_signed(other_env, bob, run_id="t1")
-    done = world.run("--run-id", "t1")
+    done = world.run_here(monkeypatch, "--run-id", "t1")
     assert done.returncode == 4, done.stdout + done.stderr
     expected = [
         f"file: {ALICE_FILE}: signature does not match",
@@ -561,12 +563,14 @@ def test_run_times_out_and_records_each_refusal(world: World) -> None:
     assert gate["approval"]["decisions"] == []
 
 
-def test_run_refuses_self_approval_by_the_ci_actor(world: World) -> None:
+def test_run_refuses_self_approval_by_the_ci_actor(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     alice = world.keys.alice
     digest, commit = _deploy(world)
     request = world.request(run_id="t2", digest=digest, commit=commit)
     world.push_signed(world.body(request, alice).encode(), alice, run_id="t2")
-    done = world.run("--run-id", "t2", env={"RUNNER_ACTOR": "alice-gh"})
+    done = world.run_here(monkeypatch, "--run-id", "t2", env={"RUNNER_ACTOR": "alice-gh"})
     assert done.returncode == 4, done.stdout + done.stderr
     reason = "proceed by alice@example.com via file: alice started this run and may not approve it"
     assert f"warning: refused {reason}" in done.stdout
@@ -621,14 +625,18 @@ def test_run_with_working_tree_trust_needs_insecure_local_trust(world: World) ->
     assert world.record("t5")["steps"][0]["approval"]["decisions"][0]["username"] == "bob"
 
 
-def test_run_survives_an_untrusted_body_without_commit(world: World) -> None:
+def test_run_survives_an_untrusted_body_without_commit(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     mallory = world.keys.mallory
     digest, commit = _deploy(world)
     request = world.request(run_id="t6", digest=digest, commit=commit)
     raw = world.body(request, world.keys.alice).encode()
     raw = raw.replace(f'"commit":"{commit}",'.encode(), b"")
     world.push_signed(raw, mallory, run_id="t6", name=ALICE_FILE)
-    done = world.run("--run-id", "t6", env={"RUNNER_STATE_DIR": str(world.root / "crash")})
+    done = world.run_here(
+        monkeypatch, "--run-id", "t6", env={"RUNNER_STATE_DIR": str(world.root / "crash")}
+    )
     assert done.returncode == 4, done.stdout + done.stderr
     reason = f"file: {ALICE_FILE}: approval body lacks 'commit'"
     assert f"warning: refused {reason}" in done.stdout

@@ -28,10 +28,12 @@ steps:
 NAME = "gate.mallory@example.com.json"
 
 
-def run_with_file(world: World, run_id: str, raw: bytes) -> tuple[int, str]:
+def run_with_file(
+    world: World, monkeypatch: pytest.MonkeyPatch, run_id: str, raw: bytes
+) -> tuple[int, str]:
     world.commit_workflow(GATED)
     world.push_signed(raw, world.keys.mallory, run_id=run_id, name=NAME)
-    done = world.run("--run-id", run_id)
+    done = world.run_here(monkeypatch, "--run-id", run_id)
     return done.returncode, done.stdout + done.stderr
 
 
@@ -44,15 +46,19 @@ def run_with_file(world: World, run_id: str, raw: bytes) -> tuple[int, str]:
         pytest.param("\udcff".encode("utf-8", "surrogateescape"), id="not-utf8"),
     ],
 )
-def test_a_malformed_signed_file_is_refused_and_the_run_times_out(world: World, raw: bytes) -> None:
-    code, output = run_with_file(world, "h1", raw)
+def test_a_malformed_signed_file_is_refused_and_the_run_times_out(
+    world: World, monkeypatch: pytest.MonkeyPatch, raw: bytes
+) -> None:
+    code, output = run_with_file(world, monkeypatch, "h1", raw)
     assert code == 4, output
     assert f"warning: refused file: {NAME}:" in output
     assert "internal error" not in output
 
 
-def test_a_deeply_nested_signed_file_is_refused_not_a_crash(world: World) -> None:
-    code, output = run_with_file(world, "h2", b"[" * 20_000)
+def test_a_deeply_nested_signed_file_is_refused_not_a_crash(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, output = run_with_file(world, monkeypatch, "h2", b"[" * 20_000)
     assert "internal error" not in output, output
     assert code == 4, output
     assert f"warning: refused file: {NAME}:" in output

@@ -16,12 +16,11 @@ ssh-keygen keys) is ``tests/approvals/conftest.py``'s.
 from __future__ import annotations
 
 import hashlib
-import subprocess
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from approval_world import RUNNER, World, clean_env, git, utc_now
+from approval_world import World, git, utc_now
 
 from runner.approvals.document import instant
 from runner.approvals.quorum import judge
@@ -87,9 +86,11 @@ def deploy(
     return hashlib.sha256(path.read_bytes()).hexdigest(), world.head
 
 
-def test_a_run_with_an_unreachable_remote_waits_and_times_out(world: World) -> None:
+def test_a_run_with_an_unreachable_remote_waits_and_times_out(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     deploy(world, remote="/nonexistent/origin.git")
-    done = world.run("--run-id", "u1")
+    done = world.run_here(monkeypatch, "--run-id", "u1")
     output = done.stdout + done.stderr
     assert done.returncode == 4, output
     assert "approval source file did not answer: git ls-remote failed" in output
@@ -123,25 +124,13 @@ def test_an_approval_rewritten_away_before_it_was_seen_does_not_count(world: Wor
     assert verdict.state == "waiting"
 
 
-def cli(world: World, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [RUNNER, *args, "--state-dir", "S"],
-        cwd=world.repo,
-        capture_output=True,
-        text=True,
-        env=clean_env(RUNNER_ACTOR="carol"),
-        timeout=60,
-        check=False,
-    )
-
-
 def gate(world: World, run_id: str) -> dict[str, Any]:
     step: dict[str, Any] = world.record(run_id)["steps"][0]
     return step
 
 
 def test_a_recorded_approval_survives_a_force_push_but_the_quorum_still_needs_a_new_one(
-    world: World,
+    world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     alice, bob = world.keys.alice, world.keys.bob
     digest, commit = deploy(world, timeout=30, quorum=2)
@@ -150,9 +139,7 @@ def test_a_recorded_approval_survives_a_force_push_but_the_quorum_still_needs_a_
     world.push_signed(alice_raw, alice, run_id="f1")
 
     # the runner sees alice's approval, records it, and detaches: the quorum needs two
-    first = cli(
-        world, "run", "deploy.yml", "--env", "production", "--run-id", "f1", "--detach-on-wait"
-    )
+    first = world.run_here(monkeypatch, "--run-id", "f1", "--detach-on-wait")
     assert first.returncode == 75, first.stdout + first.stderr
     recorded = gate(world, "f1")["approval"]["submissions"]
     assert [(s["who"], s["source"]) for s in recorded] == [("alice@example.com", "file")]
@@ -160,7 +147,7 @@ def test_a_recorded_approval_survives_a_force_push_but_the_quorum_still_needs_a_
 
     # the approvals branch is rewritten: alice's file is gone from git
     rewrite_approvals(world)
-    second = cli(world, "resume", "f1", "--detach-on-wait")
+    second = world.here(monkeypatch, "resume", "f1", "--detach-on-wait", "--state-dir", "S")
     assert second.returncode == 75, second.stdout + second.stderr
     kept = gate(world, "f1")["approval"]["submissions"]
     assert [s["key"] for s in kept] == [s["key"] for s in recorded], "a recorded approval was lost"
@@ -168,7 +155,7 @@ def test_a_recorded_approval_survives_a_force_push_but_the_quorum_still_needs_a_
 
     # a new signed file (bob's) completes the quorum, with alice's recorded approval
     world.push_signed(world.body(request, bob).encode(), bob, run_id="f1")
-    third = cli(world, "resume", "f1")
+    third = world.here(monkeypatch, "resume", "f1", "--state-dir", "S")
     assert third.returncode == 0, third.stdout + third.stderr
     decisions = gate(world, "f1")["approval"]["decisions"]
     assert sorted(d["username"] for d in decisions) == ["alice", "bob"]
@@ -177,7 +164,9 @@ def test_a_recorded_approval_survives_a_force_push_but_the_quorum_still_needs_a_
     assert alice_decision["evidence"]["signature"].startswith("-----BEGIN SSH SIGNATURE-----")
 
 
-def test_a_force_push_alone_never_completes_a_quorum(world: World) -> None:
+def test_a_force_push_alone_never_completes_a_quorum(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The same approval pushed again after a rewrite (ssh-keygen's Ed25519 signature of the
     same body is the same bytes) is the same submission: it counts once."""
     alice = world.keys.alice
@@ -185,14 +174,12 @@ def test_a_force_push_alone_never_completes_a_quorum(world: World) -> None:
     request = world.request(run_id="f2", digest=digest, commit=commit)
     raw = world.body(request, alice).encode()
     world.push_signed(raw, alice, run_id="f2")
-    first = cli(
-        world, "run", "deploy.yml", "--env", "production", "--run-id", "f2", "--detach-on-wait"
-    )
+    first = world.run_here(monkeypatch, "--run-id", "f2", "--detach-on-wait")
     assert first.returncode == 75, first.stdout + first.stderr
     rewrite_approvals(world)
     # alice signs the same body again (a new signature) and pushes it under another name
     world.push_signed(raw, alice, run_id="f2", name="gate.alice-again.json")
-    again = cli(world, "resume", "f2", "--detach-on-wait")
+    again = world.here(monkeypatch, "resume", "f2", "--detach-on-wait", "--state-dir", "S")
     assert again.returncode == 75, again.stdout + again.stderr
     approval = gate(world, "f2")["approval"]
     assert approval["state"] == "waiting"

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from runner.engine.run import Run
+
 START = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
 
 
@@ -41,3 +45,25 @@ class FakeClock:
     @property
     def elapsed(self) -> float:
         return (self.moments[-1] - self.start).total_seconds()
+
+
+def fake_time(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> FakeClock:
+    """Every run the engine executes in this process (``runner run`` and ``runner resume``
+    called in process too) waits on ``clock``: its steps, its approval sources and its waiting
+    loop get ``clock.now`` and ``clock.sleep``. Patched on ``Run.execute``, the one door every
+    run goes through, whichever module starts it."""
+    original = Run.execute
+
+    def execute(run: Run) -> int:
+        run.clock = clock.now
+        run.sleep = clock.sleep
+        return original(run)
+
+    monkeypatch.setattr(Run, "execute", execute)
+    return clock
+
+
+def real_now() -> datetime:
+    """Now, for a fake clock that starts at the real time (approvals signed by the test at the
+    real time must not look made in the future, nor long ago)."""
+    return datetime.now(UTC)
