@@ -14,7 +14,6 @@ import os
 import shutil
 import socket
 import struct
-import subprocess
 import sys
 import threading
 import time
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.cli import cli_in
+from helpers.clock import FakeClock, fake_time, real_now
 from support import ROOT
 
 from runner.approvals import server_source
@@ -288,7 +289,7 @@ DROP = {
 
 @pytest.mark.parametrize("mode", ["drop", "half"])
 def test_a_run_against_a_server_cutting_every_long_poll_times_out(
-    stub: Stub, tmp_path: Path, mode: str
+    stub: Stub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
     stub.mode = mode
     root = tmp_path / "ws"
@@ -298,15 +299,11 @@ def test_a_run_against_a_server_cutting_every_long_poll_times_out(
     (root / "deploy.yml").write_text(WORKFLOW.format(url=stub.url))
     env = {k: v for k, v in os.environ.items() if k not in DROP}
     env.update(NO_COLOR="1", RUNNER_ACTOR="ci-bot", RUNNER_SERVER_TOKEN=TOKEN)
-    done = subprocess.run(
-        [RUNNER, "run", "deploy.yml", "--env", "production", "--run-id", "r1", "--state-dir", "S"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
+    # in process on a fake clock: the retries, the backoff and the step's three seconds pass
+    # at once (the cut connections are real)
+    fake_time(monkeypatch, FakeClock(real_now()))
+    argv = ("run", "deploy.yml", "--env", "production", "--run-id", "r1", "--state-dir", "S")
+    done = cli_in(monkeypatch, root, env, *argv)
     output = done.stdout + done.stderr
     assert done.returncode == 4, output
     assert "a failure is never a decision" in output

@@ -26,6 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
+from helpers.cli import cli_in
+from helpers.clock import FakeClock, fake_time, real_now
+from helpers.waiting import Output
 from support import ROOT
 
 from runner.cli.main import main
@@ -38,6 +41,8 @@ if TYPE_CHECKING:
 
 RUNNER = str(Path(sys.executable).with_name("runner"))
 ID = "r1--gate"
+#: what the runner prints after the first look at its request, just before its long-poll
+WAITING = "⏸ Gate Check: Waiting for trading-desk (0/1)"
 WAIT = 30.0  # seconds: the bound on every wait below
 HOST_VARIABLES_TO_DROP = (
     "CI",
@@ -193,6 +198,16 @@ class World:
                 run.kill()
                 run.communicate()
 
+    def run_here(
+        self, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+    ) -> subprocess.CompletedProcess[str]:
+        """:meth:`start_run` to its end in this process, on ``clock``: the step's timeout,
+        the source's retries and its backoff pass at once."""
+        fake_time(monkeypatch, clock)
+        argv = ("run", "deploy.yml", "--env", "production", "--run-id", "r1", "--state-dir", "S")
+        environ = host_env(RUNNER_SERVER_TOKEN=self.runner_token)
+        return cli_in(monkeypatch, self.root, environ, *argv)
+
     def resume(self, state: str) -> subprocess.CompletedProcess[str]:
         """``runner resume r1`` with the record fetched from the server into folder ``state``."""
         return subprocess.run(
@@ -275,8 +290,8 @@ def finish(run: subprocess.Popen[str], timeout: float = WAIT) -> tuple[int, str,
     return run.returncode, out, err
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
+def make_world(tmp_path: Path) -> World:
+    """The workspace, the server's database with people and tokens; the server not started."""
     root = tmp_path / "ws"
     (root / ".git").mkdir(parents=True)
     (root / "approvals").mkdir()
@@ -291,18 +306,28 @@ def world(tmp_path: Path) -> Iterator[World]:
         assert code == 0
         return out.strip()
 
-    server = ServerProcess(database, free_port(), tmp_path / "server.log")
-    made = World(
+    return World(
         root,
-        server,
+        ServerProcess(database, free_port(), tmp_path / "server.log"),
         issue("--kind", "runner"),
         {name: issue("--kind", "approver", "--user", name) for name in ("alice", "bob")},
     )
-    server.start()
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    made = make_world(tmp_path)
+    made.server.start()
     try:
         yield made
     finally:
-        server.stop()
+        made.server.stop()
+
+
+@pytest.fixture
+def offline_world(tmp_path: Path) -> World:
+    """The world without its server running: for runs against a stub standing in for it."""
+    return make_world(tmp_path)
 
 
 def test_run_waits_and_proceeds_when_a_team_member_approves(
@@ -389,15 +414,18 @@ def test_server_killed_and_restarted_mid_wait(
 ) -> None:
     world.workflow(world.server.url)
     with world.running() as run:
+        output = Output(run)
         world.wait_for_interruption(run)
-        time.sleep(0.5)  # the runner is in its long-poll now
+        output.wait_for(WAITING)  # the runner goes into its long-poll now
         world.server.kill()
+        # the outage lasts a moment the runner must wait through (a window, not a check of
+        # timing: the run must still be there after it)
         time.sleep(1.0)
         assert run.poll() is None  # still waiting: a failure is never a decision
         world.server.start()  # same database file, same port
         world.wait_for_interruption()
         world.approve(monkeypatch, "alice", "after the restart")
-        code, out, err = finish(run)
+        code, out, err = output.finish()
     assert code == 0, out + err
     assert "decided-by=Alice Martin" in out
     decisions = step(world.record(), "gate")["approval"]["decisions"]
@@ -414,8 +442,9 @@ def test_server_stopped_with_sigterm_mid_wait_stops_quickly_and_the_run_goes_on(
     must not hang for a minute), and the runner takes the dropped poll as no answer."""
     world.workflow(world.server.url)
     with world.running() as run:
+        output = Output(run)
         world.wait_for_interruption(run)
-        time.sleep(0.5)  # the runner is in its long-poll now
+        output.wait_for(WAITING)  # the runner goes into its long-poll now
         assert world.server.process is not None
         started = time.monotonic()
         world.server.process.send_signal(signal.SIGTERM)
@@ -424,7 +453,7 @@ def test_server_stopped_with_sigterm_mid_wait_stops_quickly_and_the_run_goes_on(
         assert run.poll() is None  # still waiting: a failure is never a decision
         world.server.start()
         world.approve(monkeypatch, "alice", "after the stop")
-        code, out, err = finish(run)
+        code, out, err = output.finish()
     assert code == 0, out + err
     assert "decided-by=Alice Martin" in out
 
@@ -457,9 +486,9 @@ PROCEED = [
 JSON = {"Content-Type": "application/json"}
 
 
-def broken(mode: str) -> Callable[[Seen], Reply]:
+def broken(mode: str, clock: FakeClock) -> Callable[[Seen], Reply]:
     """A server that registers the interruption and takes the run's record and lock, then
-    answers every long-poll badly."""
+    answers every long-poll badly (late, on the run's ``clock``, in mode ``slow``)."""
     view = dict(VIEW)
 
     def answer(seen: Seen) -> Reply:
@@ -478,7 +507,7 @@ def broken(mode: str) -> Callable[[Seen], Reply]:
             return 500, JSON, json.dumps({**view, "version": 2, "submissions": PROCEED}).encode()
         if mode == "garbage":
             return 200, JSON, b"<html>proceed</html>"
-        time.sleep(2.0)  # slow: an answer comes, late, and says nothing changed
+        clock.advance(2.0)  # slow: an answer comes, late, and says nothing changed
         return 304, {"ETag": '"1"'}, b""
 
     return answer
@@ -486,11 +515,14 @@ def broken(mode: str) -> Callable[[Seen], Reply]:
 
 @pytest.mark.parametrize("mode", ["error-500", "garbage", "slow"])
 def test_a_broken_server_never_makes_the_run_proceed(
-    world: World, stub: StubFactory, mode: str
+    offline_world: World, stub: StubFactory, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
-    server = stub(broken(mode))
+    world = offline_world
+    clock = FakeClock(real_now())
+    server = stub(broken(mode, clock))
     world.workflow(server.url, timeout=0.05)
-    code, out, err = finish(world.start_run(), timeout=60)
+    done = world.run_here(monkeypatch, clock)
+    code, out, err = done.returncode, done.stdout, done.stderr
     assert code == 4, out + err
     record = world.record()
     assert (record["status"], record["exit_code"]) == ("timed-out", 4)
