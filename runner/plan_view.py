@@ -7,6 +7,7 @@ from typing import Any
 
 from runner.engine.plan import Plan, PlannedStep
 from runner.load.build import text
+from runner.model import Step
 from runner.variables.resolve import SECRET_MASK
 
 
@@ -90,7 +91,51 @@ def _step_json(plan: Plan, planned: PlannedStep) -> dict[str, Any]:
                 for name, kind, label, required, pattern, options in a.fields
             ],
         }
+    guided = step.guided
+    if guided is not None and step.kind != "manual":
+        item["guided-failure"] = {
+            "teams": list(guided.teams),
+            "quorum": [{"team": q.team, "count": q.count} for q in guided.require],
+            "sources": list(guided.sources or plan.workflow.approvals.sources),
+            "prevent-self-approval": guided.prevent_self_approval,
+            "choices": {choice: CHOICE_LEADS_TO[choice] for choice in guided.choices},
+            "max-retries": guided.max_retries,
+            "timeout-minutes": guided.timeout_minutes,
+            "on-timeout": guided.on_timeout,
+        }
     return item
+
+
+#: what each guided-failure choice does, as ``plan`` tells it
+CHOICE_LEADS_TO = {
+    "retry": "runs the step again, as a new attempt",
+    "skip": "goes on as if it succeeded (the step stays Failed)",
+    "fail": "fails the deployment",
+}
+
+
+def _guided_lines(plan: Plan, step: Step) -> list[str]:
+    """Where guided failure would ask, whom, and what each choice leads to."""
+    guided = step.guided
+    if guided is None or step.kind == "manual":
+        return []
+    who = ", ".join(guided.teams) if guided.teams else "anyone in the people file"
+    quorum = "; ".join(f"{q.count} from {q.team}" for q in guided.require) or "1 person"
+    sources = ", ".join(guided.sources or plan.workflow.approvals.sources)
+    lines = [f"            if it fails, asks: {who} ({quorum}) via {sources}"]
+    for choice in guided.choices:
+        limit = (
+            f" (at most {guided.max_retries} time{'' if guided.max_retries == 1 else 's'})"
+            if choice == "retry" and guided.max_retries is not None
+            else ""
+        )
+        lines.append(f"              {choice}{limit}: {CHOICE_LEADS_TO[choice]}")
+    if guided.prevent_self_approval:
+        lines.append("              the person who started the run may not decide")
+    if guided.timeout_minutes is not None:
+        then = "skips the step" if guided.on_timeout == "skip" else "fails the deployment"
+        lines.append(f"              times out after {guided.timeout_minutes:g} min, then {then}")
+    return lines
 
 
 def _mask(plan: Plan, value: str) -> str:
@@ -155,6 +200,8 @@ def plan_to_text(plan: Plan) -> str:
                 named = f"{name} ({label})" if label and label != name else name
                 lines.append(f"            field {named}: {', '.join(about)}")
             lines.append(f"            dry run assumes: {a.assumed}")
+        if planned.runs is not False:
+            lines.extend(_guided_lines(plan, step))
         for problem in plan.problems:
             if problem.step.id == step.id:
                 lines.append(f"            ERROR: {_mask(plan, problem.message)}")

@@ -2,9 +2,11 @@
 
 The body binds everything that makes an approval mean one thing: the run, the step, the
 environment, the workflow digest and source commit, the decision, the approver's principal, the
-notes and field values, and a validity window. It is parsed only after its signature verified,
-from the very bytes that were verified; duplicate keys, trailing data, unknown or missing keys
-refuse it.
+notes and field values, and a validity window. A guided-failure decision (retry, skip, fail) also
+binds ``kind: guided-failure`` and the failed ``attempt``, so that it decides that attempt alone;
+a manual step's body has neither key, as before (its files verify unchanged). It is parsed only
+after its signature verified, from the very bytes that were verified; duplicate keys, trailing
+data, unknown or missing keys refuse it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from runner.approvals.request import Interruption, Submission
+from runner.approvals.request import GUIDED, Interruption, Result, Submission
 from runner.bounded import check_depth
 from runner.errors import InputLimitError, VerificationError
 
@@ -42,10 +44,18 @@ class ApprovalBody:
     notes: str = ""
     fields: dict[str, str] = field(default_factory=dict)
     format: str = FORMAT
+    #: ``guided-failure`` for a failed step's decision; a manual step's body leaves both out
+    kind: str = "manual"
+    attempt: int | None = None
 
     def encode(self) -> bytes:
         """The canonical bytes to sign: sorted keys, compact, one trailing newline."""
-        text = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        data = asdict(self)
+        if self.kind == "manual":
+            del data["kind"]
+        if self.attempt is None:
+            del data["attempt"]
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return (text + "\n").encode("utf-8")
 
     @property
@@ -60,7 +70,9 @@ class ApprovalBody:
 _KEYS = {f for f in ApprovalBody.__dataclass_fields__}
 #: ``commit`` must be present (null when the run knows no commit): a body that leaves out a
 #: bound field is refused, never filled in with a default
-_REQUIRED = _KEYS - {"notes", "fields"}
+_REQUIRED = _KEYS - {"notes", "fields", "kind", "attempt"}
+#: the decisions of each kind of body
+_DECISIONS = {"manual": ("proceed", "abort"), GUIDED: ("retry", "skip", "fail")}
 
 
 def instant(moment: datetime) -> str:
@@ -115,7 +127,7 @@ def parse_body(raw: bytes) -> ApprovalBody:
         raise VerificationError(f"approval body lacks {missing[0]!r}")
     if data["format"] != FORMAT:
         raise VerificationError(f"approval format {data['format']!r} is not {FORMAT}")
-    for key in _KEYS - {"fields", "commit"}:
+    for key in _KEYS - {"fields", "commit", "attempt"}:
         if key in data and not isinstance(data[key], str):
             raise VerificationError(f"`{key}` must be a string")
     if data.get("commit") is not None and not isinstance(data["commit"], str):
@@ -125,7 +137,18 @@ def parse_body(raw: bytes) -> ApprovalBody:
         isinstance(k, str) and isinstance(v, str) for k, v in fields.items()
     ):
         raise VerificationError("`fields` must map names to strings")
-    if data["decision"] not in ("proceed", "abort"):
+    kind = data.get("kind", "manual")
+    if kind not in _DECISIONS:
+        raise VerificationError(f"`kind` {str(kind)[:40]!r} is neither manual nor {GUIDED}")
+    attempt = data.get("attempt")
+    if kind == GUIDED:
+        if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1:
+            raise VerificationError("a guided-failure approval needs `attempt`, a number from 1")
+    elif "attempt" in data:
+        raise VerificationError("a manual step's approval has no `attempt`")
+    if data["decision"] not in _DECISIONS[kind]:
+        if kind == GUIDED:
+            raise VerificationError(f"decision {data['decision']!r} is not retry, skip or fail")
         raise VerificationError(f"decision {data['decision']!r} is neither proceed nor abort")
     try:
         body = ApprovalBody(**data)
@@ -138,6 +161,10 @@ def parse_body(raw: bytes) -> ApprovalBody:
 
 def check_binding(body: ApprovalBody, request: Interruption, now: datetime) -> None:
     """Refuse an approval that is not for this very request, or not valid now."""
+    if body.kind != request.kind:
+        raise VerificationError(
+            f"approval is a {body.kind} decision, but the step asks for a {request.kind} one"
+        )
     pairs = (
         ("run", body.run_id, request.run_id),
         ("step", body.step_id, request.step_id),
@@ -147,6 +174,12 @@ def check_binding(body: ApprovalBody, request: Interruption, now: datetime) -> N
     for what, given, expected in pairs:
         if given != expected:
             raise VerificationError(f"approval is for {what} {given!r}, not {expected!r}")
+    if request.guided and body.attempt != request.attempt:
+        # a retry decided for one failed attempt must not decide the next one too (issue 21)
+        raise VerificationError(
+            f"approval is for attempt {body.attempt} of step {body.step_id!r}, not attempt "
+            f"{request.attempt}"
+        )
     if request.commit and body.commit != request.commit:
         raise VerificationError(f"approval is for commit {body.commit!r}, not {request.commit!r}")
     check_window(body, now, request.run_started or None)
@@ -192,8 +225,12 @@ def new_body(
     now: datetime,
     valid_for: timedelta,
 ) -> ApprovalBody:
-    """A body for a request (an interruption as JSON, or the same facts from the command line)."""
+    """A body for a request (an interruption as JSON, or the same facts from the command line);
+    a guided-failure request's body binds its kind and attempt."""
+    guided = request.get("kind") == GUIDED
     return ApprovalBody(
+        kind=GUIDED if guided else "manual",
+        attempt=int(request["attempt"]) if guided else None,
         run_id=request["run_id"],
         step_id=request["step_id"],
         environment=request["environment"],
@@ -224,7 +261,7 @@ def submission_of(
     again from a record); ``evidence`` says where it was found."""
     return Submission(
         source="file",
-        result="proceed" if signed.body.decision == "proceed" else "abort",
+        result=_result(signed.body.decision),
         who=signed.principal,
         who_kind="principal",
         notes=signed.body.notes,
@@ -241,6 +278,14 @@ def submission_of(
         },
         key=key,
     )
+
+
+def _result(decision: str) -> Result:
+    """The submission's result for a decision ``parse_body`` accepted."""
+    for result in ("proceed", "abort", "retry", "skip", "fail"):
+        if decision == result:
+            return result
+    return "abort"  # not reached: parse_body refuses any other decision
 
 
 def verify_signed(

@@ -144,6 +144,9 @@ class PromptSource:
 
     def _conversation(self, request: Interruption) -> None:
         self._say(f"\n{request.title}: you are {self.user}; {self._who(request)} may answer.\n")
+        if request.guided:
+            self._guided(request)
+            return
         while not self._stop.is_set():
             answer = self._read("Proceed or abort? [p/a] ").strip().lower()
             if answer in ("p", "proceed", "a", "abort"):
@@ -167,6 +170,38 @@ class PromptSource:
             who_kind="login",
             notes=notes,
             fields={k: v for k, v in values.items() if v != ""},
+            submitted_at=stamp,
+            evidence={"terminal": True, "user": self.user},
+            key=f"prompt:{request.id}:{stamp}",
+        )
+
+    def _guided(self, request: Interruption) -> None:
+        """Guided failure's question: what failed (masked by the engine), then one of the
+        request's choices, with notes (required to skip or fail: someone will ask why)."""
+        tail = [str(line) for line in request.failure.get("log_tail", ())]
+        if tail:
+            self._say("Last lines of its log:\n" + "".join(f"  | {t}\n" for t in tail))
+        keys = {choice[0]: choice for choice in request.choices}
+        question = f"{', '.join(c.capitalize() for c in request.choices)}? [{'/'.join(keys)}] "
+        while not self._stop.is_set():
+            answer = self._read(question).strip().lower()
+            chosen = keys.get(answer[:1]) if answer else None
+            if chosen is not None and chosen.startswith(answer):
+                break
+            self._say(f"Please answer {' or '.join(f'{k} ({c})' for k, c in keys.items())}.\n")
+        else:
+            return
+        notes = self._read("Notes: ").strip()
+        while chosen != "retry" and not notes:
+            notes = self._read(f"Notes are required to {chosen}. Notes: ").strip()
+        stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        result: Result = "retry" if chosen == "retry" else "skip" if chosen == "skip" else "fail"
+        self._result = Submission(
+            source="prompt",
+            result=result,
+            who=self.user,
+            who_kind="login",
+            notes=notes,
             submitted_at=stamp,
             evidence={"terminal": True, "user": self.user},
             key=f"prompt:{request.id}:{stamp}",

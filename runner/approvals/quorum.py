@@ -5,6 +5,10 @@ Rules: only people in the people-and-teams file; with ``teams``, only their memb
 counts once, whatever the number of sources or submissions; any valid abort aborts; ``require``
 needs that many *distinct* people from each team, one person filling one team's place (a
 bipartite matching, so that a person in two teams cannot count twice).
+
+Guided failure's question (``request.guided``) is judged by the same rules: ``fail`` is its
+abort (one eligible person ends it), ``retry`` and ``skip`` each need the quorum of their own
+people, and a decision that is not one of the request's ``choices`` is refused.
 """
 
 from __future__ import annotations
@@ -81,21 +85,25 @@ def judge(
     accepted: list[Accepted] = []
     refused: list[Refused] = []
     counted: set[str] = set()
+    allowed = request.choices if request.guided else ("proceed", "abort")
+    stop = "fail" if request.guided else "abort"
     for submission in submissions:
         if submission.problem is not None:
             refused.append(Refused(submission, f"{submission.source}: {submission.problem}"))
             continue
         person = identify(directory, submission)
         reason = None
-        if person is None:
+        if submission.result not in allowed:
+            reason = (
+                f"{submission.result} is not one of the choices here ({', '.join(allowed)})"
+                if request.guided
+                else f"{submission.result} is a guided-failure decision, not proceed or abort"
+            )
+        elif person is None:
             reason = f"{submission.who_kind} {submission.who!r} is not in the people file"
         elif not eligible(directory, person, request.teams):
             reason = f"{person.username} is not in team {' or '.join(request.teams)}"
-        elif (
-            request.prevent_self_approval
-            and started_by is None
-            and (submission.result == "proceed")
-        ):
+        elif request.prevent_self_approval and started_by is None and submission.result != stop:
             # fail closed: whoever started the run may be anyone, this approver included (an
             # empty starter too: a rewritten record must not switch the rule off)
             reason = (
@@ -113,18 +121,27 @@ def judge(
         else:
             reason = check_fields(request.fields, submission.fields, submission.result)
         repeated = person is not None and person.username in counted
-        if reason is None and repeated and submission.result != "abort":
+        if reason is None and repeated and submission.result != stop:
             assert person is not None
             reason = f"{person.username} already counted toward this step"
         if reason is not None:
             refused.append(Refused(submission, f"{_who(submission)}: {reason}"))
             continue
         assert person is not None
-        if submission.result == "abort":
+        if submission.result == stop:
             abort = Accepted(submission, person)
             return Verdict("aborted", (*accepted, abort), tuple(refused), abort)
         counted.add(person.username)
         accepted.append(Accepted(submission, person))
+        if request.guided:
+            # the first choice whose own people fill the quorum settles it
+            same = [a.person for a in accepted if a.submission.result == submission.result]
+            met, progress = _quorum_met(request, directory, same)
+            if met:
+                return Verdict("approved", tuple(accepted), tuple(refused), accepted[-1], progress)
+    if request.guided:
+        progress = _progress(request, directory, accepted)
+        return Verdict("waiting", tuple(accepted), tuple(refused), None, progress)
     met, progress = _quorum_met(request, directory, [a.person for a in accepted])
     if met and accepted:
         return Verdict("approved", tuple(accepted), tuple(refused), accepted[-1], progress)
@@ -133,6 +150,19 @@ def judge(
 
 def _who(submission: Submission) -> str:
     return f"{submission.result} by {submission.who} via {submission.source}"
+
+
+def _progress(
+    request: Interruption, directory: Directory, accepted: list[Accepted]
+) -> tuple[tuple[str, int, int], ...]:
+    """A guided question's progress: that of the choice closest to its quorum."""
+    best: tuple[tuple[str, int, int], ...] = ()
+    for choice in ("retry", "skip"):
+        people = [a.person for a in accepted if a.submission.result == choice]
+        _, progress = _quorum_met(request, directory, people)
+        if not best or sum(p[1] for p in progress) > sum(p[1] for p in best):
+            best = progress
+    return best
 
 
 def _quorum_met(

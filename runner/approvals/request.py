@@ -7,7 +7,10 @@ from typing import Any, Literal
 
 from runner.approvals.patterns import PatternError, compile_pattern
 
-Result = Literal["proceed", "abort"]
+#: a manual step's decisions, then guided failure's (retry the failed step, skip it, fail the run)
+Result = Literal["proceed", "abort", "retry", "skip", "fail"]
+#: ``Interruption.kind`` of a failed step's question under guided failure (issue 21)
+GUIDED = "guided-failure"
 
 
 @dataclass(frozen=True)
@@ -46,9 +49,27 @@ class Interruption:
     sources: tuple[str, ...]
     #: when the run started: approvals issued before it are refused
     run_started: str = ""
+    #: ``manual``, or ``guided-failure`` for a failed step's question (retry, skip or fail)
+    kind: str = "manual"
+    #: guided failure: the attempt that failed (a decision binds it: a retry decided for
+    #: attempt 1 cannot be replayed for attempt 2)
+    attempt: int = 0
+    #: guided failure: what may be chosen (``retry`` left out once its limit is reached)
+    choices: tuple[str, ...] = ()
+    #: guided failure: what failed (``exit_code``, ``error``, ``log_tail``: masked lines)
+    failure: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def guided(self) -> bool:
+        return self.kind == GUIDED
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if not self.guided:
+            # a manual step's request keeps the shape it had before guided failure existed
+            for name in ("kind", "attempt", "choices", "failure"):
+                del data[name]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Interruption:
@@ -80,6 +101,16 @@ class Interruption:
                     raise ValueError(f"field {spec.name}: `pattern`: {exc}") from None
         values["following_steps"] = tuple(values.get("following_steps", ()))
         values["sources"] = tuple(values.get("sources", ()))
+        values["choices"] = tuple(values.get("choices", ()))
+        if not all(choice in ("retry", "skip", "fail") for choice in values["choices"]):
+            raise ValueError("each of `choices` must be retry, skip or fail")
+        if values.get("kind", "manual") not in ("manual", GUIDED):
+            raise ValueError(f"`kind` must be manual or {GUIDED}")
+        attempt = values.get("attempt", 0)
+        if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 0:
+            raise ValueError("`attempt` must be a whole number")
+        if not isinstance(values.get("failure", {}), dict):
+            raise ValueError("`failure` must be an object")
         return cls(**values)
 
 

@@ -33,14 +33,17 @@ def reverify(record: RunRecord, workflow_path: str | None, insecure: bool) -> di
     results: dict[str, str] = {}
     for step in record.steps:
         decisions = step.approval.decisions if step.approval else None
-        for decision in decisions or ():
-            evidence = decision.evidence
+        found = [(d.evidence, d.submitted_at) for d in decisions or ()]
+        # a failed step's guided-failure decisions are signed files too
+        for entry in (step.guided or {}).get("decisions", []):
+            found.append((entry.get("evidence") or {}, entry.get("submitted_at") or ""))
+        for evidence, submitted_at in found:
             if "signature" not in evidence:
                 continue
             results[evidence.get("file", "?")] = verify_evidence(
                 evidence,
                 path,
-                decision.submitted_at,
+                submitted_at,
                 insecure,
                 record.trust_commit,
             )
@@ -65,6 +68,7 @@ def show_text(record: RunRecord, checks: dict[str, str]) -> str:
             lines.append(f"              {step.reason}")
         if step.error:
             lines.append(f"              {step.error}")
+        lines.extend(_guided_lines(step.guided or {}, checks))
         approval = step.approval
         if approval is None:
             continue
@@ -88,6 +92,41 @@ def show_text(record: RunRecord, checks: dict[str, str]) -> str:
         if approval.state == GateState.PROCEEDED_ON_TIMEOUT:
             lines.append("              proceeded on timeout, no approval")
     return "\n".join(lines) + "\n"
+
+
+def _guided_lines(guided: dict[str, Any], checks: dict[str, str]) -> list[str]:
+    """Each failed attempt of a step under guided failure and what was decided about it."""
+    lines = []
+    for decision in guided.get("decisions", []):
+        failure = decision.get("failure") or {}
+        code = failure.get("exit_code")
+        failed = f"attempt {decision.get('attempt')} failed" + (
+            f" (exit code {code})" if code is not None else ""
+        )
+        choice = decision.get("choice") or decision.get("state")
+        if decision.get("state") == "decided":
+            lines.append(
+                f"              guided failure: {failed}: {choice} by "
+                f"{decision.get('display_name')} ({decision.get('username')}) via "
+                f"{decision.get('source')} at {decision.get('submitted_at')}"
+                + (f": {decision['notes']}" if decision.get("notes") else "")
+            )
+        else:
+            lines.append(
+                f"              guided failure: {failed}: {decision.get('state')}, then {choice}"
+            )
+        evidence = decision.get("evidence") or {}
+        if evidence.get("file"):
+            lines.append(
+                f"                evidence: {evidence['file']} ({evidence.get('fingerprint', '')}):"
+                f" {checks.get(evidence['file'], 'not re-verified')}"
+            )
+        for refusal in decision.get("refused", []):
+            lines.append(f"                refused: {refusal.get('reason')}")
+    if guided.get("waiting"):
+        asked = (guided["waiting"].get("interruption") or {}).get("attempt")
+        lines.append(f"              guided failure: attempt {asked} failed, waiting to be decided")
+    return lines
 
 
 @click.group()

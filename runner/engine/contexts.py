@@ -34,6 +34,8 @@ class StepState:
     outputs: dict[str, str] = field(default_factory=dict)
     #: Octopus-style output variables (``Octopus.Action[Name].Output.X``), names as given
     octopus: dict[str, str] = field(default_factory=dict)
+    #: ``Octopus.Step[...].Status.Code`` when the conclusion does not give it (guided skip)
+    status_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ def system_variables(
 
 def step_variables(step: Step, state: StepState) -> dict[str, str]:
     """The system variables one finished step adds: its status and its output variables."""
-    code = _octopus_status(state.conclusion)
+    code = state.status_code or _octopus_status(state.conclusion)
     result = {
         f"Octopus.Step[{step.name}].Status.Code": code,
         f"Octopus.Step[{step.id}].Status.Code": code,

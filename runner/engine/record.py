@@ -70,6 +70,8 @@ class StepRecord:
     #: for manual steps: the interruption and every decision, with its evidence
     approval: ApprovalState | None = None
     error: str | None = None
+    #: guided failure (issue 21): each decided failed attempt, and the open question if any
+    guided: dict[str, Any] | None = None
 
 
 @dataclass
@@ -304,7 +306,11 @@ def _plain(value: Any) -> Any:
         return value.to_json()
     if is_dataclass(value) and not isinstance(value, type):
         if type(value) is StepRecord:
-            return vars(value)  # its fields, in order (no copy: encoding does not change it)
+            values = vars(value)
+            if values["guided"] is None:
+                # a step that never asked keeps the line it had before guided failure existed
+                return {k: v for k, v in values.items() if k != "guided"}
+            return values  # its fields, in order (no copy: encoding does not change it)
         return {item.name: getattr(value, item.name) for item in fields(value)}
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 

@@ -11,7 +11,9 @@ Effects come in through the constructor: the clock, the step kinds, the approval
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -88,6 +90,8 @@ class Run:
     #: the manual step the run detached at, if it did
     detached_at: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: held while a failed step asks what to do (guided failure): one question at a time
+    _asking: threading.Lock = field(default_factory=threading.Lock)
     #: step id -> (what it was built from, the record, the state), see ``states``
     _states: dict[str, tuple[tuple[str, str, str, int], StepRecord, StepState]] = field(
         default_factory=dict, repr=False
@@ -168,7 +172,7 @@ class Run:
                     octopus[name.removeprefix("Octopus:")] = value
                 else:
                     outputs[name] = value
-        state = StepState(rec.outcome, rec.conclusion, outputs, octopus)
+        state = StepState(rec.outcome, rec.conclusion, outputs, octopus, _status_code(rec))
         self._states[rec.id] = (key, rec, state)
         return state
 
@@ -364,15 +368,94 @@ class Run:
             interruptible=self.groups.cancelled.call,
             host_env=self.environ,
         )
+        if step.guided is not None and step.kind != "manual":
+            result = self._guided(step, ctx)
+        else:
+            result = self._attempt(step, ctx)
+        self._finish_step(step, result)
+
+    def _attempt(self, step: Step, ctx: StepContext) -> StepResult:
         try:
-            result = self.kinds[step.kind](ctx)
+            return self.kinds[step.kind](ctx)
         except Detached:
             raise
         except RunnerError as exc:
-            result = StepResult("failure", error=str(exc), exit_code_hint=None)
             # a message may quote a value the step was given (the record masks it too)
             self.log.step_error(step, self.masker.mask(str(exc)), exc.location)
-        self._finish_step(step, result)
+            return StepResult("failure", error=str(exc), exit_code_hint=None)
+
+    def _guided(self, step: Step, ctx: StepContext) -> StepResult:
+        """Run the step under guided failure (issue 21): while it fails, ask what to do; a
+        retry runs it again as a new attempt. A resumed run goes on from the open question."""
+        from runner.approvals.request import Submission
+        from runner.steps import guided as gf
+
+        guided = step.guided
+        assert guided is not None
+        saved = self.record.step(step.id).guided or {}
+        decisions: list[dict[str, Any]] = [
+            d for d in saved.get("decisions", []) if isinstance(d, dict)
+        ]
+        waiting = saved.get("waiting") if isinstance(saved.get("waiting"), dict) else None
+        attempt = len(decisions) + 1
+        while True:
+            if waiting is None:
+                tail = gf.TailLog(self.log)
+                result = self._attempt(step, dataclasses.replace(ctx, log=tail))
+                if (
+                    result.outcome != "failure"
+                    or self.groups.cancelled.is_set()
+                    or self._continue_on_error(step)
+                ):
+                    break
+                failure = gf.failure_of(ctx, result, list(tail.lines))
+                request = gf.build_request(ctx, guided, attempt, failure, decisions)
+                known: list[Submission] = []
+                refused: list[dict[str, Any]] = []
+            else:
+                # the failed attempt ran before the detach: what it showed is in the record
+                recorded = waiting.get("interruption") or {}
+                failure = dict(recorded.get("failure") or {})
+                result = StepResult(
+                    "failure",
+                    exit_code=failure.get("exit_code"),
+                    error=failure.get("error") or None,
+                    timed_out=bool(failure.get("timed_out")),
+                )
+                request = gf.build_request(ctx, guided, attempt, failure, decisions, recorded)
+                known = [Submission(**s) for s in waiting.get("submissions", [])]
+                refused = [r for r in waiting.get("refused", []) if isinstance(r, dict)]
+                waiting = None
+
+            def checkpoint(state: dict[str, Any]) -> None:
+                self._guided_checkpoint(step, decisions, state)
+
+            # one question at a time: steps started together may fail together
+            with self._asking:
+                decision = gf.ask(ctx, guided, request, known, refused, checkpoint)
+            decisions.append(decision)
+            self._guided_checkpoint(step, decisions, None)
+            if decision.get("choice") != "retry":
+                break
+            attempt += 1
+            self.log.line(step, f"retrying: attempt {attempt}")
+        result = gf.settle(step, result, decisions, attempt)
+        result.guided = {"decisions": decisions} if decisions else None
+        return result
+
+    def _guided_checkpoint(
+        self, step: Step, decisions: list[dict[str, Any]], waiting: dict[str, Any] | None
+    ) -> None:
+        """Record a failed step's decisions and open question durably (before waiting on, and
+        as soon as one is decided: a retry that then crashes the runner is not asked twice)."""
+        with self._lock:
+            rec = self.record.step(step.id)
+            state: dict[str, Any] = {"decisions": decisions}
+            if waiting is not None:
+                state["waiting"] = waiting
+                rec.status = "waiting"
+            rec.guided = json.loads(json.dumps(state))
+            self.store.save(self.record, durable=True)
 
     def _checkpoint(self, step: Step, state: ApprovalState) -> None:
         """Record a manual step's interruption and submissions durably before waiting on."""
@@ -422,11 +505,15 @@ class Run:
             if reason:
                 rec.reason = reason
             # GitHub's split: ``continue-on-error`` keeps the failed outcome but concludes success
-            tolerated = result.outcome == "failure" and self._continue_on_error(step)
+            tolerated = result.outcome == "failure" and (
+                result.tolerated or self._continue_on_error(step)
+            )
             rec.conclusion = "success" if tolerated else result.outcome
             self._store_outputs(rec, result)
             if result.approval is not None:
                 rec.approval = result.approval
+            if result.guided is not None:
+                rec.guided = result.guided
             # last: a parallel step reading the run without the lock takes a step with a final
             # status as finished, and must then find its outputs there
             rec.status = result.outcome
@@ -442,7 +529,7 @@ class Run:
                     self.record.exit_code = result.exit_code_hint
             elif rec.conclusion == "failure" and result.exit_code_hint is not None:
                 self.record.exit_code = self.record.exit_code or result.exit_code_hint
-            durable = step.kind == "manual"
+            durable = step.kind == "manual" or rec.guided is not None
             self.store.save(self.record, durable=durable)
         self.log.step_finished(step, rec, result.summary)
 
@@ -602,6 +689,15 @@ def new_record(
         host=socket.gethostname(),
         steps=[StepRecord(step.id, step.name) for step in workflow.steps],
     )
+
+
+def _status_code(rec: StepRecord) -> str | None:
+    """Octopus's status code where the conclusion does not say it: a failure skipped under
+    guided failure goes on as a success, but its status stays ``Failed`` (Octopus's Ignore)."""
+    decisions = (rec.guided or {}).get("decisions") or []
+    if rec.outcome == "failure" and decisions and decisions[-1].get("choice") == "skip":
+        return "Failed"
+    return None
 
 
 def _text(value: Any) -> str:

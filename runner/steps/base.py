@@ -31,6 +31,11 @@ class StepResult:
     approval: ApprovalState | None = None
     #: for manual steps: the run should end with this exit code (aborted 3, timed out 4)
     exit_code_hint: int | None = None
+    #: a failure the run goes on after, as after a success: guided failure's skip (the step
+    #: keeps its failed outcome, and Octopus's status code ``Failed``)
+    tolerated: bool = False
+    #: guided failure's decisions and open question, for ``StepRecord.guided``
+    guided: dict[str, Any] | None = None
 
 
 class StepLog(Protocol):
