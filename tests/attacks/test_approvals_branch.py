@@ -90,32 +90,40 @@ def push_permissive_tag(world: World, tag: str) -> None:
     git(world.repo, "fetch", "-q", "--tags", "origin")
 
 
-def run_with_mallorys_approval(world: World, ref: str, run_id: str) -> tuple[int, str]:
+def run_with_mallorys_approval(
+    world: World, monkeypatch: pytest.MonkeyPatch, ref: str, run_id: str
+) -> tuple[int, str]:
     path = world.commit_workflow(GATED.format(ref=ref))
     request = world.request(
         run_id=run_id, digest=hashlib.sha256(path.read_bytes()).hexdigest(), commit=world.head
     )
     mallory = world.keys.mallory
     world.push_signed(world.body(request, mallory).encode(), mallory, run_id=run_id)
-    done = world.run("--run-id", run_id)
+    done = world.run_here(monkeypatch, "--run-id", run_id)
     return done.returncode, done.stdout + done.stderr
 
 
-def test_a_tag_named_like_the_short_trust_ref_does_not_shadow_it(world: World) -> None:
+def test_a_tag_named_like_the_short_trust_ref_does_not_shadow_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     push_permissive_tag(world, "origin/approvals-trust")
-    code, output = run_with_mallorys_approval(world, "origin/approvals-trust", "t1")
+    code, output = run_with_mallorys_approval(world, monkeypatch, "origin/approvals-trust", "t1")
     assert "approved by" not in output, "the deployer's tag was read as the trust ref"
     assert code == 2, output
     assert "deploy.yml:4:16: `ref` must be a full ref name" in output
     assert "e.g. `refs/remotes/origin/approvals-trust`" in output
 
 
-def test_a_tag_named_like_the_full_trust_ref_is_not_read(world: World) -> None:
+def test_a_tag_named_like_the_full_trust_ref_is_not_read(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The trust ref was not fetched here; a tag ``refs/tags/refs/remotes/origin/...`` is
     what ``git rev-parse refs/remotes/origin/approvals-trust`` then finds."""
     push_permissive_tag(world, "refs/remotes/origin/approvals-trust")
     git(world.repo, "update-ref", "-d", "refs/remotes/origin/approvals-trust")
-    code, output = run_with_mallorys_approval(world, "refs/remotes/origin/approvals-trust", "t2")
+    code, output = run_with_mallorys_approval(
+        world, monkeypatch, "refs/remotes/origin/approvals-trust", "t2"
+    )
     assert "approved by" not in output, "the deployer's tag was read as the trust ref"
     assert code != 0, output
     assert "refs/remotes/origin/approvals-trust does not exist here" in output
@@ -279,7 +287,7 @@ PROCEED_ON_TIMEOUT = GATED.replace(
 
 
 def test_an_abort_buried_past_the_bounds_never_lets_a_step_proceed_on_timeout(
-    world: World,
+    world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """More matching files than the source reads stall it (it never decides on a partial read);
     a step that proceeds on timeout must not then proceed over the abort it could not see."""
@@ -288,7 +296,7 @@ def test_an_abort_buried_past_the_bounds_never_lets_a_step_proceed_on_timeout(
     request = world.request(run_id="p1", digest=digest, commit=world.head)
     junk = {f"approvals/p1/gate.a{n:03}.json": f"{n}\n".encode() for n in range(600)}
     world.push({**junk, **signed(world, request, "bob", decision="abort")})
-    done = world.run("--run-id", "p1")
+    done = world.run_here(monkeypatch, "--run-id", "p1")
     output = done.stdout + done.stderr
     assert "approved by" not in output and "proceeded on timeout" not in output, output
     assert done.returncode == 4, output

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from helpers.clock import FakeClock, fake_time, real_now
 from support import ROOT, borrow
 
 policy_world = borrow("policy_world", ROOT / "tests" / "policy" / "test_policy_e2e.py")
@@ -65,6 +66,8 @@ def world(
     made = World(tmp_path, capsys)
     made.create(GATED, deploy_yml())
     monkeypatch.chdir(made.repo)
+    # a policy approval's timeout passes at once (in process, runs wait on this clock)
+    fake_time(monkeypatch, FakeClock(real_now()))
     yield made
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
 from approval_world import World
 
 TRUST_REF = "refs/remotes/origin/approvals-trust"
@@ -71,10 +72,12 @@ def push_mallorys_approval(world: World, run_id: str, digest: str, commit: str) 
     world.push_signed(world.body(request, mallory).encode(), mallory, run_id=run_id)
 
 
-def test_trust_files_on_the_deployed_branch_are_ignored(world: World) -> None:
+def test_trust_files_on_the_deployed_branch_are_ignored(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     digest, commit = deploy(world, extra=permissive_trust(world))
     push_mallorys_approval(world, "b1", digest, commit)
-    done = world.run("--run-id", "b1")
+    done = world.run_here(monkeypatch, "--run-id", "b1")
     output = done.stdout + done.stderr
     assert done.returncode == 4, output
     assert "approved by" not in output
@@ -95,7 +98,9 @@ MOVE_THE_TRUST_REF = """\
 """
 
 
-def test_a_step_cannot_move_the_trust_ref_before_the_gate(world: World) -> None:
+def test_a_step_cannot_move_the_trust_ref_before_the_gate(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # a child commit of HEAD, so that the moved ref is not the deployed commit itself
     child = MOVE_THE_TRUST_REF.replace(
         "git update-ref refs/remotes/origin/approvals-trust HEAD",
@@ -104,7 +109,7 @@ def test_a_step_cannot_move_the_trust_ref_before_the_gate(world: World) -> None:
     )
     digest, commit = deploy(world, before=child, extra=permissive_trust(world))
     push_mallorys_approval(world, "b2", digest, commit)
-    done = world.run("--run-id", "b2")
+    done = world.run_here(monkeypatch, "--run-id", "b2")
     output = done.stdout + done.stderr
     assert "approved by" not in output, "mallory approved through a trust ref moved by a step"
     assert done.returncode == 4, output

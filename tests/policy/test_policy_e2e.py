@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.clock import FakeClock, fake_time, real_now
 
 from runner.cli.main import main
 
@@ -247,6 +248,8 @@ def world(
     made = World(tmp_path, capsys)
     made.create(STRICT, deploy_yml())
     monkeypatch.chdir(made.repo)
+    # a policy approval's timeout passes at once (in process, runs wait on this clock)
+    fake_time(monkeypatch, FakeClock(real_now()))
     yield made
 
 
