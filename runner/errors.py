@@ -6,30 +6,45 @@ these into diagnostics and exit codes; anything else is an internal error (exit 
 
 ::
 
-    RunnerError                      exit code
-    ├── UsageError                   2   bad command line (unknown env, bad --input, ...)
-    ├── WorkflowError                2   a file that does not load or validate; holds Diagnostics
-    ├── ExpressionError              2   ``${{ }}`` that does not lex, parse or evaluate (.kind)
-    ├── SubstitutionError            2   ``#{}`` template problems found while checking
-    ├── StepError                    1   a step could not be started (bad shell, missing action)
-    ├── ApprovalError                4/3 an approval source failed or a decision is invalid
-    │   └── VerificationError            an approval whose proof does not hold (never a decision)
-    ├── RefusedError                 5   a lock is held, a resume or a policy refused
-    └── ServerRequestError           6   `runner approval ... --server`: a request failed
+    RunnerError                          exit code
+    ├── UsageError                       2   bad command line (unknown env, bad --input, ...)
+    ├── WorkflowError                    2   a file that does not load or validate (.diagnostics)
+    ├── ExpressionError                  2   ``${{ }}`` that does not lex, parse or evaluate
+    │   └── UnterminatedTemplateError        a ``${{`` without its ``}}`` (.offset)
+    ├── SubstitutionError                2   ``#{}`` template problems found while checking
+    │   └── SubstitutionLimitError           a template that needs too much work to evaluate
+    ├── StepError                        1   a step could not be started (bad shell, missing action)
+    ├── PreflightError                   1   manual steps that may run cannot be decided here
+    ├── ApprovalError                    6   an approval source failed or could not be reached
+    │   ├── VerificationError                a proof that does not hold (never a decision)
+    │   │   └── TrustFileError               an allowed_signers or revoked-keys file is unusable
+    │   └── ServerAnswer                     the approval server answered an error (.status, .code)
+    ├── RefusedError                     5   a lock is held, a resume or a policy refused
+    │   └── StateError                       the run record cannot be written: the run stops there
+    └── SigningError                     2   ``runner approval new``: ssh-keygen could not sign
 
-    InputLimitError (a ValueError)       untrusted JSON or YAML past a parser limit (nesting,
-                                         alias expansion): each reader turns it into its own
-                                         refusal above, never a crash (runner.bounded)
+    InputLimitError (a ValueError)           untrusted JSON or YAML past a parser limit (nesting,
+                                             alias expansion): each reader turns it into its own
+                                             refusal above, never a crash (runner.bounded)
+
+A subclass without a code exits with its parent's. Exit codes tell the outcome, not the module
+that raised: 4 is only ever "an approval timed out" (a manual step's outcome, set by the engine),
+while an approval source that fails outside a step (an unreachable approval server while taking
+the deployment lock, a trust ref that cannot be read, an approver's ``runner approval ...
+--server`` request) exits 6. Inside a step, a source's failure fails the step or is waited out
+(``approvals.wait``): the run then ends by that step's outcome.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Protocol
 
 
 class ExitCode(IntEnum):
-    """Exit codes shared by ``plan``, ``run`` and ``resume`` (documented in the README)."""
+    """Exit codes by outcome, shared by every command (documented in the README)."""
 
     SUCCESS = 0
     STEP_FAILED = 1
@@ -37,8 +52,10 @@ class ExitCode(IntEnum):
     ABORTED = 3
     TIMED_OUT = 4
     REFUSED = 5
-    #: ``runner approval list|show|assign|proceed|abort --server``: the request failed
-    SERVER_REQUEST = 6
+    #: an approval source failed or could not be reached (not a timeout: nobody was asked long
+    #: enough to time out), e.g. the approval server while taking the lock, or an approver's
+    #: ``runner approval ... --server`` request
+    APPROVAL_SOURCE = 6
     INTERNAL = 70
     WAITING = 75
     INTERRUPTED = 130
@@ -104,8 +121,25 @@ class ExpressionError(RunnerError):
         self.kind = kind
 
 
+class UnterminatedTemplateError(ExpressionError):
+    """A ``${{`` without its ``}}``; ``offset`` is where the ``${{`` starts (0-based)."""
+
+    def __init__(self, offset: int) -> None:
+        super().__init__(
+            "The expression is not closed. An unescaped ${{ sequence was found, but the closing "
+            f"}}}} sequence was not found (at offset {offset}).",
+            kind="parsing",
+        )
+        self.offset = offset
+
+
 class SubstitutionError(RunnerError):
     """A ``#{}`` template problem worth reporting (Octostache itself echoes bad templates back)."""
+
+
+class SubstitutionLimitError(SubstitutionError):
+    """Evaluating a template needed more than ``runner.variables.octostache.limits.MAX_WORK``
+    units of work."""
 
 
 class StepError(RunnerError):
@@ -114,14 +148,62 @@ class StepError(RunnerError):
     exit_code = ExitCode.STEP_FAILED
 
 
-class ApprovalError(RunnerError):
-    """An approval source failed, or a decision it returned is not acceptable."""
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
 
-    exit_code = ExitCode.TIMED_OUT
+
+class PreflightProblem(Protocol):
+    """What :class:`PreflightError` lists (``runner.approvals.preflight.Problem``)."""
+
+    @property
+    def step(self) -> _Named: ...
+
+    @property
+    def message(self) -> str: ...
+
+    @property
+    def hint(self) -> str: ...
+
+
+class PreflightError(RunnerError):
+    """Manual steps that cannot be decided here: the run stops before its first step."""
+
+    exit_code = ExitCode.STEP_FAILED
+
+    def __init__(self, problems: Sequence[PreflightProblem]) -> None:
+        lines = ["manual steps that may run cannot be decided here, so nothing was run:"]
+        for problem in problems:
+            lines += [
+                f"  step '{problem.step.name}': {problem.message}",
+                f"    fix: {problem.hint}",
+            ]
+        super().__init__("\n".join(lines))
+        self.problems = list(problems)
+
+
+class ApprovalError(RunnerError):
+    """An approval source failed or could not be reached, or a decision it returned is not
+    acceptable. Not "timed out" (exit 4): that is a manual step's outcome, never an error's."""
+
+    exit_code = ExitCode.APPROVAL_SOURCE
 
 
 class VerificationError(ApprovalError):
     """An approval whose proof does not hold. It is refused, logged, and never counts."""
+
+
+class TrustFileError(VerificationError):
+    """An allowed_signers or revoked-keys file that cannot be used as it is."""
+
+
+class ServerAnswer(ApprovalError):
+    """The approval server answered with an error: ``status`` and its stable ``code``."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{message} ({code}, HTTP {status})")
+        self.status = status
+        self.code = code
 
 
 class RefusedError(RunnerError):
@@ -130,15 +212,12 @@ class RefusedError(RunnerError):
     exit_code = ExitCode.REFUSED
 
 
-class ServerRequestError(RunnerError):
-    """An approver's request to the approval server failed (unreachable, refused, not found).
-    Not exit 4: nothing timed out, and no deployment's outcome is told by it."""
-
-    exit_code = ExitCode.SERVER_REQUEST
-
-
 class StateError(RefusedError):
     """The run record cannot be written: the runner stops rather than go on unrecorded."""
+
+
+class SigningError(RunnerError):
+    """``ssh-keygen -Y sign`` could not produce a signature."""
 
 
 class InputLimitError(ValueError):

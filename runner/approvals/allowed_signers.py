@@ -44,6 +44,7 @@ from runner.approvals import sshsig
 from runner.approvals.sshkeys import CERT_KEY_TYPES, KNOWN_KEY_TYPES, PublicKey, SSHFormatError
 from runner.approvals.sshkeys import parse_public_key as _parse_key
 from runner.errors import Location, VerificationError
+from runner.errors import TrustFileError as TrustFileError
 
 #: Magic at the start of a binary KRL (OpenSSH ``krl.h``: ``KRL_MAGIC``, "SSHKRL\n\0").
 KRL_MAGIC = b"SSHKRL\n\0"
@@ -51,10 +52,6 @@ KRL_MAGIC = b"SSHKRL\n\0"
 _PATTERN_CHARS = frozenset("*?!")
 _WHITESPACE = " \t"
 _TIME_RE = re.compile(r"(\d{8}|\d{12}|\d{14})(?:Z|UTC)?", re.IGNORECASE | re.ASCII)
-
-
-class TrustFileError(VerificationError):
-    """An allowed_signers or revoked-keys file that cannot be used as it is."""
 
 
 @dataclass(frozen=True)

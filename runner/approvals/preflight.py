@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 from runner.approvals.identity import Directory, eligible
 from runner.approvals.prompt import local_user
 from runner.ci import in_ci
-from runner.errors import ExitCode, RunnerError
+from runner.errors import PreflightError as PreflightError
+from runner.errors import RunnerError
 from runner.model import Manual, Step, Workflow
 
 if TYPE_CHECKING:
@@ -37,22 +38,6 @@ class Problem:
 
     def __str__(self) -> str:
         return f"step '{self.step.name}': {self.message} (fix: {self.hint})"
-
-
-class PreflightError(RunnerError):
-    """Manual steps that cannot be decided here: the run stops before its first step."""
-
-    exit_code = ExitCode.STEP_FAILED
-
-    def __init__(self, problems: list[Problem]) -> None:
-        lines = ["manual steps that may run cannot be decided here, so nothing was run:"]
-        for problem in problems:
-            lines += [
-                f"  step '{problem.step.name}': {problem.message}",
-                f"    fix: {problem.hint}",
-            ]
-        super().__init__("\n".join(lines))
-        self.problems = problems
 
 
 def approvers_text(directory: Directory, teams: tuple[str, ...]) -> str:

@@ -15,17 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 from runner.errors import ApprovalError
+from runner.errors import ServerAnswer as ServerAnswer
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
-
-
-class ServerAnswer(ApprovalError):
-    """The server answered with an error: ``status`` and its stable ``code``."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{message} ({code}, HTTP {status})")
-        self.status = status
-        self.code = code
 
 
 class ServerClient:

@@ -40,7 +40,8 @@ from runner.approvals.sshkeys import (
     parse_public_key_blob,
     ssh_string,
 )
-from runner.errors import RunnerError, VerificationError
+from runner.errors import SigningError as SigningError
+from runner.errors import VerificationError
 
 MAGIC = b"SSHSIG"
 VERSION = 1
@@ -81,10 +82,6 @@ class SignatureDetails:
     hash_algorithm: str
     sk_flags: int | None = None
     sk_counter: int | None = None
-
-
-class SigningError(RunnerError):
-    """``ssh-keygen -Y sign`` could not produce a signature."""
 
 
 def armor(blob: bytes) -> bytes:

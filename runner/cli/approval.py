@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -364,18 +362,6 @@ def _client(server_url: str, token_env: str) -> Any:
     return ServerClient(server_url, token, attempts=3)
 
 
-@contextlib.contextmanager
-def _server_errors() -> Iterator[None]:
-    """An approver's request that fails exits 6 (ServerRequestError), not 4: the client raises
-    ApprovalError, whose exit code means "an approval timed out" for a run."""
-    from runner.errors import ApprovalError, ServerRequestError
-
-    try:
-        yield
-    except ApprovalError as exc:
-        raise ServerRequestError(exc.message, hint=exc.hint) from None
-
-
 def _describe(view: dict[str, Any]) -> str:
     request = view.get("request", {})
     lines = [
@@ -441,8 +427,7 @@ def list_command(server_url: str, token_env: str, show_all: bool, run_id: str | 
     params: dict[str, Any] = {"pending": not show_all}
     if run_id:
         params["run"] = run_id
-    with _server_errors():
-        views = _client(server_url, token_env).call("GET", "/interruptions", params=params)
+    views = _client(server_url, token_env).call("GET", "/interruptions", params=params)
     if not views:
         click.echo("nothing waits for approval")
     for view in views:
@@ -456,8 +441,7 @@ def list_command(server_url: str, token_env: str, show_all: bool, run_id: str | 
 @token_option
 def show_command(interruption_id: str, server_url: str, token_env: str) -> int:
     """One interruption, with its instructions and decisions."""
-    with _server_errors():
-        view = _client(server_url, token_env).call("GET", f"/interruptions/{interruption_id}")
+    view = _client(server_url, token_env).call("GET", f"/interruptions/{interruption_id}")
     click.echo(_describe(view))
     for line in _fields(view):
         click.echo(line)
@@ -474,10 +458,9 @@ def show_command(interruption_id: str, server_url: str, token_env: str) -> int:
 @click.option("--reassign", is_flag=True, help="Take responsibility from whoever has it.")
 def assign_command(interruption_id: str, server_url: str, token_env: str, reassign: bool) -> int:
     """Take responsibility for an interruption (needed before proceeding or aborting)."""
-    with _server_errors():
-        view = _client(server_url, token_env).call(
-            "PUT", f"/interruptions/{interruption_id}/responsible", json={"reassign": reassign}
-        )
+    view = _client(server_url, token_env).call(
+        "PUT", f"/interruptions/{interruption_id}/responsible", json={"reassign": reassign}
+    )
     click.echo(f"you are responsible for {view['id']}")
     return 0
 
@@ -493,12 +476,11 @@ def _submit(
     from runner.inputs import parse_pairs
 
     values = parse_pairs(fields, "--field")
-    with _server_errors():
-        view = _client(server_url, token_env).call(
-            "POST",
-            f"/interruptions/{interruption_id}/submit",
-            json={"result": result, "notes": notes, "fields": values},
-        )
+    view = _client(server_url, token_env).call(
+        "POST",
+        f"/interruptions/{interruption_id}/submit",
+        json={"result": result, "notes": notes, "fields": values},
+    )
     click.echo(f"{result}: {view['id']} is now {view['state']}")
     return 0
 

@@ -13,8 +13,8 @@ Usage: runner [OPTIONS] COMMAND [ARGS]...
 
   Exit codes: 0 success, 1 a step failed, 2 invalid workflow or usage, 3
   aborted at a manual step, 4 an approval timed out, 5 refused, 6 an approval
-  server request failed (runner approval), 70 internal error, 75 waiting for
-  approval (detached), 130 interrupted.
+  source failed or was unreachable, 70 internal error, 75 waiting for approval
+  (detached), 130 interrupted.
 
 Options:
   --version   Show the version and exit.

@@ -106,8 +106,8 @@ def _build_cli() -> click.Group:
         """Run deployments whose manual intervention steps wait for an authorised person.
 
         Exit codes: 0 success, 1 a step failed, 2 invalid workflow or usage, 3 aborted at a manual
-        step, 4 an approval timed out, 5 refused, 6 an approval server request failed (runner
-        approval), 70 internal error, 75 waiting for approval (detached), 130 interrupted.
+        step, 4 an approval timed out, 5 refused, 6 an approval source failed or was unreachable,
+        70 internal error, 75 waiting for approval (detached), 130 interrupted.
         """
 
     assert isinstance(cli, click.Group)

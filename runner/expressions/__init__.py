@@ -30,12 +30,11 @@ import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from runner.errors import ExpressionError
+from runner.errors import ExpressionError, UnterminatedTemplateError
 from runner.expressions.ast import Node
 from runner.expressions.evaluate import Compiled, compile_tree, run
 from runner.expressions.interpolate import (
     Template,
-    UnterminatedTemplateError,
     find_templates,
     interpolate_with,
     template_string,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from runner.errors import ExpressionError
+from runner.errors import ExpressionError, UnterminatedTemplateError
 from runner.expressions.functions import MemoryExceeded, dump_json
 from runner.expressions.values import ARRAY, OBJECT, kind_of
 from runner.expressions.values import to_string as coerce_string
@@ -27,18 +27,6 @@ class Template:
     start: int
     end: int
     expression: str
-
-
-class UnterminatedTemplateError(ExpressionError):
-    """A ``${{`` without its ``}}``; ``offset`` is where the ``${{`` starts (0-based)."""
-
-    def __init__(self, offset: int) -> None:
-        super().__init__(
-            "The expression is not closed. An unescaped ${{ sequence was found, but the closing "
-            f"}}}} sequence was not found (at offset {offset}).",
-            kind="parsing",
-        )
-        self.offset = offset
 
 
 def find_templates(text: str) -> list[Template]:

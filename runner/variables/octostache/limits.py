@@ -32,13 +32,10 @@ timeout: a catastrophically backtracking pattern supplied by a template is not b
 
 from __future__ import annotations
 
-from runner.errors import SubstitutionError
+# the class lives with every other error; imported from here too
+from runner.errors import SubstitutionLimitError as SubstitutionLimitError
 
 MAX_NESTING = 32
 MAX_DEPTH = 64
 MAX_WORK = 4_000_000
 MAX_CACHED_TEMPLATES = 512
-
-
-class SubstitutionLimitError(SubstitutionError):
-    """Evaluating a template needed more than :data:`MAX_WORK` units of work."""
