@@ -6,8 +6,9 @@ runner must instead end cleanly, so:
 
 ``MAX_NESTING`` (32)
     Syntactic nesting of one template: ``#{`` inside an indexer, filter option, ``#{if}``,
-    ``#{each}``, parentheses in ``#{calc}``... A template nested deeper does not parse, so (like any template Octostache cannot
-    parse) it comes back verbatim, and :func:`runner.variables.check` reports it.
+    ``#{each}``, parentheses in ``#{calc}``... A template nested deeper does not parse, so
+    (like any template Octostache cannot parse) it comes back verbatim, and
+    :func:`runner.variables.check` reports it.
 
 ``MAX_DEPTH`` (64)
     Evaluation depth: nested blocks plus nested variable expansions (a value that references a
