@@ -257,7 +257,12 @@ class FileSource:
             f"runner approval new --run-id {request.run_id} --step {request.step_id} "
             f"--env {request.environment} --digest {request.digest}"
             + (f" --commit {request.commit}" if request.commit else "")
-            + " --decision proceed --notes '...' --key ~/.ssh/id_ed25519"
+            + (
+                f" --attempt {request.attempt} --decision {'|'.join(request.choices)}"
+                if request.guided
+                else " --decision proceed"
+            )
+            + " --notes '...' --key ~/.ssh/id_ed25519"
             + (
                 f" --namespace {self.config.namespace}"
                 if self.config.namespace != "runner-approval"

@@ -48,9 +48,13 @@ def new_approval(
     out: str,
     valid_minutes: float,
     now: datetime | None = None,
+    attempt: int | None = None,
 ) -> tuple[Path, Path]:
-    """Write ``<out>/<run-id>/<step>.<principal>.json`` and its ``.sig``; return both paths."""
+    """Write ``<out>/<run-id>/<step>.<principal>.json`` and its ``.sig``; return both paths. A
+    guided-failure decision (``attempt``, or a request file of that kind) is bound to the failed
+    attempt and goes to ``<step>.attempt-<n>.<principal>.json``."""
     from runner.approvals.document import new_body
+    from runner.approvals.request import GUIDED
     from runner.approvals.sshsig import sign_with_ssh_keygen
     from runner.bounded import loads
 
@@ -80,6 +84,30 @@ def new_approval(
             }[name]
             raise UsageError(f"{option} {value} does not match the request file ({request[name]})")
         request[name] = value
+    if attempt is not None:
+        if request_file and request.get("kind") != GUIDED:
+            raise UsageError(
+                f"--attempt {attempt}: the request file is a manual step's, which a proceed or "
+                "abort answers"
+            )
+        if request.get("attempt", attempt) != attempt:
+            raise UsageError(
+                f"--attempt {attempt} does not match the request file ({request.get('attempt')})"
+            )
+        request["kind"], request["attempt"] = GUIDED, attempt
+    guided = request.get("kind") == GUIDED
+    allowed = ("retry", "skip", "fail") if guided else ("proceed", "abort")
+    if decision not in allowed:
+        raise UsageError(
+            f"--decision {decision} does not answer "
+            + (
+                f"a failed step's question (attempt {request.get('attempt')}): choose retry, "
+                "skip or fail"
+                if guided
+                else "a manual step: choose proceed or abort (retry, skip and fail answer a "
+                "failed step, with --attempt N)"
+            )
+        )
     for name in ("run_id", "step_id", "environment", "digest"):
         if not request.get(name):
             option = {
@@ -111,7 +139,8 @@ def new_approval(
     folder = Path(out) / body.run_id
     folder.mkdir(parents=True, exist_ok=True)
     safe = re.sub(r"[^A-Za-z0-9@._-]", "_", who)
-    path = folder / f"{body.step_id}.{safe}.json"
+    attempt_part = f"attempt-{body.attempt}." if body.attempt is not None else ""
+    path = folder / f"{body.step_id}.{attempt_part}{safe}.json"
     signature = sign_with_ssh_keygen(raw, key, namespace)
     path.write_bytes(raw)
     sig = path.with_name(path.name + ".sig")
@@ -228,7 +257,17 @@ def approval() -> None:
     type=click.Path(dir_okay=False),
     help="The request file the waiting run wrote (fills the options above).",
 )
-@click.option("--decision", type=click.Choice(["proceed", "abort"]), required=True)
+@click.option(
+    "--decision",
+    type=click.Choice(["proceed", "abort", "retry", "skip", "fail"]),
+    required=True,
+    help="proceed or abort a manual step; retry, skip or fail a failed step (with --attempt).",
+)
+@click.option(
+    "--attempt",
+    type=click.IntRange(min=1),
+    help="The failed attempt a retry, skip or fail decides (guided failure).",
+)
 @click.option("--notes", default="")
 @click.option("--field", "fields", multiple=True, metavar="NAME=VALUE")
 @click.option("--key", required=True, help="Your SSH private key (or its .pub with ssh-agent).")
@@ -247,8 +286,9 @@ def new_command(fields: tuple[str, ...], **options: Any) -> int:
     """Write and sign an approval file (through `ssh-keygen -Y sign`)."""
     from runner.inputs import parse_pairs
 
-    if options["decision"] == "abort" and not options["notes"].strip():
-        raise UsageError("an abort needs --notes saying why")
+    if options["decision"] in ("abort", "skip", "fail") and not options["notes"].strip():
+        article = "an" if options["decision"] == "abort" else "a"
+        raise UsageError(f"{article} {options['decision']} needs --notes saying why")
     path, sig = new_approval(fields=parse_pairs(fields, "--field"), **options)
     click.echo(f"wrote {path}\n  and {sig}")
     click.echo(publish_hint(path, sig))

@@ -359,3 +359,44 @@ def test_verify_through_the_installed_command(world: World, deployed: Path) -> N
     )
     assert done.returncode == 1
     assert done.stdout.splitlines()[-1] == "NOT valid: it is for run r1, not r9"
+
+
+# -- guided failure (issue 21) -------------------------------------------------------------------
+
+
+def test_new_answers_a_failed_step_bound_to_its_attempt(
+    cli: Cli, world: World, deployed: Path
+) -> None:
+    request = world.request(
+        id="r1--gate--attempt-2", kind="guided-failure", attempt=2, choices=("retry", "fail")
+    )
+    (world.root / "request.json").write_text(json.dumps(request.to_dict()), encoding="utf-8")
+    code, _, err = new(cli, world, "--decision", "retry")
+    assert (code, err) == (0, "")
+    body = parse_body(written(world, "gate.attempt-2.alice@example.com.json").read_bytes())
+    assert (body.kind, body.attempt, body.decision) == ("guided-failure", 2, "retry")
+    code, out, err = new(cli, world, "--decision", "skip")
+    assert (code, out, err) == (2, "", "error: a skip needs --notes saying why\n")
+    code, out, err = new(cli, world, "--decision", "proceed")
+    assert (code, out) == (2, "")
+    assert err == (
+        "error: --decision proceed does not answer a failed step's question (attempt 2): "
+        "choose retry, skip or fail\n"
+    )
+    code, out, err = new(cli, world, "--decision", "retry", "--attempt", "1")
+    assert (code, out) == (2, "")
+    assert err == "error: --attempt 1 does not match the request file (2)\n"
+
+
+def test_new_refuses_a_guided_decision_for_a_manual_step(
+    cli: Cli, world: World, deployed: Path
+) -> None:
+    code, out, err = new(cli, world, "--decision", "retry")
+    assert (code, out) == (2, "")
+    assert err.startswith("error: --decision retry does not answer a manual step")
+    code, _, err = new(cli, world, "--decision", "retry", "--attempt", "3", "--notes", "x")
+    assert (code, err) == (
+        2,
+        "error: --attempt 3: the request file is a manual step's, which a proceed or abort "
+        "answers\n",
+    )

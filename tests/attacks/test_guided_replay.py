@@ -1,0 +1,129 @@
+"""A guided-failure decision decides one failed attempt (issue 21): a signed ``retry`` for attempt 1
+replayed when attempt 2 fails is refused, so nobody can keep a failing step running (or skip a
+later failure) with a decision made about an earlier one. A manual step's approval cannot answer
+a failed step's question either, nor the other way round. Real git and ssh-keygen throughout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from approval_world import World
+
+from runner.approvals.document import new_body
+from runner.approvals.request import GUIDED
+
+FAILING = """\
+name: Seed
+environments: [production]
+approvals:
+  trust: {ref: refs/remotes/origin/approvals-trust, people: trust/people.yml, \
+allowed-signers: trust/allowed_signers, revoked-keys: trust/revoked_keys}
+  file: {remote: origin, branch: approvals, path: approvals, poll-seconds: 1}
+guided-failure:
+  teams: [trading-desk]
+  timeout-minutes: 5
+steps:
+  - id: migrate
+    name: Migrate
+    run: |
+      echo x >> ../attempts
+      exit 5
+  - id: after
+    name: After
+    run: echo after
+"""
+
+
+def guided_request(world: World, attempt: int) -> object:
+    return replace(
+        world.request(),
+        id=f"r1--gate--attempt-{attempt}",
+        kind=GUIDED,
+        attempt=attempt,
+        choices=("retry", "skip", "fail"),
+    )
+
+
+def test_a_retry_signed_for_attempt_1_does_not_decide_attempt_2(world: World) -> None:
+    first = guided_request(world, 1)
+    body = replace(world.body(first, world.keys.alice), decision="retry", kind=GUIDED, attempt=1)  # type: ignore[arg-type]
+    world.push_signed(body.encode(), world.keys.alice, name="gate.attempt-1.alice.json")
+    _, verdict = world.judge(first)  # type: ignore[arg-type]
+    assert verdict.state == "approved"
+    assert verdict.deciding is not None and verdict.deciding.submission.result == "retry"
+    _, verdict = world.judge(guided_request(world, 2))  # type: ignore[arg-type]
+    assert verdict.state == "waiting"
+    assert [r.reason for r in verdict.refused] == [
+        "file: gate.attempt-1.alice.json: approval is for attempt 1 of step 'gate', not attempt 2"
+    ]
+
+
+def test_a_manual_approval_does_not_answer_a_failed_step_nor_the_reverse(world: World) -> None:
+    manual = world.body(world.request(), world.keys.alice)
+    world.push_signed(manual.encode(), world.keys.alice, name="gate.alice.json")
+    _, verdict = world.judge(guided_request(world, 1))  # type: ignore[arg-type]
+    assert verdict.state == "waiting"
+    assert [r.reason for r in verdict.refused] == [
+        "file: gate.alice.json: approval is a manual decision, but the step asks for a "
+        "guided-failure one"
+    ]
+    guided = replace(
+        manual, decision="skip", kind=GUIDED, attempt=1, approver=world.keys.bob.principal
+    )
+    world.push_signed(guided.encode(), world.keys.bob, name="gate.attempt-1.bob.json")
+    _, verdict = world.judge(world.request())
+    assert verdict.state == "approved"  # alice's manual approval; bob's skip does not count
+    assert any(
+        "gate.attempt-1.bob.json: approval is a guided-failure decision, but the step asks for "
+        "a manual one" in r.reason
+        for r in verdict.refused
+    )
+
+
+def test_a_replayed_retry_does_not_run_the_failing_step_a_third_time(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.commit_workflow(FAILING)
+    request = {
+        "run_id": "g1",
+        "step_id": "migrate",
+        "environment": "production",
+        "digest": hashlib.sha256(FAILING.encode()).hexdigest(),
+        "commit": world.head,
+        "kind": GUIDED,
+        "attempt": 1,
+    }
+    retry = new_body(
+        request,
+        "retry",
+        world.keys.alice.principal,
+        "try once more",
+        {},
+        datetime.now(UTC),
+        timedelta(hours=1),
+    )
+    world.push_signed(
+        retry.encode(), world.keys.alice, run_id="g1", name="migrate.attempt-1.alice.json"
+    )
+    done = world.run_here(monkeypatch, "--run-id", "g1")
+    output = done.stdout + done.stderr
+    assert done.returncode == 4, output
+    # attempt 1 failed and was retried by alice's decision; attempt 2 failed, and the same
+    # decision, replayed, is refused: nobody decided, the timeout fails the run
+    assert (world.repo.parent / "attempts").read_text().count("x") == 2
+    assert (
+        "refused file: migrate.attempt-1.alice.json: approval is for attempt 1 of step "
+        "'migrate', not attempt 2"
+    ) in output
+    record = world.record("g1")
+    migrate = next(s for s in record["steps"] if s["id"] == "migrate")
+    first, second = migrate["guided"]["decisions"]
+    assert (first["attempt"], first["choice"], first["source"]) == (1, "retry", "file")
+    assert first["username"] == "alice"
+    assert first["evidence"]["file"] == "approvals/g1/migrate.attempt-1.alice.json"
+    assert (second["attempt"], second["state"], second["choice"]) == (2, "timed-out", "fail")
+    assert record["status"] == "timed-out"
