@@ -176,6 +176,27 @@ def _import(store: Any, path: str) -> int:
     return count
 
 
+#: what to do about a refusal of the server's storage, by its code
+FIXES = {
+    "unknown_person": "add them first with `runner server users add USERNAME` (or `runner server "
+    "users import FILE`); `runner server users list` shows who there is",
+    "person_exists": "`runner server users list` shows who there is; `runner server users "
+    "import FILE` updates people in place",
+}
+
+
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """The storage's refusals (an unknown person, a duplicate) as usage errors that name the
+    fix: they reached the CLI's boundary as internal errors with a traceback log."""
+    from runner.server.errors import ServerError
+
+    try:
+        yield
+    except ServerError as exc:
+        raise UsageError(exc.message, hint=FIXES.get(exc.code)) from None
+
+
 @server.group()
 def users() -> None:
     """People who may approve."""
@@ -208,11 +229,18 @@ def users_add(
 ) -> int:
     from runner.approvals.identity import Person
 
-    open_store(ctx.obj["database"]).add_person(
-        Person(
-            person_id or username, username, display_name or username, email, (), tuple(ci_logins)
+    store = open_store(ctx.obj["database"])
+    with _refusals():
+        store.add_person(
+            Person(
+                person_id or username,
+                username,
+                display_name or username,
+                email,
+                (),
+                tuple(ci_logins),
+            )
         )
-    )
     click.echo(f"added {username}")
     return 0
 
@@ -237,7 +265,9 @@ def teams() -> None:
 @click.argument("members", nargs=-1)
 @click.pass_context
 def teams_set(ctx: click.Context, team: str, members: tuple[str, ...]) -> int:
-    open_store(ctx.obj["database"]).set_team(team, list(members))
+    store = open_store(ctx.obj["database"])
+    with _refusals():
+        store.set_team(team, list(members))
     click.echo(f"team {team}: {', '.join(members) or '(empty)'}")
     return 0
 
@@ -254,7 +284,14 @@ def tokens() -> None:
 @click.pass_context
 def tokens_issue(ctx: click.Context, kind: str, username: str | None, label: str) -> int:
     """Print a new token once; only its hash is kept."""
-    token = open_store(ctx.obj["database"]).issue_token(kind, username, label)
+    if kind == "approver" and not username:
+        raise UsageError(
+            "an approver token acts as a person: name them with --user USERNAME",
+            hint="`runner server users list` shows who there is",
+        )
+    store = open_store(ctx.obj["database"])
+    with _refusals():
+        token = store.issue_token(kind, username, label)
     click.echo(token)
     return 0
 

@@ -21,8 +21,18 @@ from pydantic import BaseModel, Field
 
 from runner.bounded import loads
 from runner.server.bodies import BoundedBodies
+from runner.server.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    Malformed,
+    NotFound,
+    ServerError,
+    TooLarge,
+    Unauthenticated,
+)
 from runner.server.limits import LIST_ITEMS, TEXT_CHARS, request_problem
-from runner.server.storage import Caller, ServerError, Store
+from runner.server.storage import Caller, Store
 
 MAX_WAIT = 60.0
 REREAD_SECONDS = 5.0
@@ -102,6 +112,26 @@ class Changes:
         elif event.is_set() and self.events.get(interruption_id) is event:
             # the others woke too; the next round waits on a fresh event
             self.events[interruption_id] = asyncio.Event()
+
+
+#: the one mapping from what the server refuses to an HTTP status; storage knows no HTTP
+STATUS: dict[type[ServerError], int] = {
+    Malformed: 400,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    Invalid: 422,
+}
+
+
+def status_of(error: ServerError) -> int:
+    """The HTTP status of ``error``: its nearest class in ``STATUS`` (a subclass such as
+    ``TooLarge`` answers as its parent)."""
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
 
 
 class InterruptionIn(BaseModel):
@@ -188,20 +218,20 @@ def create_app(
     @app.exception_handler(ServerError)
     async def _server_error(request: Request, exc: ServerError) -> JSONResponse:
         return JSONResponse(
-            {"error": {"code": exc.code, "message": exc.message}}, status_code=exc.status
+            {"error": {"code": exc.code, "message": exc.message}}, status_code=status_of(exc)
         )
 
     async def caller(authorization: str | None = Header(default=None)) -> Caller:
         if not authorization or not authorization.startswith("Bearer "):
-            raise ServerError(401, "unauthenticated", "send `Authorization: Bearer TOKEN`")
+            raise Unauthenticated("unauthenticated", "send `Authorization: Bearer TOKEN`")
         found = await run_in_threadpool(store.authenticate, authorization[7:].strip())
         if found is None:
-            raise ServerError(401, "bad_token", "the token is unknown or revoked")
+            raise Unauthenticated("bad_token", "the token is unknown or revoked")
         return found
 
     def need(who: Caller, *kinds: str) -> None:
         if who.kind not in kinds and who.kind != "admin":
-            raise ServerError(403, "forbidden", f"a {who.kind} token cannot do this")
+            raise Forbidden("forbidden", f"a {who.kind} token cannot do this")
 
     async def write(func: Callable[..., Any], *args: Any) -> Any:
         result = await run_in_threadpool(func, *args)
@@ -226,7 +256,7 @@ def create_app(
             return  # the store says what is wrong with it
         problem = request_problem(parsed)
         if problem:
-            raise ServerError(422, "too_large", f"the request is too large: {problem}")
+            raise TooLarge("too_large", f"the request is too large: {problem}")
 
     @app.get("/api/v1/interruptions")
     async def listing(
@@ -254,7 +284,7 @@ def create_app(
             try:
                 version = await run_in_threadpool(store.version, interruption_id)
                 if version is None:
-                    raise ServerError(404, "not_found", f"no interruption {interruption_id!r}")
+                    raise NotFound("not_found", f"no interruption {interruption_id!r}")
                 remaining = deadline - loop.time()
                 if str(version) != known or remaining <= 0:
                     break
@@ -275,7 +305,7 @@ def create_app(
     ) -> dict[str, Any]:
         need(who, "approver")
         if who.person is None:
-            raise ServerError(403, "forbidden", "only an approver token acts as a person")
+            raise Forbidden("forbidden", "only an approver token acts as a person")
         result: dict[str, Any] = await write(
             store.take_responsibility, interruption_id, who.person, body.reassign
         )
@@ -287,12 +317,11 @@ def create_app(
     ) -> dict[str, Any]:
         need(who, "approver")
         if who.person is None:
-            raise ServerError(403, "forbidden", "only an approver token acts as a person")
+            raise Forbidden("forbidden", "only an approver token acts as a person")
         if len(body.fields) > LIST_ITEMS or any(
             len(k) > TEXT_CHARS or len(v) > TEXT_CHARS for k, v in body.fields.items()
         ):
-            raise ServerError(
-                422,
+            raise TooLarge(
                 "too_large",
                 f"at most {LIST_ITEMS} fields, each name and value of at most {TEXT_CHARS} "
                 "characters",
@@ -318,9 +347,9 @@ def create_app(
         try:
             record = loads(await request.body(), what="the run record")
         except ValueError:
-            raise ServerError(422, "bad_request", "the body must be a JSON run record") from None
+            raise Invalid("bad_request", "the body must be a JSON run record") from None
         if not isinstance(record, dict) or record.get("run_id") != run_id:
-            raise ServerError(422, "bad_request", "the record's run_id must match the URL")
+            raise Invalid("bad_request", "the record's run_id must match the URL")
         await write(store.put_run, run_id, record, who)
         return {"run_id": run_id}
 
@@ -335,9 +364,7 @@ def create_app(
         over the deployment lock ``key``; ``taken`` False names the holder."""
         need(who, "runner")
         if not body.detached and body.lease > MAX_LEASE:
-            raise ServerError(
-                422, "bad_lease", f"a running holder's lease is at most {MAX_LEASE:.0f} s"
-            )
+            raise Invalid("bad_lease", f"a running holder's lease is at most {MAX_LEASE:.0f} s")
         result: dict[str, Any] = await run_in_threadpool(
             lambda: store.acquire_lock(
                 key,
@@ -371,7 +398,7 @@ def create_app(
             store.break_lock, key, f"admin:{who.token_id}", body.reason
         )
         if broken is None:
-            raise ServerError(404, "not_found", f"no lock {key!r}")
+            raise NotFound("not_found", f"no lock {key!r}")
         return broken
 
     @app.get("/api/v1/health")

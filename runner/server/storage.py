@@ -34,16 +34,13 @@ from runner.approvals.quorum import check_fields, judge
 from runner.approvals.request import Interruption, Submission
 from runner.approvals.server_source import differing_fields
 from runner.server import tables as t
-
-
-class ServerError(Exception):
-    """An API error with a stable code and an HTTP status."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+from runner.server.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    Malformed,
+    NotFound,
+)
 
 
 @dataclass(frozen=True)
@@ -223,6 +220,16 @@ class Store:
             return load(conn)
 
     def add_person(self, person: Person) -> None:
+        try:
+            self._add_person(person)
+        except IntegrityError:
+            raise Conflict(
+                "person_exists",
+                f"there is already a person with the username {person.username!r} or the id "
+                f"{person.id!r}",
+            ) from None
+
+    def _add_person(self, person: Person) -> None:
         with self.tx() as c:
             c.execute(
                 insert(t.people).values(
@@ -243,7 +250,7 @@ class Store:
             for name in usernames:
                 person = directory.by_username(name)
                 if person is None:
-                    raise ServerError(404, "unknown_person", f"no person {name!r}")
+                    raise NotFound("unknown_person", f"no person {name!r}")
                 ids.append(person.id)
             c.execute(delete(t.team_members).where(t.team_members.c.team == team))
             for person_id in ids:
@@ -253,13 +260,13 @@ class Store:
     def issue_token(self, kind: str, username: str | None = None, label: str = "") -> str:
         """A new token, returned once; only its hash is stored."""
         if kind not in ("runner", "approver", "admin"):
-            raise ServerError(400, "bad_kind", "token kind must be runner, approver or admin")
+            raise Malformed("bad_kind", "token kind must be runner, approver or admin")
         with self.tx() as c:
             person_id = None
             if kind == "approver":
                 person = self.directory(c).by_username(username or "")
                 if person is None:
-                    raise ServerError(404, "unknown_person", f"no person {username!r}")
+                    raise NotFound("unknown_person", f"no person {username!r}")
                 person_id = person.id
             token_id = secrets.token_hex(6)
             token = f"rnr_{token_id}_{secrets.token_urlsafe(32)}"
@@ -399,7 +406,7 @@ class Store:
             select(t.interruptions).where(t.interruptions.c.id == interruption_id)
         ).first()
         if row is None:
-            raise ServerError(404, "not_found", f"no interruption {interruption_id!r}")
+            raise NotFound("not_found", f"no interruption {interruption_id!r}")
         subs = [
             {
                 "id": s.id,
@@ -435,7 +442,7 @@ class Store:
         try:
             parsed = Interruption.from_dict(request)
         except (TypeError, ValueError, KeyError) as exc:
-            raise ServerError(422, "bad_request", f"not an interruption: {exc}") from None
+            raise Invalid("bad_request", f"not an interruption: {exc}") from None
         # the id is derived from the run and step, never taken from the caller: a runner token
         # must not be able to claim another run's interruption first
         parsed = replace(parsed, id=f"{parsed.run_id}--{parsed.step_id}")
@@ -448,9 +455,7 @@ class Store:
         with self.engine.connect() as c:
             found = self._of_step(c, parsed)
         if found is None:
-            raise ServerError(
-                409, "id_taken", f"interruption {parsed.id} belongs to another run and step"
-            )
+            raise Conflict("id_taken", f"interruption {parsed.id} belongs to another run and step")
         return self._same_request(self.get(found), parsed)
 
     @staticmethod
@@ -505,8 +510,7 @@ class Store:
             # a second, different request under an existing run and step would be answered by
             # the first one's decisions: a staging approval replayed in production, or an
             # interruption registered ahead of a real run (issue #17)
-            raise ServerError(
-                409,
+            raise Conflict(
                 "request_differs",
                 f"run {parsed.run_id} already has an interruption at step {parsed.step_id} "
                 f"asking something else (differs in: {', '.join(differ)}); a run id is used "
@@ -560,9 +564,7 @@ class Store:
     def _may_decide(self, request: dict[str, Any], person: Person, directory: Directory) -> None:
         teams = request.get("teams") or []
         if teams and not any(person.username in directory.members(team) for team in teams):
-            raise ServerError(
-                403, "not_in_team", f"{person.username} is not in team {' or '.join(teams)}"
-            )
+            raise Forbidden("not_in_team", f"{person.username} is not in team {' or '.join(teams)}")
 
     def take_responsibility(
         self, interruption_id: str, person: Person, reassign: bool
@@ -571,7 +573,7 @@ class Store:
             self._lock_row(c, interruption_id)
             current = self.view(c, interruption_id)
             if current["state"] != "waiting":
-                raise ServerError(409, "decided", f"the interruption is {current['state']}")
+                raise Conflict("decided", f"the interruption is {current['state']}")
             self._may_decide(current["request"], person, self.directory(c))
             condition = t.interruptions.c.id == interruption_id
             if not reassign:
@@ -590,8 +592,7 @@ class Store:
             ).rowcount
             if not done:
                 holder = self.view(c, interruption_id)["responsible"]
-                raise ServerError(
-                    409,
+                raise Conflict(
                     "responsible_taken",
                     f"{holder} has taken responsibility; reassign explicitly",
                 )
@@ -606,9 +607,9 @@ class Store:
         self, interruption_id: str, person: Person, result: str, notes: str, fields: dict[str, str]
     ) -> dict[str, Any]:
         if result not in ("proceed", "abort"):
-            raise ServerError(422, "bad_result", "result must be proceed or abort")
+            raise Invalid("bad_result", "result must be proceed or abort")
         if result == "abort" and not notes.strip():
-            raise ServerError(422, "notes_required", "an abort needs notes saying why")
+            raise Invalid("notes_required", "an abort needs notes saying why")
         # field patterns are matched here, before the transaction (a slow match must never hold
         # the database's write lock); a stored request never changes, so the check still holds
         stored = Interruption.from_dict(self.get(interruption_id)["request"])
@@ -617,28 +618,26 @@ class Store:
             self._lock_row(c, interruption_id)
             current = self.view(c, interruption_id)
             if current["state"] != "waiting":
-                raise ServerError(409, "decided", f"the interruption is {current['state']}")
+                raise Conflict("decided", f"the interruption is {current['state']}")
             # who may decide at all comes before who holds it now
             directory = self.directory(c)
             self._may_decide(current["request"], person, directory)
             if current["responsible"] != person.username:
-                raise ServerError(
-                    403,
+                raise Forbidden(
                     "not_responsible",
                     "take responsibility before submitting"
                     + (f" ({current['responsible']} has it)" if current["responsible"] else ""),
                 )
             request = Interruption.from_dict(current["request"])
             if problem:
-                raise ServerError(422, "bad_fields", problem)
+                raise Invalid("bad_fields", problem)
             started_by = directory.by_login(request.started_by)
             if (
                 request.prevent_self_approval
                 and started_by is not None
                 and started_by.username == person.username
             ):
-                raise ServerError(
-                    403,
+                raise Forbidden(
                     "self_approval",
                     f"{person.username} started this run and may not approve it",
                 )
@@ -646,8 +645,8 @@ class Store:
                 s["username"] == person.username and s["result"] == "proceed"
                 for s in current["submissions"]
             ):
-                raise ServerError(
-                    409, "already_counted", f"{person.username} already counted toward this step"
+                raise Conflict(
+                    "already_counted", f"{person.username} already counted toward this step"
                 )
             moment = now()
             c.execute(
@@ -757,15 +756,14 @@ class Store:
                 )
                 return
             if row.owner != caller.token_id:
-                raise ServerError(
-                    403,
+                raise Forbidden(
                     "not_owner",
                     f"run {run_id} is kept on the server by another token; only the token "
                     "that created a run record may write it",
                 )
             problem = rewritten(row.record, record)
             if problem:
-                raise ServerError(409, "record_rewritten", f"run {run_id}: {problem}")
+                raise Conflict("record_rewritten", f"run {run_id}: {problem}")
             c.execute(
                 update(t.runs).where(t.runs.c.run_id == run_id).values(record=record, updated=now())
             )
@@ -774,7 +772,7 @@ class Store:
         with self.engine.connect() as c:
             row = c.execute(select(t.runs).where(t.runs.c.run_id == run_id)).first()
             if row is None:
-                raise ServerError(404, "not_found", f"no run {run_id!r}")
+                raise NotFound("not_found", f"no run {run_id!r}")
             record: dict[str, Any] = row.record
             return record
 

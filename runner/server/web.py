@@ -23,9 +23,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from jinja2 import DictLoader, Environment, select_autoescape
 from markupsafe import Markup
 
-from runner.server.app import Changes, create_app
+from runner.server.app import Changes, create_app, status_of
+from runner.server.errors import Forbidden, ServerError
 from runner.server.notify import Notifier
-from runner.server.storage import Caller, ServerError, Store
+from runner.server.storage import Caller, Store
 
 COOKIE = "runner_session"
 SESSION_SECONDS = 8 * 3600
@@ -182,8 +183,7 @@ def create_full_app(
 
     def check_csrf(expected: str, given: str) -> None:
         if not given or not hmac.compare_digest(expected, given):
-            raise ServerError(
-                403,
+            raise Forbidden(
                 "csrf",
                 "the form's CSRF token is missing or wrong; reload the page and try again",
             )
@@ -295,7 +295,7 @@ def create_full_app(
                 )
             except ServerError as exc:
                 return await detail_page(
-                    request, interruption_id, error=exc.message, status=exc.status
+                    request, interruption_id, error=exc.message, status=status_of(exc)
                 )
             changes.changed(interruption_id)
             if notifier:
@@ -336,7 +336,7 @@ def create_full_app(
                 )
             except ServerError as exc:
                 return await detail_page(
-                    request, interruption_id, error=exc.message, status=exc.status
+                    request, interruption_id, error=exc.message, status=status_of(exc)
                 )
             changes.changed(interruption_id)
             if notifier:

@@ -16,9 +16,10 @@ from server_helpers import people_directory
 from sqlalchemy import func, select
 
 from runner.server import tables as t
-from runner.server.app import create_app
+from runner.server.app import create_app, status_of
 from runner.server.audit import verify_chain
-from runner.server.storage import ServerError, Store, make_engine, migrate
+from runner.server.errors import ServerError
+from runner.server.storage import Store, make_engine, migrate
 
 PAYLOADS = [
     "' OR '1'='1",
@@ -158,7 +159,7 @@ def test_a_username_given_when_issuing_a_token_is_not_sql(
     before = snapshot(store)
     with pytest.raises(ServerError) as caught:
         store.issue_token("approver", payload, label=payload)
-    assert caught.value.status == 404
+    assert status_of(caught.value) == 404
     assert snapshot(store) == before
     assert verify_chain(store.audit_entries()) == []
 

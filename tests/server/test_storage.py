@@ -12,8 +12,10 @@ from sqlalchemy import select
 
 from runner.approvals.identity import Person
 from runner.server import tables as t
+from runner.server.app import status_of
 from runner.server.audit import verify_chain
-from runner.server.storage import Caller, ServerError, Store
+from runner.server.errors import ServerError
+from runner.server.storage import Caller, Store
 
 RequestFactory = Callable[..., dict[str, Any]]
 RUNNER = Caller("runner", "tok-runner", None)
@@ -37,7 +39,7 @@ def refused(status: int, code: str) -> Any:
         def __exit__(self, *exc: Any) -> bool:
             handled = self.raises.__exit__(*exc)
             error = self.info.value
-            assert (error.status, error.code) == (status, code), error.message
+            assert (status_of(error), error.code) == (status, code), error.message
             return bool(handled)
 
     return Check()
@@ -254,7 +256,11 @@ def test_bad_fields(
     store.take_responsibility("r1--gate", person(store, "alice"), False)
     with pytest.raises(ServerError) as info:
         store.submit("r1--gate", person(store, "alice"), "proceed", "", fields)
-    assert (info.value.status, info.value.code, info.value.message) == (422, "bad_fields", problem)
+    assert (status_of(info.value), info.value.code, info.value.message) == (
+        422,
+        "bad_fields",
+        problem,
+    )
     view = store.submit("r1--gate", person(store, "alice"), "proceed", "", {"ticket": "CHG-7"})
     assert view["state"] == "approved"
     assert view["submissions"][0]["fields"] == {"ticket": "CHG-7"}
