@@ -363,7 +363,15 @@ def status_line(
 
 def announce(ctx: StepContext, request: Interruption, sources: list[ApprovalSource]) -> None:
     """The request in full, in the job log, with how to answer through each source."""
-    lines = [f"Manual intervention required: {request.title}"]
+    header = "Guided failure" if request.guided else "Manual intervention required"
+    lines = [f"{header}: {request.title}"]
+    if request.guided:
+        # masked by the engine before the request was built
+        tail = [str(line) for line in request.failure.get("log_tail", ())]
+        if request.failure.get("error"):
+            lines.append(f"Error: {request.failure['error']}")
+        if tail:
+            lines += ["Last lines of its log:", *(f"  | {line}" for line in tail)]
     if request.instructions.strip():
         lines += ["", *request.instructions.rstrip().splitlines(), ""]
     who = ", ".join(request.teams) if request.teams else "anyone in the people file"
@@ -385,13 +393,17 @@ def announce(ctx: StepContext, request: Interruption, sources: list[ApprovalSour
     for source in sources:
         for how in source.instructions(request):
             lines.append(f"  via {source.name}: {how}")
-    lines.append(f"Request file (for --request): {ctx.step_dir / 'request.json'}")
+    name = f"request-attempt-{request.attempt}.json" if request.guided else "request.json"
+    lines.append(f"Request file (for --request): {ctx.step_dir / name}")
     ctx.log.waiting(ctx.step, request.to_dict(), "\n".join(lines))
 
 
 def notify(ctx: StepContext, request: Interruption) -> None:
     """Announce the wait on the optional chat webhook, in the background; failures only log."""
-    hook = (ctx.step.manual.notify if ctx.step.manual else None) or ctx.workflow.approvals.notify
+    own = ctx.step.manual.notify if ctx.step.manual else None
+    if request.guided and ctx.step.guided is not None:
+        own = ctx.step.guided.notify
+    hook = own or ctx.workflow.approvals.notify
     if hook is None:
         return
     url = webhook_url(hook, ctx.env)
