@@ -35,6 +35,7 @@ from runner.approvals.trust import TrustFiles, refuse_deployed_commit
 from runner.errors import ApprovalError, RefusedError, VerificationError
 from runner.model import Approvals
 from runner.model import FileSource as FileConfig
+from runner.options import RunOptions
 
 #: matching files read from a local folder (names are filtered first: junk never counts)
 MAX_FILES = 500
@@ -81,7 +82,7 @@ class FileSource:
         approvals: Approvals,
         workspace: Path,
         directory: Directory,
-        options: Mapping[str, Any],
+        options: RunOptions,
         now: Any = None,
         **_: object,
     ) -> None:
@@ -92,7 +93,7 @@ class FileSource:
         self.interval = self.config.poll_seconds * random.uniform(0.8, 1.2)
         self.now = now or (lambda: datetime.now(UTC))
         self.trust = approvals.trust
-        self.insecure = bool(options.get("insecure_local_trust"))
+        self.insecure = options.insecure_local_trust
         self.signers: list[AllowedSigner] = []
         self.revoked: frozenset[bytes] = frozenset()
         self.branch: ApprovalsBranch | None = None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from runner.approvals.identity import Directory, eligible
 from runner.approvals.prompt import local_user
@@ -23,6 +23,7 @@ from runner.ci import in_ci
 from runner.errors import PreflightError as PreflightError
 from runner.errors import RunnerError
 from runner.model import Manual, Step, Workflow
+from runner.options import RunOptions
 
 if TYPE_CHECKING:
     from runner.prepare import Prepared
@@ -213,7 +214,7 @@ def may_run_manual_steps(prepared: Prepared, environ: Mapping[str, str]) -> list
 def approval_problems(
     prepared: Prepared,
     environ: Mapping[str, str],
-    options: Mapping[str, Any],
+    options: RunOptions,
     *,
     stdin_tty: bool | None = None,
     steps: list[Step] | None = None,
@@ -262,6 +263,6 @@ def approval_problems(
         local_user=user,
         started_by=current_actor(environ).username,
         directory=directory,
-        insecure_local_trust=bool(options.get("insecure_local_trust")),
+        insecure_local_trust=options.insecure_local_trust,
         trust_refusal=trust_refusal,
     )

@@ -23,6 +23,7 @@ from runner.approvals.server_client import ServerAnswer, ServerClient
 from runner.approvals.wait import parse_time
 from runner.errors import ApprovalError
 from runner.model import Approvals
+from runner.options import RunOptions
 
 LONG_POLL_SECONDS = 20.0
 #: how long withdrawing a request may take once the step has ended
@@ -52,7 +53,7 @@ class ServerSource:
         approvals: Approvals,
         workspace: Path,
         directory: Directory,
-        options: Mapping[str, Any],
+        options: RunOptions,
         client: ServerClient | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,

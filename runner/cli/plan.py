@@ -10,6 +10,7 @@ import click
 
 from runner.cli.options import deployment_options, dry_run_options
 from runner.gc_pause import gc_paused
+from runner.options import RunOptions
 
 
 def plan_text(
@@ -74,7 +75,7 @@ def plan_result(
     problems = approval_problems(
         prepared,
         env,
-        {"insecure_local_trust": insecure_local_trust},
+        RunOptions(insecure_local_trust=insecure_local_trust),
         stdin_tty=True if stdin_tty is None else stdin_tty,
     )
     plan = dataclasses.replace(plan, problems=tuple(problems))

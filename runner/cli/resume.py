@@ -6,6 +6,8 @@ import os
 
 import click
 
+from runner.options import RunOptions
+
 
 @click.command()
 @click.argument("run_id")
@@ -81,10 +83,9 @@ def resume(
             folder,
             log=log,
             environ=environ,
-            options={
-                "detach_on_wait": detach_on_wait,
-                "insecure_local_trust": insecure_local_trust,
-            },
+            options=RunOptions(
+                detach_on_wait=detach_on_wait, insecure_local_trust=insecure_local_trust
+            ),
             rerun_interrupted=rerun_interrupted,
             wait_for_lock=wait_for_lock,
             secret_inputs=parse_pairs(inputs, "--input"),

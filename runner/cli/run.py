@@ -7,6 +7,7 @@ import os
 import click
 
 from runner.cli.options import deployment_options, dry_run_options
+from runner.options import RunOptions
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -109,11 +110,11 @@ def run_workflow(
     from runner.prepare import prepare
 
     environ = dict(os.environ)
-    options = {
-        "detach_on_wait": detach_on_wait,
-        "insecure_local_trust": insecure_local_trust,
-        "break_glass": break_glass,
-    }
+    options = RunOptions(
+        detach_on_wait=detach_on_wait,
+        insecure_local_trust=insecure_local_trust,
+        break_glass=break_glass,
+    )
     prepared = prepare(file, environment, inputs, skip, environ)
     folder = history.state_dir(state_dir, environ, prepared.loaded.workspace)
     prepared = session.policy_gate(prepared, folder, environ, options)

@@ -21,13 +21,14 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from runner.engine.conditions import scope_decision
 from runner.engine.gates import Gates, deployed_here, pending, refuse
 from runner.engine.record import STEP_STATES, RunRecord
 from runner.errors import RunnerError
 from runner.model import Workflow
+from runner.options import RunOptions
 from runner.steps.base import RunLog
 
 if TYPE_CHECKING:
@@ -159,7 +160,7 @@ def check_record(
     workspace: Path,
     *,
     environ: Mapping[str, str],
-    options: Mapping[str, Any],
+    options: RunOptions,
     log: RunLog,
     skip: frozenset[str],
     state: Path | None = None,

@@ -23,6 +23,7 @@ from runner.engine.contexts import Identity
 from runner.engine.record import RunRecord, StepRecord
 from runner.errors import RefusedError, RunnerError, VerificationError
 from runner.model import Step, Workflow
+from runner.options import RunOptions
 from runner.steps.base import RunLog
 
 
@@ -53,7 +54,7 @@ class Gates:
         workflow: Workflow,
         workspace: Path,
         environ: Mapping[str, str],
-        options: Mapping[str, Any],
+        options: RunOptions,
         log: RunLog,
         now: datetime,
         terminal: bool | None,
@@ -342,7 +343,7 @@ class Gates:
                 "`approvals.trust.allowed-signers` to verify them",
             )
         files = TrustFiles.of(trust, self.workspace)
-        if not files.protected and not self.options.get("insecure_local_trust"):
+        if not files.protected and not self.options.insecure_local_trust:
             raise refuse(
                 run_id,
                 f"gate `{step.id}`: signed files are only verified against a protected "

@@ -26,6 +26,7 @@ from runner.engine.record import RecordStore, RunRecord
 from runner.engine.run import Run
 from runner.errors import RefusedError, UsageError
 from runner.model import Workflow
+from runner.options import RunOptions
 from runner.steps.base import RunLog
 from runner.workspace import absolute, shown_path, workspace_here
 
@@ -253,7 +254,7 @@ def resume(
     *,
     log: RunLog,
     environ: Mapping[str, str],
-    options: Mapping[str, Any],
+    options: RunOptions,
     rerun_interrupted: bool,
     wait_for_lock: bool,
     secret_inputs: Mapping[str, str] | None = None,
@@ -307,7 +308,7 @@ def resume(
         document = rules.load_policy(
             prepared.workflow,
             prepared.loaded.workspace,
-            insecure=bool(options.get("insecure_local_trust")),
+            insecure=options.insecure_local_trust,
         )
         prepared = dataclasses.replace(
             prepared,

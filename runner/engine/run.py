@@ -39,6 +39,7 @@ from runner.engine.record import RecordStore, RunRecord, StepRecord
 from runner.engine.render import escape_octostache, render_text
 from runner.errors import ExitCode, ExpressionError, RunnerError
 from runner.model import Step, Workflow
+from runner.options import RunOptions
 from runner.process import ProcessGroups
 from runner.steps.base import RunLog, StepContext, StepKind, StepResult
 from runner.variables.resolve import SECRET_MASK, VariableSet
@@ -80,8 +81,8 @@ class Run:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     sleep: Callable[[float], None] = field(default=lambda seconds: None)
     skip: frozenset[str] = frozenset()
-    #: run options steps may read (``detach_on_wait``, ``assume``, ...)
-    options: dict[str, Any] = field(default_factory=dict)
+    #: what the command line asks (``--detach-on-wait`` ...), for the steps to read
+    options: RunOptions = field(default_factory=RunOptions)
     #: the values of secret outputs of this process's steps (never stored in the record)
     secret_values: dict[tuple[str, str], str] = field(default_factory=dict)
     #: environment variables steps set (``RUNNER_ENV``) to values holding a secret: the

@@ -28,6 +28,7 @@ from runner.load.action import load_action
 from runner.load.checks import action_path
 from runner.model import Workflow
 from runner.notify import WebhookError, post_json, webhook_url
+from runner.options import RunOptions
 from runner.prepare import Prepared
 from runner.process import ProcessGroups
 from runner.steps.base import RunLog, StepKind
@@ -79,7 +80,7 @@ class RunRequest:
     state_dir: Path
     log: RunLog
     environ: Mapping[str, str]
-    options: Mapping[str, Any]
+    options: RunOptions
     #: told of the run just before its first record is saved (from then on a signal cancels it)
     on_record: Callable[[Run], None] | None = None
 
@@ -140,7 +141,7 @@ def build_run(
     store: RecordStore,
     log: RunLog,
     environ: Mapping[str, str],
-    options: Mapping[str, Any],
+    options: RunOptions,
     created_by: Identity,
 ) -> Run:
     """The engine for ``record``, new or reloaded, with this process's effects."""
@@ -161,7 +162,7 @@ def build_run(
         groups=groups,
         # a wait (a source's poll interval, a retry delay) ends at once on cancellation
         sleep=groups.cancelled.sleep,
-        options=dict(options),
+        options=options,
     )
     for name, spec in workflow.inputs.items():
         value = prepared.inputs.get(name)
@@ -486,7 +487,7 @@ def export_outputs(run: Run, environ: Mapping[str, str]) -> None:
 
 
 def policy_gate(
-    prepared: Prepared, state_dir: Path, environ: Mapping[str, str], options: Mapping[str, Any]
+    prepared: Prepared, state_dir: Path, environ: Mapping[str, str], options: RunOptions
 ) -> Prepared:
     """Apply the environment policy; refuse the run (exit 5) naming the rule that fails."""
     from runner.prepare import apply_policy
@@ -495,8 +496,8 @@ def policy_gate(
         prepared,
         history=run_history(state_dir),
         environ=environ,
-        insecure=bool(options.get("insecure_local_trust")),
-        break_glass=options.get("break_glass"),
+        insecure=options.insecure_local_trust,
+        break_glass=options.break_glass,
     )
     verdict = gated.policy
     if verdict is not None and not verdict.allowed:
@@ -528,7 +529,7 @@ def announce_break_glass(run: Run) -> None:
 def preflight(
     prepared: Prepared,
     environ: Mapping[str, str],
-    options: Mapping[str, Any],
+    options: RunOptions,
     log: RunLog | None = None,
 ) -> None:
     """Refuse, before the first step and with nothing recorded, a run whose manual steps could

@@ -12,6 +12,7 @@ from runner.approvals.state import ApprovalState, Decision
 from runner.engine.contexts import Identity
 from runner.engine.masking import Masker
 from runner.model import Step, Workflow
+from runner.options import RunOptions
 from runner.process import ProcessGroups
 
 
@@ -104,8 +105,8 @@ class StepContext:
     previous: ApprovalState | None = None
     #: save the step's approval state in the record, durably, before waiting
     checkpoint: Callable[[ApprovalState], None] = lambda state: None
-    #: run options: ``detach_on_wait``, ``insecure_local_trust``
-    options: Mapping[str, Any] = field(default_factory=dict)
+    #: what the command line asks (``--detach-on-wait`` ...)
+    options: RunOptions = field(default_factory=RunOptions)
     #: who started the run (CI actor or local user)
     started_by: Identity = field(default_factory=Identity)
     #: facts about the run the request binds: digest, commit, inputs, started_at

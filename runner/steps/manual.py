@@ -220,7 +220,7 @@ def run_manual_step(ctx: StepContext) -> StepResult:
         on_refused=on_refused,
         on_source_error=on_source_error,
         known=known,
-        detach=bool(ctx.options.get("detach_on_wait")),
+        detach=ctx.options.detach_on_wait,
         cancelled=ctx.cancelled,
         call=ctx.interruptible,
     )

@@ -36,6 +36,7 @@ from runner.approvals.request import Interruption, Submission
 from runner.approvals.trust import load_directory
 from runner.model import Approvals, Trust
 from runner.model import FileSource as FileConfig
+from runner.options import RunOptions
 
 NAMESPACE = "runner-approval"
 RUNNER = str(Path(sys.executable).with_name("runner"))
@@ -392,7 +393,7 @@ class World:
             approvals=approvals,
             workspace=self.repo,
             directory=self.directory(approvals),
-            options={"insecure_local_trust": insecure},
+            options=RunOptions(insecure_local_trust=insecure),
             now=now,
         )
 

@@ -313,13 +313,14 @@ from runner.approvals.files import FileSource
 from runner.approvals.request import Interruption
 from runner.approvals.trust import load_directory
 from runner.model import Approvals, Trust, FileSource as FileConfig
+from runner.options import RunOptions
 
 spec = json.loads(sys.argv[1])
 trust, file = Trust(**spec["trust"]), FileConfig(**spec["file"])
 repo = Path(spec["repo"])
 source = FileSource(
     environ={}, approvals=Approvals(trust=trust, file=file), workspace=repo,
-    directory=load_directory(trust, repo, "nobody"), options={},
+    directory=load_directory(trust, repo, "nobody"), options=RunOptions(),
 )
 request = Interruption.from_dict(spec["request"])
 source.register(request)

@@ -22,6 +22,7 @@ from runner.engine.record import RecordStore
 from runner.engine.run import new_record, utc_now
 from runner.errors import RefusedError
 from runner.model import Workflow
+from runner.options import RunOptions
 
 WORKFLOW = """\
 name: Locked
@@ -109,7 +110,7 @@ def test_two_starts_of_one_run_id_at_once_make_one_run(
 
     def start() -> None:
         request = session.RunRequest(
-            prepared, "same-1", tmp_path / "S", log=_Log(), environ={}, options={}
+            prepared, "same-1", tmp_path / "S", log=_Log(), environ={}, options=RunOptions()
         )
         try:
             session.start_run(request)

@@ -35,6 +35,7 @@ from runner.approvals.identity import parse_directory
 from runner.approvals.prompt import PromptSource
 from runner.approvals.request import FieldSpec, Interruption
 from runner.errors import ApprovalError
+from runner.options import RunOptions
 
 PEOPLE = """\
 people:
@@ -394,7 +395,7 @@ def test_the_server_hint_names_assign_and_the_required_fields(tmp_path: Path) ->
         approvals=approvals,
         workspace=tmp_path,
         directory=people_directory(),
-        options={},
+        options=RunOptions(),
         client=object(),
     )
     [hint] = source.instructions(gate_request())

@@ -20,6 +20,7 @@ from runner.approvals.server_source import ServerSource
 from runner.approvals.wait import WaitOutcome, wait_for_decision
 from runner.model import Approvals
 from runner.model import ServerSource as ServerConfig
+from runner.options import RunOptions
 from runner.server.storage import Store, make_engine, migrate
 
 
@@ -56,7 +57,7 @@ def test_one_person_through_two_sources_counts_once(world: World) -> None:
                 approvals=Approvals(server=ServerConfig(url)),
                 workspace=world.repo,
                 directory=world.directory(),
-                options={},
+                options=RunOptions(),
                 client=ServerClient(url, runner_token, attempts=2, sleep=lambda s: None),
             )
             files = world.source()

@@ -41,6 +41,7 @@ from runner.approvals.server_source import ServerSource
 from runner.errors import ApprovalError
 from runner.model import Approvals
 from runner.model import ServerSource as ServerConfig
+from runner.options import RunOptions
 from runner.server.audit import verify_chain
 from runner.server.storage import Store, make_engine, migrate
 
@@ -87,7 +88,7 @@ class World:
             approvals=approvals,
             workspace=self.root,
             directory=people_directory(),
-            options={},
+            options=RunOptions(),
         )
 
 
@@ -223,7 +224,7 @@ def test_the_runner_refuses_a_server_answer_about_another_request(
         approvals=Approvals(server=ServerConfig(url=server.url)),
         workspace=tmp_path,
         directory=people_directory(),
-        options={},
+        options=RunOptions(),
     )
     with pytest.raises(ApprovalError, match="differs in: environment"):
         source.register(request_())

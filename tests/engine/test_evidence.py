@@ -20,6 +20,7 @@ from runner.engine.run import new_record, utc_now
 from runner.errors import RefusedError
 from runner.load import load_workflow
 from runner.model import Workflow
+from runner.options import RunOptions
 
 WORKFLOW = """\
 name: Local
@@ -83,7 +84,7 @@ def check(
         workflow,
         tmp_path,
         environ=environ or {},
-        options={},
+        options=RunOptions(),
         log=log,
         skip=frozenset(),
         terminal=terminal,

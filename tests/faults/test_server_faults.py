@@ -35,6 +35,7 @@ from runner.approvals.server_source import ServerSource
 from runner.errors import ApprovalError
 from runner.model import Approvals
 from runner.model import ServerSource as ServerConfig
+from runner.options import RunOptions
 
 RUNNER = str(Path(sys.executable).with_name("runner"))
 TOKEN = "rnr_fault_SECRET-token-never-shown"
@@ -210,7 +211,7 @@ def make_source(
         approvals=approvals,
         workspace=Path("."),
         directory=Directory(),
-        options={},
+        options=RunOptions(),
         client=client,
     )
     return source, sleeps

@@ -13,6 +13,7 @@ from typing import Any
 from helpers.clock import FakeClock
 from runner.engine import session
 from runner.logs.text import TextLog
+from runner.options import RunOptions
 from runner.prepare import prepare
 
 
@@ -38,7 +39,7 @@ def run_here(
     environment: str = "production",
     clock: FakeClock | None = None,
     run_id: str = "r1",
-    options: Mapping[str, Any] | None = None,
+    options: RunOptions | None = None,
 ) -> RunHere:
     """Run ``root/workflow`` to its end (or its detach) with ``clock`` for the engine's ``now``
     and ``sleep`` (the steps and the approval sources get them from the engine). The caller
@@ -53,7 +54,7 @@ def run_here(
             state_dir=root / "state",
             log=TextLog(out),
             environ=environ,
-            options=dict(options or {}),
+            options=options or RunOptions(),
         )
     )
     run.clock = clock.now

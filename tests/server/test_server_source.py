@@ -25,6 +25,7 @@ from runner.approvals.server_source import ServerSource, client_for
 from runner.errors import ApprovalError
 from runner.model import Approvals
 from runner.model import ServerSource as ServerConfig
+from runner.options import RunOptions
 from runner.server import tables as t
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ def make_source(
         approvals=approvals,
         workspace=tmp_path,
         directory=directory or Directory(),
-        options={},
+        options=RunOptions(),
         client=client,
     )
 

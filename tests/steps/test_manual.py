@@ -27,6 +27,7 @@ from runner.approvals.request import Interruption, Submission
 from runner.engine import session
 from runner.errors import ApprovalError
 from runner.logs.text import TextLog
+from runner.options import RunOptions
 from runner.prepare import prepare
 
 RUNNER = Path(sys.executable).with_name("runner")
@@ -236,7 +237,7 @@ def run_in_process(
             state_dir=root / "state",
             log=TextLog(out),
             environ=environ,
-            options={"detach_on_wait": detach_first},
+            options=RunOptions(detach_on_wait=detach_first),
         )
     )
     run.clock = clock.now
@@ -246,7 +247,7 @@ def run_in_process(
     if detach_first:
         assert run.execute() == 75
         detached = json.loads(record_path.read_text())
-        run.options["detach_on_wait"] = False
+        run.options = RunOptions(detach_on_wait=False)
     code = run.execute()
     record = json.loads(record_path.read_text())
     return InProcess(code, record, out.getvalue(), clock, source, detached)

@@ -19,6 +19,7 @@ from helpers.paths import ROOT
 from helpers.stub import Reply, Seen, Stub, stub_server
 
 from runner.approvals.source import ApprovalSource
+from runner.options import RunOptions
 from runner.steps import manual
 
 JSON = {"Content-Type": "application/json"}
@@ -134,7 +135,7 @@ def test_the_file_source_polls_and_checks_on_the_engine_clock(
     monkeypatch.chdir(root)
     clock = FakeClock(limit=100)
     # the allowed signers from the workspace itself: no protected ref in this test
-    result = run_here(root, environ(), clock=clock, options={"insecure_local_trust": True})
+    result = run_here(root, environ(), clock=clock, options=RunOptions(insecure_local_trust=True))
     assert result.code == 4, result.log
     assert result.step("gate")["approval"]["state"] == "timed-out"
     # polled every ~30 s (jittered) for the step's two minutes, all on the fake clock
