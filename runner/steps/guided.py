@@ -244,7 +244,7 @@ def ask(
         on_refused=on_refused,
         on_source_error=on_source_error,
         known=known,
-        detach=bool(ctx.options.get("detach_on_wait")),
+        detach=ctx.options.detach_on_wait,
         cancelled=ctx.cancelled,
         call=ctx.interruptible,
     )

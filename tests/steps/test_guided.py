@@ -30,6 +30,7 @@ from test_manual import (
 from runner.approvals.request import Interruption, Submission
 from runner.engine import session
 from runner.logs.text import TextLog
+from runner.options import RunOptions
 from runner.prepare import prepare
 
 HEADER = """\
@@ -187,7 +188,7 @@ def run_guided(
             state_dir=root / "state",
             log=TextLog(out),
             environ=environ,
-            options={"detach_on_wait": detach_first},
+            options=RunOptions(detach_on_wait=detach_first),
         )
     )
     run.clock = clock.now
@@ -197,7 +198,7 @@ def run_guided(
     if detach_first:
         assert run.execute() == 75
         detached = json.loads(record_path.read_text())
-        run.options["detach_on_wait"] = False
+        run.options = RunOptions(detach_on_wait=False)
     code = run.execute()
     record = json.loads(record_path.read_text())
     return Ran(code, record, out.getvalue(), source, root, detached)
