@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support import ROOT
+from helpers.paths import ROOT
 
 from runner.approvals.identity import Directory, Person, eligible, parse_directory
 from runner.approvals.trust import load_directory

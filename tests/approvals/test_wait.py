@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
+from helpers.clock import START, FakeClock
 
 from runner.approvals.identity import Directory, Person
 from runner.approvals.quorum import Refused, Verdict
@@ -14,8 +15,6 @@ from runner.approvals.request import Interruption, Submission
 from runner.approvals.source import ApprovalSource
 from runner.approvals.wait import WaitOutcome, wait_for_decision
 from runner.errors import ApprovalError, RunnerError
-
-START = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
 
 ALICE = Person("u-alice", "alice", "Alice Martin", "alice@example.com", ("alice@example.com",))
 BOB = Person("u-bob", "bob", "Bob Chen", "bob@example.com")
@@ -27,30 +26,11 @@ DIRECTORY = Directory(
 )
 
 
-class Clock:
-    """A list-based clock: ``now`` is the last moment; ``sleep`` appends a later one."""
-
-    def __init__(self) -> None:
-        self.moments = [START]
-        self.sleeps: list[float] = []
-
-    def now(self) -> datetime:
-        return self.moments[-1]
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.moments.append(self.moments[-1] + timedelta(seconds=seconds))
-
-    @property
-    def elapsed(self) -> float:
-        return (self.moments[-1] - START).total_seconds()
-
-
 @dataclass
 class FakeSource:
     """An in-memory source: ``script`` maps seconds since START to what appears then."""
 
-    clock: Clock
+    clock: FakeClock
     name: str = "fake"
     interval: float = 5.0
     script: dict[float, list[Submission]] = field(default_factory=dict)
@@ -75,7 +55,7 @@ class FakeSource:
 
 
 def test_fake_source_follows_the_protocol() -> None:
-    source: ApprovalSource = FakeSource(Clock())
+    source: ApprovalSource = FakeSource(FakeClock())
     assert source.name == "fake"
 
 
@@ -139,7 +119,7 @@ class Events:
 def wait(
     rules: Interruption,
     sources: list[FakeSource],
-    clock: Clock,
+    clock: FakeClock,
     *,
     started_by: Person | None = None,
     known: tuple[Submission, ...] = (),
@@ -175,7 +155,7 @@ def wait(
 
 
 def test_approved_when_a_submission_appears() -> None:
-    clock = Clock()
+    clock = FakeClock()
     source = FakeSource(clock, script={10: [sub("alice", at=10)]})
     outcome, events = wait(request(), [source], clock)
     assert outcome.state == "approved"
@@ -189,7 +169,7 @@ def test_approved_when_a_submission_appears() -> None:
 
 
 def test_aborted_when_an_abort_appears() -> None:
-    clock = Clock()
+    clock = FakeClock()
     source = FakeSource(clock, script={5: [sub("bob", "abort", at=5)]})
     outcome, events = wait(request(), [source], clock)
     assert outcome.state == "aborted"
@@ -201,7 +181,7 @@ def test_aborted_when_an_abort_appears() -> None:
 
 
 def test_times_out_exactly_at_the_deadline() -> None:
-    clock = Clock()
+    clock = FakeClock()
     source = FakeSource(clock)
     outcome, events = wait(request(deadline_seconds=12), [source], clock)
     assert outcome.state == "timed-out"
@@ -215,14 +195,14 @@ def test_times_out_exactly_at_the_deadline() -> None:
 
 
 def test_decision_at_the_deadline_still_counts() -> None:
-    clock = Clock()
+    clock = FakeClock()
     source = FakeSource(clock, script={12: [sub("alice", at=12)]})
     outcome, _ = wait(request(deadline_seconds=12), [source], clock)
     assert outcome.state == "approved"
 
 
 def test_deadline_already_passed_times_out_without_sleeping() -> None:
-    clock = Clock()
+    clock = FakeClock()
     outcome, events = wait(request(deadline_seconds=-1), [FakeSource(clock)], clock)
     assert outcome.state == "timed-out"
     assert clock.sleeps == []
@@ -230,7 +210,7 @@ def test_deadline_already_passed_times_out_without_sleeping() -> None:
 
 
 def test_polls_at_the_shortest_interval_of_the_sources() -> None:
-    clock = Clock()
+    clock = FakeClock()
     slow = FakeSource(clock, name="slow", interval=30)
     fast = FakeSource(clock, name="fast", interval=2, script={6: [sub("bob", at=6)]})
     outcome, _ = wait(request(), [slow, fast], clock)
@@ -240,7 +220,7 @@ def test_polls_at_the_shortest_interval_of_the_sources() -> None:
 
 
 def test_source_error_keeps_waiting_and_never_decides() -> None:
-    clock = Clock()
+    clock = FakeClock()
     broken = FakeSource(clock, name="server", fail=lambda elapsed: True)
     quiet = FakeSource(clock, name="prompt")
     outcome, events = wait(request(deadline_seconds=20), [broken, quiet], clock)
@@ -251,7 +231,7 @@ def test_source_error_keeps_waiting_and_never_decides() -> None:
 
 
 def test_source_error_then_recovery_then_decision() -> None:
-    clock = Clock()
+    clock = FakeClock()
     flaky = FakeSource(
         clock,
         name="server",
@@ -265,7 +245,7 @@ def test_source_error_then_recovery_then_decision() -> None:
 
 
 def test_refused_submissions_reported_once_each() -> None:
-    clock = Clock()
+    clock = FakeClock()
     source = FakeSource(
         clock,
         script={
@@ -285,7 +265,7 @@ def test_refused_submissions_reported_once_each() -> None:
 
 
 def test_self_approval_refused_and_keeps_waiting() -> None:
-    clock = Clock()
+    clock = FakeClock()
     source = FakeSource(clock, script={0: [sub("alice", at=0)]})
     outcome, events = wait(
         request(deadline_seconds=10, prevent_self_approval=True, started_by="alice"),
@@ -310,7 +290,7 @@ def test_self_approval_refused_and_keeps_waiting() -> None:
 def test_known_submissions_from_the_record_count(
     known_who: str, polled: list[str], state: str
 ) -> None:
-    clock = Clock()
+    clock = FakeClock()
     known = (sub(known_who, at=-100, key="recorded-1"),)
     source = FakeSource(clock, script={0: [sub(p, at=1) for p in polled]})
     rules = request(quorum=(("trading-desk", 2),))
@@ -322,7 +302,7 @@ def test_known_submissions_from_the_record_count(
 
 
 def test_known_submission_seen_again_counts_once() -> None:
-    clock = Clock()
+    clock = FakeClock()
     again = sub("alice", at=1, key="same-key")
     source = FakeSource(clock, script={0: [again]})
     rules = request(quorum=(("trading-desk", 2),))
@@ -333,7 +313,7 @@ def test_known_submission_seen_again_counts_once() -> None:
 
 
 def test_known_abort_from_the_record_aborts_at_once() -> None:
-    clock = Clock()
+    clock = FakeClock()
     source = FakeSource(clock)
     outcome, _ = wait(request(), [source], clock, known=(sub("bob", "abort", key="r"),))
     assert outcome.state == "aborted"
@@ -341,7 +321,7 @@ def test_known_abort_from_the_record_aborts_at_once() -> None:
 
 
 def test_submissions_judged_in_time_order() -> None:
-    clock = Clock()
+    clock = FakeClock()
     late_abort = sub("bob", "abort", at=3)
     early_proceed = sub("alice", at=1)
     source = FakeSource(clock, script={0: [late_abort, early_proceed]})
@@ -355,7 +335,7 @@ def test_submissions_judged_in_time_order() -> None:
     [(True, False, "detached"), (False, True, "cancelled")],
 )
 def test_detach_and_cancel_stop_waiting(detach: bool, cancelled: bool, state: str) -> None:
-    clock = Clock()
+    clock = FakeClock()
     outcome, _ = wait(
         request(), [FakeSource(clock)], clock, detach=detach, cancelled=lambda: cancelled
     )
@@ -364,7 +344,7 @@ def test_detach_and_cancel_stop_waiting(detach: bool, cancelled: bool, state: st
 
 
 def test_no_deadline_waits_on() -> None:
-    clock = Clock()
+    clock = FakeClock()
     source = FakeSource(clock, script={3600: [sub("alice", at=3600)]})
     outcome, events = wait(request(deadline_seconds=None), [source], clock)
     assert outcome.state == "approved"

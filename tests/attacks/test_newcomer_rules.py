@@ -27,9 +27,9 @@ from typing import Any
 
 import pytest
 import requests
+from helpers.paths import ROOT
 from run_helpers import RUNNER, Workspace
 from server_helpers import people_directory
-from support import ROOT
 
 from runner.approvals.identity import parse_directory
 from runner.approvals.prompt import PromptSource

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import ROOT, borrow
+from helpers.paths import ROOT, borrow
 
 e2e = borrow("policy_e2e", ROOT / "tests" / "policy" / "test_policy_e2e.py")
 

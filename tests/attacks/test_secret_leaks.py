@@ -27,8 +27,8 @@ from urllib.parse import quote
 
 import pytest
 import requests
+from helpers.paths import ROOT
 from server_helpers import serving
-from support import ROOT
 
 from runner.approvals.identity import parse_directory
 from runner.server.storage import Store, make_engine, migrate

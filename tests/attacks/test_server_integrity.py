@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 import requests
 import server_helpers
-from helpers.cli import cli_in
+from helpers.cli import cli, cli_in
 from helpers.clock import FakeClock, fake_time, real_now
 from server_helpers import Seen, people_directory, serving
 
@@ -282,19 +282,6 @@ def test_the_api_gives_a_runner_the_stored_request_and_its_decision_rows(world: 
     view = client.interruption(asked.id)
     assert view["request"] == json.loads(json.dumps(asked.to_dict()))
     assert [(s["username"], s["result"]) for s in view["submissions"]] == [("alice", "proceed")]
-
-
-def cli(*args: str) -> tuple[int, str]:
-    """A `runner` command in this process (the admin's commands work on the database)."""
-    import contextlib
-    import io
-
-    from runner.cli.main import main
-
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main(list(args))
-    return code, out.getvalue()
 
 
 # -- locks -----------------------------------------------------------------------------------

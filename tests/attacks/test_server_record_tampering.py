@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import ROOT, borrow
+from helpers.cli import cli
+from helpers.paths import ROOT, borrow
 
 e2e = borrow("server_e2e", ROOT / "tests" / "server" / "test_server_e2e.py")
 
@@ -34,7 +35,7 @@ def served(tmp_path: Path) -> Iterator[Any]:
     shutil.copy(ROOT / "approvals" / "people.yml", root / "approvals" / "people.yml")
     database = f"sqlite:///{tmp_path / 'server.db'}"
     assert (
-        e2e.cli(
+        cli(
             "server",
             "--database",
             database,
@@ -46,7 +47,7 @@ def served(tmp_path: Path) -> Iterator[Any]:
     )
 
     def issue(*args: str) -> str:
-        code, out = e2e.cli("server", "--database", database, "tokens", "issue", *args)
+        code, out = cli("server", "--database", database, "tokens", "issue", *args)
         assert code == 0
         return str(out).strip()
 

@@ -20,7 +20,7 @@ from typing import ClassVar
 
 import pytest
 from helpers.clock import FakeClock, fake_time, real_now
-from support import ROOT, borrow
+from helpers.paths import ROOT, borrow
 
 policy_world = borrow("policy_world", ROOT / "tests" / "policy" / "test_policy_e2e.py")
 World = policy_world.World

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support import ROOT
+from helpers.paths import ROOT
 
 RUN = ROOT / "bench" / "run.py"
 

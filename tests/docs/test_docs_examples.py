@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support import ROOT
+from helpers.paths import ROOT
 
 from runner.cli.validate import validate_files
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from support import ROOT, borrow
+from helpers.paths import ROOT, borrow
 
 cancel_wait = borrow("cancel_wait", ROOT / "tests" / "e2e" / "test_cancel_wait.py")
 run_helpers = cancel_wait.run_helpers

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from support import ROOT, borrow
+from helpers.paths import ROOT, borrow
 
 run_helpers = borrow("run_helpers", ROOT / "tests" / "engine" / "conftest.py")
 server_e2e = borrow("server_e2e", ROOT / "tests" / "server" / "test_server_e2e.py")

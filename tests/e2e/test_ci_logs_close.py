@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support import ROOT, borrow
+from helpers.paths import ROOT, borrow
 
 run_helpers = borrow("run_helpers", ROOT / "tests" / "engine" / "conftest.py")
 

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import ROOT, borrow
+from helpers.paths import ROOT, borrow
 
 approval_world = borrow("approval_world", ROOT / "tests" / "approvals" / "conftest.py")
 

@@ -20,7 +20,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support import ROOT, borrow
+from helpers.paths import ROOT, borrow
 
 run_helpers = borrow("run_helpers", ROOT / "tests" / "engine" / "conftest.py")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support import ROOT
+from helpers.paths import ROOT
 
 TMUX = shutil.which("tmux")
 RUNNER = Path(sys.executable).with_name("runner")

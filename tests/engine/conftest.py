@@ -1,7 +1,7 @@
 """Shared fixtures for the run tests: a workspace in ``tmp_path``, runs in-process (through
 ``runner.cli.main.main``) and as a ``runner`` subprocess, and the record a run leaves.
 
-Other folders load this file by path as the module ``run_helpers`` (``support.borrow``), and
+Other folders load this file by path as the module ``run_helpers`` (``helpers.paths.borrow``), and
 this folder's tests import from ``run_helpers`` too: a bare ``from conftest import`` would get
 whichever folder's ``conftest`` pytest imported last.
 """

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import ROOT
+from helpers.paths import ROOT
 
 from runner.cli.main import main
 

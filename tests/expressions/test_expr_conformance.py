@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
-from support import conformance_dir
+from helpers.paths import conformance_dir
 
 from runner.errors import ExpressionError
 from runner.expressions import evaluate

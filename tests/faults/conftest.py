@@ -8,7 +8,7 @@ fixtures are re-exported here so that pytest finds them.
 
 from __future__ import annotations
 
-from support import ROOT, borrow
+from helpers.paths import ROOT, borrow
 
 TESTS = ROOT / "tests"
 

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from helpers.cli import cli_in
 from helpers.clock import FakeClock, fake_time, real_now
-from support import ROOT
+from helpers.paths import ROOT
 
 from runner.approvals import server_source
 from runner.approvals.identity import Directory

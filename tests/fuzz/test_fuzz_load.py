@@ -17,9 +17,9 @@ import time
 from typing import Any
 
 import pytest
+from helpers.paths import ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import ROOT
 
 from runner.load import Loaded, check_file
 from runner.load.yaml import load_yaml

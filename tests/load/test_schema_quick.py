@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.paths import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import ROOT
 
 from runner.load.schema import _quick_check, _quick_valid, _validator
 from runner.load.yaml import LoadError, load_yaml

@@ -11,7 +11,7 @@ import subprocess
 from typing import Any
 
 import pytest
-from support import ROOT, borrow
+from helpers.paths import ROOT, borrow
 
 from runner.engine.workflow_commands import Command, CommandProcessor, parse_command
 

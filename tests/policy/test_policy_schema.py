@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from textwrap import dedent
 
 import pytest
-from support import ROOT
+from helpers.paths import ROOT
 
 from runner.errors import WorkflowError
 from runner.policy import evaluate, parse_policy

@@ -3,8 +3,6 @@ kinds, the rules of deciding with their stable error codes, long-polls, runs."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import threading
 import time
 from collections.abc import Callable
@@ -12,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
+from helpers.cli import cli
 from sqlalchemy import select
 
-from runner.cli.main import main
 from runner.server import tables as t
 
 if TYPE_CHECKING:
@@ -27,13 +25,6 @@ ID = "r1--gate"
 
 def database_of(server: Served) -> str:
     return server.store.engine.url.render_as_string(hide_password=False)
-
-
-def cli(*args: str) -> tuple[int, str]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main(list(args))
-    return code, out.getvalue()
 
 
 def test_health_needs_no_token(server: Served) -> None:

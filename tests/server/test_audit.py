@@ -4,8 +4,6 @@ names it, and the export is JSON lines that verify accepts."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import itertools
 import json
 from collections.abc import Callable
@@ -14,10 +12,10 @@ from typing import Any
 
 import psycopg
 import pytest
+from helpers.cli import cli
 from sqlalchemy import delete, select, update
 
 from runner.approvals.identity import Directory
-from runner.cli.main import main
 from runner.server import tables as t
 from runner.server.audit import GENESIS, entry_hash, verify_chain
 from runner.server.storage import Caller, Store, make_engine, migrate
@@ -29,13 +27,6 @@ COLUMNS = ("at", "kind", "interruption_id", "actor", "data", "prev_hash", "hash"
 
 def url_of(store: Store) -> str:
     return store.engine.url.render_as_string(hide_password=False)
-
-
-def cli(*args: str) -> tuple[int, str]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main(list(args))
-    return code, out.getvalue()
 
 
 def verify(store: Store, *extra: str) -> tuple[int, list[str]]:

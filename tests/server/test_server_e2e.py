@@ -10,7 +10,6 @@ printed.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import shutil
@@ -26,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
-from helpers.cli import cli_in
+from helpers.cli import cli, cli_in
 from helpers.clock import FakeClock, fake_time, real_now
+from helpers.paths import ROOT
 from helpers.waiting import Output
-from support import ROOT
 
 from runner.cli.main import main
 
@@ -89,13 +88,6 @@ steps:
       echo "decided-by=#{{Octopus.Action[Gate Check].Output.Manual.ResponsibleUser.DisplayName}}"
       echo "notes=${{{{ steps.gate.outputs.notes }}}}"
 """
-
-
-def cli(*args: str) -> tuple[int, str]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main(list(args))
-    return code, out.getvalue()
 
 
 def free_port() -> int:

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from support import ROOT, borrow
+from helpers.paths import ROOT, borrow
 
 
 def load_run_helpers() -> Any:

@@ -17,11 +17,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.clock import START, FakeClock
 
 from runner.approvals.request import Interruption, Submission
 from runner.engine import session
@@ -32,7 +33,6 @@ from runner.prepare import prepare
 
 RUNNER = Path(sys.executable).with_name("runner")
 USER = getpass.getuser()
-START = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
 HOST_VARIABLES_TO_DROP = (
     "CI",
     "GITHUB_ACTIONS",
@@ -140,26 +140,11 @@ def host_env(**extra: str) -> dict[str, str]:
 # -- in process, with a fake source and a fake clock ---------------------------------------------
 
 
-class Clock:
-    def __init__(self, start: datetime = START) -> None:
-        self.moments = [start]
-
-    def now(self) -> datetime:
-        return self.moments[-1]
-
-    def sleep(self, seconds: float) -> None:
-        self.moments.append(self.moments[-1] + timedelta(seconds=seconds))
-
-    @property
-    def elapsed(self) -> float:
-        return (self.moments[-1] - self.moments[0]).total_seconds()
-
-
 @dataclass
 class FakeSource:
     """Submissions appear at given seconds after START; ``down`` seconds it fails to answer."""
 
-    clock: Clock
+    clock: FakeClock
     script: list[tuple[float, Submission]]
     down: tuple[float, float] = (0.0, 0.0)
     # not "prompt": the step hides its status lines while a prompt is asking
@@ -201,7 +186,7 @@ class InProcess:
     code: int
     record: dict[str, Any]
     log: str
-    clock: Clock
+    clock: FakeClock
     source: FakeSource
     detached: dict[str, Any] | None = None
 
@@ -223,7 +208,7 @@ def run_in_process(
     """Run the workflow; with ``detach_first``, detach at the manual step, then go on with the
     recorded run (what ``runner resume`` does: the engine picks up the waiting step)."""
     root = workspace(tmp_path, steps)
-    clock = Clock(start)
+    clock = FakeClock(start)
     source = FakeSource(clock, list(script), down)
     monkeypatch.setattr("runner.steps.manual.source_class", lambda name: lambda **_: source)
     monkeypatch.chdir(root)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from support import conformance_dir
+from helpers.paths import conformance_dir
 
 from runner.variables import substitute
 
