@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.clock import START, FakeClock
 from test_manual import (
     PEOPLE,
-    START,
     USER,
-    Clock,
     host_env,
     run_cli,
 )
@@ -125,7 +124,7 @@ def decide(who: str, result: str, attempt: int, at: float = 0, notes: str = "") 
 class AttemptSource:
     """A fake server: each submission answers one attempt's question, seen from a moment on."""
 
-    clock: Clock
+    clock: FakeClock
     script: list[tuple[float, Submission]]
     name: str = "server"
     interval: float = 10.0
@@ -174,7 +173,7 @@ def run_guided(
     env: dict[str, str] | None = None,
 ) -> Ran:
     root = workspace(tmp_path, top, steps)
-    clock = Clock(START)
+    clock = FakeClock(START)
     source = AttemptSource(clock, script)
     monkeypatch.setattr("runner.steps.manual.source_class", lambda name: lambda **_: source)
     monkeypatch.chdir(root)
