@@ -13,6 +13,18 @@ Result = Literal["proceed", "abort", "retry", "skip", "fail"]
 GUIDED = "guided-failure"
 
 
+def guided_slot(step_id: str, attempt: int) -> str:
+    """Where a failed step's question for ``attempt`` stands beside the step's own: its id is
+    ``<run>--<slot>``, and the server keys it by run and slot. ``@`` is in no step id, so no
+    step's slot can be another step's question."""
+    return f"{step_id}@attempt-{attempt}"
+
+
+def slot(request: Interruption) -> str:
+    """The request's step slot: the step id, or a failed step's question for its attempt."""
+    return guided_slot(request.step_id, request.attempt) if request.guided else request.step_id
+
+
 @dataclass(frozen=True)
 class FieldSpec:
     name: str

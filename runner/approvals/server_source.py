@@ -157,6 +157,9 @@ class ServerSource:
         # it), and a proceed must carry each required field
         fields = "".join(f" --field {f.name}=..." for f in request.fields if f.required)
         server = f"--server {self.url}"
+        if request.guided:
+            # a failed step's choices are made on the page (or POST .../submit with the result)
+            return [f"{self.url}/interruptions/{request.id}  ({', '.join(request.choices)})"]
         return [
             f"{self.url}/interruptions/{request.id}  or  runner approval assign {request.id} "
             f"{server} && runner approval proceed {request.id} {server}{fields} --notes ..."

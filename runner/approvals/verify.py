@@ -100,7 +100,7 @@ def server_rows(view: Mapping[str, Any], interruption_id: str, url: str) -> list
             )
         except (KeyError, TypeError, AttributeError):
             continue
-    return [s for s in found if s.result in ("proceed", "abort")]
+    return [s for s in found if s.result in ("proceed", "abort", "retry", "skip", "fail")]
 
 
 def check_server_view(view: Mapping[str, Any], request: Interruption) -> None:

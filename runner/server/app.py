@@ -146,7 +146,7 @@ class Responsible(BaseModel):
 
 
 class SubmitIn(BaseModel):
-    result: str = Field(pattern="^(proceed|abort)$")
+    result: str = Field(pattern="^(proceed|abort|retry|skip|fail)$")
     notes: str = Field(default="", max_length=10_000)
     fields: dict[str, str] = Field(default_factory=dict)
 

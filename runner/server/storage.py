@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 
 from runner.approvals.identity import Directory, Person
 from runner.approvals.quorum import check_fields, judge
-from runner.approvals.request import Interruption, Submission
+from runner.approvals.request import Interruption, Result, Submission, slot
 from runner.approvals.server_source import differing_fields
 from runner.server import tables as t
 from runner.server.errors import (
@@ -52,6 +52,14 @@ class Caller:
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def _result(result: str) -> Result:
+    """A result ``submit`` accepted, typed."""
+    for known in ("proceed", "abort", "retry", "skip", "fail"):
+        if result == known:
+            return known
+    raise Invalid("bad_result", f"unknown result {result[:40]!r}")
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -445,7 +453,7 @@ class Store:
             raise Invalid("bad_request", f"not an interruption: {exc}") from None
         # the id is derived from the run and step, never taken from the caller: a runner token
         # must not be able to claim another run's interruption first
-        parsed = replace(parsed, id=f"{parsed.run_id}--{parsed.step_id}")
+        parsed = replace(parsed, id=f"{parsed.run_id}--{slot(parsed)}")
         try:
             return self._create(parsed, caller)
         except IntegrityError:
@@ -464,7 +472,7 @@ class Store:
         row = c.execute(
             select(t.interruptions.c.id).where(
                 (t.interruptions.c.run_id == parsed.run_id)
-                & (t.interruptions.c.step_id == parsed.step_id)
+                & (t.interruptions.c.step_id == slot(parsed))
             )
         ).first()
         return None if row is None else str(row.id)
@@ -478,7 +486,8 @@ class Store:
                     insert(t.interruptions).values(
                         id=parsed.id,
                         run_id=parsed.run_id,
-                        step_id=parsed.step_id,
+                        # a failed step's question per attempt beside the step (guided failure)
+                        step_id=slot(parsed),
                         request=parsed.to_dict(),
                         state="waiting",
                         responsible=None,
@@ -606,13 +615,16 @@ class Store:
     def submit(
         self, interruption_id: str, person: Person, result: str, notes: str, fields: dict[str, str]
     ) -> dict[str, Any]:
-        if result not in ("proceed", "abort"):
-            raise Invalid("bad_result", "result must be proceed or abort")
-        if result == "abort" and not notes.strip():
-            raise Invalid("notes_required", "an abort needs notes saying why")
+        kind = Interruption.from_dict(self.get(interruption_id)["request"])
+        allowed = kind.choices if kind.guided else ("proceed", "abort")
+        if result not in allowed:
+            raise Invalid("bad_result", f"result must be {' or '.join(allowed)}")
+        if result in ("abort", "skip", "fail") and not notes.strip():
+            article = "an" if result == "abort" else "a"
+            raise Invalid("notes_required", f"{article} {result} needs notes saying why")
         # field patterns are matched here, before the transaction (a slow match must never hold
         # the database's write lock); a stored request never changes, so the check still holds
-        stored = Interruption.from_dict(self.get(interruption_id)["request"])
+        stored = kind
         problem = check_fields(stored.fields, fields, result)
         with self.tx() as c:
             self._lock_row(c, interruption_id)
@@ -641,8 +653,9 @@ class Store:
                     "self_approval",
                     f"{person.username} started this run and may not approve it",
                 )
-            if result == "proceed" and any(
-                s["username"] == person.username and s["result"] == "proceed"
+            stop = "fail" if request.guided else "abort"
+            if result != stop and any(
+                s["username"] == person.username and s["result"] != stop
                 for s in current["submissions"]
             ):
                 raise Conflict(
@@ -675,7 +688,7 @@ class Store:
             ] + [
                 Submission(
                     "server",
-                    "proceed" if result == "proceed" else "abort",
+                    _result(result),
                     person.username,
                     "username",
                     notes,

@@ -75,6 +75,11 @@ DETAIL = """{% extends "base" %}{% block body %}<h1>{{ i.request.title }}</h1>
 <p class="state" id="state">{{ i.state }}{% if i.responsible %}, responsible:
 <span id="responsible">{{ i.responsible }}</span>{% endif %}</p>
 <div class="box" id="instructions">{{ instructions }}</div>
+{% if i.request.kind == 'guided-failure' %}<h2>What failed</h2><div class="box" id="failure">
+<p>Step {{ i.request.step_name }}, attempt {{ i.request.attempt }}{% if
+i.request.failure.exit_code is not none %}, exit code {{ i.request.failure.exit_code }}{% endif
+%}{% if i.request.failure.error %}: {{ i.request.failure.error }}{% endif %}</p>
+<pre id="log-tail">{{ (i.request.failure.log_tail or [])|join('\n') }}</pre></div>{% endif %}
 <h2>What is being approved</h2><table>
 <tr><th>Deployment</th><td>{{ i.request.workflow }} &rarr; {{ i.request.environment }}</td></tr>
 <tr><th>Run</th><td><a href="/runs/{{ i.run_id }}">{{ i.run_id }}</a>, started by
@@ -103,8 +108,12 @@ DETAIL = """{% extends "base" %}{% block body %}<h1>{{ i.request.title }}</h1>
 {% else %}<input name="field_{{ f.name }}"{% if f.pattern %} title="{{ f.pattern }}"{% endif %}>
 {% endif %}</label></p>{% endfor %}
 <p><label>Notes<br><textarea name="notes" rows="3" cols="60"></textarea></label></p>
-<button name="result" value="proceed" id="proceed">Proceed</button>
-<button name="result" value="abort" class="abort" id="abort">Abort</button></form>{% endif %}
+{% if i.request.kind == 'guided-failure' %}{% for c in i.request.choices %}<button name="result"
+value="{{ c }}" id="{{ c }}"{% if c == 'fail' %} class="abort"{% endif %}>{{ c|capitalize
+}}</button>
+{% endfor %}{% else %}<button name="result" value="proceed" id="proceed">Proceed</button>
+<button name="result" value="abort" class="abort" id="abort">Abort</button>{% endif %}</form>
+{% endif %}
 {% endif %}
 <h2>Decisions</h2><ul id="decisions">{% for s in i.submissions %}<li>{{ s.result }} by
 {{ s.username }} at {{ s.at }}{% if s.notes %}: {{ s.notes }}{% endif %}{% for k, v in

@@ -23,7 +23,7 @@ from typing import Any
 from runner.approvals.identity import Directory
 from runner.approvals.prompt import local_user
 from runner.approvals.quorum import Refused, Verdict
-from runner.approvals.request import GUIDED, Interruption, Submission
+from runner.approvals.request import GUIDED, Interruption, Submission, guided_slot
 from runner.approvals.source import ApprovalSource
 from runner.approvals.state import Decision
 from runner.approvals.trust import load_directory
@@ -109,7 +109,7 @@ def build_request(
     facts = ctx.run_facts
     created = base.get("created")
     return Interruption(
-        id=f"{ctx.run_id}--{step.id}--attempt-{attempt}",
+        id=f"{ctx.run_id}--{guided_slot(step.id, attempt)}",
         run_id=ctx.run_id,
         step_id=step.id,
         step_name=step.name,

@@ -7,12 +7,15 @@ from __future__ import annotations
 import hashlib
 import subprocess
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pytest
-from conftest import RUNNER, World, clean_env
 
 from runner.approvals.document import new_body
 from runner.approvals.request import GUIDED
+
+if TYPE_CHECKING:
+    from conftest import World
 
 WORKFLOW = """\
 name: Seed
@@ -39,21 +42,15 @@ steps:
 """
 
 
-def resume(world: World, run_id: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [RUNNER, "resume", run_id, "--state-dir", "S", "--detach-on-wait"],
-        cwd=world.repo,
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-        timeout=60,
-        check=False,
-    )
+def resume(
+    world: World, monkeypatch: pytest.MonkeyPatch, run_id: str
+) -> subprocess.CompletedProcess[str]:
+    return world.here(monkeypatch, "resume", run_id, "--state-dir", "S", "--detach-on-wait")
 
 
 @pytest.mark.parametrize(("choice", "code"), [("skip", 0), ("fail", 1)])
 def test_a_ci_job_detaches_and_a_later_one_resumes_with_the_signed_decision(
-    world: World, choice: str, code: int
+    world: World, monkeypatch: pytest.MonkeyPatch, choice: str, code: int
 ) -> None:
     world.commit_workflow(WORKFLOW)
     done = world.run("--run-id", "c1", "--detach-on-wait")
@@ -63,7 +60,7 @@ def test_a_ci_job_detaches_and_a_later_one_resumes_with_the_signed_decision(
     record = world.record("c1")
     assert record["status"] == "waiting"
     # nobody decided yet: the next job detaches again, without running the step
-    again = resume(world, "c1")
+    again = resume(world, monkeypatch, "c1")
     assert again.returncode == 75, again.stdout + again.stderr
     request = {
         "run_id": "c1",
@@ -84,7 +81,7 @@ def test_a_ci_job_detaches_and_a_later_one_resumes_with_the_signed_decision(
         timedelta(hours=1),
     )
     world.push_signed(body.encode(), world.keys.bob, run_id="c1", name="migrate.attempt-1.bob.json")
-    finished = resume(world, "c1")
+    finished = resume(world, monkeypatch, "c1")
     output = finished.stdout + finished.stderr
     assert finished.returncode == code, output
     assert (world.repo.parent / "attempts").read_text().count("x") == 1
@@ -101,14 +98,8 @@ def test_a_ci_job_detaches_and_a_later_one_resumes_with_the_signed_decision(
     else:
         assert record["status"] == "failure"
         assert "after=" not in output
-    shown = subprocess.run(
-        [RUNNER, "runs", "show", "c1", "--state-dir", "S", "--workflow", "deploy.yml"],
-        cwd=world.repo,
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-        timeout=60,
-        check=False,
+    shown = world.here(
+        monkeypatch, "runs", "show", "c1", "--state-dir", "S", "--workflow", "deploy.yml"
     )
     assert (
         f"guided failure: attempt 1 failed (exit code 7): {choice} by Bob Stone (bob) via file"

@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -373,3 +374,34 @@ def test_client_for_needs_the_token_in_the_environment() -> None:
         Approvals(server=ServerConfig("http://h:1/")), {"RUNNER_SERVER_TOKEN": "tok"}
     )
     assert client.base == "http://h:1/api/v1"
+
+
+def test_a_failed_steps_question_is_answered_with_a_choice(
+    server: Served, make_request: RequestFactory, tmp_path: Path, people: Directory
+) -> None:
+    """Guided failure (issue 21): each failed attempt is an interruption of its own on the
+    server, and its decision (retry, skip or fail) reaches the runner and judges as one."""
+    asked = Interruption.from_dict(
+        make_request(
+            id="r1--gate@attempt-1",
+            kind="guided-failure",
+            attempt=1,
+            choices=["retry", "skip", "fail"],
+            failure={"exit_code": 2, "log_tail": ["boom"]},
+        )
+    )
+    source = make_source(server.url, server.tokens["runner"], tmp_path)
+    source.register(asked)
+    assert source.poll(asked) == []
+    assert server.assign("alice", asked.id).status_code == 200
+    assert server.submit("alice", asked.id, "retry", "flaky network").status_code == 200
+    found = source.poll(asked)
+    assert [(s.result, s.who, s.notes) for s in found] == [("retry", "alice", "flaky network")]
+    verdict = judge(asked, found, people, None)
+    assert verdict.state == "approved"
+    # the next attempt's question is another interruption, undecided
+    again = replace(asked, id="r1--gate@attempt-2", attempt=2)
+    other = make_source(server.url, server.tokens["runner"], tmp_path)
+    other.register(again)
+    assert other.poll(again) == []
+    assert server.store.get(again.id)["state"] == "waiting"

@@ -225,7 +225,7 @@ def test_a_retry_runs_the_step_again_and_it_succeeds(
     assert (decision["username"], decision["display_name"]) == ("alice", "Alice Martin")
     assert decision["notes"] == "network blip"
     assert decision["failure"]["exit_code"] == 3
-    assert decision["interruption"] == "r1--flaky--attempt-1"
+    assert decision["interruption"] == "r1--flaky@attempt-1"
     assert "waiting" not in flaky["guided"]
     assert flaky["outputs"]["guided-decision"] == "retry"
     assert flaky["outputs"]["guided-attempt"] == "2"
