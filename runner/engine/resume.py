@@ -128,6 +128,17 @@ def check_unsealed_facts(record: RunRecord, workflow: Workflow) -> None:
             rec = record.step(step.id)
         except KeyError:
             continue  # refused later, with the other differences
+        decisions = (rec.guided or {}).get("decisions") or []
+        if manual is None and any(d.get("choice") == "skip" for d in decisions):
+            # a failure someone chose to skip is a decision as a gate's is: an unsealed record
+            # can claim it (and leave out a fail) with nobody having decided (issue 21)
+            raise RefusedError(
+                f"run {record.run_id} cannot be resumed from an unsealed record: step "
+                f"`{step.id}` failed and is recorded as skipped under guided failure, which "
+                "only a sealed record can show",
+                hint=f"set ${KEY_ENV} (a CI secret of the deployment environment) in the job "
+                "that starts the run and in the one that resumes it, then start a new run",
+            )
         if manual is None or rec.status in ("skipped", "failure", "cancelled"):
             continue
         if rec.status == "success":

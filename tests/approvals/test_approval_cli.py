@@ -368,7 +368,7 @@ def test_new_answers_a_failed_step_bound_to_its_attempt(
     cli: Cli, world: World, deployed: Path
 ) -> None:
     request = world.request(
-        id="r1--gate--attempt-2", kind="guided-failure", attempt=2, choices=("retry", "fail")
+        id="r1--gate@attempt-2", kind="guided-failure", attempt=2, choices=("retry", "fail")
     )
     (world.root / "request.json").write_text(json.dumps(request.to_dict()), encoding="utf-8")
     code, _, err = new(cli, world, "--decision", "retry")

@@ -41,7 +41,7 @@ steps:
 def guided_request(world: World, attempt: int) -> object:
     return replace(
         world.request(),
-        id=f"r1--gate--attempt-{attempt}",
+        id=f"r1--gate@attempt-{attempt}",
         kind=GUIDED,
         attempt=attempt,
         choices=("retry", "skip", "fail"),
@@ -127,3 +127,39 @@ def test_a_replayed_retry_does_not_run_the_failing_step_a_third_time(
     assert first["evidence"]["file"] == "approvals/g1/migrate.attempt-1.alice.json"
     assert (second["attempt"], second["state"], second["choice"]) == (2, "timed-out", "fail")
     assert record["status"] == "timed-out"
+
+
+def test_a_skip_forged_into_an_unsealed_record_is_refused_in_ci(world: World) -> None:
+    """Whoever carries the state folder between CI jobs writes a skip nobody decided into the
+    record of a run waiting at a failed step: the resume refuses it (only a sealed record can
+    show a decision), and nothing after the failed step runs."""
+    from test_record_tampering import resume, tamper
+
+    world.commit_workflow(FAILING.replace("echo after", "echo DEPLOYED"))
+    done = world.run("--run-id", "fs1", "--detach-on-wait")
+    assert done.returncode == 75, done.stdout + done.stderr
+
+    def forge(record: dict[str, object]) -> None:
+        steps = record["steps"]
+        assert isinstance(steps, list)
+        migrate = next(s for s in steps if s["id"] == "migrate")
+        migrate.update(
+            status="failure",
+            outcome="failure",
+            conclusion="success",
+            guided={
+                "decisions": [
+                    {"attempt": 1, "state": "decided", "choice": "skip", "username": "alice"}
+                ]
+            },
+        )
+
+    tamper(world, "fs1", forge)
+    again = resume(world, "fs1", env={"CI": "true"})
+    output = again.stdout + again.stderr
+    assert again.returncode == 5, output
+    assert "DEPLOYED" not in output
+    assert (
+        "step `migrate` failed and is recorded as skipped under guided failure, which only a "
+        "sealed record can show"
+    ) in output
