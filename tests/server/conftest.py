@@ -232,6 +232,20 @@ class Served:
     store: Store
     tokens: dict[str, str] = field(default_factory=dict)
 
+    def parked(self, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+        """An event set once the server holds a long-poll (it read the version and waits for a
+        change): a test writes then, instead of sleeping a while and hoping the poll waits."""
+        changes = APPS[self.url].state.changes
+        held = threading.Event()
+        saw = changes.saw
+
+        def noting(interruption_id: str, version: int) -> None:
+            saw(interruption_id, version)
+            held.set()
+
+        monkeypatch.setattr(changes, "saw", noting)
+        return held
+
     def call(
         self,
         who: str | None,
@@ -295,6 +309,10 @@ def expect_error() -> Callable[[requests.Response, int, str], None]:
     return check
 
 
+#: the app behind each URL :func:`serving` serves, for a test to see what the server holds
+APPS: dict[str, Any] = {}
+
+
 @contextmanager
 def serving(store: Store) -> Iterator[str]:
     """uvicorn serving the API of ``store`` in a thread, on a socket bound before it starts."""
@@ -302,8 +320,9 @@ def serving(store: Store) -> Iterator[str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = int(sock.getsockname()[1])
+    app = create_app(store)
     config = uvicorn.Config(
-        create_app(store),
+        app,
         log_level="warning",
         lifespan="on",
         timeout_graceful_shutdown=2,
@@ -320,9 +339,12 @@ def serving(store: Store) -> Iterator[str]:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the test server did not start")
         time.sleep(0.01)
+    url = f"http://127.0.0.1:{port}"
+    APPS[url] = app
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
+        APPS.pop(url, None)
         server.should_exit = True
         thread.join(15)
         sock.close()
