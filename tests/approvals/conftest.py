@@ -241,6 +241,8 @@ class World:
         self.origin = root / "origin.git"
         self.repo = root / "repo"
         self.approver = root / "approver"
+        #: the test's monkeypatch, for commands run in this process (set by the fixture)
+        self.monkeypatch: pytest.MonkeyPatch | None = None
 
     @classmethod
     def create(cls, root: Path, keys: Keys) -> World:
@@ -476,6 +478,8 @@ def world_template(tmp_path_factory: pytest.TempPathFactory, keys: Keys) -> Worl
 
 
 @pytest.fixture
-def world(tmp_path: Path, world_template: World) -> World:
+def world(tmp_path: Path, world_template: World, monkeypatch: pytest.MonkeyPatch) -> World:
     """A fresh git world of one's own (origin, workspace, approver's clone)."""
-    return world_template.copy(tmp_path / "world")
+    made = world_template.copy(tmp_path / "world")
+    made.monkeypatch = monkeypatch
+    return made

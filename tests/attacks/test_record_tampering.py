@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from approval_world import RUNNER, World, clean_env, git
+from helpers.cli import cli_in
 
 ONE_GATE = """\
 name: Seed
@@ -65,8 +66,12 @@ def permissive_trust(world: World) -> dict[str, str]:
     }
 
 
+# runs and resumes in this process (no interpreter to start for each of the many): nothing
+# here needs a process of its own, and the CLI's error boundary is the same
 def run(world: World, run_id: str, *args: str) -> subprocess.CompletedProcess[str]:
-    done = world.run("--run-id", run_id, "--detach-on-wait", *args)
+    assert world.monkeypatch is not None
+    argv = ("run", "deploy.yml", "--env", "production", "--state-dir", "S")
+    done = world.here(world.monkeypatch, *argv, "--run-id", run_id, "--detach-on-wait", *args)
     assert done.returncode == 75, done.stdout + done.stderr
     return done
 
@@ -74,15 +79,9 @@ def run(world: World, run_id: str, *args: str) -> subprocess.CompletedProcess[st
 def resume(
     world: World, run_id: str, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [RUNNER, "resume", run_id, "--state-dir", "S", "--detach-on-wait", *args],
-        cwd=world.repo,
-        capture_output=True,
-        text=True,
-        env=clean_env(**(env or {})),
-        timeout=60,
-        check=False,
-    )
+    assert world.monkeypatch is not None
+    argv = ("resume", run_id, "--state-dir", "S", "--detach-on-wait", *args)
+    return cli_in(world.monkeypatch, world.repo, clean_env(**(env or {})), *argv)
 
 
 def tamper(world: World, run_id: str, change: Callable[[Record], None]) -> None:
