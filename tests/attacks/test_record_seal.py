@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from approval_world import RUNNER, World, clean_env
+from approval_world import World, clean_env
+from helpers.cli import cli_in
 
 KEY = "5f1c" * 16  # what `openssl rand -hex 32` gives
 OTHER_KEY = "a0b1" * 16
@@ -77,22 +78,19 @@ def step(record: dict[str, Any], step_id: str) -> dict[str, Any]:
 def start(world: World, run_id: str, env: dict[str, str] | None = None) -> None:
     """A run detached at its gate, which alice then approved."""
     path = world.commit_workflow(WORKFLOW)
-    done = world.run("--run-id", run_id, "--detach-on-wait", env=env)
+    assert world.monkeypatch is not None
+    argv = ("run", "deploy.yml", "--env", "production", "--state-dir", "S")
+    done = world.here(world.monkeypatch, *argv, "--run-id", run_id, "--detach-on-wait", env=env)
     assert done.returncode == 75, done.stdout + done.stderr
     assert KEY not in done.stdout + done.stderr
     approve(world, run_id, "gate", world.keys.alice, digest_of(path))
 
 
 def resume(world: World, run_id: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [RUNNER, "resume", run_id, "--state-dir", "S", "--detach-on-wait"],
-        cwd=world.repo,
-        capture_output=True,
-        text=True,
-        env=clean_env(**env),
-        timeout=60,
-        check=False,
-    )
+    """``runner resume`` in this process (as the CLI runs it, without an interpreter to start)."""
+    assert world.monkeypatch is not None
+    argv = ("resume", run_id, "--state-dir", "S", "--detach-on-wait")
+    return cli_in(world.monkeypatch, world.repo, clean_env(**env), *argv)
 
 
 def record_path(world: World, run_id: str) -> Path:
