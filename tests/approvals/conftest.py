@@ -39,6 +39,10 @@ from runner.model import FileSource as FileConfig
 from runner.options import RunOptions
 
 NAMESPACE = "runner-approval"
+# the module tests import by name (``from approval_world import World``): a bare ``from conftest
+# import`` gets whichever folder's conftest pytest imported last (other folders ``borrow`` it)
+sys.modules.setdefault("approval_world", sys.modules[__name__])
+
 RUNNER = str(Path(sys.executable).with_name("runner"))
 TRUST_REF = "refs/remotes/origin/approvals-trust"
 DIGEST = "d" * 64
