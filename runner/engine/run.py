@@ -432,8 +432,15 @@ class Run:
                 self._guided_checkpoint(step, decisions, state)
 
             # one question at a time: steps started together may fail together
-            with self._asking:
-                decision = gf.ask(ctx, guided, request, known, refused, checkpoint)
+            try:
+                with self._asking:
+                    decision = gf.ask(ctx, guided, request, known, refused, checkpoint)
+            except RunnerError as exc:
+                # nobody can be asked (no usable source): the step fails as it would have
+                # without guided failure, and says why nobody was asked
+                message = self.masker.mask(str(exc))
+                self.log.step_error(step, message, exc.location)
+                decision = gf.unasked(request, message, self.stamp())
             decisions.append(decision)
             self._guided_checkpoint(step, decisions, None)
             if decision.get("choice") != "retry":

@@ -316,6 +316,21 @@ def _entry(
     }
 
 
+def unasked(request: Interruption, why: str, now: str) -> dict[str, Any]:
+    """The record of a failed attempt nobody could be asked about: it fails the step."""
+    return {
+        "attempt": request.attempt,
+        "interruption": request.id,
+        "failure": dict(request.failure),
+        "state": "unasked",
+        "choice": "fail",
+        "notes": f"nobody could be asked: {why}",
+        "decided_at": now,
+        "submissions": [],
+        "refused": [],
+    }
+
+
 def outputs(decisions: list[dict[str, Any]], attempt: int) -> tuple[dict[str, str], dict[str, str]]:
     """The step's ``guided-*`` outputs and Octopus's ``Output.Guided.*`` from its last
     decision; ``attempt`` is the attempt the step ended with."""
@@ -381,6 +396,9 @@ def settle(
         f"exit code {result.exit_code}" if result.exit_code is not None else "failed"
     )
     notes = f": {last['notes']}" if last.get("notes") else ""
+    if last.get("state") == "unasked":
+        result.error = f"{what}; {last['notes']}"
+        return result
     result.error = f"{what}; the deployment was failed by {who}{notes}"
     return result
 

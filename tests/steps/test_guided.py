@@ -415,3 +415,23 @@ def test_the_prompt_skips_with_notes(tmp_path: Path, terminal: tuple[int, int]) 
         USER,
     )
     assert f"after=Failed|Skip|{USER}|1|failure|success|skip|known flaky" in done.stdout
+
+
+def test_with_nobody_to_ask_the_step_fails_as_without_guided_failure(tmp_path: Path) -> None:
+    root = workspace(tmp_path, guided(), FLAKY + LATER)
+    devnull = os.open(os.devnull, os.O_RDONLY)  # not a terminal: the prompt cannot ask
+    try:
+        done = run_cli(root, devnull)
+    finally:
+        os.close(devnull)
+    assert done.code == 1, done.stdout + done.stderr
+    flaky = done.step("flaky")
+    assert flaky["error"] == (
+        "exit code 3; nobody could be asked: no approval source can ask what to do about "
+        "failed step 'Flaky' (configure `approvals.file` or `approvals.server`, or run on a "
+        "terminal)"
+    )
+    (decision,) = flaky["guided"]["decisions"]
+    assert (decision["state"], decision["choice"]) == ("unasked", "fail")
+    assert done.step("after")["status"] == "skipped"
+    assert "internal error" not in done.stdout + done.stderr
