@@ -3,7 +3,10 @@ ones, a step's own replaces it, ``false`` opts out, and a retry limit comes from
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import pytest
 
 from runner.cli.validate import validate_files
 from runner.load import load_workflow
@@ -91,3 +94,38 @@ def test_a_retry_limit_without_retry_says_what_to_do(tmp_path: Path) -> None:
         f"{path}:6:5: step `a`'s `guided-failure` limits retries but does not offer `retry`: "
         "add `retry` to `choices` or remove the limit [guided-failure]"
     ) in report
+
+
+def test_plan_shows_where_guided_failure_asks_and_what_each_choice_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runner.cli.main import main
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    path = tmp_path / "w.yml"
+    path.write_text(
+        "name: G\nguided-failure:\n  choices: [{retry: {limit: 1}}, skip, fail]\n"
+        "  timeout-minutes: 30\nsteps:\n  - id: a\n    name: A\n    run: 'true'\n"
+        "  - id: b\n    name: B\n    run: 'true'\n    guided-failure: false\n",
+        encoding="utf-8",
+    )
+    (tmp_path / ".git").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert main(["plan", "w.yml", "--env", "production"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "            if it fails, asks: anyone in the people file (1 person) via prompt\n"
+        "              retry (at most 1 time): runs the step again, as a new attempt\n"
+        "              skip: goes on as if it succeeded (the step stays Failed)\n"
+        "              fail: fails the deployment\n"
+        "              times out after 30 min, then fails the deployment\n"
+        "   2    run   b: B\n"
+    ) in out
+    assert main(["plan", "w.yml", "--env", "production", "--format", "json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    first, second = plan["steps"]
+    assert first["guided-failure"]["choices"]["skip"] == (
+        "goes on as if it succeeded (the step stays Failed)"
+    )
+    assert first["guided-failure"]["max-retries"] == 1
+    assert "guided-failure" not in second

@@ -435,3 +435,23 @@ def test_with_nobody_to_ask_the_step_fails_as_without_guided_failure(tmp_path: P
     assert (decision["state"], decision["choice"]) == ("unasked", "fail")
     assert done.step("after")["status"] == "skipped"
     assert "internal error" not in done.stdout + done.stderr
+
+
+def test_the_prompt_fails_the_deployment_with_notes(
+    tmp_path: Path, terminal: tuple[int, int]
+) -> None:
+    master, slave = terminal
+    root = workspace(tmp_path, guided(choices=["skip", "fail"]), FLAKY + LATER)
+    # "r" is not offered here (no retry in `choices`) and is asked again
+    done = run_cli(root, slave, master=master, typed="r\nf\n\nschema is wrong\n")
+    assert done.code == 1, done.stdout + done.stderr
+    assert "Skip, Fail? [s/f] " in done.stderr
+    assert "Please answer s (skip) or f (fail)." in done.stderr
+    assert "Notes are required to fail. Notes: " in done.stderr
+    record = done.record()
+    assert record["status"] == "failure"
+    assert record["error"]["detail"] == (
+        "exit code 3; the deployment was failed by Pat Operator: schema is wrong"
+    )
+    assert done.step("after")["status"] == "skipped"
+    assert "finally=[Step 'Flaky' failed] [exit code 3; the deployment was failed" in done.stdout
