@@ -58,7 +58,7 @@ def resume(
     output_format: str,
 ) -> int:
     """Resume a run: ask the sources again and continue after its manual step."""
-    from runner.engine import history, session
+    from runner.engine import history, signals, start
     from runner.engine.record import RecordStore
     from runner.engine.resume import fetch_from_server
     from runner.engine.resume import resume as resume_run
@@ -67,7 +67,7 @@ def resume(
     from runner.workspace import workspace_here
 
     environ = dict(os.environ)
-    run_id = session.check_run_id(run_id)
+    run_id = start.check_run_id(run_id)
     workspace = workspace_here()
     folder = history.state_dir(state_dir, environ, workspace)
     from runner.engine.seal import record_key
@@ -94,4 +94,4 @@ def resume(
     except KeyboardInterrupt as exc:
         # a signal before the run's steps go on (``execute`` handles those after): the run is
         # cancelled all the same (and its record sealed, as every save with the key)
-        return session.cancel_recorded(store, run_id, exc, log)
+        return signals.cancel_recorded(store, run_id, exc, log)

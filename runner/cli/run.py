@@ -105,7 +105,7 @@ def run_workflow(
     break_glass: str | None = None,
 ) -> int:
     """Run ``file`` and return the exit code."""
-    from runner.engine import history, session
+    from runner.engine import history, session, signals, start
     from runner.logs.choose import choose_log
     from runner.prepare import prepare
 
@@ -122,7 +122,7 @@ def run_workflow(
     # before any step changes anything: every manual step that may run must be decidable here
     session.preflight(prepared, environ, options, log)
     recorded: list[Run] = []
-    request = session.RunRequest(
+    request = start.RunRequest(
         prepared=prepared,
         run_id=run_id,
         state_dir=folder,
@@ -132,7 +132,7 @@ def run_workflow(
         on_record=recorded.append,
     )
     try:
-        run = session.start_run(request)
+        run = start.start_run(request)
         if run.record.break_glass:
             session.announce_break_glass(run)
         code = session.execute(run, wait_for_lock=wait_for_lock, new=True)
@@ -140,6 +140,6 @@ def run_workflow(
         if not recorded or recorded[0].record.finished:
             raise  # nothing recorded yet, or a second signal: the CLI's one line, exit 130
         # a record exists: it must not stay "running" (``execute`` handles the rest itself)
-        return session.cancel_started(recorded[0], exc)
+        return signals.cancel_started(recorded[0], exc)
     session.export_outputs(run, environ)
     return code

@@ -1,5 +1,5 @@
-"""One deployment per workflow and environment at a time (Octopus's rule), on one machine, through
-the state folder.
+"""The deployment lock on one machine, through the state folder (see ``engine.deployment_lock``);
+and each run's own lock.
 
 A lock is held by an owner: a random token of the process that took it, recorded in the lock
 file with the run it deploys. Another owner is refused, whatever run id it gives: two processes
@@ -20,12 +20,12 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from runner.bounded import loads
-from runner.ci import in_ci
+from runner.engine.deployment_lock import Attempt
 from runner.engine.record import RecordStore, write_atomic
 from runner.errors import RefusedError
 
@@ -41,9 +41,15 @@ class LockInfo:
     owner: str = ""
 
 
-class DeploymentLock:
-    def __init__(self, store: RecordStore, workflow_name: str, environment: str) -> None:
+class LocalLock:
+    """This process's hold on the deployment lock in the state folder (a
+    :class:`~runner.engine.deployment_lock.DeploymentLock`), for run ``run_id``."""
+
+    def __init__(
+        self, store: RecordStore, workflow_name: str, environment: str, run_id: str
+    ) -> None:
         self.store = store
+        self.run_id = run_id
         self.folder = store.state_dir / "locks"
         key = hashlib.sha256(f"{workflow_name}\0{environment}".encode()).hexdigest()[:16]
         self.path = self.folder / f"{key}.json"
@@ -93,74 +99,55 @@ class DeploymentLock:
             return f"the process of run {info.run_id} (pid {info.pid}) is gone"
         return None
 
-    def try_acquire(self, run_id: str, *, detached: bool = False) -> tuple[bool, str]:
-        """Take the lock for ``run_id``; return (taken, message about a broken or held lock)."""
+    def try_acquire(self) -> Attempt:
         with self._mutex():
             info = self.holder()
             note = ""
             if info is not None and info.owner != self.owner:
-                if info.run_id == run_id and info.detached:
+                if info.run_id == self.run_id and info.detached:
                     # the run resumed after detaching at a ``block-deployments`` step: the
                     # caller holds the run's own lock, so this is the one process going on
                     note = (
-                        f"took over the lock of {self.label} that run {run_id} kept while waiting"
+                        f"took over the lock of {self.label} that run {self.run_id} kept while "
+                        "waiting"
                     )
                 else:
                     reason = self._stale(info)
                     if reason is None:
-                        return False, _held(
-                            self.label, info, same_run=info.run_id == run_id, path=self.path
+                        held = _held(
+                            self.label, info, same_run=info.run_id == self.run_id, path=self.path
                         )
+                        return Attempt(False, held, info.run_id, info.detached)
                     note = f"broke the stale lock of {self.label}: {reason}"
-            self._write(run_id, detached)
-            return True, note
+            self._write(detached=False)
+            return Attempt(True, note)
 
-    def acquire(
-        self,
-        run_id: str,
-        *,
-        wait: bool,
-        sleep: Callable[[float], None] = time.sleep,
-        say: Callable[[str], None] = lambda text: None,
-        poll: float = 2.0,
-    ) -> None:
-        """Take the lock, waiting for it with ``wait``, else refusing (exit 5)."""
-        announced = False
-        while True:
-            taken, message = self.try_acquire(run_id)
-            if taken:
-                if message:
-                    say(message)
-                return
-            if not wait:
-                holder = self.holder()
-                detached = holder is not None and holder.detached
-                raise RefusedError(message, hint=refused_hint(holder and holder.run_id, detached))
-            if not announced:
-                say(f"waiting for the lock: {message}")
-                announced = True
-            sleep(poll)
-
-    def mark_detached(self, run_id: str, keep: bool) -> None:
-        """A run detaching at a manual step keeps the lock only at ``block-deployments``."""
+    def keep(self, seconds: float) -> None:
+        """Marked detached, the lock file stays (a local lock has no lease: ``seconds`` does not
+        matter); it is stale once the run has ended."""
         with self._mutex():
             info = self.holder()
-            if info is None or info.owner != self.owner:
-                return
-            if keep:
-                self._write(run_id, True)
-            else:
-                self.path.unlink(missing_ok=True)
+            if info is not None and info.owner == self.owner:
+                self._write(detached=True)
 
-    def release(self, run_id: str) -> None:
+    def release(self) -> None:
         with self._mutex():
             info = self.holder()
             if info is not None and info.owner == self.owner:
                 self.path.unlink(missing_ok=True)
 
-    def _write(self, run_id: str, detached: bool) -> None:
+    def release_kept(self) -> None:
+        """Give up the lock this run kept when it detached, from a process that never took it
+        (a resume cancelled before it went on): held by the run's own lock, that process is the
+        one the kept lock would be handed to."""
+        with self._mutex():
+            info = self.holder()
+            if info is not None and info.run_id == self.run_id and info.detached:
+                self.path.unlink(missing_ok=True)
+
+    def _write(self, *, detached: bool) -> None:
         info = {
-            "run_id": run_id,
+            "run_id": self.run_id,
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "detached": detached,
@@ -194,19 +181,6 @@ def _held(label: str, info: LockInfo, *, same_run: bool, path: object = None) ->
     where = f"since {info.since}, pid {info.pid} on {info.host}"
     same = ", another process with the same run id" if same_run else ""
     return f"{label} is being deployed by run {info.run_id} ({where}){same}"
-
-
-def refused_hint(run_id: object, detached: bool) -> str:
-    """What to do about a deployment lock that run ``run_id`` holds (here or on the server)."""
-    if detached:
-        # --wait-for-lock would keep a CI job waiting for hours on a person
-        return (
-            f"run this again once run {run_id} has ended: decide its manual step, then "
-            f"`runner resume {run_id}`"
-        )
-    if in_ci(os.environ):
-        return "run the job again when that run has ended, or pass --wait-for-lock to queue"
-    return "wait for it with --wait-for-lock"
 
 
 @contextmanager

@@ -273,7 +273,7 @@ def resume(
 ) -> int:
     """Go on with run ``run_id``, reading its workflow from ``workspace`` (the current
     folder's workspace root): the checkout being resumed, not the one the run started in."""
-    from runner.engine import session
+    from runner.engine import session, start
     from runner.engine.lock import run_lock
     from runner.engine.seal import record_key
     from runner.prepare import prepare
@@ -327,9 +327,7 @@ def resume(
         )
     if store.key is None and in_ci(environ):
         check_unsealed_facts(record, prepared.workflow)
-    changes = changed_files(
-        record, session.used_files(prepared.workflow, prepared.loaded.workspace)
-    )
+    changes = changed_files(record, start.used_files(prepared.workflow, prepared.loaded.workspace))
     if changes:
         raise RefusedError(
             f"run {run_id} started from other files than those here now: " + "; ".join(changes),
@@ -359,7 +357,7 @@ def resume(
     created_by = Identity(
         by.get("id", ""), by.get("username", ""), by.get("display_name", ""), by.get("email", "")
     )
-    run = session.build_run(prepared, record, store, log, environ, options, created_by)
+    run = start.build_run(prepared, record, store, log, environ, options, created_by)
     evidence.check_progress(run, frozenset(record.skip) | prepared.skip)
     problem = lost_secret(prepared.workflow, run)
     if problem:

@@ -1,5 +1,5 @@
-"""The deployment lock on the approval server: one deployment per workflow and environment across
-machines.
+"""The deployment lock on the approval server (see ``engine.deployment_lock``): one deployment per
+workflow and environment across machines.
 
 The lock is held by an *owner*, a random token of this process, never by a run id: a second
 process naming the same run is refused like any other (issue #17: two machines started with the
@@ -19,10 +19,12 @@ import hashlib
 import secrets
 import threading
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
-from runner.engine.lock import refused_hint
-from runner.errors import ApprovalError, RefusedError, UsageError
+from runner.engine.deployment_lock import Attempt
+from runner.engine.run import Run
+from runner.errors import ApprovalError, UsageError
 
 DEFAULT_LEASE = 60.0
 MAX_DETACHED_LEASE = 30 * 24 * 3600.0
@@ -46,8 +48,25 @@ def lease_seconds(environ: Mapping[str, str]) -> float:
     return value
 
 
+def detached_hold(run: Run) -> float:
+    """How long a run detached at a ``block-deployments`` step keeps the lock: until the step's
+    deadline (a resume after it times out at once), 30 days without one."""
+    assert run.detached_at is not None
+    approval = run.record.step(run.detached_at).approval
+    asked = approval.interruption if approval else None
+    deadline = asked.deadline if asked else None
+    if not deadline:
+        return MAX_DETACHED_LEASE
+    try:
+        end = datetime.fromisoformat(str(deadline).replace("Z", "+00:00"))
+    except ValueError:
+        return MAX_DETACHED_LEASE
+    return (end - datetime.now(UTC)).total_seconds()
+
+
 class ServerLock:
-    """One process's hold on one deployment lock of the server."""
+    """One process's hold on one deployment lock of the server (a
+    :class:`~runner.engine.deployment_lock.DeploymentLock`)."""
 
     def __init__(
         self,
@@ -59,7 +78,6 @@ class ServerLock:
         lease: float,
         say: Callable[[str], None],
         on_lost: Callable[[str], None],
-        sleep: Callable[[float], None],
     ) -> None:
         self.client = client
         self.key = key
@@ -68,7 +86,6 @@ class ServerLock:
         self.lease = lease
         self.say = say
         self.on_lost = on_lost
-        self.sleep = sleep
         self.owner = secrets.token_urlsafe(32)
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
@@ -77,35 +94,28 @@ class ServerLock:
         body = {"run_id": self.run_id, "owner": self.owner, "lease": lease, "detached": detached}
         return self.client.call("POST", f"/locks/{self.key}", json=body, attempts=attempts)
 
-    def acquire(self, *, wait: bool, poll: float = 2.0) -> None:
-        """Take the lock (or wait for it with ``wait``, else refuse: exit 5), then keep it."""
-        announced = False
-        while True:
-            answer = self._ask(self.lease)
-            if isinstance(answer, dict) and answer.get("taken"):
-                break
-            holder = answer if isinstance(answer, dict) else {}
-            message = (
-                f"{self.label} is being deployed by run {holder.get('run_id')} (since "
-                f"{holder.get('since')}, on the server; "
-                + (
-                    "detached at a block-deployments step"
-                    if holder.get("detached")
-                    else f"its lease ends at {holder.get('expires')} unless renewed"
+    def try_acquire(self) -> Attempt:
+        """Ask once; taken, a heartbeat keeps the lease from running out."""
+        answer = self._ask(self.lease)
+        if isinstance(answer, dict) and answer.get("taken"):
+            if self._beat is None:
+                self._beat = threading.Thread(
+                    target=self._heartbeat, name="server-lock", daemon=True
                 )
-                + ")"
+                self._beat.start()
+            return Attempt(True)
+        holder = answer if isinstance(answer, dict) else {}
+        message = (
+            f"{self.label} is being deployed by run {holder.get('run_id')} (since "
+            f"{holder.get('since')}, on the server; "
+            + (
+                "detached at a block-deployments step"
+                if holder.get("detached")
+                else f"its lease ends at {holder.get('expires')} unless renewed"
             )
-            if not wait:
-                raise RefusedError(
-                    message,
-                    hint=refused_hint(holder.get("run_id"), bool(holder.get("detached"))),
-                )
-            if not announced:
-                self.say(f"waiting for the lock: {message}")
-                announced = True
-            self.sleep(poll)
-        self._beat = threading.Thread(target=self._heartbeat, name="server-lock", daemon=True)
-        self._beat.start()
+            + ")"
+        )
+        return Attempt(False, message, holder.get("run_id"), bool(holder.get("detached")))
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.lease / 3):
@@ -127,10 +137,11 @@ class ServerLock:
         if self._beat is not None:
             self._beat.join(30)
 
-    def detach(self, hold_seconds: float) -> None:
-        """Keep the lock while the run is detached: the lease becomes ``hold_seconds``."""
+    def keep(self, seconds: float) -> None:
+        """The lease becomes ``seconds`` and one more lease (for the resume to take it), at
+        least one lease and at most 30 days."""
         self._stop_heartbeat()
-        hold = max(self.lease, min(hold_seconds, MAX_DETACHED_LEASE))
+        hold = max(self.lease, min(seconds + self.lease, MAX_DETACHED_LEASE))
         try:
             self._ask(hold, detached=True, attempts=2)
         except ApprovalError as exc:

@@ -10,14 +10,16 @@ moment: exactly one creates the run.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from runner.engine import session
+from runner.engine import start
 from runner.engine.contexts import Identity
-from runner.engine.lock import DeploymentLock
+from runner.engine.deployment_lock import acquire
+from runner.engine.lock import LocalLock
 from runner.engine.record import RecordStore
 from runner.engine.run import new_record, utc_now
 from runner.errors import RefusedError
@@ -34,6 +36,11 @@ steps:
 """
 
 
+def take(lock: LocalLock, say: Callable[[str], None] = lambda text: None) -> None:
+    """Take the lock or be refused, without waiting."""
+    acquire(lock, wait=False, say=say, sleep=lambda seconds: None)
+
+
 def waiting_record(store: RecordStore, run_id: str) -> None:
     """A run that is going on (its lock is not stale)."""
     workflow = Workflow(name="Locked", path="w.yml", digest="d", steps=())
@@ -45,15 +52,15 @@ def waiting_record(store: RecordStore, run_id: str) -> None:
 def test_a_second_process_with_the_same_run_id_is_refused(tmp_path: Path) -> None:
     store = RecordStore(tmp_path)
     waiting_record(store, "same-1")
-    first = DeploymentLock(store, "Locked", "production")
-    second = DeploymentLock(store, "Locked", "production")
-    first.acquire("same-1", wait=False)
+    first = LocalLock(store, "Locked", "production", "same-1")
+    second = LocalLock(store, "Locked", "production", "same-1")
+    take(first)
     with pytest.raises(RefusedError) as caught:
-        second.acquire("same-1", wait=False)
+        take(second)
     assert "is being deployed by run same-1" in caught.value.message
     assert "another process with the same run id" in caught.value.message
     # nor can it release what it does not hold
-    second.release("same-1")
+    second.release()
     holder = first.holder()
     assert holder is not None and holder.owner == first.owner
 
@@ -61,15 +68,15 @@ def test_a_second_process_with_the_same_run_id_is_refused(tmp_path: Path) -> Non
 def test_the_second_owner_waits_for_the_lock(tmp_path: Path) -> None:
     store = RecordStore(tmp_path)
     waiting_record(store, "same-1")
-    first = DeploymentLock(store, "Locked", "production")
-    second = DeploymentLock(store, "Locked", "production")
-    first.acquire("same-1", wait=False)
+    first = LocalLock(store, "Locked", "production", "same-1")
+    second = LocalLock(store, "Locked", "production", "same-1")
+    take(first)
     said: list[str] = []
 
     def sleep(seconds: float) -> None:
-        first.release("same-1")  # the first deployment ends while the second waits
+        first.release()  # the first deployment ends while the second waits
 
-    second.acquire("same-1", wait=True, sleep=sleep, say=said.append)
+    acquire(second, wait=True, sleep=sleep, say=said.append)
     holder = second.holder()
     assert holder is not None and holder.owner == second.owner
     assert said and said[0].startswith("waiting for the lock: Locked -> production")
@@ -78,15 +85,15 @@ def test_the_second_owner_waits_for_the_lock(tmp_path: Path) -> None:
 def test_a_resumed_run_takes_over_the_lock_it_kept_while_detached(tmp_path: Path) -> None:
     store = RecordStore(tmp_path)
     waiting_record(store, "r1")
-    first = DeploymentLock(store, "Locked", "production")
-    first.acquire("r1", wait=False)
-    first.mark_detached("r1", keep=True)  # waiting at a block-deployments step
-    other = DeploymentLock(store, "Locked", "production")
+    first = LocalLock(store, "Locked", "production", "r1")
+    take(first)
+    first.keep(3600)  # waiting at a block-deployments step
+    other = LocalLock(store, "Locked", "production", "r2")
     with pytest.raises(RefusedError):
-        other.acquire("r2", wait=False)
-    resumed = DeploymentLock(store, "Locked", "production")
+        take(other)
+    resumed = LocalLock(store, "Locked", "production", "r1")
     said: list[str] = []
-    resumed.acquire("r1", wait=False, say=said.append)
+    take(resumed, say=said.append)
     assert said == ["took over the lock of Locked -> production that run r1 kept while waiting"]
 
 
@@ -99,26 +106,26 @@ def test_two_starts_of_one_run_id_at_once_make_one_run(
     path.write_text(WORKFLOW)
     prepared = prepare(str(path), "production", [], [], {})
     both_checked = threading.Barrier(2, timeout=10)
-    build = session.build_run
+    build = start.build_run
 
     def slow_build(*args: Any, **kwargs: Any) -> Any:
         both_checked.wait()  # both have found no run of that id: the race
         return build(*args, **kwargs)
 
-    monkeypatch.setattr(session, "build_run", slow_build)
+    monkeypatch.setattr(start, "build_run", slow_build)
     outcomes: list[str] = []
 
-    def start() -> None:
-        request = session.RunRequest(
+    def begin() -> None:
+        request = start.RunRequest(
             prepared, "same-1", tmp_path / "S", log=_Log(), environ={}, options=RunOptions()
         )
         try:
-            session.start_run(request)
+            start.start_run(request)
             outcomes.append("started")
         except RefusedError as exc:
             outcomes.append(exc.message)
 
-    threads = [threading.Thread(target=start) for _ in range(2)]
+    threads = [threading.Thread(target=begin) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -136,12 +143,12 @@ def test_a_lock_kept_by_a_detached_run_says_so_and_does_not_suggest_waiting(
 ) -> None:
     store = RecordStore(tmp_path)
     waiting_record(store, "waiting-1")
-    first = DeploymentLock(store, "Locked", "production")
-    first.acquire("waiting-1", wait=False)
-    first.mark_detached("waiting-1", keep=True)
+    first = LocalLock(store, "Locked", "production", "waiting-1")
+    take(first)
+    first.keep(3600)
     monkeypatch.setenv("CI", "true")
     with pytest.raises(RefusedError) as caught:
-        DeploymentLock(store, "Locked", "production").acquire("other-2", wait=False)
+        take(LocalLock(store, "Locked", "production", "other-2"))
     assert caught.value.message.startswith(
         "Locked -> production is held by run waiting-1, waiting for approval"
     )
@@ -156,11 +163,11 @@ def test_a_lock_kept_by_a_detached_run_says_so_and_does_not_suggest_waiting(
 def test_a_lock_file_that_cannot_be_read_is_not_taken_as_free(tmp_path: Path, content: str) -> None:
     """A newer runner's lock file (an extra key) or a damaged one: someone may hold it."""
     store = RecordStore(tmp_path)
-    lock = DeploymentLock(store, "Locked", "production")
+    lock = LocalLock(store, "Locked", "production", "r1")
     lock.folder.mkdir(parents=True)
     lock.path.write_text(content)
     with pytest.raises(RefusedError) as caught:
-        lock.acquire("r1", wait=False)
+        take(lock)
     assert "Locked -> production may be being deployed: its lock file" in caught.value.message
     assert str(lock.path) in caught.value.message
     assert lock.path.read_text() == content  # left as it was

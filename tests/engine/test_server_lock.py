@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from runner.engine.deployment_lock import acquire
 from runner.engine.server_lock import ServerLock
 from runner.errors import RefusedError
 
@@ -31,8 +32,11 @@ def lock(client: Held) -> ServerLock:
         lease=60,
         say=lambda text: None,
         on_lost=lambda text: None,
-        sleep=lambda seconds: None,
     )
+
+
+def take(held: ServerLock) -> None:
+    acquire(held, wait=False, say=lambda text: None, sleep=lambda seconds: None)
 
 
 def test_a_lock_held_by_a_detached_run_is_not_worth_waiting_for_in_ci(
@@ -41,7 +45,7 @@ def test_a_lock_held_by_a_detached_run_is_not_worth_waiting_for_in_ci(
     monkeypatch.setenv("CI", "true")
     client = Held({"run_id": "waiting-1", "since": "2026-12-04T10:00:00Z", "detached": True})
     with pytest.raises(RefusedError) as caught:
-        lock(client).acquire(wait=False)
+        take(lock(client))
     assert "detached at a block-deployments step" in caught.value.message
     assert caught.value.hint is not None
     assert "--wait-for-lock" not in caught.value.hint
@@ -67,6 +71,6 @@ def test_a_lock_held_by_a_running_deployment(
         {"run_id": "busy-2", "since": "2026-12-04T10:00:00Z", "expires": "2026-12-04T10:01:00Z"}
     )
     with pytest.raises(RefusedError) as caught:
-        lock(client).acquire(wait=False)
+        take(lock(client))
     assert caught.value.message.startswith("Deploy -> production is being deployed by run busy-2")
     assert caught.value.hint == hint

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers.clock import FakeClock
-from runner.engine import session
+from runner.engine import start
 from runner.logs.text import TextLog
 from runner.options import RunOptions
 from runner.prepare import prepare
@@ -47,8 +47,8 @@ def run_here(
     clock = clock or FakeClock()
     prepared = prepare(workflow, environment, (), (), environ)
     out = io.StringIO()
-    run = session.start_run(
-        session.RunRequest(
+    run = start.start_run(
+        start.RunRequest(
             prepared=prepared,
             run_id=run_id,
             state_dir=root / "state",

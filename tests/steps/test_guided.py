@@ -27,7 +27,7 @@ from test_manual import (
 )
 
 from runner.approvals.request import Interruption, Submission
-from runner.engine import session
+from runner.engine.start import RunRequest, start_run
 from runner.logs.text import TextLog
 from runner.options import RunOptions
 from runner.prepare import prepare
@@ -180,8 +180,8 @@ def run_guided(
     environ = host_env(RUNNER_ACTOR="someone-else", **(env or {}))
     prepared = prepare("deploy.yml", "production", (), (), environ)
     out = io.StringIO()
-    run = session.start_run(
-        session.RunRequest(
+    run = start_run(
+        RunRequest(
             prepared=prepared,
             run_id="r1",
             state_dir=root / "state",

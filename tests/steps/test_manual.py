@@ -25,7 +25,7 @@ import pytest
 from helpers.clock import START, FakeClock
 
 from runner.approvals.request import Interruption, Submission
-from runner.engine import session
+from runner.engine.start import RunRequest, start_run
 from runner.errors import ApprovalError
 from runner.logs.text import TextLog
 from runner.options import RunOptions
@@ -215,8 +215,8 @@ def run_in_process(
     environ = host_env(RUNNER_ACTOR=actor)
     prepared = prepare("deploy.yml", "production", (), (), environ)
     out = io.StringIO()
-    run = session.start_run(
-        session.RunRequest(
+    run = start_run(
+        RunRequest(
             prepared=prepared,
             run_id="r1",
             state_dir=root / "state",

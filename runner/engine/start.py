@@ -1,0 +1,161 @@
+"""The start of a run: its id, the files it used, its first record, and the engine built on a
+record (new, or reloaded by ``engine.resume``) with this process's effects."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from runner.actor import current_actor
+from runner.ci import default_run_id
+from runner.engine.contexts import Identity
+from runner.engine.history import git_commit
+from runner.engine.record import RecordStore, RunRecord
+from runner.engine.run import Run, new_record, utc_now
+from runner.engine.seal import record_key
+from runner.errors import RefusedError, UsageError
+from runner.load.action import load_action
+from runner.load.checks import action_path
+from runner.model import Workflow
+from runner.options import RunOptions
+from runner.prepare import Prepared
+from runner.process import ProcessGroups
+from runner.steps.base import RunLog, StepKind
+from runner.workspace import recorded_path
+
+RUN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def check_run_id(run_id: str) -> str:
+    """``run_id``, if it can name a folder of the state folder and nothing else; else a usage
+    error."""
+    if not RUN_ID.fullmatch(run_id) or run_id in (".", ".."):
+        raise UsageError(
+            f"run id {run_id!r} is not valid",
+            hint="use 1 to 64 letters, digits, `.`, `_` or `-`",
+        )
+    return run_id
+
+
+def used_files(workflow: Workflow, workspace: Path) -> dict[str, str]:
+    """sha256 of the workflow file (named as the record names it: relative to the workspace
+    root) and of every action it uses (recursively)."""
+    digest = hashlib.sha256(Path(workflow.path).read_bytes()).hexdigest()
+    files = {recorded_path(workflow.path, workspace): digest}
+    queue = [s.uses for s in workflow.steps if s.uses]
+    seen: set[str] = set()
+    while queue:
+        uses = queue.pop()
+        if uses in seen:
+            continue
+        seen.add(uses)
+        path = action_path(workspace, uses)
+        action = load_action(path)
+        files[uses] = action.digest
+        queue.extend(s.uses for s in action.steps if s.uses)
+    return files
+
+
+def step_kinds() -> dict[str, StepKind]:
+    from runner.steps.composite import run_composite_step
+    from runner.steps.manual import run_manual_step
+    from runner.steps.script import run_script_step
+
+    return {"run": run_script_step, "uses": run_composite_step, "manual": run_manual_step}
+
+
+@dataclass
+class RunRequest:
+    prepared: Prepared
+    run_id: str | None
+    state_dir: Path
+    log: RunLog
+    environ: Mapping[str, str]
+    options: RunOptions
+    #: told of the run just before its first record is saved (from then on a signal cancels it)
+    on_record: Callable[[Run], None] | None = None
+
+
+def start_run(request: RunRequest) -> Run:
+    """A new run with its first record saved."""
+    prepared = request.prepared
+    workflow = prepared.workflow
+    run_id = check_run_id(request.run_id or default_run_id(request.environ))
+    store = RecordStore(request.state_dir, key=record_key(request.environ))
+    if store.exists(run_id):
+        raise RefusedError(
+            f"run {run_id} already exists in {request.state_dir}",
+            hint=f"resume it with `runner resume {run_id}`, or pick another --run-id",
+        )
+    created_by = current_actor(request.environ)
+    workspace = prepared.loaded.workspace
+    record = new_record(
+        workflow,
+        run_id,
+        prepared.environment,
+        prepared.inputs,
+        {n for n, i in workflow.inputs.items() if i.secret},
+        created_by,
+        used_files(workflow, workspace),
+        utc_now(),
+    )
+    # relative to the workspace root: a resume from another folder or in another checkout
+    # reads its own copy of the file, never the one this process happened to be given
+    record.workflow_path = recorded_path(workflow.path, workspace)
+    record.commit = git_commit(workspace)
+    trust = workflow.approvals.trust
+    record.trust_commit = trust.commit if trust else None
+    record.skip = sorted(prepared.skip)
+    if prepared.policy is not None:
+        record.policy = [asdict(check) for check in prepared.policy.checks]
+        record.break_glass = prepared.policy.break_glass
+    run = build_run(
+        prepared, record, store, request.log, request.environ, request.options, created_by
+    )
+    if not store.create(record):  # another process started this run id meanwhile
+        raise RefusedError(
+            f"run {run_id} already exists in {request.state_dir}",
+            hint=f"resume it with `runner resume {run_id}`, or pick another --run-id",
+        )
+    if request.on_record is not None:
+        request.on_record(run)
+    return run
+
+
+def build_run(
+    prepared: Prepared,
+    record: RunRecord,
+    store: RecordStore,
+    log: RunLog,
+    environ: Mapping[str, str],
+    options: RunOptions,
+    created_by: Identity,
+) -> Run:
+    """The engine for ``record``, new or reloaded, with this process's effects."""
+    workflow = prepared.workflow
+    groups = ProcessGroups()
+    run = Run(
+        workflow=workflow,
+        record=record,
+        store=store,
+        variables=prepared.variables,
+        inputs=prepared.inputs,
+        created_by=created_by,
+        kinds=step_kinds(),
+        log=log,
+        workspace=prepared.loaded.workspace,
+        environ=environ,
+        skip=frozenset(record.skip) | prepared.skip,
+        groups=groups,
+        # a wait (a source's poll interval, a retry delay) ends at once on cancellation
+        sleep=groups.cancelled.sleep,
+        options=options,
+    )
+    for name, spec in workflow.inputs.items():
+        value = prepared.inputs.get(name)
+        if spec.secret and isinstance(value, str) and value:
+            run.masker.add(value)
+    return run
