@@ -13,12 +13,17 @@ that says a gate passed. A decision counts again only from what the record canno
 
 The submissions that verify are then judged again (``quorum.judge``) under the rules of the
 workflow file, not of the interruption the record holds.
+
+An auditor's checks of one signed file (``runner approval verify``) and of the signed approvals a
+record keeps (``runner runs show``) are here too, as a :class:`SignedFileReport` the CLI prints.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from runner.approvals.allowed_signers import (
@@ -26,10 +31,20 @@ from runner.approvals.allowed_signers import (
     parse_allowed_signers,
     parse_revoked_keys,
 )
-from runner.approvals.document import body_digest, check_binding, submission_of, verify_signed
+from runner.approvals.document import (
+    SignedApproval,
+    body_digest,
+    check_binding,
+    check_window,
+    parse_instant,
+    submission_of,
+    verify_signed,
+)
+from runner.approvals.identity import Person, parse_directory
 from runner.approvals.request import Interruption, Submission
-from runner.approvals.trust import TrustFiles
-from runner.errors import ApprovalError, VerificationError
+from runner.approvals.trust import TrustFiles, reachable
+from runner.errors import ApprovalError, RunnerError, UsageError, VerificationError
+from runner.load import load_workflow
 from runner.model import Trust
 
 
@@ -140,3 +155,137 @@ def missing_server_rows(
         if key not in have:
             missing.append(f"{decision.get('result')} by {decision.get('username')}")
     return missing
+
+
+@dataclass(frozen=True)
+class SignedFileReport:
+    """What checking one signed approval file found (``runner approval verify``, and ``runner
+    runs show`` re-verifying a recorded one). ``refusal`` says why its proof does not hold (then
+    nothing else is known); ``problems`` why a proof that holds still does not count."""
+
+    refusal: str | None = None
+    signed: SignedApproval | None = None
+    namespace: str = ""
+    #: who the principal is in the people file, and their teams (None: not in it)
+    person: Person | None = None
+    teams: tuple[str, ...] = ()
+    #: the sha256 of the signed body (what the record and audit name it by)
+    sha256: str = ""
+    problems: tuple[str, ...] = ()
+
+    @property
+    def valid(self) -> bool:
+        return self.refusal is None and not self.problems
+
+
+def verify_signed_file(
+    path: str,
+    workflow_path: str,
+    *,
+    run_id: str | None,
+    at: str | None,
+    insecure: bool,
+    trust_commit: str | None = None,
+) -> SignedFileReport:
+    """Check the signed approval ``path`` (and ``path.sig``) against the trust of the workflow
+    at ``workflow_path`` (read from ``trust_commit``, the commit a run pinned, when given), as of
+    ``at`` (else now); for run ``run_id`` when given. A RunnerError when it cannot be checked at
+    all (no allowed signers, trust from the working tree without ``insecure``, unreadable
+    files)."""
+
+    def read() -> tuple[bytes, bytes]:
+        try:
+            return Path(path).read_bytes(), Path(path + ".sig").read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from None
+
+    return _verify(read, workflow_path, run_id=run_id, at=at, insecure=insecure, pin=trust_commit)
+
+
+def reverify_evidence(
+    evidence: Mapping[str, Any],
+    workflow_path: str,
+    *,
+    at: str | None,
+    insecure: bool,
+    trust_commit: str | None = None,
+) -> SignedFileReport:
+    """Verify a recorded signed approval (its body and signature kept as evidence) again, as
+    of its decision (``at``) and against the trust the run read (``trust_commit``). A
+    RunnerError when it cannot be re-verified at all."""
+    raw = str(evidence.get("body", "")).encode("utf-8")
+    armored = str(evidence.get("signature", "")).encode()
+    return _verify(
+        lambda: (raw, armored),
+        workflow_path,
+        run_id=None,
+        at=at,
+        insecure=insecure,
+        pin=trust_commit,
+    )
+
+
+def _verify(
+    read: Callable[[], tuple[bytes, bytes]],
+    workflow_path: str,
+    *,
+    run_id: str | None,
+    at: str | None,
+    insecure: bool,
+    pin: str | None,
+) -> SignedFileReport:
+    # read only once the workflow and its trust are known to be usable: those errors come first
+    loaded = load_workflow(workflow_path)
+    workflow = loaded.workflow
+    assert workflow is not None
+    trust = workflow.approvals.trust
+    if trust is None or not trust.allowed_signers:
+        raise UsageError(f"{workflow_path} has no `approvals.trust.allowed-signers`")
+    files = TrustFiles(loaded.workspace, trust.ref, pin if trust.ref else None)
+    # a run record names the commit: one the trust ref never named is anyone's trust
+    if (
+        files.commit is not None
+        and trust.ref
+        and not reachable(loaded.workspace, files.commit, trust.ref)
+    ):
+        return SignedFileReport(
+            refusal=f"the trust commit {files.commit[:12]} the record pins is not reachable "
+            f"from {trust.ref}"
+        )
+    if not files.protected and not insecure:
+        raise UsageError(
+            "the workflow reads trust from the working tree; set "
+            "`approvals.trust.ref` or pass --insecure-local-trust"
+        )
+    namespace = workflow.approvals.file.namespace if workflow.approvals.file else "runner-approval"
+    raw, armored = read()
+    try:
+        signers, revoked = read_keys(trust, files)
+        directory = parse_directory(files.read(trust.people), files.where(trust.people))
+        when = parse_instant(at, "--at") if at else datetime.now(UTC)
+        signed = verify_signed(
+            raw, armored, signers=signers, revoked=revoked, namespace=namespace, at=when
+        )
+    except ApprovalError as exc:
+        return SignedFileReport(refusal=exc.message)
+    except RunnerError as exc:
+        return SignedFileReport(refusal=str(exc))
+    body = signed.body
+    person = directory.by_principal(signed.principal)
+    problems = []
+    if person is None:
+        problems.append(f"principal {signed.principal} is not in the people file")
+    if run_id and body.run_id != run_id:
+        problems.append(f"it is for run {body.run_id}, not {run_id}")
+    try:
+        check_window(body, when)
+    except VerificationError as exc:
+        problems.append(exc.message)
+    return SignedFileReport(
+        signed=signed,
+        namespace=namespace,
+        person=person,
+        teams=tuple(directory.teams_of(person)) if person else (),
+        sha256=body_digest(raw),
+        problems=tuple(problems),
+    )

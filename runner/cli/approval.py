@@ -7,11 +7,14 @@ import re
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from runner.errors import UsageError
+
+if TYPE_CHECKING:
+    from runner.approvals.verify import SignedFileReport
 
 
 def _principal(given: str | None) -> str:
@@ -148,70 +151,20 @@ def new_approval(
     return path, sig
 
 
-def verify_file(
-    path: str,
-    workflow_path: str,
-    *,
-    run_id: str | None,
-    at: str | None,
-    insecure: bool,
-    trust_commit: str | None = None,
-) -> tuple[bool, str]:
-    """Check a signed approval against the workflow's trust (read from ``trust_commit``, the
-    commit the run pinned, when given); return (valid, report)."""
-    from runner.approvals.document import body_digest, parse_instant, verify_signed
-    from runner.approvals.identity import parse_directory
-    from runner.approvals.trust import TrustFiles
-    from runner.approvals.verify import read_keys
-    from runner.errors import ApprovalError, RunnerError, VerificationError
-    from runner.load import load_workflow
-
-    loaded = load_workflow(workflow_path)
-    workflow = loaded.workflow
-    assert workflow is not None
-    trust = workflow.approvals.trust
-    if trust is None or not trust.allowed_signers:
-        raise UsageError(f"{workflow_path} has no `approvals.trust.allowed-signers`")
-    files = TrustFiles(loaded.workspace, trust.ref, trust_commit if trust.ref else None)
-    if files.commit is not None and trust.ref:
-        from runner.approvals.trust import reachable
-
-        if not reachable(loaded.workspace, files.commit, trust.ref):
-            # a run record names the commit: one the trust ref never named is anyone's trust
-            return False, (
-                f"{path}: NOT valid: the trust commit {files.commit[:12]} the record pins is not "
-                f"reachable from {trust.ref}\n"
-            )
-    if not files.protected and not insecure:
-        raise UsageError(
-            "the workflow reads trust from the working tree; set "
-            "`approvals.trust.ref` or pass --insecure-local-trust"
-        )
-    namespace = workflow.approvals.file.namespace if workflow.approvals.file else "runner-approval"
-    try:
-        raw = Path(path).read_bytes()
-        armored = Path(path + ".sig").read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from None
-    try:
-        signers, revoked = read_keys(trust, files)
-        directory = parse_directory(files.read(trust.people), files.where(trust.people))
-        when = parse_instant(at, "--at") if at else datetime.now(UTC)
-        signed = verify_signed(
-            raw, armored, signers=signers, revoked=revoked, namespace=namespace, at=when
-        )
-    except (VerificationError, ApprovalError) as exc:
-        return False, f"{path}: NOT valid: {exc.message}\n"
-    except RunnerError as exc:
-        return False, f"{path}: NOT valid: {exc}\n"
-    body = signed.body
-    person = directory.by_principal(signed.principal)
+def report_text(path: str, report: SignedFileReport, at: str | None) -> str:
+    """What ``runner approval verify`` prints of ``report`` (the check of ``path`` as of ``at``)."""
+    if report.refusal is not None:
+        return f"{path}: NOT valid: {report.refusal}\n"
+    signed = report.signed
+    assert signed is not None  # a report without a refusal holds what was verified
+    body, person = signed.body, report.person
     lines = [
-        f"{path}: signature valid ({signed.key_type} {signed.fingerprint}, namespace {namespace})",
+        f"{path}: signature valid ({signed.key_type} {signed.fingerprint}, "
+        f"namespace {report.namespace})",
         f"  who:      {signed.principal}"
         + (
             f" = {person.display_name} ({person.username}; teams: "
-            f"{', '.join(directory.teams_of(person)) or 'none'})"
+            f"{', '.join(report.teams) or 'none'})"
             if person
             else " (not in the people file)"
         ),
@@ -220,24 +173,13 @@ def verify_file(
         f"  workflow: digest {body.workflow_digest}"
         + (f", commit {body.commit}" if body.commit else ""),
         f"  valid:    {body.issued_at} to {body.expires_at}",
-        f"  sha256:   {body_digest(raw)}",
+        f"  sha256:   {report.sha256}",
     ]
-    problems = []
-    if person is None:
-        problems.append(f"principal {signed.principal} is not in the people file")
-    if run_id and body.run_id != run_id:
-        problems.append(f"it is for run {body.run_id}, not {run_id}")
-    from runner.approvals.document import check_window
-
-    try:
-        check_window(body, when)
-    except VerificationError as exc:
-        problems.append(exc.message)
-    if problems:
-        lines.append("NOT valid: " + "; ".join(problems))
+    if report.problems:
+        lines.append("NOT valid: " + "; ".join(report.problems))
     else:
         lines.append("valid" + (f" as of {at}" if at else ""))
-    return not problems, "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n"
 
 
 @click.group()
@@ -338,42 +280,11 @@ def verify_command(
     file: str, workflow: str, run_id: str | None, at: str | None, insecure_local_trust: bool
 ) -> int:
     """Check one approval file: who, what, for which run, and valid or why not."""
-    ok, report = verify_file(file, workflow, run_id=run_id, at=at, insecure=insecure_local_trust)
-    click.echo(report, nl=False)
-    return 0 if ok else 1
+    from runner.approvals.verify import verify_signed_file
 
-
-def verify_evidence(
-    evidence: dict[str, Any],
-    workflow_path: str,
-    at: str | None,
-    insecure: bool,
-    trust_commit: str | None = None,
-) -> str:
-    """Re-verify a recorded signed approval (body and signature kept as evidence) as of its
-    decision: its time, and the trust the run read (``trust_commit``)."""
-    import tempfile
-
-    from runner.errors import RunnerError
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "approval.json"
-        path.write_bytes(str(evidence.get("body", "")).encode("utf-8"))
-        Path(str(path) + ".sig").write_bytes(str(evidence.get("signature", "")).encode())
-        try:
-            ok, report = verify_file(
-                str(path),
-                workflow_path,
-                run_id=None,
-                at=at,
-                insecure=insecure,
-                trust_commit=trust_commit,
-            )
-        except RunnerError as exc:
-            return f"cannot re-verify: {exc.message}"
-    if ok:
-        return "signature re-verified as of the decision"
-    return report.strip().splitlines()[-1].split(": ", 1)[-1]
+    report = verify_signed_file(file, workflow, run_id=run_id, at=at, insecure=insecure_local_trust)
+    click.echo(report_text(file, report, at), nl=False)
+    return 0 if report.valid else 1
 
 
 # -- approvers at a terminal, against the approval server ------------------------------------

@@ -25,7 +25,6 @@ def _duration(start: str | None, end: str | None) -> str:
 
 def reverify(record: RunRecord, workflow_path: str | None, insecure: bool) -> dict[str, str]:
     """Re-check each signed approval of the run as of its decision time (file -> verdict)."""
-    from runner.cli.approval import verify_evidence
     from runner.workspace import absolute, workspace_here
 
     # the record names the workflow relative to the workspace root: find it from any folder
@@ -40,7 +39,7 @@ def reverify(record: RunRecord, workflow_path: str | None, insecure: bool) -> di
         for evidence, submitted_at in found:
             if "signature" not in evidence:
                 continue
-            results[evidence.get("file", "?")] = verify_evidence(
+            results[evidence.get("file", "?")] = verdict(
                 evidence,
                 path,
                 submitted_at,
@@ -48,6 +47,31 @@ def reverify(record: RunRecord, workflow_path: str | None, insecure: bool) -> di
                 record.trust_commit,
             )
     return results
+
+
+def verdict(
+    evidence: dict[str, Any],
+    workflow_path: str,
+    at: str | None,
+    insecure: bool,
+    trust_commit: str | None,
+) -> str:
+    """What ``runs show`` says of one recorded signed approval, re-verified as of ``at``."""
+    from runner.approvals.verify import reverify_evidence
+    from runner.errors import RunnerError
+
+    try:
+        report = reverify_evidence(
+            evidence, workflow_path, at=at, insecure=insecure, trust_commit=trust_commit
+        )
+    except RunnerError as exc:
+        return f"cannot re-verify: {exc.message}"
+    if report.valid:
+        return "signature re-verified as of the decision"
+    if report.refusal is not None:
+        return f"NOT valid: {report.refusal}"
+    # the reason alone, as runs show has always printed a check that holds but does not count
+    return "; ".join(report.problems)
 
 
 def show_text(record: RunRecord, checks: dict[str, str]) -> str:

@@ -693,6 +693,28 @@ def test_trust_from_the_working_tree_needs_insecure_local_trust(world: World) ->
     assert world.run("production", "--insecure-local-trust", run_id="p2").code == 0
 
 
+def test_a_dry_run_keeps_insecure_local_trust(world: World) -> None:
+    """``runner run --dry-run`` is ``runner plan``, flags included: it once dropped
+    ``--insecure-local-trust``, so a local try's dry run was refused where its run was not."""
+    trust = TRUST.replace("ref: refs/remotes/origin/approvals-trust, ", "")
+    world.commit(
+        {
+            "deploy.yml": deploy_yml(trust),
+            "trust/policy.yml": PERMISSIVE,
+            "trust/people.yml": PEOPLE,
+        }
+    )
+    args = ("deploy.yml", "--env", "production")
+    refused = world.runner("run", *args, "--dry-run")
+    assert refused.code == 5, refused.err
+    assert refused == world.runner("plan", *args)
+    dry = world.runner("run", *args, "--dry-run", "--insecure-local-trust")
+    assert (dry.code, dry.err) == (0, ""), dry.err
+    assert dry == world.runner("plan", *args, "--insecure-local-trust")
+    assert "deploy" in dry.out
+    assert world.runs() == [] and world.deployed == []
+
+
 def test_an_invalid_policy_on_the_trust_ref_is_shown_with_its_position(world: World) -> None:
     world.protect(
         "environments:\n  production:\n    freeze:\n      - reason: no window\n"
