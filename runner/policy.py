@@ -46,10 +46,29 @@ class Check:
 
 
 @dataclass(frozen=True)
+class BreakGlass:
+    """Who overrode which rules, why and when: kept in the run record and listed for review."""
+
+    by: str
+    reason: str
+    overrode: tuple[str, ...]
+    at: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The record's ``break_glass`` object."""
+        return {
+            "by": self.by,
+            "reason": self.reason,
+            "overrode": list(self.overrode),
+            "at": self.at,
+        }
+
+
+@dataclass(frozen=True)
 class Verdict:
     environment: str
     checks: tuple[Check, ...]
-    break_glass: dict[str, Any] | None = None
+    break_glass: BreakGlass | None = None
 
     @property
     def allowed(self) -> bool:
@@ -60,7 +79,96 @@ class Verdict:
         return "; ".join(f"policy rule `{c.rule}`: {c.message}" for c in failed)
 
 
-def parse_policy(raw: bytes, source: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class FreezeWindow:
+    """A time no run may start: one-off (``from``, ``to``) or weekly (``days``, ``start``,
+    ``end`` in ``time-zone``)."""
+
+    reason: str
+    start_at: str | None = None
+    end_at: str | None = None
+    days: tuple[str, ...] = ()
+    #: weekly ``HH:MM`` times, compared as text (``end`` may be ``24:00``)
+    start: str | None = None
+    end: str | None = None
+    time_zone: str | None = None
+
+    @classmethod
+    def of(cls, spec: Mapping[str, Any]) -> FreezeWindow:
+        """The window a (schema-valid) policy document describes."""
+
+        def text(name: str) -> str | None:
+            value = spec.get(name)
+            return None if value is None else str(value)
+
+        return cls(
+            reason=str(spec["reason"]),
+            start_at=text("from"),
+            end_at=text("to"),
+            days=tuple(spec.get("days", ())),
+            start=text("start"),
+            end=text("end"),
+            time_zone=text("time-zone"),
+        )
+
+
+@dataclass(frozen=True)
+class PolicyApproval:
+    """The manual intervention a policy puts before the first step."""
+
+    title: str | None = None
+    instructions: str | None = None
+    teams: tuple[str, ...] = ()
+    require: tuple[Quorum, ...] = ()
+    prevent_self_approval: bool = False
+    timeout_minutes: float | None = None
+
+
+@dataclass(frozen=True)
+class EnvironmentPolicy:
+    """What one environment's policy demands (``docs/policy.md``)."""
+
+    allowed_refs: tuple[str, ...] = ()
+    freeze: tuple[FreezeWindow, ...] = ()
+    #: environments where the same digest and commit must have succeeded first
+    promotion_after: tuple[str, ...] = ()
+    break_glass_teams: tuple[str, ...] = ()
+    approval: PolicyApproval | None = None
+
+    @classmethod
+    def of(cls, spec: Mapping[str, Any]) -> EnvironmentPolicy:
+        approval = spec.get("approval")
+        return cls(
+            allowed_refs=tuple(spec.get("allowed-refs", ())),
+            freeze=tuple(FreezeWindow.of(w) for w in spec.get("freeze", ())),
+            promotion_after=tuple((spec.get("promotion") or {}).get("after", ())),
+            break_glass_teams=tuple(spec.get("break-glass", {}).get("teams", ())),
+            # an empty mapping asks for nothing
+            approval=PolicyApproval(
+                title=approval.get("title"),
+                instructions=approval.get("instructions"),
+                teams=tuple(approval.get("teams", ())),
+                require=tuple(Quorum(q["team"], q["count"]) for q in approval.get("require", ())),
+                prevent_self_approval=approval.get("prevent-self-approval", False),
+                timeout_minutes=approval.get("timeout-minutes"),
+            )
+            if approval
+            else None,
+        )
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A policy file: the rules of each environment it names."""
+
+    #: only environments with rules (an empty mapping, like no entry, asks for nothing)
+    environments: Mapping[str, EnvironmentPolicy]
+
+    def of_environment(self, environment: str) -> EnvironmentPolicy | None:
+        return self.environments.get(environment)
+
+
+def parse_policy(raw: bytes, source: str) -> Policy:
     from runner.load.schema import validate_document
     from runner.load.yaml import LoadError, load_yaml
 
@@ -86,11 +194,16 @@ def parse_policy(raw: bytes, source: str) -> dict[str, Any]:
             except ValueError as exc:
                 location = doc.location(("environments", name, "freeze", i))
                 raise WorkflowError([Diagnostic(location, str(exc), "policy")]) from None
-    data: dict[str, Any] = doc.data
-    return data
+    return Policy(
+        {
+            name: EnvironmentPolicy.of(spec)
+            for name, spec in doc.data["environments"].items()
+            if spec
+        }
+    )
 
 
-def load_policy(workflow: Workflow, workspace: Path, *, insecure: bool) -> dict[str, Any] | None:
+def load_policy(workflow: Workflow, workspace: Path, *, insecure: bool) -> Policy | None:
     """The policy document, from the protected trust ref; None when the workflow names none."""
     from runner.approvals.trust import TrustFiles, refuse_deployed_commit
 
@@ -123,8 +236,7 @@ def _parse_instant(text: str, zone: ZoneInfo | None) -> datetime:
     return moment
 
 
-def _zone(window: Mapping[str, Any]) -> ZoneInfo | None:
-    name = window.get("time-zone")
+def _zone(name: object) -> ZoneInfo | None:
     if not name:
         return None
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # only for a window with a time zone
@@ -136,7 +248,7 @@ def _zone(window: Mapping[str, Any]) -> ZoneInfo | None:
 
 
 def _window_problem(window: Mapping[str, Any]) -> None:
-    zone = _zone(window)
+    zone = _zone(window.get("time-zone"))
     if "days" in window:
         if "from" in window or "to" in window:
             raise ValueError(
@@ -158,26 +270,21 @@ def _window_problem(window: Mapping[str, Any]) -> None:
         raise ValueError("a freeze window must end after it starts")
 
 
-def in_window(window: Mapping[str, Any], now: datetime) -> bool:
-    zone = _zone(window)
-    if "from" in window:
-        return (
-            _parse_instant(str(window["from"]), zone)
-            <= now
-            < _parse_instant(str(window["to"]), zone)
-        )
-    assert zone is not None
+def in_window(window: FreezeWindow, now: datetime) -> bool:
+    zone = _zone(window.time_zone)
+    if window.start_at is not None:
+        assert window.end_at is not None  # the schema requires both
+        return _parse_instant(window.start_at, zone) <= now < _parse_instant(window.end_at, zone)
+    assert zone is not None and window.start is not None and window.end is not None
     local = now.astimezone(zone)
-    if DAYS[local.weekday()] not in window["days"]:
+    if DAYS[local.weekday()] not in window.days:
         return False
     hhmm = local.strftime("%H:%M")
-    return str(window["start"]) <= hhmm < str(window["end"]) or (
-        window["end"] == "24:00" and hhmm >= str(window["start"])
-    )
+    return window.start <= hhmm < window.end or (window.end == "24:00" and hhmm >= window.start)
 
 
 def evaluate(
-    policy: Mapping[str, Any] | None,
+    policy: Policy | None,
     environment: str,
     *,
     ref: str | None,
@@ -190,13 +297,13 @@ def evaluate(
     break_glass: str | None = None,
 ) -> Verdict:
     """Which rules of the environment's policy pass for this run."""
-    spec = (policy or {}).get("environments", {}).get(environment)
-    if not spec:
+    spec = policy.of_environment(environment) if policy else None
+    if spec is None:
         return Verdict(environment, ())
-    may_break = bool(set(spec.get("break-glass", {}).get("teams", [])) & set(actor_teams))
+    may_break = bool(set(spec.break_glass_teams) & set(actor_teams))
     glass = break_glass if break_glass and break_glass.strip() else None
     checks: list[Check] = []
-    patterns = spec.get("allowed-refs")
+    patterns = spec.allowed_refs
     if patterns:
         if ref is None:
             checks.append(
@@ -215,22 +322,21 @@ def evaluate(
                     f"{ref} is " + ("" if ok else "not ") + f"one of {', '.join(patterns)}",
                 )
             )
-    for window in spec.get("freeze", []):
+    for window in spec.freeze:
         frozen = in_window(window, now)
         checks.append(
             Check(
                 "freeze",
                 not frozen,
-                f"{environment} is frozen now: {window['reason']}"
+                f"{environment} is frozen now: {window.reason}"
                 if frozen
-                else f"not in the freeze window ({window['reason']})",
+                else f"not in the freeze window ({window.reason})",
                 overridable=True,
                 overridden=frozen and glass is not None and may_break,
             )
         )
-    promotion = spec.get("promotion")
-    if promotion:
-        for before in promotion["after"]:
+    if spec.promotion_after:
+        for before in spec.promotion_after:
             done = any(
                 r.get("environment") == before
                 and r.get("status") == "success"
@@ -250,8 +356,8 @@ def evaluate(
                     overridden=not done and glass is not None and may_break,
                 )
             )
-    if spec.get("approval"):
-        who = ", ".join(spec["approval"].get("teams", [])) or "anyone in the people file"
+    if spec.approval is not None:
+        who = ", ".join(spec.approval.teams) or "anyone in the people file"
         checks.append(Check("approval", True, f"a manual intervention by {who} comes first"))
     used = [c.rule for c in checks if c.overridden]
     record = None
@@ -265,21 +371,17 @@ def evaluate(
                 )
             )
         elif used:
-            record = {
-                "by": actor,
-                "reason": glass,
-                "overrode": used,
-                "at": now.isoformat(timespec="seconds"),
-            }
+            record = BreakGlass(
+                by=actor, reason=glass, overrode=tuple(used), at=now.isoformat(timespec="seconds")
+            )
     return Verdict(environment, tuple(checks), record)
 
 
-def with_policy_approval(
-    workflow: Workflow, policy: Mapping[str, Any] | None, environment: str
-) -> Workflow:
+def with_policy_approval(workflow: Workflow, policy: Policy | None, environment: str) -> Workflow:
     """The workflow with the policy's manual intervention as its first step."""
-    spec = (policy or {}).get("environments", {}).get(environment, {}).get("approval")
-    if not spec:
+    rules = policy.of_environment(environment) if policy else None
+    spec = rules.approval if rules else None
+    if spec is None:
         return workflow
     for step in workflow.steps:
         if step.id == POLICY_STEP_ID:
@@ -290,15 +392,14 @@ def with_policy_approval(
             where = step.at("id") or Location(workflow.path, 1, 1)
             raise WorkflowError([Diagnostic(where, message, "policy")])
     manual = Manual(
-        title=spec.get("title", f"Policy approval for {environment}"),
-        instructions=spec.get(
-            "instructions",
-            f"The policy of {environment} requires an approval before any step runs.",
-        ),
-        teams=tuple(spec.get("teams", ())),
-        require=tuple(Quorum(q["team"], q["count"]) for q in spec.get("require", ())),
-        prevent_self_approval=spec.get("prevent-self-approval", False),
-        timeout_minutes=spec.get("timeout-minutes"),
+        title=spec.title if spec.title is not None else f"Policy approval for {environment}",
+        instructions=spec.instructions
+        if spec.instructions is not None
+        else f"The policy of {environment} requires an approval before any step runs.",
+        teams=spec.teams,
+        require=spec.require,
+        prevent_self_approval=spec.prevent_self_approval,
+        timeout_minutes=spec.timeout_minutes,
         sources=workflow.approvals.sources,
     )
     gate = Step(
@@ -346,12 +447,24 @@ def describe(verdict: Verdict) -> list[str]:
     for check in verdict.checks:
         mark = "ok  " if check.ok else ("OVERRIDDEN" if check.overridden else "FAIL")
         lines.append(f"{mark:<10} {check.rule}: {check.message}")
-    if verdict.break_glass:
+    glass = verdict.break_glass
+    if glass is not None:
         lines.append(
-            f"break-glass by {verdict.break_glass['by']}: {verdict.break_glass['reason']}"
-            f" (overrides {', '.join(verdict.break_glass['overrode'])})"
+            f"break-glass by {glass.by}: {glass.reason} (overrides {', '.join(glass.overrode)})"
         )
     return lines
 
 
-__all__ = ["Check", "Verdict", "evaluate", "load_policy", "timedelta", "with_policy_approval"]
+__all__ = [
+    "BreakGlass",
+    "Check",
+    "EnvironmentPolicy",
+    "FreezeWindow",
+    "Policy",
+    "PolicyApproval",
+    "Verdict",
+    "evaluate",
+    "load_policy",
+    "timedelta",
+    "with_policy_approval",
+]

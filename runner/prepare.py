@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from runner.anchor import Anchor, anchor_of, anchor_server, anchor_workflow, unanchored_warning
@@ -13,6 +14,7 @@ from runner.errors import Diagnostic, UsageError, WorkflowError
 from runner.inputs import parse_pairs, resolve_inputs
 from runner.load import Loaded, load_workflow
 from runner.model import Workflow
+from runner.policy import Verdict
 from runner.variables.resolve import VariableSet, resolve
 
 
@@ -25,7 +27,7 @@ class Prepared:
     variables: VariableSet
     skip: frozenset[str]
     #: the environment policy's verdict (None: no policy applies)
-    policy: Any = None
+    policy: Verdict | None = None
     #: the trust anchor the environment sets (``RUNNER_TRUST_REF``), if any
     anchor: Anchor | None = None
 
@@ -107,14 +109,14 @@ def apply_policy(
     environ: Mapping[str, str],
     insecure: bool,
     break_glass: str | None = None,
-    now: Any = None,
+    now: datetime | None = None,
 ) -> Prepared:
     """Evaluate the environment's policy and put its approval step first in the workflow."""
     trust = prepared.workflow.approvals.trust
     if trust is None or not trust.policy:
         return prepared  # no policy file named: nothing to read, nor to import
     import dataclasses
-    from datetime import UTC, datetime
+    from datetime import UTC
 
     from runner import policy
     from runner.actor import current_actor

@@ -15,6 +15,7 @@ from runner.engine.conditions import Decision, JobStatus, evaluate_condition, sc
 from runner.engine.contexts import Identity, Progress, RunFacts, StepState
 from runner.errors import ExpressionError
 from runner.model import Step, Workflow
+from runner.policy import Verdict
 from runner.variables.resolve import VariableSet
 
 Assume = Literal["proceed", "abort"]
@@ -59,8 +60,8 @@ class Plan:
     steps: tuple[PlannedStep, ...]
     outcome: str
     secrets: tuple[str, ...] = field(default=())
-    #: the environment policy's verdict (runner.policy.Verdict), if a policy applies
-    policy: Any = None
+    #: the environment policy's verdict, if a policy applies
+    policy: Verdict | None = None
     #: each variable's value with the ``#{}`` inside it substituted, as steps will see it
     expanded: Mapping[str, str] = field(default_factory=dict)
     #: why manual steps could not be decided here (runner.approvals.preflight.Problem)
@@ -80,7 +81,7 @@ def make_plan(
     run_id: str = "dry-run",
     created_by: Identity | None = None,
     approver: Identity | None = None,
-    policy: Any = None,
+    policy: Verdict | None = None,
 ) -> Plan:
     """Simulate the run in ``environment`` and say what each step would do."""
     facts = RunFacts(run_id, environment, created_by or Identity(), inputs)

@@ -111,7 +111,8 @@ def start_run(request: RunRequest) -> Run:
     record.skip = sorted(prepared.skip)
     if prepared.policy is not None:
         record.policy = [asdict(check) for check in prepared.policy.checks]
-        record.break_glass = prepared.policy.break_glass
+        glass = prepared.policy.break_glass
+        record.break_glass = glass.to_json() if glass is not None else None
     run = build_run(
         prepared, record, store, request.log, request.environ, request.options, created_by
     )

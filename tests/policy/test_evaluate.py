@@ -19,7 +19,10 @@ from runner.errors import WorkflowError
 from runner.load import load_workflow
 from runner.policy import (
     POLICY_STEP_ID,
+    BreakGlass,
     Check,
+    FreezeWindow,
+    Policy,
     Verdict,
     current_ref,
     describe,
@@ -41,7 +44,7 @@ def z(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-def policy_of(spec: Mapping[str, Any], **others: Mapping[str, Any]) -> dict[str, Any]:
+def policy_of(spec: Mapping[str, Any], **others: Mapping[str, Any]) -> Policy:
     """A validated policy document with ``spec`` for production (and other environments)."""
     document = {"environments": {ENV: dict(spec), **{k: dict(v) for k, v in others.items()}}}
     return parse_policy(json.dumps(document).encode(), "policy.yml")
@@ -87,7 +90,8 @@ def success(**changes: Any) -> dict[str, Any]:
     ids=["no-document", "no-environments", "other-environment-only"],
 )
 def test_an_environment_without_a_policy_has_no_checks(policy: dict[str, Any] | None) -> None:
-    verdict = evaluate(policy, ENV, ref=None, now=NOW, history=(), digest=DIGEST, commit=None)
+    parsed = None if policy is None else parse_policy(json.dumps(policy).encode(), "policy.yml")
+    verdict = evaluate(parsed, ENV, ref=None, now=NOW, history=(), digest=DIGEST, commit=None)
     assert verdict == Verdict(ENV, ())
     assert verdict.allowed
     assert verdict.refusal() == ""
@@ -276,14 +280,15 @@ def test_weekly_freeze_window(window: dict[str, Any], now: datetime, frozen: boo
     check = only(verdict, "freeze")
     assert check.ok is not frozen
     assert verdict.allowed is not frozen
-    assert in_window(window, now) is frozen
+    assert in_window(FreezeWindow.of(window), now) is frozen
 
 
 def test_a_weekly_window_reads_any_instant_in_its_own_zone() -> None:
     window = {"reason": "r", "days": ["fri"], "start": "16:00", "end": "17:00", "time-zone": "UTC"}
     # 18:30 at UTC+2 is 16:30 UTC; 16:30 at UTC+2 is 14:30 UTC
-    assert in_window(window, datetime.fromisoformat("2024-06-14T18:30:00+02:00")) is True
-    assert in_window(window, datetime.fromisoformat("2024-06-14T16:30:00+02:00")) is False
+    frozen = FreezeWindow.of(window)
+    assert in_window(frozen, datetime.fromisoformat("2024-06-14T18:30:00+02:00")) is True
+    assert in_window(frozen, datetime.fromisoformat("2024-06-14T16:30:00+02:00")) is False
 
 
 def test_an_overnight_weekly_window_is_refused_or_spans_midnight() -> None:
@@ -298,7 +303,7 @@ def test_an_overnight_weekly_window_is_refused_or_spans_midnight() -> None:
         policy_of({"freeze": [window]})
     except WorkflowError:
         return  # refused when loading: acceptable
-    assert in_window(window, z("2024-06-14T23:00:00")) is True
+    assert in_window(FreezeWindow.of(window), z("2024-06-14T23:00:00")) is True
 
 
 MULTIPLE = [
@@ -502,7 +507,8 @@ def test_the_policy_approval_takes_its_title_and_instructions(workflow: Any) -> 
 def test_no_approval_rule_leaves_the_workflow_alone(
     workflow: Any, policy: dict[str, Any] | None, environment: str
 ) -> None:
-    assert with_policy_approval(workflow, policy, environment) is workflow
+    parsed = None if policy is None else parse_policy(json.dumps(policy).encode(), "policy.yml")
+    assert with_policy_approval(workflow, parsed, environment) is workflow
 
 
 # -- break-glass ----------------------------------------------------------------------------------
@@ -542,7 +548,14 @@ def test_break_glass_overrides_freeze_and_promotion_and_is_recorded() -> None:
         Check("promotion", False, NOT_PROMOTED, overridable=True, overridden=True),
         Check("approval", True, "a manual intervention by release-managers comes first"),
     )
-    assert verdict.break_glass == {
+    assert verdict.break_glass == BreakGlass(
+        by="alice",
+        reason="prod is down",
+        overrode=("freeze", "promotion"),
+        at="2024-06-14T12:00:00+00:00",
+    )
+    # as the run record keeps it
+    assert verdict.break_glass.to_json() == {
         "by": "alice",
         "reason": "prod is down",
         "overrode": ["freeze", "promotion"],
@@ -561,7 +574,7 @@ def test_break_glass_records_only_what_it_overrode() -> None:
     verdict = glass(history=[success()])
     assert verdict.allowed
     assert verdict.break_glass is not None
-    assert verdict.break_glass["overrode"] == ["freeze"]
+    assert verdict.break_glass.overrode == ("freeze",)
     assert only(verdict, "promotion") == Check(
         "promotion", True, "this digest and commit succeeded in staging", overridable=True
     )
