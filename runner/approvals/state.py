@@ -165,6 +165,17 @@ class ApprovalState:
         )
 
 
+def recorded_decisions(approval: object) -> tuple[Decision, ...]:
+    """The decisions a record's ``approval`` object holds; none when it is not one (the
+    approval server shows the records runners send it, and a page must not fail on one)."""
+    if not isinstance(approval, dict):
+        return ()
+    try:
+        return tuple(Decision.from_json(d) for d in _items(approval, "decisions"))
+    except RecordShapeError:
+        return ()
+
+
 def _fields(submission: Submission) -> dict[str, Any]:
     return {item.name: getattr(submission, item.name) for item in dataclasses.fields(submission)}
 

@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from jinja2 import DictLoader, Environment, select_autoescape
 from markupsafe import Markup
 
+from runner.approvals.state import recorded_decisions
 from runner.server.app import Changes, create_app, status_of
 from runner.server.errors import Forbidden, ServerError
 from runner.server.notify import Notifier
@@ -134,8 +135,8 @@ RUN = """{% extends "base" %}{% block body %}<h1>Run {{ r.run_id }}</h1>
 <p>{{ r.workflow_name }} &rarr; {{ r.environment }}: <b>{{ r.status }}</b>, started
 {{ r.started_at }} by {{ r.started_by.username }}</p><table>
 <tr><th>Step</th><th>Status</th><th>Decisions</th></tr>{% for s in r.steps %}<tr>
-<td>{{ s.name }}</td><td>{{ s.status }}</td><td>{% for d in (s.approval or {}).get('decisions',
-[]) %}{{ d.result }} by {{ d.display_name }} via {{ d.source }}{% if d.notes %}: {{ d.notes
+<td>{{ s.name }}</td><td>{{ s.status }}</td><td>{% for d in decisions(s.approval)
+%}{{ d.result }} by {{ d.display_name }} via {{ d.source }}{% if d.notes %}: {{ d.notes
 }}{% endif %}<br>{% endfor %}</td></tr>{% endfor %}</table>{% endblock %}"""
 
 
@@ -359,7 +360,14 @@ def create_full_app(
                 return to_login(request)
             who, csrf = found
             record = await run_in_threadpool(store.get_run, run_id)
-            return page("run", title=f"Run {run_id}", who=who.person, csrf=csrf, r=record)
+            return page(
+                "run",
+                title=f"Run {run_id}",
+                who=who.person,
+                csrf=csrf,
+                r=record,
+                decisions=recorded_decisions,
+            )
 
     return create_app(store, extra=extra, notify=notifier.send if notifier else None)
 

@@ -9,12 +9,13 @@ so typing the fields must not change a single one.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 
-from runner.approvals.state import ApprovalState, GateState, RecordShapeError
+from runner.approvals.state import ApprovalState, GateState, RecordShapeError, recorded_decisions
 from runner.engine.record import RecordStore, RunRecord
 
 RECORDS = Path(__file__).parent.parent / "data" / "records"
@@ -95,3 +96,15 @@ def test_an_approval_of_the_wrong_shape_is_refused(approval: str, message: str) 
     changed = text[:start] + f'"approval": {approval}' + text[end:]
     with pytest.raises(RecordShapeError, match=re.escape(message)):
         RunRecord.from_json(changed)
+
+
+def test_the_servers_run_page_reads_decisions_of_any_record_it_was_sent() -> None:
+    data = json.loads((RECORDS / "quorum.json").read_text("utf-8"))
+    gate = next(s for s in data["steps"] if s["approval"])
+    decisions = recorded_decisions(gate["approval"])
+    assert [d.result for d in decisions] == ["proceed", "proceed"]
+    assert decisions[0].display_name
+    # the server keeps what a runner sent: decisions without the rest of the state still show
+    assert [d.who for d in recorded_decisions({"decisions": [{"display_name": "A"}]})] == ["A"]
+    for junk in (None, ["x"], {"state": "approved", "decisions": 5}, {"decisions": [{"notes": 1}]}):
+        assert recorded_decisions(junk) == ()
