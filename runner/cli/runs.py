@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from runner.approvals.state import GateState
-from runner.engine.record import RecordStore, RunRecord
+from runner.engine.record import RecordStore, RunRecord, StepStatus
 
 
 def _duration(start: str | None, end: str | None) -> str:
@@ -88,7 +88,7 @@ def show_text(record: RunRecord, checks: dict[str, str]) -> str:
     for step in record.steps:
         took = _duration(step.started_at, step.finished_at)
         lines.append(f"  {step.status:<11} {step.id}: {step.name}" + (f"  {took}" if took else ""))
-        if step.status == "skipped" and step.reason:
+        if step.status == StepStatus.SKIPPED and step.reason:
             lines.append(f"              {step.reason}")
         if step.error:
             lines.append(f"              {step.error}")

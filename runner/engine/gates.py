@@ -20,7 +20,7 @@ from typing import Any
 from runner.approvals.request import FieldSpec, Interruption, Submission
 from runner.approvals.state import ApprovalState, Decision, GateState
 from runner.engine.contexts import Identity
-from runner.engine.record import RunRecord, StepRecord
+from runner.engine.record import RunRecord, StepRecord, StepStatus
 from runner.errors import RefusedError, RunnerError, VerificationError
 from runner.model import Step, Workflow
 from runner.options import RunOptions
@@ -73,13 +73,13 @@ class Gates:
     # -- per gate --------------------------------------------------------------------------
 
     def check(self, step: Step, rec: StepRecord, skip: frozenset[str]) -> None:
-        if rec.status == "success":
+        if rec.status == StepStatus.SUCCESS:
             self._passed(step, rec)
-        elif rec.status == "skipped":
+        elif rec.status == StepStatus.SKIPPED:
             pass  # decided again once the run is built (``check_progress``)
-        elif rec.status in ("failure", "cancelled"):
+        elif rec.status in (StepStatus.FAILURE, StepStatus.CANCELLED):
             rec.outcome = rec.status  # an abort or a failure never becomes a success
-            tolerated = rec.status == "failure" and step.continue_on_error is True
+            tolerated = rec.status == StepStatus.FAILURE and step.continue_on_error is True
             rec.conclusion = "success" if tolerated else rec.status
         else:  # pending, waiting, running, interrupted: what it knows is checked again
             self._waiting(step, rec)
@@ -398,7 +398,7 @@ def _outputs(
 
 
 def pending(rec: StepRecord, why: str) -> None:
-    rec.status = "pending"
+    rec.status = StepStatus.PENDING
     rec.outcome = rec.conclusion = ""
     rec.reason = why
     rec.approval = None

@@ -17,6 +17,7 @@ import operator
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields, is_dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -24,37 +25,41 @@ from runner.approvals.state import ApprovalState, RecordShapeError
 
 FORMAT_VERSION = 1
 
-#: step states; ``waiting`` only for manual steps, ``interrupted`` for a step that was running
-#: when its runner died
-STEP_STATES = (
-    "pending",
-    "running",
-    "waiting",
-    "success",
-    "failure",
-    "skipped",
-    "cancelled",
-    "interrupted",
-)
-#: run states; every one but ``running`` and ``waiting`` is final (``refused``: the deployment
-#: lock was held when the run started, and no step ran)
-RUN_STATES = (
-    "running",
-    "waiting",
-    "success",
-    "failure",
-    "aborted",
-    "timed-out",
-    "cancelled",
-    "refused",
-)
+
+class StepStatus(StrEnum):
+    """A step's state in the record (a ``str``: the JSON is the same text)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    #: manual steps only
+    WAITING = "waiting"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+    #: it was running when its runner died
+    INTERRUPTED = "interrupted"
+
+
+class RunStatus(StrEnum):
+    """A run's state; every one but ``running`` and ``waiting`` is final."""
+
+    RUNNING = "running"
+    WAITING = "waiting"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    ABORTED = "aborted"
+    TIMED_OUT = "timed-out"
+    CANCELLED = "cancelled"
+    #: the deployment lock was held when the run started, and no step ran
+    REFUSED = "refused"
 
 
 @dataclass
 class StepRecord:
     id: str
     name: str
-    status: str = "pending"
+    status: StepStatus = StepStatus.PENDING
     outcome: str = ""
     conclusion: str = ""
     reason: str = ""
@@ -87,7 +92,7 @@ class RunRecord:
     started_by: dict[str, str] = field(default_factory=dict)
     started_at: str = ""
     finished_at: str | None = None
-    status: str = "running"
+    status: RunStatus = RunStatus.RUNNING
     exit_code: int | None = None
     job_status: str = "success"
     error: dict[str, str] | None = None
@@ -119,7 +124,7 @@ class RunRecord:
 
     @property
     def finished(self) -> bool:
-        return self.status not in ("running", "waiting")
+        return self.status not in (RunStatus.RUNNING, RunStatus.WAITING)
 
     def to_json(self) -> str:
         """One field per line and one step per line: readable, and written by json's C encoder
@@ -159,6 +164,11 @@ class RunRecord:
         known = {f.name for f in fields(StepRecord)}
         own = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in own and k != "steps"}
+        if "status" in values:
+            try:
+                values["status"] = RunStatus(values["status"])
+            except ValueError:
+                raise RecordShapeError(f"its record's status is {values['status']!r}") from None
         try:
             steps = [
                 StepRecord(**{k: _step_value(s, k, v) for k, v in s.items() if k in known})
@@ -170,6 +180,11 @@ class RunRecord:
 
 
 def _step_value(step: dict[str, Any], name: str, value: Any) -> Any:
+    if name == "status":
+        try:
+            return StepStatus(value)
+        except ValueError:
+            raise RecordShapeError(f"its record's step `{step.get('id')}` is {value!r}") from None
     if name != "approval" or value is None:
         return value
     try:
@@ -194,8 +209,10 @@ class _StepLines:
     status it had when its line was encoded, is taken as unchanged without the comparison, which
     made each save cost as much as comparing every step of the run."""
 
-    FINAL = frozenset({"success", "failure", "cancelled", "skipped"})
-    STABLE = FINAL | {"pending"}
+    FINAL = frozenset(
+        {StepStatus.SUCCESS, StepStatus.FAILURE, StepStatus.CANCELLED, StepStatus.SKIPPED}
+    )
+    STABLE = FINAL | {StepStatus.PENDING}
 
     def __init__(self) -> None:
         #: the leading finished steps, their statuses then, and their joined lines
@@ -234,7 +251,7 @@ class _StepLines:
         pending = len(middle)
         while (
             pending > taken
-            and middle[pending - 1].status == "pending"
+            and middle[pending - 1].status == StepStatus.PENDING
             and id(middle[pending - 1]) in self.lines  # one whose line may be kept at all
         ):
             pending -= 1
@@ -251,7 +268,7 @@ class _StepLines:
             return [], []
         if not all(map(operator.is_, steps[len(steps) - count :], tail)):
             return [], []
-        pending = [step.status == "pending" for step in tail]
+        pending = [step.status == StepStatus.PENDING for step in tail]
         if not all(pending):
             started = count - pending[::-1].index(False)  # up to the last one no longer pending
             return tail[started:], lines[started:]

@@ -22,7 +22,7 @@ from typing import Any
 from runner.approvals.state import RecordShapeError
 from runner.engine.contexts import Identity
 from runner.engine.gates import refuse
-from runner.engine.record import RecordStore, RunRecord
+from runner.engine.record import RecordStore, RunRecord, StepStatus
 from runner.engine.run import Run
 from runner.errors import RefusedError, UsageError
 from runner.model import Workflow
@@ -139,9 +139,13 @@ def check_unsealed_facts(record: RunRecord, workflow: Workflow) -> None:
                 hint=f"set ${KEY_ENV} (a CI secret of the deployment environment) in the job "
                 "that starts the run and in the one that resumes it, then start a new run",
             )
-        if manual is None or rec.status in ("skipped", "failure", "cancelled"):
+        if manual is None or rec.status in (
+            StepStatus.SKIPPED,
+            StepStatus.FAILURE,
+            StepStatus.CANCELLED,
+        ):
             continue
-        if rec.status == "success":
+        if rec.status == StepStatus.SUCCESS:
             # its evidence verifies, but an unsealed record chooses which evidence it shows: it
             # can leave out an abort signed on the branch, the deadline, or who started the run
             problem = (
@@ -165,14 +169,16 @@ def check_unsealed_facts(record: RunRecord, workflow: Workflow) -> None:
 
 def prepare_steps(record: RunRecord, rerun_interrupted: bool) -> list[str]:
     """Steps left running by a dead runner: reported, and re-run only when asked."""
-    interrupted = [s for s in record.steps if s.status in ("running", "interrupted")]
+    interrupted = [
+        s for s in record.steps if s.status in (StepStatus.RUNNING, StepStatus.INTERRUPTED)
+    ]
     for step in interrupted:
         if rerun_interrupted:
-            step.status = "pending"
+            step.status = StepStatus.PENDING
             step.outcome = step.conclusion = ""
             step.reason = "re-run after an interruption (--rerun-interrupted)"
         else:
-            step.status = "interrupted"
+            step.status = StepStatus.INTERRUPTED
     return [s.id for s in interrupted]
 
 
@@ -182,7 +188,7 @@ def lost_secret(workflow: Workflow, run: Run) -> str | None:
     lost_env = [name for name in run.record.secret_env if name not in run.secret_env]
     if lost_env:
         for step in workflow.steps:
-            if run.record.step(step.id).status == "pending" and step.kind != "manual":
+            if run.record.step(step.id).status == StepStatus.PENDING and step.kind != "manual":
                 # any process a later step starts would see the variable: which read it cannot
                 # be told from the workflow
                 return (
@@ -200,7 +206,7 @@ def lost_secret(workflow: Workflow, run: Run) -> str | None:
         return None
     ids = {s.name.lower(): s.id for s in workflow.steps}
     for step in workflow.steps:
-        if run.record.step(step.id).status != "pending":
+        if run.record.step(step.id).status != StepStatus.PENDING:
             continue
         texts = [
             step.run or "",

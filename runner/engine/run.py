@@ -35,7 +35,7 @@ from runner.engine.contexts import (
     system_variables,
 )
 from runner.engine.masking import Masker
-from runner.engine.record import RecordStore, RunRecord, StepRecord
+from runner.engine.record import RecordStore, RunRecord, RunStatus, StepRecord, StepStatus
 from runner.engine.render import escape_octostache, render_text
 from runner.errors import ExitCode, ExpressionError, RunnerError
 from runner.model import Step, Workflow
@@ -115,20 +115,22 @@ class Run:
             self.masker.add(secret)
         if self.store.key is not None:
             self.masker.add(self.store.key.decode("utf-8"))
-        self.record.status = "running"
+        self.record.status = RunStatus.RUNNING
         self.record.pid = os.getpid()
         self.store.save(self.record)
         self.log.run_started(self.workflow, self.record)
         try:
             for group in self._groups():
                 pending = [
-                    s for s in group if self.record.step(s.id).status in ("pending", "waiting")
+                    s
+                    for s in group
+                    if self.record.step(s.id).status in (StepStatus.PENDING, StepStatus.WAITING)
                 ]
                 if pending:
                     self._run_group(pending)
         except Detached as detached:
             self.detached_at = detached.step_id
-            self.record.status = "waiting"
+            self.record.status = RunStatus.WAITING
             self.record.exit_code = ExitCode.WAITING
             self.store.save(self.record, durable=True)
             self.log.run_detached(self.record, self.store.resume_command(self.record.run_id))
@@ -301,7 +303,7 @@ class Run:
         started: list[Step] = []
         for step in steps:
             rec = self.record.step(step.id)
-            if rec.status == "waiting":
+            if rec.status == StepStatus.WAITING:
                 started.append(step)
                 continue
             try:
@@ -310,11 +312,11 @@ class Run:
                 self._finish_step(step, StepResult("failure", error=str(exc)), reason=str(exc))
                 continue
             if not decision.run:
-                rec.status = rec.outcome = rec.conclusion = "skipped"
+                rec.status = rec.outcome = rec.conclusion = StepStatus.SKIPPED
                 rec.reason = decision.reason
                 self.log.step_skipped(step, decision.reason)
                 continue
-            rec.status = "running"
+            rec.status = StepStatus.RUNNING
             rec.reason = decision.reason
             rec.started_at = self.stamp()
             started.append(step)
@@ -461,7 +463,7 @@ class Run:
             state: dict[str, Any] = {"decisions": decisions}
             if waiting is not None:
                 state["waiting"] = waiting
-                rec.status = "waiting"
+                rec.status = StepStatus.WAITING
             rec.guided = json.loads(json.dumps(state))
             self.store.save(self.record, durable=True)
 
@@ -469,7 +471,7 @@ class Run:
         """Record a manual step's interruption and submissions durably before waiting on."""
         with self._lock:
             rec = self.record.step(step.id)
-            rec.status = "waiting"
+            rec.status = StepStatus.WAITING
             rec.approval = state
             self.store.save(self.record, durable=True)
 
@@ -524,7 +526,7 @@ class Run:
                 rec.guided = result.guided
             # last: a parallel step reading the run without the lock takes a step with a final
             # status as finished, and must then find its outputs there
-            rec.status = result.outcome
+            rec.status = StepStatus(result.outcome)
             self._store_env(result.env)
             self.record.path = [*result.path, *self.record.path]
             if rec.conclusion == "cancelled":
@@ -613,15 +615,15 @@ class Run:
 
     def _finish(self) -> int:
         if self.groups.cancelled.is_set():
-            status, code = "cancelled", int(ExitCode.INTERRUPTED)
+            status, code = RunStatus.CANCELLED, int(ExitCode.INTERRUPTED)
         elif self.record.job_status == "success":
-            status, code = "success", int(ExitCode.SUCCESS)
+            status, code = RunStatus.SUCCESS, int(ExitCode.SUCCESS)
         elif self.record.exit_code == ExitCode.ABORTED:
-            status, code = "aborted", int(ExitCode.ABORTED)
+            status, code = RunStatus.ABORTED, int(ExitCode.ABORTED)
         elif self.record.exit_code == ExitCode.TIMED_OUT:
-            status, code = "timed-out", int(ExitCode.TIMED_OUT)
+            status, code = RunStatus.TIMED_OUT, int(ExitCode.TIMED_OUT)
         else:
-            status, code = "failure", int(ExitCode.STEP_FAILED)
+            status, code = RunStatus.FAILURE, int(ExitCode.STEP_FAILED)
         self.record.status = status
         self.record.exit_code = code
         self.record.finished_at = self.stamp()
@@ -653,15 +655,15 @@ def cancel_record(record: RunRecord, now: str) -> None:
     killed one finished is unknown), steps not started are skipped, and
     ``Octopus.Deployment.Error`` says so unless an earlier failure set it."""
     for step in record.steps:
-        if step.status in ("running", "waiting", "interrupted"):
-            step.status = step.outcome = step.conclusion = "cancelled"
+        if step.status in (StepStatus.RUNNING, StepStatus.WAITING, StepStatus.INTERRUPTED):
+            step.status = step.outcome = step.conclusion = StepStatus.CANCELLED
             step.finished_at = step.finished_at or now
-        elif step.status == "pending":
-            step.status = step.outcome = step.conclusion = "skipped"
+        elif step.status == StepStatus.PENDING:
+            step.status = step.outcome = step.conclusion = StepStatus.SKIPPED
             step.reason = "the run was cancelled before this step"
     if record.error is None:
         record.error = {"message": "The deployment was cancelled", "detail": ""}
-    record.status = "cancelled"
+    record.status = RunStatus.CANCELLED
     record.exit_code = int(ExitCode.INTERRUPTED)
     record.finished_at = now
 

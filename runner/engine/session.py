@@ -13,6 +13,7 @@ from runner.ci import write_job_outputs
 from runner.engine.deployment_lock import DeploymentLock, acquire
 from runner.engine.history import run_history
 from runner.engine.lock import LocalLock, run_lock
+from runner.engine.record import RunStatus
 from runner.engine.run import Run, utc_now
 from runner.engine.server_lock import detached_hold
 from runner.engine.server_record import claim_on_server, mirror_to_server, server_lock
@@ -71,7 +72,7 @@ def _execute(
         except RefusedError as refused:
             if new:
                 record = run.record
-                record.status, record.exit_code = "refused", int(ExitCode.REFUSED)
+                record.status, record.exit_code = RunStatus.REFUSED, int(ExitCode.REFUSED)
                 record.error = {"message": refused.message, "detail": ""}
                 record.finished_at = utc_now()
                 store.save(record, durable=True)

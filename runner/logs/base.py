@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 from runner.approvals.state import Decision
 from runner.durations import format_duration
-from runner.engine.record import RunRecord, StepRecord
+from runner.engine.record import RunRecord, RunStatus, StepRecord, StepStatus
 from runner.errors import Location
 from runner.model import Step, Workflow
 
@@ -129,7 +129,8 @@ class BaseLog:
         earlier = [
             rec
             for rec in record.steps
-            if rec.id not in self.seen and rec.status not in ("pending", "running", "waiting")
+            if rec.id not in self.seen
+            and rec.status not in (StepStatus.PENDING, StepStatus.RUNNING, StepStatus.WAITING)
         ]
         if earlier:
             # resumed: this process saw only the steps after the wait; recap them all
@@ -144,7 +145,7 @@ class BaseLog:
             "cancelled": "was cancelled",
         }.get(record.status, record.status)
         line = f"Run {record.run_id} {words} in {took}"
-        if record.error and record.status != "success":
+        if record.error and record.status != RunStatus.SUCCESS:
             line += f": {record.error.get('message', '')}"
         self.write(line)
 
@@ -170,7 +171,7 @@ def step_time(rec: StepRecord) -> str:
 
 
 def step_line(rec: StepRecord) -> str:
-    symbol = SYMBOLS.get(rec.outcome or "", "-" if rec.status == "skipped" else "…")
+    symbol = SYMBOLS.get(rec.outcome or "", "-" if rec.status == StepStatus.SKIPPED else "…")
     took = step_time(rec)
     return f"{symbol} {rec.name}  {rec.conclusion or rec.status}" + (f"  {took}" if took else "")
 

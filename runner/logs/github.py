@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from runner.approvals.request import Interruption
-from runner.engine.record import RunRecord, StepRecord
+from runner.engine.record import RunRecord, StepRecord, StepStatus
 from runner.engine.workflow_commands import escape_data, escape_property
 from runner.errors import Location
 from runner.logs.base import BaseLog, format_duration, step_time
@@ -168,7 +168,7 @@ def job_summary(
         "|---|---|---|---|---|",
     ]
     for rec in record.steps:
-        note = rec.reason if rec.status == "skipped" else (rec.error or "")
+        note = rec.reason if rec.status == StepStatus.SKIPPED else (rec.error or "")
         if rec.approval is not None and rec.approval.decisions:
             last = rec.approval.decisions[-1]
             note = f"{last.result} by {last.display_name or last.username}"
@@ -180,7 +180,7 @@ def job_summary(
     if record.error:
         lines += ["", f"**{record.error.get('message', '')}**"]
     for rec in record.steps:
-        if rec.status == "waiting" and rec.approval is not None:
+        if rec.status == StepStatus.WAITING and rec.approval is not None:
             lines += _waiting(record, rec.approval.interruption, resume)
     for rec in record.steps:
         if summaries and summaries.get(rec.id):

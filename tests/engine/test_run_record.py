@@ -15,7 +15,7 @@ import pytest
 from run_helpers import Workspace, kill_quietly, wait_for
 
 from runner.engine.contexts import Identity
-from runner.engine.record import RUN_STATES, STEP_STATES, RecordStore, RunRecord
+from runner.engine.record import RecordStore, RunRecord, RunStatus, StepStatus
 from runner.engine.run import new_record, utc_now
 from runner.model import Workflow
 
@@ -58,10 +58,10 @@ def check_record(store: RecordStore, *, finished: bool | None = None) -> RunReco
     assert record.workflow_name == "durable"
     assert record.environment == "staging"
     assert record.inputs == {"version": "1.0"}
-    assert record.status in RUN_STATES
+    assert isinstance(record.status, RunStatus)
     assert [s.id for s in record.steps] == IDS
     for step in record.steps:
-        assert step.status in STEP_STATES
+        assert isinstance(step.status, StepStatus)
         if step.status in ("success", "failure", "skipped", "cancelled"):
             assert step.conclusion == step.status or step.status == "skipped"
         if step.status == "success":
