@@ -14,12 +14,12 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(
     shutil.which("git") is None or shutil.which("ssh-keygen") is None,
@@ -104,11 +104,7 @@ def sh(cwd: Path, *argv: str) -> str:
 
 def wait_until(condition: Callable[[], bool], what: str, process: subprocess.Popen[Any]) -> None:
     """Poll ``condition`` until true; fail if the run exits first or after WAIT_SECONDS."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not condition():
-        assert process.poll() is None, f"the run exited ({process.returncode}) before {what}"
-        assert time.monotonic() < deadline, f"no {what} within {WAIT_SECONDS} s"
-        time.sleep(0.05)
+    wait_for(condition, WAIT_SECONDS, what, process=process)
 
 
 def test_signed_file_approval_end_to_end(tmp_path: Path) -> None:

@@ -16,13 +16,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import waiting
 
 from runner.cli.main import main
 from runner.engine.record import RunRecord, StepRecord
@@ -208,11 +208,7 @@ def workspace(
 
 def wait_for(predicate: Any, timeout: float = 15.0, what: str = "condition") -> None:
     """Poll ``predicate`` until it is true (a synchronisation aid, never a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+    waiting.wait_for(predicate, timeout, what)
 
 
 def pid_alive(pid: int) -> bool:

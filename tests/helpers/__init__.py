@@ -3,9 +3,16 @@ through the root ``conftest.py``; a folder's ``conftest`` is not importable by n
 another folder, each folder may have its own).
 
 - :mod:`helpers.paths`: ``ROOT``, ``conformance_dir()``, ``borrow()`` another folder's conftest;
-- :mod:`helpers.clock`: ``FakeClock`` (a ``now``/``sleep`` pair in which no time passes);
+- :mod:`helpers.clock`: ``FakeClock`` (a ``now``/``sleep`` pair in which no time passes) and
+  ``fake_time()``, which puts every run of this process on one;
 - :mod:`helpers.cli`: ``cli()``, the ``runner`` command in this process, its exit code and output;
+  ``cli_in()``, the same in a given folder and environment, as a subprocess would run it;
 - :mod:`helpers.engine`: ``run_here()``, a workflow run by the engine in this process;
 - :mod:`helpers.stub`: ``stub_server()``, an HTTP server on loopback answering what a test says;
-- :mod:`helpers.waiting`: ``wait_for()``, waiting on a condition instead of a duration.
+- :mod:`helpers.waiting`: ``wait_for()``, waiting on a condition instead of a duration, and
+  ``Output``, a process's output read as it comes, to wait for what it says;
+- :mod:`helpers.collected`: the cases this session collected, per file (the docs' figures).
+
+A test that waits for a step's timeout runs the engine on a fake clock (``fake_time``,
+``run_here``); a test that needs a real process waits for what the process says or does.
 """

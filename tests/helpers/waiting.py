@@ -7,7 +7,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar
 
 T = TypeVar("T")
 
@@ -16,17 +16,23 @@ WAIT_SECONDS = 30.0
 
 
 def wait_for(
-    predicate: Callable[[], T], timeout: float = WAIT_SECONDS, what: str = "condition"
+    predicate: Callable[[], T],
+    timeout: float = WAIT_SECONDS,
+    what: str = "condition",
+    *,
+    process: subprocess.Popen[Any] | None = None,
 ) -> T:
     """Poll ``predicate`` until it returns something true, and return that (a synchronisation
-    aid, never a timing assertion)."""
+    aid, never a timing assertion); fail at once if ``process`` ends first."""
     deadline = time.monotonic() + timeout
     while True:
         found = predicate()
         if found:
             return found
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the process exited ({process.returncode}) before {what}")
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what} ({timeout} s)")
         time.sleep(0.02)
 
 

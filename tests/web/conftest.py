@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers.waiting import wait_for
 
 from runner.approvals.identity import parse_directory
 from runner.cli.server import open_store
@@ -87,16 +88,7 @@ def poll_until(
 ) -> Any:
     """Poll ``condition`` until it returns something true; fail after ``seconds``, or at once if
     ``process`` exits first."""
-    deadline = time.monotonic() + seconds
-    while True:
-        found = condition()
-        if found:
-            return found
-        if process is not None and process.poll() is not None:
-            pytest.fail(f"the process exited ({process.returncode}) before {what}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"no {what} within {seconds} s")
-        time.sleep(0.05)
+    return wait_for(condition, seconds, what, process=process)
 
 
 def clean_environment() -> dict[str, str]:
