@@ -25,14 +25,16 @@ workflow names it. A mismatch is refused before anything runs.
 from __future__ import annotations
 
 import dataclasses
-import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runner.ci import in_ci
 from runner.errors import Location, RefusedError
 from runner.model import Trust, Workflow
+
+if TYPE_CHECKING:
+    from runner.git import GitReader
 
 REF_VARIABLE = "RUNNER_TRUST_REF"
 POLICY_VARIABLE = "RUNNER_TRUST_POLICY"
@@ -123,22 +125,15 @@ def _same_url(one: str, other: str) -> bool:
     return one.strip().rstrip("/").lower() == other.strip().rstrip("/").lower()
 
 
-def has_policy(workspace: Path, trust: Trust) -> bool:
+def has_policy(git: GitReader, trust: Trust) -> bool:
     """Whether the anchored policy file exists at the pinned trust commit. Only the anchored ref's
     maintainers can add or delete it, so its absence means this environment has no policy; a
     trust ref that does not exist here is left to the read, which fails naming it."""
+    from runner.git import has_file
+
     if not trust.policy or trust.commit is None:
         return True
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(workspace), "cat-file", "-e", f"{trust.commit}:{trust.policy}"],
-            capture_output=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return True  # the read then fails, with git's message
-    return done.returncode == 0
+    return has_file(git, trust.commit, trust.policy)
 
 
 def relies_on_git_trust(workflow: Workflow) -> bool:

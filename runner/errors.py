@@ -18,6 +18,7 @@ these into diagnostics and exit codes; anything else is an internal error (exit 
     ├── ApprovalError                    6   an approval source failed or could not be reached
     │   ├── VerificationError                a proof that does not hold (never a decision)
     │   │   └── TrustFileError               an allowed_signers or revoked-keys file is unusable
+    │   ├── GitError                         git did not answer (not found, timed out, failed)
     │   └── ServerAnswer                     the approval server answered an error (.status, .code)
     ├── RefusedError                     5   a lock is held, a resume or a policy refused
     │   └── StateError                       the run record cannot be written: the run stops there
@@ -204,6 +205,12 @@ class ServerAnswer(ApprovalError):
         super().__init__(f"{message} ({code}, HTTP {status})")
         self.status = status
         self.code = code
+
+
+class GitError(ApprovalError):
+    """git did not answer: not found, timed out, wrote too much, or failed (``runner.git``).
+    An approval error because every git read of the runner serves trust or approvals: a failure
+    there is never a decision."""
 
 
 class RefusedError(RunnerError):

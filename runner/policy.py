@@ -23,7 +23,6 @@ import fnmatch
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import Diagnostic, Location, RefusedError, WorkflowError
@@ -31,6 +30,8 @@ from runner.model import Manual, Quorum, Step, Workflow
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
+
+    from runner.git import GitReader
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 POLICY_STEP_ID = "policy-approval"
@@ -203,14 +204,14 @@ def parse_policy(raw: bytes, source: str) -> Policy:
     )
 
 
-def load_policy(workflow: Workflow, workspace: Path, *, insecure: bool) -> Policy | None:
+def load_policy(workflow: Workflow, git: GitReader, *, insecure: bool) -> Policy | None:
     """The policy document, from the protected trust ref; None when the workflow names none."""
     from runner.approvals.trust import TrustFiles, refuse_deployed_commit
 
     trust = workflow.approvals.trust
     if trust is None or not trust.policy:
         return None
-    files = TrustFiles.of(trust, workspace)
+    files = TrustFiles.of(trust, git)
     if not files.protected and not insecure:
         raise RefusedError(
             "the policy file would be read from the working tree, which the deployment "
@@ -218,11 +219,11 @@ def load_policy(workflow: Workflow, workspace: Path, *, insecure: bool) -> Polic
             hint="for a local try only, pass --insecure-local-trust",
         )
     if trust.ref:
-        refuse_deployed_commit(workspace, trust.ref, trust.commit)
+        refuse_deployed_commit(git, trust.ref, trust.commit)
     if trust.anchored:
         from runner.anchor import has_policy
 
-        if not has_policy(workspace, trust):
+        if not has_policy(git, trust):
             return None  # the anchored ref holds no policy: only its maintainers decide that
     return parse_policy(files.read(trust.policy), files.where(trust.policy))
 
@@ -415,29 +416,18 @@ def with_policy_approval(workflow: Workflow, policy: Policy | None, environment:
     return dataclasses.replace(workflow, steps=steps)
 
 
-def current_ref(environ: Mapping[str, str], workspace: Path) -> str | None:
+def current_ref(environ: Mapping[str, str], git: GitReader) -> str | None:
     """The ref being deployed, from the CI's variables, else from git."""
-    import subprocess
-
     if environ.get("GITHUB_REF"):
         return environ["GITHUB_REF"]
     if environ.get("CI_COMMIT_TAG"):
         return f"refs/tags/{environ['CI_COMMIT_TAG']}"
     if environ.get("CI_COMMIT_BRANCH") or environ.get("CI_COMMIT_REF_NAME"):
         return f"refs/heads/{environ.get('CI_COMMIT_BRANCH') or environ['CI_COMMIT_REF_NAME']}"
-    for args in (["symbolic-ref", "-q", "HEAD"], ["describe", "--exact-match", "--tags", "HEAD"]):
-        try:
-            done = subprocess.run(
-                ["git", "-C", str(workspace), *args],
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=False,
-            )
-        except OSError:
-            return None
-        if done.returncode == 0 and done.stdout.strip():
-            value = done.stdout.strip()
+    for args in (("symbolic-ref", "-q", "HEAD"), ("describe", "--exact-match", "--tags", "HEAD")):
+        out = git.query(*args)
+        value = out.decode("utf-8", "replace").strip() if out is not None else ""
+        if value:
             return value if value.startswith("refs/") else f"refs/tags/{value}"
     return None
 

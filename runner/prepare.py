@@ -68,8 +68,9 @@ def prepare(
     trust = workflow.approvals.trust
     if trust is not None and trust.ref:  # only then is there a ref to pin (and a module to load)
         from runner.approvals.trust import pin_trust
+        from runner.git import Git
 
-        workflow = pin_trust(workflow, loaded.workspace, trust_commit)
+        workflow = pin_trust(workflow, Git(loaded.workspace), trust_commit)
     check_environment(loaded, workflow, environment)
     inputs = resolve_inputs(workflow.inputs, parse_pairs(raw_inputs, "--input"))
     skipped = check_skip(workflow, skip)
@@ -122,25 +123,27 @@ def apply_policy(
     from runner.actor import current_actor
     from runner.approvals.trust import load_directory
     from runner.engine.history import git_commit
+    from runner.git import Git
 
     workflow = prepared.workflow
-    document = policy.load_policy(workflow, prepared.loaded.workspace, insecure=insecure)
+    git = Git(prepared.loaded.workspace)
+    document = policy.load_policy(workflow, git, insecure=insecure)
     if document is None:
         return prepared
     actor = current_actor(environ)
     teams: list[str] = []
     if workflow.approvals.trust is not None:
-        directory = load_directory(workflow.approvals.trust, prepared.loaded.workspace, "")
+        directory = load_directory(workflow.approvals.trust, git, "")
         person = directory.by_login(actor.username)
         teams = directory.teams_of(person) if person else []
     verdict = policy.evaluate(
         document,
         prepared.environment,
-        ref=policy.current_ref(environ, prepared.loaded.workspace),
+        ref=policy.current_ref(environ, git),
         now=now or datetime.now(UTC),
         history=history,
         digest=workflow.digest,
-        commit=git_commit(prepared.loaded.workspace),
+        commit=git_commit(git),
         actor_teams=teams,
         actor=actor.username,
         break_glass=break_glass,

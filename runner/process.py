@@ -1,8 +1,10 @@
 """The one entry point through which the runner starts processes.
 
 Argument lists only, never a shell string. Each process leads a new session (its own process
-group), so a timeout or a cancellation stops it *and* everything it started. Output is read line by
-line as it comes and handed to a callback, which masks and logs it.
+group), so a timeout or a cancellation stops it *and* everything it started. Two ways in:
+:func:`run_process` for steps (output read line by line as it comes and handed to a callback, which
+masks and logs it) and :func:`capture` for the short-lived programs the runner asks something
+(git, ssh-keygen): bounded output, one timeout, one error type.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 from runner.cancel import Cancellation
@@ -187,3 +190,196 @@ def _pump(stream: IO[bytes], on_line: Callable[[str], None], errors: list[BaseEx
                 # no traceback on stderr: its message may quote the line, which may hold a
                 # secret the handler had not masked yet; the step fails instead (see script.py)
                 errors.append(exc)
+
+
+#: what :func:`capture` keeps of a program's stdout unless told otherwise
+CAPTURE_LIMIT = 16 * 1024 * 1024
+#: what it keeps of stderr: the tail, where programs say what went wrong
+STDERR_LIMIT = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Captured:
+    """A short-lived program that ran to its end (whatever its exit code)."""
+
+    argv: tuple[str, ...]
+    exit_code: int
+    stdout: bytes
+    #: the last ``STDERR_LIMIT`` bytes (empty with ``terminal=True``: stderr went to the terminal)
+    stderr: bytes
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def detail(self) -> str:
+        """The line of stderr that says what went wrong: git explains over several lines and its
+        ``fatal:``/``error:`` one is the cause; else the last line; else the exit code."""
+        lines = self.stderr.decode("utf-8", "replace").strip().splitlines()
+        fatal = [line for line in lines if line.startswith(("fatal:", "error:"))]
+        return (fatal or lines[-1:] or [f"exit code {self.exit_code}"])[0]
+
+
+class ProgramError(Exception):
+    """A program that could not be run to its end: not found, timed out, or wrote more than it
+    may. Callers turn it into their own :class:`runner.errors.RunnerError`."""
+
+    def __init__(self, argv: Sequence[str], message: str, *, kind: str) -> None:
+        super().__init__(message)
+        self.argv = tuple(argv)
+        self.message = message
+        #: ``not-found``, ``cannot-start``, ``cannot-read-input``, ``timed-out`` or
+        #: ``too-much-output``
+        self.kind = kind
+
+
+def capture(
+    argv: Sequence[str],
+    *,
+    timeout: float | None,
+    stdin: bytes | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | Path | None = None,
+    limit: int = CAPTURE_LIMIT,
+    terminal: bool = False,
+) -> Captured:
+    """Run a short-lived program (git, ssh-keygen) and return its output.
+
+    The program leads its own process group, so a timeout kills it *and* whatever it started (git
+    starts ``ssh``, ``git-remote-https``, ...). Its stdout is read as it comes and the whole group
+    is killed once it passes ``limit`` bytes, so a hostile repository cannot grow the runner.
+    ``terminal=True`` is for a program that may have to ask a person (ssh-keygen asking for a
+    passphrase, or to touch a security key): it stays in the terminal's foreground group, where
+    it may read the terminal, and its stderr goes there; a timeout then kills it alone.
+
+    A non-zero exit is returned, not raised (``git merge-base --is-ancestor`` answers with it);
+    :class:`ProgramError` means there is no answer."""
+    argv = list(argv)
+    started = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        source: int | IO[bytes] = subprocess.DEVNULL if stdin is None else subprocess.PIPE
+        if isinstance(stdin, Path):
+            try:
+                source = stack.enter_context(stdin.open("rb"))
+            except OSError as exc:
+                why = "not found" if isinstance(exc, FileNotFoundError) else exc.strerror
+                raise ProgramError(
+                    argv, f"cannot read {stdin}: {why}", kind="cannot-read-input"
+                ) from None
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=source,
+                stdout=subprocess.PIPE,
+                stderr=None if terminal else subprocess.PIPE,
+                env=None if env is None else dict(env),
+                cwd=cwd,
+                start_new_session=not terminal,
+            )
+        except OSError as exc:
+            missing = isinstance(exc, FileNotFoundError) and exc.filename in (None, argv[0])
+            reason = "not found" if missing else (exc.strerror or str(exc))
+            kind = "not-found" if missing else "cannot-start"
+            raise ProgramError(argv, f"cannot run {argv[0]}: {reason}", kind=kind) from None
+
+    def kill() -> None:
+        with contextlib.suppress(ProcessLookupError):
+            if terminal:
+                proc.kill()
+            else:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    out = _Sink(limit, kill, keep_tail=False)
+    err = _Sink(STDERR_LIMIT, None, keep_tail=True)
+    threads = [threading.Thread(target=out.drain, args=(proc.stdout,), daemon=True)]
+    if proc.stderr is not None:
+        threads.append(threading.Thread(target=err.drain, args=(proc.stderr,), daemon=True))
+    if isinstance(stdin, bytes):
+        threads.append(threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True))
+    timed_out = False
+    try:
+        for thread in threads:
+            thread.start()
+        try:
+            left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+            proc.wait(timeout=left)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            kill()
+            proc.wait()
+        for thread in threads:
+            # a grandchild that left the group may hold a pipe open: its output is not waited for
+            thread.join(DRAIN_SECONDS)
+    except BaseException:
+        kill()  # ^C or SIGTERM while it runs: it must not outlive the runner
+        raise
+    finally:
+        if proc.poll() is None:
+            kill()
+            proc.wait()
+        if not terminal:
+            # the leader is gone; anything it started and left behind goes with it
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+    name = os.path.basename(argv[0])
+    if timed_out:
+        raise ProgramError(argv, f"{name} did not finish within {timeout:g} s", kind="timed-out")
+    if out.over:
+        raise ProgramError(
+            argv,
+            f"{name} wrote more than {_size(limit)}; refusing to read it in part",
+            kind="too-much-output",
+        )
+    return Captured(tuple(argv), proc.returncode, out.data(), err.data())
+
+
+class _Sink:
+    """One pipe's bytes, bounded: past ``limit`` either ``on_over`` is called (and the rest is
+    drained unread) or, with ``keep_tail``, only the last ``limit`` bytes are kept."""
+
+    def __init__(self, limit: int, on_over: Callable[[], None] | None, *, keep_tail: bool) -> None:
+        self.limit = limit
+        self.on_over = on_over
+        self.keep_tail = keep_tail
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.over = False
+
+    def drain(self, stream: IO[bytes]) -> None:
+        with stream:
+            while chunk := os.read(stream.fileno(), 65536):
+                if self.over:
+                    continue  # keep draining: a full pipe would block the program
+                self.chunks.append(chunk)
+                self.size += len(chunk)
+                if self.size <= self.limit:
+                    continue
+                if self.keep_tail:
+                    tail = b"".join(self.chunks)[-self.limit :]
+                    self.chunks, self.size = [tail], len(tail)
+                else:
+                    self.over = True
+                    self.chunks = []
+                    if self.on_over is not None:
+                        self.on_over()
+
+    def data(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+def _feed(stream: IO[bytes] | None, data: bytes) -> None:
+    if stream is None:
+        return
+    # the program may exit without reading all of its input (a bad argument)
+    with contextlib.suppress(OSError, ValueError):
+        stream.write(data)
+    with contextlib.suppress(OSError, ValueError):
+        stream.close()
+
+
+def _size(limit: int) -> str:
+    if limit >= 1024 * 1024:
+        return f"{limit / (1024 * 1024):g} MiB"
+    if limit >= 1024:
+        return f"{limit / 1024:g} KiB"
+    return f"{limit} bytes"

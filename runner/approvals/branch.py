@@ -27,16 +27,11 @@ which a tag can shadow a branch.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import tempfile
-import threading
 from dataclasses import dataclass
-from pathlib import Path
 
-from runner.approvals.trust import exact_ref
 from runner.errors import ApprovalError
+from runner.git import GitReader, exact_ref
 
 PRIVATE_REF = "refs/runner/approvals"
 MAX_COMMITS = 1000
@@ -47,7 +42,6 @@ MAX_FILE_BYTES = 64 * 1024
 #: tips walked before, given to ``git log --not``; beyond this many the oldest are dropped (a
 #: commit walked twice is harmless: its blobs are read once)
 MAX_TIPS = 64
-GIT_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
@@ -61,68 +55,6 @@ class Version:
     signature_size: int
 
 
-def git_bounded(
-    workspace: Path, *args: str, input: bytes | None = None, limit: int = MAX_LOG_BYTES
-) -> bytes:
-    """``git -C workspace ARGS``'s output; an :class:`ApprovalError` if it fails, runs over
-    ``GIT_TIMEOUT`` or writes more than ``limit`` bytes (the process is killed at once)."""
-    with tempfile.TemporaryFile() as errors:
-        try:
-            process = subprocess.Popen(
-                ["git", "-C", str(workspace), *args],
-                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=errors,
-                env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
-            )
-        except OSError as exc:
-            raise ApprovalError(f"git {args[0]} failed: {exc}") from None
-        timer = threading.Timer(GIT_TIMEOUT, process.kill)
-        timer.start()
-        try:
-            if input is not None:
-                assert process.stdin is not None
-                feeder = threading.Thread(target=_feed, args=(process.stdin, input), daemon=True)
-                feeder.start()
-            assert process.stdout is not None
-            chunks: list[bytes] = []
-            size = 0
-            while chunk := process.stdout.read(65536):
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > limit:
-                    process.kill()
-                    process.wait()
-                    raise ApprovalError(
-                        f"git {args[0]} wrote more than {limit // (1024 * 1024)} MiB; "
-                        "refusing to read the approvals branch in part"
-                    )
-            code = process.wait()
-        finally:
-            timer.cancel()
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
-        if code != 0:
-            errors.seek(0)
-            lines = errors.read(65536).decode("utf-8", "replace").strip().splitlines()
-            # git explains over several lines; the `fatal:` one says what went wrong
-            fatal = [line for line in lines if line.startswith(("fatal:", "error:"))]
-            detail = (fatal or lines or ["timed out" if code < 0 else f"exit code {code}"])[0]
-            raise ApprovalError(f"git {args[0]} failed: {detail}")
-        return b"".join(chunks)
-
-
-def _feed(stream: object, data: bytes) -> None:
-    import contextlib
-
-    with contextlib.suppress(OSError, ValueError):
-        stream.write(data)  # type: ignore[attr-defined]
-        stream.close()  # type: ignore[attr-defined]
-
-
 def glob_escape(text: str) -> str:
     """``text`` matched literally in a ``:(glob)`` pathspec."""
     return re.sub(r"([*?\[\\])", r"\\\1", text)
@@ -131,8 +63,8 @@ def glob_escape(text: str) -> str:
 class ApprovalsBranch:
     """The approvals branch of ``remote``, for one step of one run."""
 
-    def __init__(self, workspace: Path, remote: str, branch: str, folder: str, step: str) -> None:
-        self.workspace = workspace
+    def __init__(self, git: GitReader, remote: str, branch: str, folder: str, step: str) -> None:
+        self.git = git
         self.remote = remote
         self.branch = branch
         self.remote_ref = f"refs/heads/{branch}"
@@ -158,9 +90,7 @@ class ApprovalsBranch:
         """The branch's commit on the remote (one round trip, nothing fetched), or None when the
         branch does not exist there yet."""
         self.calls += 1
-        listing = git_bounded(
-            self.workspace, "ls-remote", "--", self.remote, self.remote_ref, limit=1024 * 1024
-        )
+        listing = self.git.read("ls-remote", "--", self.remote, self.remote_ref, limit=1024 * 1024)
         # ls-remote matches patterns by their tail (refs/tags/refs/heads/x would match): keep
         # only the exact name
         for line in listing.decode("utf-8", "replace").splitlines():
@@ -172,8 +102,7 @@ class ApprovalsBranch:
     def fetch(self) -> str:
         """Fetch the branch into the private ref; the commit it now names."""
         self.calls += 2
-        git_bounded(
-            self.workspace,
+        self.git.read(
             "fetch",
             "--quiet",
             "--no-tags",
@@ -183,7 +112,7 @@ class ApprovalsBranch:
             f"+{self.remote_ref}:{self.local_ref}",
             limit=1024 * 1024,
         )
-        tip = exact_ref(self.workspace, self.local_ref)
+        tip = exact_ref(self.git, self.local_ref)
         if tip is None:
             raise ApprovalError(f"git fetch did not create {self.local_ref}")
         return tip
@@ -228,8 +157,7 @@ class ApprovalsBranch:
     def _changes(self, tip: str, walked: list[str]) -> dict[str, set[str]]:
         """For each commit that changed the step's files, the body names it changed."""
         self.calls += 1
-        output = git_bounded(
-            self.workspace,
+        output = self.git.read(
             "log",
             "--format=@%H",
             "--no-renames",
@@ -243,6 +171,7 @@ class ApprovalsBranch:
             *(["--not", *walked] if walked else []),
             "--",
             *self._pathspecs(),
+            limit=MAX_LOG_BYTES,
         )
         changed: dict[str, set[str]] = {}
         commit = ""
@@ -281,11 +210,11 @@ class ApprovalsBranch:
             return
         names = [q.rsplit("/", 1)[-1] for q in queries]
         self.calls += 1
-        output = git_bounded(
-            self.workspace,
+        output = self.git.read(
             "cat-file",
             "--batch-check=%(objectname) %(objecttype) %(objectsize)",
             input=("\n".join(queries) + "\n").encode("utf-8"),
+            limit=MAX_LOG_BYTES,
         )
         answers = output.decode("utf-8", "replace").splitlines()
         if len(answers) != len(queries):
@@ -325,8 +254,7 @@ class ApprovalsBranch:
             return {}
         self.calls += 1
         total = sum(self.sizes[oid] + 128 for oid in wanted)
-        output = git_bounded(
-            self.workspace,
+        output = self.git.read(
             "cat-file",
             "--batch",
             input=("\n".join(wanted) + "\n").encode("ascii"),

@@ -15,7 +15,6 @@ import os
 import random
 import re
 import stat
-import subprocess
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from runner.approvals.identity import Directory
 from runner.approvals.request import Interruption, Submission
 from runner.approvals.trust import TrustFiles, refuse_deployed_commit
 from runner.errors import ApprovalError, RefusedError, VerificationError
+from runner.git import Git, GitReader
 from runner.model import Approvals
 from runner.model import FileSource as FileConfig
 from runner.options import RunOptions
@@ -41,30 +41,6 @@ from runner.options import RunOptions
 MAX_FILES = 500
 #: versions of them kept (a deleted or rewritten file still counts), as on a branch
 MAX_VERSIONS = MAX_BLOBS
-
-
-def git(workspace: Path, *args: str, input: bytes | None = None) -> bytes:
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(workspace), *args],
-            input=input,
-            capture_output=True,
-            timeout=120,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ApprovalError(f"git {args[0]} failed: {exc}") from None
-    if done.returncode != 0:
-        lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise ApprovalError(f"git {args[0]} failed: {lines[-1] if lines else done.returncode}")
-    return done.stdout
-
-
-def deployed_commit(workspace: Path) -> str | None:
-    try:
-        return git(workspace, "rev-parse", "--verify", "--quiet", "HEAD").decode().strip()
-    except ApprovalError:
-        return None
 
 
 #: a file version as the source found it: name, body, signature (None: none beside it), and why
@@ -84,11 +60,13 @@ class FileSource:
         directory: Directory,
         options: RunOptions,
         now: Any = None,
+        git: GitReader | None = None,
         **_: object,
     ) -> None:
         assert approvals.file is not None
         self.config: FileConfig = approvals.file
         self.workspace = workspace
+        self.git: GitReader = git or Git(workspace)
         self.directory = directory
         self.interval = self.config.poll_seconds * random.uniform(0.8, 1.2)
         self.now = now or (lambda: datetime.now(UTC))
@@ -111,7 +89,7 @@ class FileSource:
                 "the file source needs `approvals.trust.allowed-signers`",
                 hint="list each approver's SSH key in an allowed_signers file on a protected ref",
             )
-        files = TrustFiles.of(self.trust, self.workspace)
+        files = TrustFiles.of(self.trust, self.git)
         if not files.protected and not self.insecure:
             raise RefusedError(
                 "the file source refuses trust files from the working tree: set "
@@ -119,7 +97,7 @@ class FileSource:
                 hint="for a local try only, pass --insecure-local-trust",
             )
         if files.protected and self.trust.ref:
-            refuse_deployed_commit(self.workspace, self.trust.ref, self.trust.commit)
+            refuse_deployed_commit(self.git, self.trust.ref, self.trust.commit)
         self.signers = parse_allowed_signers(
             files.read(self.trust.allowed_signers).decode("utf-8", "replace"),
             source=files.where(self.trust.allowed_signers),
@@ -140,7 +118,7 @@ class FileSource:
             return self._local(request)
         if self.branch is None:
             self.branch = ApprovalsBranch(
-                self.workspace,
+                self.git,
                 self.config.remote,
                 self.config.branch or "approvals",
                 self._folder(request),

@@ -227,13 +227,15 @@ def approval_problems(
 
     from runner.actor import current_actor
     from runner.approvals.trust import load_directory
+    from runner.git import Git
 
     workflow = prepared.workflow
     user = local_user()
+    git = Git(prepared.loaded.workspace)
 
     def directory() -> Directory | None:
         try:
-            return load_directory(workflow.approvals.trust, prepared.loaded.workspace, user)
+            return load_directory(workflow.approvals.trust, git, user)
         except RunnerError:
             return None  # the step itself reports a people file it cannot read, as before
 
@@ -248,7 +250,7 @@ def approval_problems(
                 from runner.approvals.trust import refuse_deployed_commit
 
                 try:
-                    refuse_deployed_commit(prepared.loaded.workspace, trust.ref, trust.commit)
+                    refuse_deployed_commit(git, trust.ref, trust.commit)
                 except RunnerError as exc:
                     refusals[0] = exc.message
         return refusals[0]

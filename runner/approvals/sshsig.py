@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +41,7 @@ from runner.approvals.sshkeys import (
 )
 from runner.errors import SigningError as SigningError
 from runner.errors import VerificationError
+from runner.process import ProgramError, capture
 
 MAGIC = b"SSHSIG"
 VERSION = 1
@@ -54,6 +54,8 @@ SK_USER_PRESENCE = 0x01
 SK_USER_VERIFICATION = 0x04
 
 _ED25519_SIGNATURE_SIZE = 64
+#: what ``ssh-keygen -Y sign`` may print: a signature is a few hundred bytes
+SIGNATURE_LIMIT = 1024 * 1024
 _ARMOUR_WIDTH = 70  # what ssh-keygen writes (sshbuf_dtob64 with wrapping)
 
 
@@ -324,28 +326,23 @@ def sign_with_ssh_keygen(
     if not namespace:
         raise SigningError("cannot sign with an empty namespace")
     argv = [ssh_keygen, "-Y", "sign", "-f", str(key_path), "-n", namespace]
-    stderr = subprocess.PIPE if quiet else None
     try:
-        if isinstance(message, Path):
-            with message.open("rb") as stdin:
-                proc = subprocess.run(
-                    argv, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr, timeout=timeout
-                )
-        else:
-            proc = subprocess.run(
-                argv, input=message, stdout=subprocess.PIPE, stderr=stderr, timeout=timeout
-            )
-    except FileNotFoundError as exc:
-        missing = exc.filename if exc.filename is not None else ssh_keygen
+        # not quiet: ssh-keygen may ask for a passphrase or a touch, on the terminal
+        proc = capture(
+            argv, stdin=message, timeout=timeout, limit=SIGNATURE_LIMIT, terminal=not quiet
+        )
+    except ProgramError as exc:
+        if exc.kind == "not-found":
+            raise SigningError(
+                f"cannot sign: {ssh_keygen} not found", hint="install OpenSSH 8.2 or later"
+            ) from None
+        if exc.kind == "timed-out":
+            raise SigningError(f"ssh-keygen did not finish signing within {timeout} s") from None
+        raise SigningError(f"cannot sign: {exc.message}") from None
+    if proc.exit_code != 0:
+        detail = proc.stderr.decode("utf-8", "replace").strip()
         raise SigningError(
-            f"cannot sign: {missing} not found", hint="install OpenSSH 8.2 or later"
-        ) from None
-    except subprocess.TimeoutExpired:
-        raise SigningError(f"ssh-keygen did not finish signing within {timeout} s") from None
-    if proc.returncode != 0:
-        detail = (proc.stderr or b"").decode("utf-8", "replace").strip() if quiet else ""
-        raise SigningError(
-            f"ssh-keygen -Y sign failed (exit {proc.returncode}) with key {key_path}"
+            f"ssh-keygen -Y sign failed (exit {proc.exit_code}) with key {key_path}"
             + (f": {detail}" if detail else "")
         )
     try:

@@ -15,12 +15,11 @@ The ref is named in full (``refs/remotes/origin/approvals-trust``, ``refs/heads/
 from __future__ import annotations
 
 import dataclasses
-import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 
 from runner.approvals.identity import Directory, Person, parse_directory
-from runner.errors import ApprovalError, RefusedError
+from runner.errors import ApprovalError, GitError, RefusedError
+from runner.git import GitReader, is_ancestor, rev_commit
 from runner.model import Trust, Workflow
 
 #: where a trust ref may live; anything else (a short name, HEAD, a commit id) is refused
@@ -31,14 +30,14 @@ REF_PREFIXES = ("refs/remotes/", "refs/heads/", "refs/tags/")
 class TrustFiles:
     """Where trust files are read from, and whether that place is protected."""
 
-    workspace: Path
+    git: GitReader
     ref: str | None
     #: the commit the ref was pinned to when the run started (see ``pin_trust``)
     commit: str | None = None
 
     @classmethod
-    def of(cls, trust: Trust, workspace: Path) -> TrustFiles:
-        return cls(workspace, trust.ref, trust.commit)
+    def of(cls, trust: Trust, git: GitReader) -> TrustFiles:
+        return cls(git, trust.ref, trust.commit)
 
     @property
     def protected(self) -> bool:
@@ -50,21 +49,21 @@ class TrustFiles:
     def read(self, path: str) -> bytes:
         if self.ref is None:
             try:
-                return (self.workspace / path).read_bytes()
+                return (self.git.workspace / path).read_bytes()
             except OSError as exc:
                 raise ApprovalError(f"cannot read trust file {path}: {exc.strerror}") from None
         check_ref_name(self.ref)
         if self.commit is None:
-            commit = ref_commit(self.workspace, self.ref)
+            commit = rev_commit(self.git, self.ref)
             if commit is None:
                 raise ApprovalError(
                     f"cannot read trust file {path}: {self.ref} does not exist here",
                     hint="fetch the protected trust ref first (e.g. `git fetch origin "
                     "+refs/heads/approvals-trust:refs/remotes/origin/approvals-trust`)",
                 )
-            return git_show(self.workspace, commit, path, shown=self.ref)
+            return git_show(self.git, commit, path, shown=self.ref)
         try:
-            return git_show(self.workspace, self.commit, path, shown=self.ref)
+            return git_show(self.git, self.commit, path, shown=self.ref)
         except ApprovalError as exc:
             raise ApprovalError(
                 f"{exc.message} (the commit {self.ref} named when the run started)",
@@ -73,40 +72,31 @@ class TrustFiles:
             ) from None
 
 
-def git_show(workspace: Path, ref: str, path: str, *, shown: str | None = None) -> bytes:
-    """A file's bytes at ``ref`` (a commit id, or a name git resolves) in the repository at
-    ``workspace``; ``shown`` is how messages name it."""
+def git_show(git: GitReader, ref: str, path: str, *, shown: str | None = None) -> bytes:
+    """A file's bytes at ``ref`` (a commit id, or a name git resolves); ``shown`` is how
+    messages name it."""
     try:
-        completed = subprocess.run(
-            ["git", "-C", str(workspace), "show", f"{ref}:{path}"],
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ApprovalError(f"cannot run git to read {ref}:{path}: {exc}") from None
-    if completed.returncode != 0:
-        detail = completed.stderr.decode("utf-8", "replace").strip().splitlines()
+        return git.read("show", f"{ref}:{path}")
+    except GitError as exc:
+        detail = exc.message.removeprefix("git show failed: ")
         raise ApprovalError(
-            f"cannot read trust file {path} from {shown or ref}: "
-            f"{detail[-1] if detail else 'git failed'}",
+            f"cannot read trust file {path} from {shown or ref}: {detail}",
             hint="fetch the protected trust ref first (e.g. `git fetch origin "
             "+refs/heads/approvals-trust:refs/remotes/origin/approvals-trust`)",
-        )
-    return completed.stdout
+        ) from None
 
 
-def load_directory(trust: Trust | None, workspace: Path, local_user: str) -> Directory:
+def load_directory(trust: Trust | None, git: GitReader, local_user: str) -> Directory:
     """The people-and-teams file; without trust settings, a directory of just the local user
     (only the terminal prompt can then decide, as the person at the terminal)."""
     if trust is None:
         person = Person(id=local_user, username=local_user, display_name=local_user)
         return Directory((person,), {}, "(local user)")
-    files = TrustFiles.of(trust, workspace)
+    files = TrustFiles.of(trust, git)
     return parse_directory(files.read(trust.people), files.where(trust.people))
 
 
-def pin_trust(workflow: Workflow, workspace: Path, commit: str | None = None) -> Workflow:
+def pin_trust(workflow: Workflow, git: GitReader, commit: str | None = None) -> Workflow:
     """The workflow with its trust ref pinned to a commit: ``commit`` (a resumed run keeps the
     one it started with), else the commit the ref names now. Pinned before any step runs, so a
     step that moves the ref (``git update-ref``) cannot change who may approve."""
@@ -114,7 +104,7 @@ def pin_trust(workflow: Workflow, workspace: Path, commit: str | None = None) ->
     if trust is None or not trust.ref:
         return workflow
     check_ref_name(trust.ref)
-    pinned = commit or ref_commit(workspace, trust.ref)
+    pinned = commit or rev_commit(git, trust.ref)
     if pinned is None:
         return workflow  # reading a file from the ref then fails, naming the ref
     approvals = dataclasses.replace(
@@ -148,52 +138,10 @@ def full_ref_name(ref: str) -> str:
     return f"refs/heads/{ref}"
 
 
-def exact_ref(workspace: Path, ref: str) -> str | None:
-    """The object the full ref name ``ref`` points to, or None: ``git show-ref --verify`` reads
-    that one ref, never a short-name guess (``rev-parse`` would try ``refs/tags/<ref>`` and
-    others when ``ref`` does not exist)."""
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(workspace), "show-ref", "--verify", "--hash", "--", ref],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    value = done.stdout.strip()
-    return value if done.returncode == 0 and value else None
-
-
-def ref_commit(workspace: Path, ref: str) -> str | None:
-    """The commit the full ref name ``ref`` peels to, or None."""
-    target = exact_ref(workspace, ref)
-    return rev_commit(workspace, target) if target else None
-
-
-def rev_commit(workspace: Path, name: str) -> str | None:
-    """The commit ``name`` peels to, or None. A full ref name (``refs/...``) is read exactly
-    (:func:`ref_commit`); other names (``HEAD``, a commit id) go through ``git rev-parse``."""
-    if name.startswith("refs/"):
-        return ref_commit(workspace, name)
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(workspace), "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() or None if done.returncode == 0 else None
-
-
-def refuse_deployed_commit(workspace: Path, ref: str, commit: str | None = None) -> None:
+def refuse_deployed_commit(git: GitReader, ref: str, commit: str | None = None) -> None:
     """Refuse a trust ref that is the commit being deployed (trust it would let a deployer edit)."""
     check_ref_name(ref)
-    trusted, deployed = commit or ref_commit(workspace, ref), rev_commit(workspace, "HEAD")
+    trusted, deployed = commit or rev_commit(git, ref), rev_commit(git, "HEAD")
     if trusted is not None and trusted == deployed:
         raise RefusedError(
             f"trust ref {ref} is the commit being deployed; trust must come from a protected "
@@ -201,21 +149,10 @@ def refuse_deployed_commit(workspace: Path, ref: str, commit: str | None = None)
         )
 
 
-def reachable(workspace: Path, commit: str, ref: str) -> bool:
+def reachable(git: GitReader, commit: str, ref: str) -> bool:
     """Whether ``commit`` is ``ref``'s tip or one of its ancestors (``git merge-base
     --is-ancestor``): a trust commit read from a run record counts only if the protected ref
     really named it once; any other commit may carry whatever trust its author wrote. The tip
-    is read by the ref's full name, as every trust read is (``ref_commit``)."""
-    tip = ref_commit(workspace, ref)
-    if tip is None:
-        return False
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(workspace), "merge-base", "--is-ancestor", "--", commit, tip],
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
+    is read by the ref's full name, as every trust read is (:func:`runner.git.exact_ref`)."""
+    tip = rev_commit(git, ref)
+    return tip is not None and is_ancestor(git, commit, tip)

@@ -44,6 +44,7 @@ from runner.approvals.identity import Person, parse_directory
 from runner.approvals.request import Interruption, Submission
 from runner.approvals.trust import TrustFiles, reachable
 from runner.errors import ApprovalError, RunnerError, UsageError, VerificationError
+from runner.git import Git
 from runner.load import load_workflow
 from runner.model import Trust
 
@@ -241,13 +242,10 @@ def _verify(
     trust = workflow.approvals.trust
     if trust is None or not trust.allowed_signers:
         raise UsageError(f"{workflow_path} has no `approvals.trust.allowed-signers`")
-    files = TrustFiles(loaded.workspace, trust.ref, pin if trust.ref else None)
+    git = Git(loaded.workspace)
+    files = TrustFiles(git, trust.ref, pin if trust.ref else None)
     # a run record names the commit: one the trust ref never named is anyone's trust
-    if (
-        files.commit is not None
-        and trust.ref
-        and not reachable(loaded.workspace, files.commit, trust.ref)
-    ):
+    if files.commit is not None and trust.ref and not reachable(git, files.commit, trust.ref):
         return SignedFileReport(
             refusal=f"the trust commit {files.commit[:12]} the record pins is not reachable "
             f"from {trust.ref}"

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from runner.errors import UsageError
+from runner.errors import GitError, UsageError
 
 if TYPE_CHECKING:
     from runner.approvals.verify import SignedFileReport
@@ -20,12 +19,13 @@ if TYPE_CHECKING:
 def _principal(given: str | None) -> str:
     if given:
         return given
+    from runner.git import Git
+
     try:
-        email = subprocess.run(
-            ["git", "config", "user.email"], capture_output=True, text=True, timeout=10, check=False
-        ).stdout.strip()
-    except OSError:
-        email = ""
+        found = Git(Path.cwd()).query("config", "user.email") or b""
+    except GitError:
+        found = b""  # no git here: the hint below says what to pass instead
+    email = found.decode("utf-8", "replace").strip()
     if not email:
         raise UsageError(
             "no --principal given and `git config user.email` is empty",
@@ -242,18 +242,14 @@ def publish_hint(path: Path, sig: Path) -> str:
     the folder the files are in (``--out`` may point into another clone, outside this one)."""
     import shlex
 
+    from runner.git import Git
+
     folder = path.parent
     try:
-        inside = subprocess.run(
-            ["git", "-C", str(folder), "rev-parse", "--is-inside-work-tree"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        ).stdout.strip()
-    except OSError:
-        inside = ""
-    if inside != "true":
+        inside = Git(folder).query("rev-parse", "--is-inside-work-tree") or b""
+    except GitError:
+        inside = b""
+    if inside.strip() != b"true":
         return (
             f"now: {folder} is not in a git repository; copy both files into a clone of the "
             "approvals branch (same folder layout), then git add, commit and push them there"

@@ -50,13 +50,14 @@ def check_trust_pin(record: RunRecord, workflow: Workflow, workspace: Path) -> N
     """The record's trust commit must be one the protected trust ref has named (its tip or an
     ancestor): a commit of the deployer's own, with trust files of their own, is refused."""
     from runner.approvals.trust import reachable
+    from runner.git import Git
 
     trust = workflow.approvals.trust
     pinned = record.trust_commit
     check_pin_format(record)
     if pinned is None or trust is None or not trust.ref:
         return  # nothing pinned: trust is read from the ref's tip (the protected place)
-    if not reachable(workspace, pinned, trust.ref):
+    if not reachable(Git(workspace), pinned, trust.ref):
         raise refuse(
             record.run_id,
             f"the trust commit its record pins ({pinned[:12]}) is not reachable from the trust "

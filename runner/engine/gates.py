@@ -22,6 +22,7 @@ from runner.approvals.state import ApprovalState, Decision, GateState
 from runner.engine.contexts import Identity
 from runner.engine.record import RunRecord, StepRecord, StepStatus
 from runner.errors import RefusedError, RunnerError, VerificationError
+from runner.git import Git
 from runner.model import Step, Workflow
 from runner.options import RunOptions
 from runner.steps.base import RunLog
@@ -30,10 +31,11 @@ from runner.steps.base import RunLog
 def deployed_here(workspace: Path) -> str | None:
     """The commit checked out here, whose scripts a resumed run runs: HEAD, not ``$GITHUB_SHA``
     (a resume job checks out the run's commit, and its own event may name another one)."""
-    from runner.approvals.trust import rev_commit
     from runner.engine.history import git_commit
+    from runner.git import head
 
-    return rev_commit(workspace, "HEAD") or git_commit(workspace)
+    git = Git(workspace)
+    return head(git) or git_commit(git)
 
 
 def refuse(run_id: str, problem: str, hint: str | None = None) -> RefusedError:
@@ -62,6 +64,8 @@ class Gates:
         self.record = record
         self.workflow = workflow
         self.workspace = workspace
+        #: the git reader for the trust files the gates are verified against
+        self.git = Git(workspace)
         self.environ = environ
         self.options = options
         self.log = log
@@ -342,7 +346,7 @@ class Gates:
                 f"gate `{step.id}` holds signed files, but the workflow has no "
                 "`approvals.trust.allowed-signers` to verify them",
             )
-        files = TrustFiles.of(trust, self.workspace)
+        files = TrustFiles.of(trust, self.git)
         if not files.protected and not self.options.insecure_local_trust:
             raise refuse(
                 run_id,
@@ -353,7 +357,7 @@ class Gates:
         try:
             signers, revoked = read_keys(trust, files)
             if files.protected and files.commit is not None:
-                _, now_revoked = read_keys(trust, TrustFiles(self.workspace, trust.ref))
+                _, now_revoked = read_keys(trust, TrustFiles(self.git, trust.ref))
                 revoked = revoked | now_revoked
         except RunnerError as exc:
             raise refuse(
@@ -376,7 +380,7 @@ class Gates:
         if self._directory is None:
             try:
                 self._directory = load_directory(
-                    self.workflow.approvals.trust, self.workspace, local_user()
+                    self.workflow.approvals.trust, self.git, local_user()
                 )
             except RunnerError as exc:
                 raise refuse(

@@ -6,7 +6,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runner.git import GitReader
 
 
 def state_dir(
@@ -50,23 +53,12 @@ class RunHistory:
         return iter(self._runs)
 
 
-def git_commit(workspace: Path) -> str | None:
-    """The commit being deployed: the CI's, else HEAD of the workspace's repository."""
+def git_commit(git: GitReader) -> str | None:
+    """The commit being deployed: the CI's, else HEAD of the workspace's repository (asked of
+    git: a worktree's ``.git`` file, packed refs and the like are git's to read)."""
+    from runner.git import head
+
     for name in ("GITHUB_SHA", "CI_COMMIT_SHA"):
         if os.environ.get(name):
             return os.environ[name]
-    head = workspace / ".git" / "HEAD"
-    try:
-        ref = head.read_text().strip()
-        if ref.startswith("ref: "):
-            target = workspace / ".git" / ref[5:]
-            if target.is_file():
-                return target.read_text().strip()
-            packed = workspace / ".git" / "packed-refs"
-            for line in packed.read_text().splitlines() if packed.is_file() else []:
-                if line.endswith(" " + ref[5:]):
-                    return line.split(" ", 1)[0]
-            return None
-        return ref or None
-    except OSError:
-        return None
+    return head(git)

@@ -25,6 +25,7 @@ from runner.engine.gates import refuse
 from runner.engine.record import RecordStore, RunRecord, StepStatus
 from runner.engine.run import Run
 from runner.errors import RefusedError, UsageError
+from runner.git import Git
 from runner.model import Workflow
 from runner.options import RunOptions
 from runner.steps.base import RunLog
@@ -324,7 +325,7 @@ def resume(
 
         document = rules.load_policy(
             prepared.workflow,
-            prepared.loaded.workspace,
+            Git(prepared.loaded.workspace),
             insecure=options.insecure_local_trust,
         )
         prepared = dataclasses.replace(

@@ -17,6 +17,7 @@ from runner.engine.record import RecordStore, RunRecord
 from runner.engine.run import Run, new_record, utc_now
 from runner.engine.seal import record_key
 from runner.errors import RefusedError, UsageError
+from runner.git import Git
 from runner.load.action import load_action
 from runner.load.checks import action_path
 from runner.model import Workflow
@@ -105,7 +106,7 @@ def start_run(request: RunRequest) -> Run:
     # relative to the workspace root: a resume from another folder or in another checkout
     # reads its own copy of the file, never the one this process happened to be given
     record.workflow_path = recorded_path(workflow.path, workspace)
-    record.commit = git_commit(workspace)
+    record.commit = git_commit(Git(workspace))
     trust = workflow.approvals.trust
     record.trust_commit = trust.commit if trust else None
     record.skip = sorted(prepared.skip)

@@ -30,6 +30,7 @@ from runner.approvals.trust import load_directory
 from runner.approvals.wait import wait_for_decision
 from runner.cancel import Cancelled
 from runner.errors import ApprovalError, ExitCode, RunnerError
+from runner.git import Git
 from runner.model import GuidedFailure, Step
 from runner.steps.base import StepContext, StepLog, StepResult
 
@@ -156,7 +157,8 @@ def ask(
     from runner.steps.manual import announce, make_sources, notify, status_line, withdraw
 
     step = ctx.step
-    directory: Directory = load_directory(ctx.workflow.approvals.trust, ctx.workspace, local_user())
+    git = Git(ctx.workspace)
+    directory: Directory = load_directory(ctx.workflow.approvals.trust, git, local_user())
     started_by = directory.by_login(ctx.started_by.username)
     (ctx.step_dir / f"request-attempt-{request.attempt}.json").write_text(
         _json(request.to_dict()), encoding="utf-8"
@@ -168,7 +170,7 @@ def ask(
         "refused": list(refused),
     }
     checkpoint(state)
-    sources = make_sources(ctx, request.sources, directory)
+    sources = make_sources(ctx, request.sources, directory, git)
     announce(ctx, request, sources)
     usable: list[ApprovalSource] = []
     for source in sources:

@@ -28,6 +28,7 @@ from runner.durations import format_duration
 from runner.engine.contexts import Identity
 from runner.engine.plan import manual_outputs
 from runner.errors import ApprovalError, ExitCode, RunnerError
+from runner.git import Git, GitReader
 from runner.model import Manual
 from runner.notify import WebhookError, post_json, webhook_url
 from runner.steps.base import StepContext, StepResult
@@ -81,7 +82,7 @@ def build_interruption(ctx: StepContext, manual: Manual, sources: tuple[str, ...
 
 
 def make_sources(
-    ctx: StepContext, names: tuple[str, ...], directory: Directory
+    ctx: StepContext, names: tuple[str, ...], directory: Directory, git: GitReader | None = None
 ) -> list[ApprovalSource]:
     sources = []
     for name in names:
@@ -97,6 +98,7 @@ def make_sources(
                 # backoff) then end on cancellation, and tests run them on a fake clock
                 now=ctx.now,
                 sleep=ctx.sleep,
+                git=git or Git(ctx.workspace),
             )
         )
     return sources
@@ -107,7 +109,9 @@ def run_manual_step(ctx: StepContext) -> StepResult:
     manual = step.manual
     assert manual is not None
     names = manual.sources or ctx.workflow.approvals.sources
-    directory = load_directory(ctx.workflow.approvals.trust, ctx.workspace, local_user())
+    # one reader for the trust files and the sources: the step's git reads go through it
+    git = Git(ctx.workspace)
+    directory = load_directory(ctx.workflow.approvals.trust, git, local_user())
     started_by = directory.by_login(ctx.started_by.username)
     previous = ctx.previous
     if previous is not None and previous.interruption is not None:
@@ -129,7 +133,7 @@ def run_manual_step(ctx: StepContext) -> StepResult:
         )
     ]
     ctx.checkpoint(state[0])
-    sources = make_sources(ctx, tuple(names), directory)
+    sources = make_sources(ctx, tuple(names), directory, git)
     announce(ctx, request, sources)
     usable: list[ApprovalSource] = []
     for source in sources:

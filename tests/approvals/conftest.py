@@ -34,6 +34,7 @@ from runner.approvals.identity import Directory, Person
 from runner.approvals.quorum import Verdict, judge
 from runner.approvals.request import Interruption, Submission
 from runner.approvals.trust import load_directory
+from runner.git import Git
 from runner.model import Approvals, Trust
 from runner.model import FileSource as FileConfig
 from runner.options import RunOptions
@@ -384,7 +385,9 @@ class World:
         return Approvals(trust=trust, file=config)
 
     def directory(self, approvals: Approvals | None = None) -> Directory:
-        return load_directory((approvals or self.approvals_config()).trust, self.repo, "nobody")
+        return load_directory(
+            (approvals or self.approvals_config()).trust, Git(self.repo), "nobody"
+        )
 
     def source(
         self,

@@ -10,6 +10,7 @@ from helpers.paths import ROOT
 from runner.approvals.identity import Directory, Person, eligible, parse_directory
 from runner.approvals.trust import load_directory
 from runner.errors import ApprovalError, WorkflowError
+from runner.git import Git
 from runner.model import Trust
 
 SOURCE = "approvals/people.yml"
@@ -196,17 +197,17 @@ def test_eligible(teams: tuple[str, ...], who: str, allowed: bool) -> None:
 def test_load_directory_from_the_working_tree(tmp_path: Path) -> None:
     (tmp_path / "approvals").mkdir()
     (tmp_path / SOURCE).write_bytes((ROOT / SOURCE).read_bytes())
-    directory = load_directory(Trust(people=SOURCE), tmp_path, "whoever")
+    directory = load_directory(Trust(people=SOURCE), Git(tmp_path), "whoever")
     assert [p.username for p in directory.people] == ["alice", "bob"]
     assert directory.source == SOURCE
 
 
 def test_load_directory_without_trust_is_the_local_user(tmp_path: Path) -> None:
-    directory = load_directory(None, tmp_path, "zoe")
+    directory = load_directory(None, Git(tmp_path), "zoe")
     assert directory.people == (Person("zoe", "zoe", "zoe"),)
     assert directory.source == "(local user)"
 
 
 def test_load_directory_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ApprovalError, match=r"cannot read trust file approvals/people\.yml"):
-        load_directory(Trust(people=SOURCE), tmp_path, "zoe")
+        load_directory(Trust(people=SOURCE), Git(tmp_path), "zoe")

@@ -9,6 +9,7 @@ import pytest
 
 from runner.approvals.trust import TrustFiles, pin_trust
 from runner.errors import ApprovalError
+from runner.git import Git
 from runner.model import Approvals, Trust, Workflow
 
 
@@ -34,31 +35,31 @@ def workflow(ref: str | None) -> Workflow:
 
 
 def test_the_ref_moved_after_pinning_is_not_read(repo: Path) -> None:
-    pinned = pin_trust(workflow("refs/heads/trust"), repo)
+    pinned = pin_trust(workflow("refs/heads/trust"), Git(repo))
     trust = pinned.approvals.trust
     assert trust is not None and trust.commit == git(repo, "rev-parse", "trust")
     (repo / "people.yml").write_text("moved\n")
     git(repo, "commit", "-q", "-am", "moved")
-    assert TrustFiles.of(trust, repo).read("people.yml") == b"first\n"
+    assert TrustFiles.of(trust, Git(repo)).read("people.yml") == b"first\n"
     # without the pin, the ref's new commit
-    assert TrustFiles(repo, "refs/heads/trust").read("people.yml") == b"moved\n"
+    assert TrustFiles(Git(repo), "refs/heads/trust").read("people.yml") == b"moved\n"
 
 
 def test_a_resumed_run_keeps_the_commit_it_started_with(repo: Path) -> None:
     first = git(repo, "rev-parse", "trust")
     (repo / "people.yml").write_text("second\n")
     git(repo, "commit", "-q", "-am", "second")
-    trust = pin_trust(workflow("refs/heads/trust"), repo, commit=first).approvals.trust
+    trust = pin_trust(workflow("refs/heads/trust"), Git(repo), commit=first).approvals.trust
     assert trust is not None and trust.commit == first
 
 
 def test_no_ref_no_pin(repo: Path) -> None:
-    assert pin_trust(workflow(None), repo).approvals.trust == Trust(people="people.yml")
+    assert pin_trust(workflow(None), Git(repo)).approvals.trust == Trust(people="people.yml")
 
 
 def test_a_pinned_commit_missing_from_the_clone_says_to_fetch_history(repo: Path) -> None:
     trust = Trust(people="people.yml", ref="refs/heads/trust", commit="1" * 40)
     with pytest.raises(ApprovalError) as caught:
-        TrustFiles.of(trust, repo).read("people.yml")
+        TrustFiles.of(trust, Git(repo)).read("people.yml")
     assert "(the commit refs/heads/trust named when the run started)" in caught.value.message
     assert caught.value.hint is not None and "no --depth=1" in caught.value.hint

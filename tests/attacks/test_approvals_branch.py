@@ -312,6 +312,7 @@ from pathlib import Path
 from runner.approvals.files import FileSource
 from runner.approvals.request import Interruption
 from runner.approvals.trust import load_directory
+from runner.git import Git
 from runner.model import Approvals, Trust, FileSource as FileConfig
 from runner.options import RunOptions
 
@@ -320,7 +321,7 @@ trust, file = Trust(**spec["trust"]), FileConfig(**spec["file"])
 repo = Path(spec["repo"])
 source = FileSource(
     environ={}, approvals=Approvals(trust=trust, file=file), workspace=repo,
-    directory=load_directory(trust, repo, "nobody"), options=RunOptions(),
+    directory=load_directory(trust, Git(repo), "nobody"), options=RunOptions(),
 )
 request = Interruption.from_dict(spec["request"])
 source.register(request)

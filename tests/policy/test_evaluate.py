@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from runner.errors import WorkflowError
+from runner.git import Git
 from runner.load import load_workflow
 from runner.policy import (
     POLICY_STEP_ID,
@@ -685,11 +686,11 @@ def test_a_refused_verdict_is_described_rule_by_rule() -> None:
     ],
 )
 def test_the_ref_comes_from_ci_variables(environ: dict[str, str], ref: str, tmp_path: Path) -> None:
-    assert current_ref(environ, tmp_path) == ref
+    assert current_ref(environ, Git(tmp_path)) == ref
 
 
 def test_no_ci_variables_and_no_repository_is_an_unknown_ref(tmp_path: Path) -> None:
-    assert current_ref({}, tmp_path / "nowhere") is None
+    assert current_ref({}, Git(tmp_path / "nowhere")) is None
 
 
 def test_the_recorded_history_is_read_once_and_only_when_a_rule_needs_it(

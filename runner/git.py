@@ -1,0 +1,181 @@
+"""The one way the runner reads git (as pre-commit has ``git.py`` over ``cmd_output``).
+
+Whoever reads git (the ``file`` source and its approvals branch, the trust files, the policy, the
+run's commit) is handed a :class:`GitReader` instead of starting git itself; :class:`Git` is the
+real one, on top of :func:`runner.process.capture`: one timeout, bounded output, git's own
+message on failure, one error type (:class:`runner.errors.GitError`).
+
+Each call runs in an environment the runner controls:
+
+* the caller's ``GIT_DIR``, ``GIT_WORK_TREE``, ``GIT_INDEX_FILE``, object directories, ``-c``
+  settings (``GIT_CONFIG_PARAMETERS``, ``GIT_CONFIG_COUNT``...) and the like are dropped: run from
+  a git hook or an alias, the runner would otherwise read another repository than its workspace;
+* ``GIT_NO_REPLACE_OBJECTS=1``: ``git replace`` (``refs/replace/*``, which a step or a fetch of
+  all refs can write) would otherwise substitute the contents of the pinned trust commit
+  (docs/security.md, defect 34);
+* ``GIT_TERMINAL_PROMPT=0``: no credential prompt blocks a waiting run;
+* ``core.hooksPath`` and ``core.fsmonitor`` are overridden: a step can write ``.git/hooks`` or
+  ``.git/config``, and the runner's own ``git fetch`` would then run its hook (the
+  ``reference-transaction`` hook runs when a ref moves) with the runner's environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Protocol
+
+from runner.errors import GitError
+from runner.process import CAPTURE_LIMIT, ProgramError, capture
+
+#: every git call the runner makes is a read (or a fetch) that should take seconds: this bounds
+#: a hung remote or a huge repository, and a failure is never a decision
+TIMEOUT = 120.0
+
+#: variables of the caller's environment kept for git: how to reach a remote (ssh, proxies,
+#: certificates) and which config files the operator chose. Every other ``GIT_*`` is dropped.
+KEPT = frozenset(
+    {
+        "GIT_SSH",
+        "GIT_SSH_COMMAND",
+        "GIT_SSH_VARIANT",
+        "GIT_ASKPASS",
+        "GIT_SSL_CAINFO",
+        "GIT_SSL_CAPATH",
+        "GIT_SSL_NO_VERIFY",
+        "GIT_HTTP_PROXY_AUTHMETHOD",
+        "GIT_PROXY_COMMAND",
+        "GIT_ALLOW_PROTOCOL",
+        # which config files to read, chosen by whoever runs the runner (not a hook's context,
+        # which sets GIT_CONFIG_PARAMETERS and GIT_DIR instead): kept, as HOME is
+        "GIT_CONFIG_GLOBAL",
+        "GIT_CONFIG_SYSTEM",
+        "GIT_CONFIG_NOSYSTEM",
+    }
+)
+
+#: set on every call (see the module's docstring)
+FORCED = {"GIT_NO_REPLACE_OBJECTS": "1", "GIT_TERMINAL_PROMPT": "0"}
+
+#: ``-c`` settings on every call: a step may have written the repository's config or hooks
+OVERRIDES = ("core.hooksPath=/dev/null", "core.fsmonitor=false", "log.showSignature=false")
+
+
+def git_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` as git gets it from the runner (see the module's docstring)."""
+    kept = {k: v for k, v in environ.items() if not k.startswith("GIT_") or k in KEPT}
+    return {**kept, **FORCED}
+
+
+class GitReader(Protocol):
+    """What reads git for the runner: the repository at ``workspace``."""
+
+    @property
+    def workspace(self) -> Path: ...
+
+    def read(self, *args: str, input: bytes | None = None, limit: int = CAPTURE_LIMIT) -> bytes:
+        """``git ARGS``'s output; :class:`GitError` if it does not exit 0."""
+        ...
+
+    def query(self, *args: str, input: bytes | None = None) -> bytes | None:
+        """``git ARGS``'s output, or None when it exits non-zero (an answer: "no such ref",
+        "not an ancestor"); :class:`GitError` only when git gives no answer at all."""
+        ...
+
+
+class Git:
+    """:class:`GitReader` running the real git in ``workspace``."""
+
+    def __init__(
+        self,
+        workspace: Path,
+        *,
+        environ: Mapping[str, str] | None = None,
+        executable: str = "git",
+        timeout: float = TIMEOUT,
+    ) -> None:
+        self._workspace = workspace
+        self.env = git_environment(os.environ if environ is None else environ)
+        self.executable = executable
+        self.timeout = timeout
+        #: how many git processes this reader started (the benchmarks report it)
+        self.calls = 0
+
+    @property
+    def workspace(self) -> Path:
+        return self._workspace
+
+    def __repr__(self) -> str:
+        return f"Git({str(self._workspace)!r})"
+
+    def _run(
+        self, args: tuple[str, ...], input: bytes | None, limit: int
+    ) -> tuple[int, bytes, str]:
+        if not args:
+            raise ValueError("no git command given")
+        overrides = [part for setting in OVERRIDES for part in ("-c", setting)]
+        argv = [self.executable, *overrides, "-C", str(self._workspace), *args]
+        self.calls += 1
+        try:
+            done = capture(argv, timeout=self.timeout, stdin=input, env=self.env, limit=limit)
+        except ProgramError as exc:
+            if exc.kind == "too-much-output":
+                # not "failed": git answered, and the answer was too large to read in part
+                raise GitError(
+                    f"git {args[0]} wrote more than {_size(limit)}; refusing to read it in part"
+                ) from None
+            raise GitError(f"git {args[0]} failed: {exc.message}") from None
+        return done.exit_code, done.stdout, done.detail()
+
+    def read(self, *args: str, input: bytes | None = None, limit: int = CAPTURE_LIMIT) -> bytes:
+        code, out, detail = self._run(args, input, limit)
+        if code != 0:
+            raise GitError(f"git {args[0]} failed: {detail}")
+        return out
+
+    def query(self, *args: str, input: bytes | None = None) -> bytes | None:
+        code, out, _ = self._run(args, input, CAPTURE_LIMIT)
+        return out if code == 0 else None
+
+
+def _size(limit: int) -> str:
+    return f"{limit / (1024 * 1024):g} MiB" if limit >= 1024 * 1024 else f"{limit} bytes"
+
+
+# -- what the runner asks git ----------------------------------------------------------------
+
+
+def exact_ref(git: GitReader, ref: str) -> str | None:
+    """The object the full ref name ``ref`` points to, or None: ``git show-ref --verify`` reads
+    that one ref, never a short-name guess (``rev-parse`` would try ``refs/tags/<ref>`` and
+    others when ``ref`` does not exist)."""
+    out = git.query("show-ref", "--verify", "--hash", "--", ref)
+    value = out.decode("ascii", "replace").strip() if out is not None else ""
+    return value or None
+
+
+def rev_commit(git: GitReader, name: str) -> str | None:
+    """The commit ``name`` peels to, or None. A full ref name (``refs/...``) is read exactly
+    (:func:`exact_ref`); other names (``HEAD``, a commit id) go through ``git rev-parse``."""
+    if name.startswith("refs/"):
+        target = exact_ref(git, name)
+        return rev_commit(git, target) if target else None
+    out = git.query("rev-parse", "--verify", "--quiet", f"{name}^{{commit}}")
+    value = out.decode("ascii", "replace").strip() if out is not None else ""
+    return value or None
+
+
+def head(git: GitReader) -> str | None:
+    """The commit checked out in the workspace, or None (no repository, no commit yet)."""
+    return rev_commit(git, "HEAD")
+
+
+def is_ancestor(git: GitReader, commit: str, tip: str) -> bool:
+    """Whether ``commit`` is ``tip`` or one of its ancestors."""
+    return git.query("merge-base", "--is-ancestor", "--", commit, tip) is not None
+
+
+def has_file(git: GitReader, commit: str, path: str) -> bool:
+    """Whether ``path`` exists at ``commit``."""
+    return git.query("cat-file", "-e", f"{commit}:{path}") is not None
