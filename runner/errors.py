@@ -198,6 +198,12 @@ class TrustFileError(VerificationError):
     """An allowed_signers or revoked-keys file that cannot be used as it is."""
 
 
+class GitError(ApprovalError):
+    """git did not answer: not found, timed out, wrote too much, or failed (``runner.git``).
+    An approval error because every git read of the runner serves trust or approvals: a failure
+    there is never a decision."""
+
+
 class ServerAnswer(ApprovalError):
     """The approval server answered with an error: ``status`` and its stable ``code``."""
 
@@ -205,12 +211,6 @@ class ServerAnswer(ApprovalError):
         super().__init__(f"{message} ({code}, HTTP {status})")
         self.status = status
         self.code = code
-
-
-class GitError(ApprovalError):
-    """git did not answer: not found, timed out, wrote too much, or failed (``runner.git``).
-    An approval error because every git read of the runner serves trust or approvals: a failure
-    there is never a decision."""
 
 
 class RefusedError(RunnerError):
