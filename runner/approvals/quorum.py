@@ -31,6 +31,10 @@ class Accepted:
 class Refused:
     submission: Submission
     reason: str
+    #: which rule refused it, for a caller that answers each rule its own way (the server)
+    rule: str = ""
+    #: ``reason`` without the submission it names
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -89,23 +93,34 @@ def judge(
     stop = "fail" if request.guided else "abort"
     for submission in submissions:
         if submission.problem is not None:
-            refused.append(Refused(submission, f"{submission.source}: {submission.problem}"))
+            refused.append(
+                Refused(
+                    submission,
+                    f"{submission.source}: {submission.problem}",
+                    "source",
+                    submission.problem,
+                )
+            )
             continue
         person = identify(directory, submission)
-        reason = None
+        reason = rule = None
         if submission.result not in allowed:
+            rule = "bad_result"
             reason = (
                 f"{submission.result} is not one of the choices here ({', '.join(allowed)})"
                 if request.guided
                 else f"{submission.result} is a guided-failure decision, not proceed or abort"
             )
         elif person is None:
+            rule = "unknown_person"
             reason = f"{submission.who_kind} {submission.who!r} is not in the people file"
         elif not eligible(directory, person, request.teams):
+            rule = "not_in_team"
             reason = f"{person.username} is not in team {' or '.join(request.teams)}"
         elif request.prevent_self_approval and started_by is None and submission.result != stop:
             # fail closed: whoever started the run may be anyone, this approver included (an
             # empty starter too: a rewritten record must not switch the rule off)
+            rule = "self_approval"
             reason = (
                 f"the run was started by {request.started_by!r}, who is not in the people "
                 "file, so self-approval cannot be ruled out"
@@ -117,15 +132,18 @@ def judge(
             and started_by is not None
             and person.username == started_by.username
         ):
+            rule = "self_approval"
             reason = f"{person.username} started this run and may not approve it"
         else:
+            rule = "bad_fields"
             reason = check_fields(request.fields, submission.fields, submission.result)
         repeated = person is not None and person.username in counted
         if reason is None and repeated and submission.result != stop:
             assert person is not None
+            rule = "already_counted"
             reason = f"{person.username} already counted toward this step"
         if reason is not None:
-            refused.append(Refused(submission, f"{_who(submission)}: {reason}"))
+            refused.append(Refused(submission, f"{_who(submission)}: {reason}", rule or "", reason))
             continue
         assert person is not None
         if submission.result == stop:

@@ -32,14 +32,18 @@ def refused(status: int, code: str) -> Any:
     """pytest.raises for a ServerError, checked for status and code afterwards."""
 
     class Check:
-        def __enter__(self) -> None:
+        message = ""
+
+        def __enter__(self) -> Check:
             self.raises = pytest.raises(ServerError)
             self.info = self.raises.__enter__()
+            return self
 
         def __exit__(self, *exc: Any) -> bool:
             handled = self.raises.__exit__(*exc)
             error = self.info.value
             assert (status_of(error), error.code) == (status, code), error.message
+            self.message = error.message
             return bool(handled)
 
     return Check()
@@ -214,6 +218,29 @@ def test_self_approval_refused(store: Store, make_request: RequestFactory) -> No
         store.submit("r1--gate", person(store, "alice"), "proceed", "", {})
     store.take_responsibility("r1--gate", person(store, "bob"), True)
     assert store.submit("r1--gate", person(store, "bob"), "proceed", "", {})["state"] == "approved"
+
+
+def test_self_approval_by_an_unknown_starter_is_refused_as_the_runner_refuses_it(
+    store: Store, make_request: RequestFactory
+) -> None:
+    """The server stores what ``quorum.judge`` accepts and nothing else: a proceed on a run whose
+    starter is not in the people file cannot rule out self-approval, so it is refused with the
+    runner's own reason (it was stored, counted by no one, and the step waited on)."""
+    store.create_interruption(
+        make_request(started_by="mallory-gh", prevent_self_approval=True), RUNNER
+    )
+    store.take_responsibility("r1--gate", person(store, "alice"), False)
+    with refused(403, "self_approval") as check:
+        store.submit("r1--gate", person(store, "alice"), "proceed", "", {})
+    assert check.message == (
+        "the run was started by 'mallory-gh', who is not in the people file, so self-approval "
+        "cannot be ruled out"
+    )
+    view = store.get("r1--gate")
+    assert (view["state"], view["submissions"], view["responsible"]) == ("waiting", [], "alice")
+    # an abort is still heard
+    view = store.submit("r1--gate", person(store, "alice"), "abort", "wrong starter", {})
+    assert view["state"] == "aborted"
 
 
 def test_abort_needs_notes_and_result_must_be_known(
