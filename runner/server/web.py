@@ -14,17 +14,22 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
-from fastapi import FastAPI, Form, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2 import DictLoader, Environment, select_autoescape
+from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from runner.approvals.state import recorded_decisions
-from runner.server.app import Changes, create_app, status_of
+from runner.server.api import store_of, writes_of
+from runner.server.app import create_app, status_of
+from runner.server.changes import Writes
 from runner.server.errors import Forbidden, ServerError
 from runner.server.notify import Notifier
 from runner.server.storage import Caller, Store
@@ -142,241 +147,267 @@ RUN = """{% extends "base" %}{% block body %}<h1>Run {{ r.run_id }}</h1>
 
 def render_markdown(text: str) -> Markup:
     """Markdown with raw HTML off and only http(s)/mailto links: instructions stay inert."""
-    from markdown_it import MarkdownIt
-
     md = MarkdownIt("commonmark", {"html": False, "linkify": False})
     md.validateLink = _safe_link  # type: ignore[method-assign]
     return Markup(md.render(text))
+
+
+TEMPLATES = Environment(
+    loader=DictLoader(
+        {
+            "base": BASE,
+            "login": LOGIN,
+            "index": INDEX,
+            "detail": DETAIL,
+            "confirm": CONFIRM,
+            "run": RUN,
+        }
+    ),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+)
+
+
+@dataclass(frozen=True)
+class Pages:
+    """What the pages need beyond the API's state: the session cookie's signer, and the
+    server's public address (for the cookie's ``Secure`` flag)."""
+
+    signer: URLSafeTimedSerializer
+    public_url: str
 
 
 def create_full_app(
     store: Store, *, public_url: str = "", webhook: str | None = None, secret: str | None = None
 ) -> FastAPI:
     """The API plus the web page and the notifications."""
-    from itsdangerous import BadSignature, URLSafeTimedSerializer
-
     notifier = Notifier(webhook, public_url) if webhook else None
     signer = URLSafeTimedSerializer(
         secret or os.environ.get("RUNNER_SERVER_SECRET") or secrets.token_hex(32),
         salt="runner-session",
     )
-    env = Environment(
-        loader=DictLoader(
-            {
-                "base": BASE,
-                "login": LOGIN,
-                "index": INDEX,
-                "detail": DETAIL,
-                "confirm": CONFIRM,
-                "run": RUN,
-            }
-        ),
-        autoescape=select_autoescape(default=True, default_for_string=True),
+    app = create_app(store, notify=notifier.send if notifier else None)
+    app.state.pages = Pages(signer, public_url)
+    app.add_middleware(SameOriginPosts, public_url=public_url)
+    app.include_router(router)
+    return app
+
+
+def page(name: str, status: int = 200, **values: Any) -> HTMLResponse:
+    html = TEMPLATES.get_template(name).render(**values)
+    return HTMLResponse(html, status_code=status, headers=HEADERS)
+
+
+def pages_of(request: Request) -> Pages:
+    pages: Pages = request.app.state.pages
+    return pages
+
+
+async def session(request: Request) -> tuple[Caller, str] | None:
+    """The signed-in approver and the session's CSRF token, or None."""
+    raw = request.cookies.get(COOKIE)
+    if not raw:
+        return None
+    try:
+        data = pages_of(request).signer.loads(raw, max_age=SESSION_SECONDS)
+    except BadSignature:
+        return None
+    caller = await run_in_threadpool(store_of(request).web_session_caller, str(data.get("session")))
+    if caller is None or caller.person is None:
+        return None
+    return caller, str(data.get("csrf"))
+
+
+def check_csrf(expected: str, given: str) -> None:
+    if not given or not hmac.compare_digest(expected, given):
+        raise Forbidden(
+            "csrf",
+            "the form's CSRF token is missing or wrong; reload the page and try again",
+        )
+
+
+router = APIRouter()
+
+
+@router.get("/", response_class=HTMLResponse)
+async def index(request: Request, store: Store = Depends(store_of)) -> Response:
+    found = await session(request)
+    if found is None:
+        return to_login(request)
+    who, csrf = found
+    views = await run_in_threadpool(lambda: store.list_interruptions(pending=False, run=None))
+    pending = [v for v in views if v["state"] == "waiting"]
+    decided = [v for v in reversed(views) if v["state"] != "waiting"][:20]
+    return page(
+        "index",
+        title="Needs approval",
+        who=who.person,
+        csrf=csrf,
+        pending=pending,
+        decided=decided,
     )
 
-    def page(name: str, status: int = 200, **values: Any) -> HTMLResponse:
-        html = env.get_template(name).render(**values)
-        return HTMLResponse(html, status_code=status, headers=HEADERS)
 
-    async def session(request: Request) -> tuple[Caller, str] | None:
-        raw = request.cookies.get(COOKIE)
-        if not raw:
-            return None
-        try:
-            data = signer.loads(raw, max_age=SESSION_SECONDS)
-        except BadSignature:
-            return None
-        caller = await run_in_threadpool(store.web_session_caller, str(data.get("session")))
-        if caller is None or caller.person is None:
-            return None
-        return caller, str(data.get("csrf"))
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(next: str = "") -> Response:
+    return page("login", title="Sign in", who=None, next=safe_next(next))
 
-    def check_csrf(expected: str, given: str) -> None:
-        if not given or not hmac.compare_digest(expected, given):
-            raise Forbidden(
-                "csrf",
-                "the form's CSRF token is missing or wrong; reload the page and try again",
+
+@router.post("/login")
+async def login(
+    token: str = Form(...),
+    next: str = Form(""),
+    store: Store = Depends(store_of),
+    pages: Pages = Depends(pages_of),
+) -> Response:
+    caller = await run_in_threadpool(store.authenticate, token.strip())
+    if caller is None or caller.person is None or caller.kind not in ("approver", "admin"):
+        return page(
+            "login",
+            status=401,
+            title="Sign in",
+            who=None,
+            next=safe_next(next),
+            error="That token is not a live approver token.",
+        )
+    session_id = await run_in_threadpool(
+        lambda: store.start_web_session(caller.token_id, lifetime=SESSION_SECONDS)
+    )
+    cookie = pages.signer.dumps({"session": session_id, "csrf": secrets.token_urlsafe(24)})
+    # back to the link that was followed (the one in the chat message), never off-site
+    response = RedirectResponse(safe_next(next) or "/", status_code=303)
+    response.set_cookie(
+        COOKIE,
+        cookie,
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=pages.public_url.startswith("https://"),
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout(
+    request: Request,
+    csrf: str = Form(""),
+    store: Store = Depends(store_of),
+    pages: Pages = Depends(pages_of),
+) -> Response:
+    found = await session(request)
+    if found is not None:
+        check_csrf(found[1], csrf)
+        data = pages.signer.loads(request.cookies[COOKIE], max_age=SESSION_SECONDS)
+        await run_in_threadpool(store.end_web_session, str(data.get("session")))
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE)
+    return response
+
+
+async def detail_page(
+    request: Request, interruption_id: str, *, error: str = "", status: int = 200
+) -> Response:
+    found = await session(request)
+    if found is None:
+        return to_login(request, f"/interruptions/{interruption_id}")
+    who, csrf = found
+    store = store_of(request)
+    view = await run_in_threadpool(store.get, interruption_id)
+    history = await run_in_threadpool(store.history, interruption_id)
+    return page(
+        "detail",
+        status=status,
+        title=view["request"].get("title", "Step"),
+        who=who.person,
+        csrf=csrf,
+        i=view,
+        history=history,
+        error=error,
+        instructions=render_markdown(view["request"].get("instructions", "")),
+    )
+
+
+@router.get("/interruptions/{interruption_id}", response_class=HTMLResponse)
+async def detail(request: Request, interruption_id: str) -> Response:
+    return await detail_page(request, interruption_id)
+
+
+@router.post("/interruptions/{interruption_id}/assign")
+async def assign(
+    request: Request,
+    interruption_id: str,
+    csrf: str = Form(""),
+    reassign: str = Form(""),
+    writes: Writes = Depends(writes_of),
+) -> Response:
+    found = await session(request)
+    if found is None:
+        return RedirectResponse("/login", status_code=303)
+    who, expected = found
+    check_csrf(expected, csrf)
+    assert who.person is not None
+    try:
+        await writes.take_responsibility(interruption_id, who.person, reassign == "yes")
+    except ServerError as exc:
+        return await detail_page(request, interruption_id, error=exc.message, status=status_of(exc))
+    return RedirectResponse(f"/interruptions/{interruption_id}", status_code=303)
+
+
+@router.post("/interruptions/{interruption_id}/submit")
+async def submit(
+    request: Request,
+    interruption_id: str,
+    store: Store = Depends(store_of),
+    writes: Writes = Depends(writes_of),
+) -> Response:
+    found = await session(request)
+    if found is None:
+        return RedirectResponse("/login", status_code=303)
+    who, expected = found
+    form = await request.form()
+    check_csrf(expected, str(form.get("csrf", "")))
+    assert who.person is not None
+    result = str(form.get("result", ""))
+    notes = str(form.get("notes", ""))
+    fields = {
+        str(k)[6:]: str(v) for k, v in form.items() if str(k).startswith("field_") and str(v) != ""
+    }
+    if result == "abort" and form.get("confirm") != "yes":
+        if not notes.strip():
+            return await detail_page(
+                request,
+                interruption_id,
+                status=422,
+                error="An abort needs notes saying why.",
             )
+        view = await run_in_threadpool(store.get, interruption_id)
+        return page("confirm", title="Abort?", who=who.person, csrf=expected, i=view, notes=notes)
+    try:
+        await writes.submit(interruption_id, who.person, result, notes, fields)
+    except ServerError as exc:
+        return await detail_page(request, interruption_id, error=exc.message, status=status_of(exc))
+    return RedirectResponse(f"/interruptions/{interruption_id}", status_code=303)
 
-    def extra(app: FastAPI, store: Store, changes: Changes) -> None:
-        app.add_middleware(SameOriginPosts, public_url=public_url)
 
-        @app.get("/", response_class=HTMLResponse)
-        async def index(request: Request) -> Response:
-            found = await session(request)
-            if found is None:
-                return to_login(request)
-            who, csrf = found
-            views = await run_in_threadpool(
-                lambda: store.list_interruptions(pending=False, run=None)
-            )
-            pending = [v for v in views if v["state"] == "waiting"]
-            decided = [v for v in reversed(views) if v["state"] != "waiting"][:20]
-            return page(
-                "index",
-                title="Needs approval",
-                who=who.person,
-                csrf=csrf,
-                pending=pending,
-                decided=decided,
-            )
-
-        @app.get("/login", response_class=HTMLResponse)
-        async def login_form(next: str = "") -> Response:
-            return page("login", title="Sign in", who=None, next=safe_next(next))
-
-        @app.post("/login")
-        async def login(token: str = Form(...), next: str = Form("")) -> Response:
-            caller = await run_in_threadpool(store.authenticate, token.strip())
-            if caller is None or caller.person is None or caller.kind not in ("approver", "admin"):
-                return page(
-                    "login",
-                    status=401,
-                    title="Sign in",
-                    who=None,
-                    next=safe_next(next),
-                    error="That token is not a live approver token.",
-                )
-            session_id = await run_in_threadpool(
-                lambda: store.start_web_session(caller.token_id, lifetime=SESSION_SECONDS)
-            )
-            cookie = signer.dumps({"session": session_id, "csrf": secrets.token_urlsafe(24)})
-            # back to the link that was followed (the one in the chat message), never off-site
-            response = RedirectResponse(safe_next(next) or "/", status_code=303)
-            response.set_cookie(
-                COOKIE,
-                cookie,
-                max_age=SESSION_SECONDS,
-                httponly=True,
-                samesite="strict",
-                secure=public_url.startswith("https://"),
-            )
-            return response
-
-        @app.post("/logout")
-        async def logout(request: Request, csrf: str = Form("")) -> Response:
-            found = await session(request)
-            if found is not None:
-                check_csrf(found[1], csrf)
-                data = signer.loads(request.cookies[COOKIE], max_age=SESSION_SECONDS)
-                await run_in_threadpool(store.end_web_session, str(data.get("session")))
-            response = RedirectResponse("/login", status_code=303)
-            response.delete_cookie(COOKIE)
-            return response
-
-        async def detail_page(
-            request: Request, interruption_id: str, *, error: str = "", status: int = 200
-        ) -> Response:
-            found = await session(request)
-            if found is None:
-                return to_login(request, f"/interruptions/{interruption_id}")
-            who, csrf = found
-            view = await run_in_threadpool(store.get, interruption_id)
-            history = await run_in_threadpool(store.history, interruption_id)
-            return page(
-                "detail",
-                status=status,
-                title=view["request"].get("title", "Step"),
-                who=who.person,
-                csrf=csrf,
-                i=view,
-                history=history,
-                error=error,
-                instructions=render_markdown(view["request"].get("instructions", "")),
-            )
-
-        @app.get("/interruptions/{interruption_id}", response_class=HTMLResponse)
-        async def detail(request: Request, interruption_id: str) -> Response:
-            return await detail_page(request, interruption_id)
-
-        @app.post("/interruptions/{interruption_id}/assign")
-        async def assign(
-            request: Request, interruption_id: str, csrf: str = Form(""), reassign: str = Form("")
-        ) -> Response:
-            found = await session(request)
-            if found is None:
-                return RedirectResponse("/login", status_code=303)
-            who, expected = found
-            check_csrf(expected, csrf)
-            assert who.person is not None
-            try:
-                view = await run_in_threadpool(
-                    store.take_responsibility, interruption_id, who.person, reassign == "yes"
-                )
-            except ServerError as exc:
-                return await detail_page(
-                    request, interruption_id, error=exc.message, status=status_of(exc)
-                )
-            changes.changed(interruption_id)
-            if notifier:
-                notifier.send("take_responsibility", view)
-            return RedirectResponse(f"/interruptions/{interruption_id}", status_code=303)
-
-        @app.post("/interruptions/{interruption_id}/submit")
-        async def submit(request: Request, interruption_id: str) -> Response:
-            found = await session(request)
-            if found is None:
-                return RedirectResponse("/login", status_code=303)
-            who, expected = found
-            form = await request.form()
-            check_csrf(expected, str(form.get("csrf", "")))
-            assert who.person is not None
-            result = str(form.get("result", ""))
-            notes = str(form.get("notes", ""))
-            fields = {
-                str(k)[6:]: str(v)
-                for k, v in form.items()
-                if str(k).startswith("field_") and str(v) != ""
-            }
-            if result == "abort" and form.get("confirm") != "yes":
-                if not notes.strip():
-                    return await detail_page(
-                        request,
-                        interruption_id,
-                        status=422,
-                        error="An abort needs notes saying why.",
-                    )
-                view = await run_in_threadpool(store.get, interruption_id)
-                return page(
-                    "confirm", title="Abort?", who=who.person, csrf=expected, i=view, notes=notes
-                )
-            try:
-                view = await run_in_threadpool(
-                    store.submit, interruption_id, who.person, result, notes, fields
-                )
-            except ServerError as exc:
-                return await detail_page(
-                    request, interruption_id, error=exc.message, status=status_of(exc)
-                )
-            changes.changed(interruption_id)
-            if notifier:
-                notifier.send("submit", view)
-            return RedirectResponse(f"/interruptions/{interruption_id}", status_code=303)
-
-        @app.get("/runs/{run_id}", response_class=HTMLResponse)
-        async def run_page(request: Request, run_id: str) -> Response:
-            found = await session(request)
-            if found is None:
-                return to_login(request)
-            who, csrf = found
-            record = await run_in_threadpool(store.get_run, run_id)
-            return page(
-                "run",
-                title=f"Run {run_id}",
-                who=who.person,
-                csrf=csrf,
-                r=record,
-                decisions=recorded_decisions,
-            )
-
-    return create_app(store, extra=extra, notify=notifier.send if notifier else None)
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+async def run_page(request: Request, run_id: str, store: Store = Depends(store_of)) -> Response:
+    found = await session(request)
+    if found is None:
+        return to_login(request)
+    who, csrf = found
+    record = await run_in_threadpool(store.get_run, run_id)
+    return page(
+        "run",
+        title=f"Run {run_id}",
+        who=who.person,
+        csrf=csrf,
+        r=record,
+        decisions=recorded_decisions,
+    )
 
 
 def to_login(request: Request, back: str | None = None) -> Response:
     """To the sign-in page, which then sends the user back to ``back`` (default: the page
     asked for)."""
-    from urllib.parse import urlencode
-
     target = back or request.url.path + (f"?{request.url.query}" if request.url.query else "")
     if target == "/":
         return RedirectResponse("/login", status_code=303)
@@ -387,8 +418,6 @@ def safe_next(target: str) -> str:
     """``target`` if it is a path on this server, else ``""``: a ``next`` that leads elsewhere
     (``https://evil``, ``//evil``, ``/\\evil``, which browsers read as another host) would make
     the sign-in page an open redirect, a phisher's tool."""
-    from urllib.parse import urlsplit
-
     if (
         not target.startswith("/")
         or target.startswith("//")

@@ -529,10 +529,10 @@ def test_long_poll_sees_a_write_by_another_replica(
 ) -> None:
     """A write this process did not make (another replica on the same database) wakes the
     long-poll at the next shared re-read, not at the end of the wait."""
-    from runner.server import app as app_module
+    from runner.server import changes
     from runner.server.storage import Caller
 
-    monkeypatch.setattr(app_module, "REREAD_SECONDS", 0.2)
+    monkeypatch.setattr(changes, "REREAD_SECONDS", 0.2)
     server.create(make_request())
     parked = server.parked(monkeypatch)
 
