@@ -194,7 +194,9 @@ def _guided(spec: object, location: Location | None) -> GuidedFailure | None:
         return None
     if spec is True:
         return GuidedFailure(location=location)
-    assert isinstance(spec, dict)
+    if not isinstance(spec, dict):
+        # The schema refused it; _beyond_the_schema then builds what it can and stops here.
+        raise TypeError("guided-failure is not a mapping")
     choices: list[GuidedChoice] = []
     limit = spec.get("max-retries")
     for item in spec.get("choices", ("retry", "skip", "fail")):

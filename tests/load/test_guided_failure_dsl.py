@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from runner.cli.validate import validate_files
-from runner.load import load_workflow
+from runner.load import check_file, load_workflow
 from runner.model import GuidedFailure, Workflow
 
 
@@ -129,3 +129,23 @@ def test_plan_shows_where_guided_failure_asks_and_what_each_choice_does(
     )
     assert first["guided-failure"]["max-retries"] == 1
     assert "guided-failure" not in second
+
+
+@pytest.mark.parametrize(
+    "setting",
+    ["guided-failure: 5", "guided-failure: [fail]", "guided-failure: {choices: [{retry: 3}]}"],
+)
+@pytest.mark.parametrize("where", ["workflow", "step"])
+def test_a_wrong_shape_is_a_diagnostic_not_a_crash(
+    tmp_path: Path, setting: str, where: str
+) -> None:
+    # Found by fuzzing: a file the schema refuses is still built (best effort) for the rest of
+    # its problems, and a non-mapping guided-failure raised an AssertionError there.
+    top = setting + "\n" if where == "workflow" else ""
+    own = "    " + setting + "\n" if where == "step" else ""
+    path = tmp_path / "w.yml"
+    path.write_text(f"name: G\n{top}steps:\n  - id: a\n    run: x\n{own}", encoding="utf-8")
+    loaded = check_file(path)
+    assert loaded.workflow is None
+    messages = [d.message for d in loaded.diagnostics]
+    assert any("guided-failure" in m or "retry" in m for m in messages), messages
