@@ -18,7 +18,7 @@ from runner.engine.run import Run, utc_now
 from runner.engine.server_lock import detached_hold
 from runner.engine.server_record import claim_on_server, mirror_to_server, server_lock
 from runner.engine.signals import Signals, cancel_now, cancellation, signum_of
-from runner.errors import ExitCode, RefusedError
+from runner.errors import RefusedError, RunnerError
 from runner.notify import WebhookError, post_json, webhook_url
 from runner.options import RunOptions
 from runner.prepare import Prepared
@@ -69,11 +69,16 @@ def _execute(
                 except BaseException:
                     local.release()
                     raise
-        except RefusedError as refused:
+        except RunnerError as error:
             if new:
+                # Left ``running``, a run that never took its locks would be listed as running
+                # forever: refused when the lock is held, failed when it could not be asked for
+                # (an unreachable approval server).
+                refused = isinstance(error, RefusedError)
                 record = run.record
-                record.status, record.exit_code = RunStatus.REFUSED, int(ExitCode.REFUSED)
-                record.error = {"message": refused.message, "detail": ""}
+                record.status = RunStatus.REFUSED if refused else RunStatus.FAILURE
+                record.exit_code = int(error.exit_code)
+                record.error = {"message": error.message, "detail": ""}
                 record.finished_at = utc_now()
                 store.save(record, durable=True)
             raise

@@ -112,6 +112,10 @@ def test_an_unreachable_approval_server_exits_6_not_4(world: World) -> None:
     assert "error: the approval server did not answer properly (ConnectionError)" in done.stderr
     assert "deployed" not in done.stdout
     assert "rnr_tok_unused" not in output(done)
+    # and the run is not left "running" forever: it failed before its first step
+    record = world.record("u1")
+    assert (record["status"], record["exit_code"]) == ("failure", 6)
+    assert "did not answer" in record["error"]["message"]
 
 
 def test_a_trust_file_the_trust_ref_lacks_exits_6_not_4(world: World) -> None:
