@@ -129,11 +129,17 @@ def has_policy(git: GitReader, trust: Trust) -> bool:
     """Whether the anchored policy file exists at the pinned trust commit. Only the anchored ref's
     maintainers can add or delete it, so its absence means this environment has no policy; a
     trust ref that does not exist here is left to the read, which fails naming it."""
-    from runner.git import has_file
+    from runner.errors import GitError
+    from runner.git import verified_file
 
     if not trust.policy or trust.commit is None:
         return True
-    return has_file(git, trust.commit, trust.policy)
+    try:
+        # verified: a step that rewrote the pinned commit's tree in .git/objects must not be
+        # able to make the policy disappear (and with it the policy's approval)
+        return verified_file(git, trust.commit, trust.policy) is not None
+    except GitError:
+        return True  # the read then fails, saying why
 
 
 def relies_on_git_trust(workflow: Workflow) -> bool:

@@ -5,14 +5,19 @@ run's commit) is handed a :class:`GitReader` instead of starting git itself; :cl
 real one, on top of :func:`runner.process.capture`: one timeout, bounded output, git's own
 message on failure, one error type (:class:`runner.errors.GitError`).
 
+Trust files are read with :func:`verified_file`, which hashes every object from the pinned
+commit down to the file: git itself does not check that an object file holds what its id names.
+
 Each call runs in an environment the runner controls:
 
 * the caller's ``GIT_DIR``, ``GIT_WORK_TREE``, ``GIT_INDEX_FILE``, object directories, ``-c``
   settings (``GIT_CONFIG_PARAMETERS``, ``GIT_CONFIG_COUNT``...) and the like are dropped: run from
   a git hook or an alias, the runner would otherwise read another repository than its workspace;
 * ``GIT_NO_REPLACE_OBJECTS=1``: ``git replace`` (``refs/replace/*``, which a step or a fetch of
-  all refs can write) would otherwise substitute the contents of the pinned trust commit
-  (docs/security.md, defect 34);
+  all refs can write) would otherwise substitute the contents of the pinned trust commit; and
+  ``GIT_GRAFT_FILE`` set to a path that cannot exist: ``.git/info/grafts``, which a step can
+  write, would otherwise cut the approvals branch's history and hide an abort in it
+  (docs/security.md, Defects found and fixed; ``tests/attacks/test_git_replace.py``);
 * ``GIT_TERMINAL_PROMPT=0``: no credential prompt blocks a waiting run;
 * ``core.hooksPath`` and ``core.fsmonitor`` are overridden: a step can write ``.git/hooks`` or
   ``.git/config``, and the runner's own ``git fetch`` would then run its hook (the
@@ -21,6 +26,7 @@ Each call runs in an environment the runner controls:
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -55,8 +61,12 @@ KEPT = frozenset(
     }
 )
 
-#: set on every call (see the module's docstring)
-FORCED = {"GIT_NO_REPLACE_OBJECTS": "1", "GIT_TERMINAL_PROMPT": "0"}
+#: set on every call (see the module's docstring); the graft file is a path that cannot exist
+FORCED = {
+    "GIT_NO_REPLACE_OBJECTS": "1",
+    "GIT_GRAFT_FILE": "/dev/null/no-grafts",
+    "GIT_TERMINAL_PROMPT": "0",
+}
 
 #: ``-c`` settings on every call: a step may have written the repository's config or hooks
 OVERRIDES = ("core.hooksPath=/dev/null", "core.fsmonitor=false", "log.showSignature=false")
@@ -179,3 +189,98 @@ def is_ancestor(git: GitReader, commit: str, tip: str) -> bool:
 def has_file(git: GitReader, commit: str, path: str) -> bool:
     """Whether ``path`` exists at ``commit``."""
     return git.query("cat-file", "-e", f"{commit}:{path}") is not None
+
+
+# -- reads that do not take the repository's word for it --------------------------------------
+
+#: a trust file, or a tree on the way to it, larger than this is refused (trust files are small)
+MAX_VERIFIED_BYTES = 4 * 1024 * 1024
+_HASHES = {40: "sha1", 64: "sha256"}
+
+
+def verified_file(git: GitReader, commit: str, path: str) -> bytes | None:
+    """The bytes of ``path`` at ``commit``, every object on the way checked against its id;
+    None when the commit's (verified) tree has no such file.
+
+    A commit id names its contents only if git is asked honestly: whoever can write ``.git``
+    (a step of the deployed commit) can overwrite an object file, add a pack holding another
+    object under the same id, or point ``objects/info/alternates`` elsewhere, and ``git show
+    COMMIT:PATH`` then shows their files under the pinned trust commit's id. So the commit, each
+    tree down the path and the file are read (one ``git cat-file --batch``) and hashed here: an
+    object that does not hash to the id its parent names is a :class:`GitError`."""
+    algorithm = _HASHES.get(len(commit))
+    parts = [p for p in path.split("/") if p]
+    if algorithm is None or not all(c in "0123456789abcdef" for c in commit) or not parts:
+        raise GitError(f"cannot read {commit}:{path}: not a full commit id and a path")
+    names = [commit, *(f"{commit}:{'/'.join(parts[:i])}" for i in range(len(parts) + 1))]
+    names[1] = f"{commit}^{{tree}}"
+    output = git.read(
+        "cat-file",
+        "--batch",
+        input=("\n".join(names) + "\n").encode("utf-8"),
+        limit=MAX_VERIFIED_BYTES * len(names),
+    )
+    objects = _batch(output, len(names))
+    kind, body = _checked(objects[0], commit, algorithm)
+    if kind != "commit" or not body.startswith(b"tree "):
+        raise GitError(f"{commit} is not a commit")
+    expected = body[5 : body.index(b"\n")].decode("ascii", "replace")
+    for index, name in enumerate(parts):
+        kind, tree = _checked(objects[index + 1], expected, algorithm)
+        if kind != "tree":
+            return None  # a file on the way: no such path
+        entry = _tree_entry(tree, name.encode("utf-8"), len(commit) // 2)
+        if entry is None:
+            return None
+        mode, expected = entry
+        if index == len(parts) - 1 and mode not in (b"100644", b"100755"):
+            raise GitError(f"{path} at {commit[:12]} is not a regular file")
+    kind, blob = _checked(objects[-1], expected, algorithm)
+    if kind != "blob":
+        raise GitError(f"{path} at {commit[:12]} is not a file")
+    return blob
+
+
+def _batch(output: bytes, count: int) -> list[tuple[str, str, bytes] | None]:
+    """``git cat-file --batch``'s answers: (id, type, contents), None for a missing name."""
+    found: list[tuple[str, str, bytes] | None] = []
+    position = 0
+    for _ in range(count):
+        end = output.find(b"\n", position)
+        if end < 0:
+            raise GitError("git cat-file answered fewer objects than it was asked")
+        header = output[position:end].decode("utf-8", "replace").split()
+        position = end + 1
+        if len(header) != 3 or not header[2].isdigit():
+            found.append(None)  # "<name> missing" (or ambiguous)
+            continue
+        size = int(header[2])
+        found.append((header[0], header[1], output[position : position + size]))
+        position += size + 1
+    return found
+
+
+def _checked(found: tuple[str, str, bytes] | None, oid: str, algorithm: str) -> tuple[str, bytes]:
+    """The object's type and contents, once they hash to ``oid``."""
+    if found is None:
+        raise GitError(f"object {oid[:12]} is missing from the repository")
+    _, kind, data = found
+    actual = hashlib.new(algorithm, f"{kind} {len(data)}\0".encode() + data).hexdigest()
+    if actual != oid:
+        raise GitError(
+            f"object {oid[:12]} in the repository does not hash to its id (it hashes to "
+            f"{actual[:12]}): the repository's objects were changed; refusing to read through it"
+        )
+    return kind, data
+
+
+def _tree_entry(tree: bytes, name: bytes, id_bytes: int) -> tuple[bytes, str] | None:
+    """The (mode, id) of ``name`` in a raw tree object."""
+    position = 0
+    while position < len(tree):
+        space = tree.index(b" ", position)
+        nul = tree.index(b"\0", space)
+        if tree[space + 1 : nul] == name:
+            return tree[position:space], tree[nul + 1 : nul + 1 + id_bytes].hex()
+        position = nul + 1 + id_bytes
+    return None

@@ -24,6 +24,7 @@ from runner.git import (
     head,
     is_ancestor,
     rev_commit,
+    verified_file,
 )
 
 IDENTITY = {
@@ -217,6 +218,7 @@ def test_the_environment_git_gets() -> None:
         "GIT_CONFIG_GLOBAL": "/etc/ci-gitconfig",
         "GIT_TERMINAL_PROMPT": "0",
         "GIT_NO_REPLACE_OBJECTS": "1",
+        "GIT_GRAFT_FILE": "/dev/null/no-grafts",
     }
 
 
@@ -227,6 +229,16 @@ def test_replace_refs_do_not_substitute_a_commit(repo: Path) -> None:
     git(repo, "replace", good, evil)
     assert git(repo, "show", f"{good}:people.yml") == "evil"  # what plain git now answers
     assert Git(repo).read("show", f"{good}:people.yml") == b"good\n"
+
+
+def test_grafts_do_not_cut_history(repo: Path) -> None:
+    """``.git/info/grafts`` makes plain git see a commit without its parents."""
+    first = commit(repo, {"a": "1"})
+    second = commit(repo, {"a": "2"})
+    (repo / ".git" / "info" / "grafts").write_text(second + "\n")
+    assert git(repo, "log", "--format=%H") == second  # what plain git now answers
+    assert Git(repo).read("log", "--format=%H").decode().split() == [second, first]
+    assert is_ancestor(Git(repo), first, second)
 
 
 def test_hooks_a_step_wrote_do_not_run_in_the_runners_fetch(repo: Path, tmp_path: Path) -> None:
@@ -267,3 +279,31 @@ def test_an_fsmonitor_a_step_configured_does_not_run(repo: Path, tmp_path: Path)
     marker.unlink()
     Git(repo).read("status", "--short")
     assert not marker.exists()
+
+
+def test_verified_file_reads_through_checked_objects(repo: Path) -> None:
+    first = commit(repo, {"trust/people.yml": "good\n", "trust/sub/x": "x\n"})
+    reader = Git(repo)
+    assert verified_file(reader, first, "trust/people.yml") == b"good\n"
+    assert verified_file(reader, first, "trust/sub/x") == b"x\n"
+    assert verified_file(reader, first, "trust/other.yml") is None
+    assert verified_file(reader, first, "nothing/here") is None
+    with pytest.raises(GitError, match="is not a regular file"):
+        verified_file(reader, first, "trust/sub")
+    with pytest.raises(GitError, match="is missing from the repository"):
+        verified_file(reader, "1" * 40, "trust/people.yml")
+    with pytest.raises(GitError, match="not a full commit id"):
+        verified_file(reader, "HEAD", "trust/people.yml")
+
+
+def test_verified_file_refuses_an_overwritten_object(repo: Path) -> None:
+    """git itself shows an object file overwritten with another object's, under the old id."""
+    good = commit(repo, {"people.yml": "good\n"})
+    evil = commit(repo, {"people.yml": "evil\n"})
+    objects = repo / ".git" / "objects"
+    target = objects / good[:2] / good[2:]
+    target.chmod(0o644)
+    target.write_bytes((objects / evil[:2] / evil[2:]).read_bytes())
+    assert git(repo, "show", f"{good}:people.yml") == "evil"  # what plain git now answers
+    with pytest.raises(GitError, match=f"object {good[:12]} in the repository does not hash"):
+        verified_file(Git(repo), good, "people.yml")

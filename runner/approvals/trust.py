@@ -1,10 +1,10 @@
 """Reading the trust files (people, allowed signers, revoked keys, policy).
 
 Trust must come from a protected place, never from what is being deployed: with
-``approvals.trust.ref`` set, each file is read from that git ref (``git show COMMIT:PATH``), not
-from the working tree or the deployed commit. Without a ref, the files come from the working tree,
-which only the terminal prompt accepts, or any source with ``--insecure-local-trust`` (for local
-tries).
+``approvals.trust.ref`` set, each file is read from that git ref (the commit it names, every
+object on the way hashed against its id), not from the working tree or the deployed commit.
+Without a ref, the files come from the working tree, which only the terminal prompt accepts, or
+any source with ``--insecure-local-trust`` (for local tries).
 
 The ref is named in full (``refs/remotes/origin/approvals-trust``, ``refs/heads/...``,
 ``refs/tags/...``) and read with ``git show-ref --verify``: git's short-name rules try
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from runner.approvals.identity import Directory, Person, parse_directory
 from runner.errors import ApprovalError, GitError, RefusedError
-from runner.git import GitReader, is_ancestor, rev_commit
+from runner.git import GitReader, is_ancestor, rev_commit, verified_file
 from runner.model import Trust, Workflow
 
 #: where a trust ref may live; anything else (a short name, HEAD, a commit id) is refused
@@ -72,18 +72,26 @@ class TrustFiles:
             ) from None
 
 
-def git_show(git: GitReader, ref: str, path: str, *, shown: str | None = None) -> bytes:
-    """A file's bytes at ``ref`` (a commit id, or a name git resolves); ``shown`` is how
-    messages name it."""
+def git_show(git: GitReader, commit: str, path: str, *, shown: str | None = None) -> bytes:
+    """A file's bytes at ``commit`` (a full commit id), each object on the way checked against
+    its id (:func:`runner.git.verified_file`: a step can rewrite ``.git/objects``); ``shown``
+    is how messages name it."""
     try:
-        return git.read("show", f"{ref}:{path}")
+        data = verified_file(git, commit, path)
     except GitError as exc:
-        detail = exc.message.removeprefix("git show failed: ")
+        detail = exc.message.removeprefix("git cat-file failed: ")
         raise ApprovalError(
-            f"cannot read trust file {path} from {shown or ref}: {detail}",
+            f"cannot read trust file {path} from {shown or commit}: {detail}",
             hint="fetch the protected trust ref first (e.g. `git fetch origin "
             "+refs/heads/approvals-trust:refs/remotes/origin/approvals-trust`)",
         ) from None
+    if data is None:
+        raise ApprovalError(
+            f"cannot read trust file {path} from {shown or commit}: there is no such file in "
+            f"commit {commit[:12]}",
+            hint="commit it to the protected trust branch, or fix the path in `approvals.trust`",
+        )
+    return data
 
 
 def load_directory(trust: Trust | None, git: GitReader, local_user: str) -> Directory:
