@@ -69,19 +69,21 @@ class BreakIn(BaseModel):
 
 
 # -- what every route may depend on -----------------------------------------------------------
+# (coroutines: FastAPI runs a plain function dependency in the thread pool, a hop per request
+# that 1,000 waiting long-polls pay for)
 
 
-def store_of(request: Request) -> Store:
+async def store_of(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
 
 
-def writes_of(request: Request) -> Writes:
+async def writes_of(request: Request) -> Writes:
     writes: Writes = request.app.state.writes
     return writes
 
 
-def changes_of(request: Request) -> Changes:
+async def changes_of(request: Request) -> Changes:
     changes: Changes = request.app.state.changes
     return changes
 

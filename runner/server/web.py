@@ -197,7 +197,7 @@ def page(name: str, status: int = 200, **values: Any) -> HTMLResponse:
     return HTMLResponse(html, status_code=status, headers=HEADERS)
 
 
-def pages_of(request: Request) -> Pages:
+async def pages_of(request: Request) -> Pages:
     pages: Pages = request.app.state.pages
     return pages
 
@@ -208,10 +208,12 @@ async def session(request: Request) -> tuple[Caller, str] | None:
     if not raw:
         return None
     try:
-        data = pages_of(request).signer.loads(raw, max_age=SESSION_SECONDS)
+        data = (await pages_of(request)).signer.loads(raw, max_age=SESSION_SECONDS)
     except BadSignature:
         return None
-    caller = await run_in_threadpool(store_of(request).web_session_caller, str(data.get("session")))
+    caller = await run_in_threadpool(
+        (await store_of(request)).web_session_caller, str(data.get("session"))
+    )
     if caller is None or caller.person is None:
         return None
     return caller, str(data.get("csrf"))
@@ -310,7 +312,7 @@ async def detail_page(
     if found is None:
         return to_login(request, f"/interruptions/{interruption_id}")
     who, csrf = found
-    store = store_of(request)
+    store = await store_of(request)
     view = await run_in_threadpool(store.get, interruption_id)
     history = await run_in_threadpool(store.history, interruption_id)
     return page(
