@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import platform
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from runner.model import Step, Workflow
 from runner.variables.resolve import VariableSet
+
+if TYPE_CHECKING:
+    from runner.engine.record import RunRecord, StepRecord
 
 #: contexts a key may use, as GitHub restricts them (``secrets`` never in ``if``)
 ALL_CONTEXTS = ("env", "vars", "inputs", "secrets", "steps", "deployment", "runner")
@@ -143,6 +147,157 @@ class Progress:
 
     def contexts(self, env: Mapping[str, str]) -> dict[str, object]:
         return {**self.base, "env": dict(env)}
+
+
+#: statuses of a step that has not finished: it is not in ``states`` (``steps.<id>``)
+UNFINISHED = frozenset({"pending", "running", "waiting"})
+
+
+@dataclass(frozen=True)
+class _Built:
+    """The shared ``#{}`` values and ``${{ }}`` contexts, and what they were built from."""
+
+    values: dict[str, str]
+    contexts: dict[str, object]
+    #: the deployment error they show
+    error: tuple[str, str] | None
+    #: the ids of the finished steps they hold, and the index of the last one in the workflow
+    finished: frozenset[str]
+    last: int
+
+
+class ContextBuilder:
+    """The ``#{}`` values and ``${{ }}`` contexts (but ``env`` and ``job``) of a running run,
+    built once and grown as steps finish: a step asks for them two or three times (its
+    condition, its run, its ``continue-on-error``), each build goes over every step of the run,
+    and building them for each step made a run of n steps cost n².
+
+    The engine says what changed: ``step_finished`` when a step got its final status (under
+    the run's lock), ``invalidate`` after any other change to the record (a resume setting
+    steps back, a cancelled run's error). Steps' states and system variables are kept per
+    ``StepRecord`` object: records are frozen, so an unchanged object is an unchanged step.
+
+    The mappings handed out are never changed afterwards (a parallel step may be reading
+    them): growing copies them."""
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        record: RunRecord,
+        facts: RunFacts,
+        variables: VariableSet,
+        inputs_as_text: Mapping[str, str],
+        secret_values: Mapping[tuple[str, str], str],
+    ) -> None:
+        self.workflow = workflow
+        self.record = record
+        self.facts = facts
+        self.variables = variables
+        self.inputs_as_text = inputs_as_text
+        #: values of secret outputs, known to this process only; a step's are added before
+        #: its record is replaced with its final status
+        self.secret_values = secret_values
+        self._index = {step.id: i for i, step in enumerate(workflow.steps)}
+        #: step id -> (the record it was built from, its state)
+        self._states: dict[str, tuple[StepRecord, StepState]] = {}
+        #: step id -> (the state, its system variables), see ``system_variables``
+        self._system: dict[str, tuple[StepState, dict[str, str]]] = {}
+        self._built: _Built | None = None
+        # a build reads the record while a parallel step may finish: a step finished during
+        # a build would be lost from it without this lock (it then either is in the build,
+        # and ``step_finished`` builds again, or is not, and ``step_finished`` adds it)
+        self._lock = threading.Lock()
+
+    def invalidate(self) -> None:
+        """Forget the shared build: the next read builds it again from the whole record."""
+        with self._lock:
+            self._built = None
+
+    def step_finished(self, rec: StepRecord) -> None:
+        """``rec`` has its final status: add it to the shared build when the run is going
+        forward (it comes after every step finished before, and the deployment error is the
+        same), else build again at the next read, in the workflow's order."""
+        with self._lock:
+            self._finished(rec)
+
+    def _finished(self, rec: StepRecord) -> None:
+        built = self._built
+        if built is None:
+            return
+        at = self._index.get(rec.id, -1)
+        if at <= built.last or rec.id in built.finished or self._error() != built.error:
+            self._built = None
+            return
+        state = self.state(rec)
+        added = step_variables(self.workflow.steps[at], state)
+        contexts = built.contexts
+        steps_context = {**cast(dict[str, object], contexts["steps"]), rec.id: step_context(state)}
+        vars_context = {**cast(dict[str, str], contexts["vars"]), **added}
+        self._built = _Built(
+            {**built.values, **added},
+            {**contexts, "vars": vars_context, "steps": steps_context},
+            built.error,
+            built.finished | {rec.id},
+            at,
+        )
+
+    def shared(self) -> tuple[dict[str, str], dict[str, object]]:
+        """The values and the contexts of the run as it stands (the caller copies them to
+        change them)."""
+        with self._lock:
+            built = self._built
+            if built is None:
+                built = self._built = self._build()
+        return built.values, built.contexts
+
+    def states(self) -> dict[str, StepState]:
+        """What ``steps.<id>`` and Octopus's output variables show of finished steps."""
+        return {
+            rec.id: self.state(rec) for rec in self.record.steps if rec.status not in UNFINISHED
+        }
+
+    def state(self, rec: StepRecord) -> StepState:
+        """A finished step's state, with the values of its secret outputs."""
+        kept = self._states.get(rec.id)
+        if kept is not None and kept[0] is rec:
+            return kept[1]
+        outputs = dict(rec.outputs)
+        octopus = dict(rec.octopus)
+        for (step_id, name), value in self.secret_values.items():
+            if step_id == rec.id:
+                if name.startswith("Octopus:"):
+                    octopus[name.removeprefix("Octopus:")] = value
+                else:
+                    outputs[name] = value
+        state = StepState(rec.outcome, rec.conclusion, outputs, octopus, status_code(rec))
+        self._states[rec.id] = (rec, state)
+        return state
+
+    def _error(self) -> tuple[str, str] | None:
+        error = self.record.error
+        if not error:
+            return None
+        return error.get("message", ""), error.get("detail", "")
+
+    def _build(self) -> _Built:
+        error = self._error()
+        states = self.states()
+        system = system_variables(self.workflow, self.facts, states, error, self._system)
+        values = {**self.variables.values(), **self.inputs_as_text, **system}
+        contexts = expression_contexts(
+            self.workflow, self.facts, self.variables, states, {}, system
+        )
+        last = max((self._index.get(step_id, -1) for step_id in states), default=-1)
+        return _Built(values, contexts, error, frozenset(states), last)
+
+
+def status_code(rec: StepRecord) -> str | None:
+    """Octopus's status code where the conclusion does not say it: a failure skipped under
+    guided failure goes on as a success, but its status stays ``Failed`` (Octopus's Ignore)."""
+    decisions = (rec.guided or {}).get("decisions") or []
+    if rec.outcome == "failure" and decisions and decisions[-1].get("choice") == "skip":
+        return "Failed"
+    return None
 
 
 def _octopus_status(conclusion: str) -> str:

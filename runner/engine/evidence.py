@@ -198,8 +198,11 @@ def check_progress(run: Run, skip: frozenset[str]) -> None:
         if step.kind == "manual" and rec.status == StepStatus.SUCCESS:
             # the outputs ``check_record`` took from the verified decision, masked as a
             # finished step's are
-            rec.outputs = {k: run.masker.mask(v) for k, v in rec.outputs.items()}
-            rec.octopus = {k: run.masker.mask(v) for k, v in rec.octopus.items()}
+            rec = record.update_step(
+                step.id,
+                outputs={k: run.masker.mask(v) for k, v in rec.outputs.items()},
+                octopus={k: run.masker.mask(v) for k, v in rec.octopus.items()},
+            )
         if step.kind != "manual" or rec.status != StepStatus.SKIPPED:
             continue
         if scope_decision(step, record.environment, skip) is not None:
@@ -210,7 +213,7 @@ def check_progress(run: Run, skip: frozenset[str]) -> None:
             again = True  # a condition that cannot be decided does not skip a gate
         if again:
             run.log.write(f"gate `{step.id}`: recorded as skipped, but its condition holds")
-            pending(rec, "decided again on resume")
+            pending(record, step.id, "decided again on resume")
     group = 0
     stop: int | None = None
     for index, step in enumerate(workflow.steps):
@@ -222,7 +225,7 @@ def check_progress(run: Run, skip: frozenset[str]) -> None:
                 f"step `{step.id}` comes after a gate not passed, so it cannot have run; "
                 f"its record said {rec.status}: it runs again"
             )
-            pending(rec, "after a gate not passed")
+            pending(record, step.id, "after a gate not passed")
         if stop is None and step.kind == "manual" and rec.status in _UNFINISHED_GATE:
             stop = group
 

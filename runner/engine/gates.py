@@ -82,9 +82,12 @@ class Gates:
         elif rec.status == StepStatus.SKIPPED:
             pass  # decided again once the run is built (``check_progress``)
         elif rec.status in (StepStatus.FAILURE, StepStatus.CANCELLED):
-            rec.outcome = rec.status  # an abort or a failure never becomes a success
             tolerated = rec.status == StepStatus.FAILURE and step.continue_on_error is True
-            rec.conclusion = "success" if tolerated else rec.status
+            self.record.update_step(
+                step.id,
+                outcome=rec.status,  # an abort or a failure never becomes a success
+                conclusion="success" if tolerated else rec.status,
+            )
         else:  # pending, waiting, running, interrupted: what it knows is checked again
             self._waiting(step, rec)
 
@@ -102,7 +105,9 @@ class Gates:
                     f"its record says gate `{step.id}` proceeded on timeout, but the workflow "
                     "aborts it on timeout",
                 )
-            _outputs(rec, False, "proceeded on timeout, no approval", Identity(), {})
+            _outputs(
+                self.record, step.id, False, "proceeded on timeout, no approval", Identity(), {}
+            )
             return
         if approval is None or not approval.passed or not decisions:
             raise refuse(
@@ -129,7 +134,8 @@ class Gates:
         # what later steps read of the gate (who, notes, the approver's fields) comes from the
         # verified decision, not from the record's outputs
         _outputs(
-            rec,
+            self.record,
+            step.id,
             True,
             deciding.submission.notes,
             deciding.person.identity(),
@@ -270,16 +276,19 @@ class Gates:
                 )
             except RunnerError:
                 continue  # not counted; the file source reads the branch again anyway
-        rec.approval = ApprovalState(
-            state=GateState.WAITING,
-            interruption=request,
-            submissions=tuple(known),
-            refused=approval.refused,
+        self.record.update_step(
+            step.id,
+            approval=ApprovalState(
+                state=GateState.WAITING,
+                interruption=request,
+                submissions=tuple(known),
+                refused=approval.refused,
+            ),
         )
 
     def _reset(self, step: Step, rec: StepRecord, why: str) -> None:
         self.log.write(f"gate `{step.id}`: {why}")
-        pending(rec, why)
+        pending(self.record, step.id, why)
 
     # -- what the gate is judged by ----------------------------------------------------------
 
@@ -393,22 +402,37 @@ class Gates:
 
 
 def _outputs(
-    rec: StepRecord, approved: bool, notes: str, person: Identity, fields: Mapping[str, str]
+    record: RunRecord,
+    step_id: str,
+    approved: bool,
+    notes: str,
+    person: Identity,
+    fields: Mapping[str, str],
 ) -> None:
     from runner.engine.plan import manual_outputs
 
-    rec.outputs, rec.octopus = manual_outputs(approved, notes, person, fields)
-    rec.secret_outputs = []
+    outputs, octopus = manual_outputs(approved, notes, person, fields)
+    record.update_step(step_id, outputs=outputs, octopus=octopus, secret_outputs=[])
 
 
-def pending(rec: StepRecord, why: str) -> None:
-    rec.status = StepStatus.PENDING
-    rec.outcome = rec.conclusion = ""
-    rec.reason = why
-    rec.approval = None
-    rec.outputs, rec.octopus, rec.secret_outputs = {}, {}, []
-    rec.started_at = rec.finished_at = None
-    rec.exit_code, rec.error, rec.attempts = None, None, 0
+def pending(record: RunRecord, step_id: str, why: str) -> None:
+    """Set step ``step_id`` back to pending, as if it had never started."""
+    record.update_step(
+        step_id,
+        status=StepStatus.PENDING,
+        outcome="",
+        conclusion="",
+        reason=why,
+        approval=None,
+        outputs={},
+        octopus={},
+        secret_outputs=[],
+        started_at=None,
+        finished_at=None,
+        exit_code=None,
+        error=None,
+        attempts=0,
+    )
 
 
 def _decided_at(approval: ApprovalState, now: datetime) -> datetime:

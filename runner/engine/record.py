@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import operator
 import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, fields, is_dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -55,8 +54,13 @@ class RunStatus(StrEnum):
     REFUSED = "refused"
 
 
-@dataclass
+@dataclass(frozen=True)
 class StepRecord:
+    """One step's state in the record. Frozen, its containers typed read-only: a change is a
+    new record put in place by ``RunRecord.update_step``, so a step's JSON line, encoded once,
+    can be kept as long as the object lives (``json_line``), and so can anything else built
+    from it (``runner.engine.contexts.ContextBuilder``)."""
+
     id: str
     name: str
     status: StepStatus = StepStatus.PENDING
@@ -67,16 +71,38 @@ class StepRecord:
     finished_at: str | None = None
     attempts: int = 0
     exit_code: int | None = None
-    outputs: dict[str, str] = field(default_factory=dict)
+    outputs: Mapping[str, str] = field(default_factory=dict)
     #: names of outputs that were secret: their values are never stored
-    secret_outputs: list[str] = field(default_factory=list)
+    secret_outputs: Sequence[str] = field(default_factory=list)
     #: Octopus output variables (``Manual.Notes`` ...), secret ones left out as above
-    octopus: dict[str, str] = field(default_factory=dict)
+    octopus: Mapping[str, str] = field(default_factory=dict)
     #: for manual steps: the interruption and every decision, with its evidence
     approval: ApprovalState | None = None
     error: str | None = None
     #: guided failure (issue 21): each decided failed attempt, and the open question if any
     guided: dict[str, Any] | None = None
+
+    def json_line(self) -> str:
+        """The step as one line of JSON, encoded at the first call and kept: the record is
+        saved at every step boundary, and encoding every step again each time made a step's
+        cost grow with the number of steps before it."""
+        line = self.__dict__.get("_json_line")
+        if line is None:
+            line = _ENCODE(step_fields(self))
+            self.__dict__["_json_line"] = line  # not a field: frozen is about the fields
+        return line
+
+
+def step_fields(step: StepRecord) -> dict[str, Any]:
+    """A step's fields as a dict (shallow: json encodes the values as they are)."""
+    values = {name: getattr(step, name) for name in _STEP_FIELDS}
+    if values["guided"] is None:
+        # a step that never asked keeps the line it had before guided failure existed
+        del values["guided"]
+    return values
+
+
+_STEP_FIELDS = tuple(item.name for item in fields(StepRecord))
 
 
 @dataclass
@@ -117,10 +143,29 @@ class RunRecord:
     version: int = FORMAT_VERSION
 
     def step(self, step_id: str) -> StepRecord:
-        for step in self.steps:
-            if step.id == step_id:
-                return step
-        raise KeyError(step_id)
+        return self.steps[self._index(step_id)]
+
+    def update_step(self, step_id: str, **changes: Any) -> StepRecord:
+        """Put a copy of step ``step_id`` with ``changes`` in its place, and return it."""
+        index = self._index(step_id)
+        new = replace(self.steps[index], **changes)
+        self.steps[index] = new
+        return new
+
+    def _index(self, step_id: str) -> int:
+        # a dict kept beside the list (not a field) and checked at each use: the list is
+        # public and a caller may have replaced it or its items
+        index = self.__dict__.get("_step_index")
+        if index is not None:
+            at = index.get(step_id)
+            if at is not None and at < len(self.steps) and self.steps[at].id == step_id:
+                return int(at)
+        index = self.__dict__["_step_index"] = {}
+        for at, step in enumerate(self.steps):
+            index.setdefault(step.id, at)
+        if step_id not in index:
+            raise KeyError(step_id)
+        return int(index[step_id])
 
     @property
     def finished(self) -> bool:
@@ -129,22 +174,15 @@ class RunRecord:
     def to_json(self) -> str:
         """One field per line and one step per line: readable, and written by json's C encoder
         (``indent=`` falls back to the pure-Python one, and that with ``asdict``'s deep copy
-        made saving the record, twice per step, cost more than running the step).
-
-        Each step's line is kept and reused while the step is unchanged (see ``_StepLines``):
-        the record is saved twice per step, and encoding every step again each time made a
-        step's cost grow with the number of steps before it."""
-        encode = json.JSONEncoder(ensure_ascii=False, default=_plain).encode
+        made saving the record cost more than running the step). Each step's line is the one
+        it keeps (``StepRecord.json_line``)."""
         lines = []
         for item in fields(self):
             if item.name == "steps":
-                cache = self.__dict__.get("_step_lines")
-                if cache is None:
-                    cache = self.__dict__["_step_lines"] = _StepLines()
-                steps = cache.text(self.steps, encode)
+                steps = ",\n".join([f"  {step.json_line()}" for step in self.steps])
                 lines.append(f' "steps": [\n{steps}\n ]' if steps else ' "steps": []')
             else:
-                lines.append(f" {encode(item.name)}: {encode(getattr(self, item.name))}")
+                lines.append(f" {_ENCODE(item.name)}: {_ENCODE(getattr(self, item.name))}")
         return "{\n" + ",\n".join(lines) + "\n}\n"
 
     @classmethod
@@ -154,7 +192,11 @@ class RunRecord:
         the approval server, and a reader must refuse it, never crash on it."""
         from runner.bounded import loads
 
-        data = loads(text, what="the run record")
+        return cls.from_data(loads(text, what="the run record"))
+
+    @classmethod
+    def from_data(cls, data: Any) -> RunRecord:
+        """A record from its parsed JSON, refused as ``from_json`` says."""
         if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
             raise ValueError(f"not a run record of format {FORMAT_VERSION}")
         if not isinstance(data.get("steps"), list) or not all(
@@ -195,141 +237,20 @@ def _step_value(step: dict[str, Any], name: str, value: Any) -> Any:
         ) from None
 
 
-class _StepLines:
-    """The JSON line of each step of a record, re-encoded only when the step has changed.
-
-    A step is unchanged when its attributes are the same values of the same types as when its
-    line was encoded (``1``, ``1.0`` and ``True`` are equal in Python but not in JSON). Lines are
-    kept only for steps whose containers hold strings alone (outputs, secret output names,
-    Octopus variables) and that have no approval (nested values of any type): those are copied
-    and compared in full; any other step is encoded at every save, as before.
-
-    The engine changes a step only on its way from ``pending`` to a final status (``running``,
-    ``waiting`` in between), and saves it at each: a step still pending, or still in the final
-    status it had when its line was encoded, is taken as unchanged without the comparison, which
-    made each save cost as much as comparing every step of the run."""
-
-    FINAL = frozenset(
-        {StepStatus.SUCCESS, StepStatus.FAILURE, StepStatus.CANCELLED, StepStatus.SKIPPED}
-    )
-    STABLE = FINAL | {StepStatus.PENDING}
-
-    def __init__(self) -> None:
-        #: the leading finished steps, their statuses then, and their joined lines
-        self.done: tuple[list[StepRecord], list[str], str] = ([], [], "")
-        #: the trailing steps that were pending, and their lines
-        self.tail: tuple[list[StepRecord], list[str]] = ([], [])
-        #: id(step) -> (step, its values then, their types, its line, its status then)
-        self.lines: dict[int, tuple[StepRecord, tuple[Any, ...], tuple[type, ...], str, str]] = {}
-
-    def text(self, steps: list[StepRecord], encode: Callable[[Any], str]) -> str:
-        """The steps' lines joined; the leading steps that were finished at the last call, and
-        are still, are one kept piece of text (the run's finished steps, at every save), and the
-        trailing ones that were pending and still are keep their lines (the steps to come)."""
-        done, statuses, kept = self.done
-        count = len(done)
-        if count > len(steps) or not (
-            all(map(operator.is_, steps[:count], done))
-            and [step.status for step in steps[:count]] == statuses
-        ):
-            done, statuses, kept, count = [], [], "", 0
-        tail, tail_lines = self._pending_tail(steps, count)
-        middle = steps[count : len(steps) - len(tail)]
-        lines = [f"  {self.line(step, encode)}" for step in middle]
-        rest = lines
-        taken = 0
-        for step in middle:
-            if step.status not in self.FINAL or id(step) not in self.lines:
-                break
-            taken += 1
-        if taken:
-            kept = ",\n".join(filter(None, [kept, *rest[:taken]]))
-            rest = rest[taken:]
-            done = [*done, *middle[:taken]]
-            statuses = [*statuses, *(step.status for step in middle[:taken])]
-        self.done = (done, statuses, kept)
-        pending = len(middle)
-        while (
-            pending > taken
-            and middle[pending - 1].status == StepStatus.PENDING
-            and id(middle[pending - 1]) in self.lines  # one whose line may be kept at all
-        ):
-            pending -= 1
-        self.tail = ([*middle[pending:], *tail], [*lines[pending:], *tail_lines])
-        return ",\n".join(filter(None, [kept, *rest, *tail_lines]))
-
-    def _pending_tail(
-        self, steps: list[StepRecord], start: int
-    ) -> tuple[list[StepRecord], list[str]]:
-        """The kept trailing steps that are the same steps, still pending, after ``start``."""
-        tail, lines = self.tail
-        count = len(tail)
-        if not count or count > len(steps) - start:
-            return [], []
-        if not all(map(operator.is_, steps[len(steps) - count :], tail)):
-            return [], []
-        pending = [step.status == StepStatus.PENDING for step in tail]
-        if not all(pending):
-            started = count - pending[::-1].index(False)  # up to the last one no longer pending
-            return tail[started:], lines[started:]
-        return tail, lines
-
-    def line(self, step: StepRecord, encode: Callable[[Any], str]) -> str:
-        entry = self.lines.get(id(step))
-        if (
-            entry is not None
-            and entry[0] is step
-            and step.status in self.STABLE
-            and entry[4] == step.status
-        ):
-            return entry[3]
-        values = vars(step)
-        now = tuple(values.items())
-        if (
-            entry is not None
-            and entry[0] is step
-            and entry[1] == now
-            and entry[2] == tuple(map(type, values.values()))
-        ):
-            return entry[3]
-        text = encode(_plain(step))
-        if _plain_strings(step):
-            copied = tuple((k, v.copy() if isinstance(v, dict | list) else v) for k, v in now)
-            types = tuple(map(type, values.values()))
-            self.lines[id(step)] = (step, copied, types, text, step.status)
-        else:
-            self.lines.pop(id(step), None)
-        return text
-
-
-def _plain_strings(step: StepRecord) -> bool:
-    if type(step) is not StepRecord or step.approval is not None:
-        return False
-    for value in vars(step).values():
-        if isinstance(value, dict):
-            if not all(type(k) is str and type(v) is str for k, v in value.items()):
-                return False
-        elif isinstance(value, list):
-            if not all(type(v) is str for v in value):
-                return False
-        elif not isinstance(value, str | int | float | type(None)):
-            return False
-    return True
-
-
 def _plain(value: Any) -> Any:
     """A dataclass as a dict of its fields (shallow: json encodes the values as they are)."""
+    if type(value) is StepRecord:
+        return step_fields(value)
     if isinstance(value, ApprovalState):
         return value.to_json()
     if is_dataclass(value) and not isinstance(value, type):
-        if type(value) is StepRecord:
-            values = vars(value)
-            if values["guided"] is None:
-                # a step that never asked keeps the line it had before guided failure existed
-                return {k: v for k, v in values.items() if k != "guided"}
-            return values  # its fields, in order (no copy: encoding does not change it)
         return {item.name: getattr(value, item.name) for item in fields(value)}
+    if isinstance(value, Mapping):  # a step's read-only mappings, whatever their type
+        return dict(value)
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+_ENCODE = json.JSONEncoder(ensure_ascii=False, default=_plain).encode
 
 
 class RecordStore:

@@ -175,11 +175,15 @@ def prepare_steps(record: RunRecord, rerun_interrupted: bool) -> list[str]:
     ]
     for step in interrupted:
         if rerun_interrupted:
-            step.status = StepStatus.PENDING
-            step.outcome = step.conclusion = ""
-            step.reason = "re-run after an interruption (--rerun-interrupted)"
+            record.update_step(
+                step.id,
+                status=StepStatus.PENDING,
+                outcome="",
+                conclusion="",
+                reason="re-run after an interruption (--rerun-interrupted)",
+            )
         else:
-            step.status = StepStatus.INTERRUPTED
+            record.update_step(step.id, status=StepStatus.INTERRUPTED)
     return [s.id for s in interrupted]
 
 

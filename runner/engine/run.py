@@ -21,19 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from runner.approvals.state import ApprovalState
 from runner.engine.conditions import Decision, JobStatus, evaluate_condition, scope_decision
-from runner.engine.contexts import (
-    Identity,
-    RunFacts,
-    StepState,
-    expression_contexts,
-    step_context,
-    step_variables,
-    system_variables,
-)
+from runner.engine.contexts import UNFINISHED, ContextBuilder, Identity, RunFacts, StepState
 from runner.engine.masking import Masker
 from runner.engine.record import RecordStore, RunRecord, RunStatus, StepRecord, StepStatus
 from runner.engine.render import escape_octostache, render_text
@@ -46,8 +38,7 @@ from runner.variables.resolve import SECRET_MASK, VariableSet
 
 #: steps started together by ``start: with-previous`` run at most this many at once
 MAX_PARALLEL = 8
-#: statuses of a step that has not finished: it is not in ``states`` (``steps.<id>``)
-UNFINISHED = frozenset({"pending", "running", "waiting"})
+__all__ = ["UNFINISHED", "Detached", "Run", "cancel_record", "new_record", "utc_now"]
 
 
 class Detached(Exception):
@@ -93,14 +84,6 @@ class Run:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     #: held while a failed step asks what to do (guided failure): one question at a time
     _asking: threading.Lock = field(default_factory=threading.Lock)
-    #: step id -> (what it was built from, the record, the state), see ``states``
-    _states: dict[str, tuple[tuple[str, str, str, int], StepRecord, StepState]] = field(
-        default_factory=dict, repr=False
-    )
-    #: step id -> (the state, its system variables), see ``substitution``
-    _system: dict[str, tuple[StepState, dict[str, str]]] = field(default_factory=dict, repr=False)
-    #: (what they were built from, the values, the contexts), see ``_so_far``
-    _shared: tuple[Any, dict[str, str], dict[str, object]] | None = field(default=None, repr=False)
 
     def stamp(self) -> str:
         return self.clock().isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -117,6 +100,7 @@ class Run:
             self.masker.add(self.store.key.decode("utf-8"))
         self.record.status = RunStatus.RUNNING
         self.record.pid = os.getpid()
+        self.contexts.invalidate()  # a resume may have changed steps since the last build
         self.store.save(self.record)
         self.log.run_started(self.workflow, self.record)
         try:
@@ -153,103 +137,25 @@ class Run:
             return JobStatus.CANCELLED
         return JobStatus(self.record.job_status)
 
-    def states(self) -> dict[str, StepState]:
-        """What ``steps.<id>`` and Octopus's output variables show of finished steps.
-
-        A finished step's state is kept while its status and the run's secret outputs stay the
-        same: rebuilding every earlier step's state for each step made a run of n steps cost n²."""
-        return {
-            rec.id: self._state(rec) for rec in self.record.steps if rec.status not in UNFINISHED
-        }
-
-    def _state(self, rec: StepRecord) -> StepState:
-        key = (rec.status, rec.outcome, rec.conclusion, len(self.secret_values))
-        kept = self._states.get(rec.id)
-        if kept is not None and kept[0] == key and kept[1] is rec:
-            return kept[2]
-        outputs = dict(rec.outputs)
-        octopus = dict(rec.octopus)
-        for (step_id, name), value in self.secret_values.items():
-            if step_id == rec.id:
-                if name.startswith("Octopus:"):
-                    octopus[name.removeprefix("Octopus:")] = value
-                else:
-                    outputs[name] = value
-        state = StepState(rec.outcome, rec.conclusion, outputs, octopus, _status_code(rec))
-        self._states[rec.id] = (key, rec, state)
-        return state
-
     @functools.cached_property
-    def _steps_by_id(self) -> dict[str, Step]:
-        return {step.id: step for step in self.workflow.steps}
+    def contexts(self) -> ContextBuilder:
+        """The run's shared values and contexts, told of each step that finishes."""
+        return ContextBuilder(
+            self.workflow,
+            self.record,
+            RunFacts(self.record.run_id, self.environment, self.created_by, self.inputs),
+            self.variables,
+            {k: escape_octostache(_text(v)) for k, v in self.inputs.items()},
+            self.secret_values,
+        )
 
-    def _so_far(self) -> tuple[dict[str, str], dict[str, object]]:
-        """The ``#{}`` values and the ``${{ }}`` contexts (but ``env`` and ``job``) of the run as
-        it stands. Kept while no step has changed status and no secret output or error has been
-        added: a step asks for them two or three times (its condition, its run, its
-        ``continue-on-error``), and each build goes over every step of the run."""
-        error = None
-        if self.record.error:
-            error = (self.record.error.get("message", ""), self.record.error.get("detail", ""))
-        statuses = [None if rec.status in UNFINISHED else rec.status for rec in self.record.steps]
-        key = (statuses, len(self.secret_values), error)
-        kept = self._shared
-        if kept is not None and kept[0] == key:
-            return kept[1], kept[2]
-        built = self._grown(kept, key) if kept is not None else None
-        if built is None:
-            built = self._rebuilt(error)
-        self._shared = (key, *built)
-        return built
-
-    def _rebuilt(self, error: tuple[str, str] | None) -> tuple[dict[str, str], dict[str, object]]:
-        facts = RunFacts(self.record.run_id, self.environment, self.created_by, self.inputs)
-        states = self.states()
-        system = system_variables(self.workflow, facts, states, error, self._system)
-        values = {
-            **self.variables.values(),
-            **{k: escape_octostache(_text(v)) for k, v in self.inputs.items()},
-            **system,
-        }
-        contexts = expression_contexts(self.workflow, facts, self.variables, states, {}, system)
-        return values, contexts
-
-    def _grown(
-        self, kept: tuple[Any, dict[str, str], dict[str, object]], key: Any
-    ) -> tuple[dict[str, str], dict[str, object]] | None:
-        """``_so_far`` from the kept one when the only change is steps that finished after every
-        step finished before (a run going forward): their variables and states added, copying
-        the mappings rather than changing them (a parallel step may be reading them). ``None``
-        for any other change, which rebuilds all in the workflow's order."""
-        old_key, values, contexts = kept
-        old_statuses, statuses = old_key[0], key[0]
-        if old_key[1:] != key[1:] or len(old_statuses) != len(statuses):
-            return None
-        changed = [
-            i for i, (old, new) in enumerate(zip(old_statuses, statuses, strict=True)) if old != new
-        ]
-        last = max((i for i, status in enumerate(old_statuses) if status is not None), default=-1)
-        if any(old_statuses[i] is not None or i < last for i in changed):
-            return None
-        steps_context = dict(cast(dict[str, object], contexts["steps"]))
-        if any(self.record.steps[i].id in steps_context for i in changed):
-            # a parallel step finished between the kept key and the build it was read with: the
-            # kept build already has it, out of the workflow's order
-            return None
-        added: dict[str, str] = {}
-        for i in changed:
-            rec = self.record.steps[i]
-            state = self._state(rec)
-            step = self._steps_by_id.get(rec.id)
-            if step is not None:
-                added.update(step_variables(step, state))
-            steps_context[rec.id] = step_context(state)
-        vars_context = {**cast(dict[str, str], contexts["vars"]), **added}
-        return {**values, **added}, {**contexts, "vars": vars_context, "steps": steps_context}
+    def states(self) -> dict[str, StepState]:
+        """What ``steps.<id>`` and Octopus's output variables show of finished steps."""
+        return self.contexts.states()
 
     def substitution(self, step: Step) -> tuple[dict[str, str], dict[str, object]]:
         """The ``#{}`` variables and ``${{ }}`` contexts a step sees."""
-        shared_values, shared_contexts = self._so_far()
+        shared_values, shared_contexts = self.contexts.shared()
         values = dict(shared_values)
         contexts = dict(shared_contexts)
         # the env context holds values, not templates: the workflow's env rendered, then what
@@ -277,9 +183,7 @@ class Run:
         try:
             return self._decide(step)
         finally:
-            self._states.clear()
-            self._system.clear()
-            self._shared = None
+            self.contexts.invalidate()
 
     def _decide(self, step: Step) -> Decision:
         scoped = scope_decision(step, self.environment, self.skip)
@@ -300,6 +204,7 @@ class Run:
         if self.groups.cancelled.is_set():
             with self._lock:
                 self._note_cancelled(None)
+                self.contexts.invalidate()
         started: list[Step] = []
         for step in steps:
             rec = self.record.step(step.id)
@@ -312,13 +217,20 @@ class Run:
                 self._finish_step(step, StepResult("failure", error=str(exc)), reason=str(exc))
                 continue
             if not decision.run:
-                rec.status = rec.outcome = rec.conclusion = StepStatus.SKIPPED
-                rec.reason = decision.reason
+                with self._lock:
+                    skipped = self.record.update_step(
+                        step.id,
+                        status=StepStatus.SKIPPED,
+                        outcome=StepStatus.SKIPPED,
+                        conclusion=StepStatus.SKIPPED,
+                        reason=decision.reason,
+                    )
+                    self.contexts.step_finished(skipped)
                 self.log.step_skipped(step, decision.reason)
                 continue
-            rec.status = StepStatus.RUNNING
-            rec.reason = decision.reason
-            rec.started_at = self.stamp()
+            self.record.update_step(
+                step.id, status=StepStatus.RUNNING, reason=decision.reason, started_at=self.stamp()
+            )
             started.append(step)
         self.store.save(self.record)
         if len(started) == 1:
@@ -463,16 +375,17 @@ class Run:
             state: dict[str, Any] = {"decisions": decisions}
             if waiting is not None:
                 state["waiting"] = waiting
-                rec.status = StepStatus.WAITING
-            rec.guided = json.loads(json.dumps(state))
+            self.record.update_step(
+                step.id,
+                status=StepStatus.WAITING if waiting is not None else rec.status,
+                guided=json.loads(json.dumps(state)),
+            )
             self.store.save(self.record, durable=True)
 
     def _checkpoint(self, step: Step, state: ApprovalState) -> None:
         """Record a manual step's interruption and submissions durably before waiting on."""
         with self._lock:
-            rec = self.record.step(step.id)
-            rec.status = StepStatus.WAITING
-            rec.approval = state
+            self.record.update_step(step.id, status=StepStatus.WAITING, approval=state)
             self.store.save(self.record, durable=True)
 
     def host_functions(self) -> dict[str, Callable[..., object]]:
@@ -506,27 +419,28 @@ class Run:
 
     def _finish_step(self, step: Step, result: StepResult, reason: str | None = None) -> None:
         with self._lock:
-            rec = self.record.step(step.id)
-            rec.finished_at = self.stamp()
-            rec.attempts = result.attempts
-            rec.exit_code = result.exit_code
-            rec.error = self.masker.mask(result.error) if result.error else None
-            rec.outcome = result.outcome
-            if reason:
-                rec.reason = reason
+            old = self.record.step(step.id)
             # GitHub's split: ``continue-on-error`` keeps the failed outcome but concludes success
             tolerated = result.outcome == "failure" and (
                 result.tolerated or self._continue_on_error(step)
             )
-            rec.conclusion = "success" if tolerated else result.outcome
-            self._store_outputs(rec, result)
-            if result.approval is not None:
-                rec.approval = result.approval
-            if result.guided is not None:
-                rec.guided = result.guided
-            # last: a parallel step reading the run without the lock takes a step with a final
-            # status as finished, and must then find its outputs there
-            rec.status = StepStatus(result.outcome)
+            conclusion = "success" if tolerated else result.outcome
+            # one replacement, with the final status: a parallel step reading the run without
+            # the lock sees the step either unfinished or finished with its outputs
+            rec = self.record.update_step(
+                step.id,
+                status=StepStatus(result.outcome),
+                outcome=result.outcome,
+                conclusion=conclusion,
+                reason=reason or old.reason,
+                finished_at=self.stamp(),
+                attempts=result.attempts,
+                exit_code=result.exit_code,
+                error=self.masker.mask(result.error) if result.error else None,
+                approval=result.approval if result.approval is not None else old.approval,
+                guided=result.guided if result.guided is not None else old.guided,
+                **self._outputs(step.id, old, result),
+            )
             self._store_env(result.env)
             self.record.path = [*result.path, *self.record.path]
             if rec.conclusion == "cancelled":
@@ -539,6 +453,7 @@ class Run:
                     self.record.exit_code = result.exit_code_hint
             elif rec.conclusion == "failure" and result.exit_code_hint is not None:
                 self.record.exit_code = self.record.exit_code or result.exit_code_hint
+            self.contexts.step_finished(rec)
             durable = step.kind == "manual" or rec.guided is not None
             self.store.save(self.record, durable=durable)
         self.log.step_finished(step, rec, result.summary)
@@ -577,25 +492,30 @@ class Run:
             else value.strip().lower() == "true"
         )
 
-    def _store_outputs(self, rec: StepRecord, result: StepResult) -> None:
-        """Outputs into the record, masked: one that holds a secret (the step wrote a secret,
-        or an encoding of one, to ``RUNNER_OUTPUT``) is a secret output, its value kept in
-        this process only for the steps that read it, and shown masked in the record."""
+    def _outputs(self, step_id: str, old: StepRecord, result: StepResult) -> dict[str, Any]:
+        """A finished step's outputs for its record, masked: one that holds a secret (the step
+        wrote a secret, or an encoding of one, to ``RUNNER_OUTPUT``) is a secret output, its
+        value kept in this process only for the steps that read it, and shown masked in the
+        record."""
+        outputs = dict(old.outputs)
+        octopus = dict(old.octopus)
+        secret_outputs = list(old.secret_outputs)
         for name, value in result.outputs.items():
             masked = self.masker.mask(value)
             if name in result.secret_outputs or masked != value:
-                self.secret_values[(rec.id, name)] = value
-                rec.secret_outputs.append(name)
+                self.secret_values[(step_id, name)] = value
+                secret_outputs.append(name)
             if name not in result.secret_outputs:
-                rec.outputs[name] = masked
+                outputs[name] = masked
         for name, value in result.octopus.items():
             key = f"Octopus:{name}"
             masked = self.masker.mask(value)
             if key in result.secret_outputs or masked != value:
-                self.secret_values[(rec.id, key)] = value
-                rec.secret_outputs.append(key)
+                self.secret_values[(step_id, key)] = value
+                secret_outputs.append(key)
             if key not in result.secret_outputs:
-                rec.octopus[name] = masked
+                octopus[name] = masked
+        return {"outputs": outputs, "octopus": octopus, "secret_outputs": secret_outputs}
 
     def _store_env(self, env: Mapping[str, str]) -> None:
         """``RUNNER_ENV`` values into the record, masked; whole ones stay in this process."""
@@ -654,13 +574,23 @@ def cancel_record(record: RunRecord, now: str) -> None:
     """Mark ``record`` cancelled (exit 130): steps running or waiting are cancelled (whether a
     killed one finished is unknown), steps not started are skipped, and
     ``Octopus.Deployment.Error`` says so unless an earlier failure set it."""
-    for step in record.steps:
+    for step in list(record.steps):
         if step.status in (StepStatus.RUNNING, StepStatus.WAITING, StepStatus.INTERRUPTED):
-            step.status = step.outcome = step.conclusion = StepStatus.CANCELLED
-            step.finished_at = step.finished_at or now
+            record.update_step(
+                step.id,
+                status=StepStatus.CANCELLED,
+                outcome=StepStatus.CANCELLED,
+                conclusion=StepStatus.CANCELLED,
+                finished_at=step.finished_at or now,
+            )
         elif step.status == StepStatus.PENDING:
-            step.status = step.outcome = step.conclusion = StepStatus.SKIPPED
-            step.reason = "the run was cancelled before this step"
+            record.update_step(
+                step.id,
+                status=StepStatus.SKIPPED,
+                outcome=StepStatus.SKIPPED,
+                conclusion=StepStatus.SKIPPED,
+                reason="the run was cancelled before this step",
+            )
     if record.error is None:
         record.error = {"message": "The deployment was cancelled", "detail": ""}
     record.status = RunStatus.CANCELLED
@@ -699,15 +629,6 @@ def new_record(
         host=socket.gethostname(),
         steps=[StepRecord(step.id, step.name) for step in workflow.steps],
     )
-
-
-def _status_code(rec: StepRecord) -> str | None:
-    """Octopus's status code where the conclusion does not say it: a failure skipped under
-    guided failure goes on as a success, but its status stays ``Failed`` (Octopus's Ignore)."""
-    decisions = (rec.guided or {}).get("decisions") or []
-    if rec.outcome == "failure" and decisions and decisions[-1].get("choice") == "skip":
-        return "Failed"
-    return None
 
 
 def _text(value: Any) -> str:

@@ -59,11 +59,15 @@ def setup(tmp_path: Path, on_timeout: str = "abort") -> tuple[Workflow, RunRecor
 
 
 def passed(record: RunRecord, state: str, decisions: list[dict[str, Any]]) -> None:
-    gate = record.step("gate")
-    gate.status = gate.outcome = gate.conclusion = "success"
-    gate.outputs = {"approved": "true"}
-    gate.approval = ApprovalState.from_json(
-        {"state": state, "decisions": decisions, "decided_at": utc_now()}
+    record.update_step(
+        "gate",
+        status="success",
+        outcome="success",
+        conclusion="success",
+        outputs={"approved": "true"},
+        approval=ApprovalState.from_json(
+            {"state": state, "decisions": decisions, "decided_at": utc_now()}
+        ),
     )
 
 
@@ -141,9 +145,8 @@ def test_proceeded_on_timeout_counts_only_where_the_workflow_says_so(tmp_path: P
 
 def test_a_job_status_edited_to_success_follows_the_failed_step(tmp_path: Path) -> None:
     workflow, record = setup(tmp_path)
-    gate = record.step("gate")
-    gate.status = gate.outcome = "failure"
-    gate.conclusion = "success"  # as if continue-on-error, which the workflow does not say
+    # as if continue-on-error, which the workflow does not say
+    record.update_step("gate", status="failure", outcome="failure", conclusion="success")
     check(workflow, record, tmp_path, terminal=False)
-    assert (gate.conclusion, record.job_status) == ("failure", "failure")
+    assert (record.step("gate").conclusion, record.job_status) == ("failure", "failure")
     assert record.error == {"message": "Step 'Approve' failed", "detail": ""}

@@ -312,5 +312,5 @@ def test_a_resumed_run_refuses_the_steps_after_a_lost_secret_environment_variabl
     )
     same_process = SimpleNamespace(record=record, secret_env={"TOKEN": "x"}, secret_values={})
     assert lost_secret(workflow, same_process) is None
-    record.step("use").status = "success"
+    record.update_step("use", status="success")
     assert lost_secret(workflow, resumed) is None

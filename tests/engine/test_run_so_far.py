@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from run_helpers import Workspace
 
+from runner.engine.contexts import ContextBuilder
 from runner.engine.run import Run
 
 WORKFLOW = """
@@ -64,20 +65,25 @@ def test_every_step_sees_what_a_full_build_would_show(
     workspace: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     grown_used: list[int] = []
-    original = Run._grown
+    original = ContextBuilder._finished
 
-    def checked(self: Run, kept: Any, key: Any) -> Any:
-        grown = original(self, kept, key)
+    def checked(self: ContextBuilder, rec: Any) -> None:
+        original(self, rec)
+        grown = self._built
         if grown is not None:
             grown_used.append(1)
-            values, contexts = self._rebuilt(key[2])
-            assert list(grown[0].items()) == list(values.items())
-            assert grown[1] == contexts
+            built = self._build()
+            assert list(grown.values.items()) == list(built.values.items())
+            assert grown.contexts == built.contexts
             for name in ("vars", "steps"):
-                assert list(grown[1][name]) == list(contexts[name])  # type: ignore[call-overload]
-        return grown
+                assert list(grown.contexts[name]) == list(built.contexts[name])  # type: ignore[call-overload]
+            assert (grown.error, grown.finished, grown.last) == (
+                built.error,
+                built.finished,
+                built.last,
+            )
 
-    monkeypatch.setattr(Run, "_grown", checked)
+    monkeypatch.setattr(ContextBuilder, "_finished", checked)
     outcome = workspace.run(WORKFLOW)
     assert outcome.code == 1, outcome.err
     assert len(grown_used) >= 4  # the run went forward step by step
@@ -113,13 +119,13 @@ def test_a_step_finishing_while_another_reads_the_run_keeps_the_workflows_order(
 """
     )
     running = threading.local()
-    run_step, states = Run._run_step, Run.states
+    run_step, states = Run._run_step, ContextBuilder.states
 
     def noting(self: Run, step: Any) -> None:
         running.step = step.id
         run_step(self, step)
 
-    def late(self: Run) -> Any:
+    def late(self: ContextBuilder) -> Any:
         if getattr(running, "step", None) == "s9" and not getattr(running, "waited", False):
             running.waited = True
             deadline = time.monotonic() + 10
@@ -128,7 +134,7 @@ def test_a_step_finishing_while_another_reads_the_run_keeps_the_workflows_order(
         return states(self)
 
     monkeypatch.setattr(Run, "_run_step", noting)
-    monkeypatch.setattr(Run, "states", late)
+    monkeypatch.setattr(ContextBuilder, "states", late)
     outcome = workspace.run(workflow)
     assert outcome.code == 0, outcome.err
     assert "STEPS=0,1,2,3,4,5,6,7,8,9" in outcome.out

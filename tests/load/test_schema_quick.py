@@ -1,4 +1,4 @@
-"""The quick schema check (``runner.load.schema._quick_valid``) against jsonschema itself.
+"""The quick schema check (``runner.load.quick_schema.quick_valid``) against jsonschema itself.
 
 The quick check may only say "valid" where jsonschema finds no error: were it to say so wrongly, an
 invalid workflow would load without a diagnostic. It may say "not sure" (False) for a valid
@@ -16,7 +16,9 @@ from helpers.paths import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runner.load.schema import _quick_check, _quick_valid, _validator
+from runner.load.quick_schema import quick_check as _quick_check
+from runner.load.quick_schema import quick_valid as _quick_valid
+from runner.load.schema import _validator
 from runner.load.yaml import LoadError, load_yaml
 
 
