@@ -1,9 +1,10 @@
 """The run record: the whole state of a run, saved so that it can be reloaded and resumed.
 
-The engine is a state machine over this record. It is written atomically at each step boundary (a
-temporary file in the same folder, renamed over the old one, so a killed runner leaves either the
-old record or the new one, never half of one) and fsynced, file and folder, where it must survive
-the machine: at manual steps and at the end of the run.
+The engine is a state machine over this record. Each change is one line appended to the run's
+journal, ``events.jsonl`` (``runner.engine.journal``); ``record.json`` is a snapshot, written
+atomically (a temporary file renamed over the old one) and fsynced, file and folder, when the run
+is created and wherever it may be read by others or travel: at manual steps, at a detach and at
+the end of the run. Readers (``RecordStore.load``) replay the journal's newer lines over it.
 
 Secrets never reach it: secret outputs are stored as names only (or masked, when a step wrote a
 secret into an output), secret inputs as ``***``, environment variables steps set masked.
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from runner.approvals.state import ApprovalState, RecordShapeError
+from runner.engine import journal
+from runner.engine.journal import Position
 
 FORMAT_VERSION = 1
 
@@ -140,6 +143,9 @@ class RunRecord:
     policy: list[dict[str, Any]] = field(default_factory=list)
     break_glass: dict[str, Any] | None = None
     steps: list[StepRecord] = field(default_factory=list)
+    #: in ``record.json``: how many lines of ``events.jsonl`` it holds, and the journal's chain
+    #: after them (``runner.engine.journal``)
+    journal: dict[str, Any] | None = None
     version: int = FORMAT_VERSION
 
     def step(self, step_id: str) -> StepRecord:
@@ -178,6 +184,8 @@ class RunRecord:
         it keeps (``StepRecord.json_line``)."""
         lines = []
         for item in fields(self):
+            if item.name == "journal" and self.journal is None:
+                continue  # a record with no journal lines (and every record before them)
             if item.name == "steps":
                 steps = ",\n".join([f"  {step.json_line()}" for step in self.steps])
                 lines.append(f' "steps": [\n{steps}\n ]' if steps else ' "steps": []')
@@ -253,16 +261,36 @@ def _plain(value: Any) -> Any:
 _ENCODE = json.JSONEncoder(ensure_ascii=False, default=_plain).encode
 
 
+@dataclass
+class _Written:
+    """A run's record as this store last wrote or read it: where its journal's chain stands,
+    its top-level fields as JSON, and its step objects (frozen: an unchanged step is the same
+    object)."""
+
+    position: Position
+    fields: dict[str, str]
+    steps: list[StepRecord]
+
+
+def _encoded(record: RunRecord) -> dict[str, str]:
+    return {name: _ENCODE(getattr(record, name)) for name in _RUN_FIELDS}
+
+
+#: the fields a journal line may set: all but the steps (by position) and the snapshot's own
+_RUN_FIELDS = tuple(f.name for f in fields(RunRecord) if f.name not in ("steps", "journal"))
+
+
 class RecordStore:
-    """Run records as ``<state-dir>/runs/<run-id>/record.json``."""
+    """Run records as ``<state-dir>/runs/<run-id>/record.json`` and ``events.jsonl``."""
 
     def __init__(self, state_dir: Path, *, key: bytes | None = None) -> None:
         self.state_dir = state_dir
         self.runs = state_dir / "runs"
-        #: ``$RUNNER_RECORD_KEY``: with it, every save seals the record (``runner.engine.seal``)
+        #: ``$RUNNER_RECORD_KEY``: with it, every snapshot is sealed and every journal line MACed
         self.key = key
         #: called after each durable save (the approval server keeps a copy of the record)
         self.mirror: Callable[[RunRecord], None] | None = None
+        self._written: dict[str, _Written] = {}
 
     def folder(self, run_id: str) -> Path:
         return self.runs / run_id
@@ -281,6 +309,9 @@ class RecordStore:
     def path(self, run_id: str) -> Path:
         return self.folder(run_id) / "record.json"
 
+    def journal_path(self, run_id: str) -> Path:
+        return self.folder(run_id) / journal.NAME
+
     def exists(self, run_id: str) -> bool:
         return self.path(run_id).is_file()
 
@@ -292,9 +323,11 @@ class RecordStore:
         the name exists, and a kill at any moment leaves no record or the whole one, never an
         empty file that a reader would take for a broken run."""
         folder = self.folder(record.run_id)
+        position = journal.start(record.run_id, self.key)
+        record.journal = None
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            return write_new(self.path(record.run_id), record.to_json().encode("utf-8"))
+            created = write_new(self.path(record.run_id), self._snapshot_bytes(record))
         except OSError as exc:
             from runner.errors import StateError
 
@@ -302,41 +335,102 @@ class RecordStore:
                 f"cannot create the record of run {record.run_id} in {folder}: "
                 f"{exc.strerror or exc}"
             ) from None
+        if created:
+            self._written[record.run_id] = _Written(position, _encoded(record), list(record.steps))
+        return created
 
     def save(self, record: RunRecord, *, durable: bool = False) -> None:
-        """Replace the record atomically; with ``durable``, make it survive a power loss."""
+        """Record what changed since the last save as one journal line; with ``durable``, also
+        write the snapshot, made to survive a power loss."""
         folder = self.folder(record.run_id)
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            data = record.to_json().encode("utf-8")
-            if self.key is not None:
-                from runner.engine.seal import seal
-
-                data = seal(data, self.key)
-            write_atomic(self.path(record.run_id), data, durable=durable)
-        except OSError as exc:
+            written = self._written.get(record.run_id)
+            if written is None or len(written.steps) != len(record.steps):
+                # a record this store did not write or read (fetched from the server, built by
+                # hand): a snapshot, after whatever lines the journal holds
+                folder.mkdir(parents=True, exist_ok=True)
+                _, position = journal.read(
+                    self.journal_path(record.run_id), record.run_id, self.key
+                )
+                self._snapshot(record, position, durable=durable)
+            else:
+                self._append(record, written, durable=durable)
+                if durable:
+                    self._snapshot(record, written.position, durable=True)
+        except (OSError, journal.JournalError) as exc:
             from runner.errors import StateError
 
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise StateError(
                 f"cannot save the record of run {record.run_id} in {folder}: "
-                f"{exc.strerror or exc}; the run stops here, its last saved record is intact",
+                f"{why}; the run stops here, its last saved record is intact",
                 hint=f"free space or fix the state folder, then `runner resume {record.run_id}`",
             ) from None
         if durable and self.mirror is not None:
             self.mirror(record)
 
+    def _append(self, record: RunRecord, written: _Written, *, durable: bool) -> None:
+        now = _encoded(record)
+        old = written.fields
+        changed = [
+            f"{_ENCODE(name)}: {text}" for name, text in now.items() if old.get(name) != text
+        ]
+        steps = [
+            f'"{index}": {step.json_line()}'
+            for index, (step, before) in enumerate(zip(record.steps, written.steps, strict=True))
+            if step is not before
+        ]
+        if not changed and not steps:
+            return
+        parts = []
+        if changed:
+            parts.append('"set": {' + ", ".join(changed) + "}")
+        if steps:
+            parts.append('"steps": {' + ", ".join(steps) + "}")
+        data, position = journal.line(written.position, self.key, ", ".join(parts))
+        journal.append(
+            self.journal_path(record.run_id), data, written.position.size, durable=durable
+        )
+        written.position, written.fields, written.steps = position, now, list(record.steps)
+
+    def _snapshot(self, record: RunRecord, position: Position, *, durable: bool) -> None:
+        record.journal = position.to_dict() if position.lines else None
+        write_atomic(self.path(record.run_id), self._snapshot_bytes(record), durable=durable)
+        self._written[record.run_id] = _Written(position, _encoded(record), list(record.steps))
+
+    def _snapshot_bytes(self, record: RunRecord) -> bytes:
+        data = record.to_json().encode("utf-8")
+        if self.key is not None:
+            from runner.engine.seal import seal
+
+            data = seal(data, self.key)
+        return data
+
     def load(self, run_id: str) -> RunRecord:
-        """The record, its seal (if any) not checked: for reports, never for a resume."""
-        return RunRecord.from_json(self.path(run_id).read_text(encoding="utf-8"))
+        """The record, its seal (if any) not checked: for reports, never for a resume. The
+        journal's lines after the snapshot are replayed (``JournalError``, a ``ValueError``,
+        for a journal that is not this record's)."""
+        return self._replayed(run_id, self.path(run_id).read_text(encoding="utf-8"))
 
     def load_sealed(self, run_id: str) -> RunRecord:
         """The record, its seal verified with this store's key (``SealError``, a
-        ``ValueError``, when it is missing or does not verify)."""
+        ``ValueError``, when it is missing or does not verify), and every journal line."""
         from runner.engine.seal import unseal
 
         assert self.key is not None
         text = self.path(run_id).read_text(encoding="utf-8")
-        return RunRecord.from_json(unseal(text, self.key))
+        return self._replayed(run_id, unseal(text, self.key))
+
+    def _replayed(self, run_id: str, text: str) -> RunRecord:
+        from runner.bounded import loads
+
+        data = loads(text, what="the run record")
+        if not isinstance(data, dict):
+            raise ValueError(f"not a run record of format {FORMAT_VERSION}")
+        data, position = journal.replay(self.journal_path(run_id), run_id, data, self.key)
+        record = RunRecord.from_data(data)
+        self._written[run_id] = _Written(position, _encoded(record), list(record.steps))
+        return record
 
     def list(self) -> Iterator[RunRecord]:
         if not self.runs.is_dir():

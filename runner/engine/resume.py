@@ -54,6 +54,7 @@ def changed_files(record: RunRecord, now: Mapping[str, str]) -> list[str]:
 
 def load_for_resume(store: RecordStore, run_id: str) -> RunRecord:
     """The record, its seal verified when this process has the key."""
+    from runner.engine.journal import JournalError
     from runner.engine.seal import KEY_ENV, SealError
 
     if not store.exists(run_id):
@@ -69,6 +70,12 @@ def load_for_resume(store: RecordStore, run_id: str) -> RunRecord:
         # a step's approval of the wrong type, refused as ``evidence.check_shape`` refuses the
         # record's other fields
         raise refuse(run_id, str(exc)) from None
+    except JournalError as exc:
+        raise RefusedError(
+            f"the journal of run {run_id} does not match its record: {exc}",
+            hint="the state folder was changed after the runner wrote it: restore it as the "
+            "runner left it, or start a new run",
+        ) from None
     except SealError as exc:
         raise RefusedError(
             f"the record of run {run_id} is not sealed by ${KEY_ENV}: {exc}: {store.path(run_id)}",

@@ -2,9 +2,11 @@
 
 The state folder travels between jobs as an artifact, and whoever can upload an artifact can
 rewrite it. With ``RUNNER_RECORD_KEY`` set (a CI secret scoped to the deployment environment,
-which the artifact uploader does not have) every save appends an HMAC-SHA256 of the record's
-text, keyed by it, as the record's last field; a resume with the key refuses a record whose
-seal is missing or does not verify, whatever field was changed.
+which the artifact uploader does not have) every snapshot of the record (``record.json``)
+appends an HMAC-SHA256 of the record's text, keyed by it, as the record's last field; a resume
+with the key refuses a record whose seal is missing or does not verify, whatever field was
+changed. The journal's lines between snapshots carry their own chained MACs with the same key
+(``runner.engine.journal``).
 
 The seal is one more line of the same file, written by the same atomic rename: a record and its
 seal can never be out of step after a crash. It is computed over the exact bytes before it

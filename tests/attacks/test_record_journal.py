@@ -1,0 +1,267 @@
+"""The run's journal (``events.jsonl``) is as tamper-evident as the sealed record (issue 20).
+
+Each change of a run's record is one line of ``events.jsonl``, MACed with ``RUNNER_RECORD_KEY`` and
+chained to the line before; ``record.json`` is a sealed snapshot that says how many lines it holds.
+Whoever can replace the state folder between two jobs (the CI artifact) edits, cuts, reorders,
+forges or swaps the journal here, as an attacker would, and the resume must refuse, naming the
+file and the line, before anything after the gate runs. A runner killed with ``kill -9`` leaves
+lines after the snapshot, and a torn last line: those are replayed, and dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+from approval_world import RUNNER, World, clean_env
+from run_helpers import Workspace, kill_quietly, wait_for
+
+KEY = "5f1c" * 16
+OTHER_KEY = "a0b1" * 16
+
+WORKFLOW = """\
+name: Seed
+environments: [production]
+approvals:
+  trust: {ref: refs/remotes/origin/approvals-trust, people: trust/people.yml, \
+allowed-signers: trust/allowed_signers, revoked-keys: trust/revoked_keys}
+  file: {remote: origin, branch: approvals, path: approvals, poll-seconds: 1}
+steps:
+  - id: setup
+    name: Setup
+    run: |
+      echo "TIER=gold" >> "$RUNNER_ENV"
+      echo "built=yes" >> "$RUNNER_OUTPUT"
+  - id: gate
+    name: Approve release
+    manual:
+      teams: [trading-desk]
+  - id: after
+    name: After
+    run: |
+      echo "tier=$TIER"
+      echo "DEPLOYED"
+"""
+
+
+def detached(world: World, run_id: str, *, key: str = KEY) -> Path:
+    """A run detached at its gate (sealed with ``key``); its journal's path."""
+    world.commit_workflow(WORKFLOW)
+    done = world.run("--run-id", run_id, "--detach-on-wait", env={"RUNNER_RECORD_KEY": key})
+    assert done.returncode == 75, done.stdout + done.stderr
+    path = world.repo / "S" / "runs" / run_id / "events.jsonl"
+    assert path.is_file()
+    return path
+
+
+def resume(world: World, run_id: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [RUNNER, "resume", run_id, "--state-dir", "S", "--detach-on-wait"],
+        cwd=world.repo,
+        capture_output=True,
+        text=True,
+        env=clean_env(RUNNER_RECORD_KEY=KEY),
+        timeout=60,
+        check=False,
+    )
+
+
+def refused(done: subprocess.CompletedProcess[str], *words: str) -> None:
+    output = done.stdout + done.stderr
+    assert "DEPLOYED" not in output, output
+    assert done.returncode == 5, output
+    assert "Traceback" not in output, output
+    for word in words:
+        assert word in output, output
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines(keepends=True)
+
+
+def forged(previous: str, number: int, changes: dict[str, object], key: str | None) -> str:
+    """A journal line as an attacker writes it: the format copied, the chain recomputed with
+    the key the attacker has (another one, or none)."""
+    body = f'{{"n": {number}, ' + json.dumps(changes)[1:-1]
+    data = f"{previous}\n{body}".encode()
+    if key is None:
+        mac = "sha256:" + hashlib.sha256(data).hexdigest()
+    else:
+        mac = "hmac-sha256:" + hmac.new(key.encode(), data, hashlib.sha256).hexdigest()
+    return f'{body}, "mac": "{mac}"}}\n'
+
+
+def last_mac(line: str) -> str:
+    return str(json.loads(line)["mac"])
+
+
+# -- a detached run: the snapshot holds every line ------------------------------------------
+
+
+def test_an_edited_journal_line_is_refused_naming_the_line(world: World) -> None:
+    path = detached(world, "edit")
+    text = lines(path)
+    number = next(i for i, line in enumerate(text) if '"TIER": "gold"' in line)
+    text[number] = text[number].replace('"TIER": "gold"', '"TIER": "platinum"')
+    path.write_text("".join(text), encoding="utf-8")
+    refused(resume(world, "edit"), f"events.jsonl:{number + 1}", "does not verify")
+
+
+def test_a_journal_cut_in_the_middle_is_refused(world: World) -> None:
+    path = detached(world, "cut")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    refused(resume(world, "cut"), "events.jsonl", "lines were removed")
+
+
+def test_a_removed_journal_is_refused(world: World) -> None:
+    path = detached(world, "gone")
+    path.unlink()
+    refused(resume(world, "gone"), "events.jsonl is missing")
+
+
+def test_a_removed_middle_line_is_refused(world: World) -> None:
+    path = detached(world, "hole")
+    text = lines(path)
+    assert len(text) >= 4
+    del text[1]
+    path.write_text("".join(text), encoding="utf-8")
+    refused(resume(world, "hole"), "events.jsonl:2")
+
+
+def test_reordered_journal_lines_are_refused(world: World) -> None:
+    path = detached(world, "order")
+    text = lines(path)
+    text[1], text[2] = text[2], text[1]
+    path.write_text("".join(text), encoding="utf-8")
+    refused(resume(world, "order"), "events.jsonl:2")
+
+
+def test_a_line_forged_with_another_key_or_none_is_refused(world: World) -> None:
+    """The line an attacker wants: the gate passed, the steps after it free to run."""
+    path = detached(world, "forge")
+    honest = path.read_text(encoding="utf-8")
+    text = lines(path)
+    gate = {"id": "gate", "name": "Approve release", "status": "success"}
+    for key in (OTHER_KEY, None):
+        line = forged(last_mac(text[-1]), len(text) + 1, {"steps": {"1": gate}}, key)
+        path.write_text(honest + line, encoding="utf-8")
+        refused(resume(world, "forge"), f"events.jsonl:{len(text) + 1}")
+
+
+def test_a_journal_copied_from_another_run_is_refused(world: World) -> None:
+    """Two runs of the same workflow by the same key: the other run's journal (a run whose
+    setup wrote what the attacker wants) does not verify in this one's folder."""
+    mine = detached(world, "mine")
+    other = detached(world, "other")
+    mine.write_bytes(other.read_bytes())
+    refused(resume(world, "mine"), "events.jsonl:1", "another run's journal")
+
+
+def test_the_journal_of_an_honest_detached_run_resumes(world: World) -> None:
+    path = detached(world, "honest")
+    before = lines(path)
+    digest = hashlib.sha256((world.repo / "deploy.yml").read_bytes()).hexdigest()
+    request = world.request(run_id="honest", step_id="gate", digest=digest, commit=world.head)
+    raw = world.body(request, world.keys.alice).encode()
+    world.push_signed(raw, world.keys.alice, run_id="honest", name="gate.alice.json")
+    done = resume(world, "honest")
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "tier=gold" in output and "DEPLOYED" in output
+    after = lines(path)
+    assert after[: len(before)] == before  # appended to, never rewritten
+    assert len(after) > len(before)
+    record = json.loads((path.parent / "record.json").read_text(encoding="utf-8"))
+    assert record["journal"] == {"lines": len(after), "mac": last_mac(after[-1])}
+
+
+# -- a run killed mid-step: lines after the snapshot -----------------------------------------
+
+KILLED = """
+name: killed
+steps:
+  - id: first
+    name: First
+    run: |
+      echo "value=1" >> "$GITHUB_OUTPUT"
+      echo "first ran" >> first.log
+  - id: second
+    name: Second
+    run: |
+      if [ -f go-on ]; then echo "second again"; exit 0; fi
+      echo $$ > second.pid
+      sleep 300
+  - id: third
+    name: Third
+    run: echo "third saw ${{ steps.first.outputs.value }}"
+"""
+
+
+def killed(workspace: Workspace) -> Path:
+    """A run killed with SIGKILL in its second step; its journal's path."""
+    proc = workspace.spawn(KILLED, env={"RUNNER_RECORD_KEY": KEY})
+    pid_file = workspace.root / "second.pid"
+    try:
+        wait_for(
+            lambda: pid_file.exists() and pid_file.read_text().endswith("\n"),
+            what="the second step",
+        )
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+    finally:
+        if pid_file.exists():
+            kill_quietly(int(pid_file.read_text()), group=True)
+    (workspace.root / "go-on").write_text("")
+    path = workspace.state_dir / "runs" / "run-1" / "events.jsonl"
+    snapshot = json.loads((path.parent / "record.json").read_text(encoding="utf-8"))
+    assert "journal" not in snapshot  # the snapshot is the first record: every line is newer
+    assert [s["status"] for s in snapshot["steps"]] == ["pending", "pending", "pending"]
+    return path
+
+
+def resume_killed(workspace: Workspace) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [RUNNER, "resume", "run-1", "--state-dir", str(workspace.state_dir), "--rerun-interrupted"],
+        cwd=workspace.root,
+        capture_output=True,
+        text=True,
+        env=workspace.environ({"RUNNER_RECORD_KEY": KEY}),
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_run_killed_mid_step_resumes_from_its_journal(workspace: Workspace) -> None:
+    path = killed(workspace)
+    # a crash of the machine while a line was written: a torn last line
+    torn = lines(path)[-1][:40]
+    with path.open("a", encoding="utf-8") as out:
+        out.write(torn)
+    done = resume_killed(workspace)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "second again" in output and "third saw 1" in output
+    assert (workspace.root / "first.log").read_text() == "first ran\n"  # not run again
+    text = path.read_text(encoding="utf-8")
+    assert torn + "{" not in text  # cut off before the next line was appended
+    assert all(line.startswith('{"n": ') for line in text.splitlines())
+
+
+def test_a_line_forged_after_a_kill_is_refused(workspace: Workspace) -> None:
+    """The second step marked finished, so that the resume skips it: the MAC gives it away."""
+    path = killed(workspace)
+    text = lines(path)
+    second = {"id": "second", "name": "Second", "status": "success", "conclusion": "success"}
+    for key in (OTHER_KEY, None):
+        line = forged(last_mac(text[-1]), len(text) + 1, {"steps": {"1": second}}, key)
+        path.write_text("".join(text) + line, encoding="utf-8")
+        done = resume_killed(workspace)
+        output = done.stdout + done.stderr
+        assert done.returncode == 5, output
+        assert f"events.jsonl:{len(text) + 1}" in output, output
+        assert "second again" not in output and "third saw" not in output

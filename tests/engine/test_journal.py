@@ -1,0 +1,142 @@
+"""The journal replayed over the snapshot is the record, exactly, at every save.
+
+``RecordStore.save`` appends one line per change to ``events.jsonl`` and writes ``record.json``
+only when asked for a durable save; ``load`` replays the journal over the snapshot. These tests
+change a record as the engine does, at random, and load it back after every save.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from runner.engine.journal import JournalError
+from runner.engine.record import RecordStore, RunRecord, StepRecord
+
+KEY = b"k" * 40
+
+
+def new(steps: int) -> RunRecord:
+    return RunRecord(
+        run_id="r1",
+        workflow_path="w.yml",
+        workflow_name="w",
+        digest="d",
+        environment="production",
+        steps=[StepRecord(f"s{i}", f"Step {i}") for i in range(steps)],
+    )
+
+
+def same(store: RecordStore, record: RunRecord) -> None:
+    loaded = RecordStore(store.state_dir, key=store.key)
+    again = loaded.load_sealed(record.run_id) if store.key else loaded.load(record.run_id)
+    assert json.loads(again.to_json()) | {"journal": None} == json.loads(record.to_json()) | {
+        "journal": None
+    }
+
+
+@pytest.mark.parametrize("key", [None, KEY], ids=["unsealed", "sealed"])
+@pytest.mark.parametrize("seed", range(8))
+def test_every_save_loads_back_as_the_record(tmp_path: Path, seed: int, key: bytes | None) -> None:
+    chance = random.Random(seed)
+    store = RecordStore(tmp_path, key=key)
+    record = new(chance.randint(1, 12))
+    assert store.create(record)
+    same(store, record)
+    for step in list(record.steps):
+        record.update_step(step.id, status="running", started_at="2026-01-01T00:00:00Z")
+        store.save(record)
+        same(store, record)
+        status = chance.choice(["success", "failure", "skipped"])
+        record.update_step(
+            step.id,
+            status=status,
+            outcome=status,
+            conclusion=status,
+            outputs={"n": str(chance.random())},
+            approval={"decisions": [{"by": "alice", "n": 1.0}]} if chance.random() < 0.3 else None,
+        )
+        if status == "failure":
+            record.job_status = "failure"
+            record.error = {"message": f"Step '{step.name}' failed", "detail": "é ∆ \n"}
+        record.env = {**record.env, step.id: "x"}
+        store.save(record, durable=chance.random() < 0.3)
+        same(store, record)
+    record.status, record.exit_code = "success", 0
+    store.save(record, durable=True)
+    same(store, record)
+    snapshot = json.loads(store.path("r1").read_text(encoding="utf-8"))
+    count = len(store.journal_path("r1").read_text(encoding="utf-8").splitlines())
+    assert snapshot["journal"]["lines"] == count
+
+
+def test_a_save_without_changes_writes_nothing_and_only_durable_ones_the_snapshot(
+    tmp_path: Path,
+) -> None:
+    store = RecordStore(tmp_path)
+    record = new(2)
+    store.create(record)
+    first = store.path("r1").read_bytes()
+    store.save(record)
+    assert not store.journal_path("r1").exists()
+    record.update_step("s0", status="running")
+    store.save(record)
+    store.save(record)
+    assert len(store.journal_path("r1").read_text(encoding="utf-8").splitlines()) == 1
+    assert store.path("r1").read_bytes() == first
+    store.save(record, durable=True)
+    assert json.loads(store.path("r1").read_text(encoding="utf-8"))["journal"]["lines"] == 1
+
+
+def test_a_torn_last_line_is_dropped_and_cut_before_the_next(tmp_path: Path) -> None:
+    store = RecordStore(tmp_path, key=KEY)
+    record = new(2)
+    store.create(record)
+    record.update_step("s0", status="running")
+    store.save(record)
+    path = store.journal_path("r1")
+    whole = path.read_bytes()
+    path.write_bytes(whole + b'{"n": 2, "steps": {"0": {"id": "s0", "sta')
+    reader = RecordStore(tmp_path, key=KEY)
+    loaded = reader.load_sealed("r1")
+    assert loaded.step("s0").status == "running"
+    loaded.update_step("s0", status="success")
+    reader.save(loaded)
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith(whole.decode()) and text.count("\n") == 2
+    assert RecordStore(tmp_path, key=KEY).load_sealed("r1").step("s0").status == "success"
+
+
+def test_a_journal_read_without_the_key_is_replayed_with_the_key_it_is_checked(
+    tmp_path: Path,
+) -> None:
+    """A report (``runner runs show``) has no key: it replays the lines as they are; a resume
+    has it and checks them."""
+    store = RecordStore(tmp_path, key=KEY)
+    record = new(1)
+    store.create(record)
+    record.update_step("s0", status="running")
+    store.save(record)
+    path = store.journal_path("r1")
+    path.write_text(path.read_text().replace('"running"', '"success"'), encoding="utf-8")
+    assert RecordStore(tmp_path).load("r1").step("s0").status == "success"
+    with pytest.raises(JournalError, match=r"events\.jsonl:1: the line does not verify"):
+        RecordStore(tmp_path, key=KEY).load_sealed("r1")
+
+
+def test_an_unsealed_journal_is_a_hash_chain(tmp_path: Path) -> None:
+    store = RecordStore(tmp_path)
+    record = new(1)
+    store.create(record)
+    record.update_step("s0", status="running")
+    store.save(record)
+    path = store.journal_path("r1")
+    assert '"mac": "sha256:' in path.read_text(encoding="utf-8")
+    path.write_text(path.read_text().replace('"running"', '"success"'), encoding="utf-8")
+    with pytest.raises(JournalError, match=r"events\.jsonl:1"):
+        RecordStore(tmp_path).load("r1")
+    with pytest.raises(JournalError, match="no MAC by"):
+        RecordStore(tmp_path, key=KEY).load("r1")
