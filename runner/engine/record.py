@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import operator
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from enum import StrEnum
+from itertools import compress, count
 from pathlib import Path
 from typing import Any
 
@@ -375,11 +377,9 @@ class RecordStore:
         changed = [
             f"{_ENCODE(name)}: {text}" for name, text in now.items() if old.get(name) != text
         ]
-        steps = [
-            f'"{index}": {step.json_line()}'
-            for index, (step, before) in enumerate(zip(record.steps, written.steps, strict=True))
-            if step is not before
-        ]
+        # steps are frozen: a changed one is another object (compared in C, the run's length)
+        changed_at = compress(count(), map(operator.is_not, record.steps, written.steps))
+        steps = [f'"{index}": {record.steps[index].json_line()}' for index in changed_at]
         if not changed and not steps:
             return
         parts = []
