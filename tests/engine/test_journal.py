@@ -13,10 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from runner.approvals.state import ApprovalState, Decision, GateState
 from runner.engine.journal import JournalError
 from runner.engine.record import RecordStore, RunRecord, StepRecord
 
 KEY = b"k" * 40
+APPROVED = ApprovalState(
+    GateState.APPROVED, decisions=(Decision(username="alice", evidence={"n": 1.0}),)
+)
 
 
 def new(steps: int) -> RunRecord:
@@ -57,7 +61,7 @@ def test_every_save_loads_back_as_the_record(tmp_path: Path, seed: int, key: byt
             outcome=status,
             conclusion=status,
             outputs={"n": str(chance.random())},
-            approval={"decisions": [{"by": "alice", "n": 1.0}]} if chance.random() < 0.3 else None,
+            approval=APPROVED if chance.random() < 0.3 else None,
         )
         if status == "failure":
             record.job_status = "failure"
