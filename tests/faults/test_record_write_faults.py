@@ -1,10 +1,11 @@
 """Writing the run record fails (a full disk, a read-only state folder): the run fails closed.
 
-``runner.engine.record.write_new`` (the first record) and ``write_atomic`` (every later save)
-are replaced by writers that raise ``OSError`` on the Nth write of the record, for every N a
-whole run makes. Each time the run must stop with a non-zero exit code
-and a message naming the failure, no step may start after the failed write, the record left
-on disk must be the previous one (whole and readable), and no temporary file may be taken for a
+``runner.engine.record.write_new`` (the first record), ``journal.append`` (a line of the journal,
+every save) and ``write_atomic`` (the snapshot, at the end) are replaced by writers that raise
+``OSError`` on the Nth write of the record, for every N a whole run makes. Each time the run must
+stop with a non-zero exit code and a message naming the failure, no step may start after the
+failed write, the record left on disk must be the previous one (the snapshot last written and
+the journal lines written before, whole and readable), and no temporary file may be taken for a
 record.
 """
 
@@ -18,8 +19,9 @@ from typing import Any
 import pytest
 from run_helpers import Workspace
 
+from runner.engine import journal as journal_module
 from runner.engine import record as record_module
-from runner.engine.record import RecordStore, RunRecord
+from runner.engine.record import RecordStore
 
 WORKFLOW = """
 name: faults
@@ -67,12 +69,25 @@ def counting_creator(fail_at: int | None, seen: list[bytes]) -> Callable[..., bo
     return create
 
 
+def counting_appender(fail_at: int | None, seen: list[bytes]) -> Callable[..., None]:
+    real = journal_module.append
+
+    def append(path: Path, data: bytes, size: int, *, durable: bool) -> None:
+        seen.append(data)
+        if len(seen) == fail_at:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, data, size, durable=durable)
+
+    return append
+
+
 def run_with(
     workspace: Workspace, monkeypatch: pytest.MonkeyPatch, fail_at: int | None
 ) -> tuple[Any, list[bytes]]:
     seen: list[bytes] = []
     monkeypatch.setattr(record_module, "write_new", counting_creator(fail_at, seen))
     monkeypatch.setattr(record_module, "write_atomic", counting_writer(fail_at, seen))
+    monkeypatch.setattr(journal_module, "append", counting_appender(fail_at, seen))
     return workspace.run(WORKFLOW), seen
 
 
@@ -85,7 +100,7 @@ def test_the_control_run_writes_the_record_several_times(
     assert outcome.record.status == "success"
 
 
-WRITES = 9  # the control run above writes the record 9 times
+WRITES = 10  # the control run: the first record, 8 journal lines, the snapshot at the end
 
 
 @pytest.mark.parametrize("fail_at", range(1, WRITES + 1))
@@ -102,9 +117,13 @@ def test_a_failed_record_write_fails_the_run_closed(
     if fail_at == 1:
         assert not store.exists("run-1")
     else:
-        on_disk = store.path("run-1").read_bytes()
-        assert on_disk == seen[fail_at - 2]
-        record = RunRecord.from_json(on_disk.decode())
+        written = seen[: fail_at - 1]
+        snapshots = [data for data in written if data.startswith(b"{\n")]
+        lines = [data for data in written if not data.startswith(b"{\n")]
+        assert store.path("run-1").read_bytes() == snapshots[-1]
+        journal = store.journal_path("run-1")
+        assert (journal.read_bytes() if journal.exists() else b"") == b"".join(lines)
+        record = store.load("run-1")
         assert [r.run_id for r in store.list()] == ["run-1"]
         # nothing started after the failed write: a step that ran is one the record knew of
         started = {s.id for s in record.steps if s.status != "pending"}
