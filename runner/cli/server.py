@@ -289,6 +289,12 @@ def tokens_issue(ctx: click.Context, kind: str, username: str | None, label: str
             "an approver token acts as a person: name them with --user USERNAME",
             hint="`runner server users list` shows who there is",
         )
+    if kind != "approver" and username:
+        # Silently dropped, it would let an operator believe the token is tied to a person.
+        raise UsageError(
+            f"a {kind} token acts for no person: --user is only for --kind approver",
+            hint=f"drop --user, or issue `--kind approver --user {username}`",
+        )
     store = open_store(ctx.obj["database"])
     with _refusals():
         token = store.issue_token(kind, username, label)

@@ -50,6 +50,19 @@ def test_an_approver_token_needs_a_person(store: Store, capsys: pytest.CaptureFi
     assert store.list_tokens() == []
 
 
+@pytest.mark.parametrize("kind", ["runner", "admin"])
+def test_a_person_on_a_runner_or_admin_token_is_refused(
+    store: Store, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    code, out, err = admin(store, capsys, "tokens", "issue", "--kind", kind, "--user", "dave")
+    assert (code, out) == (2, "")
+    assert err == (
+        f"error: a {kind} token acts for no person: --user is only for --kind approver\n"
+        "hint: drop --user, or issue `--kind approver --user dave`\n"
+    )
+    assert store.list_tokens() == []
+
+
 def test_a_person_added_twice_is_refused(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = admin(store, capsys, "users", "add", "alice", "--id", "u-other")
     assert (code, out) == (2, "")
