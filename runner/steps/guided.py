@@ -102,8 +102,11 @@ def build_request(
     base = dict(recorded or {})
     choices = tuple(c for c in guided.choices if c != "retry" or retries_left(guided, decisions))
     code = failure.get("exit_code")
-    what = "timed out" if failure.get("timed_out") else "failed"
-    title = f"Step '{step.name}' {what}" + (f" with exit code {code}" if code is not None else "")
+    timed_out = bool(failure.get("timed_out"))
+    what = "timed out" if timed_out else "failed"
+    # a timed-out step's exit code is the signal that stopped it, not the step's answer
+    shown = code is not None and not timed_out
+    title = f"Step '{step.name}' {what}" + (f" with exit code {code}" if shown else "")
     deadline = base.get("deadline") if recorded is not None else None
     if recorded is None and guided.timeout_minutes is not None:
         deadline = _iso(ctx, timedelta(minutes=guided.timeout_minutes))
@@ -157,6 +160,17 @@ def ask(
     from runner.steps.manual import announce, make_sources, notify, status_line, withdraw
 
     step = ctx.step
+    if not request.choices:
+        # ``retry`` was the only choice and its limit is reached: nothing is left to ask, and a
+        # question nobody could answer would wait for its timeout (or for ever without one)
+        entry = unasked(request, "", _iso(ctx))
+        entry["state"] = "exhausted"
+        entry["notes"] = (
+            f"retried {guided.max_retries} time{'' if guided.max_retries == 1 else 's'}, the "
+            "limit, and `retry` is its only choice"
+        )
+        ctx.log.line(step, f"not asking: {entry['notes']}")
+        return entry
     git = Git(ctx.workspace)
     directory: Directory = load_directory(ctx.workflow.approvals.trust, git, local_user())
     started_by = directory.by_login(ctx.started_by.username)
@@ -398,7 +412,7 @@ def settle(
         f"exit code {result.exit_code}" if result.exit_code is not None else "failed"
     )
     notes = f": {last['notes']}" if last.get("notes") else ""
-    if last.get("state") == "unasked":
+    if last.get("state") in ("unasked", "exhausted"):
         result.error = f"{what}; {last['notes']}"
         return result
     result.error = f"{what}; the deployment was failed by {who}{notes}"

@@ -31,6 +31,7 @@ steps:
     name: Migrate
     run: |
       echo x >> ../attempts
+      if [ "$(grep -c x ../attempts)" -ge 2 ]; then echo passed; exit 0; fi
       exit 7
   - id: after
     name: After
@@ -48,7 +49,7 @@ def resume(
     return world.here(monkeypatch, "resume", run_id, "--state-dir", "S", "--detach-on-wait")
 
 
-@pytest.mark.parametrize(("choice", "code"), [("skip", 0), ("fail", 1)])
+@pytest.mark.parametrize(("choice", "code"), [("retry", 0), ("skip", 0), ("fail", 1)])
 def test_a_ci_job_detaches_and_a_later_one_resumes_with_the_signed_decision(
     world: World, monkeypatch: pytest.MonkeyPatch, choice: str, code: int
 ) -> None:
@@ -84,7 +85,9 @@ def test_a_ci_job_detaches_and_a_later_one_resumes_with_the_signed_decision(
     finished = resume(world, monkeypatch, "c1")
     output = finished.stdout + finished.stderr
     assert finished.returncode == code, output
-    assert (world.repo.parent / "attempts").read_text().count("x") == 1
+    # a retry runs the step again in this job (and it passes); skip and fail do not
+    runs = 2 if choice == "retry" else 1
+    assert (world.repo.parent / "attempts").read_text().count("x") == runs
     record = world.record("c1")
     migrate = next(s for s in record["steps"] if s["id"] == "migrate")
     (decision,) = migrate["guided"]["decisions"]
@@ -93,7 +96,10 @@ def test_a_ci_job_detaches_and_a_later_one_resumes_with_the_signed_decision(
         "bob",
         "file",
     )
-    if choice == "skip":
+    if choice == "retry":
+        assert migrate["status"] == "success"
+        assert "after=Succeeded|Retry|bob" in output
+    elif choice == "skip":
         assert "after=Failed|Skip|bob" in output
     else:
         assert record["status"] == "failure"

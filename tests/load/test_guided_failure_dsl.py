@@ -96,6 +96,22 @@ def test_a_retry_limit_without_retry_says_what_to_do(tmp_path: Path) -> None:
     ) in report
 
 
+def test_on_timeout_cannot_retry(tmp_path: Path) -> None:
+    # a retry nobody chose would run a failing step again and again, each time waiting out the
+    # timeout: on timeout the run fails (the default) or, where the workflow says so, skips
+    path = tmp_path / "w.yml"
+    path.write_text(
+        "name: G\nsteps:\n  - id: a\n    name: A\n    run: 'true'\n"
+        "    guided-failure:\n      on-timeout: retry\n",
+        encoding="utf-8",
+    )
+    code, report = validate_files([str(path)], "text")
+    assert code == 1
+    assert (
+        f"{path}:7:19: `on-timeout` must be one of `fail`, `skip`, got 'retry' [schema]"
+    ) in report
+
+
 def test_plan_shows_where_guided_failure_asks_and_what_each_choice_does(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -455,3 +455,96 @@ def test_the_prompt_fails_the_deployment_with_notes(
     )
     assert done.step("after")["status"] == "skipped"
     assert "finally=[Step 'Flaky' failed] [exit code 3; the deployment was failed" in done.stdout
+
+
+#: times out (after about a second) on its first attempt, passes on the next
+SLOW = """\
+  - id: flaky
+    name: Flaky
+    timeout-minutes: 0.02
+    run: |
+      n=$(( $(cat count 2>/dev/null || echo 0) + 1 )); echo $n > count
+      echo "attempt $n"
+      if [ "$n" -ge 2 ]; then echo passed; exit 0; fi
+      sleep 60
+"""
+
+
+def test_a_step_that_times_out_asks_and_a_retry_runs_it_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran = run_guided(
+        tmp_path,
+        monkeypatch,
+        guided(),
+        SLOW + LATER,
+        [(0, decide("alice", "retry", 1, notes="the host was slow"))],
+    )
+    assert ran.code == 0, ran.log
+    (asked,) = ran.source.asked
+    assert asked.title == "Step 'Flaky' timed out (attempt 1)"
+    assert asked.failure["timed_out"] is True
+    assert asked.failure["error"] == "timed out after 0.02 minutes"
+    assert asked.failure["log_tail"][-1].endswith("attempt 1")
+    (decision,) = ran.step("flaky")["guided"]["decisions"]
+    assert (decision["choice"], decision["failure"]["timed_out"]) == ("retry", True)
+    assert (ran.root / "count").read_text().strip() == "2"
+    assert "after=Succeeded|Retry|alice|2|success|success|retry|the host was slow" in ran.log
+
+
+def test_a_step_that_times_out_and_is_failed_fails_with_its_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran = run_guided(
+        tmp_path, monkeypatch, guided(), SLOW + LATER, [(0, decide("bob", "fail", 1, notes="no"))]
+    )
+    assert ran.code == 1, ran.log
+    assert ran.step("flaky")["error"] == (
+        "timed out after 0.02 minutes; the deployment was failed by Bob Chen: no"
+    )
+    assert ran.step("after")["status"] == "skipped"
+
+
+def test_when_retry_is_the_only_choice_and_its_limit_is_reached_nobody_is_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by these tests: the second question offered nothing ("Choose .") and waited for its
+    # timeout, or for ever without one.
+    ran = run_guided(
+        tmp_path,
+        monkeypatch,
+        guided(choices=[{"retry": {"limit": 1}}]),
+        FLAKY + LATER,
+        [(0, decide("alice", "retry", 1)), (0, decide("alice", "retry", 2))],
+    )
+    assert ran.code == 1, ran.log
+    (asked,) = ran.source.asked
+    assert asked.choices == ("retry",)
+    first, second = ran.step("flaky")["guided"]["decisions"]
+    assert (first["attempt"], first["choice"]) == (1, "retry")
+    assert (second["attempt"], second["state"], second["choice"]) == (2, "exhausted", "fail")
+    assert ran.step("flaky")["error"] == (
+        "exit code 3; retried 1 time, the limit, and `retry` is its only choice"
+    )
+    assert "not asking: retried 1 time, the limit" in ran.log
+    assert (ran.root / "count").read_text().strip() == "2"
+    assert ran.step("after")["status"] == "skipped"
+
+
+def test_the_prompt_stops_offering_retry_at_the_limit(
+    tmp_path: Path, terminal: tuple[int, int]
+) -> None:
+    master, slave = terminal
+    root = workspace(tmp_path, guided(choices=[{"retry": {"limit": 1}}, "skip", "fail"]), FLAKY)
+    # attempt 1: retry; attempt 2: "r" is not offered any more and is asked again; skip
+    done = run_cli(root, slave, master=master, typed="r\n\nr\ns\nenough\n")
+    assert done.code == 0, done.stdout + done.stderr
+    assert "Retry, Skip, Fail? [r/s/f] " in done.stderr
+    assert "Skip, Fail? [s/f] " in done.stderr
+    assert "Please answer s (skip) or f (fail)." in done.stderr
+    assert (root / "count").read_text().strip() == "2"
+    decisions = done.step("flaky")["guided"]["decisions"]
+    assert [(d["attempt"], d["choice"], d["source"]) for d in decisions] == [
+        (1, "retry", "prompt"),
+        (2, "skip", "prompt"),
+    ]
