@@ -7,7 +7,8 @@ takes nothing that lets a deployment past a gate from the record alone:
 
 - the trust commit the record pins must be the trust ref's tip or one of its ancestors;
 - the record's workflow digest, steps and commit must be those of the files here;
-- every gate is checked again from its evidence (``runner.engine.gates``);
+- every gate is checked again from its evidence (``runner.engine.gates``), and so is every
+  failed step skipped under guided failure;
 - a gate recorded as skipped is decided again, a failed or aborted one stays failed, and the job
   status follows the steps' conclusions, not the record's field;
 - no step after the first gate not passed can have run: one the record shows as finished runs.
@@ -176,6 +177,8 @@ def check_record(
     for step in workflow.steps:
         if step.kind == "manual":
             checker.check(step, record.step(step.id), skip)
+        elif step.guided is not None:
+            checker.check_guided(step, record.step(step.id))
     _conclusions(record, workflow)
 
 

@@ -6,19 +6,21 @@ workflow's rules, not those of the interruption the record holds: signed files f
 signature the record keeps, approval-server decisions from the server's own rows. A gate passed at
 the terminal prompt leaves nothing to verify: it is asked again on a terminal, refused in CI or
 without one. A waiting gate keeps the workflow's rules and only the recorded signed files that
-verify again; a failed or aborted one stays failed.
+verify again; a failed or aborted one stays failed. A failed step recorded as skipped under
+guided failure (issue 21) is a decision too, verified the same way for the attempt it decided.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from runner.approvals.request import FieldSpec, Interruption, Submission
+from runner.approvals.request import GUIDED, FieldSpec, Interruption, Submission, guided_slot
 from runner.approvals.state import ApprovalState, Decision, GateState
+from runner.approvals.verify import signed_submission
 from runner.engine.contexts import Identity
 from runner.engine.record import RunRecord, StepRecord, StepStatus
 from runner.errors import RefusedError, RunnerError, VerificationError
@@ -26,6 +28,7 @@ from runner.git import Git
 from runner.model import Step, Workflow
 from runner.options import RunOptions
 from runner.steps.base import RunLog
+from runner.steps.guided import retries_left
 
 
 def deployed_here(workspace: Path) -> str | None:
@@ -121,7 +124,8 @@ class Gates:
         request = self.request(step)
         submissions = self._verified(step, request, decisions, _decided_at(approval, self.now))
         if any(d.source == "server" for d in decisions):
-            submissions += self._server(step, request, decisions)
+            claimed = [d.to_json() for d in decisions if d.source == "server"]
+            submissions += self._server(step, request, claimed)
         verdict = self._judge(request, submissions)
         if verdict.state != "approved":
             reasons = "; ".join(r.reason for r in verdict.refused) or verdict.state
@@ -142,6 +146,139 @@ class Gates:
             dict(deciding.submission.fields),
         )
         self.log.write(f"gate `{step.id}`: decisions re-verified from their evidence")
+
+    def check_guided(self, step: Step, rec: StepRecord) -> None:
+        """A failed step the record shows as skipped under guided failure (issue 21) went on
+        past its failure by a decision, which counts only if its evidence passes it again, as a
+        gate's does: the signed files verified again (a key revoked since no longer skips it),
+        the server's rows fetched again, judged by the workflow's rules for the attempt the
+        skip decided. A skip typed at a terminal prompt cannot be verified, and is refused in CI
+        or without a terminal; one on timeout stands only if the workflow skips on timeout."""
+        guided = step.guided
+        saved = rec.guided if isinstance(rec.guided, dict) else {}
+        decisions = [d for d in saved.get("decisions") or [] if isinstance(d, dict)]
+        if guided is None or not decisions or decisions[-1].get("choice") != "skip":
+            return  # a retry ran the step again, a fail failed it: neither lets a failure pass
+        last, run_id = decisions[-1], self.record.run_id
+        if last.get("state") == "timed-out":
+            if guided.on_timeout != "skip":
+                raise refuse(
+                    run_id,
+                    f"its record says step `{step.id}` was skipped on timeout, but the workflow "
+                    "fails it on timeout",
+                )
+            return
+        who = f"skip by {last.get('username')} via {last.get('source')}"
+        if last.get("source") == "prompt":
+            self._prompted_skip(step, who)
+            return
+        # the attempt the skip decided is the one after the decisions before it, whatever the
+        # entry says; what could be chosen then comes from the workflow
+        request = self._guided_request(step, len(decisions), decisions[:-1])
+        at = _moment(last.get("decided_at"), self.now)
+        recorded = [last] + [
+            s
+            for s in last.get("submissions") or []
+            if isinstance(s, dict) and s.get("result") == "skip" and s.get("who") != last.get("who")
+        ]
+        submissions: list[Submission] = []
+        for item in recorded:
+            source = item.get("source")
+            if source == "server":
+                continue
+            try:
+                if source != "file":
+                    raise VerificationError("it has no evidence a resume can verify")
+                signers, revoked = self.keys(step)
+                submissions.append(
+                    signed_submission(
+                        item.get("evidence") or {},
+                        signers=signers,
+                        revoked=revoked,
+                        namespace=self._namespace(),
+                        request=request,
+                        at=at,
+                    )
+                )
+            except RunnerError as exc:
+                raise refuse(
+                    run_id, f"step `{step.id}`: {who} does not verify again: {exc.message}"
+                ) from None
+        if any(item.get("source") == "server" for item in recorded):
+            claimed = [
+                {**item, "result": "skip", "username": item.get("username") or item.get("who")}
+                for item in recorded
+                if item.get("source") == "server"
+            ]
+            submissions += self._server(step, request, claimed)
+        verdict = self._judge(request, submissions)
+        deciding = verdict.deciding
+        if verdict.state != "approved" or deciding is None or deciding.submission.result != "skip":
+            reasons = "; ".join(r.reason for r in verdict.refused)
+            shown = f"its evidence decides {deciding.submission.result}" if deciding else reasons
+            raise refuse(
+                run_id,
+                f"step `{step.id}`: {who} does not verify again: {shown or verdict.state}",
+            )
+        if deciding.person.username != last.get("username"):
+            raise refuse(
+                run_id,
+                f"step `{step.id}`: {who} does not verify again: its evidence is "
+                f"{deciding.person.username}'s",
+            )
+        self.log.write(f"step `{step.id}`: its skip re-verified from its evidence")
+
+    def _prompted_skip(self, step: Step, who: str) -> None:
+        from runner.ci import in_ci
+
+        ci = in_ci(self.environ)
+        terminal = self.terminal if self.terminal is not None else sys.stdin.isatty()
+        if ci or not terminal:
+            where = f"in CI (${ci} is set)" if ci else "without a terminal"
+            raise refuse(
+                self.record.run_id,
+                f"step `{step.id}` failed and was skipped at a terminal prompt ({who}), which "
+                f"leaves no evidence a resume can verify {where}",
+                hint="resume on the terminal it was decided at, or start a new run decided "
+                "through signed files or the approval server",
+            )
+
+    def _guided_request(
+        self, step: Step, attempt: int, before: list[dict[str, Any]]
+    ) -> Interruption:
+        """The question about ``attempt`` of a failed step, as the workflow, the files and the
+        commit here make it (what binds and judges a decision about it)."""
+        guided = step.guided
+        assert guided is not None
+        record = self.record
+        return Interruption(
+            id=f"{record.run_id}--{guided_slot(step.id, attempt)}",
+            run_id=record.run_id,
+            step_id=step.id,
+            step_name=step.name,
+            title=step.name,
+            instructions="",
+            teams=guided.teams,
+            quorum=tuple((q.team, q.count) for q in guided.require),
+            fields=(),
+            created=record.started_at,
+            deadline=None,
+            environment=record.environment,
+            workflow=self.workflow.name,
+            digest=self.workflow.digest,
+            commit=deployed_here(self.workspace),
+            inputs=dict(record.inputs),
+            following_steps=tuple(s.name for s in self.workflow.steps[step.index + 1 :]),
+            started_by=str(record.started_by.get("username", "")),
+            prevent_self_approval=guided.prevent_self_approval,
+            sources=tuple(guided.sources or self.workflow.approvals.sources),
+            run_started=record.started_at,
+            kind=GUIDED,
+            attempt=attempt,
+            choices=tuple(
+                c for c in guided.choices if c != "retry" or retries_left(guided, before)
+            ),
+        )
 
     def _verified(
         self,
@@ -183,47 +320,55 @@ class Gates:
         return found
 
     def _server(
-        self, step: Step, request: Interruption, decisions: list[Decision]
+        self, step: Step, request: Interruption, claimed: Sequence[Mapping[str, Any]]
     ) -> list[Submission]:
         """The server's own decision rows for the gate's interruption, fetched again."""
         from runner.approvals.server_source import client_for
         from runner.approvals.verify import check_server_view, missing_server_rows, server_rows
 
         run_id = self.record.run_id
+        what = "step" if request.guided else "gate"
         config = self.workflow.approvals.server
         if config is None:
             raise refuse(
                 run_id,
-                f"gate `{step.id}`: its record names approval-server decisions, but the "
+                f"{what} `{step.id}`: its record names approval-server decisions, but the "
                 "workflow has no `approvals.server`",
             )
         try:
             client = client_for(self.workflow.approvals, self.environ, attempts=3)
             view = client.call("GET", f"/interruptions/{request.id}")
             if not isinstance(view, dict):
-                raise refuse(run_id, f"gate `{step.id}`: the server answered no interruption")
+                raise refuse(run_id, f"{what} `{step.id}`: the server answered no interruption")
             try:
                 check_server_view(view, request)
+                asked = view.get("request")
+                if request.guided and (
+                    not isinstance(asked, dict)
+                    or (asked.get("kind"), asked.get("attempt")) != (GUIDED, request.attempt)
+                ):
+                    raise VerificationError(
+                        f"the server's interruption is not the question about attempt "
+                        f"{request.attempt}"
+                    )
             except VerificationError as exc:
-                raise refuse(run_id, f"gate `{step.id}`: {exc.message}") from None
+                raise refuse(run_id, f"{what} `{step.id}`: {exc.message}") from None
         except RefusedError:
             raise
         except RunnerError as exc:
             raise refuse(
                 run_id,
-                f"gate `{step.id}` was passed through the approval server, whose decisions "
+                f"{what} `{step.id}` was passed through the approval server, whose decisions "
                 f"cannot be fetched to verify it: {exc.message}",
                 hint=f"resume when {config.url} answers (with a runner token in "
                 f"${config.token_env or 'RUNNER_SERVER_TOKEN'})",
             ) from None
         rows = server_rows(view, request.id, config.url)
-        missing = missing_server_rows(
-            (d.to_json() for d in decisions if d.source == "server"), rows
-        )
+        missing = missing_server_rows(claimed, rows)
         if missing:
             raise refuse(
                 run_id,
-                f"gate `{step.id}`: the approval server has no decision {', '.join(missing)} "
+                f"{what} `{step.id}`: the approval server has no decision {', '.join(missing)} "
                 f"for interruption {request.id}, though the record says so",
             )
         return rows
@@ -438,7 +583,10 @@ def pending(record: RunRecord, step_id: str, why: str) -> None:
 def _decided_at(approval: ApprovalState, now: datetime) -> datetime:
     """When the record says the gate was decided, never later than now: a signed approval is
     checked as of then (it may have expired since, as a legitimately resumed run's has)."""
-    text = approval.decided_at
+    return _moment(approval.decided_at, now)
+
+
+def _moment(text: object, now: datetime) -> datetime:
     try:
         moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     except ValueError:

@@ -202,3 +202,31 @@ def resume(world: World, state: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=WAIT,
     )
+
+
+def test_a_skip_decided_on_the_server_is_fetched_again_when_a_later_job_resumes(
+    world: World,
+) -> None:
+    """A skip made on the server, then a gate the run detaches at: the job that resumes past the
+    gate verifies the skip again from the server's own row (as it does the gate's approval)."""
+    gate = (
+        "  - id: gate\n    name: Gate Check\n    manual:\n      teams: [trading-desk]\n"
+        "  - id: after\n"
+    )
+    (world.root / "deploy.yml").write_text(
+        WORKFLOW.replace("URL", world.server.url).replace("  - id: after\n", gate, 1)
+    )
+    code, out, err = finish(world.start_run("--detach-on-wait"))
+    assert code == 75, out + err
+    wait_for(world, FIRST, None)
+    decide(world, FIRST, "skip", "known flaky")
+    at_gate = resume(world, "S")
+    assert at_gate.returncode == 75, at_gate.stdout + at_gate.stderr
+    assert step(world.record(), "flaky")["guided"]["decisions"][0]["choice"] == "skip"
+    decide(world, "r1--gate", "proceed", "desk told", who="bob")
+    done = resume(world, "EMPTY")
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "step `flaky`: its skip re-verified from its evidence" in output
+    assert "after=Failed|Skip|alice|known flaky" in output
+    assert (world.root / "count").read_text().strip() == "1"
