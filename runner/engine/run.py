@@ -314,6 +314,7 @@ class Run:
         waiting = saved.get("waiting") if isinstance(saved.get("waiting"), dict) else None
         attempt = len(decisions) + 1
         while True:
+            fresh = waiting is None
             if waiting is None:
                 tail = gf.TailLog(self.log)
                 result = self._attempt(step, dataclasses.replace(ctx, log=tail))
@@ -348,6 +349,9 @@ class Run:
             # one question at a time: steps started together may fail together
             try:
                 with self._asking:
+                    if fresh:
+                        # asked from now: it was not while another step's question was open
+                        request = gf.build_request(ctx, guided, attempt, failure, decisions)
                     decision = gf.ask(ctx, guided, request, known, refused, checkpoint)
             except RunnerError as exc:
                 # nobody can be asked (no usable source): the step fails as it would have

@@ -107,7 +107,10 @@ def workspace(tmp_path: Path, top: str, steps: str) -> Path:
     return tmp_path
 
 
-def decide(who: str, result: str, attempt: int, at: float = 0, notes: str = "") -> Submission:
+def decide(
+    who: str, result: str, attempt: int, at: float = 0, notes: str = "", step: str = ""
+) -> Submission:
+    """``who``'s ``result`` about ``attempt`` (of step ``step`` only, when given)."""
     return Submission(
         source="server",
         result=result,  # type: ignore[arg-type]
@@ -115,8 +118,8 @@ def decide(who: str, result: str, attempt: int, at: float = 0, notes: str = "") 
         who_kind="login",
         notes=notes or f"{result} by {who}",
         submitted_at=(START + timedelta(seconds=at)).isoformat(),
-        evidence={"fake": True, "attempt": attempt},
-        key=f"fake:{who}:{result}:{attempt}",
+        evidence={"fake": True, "attempt": attempt, "step": step},
+        key=f"fake:{who}:{result}:{attempt}:{step}",
     )
 
 
@@ -140,6 +143,7 @@ class AttemptSource:
             for at, s in self.script
             if at <= (self.clock.now() - START).total_seconds()
             and s.evidence["attempt"] == request.attempt
+            and s.evidence["step"] in ("", request.step_id)
         ]
 
     def cancel(self, request: Interruption, reason: str) -> None:
@@ -548,3 +552,123 @@ def test_the_prompt_stops_offering_retry_at_the_limit(
         (1, "retry", "prompt"),
         (2, "skip", "prompt"),
     ]
+
+
+#: three steps started together: one fails, one succeeds after a while, one fails
+PARALLEL = """\
+  - id: first
+    name: First
+    run: |
+      echo first-ran >> ran
+      exit 3
+  - id: slow
+    name: Slow
+    start: with-previous
+    run: |
+      sleep 1
+      echo slow-ran >> ran
+  - id: third
+    name: Third
+    start: with-previous
+    run: |
+      echo third-ran >> ran
+      exit 4
+  - id: after
+    name: After
+    if: always()
+    env:
+      ONE: ${{ steps.first.conclusion }}
+      TWO: ${{ steps.slow.conclusion }}
+      THREE: ${{ steps.third.conclusion }}
+    run: echo "after=$ONE|$TWO|$THREE"
+"""
+
+
+def test_steps_started_together_ask_one_at_a_time_and_the_others_finish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran = run_guided(
+        tmp_path,
+        monkeypatch,
+        guided(),
+        PARALLEL,
+        [
+            (0, decide("alice", "skip", 1, notes="first is known", step="first")),
+            (0, decide("bob", "fail", 1, notes="third is real", step="third")),
+        ],
+    )
+    assert ran.code == 1, ran.log
+    assert sorted(a.step_id for a in ran.source.asked) == ["first", "third"]
+    assert sorted((ran.root / "ran").read_text().split()) == ["first-ran", "slow-ran", "third-ran"]
+    assert (ran.step("first")["status"], ran.step("first")["conclusion"]) == ("failure", "success")
+    assert ran.step("slow")["status"] == "success"
+    assert (ran.step("third")["status"], ran.step("third")["conclusion"]) == ("failure", "failure")
+    assert ran.step("third")["error"] == (
+        "exit code 4; the deployment was failed by Bob Chen: third is real"
+    )
+    assert "after=success|success|failure" in ran.log
+
+
+def test_steps_started_together_detach_and_resume_asks_only_the_failed_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    steps = PARALLEL.replace(
+        "      echo third-ran >> ran\n      exit 4\n", "      echo third-ran >> ran\n"
+    )
+    ran = run_guided(
+        tmp_path,
+        monkeypatch,
+        guided(),
+        steps,
+        [(30, decide("alice", "skip", 1, at=30, notes="first is known", step="first"))],
+        detach_first=True,
+    )
+    assert ran.detached is not None
+    statuses = {s["id"]: s["status"] for s in ran.detached["steps"]}
+    # the run detached at first's question once the steps started with it had finished
+    assert statuses == {
+        "first": "waiting",
+        "slow": "success",
+        "third": "success",
+        "after": "pending",
+    }
+    assert ran.code == 0, ran.log
+    # nothing ran twice: the resumed run asked about the recorded failure
+    assert sorted((ran.root / "ran").read_text().split()) == ["first-ran", "slow-ran", "third-ran"]
+    assert "after=success|success|success" in ran.log
+
+
+def test_the_prompt_asks_about_steps_started_together_one_after_the_other(
+    tmp_path: Path, terminal: tuple[int, int]
+) -> None:
+    master, slave = terminal
+    root = workspace(tmp_path, guided(), PARALLEL)
+    done = run_cli(root, slave, master=master, typed="s\nseen one\ns\nseen two\n")
+    assert done.code == 0, done.stdout + done.stderr
+    assert done.stderr.count("Retry, Skip, Fail? [r/s/f] ") == 2
+    notes = sorted(done.step(s)["guided"]["decisions"][0]["notes"] for s in ("first", "third"))
+    assert notes == ["seen one", "seen two"]
+    assert "after=success|success|success" in done.stdout
+
+
+def test_a_question_waiting_for_another_to_be_decided_starts_its_timeout_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by these tests: the second question's deadline ran from the failure, while the
+    # first was open, so it could time out minutes after anyone saw it
+    ran = run_guided(
+        tmp_path,
+        monkeypatch,
+        guided(timeout_minutes=30),
+        PARALLEL.replace("sleep 1", "true"),
+        [
+            (25 * 60, decide("alice", "skip", 1, at=25 * 60, notes="one", step="first")),
+            (25 * 60, decide("alice", "skip", 1, at=25 * 60, notes="one", step="third")),
+        ],
+    )
+    assert ran.code == 0, ran.log
+    one, two = ran.source.asked
+    assert (one.created, one.deadline) == ("2030-01-01T12:00:00.000Z", "2030-01-01T12:30:00.000Z")
+    assert (two.created, two.deadline) == ("2030-01-01T12:25:00.000Z", "2030-01-01T12:55:00.000Z")
+    decided = ran.step(two.step_id)["guided"]["decisions"][0]
+    assert (decided["state"], decided["choice"]) == ("decided", "skip")
