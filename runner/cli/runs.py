@@ -127,6 +127,9 @@ def _guided_lines(guided: dict[str, Any], checks: dict[str, str]) -> list[str]:
         failed = f"attempt {decision.get('attempt')} failed" + (
             f" (exit code {code})" if code is not None else ""
         )
+        if failure.get("timed_out"):
+            # its exit code is the signal that stopped it
+            failed = f"attempt {decision.get('attempt')} timed out"
         choice = decision.get("choice") or decision.get("state")
         if decision.get("state") == "decided":
             lines.append(

@@ -163,3 +163,55 @@ def test_a_skip_forged_into_an_unsealed_record_is_refused_in_ci(world: World) ->
         "step `migrate` failed and is recorded as skipped under guided failure, which only a "
         "sealed record can show"
     ) in output
+
+
+def test_a_retry_signed_for_the_attempt_after_the_limit_is_refused(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alice may retry once; she signs a retry for attempt 1 and, ahead of time, one for attempt
+    2 too (each bound to its attempt, both valid signatures): the second is refused, since the
+    limit took `retry` away from attempt 2's question, and the failing step runs only twice."""
+    limited = FAILING.replace(
+        "  timeout-minutes: 5\n", "  timeout-minutes: 5\n  choices: [{retry: {limit: 1}}, fail]\n"
+    )
+    world.commit_workflow(limited)
+    for attempt in (1, 2):
+        request = {
+            "run_id": "gl",
+            "step_id": "migrate",
+            "environment": "production",
+            "digest": hashlib.sha256(limited.encode()).hexdigest(),
+            "commit": world.head,
+            "kind": GUIDED,
+            "attempt": attempt,
+        }
+        retry = new_body(
+            request,
+            "retry",
+            world.keys.alice.principal,
+            "again",
+            {},
+            datetime.now(UTC),
+            timedelta(hours=1),
+        )
+        world.push_signed(
+            retry.encode(),
+            world.keys.alice,
+            run_id="gl",
+            name=f"migrate.attempt-{attempt}.alice.json",
+        )
+    done = world.run_here(monkeypatch, "--run-id", "gl")
+    output = done.stdout + done.stderr
+    assert done.returncode == 4, output
+    assert (world.repo.parent / "attempts").read_text().count("x") == 2
+    limit = "retry by alice@example.com via file: retry is not one of the choices here (fail)"
+    assert f"refused {limit}" in output
+    migrate = next(s for s in world.record("gl")["steps"] if s["id"] == "migrate")
+    first, second = migrate["guided"]["decisions"]
+    assert (first["attempt"], first["choice"]) == (1, "retry")
+    assert (second["attempt"], second["state"], second["choice"]) == (2, "timed-out", "fail")
+    assert sorted(r["reason"] for r in second["refused"]) == [
+        "file: migrate.attempt-1.alice.json: approval is for attempt 1 of step 'migrate', not "
+        "attempt 2",
+        limit,
+    ]

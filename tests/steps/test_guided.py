@@ -497,8 +497,10 @@ def test_a_step_that_times_out_asks_and_a_retry_runs_it_again(
 
 
 def test_a_step_that_times_out_and_is_failed_fails_with_its_timeout(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from runner.cli.main import main
+
     ran = run_guided(
         tmp_path, monkeypatch, guided(), SLOW + LATER, [(0, decide("bob", "fail", 1, notes="no"))]
     )
@@ -507,6 +509,10 @@ def test_a_step_that_times_out_and_is_failed_fails_with_its_timeout(
         "timed out after 0.02 minutes; the deployment was failed by Bob Chen: no"
     )
     assert ran.step("after")["status"] == "skipped"
+    capsys.readouterr()
+    assert main(["runs", "show", "r1", "--state-dir", str(ran.root / "state")]) == 0
+    shown = capsys.readouterr().out
+    assert "guided failure: attempt 1 timed out: fail by Bob Chen (bob) via server at" in shown
 
 
 def test_when_retry_is_the_only_choice_and_its_limit_is_reached_nobody_is_asked(
