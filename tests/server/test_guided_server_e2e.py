@@ -10,12 +10,14 @@ state folder going on with it (a retry runs the step again there, a skip goes on
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import time
 from typing import Any
 
 import pytest
 import requests
+from helpers.cli import cli
 from test_server_e2e import RUNNER, WAIT, World, finish, host_env, make_world, step
 
 WORKFLOW = """\
@@ -134,6 +136,15 @@ def test_each_choice_made_on_the_server_while_the_run_waits(
         assert flaky["error"] == "exit code 3; the deployment was failed by Alice Martin: roll back"
         assert step(record, "after")["status"] == "skipped"
     assert world.api("GET", f"/interruptions/{FIRST}").json()["state"] in ("approved", "aborted")
+    # the decision is in the server's audit chain, which still verifies
+    code_export, exported = cli("server", "--database", world.server.database, "audit", "export")
+    assert code_export == 0
+    entries = [json.loads(line) for line in exported.splitlines()]
+    submitted = [e for e in entries if e["kind"] == "submitted" and e["interruption_id"] == FIRST]
+    assert [(e["actor"], e["data"]["result"], e["data"]["notes"]) for e in submitted] == [
+        ("alice", choice, notes)
+    ]
+    assert cli("server", "--database", world.server.database, "audit", "verify")[0] == 0
     world.assert_token_hidden(out, err)
 
 
