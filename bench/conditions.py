@@ -17,7 +17,7 @@ GOAL_PER_S = 100_000
 
 
 def run(quick: bool) -> list[dict[str, Any]]:
-    from runner.engine.conditions import JobStatus, status_functions
+    from runner.evaluation.conditions import JobStatus, status_functions
     from runner.expressions import evaluate
 
     functions = status_functions(JobStatus.SUCCESS)

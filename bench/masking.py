@@ -30,7 +30,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from runner.engine import masking
+from runner import masking
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "masking.json"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 from collections.abc import Mapping
 
-from runner.engine.contexts import Identity
+from runner.model import Identity
 
 #: CI variables naming the person who triggered the job, in order of preference
 ACTOR_VARIABLES = ("RUNNER_ACTOR", "GITHUB_TRIGGERING_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN")

@@ -155,7 +155,7 @@ class _Named(Protocol):
 
 
 class PreflightProblem(Protocol):
-    """What :class:`PreflightError` lists (``runner.approvals.preflight.Problem``)."""
+    """What :class:`PreflightError` lists (``runner.engine.preflight.Problem``)."""
 
     @property
     def step(self) -> _Named: ...

@@ -284,3 +284,12 @@ def _tree_entry(tree: bytes, name: bytes, id_bytes: int) -> tuple[bytes, str] | 
             return tree[position:space], tree[nul + 1 : nul + 1 + id_bytes].hex()
         position = nul + 1 + id_bytes
     return None
+
+
+def deployed_commit(git: GitReader) -> str | None:
+    """The commit being deployed: the CI's, else HEAD of the workspace's repository (asked of
+    git: a worktree's ``.git`` file, packed refs and the like are git's to read)."""
+    for name in ("GITHUB_SHA", "CI_COMMIT_SHA"):
+        if os.environ.get(name):
+            return os.environ[name]
+    return head(git)

@@ -249,3 +249,13 @@ class Workflow:
             if step.id == key or step.name.lower() == lowered:
                 return step
         return None
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A person as the people-and-teams file knows them (or as CI / git names them)."""
+
+    id: str = ""
+    username: str = ""
+    display_name: str = ""
+    email: str = ""

@@ -122,8 +122,7 @@ def apply_policy(
     from runner import policy
     from runner.actor import current_actor
     from runner.approvals.trust import load_directory
-    from runner.engine.history import git_commit
-    from runner.git import Git
+    from runner.git import Git, deployed_commit
 
     workflow = prepared.workflow
     git = Git(prepared.loaded.workspace)
@@ -143,7 +142,7 @@ def apply_policy(
         now=now or datetime.now(UTC),
         history=history,
         digest=workflow.digest,
-        commit=git_commit(git),
+        commit=deployed_commit(git),
         actor_teams=teams,
         actor=actor.username,
         break_glass=break_glass,

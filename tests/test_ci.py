@@ -9,8 +9,8 @@ import pytest
 
 from runner.anchor import unanchored_warning
 from runner.ci import default_run_id, in_ci, write_job_outputs
-from runner.engine.file_commands import parse_key_values
 from runner.model import Approvals, Trust, Workflow
+from runner.steps.file_commands import parse_key_values
 
 
 @pytest.mark.parametrize(

@@ -22,9 +22,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.engine.contexts import Identity
 from runner.errors import Diagnostic, Location, WorkflowError
 from runner.load.yaml import LoadError, load_yaml
+from runner.model import Identity
 
 _PERSON_KEYS = {"id", "username", "display-name", "email", "ssh-principals", "ci-logins"}
 

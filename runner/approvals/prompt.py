@@ -12,17 +12,14 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
-from runner.approvals.patterns import fullmatch
+from runner.approvals.identity import Directory, eligible
 from runner.approvals.request import FieldSpec, Interruption, Result, Submission
 from runner.ci import CI_VARIABLES as CI_VARIABLES
 from runner.ci import in_ci as in_ci
 from runner.errors import ApprovalError
-
-if TYPE_CHECKING:
-    from runner.approvals.identity import Directory
-
+from runner.patterns import fullmatch
 
 #: the stream of the question waiting for an answer, its line not yet ended
 _asking: list[TextIO] = []
@@ -102,8 +99,6 @@ class PromptSource:
     def _refusal(self, request: Interruption) -> str | None:
         if self.directory is None:
             return None
-        from runner.approvals.preflight import prompt_refusal
-
         return prompt_refusal(
             self.directory,
             request.teams,
@@ -115,8 +110,6 @@ class PromptSource:
     def _who(self, request: Interruption) -> str:
         if self.directory is None:
             return " or ".join(request.teams) if request.teams else "anyone in the people file"
-        from runner.approvals.preflight import approvers_text
-
         return approvers_text(self.directory, request.teams)
 
     # -- the conversation --------------------------------------------------------------------
@@ -244,3 +237,34 @@ def local_user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+def approvers_text(directory: Directory, teams: tuple[str, ...]) -> str:
+    """Who may answer a step, by name: ``trading-desk (alice, bob)``."""
+    if teams:
+        parts = [
+            f"{team} ({', '.join(sorted(directory.members(team))) or 'nobody'})" for team in teams
+        ]
+        return " or ".join(parts)
+    names = ", ".join(p.username for p in directory.people) or "nobody"
+    return f"anyone in the people file ({names})"
+
+
+def prompt_refusal(
+    directory: Directory,
+    manual_teams: tuple[str, ...],
+    prevent_self_approval: bool,
+    started_by: str,
+    user: str,
+) -> str | None:
+    """Why ``user`` at the terminal may not answer a step, or None if they may."""
+    person = directory.by_login(user)
+    if person is None:
+        return f"you ({user}) are not in the people file"
+    if not eligible(directory, person, manual_teams):
+        return f"you ({person.username}) are not in team {' or '.join(manual_teams)}"
+    if prevent_self_approval:
+        starter = directory.by_login(started_by)
+        if starter is None or starter.username == person.username:
+            return f"you ({person.username}) started this run, and it prevents self-approval"
+    return None

@@ -17,8 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from runner.approvals.identity import Directory, Person, eligible
-from runner.approvals.patterns import fullmatch
 from runner.approvals.request import FieldSpec, Interruption, Submission
+from runner.patterns import fullmatch
 
 
 @dataclass(frozen=True)

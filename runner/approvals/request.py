@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from runner.approvals.patterns import PatternError, compile_pattern
+from runner.patterns import PatternError, compile_pattern
 
 #: a manual step's decisions, then guided failure's (retry the failed step, skip it, fail the run)
 Result = Literal["proceed", "abort", "retry", "skip", "fail"]

@@ -44,9 +44,9 @@ def plan_result(
     import dataclasses
 
     from runner.actor import current_actor
-    from runner.approvals.preflight import approval_problems
     from runner.engine.history import run_history, state_dir
     from runner.engine.plan import make_plan
+    from runner.engine.preflight import approval_problems
     from runner.inputs import parse_pairs
     from runner.plan_view import outcome, plan_to_json, plan_to_text
     from runner.prepare import apply_policy, prepare

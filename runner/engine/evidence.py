@@ -24,10 +24,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runner.engine.conditions import scope_decision
 from runner.engine.gates import Gates, deployed_here, pending, refuse
 from runner.engine.record import RunRecord, StepStatus
 from runner.errors import RunnerError
+from runner.evaluation.conditions import scope_decision
 from runner.model import Workflow
 from runner.options import RunOptions
 from runner.steps.base import RunLog

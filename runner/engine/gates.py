@@ -21,11 +21,10 @@ from typing import Any
 from runner.approvals.request import GUIDED, FieldSpec, Interruption, Submission, guided_slot
 from runner.approvals.state import ApprovalState, Decision, GateState
 from runner.approvals.verify import signed_submission
-from runner.engine.contexts import Identity
 from runner.engine.record import RunRecord, StepRecord, StepStatus
 from runner.errors import RefusedError, RunnerError, VerificationError
 from runner.git import Git
-from runner.model import Step, Workflow
+from runner.model import Identity, Step, Workflow
 from runner.options import RunOptions
 from runner.steps.base import RunLog
 from runner.steps.guided import retries_left
@@ -34,11 +33,10 @@ from runner.steps.guided import retries_left
 def deployed_here(workspace: Path) -> str | None:
     """The commit checked out here, whose scripts a resumed run runs: HEAD, not ``$GITHUB_SHA``
     (a resume job checks out the run's commit, and its own event may name another one)."""
-    from runner.engine.history import git_commit
-    from runner.git import head
+    from runner.git import deployed_commit, head
 
     git = Git(workspace)
-    return head(git) or git_commit(git)
+    return head(git) or deployed_commit(git)
 
 
 def refuse(run_id: str, problem: str, hint: str | None = None) -> RefusedError:
@@ -554,7 +552,7 @@ def _outputs(
     person: Identity,
     fields: Mapping[str, str],
 ) -> None:
-    from runner.engine.plan import manual_outputs
+    from runner.steps.outputs import manual_outputs
 
     outputs, octopus = manual_outputs(approved, notes, person, fields)
     record.update_step(step_id, outputs=outputs, octopus=octopus, secret_outputs=[])

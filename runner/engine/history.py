@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from runner.git import GitReader
+    pass
 
 
 def state_dir(
@@ -51,14 +50,3 @@ class RunHistory:
                 for r in RecordStore(self.state_dir).list()
             ]
         return iter(self._runs)
-
-
-def git_commit(git: GitReader) -> str | None:
-    """The commit being deployed: the CI's, else HEAD of the workspace's repository (asked of
-    git: a worktree's ``.git`` file, packed refs and the like are git's to read)."""
-    from runner.git import head
-
-    for name in ("GITHUB_SHA", "CI_COMMIT_SHA"):
-        if os.environ.get(name):
-            return os.environ[name]
-    return head(git)

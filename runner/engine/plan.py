@@ -11,11 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from runner.engine.conditions import Decision, JobStatus, evaluate_condition, scope_decision
-from runner.engine.contexts import Identity, Progress, RunFacts, StepState
 from runner.errors import ExpressionError
-from runner.model import Step, Workflow
+from runner.evaluation.conditions import Decision, JobStatus, evaluate_condition, scope_decision
+from runner.evaluation.contexts import Progress, RunFacts, StepState
+from runner.model import Identity, Step, Workflow
 from runner.policy import Verdict
+from runner.steps.outputs import manual_outputs
 from runner.variables.resolve import VariableSet
 
 Assume = Literal["proceed", "abort"]
@@ -64,7 +65,7 @@ class Plan:
     policy: Verdict | None = None
     #: each variable's value with the ``#{}`` inside it substituted, as steps will see it
     expanded: Mapping[str, str] = field(default_factory=dict)
-    #: why manual steps could not be decided here (runner.approvals.preflight.Problem)
+    #: why manual steps could not be decided here (runner.engine.preflight.Problem)
     problems: tuple[Any, ...] = ()
 
 
@@ -158,31 +159,6 @@ def _expanded(variables: VariableSet, values: Mapping[str, str]) -> dict[str, st
     }
 
 
-def manual_outputs(
-    approved: bool, notes: str, person: Identity, fields: Mapping[str, str]
-) -> tuple[dict[str, str], dict[str, str]]:
-    """A manual step's outputs: ``steps.<id>.outputs`` and Octopus's ``Output.Manual.*``."""
-    outputs = {
-        "approved": "true" if approved else "false",
-        "notes": notes,
-        "responsible-user-id": person.id,
-        "responsible-user-username": person.username,
-        "responsible-user-display-name": person.display_name,
-        "responsible-user-email": person.email,
-        **fields,
-    }
-    octopus = {
-        "Manual.Notes": notes,
-        "Manual.Approved": "True" if approved else "False",
-        "Manual.ResponsibleUser.Id": person.id,
-        "Manual.ResponsibleUser.Username": person.username,
-        "Manual.ResponsibleUser.DisplayName": person.display_name,
-        "Manual.ResponsibleUser.EmailAddress": person.email,
-        **{f"Manual.{name}": value for name, value in fields.items()},
-    }
-    return outputs, octopus
-
-
 def _manual_outputs(
     state: StepState, approved: bool, notes: str, person: Identity, fields: Mapping[str, str]
 ) -> None:
@@ -196,7 +172,7 @@ def _approval_plan(
     values: Mapping[str, str],
     contexts: Mapping[str, object],
 ) -> ApprovalPlan:
-    from runner.engine.render import render_text
+    from runner.evaluation.render import render_text
 
     manual = step.manual
     assert manual is not None

@@ -64,7 +64,7 @@ class StepRecord:
     """One step's state in the record. Frozen, its containers typed read-only: a change is a
     new record put in place by ``RunRecord.update_step``, so a step's JSON line, encoded once,
     can be kept as long as the object lives (``json_line``), and so can anything else built
-    from it (``runner.engine.contexts.ContextBuilder``)."""
+    from it (``runner.evaluation.contexts.ContextBuilder``)."""
 
     id: str
     name: str

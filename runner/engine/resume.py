@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from runner.approvals.state import RecordShapeError
-from runner.engine.contexts import Identity
 from runner.engine.gates import refuse
 from runner.engine.record import RecordStore, RunRecord, StepStatus
 from runner.engine.run import Run
 from runner.errors import RefusedError, UsageError
 from runner.git import Git
-from runner.model import Workflow
+from runner.model import Identity, Workflow
 from runner.options import RunOptions
 from runner.steps.base import RunLog
 from runner.workspace import absolute, shown_path, workspace_here

@@ -24,29 +24,21 @@ from pathlib import Path
 from typing import Any
 
 from runner.approvals.state import ApprovalState
-from runner.engine.conditions import Decision, JobStatus, evaluate_condition, scope_decision
-from runner.engine.contexts import UNFINISHED, ContextBuilder, Identity, RunFacts, StepState
-from runner.engine.masking import Masker
 from runner.engine.record import RecordStore, RunRecord, RunStatus, StepRecord, StepStatus
-from runner.engine.render import escape_octostache, render_text
 from runner.errors import ExitCode, ExpressionError, RunnerError
-from runner.model import Step, Workflow
+from runner.evaluation.conditions import Decision, JobStatus, evaluate_condition, scope_decision
+from runner.evaluation.contexts import UNFINISHED, ContextBuilder, RunFacts, StepState
+from runner.evaluation.render import escape_octostache, render_text
+from runner.masking import Masker
+from runner.model import Identity, Step, Workflow
 from runner.options import RunOptions
 from runner.process import ProcessGroups
-from runner.steps.base import RunLog, StepContext, StepKind, StepResult
+from runner.steps.base import Detached, RunLog, StepContext, StepKind, StepResult
 from runner.variables.resolve import SECRET_MASK, VariableSet
 
 #: steps started together by ``start: with-previous`` run at most this many at once
 MAX_PARALLEL = 8
-__all__ = ["UNFINISHED", "Detached", "Run", "cancel_record", "new_record", "utc_now"]
-
-
-class Detached(Exception):
-    """Raised by a manual step to stop the run while it waits (``--detach-on-wait``)."""
-
-    def __init__(self, step_id: str) -> None:
-        super().__init__(step_id)
-        self.step_id = step_id
+__all__ = ["UNFINISHED", "Run", "cancel_record", "new_record", "utc_now"]
 
 
 def utc_now() -> str:
@@ -393,7 +385,7 @@ class Run:
             self.store.save(self.record, durable=True)
 
     def host_functions(self) -> dict[str, Callable[..., object]]:
-        from runner.engine.hashfiles import hash_files
+        from runner.evaluation.hashfiles import hash_files
         from runner.expressions import FunctionSpec
 
         return {"hashFiles": FunctionSpec(lambda *p: hash_files(self.workspace, *p), 1, None)}

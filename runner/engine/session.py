@@ -160,7 +160,7 @@ def preflight(
 ) -> None:
     """Refuse, before the first step and with nothing recorded, a run whose manual steps could
     not be decided here (exit 1, each step named with its fix)."""
-    from runner.approvals.preflight import PreflightError, approval_problems
+    from runner.engine.preflight import PreflightError, approval_problems
 
     problems = approval_problems(prepared, environ, options)
     if problems:

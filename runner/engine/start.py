@@ -11,20 +11,19 @@ from pathlib import Path
 
 from runner.actor import current_actor
 from runner.ci import default_run_id
-from runner.engine.contexts import Identity
-from runner.engine.history import git_commit
 from runner.engine.record import RecordStore, RunRecord
 from runner.engine.run import Run, new_record, utc_now
 from runner.engine.seal import record_key
 from runner.errors import RefusedError, UsageError
-from runner.git import Git
+from runner.git import Git, deployed_commit
 from runner.load.action import load_action
 from runner.load.checks import action_path
-from runner.model import Workflow
+from runner.model import Identity, Workflow
 from runner.options import RunOptions
 from runner.prepare import Prepared
 from runner.process import ProcessGroups
-from runner.steps.base import RunLog, StepKind
+from runner.steps.base import RunLog
+from runner.steps.kinds import step_kinds
 from runner.workspace import recorded_path
 
 RUN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -58,14 +57,6 @@ def used_files(workflow: Workflow, workspace: Path) -> dict[str, str]:
         files[uses] = action.digest
         queue.extend(s.uses for s in action.steps if s.uses)
     return files
-
-
-def step_kinds() -> dict[str, StepKind]:
-    from runner.steps.composite import run_composite_step
-    from runner.steps.manual import run_manual_step
-    from runner.steps.script import run_script_step
-
-    return {"run": run_script_step, "uses": run_composite_step, "manual": run_manual_step}
 
 
 @dataclass
@@ -106,7 +97,7 @@ def start_run(request: RunRequest) -> Run:
     # relative to the workspace root: a resume from another folder or in another checkout
     # reads its own copy of the file, never the one this process happened to be given
     record.workflow_path = recorded_path(workflow.path, workspace)
-    record.commit = git_commit(Git(workspace))
+    record.commit = deployed_commit(Git(workspace))
     trust = workflow.approvals.trust
     record.trust_commit = trust.commit if trust else None
     record.skip = sorted(prepared.skip)

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from runner.approvals.patterns import PatternError, compile_pattern
 from runner.errors import Diagnostic, Location
 from runner.model import GuidedFailure, Step, Workflow
+from runner.patterns import PatternError, compile_pattern
 
 
 def _error(location: Location | None, message: str, kind: str) -> Diagnostic:

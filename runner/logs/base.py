@@ -108,7 +108,7 @@ class BaseLog:
 
     def preflight_failed(self, problems: Sequence[Any]) -> None:
         """Manual steps nobody can decide here stopped the run before its first step
-        (runner.approvals.preflight.Problem); the error itself goes to stderr. CI logs
+        (runner.engine.preflight.Problem); the error itself goes to stderr. CI logs
         annotate each step."""
 
     def run_detached(self, record: RunRecord, resume: str | None = None) -> None:

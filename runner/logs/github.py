@@ -15,10 +15,10 @@ from typing import Any, TextIO
 
 from runner.approvals.request import Interruption
 from runner.engine.record import RunRecord, StepRecord, StepStatus
-from runner.engine.workflow_commands import escape_data, escape_property
 from runner.errors import Location
 from runner.logs.base import BaseLog, format_duration, step_time
 from runner.model import Step, Workflow
+from runner.steps.workflow_commands import escape_data, escape_property
 
 
 class GitHubLog(BaseLog):

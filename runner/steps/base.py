@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from runner.approvals.state import ApprovalState, Decision
-from runner.engine.contexts import Identity
-from runner.engine.masking import Masker
-from runner.model import Step, Workflow
+from runner.masking import Masker
+from runner.model import Identity, Step, Workflow
 from runner.options import RunOptions
 from runner.process import ProcessGroups
 
@@ -123,3 +122,11 @@ class StepContext:
 
 class StepKind(Protocol):
     def __call__(self, ctx: StepContext) -> StepResult: ...
+
+
+class Detached(Exception):
+    """Raised by a manual step to stop the run while it waits (``--detach-on-wait``)."""
+
+    def __init__(self, step_id: str) -> None:
+        super().__init__(step_id)
+        self.step_id = step_id

@@ -9,9 +9,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from runner.engine.conditions import JobStatus, evaluate_condition
-from runner.engine.render import render_text
 from runner.errors import ExpressionError, RunnerError, StepError
+from runner.evaluation.conditions import JobStatus, evaluate_condition
+from runner.evaluation.render import render_text
 from runner.load.action import Action, ActionStep, load_action
 from runner.load.checks import action_path
 from runner.steps.base import StepContext, StepResult

@@ -267,7 +267,7 @@ def ask(
     state["submissions"] = [s.__dict__ for s in outcome.submissions]
     if outcome.state == "detached":
         checkpoint(state)
-        from runner.engine.run import Detached
+        from runner.steps.base import Detached
 
         raise Detached(step.id)
     for source in usable:

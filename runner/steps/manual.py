@@ -25,13 +25,12 @@ from runner.approvals.trust import load_directory
 from runner.approvals.wait import WaitOutcome, wait_for_decision
 from runner.cancel import Cancelled
 from runner.durations import format_duration
-from runner.engine.contexts import Identity
-from runner.engine.plan import manual_outputs
 from runner.errors import ApprovalError, ExitCode, RunnerError
 from runner.git import Git, GitReader
-from runner.model import Manual
+from runner.model import Identity, Manual
 from runner.notify import WebhookError, post_json, webhook_url
 from runner.steps.base import StepContext, StepResult
+from runner.steps.outputs import manual_outputs
 
 
 def _iso(ctx: StepContext, delta: timedelta = timedelta(0)) -> str:
@@ -231,7 +230,7 @@ def run_manual_step(ctx: StepContext) -> StepResult:
     waited = replace(state[0], submissions=outcome.submissions)
     if outcome.state == "detached":
         ctx.checkpoint(replace(waited, state=GateState.WAITING))
-        from runner.engine.run import Detached
+        from runner.steps.base import Detached
 
         raise Detached(step.id)
     if outcome.state == "timed-out":

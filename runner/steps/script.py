@@ -9,14 +9,14 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner.engine import file_commands
-from runner.engine.workflow_commands import (
+from runner.errors import StepError
+from runner.process import run_process
+from runner.steps import file_commands
+from runner.steps.base import StepContext, StepResult
+from runner.steps.workflow_commands import (
     CommandProcessor,
     Refused,
 )
-from runner.errors import StepError
-from runner.process import run_process
-from runner.steps.base import StepContext, StepResult
 
 #: GitHub's shell templates (https://docs.github.com/actions/reference/workflow-syntax#jobsjob_idstepsshell)
 SHELLS: dict[str, tuple[str, str]] = {

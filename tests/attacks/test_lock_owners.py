@@ -17,13 +17,12 @@ from typing import Any
 import pytest
 
 from runner.engine import start
-from runner.engine.contexts import Identity
 from runner.engine.deployment_lock import acquire
 from runner.engine.lock import LocalLock
 from runner.engine.record import RecordStore
 from runner.engine.run import new_record, utc_now
 from runner.errors import RefusedError
-from runner.model import Workflow
+from runner.model import Identity, Workflow
 from runner.options import RunOptions
 
 WORKFLOW = """\

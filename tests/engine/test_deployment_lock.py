@@ -21,7 +21,6 @@ import pytest
 import uvicorn
 
 from runner.approvals.server_client import ServerClient
-from runner.engine.contexts import Identity
 from runner.engine.deployment_lock import DeploymentLock, acquire, refused_hint
 from runner.engine.lock import LocalLock
 from runner.engine.record import RecordStore
@@ -30,7 +29,7 @@ from runner.engine.server_lock import ServerLock, lock_key
 from runner.engine.signals import cancel_recorded
 from runner.errors import ExitCode, RefusedError
 from runner.logs.text import TextLog
-from runner.model import Workflow
+from runner.model import Identity, Workflow
 from runner.server.app import create_app
 from runner.server.storage import Store, make_engine, migrate
 

@@ -13,13 +13,12 @@ from typing import Any
 import pytest
 
 from runner.approvals.state import ApprovalState
-from runner.engine.contexts import Identity
 from runner.engine.evidence import check_record, deployed_here
 from runner.engine.record import RunRecord
 from runner.engine.run import new_record, utc_now
 from runner.errors import RefusedError
 from runner.load import load_workflow
-from runner.model import Workflow
+from runner.model import Identity, Workflow
 from runner.options import RunOptions
 
 WORKFLOW = """\

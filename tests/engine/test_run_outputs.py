@@ -9,7 +9,7 @@ import json
 import pytest
 from run_helpers import Workspace
 
-from runner.engine.file_commands import parse_key_values
+from runner.steps.file_commands import parse_key_values
 
 
 def one_step(script: str, *, shell: str = "bash") -> str:

@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 from run_helpers import Workspace, kill_quietly, wait_for
 
-from runner.engine.contexts import Identity
 from runner.engine.record import RecordStore, RunRecord, RunStatus, StepStatus
 from runner.engine.run import new_record, utc_now
-from runner.model import Workflow
+from runner.model import Identity, Workflow
 
 STEPS = 12
 MANY_STEPS = "\n".join(

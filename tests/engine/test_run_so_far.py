@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from run_helpers import Workspace
 
-from runner.engine.contexts import ContextBuilder
 from runner.engine.run import Run
+from runner.evaluation.contexts import ContextBuilder
 
 WORKFLOW = """
 name: so far

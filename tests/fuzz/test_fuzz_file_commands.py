@@ -11,7 +11,8 @@ from __future__ import annotations
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from runner.engine.file_commands import (
+from runner.errors import StepError
+from runner.steps.file_commands import (
     EnvFile,
     format_octopus_variable,
     parse_env_file,
@@ -19,7 +20,6 @@ from runner.engine.file_commands import (
     parse_octopus_variables,
     parse_path_file,
 )
-from runner.errors import StepError
 
 FUZZ = settings.get_profile("runner-fuzz")
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from helpers.paths import ROOT, borrow
 
-from runner.engine.workflow_commands import Command, CommandProcessor, parse_command
+from runner.steps.workflow_commands import Command, CommandProcessor, parse_command
 
 
 def load_run_helpers() -> Any:

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner.engine.workflow_commands import (
+from runner.steps.workflow_commands import (
     ADD_MASK_EMPTY_WARNING,
     Annotation,
     Command,

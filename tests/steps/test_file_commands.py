@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner.engine.file_commands import (
+from runner.errors import ExitCode, Location, StepError
+from runner.steps.file_commands import (
     ENV_BLOCKLIST,
     OCTOPUS_BASH_FUNCTIONS,
     OCTOPUS_VARIABLES_ENV,
@@ -23,7 +24,6 @@ from runner.engine.file_commands import (
     parse_path_file,
     prepend_path,
 )
-from runner.errors import ExitCode, Location, StepError
 
 # --- NAME=value and NAME<<DELIMITER ------------------------------------------------------
 

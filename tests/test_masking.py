@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.engine.masking import (
+from runner.masking import (
     MASK,
     MIN_SECRET_LENGTH,
     Masker,

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from runner.approvals.identity import Directory, eligible
-from runner.approvals.prompt import local_user
+from runner.approvals.identity import Directory
+from runner.approvals.prompt import approvers_text, local_user, prompt_refusal
 from runner.ci import in_ci
 from runner.errors import PreflightError as PreflightError
 from runner.errors import RunnerError
@@ -39,37 +39,6 @@ class Problem:
 
     def __str__(self) -> str:
         return f"step '{self.step.name}': {self.message} (fix: {self.hint})"
-
-
-def approvers_text(directory: Directory, teams: tuple[str, ...]) -> str:
-    """Who may answer a step, by name: ``trading-desk (alice, bob)``."""
-    if teams:
-        parts = [
-            f"{team} ({', '.join(sorted(directory.members(team))) or 'nobody'})" for team in teams
-        ]
-        return " or ".join(parts)
-    names = ", ".join(p.username for p in directory.people) or "nobody"
-    return f"anyone in the people file ({names})"
-
-
-def prompt_refusal(
-    directory: Directory,
-    manual_teams: tuple[str, ...],
-    prevent_self_approval: bool,
-    started_by: str,
-    user: str,
-) -> str | None:
-    """Why ``user`` at the terminal may not answer a step, or None if they may."""
-    person = directory.by_login(user)
-    if person is None:
-        return f"you ({user}) are not in the people file"
-    if not eligible(directory, person, manual_teams):
-        return f"you ({person.username}) are not in team {' or '.join(manual_teams)}"
-    if prevent_self_approval:
-        starter = directory.by_login(started_by)
-        if starter is None or starter.username == person.username:
-            return f"you ({person.username}) started this run, and it prevents self-approval"
-    return None
 
 
 def check(
@@ -219,7 +188,7 @@ def approval_problems(
     stdin_tty: bool | None = None,
     steps: list[Step] | None = None,
 ) -> list[Problem]:
-    """Why manual steps that may run could not be decided here (runner.approvals.preflight)."""
+    """Why manual steps that may run could not be decided here (runner.engine.preflight)."""
     todo = may_run_manual_steps(prepared, environ) if steps is None else steps
     if not todo:
         return []

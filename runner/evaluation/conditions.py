@@ -83,7 +83,7 @@ def evaluate_condition(
         return Decision(False, f"the deployment has {_status_words(status)}")
     if "#{" in condition:
         from runner import variables as octostache
-        from runner.engine.render import render_text
+        from runner.evaluation.render import render_text
 
         text = render_text(condition, variables, contexts, _all(status, functions))
         truthy = octostache.is_truthy(text)

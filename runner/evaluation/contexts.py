@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from runner.model import Step, Workflow
+from runner.model import Identity, Step, Workflow
 from runner.variables.resolve import VariableSet
 
 if TYPE_CHECKING:
@@ -17,16 +17,6 @@ if TYPE_CHECKING:
 #: contexts a key may use, as GitHub restricts them (``secrets`` never in ``if``)
 ALL_CONTEXTS = ("env", "vars", "inputs", "secrets", "steps", "deployment", "runner")
 CONDITION_CONTEXTS = ("env", "vars", "inputs", "steps", "deployment", "runner")
-
-
-@dataclass(frozen=True)
-class Identity:
-    """A person as the people-and-teams file knows them (or as CI / git names them)."""
-
-    id: str = ""
-    username: str = ""
-    display_name: str = ""
-    email: str = ""
 
 
 @dataclass
