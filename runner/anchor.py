@@ -29,8 +29,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from runner.approvals.trust import check_ref_name
 from runner.ci import in_ci
-from runner.errors import Location, RefusedError
+from runner.errors import GitError, Location, RefusedError
+from runner.git import verified_file
 from runner.model import Trust, Workflow
 
 if TYPE_CHECKING:
@@ -64,7 +66,6 @@ def anchor_of(environ: Mapping[str, str]) -> Anchor | None:
     ref = environ.get(REF_VARIABLE, "").strip()
     if not ref:
         return None
-    from runner.approvals.trust import check_ref_name
 
     try:
         check_ref_name(ref)
@@ -129,8 +130,6 @@ def has_policy(git: GitReader, trust: Trust) -> bool:
     """Whether the anchored policy file exists at the pinned trust commit. Only the anchored ref's
     maintainers can add or delete it, so its absence means this environment has no policy; a
     trust ref that does not exist here is left to the read, which fails naming it."""
-    from runner.errors import GitError
-    from runner.git import verified_file
 
     if not trust.policy or trust.commit is None:
         return True

@@ -12,6 +12,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import re2
+
 #: the longest pattern accepted (RE2 also bounds the compiled program's memory)
 MAX_PATTERN_CHARS = 1_000
 
@@ -23,7 +25,6 @@ class PatternError(ValueError):
 @functools.lru_cache(maxsize=256)
 def compile_pattern(pattern: str) -> Any:
     """The compiled pattern; PatternError saying why it cannot be one."""
-    import re2
 
     if not isinstance(pattern, str):
         raise PatternError("a pattern must be text")

@@ -8,6 +8,7 @@ from typing import Any
 from runner.engine.plan import Plan, PlannedStep
 from runner.load.build import text
 from runner.model import Step
+from runner.policy import describe
 from runner.variables.resolve import SECRET_MASK
 
 
@@ -159,8 +160,6 @@ def plan_to_text(plan: Plan) -> str:
             shown = _mask(plan, plan.expanded.get(r.name, r.shown()))
             lines.append(f"  {r.name.ljust(width)} = {shown}  ({r.origin})")
     if plan.policy is not None and plan.policy.checks:
-        from runner.policy import describe
-
         verdict = "allowed" if plan.policy.allowed else "REFUSED"
         lines.append(f"Policy for {plan.environment}: {verdict}")
         lines.extend(f"  {line}" for line in describe(plan.policy))

@@ -24,8 +24,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from runner.anchor import has_policy
+from runner.approvals.trust import TrustFiles, refuse_deployed_commit
 from runner.errors import Diagnostic, Location, RefusedError, WorkflowError
+from runner.load.schema import validate_document
+from runner.load.yaml import LoadError, load_yaml
 from runner.model import Manual, Quorum, Step, Workflow
 
 if TYPE_CHECKING:
@@ -170,8 +175,6 @@ class Policy:
 
 
 def parse_policy(raw: bytes, source: str) -> Policy:
-    from runner.load.schema import validate_document
-    from runner.load.yaml import LoadError, load_yaml
 
     try:
         doc = load_yaml(source, raw)
@@ -206,7 +209,6 @@ def parse_policy(raw: bytes, source: str) -> Policy:
 
 def load_policy(workflow: Workflow, git: GitReader, *, insecure: bool) -> Policy | None:
     """The policy document, from the protected trust ref; None when the workflow names none."""
-    from runner.approvals.trust import TrustFiles, refuse_deployed_commit
 
     trust = workflow.approvals.trust
     if trust is None or not trust.policy:
@@ -220,11 +222,8 @@ def load_policy(workflow: Workflow, git: GitReader, *, insecure: bool) -> Policy
         )
     if trust.ref:
         refuse_deployed_commit(git, trust.ref, trust.commit)
-    if trust.anchored:
-        from runner.anchor import has_policy
-
-        if not has_policy(git, trust):
-            return None  # the anchored ref holds no policy: only its maintainers decide that
+    if trust.anchored and not has_policy(git, trust):
+        return None  # the anchored ref holds no policy: only its maintainers decide that
     return parse_policy(files.read(trust.policy), files.where(trust.policy))
 
 
@@ -240,7 +239,6 @@ def _parse_instant(text: str, zone: ZoneInfo | None) -> datetime:
 def _zone(name: object) -> ZoneInfo | None:
     if not name:
         return None
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # only for a window with a time zone
 
     try:
         return ZoneInfo(str(name))

@@ -3,14 +3,19 @@ command line against it (environment, inputs, ``--skip``), then resolve variable
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from runner import policy
+from runner.actor import current_actor
 from runner.anchor import Anchor, anchor_of, anchor_server, anchor_workflow, unanchored_warning
+from runner.approvals.trust import load_directory, pin_trust
 from runner.errors import Diagnostic, UsageError, WorkflowError
+from runner.git import Git, deployed_commit
 from runner.inputs import parse_pairs, resolve_inputs
 from runner.load import Loaded, load_workflow
 from runner.model import Workflow
@@ -67,9 +72,6 @@ def prepare(
         warn(warning)
     trust = workflow.approvals.trust
     if trust is not None and trust.ref:  # only then is there a ref to pin (and a module to load)
-        from runner.approvals.trust import pin_trust
-        from runner.git import Git
-
         workflow = pin_trust(workflow, Git(loaded.workspace), trust_commit)
     check_environment(loaded, workflow, environment)
     inputs = resolve_inputs(workflow.inputs, parse_pairs(raw_inputs, "--input"))
@@ -116,13 +118,6 @@ def apply_policy(
     trust = prepared.workflow.approvals.trust
     if trust is None or not trust.policy:
         return prepared  # no policy file named: nothing to read, nor to import
-    import dataclasses
-    from datetime import UTC
-
-    from runner import policy
-    from runner.actor import current_actor
-    from runner.approvals.trust import load_directory
-    from runner.git import Git, deployed_commit
 
     workflow = prepared.workflow
     git = Git(prepared.loaded.workspace)

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from runner.approvals import sshsig
+from runner.approvals.allowed_signers import verify_approval_signature
 from runner.approvals.request import GUIDED, Interruption, Result, Submission
 from runner.bounded import check_depth
 from runner.errors import InputLimitError, VerificationError
@@ -299,8 +301,6 @@ def verify_signed(
 ) -> SignedApproval:
     """Verify the signature over ``raw``, then parse ``raw``, then check that the signing key is
     trusted for the principal the body names. Raise :class:`VerificationError` with why not."""
-    from runner.approvals import sshsig
-    from runner.approvals.allowed_signers import verify_approval_signature
 
     signature = sshsig.parse_signature(armored)
     sshsig.check(raw, signature, namespace=namespace, public_key=signature.public_key)

@@ -13,11 +13,17 @@ import random
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
+from runner.bounded import loads
 from runner.errors import ApprovalError
 from runner.errors import ServerAnswer as ServerAnswer
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
+
+
+#: where the token is read from when `approvals.server.token-env` names no variable
+DEFAULT_TOKEN_ENV = "RUNNER_SERVER_TOKEN"
 
 
 class ServerClient:
@@ -120,7 +126,6 @@ class ServerClient:
         compare with its own request and re-verify recorded decisions. ServerAnswer when the
         server refuses (404: it has none); ApprovalError when it cannot be reached or answers
         something else than an interruption."""
-        from urllib.parse import quote
 
         body = self.call("GET", f"/interruptions/{quote(interruption_id, safe='')}", budget=budget)
         if not isinstance(body, dict) or not isinstance(body.get("submissions"), list):
@@ -150,7 +155,6 @@ def _retry_after(value: str | None) -> float | None:
 def _body(response: Any) -> Any:
     """The answer's JSON, or None when it is not JSON (nor UTF-8, nor shallow enough: a
     hostile or broken server gets the same treatment as a garbled answer)."""
-    from runner.bounded import loads
 
     if not response.content:
         return None

@@ -19,7 +19,8 @@ from typing import Any
 
 from runner.approvals.identity import Directory
 from runner.approvals.request import Interruption, Submission
-from runner.approvals.server_client import ServerAnswer, ServerClient
+from runner.approvals.server_client import DEFAULT_TOKEN_ENV, ServerAnswer, ServerClient
+from runner.approvals.verify import server_rows
 from runner.approvals.wait import parse_time
 from runner.errors import ApprovalError
 from runner.model import Approvals
@@ -28,7 +29,6 @@ from runner.options import RunOptions
 LONG_POLL_SECONDS = 20.0
 #: how long withdrawing a request may take once the step has ended
 CANCEL_SECONDS = 10.0
-DEFAULT_TOKEN_ENV = "RUNNER_SERVER_TOKEN"
 
 
 def client_for(approvals: Approvals, environ: Mapping[str, str], **kwargs: Any) -> ServerClient:
@@ -138,7 +138,6 @@ class ServerSource:
         return self._submissions(request)
 
     def _submissions(self, request: Interruption) -> list[Submission]:
-        from runner.approvals.verify import server_rows
 
         return server_rows(self.view, request.id, self.url) if self.view else []
 

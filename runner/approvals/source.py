@@ -8,7 +8,6 @@ never a decision.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from runner.approvals.request import Interruption, Submission
@@ -30,23 +29,3 @@ class ApprovalSource(Protocol):
 
     def instructions(self, request: Interruption) -> list[str]:
         """How a person approves through this source: a command to paste or a link."""
-
-
-SourceFactory = Callable[..., ApprovalSource]
-REGISTRY: dict[str, str] = {
-    "prompt": "runner.approvals.prompt:PromptSource",
-    "file": "runner.approvals.files:FileSource",
-    "server": "runner.approvals.server_source:ServerSource",
-}
-
-
-def source_class(name: str) -> SourceFactory:
-    import importlib
-
-    module, attribute = REGISTRY[name].split(":")
-    factory: SourceFactory = getattr(importlib.import_module(module), attribute)
-    return factory
-
-
-def available(names: Mapping[str, object]) -> list[str]:
-    return [n for n in names if n in REGISTRY]

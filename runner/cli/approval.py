@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from runner.approvals.document import MAX_VALIDITY, new_body
+from runner.approvals.request import GUIDED
+from runner.approvals.server_client import ServerClient
+from runner.approvals.sshsig import sign_with_ssh_keygen
+from runner.approvals.verify import verify_signed_file
+from runner.bounded import loads
 from runner.errors import GitError, UsageError
+from runner.git import Git
+from runner.inputs import parse_pairs
 
 if TYPE_CHECKING:
     from runner.approvals.verify import SignedFileReport
@@ -19,7 +28,6 @@ if TYPE_CHECKING:
 def _principal(given: str | None) -> str:
     if given:
         return given
-    from runner.git import Git
 
     try:
         found = Git(Path.cwd()).query("config", "user.email") or b""
@@ -56,10 +64,6 @@ def new_approval(
     """Write ``<out>/<run-id>/<step>.<principal>.json`` and its ``.sig``; return both paths. A
     guided-failure decision (``attempt``, or a request file of that kind) is bound to the failed
     attempt and goes to ``<step>.attempt-<n>.<principal>.json``."""
-    from runner.approvals.document import new_body
-    from runner.approvals.request import GUIDED
-    from runner.approvals.sshsig import sign_with_ssh_keygen
-    from runner.bounded import loads
 
     request: dict[str, Any] = {}
     if request_file:
@@ -120,7 +124,6 @@ def new_approval(
                 "digest": "--digest",
             }[name]
             raise UsageError(f"{option} is required (or --request FILE from the waiting run)")
-    from runner.approvals.document import MAX_VALIDITY
 
     if not 0 < valid_minutes <= MAX_VALIDITY.total_seconds() / 60:
         raise UsageError(
@@ -226,7 +229,6 @@ def approval() -> None:
 )
 def new_command(fields: tuple[str, ...], **options: Any) -> int:
     """Write and sign an approval file (through `ssh-keygen -Y sign`)."""
-    from runner.inputs import parse_pairs
 
     if options["decision"] in ("abort", "skip", "fail") and not options["notes"].strip():
         article = "an" if options["decision"] == "abort" else "a"
@@ -240,9 +242,6 @@ def new_command(fields: tuple[str, ...], **options: Any) -> int:
 def publish_hint(path: Path, sig: Path) -> str:
     """The commands that publish an approval file, runnable from where the user is: ``git -C``
     the folder the files are in (``--out`` may point into another clone, outside this one)."""
-    import shlex
-
-    from runner.git import Git
 
     folder = path.parent
     try:
@@ -276,7 +275,6 @@ def verify_command(
     file: str, workflow: str, run_id: str | None, at: str | None, insecure_local_trust: bool
 ) -> int:
     """Check one approval file: who, what, for which run, and valid or why not."""
-    from runner.approvals.verify import verify_signed_file
 
     report = verify_signed_file(file, workflow, run_id=run_id, at=at, insecure=insecure_local_trust)
     click.echo(report_text(file, report, at), nl=False)
@@ -301,7 +299,6 @@ token_option = click.option(
 
 
 def _client(server_url: str, token_env: str) -> Any:
-    from runner.approvals.server_client import ServerClient
 
     token = os.environ.get(token_env)
     if not token:
@@ -420,7 +417,6 @@ def _submit(
     notes: str,
     fields: tuple[str, ...],
 ) -> int:
-    from runner.inputs import parse_pairs
 
     values = parse_pairs(fields, "--field")
     view = _client(server_url, token_env).call(

@@ -6,13 +6,13 @@ import json
 
 import click
 
+from runner import expressions
+from runner.bounded import loads
 from runner.errors import ExpressionError, UsageError
 
 
 def evaluate_text(expression: str, context_file: str | None) -> str:
     """The expression's value as JSON; raises ``ExpressionError`` with GitHub's message."""
-    from runner import expressions
-    from runner.bounded import loads
 
     contexts: dict[str, object] = {}
     if context_file:

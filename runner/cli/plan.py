@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Mapping
 
 import click
 
+from runner.actor import current_actor
 from runner.cli.options import deployment_options, dry_run_options
+from runner.engine.history import run_history, state_dir
+from runner.engine.plan import make_plan
+from runner.engine.preflight import approval_problems
 from runner.gc_pause import gc_paused
+from runner.inputs import parse_pairs
 from runner.options import RunOptions
+from runner.plan_view import outcome, plan_to_json, plan_to_text
+from runner.prepare import apply_policy, prepare
 
 
 def plan_text(
@@ -41,15 +49,6 @@ def plan_result(
     """The plan of ``path`` for ``environment`` as text or JSON, and the exit code a run would
     end with before its first step (5: the policy refuses; 1: a manual step nobody can decide
     here), else 0."""
-    import dataclasses
-
-    from runner.actor import current_actor
-    from runner.engine.history import run_history, state_dir
-    from runner.engine.plan import make_plan
-    from runner.engine.preflight import approval_problems
-    from runner.inputs import parse_pairs
-    from runner.plan_view import outcome, plan_to_json, plan_to_text
-    from runner.prepare import apply_policy, prepare
 
     env = dict(os.environ if environ is None else environ)
     prepared = prepare(path, environment, inputs, skip, env)

@@ -6,7 +6,12 @@ import os
 
 import click
 
+from runner import policy as rules
+from runner.engine.history import run_history
+from runner.engine.history import state_dir as resolve
+from runner.engine.record import RecordStore
 from runner.errors import ExitCode
+from runner.prepare import apply_policy, prepare
 
 
 @click.group()
@@ -31,10 +36,6 @@ def check_command(
     insecure_local_trust: bool,
 ) -> int:
     """Explain whether a run of FILE in ENV would be allowed, rule by rule (exit 5 if not)."""
-    from runner import policy as rules
-    from runner.engine.history import run_history
-    from runner.engine.history import state_dir as resolve
-    from runner.prepare import apply_policy, prepare
 
     environ = dict(os.environ)
     prepared = prepare(file, environment, [], [], environ)
@@ -60,8 +61,6 @@ def check_command(
 @click.option("--state-dir")
 def review_command(state_dir: str | None) -> int:
     """Runs that overrode a policy rule with break-glass, for review afterwards."""
-    from runner.engine.history import state_dir as resolve
-    from runner.engine.record import RecordStore
 
     found = [r for r in RecordStore(resolve(state_dir, os.environ)).list() if r.break_glass]
     if not found:

@@ -6,7 +6,15 @@ import os
 
 import click
 
+from runner.engine import history, signals, start
+from runner.engine.record import RecordStore
+from runner.engine.resume import fetch_from_server
+from runner.engine.resume import resume as resume_run
+from runner.engine.seal import record_key
+from runner.inputs import parse_pairs
+from runner.logs.choose import choose_log
 from runner.options import RunOptions
+from runner.workspace import workspace_here
 
 
 @click.command()
@@ -58,19 +66,11 @@ def resume(
     output_format: str,
 ) -> int:
     """Resume a run: ask the sources again and continue after its manual step."""
-    from runner.engine import history, signals, start
-    from runner.engine.record import RecordStore
-    from runner.engine.resume import fetch_from_server
-    from runner.engine.resume import resume as resume_run
-    from runner.inputs import parse_pairs
-    from runner.logs.choose import choose_log
-    from runner.workspace import workspace_here
 
     environ = dict(os.environ)
     run_id = start.check_run_id(run_id)
     workspace = workspace_here()
     folder = history.state_dir(state_dir, environ, workspace)
-    from runner.engine.seal import record_key
 
     # the server's copy, sealed as it is saved here: it came from the server, not an artifact
     store = RecordStore(folder, key=record_key(environ))

@@ -7,11 +7,12 @@ import os
 import click
 
 from runner.cli.options import deployment_options, dry_run_options
+from runner.cli.plan import show_plan
+from runner.engine import history, session, signals, start
+from runner.engine.run import Run
+from runner.logs.choose import choose_log
 from runner.options import RunOptions
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from runner.engine.run import Run
+from runner.prepare import prepare
 
 
 @click.command()
@@ -63,8 +64,6 @@ def run(
 ) -> int:
     """Run a deployment in an environment. Exit codes are listed in `runner --help`."""
     if dry_run:
-        from runner.cli.plan import show_plan
-
         return show_plan(
             file,
             environment,
@@ -105,9 +104,6 @@ def run_workflow(
     break_glass: str | None = None,
 ) -> int:
     """Run ``file`` and return the exit code."""
-    from runner.engine import history, session, signals, start
-    from runner.logs.choose import choose_log
-    from runner.prepare import prepare
 
     environ = dict(os.environ)
     options = RunOptions(

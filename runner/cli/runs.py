@@ -10,13 +10,18 @@ from typing import Any
 import click
 
 from runner.approvals.state import GateState
+from runner.approvals.verify import reverify_evidence
+from runner.engine.history import state_dir as resolve
 from runner.engine.record import RecordStore, RunRecord, StepStatus
+from runner.engine.resume import load_for_resume
+from runner.errors import RunnerError
+from runner.logs.base import format_duration
+from runner.workspace import absolute, workspace_here
 
 
 def _duration(start: str | None, end: str | None) -> str:
     if not start or not end:
         return ""
-    from runner.logs.base import format_duration
 
     begin = datetime.fromisoformat(start.replace("Z", "+00:00"))
     finish = datetime.fromisoformat(end.replace("Z", "+00:00"))
@@ -25,7 +30,6 @@ def _duration(start: str | None, end: str | None) -> str:
 
 def reverify(record: RunRecord, workflow_path: str | None, insecure: bool) -> dict[str, str]:
     """Re-check each signed approval of the run as of its decision time (file -> verdict)."""
-    from runner.workspace import absolute, workspace_here
 
     # the record names the workflow relative to the workspace root: find it from any folder
     path = workflow_path or str(absolute(record.workflow_path, workspace_here()))
@@ -57,8 +61,6 @@ def verdict(
     trust_commit: str | None,
 ) -> str:
     """What ``runs show`` says of one recorded signed approval, re-verified as of ``at``."""
-    from runner.approvals.verify import reverify_evidence
-    from runner.errors import RunnerError
 
     try:
         report = reverify_evidence(
@@ -166,7 +168,6 @@ def runs() -> None:
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
 def list_command(state_dir: str | None, output_format: str) -> int:
     """Every recorded run, newest first."""
-    from runner.engine.history import state_dir as resolve
 
     store = RecordStore(resolve(state_dir, os.environ))
     records = sorted(store.list(), key=lambda r: r.started_at, reverse=True)
@@ -214,8 +215,6 @@ def show_command(
     output_format: str,
 ) -> int:
     """One run: its steps, durations, who approved, when, notes and evidence (re-verified)."""
-    from runner.engine.history import state_dir as resolve
-    from runner.engine.resume import load_for_resume
 
     store = RecordStore(resolve(state_dir, os.environ))
     record = load_for_resume(store, run_id)

@@ -8,11 +8,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import click
 
+from runner.approvals.identity import Person, parse_directory
+from runner.bounded import loads
 from runner.errors import UsageError
 
 #: shown in --help; the file itself is ``default_database()``
@@ -150,7 +154,6 @@ def server(
 def _signals_noted() -> Iterator[list[int]]:
     """SIGINT and SIGTERM raise ``KeyboardInterrupt`` as usual, and are noted: uvicorn handles
     them while it serves, then raises them again here once it has stopped."""
-    import signal
 
     stopped: list[int] = []
 
@@ -167,9 +170,6 @@ def _signals_noted() -> Iterator[list[int]]:
 
 
 def _import(store: Any, path: str) -> int:
-    from pathlib import Path
-
-    from runner.approvals.identity import parse_directory
 
     directory = parse_directory(Path(path).read_bytes(), path)
     count: int = store.import_directory(directory)
@@ -227,7 +227,6 @@ def users_add(
     email: str,
     ci_logins: tuple[str, ...],
 ) -> int:
-    from runner.approvals.identity import Person
 
     store = open_store(ctx.obj["database"])
     with _refusals():
@@ -350,8 +349,6 @@ def audit_verify(ctx: click.Context, path: str | None) -> int:
     from runner.server.audit import verify_chain
 
     if path:
-        from runner.bounded import loads
-
         entries = []
         with open(path, encoding="utf-8") as handle:
             for number, line in enumerate(handle, 1):

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
+from runner.diagnostics import render_json, render_text
 from runner.errors import ExitCode
+from runner.load import check_file
 
 
 def validate_files(paths: list[str], output_format: str) -> tuple[int, str]:
     """Check each file; return the exit code and the report (text or JSON)."""
-    from runner.diagnostics import render_json, render_text
-    from runner.load import check_file
 
     diagnostics = []
     lines: dict[str, list[str]] = {}
@@ -29,7 +30,6 @@ def validate_files(paths: list[str], output_format: str) -> tuple[int, str]:
 
 
 def _color() -> bool:
-    import os
 
     return "NO_COLOR" not in os.environ and sys.stdout.isatty()
 

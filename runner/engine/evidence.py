@@ -24,10 +24,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from runner.approvals.trust import reachable
 from runner.engine.gates import Gates, deployed_here, pending, refuse
 from runner.engine.record import RunRecord, StepStatus
 from runner.errors import RunnerError
 from runner.evaluation.conditions import scope_decision
+from runner.git import Git
 from runner.model import Workflow
 from runner.options import RunOptions
 from runner.steps.base import RunLog
@@ -50,8 +52,6 @@ def check_pin_format(record: RunRecord) -> None:
 def check_trust_pin(record: RunRecord, workflow: Workflow, workspace: Path) -> None:
     """The record's trust commit must be one the protected trust ref has named (its tip or an
     ancestor): a commit of the deployer's own, with trust files of their own, is refused."""
-    from runner.approvals.trust import reachable
-    from runner.git import Git
 
     trust = workflow.approvals.trust
     pinned = record.trust_commit

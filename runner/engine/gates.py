@@ -18,22 +18,33 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from runner.approvals.prompt import local_user
+from runner.approvals.quorum import judge
 from runner.approvals.request import GUIDED, FieldSpec, Interruption, Submission, guided_slot
+from runner.approvals.server_source import client_for
 from runner.approvals.state import ApprovalState, Decision, GateState
-from runner.approvals.verify import signed_submission
+from runner.approvals.trust import TrustFiles, load_directory
+from runner.approvals.verify import (
+    check_server_view,
+    missing_server_rows,
+    read_keys,
+    server_rows,
+    signed_submission,
+)
+from runner.ci import in_ci
 from runner.engine.record import RunRecord, StepRecord, StepStatus
 from runner.errors import RefusedError, RunnerError, VerificationError
-from runner.git import Git
+from runner.git import Git, deployed_commit, head
 from runner.model import Identity, Step, Workflow
 from runner.options import RunOptions
 from runner.steps.base import RunLog
 from runner.steps.guided import retries_left
+from runner.steps.outputs import manual_outputs
 
 
 def deployed_here(workspace: Path) -> str | None:
     """The commit checked out here, whose scripts a resumed run runs: HEAD, not ``$GITHUB_SHA``
     (a resume job checks out the run's commit, and its own event may name another one)."""
-    from runner.git import deployed_commit, head
 
     git = Git(workspace)
     return head(git) or deployed_commit(git)
@@ -227,7 +238,6 @@ class Gates:
         self.log.write(f"step `{step.id}`: its skip re-verified from its evidence")
 
     def _prompted_skip(self, step: Step, who: str) -> None:
-        from runner.ci import in_ci
 
         ci = in_ci(self.environ)
         terminal = self.terminal if self.terminal is not None else sys.stdin.isatty()
@@ -285,7 +295,6 @@ class Gates:
         decisions: list[Decision],
         at: datetime,
     ) -> list[Submission]:
-        from runner.approvals.verify import signed_submission
 
         found = []
         for decision in decisions:
@@ -321,8 +330,6 @@ class Gates:
         self, step: Step, request: Interruption, claimed: Sequence[Mapping[str, Any]]
     ) -> list[Submission]:
         """The server's own decision rows for the gate's interruption, fetched again."""
-        from runner.approvals.server_source import client_for
-        from runner.approvals.verify import check_server_view, missing_server_rows, server_rows
 
         run_id = self.record.run_id
         what = "step" if request.guided else "gate"
@@ -375,7 +382,6 @@ class Gates:
         """A decision typed at a terminal leaves nothing to verify later: the person at this
         terminal is asked again (the prompt's own guarantee); in CI, or without a terminal,
         nobody can be, and the resume is refused."""
-        from runner.ci import in_ci
 
         ci = in_ci(self.environ)
         terminal = self.terminal if self.terminal is not None else sys.stdin.isatty()
@@ -395,7 +401,6 @@ class Gates:
         """A gate not yet decided: the interruption takes the workflow's rules again, and only
         recorded signed files that verify again stay known (the sources ask the server and the
         terminal again)."""
-        from runner.approvals.verify import signed_submission
 
         approval = rec.approval
         if approval is None:
@@ -487,8 +492,6 @@ class Gates:
         (a key revoked since the gate passed no longer passes it)."""
         if self._keys is not None:
             return self._keys
-        from runner.approvals.trust import TrustFiles
-        from runner.approvals.verify import read_keys
 
         trust = self.workflow.approvals.trust
         run_id = self.record.run_id
@@ -525,9 +528,6 @@ class Gates:
         return config.namespace if config else "runner-approval"
 
     def _judge(self, request: Interruption, submissions: list[Submission]) -> Any:
-        from runner.approvals.prompt import local_user
-        from runner.approvals.quorum import judge
-        from runner.approvals.trust import load_directory
 
         if self._directory is None:
             try:
@@ -552,7 +552,6 @@ def _outputs(
     person: Identity,
     fields: Mapping[str, str],
 ) -> None:
-    from runner.steps.outputs import manual_outputs
 
     outputs, octopus = manual_outputs(approved, notes, person, fields)
     record.update_step(step_id, outputs=outputs, octopus=octopus, secret_outputs=[])

@@ -1,11 +1,14 @@
 """The state folder and the runs recorded in it, for commands that only read them (``plan``,
-``runs``, ``policy``): importing the engine itself costs them a third of their start-up."""
+``runs``, ``policy``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from runner.engine.record import RecordStore
+from runner.workspace import state_folder, workspace_here
 
 if TYPE_CHECKING:
     pass
@@ -16,7 +19,6 @@ def state_dir(
 ) -> Path:
     """The state folder, absolute (see :func:`runner.workspace.state_folder`); ``workspace`` is
     the workflow's root, else the current folder's."""
-    from runner.workspace import state_folder, workspace_here
 
     return state_folder(option, environ, workspace or workspace_here())
 
@@ -37,8 +39,6 @@ class RunHistory:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         if self._runs is None:
-            from runner.engine.record import RecordStore
-
             self._runs = [
                 {
                     "run_id": r.run_id,

@@ -11,9 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from runner import variables as octostache
 from runner.errors import ExpressionError
 from runner.evaluation.conditions import Decision, JobStatus, evaluate_condition, scope_decision
 from runner.evaluation.contexts import Progress, RunFacts, StepState
+from runner.evaluation.render import render_text
+from runner.load.build import text
 from runner.model import Identity, Step, Workflow
 from runner.policy import Verdict
 from runner.steps.outputs import manual_outputs
@@ -150,7 +153,6 @@ def make_plan(
 def _expanded(variables: VariableSet, values: Mapping[str, str]) -> dict[str, str]:
     """Non-secret variables whose value holds ``#{}``, substituted as a step would see them
     (a ``${{ }}`` inside a variable's value stays text, as in a run)."""
-    from runner import variables as octostache
 
     return {
         item.name: octostache.substitute(item.value, values)
@@ -172,7 +174,6 @@ def _approval_plan(
     values: Mapping[str, str],
     contexts: Mapping[str, object],
 ) -> ApprovalPlan:
-    from runner.evaluation.render import render_text
 
     manual = step.manual
     assert manual is not None
@@ -202,6 +203,5 @@ def _depends_on_run_time(condition: str | bool | None, steps: set[str], names: s
 
 
 def _text(value: Any) -> str:
-    from runner.load.build import text
 
     return text(value)

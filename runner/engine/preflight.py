@@ -13,15 +13,21 @@ as arguments (the people file as a callable, read only when a check needs it).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from runner.actor import current_actor
 from runner.approvals.identity import Directory
 from runner.approvals.prompt import approvers_text, local_user, prompt_refusal
+from runner.approvals.server_client import DEFAULT_TOKEN_ENV
+from runner.approvals.trust import load_directory, refuse_deployed_commit
 from runner.ci import in_ci
+from runner.engine.plan import make_plan
 from runner.errors import PreflightError as PreflightError
 from runner.errors import RunnerError
+from runner.git import Git
 from runner.model import Manual, Step, Workflow
 from runner.options import RunOptions
 
@@ -145,7 +151,6 @@ def _cannot_ask(
     if name == "server":
         if approvals.server is None:
             return "`approvals.server` is not configured"
-        from runner.approvals.server_source import DEFAULT_TOKEN_ENV
 
         variable = approvals.server.token_env or DEFAULT_TOKEN_ENV
         if not environ.get(variable):
@@ -160,8 +165,6 @@ def may_run_manual_steps(prepared: Prepared, environ: Mapping[str, str]) -> list
     workflow = prepared.workflow
     if not any(step.manual for step in workflow.steps):
         return []
-    from runner.actor import current_actor
-    from runner.engine.plan import make_plan
 
     wanted: set[str] = set()
     for assume in ("proceed", "abort"):
@@ -192,11 +195,6 @@ def approval_problems(
     todo = may_run_manual_steps(prepared, environ) if steps is None else steps
     if not todo:
         return []
-    import sys
-
-    from runner.actor import current_actor
-    from runner.approvals.trust import load_directory
-    from runner.git import Git
 
     workflow = prepared.workflow
     user = local_user()
@@ -216,8 +214,6 @@ def approval_problems(
         if not refusals:
             refusals.append(None)
             if trust is not None and trust.ref:
-                from runner.approvals.trust import refuse_deployed_commit
-
                 try:
                     refuse_deployed_commit(git, trust.ref, trust.commit)
                 except RunnerError as exc:

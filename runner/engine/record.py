@@ -16,6 +16,8 @@ import contextlib
 import json
 import operator
 import os
+import shlex
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from enum import StrEnum
@@ -24,8 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from runner.approvals.state import ApprovalState, RecordShapeError
+from runner.bounded import loads
 from runner.engine import journal
 from runner.engine.journal import Position
+from runner.engine.seal import seal, unseal
+from runner.errors import StateError
 
 FORMAT_VERSION = 1
 
@@ -200,7 +205,6 @@ class RunRecord:
         """A record from its JSON; ``ValueError`` (an ``InputLimitError`` when nested too
         deeply) for anything that is not one: a record may come from a copied state folder or
         the approval server, and a reader must refuse it, never crash on it."""
-        from runner.bounded import loads
 
         return cls.from_data(loads(text, what="the run record"))
 
@@ -301,7 +305,6 @@ class RecordStore:
         """The command that resumes ``run_id`` from here: with ``--state-dir`` unless the state
         folder is the default ``.runner`` (``$RUNNER_STATE_DIR`` may not be set where the hint is
         followed, a later CI job or another shell)."""
-        import shlex
 
         command = f"runner resume {shlex.quote(run_id)}"
         if Path(self.state_dir) != Path(".runner"):
@@ -331,8 +334,6 @@ class RecordStore:
             folder.mkdir(parents=True, exist_ok=True)
             created = write_new(self.path(record.run_id), self._snapshot_bytes(record))
         except OSError as exc:
-            from runner.errors import StateError
-
             raise StateError(
                 f"cannot create the record of run {record.run_id} in {folder}: "
                 f"{exc.strerror or exc}"
@@ -360,8 +361,6 @@ class RecordStore:
                 if durable:
                     self._snapshot(record, written.position, durable=True)
         except (OSError, journal.JournalError) as exc:
-            from runner.errors import StateError
-
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise StateError(
                 f"cannot save the record of run {record.run_id} in {folder}: "
@@ -401,8 +400,6 @@ class RecordStore:
     def _snapshot_bytes(self, record: RunRecord) -> bytes:
         data = record.to_json().encode("utf-8")
         if self.key is not None:
-            from runner.engine.seal import seal
-
             data = seal(data, self.key)
         return data
 
@@ -415,14 +412,12 @@ class RecordStore:
     def load_sealed(self, run_id: str) -> RunRecord:
         """The record, its seal verified with this store's key (``SealError``, a
         ``ValueError``, when it is missing or does not verify), and every journal line."""
-        from runner.engine.seal import unseal
 
         assert self.key is not None
         text = self.path(run_id).read_text(encoding="utf-8")
         return self._replayed(run_id, unseal(text, self.key))
 
     def _replayed(self, run_id: str, text: str) -> RunRecord:
-        from runner.bounded import loads
 
         data = loads(text, what="the run record")
         if not isinstance(data, dict):
@@ -444,7 +439,6 @@ class RecordStore:
 
 def write_new(path: Path, data: bytes) -> bool:
     """Create ``path`` holding ``data`` whole, unless it exists (False then)."""
-    import tempfile
 
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -462,7 +456,6 @@ def write_new(path: Path, data: bytes) -> bool:
 
 def write_atomic(path: Path, data: bytes, *, durable: bool) -> None:
     """Write ``data`` to a temporary file beside ``path`` and rename it over ``path``."""
-    import tempfile  # not at the top: ``runner --help`` imports this module (runner.cli.runs)
 
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

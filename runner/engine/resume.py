@@ -19,14 +19,23 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from runner import policy as rules
+from runner.approvals.prompt import in_ci
+from runner.approvals.server_client import ServerClient
 from runner.approvals.state import RecordShapeError
+from runner.engine import carried_env, evidence, session, start
 from runner.engine.gates import refuse
+from runner.engine.journal import JournalError
+from runner.engine.lock import run_lock
 from runner.engine.record import RecordStore, RunRecord, StepStatus
 from runner.engine.run import Run
+from runner.engine.seal import KEY_ENV, SealError, record_key
 from runner.errors import RefusedError, UsageError
+from runner.errors import UsageError as _UsageError
 from runner.git import Git
 from runner.model import Identity, Workflow
 from runner.options import RunOptions
+from runner.prepare import prepare
 from runner.steps.base import RunLog
 from runner.workspace import absolute, shown_path, workspace_here
 
@@ -53,8 +62,6 @@ def changed_files(record: RunRecord, now: Mapping[str, str]) -> list[str]:
 
 def load_for_resume(store: RecordStore, run_id: str) -> RunRecord:
     """The record, its seal verified when this process has the key."""
-    from runner.engine.journal import JournalError
-    from runner.engine.seal import KEY_ENV, SealError
 
     if not store.exists(run_id):
         raise UsageError(
@@ -92,9 +99,6 @@ def check_unsealed(
 ) -> None:
     """What a resume refuses to take from the record's environment (``carried_env``); without
     the key, in CI, one warning that the record is not sealed."""
-    from runner.approvals.prompt import in_ci
-    from runner.engine import carried_env
-    from runner.engine.seal import KEY_ENV
 
     sealed = store.key is not None
     found = carried_env.problems(record.env, record.path, store.state_dir, sealed=sealed)
@@ -127,7 +131,6 @@ def check_unsealed_facts(record: RunRecord, workflow: Workflow) -> None:
 
     In CI only: on a machine of one's own, the starter is who the environment says
     (``RUNNER_ACTOR``) and the state folder is one's own, so the record claims nothing more."""
-    from runner.engine.seal import KEY_ENV
 
     for step in workflow.steps:
         manual = step.manual
@@ -259,7 +262,6 @@ def fetch_from_server(
     store: RecordStore, run_id: str, url: str, token: str | None, ca_bundle: str | None = None
 ) -> None:
     """Bring a run's record from the approval server into an empty state folder."""
-    from runner.approvals.server_client import ServerClient
 
     if not token:
         raise UsageError("--server needs a runner token in $RUNNER_SERVER_TOKEN")
@@ -290,10 +292,6 @@ def resume(
 ) -> int:
     """Go on with run ``run_id``, reading its workflow from ``workspace`` (the current
     folder's workspace root): the checkout being resumed, not the one the run started in."""
-    from runner.engine import session, start
-    from runner.engine.lock import run_lock
-    from runner.engine.seal import record_key
-    from runner.prepare import prepare
 
     store = RecordStore(state_dir, key=record_key(environ))
     record = load_for_resume(store, run_id)
@@ -312,8 +310,6 @@ def resume(
         return int(record.exit_code or 0)
     with run_lock(store, run_id):
         pass  # refuse at once if another process holds the run
-    from runner.approvals.prompt import in_ci
-    from runner.engine import evidence
 
     evidence.check_pin_format(record)
     check_unsealed(record, store, environ, log)
@@ -331,7 +327,6 @@ def resume(
     if trust is not None and trust.policy:
         # the policy's approval step, from the pinned policy whatever the record holds (its
         # other rules were checked when the run started)
-        from runner import policy as rules
 
         document = rules.load_policy(
             prepared.workflow,
@@ -386,7 +381,6 @@ def resume(
 
 
 def _with_inputs(prepared: Any, inputs: dict[str, Any]) -> Any:
-    import dataclasses
 
     return dataclasses.replace(prepared, inputs=inputs)
 
@@ -395,7 +389,6 @@ def restore_inputs(
     workflow: Workflow, recorded: Mapping[str, Any], given: Mapping[str, str], log: RunLog
 ) -> dict[str, Any]:
     """The run's inputs: recorded ones, and secret ones given again (they are never stored)."""
-    from runner.errors import UsageError as _UsageError
 
     inputs = dict(recorded)
     for name, value in given.items():

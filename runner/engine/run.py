@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import json
 import os
+import socket
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -23,16 +24,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from runner import expressions
+from runner.approvals.request import Submission
 from runner.approvals.state import ApprovalState
 from runner.engine.record import RecordStore, RunRecord, RunStatus, StepRecord, StepStatus
 from runner.errors import ExitCode, ExpressionError, RunnerError
 from runner.evaluation.conditions import Decision, JobStatus, evaluate_condition, scope_decision
 from runner.evaluation.contexts import UNFINISHED, ContextBuilder, RunFacts, StepState
+from runner.evaluation.hashfiles import hash_files
 from runner.evaluation.render import escape_octostache, render_text
+from runner.expressions import FunctionSpec
+from runner.load.build import text
 from runner.masking import Masker
 from runner.model import Identity, Step, Workflow
 from runner.options import RunOptions
 from runner.process import ProcessGroups
+from runner.steps import guided as gf
 from runner.steps.base import Detached, RunLog, StepContext, StepKind, StepResult
 from runner.variables.resolve import SECRET_MASK, VariableSet
 
@@ -294,8 +301,6 @@ class Run:
     def _guided(self, step: Step, ctx: StepContext) -> StepResult:
         """Run the step under guided failure (issue 21): while it fails, ask what to do; a
         retry runs it again as a new attempt. A resumed run goes on from the open question."""
-        from runner.approvals.request import Submission
-        from runner.steps import guided as gf
 
         guided = step.guided
         assert guided is not None
@@ -385,8 +390,6 @@ class Run:
             self.store.save(self.record, durable=True)
 
     def host_functions(self) -> dict[str, Callable[..., object]]:
-        from runner.evaluation.hashfiles import hash_files
-        from runner.expressions import FunctionSpec
 
         return {"hashFiles": FunctionSpec(lambda *p: hash_files(self.workspace, *p), 1, None)}
 
@@ -477,7 +480,6 @@ class Run:
         value = step.continue_on_error
         if isinstance(value, bool):
             return value
-        from runner import expressions
 
         _, contexts = self.substitution(step)
         return (
@@ -605,7 +607,6 @@ def new_record(
     now: str,
 ) -> RunRecord:
     """A fresh record with every step pending."""
-    import socket
 
     return RunRecord(
         run_id=run_id,
@@ -628,7 +629,6 @@ def new_record(
 
 
 def _text(value: Any) -> str:
-    from runner.load.build import text
 
     return text(value)
 

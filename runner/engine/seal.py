@@ -24,6 +24,8 @@ import hmac
 import re
 from collections.abc import Mapping
 
+from runner.errors import UsageError
+
 KEY_ENV = "RUNNER_RECORD_KEY"
 #: shortest key taken: 32 characters (``openssl rand -hex 32`` gives 64)
 MIN_KEY_LENGTH = 32
@@ -42,8 +44,6 @@ def record_key(environ: Mapping[str, str]) -> bytes | None:
     if not value:
         return None
     if len(value) < MIN_KEY_LENGTH:
-        from runner.errors import UsageError
-
         raise UsageError(
             f"${KEY_ENV} is {len(value)} characters long; a record key must have at least "
             f"{MIN_KEY_LENGTH}",

@@ -13,6 +13,7 @@ from runner.ci import write_job_outputs
 from runner.engine.deployment_lock import DeploymentLock, acquire
 from runner.engine.history import run_history
 from runner.engine.lock import LocalLock, run_lock
+from runner.engine.preflight import PreflightError, approval_problems
 from runner.engine.record import RunStatus
 from runner.engine.run import Run, utc_now
 from runner.engine.server_lock import detached_hold
@@ -21,7 +22,7 @@ from runner.engine.signals import Signals, cancel_now, cancellation, signum_of
 from runner.errors import RefusedError, RunnerError
 from runner.notify import WebhookError, post_json, webhook_url
 from runner.options import RunOptions
-from runner.prepare import Prepared
+from runner.prepare import Prepared, apply_policy
 from runner.steps.base import RunLog
 
 
@@ -116,7 +117,6 @@ def policy_gate(
     prepared: Prepared, state_dir: Path, environ: Mapping[str, str], options: RunOptions
 ) -> Prepared:
     """Apply the environment policy; refuse the run (exit 5) naming the rule that fails."""
-    from runner.prepare import apply_policy
 
     gated = apply_policy(
         prepared,
@@ -160,7 +160,6 @@ def preflight(
 ) -> None:
     """Refuse, before the first step and with nothing recorded, a run whose manual steps could
     not be decided here (exit 1, each step named with its fix)."""
-    from runner.engine.preflight import PreflightError, approval_problems
 
     problems = approval_problems(prepared, environ, options)
     if problems:

@@ -12,6 +12,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
+from runner import expressions
+from runner import variables as octostache
+from runner.evaluation.render import render_text
+from runner.expressions.parser import IMPLICIT_SUCCESS
 from runner.model import Step
 
 
@@ -51,8 +55,6 @@ def scope_decision(step: Step, environment: str, skipped: frozenset[str]) -> Dec
 def condition_expression(condition: str) -> tuple[str, bool]:
     """The expression of a ``${{ }}`` condition, with the wrapper removed and GitHub's implicit
     ``success() && (...)`` added when no status function is called; and whether it was added."""
-    from runner import expressions
-    from runner.expressions.parser import IMPLICIT_SUCCESS
 
     text = condition.strip()
     templates = expressions.find_templates(text)
@@ -73,7 +75,6 @@ def evaluate_condition(
     functions: Mapping[str, Callable[..., object]] | None = None,
 ) -> Decision:
     """Judge a run condition; raises ``ExpressionError`` for a condition that does not evaluate."""
-    from runner import expressions
 
     if condition is None or isinstance(condition, bool):
         if condition is False:
@@ -82,9 +83,6 @@ def evaluate_condition(
             return Decision(True, "the steps before succeeded")
         return Decision(False, f"the deployment has {_status_words(status)}")
     if "#{" in condition:
-        from runner import variables as octostache
-        from runner.evaluation.render import render_text
-
         text = render_text(condition, variables, contexts, _all(status, functions))
         truthy = octostache.is_truthy(text)
         return Decision(truthy, f"variable condition is {'true' if truthy else 'false'}")

@@ -13,6 +13,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 
+from runner import expressions
+from runner import variables as octostache
+
 _PLACEHOLDER = re.compile("\x00(\\d+)\x00")
 
 
@@ -23,8 +26,6 @@ def render_text(
     functions: Mapping[str, Callable[..., object]] | None = None,
 ) -> str:
     """Substitute ``#{}`` with Octostache's rules, then the ``${{ }}`` of the original text."""
-    from runner import expressions
-    from runner import variables as octostache
 
     if "${{" not in template:
         return octostache.substitute(template, variables) if "#{" in template else template

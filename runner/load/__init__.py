@@ -9,7 +9,9 @@ from runner.errors import Diagnostic, Location, RunnerError, WorkflowError
 from runner.gc_pause import gc_paused
 from runner.load.build import build_workflow
 from runner.load.checks import check_workflow, find_workspace
+from runner.load.expression_checks import check_expressions
 from runner.load.schema import validate_document
+from runner.load.secret_checks import check_secret_outputs
 from runner.load.yaml import Document, LoadError, load_yaml
 from runner.model import Workflow
 
@@ -67,8 +69,6 @@ def _check_file(path: str | Path, raw: bytes | None) -> Loaded:
         )
         return Loaded(shown, None, problems, doc.lines, doc, workspace)
     workflow = build_workflow(doc, data)
-    from runner.load.expression_checks import check_expressions
-    from runner.load.secret_checks import check_secret_outputs
 
     problems = (
         check_workflow(workflow, workspace)
@@ -87,7 +87,6 @@ def _beyond_the_schema(
     actionlint reports, rather than a second round of fixes after the first. Best effort: a
     shape the schema refused may not build at all, and then its schema problems stand alone;
     a problem on a line the schema already reported is not said twice."""
-    from runner.load.expression_checks import check_expressions
 
     try:
         workflow = build_workflow(doc, data)

@@ -12,6 +12,7 @@ from pathlib import Path
 from runner.errors import Diagnostic, Location
 from runner.model import GuidedFailure, Step, Workflow
 from runner.patterns import PatternError, compile_pattern
+from runner.workspace import workspace_of
 
 
 def _error(location: Location | None, message: str, kind: str) -> Diagnostic:
@@ -277,6 +278,5 @@ def _actions(workflow: Workflow, workspace: Path) -> Iterator[Diagnostic]:
 
 def find_workspace(workflow_path: Path) -> Path:
     """The folder ``./actions/...`` is relative to: the workflow's workspace root."""
-    from runner.workspace import workspace_of
 
     return workspace_of(workflow_path)

@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from runner import expressions, variables
 from runner.errors import Diagnostic, ExpressionError, Location
+from runner.expressions.ast import Index, Literal, NamedValue, walk
 from runner.load.yaml import Document, Path
 from runner.model import Step, Workflow
 
@@ -105,7 +107,6 @@ def _fields(workflow: Workflow, doc: Document) -> Iterator[Field]:
 def _check_field(
     workflow: Workflow, doc: Document, field: Field, steps: _Steps
 ) -> Iterator[Diagnostic]:
-    from runner import expressions
 
     text = field.text
     if field.is_if and "#{" not in text and "${{" not in text:
@@ -171,7 +172,6 @@ def _check_field(
 
 def _env_names(tree: Node | None) -> set[str]:
     """The ``env.NAME`` (and ``env['NAME']``) an expression reads, upper-cased as env is."""
-    from runner.expressions.ast import Index, Literal, NamedValue, walk
 
     if tree is None:
         return set()
@@ -189,7 +189,6 @@ def _env_names(tree: Node | None) -> set[str]:
 def _tainted_env(workflow: Workflow, doc: Document, step: Step) -> dict[str, str]:
     """The env names (upper-cased) the step sees whose value holds an untrusted context, each
     with that context: the workflow's env, then the step's own (which wins, as at run time)."""
-    from runner import expressions
 
     found: dict[str, str] = {}
     raw_step = doc.data["steps"][step.index]
@@ -213,7 +212,6 @@ def _tainted_env(workflow: Workflow, doc: Document, step: Step) -> dict[str, str
 
 def _named_values(tree: Node | None) -> set[str]:
     """``expressions.referenced_named_values`` of the expression ``tree`` was parsed from."""
-    from runner.expressions.ast import NamedValue, walk
 
     return set() if tree is None else {n.name for n in walk(tree) if isinstance(n, NamedValue)}
 
@@ -221,7 +219,6 @@ def _named_values(tree: Node | None) -> set[str]:
 def _references(
     workflow: Workflow, doc: Document, field: Field, offset: int, tree: Node | None, steps: _Steps
 ) -> Iterator[Diagnostic]:
-    from runner.expressions.ast import Index, Literal, NamedValue, walk
 
     if tree is None:
         return
@@ -275,7 +272,6 @@ def _step_reference(
 def _octopus(
     workflow: Workflow, doc: Document, field: Field, steps: _Steps
 ) -> Iterator[Diagnostic]:
-    from runner import variables
 
     for problem in variables.check(field.text):
         yield _at(doc, field.path, field.text, problem.offset, problem.message, "substitution")

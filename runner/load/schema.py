@@ -7,14 +7,13 @@ value looks like); everything else is phrased from the failing keyword.
 
 from __future__ import annotations
 
+import difflib
 import functools
-import json
-import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from runner.errors import Diagnostic
-from runner.load.quick_schema import quick_valid
+from runner.load.quick_schema import load_schema, quick_valid
 from runner.load.yaml import Document, Path
 
 _TYPE_NAMES = {
@@ -26,19 +25,6 @@ _TYPE_NAMES = {
     "array": "a list",
     "null": "empty",
 }
-
-
-_SCHEMAS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "schema")
-
-
-@functools.cache
-def load_schema(name: str = "workflow") -> dict[str, Any]:
-    """The named schema as shipped in the package (``workflow`` or ``policy``)."""
-    # next to the package's modules (importlib.resources would import tempfile, zipfile...: ~8 ms)
-    with open(os.path.join(_SCHEMAS, f"{name}.schema.json"), encoding="utf-8") as handle:
-        text = handle.read()
-    schema: dict[str, Any] = json.loads(text)
-    return schema
 
 
 @functools.cache
@@ -131,7 +117,6 @@ def _translate(doc: Document, error: Any, root: str) -> Iterator[Diagnostic]:
         allowed = sorted(schema.get("properties", {}))
         for extra in sorted(set(value) - set(allowed)):
             message = f"unexpected key `{extra}` {_container(path, root)}"
-            import difflib  # only for a mistake
 
             close = difflib.get_close_matches(extra, allowed, n=1)
             if close:

@@ -19,7 +19,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 
+from runner import expressions, variables
 from runner.errors import Diagnostic, ExpressionError
+from runner.expressions.ast import Index, Literal, NamedValue, walk
+from runner.load.expression_checks import position_in_value
 from runner.load.yaml import Document, Path
 from runner.model import Step, Workflow
 
@@ -66,8 +69,6 @@ class _Secrets:
         )
 
     def _in_expressions(self, text: str, env: Mapping[str, str]) -> _Use | None:
-        from runner import expressions
-        from runner.expressions.ast import Index, Literal, NamedValue, walk
 
         if "${{" not in text:
             return None
@@ -99,7 +100,6 @@ class _Secrets:
         return None
 
     def _in_octopus(self, text: str) -> _Use | None:
-        from runner import variables
 
         if "#{" not in text:
             return None
@@ -149,7 +149,6 @@ def _mentions_secrets(doc: Document) -> bool:
 
 
 def _workflow_outputs(workflow: Workflow, doc: Document, secrets: _Secrets) -> Iterator[Diagnostic]:
-    from runner.load.expression_checks import position_in_value
 
     for name, output in workflow.outputs.items():
         use = secrets.used(output.value, secrets.workflow_env)
@@ -166,7 +165,6 @@ def _workflow_outputs(workflow: Workflow, doc: Document, secrets: _Secrets) -> I
 
 
 def _step(doc: Document, step: Step, secrets: _Secrets) -> Iterator[Diagnostic]:
-    from runner.load.expression_checks import position_in_value
 
     text = step.run or ""
     lines = text.split("\n")

@@ -24,6 +24,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.resolver import VersionedResolver
+
 from runner.errors import Diagnostic, Location
 
 MAX_FILE_BYTES = 8 * 1024 * 1024
@@ -110,8 +114,6 @@ def read_text(path: str, raw: bytes) -> str:
 
 def load_yaml(path: str, raw: bytes) -> Document:
     """Parse ``raw`` as one YAML document; raise :class:`LoadError` with positioned diagnostics."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     text = read_text(path, raw)
     lines = text.splitlines()
@@ -211,7 +213,6 @@ def _resolver_class() -> Any:
     through the loader) for every scalar it resolves: two thirds of composing a big file. One
     document has one version, known from its directives before its first node, so the table it
     selects is kept for the rest of the document (a new loader, hence a new cache, per file)."""
-    from ruamel.yaml.resolver import VersionedResolver
 
     class Resolver(VersionedResolver):
         @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, TextIO
 
 from runner.approvals.state import Decision
@@ -152,7 +153,6 @@ class BaseLog:
 
 def span(start: str | None, end: str | None) -> float | None:
     """Seconds between two recorded UTC stamps (``2030-01-01T12:00:00.000Z``), if both parse."""
-    from datetime import datetime
 
     if not start or not end:
         return None

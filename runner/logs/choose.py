@@ -7,6 +7,10 @@ from collections.abc import Mapping
 from typing import TextIO
 
 from runner.logs.base import BaseLog
+from runner.logs.github import GitHubLog
+from runner.logs.gitlab import GitLabLog
+from runner.logs.jsonl import JsonLog
+from runner.logs.text import TextLog
 
 
 def choose_log(
@@ -15,22 +19,15 @@ def choose_log(
     """JSON when asked; GitHub's or GitLab's format inside their jobs; else the terminal's."""
     out = stream or sys.stdout
     if output_format == "json":
-        from runner.logs.jsonl import JsonLog
-
         return JsonLog(out)
     if environ.get("GITHUB_ACTIONS") == "true":
-        from runner.logs.github import GitHubLog
-
         return GitHubLog(
             out,
             summary_path=environ.get("GITHUB_STEP_SUMMARY"),
             workspace=environ.get("GITHUB_WORKSPACE"),
         )
     if environ.get("GITLAB_CI") == "true":
-        from runner.logs.gitlab import GitLabLog
-
         return GitLabLog(out)
-    from runner.logs.text import TextLog
 
     color = "NO_COLOR" not in environ and hasattr(out, "isatty") and out.isatty()
     return TextLog(out, color=color)

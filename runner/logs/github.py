@@ -19,6 +19,7 @@ from runner.errors import Location
 from runner.logs.base import BaseLog, format_duration, step_time
 from runner.model import Step, Workflow
 from runner.steps.workflow_commands import escape_data, escape_property
+from runner.workspace import absolute
 
 
 class GitHubLog(BaseLog):
@@ -123,7 +124,6 @@ class GitHubLog(BaseLog):
     def _file(self, path: str) -> str:
         if not self.workspace:
             return path
-        from runner.workspace import absolute
 
         try:
             return absolute(path).relative_to(absolute(self.workspace)).as_posix()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import timedelta
@@ -32,7 +33,15 @@ from runner.cancel import Cancelled
 from runner.errors import ApprovalError, ExitCode, RunnerError
 from runner.git import Git
 from runner.model import GuidedFailure, Step
-from runner.steps.base import StepContext, StepLog, StepResult
+from runner.steps.base import Detached, StepContext, StepLog, StepResult
+from runner.steps.manual import (
+    WITHDRAW_SECONDS,
+    announce,
+    make_sources,
+    notify,
+    status_line,
+    withdraw,
+)
 
 #: how many lines of a failed step's log the question shows
 TAIL_LINES = 20
@@ -157,7 +166,6 @@ def ask(
     """Ask ``request`` through the sources until decided, timed out or cancelled; the decision
     as the record keeps it. Raises :class:`~runner.steps.base.Detached` with
     ``--detach-on-wait`` (the open question checkpointed first)."""
-    from runner.steps.manual import announce, make_sources, notify, status_line, withdraw
 
     step = ctx.step
     if not request.choices:
@@ -192,8 +200,6 @@ def ask(
             ctx.interruptible(functools.partial(source.register, request))
             usable.append(source)
         except Cancelled:
-            from runner.steps.manual import WITHDRAW_SECONDS
-
             withdraw(sources, request, WITHDRAW_SECONDS)
             return _entry(ctx, request, state, "cancelled")
         except RunnerError as exc:
@@ -267,7 +273,6 @@ def ask(
     state["submissions"] = [s.__dict__ for s in outcome.submissions]
     if outcome.state == "detached":
         checkpoint(state)
-        from runner.steps.base import Detached
 
         raise Detached(step.id)
     for source in usable:
@@ -420,6 +425,5 @@ def settle(
 
 
 def _json(data: Any) -> str:
-    import json
 
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"

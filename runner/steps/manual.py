@@ -12,14 +12,17 @@ import functools
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 
+from runner.approvals.files import FileSource
 from runner.approvals.identity import Directory
-from runner.approvals.prompt import local_user
+from runner.approvals.prompt import PromptSource, local_user
 from runner.approvals.quorum import Refused, Verdict
 from runner.approvals.request import FieldSpec, Interruption
-from runner.approvals.source import ApprovalSource, source_class
+from runner.approvals.server_source import ServerSource
+from runner.approvals.source import ApprovalSource
 from runner.approvals.state import ApprovalState, Decision, GateState, Refusal
 from runner.approvals.trust import load_directory
 from runner.approvals.wait import WaitOutcome, wait_for_decision
@@ -29,7 +32,7 @@ from runner.errors import ApprovalError, ExitCode, RunnerError
 from runner.git import Git, GitReader
 from runner.model import Identity, Manual
 from runner.notify import WebhookError, post_json, webhook_url
-from runner.steps.base import StepContext, StepResult
+from runner.steps.base import Detached, StepContext, StepResult
 from runner.steps.outputs import manual_outputs
 
 
@@ -78,6 +81,19 @@ def build_interruption(ctx: StepContext, manual: Manual, sources: tuple[str, ...
         sources=sources,
         run_started=str(facts.get("started_at", "")),
     )
+
+
+SourceFactory = Callable[..., ApprovalSource]
+#: the approval sources by the name a workflow gives them (``approvals.sources``, ``sources``)
+SOURCES: dict[str, SourceFactory] = {
+    "prompt": PromptSource,
+    "file": FileSource,
+    "server": ServerSource,
+}
+
+
+def source_class(name: str) -> SourceFactory:
+    return SOURCES[name]
 
 
 def make_sources(
@@ -230,7 +246,6 @@ def run_manual_step(ctx: StepContext) -> StepResult:
     waited = replace(state[0], submissions=outcome.submissions)
     if outcome.state == "detached":
         ctx.checkpoint(replace(waited, state=GateState.WAITING))
-        from runner.steps.base import Detached
 
         raise Detached(step.id)
     if outcome.state == "timed-out":

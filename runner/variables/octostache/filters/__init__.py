@@ -7,70 +7,68 @@ Octostache) is not implemented, so it too leaves the token unreplaced.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-TYPE_CHECKING = False  # not ``typing.TYPE_CHECKING``: this module is imported at start-up
+from runner.variables.octostache.filters import escape, formatting, hashing, text, uri, version
+from runner.variables.octostache.filters.formatting import now_date
+
 if TYPE_CHECKING:
     from runner.variables.octostache.filters.dates import Clock
 
 Filter = Callable[[str | None, list[str]], str | None]
 
-# Each filter's module and function, imported when a template first uses one: most templates use
-# none, and importing them all (dates, numbers, hashing, regular expressions) costs more than the
-# rest of the variable language together.
-_TARGETS: dict[str, tuple[str, str]] = {
-    "tolower": ("text", "to_lower"),
-    "toupper": ("text", "to_upper"),
-    "tobase64": ("text", "to_base64"),
-    "frombase64": ("text", "from_base64"),
-    "htmlescape": ("escape", "html_escape"),
-    "uriescape": ("escape", "uri_escape"),
-    "uridataescape": ("escape", "uri_data_escape"),
-    "xmlescape": ("escape", "xml_escape"),
-    "jsonescape": ("escape", "json_escape"),
-    "yamlsinglequoteescape": ("escape", "yaml_single_quote_escape"),
-    "yamldoublequoteescape": ("escape", "yaml_double_quote_escape"),
-    "propertieskeyescape": ("escape", "properties_key_escape"),
-    "propertiesvalueescape": ("escape", "properties_value_escape"),
-    "addseconds": ("formatting", "add_seconds"),
-    "addminutes": ("formatting", "add_minutes"),
-    "addhours": ("formatting", "add_hours"),
-    "adddays": ("formatting", "add_days"),
-    "addweeks": ("formatting", "add_weeks"),
-    "addmonths": ("formatting", "add_months"),
-    "addtimespan": ("formatting", "add_timespan"),
-    "format": ("formatting", "format_filter"),
-    "match": ("text", "match"),
-    "replace": ("text", "replace"),
-    "startswith": ("text", "starts_with"),
-    "endswith": ("text", "ends_with"),
-    "contains": ("text", "contains"),
-    "substring": ("text", "substring"),
-    "truncate": ("text", "truncate"),
-    "trim": ("text", "trim_filter"),
-    "indent": ("text", "indent"),
-    "uripart": ("uri", "uri_part"),
-    "versionmajor": ("version", "version_major"),
-    "versionminor": ("version", "version_minor"),
-    "versionpatch": ("version", "version_patch"),
-    "versionprerelease": ("version", "version_prerelease"),
-    "versionprereleaseprefix": ("version", "version_prerelease_prefix"),
-    "versionprereleasecounter": ("version", "version_prerelease_counter"),
-    "versionrevision": ("version", "version_revision"),
-    "versionmetadata": ("version", "version_metadata"),
-    "append": ("text", "append"),
-    "prepend": ("text", "prepend"),
-    "md5": ("hashing", "md5"),
-    "sha1": ("hashing", "sha1"),
-    "sha256": ("hashing", "sha256"),
-    "sha384": ("hashing", "sha384"),
-    "sha512": ("hashing", "sha512"),
-    "null": ("text", "null"),
+_FILTERS: dict[str, Filter] = {
+    "tolower": text.to_lower,
+    "toupper": text.to_upper,
+    "tobase64": text.to_base64,
+    "frombase64": text.from_base64,
+    "htmlescape": escape.html_escape,
+    "uriescape": escape.uri_escape,
+    "uridataescape": escape.uri_data_escape,
+    "xmlescape": escape.xml_escape,
+    "jsonescape": escape.json_escape,
+    "yamlsinglequoteescape": escape.yaml_single_quote_escape,
+    "yamldoublequoteescape": escape.yaml_double_quote_escape,
+    "propertieskeyescape": escape.properties_key_escape,
+    "propertiesvalueescape": escape.properties_value_escape,
+    "addseconds": formatting.add_seconds,
+    "addminutes": formatting.add_minutes,
+    "addhours": formatting.add_hours,
+    "adddays": formatting.add_days,
+    "addweeks": formatting.add_weeks,
+    "addmonths": formatting.add_months,
+    "addtimespan": formatting.add_timespan,
+    "format": formatting.format_filter,
+    "match": text.match,
+    "replace": text.replace,
+    "startswith": text.starts_with,
+    "endswith": text.ends_with,
+    "contains": text.contains,
+    "substring": text.substring,
+    "truncate": text.truncate,
+    "trim": text.trim_filter,
+    "indent": text.indent,
+    "uripart": uri.uri_part,
+    "versionmajor": version.version_major,
+    "versionminor": version.version_minor,
+    "versionpatch": version.version_patch,
+    "versionprerelease": version.version_prerelease,
+    "versionprereleaseprefix": version.version_prerelease_prefix,
+    "versionprereleasecounter": version.version_prerelease_counter,
+    "versionrevision": version.version_revision,
+    "versionmetadata": version.version_metadata,
+    "append": text.append,
+    "prepend": text.prepend,
+    "md5": hashing.md5,
+    "sha1": hashing.sha1,
+    "sha256": hashing.sha256,
+    "sha384": hashing.sha384,
+    "sha512": hashing.sha512,
+    "null": text.null,
 }
-_loaded: dict[str, Filter] = {}
 CLOCK_FILTERS = ("nowdate", "nowdateutc")
-NAMES = frozenset(_TARGETS) | frozenset(CLOCK_FILTERS)
+NAMES = frozenset(_FILTERS) | frozenset(CLOCK_FILTERS)
 
 
 def is_known(name: str) -> bool:
@@ -81,12 +79,10 @@ def is_known(name: str) -> bool:
 def invoke(name: str, argument: str | None, options: list[str], clock: Clock) -> str | None:
     """``BuiltInFunctions.InvokeOrNull``: the filter's result, or ``None``."""
     key = name.lower()
-    function = _function(key)
+    function = _FILTERS.get(key)
     if function is None:
         if key not in CLOCK_FILTERS:
             return None
-        from runner.variables.octostache.filters.formatting import now_date
-
         function = now_date(clock, utc=key == "nowdateutc")
     try:
         return function(argument, options)
@@ -94,14 +90,3 @@ def invoke(name: str, argument: str | None, options: list[str], clock: Clock) ->
         # Octostache lets some of these escape (bad base64, bad regex...); a token left
         # unreplaced is the gentler, and otherwise consistent, outcome.
         return None
-
-
-def _function(key: str) -> Filter | None:
-    function = _loaded.get(key)
-    if function is None:
-        target = _TARGETS.get(key)
-        if target is None:
-            return None
-        module = importlib.import_module(f"{__name__}.{target[0]}")
-        function = _loaded[key] = getattr(module, target[1])
-    return function

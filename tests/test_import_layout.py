@@ -1,0 +1,86 @@
+"""Where the package's imports may sit: at the top of each module, except the few lazy ones the
+architecture doc names, each for a cost the start-up benchmark measures or an optional extra.
+
+The layers themselves (which package may import which) are import-linter's contracts in
+pyproject.toml, run by .ci/run; this test keeps imports out of function bodies, where a layer
+violation or an import cycle would only show when the function first runs."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import runner
+
+PACKAGE = Path(runner.__file__).parent
+
+#: module (relative to the package) -> the modules it may import inside a function, and why
+LAZY: dict[str, tuple[set[str] | None, str]] = {
+    "cli/main.py": (None, "start-up: each command's module is imported when it runs"),
+    "cli/server.py": (
+        {
+            "sqlalchemy.engine",
+            "sqlalchemy.exc",
+            "uvicorn",
+            "runner.server.storage",
+            "runner.server.web",
+            "runner.server.errors",
+            "runner.server.audit",
+        },
+        "the `server` extra: `runner server --help` works, and says what to install, without it",
+    ),
+    "approvals/server_client.py": (
+        {"requests"},
+        "about 100 ms; a run without a server never pays it",
+    ),
+    "load/schema.py": ({"jsonschema"}, "about 60 ms; the quick check answers for a valid file"),
+}
+
+
+def _function_imports(tree: ast.Module) -> list[tuple[int, str]]:
+    found: list[tuple[int, str]] = []
+
+    def walk(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                continue
+            if isinstance(child, ast.Import) and in_function:
+                found.extend((child.lineno, alias.name) for alias in child.names)
+            elif isinstance(child, ast.ImportFrom) and in_function:
+                found.append((child.lineno, "." * child.level + (child.module or "")))
+            walk(child, in_function or isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef))
+
+    walk(tree, False)
+    return found
+
+
+def _modules() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if "migrations" not in p.parts)
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_sit_at_the_top_of_the_module(path: Path) -> None:
+    name = path.relative_to(PACKAGE).as_posix()
+    allowed, _why = LAZY.get(name, (set(), ""))
+    imports = _function_imports(ast.parse(path.read_text(encoding="utf-8")))
+    stray = [
+        f"{name}:{line}: {module}"
+        for line, module in imports
+        if allowed is not None and module not in allowed
+    ]
+    assert not stray, (
+        "imports inside functions (move them to the top, or name them in LAZY):\n"
+        + "\n".join(stray)
+    )
+
+
+def test_the_lazy_list_names_only_modules_that_exist() -> None:
+    for name in LAZY:
+        assert (PACKAGE / name).is_file(), name
+
+
+def test_the_check_sees_an_import_inside_a_function() -> None:
+    tree = ast.parse("import os\n\ndef f():\n    import json\n    from runner import model\n")
+    assert _function_imports(tree) == [(4, "json"), (5, "runner")]
