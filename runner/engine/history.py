@@ -5,13 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from runner.engine.record import RecordStore
 from runner.workspace import state_folder, workspace_here
-
-if TYPE_CHECKING:
-    pass
 
 
 def state_dir(
