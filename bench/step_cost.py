@@ -76,18 +76,33 @@ def time_runner(
 
 
 # What any Python program pays to run a step's shell the way the runner does (its own session,
-# output read by a thread as it comes, exit status waited for), and nothing else.
+# output read as it comes while waiting for the exit on the process's pidfd, in one thread), and
+# nothing else.
 PYTHON_FLOOR = """
-import subprocess, sys, threading
+import os, select, subprocess, sys
 argv = sys.argv[2].split()
 for _ in range(int(sys.argv[1])):
     process = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
-    reader = threading.Thread(target=lambda: [None for _ in process.stdout])
-    reader.start()
+    pidfd = os.pidfd_open(process.pid)
+    out = process.stdout.fileno()
+    poller = select.poll()
+    poller.register(out, select.POLLIN)
+    poller.register(pidfd, select.POLLIN)
+    ended = exited = False
+    while not (ended and exited):
+        for fd, _ in poller.poll():
+            if fd == pidfd:
+                exited = True
+                poller.unregister(pidfd)
+            elif not os.read(out, 65536):
+                ended = True
+                poller.unregister(out)
     process.wait()
-    reader.join()
+    os.close(pidfd)
+    process.stdout.close()
 """
 
 

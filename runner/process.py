@@ -10,7 +10,9 @@ masks and logs it) and :func:`capture` for the short-lived programs the runner a
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -145,24 +147,20 @@ def run_process(
     pgid = proc.pid
     timed_out = False
     cancelled = False
+    lines = _Lines(on_line)
     try:
         if groups is not None:
             groups.add(pgid)
             if groups.cancelled.is_set() and not after_cancel:
                 groups.stop(pgid)
         assert proc.stdout is not None
-        pump_errors: list[BaseException] = []
-        reader = threading.Thread(
-            target=_pump, args=(proc.stdout, on_line, pump_errors), daemon=True
-        )
-        reader.start()
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        exited = _follow(proc, lines, None if timeout is None else started + timeout)
+        if not exited:
             timed_out = True
             terminate_group(pgid, reap=proc.poll)
             proc.wait()
-        reader.join(DRAIN_SECONDS)
+            if lines.reader is not None:
+                lines.reader.join(DRAIN_SECONDS)
     except BaseException:
         # the runner is stopping (a second signal may land before the group is registered
         # for ProcessGroups.kill_all): the process must not outlive it
@@ -173,23 +171,125 @@ def run_process(
         if groups is not None:
             cancelled = groups.stopped(pgid)
             groups.discard(pgid)
-    error = type(pump_errors[0]).__name__ if pump_errors else None
+    error = type(lines.errors[0]).__name__ if lines.errors else None
     return ProcessResult(
         proc.returncode, timed_out, cancelled, time.monotonic() - started, output_error=error
     )
 
 
-def _pump(stream: IO[bytes], on_line: Callable[[str], None], errors: list[BaseException]) -> None:
-    with stream:
-        for raw in stream:
-            if errors:
-                continue  # keep draining: a full pipe would block the process forever
-            try:
-                on_line(raw.decode("utf-8", "replace").rstrip("\r\n"))
-            except Exception as exc:
-                # no traceback on stderr: its message may quote the line, which may hold a
-                # secret the handler had not masked yet; the step fails instead (see script.py)
-                errors.append(exc)
+def _follow(proc: subprocess.Popen[bytes], lines: _Lines, deadline: float | None) -> bool:
+    """Hand ``proc``'s output to ``lines`` until it exits and its output ends (or
+    ``DRAIN_SECONDS`` after it exits, for output a process it left behind holds open), or until
+    ``deadline``; whether it exited (reaped) by then. Output still open when this returns goes on
+    being read by ``lines.reader``, a thread.
+
+    In this thread, waiting on the process's pidfd and its pipe at once: a reader thread for
+    every step cost a thread's start and join (bench/README.md, ``step_cost.py``). Without
+    pidfds (not Linux, or a sandbox refusing them), the thread."""
+    assert proc.stdout is not None
+    stream = proc.stdout
+    out = stream.fileno()
+    try:
+        pidfd = os.pidfd_open(proc.pid) if _PIDFD else -1
+    except OSError:
+        pidfd = -1
+    if pidfd < 0:
+        lines.read_in_thread(stream)
+        try:
+            proc.wait(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            return False
+        assert lines.reader is not None
+        lines.reader.join(DRAIN_SECONDS)
+        return True
+    try:
+        poller = select.poll()
+        poller.register(out, select.POLLIN)
+        poller.register(pidfd, select.POLLIN)
+        reading, exited = True, False
+        until = deadline
+        while reading or not exited:
+            wait = -1
+            if until is not None:
+                # checked before each poll: output that never stops would keep it ready
+                wait = math.ceil((until - time.monotonic()) * 1000)
+                if wait <= 0:
+                    break  # the deadline, or the end of the drain
+            ready = poller.poll(wait)
+            for fd, _ in ready:
+                if fd == pidfd:
+                    exited = True
+                    poller.unregister(pidfd)
+                    until = time.monotonic() + DRAIN_SECONDS
+                elif chunk := os.read(out, _CHUNK):
+                    lines.feed(chunk)
+                else:
+                    reading = False
+                    poller.unregister(out)
+                    lines.end()
+                    stream.close()
+    finally:
+        os.close(pidfd)
+    if reading:
+        lines.read_in_thread(stream)
+    if exited:
+        proc.wait()
+    return exited
+
+
+#: the most one read of a step's output takes
+_CHUNK = 1 << 16
+_PIDFD = hasattr(os, "pidfd_open")
+
+
+class _Lines:
+    """A process's output cut into lines (at ``\\n``, as a binary file object does; a last line
+    without one is a line too), each decoded and given to ``on_line``. An error ``on_line``
+    raises stops the calls, not the reading: a full pipe would block the process forever."""
+
+    def __init__(self, on_line: Callable[[str], None]) -> None:
+        self.on_line = on_line
+        self.errors: list[BaseException] = []
+        self.reader: threading.Thread | None = None
+        self._partial: list[bytes] = []
+
+    def feed(self, chunk: bytes) -> None:
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            if self._partial:
+                self._partial.append(chunk[start:end])
+                self._emit(b"".join(self._partial))
+                self._partial.clear()
+            else:
+                self._emit(chunk[start:end])
+            start = end + 1
+        if start < len(chunk):
+            self._partial.append(chunk[start:])
+
+    def end(self) -> None:
+        if self._partial:
+            self._emit(b"".join(self._partial))
+            self._partial.clear()
+
+    def _emit(self, raw: bytes) -> None:
+        if self.errors:
+            return
+        try:
+            self.on_line(raw.decode("utf-8", "replace").rstrip("\r\n"))
+        except Exception as exc:
+            # no traceback on stderr: its message may quote the line, which may hold a
+            # secret the handler had not masked yet; the step fails instead (see script.py)
+            self.errors.append(exc)
+
+    def read_in_thread(self, stream: IO[bytes]) -> None:
+        self.reader = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self.reader.start()
+
+    def _pump(self, stream: IO[bytes]) -> None:
+        with stream:
+            while chunk := os.read(stream.fileno(), _CHUNK):
+                self.feed(chunk)
+            self.end()
 
 
 #: what :func:`capture` keeps of a program's stdout unless told otherwise

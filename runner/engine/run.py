@@ -148,6 +148,20 @@ class Run:
             self.secret_values,
         )
 
+    @functools.cached_property
+    def _steps_folder(self) -> Path:
+        return self.store.folder(self.record.run_id) / "steps"
+
+    @functools.cached_property
+    def _temp_folder(self) -> str:
+        return str(self.store.folder(self.record.run_id) / "tmp")
+
+    @functools.cached_property
+    def _step_names(self) -> tuple[str, ...]:
+        # sliced for each step's ``following``: a generator over the rest of the run made the
+        # cost of a step grow with the number of steps
+        return tuple(s.name for s in self.workflow.steps)
+
     def states(self) -> dict[str, StepState]:
         """What ``steps.<id>`` and Octopus's output variables show of finished steps."""
         return self.contexts.states()
@@ -243,7 +257,7 @@ class Run:
         self.log.step_started(step)
         values, contexts = self.substitution(step)
         env = self._process_env(step, values, contexts)
-        step_dir = self.store.folder(self.record.run_id) / "steps" / step.id
+        step_dir = self._steps_folder / step.id
         step_dir.mkdir(parents=True, exist_ok=True)
 
         functions = self.host_functions()
@@ -277,7 +291,7 @@ class Run:
                 "inputs": self.record.inputs,
                 "started_at": self.record.started_at,
             },
-            following=tuple(s.name for s in self.workflow.steps[step.index + 1 :]),
+            following=self._step_names[step.index + 1 :],
             cancelled=self.groups.cancelled.is_set,
             interruptible=self.groups.cancelled.call,
             host_env=self.environ,
@@ -409,11 +423,12 @@ class Run:
                 "RUNNER_RUN_ID": self.record.run_id,
                 "RUNNER_ENVIRONMENT": self.environment,
                 "RUNNER_WORKSPACE": str(self.workspace),
-                "RUNNER_TEMP": str(self.store.folder(self.record.run_id) / "tmp"),
+                "RUNNER_TEMP": self._temp_folder,
                 "CI": env.get("CI", "true"),
             }
         )
-        Path(env["RUNNER_TEMP"]).mkdir(parents=True, exist_ok=True)
+        # again at each step: a step may have removed it
+        os.makedirs(self._temp_folder, exist_ok=True)
         return env
 
     def _finish_step(self, step: Step, result: StepResult, reason: str | None = None) -> None:

@@ -3,9 +3,13 @@ commands (``RUNNER_OUTPUT`` = ``GITHUB_OUTPUT``, ...) and Octopus's ``set_octopu
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import shlex
 import shutil
+import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +48,7 @@ class Script:
     timeout_minutes: float | None
 
 
-def shell_command(shell: str | None, script: Path) -> list[str]:
+def shell_command(shell: str | None, script: str | Path) -> list[str]:
     """The argv that runs ``script`` with ``shell`` (a name or a template containing ``{0}``)."""
     name = shell or "bash"
     template = SHELLS[name][0] if name in SHELLS else name
@@ -52,12 +56,36 @@ def shell_command(shell: str | None, script: Path) -> list[str]:
         raise StepError(
             f"shell {name!r} is neither bash, sh, python or pwsh nor a template containing {{0}}"
         )
-    argv = [part.replace("{0}", str(script)) for part in shlex.split(template)]
-    if name == "python" and shutil.which("python3") is None and shutil.which("python"):
+    argv = [part.replace("{0}", str(script)) for part in _split(template)]
+    if name == "python" and _which("python3") is None and _which("python"):
         argv[0] = "python"
-    if shutil.which(argv[0]) is None and not os.path.isabs(argv[0]):
+    if _which(argv[0]) is None and not os.path.isabs(argv[0]):
         raise StepError(f"shell {argv[0]!r} is not installed on this machine")
     return argv
+
+
+#: what :func:`_which` found, by name and ``PATH``
+_FOUND: dict[tuple[str, str | None], str] = {}
+
+
+def _which(name: str) -> str | None:
+    """``shutil.which``, its answer reused while the file it names is still there: searching
+    ``PATH`` at each step cost more than the rest of building the command (the answer only says
+    whether there is such a program, so one found earlier in ``PATH`` since changes nothing)."""
+    key = (name, os.environ.get("PATH"))
+    found = _FOUND.get(key)
+    if found is not None and os.access(found, os.X_OK) and not os.path.isdir(found):
+        return found
+    found = shutil.which(name)
+    if found is not None:
+        _FOUND[key] = found
+    return found
+
+
+@functools.lru_cache(maxsize=64)
+def _split(template: str) -> tuple[str, ...]:
+    # shlex in pure Python cost a tenth of a millisecond a step; a run has few templates
+    return tuple(shlex.split(template))
 
 
 def run_script_step(ctx: StepContext) -> StepResult:
@@ -98,20 +126,20 @@ def run_script(
     text = script.text
     if shell in ("bash", None) or (shell not in SHELLS and "bash" in shell):
         text = file_commands.OCTOPUS_BASH_FUNCTIONS + "\n" + text
-    path = folder / f"script{suffix}"
+    # strings, not Paths, for the step's files: building nine Paths a step cost more than
+    # writing the script
+    base = str(folder)
+    path = os.path.join(base, f"script{suffix}")
     # readable by the owner only while it exists
-    with open(
-        os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8"
-    ) as out:
-        out.write(text)
+    _write_new(path, text.encode("utf-8"))
     env = dict(ctx.env)
-    files: dict[str, Path] = {}
+    files: dict[str, str] = {}
     for kind, names in FILES.items():
-        files[kind] = folder / kind
+        files[kind] = os.path.join(base, kind)
         # empty, as GitHub creates them, and readable by the owner only: they may receive secrets
         os.close(os.open(files[kind], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
         for name in names:
-            env[name] = str(files[kind])
+            env[name] = files[kind]
     cwd = ctx.workspace
     if script.working_directory:
         cwd = (ctx.workspace / ctx.render(script.working_directory)).resolve()
@@ -150,12 +178,12 @@ def run_script(
     finally:
         # the script holds the values substituted into it, secrets included: like GitHub's
         # temporary scripts, it does not outlive the step
-        path.unlink(missing_ok=True)
+        _remove(path)
     result = read_files(ctx, files)
     for written in files.values():
         # as GitHub does: they may hold secret values (a sensitive variable, an output made of a
         # secret) that must not stay on disk in the state folder
-        written.unlink(missing_ok=True)
+        _remove(written)
     result.exit_code = outcome.exit_code
     if outcome.cancelled:
         result.outcome = "cancelled"
@@ -227,7 +255,7 @@ def handle_line(
         ctx.log.line(step, ctx.masker.mask(line))
 
 
-def read_files(ctx: StepContext, files: dict[str, Path]) -> StepResult:
+def read_files(ctx: StepContext, files: Mapping[str, str | Path]) -> StepResult:
     """Outputs, environment, path, summary and Octopus variables a step wrote."""
     result = StepResult("success")
     try:
@@ -254,7 +282,7 @@ def read_files(ctx: StepContext, files: dict[str, Path]) -> StepResult:
     return result
 
 
-def mask_sensitive_variables(ctx: StepContext, path: Path) -> None:
+def mask_sensitive_variables(ctx: StepContext, path: str | Path) -> None:
     """Mask the ``-sensitive`` Octopus variables written so far (complete lines only)."""
     text = _read(path)
     try:
@@ -266,18 +294,20 @@ def mask_sensitive_variables(ctx: StepContext, path: Path) -> None:
             ctx.masker.add(variable.value)
 
 
-def _size(path: Path) -> int:
+def _size(path: str | Path) -> int:
     try:
-        return path.stat().st_size
+        return os.stat(path).st_size
     except OSError:
         return 0
 
 
-def _read(path: Path) -> str:
+def _read(path: str | Path) -> str:
     # bytes, not text mode: universal newlines would turn CRLF and a lone CR inside a value into
     # LF before the file command parsers (which handle CRLF themselves) see them; and os.read,
     # not a file object: five of these files per step, most of them empty
     try:
+        if _empty_file(os.stat(path)):
+            return ""  # what a step wrote to none of them: not opened
         handle = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return ""  # the script removed it: it reported nothing there
@@ -288,3 +318,23 @@ def _read(path: Path) -> str:
     finally:
         os.close(handle)
     return b"".join(chunks).decode("utf-8", errors="replace")
+
+
+def _empty_file(status: os.stat_result) -> bool:
+    # a regular file only: a pipe, a device or a /proc file may say 0 and still have something
+    return stat.S_ISREG(status.st_mode) and status.st_size == 0
+
+
+def _write_new(path: str, data: bytes) -> None:
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(handle, view) :]
+    finally:
+        os.close(handle)
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
