@@ -218,6 +218,9 @@ def _follow(proc: subprocess.Popen[bytes], lines: _Lines, deadline: float | None
             ready = poller.poll(wait)
             for fd, _ in ready:
                 if fd == pidfd:
+                    # reaped at once, as before the drain: a zombie leader still counts as a
+                    # member of its group for terminate_group
+                    proc.wait()
                     exited = True
                     poller.unregister(pidfd)
                     until = time.monotonic() + DRAIN_SECONDS
@@ -232,8 +235,6 @@ def _follow(proc: subprocess.Popen[bytes], lines: _Lines, deadline: float | None
         os.close(pidfd)
     if reading:
         lines.read_in_thread(stream)
-    if exited:
-        proc.wait()
     return exited
 
 

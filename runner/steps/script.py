@@ -336,5 +336,5 @@ def _write_new(path: str, data: bytes) -> None:
 
 
 def _remove(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
+    with contextlib.suppress(FileNotFoundError):  # the script removed it
         os.unlink(path)
