@@ -356,13 +356,12 @@ class RecordStore:
     def save(self, record: RunRecord, *, durable: bool = False) -> None:
         """Record what changed since the last save as one journal line; with ``durable``, also
         write the snapshot, made to survive a power loss."""
-        folder = self.folder(record.run_id)
         try:
             written = self._written.get(record.run_id)
             if written is None or len(written.steps) != len(record.steps):
                 # a record this store did not write or read (fetched from the server, built by
                 # hand): a snapshot, after whatever lines the journal holds
-                folder.mkdir(parents=True, exist_ok=True)
+                self.folder(record.run_id).mkdir(parents=True, exist_ok=True)
                 _, position = journal.read(
                     self.journal_path(record.run_id), record.run_id, self.key
                 )
@@ -374,7 +373,7 @@ class RecordStore:
         except (OSError, journal.JournalError) as exc:
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise StateError(
-                f"cannot save the record of run {record.run_id} in {folder}: "
+                f"cannot save the record of run {record.run_id} in {self.folder(record.run_id)}: "
                 f"{why}; the run stops here, its last saved record is intact",
                 hint=f"free space or fix the state folder, then `runner resume {record.run_id}`",
             ) from None

@@ -144,3 +144,21 @@ def test_an_unsealed_journal_is_a_hash_chain(tmp_path: Path) -> None:
         RecordStore(tmp_path).load("r1")
     with pytest.raises(JournalError, match="no MAC by"):
         RecordStore(tmp_path, key=KEY).load("r1")
+
+
+def test_a_field_changed_in_place_after_saves_without_changes_is_written(tmp_path: Path) -> None:
+    """The record's top-level fields are compared by their JSON, all at once: a dict the engine
+    changes in place (``env``, ``path``) is seen changed, whatever was saved before."""
+    store = RecordStore(tmp_path)
+    record = new(2)
+    store.create(record)
+    record.update_step("s0", status="running")
+    store.save(record)
+    store.save(record)
+    record.env["A"] = "1"
+    record.path.append("/opt/bin")
+    store.save(record)
+    same(store, record)
+    lines = store.journal_path("r1").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 2
+    assert json.loads(lines[1])["set"] == {"env": {"A": "1"}, "path": ["/opt/bin"]}
