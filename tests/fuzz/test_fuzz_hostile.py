@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -226,7 +227,11 @@ def through_middleware(body: bytes) -> tuple[int, Any]:
             seen["status"] = message["status"]
 
     scope = {"type": "http", "method": "PUT", "headers": [(b"content-type", b"application/json")]}
-    asyncio.run(BoundedBodies(app)(scope, receive, send))
+    # in a thread of its own: this one may hold another library's running loop (Playwright's
+    # sync API keeps one while the web tests' browser is open, in the same worker process), and
+    # asyncio.run refuses to start a loop there
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, BoundedBodies(app)(scope, receive, send)).result()
     return seen["status"], seen.get("body")
 
 
