@@ -81,7 +81,9 @@ def push_signed_by(
 
 
 def refused_mallory(world: World, run_id: str) -> None:
-    done = world.run("--run-id", run_id)
+    # in process on a fake clock: the gate's timeout passes at once (git and the steps are real)
+    assert world.monkeypatch is not None
+    done = world.run_here(world.monkeypatch, "--run-id", run_id)
     output = done.stdout + done.stderr
     assert "approved by" not in output, "mallory approved through substituted trust"
     assert done.returncode == 4, output

@@ -16,13 +16,16 @@ from approval_world import World
 from runner.approvals.document import new_body
 from runner.approvals.request import GUIDED
 
+# Every decision is pushed before the run starts, so the first poll sees it; a question that
+# nobody answers waits out its 5 minutes on the fake clock, one poll (a real `git ls-remote`)
+# per poll-seconds: 30 s, not 1 s, keeps that to ten polls instead of three hundred.
 FAILING = """\
 name: Seed
 environments: [production]
 approvals:
   trust: {ref: refs/remotes/origin/approvals-trust, people: trust/people.yml, \
 allowed-signers: trust/allowed_signers, revoked-keys: trust/revoked_keys}
-  file: {remote: origin, branch: approvals, path: approvals, poll-seconds: 1}
+  file: {remote: origin, branch: approvals, path: approvals, poll-seconds: 30}
 guided-failure:
   teams: [trading-desk]
   timeout-minutes: 5

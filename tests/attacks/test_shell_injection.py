@@ -3,15 +3,19 @@
 A value passed the safe way (``env:`` then ``"$NAME"``) is data, whatever it holds: inputs,
 step outputs, ``#{}`` variables. Pasting an untrusted value into ``run`` is what ``runner
 validate`` warns about, in each spelling.
+
+The runner runs in this process (``runner.cli.main.main``): what is attacked is the shell of
+each step, which stays a real bash.
 """
 
 from __future__ import annotations
 
-import subprocess
+import os
 from pathlib import Path
 
 import pytest
-from run_helpers import RUNNER, Workspace
+from helpers.cli import cli_in
+from run_helpers import Workspace
 
 PAYLOADS = [
     '"; touch PWNED1; "',
@@ -60,7 +64,7 @@ def pwned(root: Path) -> list[str]:
 
 @pytest.mark.parametrize("payload", PAYLOADS)
 def test_a_value_passed_through_env_is_never_executed(workspace: Workspace, payload: str) -> None:
-    outcome = workspace.cli(SAFE, "--input", f"payload={payload}")
+    outcome = workspace.run(SAFE, "--input", f"payload={payload}")
     assert outcome.code == 0, outcome.out + outcome.err
     assert pwned(workspace.root) == []
     first_line = payload.split("\n")[0]
@@ -71,7 +75,7 @@ def test_a_value_passed_through_env_is_never_executed(workspace: Workspace, payl
 
 def test_the_control_a_pasted_input_does_execute(workspace: Workspace) -> None:
     """Proof that the payload is live: pasted into the script, it runs (and validate warns)."""
-    outcome = workspace.cli(
+    outcome = workspace.run(
         """
         name: pasted
         inputs:
@@ -109,16 +113,12 @@ steps:
 """
 
 
-def validate(tmp_path: Path, line: str) -> str:
+def validate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, line: str) -> str:
     (tmp_path / ".git").mkdir(exist_ok=True)
     path = tmp_path / "w.yml"
     path.write_text(PASTED.format(line=line))
-    done = subprocess.run(
-        [str(RUNNER), "validate", str(path)],
-        capture_output=True,
-        text=True,
-        env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin"},
-        check=False,
+    done = cli_in(
+        monkeypatch, tmp_path, {"NO_COLOR": "1", "PATH": "/usr/bin:/bin"}, "validate", str(path)
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout + done.stderr
@@ -135,35 +135,37 @@ def validate(tmp_path: Path, line: str) -> str:
     ],
 )
 def test_validate_warns_when_an_untrusted_value_is_pasted_into_run(
-    tmp_path: Path, line: str
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, line: str
 ) -> None:
-    output = validate(tmp_path, line)
+    output = validate(monkeypatch, tmp_path, line)
     assert "can inject shell code" in output, output
     assert "[injection]" in output
 
 
-def test_validate_is_quiet_for_the_safe_pattern(tmp_path: Path) -> None:
-    output = validate(tmp_path, '"$FROM_INPUT"')
+def test_validate_is_quiet_for_the_safe_pattern(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    output = validate(monkeypatch, tmp_path, '"$FROM_INPUT"')
     assert "inject" not in output, output
 
 
-def test_an_env_value_from_the_workflow_author_is_not_tainted(tmp_path: Path) -> None:
+def test_an_env_value_from_the_workflow_author_is_not_tainted(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     text = PASTED.replace("${{{{ inputs.payload }}}}", "${{{{ deployment.environment }}}}")
     (tmp_path / ".git").mkdir(exist_ok=True)
     path = tmp_path / "w.yml"
     path.write_text(text.format(line='"${{ env.FROM_INPUT }}"'))
-    done = subprocess.run(
-        [str(RUNNER), "validate", str(path)], capture_output=True, text=True, check=False
-    )
+    done = cli_in(monkeypatch, tmp_path, os.environ, "validate", str(path))
     assert done.returncode == 0 and "inject" not in done.stdout + done.stderr, done.stdout
 
 
-def test_a_step_env_that_replaces_the_tainted_value_is_quiet(tmp_path: Path) -> None:
+def test_a_step_env_that_replaces_the_tainted_value_is_quiet(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     text = PASTED.replace("    run: |", "    env: {{FROM_INPUT: fixed}}\n    run: |")
     (tmp_path / ".git").mkdir(exist_ok=True)
     path = tmp_path / "w.yml"
     path.write_text(text.format(line='"${{ env.from_input }}"'))
-    done = subprocess.run(
-        [str(RUNNER), "validate", str(path)], capture_output=True, text=True, check=False
-    )
+    done = cli_in(monkeypatch, tmp_path, os.environ, "validate", str(path))
     assert done.returncode == 0 and "inject" not in done.stdout + done.stderr, done.stdout
