@@ -1,10 +1,12 @@
 """What a manual step's record keeps of its wait: the interruption, what was submitted, what was
-refused, and the decisions that settled it.
+refused, and the decisions that settled it; and what a step under guided failure keeps of the
+questions its failures asked (``GuidedState``, the record's ``guided`` object).
 
-These are the record's ``approval`` object as frozen dataclasses; JSON exists only at the record
-boundary (``to_json``/``from_json``). ``to_json`` writes the keys in the order the runner has
-always written them, and leaves out those a wait that is still open has not set, so a record
-saved again is the same bytes (``tests/engine/test_record_fixtures.py``).
+These are the record's ``approval`` and ``guided`` objects as frozen dataclasses; JSON exists
+only at the record boundary (``to_json``/``from_json``). ``ApprovalState.to_json`` writes the
+keys in the order the runner has always written them, and leaves out those a wait that is still
+open has not set, so a record saved again is the same bytes
+(``tests/engine/test_record_fixtures.py``).
 
 A record may come from a copied state folder or the approval server: ``from_json`` refuses a
 value of the wrong type with :class:`RecordShapeError` rather than letting it reach the code that
@@ -162,6 +164,184 @@ class ApprovalState:
             decided_at=decided_at,
             decisions=decisions,
             unread_sources=dict(unread) if unread is not None else None,
+        )
+
+
+class GuidedOutcome(StrEnum):
+    """How the question about one failed attempt of a step ended."""
+
+    DECIDED = "decided"
+    TIMED_OUT = "timed-out"
+    CANCELLED = "cancelled"
+    #: no source could ask it: the step fails
+    UNASKED = "unasked"
+    #: ``retry`` was its only choice and its limit was reached: nobody was asked, the step fails
+    EXHAUSTED = "exhausted"
+
+
+#: what a guided failure's question may decide
+GUIDED_CHOICES = ("retry", "skip", "fail")
+
+
+@dataclass(frozen=True)
+class GuidedDecision:
+    """What became of one failed attempt of a step under guided failure. ``choice`` is None
+    only when the question was cancelled; who decided (``source`` to ``evidence``) is set when
+    a person did (``DECIDED``), ``notes`` also when the runner decided (a timeout, nobody
+    asked)."""
+
+    attempt: int
+    #: the question's interruption id
+    interruption: str
+    #: what failed, as the question showed it (masked)
+    failure: dict[str, Any]
+    state: GuidedOutcome
+    choice: str | None = None
+    decided_at: str = ""
+    submissions: tuple[Submission, ...] = ()
+    refused: tuple[Refusal, ...] = ()
+    source: str | None = None
+    person_id: str | None = None
+    username: str | None = None
+    display_name: str | None = None
+    email: str | None = None
+    #: masked, as a manual step's
+    notes: str | None = None
+    submitted_at: str | None = None
+    evidence: dict[str, Any] | None = None
+    #: sources that could not be read when the question timed out, and why
+    unread_sources: dict[str, str] | None = None
+
+    @property
+    def who(self) -> str:
+        """Who decided, as the logs name them; empty when nobody did."""
+        return self.display_name or self.username or ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The record's object for it: the first eight keys always, the rest when set, in the
+        order the runner first wrote them for each state (a record saved again is the same
+        bytes)."""
+        data: dict[str, Any] = {
+            "attempt": self.attempt,
+            "interruption": self.interruption,
+            "failure": self.failure,
+            "state": self.state,
+            "choice": self.choice,
+        }
+        early = self.state in (GuidedOutcome.UNASKED, GuidedOutcome.EXHAUSTED)
+        if early and self.notes is not None:
+            data["notes"] = self.notes
+        data["decided_at"] = self.decided_at
+        data["submissions"] = [_fields(s) for s in self.submissions]
+        data["refused"] = [r.to_json() for r in self.refused]
+        for name in _GUIDED_LATER:
+            value = getattr(self, name)
+            if value is not None and name not in data:
+                data[name] = value
+        return data
+
+    @classmethod
+    def from_json(cls, data: object) -> GuidedDecision:
+        """The decision ``data`` holds; :class:`RecordShapeError` when it is not one (a choice
+        that is not retry, skip or fail included: a resume must not guess what it meant)."""
+        if not isinstance(data, dict):
+            raise RecordShapeError("has a decision that is not an object")
+        attempt = data.get("attempt")
+        if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1:
+            raise RecordShapeError("has a decision whose `attempt` is not a number from 1")
+        try:
+            state = GuidedOutcome(str(data.get("state")))
+        except ValueError:
+            state_text = data.get("state")
+            raise RecordShapeError(f"has a decision in an unknown state {state_text!r}") from None
+        choice = data.get("choice")
+        if choice is not None and choice not in GUIDED_CHOICES:
+            raise RecordShapeError(f"has a decision with an unknown choice {choice!r}")
+        failure = data.get("failure", {})
+        if not isinstance(failure, dict):
+            raise RecordShapeError("has a decision whose `failure` is not an object")
+        values: dict[str, Any] = {}
+        for name in ("interruption", "decided_at"):
+            value = data.get(name, "")
+            if not isinstance(value, str):
+                raise RecordShapeError(f"has a decision whose `{name}` is not text")
+            values[name] = value
+        for item in dataclasses.fields(cls)[8:]:
+            value = data.get(item.name)
+            if value is None:
+                continue
+            if item.name == "evidence":
+                ok = isinstance(value, dict)
+            elif item.name == "unread_sources":
+                ok = _strings(value)
+            else:
+                ok = isinstance(value, str)
+            if not ok:
+                raise RecordShapeError(f"has a decision whose `{item.name}` is not of its type")
+            values[item.name] = value
+        return cls(
+            attempt=attempt,
+            failure=failure,
+            state=state,
+            choice=choice,
+            submissions=tuple(_submission(s) for s in _items(data, "submissions")),
+            refused=tuple(Refusal.from_json(r) for r in _items(data, "refused")),
+            **values,
+        )
+
+
+#: the keys after ``refused``, in the order they were first written (a timeout's unread sources
+#: before its notes)
+_GUIDED_LATER = (
+    "source",
+    "person_id",
+    "username",
+    "display_name",
+    "email",
+    "unread_sources",
+    "notes",
+    "submitted_at",
+    "evidence",
+)
+
+
+@dataclass(frozen=True)
+class GuidedState:
+    """A step's record under guided failure: one decision per failed attempt that was decided,
+    and the open question while one is (kept as a manual step's wait is)."""
+
+    decisions: tuple[GuidedDecision, ...] = ()
+    waiting: ApprovalState | None = None
+
+    @property
+    def last(self) -> GuidedDecision | None:
+        return self.decisions[-1] if self.decisions else None
+
+    @property
+    def skipped(self) -> bool:
+        """Whether its last decision let the failure pass."""
+        return self.last is not None and self.last.choice == "skip"
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"decisions": [d.to_json() for d in self.decisions]}
+        if self.waiting is not None:
+            data["waiting"] = self.waiting.to_json()
+        return data
+
+    @classmethod
+    def from_json(cls, data: object) -> GuidedState:
+        """The state ``data`` holds; :class:`RecordShapeError` when it is not one."""
+        if not isinstance(data, dict):
+            raise RecordShapeError("is not an object")
+        waiting = None
+        if data.get("waiting") is not None:
+            try:
+                waiting = ApprovalState.from_json(data["waiting"])
+            except RecordShapeError as exc:
+                raise RecordShapeError(f"has an open question that {exc}") from None
+        return cls(
+            decisions=tuple(GuidedDecision.from_json(d) for d in _items(data, "decisions")),
+            waiting=waiting,
         )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from runner.approvals.state import GateState
+from runner.approvals.state import GateState, GuidedOutcome, GuidedState
 from runner.approvals.verify import reverify_evidence
 from runner.engine.history import state_dir as resolve
 from runner.engine.record import RecordStore, RunRecord, StepStatus
@@ -38,8 +38,8 @@ def reverify(record: RunRecord, workflow_path: str | None, insecure: bool) -> di
         decisions = step.approval.decisions if step.approval else None
         found = [(d.evidence, d.submitted_at) for d in decisions or ()]
         # a failed step's guided-failure decisions are signed files too
-        for entry in (step.guided or {}).get("decisions", []):
-            found.append((entry.get("evidence") or {}, entry.get("submitted_at") or ""))
+        for entry in step.guided.decisions if step.guided is not None else ():
+            found.append((entry.evidence or {}, entry.submitted_at or ""))
         for evidence, submitted_at in found:
             if "signature" not in evidence:
                 continue
@@ -94,7 +94,8 @@ def show_text(record: RunRecord, checks: dict[str, str]) -> str:
             lines.append(f"              {step.reason}")
         if step.error:
             lines.append(f"              {step.error}")
-        lines.extend(_guided_lines(step.guided or {}, checks))
+        if step.guided is not None:
+            lines.extend(_guided_lines(step.guided, checks))
         approval = step.approval
         if approval is None:
             continue
@@ -120,40 +121,37 @@ def show_text(record: RunRecord, checks: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _guided_lines(guided: dict[str, Any], checks: dict[str, str]) -> list[str]:
+def _guided_lines(guided: GuidedState, checks: dict[str, str]) -> list[str]:
     """Each failed attempt of a step under guided failure and what was decided about it."""
     lines = []
-    for decision in guided.get("decisions", []):
-        failure = decision.get("failure") or {}
-        code = failure.get("exit_code")
-        failed = f"attempt {decision.get('attempt')} failed" + (
+    for decision in guided.decisions:
+        code = decision.failure.get("exit_code")
+        failed = f"attempt {decision.attempt} failed" + (
             f" (exit code {code})" if code is not None else ""
         )
-        if failure.get("timed_out"):
+        if decision.failure.get("timed_out"):
             # its exit code is the signal that stopped it
-            failed = f"attempt {decision.get('attempt')} timed out"
-        choice = decision.get("choice") or decision.get("state")
-        if decision.get("state") == "decided":
+            failed = f"attempt {decision.attempt} timed out"
+        choice = decision.choice or decision.state
+        if decision.state == GuidedOutcome.DECIDED:
             lines.append(
                 f"              guided failure: {failed}: {choice} by "
-                f"{decision.get('display_name')} ({decision.get('username')}) via "
-                f"{decision.get('source')} at {decision.get('submitted_at')}"
-                + (f": {decision['notes']}" if decision.get("notes") else "")
+                f"{decision.display_name} ({decision.username}) via "
+                f"{decision.source} at {decision.submitted_at}"
+                + (f": {decision.notes}" if decision.notes else "")
             )
         else:
-            lines.append(
-                f"              guided failure: {failed}: {decision.get('state')}, then {choice}"
-            )
-        evidence = decision.get("evidence") or {}
+            lines.append(f"              guided failure: {failed}: {decision.state}, then {choice}")
+        evidence = decision.evidence or {}
         if evidence.get("file"):
             lines.append(
                 f"                evidence: {evidence['file']} ({evidence.get('fingerprint', '')}):"
                 f" {checks.get(evidence['file'], 'not re-verified')}"
             )
-        for refusal in decision.get("refused", []):
-            lines.append(f"                refused: {refusal.get('reason')}")
-    if guided.get("waiting"):
-        asked = (guided["waiting"].get("interruption") or {}).get("attempt")
+        for refusal in decision.refused:
+            lines.append(f"                refused: {refusal.reason}")
+    if guided.waiting is not None:
+        asked = guided.waiting.interruption.attempt if guided.waiting.interruption else None
         lines.append(f"              guided failure: attempt {asked} failed, waiting to be decided")
     return lines
 

@@ -12,6 +12,7 @@ guided failure (issue 21) is a decision too, verified the same way for the attem
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -22,7 +23,13 @@ from runner.approvals.prompt import local_user
 from runner.approvals.quorum import judge
 from runner.approvals.request import GUIDED, FieldSpec, Interruption, Submission, guided_slot
 from runner.approvals.server_source import client_for
-from runner.approvals.state import ApprovalState, Decision, GateState
+from runner.approvals.state import (
+    ApprovalState,
+    Decision,
+    GateState,
+    GuidedDecision,
+    GuidedOutcome,
+)
 from runner.approvals.trust import TrustFiles, load_directory
 from runner.approvals.verify import (
     check_server_view,
@@ -164,12 +171,11 @@ class Gates:
         skip decided. A skip typed at a terminal prompt cannot be verified, and is refused in CI
         or without a terminal; one on timeout stands only if the workflow skips on timeout."""
         guided = step.guided
-        saved = rec.guided if isinstance(rec.guided, dict) else {}
-        decisions = [d for d in saved.get("decisions") or [] if isinstance(d, dict)]
-        if guided is None or not decisions or decisions[-1].get("choice") != "skip":
+        if guided is None or rec.guided is None or not rec.guided.skipped:
             return  # a retry ran the step again, a fail failed it: neither lets a failure pass
+        decisions = rec.guided.decisions
         last, run_id = decisions[-1], self.record.run_id
-        if last.get("state") == "timed-out":
+        if last.state == GuidedOutcome.TIMED_OUT:
             if guided.on_timeout != "skip":
                 raise refuse(
                     run_id,
@@ -177,22 +183,30 @@ class Gates:
                     "fails it on timeout",
                 )
             return
-        who = f"skip by {last.get('username')} via {last.get('source')}"
-        if last.get("source") == "prompt":
+        who = f"skip by {last.username} via {last.source}"
+        if last.source == "prompt":
             self._prompted_skip(step, who)
             return
         # the attempt the skip decided is the one after the decisions before it, whatever the
         # entry says; what could be chosen then comes from the workflow
         request = self._guided_request(step, len(decisions), decisions[:-1])
-        at = _moment(last.get("decided_at"), self.now)
-        recorded = [last] + [
-            s
-            for s in last.get("submissions") or []
-            if isinstance(s, dict) and s.get("result") == "skip" and s.get("who") != last.get("who")
+        at = _moment(last.decided_at, self.now)
+        # the deciding submission and every other skip that counted towards the quorum
+        recorded = [
+            {
+                "source": last.source,
+                "result": "skip",
+                "username": last.username,
+                "evidence": last.evidence or {},
+            }
+        ] + [
+            {**dataclasses.asdict(s), "username": s.who}
+            for s in last.submissions
+            if s.result == "skip"
         ]
         submissions: list[Submission] = []
         for item in recorded:
-            source = item.get("source")
+            source = item["source"]
             if source == "server":
                 continue
             try:
@@ -201,7 +215,7 @@ class Gates:
                 signers, revoked = self.keys(step)
                 submissions.append(
                     signed_submission(
-                        item.get("evidence") or {},
+                        item["evidence"],
                         signers=signers,
                         revoked=revoked,
                         namespace=self._namespace(),
@@ -213,12 +227,8 @@ class Gates:
                 raise refuse(
                     run_id, f"step `{step.id}`: {who} does not verify again: {exc.message}"
                 ) from None
-        if any(item.get("source") == "server" for item in recorded):
-            claimed = [
-                {**item, "result": "skip", "username": item.get("username") or item.get("who")}
-                for item in recorded
-                if item.get("source") == "server"
-            ]
+        claimed = [item for item in recorded if item["source"] == "server"]
+        if claimed:
             submissions += self._server(step, request, claimed)
         verdict = self._judge(request, submissions)
         deciding = verdict.deciding
@@ -229,7 +239,7 @@ class Gates:
                 run_id,
                 f"step `{step.id}`: {who} does not verify again: {shown or verdict.state}",
             )
-        if deciding.person.username != last.get("username"):
+        if deciding.person.username != last.username:
             raise refuse(
                 run_id,
                 f"step `{step.id}`: {who} does not verify again: its evidence is "
@@ -252,7 +262,7 @@ class Gates:
             )
 
     def _guided_request(
-        self, step: Step, attempt: int, before: list[dict[str, Any]]
+        self, step: Step, attempt: int, before: Sequence[GuidedDecision]
     ) -> Interruption:
         """The question about ``attempt`` of a failed step, as the workflow, the files and the
         commit here make it (what binds and judges a decision about it)."""

@@ -25,7 +25,7 @@ from itertools import compress, count
 from pathlib import Path
 from typing import Any
 
-from runner.approvals.state import ApprovalState, RecordShapeError
+from runner.approvals.state import ApprovalState, GuidedState, RecordShapeError
 from runner.bounded import loads
 from runner.engine import journal
 from runner.engine.journal import Position
@@ -90,7 +90,7 @@ class StepRecord:
     approval: ApprovalState | None = None
     error: str | None = None
     #: guided failure (issue 21): each decided failed attempt, and the open question if any
-    guided: dict[str, Any] | None = None
+    guided: GuidedState | None = None
 
     def json_line(self) -> str:
         """The step as one line of JSON, encoded at the first call and kept: the record is
@@ -241,21 +241,28 @@ def _step_value(step: dict[str, Any], name: str, value: Any) -> Any:
             return StepStatus(value)
         except ValueError:
             raise RecordShapeError(f"its record's step `{step.get('id')}` is {value!r}") from None
-    if name != "approval" or value is None:
+    if name not in _SHAPES or value is None:
         return value
     try:
-        return ApprovalState.from_json(value)
+        return _SHAPES[name](value)
     except RecordShapeError as exc:
         raise RecordShapeError(
-            f"the `approval` of its record's step `{step.get('id')}` {exc}"
+            f"the `{name}` of its record's step `{step.get('id')}` {exc}"
         ) from None
+
+
+#: the step fields kept as typed objects, read from their JSON
+_SHAPES: dict[str, Callable[[object], object]] = {
+    "approval": ApprovalState.from_json,
+    "guided": GuidedState.from_json,
+}
 
 
 def _plain(value: Any) -> Any:
     """A dataclass as a dict of its fields (shallow: json encodes the values as they are)."""
     if type(value) is StepRecord:
         return step_fields(value)
-    if isinstance(value, ApprovalState):
+    if isinstance(value, (ApprovalState, GuidedState)):
         return value.to_json()
     if is_dataclass(value) and not isinstance(value, type):
         return {item.name: getattr(value, item.name) for item in fields(value)}

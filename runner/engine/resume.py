@@ -138,8 +138,8 @@ def check_unsealed_facts(record: RunRecord, workflow: Workflow) -> None:
             rec = record.step(step.id)
         except KeyError:
             continue  # refused later, with the other differences
-        decisions = (rec.guided or {}).get("decisions") or []
-        if manual is None and any(d.get("choice") == "skip" for d in decisions):
+        decisions = rec.guided.decisions if rec.guided is not None else ()
+        if manual is None and any(d.choice == "skip" for d in decisions):
             # a failure someone chose to skip is a decision as a gate's is: an unsealed record
             # can claim it (and leave out a fail) with nobody having decided (issue 21)
             raise RefusedError(

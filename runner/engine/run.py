@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import os
 import socket
 import threading
@@ -26,7 +25,7 @@ from typing import Any
 
 from runner import expressions
 from runner.approvals.request import Submission
-from runner.approvals.state import ApprovalState
+from runner.approvals.state import ApprovalState, GuidedDecision, GuidedState, Refusal
 from runner.engine.record import RecordStore, RunRecord, RunStatus, StepRecord, StepStatus
 from runner.errors import ExitCode, ExpressionError, RunnerError
 from runner.evaluation.conditions import Decision, JobStatus, evaluate_condition, scope_decision
@@ -318,11 +317,9 @@ class Run:
 
         guided = step.guided
         assert guided is not None
-        saved = self.record.step(step.id).guided or {}
-        decisions: list[dict[str, Any]] = [
-            d for d in saved.get("decisions", []) if isinstance(d, dict)
-        ]
-        waiting = saved.get("waiting") if isinstance(saved.get("waiting"), dict) else None
+        saved = self.record.step(step.id).guided or GuidedState()
+        decisions = list(saved.decisions)
+        waiting = saved.waiting
         attempt = len(decisions) + 1
         while True:
             fresh = waiting is None
@@ -337,12 +334,12 @@ class Run:
                     break
                 failure = gf.failure_of(ctx, result, list(tail.lines))
                 request = gf.build_request(ctx, guided, attempt, failure, decisions)
-                known: list[Submission] = []
-                refused: list[dict[str, Any]] = []
+                known: tuple[Submission, ...] = ()
+                refused: tuple[Refusal, ...] = ()
             else:
                 # the failed attempt ran before the detach: what it showed is in the record
-                recorded = waiting.get("interruption") or {}
-                failure = dict(recorded.get("failure") or {})
+                recorded = waiting.interruption
+                failure = dict(recorded.failure) if recorded is not None else {}
                 result = StepResult(
                     "failure",
                     exit_code=failure.get("exit_code"),
@@ -350,11 +347,11 @@ class Run:
                     timed_out=bool(failure.get("timed_out")),
                 )
                 request = gf.build_request(ctx, guided, attempt, failure, decisions, recorded)
-                known = [Submission(**s) for s in waiting.get("submissions", [])]
-                refused = [r for r in waiting.get("refused", []) if isinstance(r, dict)]
+                known = waiting.submissions
+                refused = waiting.refused
                 waiting = None
 
-            def checkpoint(state: dict[str, Any]) -> None:
+            def checkpoint(state: ApprovalState) -> None:
                 self._guided_checkpoint(step, decisions, state)
 
             # one question at a time: steps started together may fail together
@@ -372,28 +369,25 @@ class Run:
                 decision = gf.unasked(request, message, self.stamp())
             decisions.append(decision)
             self._guided_checkpoint(step, decisions, None)
-            if decision.get("choice") != "retry":
+            if decision.choice != "retry":
                 break
             attempt += 1
             self.log.line(step, f"retrying: attempt {attempt}")
         result = gf.settle(step, result, decisions, attempt)
-        result.guided = {"decisions": decisions} if decisions else None
+        result.guided = GuidedState(tuple(decisions)) if decisions else None
         return result
 
     def _guided_checkpoint(
-        self, step: Step, decisions: list[dict[str, Any]], waiting: dict[str, Any] | None
+        self, step: Step, decisions: list[GuidedDecision], waiting: ApprovalState | None
     ) -> None:
         """Record a failed step's decisions and open question durably (before waiting on, and
         as soon as one is decided: a retry that then crashes the runner is not asked twice)."""
         with self._lock:
             rec = self.record.step(step.id)
-            state: dict[str, Any] = {"decisions": decisions}
-            if waiting is not None:
-                state["waiting"] = waiting
             self.record.update_step(
                 step.id,
                 status=StepStatus.WAITING if waiting is not None else rec.status,
-                guided=json.loads(json.dumps(state)),
+                guided=GuidedState(tuple(decisions), waiting),
             )
             self.store.save(self.record, durable=True)
 

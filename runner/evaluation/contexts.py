@@ -284,8 +284,7 @@ class ContextBuilder:
 def status_code(rec: StepRecord) -> str | None:
     """Octopus's status code where the conclusion does not say it: a failure skipped under
     guided failure goes on as a success, but its status stays ``Failed`` (Octopus's Ignore)."""
-    decisions = (rec.guided or {}).get("decisions") or []
-    if rec.outcome == "failure" and decisions and decisions[-1].get("choice") == "skip":
+    if rec.outcome == "failure" and rec.guided is not None and rec.guided.skipped:
         return "Failed"
     return None
 

@@ -97,6 +97,8 @@ def _step(rec: StepRecord) -> dict[str, Any]:
     """A step as the record holds it (its approval as the record's JSON object)."""
     data = {item.name: getattr(rec, item.name) for item in dataclass_fields(rec)}
     data["approval"] = rec.approval.to_json() if rec.approval is not None else None
-    if data["guided"] is None:
+    if rec.guided is None:
         del data["guided"]  # as the record leaves it out
+    else:
+        data["guided"] = rec.guided.to_json()
     return data

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from runner.approvals.state import ApprovalState, Decision
+from runner.approvals.state import ApprovalState, Decision, GuidedState
 from runner.masking import Masker
 from runner.model import Identity, Step, Workflow
 from runner.options import RunOptions
@@ -35,7 +35,7 @@ class StepResult:
     #: keeps its failed outcome, and Octopus's status code ``Failed``)
     tolerated: bool = False
     #: guided failure's decisions and open question, for ``StepRecord.guided``
-    guided: dict[str, Any] | None = None
+    guided: GuidedState | None = None
 
 
 class StepLog(Protocol):

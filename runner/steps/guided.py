@@ -6,18 +6,20 @@ the step and to the attempt that failed, asked through the same sources, judged 
 ``quorum.judge`` (``fail`` is its abort), detached and resumed the same way. What it shows of the
 failure (exit code, error, the last lines of the log) is masked before it leaves the engine.
 
-The state of a step under guided failure lives in ``StepRecord.guided``: ``decisions`` (one per
-failed attempt that was decided: what failed, the choice, who, when, the notes and the evidence),
-and ``waiting`` while a question is open (its interruption, submissions and refusals).
+The state of a step under guided failure lives in ``StepRecord.guided``, a
+:class:`~runner.approvals.state.GuidedState`: ``decisions`` (one per failed attempt that was
+decided: what failed, the choice, who, when, the notes and the evidence), and ``waiting`` while a
+question is open (its interruption, submissions and refusals, as a manual step's wait).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -26,7 +28,14 @@ from runner.approvals.prompt import local_user
 from runner.approvals.quorum import Refused, Verdict
 from runner.approvals.request import GUIDED, Interruption, Submission, guided_slot
 from runner.approvals.source import ApprovalSource
-from runner.approvals.state import Decision
+from runner.approvals.state import (
+    ApprovalState,
+    Decision,
+    GateState,
+    GuidedDecision,
+    GuidedOutcome,
+    Refusal,
+)
 from runner.approvals.trust import load_directory
 from runner.approvals.wait import wait_for_decision
 from runner.cancel import Cancelled
@@ -91,8 +100,8 @@ def failure_of(ctx: StepContext, result: StepResult, tail: list[str]) -> dict[st
     }
 
 
-def retries_left(guided: GuidedFailure, decisions: list[dict[str, Any]]) -> bool:
-    used = sum(1 for d in decisions if d.get("choice") == "retry")
+def retries_left(guided: GuidedFailure, decisions: Sequence[GuidedDecision]) -> bool:
+    used = sum(1 for d in decisions if d.choice == "retry")
     return guided.max_retries is None or used < guided.max_retries
 
 
@@ -101,14 +110,13 @@ def build_request(
     guided: GuidedFailure,
     attempt: int,
     failure: dict[str, Any],
-    decisions: list[dict[str, Any]],
-    recorded: Mapping[str, Any] | None = None,
+    decisions: Sequence[GuidedDecision],
+    recorded: Interruption | None = None,
 ) -> Interruption:
     """The question for ``attempt`` of the step. Who may decide and what may be chosen always
     come from the workflow; a resumed run takes only display text and times from ``recorded``
     (the interruption it saved)."""
     step = ctx.step
-    base = dict(recorded or {})
     choices = tuple(c for c in guided.choices if c != "retry" or retries_left(guided, decisions))
     code = failure.get("exit_code")
     timed_out = bool(failure.get("timed_out"))
@@ -116,11 +124,11 @@ def build_request(
     # a timed-out step's exit code is the signal that stopped it, not the step's answer
     shown = code is not None and not timed_out
     title = f"Step '{step.name}' {what}" + (f" with exit code {code}" if shown else "")
-    deadline = base.get("deadline") if recorded is not None else None
+    deadline = recorded.deadline if recorded is not None else None
     if recorded is None and guided.timeout_minutes is not None:
         deadline = _iso(ctx, timedelta(minutes=guided.timeout_minutes))
     facts = ctx.run_facts
-    created = base.get("created")
+    created = recorded.created if recorded is not None else None
     return Interruption(
         id=f"{ctx.run_id}--{guided_slot(step.id, attempt)}",
         run_id=ctx.run_id,
@@ -159,10 +167,10 @@ def ask(
     ctx: StepContext,
     guided: GuidedFailure,
     request: Interruption,
-    known: list[Submission],
-    refused: list[dict[str, Any]],
-    checkpoint: Callable[[dict[str, Any]], None],
-) -> dict[str, Any]:
+    known: Sequence[Submission],
+    refused: Sequence[Refusal],
+    checkpoint: Callable[[ApprovalState], None],
+) -> GuidedDecision:
     """Ask ``request`` through the sources until decided, timed out or cancelled; the decision
     as the record keeps it. Raises :class:`~runner.steps.base.Detached` with
     ``--detach-on-wait`` (the open question checkpointed first)."""
@@ -171,26 +179,23 @@ def ask(
     if not request.choices:
         # ``retry`` was the only choice and its limit is reached: nothing is left to ask, and a
         # question nobody could answer would wait for its timeout (or for ever without one)
-        entry = unasked(request, "", _iso(ctx))
-        entry["state"] = "exhausted"
-        entry["notes"] = (
+        notes = (
             f"retried {guided.max_retries} time{'' if guided.max_retries == 1 else 's'}, the "
             "limit, and `retry` is its only choice"
         )
-        ctx.log.line(step, f"not asking: {entry['notes']}")
-        return entry
+        ctx.log.line(step, f"not asking: {notes}")
+        return dataclasses.replace(
+            unasked(request, "", _iso(ctx)), state=GuidedOutcome.EXHAUSTED, notes=notes
+        )
     git = Git(ctx.workspace)
     directory: Directory = load_directory(ctx.workflow.approvals.trust, git, local_user())
     started_by = directory.by_login(ctx.started_by.username)
     (ctx.step_dir / f"request-attempt-{request.attempt}.json").write_text(
         _json(request.to_dict()), encoding="utf-8"
     )
-    state: dict[str, Any] = {
-        "interruption": request.to_dict(),
-        "state": "waiting",
-        "submissions": [s.__dict__ for s in known],
-        "refused": list(refused),
-    }
+    state = ApprovalState(
+        GateState.WAITING, interruption=request, submissions=tuple(known), refused=tuple(refused)
+    )
     checkpoint(state)
     sources = make_sources(ctx, request.sources, directory, git)
     announce(ctx, request, sources)
@@ -201,7 +206,7 @@ def ask(
             usable.append(source)
         except Cancelled:
             withdraw(sources, request, WITHDRAW_SECONDS)
-            return _entry(ctx, request, state, "cancelled")
+            return _entry(ctx, request, state, GuidedOutcome.CANCELLED)
         except RunnerError as exc:
             ctx.log.line(step, f"approval source {source.name}: {exc}")
     if not usable:
@@ -216,6 +221,7 @@ def ask(
     recorded = {s.key or repr(s) for s in known}
 
     def on_status(verdict: Verdict, remaining: float | None) -> None:
+        nonlocal state
         failing.clear()
         fresh = [
             a.submission
@@ -224,7 +230,7 @@ def ask(
         ]
         if fresh:
             recorded.update(s.key or repr(s) for s in fresh)
-            state["submissions"] = [*state["submissions"], *(s.__dict__ for s in fresh)]
+            state = dataclasses.replace(state, submissions=(*state.submissions, *fresh))
             checkpoint(state)
         text = status_line(request, verdict, 0.0, remaining).split(",")[0]
         if not interactive and text != shown[0]:
@@ -232,19 +238,19 @@ def ask(
             ctx.log.waiting(step, {}, text)
 
     def on_refused(refusal: Refused) -> None:
+        nonlocal state
         key = refusal.submission.key or repr(refusal.submission)
-        if any(r.get("key") == key for r in state["refused"]):
+        if any(r.key == key for r in state.refused):
             return
         ctx.log.annotation(step, "warning", f"refused {refusal.reason}", {})
-        state["refused"].append(
-            {
-                "reason": refusal.reason,
-                "source": refusal.submission.source,
-                "who": refusal.submission.who,
-                "key": key,
-                "evidence": refusal.submission.evidence,
-            }
+        seen = Refusal(
+            reason=refusal.reason,
+            source=refusal.submission.source,
+            who=refusal.submission.who,
+            key=key,
+            evidence=refusal.submission.evidence,
         )
+        state = dataclasses.replace(state, refused=(*state.refused, seen))
 
     def on_source_error(name: str, error: RunnerError) -> None:
         if failing.get(name) != error.message:
@@ -270,7 +276,7 @@ def ask(
         cancelled=ctx.cancelled,
         call=ctx.interruptible,
     )
-    state["submissions"] = [s.__dict__ for s in outcome.submissions]
+    state = dataclasses.replace(state, submissions=tuple(outcome.submissions))
     if outcome.state == "detached":
         checkpoint(state)
 
@@ -281,9 +287,8 @@ def ask(
     deciding = outcome.verdict.deciding
     if outcome.state in ("approved", "aborted") and deciding is not None:
         person = deciding.person
-        entry = _entry(ctx, request, state, "decided")
-        entry.update(
-            choice=deciding.submission.result,
+        decision = Decision(
+            result=deciding.submission.result,
             source=deciding.submission.source,
             person_id=person.id,
             username=person.username,
@@ -291,77 +296,74 @@ def ask(
             email=person.email,
             notes=ctx.masker.mask(deciding.submission.notes),
             submitted_at=deciding.submission.submitted_at,
+        )
+        ctx.log.decision(step, decision)
+        return dataclasses.replace(
+            _entry(ctx, request, state, GuidedOutcome.DECIDED),
+            choice=decision.result,
+            source=decision.source,
+            person_id=decision.person_id,
+            username=decision.username,
+            display_name=decision.display_name,
+            email=decision.email,
+            notes=decision.notes,
+            submitted_at=decision.submitted_at,
             evidence=deciding.submission.evidence,
         )
-        ctx.log.decision(
-            step,
-            Decision(
-                result=entry["choice"],
-                source=entry["source"],
-                person_id=person.id,
-                username=person.username,
-                display_name=person.display_name,
-                email=person.email,
-                notes=entry["notes"],
-                submitted_at=entry["submitted_at"],
-            ),
-        )
-        return entry
     if outcome.state == "cancelled":
-        return _entry(ctx, request, state, "cancelled")
-    entry = _entry(ctx, request, state, "timed-out")
+        return _entry(ctx, request, state, GuidedOutcome.CANCELLED)
+    entry = _entry(ctx, request, state, GuidedOutcome.TIMED_OUT)
     if guided.on_timeout == "skip" and not failing:
-        entry["choice"] = "skip"
-        entry["notes"] = "skipped on timeout, nobody decided"
-        ctx.log.annotation(step, "warning", f"{step.name}: {entry['notes']}", {})
-    else:
-        if failing:
-            entry["unread_sources"] = dict(failing)
-        entry["choice"] = "fail"
-        entry["notes"] = "timed out, nobody decided"
-    return entry
+        notes = "skipped on timeout, nobody decided"
+        ctx.log.annotation(step, "warning", f"{step.name}: {notes}", {})
+        return dataclasses.replace(entry, choice="skip", notes=notes)
+    return dataclasses.replace(
+        entry,
+        choice="fail",
+        notes="timed out, nobody decided",
+        unread_sources=dict(failing) if failing else None,
+    )
 
 
 def _entry(
-    ctx: StepContext, request: Interruption, state: Mapping[str, Any], how: str
-) -> dict[str, Any]:
-    return {
-        "attempt": request.attempt,
-        "interruption": request.id,
-        "failure": dict(request.failure),
-        "state": how,
-        "choice": None,
-        "decided_at": _iso(ctx),
-        "submissions": list(state.get("submissions", [])),
-        "refused": list(state.get("refused", [])),
-    }
+    ctx: StepContext, request: Interruption, state: ApprovalState, how: GuidedOutcome
+) -> GuidedDecision:
+    return GuidedDecision(
+        attempt=request.attempt,
+        interruption=request.id,
+        failure=dict(request.failure),
+        state=how,
+        decided_at=_iso(ctx),
+        submissions=state.submissions,
+        refused=state.refused,
+    )
 
 
-def unasked(request: Interruption, why: str, now: str) -> dict[str, Any]:
+def unasked(request: Interruption, why: str, now: str) -> GuidedDecision:
     """The record of a failed attempt nobody could be asked about: it fails the step."""
-    return {
-        "attempt": request.attempt,
-        "interruption": request.id,
-        "failure": dict(request.failure),
-        "state": "unasked",
-        "choice": "fail",
-        "notes": f"nobody could be asked: {why}",
-        "decided_at": now,
-        "submissions": [],
-        "refused": [],
-    }
+    return GuidedDecision(
+        attempt=request.attempt,
+        interruption=request.id,
+        failure=dict(request.failure),
+        state=GuidedOutcome.UNASKED,
+        choice="fail",
+        notes=f"nobody could be asked: {why}",
+        decided_at=now,
+    )
 
 
-def outputs(decisions: list[dict[str, Any]], attempt: int) -> tuple[dict[str, str], dict[str, str]]:
+def outputs(
+    decisions: Sequence[GuidedDecision], attempt: int
+) -> tuple[dict[str, str], dict[str, str]]:
     """The step's ``guided-*`` outputs and Octopus's ``Output.Guided.*`` from its last
     decision; ``attempt`` is the attempt the step ended with."""
     if not decisions:
         return {}, {}
     last = decisions[-1]
-    choice = str(last.get("choice") or "")
-    notes = str(last.get("notes") or "")
-    by = str(last.get("username") or "")
-    at = str(last.get("submitted_at") or last.get("decided_at") or "")
+    choice = last.choice or ""
+    notes = last.notes or ""
+    by = last.username or ""
+    at = last.submitted_at or last.decided_at
     return (
         {
             "guided-decision": choice,
@@ -374,7 +376,7 @@ def outputs(decisions: list[dict[str, Any]], attempt: int) -> tuple[dict[str, st
             "Guided.Decision": choice.capitalize(),
             "Guided.Notes": notes,
             "Guided.DecidedBy": by,
-            "Guided.DecidedBy.DisplayName": str(last.get("display_name") or ""),
+            "Guided.DecidedBy.DisplayName": last.display_name or "",
             "Guided.DecidedAt": at,
             "Guided.Attempt": str(attempt),
         },
@@ -382,7 +384,7 @@ def outputs(decisions: list[dict[str, Any]], attempt: int) -> tuple[dict[str, st
 
 
 def settle(
-    step: Step, result: StepResult, decisions: list[dict[str, Any]], attempt: int
+    step: Step, result: StepResult, decisions: Sequence[GuidedDecision], attempt: int
 ) -> StepResult:
     """The step's result once guided failure is done with it: the last attempt's result, with
     the decision's outputs; a skip tolerates the failure (the step stays ``Failed``), a fail or
@@ -393,21 +395,21 @@ def settle(
     if not decisions or result.outcome != "failure":
         return result
     last = decisions[-1]
-    if last.get("state") == "cancelled":
+    if last.state == GuidedOutcome.CANCELLED:
         result.outcome = "cancelled"
         result.error = "cancelled while waiting for a decision about the failure"
         return result
-    who = last.get("display_name") or last.get("username")
-    if last.get("choice") == "skip":
+    who = last.who
+    if last.choice == "skip":
         result.tolerated = True
         result.summary = f"failed; skipped by {who}" if who else "failed; skipped on timeout"
         return result
-    if last.get("state") == "timed-out":
+    if last.state == GuidedOutcome.TIMED_OUT:
         result.error = (
             f"Step '{step.name}' failed and nobody decided what to do before the timeout"
             + (
-                f" (approval source {', '.join(sorted(last['unread_sources']))} could not be read)"
-                if last.get("unread_sources")
+                f" (approval source {', '.join(sorted(last.unread_sources))} could not be read)"
+                if last.unread_sources
                 else ""
             )
         )
@@ -416,9 +418,9 @@ def settle(
     what = result.error or (
         f"exit code {result.exit_code}" if result.exit_code is not None else "failed"
     )
-    notes = f": {last['notes']}" if last.get("notes") else ""
-    if last.get("state") in ("unasked", "exhausted"):
-        result.error = f"{what}; {last['notes']}"
+    notes = f": {last.notes}" if last.notes else ""
+    if last.state in (GuidedOutcome.UNASKED, GuidedOutcome.EXHAUSTED):
+        result.error = f"{what}; {last.notes}"
         return result
     result.error = f"{what}; the deployment was failed by {who}{notes}"
     return result

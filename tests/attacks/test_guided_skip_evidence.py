@@ -280,3 +280,22 @@ def test_a_skip_relabelled_as_typed_at_the_prompt_is_refused_without_a_terminal(
         "step `migrate` failed and was skipped at a terminal prompt (skip by alice via prompt), "
         "which leaves no evidence a resume can verify without a terminal",
     )
+
+
+def test_a_decision_of_another_shape_is_refused_not_read_as_no_decision(world: World) -> None:
+    """The skip check looks for the choice ``skip``: a record that spells it ``SKIP`` (and drops
+    its evidence) must not pass as a failure nobody skipped, which the step's recorded
+    conclusion would then carry past. A guided record of the wrong shape is refused whole."""
+    skipped_then_waiting(world, "gs")
+
+    def forge(record: Record) -> None:
+        decision = step(record, "migrate")["guided"]["decisions"][0]
+        decision.update(choice="SKIP", evidence={}, submissions=[])
+
+    tamper(world, "gs", forge)
+    approve_gate(world, "gs", world.keys.bob)
+    refused(
+        resume(world, "gs"),
+        "the `guided` of its record's step `migrate` has a decision with an unknown choice 'SKIP'",
+    )
+    assert "Traceback" not in resume(world, "gs").stderr

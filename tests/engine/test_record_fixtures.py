@@ -15,7 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from runner.approvals.state import ApprovalState, GateState, RecordShapeError, recorded_decisions
+from runner.approvals.state import (
+    ApprovalState,
+    GateState,
+    GuidedDecision,
+    GuidedOutcome,
+    GuidedState,
+    RecordShapeError,
+    recorded_decisions,
+)
 from runner.engine.record import RecordStore, RunRecord
 
 RECORDS = Path(__file__).parent.parent / "data" / "records"
@@ -108,3 +116,61 @@ def test_the_servers_run_page_reads_decisions_of_any_record_it_was_sent() -> Non
     assert [d.who for d in recorded_decisions({"decisions": [{"display_name": "A"}]})] == ["A"]
     for junk in (None, ["x"], {"state": "approved", "decisions": 5}, {"decisions": [{"notes": 1}]}):
         assert recorded_decisions(junk) == ()
+
+
+def test_guided_failure_loads_as_its_types() -> None:
+    record = RunRecord.from_json((RECORDS / "guided-retry-then-skip.json").read_text("utf-8"))
+    guided = record.step("migrate").guided
+    assert isinstance(guided, GuidedState) and guided.waiting is None
+    assert [(d.attempt, d.choice, d.state, d.source) for d in guided.decisions] == [
+        (1, "retry", GuidedOutcome.DECIDED, "file"),
+        (2, "skip", GuidedOutcome.DECIDED, "file"),
+    ]
+    assert guided.skipped and guided.last is not None and guided.last.who == "Alice Martin"
+    exhausted = RunRecord.from_json((RECORDS / "guided-exhausted.json").read_text("utf-8"))
+    last = exhausted.step("flaky").guided.last  # type: ignore[union-attr]
+    assert last is not None and last.state is GuidedOutcome.EXHAUSTED and last.choice == "fail"
+    waiting = RunRecord.from_json((RECORDS / "guided-waiting.json").read_text("utf-8"))
+    open_question = waiting.step("flaky").guided.waiting  # type: ignore[union-attr]
+    assert open_question is not None and open_question.state is GateState.WAITING
+    assert open_question.interruption is not None and open_question.interruption.attempt == 1
+
+
+def test_a_timeouts_unread_sources_keep_their_place() -> None:
+    """Written by the runner before the record was typed: ``unread_sources`` before ``notes``."""
+    written = (
+        '{"attempt": 1, "interruption": "r--s@attempt-1", "failure": {}, "state": "timed-out", '
+        '"choice": "fail", "decided_at": "t", "submissions": [], "refused": [], '
+        '"unread_sources": {"file": "no route"}, "notes": "timed out, nobody decided"}'
+    )
+    decision = GuidedDecision.from_json(json.loads(written))
+    assert decision.unread_sources == {"file": "no route"}
+    assert json.dumps(decision.to_json()) == written
+
+
+@pytest.mark.parametrize(
+    ("guided", "message"),
+    [
+        ("[]", "the `guided` of its record's step `flaky` is not an object"),
+        ('{"decisions": 5}', "has `decisions` that is not a list"),
+        ('{"decisions": [{"attempt": "1", "state": "decided"}]}', "`attempt` is not a number"),
+        ('{"decisions": [{"attempt": true, "state": "decided"}]}', "`attempt` is not a number"),
+        ('{"decisions": [{"attempt": 1, "state": "won"}]}', "in an unknown state 'won'"),
+        (
+            '{"decisions": [{"attempt": 1, "state": "decided", "choice": "Skip"}]}',
+            "has a decision with an unknown choice 'Skip'",
+        ),
+        (
+            '{"decisions": [{"attempt": 1, "state": "decided", "evidence": []}]}',
+            "has a decision whose `evidence` is not of its type",
+        ),
+        ('{"decisions": [], "waiting": {"state": "won"}}', "has an open question that has an"),
+    ],
+)
+def test_a_guided_record_of_the_wrong_shape_is_refused(guided: str, message: str) -> None:
+    text = (RECORDS / "guided-waiting.json").read_text("utf-8")
+    start = text.index('"guided": {"decisions"')
+    end = text.rindex("}}", start)
+    changed = text[:start] + f'"guided": {guided}' + text[end + 1 :]
+    with pytest.raises(RecordShapeError, match=re.escape(message)):
+        RunRecord.from_json(changed)
