@@ -29,6 +29,7 @@ from runner.approvals.state import (
     GateState,
     GuidedDecision,
     GuidedOutcome,
+    GuidedState,
 )
 from runner.approvals.trust import TrustFiles, load_directory
 from runner.approvals.verify import (
@@ -171,9 +172,13 @@ class Gates:
         skip decided. A skip typed at a terminal prompt cannot be verified, and is refused in CI
         or without a terminal; one on timeout stands only if the workflow skips on timeout."""
         guided = step.guided
-        if guided is None or rec.guided is None or not rec.guided.skipped:
+        saved = rec.guided
+        if guided is not None and saved is not None and saved.waiting is not None:
+            self._guided_waiting(step, saved)
+            return
+        if guided is None or saved is None or not saved.skipped:
             return  # a retry ran the step again, a fail failed it: neither lets a failure pass
-        decisions = rec.guided.decisions
+        decisions = saved.decisions
         last, run_id = decisions[-1], self.record.run_id
         if last.state == GuidedOutcome.TIMED_OUT:
             if guided.on_timeout != "skip":
@@ -246,6 +251,36 @@ class Gates:
                 f"{deciding.person.username}'s",
             )
         self.log.write(f"step `{step.id}`: its skip re-verified from its evidence")
+
+    def _guided_waiting(self, step: Step, saved: GuidedState) -> None:
+        """A failed step's question still open: as at a waiting gate, only the recorded signed
+        files that verify again now, bound to the attempt asked about, stay known (the server
+        and the terminal are asked again). The record's list is anyone's writing: a submission
+        taken from it unverified would decide the question (a "skip by alice" with no
+        signature skipped the failure)."""
+        waiting = saved.waiting
+        assert waiting is not None
+        request = self._guided_request(step, len(saved.decisions) + 1, saved.decisions)
+        known = []
+        for item in waiting.submissions:
+            if item.source != "file":
+                continue
+            try:
+                signers, revoked = self.keys(step)
+                known.append(
+                    signed_submission(
+                        item.evidence or {},
+                        signers=signers,
+                        revoked=revoked,
+                        namespace=self._namespace(),
+                        request=request,
+                        at=self.now,
+                    )
+                )
+            except RunnerError:
+                continue  # not counted; the file source reads the branch again anyway
+        kept = dataclasses.replace(waiting, submissions=tuple(known))
+        self.record.update_step(step.id, guided=dataclasses.replace(saved, waiting=kept))
 
     def _prompted_skip(self, step: Step, who: str) -> None:
 

@@ -149,6 +149,29 @@ def check_unsealed_facts(record: RunRecord, workflow: Workflow) -> None:
                 hint=f"set ${KEY_ENV} (a CI secret of the deployment environment) in the job "
                 "that starts the run and in the one that resumes it, then start a new run",
             )
+        guided = step.guided if manual is None else None
+        if guided is not None and rec.status in _UNFINISHED:
+            problem = ""
+            if guided.prevent_self_approval:
+                problem = (
+                    f"step `{step.id}`'s guided failure prevents self-approval, and who "
+                    "started the run is known only from the record"
+                )
+            elif (
+                guided.on_timeout == "skip"
+                and rec.guided is not None
+                and rec.guided.waiting is not None
+            ):
+                problem = (
+                    f"step `{step.id}` failed and its question skips on timeout, and when it "
+                    "began waiting is known only from the record"
+                )
+            if problem:
+                raise RefusedError(
+                    f"run {record.run_id} cannot be resumed from an unsealed record: {problem}",
+                    hint=f"set ${KEY_ENV} (a CI secret of the deployment environment) in the "
+                    "job that starts the run and in the one that resumes it, then start a new run",
+                )
         if manual is None or rec.status in (
             StepStatus.SKIPPED,
             StepStatus.FAILURE,
@@ -175,6 +198,10 @@ def check_unsealed_facts(record: RunRecord, workflow: Workflow) -> None:
             hint=f"set ${KEY_ENV} (a CI secret of the deployment environment) in the job that "
             "starts the run and in the one that resumes it, then start a new run",
         )
+
+
+#: a step's states before it has finished: a question about its failure may still be asked
+_UNFINISHED = (StepStatus.PENDING, StepStatus.RUNNING, StepStatus.WAITING, StepStatus.INTERRUPTED)
 
 
 def prepare_steps(record: RunRecord, rerun_interrupted: bool) -> list[str]:

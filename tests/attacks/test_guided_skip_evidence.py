@@ -299,3 +299,113 @@ def test_a_decision_of_another_shape_is_refused_not_read_as_no_decision(world: W
         "the `guided` of its record's step `migrate` has a decision with an unknown choice 'SKIP'",
     )
     assert "Traceback" not in resume(world, "gs").stderr
+
+
+# -- a question still open: what the record says was already submitted ------------------------
+
+
+def waiting_question(world: World, run_id: str, **env: str) -> Record:
+    """A run detached at migrate's open question (nobody has decided yet)."""
+    world.commit_workflow(WORKFLOW)
+    done = run(world, run_id, **env)
+    assert done.returncode == 75, done.stdout + done.stderr
+    record = json.loads(record_path(world, run_id).read_text(encoding="utf-8"))
+    migrate = step(record, "migrate")
+    assert migrate["status"] == "waiting" and migrate["guided"]["waiting"]
+    return record
+
+
+def forged_skip(world: World, run_id: str) -> dict[str, Any]:
+    """A submission as the record keeps one: alice's signed skip, as the attacker writes it."""
+    return {
+        "source": "file",
+        "result": "skip",
+        "who": world.keys.alice.principal,
+        "who_kind": "principal",
+        "notes": "ok",
+        "fields": {},
+        "submitted_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "evidence": {"file": f"approvals/{run_id}/migrate.attempt-1.alice.json"},
+        "key": f"file:{run_id}:forged",
+        "problem": None,
+    }
+
+
+def test_a_submission_forged_into_an_open_question_does_not_skip_the_failure(
+    world: World,
+) -> None:
+    """Nobody answered migrate's question; the record now says alice's signed skip was seen
+    before the detach. A waiting gate keeps only the recorded signed files that verify again;
+    so must a waiting question: this one has no signature, and decides nothing."""
+    waiting_question(world, "gw")
+
+    def forge(record: Record) -> None:
+        step(record, "migrate")["guided"]["waiting"]["submissions"] = [forged_skip(world, "gw")]
+
+    tamper(world, "gw", forge)
+    approve_gate(world, "gw", world.keys.bob)
+    done = resume(world, "gw")
+    output = done.stdout + done.stderr
+    assert "DEPLOYED" not in output, output
+    assert "Traceback" not in output and "internal error" not in output, output
+    assert done.returncode == 75, output  # still waiting for a decision about migrate
+    after = step(json.loads(record_path(world, "gw").read_text()), "migrate")
+    assert after["status"] == "waiting" and not after["guided"].get("decisions")
+
+
+def test_a_signed_skip_from_another_run_in_an_open_question_decides_nothing(
+    world: World,
+) -> None:
+    """The submission is a real one, alice's skip of run gd1, copied into gd2's open question."""
+    skipped_then_waiting(world, "gd1")
+    donor = step(json.loads(record_path(world, "gd1").read_text()), "migrate")["guided"]
+    (seen,) = [s for s in donor["decisions"][0]["submissions"] if s["result"] == "skip"]
+    done = run(world, "gd2")
+    assert done.returncode == 75, done.stdout + done.stderr
+
+    def forge(record: Record) -> None:
+        step(record, "migrate")["guided"]["waiting"]["submissions"] = [seen]
+
+    tamper(world, "gd2", forge)
+    done = resume(world, "gd2")
+    output = done.stdout + done.stderr
+    assert "skip by" not in output, output
+    assert done.returncode == 75, output
+    after = step(json.loads(record_path(world, "gd2").read_text()), "migrate")
+    assert after["status"] == "waiting" and not after["guided"].get("decisions")
+
+
+def test_a_forged_deadline_does_not_skip_on_timeout_in_ci(world: World) -> None:
+    """``on-timeout: skip``: the question's deadline is known only from the record. Unsealed in
+    CI, it could be moved to the past (so the failure is skipped at once on resume), as a gate's
+    ``on-timeout: proceed`` could: refused the same way."""
+    world.commit_workflow(
+        WORKFLOW.replace(
+            "guided-failure:\n  teams: [trading-desk]\n",
+            "guided-failure:\n  teams: [trading-desk]\n  timeout-minutes: 60\n  on-timeout: skip\n",
+        )
+    )
+    done = run(world, "gt2")
+    assert done.returncode == 75, done.stdout + done.stderr
+
+    def forge(record: Record) -> None:
+        question = step(record, "migrate")["guided"]["waiting"]["interruption"]
+        question["deadline"] = "2000-01-01T00:00:00.000Z"
+
+    tamper(world, "gt2", forge)
+    refused(resume(world, "gt2", CI="true"), "step `migrate`", "only from the record")
+
+
+def test_who_started_the_run_is_not_taken_from_an_unsealed_record_in_ci(world: World) -> None:
+    """Guided failure with ``prevent-self-approval``: the starter is known only from the record,
+    which an unsealed one could change to let alice skip her own run's failure; refused in CI
+    as for a gate that prevents self-approval."""
+    world.commit_workflow(
+        WORKFLOW.replace(
+            "guided-failure:\n  teams: [trading-desk]\n",
+            "guided-failure:\n  teams: [trading-desk]\n  prevent-self-approval: true\n",
+        )
+    )
+    done = run(world, "gs")
+    assert done.returncode == 75, done.stdout + done.stderr
+    refused(resume(world, "gs", CI="true"), "step `migrate`", "prevents self-approval")
