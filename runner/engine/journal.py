@@ -33,13 +33,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from runner.bounded import loads
+from runner.errors import InputLimitError
 
 NAME = "events.jsonl"
 #: the last field of every line: what the chain gives after it
@@ -160,7 +162,10 @@ def read(
         if number <= at:
             continue
         try:
-            events.append((where, json.loads(text)))
+            # JSON from outside (the chain without the key is anyone's): nesting bounded
+            events.append((where, loads(text, what="the line")))
+        except InputLimitError as exc:
+            raise JournalError(f"{where}: {exc}") from None
         except ValueError:
             raise JournalError(f"{where}: not JSON") from None
     if position.lines < at:

@@ -265,3 +265,35 @@ def test_a_line_forged_after_a_kill_is_refused(workspace: Workspace) -> None:
         assert done.returncode == 5, output
         assert f"events.jsonl:{len(text) + 1}" in output, output
         assert "second again" not in output and "third saw" not in output
+
+
+# -- hostile lines --------------------------------------------------------------------------
+
+
+def test_a_line_nested_deep_is_refused_not_a_crash(world: World) -> None:
+    """Without the key the chain is SHA-256, which anyone can extend, and a report without the
+    key takes HMAC lines unchecked: a line nested 100,000 deep reached ``json.loads`` and its
+    ``RecursionError`` (exit 70) in resume, ``runs show`` and ``runs list``. Journal lines are
+    JSON from outside, bounded like the record (64 levels)."""
+    assert world.monkeypatch is not None
+    path = detached(world, "deep", key="")
+    text = lines(path)
+    nested = "[" * 100_000 + "]" * 100_000
+    for scheme in ("sha256", "hmac-sha256"):
+        body = f'{{"n": {len(text) + 1}, "set": {{"inputs": {nested}}}'
+        data = f"{last_mac(text[-1])}\n{body}".encode()
+        # the SHA-256 chain recomputed; an HMAC of nothing (not checked without the key)
+        digest = hashlib.sha256(data).hexdigest() if scheme == "sha256" else "0" * 64
+        mac = f"{scheme}:{digest}"
+        path.write_text("".join(text) + f'{body}, "mac": "{mac}"}}\n', encoding="utf-8")
+        for argv in (
+            ("resume", "deep", "--state-dir", "S", "--detach-on-wait"),
+            ("runs", "show", "deep", "--state-dir", "S"),
+        ):
+            done = world.here(world.monkeypatch, *argv)
+            output = done.stdout + done.stderr
+            assert done.returncode == 5, output
+            assert f"events.jsonl:{len(text) + 1}" in output and "nested" in output, output
+            assert "internal error" not in output and "Traceback" not in output, output
+        listed = world.here(world.monkeypatch, "runs", "list", "--state-dir", "S")
+        assert listed.returncode == 0, listed.stdout + listed.stderr
