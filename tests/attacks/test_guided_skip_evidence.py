@@ -409,3 +409,41 @@ def test_who_started_the_run_is_not_taken_from_an_unsealed_record_in_ci(world: W
     done = run(world, "gs")
     assert done.returncode == 75, done.stdout + done.stderr
     refused(resume(world, "gs", CI="true"), "step `migrate`", "prevents self-approval")
+
+
+def test_a_guided_field_of_the_wrong_shape_is_refused_not_a_crash(world: World) -> None:
+    """The record is JSON anyone with the state folder writes: a step's ``guided`` that is not
+    the runner's shape is refused naming the step (exit 5), as any other field of the wrong
+    type, and ``runs show`` says the same without a traceback."""
+    waiting_question(world, "gz")
+    original = record_path(world, "gz").read_text(encoding="utf-8")
+    shapes: list[Any] = [
+        "x",
+        ["decisions"],
+        {"decisions": "x"},
+        {"decisions": [1]},
+        {"decisions": [{"attempt": 1, "failure": "x", "refused": "x"}]},
+        {"decisions": [], "waiting": "x"},
+        {"decisions": [], "waiting": {"interruption": "x"}},
+        {"decisions": [], "waiting": {"interruption": {}, "submissions": "x"}},
+        {"decisions": [], "waiting": {"interruption": {"failure": "x"}, "refused": [1]}},
+    ]
+    assert world.monkeypatch is not None
+    for shape in shapes:
+        record_path(world, "gz").write_text(original, encoding="utf-8")
+
+        def forge(record: Record, shape: Any = shape) -> None:
+            step(record, "migrate")["guided"] = shape
+
+        tamper(world, "gz", forge)
+        done = resume(world, "gz")
+        output = done.stdout + done.stderr
+        assert done.returncode == 5, (shape, output)
+        assert "step `migrate`" in output and "guided" in output, (shape, output)
+        assert "internal error" not in output and "Traceback" not in output, (shape, output)
+        shown = world.here(world.monkeypatch, "runs", "show", "gz", "--state-dir", "S")
+        output = shown.stdout + shown.stderr
+        # as for an `approval` of the wrong shape: refused naming the step, not shown as if read
+        assert shown.returncode == 5, (shape, output)
+        assert "step `migrate`" in output and "guided" in output, (shape, output)
+        assert "internal error" not in output and "Traceback" not in output, (shape, output)
