@@ -196,17 +196,31 @@ def _apply(data: dict[str, Any], event: Any, where: str) -> None:
         have[at] = step
 
 
+def lines_after(handle: int, size: int) -> bool:
+    """Whether the open journal ``handle`` holds a whole line after its first ``size`` bytes
+    (what a torn last line, cut short by a crash, never is)."""
+    at = size
+    while chunk := os.pread(handle, 1 << 20, at):
+        if b"\n" in chunk:
+            return True
+        at += len(chunk)
+    return False
+
+
 def append(path: Path, data: bytes, size: int, *, durable: bool) -> None:
     """Append one line with one ``write``: a kill leaves it whole or absent. With ``durable``
     it is fsynced (a crash of the machine then keeps it; without, at worst a torn last line,
     which readers drop). A torn line left by an earlier process (the file longer than
     ``size``) is cut off first, so that lines stay lines."""
-    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    handle = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         have = os.fstat(handle).st_size
         if have < size:
             raise JournalError(f"{path}: shorter than this process wrote it (cut by someone)")
         if have > size:
+            if lines_after(handle, size):
+                # whole lines another process wrote: never cut off what was recorded
+                raise JournalError(f"{path}: lines were appended by another process")
             os.ftruncate(handle, size)
         view = memoryview(data)
         while view:

@@ -428,6 +428,33 @@ class RecordStore:
             data = seal(data, self.key)
         return data
 
+    def check_current(self, run_id: str) -> None:
+        """Refuse (``StateError``) to go on from a record another process has saved since this
+        store read it: its journal holds whole lines this store did not write (or fewer). A
+        resume reads the record before it takes the run's lock; a second resume that took the
+        lock after the first had run and let go went on from the record it had read, ran the
+        steps again and cut the first one's lines off the journal."""
+        written = self._written.get(run_id)
+        if written is None:
+            return
+        try:
+            with open(self.journal_path(run_id), "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                more = journal.lines_after(handle.fileno(), written.position.size)
+        except FileNotFoundError:
+            more, size = False, 0
+        except OSError as exc:
+            raise StateError(
+                f"cannot read the journal of run {run_id}: {exc.strerror or exc}"
+            ) from None
+        if size < written.position.size or more:
+            raise StateError(
+                f"run {run_id} was run or resumed by another process since this one read its "
+                "record: this one stops, and the record stays as the other left it",
+                hint=f"`runner runs show {run_id}` says where it is; resume it again if it "
+                "still waits",
+            )
+
     def load(self, run_id: str) -> RunRecord:
         """The record, its seal (if any) not checked: for reports, never for a resume. The
         journal's lines after the snapshot are replayed (``JournalError``, a ``ValueError``,

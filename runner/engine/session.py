@@ -59,6 +59,9 @@ def _execute(
     local = locks[0]
     client = mirror_to_server(run)
     with run_lock(store, run.record.run_id):
+        if not new:
+            # read before the lock was taken: another process may have gone on meanwhile
+            store.check_current(run.record.run_id)
         try:
             acquire(local, wait=wait_for_lock, say=run.log.write, sleep=time.sleep)
             if client is not None:

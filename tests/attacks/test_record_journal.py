@@ -16,9 +16,13 @@ import json
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
+import pytest
 from approval_world import RUNNER, World, clean_env
 from run_helpers import Workspace, kill_quietly, wait_for
+
+from runner.engine import evidence
 
 KEY = "5f1c" * 16
 OTHER_KEY = "a0b1" * 16
@@ -297,3 +301,49 @@ def test_a_line_nested_deep_is_refused_not_a_crash(world: World) -> None:
             assert "internal error" not in output and "Traceback" not in output, output
         listed = world.here(world.monkeypatch, "runs", "list", "--state-dir", "S")
         assert listed.returncode == 0, listed.stdout + listed.stderr
+
+
+# -- two resumes at once ------------------------------------------------------------------------
+
+
+def test_a_resume_that_read_the_record_before_another_went_on_is_refused(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two jobs resume one run. Both read its record; one takes the run's lock first, runs the
+    gate's steps to the end and lets go. The other then took the lock and went on from the
+    record it had read: it ran the deployment again and, appending where its own copy of the
+    journal ended, cut off every line the first had written (a decision the runner had seen
+    among them). It must find the record changed under it and stop, losing nothing."""
+    path = detached(world, "race")
+    digest = hashlib.sha256((world.repo / "deploy.yml").read_bytes()).hexdigest()
+    request = world.request(run_id="race", step_id="gate", digest=digest, commit=world.head)
+    raw = world.body(request, world.keys.alice).encode()
+    world.push_signed(raw, world.keys.alice, run_id="race", name="gate.alice.json")
+    first: list[subprocess.CompletedProcess[str]] = []
+    checked = evidence.check_record
+
+    def other_job_first(*args: Any, **kwargs: Any) -> None:
+        if not first:
+            first.append(resume(world, "race"))  # the other job, to its end
+        checked(*args, **kwargs)
+
+    monkeypatch.setattr(evidence, "check_record", other_job_first)
+    done = world.here(
+        monkeypatch,
+        "resume",
+        "race",
+        "--state-dir",
+        "S",
+        "--detach-on-wait",
+        env={"RUNNER_RECORD_KEY": KEY},
+    )
+    output = done.stdout + done.stderr
+    assert first[0].returncode == 0, first[0].stdout + first[0].stderr
+    assert "DEPLOYED" in first[0].stdout
+    assert done.returncode == 5, output
+    assert "DEPLOYED" not in output and "another process" in output, output
+    after = lines(path)
+    record = json.loads((path.parent / "record.json").read_text(encoding="utf-8"))
+    assert record["status"] == "success"
+    assert record["journal"] == {"lines": len(after), "mac": last_mac(after[-1])}
+    assert resume(world, "race").returncode == 0  # the whole journal still verifies

@@ -16,6 +16,7 @@ import pytest
 from runner.approvals.state import ApprovalState, Decision, GateState
 from runner.engine.journal import JournalError
 from runner.engine.record import RecordStore, RunRecord, StepRecord
+from runner.errors import StateError
 
 KEY = b"k" * 40
 APPROVED = ApprovalState(
@@ -111,6 +112,26 @@ def test_a_torn_last_line_is_dropped_and_cut_before_the_next(tmp_path: Path) -> 
     reader.save(loaded)
     text = path.read_text(encoding="utf-8")
     assert text.startswith(whole.decode()) and text.count("\n") == 2
+    assert RecordStore(tmp_path, key=KEY).load_sealed("r1").step("s0").status == "success"
+
+
+def test_lines_another_store_appended_are_never_cut_off(tmp_path: Path) -> None:
+    """Two readers of one run: the first to save appends; the other, whose copy of the journal
+    ends before that line, refuses to save rather than cut a whole line off as a torn one."""
+    store = RecordStore(tmp_path, key=KEY)
+    record = new(2)
+    store.create(record)
+    first, second = RecordStore(tmp_path, key=KEY), RecordStore(tmp_path, key=KEY)
+    ahead, behind = first.load_sealed("r1"), second.load_sealed("r1")
+    ahead.update_step("s0", status="success")
+    first.save(ahead)
+    written = first.journal_path("r1").read_bytes()
+    with pytest.raises(StateError, match="another process"):
+        second.check_current("r1")
+    behind.update_step("s1", status="running")
+    with pytest.raises(StateError, match="appended by another process"):
+        second.save(behind)
+    assert first.journal_path("r1").read_bytes() == written
     assert RecordStore(tmp_path, key=KEY).load_sealed("r1").step("s0").status == "success"
 
 
