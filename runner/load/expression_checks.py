@@ -132,6 +132,9 @@ def _check_field(
                 message += "; `secrets` is not available in `if:` (GitHub refuses it too)"
             elif "Unrecognized function" in message and field.functions == HOST:
                 message += "; status functions are only available in `if:`"
+            elif message.startswith("Unrecognized named-value"):
+                # GitHub's message names no way out: say which contexts this key has
+                message += f"; the contexts here are {', '.join(sorted(field.contexts))}"
             yield _at(doc, field.path, text, offset, message, "expression")
             continue
         yield from _references(workflow, doc, field, offset, tree, steps)
