@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from runner.bounded import loads
 from runner.errors import ApprovalError
@@ -117,7 +117,9 @@ class ServerClient:
                         )
                 self.sleep(pause)
         raise ApprovalError(
-            f"the approval server did not answer properly ({problem}) after {tries} attempt(s)"
+            f"the approval server did not answer properly ({problem}) after {tries} attempt(s)",
+            hint=f"check that the approval server runs at {_shown(self.base)} and that this "
+            "machine reaches it",
         )
 
     def interruption(self, interruption_id: str, *, budget: float | None = None) -> dict[str, Any]:
@@ -162,3 +164,14 @@ def _body(response: Any) -> Any:
         return loads(response.content, what="the server's answer")
     except ValueError:
         return None
+
+
+def _shown(url: str) -> str:
+    """``url`` as a message may show it: without a user and password written into it."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address, as it was written
+    if parts.port is not None:
+        host += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=host, path=parts.path.removesuffix("/api/v1")))

@@ -131,8 +131,9 @@ def test_a_trust_file_the_trust_ref_lacks_exits_6_not_4(world: World) -> None:
 def test_an_approver_command_against_an_unreachable_server_exits_6(tmp_path: Path) -> None:
     """The same outcome through another command: the same code."""
     env: dict[str, Any] = clean_env(RUNNER_APPROVER_TOKEN="rnr_tok_approver")
+    port = closed_port()
     done = subprocess.run(
-        [RUNNER, "approval", "list", "--server", f"http://127.0.0.1:{closed_port()}"],
+        [RUNNER, "approval", "list", "--server", f"http://ops:hunter2pw@127.0.0.1:{port}/"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -143,3 +144,7 @@ def test_an_approver_command_against_an_unreachable_server_exits_6(tmp_path: Pat
     assert done.returncode == 6, output(done)
     assert done.stderr.startswith("error: the approval server did not answer properly")
     assert "rnr_tok_approver" not in output(done)
+    # where it was asked, so that a newcomer can tell a typo from a server that is down; a
+    # password written into the URL is not shown
+    assert f"hint: check that the approval server runs at http://127.0.0.1:{port} " in done.stderr
+    assert "hunter2pw" not in output(done)
