@@ -79,7 +79,8 @@ def verdict(
 def show_text(record: RunRecord, checks: dict[str, str]) -> str:
     lines = [
         f"run {record.run_id}: {record.workflow_name} -> {record.environment}: {record.status}"
-        f" (exit {record.exit_code})",
+        # a run still going has no exit code yet ("(exit None)" read as a bug)
+        + (f" (exit {record.exit_code})" if record.exit_code is not None else ""),
         f"  started {record.started_at} by {record.started_by.get('username', '?')}"
         + (f", finished {record.finished_at}" if record.finished_at else ""),
         f"  workflow {record.workflow_path}, digest {record.digest[:12]}"
