@@ -16,8 +16,9 @@ has it); a power loss may lose the last lines, as it could lose the renames befo
 
 Tamper evidence, as strong as the snapshot's seal (``runner.engine.seal``): every line ends with a
 MAC chained over the one before, ``mac[n] = HMAC(key, mac[n-1] + "\\n" + line[n] without its MAC)``,
-``mac[0]`` derived from the run id. So a line edited, removed, reordered, added by someone without
-the key, or taken from another run's journal (another chain) fails at that line; a journal cut
+``mac[0]`` derived from the run id and the run's start time. So a line edited, removed, reordered,
+added by someone without the key, or taken from another run's journal (another chain, whatever
+run id it was given) fails at that line; a journal cut
 below the snapshot's count, or whose chain does not reach the snapshot's ``journal.mac``, is
 refused. Without ``RUNNER_RECORD_KEY`` the chain is a plain SHA-256 chain: it catches a damaged or
 spliced file, not a forger (as an unsealed record). Lines after the snapshot that are cut off
@@ -76,9 +77,11 @@ def _chain(key: bytes | None, previous: str, body: str) -> str:
     return f"hmac-sha256:{hmac.new(key, data, hashlib.sha256).hexdigest()}"
 
 
-def start(run_id: str, key: bytes | None) -> Position:
-    """The chain of run ``run_id`` before its first line: another run's lines never verify."""
-    return Position(0, _chain(key, "runner journal v1", run_id), 0)
+def start(run_id: str, started_at: str, key: bytes | None) -> Position:
+    """The chain of the run ``run_id`` started at ``started_at`` before its first line: another
+    run's lines never verify, one given the same id included (the deployer chooses run ids, and
+    a run killed mid-step has all its lines after its first snapshot)."""
+    return Position(0, _chain(key, "runner journal v1", f"{run_id}\n{started_at}"), 0)
 
 
 def line(position: Position, key: bytes | None, changes: str) -> tuple[bytes, Position]:
@@ -110,14 +113,19 @@ def replay(
         at, mac = recorded["lines"], recorded["mac"]
     else:
         raise JournalError(f"{snapshot}: its `journal` field is not a journal position")
-    events, position = read(path, run_id, key, Position(at, mac or ""))
+    started = data.get("started_at")
+    events, position = read(path, run_id, str(started or ""), key, Position(at, mac or ""))
     for where, event in events:
         _apply(data, event, where)
     return data, position
 
 
 def read(
-    path: Path, run_id: str, key: bytes | None, snapshot: Position | None = None
+    path: Path,
+    run_id: str,
+    started_at: str,
+    key: bytes | None,
+    snapshot: Position | None = None,
 ) -> tuple[list[tuple[str, Any]], Position]:
     """The journal's lines after the ``snapshot`` (``file:line``, the change), and the chain's
     position at its end, every line checked.
@@ -132,7 +140,7 @@ def read(
         if at:
             raise JournalError(f"{path} is missing; the record holds {at} lines of it") from None
         raw = b""
-    position = start(run_id, key)
+    position = start(run_id, started_at, key)
     end = raw.rfind(b"\n") + 1  # a last line without its newline: a write cut short, dropped
     events = []
     for number, text in enumerate(raw[:end].decode("utf-8", "replace").split("\n")[:-1], 1):

@@ -344,7 +344,7 @@ class RecordStore:
         the name exists, and a kill at any moment leaves no record or the whole one, never an
         empty file that a reader would take for a broken run."""
         folder = self.folder(record.run_id)
-        position = journal.start(record.run_id, self.key)
+        position = journal.start(record.run_id, record.started_at, self.key)
         record.journal = None
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -370,7 +370,7 @@ class RecordStore:
                 # hand): a snapshot, after whatever lines the journal holds
                 self.folder(record.run_id).mkdir(parents=True, exist_ok=True)
                 _, position = journal.read(
-                    self.journal_path(record.run_id), record.run_id, self.key
+                    self.journal_path(record.run_id), record.run_id, record.started_at, self.key
                 )
                 self._snapshot(record, position, durable=durable)
             else:

@@ -347,3 +347,29 @@ def test_a_resume_that_read_the_record_before_another_went_on_is_refused(
     assert record["status"] == "success"
     assert record["journal"] == {"lines": len(after), "mac": last_mac(after[-1])}
     assert resume(world, "race").returncode == 0  # the whole journal still verifies
+
+
+def test_the_journal_of_another_run_with_the_same_id_is_refused(workspace: Workspace) -> None:
+    """The deployer chooses the run id. A run killed mid-step has every journal line after its
+    snapshot (its first record); the journal of another run given the same id, with the same
+    key (in another state folder: it ran to the end), chained from the same start when the
+    chain began at the run id alone, and replayed over this run's snapshot it made the killed
+    deployment read as finished and successful. The chain begins at the run's start too."""
+    path = killed(workspace)
+    other = workspace.root / "other-state"
+    argv = ["run", "deploy.yml", "--env", "staging", "--state-dir", str(other), "--run-id", "run-1"]
+    done = subprocess.run(
+        [str(RUNNER), *argv],
+        cwd=workspace.root,
+        capture_output=True,
+        text=True,
+        env=workspace.environ({"RUNNER_RECORD_KEY": KEY}),
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    path.write_bytes((other / "runs" / "run-1" / "events.jsonl").read_bytes())
+    done = resume_killed(workspace)
+    output = done.stdout + done.stderr
+    assert done.returncode == 5, output
+    assert "events.jsonl:1" in output and "another run's journal" in output, output
