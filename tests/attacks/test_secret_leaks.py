@@ -19,10 +19,13 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import quote
 
 import pytest
@@ -340,3 +343,139 @@ def test_a_secret_in_a_manual_title_is_masked_on_the_server(titled: Done) -> Non
     answers = [titled.api("/interruptions/t1--gate"), titled.api("/runs/t1", "runner")]
     assert all(a.status_code == 200 for a in answers)
     assert leaks("\n".join(a.text for a in answers)) == []
+
+
+# -- a failed step's question (guided failure, issue 21) ----------------------------------------
+
+GUIDED = """\
+name: Guided leaks
+environments: [production]
+variables:
+  ApiKey:
+    from-env: TEST_API_KEY
+    secret: true
+approvals:
+  trust:
+    people: approvals/people.yml
+  server:
+    url: {url}
+    token-env: RUNNER_SERVER_TOKEN
+guided-failure:
+  teams: [trading-desk]
+  notify:
+    url: {hook}
+steps:
+  - id: migrate
+    name: Migrate
+    env:
+      KEY: "#{{ApiKey}}"
+    run: |
+      echo "key=$KEY"
+      echo "b64: $(printf %s "$KEY" | base64)"
+      echo "::add-mask::$TEST_MASKED"
+      echo "masked: $TEST_MASKED"
+      echo "{{\\"key\\": \\"$KEY\\"}}"
+      exit 7
+  - id: after
+    name: After
+    run: echo "after $KEY"
+    env:
+      KEY: "#{{ApiKey}}"
+"""
+
+
+class _Hook(BaseHTTPRequestHandler):
+    """A chat webhook on loopback: keeps every body it is sent."""
+
+    bodies: ClassVar[list[str]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.bodies.append(self.rfile.read(length).decode("utf-8", "replace"))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def guided(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Done, list[str]]]:
+    """A step that prints secrets (plain, base64, JSON, ``::add-mask::``) and fails: its
+    question goes to the server and the chat webhook, alice skips it through the API."""
+    root = tmp_path_factory.mktemp("guided-leaks") / "ws"
+    (root / ".git").mkdir(parents=True)
+    (root / "approvals").mkdir()
+    shutil.copy(ROOT / "approvals" / "people.yml", root / "approvals" / "people.yml")
+    engine = make_engine(f"sqlite:///{root.parent / 'server.db'}")
+    migrate(engine)
+    store = Store(engine)
+    store.import_directory(parse_directory((root / "approvals" / "people.yml").read_bytes(), "p"))
+    tokens = {
+        "runner": store.issue_token("runner", label="leaks"),
+        "alice": store.issue_token("approver", "alice", label="leaks"),
+    }
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    try:
+        with serving(store) as url:
+            hook_url = f"http://127.0.0.1:{hook.server_address[1]}/hook"
+            (root / "deploy.yml").write_text(GUIDED.format(url=url, hook=hook_url))
+            env = environ(
+                RUNNER_SERVER_TOKEN=tokens["runner"],
+                RUNNER_ACTOR="ci-bot",
+                TEST_API_KEY=SECRETS["variable"],
+                TEST_MASKED=SECRETS["masked"],
+            )
+            argv = [RUNNER, "run", "deploy.yml", "--env", "production", "--run-id", "g1"]
+            run = subprocess.Popen(
+                [*argv, "--state-dir", "S"],
+                cwd=root,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            try:
+                headers = {"Authorization": f"Bearer {tokens['alice']}"}
+                base = f"{url}/api/v1/interruptions/g1--migrate@attempt-1"
+                deadline = time.monotonic() + 60
+                while not requests.get(base, headers=headers).ok:
+                    assert run.poll() is None, run.communicate()
+                    assert time.monotonic() < deadline, "no question appeared"
+                    time.sleep(0.1)
+                assert requests.put(base + "/responsible", json={}, headers=headers).ok
+                answer = requests.post(
+                    base + "/submit", json={"result": "skip", "notes": "known"}, headers=headers
+                )
+                assert answer.ok, answer.text
+                out, err = run.communicate(timeout=60)
+            finally:
+                if run.poll() is None:
+                    run.kill()
+                    run.communicate()
+            deadline = time.monotonic() + 10
+            while not _Hook.bodies and time.monotonic() < deadline:
+                time.sleep(0.05)  # the announcement is posted in the background
+            yield Done(root, url, tokens, run.returncode, out, err), list(_Hook.bodies)
+    finally:
+        hook.shutdown()
+        engine.dispose()
+
+
+def test_a_failed_steps_question_shows_no_secret_anywhere(
+    guided: tuple[Done, list[str]],
+) -> None:
+    done, posted = guided
+    assert done.code == 0, done.out + done.err
+    assert "skip by" in done.out and "after ***" in done.out, done.out
+    assert any("Step 'Migrate' failed" in body for body in posted), posted
+    found = leaks(done.out + done.err) + leaks("\n".join(posted))
+    for path in (done.root / "S").rglob("*"):
+        if path.is_file():
+            found += [f"{path.name}: {leak}" for leak in leaks(path.read_text("utf-8", "replace"))]
+    view = done.api("/interruptions/g1--migrate@attempt-1")
+    assert view.ok and "key=***" in view.text, view.text  # the tail is there, masked
+    found += [f"API: {leak}" for leak in leaks(view.text)]
+    found += [f"runs show: {leak}" for leak in leaks(done.cli("runs", "show", "g1"))]
+    assert not found, found
