@@ -41,6 +41,7 @@ from runner.options import RunOptions
 from runner.process import ProcessGroups
 from runner.steps import guided as gf
 from runner.steps.base import Detached, RunLog, StepContext, StepKind, StepResult
+from runner.steps.scratch import Scratch
 from runner.variables.resolve import SECRET_MASK, VariableSet
 
 #: steps started together by ``start: with-previous`` run at most this many at once
@@ -102,6 +103,16 @@ class Run:
         self.contexts.invalidate()  # a resume may have changed steps since the last build
         self.store.save(self.record)
         self.log.run_started(self.workflow, self.record)
+        # made here, before steps run in threads, so that they all share one (its folder is
+        # made when the first script step needs it)
+        scratch = self.scratch
+        try:
+            return self._execute()
+        finally:
+            # at the end, a detach, an error or a second Ctrl-C: the steps' files are per process
+            scratch.close()
+
+    def _execute(self) -> int:
         try:
             for group in self._groups():
                 pending = [
@@ -151,6 +162,11 @@ class Run:
     @functools.cached_property
     def _steps_folder(self) -> Path:
         return self.store.folder(self.record.run_id) / "steps"
+
+    @functools.cached_property
+    def scratch(self) -> Scratch:
+        """This process's folder for the steps' scripts and file-command files."""
+        return Scratch(self.environ)
 
     @functools.cached_property
     def _temp_folder(self) -> str:
@@ -257,8 +273,9 @@ class Run:
         self.log.step_started(step)
         values, contexts = self.substitution(step)
         env = self._process_env(step, values, contexts)
+        # made only if a file goes there (a manual step's request): a folder a step costs a new
+        # inode on disk, more than the step's bookkeeping
         step_dir = self._steps_folder / step.id
-        step_dir.mkdir(parents=True, exist_ok=True)
 
         functions = self.host_functions()
 
@@ -272,6 +289,7 @@ class Run:
             run_id=self.record.run_id,
             workspace=self.workspace,
             step_dir=step_dir,
+            scratch=self.scratch,
             env=env,
             render=render,
             masker=self.masker,
