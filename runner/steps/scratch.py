@@ -87,10 +87,10 @@ class Scratch:
             return True
 
     def close(self) -> None:
-        """Remove the folder and what is left in it; later attempts go to the state folder."""
+        """Remove the folder and what is left in it (an attempt after this makes another)."""
         with self._lock:
             folder, self._folder = self._folder, None
-            self._on_disk = True
+            self._on_disk = False
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
 
