@@ -84,6 +84,8 @@ class Run:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     #: held while a failed step asks what to do (guided failure): one question at a time
     _asking: threading.Lock = field(default_factory=threading.Lock)
+    #: the values and contexts a step alone in its group was decided on, for its run
+    _decided: tuple[str, tuple[dict[str, str], dict[str, object]]] | None = None
 
     def stamp(self) -> str:
         return self.clock().isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -214,11 +216,17 @@ class Run:
         finally:
             self.contexts.invalidate()
 
-    def _decide(self, step: Step) -> Decision:
+    def _decide(
+        self,
+        step: Step,
+        substituted: dict[str, tuple[dict[str, str], dict[str, object]]] | None = None,
+    ) -> Decision:
         scoped = scope_decision(step, self.environment, self.skip)
         if scoped is not None:
             return scoped
         values, contexts = self.substitution(step)
+        if substituted is not None:
+            substituted[step.id] = (values, dict(contexts))
         try:
             return evaluate_condition(
                 step.condition, self._status(), contexts, values, functions=self.host_functions()
@@ -235,13 +243,14 @@ class Run:
                 self._note_cancelled(None)
                 self.contexts.invalidate()
         started: list[Step] = []
+        substituted: dict[str, tuple[dict[str, str], dict[str, object]]] = {}
         for step in steps:
             rec = self.record.step(step.id)
             if rec.status == StepStatus.WAITING:
                 started.append(step)
                 continue
             try:
-                decision = self._decide(step)
+                decision = self._decide(step, substituted)
             except ExpressionError as exc:
                 self._finish_step(step, StepResult("failure", error=str(exc)), reason=str(exc))
                 continue
@@ -263,6 +272,11 @@ class Run:
             started.append(step)
         self.store.save(self.record)
         if len(started) == 1:
+            if not self.groups.cancelled.is_set() and started[0].id in substituted:
+                # alone in its group, the step runs on the run as it was decided on: its values
+                # and contexts are the decision's (building them again cost as much as the rest
+                # of deciding), unless a cancellation changed ``job.status`` since
+                self._decided = (started[0].id, substituted[started[0].id])
             self._run_step(started[0])
         elif started:
             with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(started))) as pool:
@@ -271,7 +285,11 @@ class Run:
 
     def _run_step(self, step: Step) -> None:
         self.log.step_started(step)
-        values, contexts = self.substitution(step)
+        decided, self._decided = self._decided, None
+        if decided is not None and decided[0] == step.id:
+            values, contexts = decided[1]
+        else:
+            values, contexts = self.substitution(step)
         env = self._process_env(step, values, contexts)
         # made only if a file goes there (a manual step's request): a folder a step costs a new
         # inode on disk, more than the step's bookkeeping
