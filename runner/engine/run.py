@@ -40,6 +40,7 @@ from runner.options import RunOptions
 from runner.process import ProcessGroups
 from runner.steps import guided as gf
 from runner.steps.base import Detached, RunLog, StepContext, StepKind, StepResult
+from runner.steps.scratch import Scratch
 from runner.variables.resolve import SECRET_MASK, VariableSet
 
 #: steps started together by ``start: with-previous`` run at most this many at once
@@ -82,6 +83,8 @@ class Run:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     #: held while a failed step asks what to do (guided failure): one question at a time
     _asking: threading.Lock = field(default_factory=threading.Lock)
+    #: the values and contexts a step alone in its group was decided on, for its run
+    _decided: tuple[str, tuple[dict[str, str], dict[str, object]]] | None = None
 
     def stamp(self) -> str:
         return self.clock().isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -101,6 +104,16 @@ class Run:
         self.contexts.invalidate()  # a resume may have changed steps since the last build
         self.store.save(self.record)
         self.log.run_started(self.workflow, self.record)
+        # made here, before steps run in threads, so that they all share one (its folder is
+        # made when the first script step needs it)
+        scratch = self.scratch
+        try:
+            return self._execute()
+        finally:
+            # at the end, a detach, an error or a second Ctrl-C: the steps' files are per process
+            scratch.close()
+
+    def _execute(self) -> int:
         try:
             for group in self._groups():
                 pending = [
@@ -152,6 +165,11 @@ class Run:
         return self.store.folder(self.record.run_id) / "steps"
 
     @functools.cached_property
+    def scratch(self) -> Scratch:
+        """This process's folder for the steps' scripts and file-command files."""
+        return Scratch(self.environ)
+
+    @functools.cached_property
     def _temp_folder(self) -> str:
         return str(self.store.folder(self.record.run_id) / "tmp")
 
@@ -197,11 +215,17 @@ class Run:
         finally:
             self.contexts.invalidate()
 
-    def _decide(self, step: Step) -> Decision:
+    def _decide(
+        self,
+        step: Step,
+        substituted: dict[str, tuple[dict[str, str], dict[str, object]]] | None = None,
+    ) -> Decision:
         scoped = scope_decision(step, self.environment, self.skip)
         if scoped is not None:
             return scoped
         values, contexts = self.substitution(step)
+        if substituted is not None:
+            substituted[step.id] = (values, dict(contexts))
         try:
             return evaluate_condition(
                 step.condition, self._status(), contexts, values, functions=self.host_functions()
@@ -218,13 +242,14 @@ class Run:
                 self._note_cancelled(None)
                 self.contexts.invalidate()
         started: list[Step] = []
+        substituted: dict[str, tuple[dict[str, str], dict[str, object]]] = {}
         for step in steps:
             rec = self.record.step(step.id)
             if rec.status == StepStatus.WAITING:
                 started.append(step)
                 continue
             try:
-                decision = self._decide(step)
+                decision = self._decide(step, substituted)
             except ExpressionError as exc:
                 self._finish_step(step, StepResult("failure", error=str(exc)), reason=str(exc))
                 continue
@@ -246,6 +271,11 @@ class Run:
             started.append(step)
         self.store.save(self.record)
         if len(started) == 1:
+            if not self.groups.cancelled.is_set() and started[0].id in substituted:
+                # alone in its group, the step runs on the run as it was decided on: its values
+                # and contexts are the decision's (building them again cost as much as the rest
+                # of deciding), unless a cancellation changed ``job.status`` since
+                self._decided = (started[0].id, substituted[started[0].id])
             self._run_step(started[0])
         elif started:
             with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(started))) as pool:
@@ -254,10 +284,15 @@ class Run:
 
     def _run_step(self, step: Step) -> None:
         self.log.step_started(step)
-        values, contexts = self.substitution(step)
+        decided, self._decided = self._decided, None
+        if decided is not None and decided[0] == step.id:
+            values, contexts = decided[1]
+        else:
+            values, contexts = self.substitution(step)
         env = self._process_env(step, values, contexts)
+        # made only if a file goes there (a manual step's request): a folder a step costs a new
+        # inode on disk, more than the step's bookkeeping
         step_dir = self._steps_folder / step.id
-        step_dir.mkdir(parents=True, exist_ok=True)
 
         functions = self.host_functions()
 
@@ -271,6 +306,7 @@ class Run:
             run_id=self.record.run_id,
             workspace=self.workspace,
             step_dir=step_dir,
+            scratch=self.scratch,
             env=env,
             render=render,
             masker=self.masker,

@@ -13,6 +13,7 @@ from runner.masking import Masker
 from runner.model import Identity, Step, Workflow
 from runner.options import RunOptions
 from runner.process import ProcessGroups
+from runner.steps.scratch import Scratch
 
 
 @dataclass
@@ -87,7 +88,10 @@ class StepContext:
     environment: str
     run_id: str
     workspace: Path
+    #: the step's folder in the state folder (made by whoever writes in it first)
     step_dir: Path
+    #: where its script and file-command files go
+    scratch: Scratch
     #: the process environment the step's commands get (before the runner's own file variables)
     env: dict[str, str]
     render: Callable[[str], str]

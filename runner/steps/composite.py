@@ -125,7 +125,6 @@ def _run_nested(
         contexts=contexts,
         step_dir=ctx.step_dir / f"{depth}-{nested.index}-{nested.id}",
     )
-    inner.step_dir.mkdir(parents=True, exist_ok=True)
     if nested.uses:
         given = {name: render(value) for name, value in nested.with_.items()}
         return run_action(inner, nested.uses, given, depth + 1, after_cancel)

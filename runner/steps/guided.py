@@ -190,6 +190,7 @@ def ask(
     git = Git(ctx.workspace)
     directory: Directory = load_directory(ctx.workflow.approvals.trust, git, local_user())
     started_by = directory.by_login(ctx.started_by.username)
+    ctx.step_dir.mkdir(parents=True, exist_ok=True)
     (ctx.step_dir / f"request-attempt-{request.attempt}.json").write_text(
         _json(request.to_dict()), encoding="utf-8"
     )

@@ -135,6 +135,7 @@ def run_manual_step(ctx: StepContext) -> StepResult:
         request = build_interruption(ctx, manual, tuple(names))
     known = list(previous.submissions) if previous else []
     # the request as a file, for `runner approval new --request` on the approver's machine
+    ctx.step_dir.mkdir(parents=True, exist_ok=True)
     (ctx.step_dir / "request.json").write_text(
         json.dumps(request.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )

@@ -17,6 +17,7 @@ from runner.errors import StepError
 from runner.process import run_process
 from runner.steps import file_commands
 from runner.steps.base import StepContext, StepResult
+from runner.steps.scratch import AttemptFiles
 from runner.steps.workflow_commands import (
     CommandProcessor,
     Refused,
@@ -118,26 +119,30 @@ def run_script(
 ) -> StepResult:
     """Run one script once and read back what it reported (``after_cancel``: see
     :func:`runner.process.run_process`)."""
-    step = ctx.step
-    folder = ctx.step_dir / f"attempt-{attempt}"
-    folder.mkdir(parents=True, exist_ok=True)
     shell = script.shell or "bash"
     suffix = SHELLS.get(shell, ("", ".sh"))[1] if shell in SHELLS else ".sh"
     text = script.text
     if shell in ("bash", None) or (shell not in SHELLS and "bash" in shell):
         text = file_commands.OCTOPUS_BASH_FUNCTIONS + "\n" + text
-    # strings, not Paths, for the step's files: building nine Paths a step cost more than
-    # writing the script
-    base = str(folder)
-    path = os.path.join(base, f"script{suffix}")
-    # readable by the owner only while it exists
-    _write_new(path, text.encode("utf-8"))
+    path, files = _create_files(ctx, attempt, f"script{suffix}", text.encode("utf-8"))
+    try:
+        return _run_created(ctx, script, path, files, after_cancel)
+    finally:
+        # the script holds the values substituted into it, secrets included, and the files may
+        # hold secret values (a sensitive variable, an output made of a secret): like GitHub's,
+        # they do not outlive the step
+        _remove(path)
+        for written in files.values():
+            _remove(written)
+
+
+def _run_created(
+    ctx: StepContext, script: Script, path: str, files: dict[str, str], after_cancel: bool
+) -> StepResult:
+    step = ctx.step
+    shell = script.shell or "bash"
     env = dict(ctx.env)
-    files: dict[str, str] = {}
     for kind, names in FILES.items():
-        files[kind] = os.path.join(base, kind)
-        # empty, as GitHub creates them, and readable by the owner only: they may receive secrets
-        os.close(os.open(files[kind], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
         for name in names:
             env[name] = files[kind]
     cwd = ctx.workspace
@@ -165,25 +170,16 @@ def run_script(
         handle_line(ctx, processor, line, refused)
 
     timeout = script.timeout_minutes * 60 if script.timeout_minutes else None
-    try:
-        outcome = run_process(
-            argv,
-            env=env,
-            cwd=str(cwd),
-            on_line=on_line,
-            timeout=timeout,
-            groups=ctx.groups,
-            after_cancel=after_cancel,
-        )
-    finally:
-        # the script holds the values substituted into it, secrets included: like GitHub's
-        # temporary scripts, it does not outlive the step
-        _remove(path)
+    outcome = run_process(
+        argv,
+        env=env,
+        cwd=str(cwd),
+        on_line=on_line,
+        timeout=timeout,
+        groups=ctx.groups,
+        after_cancel=after_cancel,
+    )
     result = read_files(ctx, files)
-    for written in files.values():
-        # as GitHub does: they may hold secret values (a sensitive variable, an output made of a
-        # secret) that must not stay on disk in the state folder
-        _remove(written)
     result.exit_code = outcome.exit_code
     if outcome.cancelled:
         result.outcome = "cancelled"
@@ -325,8 +321,61 @@ def _empty_file(status: os.stat_result) -> bool:
     return stat.S_ISREG(status.st_mode) and status.st_size == 0
 
 
+def _create_files(
+    ctx: StepContext, attempt: int, script_name: str, script: bytes
+) -> tuple[str, dict[str, str]]:
+    """The attempt's script, written, and its file-command files, created empty (as GitHub
+    creates them), all new and readable by the owner only; the step fails (a ``StepError``)
+    if they cannot be: a full file system must not end the run."""
+    folder = str(ctx.step_dir)
+    try:
+        files = ctx.scratch.attempt(ctx.step_dir, attempt)
+        folder = files.folder
+        try:
+            return _create_in(files, script_name, script)
+        except FileNotFoundError:
+            if not ctx.scratch.lost(files):
+                raise
+        files = ctx.scratch.attempt(ctx.step_dir, attempt)
+        folder = files.folder
+        return _create_in(files, script_name, script)
+    except OSError as exc:
+        raise StepError(
+            f"could not create the step's files in {folder}: {exc.strerror or exc}"
+        ) from None
+
+
+def _create_in(files: AttemptFiles, script_name: str, script: bytes) -> tuple[str, dict[str, str]]:
+    path = files.path(script_name)
+    made = {kind: files.path(kind) for kind in FILES}
+    created: list[str] = []
+    try:
+        _write_new(path, script)
+        created.append(path)
+        for name in made.values():
+            os.close(_open_new(name))
+            created.append(name)
+    except BaseException:
+        for name in created:
+            _remove(name)
+        raise
+    return path, made
+
+
+def _open_new(path: str) -> int:
+    """A new file (a fresh inode: a process an earlier step left behind, holding the old one
+    open, cannot write into this one), readable by the owner only while it exists."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return os.open(path, flags, 0o600)
+    except FileExistsError:
+        # only in the state folder: left by a runner that was killed before it removed it
+        os.unlink(path)
+        return os.open(path, flags, 0o600)
+
+
 def _write_new(path: str, data: bytes) -> None:
-    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    handle = _open_new(path)
     try:
         view = memoryview(data)
         while view:
