@@ -1,6 +1,9 @@
 """A run's presence on the approval server, where ``approvals.server`` is configured: a copy of
 its record (so a machine with nothing can resume it) and its hold on the server's deployment
-lock."""
+lock.
+
+Both clients retry on the run's ``sleep`` (as the approval sources do): a signal wakes a backoff
+at once, and a test's fake clock makes it take no time."""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ def mirror_to_server(run: Run) -> Any:
     if run.workflow.approvals.server is None:
         return None
     try:
-        client = client_for(run.workflow.approvals, run.environ, attempts=3)
+        client = client_for(run.workflow.approvals, run.environ, attempts=3, sleep=run.sleep)
     except ApprovalError as exc:
         run.log.write(f"not keeping the record on the approval server: {exc.message}")
         return None
@@ -65,7 +68,7 @@ def server_lock(run: Run) -> ServerLock:
 
     # a client of its own: the heartbeat thread must not share a session with the main thread
     return ServerLock(
-        client_for(run.workflow.approvals, run.environ, attempts=3),
+        client_for(run.workflow.approvals, run.environ, attempts=3, sleep=run.sleep),
         lock_key(run.workflow.name, run.environment),
         run.record.run_id,
         f"{run.workflow.name} -> {run.environment}",

@@ -3,10 +3,13 @@
 A CI job branches on the code: 4 must mean "nobody approved in time", never "the approval server
 could not be reached" (it did, through ``ApprovalError.exit_code``), or a job that retries
 unreachable servers would instead page the approvers, and one that waits out timeouts would
-retry a server that is down. Each outcome here through the real ``runner`` command, with real
-git, ssh-keygen signatures and a closed loopback port:
+retry a server that is down. Each outcome here through the ``runner`` command, with real git,
+ssh-keygen signatures and a closed loopback port:
 
   invalid workflow 2, aborted 3, timed out 4, approval source failed or unreachable 6.
+
+Most start the real command; the two that wait (a step's timeout, an unreachable server's
+retries) run it in this process on a fake clock, where the waiting takes no real time.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from approval_world import RUNNER, World, clean_env
 
 GATED = """\
@@ -93,21 +97,25 @@ def test_an_abort_exits_3(world: World) -> None:
     assert world.record("a1")["exit_code"] == 3
 
 
-def test_nobody_deciding_in_time_exits_4(world: World) -> None:
+def test_nobody_deciding_in_time_exits_4(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     gated(world)
-    done = world.run("--run-id", "t1")
+    done = world.run_here(monkeypatch, "--run-id", "t1")
     assert done.returncode == 4, output(done)
     assert "deployed" not in done.stdout
     assert world.record("t1")["exit_code"] == 4
 
 
-def test_an_unreachable_approval_server_exits_6_not_4(world: World) -> None:
+def test_an_unreachable_approval_server_exits_6_not_4(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The run takes the deployment lock on the server before its first step: the server
     cannot be reached, nothing runs, and nothing timed out."""
     (world.repo / "trust").mkdir()
     (world.repo / "trust" / "people.yml").write_text(world.PEOPLE_YML, encoding="utf-8")
     world.commit_workflow(SERVER.format(port=closed_port()))
-    done = world.run("--run-id", "u1", env={"RUNNER_SERVER_TOKEN": "rnr_tok_unused"})
+    done = world.run_here(
+        monkeypatch, "--run-id", "u1", env={"RUNNER_SERVER_TOKEN": "rnr_tok_unused"}
+    )
     assert done.returncode == 6, output(done)
     assert "error: the approval server did not answer properly (ConnectionError)" in done.stderr
     assert "deployed" not in done.stdout

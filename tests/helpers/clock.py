@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from runner.engine import session
 from runner.engine.run import Run
 
 START = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -51,15 +52,23 @@ def fake_time(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> FakeClock:
     """Every run the engine executes in this process (``runner run`` and ``runner resume``
     called in process too) waits on ``clock``: its steps, its approval sources and its waiting
     loop get ``clock.now`` and ``clock.sleep``. Patched on ``Run.execute``, the one door every
-    run goes through, whichever module starts it."""
+    run goes through, whichever module starts it, and on ``session.execute``, where ``run`` and
+    ``resume`` take the deployment lock on the approval server (its client's retries) first."""
     original = Run.execute
+    locked = session.execute
 
     def execute(run: Run) -> int:
         run.clock = clock.now
         run.sleep = clock.sleep
         return original(run)
 
+    def execute_locked(run: Run, **kwargs: bool) -> int:
+        run.clock = clock.now
+        run.sleep = clock.sleep
+        return locked(run, **kwargs)
+
     monkeypatch.setattr(Run, "execute", execute)
+    monkeypatch.setattr(session, "execute", execute_locked)
     return clock
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.clock import FakeClock
+from helpers.cli import cli_in
+from helpers.clock import FakeClock, fake_time
 from helpers.engine import run_here
 from helpers.paths import ROOT
 from helpers.stub import Reply, Seen, Stub, stub_server
@@ -143,3 +144,40 @@ def test_the_file_source_polls_and_checks_on_the_engine_clock(
     assert 3 <= len([s for s in clock.sleeps if s >= 20]) <= 6
     (source,) = built
     assert source.now == clock.now  # type: ignore[attr-defined]
+
+
+def down_server(seen: Seen) -> Reply:
+    """Every request fails: the record's copy and the deployment lock cannot be had."""
+    return 503, JSON, b'{"error": "down"}'
+
+
+def test_the_record_copy_and_the_deployment_lock_retry_on_the_engine_clock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``runner run`` puts its record on the server and takes the server's deployment lock
+    before the first step; both clients back off on the run's sleep, so a signal ends the
+    backoff at once (the run's sleep is the cancellation's) and here no real time passes."""
+    with stub_server(down_server) as server:
+        root = workspace(tmp_path / "ws", f"  server:\n    url: {server.url}\n")
+        clock = fake_time(monkeypatch, FakeClock(limit=100))
+        done = cli_in(
+            monkeypatch,
+            root,
+            environ(RUNNER_SERVER_TOKEN=TOKEN),
+            *("run", "deploy.yml", "--env", "production", "--state-dir", "state", "--run-id", "r1"),
+        )
+    assert done.returncode == 6, done.stderr
+    assert "the approval server did not answer properly (HTTP 503) after 3 attempt(s)" in (
+        done.stderr
+    )
+    record = json.loads((root / "state" / "runs" / "r1" / "record.json").read_text())
+    assert (record["status"], record["exit_code"]) == ("failure", 6)
+    assert all(step["status"] != "success" for step in record["steps"])
+    copies = [s for s in server.seen if s.method == "PUT" and "/runs/" in s.path]
+    locks = [s for s in server.seen if s.method == "POST" and "/locks/" in s.path]
+    # the first record's copy, the lock, then the failed record's copy: three tries each
+    assert (len(copies), len(locks)) == (6, 3)
+    # two pauses between the three tries of each, jittered around 0.5 s and 1 s, all on the
+    # fake clock
+    assert len(clock.sleeps) == 6, clock.sleeps
+    assert all(0.25 <= pause <= 1.0 for pause in clock.sleeps), clock.sleeps

@@ -41,10 +41,17 @@ class Symbol:
 
     steps: tuple[Step, ...]
     dynamic: bool = field(init=False, compare=False, repr=False)
+    _hash: int = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         dynamic = any(isinstance(s, Indexer) and s.symbol is not None for s in self.steps)
         object.__setattr__(self, "dynamic", dynamic)
+        # hashed once: an expansion looks its symbols up in dicts (the recursion guard) at
+        # every level, and hashing the steps each time was a quarter of a deep expansion's time
+        object.__setattr__(self, "_hash", hash(self.steps))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 @dataclass(frozen=True, slots=True)
