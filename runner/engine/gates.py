@@ -261,15 +261,25 @@ class Gates:
         waiting = saved.waiting
         assert waiting is not None
         request = self._guided_request(step, len(saved.decisions) + 1, saved.decisions)
+        known = self._files_verified_now(step, request, waiting.submissions)
+        kept = dataclasses.replace(waiting, submissions=known)
+        self.record.update_step(step.id, guided=dataclasses.replace(saved, waiting=kept))
+
+    def _files_verified_now(
+        self, step: Step, request: Interruption, recorded: Sequence[Submission]
+    ) -> tuple[Submission, ...]:
+        """Of an open wait's recorded submissions, the signed files that verify again now for
+        ``request``: the record's list is anyone's writing, and the server and the terminal are
+        asked again anyway."""
         known = []
-        for item in waiting.submissions:
+        for item in recorded:
             if item.source != "file":
                 continue
             try:
                 signers, revoked = self.keys(step)
                 known.append(
                     signed_submission(
-                        item.evidence or {},
+                        item.evidence,
                         signers=signers,
                         revoked=revoked,
                         namespace=self._namespace(),
@@ -279,8 +289,7 @@ class Gates:
                 )
             except RunnerError:
                 continue  # not counted; the file source reads the branch again anyway
-        kept = dataclasses.replace(waiting, submissions=tuple(known))
-        self.record.update_step(step.id, guided=dataclasses.replace(saved, waiting=kept))
+        return tuple(known)
 
     def _prompted_skip(self, step: Step, who: str) -> None:
 
@@ -451,30 +460,13 @@ class Gates:
         if approval is None:
             return
         request = self.request(step, approval.interruption)
-        known = []
-        for item in approval.submissions:
-            if item.source != "file":
-                continue
-            try:
-                signers, revoked = self.keys(step)
-                known.append(
-                    signed_submission(
-                        item.evidence,
-                        signers=signers,
-                        revoked=revoked,
-                        namespace=self._namespace(),
-                        request=request,
-                        at=self.now,
-                    )
-                )
-            except RunnerError:
-                continue  # not counted; the file source reads the branch again anyway
+        known = self._files_verified_now(step, request, approval.submissions)
         self.record.update_step(
             step.id,
             approval=ApprovalState(
                 state=GateState.WAITING,
                 interruption=request,
-                submissions=tuple(known),
+                submissions=known,
                 refused=approval.refused,
             ),
         )
