@@ -48,6 +48,7 @@ from runner.steps.manual import (
     announce,
     make_sources,
     notify,
+    recorded_refusal,
     status_line,
     withdraw,
 )
@@ -240,17 +241,10 @@ def ask(
 
     def on_refused(refusal: Refused) -> None:
         nonlocal state
-        key = refusal.submission.key or repr(refusal.submission)
-        if any(r.key == key for r in state.refused):
+        seen = recorded_refusal(refusal)
+        if any(r.key == seen.key for r in state.refused):
             return
         ctx.log.annotation(step, "warning", f"refused {refusal.reason}", {})
-        seen = Refusal(
-            reason=refusal.reason,
-            source=refusal.submission.source,
-            who=refusal.submission.who,
-            key=key,
-            evidence=refusal.submission.evidence,
-        )
         state = dataclasses.replace(state, refused=(*state.refused, seen))
 
     def on_source_error(name: str, error: RunnerError) -> None:

@@ -203,17 +203,10 @@ def run_manual_step(ctx: StepContext) -> StepResult:
             ctx.log.waiting(step, {}, text)
 
     def on_refused(refusal: Refused) -> None:
-        key = refusal.submission.key or repr(refusal.submission)
-        if any(r.key == key for r in state[0].refused):
+        refused = recorded_refusal(refusal)
+        if any(r.key == refused.key for r in state[0].refused):
             return  # recorded before a detach: once is enough
         ctx.log.annotation(step, "warning", f"refused {refusal.reason}", {})
-        refused = Refusal(
-            reason=refusal.reason,
-            source=refusal.submission.source,
-            who=refusal.submission.who,
-            key=key,
-            evidence=refusal.submission.evidence,
-        )
         state[0] = replace(state[0], refused=(*state[0].refused, refused))
 
     last_errors: dict[str, str] = {}
@@ -442,3 +435,16 @@ def notify(ctx: StepContext, request: Interruption) -> None:
             ctx.log.line(ctx.step, ctx.masker.mask(f"notify: webhook failed: {exc}"))
 
     threading.Thread(target=post, daemon=True).start()
+
+
+def recorded_refusal(refusal: Refused) -> Refusal:
+    """A refused submission as a wait's record keeps it, keyed so that the same refusal seen
+    again (after a detach too) is recorded once."""
+    submission = refusal.submission
+    return Refusal(
+        reason=refusal.reason,
+        source=submission.source,
+        who=submission.who,
+        key=submission.key or repr(submission),
+        evidence=submission.evidence,
+    )
