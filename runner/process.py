@@ -24,10 +24,22 @@ from typing import IO
 
 from runner.cancel import Cancellation
 
+#: what the runner keeps for itself: no program it starts gets these variables. A step never
+#: needs the record key, and neither does git, ssh-keygen or a program a step named in
+#: ``.git/config`` (an ``uploadpack``, ``core.sshCommand``, a credential helper), which git starts
+#: with the environment it was given: with the key, a step's code could seal a record of its own
+RUNNER_ONLY = frozenset({"RUNNER_RECORD_KEY"})
+
 #: after SIGTERM, how long a process group gets before SIGKILL
 KILL_GRACE_SECONDS = 5.0
 #: after the main process exits, how long to drain output still held open by its children
 DRAIN_SECONDS = 2.0
+
+
+def child_environment(env: Mapping[str, str] | None) -> dict[str, str]:
+    """``env`` (the runner's own environment when None) without :data:`RUNNER_ONLY`."""
+    source = os.environ if env is None else env
+    return {name: value for name, value in source.items() if name not in RUNNER_ONLY}
 
 
 @dataclass(frozen=True)
@@ -137,7 +149,7 @@ def run_process(
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            env=dict(env),
+            env=child_environment(env),
             cwd=cwd,
             start_new_session=True,
         )
@@ -373,7 +385,7 @@ def capture(
                 stdin=source,
                 stdout=subprocess.PIPE,
                 stderr=None if terminal else subprocess.PIPE,
-                env=None if env is None else dict(env),
+                env=child_environment(env),
                 cwd=cwd,
                 start_new_session=not terminal,
             )

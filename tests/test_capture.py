@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.process import STDERR_LIMIT, ProgramError, capture
+from runner.engine.seal import KEY_ENV
+from runner.process import STDERR_LIMIT, ProgramError, capture, run_process
 
 PY = sys.executable
 
@@ -89,3 +90,16 @@ def test_terminal_keeps_the_callers_process_group_and_stderr(
     alone = capture(show, timeout=60)
     assert int(alone.stdout) != mine
     assert alone.stderr == b"prompt\n"
+
+
+def test_no_program_the_runner_starts_gets_the_record_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    # from the runner's own environment (git, ssh-keygen) and from one given (a step's)
+    monkeypatch.setenv(KEY_ENV, "k" * 64)
+    monkeypatch.setenv("RUNNER_SEEN", "yes")
+    inherited = capture(["env"], timeout=10).stdout.decode()
+    given = capture(["env"], timeout=10, env={KEY_ENV: "k" * 64, "A": "1"}).stdout.decode()
+    lines: list[str] = []
+    run_process(["env"], env={KEY_ENV: "k" * 64, "A": "1"}, cwd=None, on_line=lines.append)
+    assert "RUNNER_SEEN=yes" in inherited and "A=1" in given and "A=1" in lines
+    for output in (inherited, given, "\n".join(lines)):
+        assert "k" * 64 not in output and KEY_ENV not in output

@@ -332,3 +332,31 @@ def test_an_unsealed_record_cannot_say_a_gate_proceeded_on_timeout(world: World)
     refused(
         resume(world, "late", CI="true"), "unsealed record", "gate `gate` is recorded as passed"
     )
+
+
+def test_a_step_that_rewrites_the_git_config_never_gets_the_record_key(world: World) -> None:
+    """A step cannot read the key (it is not in its environment), but it can write
+    ``.git/config``: a program named there (here the ``upload-pack`` git starts for the local
+    origin; ``core.sshCommand`` or a credential helper for a real remote) is started by the
+    runner's own git calls at the gate, with the runner's environment. With the key, the step's
+    code could seal a record of its own and resume past a gate nobody approved."""
+    leak = world.repo.parent / "leaked-env"
+    spy = world.repo.parent / "spy.sh"
+    spy.write_text(f'#!/bin/sh\nenv >> {leak}\nexec git-upload-pack "$@"\n', encoding="utf-8")
+    spy.chmod(0o755)
+    workflow = WORKFLOW.replace(
+        '      echo "key=${RUNNER_RECORD_KEY:-none}"\n',
+        f'      git config remote.origin.uploadpack "{spy}"\n',
+    )
+    path = world.commit_workflow(workflow)
+    assert world.monkeypatch is not None
+    argv = ("run", "deploy.yml", "--env", "production", "--state-dir", "S", "--run-id", "spy")
+    done = world.here(world.monkeypatch, *argv, "--detach-on-wait", env={"RUNNER_RECORD_KEY": KEY})
+    assert done.returncode == 75, done.stdout + done.stderr
+    approve(world, "spy", "gate", world.keys.alice, digest_of(path))
+    done = resume(world, "spy", RUNNER_RECORD_KEY=KEY, CI="true")
+    assert done.returncode == 0, done.stdout + done.stderr
+    # the spy did run (the attack is real): git started it with the runner's environment
+    assert leak.is_file() and "RUNNER_RUN_ID" not in leak.read_text(encoding="utf-8")
+    assert "HOME=" in leak.read_text(encoding="utf-8")
+    assert KEY not in leak.read_text(encoding="utf-8")
