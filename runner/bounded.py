@@ -16,7 +16,9 @@ comes from indentation).
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from itertools import accumulate
 from typing import Any
 
@@ -71,3 +73,41 @@ def loads(raw: str | bytes, *, what: str = "JSON document", **options: Any) -> A
         return json.loads(text, **options)
     except RecursionError:  # unreachable after check_depth; kept so no caller ever sees one
         raise InputLimitError(f"{what} is nested too deeply") from None
+
+
+#: the largest run record file (``record.json``, ``events.jsonl``) the runner reads: the approval
+#: server keeps copies of 4 MiB at most, and a run of 5,000 steps writes about 4 MB of journal
+MAX_RECORD_FILE_BYTES = 64 * 1024 * 1024
+
+
+def read_file(
+    path: str | os.PathLike[str], *, what: str, limit: int = MAX_RECORD_FILE_BYTES
+) -> bytes:
+    """The bytes of the regular file ``path``, which the runner wrote and someone may have
+    replaced (the state folder travels as a CI artifact): :class:`InputLimitError` past
+    ``limit`` bytes (a 64 GB journal was read whole: a ``MemoryError``, or the machine's memory)
+    or when it is not a regular file (a FIFO would block the reader for ever). A missing file is
+    ``FileNotFoundError``, as for ``Path.read_bytes``."""
+    handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        status = os.fstat(handle)
+        if not stat.S_ISREG(status.st_mode):
+            raise InputLimitError(f"{path}: the {what} is not a regular file")
+        if status.st_size > limit:
+            raise InputLimitError(_too_large(path, what, status.st_size, limit))
+        chunks, size = [], 0
+        while size <= limit and (chunk := os.read(handle, min(1 << 20, limit + 1 - size))):
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:  # it grew while read
+            raise InputLimitError(_too_large(path, what, size, limit))
+        return b"".join(chunks)
+    finally:
+        os.close(handle)
+
+
+def _too_large(path: str | os.PathLike[str], what: str, size: int, limit: int) -> str:
+    return (
+        f"{path}: the {what} is {size:,} bytes, more than the {limit // (1024 * 1024)} MiB the "
+        "runner reads"
+    )

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner.bounded import loads
+from runner.bounded import loads, read_file
 from runner.errors import InputLimitError
 
 NAME = "events.jsonl"
@@ -135,7 +135,7 @@ def read(
     checked: a resume with the key checks them all)."""
     at = snapshot.lines if snapshot is not None else 0
     try:
-        raw = path.read_bytes()
+        raw = read_file(path, what="run's journal")
     except FileNotFoundError:
         if at:
             raise JournalError(f"{path} is missing; the record holds {at} lines of it") from None

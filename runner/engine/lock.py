@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from runner.bounded import loads
+from runner.bounded import loads, read_file
 from runner.engine.deployment_lock import Attempt
 from runner.engine.record import RecordStore, write_atomic
 from runner.errors import RefusedError
@@ -71,13 +71,15 @@ class LocalLock:
         """Who holds the lock: None when nobody does. A lock file that exists but cannot be read
         (a newer runner's, a damaged one) is held by someone unknown: never taken as free."""
         try:
-            text = self.path.read_text(encoding="utf-8")
+            raw = read_file(self.path, what="lock file", limit=LOCK_FILE_BYTES)
         except FileNotFoundError:
             return None
         except OSError as exc:
             return _unknown(f"cannot be read ({exc.strerror or exc})")
+        except ValueError:
+            return _unknown("is not a lock file this runner can read")
         try:
-            data = loads(text, what="the lock file")
+            data = loads(raw.decode("utf-8"), what="the lock file")
             return LockInfo(**data)
         except (ValueError, TypeError):
             return _unknown("is not a lock file this runner can read")
@@ -159,6 +161,8 @@ class LocalLock:
 
 #: the owner of a lock file that cannot be read
 UNKNOWN = "?"
+#: a lock file is a few hundred bytes; a larger one is held by someone unknown
+LOCK_FILE_BYTES = 64 * 1024
 
 
 def _unknown(problem: str) -> LockInfo:

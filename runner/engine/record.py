@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.approvals.state import ApprovalState, GuidedState, RecordShapeError
-from runner.bounded import loads
+from runner.bounded import loads, read_file
 from runner.engine import journal
 from runner.engine.journal import Position
 from runner.engine.seal import seal, unseal
@@ -334,7 +334,9 @@ class RecordStore:
         return self.folder(run_id) / journal.NAME
 
     def exists(self, run_id: str) -> bool:
-        return self.path(run_id).is_file()
+        # not ``is_file``: a record replaced by a FIFO or a folder is a run whose record cannot
+        # be read (a refusal naming it), not "no such run"
+        return self.path(run_id).exists()
 
     def create(self, record: RunRecord) -> bool:
         """Save a new run's first record unless a run with its id exists: of two processes
@@ -459,15 +461,18 @@ class RecordStore:
         """The record, its seal (if any) not checked: for reports, never for a resume. The
         journal's lines after the snapshot are replayed (``JournalError``, a ``ValueError``,
         for a journal that is not this record's)."""
-        return self._replayed(run_id, self.path(run_id).read_text(encoding="utf-8"))
+        return self._replayed(run_id, self._text(run_id))
 
     def load_sealed(self, run_id: str) -> RunRecord:
         """The record, its seal verified with this store's key (``SealError``, a
         ``ValueError``, when it is missing or does not verify), and every journal line."""
 
         assert self.key is not None
-        text = self.path(run_id).read_text(encoding="utf-8")
+        text = self._text(run_id)
         return self._replayed(run_id, unseal(text, self.key))
+
+    def _text(self, run_id: str) -> str:
+        return read_file(self.path(run_id), what="run record").decode("utf-8")
 
     def _replayed(self, run_id: str, text: str) -> RunRecord:
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -373,3 +374,39 @@ def test_the_journal_of_another_run_with_the_same_id_is_refused(workspace: Works
     output = done.stdout + done.stderr
     assert done.returncode == 5, output
     assert "events.jsonl:1" in output and "another run's journal" in output, output
+
+
+def test_a_huge_or_endless_record_file_is_refused_not_read(world: World) -> None:
+    """The state folder's files replaced by a 64 GB sparse file (read whole, it was a
+    ``MemoryError``, exit 70, or the machine's memory) or a FIFO (a reader blocks for ever): each
+    is refused by ``resume`` and ``runs show``, naming the file, and the honest files put back
+    resume as before."""
+    journal_path = detached(world, "huge")
+    folder = journal_path.parent
+    honest = {name: (folder / name).read_bytes() for name in ("events.jsonl", "record.json")}
+    for name, what in (("events.jsonl", "journal"), ("record.json", "record")):
+        for kind in ("huge", "fifo"):
+            target = folder / name
+            target.unlink()
+            if kind == "huge":
+                with open(target, "wb") as handle:
+                    handle.truncate(64 << 30)
+                why = "more than the 64 MiB"
+            else:
+                os.mkfifo(target)
+                why = "not a regular file"
+            refused(resume(world, "huge"), name, what, why)
+            show = subprocess.run(
+                [RUNNER, "runs", "show", "huge", "--state-dir", "S"],
+                cwd=world.repo,
+                capture_output=True,
+                text=True,
+                env=clean_env(),
+                timeout=60,
+                check=False,
+            )
+            assert show.returncode == 5 and why in show.stderr, show.stdout + show.stderr
+            target.unlink()
+            target.write_bytes(honest[name])
+    done = resume(world, "huge")
+    assert done.returncode == 75, done.stdout + done.stderr
