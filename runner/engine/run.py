@@ -11,9 +11,11 @@ Effects come in through the constructor: the clock, the step kinds, the approval
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
+import shutil
 import socket
 import threading
 from collections.abc import Callable, Mapping
@@ -107,11 +109,16 @@ class Run:
         # made here, before steps run in threads, so that they all share one (its folder is
         # made when the first script step needs it)
         scratch = self.scratch
+        # $RUNNER_TEMP is emptied when a process of the run starts and ends, as GitHub empties
+        # it at each job's start and end: steps leave credentials there (a kubeconfig, a
+        # database password file), and a resume is another job, often on another machine
+        self._empty_temp()
         try:
             return self._execute()
         finally:
             # at the end, a detach, an error or a second Ctrl-C: the steps' files are per process
             scratch.close()
+            self._empty_temp()
 
     def _execute(self) -> int:
         try:
@@ -172,6 +179,14 @@ class Run:
     @functools.cached_property
     def _temp_folder(self) -> str:
         return str(self.store.folder(self.record.run_id) / "tmp")
+
+    def _empty_temp(self) -> None:
+        # a link a step put in the folder's place is removed, not followed; rmtree follows none
+        # inside it
+        if os.path.islink(self._temp_folder):
+            with contextlib.suppress(OSError):
+                os.unlink(self._temp_folder)
+        shutil.rmtree(self._temp_folder, ignore_errors=True)
 
     @functools.cached_property
     def _step_names(self) -> tuple[str, ...]:

@@ -11,20 +11,25 @@ cost microseconds instead of the 0.1-0.35 ms each that an ext4 disk took (bench/
 state folder (``steps/<step>/attempt-N/``).
 
 The folder is removed when the run ends, detaches, fails or is interrupted (``Run.execute``). A
-runner killed with SIGKILL leaves it behind (``runner-*`` beside other users' files in
-``/dev/shm``, or in ``$XDG_RUNTIME_DIR``, which the system empties at logout or reboot): nothing
-here sweeps such folders, since telling a dead run's folder from a live one's would need a lock
-or a pid that another process could hold or reuse.
+runner killed with SIGKILL cannot remove it, and a substituted script holds secrets in clear: so
+the process holds an exclusive ``flock`` on the folder's ``.owner`` file for as long as the
+folder is its own (the kernel lets go when the process dies, however it dies; steps do not
+inherit it), and the next runner of the same user that makes a folder removes those of its
+``runner-*`` folders whose lock it can take. A folder younger than :data:`SWEEP_AFTER` is left
+alone: between ``mkdtemp`` and the lock, a live one has no lock yet.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import itertools
 import os
 import shutil
 import stat
 import tempfile
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +39,10 @@ SHARED_MEMORY = "/dev/shm"
 #: how much of a step's id goes into its files' names (ids have no length limit; the names are
 #: only there to be read in a shell's error message)
 LABEL_LENGTH = 64
+#: the file whose lock says the folder's run process is alive
+OWNER = ".owner"
+#: how old a folder must be to be swept: older than a folder's first moment without its lock
+SWEEP_AFTER = 60.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,8 @@ class Scratch:
         self._environ = environ
         self._lock = threading.Lock()
         self._folder: str | None = None
+        #: the open ``.owner`` file of the folder, locked (see the module's docstring)
+        self._owner: int | None = None
         #: no memory file system could be used: every attempt goes to the state folder
         self._on_disk = False
         #: a number for each attempt: steps, attempts, composite actions' steps and steps run
@@ -90,30 +101,103 @@ class Scratch:
         """Remove the folder and what is left in it (an attempt after this makes another)."""
         with self._lock:
             folder, self._folder = self._folder, None
+            owner, self._owner = self._owner, None
             self._on_disk = False
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
+        if owner is not None:
+            os.close(owner)  # after the removal: a sweeper never sees it unlocked
 
     def _make(self) -> str | None:
         with self._lock:
             if self._folder is None and not self._on_disk:
-                self._folder = private_folder(self._environ)
+                if self._owner is not None:  # the folder was lost (see ``lost``)
+                    os.close(self._owner)
+                    self._owner = None
+                made = private_folder(self._environ)
+                if made is not None:
+                    self._folder, self._owner = made
+                    sweep(os.path.dirname(self._folder))
                 self._on_disk = self._folder is None
             return self._folder
 
 
-def private_folder(environ: Mapping[str, str]) -> str | None:
-    """A new folder of ours, mode 0700, on the first memory file system that can hold one."""
+def private_folder(environ: Mapping[str, str]) -> tuple[str, int] | None:
+    """A new folder of ours, mode 0700, on the first memory file system that can hold one, and
+    its ``.owner`` file, open and locked."""
     for parent in candidates(environ):
         try:
             folder = tempfile.mkdtemp(prefix="runner-", dir=parent)
+        except OSError:
+            continue  # full, read-only, not ours to write in: the next one
+        try:
             # mkdtemp's mode goes through the umask: a umask of 077 or less changes nothing,
             # a stranger one could leave the folder unusable to its owner
             os.chmod(folder, 0o700)
+            owner = os.open(os.path.join(folder, OWNER), _OWNER_FLAGS, 0o600)
+            try:
+                fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BaseException:
+                os.close(owner)
+                raise
         except OSError:
-            continue  # full, read-only, not ours to write in: the next one
-        return folder
+            shutil.rmtree(folder, ignore_errors=True)
+            continue
+        return folder, owner
     return None
+
+
+_OWNER_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def sweep(parent: str, *, now: float | None = None) -> list[str]:
+    """Remove the ``runner-*`` folders of ``parent`` that a runner of ours killed before it
+    could (their ``.owner`` lock is free), and return them. Never another user's: a folder
+    must be ours, 0700, and not a link; a young one without a lock is being made."""
+    swept: list[str] = []
+    uid = os.geteuid()
+    moment = time.time() if now is None else now
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return swept
+    for entry in entries:
+        if not entry.name.startswith("runner-"):
+            continue
+        try:
+            status = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if (
+            not stat.S_ISDIR(status.st_mode)
+            or status.st_uid != uid
+            or stat.S_IMODE(status.st_mode) != 0o700
+            or moment - status.st_mtime < SWEEP_AFTER
+        ):
+            continue
+        if _abandoned(entry.path):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            swept.append(entry.path)
+    return swept
+
+
+def _abandoned(folder: str) -> bool:
+    """Whether ``folder``'s owner lock can be taken (its process is gone); a folder without
+    one (a runner from before the lock, or one killed in its first moment) is abandoned too."""
+    try:
+        owner = os.open(os.path.join(folder, OWNER), os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    try:
+        fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False  # held: its run is alive
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(owner)
+    return True
 
 
 def candidates(environ: Mapping[str, str]) -> list[str]:

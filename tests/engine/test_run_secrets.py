@@ -314,3 +314,41 @@ def test_a_resumed_run_refuses_the_steps_after_a_lost_secret_environment_variabl
     assert lost_secret(workflow, same_process) is None
     record.update_step("use", status="success")
     assert lost_secret(workflow, resumed) is None
+
+
+@pytest.mark.parametrize("last", ["true", "exit 3"])
+def test_runner_temp_is_emptied_when_the_run_ends_as_github_empties_it_after_a_job(
+    workspace: Workspace, tmp_path: Path, last: str
+) -> None:
+    """Steps leave credentials in ``$RUNNER_TEMP`` (a password file here): the later steps of
+    the run still read them, and nothing is left when it ends, however it ends. A link a step
+    put in the folder's place, or inside it, is removed, never what it points to."""
+    kept = tmp_path / "not-the-runs"
+    kept.mkdir()
+    (kept / "precious").write_text("mine")
+    outcome = workspace.run(
+        f"""
+        name: temp
+        steps:
+          - id: write
+            name: Write
+            run: |
+              printf 'password=hunter2-7c1d' > "$RUNNER_TEMP/db.conf"
+              ln -s {kept} "$RUNNER_TEMP/link"
+          - id: read
+            name: Read
+            run: grep -q hunter2-7c1d "$RUNNER_TEMP/db.conf" && echo "read it"
+          - id: swap
+            name: Swap
+            run: |
+              mv "$RUNNER_TEMP" "$RUNNER_TEMP.moved" && ln -s "$RUNNER_TEMP.moved" "$RUNNER_TEMP"
+              {last}
+        """
+    )
+    assert outcome.code == (0 if last == "true" else 1), outcome.err
+    assert "  read it" in outcome.lines()
+    run_folder = outcome.record_path.parent
+    assert not (run_folder / "tmp").exists() and not (run_folder / "tmp").is_symlink()
+    # what the link pointed to is a step's own doing; the runner followed no link into it
+    assert (kept / "precious").read_text() == "mine"
+    assert (run_folder / "tmp.moved" / "db.conf").is_file()

@@ -4,6 +4,7 @@ new, empty and the owner's only for each attempt, and the folder goes when the r
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import shutil
@@ -309,7 +310,8 @@ def test_the_folder_is_removed_when_the_run_detaches(
     def detach_at_wait(ctx: StepContext) -> StepResult:
         if ctx.step.id == "wait":
             # what a manual step does under --detach-on-wait, once its folder has files in it
-            assert ctx.scratch.folder is not None and os.listdir(ctx.scratch.folder) == []
+            assert ctx.scratch.folder is not None
+            assert os.listdir(ctx.scratch.folder) == [scratch.OWNER]
             raise Detached(ctx.step.id)
         return run_script_step(ctx)
 
@@ -317,6 +319,9 @@ def test_the_folder_is_removed_when_the_run_detaches(
     assert run.execute() == 75
     assert log.getvalue().count("before:fs=") == 1
     assert list(runtime_dir.iterdir()) == []
+    # $RUNNER_TEMP too: a detach ends the job, and the resume is another
+    assert (root / "state" / "runs" / "d1").is_dir()
+    assert not (root / "state" / "runs" / "d1" / "tmp").exists()
 
 
 def test_the_folder_is_removed_on_ctrl_c(workspace: Workspace, runtime_dir: Path) -> None:
@@ -397,3 +402,83 @@ def test_a_full_memory_file_system_fails_the_step_not_the_run(
     outcome = helpers.Outcome(0, "", "", workspace.state_dir, "full-1")
     assert outcome.statuses() == {"big": "failure", "filler": "success", "starved": "failure"}
     assert "No space left on device" in (outcome.step("starved").error or "")
+
+
+# -- folders of runs killed with SIGKILL --------------------------------------------------------
+
+
+def aged(folder: Path, seconds: float = 2 * scratch.SWEEP_AFTER) -> Path:
+    """``folder`` as if its last file was made ``seconds`` ago."""
+    os.utime(folder, (os.path.getmtime(folder) - seconds,) * 2)
+    return folder
+
+
+def test_the_folder_of_a_killed_run_goes_with_the_next_run_and_a_live_ones_stays(
+    workspace: Workspace, runtime_dir: Path
+) -> None:
+    """A runner killed with SIGKILL leaves its folder (the step's script, secrets substituted in
+    it, included); the next run of the same user removes it, and never the folder of a run that
+    is still going."""
+
+    def waiting(marker: str) -> tuple[subprocess.Popen[str], Path]:
+        proc = workspace.spawn(
+            f"name: {marker}\nsteps:\n"
+            + shows(marker, f'echo "$GITHUB_OUTPUT" > {marker}\necho secret-{marker}\nsleep 60'),
+            env={"XDG_RUNTIME_DIR": str(runtime_dir)},
+            run_id=marker,
+        )
+        where = workspace.root / marker
+        helpers.wait_for(lambda: where.exists() and where.read_text(), what="the step to start")
+        return proc, Path(where.read_text().strip()).parent
+
+    killed, killed_folder = waiting("killed")
+    live, live_folder = waiting("live")
+    try:
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.communicate(timeout=60)
+        helpers.kill_quietly(killed.pid)  # its step, which SIGKILL did not reach
+        assert any(p.name.endswith("script.sh") for p in killed_folder.iterdir())
+        aged(killed_folder), aged(live_folder)
+        assert workspace.run("name: next\nsteps:\n" + shows("next")).code == 0
+        assert not killed_folder.exists()
+        assert live_folder.is_dir() and any(live_folder.iterdir())
+    finally:
+        live.send_signal(signal.SIGINT)
+        live.communicate(timeout=60)
+        helpers.kill_quietly(live.pid)
+    assert live.returncode == 130
+    assert list(runtime_dir.iterdir()) == []
+
+
+def test_a_sweep_takes_only_abandoned_folders_of_ours(tmp_path: Path) -> None:
+    parent = tmp_path / "shm"
+    parent.mkdir()
+
+    def folder(name: str, mode: int = 0o700, owner: bool = True, old: bool = True) -> Path:
+        path = parent / name
+        path.mkdir()
+        (path / "1-a-1-script.sh").write_text("secret")
+        if owner:
+            (path / scratch.OWNER).touch()
+        path.chmod(mode)
+        return aged(path) if old else path
+
+    abandoned = folder("runner-abandoned")
+    no_owner = folder("runner-no-owner", owner=False)
+    young = folder("runner-young", owner=False, old=False)
+    shared = folder("runner-shared", mode=0o755)
+    other = folder("other-abandoned")
+    held = folder("runner-held")
+    (parent / "runner-link").symlink_to(abandoned)
+    (parent / "runner-file").write_text("x")
+    handle = os.open(held / scratch.OWNER, os.O_RDWR)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # another open file: a live runner's lock
+        swept = scratch.sweep(str(parent))
+    finally:
+        os.close(handle)
+    assert sorted(swept) == sorted([str(abandoned), str(no_owner)])
+    left = sorted(p.name for p in parent.iterdir())
+    kept = [p.name for p in (young, shared, other, held)]
+    assert left == sorted([*kept, "runner-file", "runner-link"])
+    assert scratch.sweep(str(parent)) == [str(held)]  # its run has ended since
