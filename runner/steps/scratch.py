@@ -153,7 +153,7 @@ _OWNER_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 def sweep(parent: str, *, now: float | None = None) -> list[str]:
     """Remove the ``runner-*`` folders of ``parent`` that a runner of ours killed before it
     could (their ``.owner`` lock is free), and return them. Never another user's: a folder
-    must be ours, 0700, and not a link; a young one without a lock is being made."""
+    must be ours, 0700, and not a link; a young one may not have its lock yet."""
     swept: list[str] = []
     uid = os.geteuid()
     moment = time.time() if now is None else now
@@ -182,12 +182,10 @@ def sweep(parent: str, *, now: float | None = None) -> list[str]:
 
 
 def _abandoned(folder: str) -> bool:
-    """Whether ``folder``'s owner lock can be taken (its process is gone); a folder without
-    one (a runner from before the lock, or one killed in its first moment) is abandoned too."""
+    """Whether ``folder``'s owner lock can be taken (its process is gone). A folder without
+    one is kept: a runner of an earlier version, which takes no lock, may be using it."""
     try:
         owner = os.open(os.path.join(folder, OWNER), os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return True
     except OSError:
         return False
     try:
