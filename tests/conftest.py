@@ -19,6 +19,39 @@ __all__ = ["ROOT", "conformance_dir"]
 # modules again instead of reading the bytecode cache (.ci/run and bench/common.py drop it too).
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
+#: The files that take longest (wall time, measured with two workers: bench/README.md, "The test
+#: suite"), longest first. xdist hands whole files (`--dist loadfile`) to its workers in this
+#: order, then the rest in collection order (`--no-loadscope-reorder` in pyproject.toml): a long
+#: file started last would leave the other workers idle at the end of the session.
+SLOW_FILES = (
+    "tests/server/test_server_e2e.py",
+    "tests/server/test_guided_server_e2e.py",
+    "tests/web/test_notifications.py",
+    "tests/web/test_browser.py",
+    "tests/attacks/test_newcomer_rules.py",
+    "tests/attacks/test_server_integrity.py",
+    "tests/attacks/test_record_journal.py",
+    "tests/fuzz/test_fuzz_api_schema.py",
+    "tests/steps/test_guided.py",
+    "tests/attacks/test_server_record_tampering.py",
+    "tests/web/test_security.py",
+    "tests/e2e/test_cancel_early.py",
+    "tests/fuzz/test_fuzz_variables.py",
+    "tests/approvals/test_file_source.py",
+    "tests/fuzz/test_fuzz_file_commands.py",
+    "tests/policy/test_policy_e2e.py",
+    "tests/attacks/test_approvals_branch.py",
+    "tests/engine/test_run_process.py",
+    "tests/bench/test_bench_smoke.py",
+    "tests/attacks/test_hostile_input.py",
+    "tests/steps/test_composite.py",
+    "tests/fuzz/test_fuzz_expressions.py",
+    "tests/engine/test_run_record.py",
+    "tests/attacks/test_record_seal.py",
+    "tests/web/test_guided_page.py",
+    "tests/e2e/test_paths.py",
+)
+
 
 @pytest.fixture
 def conformance() -> Path:
@@ -30,6 +63,13 @@ def conformance() -> Path:
 
 def pytest_itemcollected(item: pytest.Item) -> None:
     collected.note(item)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files of SLOW_FILES first, in its order; a file's tests keep their order."""
+    rank = {path: n for n, path in enumerate(SLOW_FILES)}
+    last = len(SLOW_FILES)
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], last))
 
 
 @pytest.fixture(scope="session", autouse=True)
