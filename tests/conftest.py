@@ -1,11 +1,16 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers import collected
 from helpers.paths import ROOT, conformance_dir
+
+from runner.steps.scratch import SHARED_MEMORY, safe_parent
 
 __all__ = ["ROOT", "conformance_dir"]
 
@@ -13,6 +18,39 @@ __all__ = ["ROOT", "conformance_dir"]
 # with PYTHONDONTWRITEBYTECODE, which some images set, every start would compile the package's
 # modules again instead of reading the bytecode cache (.ci/run and bench/common.py drop it too).
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
+#: The files that take longest (wall time, measured with two workers: bench/README.md, "The test
+#: suite"), longest first. xdist hands whole files (`--dist loadfile`) to its workers in this
+#: order, then the rest in collection order (`--no-loadscope-reorder` in pyproject.toml): a long
+#: file started last would leave the other workers idle at the end of the session.
+SLOW_FILES = (
+    "tests/server/test_server_e2e.py",
+    "tests/server/test_guided_server_e2e.py",
+    "tests/web/test_notifications.py",
+    "tests/web/test_browser.py",
+    "tests/attacks/test_newcomer_rules.py",
+    "tests/attacks/test_server_integrity.py",
+    "tests/attacks/test_record_journal.py",
+    "tests/fuzz/test_fuzz_api_schema.py",
+    "tests/steps/test_guided.py",
+    "tests/attacks/test_server_record_tampering.py",
+    "tests/web/test_security.py",
+    "tests/e2e/test_cancel_early.py",
+    "tests/fuzz/test_fuzz_variables.py",
+    "tests/approvals/test_file_source.py",
+    "tests/fuzz/test_fuzz_file_commands.py",
+    "tests/policy/test_policy_e2e.py",
+    "tests/attacks/test_approvals_branch.py",
+    "tests/engine/test_run_process.py",
+    "tests/bench/test_bench_smoke.py",
+    "tests/attacks/test_hostile_input.py",
+    "tests/steps/test_composite.py",
+    "tests/fuzz/test_fuzz_expressions.py",
+    "tests/engine/test_run_record.py",
+    "tests/attacks/test_record_seal.py",
+    "tests/web/test_guided_page.py",
+    "tests/e2e/test_paths.py",
+)
 
 
 @pytest.fixture
@@ -25,3 +63,28 @@ def conformance() -> Path:
 
 def pytest_itemcollected(item: pytest.Item) -> None:
     collected.note(item)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files of SLOW_FILES first, in its order; a file's tests keep their order."""
+    rank = {path: n for n, path in enumerate(SLOW_FILES)}
+    last = len(SLOW_FILES)
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], last))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def runtime_dir() -> Iterator[Path]:
+    """A private ``$XDG_RUNTIME_DIR`` for this session (each xdist worker has its own), removed at
+    its end. The runner makes each run's scratch folder there (``runner/steps/scratch.py``),
+    also in the runs the tests start as processes: a run killed with SIGKILL cannot remove its
+    folder, which would otherwise stay in ``/dev/shm``. A folder of ours, mode 0700, is one the
+    runner takes; made in ``/dev/shm`` it stays in memory, as the runner's own would."""
+    parent = (
+        SHARED_MEMORY if safe_parent(SHARED_MEMORY) and os.access(SHARED_MEMORY, os.W_OK) else None
+    )
+    folder = Path(tempfile.mkdtemp(prefix="pytest-runner-", dir=parent))
+    folder.chmod(0o700)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_RUNTIME_DIR", str(folder))
+        yield folder
+    shutil.rmtree(folder, ignore_errors=True)

@@ -5,7 +5,9 @@ found that nobody could approve; ``prevent-self-approval`` with a starter the pe
 not know refused every proceed and waited silently to the timeout; the prompt collected a
 decision from someone who may not give one; and a list of smaller ones (hints that do not work,
 exit codes that say the wrong thing, a plan that hides what the run will do, a sign-in that
-forgets where the user was going...). Real subprocesses, git, ssh-keygen and loopback servers.
+forgets where the user was going...). Real git, ssh-keygen, bash steps and loopback servers; the
+``runner`` commands run in this process (``cli_in``: exit code, stdout and stderr as a process
+gives them) but for ``runner server``, whose process says where it listens.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 
 import pytest
 import requests
+from helpers.cli import cli_in
 from helpers.paths import ROOT
 from run_helpers import RUNNER, Workspace
 from server_helpers import people_directory
@@ -84,7 +87,7 @@ def test_ci_run_of_a_prompt_only_step_fails_before_the_database_is_upgraded(
     """In CI (CI=true, no terminal) the seed workflow upgraded the production database, then
     failed at the traders' check with `no approval source can ask`."""
     path = seed_like(workspace)
-    done = workspace.cli(path, env={"CI": "true", "GITHUB_ACTIONS": "true"})
+    done = workspace.run(path, env={"CI": "true", "GITHUB_ACTIONS": "true"})
     assert done.code == 1, done.out + done.err
     assert not (workspace.root / "upgraded").exists()  # nothing ran
     assert not (workspace.state_dir / "runs" / "run-1").exists()  # nothing recorded
@@ -116,7 +119,7 @@ def test_a_manual_step_that_only_runs_after_an_abort_is_checked_too(workspace: W
         "    manual:\n"
         "      sources: [prompt]\n",
     )
-    done = workspace.cli(path, "--insecure-local-trust", env={"CI": "true"})
+    done = workspace.run(path, "--insecure-local-trust", env={"CI": "true"})
     assert done.code == 1, done.out + done.err
     assert "step 'Confirm the rollback': no approval source can ask here" in done.err
     assert not (workspace.root / "upgraded").exists()
@@ -128,7 +131,7 @@ def test_each_step_error_is_annotated_once_in_github(workspace: Workspace) -> No
         "name: One error\nsteps:\n  - id: a\n    name: A\n"
         '    shell: "no-such-shell-here {0}"\n    run: echo hi\n'
     )
-    done = workspace.cli(path, env={"GITHUB_ACTIONS": "true"})
+    done = workspace.run(path, env={"GITHUB_ACTIONS": "true"})
     assert done.code == 1
     errors = [line for line in done.out.splitlines() if line.startswith("::error")]
     assert errors == [
@@ -164,7 +167,7 @@ def test_a_starter_missing_from_the_people_file_is_refused_at_the_start(
     approval cannot be ruled out") and the run waited silently for 24 hours."""
     workspace.write("", "allowed_signers")
     path = seed_like(workspace, UNKNOWN_STARTER)
-    done = workspace.cli(path, "--insecure-local-trust", env={"RUNNER_ACTOR": "octocat"})
+    done = workspace.run(path, "--insecure-local-trust", env={"RUNNER_ACTOR": "octocat"})
     assert done.code == 1, done.out + done.err
     assert not (workspace.root / "built").exists()
     assert not (workspace.state_dir / "runs" / "run-1").exists()
@@ -176,23 +179,22 @@ def test_a_starter_missing_from_the_people_file_is_refused_at_the_start(
         "RUNNER_ACTOR to their username there\n"
     ) in done.err
     # known by a CI login: the run starts (and detaches at the gate)
-    known = workspace.cli(
+    known = workspace.run(
         path, "--insecure-local-trust", "--detach-on-wait", env={"RUNNER_ACTOR": "bobc"}
     )
     assert known.code == 75, known.out + known.err
 
 
-def test_plan_shows_the_unknown_starter_as_an_error(workspace: Workspace) -> None:
+def test_plan_shows_the_unknown_starter_as_an_error(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     workspace.write("", "allowed_signers")
     path = seed_like(workspace, UNKNOWN_STARTER)
-    done = subprocess.run(
-        [str(RUNNER), "plan", str(path), "--env", "production", "--insecure-local-trust"],
-        cwd=workspace.root,
-        env=workspace.environ({"RUNNER_ACTOR": "octocat"}),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    done = cli_in(
+        monkeypatch,
+        workspace.root,
+        workspace.environ({"RUNNER_ACTOR": "octocat"}),
+        *("plan", str(path), "--env", "production", "--insecure-local-trust"),
     )
     assert done.returncode == 1, done.stdout + done.stderr
     assert (
@@ -280,7 +282,9 @@ def git(cwd: Path, *args: str) -> str:
     return done.stdout
 
 
-def test_the_git_hint_of_approval_new_works_from_where_it_was_printed(tmp_path: Path) -> None:
+def test_the_git_hint_of_approval_new_works_from_where_it_was_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
     for repo in (here, elsewhere):
         repo.mkdir()
@@ -293,27 +297,12 @@ def test_the_git_hint_of_approval_new_works_from_where_it_was_printed(tmp_path: 
     )
     request = gate_request(prevent_self_approval=False, fields=())
     (here / "request.json").write_text(json.dumps(request.to_dict()))
-    done = subprocess.run(
-        [
-            str(RUNNER),
-            "approval",
-            "new",
-            "--request",
-            "request.json",
-            "--decision",
-            "proceed",
-            "--key",
-            str(key),
-            "--principal",
-            "alice@example.com",
-            "--out",
-            "../elsewhere/approvals",
-        ],
-        cwd=here,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    done = cli_in(
+        monkeypatch,
+        here,
+        os.environ,
+        *("approval", "new", "--request", "request.json", "--decision", "proceed"),
+        *("--key", str(key), "--principal", "alice@example.com", "--out", "../elsewhere/approvals"),
     )
     assert done.returncode == 0, done.stderr
     hint = done.stdout.splitlines()[-1]
@@ -373,15 +362,12 @@ def approval_server(tmp_path: Path) -> Iterator[tuple[str, Any, dict[str, str]]]
     engine.dispose()
 
 
-def approver_cli(url: str, token: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(RUNNER), "approval", *args, "--server", url],
-        env={**os.environ, "RUNNER_APPROVER_TOKEN": token},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+def approver_cli(
+    monkeypatch: pytest.MonkeyPatch, url: str, token: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """``runner approval ARGS --server URL`` in this process, with ``token``."""
+    environ = {**os.environ, "RUNNER_APPROVER_TOKEN": token}
+    return cli_in(monkeypatch, Path.cwd(), environ, "approval", *args, "--server", url)
 
 
 def test_the_server_hint_names_assign_and_the_required_fields(tmp_path: Path) -> None:
@@ -407,7 +393,7 @@ def test_the_server_hint_names_assign_and_the_required_fields(tmp_path: Path) ->
 
 
 def test_approval_show_lists_the_fields_and_list_all_names_who_decided(
-    approval_server: tuple[str, Any, dict[str, str]],
+    approval_server: tuple[str, Any, dict[str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, store, tokens = approval_server
     request = gate_request(
@@ -416,7 +402,7 @@ def test_approval_show_lists_the_fields_and_list_all_names_who_decided(
     ).to_dict()
     runner = store.authenticate(tokens["runner"])
     store.create_interruption(request, runner)
-    shown = approver_cli(url, tokens["alice"], "show", "run-1--gate")
+    shown = approver_cli(monkeypatch, url, tokens["alice"], "show", "run-1--gate")
     assert shown.returncode == 0, shown.stderr
     assert "  field ticket (Change ticket): string, required, matching ^CHG-[0-9]+$\n" in (
         shown.stdout
@@ -426,15 +412,15 @@ def test_approval_show_lists_the_fields_and_list_all_names_who_decided(
         "run-1--gate --field ticket=... --notes ... (or abort --notes ...)\n"
     ) in shown.stdout
     for args in (("assign", "run-1--gate"), ("proceed", "run-1--gate", "--field", "ticket=CHG-1")):
-        done = approver_cli(url, tokens["alice"], *args)
+        done = approver_cli(monkeypatch, url, tokens["alice"], *args)
         assert done.returncode == 0, done.stderr
-    listed = approver_cli(url, tokens["alice"], "list", "--all")
+    listed = approver_cli(monkeypatch, url, tokens["alice"], "list", "--all")
     assert "decided by: alice" in listed.stdout, listed.stdout
     assert "responsible: nobody" not in listed.stdout
 
 
 def test_a_failed_server_request_has_an_exit_code_of_its_own(
-    approval_server: tuple[str, Any, dict[str, str]],
+    approval_server: tuple[str, Any, dict[str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`runner approval ... --server` exited 4, "an approval timed out", when the server said
     no or could not be reached."""
@@ -445,10 +431,10 @@ def test_a_failed_server_request_has_an_exit_code_of_its_own(
         ("proceed", "no-such-run--gate"),
         ("abort", "no-such-run--gate", "--notes", "no"),
     ):
-        done = approver_cli(url, tokens["alice"], *args)
+        done = approver_cli(monkeypatch, url, tokens["alice"], *args)
         assert done.returncode == 6, (args, done.returncode, done.stderr)
         assert done.stderr.startswith("error: "), done.stderr
-    refused = approver_cli(url, "not-a-token", "list")
+    refused = approver_cli(monkeypatch, url, "not-a-token", "list")
     assert refused.returncode == 6, refused.stderr
 
 
@@ -539,21 +525,11 @@ def test_runner_server_says_where_it_listens_and_keeps_its_database_out_of_the_c
     assert list(cwd.iterdir()) == []
 
 
-def test_runner_server_hides_the_database_password() -> None:
+def test_runner_server_hides_the_database_password(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("sqlalchemy")
-    done = subprocess.run(
-        [
-            str(RUNNER),
-            "server",
-            "--database",
-            "postgresql://deploy:hunter2@127.0.0.1:1/x",
-            "users",
-            "list",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    database = "postgresql://deploy:hunter2@127.0.0.1:1/x"
+    done = cli_in(
+        monkeypatch, Path.cwd(), os.environ, "server", "--database", database, "users", "list"
     )
     assert done.returncode == 2, done.stderr
     assert "hunter2" not in done.stderr
@@ -598,16 +574,15 @@ steps:
 """
 
 
-def test_plan_shows_instructions_fields_and_expanded_variables(workspace: Workspace) -> None:
+def test_plan_shows_instructions_fields_and_expanded_variables(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = seed_like(workspace, PLANNED)
-    done = subprocess.run(
-        [str(RUNNER), "plan", str(path), "--env", "production"],
-        cwd=workspace.root,
-        env=workspace.environ({"LOGNAME": "alice", "USER": "alice", "RUNNER_ACTOR": "bobc"}),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    done = cli_in(
+        monkeypatch,
+        workspace.root,
+        workspace.environ({"LOGNAME": "alice", "USER": "alice", "RUNNER_ACTOR": "bobc"}),
+        *("plan", str(path), "--env", "production"),
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert (
@@ -646,14 +621,16 @@ steps:
 """
 
 
-def test_a_resumed_run_reports_the_whole_run(workspace: Workspace) -> None:
+def test_a_resumed_run_reports_the_whole_run(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The resume hint lacked --state-dir; the resumed run reported only its own duration, and
     the GitHub summary dropped the earlier steps' times."""
     workspace.write("", "allowed_signers")
     path = seed_like(workspace, WAITS)
     # resumed "in CI": sealed, as an unsealed record cannot show when the gate began waiting
     env = {"RUNNER_ACTOR": "carol", "RUNNER_RECORD_KEY": "k" * 32}
-    detached = workspace.cli(path, "--insecure-local-trust", "--detach-on-wait", env=env)
+    detached = workspace.run(path, "--insecure-local-trust", "--detach-on-wait", env=env)
     assert detached.code == 75, detached.out + detached.err
     hint = f"runner resume run-1 --state-dir {workspace.state_dir}"
     assert f"resume it with `{hint}`" in detached.out
@@ -663,16 +640,14 @@ def test_a_resumed_run_reports_the_whole_run(workspace: Workspace) -> None:
     ]
     wait = datetime.fromisoformat(deadline.replace("Z", "+00:00")) - datetime.now(UTC)
     time.sleep(max(0.0, wait.total_seconds()) + 0.05)  # under a second: the step's timeout
-    resumed = subprocess.run(
-        [*shlex.split(hint.replace("runner", str(RUNNER), 1)), "--insecure-local-trust"],
-        cwd=workspace.root,
-        env=workspace.environ(
-            {**env, "GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}
-        ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    command, *argv = shlex.split(hint)  # the hint as printed, run in this process
+    assert command == "runner"
+    resumed = cli_in(
+        monkeypatch,
+        workspace.root,
+        workspace.environ({**env, "GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}),
+        *argv,
+        "--insecure-local-trust",
     )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     took = re.search(r"Run run-1 succeeded in ([0-9.]+)s", resumed.stdout)

@@ -6,6 +6,11 @@ Whoever can replace the state folder between two jobs (the CI artifact) edits, c
 forges or swaps the journal here, as an attacker would, and the resume must refuse, naming the
 file and the line, before anything after the gate runs. A runner killed with ``kill -9`` leaves
 lines after the snapshot, and a torn last line: those are replayed, and dropped.
+
+What is under attack is the engine's reading of the files, not a process: the runs and resumes
+run in this process (``cli_in``: exit code, stdout and stderr as a subprocess gives them; the
+steps' bash and git stay real). A real ``runner`` runs where the test needs a process: the run
+killed with SIGKILL, and the other job resuming while this one holds the record it read.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 
 import pytest
 from approval_world import RUNNER, World, clean_env
+from helpers.cli import cli_in
 from run_helpers import Workspace, kill_quietly, wait_for
 
 from runner.engine import evidence
@@ -56,7 +62,9 @@ steps:
 def detached(world: World, run_id: str, *, key: str = KEY) -> Path:
     """A run detached at its gate (sealed with ``key``); its journal's path."""
     world.commit_workflow(WORKFLOW)
-    done = world.run("--run-id", run_id, "--detach-on-wait", env={"RUNNER_RECORD_KEY": key})
+    assert world.monkeypatch is not None
+    argv = ("run", "deploy.yml", "--env", "production", "--state-dir", "S", "--run-id", run_id)
+    done = world.here(world.monkeypatch, *argv, "--detach-on-wait", env={"RUNNER_RECORD_KEY": key})
     assert done.returncode == 75, done.stdout + done.stderr
     path = world.repo / "S" / "runs" / run_id / "events.jsonl"
     assert path.is_file()
@@ -64,6 +72,14 @@ def detached(world: World, run_id: str, *, key: str = KEY) -> Path:
 
 
 def resume(world: World, run_id: str) -> subprocess.CompletedProcess[str]:
+    """``runner resume RUN_ID`` in this process."""
+    assert world.monkeypatch is not None
+    argv = ("resume", run_id, "--state-dir", "S", "--detach-on-wait")
+    return cli_in(world.monkeypatch, world.repo, clean_env(RUNNER_RECORD_KEY=KEY), *argv)
+
+
+def resume_elsewhere(world: World, run_id: str) -> subprocess.CompletedProcess[str]:
+    """``runner resume RUN_ID`` as a process of its own: another job."""
     return subprocess.run(
         [RUNNER, "resume", run_id, "--state-dir", "S", "--detach-on-wait"],
         cwd=world.repo,
@@ -229,25 +245,24 @@ def killed(workspace: Workspace) -> Path:
     return path
 
 
-def resume_killed(workspace: Workspace) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [RUNNER, "resume", "run-1", "--state-dir", str(workspace.state_dir), "--rerun-interrupted"],
-        cwd=workspace.root,
-        capture_output=True,
-        text=True,
-        env=workspace.environ({"RUNNER_RECORD_KEY": KEY}),
-        timeout=60,
-        check=False,
-    )
+def resume_killed(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> subprocess.CompletedProcess[str]:
+    """``runner resume`` of the killed run, in this process."""
+    argv = ("resume", "run-1", "--state-dir", str(workspace.state_dir), "--rerun-interrupted")
+    environ = workspace.environ({"RUNNER_RECORD_KEY": KEY})
+    return cli_in(monkeypatch, workspace.root, environ, *argv)
 
 
-def test_a_run_killed_mid_step_resumes_from_its_journal(workspace: Workspace) -> None:
+def test_a_run_killed_mid_step_resumes_from_its_journal(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = killed(workspace)
     # a crash of the machine while a line was written: a torn last line
     torn = lines(path)[-1][:40]
     with path.open("a", encoding="utf-8") as out:
         out.write(torn)
-    done = resume_killed(workspace)
+    done = resume_killed(workspace, monkeypatch)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "second again" in output and "third saw 1" in output
@@ -257,7 +272,9 @@ def test_a_run_killed_mid_step_resumes_from_its_journal(workspace: Workspace) ->
     assert all(line.startswith('{"n": ') for line in text.splitlines())
 
 
-def test_a_line_forged_after_a_kill_is_refused(workspace: Workspace) -> None:
+def test_a_line_forged_after_a_kill_is_refused(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The second step marked finished, so that the resume skips it: the MAC gives it away."""
     path = killed(workspace)
     text = lines(path)
@@ -265,7 +282,7 @@ def test_a_line_forged_after_a_kill_is_refused(workspace: Workspace) -> None:
     for key in (OTHER_KEY, None):
         line = forged(last_mac(text[-1]), len(text) + 1, {"steps": {"1": second}}, key)
         path.write_text("".join(text) + line, encoding="utf-8")
-        done = resume_killed(workspace)
+        done = resume_killed(workspace, monkeypatch)
         output = done.stdout + done.stderr
         assert done.returncode == 5, output
         assert f"events.jsonl:{len(text) + 1}" in output, output
@@ -325,7 +342,7 @@ def test_a_resume_that_read_the_record_before_another_went_on_is_refused(
 
     def other_job_first(*args: Any, **kwargs: Any) -> None:
         if not first:
-            first.append(resume(world, "race"))  # the other job, to its end
+            first.append(resume_elsewhere(world, "race"))  # the other job, to its end
         checked(*args, **kwargs)
 
     monkeypatch.setattr(evidence, "check_record", other_job_first)
@@ -350,7 +367,9 @@ def test_a_resume_that_read_the_record_before_another_went_on_is_refused(
     assert resume(world, "race").returncode == 0  # the whole journal still verifies
 
 
-def test_the_journal_of_another_run_with_the_same_id_is_refused(workspace: Workspace) -> None:
+def test_the_journal_of_another_run_with_the_same_id_is_refused(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The deployer chooses the run id. A run killed mid-step has every journal line after its
     snapshot (its first record); the journal of another run given the same id, with the same
     key (in another state folder: it ran to the end), chained from the same start when the
@@ -359,18 +378,10 @@ def test_the_journal_of_another_run_with_the_same_id_is_refused(workspace: Works
     path = killed(workspace)
     other = workspace.root / "other-state"
     argv = ["run", "deploy.yml", "--env", "staging", "--state-dir", str(other), "--run-id", "run-1"]
-    done = subprocess.run(
-        [str(RUNNER), *argv],
-        cwd=workspace.root,
-        capture_output=True,
-        text=True,
-        env=workspace.environ({"RUNNER_RECORD_KEY": KEY}),
-        timeout=60,
-        check=False,
-    )
+    done = cli_in(monkeypatch, workspace.root, workspace.environ({"RUNNER_RECORD_KEY": KEY}), *argv)
     assert done.returncode == 0, done.stdout + done.stderr
     path.write_bytes((other / "runs" / "run-1" / "events.jsonl").read_bytes())
-    done = resume_killed(workspace)
+    done = resume_killed(workspace, monkeypatch)
     output = done.stdout + done.stderr
     assert done.returncode == 5, output
     assert "events.jsonl:1" in output and "another run's journal" in output, output

@@ -86,6 +86,15 @@ def start(world: World, run_id: str, env: dict[str, str] | None = None) -> None:
     approve(world, run_id, "gate", world.keys.alice, digest_of(path))
 
 
+def run(
+    world: World, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``runner run deploy.yml ARGS`` in this process, started by carol (``World.here``)."""
+    assert world.monkeypatch is not None
+    argv = ("run", "deploy.yml", "--env", "production", "--state-dir", "S")
+    return world.here(world.monkeypatch, *argv, *args, env=env)
+
+
 def resume(world: World, run_id: str, **env: str) -> subprocess.CompletedProcess[str]:
     """``runner resume`` in this process (as the CLI runs it, without an interpreter to start)."""
     assert world.monkeypatch is not None
@@ -255,8 +264,8 @@ def test_a_record_without_its_seal_or_sealed_with_another_key_is_refused(world: 
     path = record_path(world, "seal")
     rewrite(world, "seal", env={"TIER": "gold"})  # re-encoded: the seal line is gone
     refused(resume(world, "seal", RUNNER_RECORD_KEY=KEY), "has no seal")
-    start_other = world.run(
-        "--run-id", "other", "--detach-on-wait", env={"RUNNER_RECORD_KEY": OTHER_KEY}
+    start_other = run(
+        world, "--run-id", "other", "--detach-on-wait", env={"RUNNER_RECORD_KEY": OTHER_KEY}
     )
     assert start_other.returncode == 75
     text = record_path(world, "other").read_text(encoding="utf-8").replace('"other"', '"seal"')
@@ -276,7 +285,7 @@ def test_a_sealed_record_does_not_take_a_path_entry_in_the_state_folder(world: W
         'echo "/usr/local/sbin" >> "$RUNNER_PATH"', 'echo "$RUNNER_TEMP" >> "$RUNNER_PATH"'
     )
     path = world.commit_workflow(workflow)
-    done = world.run("--run-id", "tmp", "--detach-on-wait", env={"RUNNER_RECORD_KEY": KEY})
+    done = run(world, "--run-id", "tmp", "--detach-on-wait", env={"RUNNER_RECORD_KEY": KEY})
     assert done.returncode == 75, done.stdout + done.stderr
     approve(world, "tmp", "gate", world.keys.alice, digest_of(path))
     refused(resume(world, "tmp", RUNNER_RECORD_KEY=KEY), "inside the state folder")
@@ -285,7 +294,7 @@ def test_a_sealed_record_does_not_take_a_path_entry_in_the_state_folder(world: W
 
 def test_a_short_key_is_refused(world: World) -> None:
     world.commit_workflow(WORKFLOW)
-    done = world.run("--run-id", "short", env={"RUNNER_RECORD_KEY": "s3cr3tXYZ"})
+    done = run(world, "--run-id", "short", env={"RUNNER_RECORD_KEY": "s3cr3tXYZ"})
     output = done.stdout + done.stderr
     assert done.returncode == 2, output
     assert "at least 32" in output and "s3cr3tXYZ" not in output
@@ -304,7 +313,7 @@ def test_an_unsealed_record_cannot_name_who_started_a_self_approval_gated_run(
         "      teams: [trading-desk]\n      prevent-self-approval: true\n",
     )
     path = world.commit_workflow(workflow)
-    done = world.run("--run-id", "self", "--detach-on-wait", env={"GITHUB_ACTOR": "alice-gh"})
+    done = run(world, "--run-id", "self", "--detach-on-wait", env={"GITHUB_ACTOR": "alice-gh"})
     assert done.returncode == 75, done.stdout + done.stderr
     approve(world, "self", "gate", world.keys.alice, digest_of(path))
     rewrite(
@@ -321,7 +330,7 @@ def test_an_unsealed_record_cannot_say_a_gate_proceeded_on_timeout(world: World)
         "      teams: [trading-desk]\n      timeout-minutes: 60\n      on-timeout: proceed\n",
     )
     world.commit_workflow(workflow)
-    done = world.run("--run-id", "late", "--detach-on-wait")
+    done = run(world, "--run-id", "late", "--detach-on-wait")
     assert done.returncode == 75, done.stdout + done.stderr
     path = record_path(world, "late")
     data = json.loads(path.read_text(encoding="utf-8"))

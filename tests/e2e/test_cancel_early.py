@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from helpers.cli import cli_in
 from helpers.paths import ROOT, borrow
 
 cancel_wait = borrow("cancel_wait", ROOT / "tests" / "e2e" / "test_cancel_wait.py")
@@ -98,15 +99,16 @@ def test_a_signal_while_waiting_for_the_lock_cancels_the_run(
             assert out.count("::group::") == out.count("::endgroup::"), out
 
 
-def test_a_signal_while_a_resume_waits_for_the_lock_cancels_the_run(tmp_path: Path) -> None:
+def test_a_signal_while_a_resume_waits_for_the_lock_cancels_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A run detached at its gate, resumed while another run deploys: the signal ends the
-    resume's wait and the run itself is cancelled (its waiting gate with it)."""
+    resume's wait and the run itself is cancelled (its waiting gate with it). The detached run
+    and the last resume need no process of their own: they run in this process."""
     root = cancel_wait.file_workspace(tmp_path / "ws")
     state = root / ".runner"
     env = environ()
-    detached = subprocess.run(
-        [*RUN, "--run-id", "r1", "--detach-on-wait"], cwd=root, env=env, capture_output=True
-    )
+    detached = cli_in(monkeypatch, root, env, *RUN[1:], "--run-id", "r1", "--detach-on-wait")
     assert detached.returncode == 75, detached
     with running([*RUN, "--run-id", "r2"], root, env) as holder:
         holder.wait_for("Waiting for trading-desk")
@@ -129,13 +131,7 @@ def test_a_signal_while_a_resume_waits_for_the_lock_cancels_the_run(tmp_path: Pa
         }
         assert lock_holders(state) == ["r2"]
         # resuming again says it is over
-        again = subprocess.run(
-            [RUNNER, "resume", "r1", "--insecure-local-trust"],
-            cwd=root,
-            env=env,
-            text=True,
-            capture_output=True,
-        )
+        again = cli_in(monkeypatch, root, env, "resume", "r1", "--insecure-local-trust")
         assert "already finished: cancelled" in again.stdout + again.stderr
 
 

@@ -8,7 +8,10 @@ used the workflow path as recorded: a run started from ``deploy/`` as ``srv.yml`
 resumed from the root, and one started with an absolute path and resumed in another clone ran
 the *original* checkout's steps.
 
-Real ``git`` repositories and the installed ``runner`` command, in subprocesses.
+Real ``git`` repositories and bash steps. The commands run in this process, in the folder the
+test names (``cli_in`` changes into it; exit code, stdout and stderr as a process gives them):
+what is tested is how the runner resolves the paths it is given from there. The runs killed
+mid-step, for the resumes, are ``runner`` processes.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers.cli import cli_in
 from helpers.paths import ROOT, borrow
 
 run_helpers = borrow("run_helpers", ROOT / "tests" / "engine" / "conftest.py")
@@ -74,10 +79,17 @@ def environ(**extra: str) -> dict[str, str]:
     return env
 
 
-def runner(cwd: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [RUNNER, *args], cwd=cwd, env=environ(**extra), capture_output=True, text=True, timeout=60
-    )
+Runner = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def runner(monkeypatch: pytest.MonkeyPatch) -> Runner:
+    """``runner(cwd, *args, **variables)``: ``runner ARGS`` in folder ``cwd``, in this process."""
+
+    def run(cwd: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return cli_in(monkeypatch, cwd, environ(**extra), *args)
+
+    return run
 
 
 def only_record(state: Path) -> dict[str, object]:
@@ -98,7 +110,7 @@ def assert_ran(
     assert "temp-is-absolute=yes" in done.stdout
 
 
-def test_from_a_subfolder_with_the_default_state_folder(tmp_path: Path) -> None:
+def test_from_a_subfolder_with_the_default_state_folder(tmp_path: Path, runner: Runner) -> None:
     repo = repository(tmp_path / "repo")
     done = runner(repo / "docs", "run", "../workflows/deploy.yml", "--env", "staging")
     assert_ran(done, repo)
@@ -112,7 +124,7 @@ def test_from_a_subfolder_with_the_default_state_folder(tmp_path: Path) -> None:
     assert json.loads(at_root.stdout) == json.loads(listed.stdout)
 
 
-def test_from_tmp_with_an_absolute_workflow_path(tmp_path: Path) -> None:
+def test_from_tmp_with_an_absolute_workflow_path(tmp_path: Path, runner: Runner) -> None:
     repo = repository(tmp_path / "repo")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -122,7 +134,7 @@ def test_from_tmp_with_an_absolute_workflow_path(tmp_path: Path) -> None:
     assert only_record(repo / ".runner")["workflow_path"] == "workflows/deploy.yml"
 
 
-def test_from_a_subfolder_of_another_repository(tmp_path: Path) -> None:
+def test_from_a_subfolder_of_another_repository(tmp_path: Path, runner: Runner) -> None:
     repo = repository(tmp_path / "repo")
     other = repository(tmp_path / "other")
     done = runner(other / "docs", "run", str(repo / "workflows" / "deploy.yml"), "--env", "staging")
@@ -132,7 +144,7 @@ def test_from_a_subfolder_of_another_repository(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("how", ["option", "variable"])
-def test_with_a_relative_state_folder(tmp_path: Path, how: str) -> None:
+def test_with_a_relative_state_folder(tmp_path: Path, how: str, runner: Runner) -> None:
     repo = repository(tmp_path / "repo")
     args = ["run", "../workflows/deploy.yml", "--env", "staging"]
     if how == "option":
@@ -144,7 +156,7 @@ def test_with_a_relative_state_folder(tmp_path: Path, how: str) -> None:
     only_record(repo / "relstate")
 
 
-def test_without_git_the_root_is_the_parent_of_workflows(tmp_path: Path) -> None:
+def test_without_git_the_root_is_the_parent_of_workflows(tmp_path: Path, runner: Runner) -> None:
     project = tmp_path / "project"
     (project / "workflows").mkdir(parents=True)
     (project / "workflows" / "deploy.yml").write_text(WORKFLOW)
@@ -183,7 +195,9 @@ def interrupted_run(cwd: Path, workflow: str, hold: Path, state: Path) -> str:
     return "r1"
 
 
-def test_resume_from_the_root_of_a_run_started_in_a_subfolder(tmp_path: Path) -> None:
+def test_resume_from_the_root_of_a_run_started_in_a_subfolder(
+    tmp_path: Path, runner: Runner
+) -> None:
     repo = repository(tmp_path / "repo", workflow="deploy/srv.yml")
     state = repo / ".runner"
     run_id = interrupted_run(repo / "deploy", "srv.yml", tmp_path / "hold", state)
@@ -193,7 +207,7 @@ def test_resume_from_the_root_of_a_run_started_in_a_subfolder(tmp_path: Path) ->
     assert (record["status"], record["workflow_path"]) == ("success", "deploy/srv.yml")
 
 
-def test_resume_in_another_clone_runs_that_clone(tmp_path: Path) -> None:
+def test_resume_in_another_clone_runs_that_clone(tmp_path: Path, runner: Runner) -> None:
     first = repository(tmp_path / "first")
     second = repository(tmp_path / "second")
     workflow = str(first / "workflows" / "deploy.yml")
@@ -213,7 +227,7 @@ def test_resume_in_another_clone_runs_that_clone(tmp_path: Path) -> None:
     assert not (first / "ran-here.txt").exists()
 
 
-def test_resume_outside_any_checkout_says_where_to_run(tmp_path: Path) -> None:
+def test_resume_outside_any_checkout_says_where_to_run(tmp_path: Path, runner: Runner) -> None:
     repo = repository(tmp_path / "repo")
     state = repo / ".runner"
     run_id = interrupted_run(repo, "workflows/deploy.yml", tmp_path / "hold", state)
@@ -225,7 +239,9 @@ def test_resume_outside_any_checkout_says_where_to_run(tmp_path: Path) -> None:
     assert "hint: run `runner resume` from inside the checkout" in done.stderr
 
 
-def test_github_annotations_name_the_file_from_the_repository_root(tmp_path: Path) -> None:
+def test_github_annotations_name_the_file_from_the_repository_root(
+    tmp_path: Path, runner: Runner
+) -> None:
     """GitHub places an annotation by a path relative to the repository (``$GITHUB_WORKSPACE``):
     a run started from ``docs/`` named ``../workflows/deploy.yml``."""
     repo = repository(tmp_path / "repo")

@@ -5,6 +5,9 @@ deciding retry, skip or fail through the server's API.
 Each choice while the run waits; and a CI job that detaches at the failed step (exit 75), a
 decision made on the server meanwhile, and a later job's ``runner resume --server`` on an empty
 state folder going on with it (a retry runs the step again there, a skip goes on past it).
+
+The tests share one server (``module_world`` of ``test_server_e2e``), each with a workspace and a
+run id of its own.
 """
 
 from __future__ import annotations
@@ -18,7 +21,18 @@ from typing import Any
 import pytest
 import requests
 from helpers.cli import cli
-from test_server_e2e import RUNNER, WAIT, World, finish, host_env, make_world, step
+from test_server_e2e import (
+    RUNNER,
+    WAIT,
+    World,
+    finish,
+    host_env,
+    module_world,
+    shared_world,
+    step,
+)
+
+__all__ = ["module_world", "shared_world"]  # fixtures, found by pytest here
 
 WORKFLOW = """\
 name: Guided server end to end
@@ -50,18 +64,17 @@ steps:
     run: echo "after=$CODE|$DEC|$BY|$GN"
 """
 
-FIRST = "r1--flaky@attempt-1"
-
 
 @pytest.fixture
-def world(tmp_path: Any) -> Any:
-    made = make_world(tmp_path)
-    made.server.start()
-    try:
-        (made.root / "deploy.yml").write_text(WORKFLOW.replace("URL", made.server.url))
-        yield made
-    finally:
-        made.server.stop()
+def world(shared_world: World) -> World:
+    """A workspace with the workflow, and a run id of its own, on the module's server."""
+    (shared_world.root / "deploy.yml").write_text(WORKFLOW.replace("URL", shared_world.server.url))
+    return shared_world
+
+
+def first(world: World) -> str:
+    """The id of the question about the flaky step's first attempt."""
+    return f"{world.run_id}--flaky@attempt-1"
 
 
 def wait_for(world: World, interruption_id: str, run: subprocess.Popen[str] | None) -> Any:
@@ -108,13 +121,13 @@ def test_each_choice_made_on_the_server_while_the_run_waits(
 ) -> None:
     notes = {"retry": "flaky network", "skip": "known flaky", "fail": "roll back"}[choice]
     with world.running() as run:
-        view = wait_for(world, FIRST, run)
+        view = wait_for(world, first(world), run)
         request = view["request"]
         assert (request["kind"], request["attempt"]) == ("guided-failure", 1)
         assert request["choices"] == ["retry", "skip", "fail"]
         assert request["failure"]["exit_code"] == 3
         assert request["failure"]["log_tail"][-1] == "attempt 1"
-        decide(world, FIRST, choice, notes)
+        decide(world, first(world), choice, notes)
         returned, out, err = finish(run)
     assert returned == code, out + err
     record = world.record()
@@ -135,12 +148,17 @@ def test_each_choice_made_on_the_server_while_the_run_waits(
         assert record["status"] == "failure"
         assert flaky["error"] == "exit code 3; the deployment was failed by Alice Martin: roll back"
         assert step(record, "after")["status"] == "skipped"
-    assert world.api("GET", f"/interruptions/{FIRST}").json()["state"] in ("approved", "aborted")
+    assert world.api("GET", f"/interruptions/{first(world)}").json()["state"] in (
+        "approved",
+        "aborted",
+    )
     # the decision is in the server's audit chain, which still verifies
     code_export, exported = cli("server", "--database", world.server.database, "audit", "export")
     assert code_export == 0
     entries = [json.loads(line) for line in exported.splitlines()]
-    submitted = [e for e in entries if e["kind"] == "submitted" and e["interruption_id"] == FIRST]
+    submitted = [
+        e for e in entries if e["kind"] == "submitted" and e["interruption_id"] == first(world)
+    ]
     assert [(e["actor"], e["data"]["result"], e["data"]["notes"]) for e in submitted] == [
         ("alice", choice, notes)
     ]
@@ -162,12 +180,12 @@ def test_a_ci_job_detaches_at_the_failure_and_a_later_one_resumes_with_the_serve
     code, out, err = finish(world.start_run("--detach-on-wait"))
     assert code == 75, out + err
     assert world.record()["status"] == "waiting"
-    wait_for(world, FIRST, None)
+    wait_for(world, first(world), None)
     # nobody decided yet: the next job detaches again, without running the step
     again = resume(world, "EMPTY")
     assert again.returncode == 75, again.stdout + again.stderr
     assert (world.root / "count").read_text().strip() == "1"
-    decide(world, FIRST, choice, notes, who="bob")
+    decide(world, first(world), choice, notes, who="bob")
     resumed = resume(world, "LATER")
     output = resumed.stdout + resumed.stderr
     assert resumed.returncode == 0, output
@@ -180,7 +198,7 @@ def test_a_ci_job_detaches_at_the_failure_and_a_later_one_resumes_with_the_serve
     assert (decision["attempt"], decision["choice"], decision["username"]) == (1, choice, "bob")
     assert flaky["status"] == ("success" if choice == "retry" else "failure")
     shown = subprocess.run(
-        [RUNNER, "runs", "show", "r1", "--state-dir", "LATER"],
+        [RUNNER, "runs", "show", world.run_id, "--state-dir", "LATER"],
         cwd=world.root,
         env=host_env(),
         capture_output=True,
@@ -200,7 +218,7 @@ def resume(world: World, state: str) -> subprocess.CompletedProcess[str]:
         [
             RUNNER,
             "resume",
-            "r1",
+            world.run_id,
             "--state-dir",
             state,
             "--server",
@@ -229,12 +247,12 @@ def test_a_skip_decided_on_the_server_is_fetched_again_when_a_later_job_resumes(
     )
     code, out, err = finish(world.start_run("--detach-on-wait"))
     assert code == 75, out + err
-    wait_for(world, FIRST, None)
-    decide(world, FIRST, "skip", "known flaky")
+    wait_for(world, first(world), None)
+    decide(world, first(world), "skip", "known flaky")
     at_gate = resume(world, "S")
     assert at_gate.returncode == 75, at_gate.stdout + at_gate.stderr
     assert step(world.record(), "flaky")["guided"]["decisions"][0]["choice"] == "skip"
-    decide(world, "r1--gate", "proceed", "desk told", who="bob")
+    decide(world, world.interruption, "proceed", "desk told", who="bob")
     done = resume(world, "EMPTY")
     output = done.stdout + done.stderr
     assert done.returncode == 0, output

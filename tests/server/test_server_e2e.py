@@ -5,11 +5,16 @@ The run continues with outputs naming the approver; a detached run resumes from 
 on an empty state folder; a server killed and restarted mid-wait loses nothing; a broken server
 (a stub answering 500, garbage, or slowly) never makes the run proceed; the token is never
 printed.
+
+The tests that leave the server running share one (``shared_world``: a workspace and a run id of
+their own on the module's server); those that kill or stop it start their own (``world``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import itertools
 import json
 import os
 import shutil
@@ -154,6 +159,13 @@ class World:
     server: ServerProcess
     runner_token: str
     approver_tokens: dict[str, str]
+    #: the run's id: tests sharing a server each have their own
+    run_id: str = "r1"
+
+    @property
+    def interruption(self) -> str:
+        """The id of the run's question at its gate."""
+        return f"{self.run_id}--gate"
 
     def workflow(self, url: str, timeout: float = 2) -> None:
         (self.root / "deploy.yml").write_text(WORKFLOW.format(url=url, timeout=timeout))
@@ -167,7 +179,7 @@ class World:
                 "--env",
                 "production",
                 "--run-id",
-                "r1",
+                self.run_id,
                 "--state-dir",
                 "S",
                 *args,
@@ -196,14 +208,15 @@ class World:
         """:meth:`start_run` to its end in this process, on ``clock``: the step's timeout,
         the source's retries and its backoff pass at once."""
         fake_time(monkeypatch, clock)
-        argv = ("run", "deploy.yml", "--env", "production", "--run-id", "r1", "--state-dir", "S")
+        argv = ("run", "deploy.yml", "--env", "production", "--run-id", self.run_id)
+        argv += ("--state-dir", "S")
         environ = host_env(RUNNER_SERVER_TOKEN=self.runner_token)
         return cli_in(monkeypatch, self.root, environ, *argv)
 
     def resume(self, state: str) -> subprocess.CompletedProcess[str]:
-        """``runner resume r1`` with the record fetched from the server into folder ``state``."""
+        """``runner resume`` with the record fetched from the server into folder ``state``."""
         return subprocess.run(
-            [RUNNER, "resume", "r1", "--state-dir", state, "--server", self.server.url],
+            [RUNNER, "resume", self.run_id, "--state-dir", state, "--server", self.server.url],
             cwd=self.root,
             env=host_env(RUNNER_SERVER_TOKEN=self.runner_token),
             capture_output=True,
@@ -225,7 +238,7 @@ class World:
         while True:
             with contextlib.suppress(requests.RequestException):
                 answer = self.api("GET", "/interruptions", params={"pending": "true"})
-                if answer.status_code == 200 and [v["id"] for v in answer.json()] == [ID]:
+                if answer.status_code == 200 and self.pending(answer.json()) == [self.interruption]:
                     return
             if run is not None and run.poll() is not None:
                 out, err = run.communicate()
@@ -234,23 +247,28 @@ class World:
                 raise AssertionError("the interruption did not appear on the server")
             time.sleep(0.05)
 
+    def pending(self, views: list[dict[str, Any]]) -> list[str]:
+        """The ids of this run's questions among ``views`` (a shared server holds others')."""
+        return [v["id"] for v in views if v["run_id"] == self.run_id]
+
     def approve(
         self, monkeypatch: pytest.MonkeyPatch, who: str = "alice", notes: str = "desk told"
     ) -> None:
         """`runner approval assign` then `proceed`, as the person at a terminal runs them."""
         monkeypatch.setenv("RUNNER_APPROVER_TOKEN", self.approver_tokens[who])
-        assert cli("approval", "assign", ID, "--server", self.server.url) == (
+        asked, url = self.interruption, self.server.url
+        assert cli("approval", "assign", asked, "--server", url) == (
             0,
-            f"you are responsible for {ID}\n",
+            f"you are responsible for {asked}\n",
         )
-        assert cli("approval", "proceed", ID, "--server", self.server.url, "--notes", notes) == (
+        assert cli("approval", "proceed", asked, "--server", url, "--notes", notes) == (
             0,
-            f"proceed: {ID} is now approved\n",
+            f"proceed: {asked} is now approved\n",
         )
 
     def record(self, state: str = "S") -> dict[str, Any]:
         data: dict[str, Any] = json.loads(
-            (self.root / state / "runs" / "r1" / "record.json").read_text()
+            (self.root / state / "runs" / self.run_id / "record.json").read_text()
         )
         return data
 
@@ -282,12 +300,17 @@ def finish(run: subprocess.Popen[str], timeout: float = WAIT) -> tuple[int, str,
     return run.returncode, out, err
 
 
-def make_world(tmp_path: Path) -> World:
-    """The workspace, the server's database with people and tokens; the server not started."""
-    root = tmp_path / "ws"
+def make_workspace(root: Path) -> Path:
+    """A workspace with the people file the server imported."""
     (root / ".git").mkdir(parents=True)
     (root / "approvals").mkdir()
     shutil.copy(ROOT / "approvals" / "people.yml", root / "approvals" / "people.yml")
+    return root
+
+
+def make_world(tmp_path: Path) -> World:
+    """The workspace, the server's database with people and tokens; the server not started."""
+    root = make_workspace(tmp_path / "ws")
     database = f"sqlite:///{tmp_path / 'server.db'}"
     assert cli(
         "server", "--database", database, "users", "import", str(root / "approvals" / "people.yml")
@@ -308,12 +331,36 @@ def make_world(tmp_path: Path) -> World:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
+    """A server of the test's own: for tests that kill or stop it."""
     made = make_world(tmp_path)
     made.server.start()
     try:
         yield made
     finally:
         made.server.stop()
+
+
+@pytest.fixture(scope="module")
+def module_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """One server for the module's tests that leave it running (its start is a second of CPU
+    and of waiting)."""
+    made = make_world(tmp_path_factory.mktemp("server-e2e"))
+    made.server.start()
+    try:
+        yield made
+    finally:
+        made.server.stop()
+
+
+_RUN_NUMBERS = itertools.count(1)
+
+
+@pytest.fixture
+def shared_world(module_world: World, tmp_path: Path) -> World:
+    """The module's server, with a workspace of the test's own and a run id no other test of
+    the module uses (so no interruption, record or run of another test is in its way)."""
+    root = make_workspace(tmp_path / "ws")
+    return dataclasses.replace(module_world, root=root, run_id=f"s{next(_RUN_NUMBERS)}")
 
 
 @pytest.fixture
@@ -323,8 +370,9 @@ def offline_world(tmp_path: Path) -> World:
 
 
 def test_run_waits_and_proceeds_when_a_team_member_approves(
-    world: World, monkeypatch: pytest.MonkeyPatch
+    shared_world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    world = shared_world
     world.workflow(world.server.url)
     run = world.start_run()
     world.wait_for_interruption(run)
@@ -344,9 +392,9 @@ def test_run_waits_and_proceeds_when_a_team_member_approves(
     ]
     assert decisions[0]["evidence"]["server"] == world.server.url
     assert step(record, "after")["status"] == "success"
-    assert world.api("GET", f"/interruptions/{ID}").json()["state"] == "approved"
+    assert world.api("GET", f"/interruptions/{world.interruption}").json()["state"] == "approved"
     # the server's copy of the record says it finished: resuming it elsewhere runs nothing
-    copy = world.api("GET", "/runs/r1").json()
+    copy = world.api("GET", f"/runs/{world.run_id}").json()
     assert (copy["status"], copy["exit_code"]) == ("success", 0)
     again = world.resume("ELSEWHERE")
     assert again.returncode == 0, again.stdout + again.stderr
@@ -355,20 +403,22 @@ def test_run_waits_and_proceeds_when_a_team_member_approves(
     world.assert_token_hidden(out, err, again.stdout, again.stderr)
 
 
-def test_only_the_team_decides(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_only_the_team_decides(shared_world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     """bob is in the trading desk; the CLI refuses a second person once someone is responsible."""
+    world = shared_world
+    asked = world.interruption
     world.workflow(world.server.url)
     with world.running() as run:
         world.wait_for_interruption(run)
         monkeypatch.setenv("RUNNER_APPROVER_TOKEN", world.approver_tokens["alice"])
-        assert cli("approval", "assign", ID, "--server", world.server.url)[0] == 0
+        assert cli("approval", "assign", asked, "--server", world.server.url)[0] == 0
         monkeypatch.setenv("RUNNER_APPROVER_TOKEN", world.approver_tokens["bob"])
-        assert main(["approval", "proceed", ID, "--server", world.server.url]) != 0
-        assert main(["approval", "assign", ID, "--server", world.server.url]) != 0
-        assert cli("approval", "assign", ID, "--server", world.server.url, "--reassign")[0] == 0
+        assert main(["approval", "proceed", asked, "--server", world.server.url]) != 0
+        assert main(["approval", "assign", asked, "--server", world.server.url]) != 0
+        assert cli("approval", "assign", asked, "--server", world.server.url, "--reassign")[0] == 0
         assert cli(
-            "approval", "abort", ID, "--server", world.server.url, "--notes", "window open"
-        ) == (0, f"abort: {ID} is now aborted\n")
+            "approval", "abort", asked, "--server", world.server.url, "--notes", "window open"
+        ) == (0, f"abort: {asked} is now aborted\n")
         code, out, err = finish(run)
     assert code == 3, out + err
     gate = step(world.record(), "gate")
@@ -379,14 +429,15 @@ def test_only_the_team_decides(world: World, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_detached_run_resumes_from_the_server_on_an_empty_state_folder(
-    world: World, monkeypatch: pytest.MonkeyPatch
+    shared_world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    world = shared_world
     world.workflow(world.server.url)
     code, out, err = finish(world.start_run("--detach-on-wait"))
     assert code == 75, out + err
     assert world.record()["status"] == "waiting"
-    copy = world.api("GET", "/runs/r1").json()
-    assert (copy["run_id"], copy["status"]) == ("r1", "waiting")
+    copy = world.api("GET", f"/runs/{world.run_id}").json()
+    assert (copy["run_id"], copy["status"]) == (world.run_id, "waiting")
     world.approve(monkeypatch, "alice", "after hours")
     resumed = world.resume("EMPTY")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
