@@ -73,7 +73,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def runtime_dir() -> Iterator[Path]:
+def private_runtime_dir() -> Iterator[Path]:
     """A private ``$XDG_RUNTIME_DIR`` for this session (each xdist worker has its own), removed at
     its end. The runner makes each run's scratch folder there (``runner/steps/scratch.py``),
     also in the runs the tests start as processes: a run killed with SIGKILL cannot remove its

@@ -407,14 +407,16 @@ def test_a_huge_or_endless_record_file_is_refused_not_read(world: World) -> None
                 os.mkfifo(target)
                 why = "not a regular file"
             refused(resume(world, "huge"), name, what, why)
-            show = subprocess.run(
-                [RUNNER, "runs", "show", "huge", "--state-dir", "S"],
-                cwd=world.repo,
-                capture_output=True,
-                text=True,
-                env=clean_env(),
-                timeout=60,
-                check=False,
+            assert world.monkeypatch is not None
+            show = cli_in(
+                world.monkeypatch,
+                world.repo,
+                clean_env(),
+                "runs",
+                "show",
+                "huge",
+                "--state-dir",
+                "S",
             )
             assert show.returncode == 5 and why in show.stderr, show.stdout + show.stderr
             target.unlink()
