@@ -152,6 +152,20 @@ def _step_cost_references(data: dict[str, Any]) -> list[dict[str, Any]]:
                     floor=STEP_COST_NOISE,
                 )
             )
+    if data.get("cpu_ratio") is not None:
+        rows.append(
+            row(
+                "step cost: CPU per step (runner and its children) / bash's",
+                value=data["runner"]["cpu_per_step_ms"],
+                unit="ms",
+                reference=data["bash"]["cpu_per_step_ms"],
+                reference_label="bash -c true CPU ms",
+                ratio=data["cpu_ratio"],
+                goal="info",
+                met=None,
+                floor=STEP_COST_NOISE,
+            )
+        )
     return rows
 
 

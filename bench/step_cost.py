@@ -8,21 +8,28 @@ factor (goal: at most 1.3).
 
     .venv/bin/python bench/step_cost.py [--steps 200] [--repeat 3]
 
+Each run's CPU time (user + system, the runner and every process it waited for) is measured
+too, and the same per-step difference is printed beside the wall time: on a shared machine the
+wall time of a run swings with the other sessions' load, its CPU time much less.
+
 Prints a table and writes ``bench/results/step_cost.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from common import clean_environ, runner_command
@@ -30,6 +37,24 @@ from common import clean_environ, runner_command
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "step_cost.json"
 BASH_STEP = "bash --noprofile --norc -eo pipefail -c true"
+
+
+#: one run: its wall time and the CPU time (user + system) of it and everything it waited for
+Sample = tuple[float, float]
+
+
+@contextlib.contextmanager
+def measured(samples: list[Sample]) -> Iterator[None]:
+    """Append the wall and CPU time of the block's child processes to ``samples``. CPU time is
+    the steadier figure on a shared machine: another session's load stretches wall time, much
+    less the CPU a run uses."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    yield
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    samples.append((wall, cpu))
 
 
 def workflow(steps: int) -> str:
@@ -41,7 +66,7 @@ def workflow(steps: int) -> str:
 
 def time_runner(
     folder: Path, steps: int, repeat: int, state_root: Path | None = None
-) -> list[float]:
+) -> list[Sample]:
     path = folder / f"steps-{steps}.yml"
     path.write_text(workflow(steps))
     times = []
@@ -59,16 +84,15 @@ def time_runner(
             "--run-id",
             "bench",
         ]
-        started = time.perf_counter()
-        done = subprocess.run(
-            argv,
-            cwd=folder,
-            env=clean_environ(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        times.append(time.perf_counter() - started)
+        with measured(times):
+            done = subprocess.run(
+                argv,
+                cwd=folder,
+                env=clean_environ(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
         if done.returncode != 0:
             raise SystemExit(f"runner failed ({done.returncode}): {done.stderr}")
         shutil.rmtree(state)
@@ -106,12 +130,11 @@ for _ in range(int(sys.argv[1])):
 """
 
 
-def time_python_floor(steps: int, repeat: int) -> list[float]:
-    times = []
+def time_python_floor(steps: int, repeat: int) -> list[Sample]:
+    times: list[Sample] = []
     for _ in range(repeat):
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", PYTHON_FLOOR, str(steps), BASH_STEP], check=True)
-        times.append(time.perf_counter() - started)
+        with measured(times):
+            subprocess.run([sys.executable, "-c", PYTHON_FLOOR, str(steps), BASH_STEP], check=True)
     return times
 
 
@@ -123,13 +146,12 @@ def memory_folder() -> Path | None:
     return None
 
 
-def time_bash(steps: int, repeat: int) -> list[float]:
+def time_bash(steps: int, repeat: int) -> list[Sample]:
     loop = f"for i in $(seq 1 {steps}); do {BASH_STEP}; done"
-    times = []
+    times: list[Sample] = []
     for _ in range(repeat):
-        started = time.perf_counter()
-        subprocess.run(["bash", "--noprofile", "--norc", "-c", loop], check=True)
-        times.append(time.perf_counter() - started)
+        with measured(times):
+            subprocess.run(["bash", "--noprofile", "--norc", "-c", loop], check=True)
     return times
 
 
@@ -159,22 +181,26 @@ def main() -> int:
 
     table = {}
     for name, by_steps in runs.items():
-        medians = {n: statistics.median(times) for n, times in by_steps.items()}
+        medians = {n: statistics.median(w for w, _ in samples) for n, samples in by_steps.items()}
+        cpu = {n: statistics.median(c for _, c in samples) for n, samples in by_steps.items()}
         table[name] = {
-            "seconds": {str(n): times for n, times in by_steps.items()},
+            "seconds": {str(n): [w for w, _ in samples] for n, samples in by_steps.items()},
             "median_seconds": {str(n): t for n, t in medians.items()},
             "per_step_ms": (medians[large] - medians[small]) / (large - small) * 1000,
+            "cpu_seconds": {str(n): [c for _, c in samples] for n, samples in by_steps.items()},
+            "cpu_per_step_ms": (cpu[large] - cpu[small]) / (large - small) * 1000,
         }
     ratio = table["runner"]["per_step_ms"] / table["bash"]["per_step_ms"]
+    cpu_ratio = table["runner"]["cpu_per_step_ms"] / table["bash"]["cpu_per_step_ms"]
 
-    print(f"{'':24}{f't({small})':>10}{f't({large})':>10}{'per step':>12}")
+    print(f"{'':24}{f't({small})':>10}{f't({large})':>10}{'per step':>12}{'CPU a step':>12}")
     for name, row in table.items():
         med = row["median_seconds"]
         print(
             f"{name:24}{med[str(small)]:>9.3f}s{med[str(large)]:>9.3f}s"
-            f"{row['per_step_ms']:>9.2f} ms"
+            f"{row['per_step_ms']:>9.2f} ms{row['cpu_per_step_ms']:>9.2f} ms"
         )
-    print(f"ratio runner/bash per step: {ratio:.2f} (goal <= 1.3)")
+    print(f"ratio runner/bash per step: {ratio:.2f} (goal <= 1.3); CPU: {cpu_ratio:.2f}")
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
@@ -187,6 +213,7 @@ def main() -> int:
                 "python_floor": table["python_floor"],
                 "runner_state_in_memory": table.get("runner_state_in_memory"),
                 "ratio": ratio,
+                "cpu_ratio": cpu_ratio,
                 "goal": 1.3,
                 "python": platform.python_version(),
                 "machine": platform.machine(),
