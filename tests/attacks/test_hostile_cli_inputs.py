@@ -1,0 +1,94 @@
+"""What an approver or a newcomer hands the command line, written by someone else.
+
+``runner approval new --request FILE`` signs what a request file says; the file comes from the
+waiting run (a CI artifact, a chat message), that is from the deployer. A workflow's and the
+command line's approval server URL come from the deployed commit or a person's typing. Each case
+was first seen to get through (a file written outside ``--out``, an internal error, exit 70),
+then fixed. Real ssh-keygen keys, the CLI in this process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from helpers.cli import cli_in
+
+#: request files a deployer could hand an approver, and what the refusal must name
+HOSTILE_REQUESTS = {
+    "a list": ([], "not a request file (a JSON object), but a JSON list"),
+    "a string": ("x", "not a request file (a JSON object), but a JSON str"),
+    "run id climbing out": (
+        {"run_id": "../../../escaped", "step_id": "gate", "environment": "prod", "digest": "d"},
+        "`run_id` '../../../escaped' is not a run id",
+    ),
+    "step id climbing out": (
+        {"run_id": "r1", "step_id": "../../../escaped", "environment": "prod", "digest": "d"},
+        "`step_id` '../../../escaped' is not a step id",
+    ),
+    "run id a number": (
+        {"run_id": 7, "step_id": "gate", "environment": "prod", "digest": "d"},
+        "`run_id` must be a string",
+    ),
+    "commit an object": (
+        {"run_id": "r1", "step_id": "gate", "environment": "prod", "digest": "d", "commit": {}},
+        "`commit` must be a string",
+    ),
+    "attempt not a number": (
+        {
+            "run_id": "r1",
+            "step_id": "gate",
+            "environment": "prod",
+            "digest": "d",
+            "kind": "guided-failure",
+            "attempt": "x",
+        },
+        "`attempt` 'x' is not an attempt number",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE_REQUESTS, ids=list(HOSTILE_REQUESTS))
+def test_approval_new_refuses_a_hostile_request_file(
+    case: str, tmp_path: Path, keys: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    content, expected = HOSTILE_REQUESTS[case]
+    approver = tmp_path / "approver" / "clone"
+    approver.mkdir(parents=True)
+    request = approver / "gate.request.json"
+    request.write_text(json.dumps(content), encoding="utf-8")
+    decision = "retry" if case == "attempt not a number" else "proceed"
+    key = keys.alice  # type: ignore[attr-defined]
+    result = cli_in(
+        monkeypatch,
+        approver,
+        {"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
+        *("approval", "new", "--request", str(request), "--decision", decision),
+        *("--key", str(key.path), "--principal", key.principal, "--out", "approvals"),
+    )
+    assert result.returncode == 2, result
+    assert f"error: --request {request}: " in result.stderr
+    assert expected in result.stderr
+    assert "internal error" not in result.stderr
+    # nothing signed, nothing written: not in --out, not anywhere it climbs to
+    written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    assert written == [Path("approver/clone/gate.request.json")]
+
+
+def test_approval_new_refuses_a_run_id_option_climbing_out(
+    tmp_path: Path, keys: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = keys.alice  # type: ignore[attr-defined]
+    result = cli_in(
+        monkeypatch,
+        tmp_path,
+        {"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
+        *("approval", "new", "--run-id", "../x", "--step", "gate", "--env", "prod"),
+        *("--digest", "d", "--decision", "proceed", "--key", str(key.path)),
+        *("--principal", key.principal),
+    )
+    assert result.returncode == 2, result
+    assert "error: --run-id '../x' is not a run id" in result.stderr
+    assert not list(tmp_path.rglob("*.json"))
