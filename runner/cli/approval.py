@@ -20,6 +20,7 @@ from runner.bounded import loads
 from runner.errors import GitError, UsageError
 from runner.git import Git
 from runner.inputs import parse_pairs
+from runner.model import RUN_ID, STEP_ID
 
 if TYPE_CHECKING:
     from runner.approvals.verify import SignedFileReport
@@ -42,15 +43,10 @@ def _principal(given: str | None) -> str:
     return email
 
 
-#: a step id, as the workflow schema has it (``steps[].id``)
-_STEP_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
-
-
 def _check_request(request: dict[str, Any], request_file: str | None) -> None:
     """Refuse what no waiting run asks for: the run id and step id name the files written (a
     request file saying ``../../x`` must not write outside ``--out``), and every value is of the
     type the runner writes."""
-    from runner.engine.start import RUN_ID  # the engine's import cost only when signing
 
     def refuse(key: str, message: str) -> UsageError:
         option = "--" + {"run_id": "run-id", "step_id": "step", "environment": "env"}.get(key, key)
@@ -70,7 +66,7 @@ def _check_request(request: dict[str, Any], request_file: str | None) -> None:
         raise refuse(
             "run_id", f"{run_id!r} is not a run id (1 to 64 letters, digits, `.`, `_` or `-`)"
         )
-    if not _STEP_ID.fullmatch(step_id):
+    if not STEP_ID.fullmatch(step_id):
         raise refuse(
             "step_id",
             f"{step_id!r} is not a step id (letters, digits, `_` and `-`, starting with a "
