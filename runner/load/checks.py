@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from runner.errors import Diagnostic, Location
+from runner.load.yaml import Document
 from runner.model import GuidedFailure, Step, Workflow
 from runner.patterns import PatternError, compile_pattern
+from runner.urls import url_problem
 from runner.workspace import workspace_of
 
 
@@ -274,6 +276,29 @@ def _actions(workflow: Workflow, workspace: Path) -> Iterator[Diagnostic]:
                 f"{step.uses.removeprefix('./')}/action.yml",
                 "action",
             )
+
+
+def check_urls(doc: Document) -> list[Diagnostic]:
+    """The approval server's and the webhooks' URLs (``server: {url}``, ``notify: {url}``) must be
+    ones a request can be sent to: the schema only checks that they start with ``http(s)://``, and
+    ``http://[::1`` passed it, then ended the run in an internal error at its first request."""
+    found: list[Diagnostic] = []
+    pending: list[tuple[tuple[str | int, ...], object]] = [((), doc.data)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                where = (*path, key)
+                if key == "url" and path[-1:] in (("server",), ("notify",)):
+                    problem = url_problem(item) if isinstance(item, str) else None
+                    if problem:
+                        message = f"{problem}; write it in full, e.g. `https://host:8080`"
+                        found.append(Diagnostic(doc.location(where), message, "url"))
+                else:
+                    pending.append((where, item))
+        elif isinstance(value, list):
+            pending.extend(((*path, i), item) for i, item in enumerate(value))
+    return found
 
 
 def find_workspace(workflow_path: Path) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,58 @@ def test_approval_new_refuses_a_run_id_option_climbing_out(
     assert result.returncode == 2, result
     assert "error: --run-id '../x' is not a run id" in result.stderr
     assert not list(tmp_path.rglob("*.json"))
+
+
+#: approval server URLs the schema's ``^https?://`` let through, or a person typed for ``--server``
+BAD_SERVER_URLS = {
+    "unclosed IPv6 bracket": ("http://[::1", "'http://[::1' is not a URL (Invalid IPv6 URL)"),
+    "port not a number": (
+        "https://approvals:80x",
+        "'https://approvals:80x' is not a URL (Port could not be cast to integer value as '80x')",
+    ),
+    "no host": ("https://", "'https://' names no host"),
+}
+
+SERVER_WORKFLOW = """\
+name: Server gate
+approvals:
+  server: {{url: "{url}", token-env: RUNNER_SERVER_TOKEN}}
+steps:
+  - id: gate
+    name: Gate
+    manual: {{instructions: Check, timeout-minutes: 1}}
+"""
+
+
+@pytest.mark.parametrize("case", BAD_SERVER_URLS, ids=list(BAD_SERVER_URLS))
+def test_a_workflow_server_url_that_cannot_be_asked_is_a_diagnostic(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, expected = BAD_SERVER_URLS[case]
+    (tmp_path / "w.yml").write_text(SERVER_WORKFLOW.format(url=url), encoding="utf-8")
+    environ = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "RUNNER_SERVER_TOKEN": "t"}
+    checked = cli_in(monkeypatch, tmp_path, environ, "validate", "w.yml")
+    assert checked.returncode == 1, checked
+    assert checked.stdout.startswith(f"w.yml:3:17: {expected}; write it in full"), checked
+    ran = cli_in(monkeypatch, tmp_path, environ, "run", "w.yml", "--env", "dev")
+    assert ran.returncode == 2, ran  # it was 70, an internal error, at the first request
+    assert "internal error" not in ran.stderr
+    assert f"w.yml:3:17: {expected}" in ran.stderr
+    assert not (tmp_path / ".runner" / "runs").exists()  # refused before anything was recorded
+
+
+@pytest.mark.parametrize(
+    "url", ["localhost:8080", "http://[::1", "127.0.0.1:8080/"], ids=["no scheme", "bad", "ip"]
+)
+def test_approval_server_option_that_is_not_a_url_is_a_usage_error(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    environ = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "RUNNER_APPROVER_TOKEN": "t"}
+    started = time.monotonic()
+    result = cli_in(monkeypatch, tmp_path, environ, "approval", "list", "--server", url)
+    # was: exit 6 "the approval server did not answer properly (InvalidSchema) after 3
+    # attempt(s)" (a typo read as a server down, after the retries' backoff), or exit 70
+    assert result.returncode == 2, result
+    assert result.stderr.startswith(f"error: approval server URL '{url}' is not "), result
+    assert "hint: write it in full, with http:// or https://" in result.stderr
+    assert time.monotonic() - started < 1.0  # no retry of what cannot be asked
