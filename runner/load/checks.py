@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from runner.errors import Diagnostic, Location
+from runner.errors import Diagnostic, Location, WorkflowError
+from runner.load.action import load_action
 from runner.load.yaml import Document
 from runner.model import GuidedFailure, Step, Workflow
 from runner.patterns import PatternError, compile_pattern
@@ -268,6 +269,9 @@ def action_path(workspace: Path, uses: str) -> Path:
 
 
 def _actions(workflow: Workflow, workspace: Path) -> Iterator[Diagnostic]:
+    """Each action the workflow uses, and each they use in turn, must exist and load: a broken
+    ``action.yml`` (or one that uses itself) validated clean and failed only when run."""
+    loaded: set[str] = set()
     for step in workflow.steps:
         if step.uses and not action_path(workspace, step.uses).is_file():
             yield _error(
@@ -276,6 +280,44 @@ def _actions(workflow: Workflow, workspace: Path) -> Iterator[Diagnostic]:
                 f"{step.uses.removeprefix('./')}/action.yml",
                 "action",
             )
+        elif step.uses:
+            yield from _action_problems(workspace, (step.uses,), loaded)
+
+
+def _action_problems(
+    workspace: Path, chain: tuple[str, ...], loaded: set[str]
+) -> Iterator[Diagnostic]:
+    """The problems of the last action of ``chain`` (the actions that led to it, in order) and of
+    the actions it uses; each action's own problems once (``loaded``)."""
+    uses = chain[-1]
+    if uses in loaded:
+        return
+    loaded.add(uses)
+    try:
+        action = load_action(action_path(workspace, uses))
+    except WorkflowError as exc:
+        yield from exc.diagnostics
+        return
+    for nested in action.steps:
+        if not nested.uses:
+            continue
+        if nested.uses in chain:
+            cycle = " -> ".join((*chain[chain.index(nested.uses) :], nested.uses))
+            yield _error(
+                nested.location,
+                f"action `{uses}` uses `{nested.uses}` again ({cycle}): an action cannot call "
+                "itself; move the shared steps into an action of their own",
+                "action",
+            )
+        elif not action_path(workspace, nested.uses).is_file():
+            yield _error(
+                nested.location,
+                f"action `{nested.uses}` not found: the repository has no "
+                f"{nested.uses.removeprefix('./')}/action.yml",
+                "action",
+            )
+        else:
+            yield from _action_problems(workspace, (*chain, nested.uses), loaded)
 
 
 def check_urls(doc: Document) -> list[Diagnostic]:
