@@ -148,3 +148,42 @@ def test_approval_server_option_that_is_not_a_url_is_a_usage_error(
     assert result.stderr.startswith(f"error: approval server URL '{url}' is not "), result
     assert "hint: write it in full, with http:// or https://" in result.stderr
     assert time.monotonic() - started < 1.0  # no retry of what cannot be asked
+
+
+SECRET_INPUTS = """\
+name: Secret inputs
+inputs:
+  pin: {type: number, secret: true}
+  flag: {type: boolean, secret: true}
+  pick: {type: choice, options: [a, b], secret: true}
+steps:
+  - id: hi
+    name: Hi
+    run: echo hi
+"""
+
+
+@pytest.mark.parametrize("name", ["pin", "flag", "pick"])
+@pytest.mark.parametrize("command", ["run", "plan"])
+def test_a_wrong_value_of_a_secret_input_is_not_shown(
+    name: str, command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a CI variable put in the wrong input: the refusal went to the log with the value in clear
+    (tmp_path / "w.yml").write_text(SECRET_INPUTS, encoding="utf-8")
+    environ = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    secret = "hunter2-in-the-wrong-slot"
+    result = cli_in(
+        monkeypatch,
+        tmp_path,
+        environ,
+        command,
+        "w.yml",
+        "--env",
+        "dev",
+        "--input",
+        f"{name}={secret}",
+    )
+    assert result.returncode == 2, result
+    assert secret not in result.stdout + result.stderr
+    assert result.stderr.startswith(f"error: input '{name}' must be ")
+    assert result.stderr.endswith(", got a value that is not shown (the input is secret)\n")
