@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 
 from runner.errors import UsageError
@@ -48,6 +49,10 @@ def _convert(item: Input, raw: str) -> InputValue:
             number = float(raw)
         except ValueError:
             raise UsageError(f"input {item.name!r} must be a number, got {got}") from None
+        if not math.isfinite(number):
+            # nan, inf and 1e999 parse as floats, and wrote NaN/Infinity, which is not JSON, into
+            # the run record and the approval server's copy of it
+            raise UsageError(f"input {item.name!r} must be a finite number, got {got}")
         return int(number) if number.is_integer() and "." not in raw else number
     if item.type == "boolean":
         lowered = raw.strip().lower()
