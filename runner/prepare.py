@@ -4,6 +4,7 @@ command line against it (environment, inputs, ``--skip``), then resolve variable
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -102,7 +103,19 @@ def require_environment(path: str, environment: str | None) -> str:
     )
 
 
+#: an environment name, as the workflow schema has it (``$defs/environment-name``)
+ENVIRONMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
 def check_environment(loaded: Loaded, workflow: Workflow, environment: str) -> None:
+    if not ENVIRONMENT_NAME.fullmatch(environment):
+        # a workflow without `environments:` takes any name, but not any text: the name is
+        # printed in every log (a newline and `::warning::` made a GitHub workflow command),
+        # and signed into approvals
+        raise UsageError(
+            f"--env {environment!r} is not an environment name",
+            hint="use letters, digits, `.`, `_` and `-`, starting with a letter or digit",
+        )
     if workflow.environments and environment not in workflow.environments:
         assert loaded.document is not None
         location = loaded.document.location(("environments",))

@@ -187,3 +187,35 @@ def test_a_wrong_value_of_a_secret_input_is_not_shown(
     assert secret not in result.stdout + result.stderr
     assert result.stderr.startswith(f"error: input '{name}' must be ")
     assert result.stderr.endswith(", got a value that is not shown (the input is secret)\n")
+
+
+ANY_ENVIRONMENT = """\
+name: Any environment
+steps:
+  - id: hi
+    name: Hi
+    run: echo hi
+"""
+
+
+@pytest.mark.parametrize(
+    "environment",
+    ["dev\n::warning::injected", "../prod", "pro d", "-dev", ""],
+    ids=["workflow command", "path", "space", "dash first", "empty"],
+)
+@pytest.mark.parametrize("command", ["run", "plan"])
+def test_env_of_a_workflow_without_environments_must_still_be_a_name(
+    environment: str, command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `--env ${{ inputs.env }}` in a CI file: a workflow that declares no environments took any
+    # text, and a newline in it wrote `::warning::...` as a GitHub workflow command of its own
+    (tmp_path / "w.yml").write_text(ANY_ENVIRONMENT, encoding="utf-8")
+    environ = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "GITHUB_ACTIONS": "true"}
+    result = cli_in(monkeypatch, tmp_path, environ, command, "w.yml", "--env", environment)
+    assert result.returncode == 2, result
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"error: --env {environment!r} is not an environment name\n"
+        "hint: use letters, digits, `.`, `_` and `-`, starting with a letter or digit\n"
+    )
+    assert not (tmp_path / ".runner" / "runs").exists()
