@@ -6,6 +6,7 @@ warning) live in :mod:`runner.load.expression_checks`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,10 +38,22 @@ def check_workflow(workflow: Workflow, workspace: Path) -> list[Diagnostic]:
     return found
 
 
+#: a control character: a newline in a name printed as a log line writes a line of its own (a
+#: GitHub workflow command such as ``::error::``), an escape code rewrites the terminal
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _unique_steps(workflow: Workflow) -> Iterator[Diagnostic]:
     ids: dict[str, Step] = {}
     names: dict[str, Step] = {}
     for step in workflow.steps:
+        if _CONTROL.search(step.name):
+            yield _error(
+                step.at("name"),
+                f"`name` must be a name on one line, without control characters (it is printed "
+                f"as a log line), got {step.name!r}",
+                "schema",
+            )
         if step.id in ids:
             first = ids[step.id].at("id")
             yield _error(

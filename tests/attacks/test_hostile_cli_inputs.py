@@ -219,3 +219,27 @@ def test_env_of_a_workflow_without_environments_must_still_be_a_name(
         "hint: use letters, digits, `.`, `_` and `-`, starting with a letter or digit\n"
     )
     assert not (tmp_path / ".runner" / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("where", "workflow", "line_col"),
+    [
+        ("workflow name", 'name: "wf\\n::error::forged"\nsteps:\n  - id: a\n    name: A\n', "1:7"),
+        ("step name", 'name: wf\nsteps:\n  - id: a\n    name: "A\\n::error::forged"\n', "4:11"),
+        ("escape codes", 'name: "wf\\e[2K\\rforged"\nsteps:\n  - id: a\n    name: A\n', "1:7"),
+    ],
+    ids=["workflow name", "step name", "escape codes"],
+)
+def test_names_cannot_write_log_lines_of_their_own(
+    where: str, workflow: str, line_col: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the deployed commit's script output is fenced off with ::stop-commands::, but the workflow
+    # and step names were printed as they are: a newline in one wrote a workflow command
+    # (`::error::`, `::add-mask::`, ...) of the deployed commit's choosing into a GitHub log
+    (tmp_path / "w.yml").write_text(workflow + "    run: echo hi\n", encoding="utf-8")
+    environ = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "GITHUB_ACTIONS": "true"}
+    result = cli_in(monkeypatch, tmp_path, environ, "run", "w.yml", "--env", "dev")
+    assert result.returncode == 2, result
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"w.yml:{line_col}: `name` must be a name on one line"), result
+    assert "control characters" in result.stderr.splitlines()[0]
