@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -243,3 +244,56 @@ def test_names_cannot_write_log_lines_of_their_own(
     assert result.stdout == ""
     assert result.stderr.startswith(f"w.yml:{line_col}: `name` must be a name on one line"), result
     assert "control characters" in result.stderr.splitlines()[0]
+
+
+def live_commands(log: str) -> list[str]:
+    """The workflow commands GitHub's runner would act on in ``log``: it reads lines as .NET's
+    ``ReadLine`` does (``\\r``, ``\\n`` and ``\\r\\n`` each end one) and ignores every command
+    between ``::stop-commands::TOKEN`` and ``::TOKEN::``."""
+    live: list[str] = []
+    fence: str | None = None
+    for line in re.split(r"\r\n|\r|\n", log):
+        text = line.strip()
+        if fence is not None:
+            if text == f"::{fence}::":
+                fence = None
+            continue
+        if text.startswith("::stop-commands::"):
+            fence = text.removeprefix("::stop-commands::")
+        elif text.startswith(("::", "##[")):
+            live.append(text)
+    return live
+
+
+FORGED_ERRORS = {
+    "env file line with a carriage return": (
+        "  - id: a\n    name: A\n    run: |\n"
+        '      printf "bad\\r::error::forged\\n" >> "$RUNNER_ENV"\n'
+    ),
+    "action step name with a newline": "  - id: a\n    name: A\n    uses: ./actions/forge\n",
+}
+
+
+@pytest.mark.parametrize("case", FORGED_ERRORS, ids=list(FORGED_ERRORS))
+def test_a_step_error_cannot_write_a_workflow_command(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a step's error is printed after its fence closes ("✗ A (error)"), and it can hold text the
+    # deployed commit chose: a line its script wrote to $RUNNER_ENV, an action's step name
+    (tmp_path / "w.yml").write_text("name: wf\nsteps:\n" + FORGED_ERRORS[case], encoding="utf-8")
+    action = tmp_path / "actions" / "forge"
+    action.mkdir(parents=True)
+    (action / "action.yml").write_text(
+        'name: Forge\nruns:\n  using: composite\n  steps:\n    - name: "S\\n::error::forged"\n'
+        "      run: exit 3\n      shell: bash\n",
+        encoding="utf-8",
+    )
+    environ = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "GITHUB_ACTIONS": "true"}
+    result = cli_in(monkeypatch, tmp_path, environ, "run", "w.yml", "--env", "dev")
+    assert result.returncode == 1, result
+    assert "forged" in result.stdout  # the error is still shown
+    commands = live_commands(result.stdout)
+    assert [c for c in commands if "forged" in c and not c.startswith("::error title=A,")] == []
+    assert [c for c in commands if c.startswith("::error")] == [
+        next(c for c in commands if c.startswith("::error title=A,"))
+    ]
