@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 
 from runner.errors import UsageError
@@ -41,18 +42,24 @@ def resolve_inputs(spec: Mapping[str, Input], given: Mapping[str, str]) -> dict[
 
 
 def _convert(item: Input, raw: str) -> InputValue:
+    # a secret input's value is never shown, not even a wrong one (it reaches CI logs)
+    got = "a value that is not shown (the input is secret)" if item.secret else repr(raw)
     if item.type == "number":
         try:
             number = float(raw)
         except ValueError:
-            raise UsageError(f"input {item.name!r} must be a number, got {raw!r}") from None
+            raise UsageError(f"input {item.name!r} must be a number, got {got}") from None
+        if not math.isfinite(number):
+            # nan, inf and 1e999 parse as floats, and wrote NaN/Infinity, which is not JSON, into
+            # the run record and the approval server's copy of it
+            raise UsageError(f"input {item.name!r} must be a finite number, got {got}")
         return int(number) if number.is_integer() and "." not in raw else number
     if item.type == "boolean":
         lowered = raw.strip().lower()
         if lowered not in ("true", "false"):
-            raise UsageError(f"input {item.name!r} must be true or false, got {raw!r}")
+            raise UsageError(f"input {item.name!r} must be true or false, got {got}")
         return lowered == "true"
     if item.type == "choice" and raw not in item.options:
         options = ", ".join(item.options)
-        raise UsageError(f"input {item.name!r} must be one of {options}, got {raw!r}")
+        raise UsageError(f"input {item.name!r} must be one of {options}, got {got}")
     return raw

@@ -5,6 +5,7 @@ Built from validated data by :mod:`runner.load.build`; nothing here does I/O.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -14,6 +15,11 @@ from runner.errors import Location
 Scalar = str | int | float | bool
 SourceName = Literal["server", "file", "prompt"]
 SOURCE_NAMES: tuple[SourceName, ...] = ("server", "file", "prompt")
+#: a run id: it names a folder of the state folder (and an approval file's), so nothing else
+#: (``.`` and ``..`` are refused besides)
+RUN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+#: a step id, as the workflow schema has it (``steps[].id``)
+STEP_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ command line against it (environment, inputs, ``--skip``), then resolve variable
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -80,7 +81,41 @@ def prepare(
     return Prepared(loaded, workflow, environment, inputs, variables, skipped, anchor=anchor)
 
 
+def require_environment(path: str, environment: str | None) -> str:
+    """``environment``, or a usage error naming the environments ``path`` deploys to: a
+    deployment always targets one (its lock, scoped variables and record are per environment),
+    so a missing ``--env`` is never a default. The workflow is loaded first, so a broken one
+    reports its own problems before this one."""
+    if environment is not None:
+        return environment
+    workflow = load_workflow(path).workflow
+    assert workflow is not None
+    if workflow.environments:
+        names = ", ".join(f"`{e}`" for e in workflow.environments)
+        raise UsageError(
+            f"--env is missing: {path} deploys to {names}",
+            hint=f"name one, e.g. `--env {workflow.environments[0]}`",
+        )
+    raise UsageError(
+        "--env is missing: name the environment to deploy to",
+        hint=f"{path} declares no `environments:`, so any name is accepted, e.g. `--env dev`; "
+        "the deployment lock, scoped variables and the run's record are per environment",
+    )
+
+
+#: an environment name, as the workflow schema has it (``$defs/environment-name``)
+ENVIRONMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
 def check_environment(loaded: Loaded, workflow: Workflow, environment: str) -> None:
+    if not ENVIRONMENT_NAME.fullmatch(environment):
+        # a workflow without `environments:` takes any name, but not any text: the name is
+        # printed in every log (a newline and `::warning::` made a GitHub workflow command),
+        # and signed into approvals
+        raise UsageError(
+            f"--env {environment!r} is not an environment name",
+            hint="use letters, digits, `.`, `_` and `-`, starting with a letter or digit",
+        )
     if workflow.environments and environment not in workflow.environments:
         assert loaded.document is not None
         location = loaded.document.location(("environments",))

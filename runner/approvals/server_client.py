@@ -16,8 +16,9 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from runner.bounded import loads
-from runner.errors import ApprovalError
+from runner.errors import ApprovalError, UsageError
 from runner.errors import ServerAnswer as ServerAnswer
+from runner.urls import url_problem
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 
@@ -42,6 +43,14 @@ class ServerClient:
     ) -> None:
         import requests
 
+        problem = url_problem(url)
+        if problem:
+            # ``--server localhost:8080`` was retried as if the server were down (requests reads
+            # ``localhost`` as a scheme), and ``http://[::1`` ended in an internal error
+            raise UsageError(
+                f"approval server URL {problem}",
+                hint="write it in full, with http:// or https://, e.g. http://localhost:8080",
+            )
         self.base = url.rstrip("/") + "/api/v1"
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token}"

@@ -20,6 +20,7 @@ from runner.bounded import loads
 from runner.errors import GitError, UsageError
 from runner.git import Git
 from runner.inputs import parse_pairs
+from runner.model import RUN_ID, STEP_ID
 
 if TYPE_CHECKING:
     from runner.approvals.verify import SignedFileReport
@@ -40,6 +41,42 @@ def _principal(given: str | None) -> str:
             hint="pass the principal your key has in allowed_signers",
         )
     return email
+
+
+def _check_request(request: dict[str, Any], request_file: str | None) -> None:
+    """Refuse what no waiting run asks for: the run id and step id name the files written (a
+    request file saying ``../../x`` must not write outside ``--out``), and every value is of the
+    type the runner writes."""
+
+    def refuse(key: str, message: str) -> UsageError:
+        option = "--" + {"run_id": "run-id", "step_id": "step", "environment": "env"}.get(key, key)
+        where = f"--request {request_file}: `{key}`" if request_file else option
+        return UsageError(
+            f"{where} {message}",
+            hint="pass the request file the waiting run wrote, unchanged, or the values it printed",
+        )
+
+    for key in ("run_id", "step_id", "environment", "digest"):
+        if not isinstance(request[key], str):
+            raise refuse(key, "must be a string")
+    if request.get("commit") is not None and not isinstance(request["commit"], str):
+        raise refuse("commit", "must be a string")
+    run_id, step_id = request["run_id"], request["step_id"]
+    if not RUN_ID.fullmatch(run_id) or run_id in (".", ".."):
+        raise refuse(
+            "run_id", f"{run_id!r} is not a run id (1 to 64 letters, digits, `.`, `_` or `-`)"
+        )
+    if not STEP_ID.fullmatch(step_id):
+        raise refuse(
+            "step_id",
+            f"{step_id!r} is not a step id (letters, digits, `_` and `-`, starting with a "
+            "letter or `_`)",
+        )
+    attempt = request.get("attempt")
+    if request.get("kind") == GUIDED and (
+        not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1
+    ):
+        raise refuse("attempt", f"{attempt!r} is not an attempt number (1 or more)")
 
 
 def new_approval(
@@ -71,6 +108,12 @@ def new_approval(
             request = loads(Path(request_file).read_text(encoding="utf-8"), what="request")
         except (OSError, ValueError) as exc:
             raise UsageError(f"--request {request_file}: {exc}") from None
+        if not isinstance(request, dict):
+            raise UsageError(
+                f"--request {request_file}: not a request file (a JSON object), but a JSON "
+                f"{type(request).__name__}",
+                hint="pass the request file the waiting run wrote for the step",
+            )
     given = {
         "run_id": run_id,
         "step_id": step,
@@ -124,6 +167,7 @@ def new_approval(
                 "digest": "--digest",
             }[name]
             raise UsageError(f"{option} is required (or --request FILE from the waiting run)")
+    _check_request(request, request_file)
 
     if not 0 < valid_minutes <= MAX_VALIDITY.total_seconds() / 60:
         raise UsageError(

@@ -16,9 +16,9 @@ def deployment_options(func: F) -> F:
         click.option(
             "--env",
             "environment",
-            required=True,
             metavar="ENV",
-            help="The environment to deploy to.",
+            help="The environment to deploy to (required: without it, the workflow's "
+            "environments are listed).",
         ),
         click.option(
             "--input",

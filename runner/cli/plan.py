@@ -18,7 +18,7 @@ from runner.gc_pause import gc_paused
 from runner.inputs import parse_pairs
 from runner.options import RunOptions
 from runner.plan_view import outcome, plan_to_json, plan_to_text
-from runner.prepare import apply_policy, prepare
+from runner.prepare import apply_policy, prepare, require_environment
 
 
 def plan_text(
@@ -102,7 +102,7 @@ def plan_result(
 )
 def plan(
     file: str,
-    environment: str,
+    environment: str | None,
     inputs: tuple[str, ...],
     skip: tuple[str, ...],
     output_format: str,
@@ -113,7 +113,7 @@ def plan(
     """Show what a run would do in an environment, step by step, without running anything."""
     return show_plan(
         file,
-        environment,
+        require_environment(file, environment),
         inputs,
         skip,
         assume=assume,

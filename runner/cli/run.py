@@ -12,7 +12,7 @@ from runner.engine import history, session, signals, start
 from runner.engine.run import Run
 from runner.logs.choose import choose_log
 from runner.options import RunOptions
-from runner.prepare import prepare
+from runner.prepare import prepare, require_environment
 
 
 @click.command()
@@ -48,7 +48,7 @@ from runner.prepare import prepare
 )
 def run(
     file: str,
-    environment: str,
+    environment: str | None,
     inputs: tuple[str, ...],
     skip: tuple[str, ...],
     output_format: str,
@@ -63,6 +63,7 @@ def run(
     break_glass: str | None,
 ) -> int:
     """Run a deployment in an environment. Exit codes are listed in `runner --help`."""
+    environment = require_environment(file, environment)
     if dry_run:
         return show_plan(
             file,

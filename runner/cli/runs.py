@@ -187,7 +187,12 @@ def list_command(state_dir: str | None, output_format: str) -> int:
         click.echo(json.dumps(items, indent=2))
         return 0
     if not records:
-        click.echo("no runs recorded")
+        # say where: a newcomer in another folder (or without the CI's artifact) sees why
+        click.echo(f"no runs recorded in {store.state_dir}")
+        click.echo(
+            "(the state folder is .runner in the workspace root: run this inside the checkout, "
+            "or pass --state-dir)"
+        )
     for r in records:
         click.echo(
             f"{r.started_at}  {r.run_id:<28} {r.status:<10} {r.environment:<12} "

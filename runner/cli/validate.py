@@ -25,8 +25,19 @@ def validate_files(paths: list[str], output_format: str) -> tuple[int, str]:
     if output_format == "json":
         report = render_json(diagnostics)
     else:
-        report = render_text(diagnostics, lambda p: lines.get(p, []), color=_color())
+        # a problem of an action the workflow uses is in the action's file
+        report = render_text(
+            diagnostics, lambda p: lines[p] if p in lines else _read_lines(p), color=_color()
+        )
     return (ExitCode.STEP_FAILED if failed else ExitCode.SUCCESS), report
+
+
+def _read_lines(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read().splitlines()
+    except OSError:
+        return []
 
 
 def _color() -> bool:

@@ -4,7 +4,6 @@ record (new, or reloaded by ``engine.resume``) with this process's effects."""
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,15 +17,13 @@ from runner.errors import RefusedError, UsageError
 from runner.git import Git, deployed_commit
 from runner.load.action import load_action
 from runner.load.checks import action_path
-from runner.model import Identity, Workflow
+from runner.model import RUN_ID, Identity, Workflow
 from runner.options import RunOptions
 from runner.prepare import Prepared
 from runner.process import ProcessGroups
 from runner.steps.base import RunLog
 from runner.steps.kinds import step_kinds
 from runner.workspace import recorded_path
-
-RUN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def check_run_id(run_id: str) -> str:

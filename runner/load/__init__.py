@@ -8,7 +8,7 @@ from pathlib import Path
 from runner.errors import Diagnostic, Location, RunnerError, WorkflowError
 from runner.gc_pause import gc_paused
 from runner.load.build import build_workflow
-from runner.load.checks import check_workflow, find_workspace
+from runner.load.checks import check_urls, check_workflow, find_workspace
 from runner.load.expression_checks import check_expressions
 from runner.load.schema import validate_document
 from runner.load.secret_checks import check_secret_outputs
@@ -74,6 +74,7 @@ def _check_file(path: str | Path, raw: bytes | None) -> Loaded:
         check_workflow(workflow, workspace)
         + check_expressions(workflow, doc)
         + check_secret_outputs(workflow, doc)
+        + check_urls(doc)
     )
     diagnostics = sorted(problems, key=Diagnostic.sort_key)
     has_errors = any(d.severity == "error" for d in diagnostics)

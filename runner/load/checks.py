@@ -6,12 +6,16 @@ warning) live in :mod:`runner.load.expression_checks`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from runner.errors import Diagnostic, Location
+from runner.errors import Diagnostic, Location, WorkflowError
+from runner.load.action import load_action
+from runner.load.yaml import Document
 from runner.model import GuidedFailure, Step, Workflow
 from runner.patterns import PatternError, compile_pattern
+from runner.urls import url_problem
 from runner.workspace import workspace_of
 
 
@@ -34,10 +38,22 @@ def check_workflow(workflow: Workflow, workspace: Path) -> list[Diagnostic]:
     return found
 
 
+#: a control character: a newline in a name printed as a log line writes a line of its own (a
+#: GitHub workflow command such as ``::error::``), an escape code rewrites the terminal
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _unique_steps(workflow: Workflow) -> Iterator[Diagnostic]:
     ids: dict[str, Step] = {}
     names: dict[str, Step] = {}
     for step in workflow.steps:
+        if _CONTROL.search(step.name):
+            yield _error(
+                step.at("name"),
+                f"`name` must be a name on one line, without control characters (it is printed "
+                f"as a log line), got {step.name!r}",
+                "schema",
+            )
         if step.id in ids:
             first = ids[step.id].at("id")
             yield _error(
@@ -266,6 +282,9 @@ def action_path(workspace: Path, uses: str) -> Path:
 
 
 def _actions(workflow: Workflow, workspace: Path) -> Iterator[Diagnostic]:
+    """Each action the workflow uses, and each they use in turn, must exist and load: a broken
+    ``action.yml`` (or one that uses itself) validated clean and failed only when run."""
+    loaded: set[str] = set()
     for step in workflow.steps:
         if step.uses and not action_path(workspace, step.uses).is_file():
             yield _error(
@@ -274,6 +293,67 @@ def _actions(workflow: Workflow, workspace: Path) -> Iterator[Diagnostic]:
                 f"{step.uses.removeprefix('./')}/action.yml",
                 "action",
             )
+        elif step.uses:
+            yield from _action_problems(workspace, (step.uses,), loaded)
+
+
+def _action_problems(
+    workspace: Path, chain: tuple[str, ...], loaded: set[str]
+) -> Iterator[Diagnostic]:
+    """The problems of the last action of ``chain`` (the actions that led to it, in order) and of
+    the actions it uses; each action's own problems once (``loaded``)."""
+    uses = chain[-1]
+    if uses in loaded:
+        return
+    loaded.add(uses)
+    try:
+        action = load_action(action_path(workspace, uses))
+    except WorkflowError as exc:
+        yield from exc.diagnostics
+        return
+    for nested in action.steps:
+        if not nested.uses:
+            continue
+        if nested.uses in chain:
+            cycle = " -> ".join((*chain[chain.index(nested.uses) :], nested.uses))
+            yield _error(
+                nested.location,
+                f"action `{uses}` uses `{nested.uses}` again ({cycle}): an action cannot call "
+                "itself; move the shared steps into an action of their own",
+                "action",
+            )
+        elif not action_path(workspace, nested.uses).is_file():
+            yield _error(
+                nested.location,
+                f"action `{nested.uses}` not found: the repository has no "
+                f"{nested.uses.removeprefix('./')}/action.yml",
+                "action",
+            )
+        else:
+            yield from _action_problems(workspace, (*chain, nested.uses), loaded)
+
+
+def check_urls(doc: Document) -> list[Diagnostic]:
+    """The approval server's and the webhooks' URLs (``server: {url}``, ``notify: {url}``) must be
+    ones a request can be sent to: the schema only checks that they start with ``http(s)://``, and
+    ``http://[::1`` passed it, then ended the run in an internal error at its first request."""
+    found: list[Diagnostic] = []
+    pending: list[tuple[tuple[str | int, ...], object]] = [((), doc.data)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                where = (*path, key)
+                if key == "url" and path[-1:] in (("server",), ("notify",)):
+                    problem = url_problem(item) if isinstance(item, str) else None
+                    if problem:
+                        message = f"{problem}; write it in full, e.g. `https://host:8080`"
+                        found.append(Diagnostic(doc.location(where), message, "url"))
+                else:
+                    pending.append((where, item))
+        elif isinstance(value, list):
+            pending.extend(((*path, i), item) for i, item in enumerate(value))
+    return found
 
 
 def find_workspace(workflow_path: Path) -> Path:

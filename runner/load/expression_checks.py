@@ -2,7 +2,8 @@
 
 - syntax, with the contexts GitHub allows at each key (``secrets`` never in ``if:``, status
   functions only in ``if:``);
-- ``steps.<id>`` and ``Octopus.Action[Name]`` references to unknown or later steps;
+- ``steps.<id>`` and ``Octopus.Action[Name]`` references to unknown or later steps, and
+  ``inputs.<name>`` to inputs the workflow does not declare;
 - a warning where an untrusted value (inputs, step outputs, manual notes) is pasted into a ``run``
   script, which can inject shell code; the safe pattern passes it through ``env``;
 - a warning on a bare ``if: steps.x.outputs.approved``: the string ``'false'`` is truthy;
@@ -235,6 +236,26 @@ def _references(
         ):
             yield from _step_reference(
                 workflow, doc, field, offset, node.key.value, steps, by_name=False
+            )
+        elif (
+            isinstance(node, Index)
+            and isinstance(node.target, NamedValue)
+            and node.target.name == "inputs"
+            and isinstance(node.key, Literal)
+            and isinstance(node.key.value, str)
+            and node.key.value.lower() not in {name.lower() for name in workflow.inputs}
+        ):
+            # an input the workflow does not declare is always empty: `inputs.versoin` deployed
+            # release "" without a word (GitHub looks names up ignoring case, as here)
+            declared = ", ".join(workflow.inputs) or "none"
+            yield _at(
+                doc,
+                field.path,
+                field.text,
+                offset,
+                f"input `{node.key.value}` is not declared (inputs: {declared}); fix the name "
+                "or add it under `inputs:`",
+                "reference",
             )
 
 

@@ -278,7 +278,14 @@ class _Converter:
         self.doc.values.setdefault(path, _span(node))
         kind = node.id
         if kind == "scalar":
-            return _scalar(node.tag, node.value, node.style)
+            value = _scalar(node.tag, node.value, node.style)
+            if isinstance(value, float) and math.isnan(value):
+                # NaN passes every bound (`maximum`, `exclusiveMinimum`: each comparison is
+                # false), and a `timeout-minutes: .nan` ended the run in an internal error
+                self._problem(
+                    node, f"`{node.value}` is not a number; write a number, or quote it as text"
+                )
+            return value
         if id(node) in self.open:
             self._refuse(node, "an alias refers to a value that contains it; remove the cycle")
             return None

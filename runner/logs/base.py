@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -43,9 +45,15 @@ class BaseLog:
 
     def write(self, *lines: str) -> None:
         with self.lock:
-            for line in lines:
-                self.stream.write(line + "\n")
-            self.stream.flush()
+            try:
+                for line in lines:
+                    self.stream.write(line + "\n")
+                self.stream.flush()
+            except BrokenPipeError:
+                # the reader went away (`| head`, a pager quit, a CI log stream closed): the
+                # deployment goes on, recorded as always, and is not failed half-way for its
+                # viewer; nothing more is written here
+                self.stream = _discarded(self.stream)
 
     def elapsed(self, step: Step) -> str:
         seconds = time.monotonic() - self.started.get(step.id, time.monotonic())
@@ -177,3 +185,15 @@ def step_line(rec: StepRecord) -> str:
 
 
 __all__ = ["SYMBOLS", "BaseLog", "format_duration", "span", "step_line", "step_time"]
+
+
+def _discarded(stream: TextIO) -> TextIO:
+    """A sink for what would have gone to ``stream``, whose reader is gone. A stream on a file
+    descriptor has it pointed at ``/dev/null`` too, so that the flush at the interpreter's exit
+    does not print "Exception ignored ... BrokenPipeError" (Python's documented recipe,
+    https://docs.python.org/3/library/signal.html#note-on-sigpipe)."""
+    null = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (lives as long as the log)
+    # a stream without a descriptor (a test's StringIO: io.UnsupportedOperation) is just dropped
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(null.fileno(), stream.fileno())
+    return null

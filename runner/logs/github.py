@@ -48,6 +48,17 @@ class GitHubLog(BaseLog):
         #: steps that have had their ``::error`` already (one annotation per failure)
         self.errored: set[str] = set()
 
+    def write(self, *lines: str) -> None:
+        with self.lock:
+            if self.fenced or not any("\n" in line or "\r" in line for line in lines):
+                super().write(*lines)
+                return
+            # a line holding a line break outside the fence (a step's error quoting what its
+            # script wrote, an action's step name, an approver's notes): GitHub reads `\r` and
+            # `\n` each as the end of a line, so the text after one would act as a workflow
+            # command of its writer's choosing; fence it as a step's own output is
+            super().write(f"::stop-commands::{self.token}", *lines, f"::{self.token}::")
+
     def run_started(self, workflow: Workflow, record: RunRecord) -> None:
         self.workflow_path = workflow.path
         self.workflow = workflow

@@ -153,6 +153,16 @@ def _run_created(
                 f"working-directory {script.working_directory!r} does not exist",
                 location=step.at("working-directory"),
             )
+    for name, value in env.items():
+        if "\0" in name or "\0" in value:
+            # from a step's output, `$RUNNER_PATH` or `fromJSON('"\\u0000"')`: the process
+            # cannot be started with it (it was an internal error that left the run `running`)
+            raise StepError(
+                f"environment variable `{name}` holds a NUL character, which a process's "
+                "environment cannot; remove it where the value is made (a step's output, "
+                "`$RUNNER_ENV`, `$RUNNER_PATH` or `env:`)",
+                location=step.at("env"),
+            )
     argv = shell_command(shell, path)
     processor = CommandProcessor()
     refused: list[str] = []
@@ -270,7 +280,15 @@ def read_files(ctx: StepContext, files: Mapping[str, str | Path]) -> StepResult:
             result.env[name] = value
         for message in env_file.refused:
             ctx.log.annotation(ctx.step, "error", message, {})
-        result.path = file_commands.parse_path_file(_read(files["path"]))
+        result.path = []
+        for entry in file_commands.parse_path_file(_read(files["path"])):
+            if "\0" in entry:  # as a NUL in `$RUNNER_ENV`: no later step could be started
+                message = (
+                    "Can't add a PATH entry using '$RUNNER_PATH': it contains a NUL character."
+                )
+                ctx.log.annotation(ctx.step, "error", message, {})
+            else:
+                result.path.append(entry)
         result.summary = ctx.masker.mask(_read(files["summary"]))
     except StepError as exc:
         result.outcome = "failure"

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import pytest
+from helpers.cli import cli_in
+
 from runner.cli.runs import show_text
 from runner.engine.record import RunRecord, RunStatus, StepRecord
 
@@ -28,3 +34,17 @@ def test_a_run_still_going_shows_no_exit_code() -> None:
 def test_a_finished_run_shows_its_exit_code() -> None:
     first = show_text(record(RunStatus.FAILURE, 1), {}).splitlines()[0]
     assert first == "run r1: Deploy -> staging: failure (exit 1)"
+
+
+def test_an_empty_history_says_where_it_looked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "no runs recorded" alone did not say which folder was read, from a folder outside the clone
+    environ = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    result = cli_in(monkeypatch, tmp_path, environ, "runs", "list")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == (
+        f"no runs recorded in {tmp_path / '.runner'}\n"
+        "(the state folder is .runner in the workspace root: run this inside the checkout, "
+        "or pass --state-dir)\n"
+    )

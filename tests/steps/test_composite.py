@@ -245,27 +245,38 @@ def test_failing_nested_step(workspace: Workspace) -> None:
 
 
 def test_actions_nesting_too_deep(workspace: Workspace) -> None:
-    workspace.action(
-        "loop",
-        """
-        name: Loop
-        runs:
-          using: composite
-          steps:
-            - uses: ./actions/loop
-        """,
-    )
+    # a chain of distinct actions (an action that uses itself is refused when the workflow loads)
+    for n in range(12):
+        workspace.action(
+            f"a{n}",
+            f"""
+            name: A{n}
+            runs:
+              using: composite
+              steps:
+                - uses: ./actions/a{n + 1}
+            """
+            if n < 11
+            else """
+            name: Last
+            runs:
+              using: composite
+              steps:
+                - run: echo deep
+                  shell: bash
+            """,
+        )
     result = workspace.run(
         """
-        name: loop
+        name: deep
         steps:
-          - id: loop
-            name: Loop
-            uses: ./actions/loop
+          - id: deep
+            name: Deep
+            uses: ./actions/a0
         """
     )
     assert result.code == 1
-    assert result.step("loop").error == "actions nest more than 10 deep at ./actions/loop"
+    assert result.step("deep").error == "actions nest more than 10 deep at ./actions/a10"
 
 
 # -- the project's actions against loopback servers -------------------------------------------
