@@ -206,10 +206,15 @@ def big_rows(
             f"{a}..{b}": (timed[b] - timed[a]) / (b - a) * 1000 for a, b in itertools.pairwise(done)
         }
         linear = None
+        inconclusive = False
         if len(done) >= 3:
             m_first = (timed[done[1]] - timed[done[0]]) / (done[1] - done[0])
             m_last = (timed[done[-1]] - timed[done[-2]]) / (done[-1] - done[-2])
             linear = m_last / m_first if m_first > 0 else None
+            # the first interval's cost was below the machine's noise (at --quick sizes, 250
+            # more steps cost about 25 ms against swings of 50 ms): no ratio, and not a lost
+            # figure either (one lost because a size timed out is a regression)
+            inconclusive = linear is None
         rows.append(
             row(
                 f"load: {command} linearity {sizes[0]}..{sizes[-1]}",
@@ -227,6 +232,7 @@ def big_rows(
                     "marginal_per_step_ms": marginal,
                     "per_step_ms": {str(n): timed[n] / n * 1000 for n in done},
                     "note": None if len(done) == len(sizes) else "some sizes timed out",
+                    "inconclusive": inconclusive,
                 },
             )
         )

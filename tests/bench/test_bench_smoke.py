@@ -6,11 +6,13 @@ No timing is asserted here: figures depend on the machine; ``python bench/run.py
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from helpers.paths import ROOT
 
 RUN = ROOT / "bench" / "run.py"
@@ -94,3 +96,33 @@ def test_committed_baseline_is_valid_json_of_ratios() -> None:
     assert data["ratios"]
     # a waiting runner uses no measurable CPU: its ratio is 0
     assert all(isinstance(v, int | float) and v >= 0 for v in data["ratios"].values())
+
+
+def test_a_figure_lost_to_a_timeout_fails_the_check_and_one_below_the_noise_does_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A linearity ratio whose first interval cost nothing measurable (at ``--quick`` sizes,
+    250 more steps against the machine's swings) has no figure: that is not a regression, as a
+    size that timed out is."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    bench = importlib.import_module("run")
+    from common import row
+
+    def linearity(inconclusive: bool) -> dict[str, object]:
+        return row(
+            "load: plan linearity 250..1000",
+            value=None,
+            unit="x",
+            reference=1.0,
+            reference_label="",
+            ratio=None,
+            goal="<= 1.5",
+            met=False,
+            details={"inconclusive": inconclusive},
+        )
+
+    baseline = {"ratios": {"load: plan linearity 250..1000": 0.88}}
+    assert bench.check_baseline([linearity(True)], baseline) == []
+    assert bench.check_baseline([linearity(False)], baseline) == [
+        "load: plan linearity 250..1000: no figure (baseline 0.88)"
+    ]
