@@ -247,4 +247,12 @@ def run(quick: bool) -> list[dict[str, Any]]:
         folder = Path(temp)
         rows = seed_rows(5 if quick else 10, folder / "state")
         rows += big_rows(sizes_of, 3, 30.0 if quick else 120.0, folder / "state", folder / "work")
+    if quick:
+        for found in rows:
+            if found["name"].startswith("load: plan linearity"):
+                # 250 more steps cost about 25 ms against swings of 50 ms here: the ratio of two
+                # such differences went from undefined to 4.7 between runs of the same code.
+                # Not checked against the baseline; "plan 1000 steps" (a ratio to composing the
+                # YAML) is, and a cost per step that grows would show there as well
+                found["details"]["inconclusive"] = True
     return rows

@@ -226,6 +226,40 @@ def check_baseline(rows: list[dict[str, Any]], baseline: dict[str, Any]) -> list
     return failures
 
 
+def measure(name: str, quick: bool, errors: dict[str, str]) -> list[dict[str, Any]]:
+    """The rows of benchmark ``name``; a crash is noted in ``errors`` (exit 2), not raised."""
+    print(f"== {name}", flush=True)
+    try:
+        return internal(name)(quick) if name in INTERNAL else external(name, quick)
+    except Exception as exc:
+        traceback.print_exc()
+        errors[name] = f"{type(exc).__name__}: {exc}"
+        return []
+
+
+def confirmed(
+    failures: list[str],
+    rows: list[dict[str, Any]],
+    made_by: dict[str, str],
+    baseline: dict[str, Any],
+    quick: bool,
+) -> list[str]:
+    """The failures that a second measurement of their benchmarks shows again, row for row:
+    these machines are noisy, and a regression is one that stays."""
+    first = {r["name"]: check_baseline([r], baseline) for r in rows}
+    failing = sorted(name for name, found in first.items() if found)
+    again: dict[str, dict[str, Any]] = {}
+    for bench in sorted({made_by[name] for name in failing if name in made_by}):
+        print(f"== {bench} again, to confirm: {', '.join(failing)}", flush=True)
+        again.update({r["name"]: r for r in measure(bench, quick, {})})
+    print_table([again[name] for name in failing if name in again])
+    still: list[str] = []
+    for name in failing:
+        # a row the second measurement did not give (it crashed or timed out again) stays
+        still += check_baseline([again[name]], baseline) if name in again else first[name]
+    return still if failing else failures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats (CI)")
@@ -254,18 +288,17 @@ def main() -> int:
     rows: list[dict[str, Any]] = []
     errors: dict[str, str] = {}
     timings: dict[str, float] = {}
+    #: which benchmark made each row (a regression is measured again by its benchmark)
+    made_by: dict[str, str] = {}
     for name in selected:
         if name in EXTERNAL and not (HERE / f"{name}.py").exists():
             print(f"== {name}: bench/{name}.py is not there; skipped", flush=True)
             continue
-        print(f"== {name}", flush=True)
         started = time.perf_counter()
-        try:
-            rows += internal(name)(args.quick) if name in INTERNAL else external(name, args.quick)
-        except Exception as exc:
-            traceback.print_exc()
-            errors[name] = f"{type(exc).__name__}: {exc}"
+        found = measure(name, args.quick, errors)
         timings[name] = time.perf_counter() - started
+        made_by.update({r["name"]: name for r in found})
+        rows += found
 
     print()
     print_table(rows)
@@ -307,7 +340,10 @@ def main() -> int:
         if not args.baseline.exists():
             print(f"no {args.baseline} to check against")
             return 1
-        failures = check_baseline(rows, json.loads(args.baseline.read_text()))
+        baseline_data = json.loads(args.baseline.read_text())
+        failures = check_baseline(rows, baseline_data)
+        if failures:
+            failures = confirmed(failures, rows, made_by, baseline_data, args.quick)
         for failure in failures:
             print(f"REGRESSION {failure}")
         if failures:

@@ -126,3 +126,40 @@ def test_a_figure_lost_to_a_timeout_fails_the_check_and_one_below_the_noise_does
     assert bench.check_baseline([linearity(False)], baseline) == [
         "load: plan linearity 250..1000: no figure (baseline 0.88)"
     ]
+
+
+def test_a_regression_counts_only_when_measuring_it_again_shows_it_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    bench = importlib.import_module("run")
+    from common import row
+
+    def figure(name: str, ratio: float) -> dict[str, object]:
+        return row(
+            name,
+            value=ratio,
+            unit="x",
+            reference=1.0,
+            reference_label="",
+            ratio=ratio,
+            goal="info",
+            met=None,
+        )
+
+    baseline = {"ratios": {"a": 1.0, "b": 1.0, "c": 1.0}}
+    first = [figure("a", 5.0), figure("b", 5.0), figure("c", 1.0)]
+    failures = bench.check_baseline(first, baseline)
+    assert [f.split(":")[0] for f in failures] == ["a", "b"]
+    measured: list[str] = []
+
+    def again(name: str, quick: bool, errors: dict[str, str]) -> list[dict[str, object]]:
+        measured.append(name)
+        return [figure("a", 1.1), figure("c", 9.0)]  # "a" was noise; "b" is lost this time
+
+    monkeypatch.setattr(bench, "measure", again)
+    made_by = {"a": "one", "b": "two", "c": "one"}
+    kept = bench.confirmed(failures, first, made_by, baseline, True)
+    assert sorted(measured) == ["one", "two"]
+    # "c" passed the first time: only what failed twice (or could not be measured again) counts
+    assert [f.split(":")[0] for f in kept] == ["b"]
