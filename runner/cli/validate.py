@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from runner.cli.main import source_lines
 from runner.diagnostics import render_json, render_text
 from runner.errors import ExitCode
 from runner.load import check_file
@@ -27,17 +28,9 @@ def validate_files(paths: list[str], output_format: str) -> tuple[int, str]:
     else:
         # a problem of an action the workflow uses is in the action's file
         report = render_text(
-            diagnostics, lambda p: lines[p] if p in lines else _read_lines(p), color=_color()
+            diagnostics, lambda p: lines[p] if p in lines else source_lines(p), color=_color()
         )
     return (ExitCode.STEP_FAILED if failed else ExitCode.SUCCESS), report
-
-
-def _read_lines(path: str) -> list[str]:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read().splitlines()
-    except OSError:
-        return []
 
 
 def _color() -> bool:
