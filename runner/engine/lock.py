@@ -72,16 +72,12 @@ class LocalLock:
         (a newer runner's, a damaged one) is held by someone unknown: never taken as free."""
         try:
             raw = read_file(self.path, what="lock file", limit=LOCK_FILE_BYTES)
+            return LockInfo(**loads(raw.decode("utf-8"), what="the lock file"))
         except FileNotFoundError:
             return None
         except OSError as exc:
             return _unknown(f"cannot be read ({exc.strerror or exc})")
-        except ValueError:
-            return _unknown("is not a lock file this runner can read")
-        try:
-            data = loads(raw.decode("utf-8"), what="the lock file")
-            return LockInfo(**data)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError):  # too large, not a regular file, not a lock file
             return _unknown("is not a lock file this runner can read")
 
     def _stale(self, info: LockInfo) -> str | None:
