@@ -16,10 +16,15 @@ Scalar = str | int | float | bool
 SourceName = Literal["server", "file", "prompt"]
 SOURCE_NAMES: tuple[SourceName, ...] = ("server", "file", "prompt")
 #: a run id: it names a folder of the state folder (and an approval file's), so nothing else
-#: (``.`` and ``..`` are refused besides)
+#: (``.`` and ``..`` are refused besides: :func:`is_run_id`)
 RUN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 #: a step id, as the workflow schema has it (``steps[].id``)
 STEP_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+def is_run_id(value: str) -> bool:
+    """Whether ``value`` can name a run: a folder of the state folder, and nothing else."""
+    return RUN_ID.fullmatch(value) is not None and value not in (".", "..")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from runner.bounded import loads
 from runner.errors import GitError, UsageError
 from runner.git import Git
 from runner.inputs import parse_pairs
-from runner.model import RUN_ID, STEP_ID
+from runner.model import STEP_ID, is_run_id
 
 if TYPE_CHECKING:
     from runner.approvals.verify import SignedFileReport
@@ -62,7 +62,7 @@ def _check_request(request: dict[str, Any], request_file: str | None) -> None:
     if request.get("commit") is not None and not isinstance(request["commit"], str):
         raise refuse("commit", "must be a string")
     run_id, step_id = request["run_id"], request["step_id"]
-    if not RUN_ID.fullmatch(run_id) or run_id in (".", ".."):
+    if not is_run_id(run_id):
         raise refuse(
             "run_id", f"{run_id!r} is not a run id (1 to 64 letters, digits, `.`, `_` or `-`)"
         )

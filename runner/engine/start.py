@@ -17,7 +17,7 @@ from runner.errors import RefusedError, UsageError
 from runner.git import Git, deployed_commit
 from runner.load.action import load_action
 from runner.load.checks import action_path
-from runner.model import RUN_ID, Identity, Workflow
+from runner.model import Identity, Workflow, is_run_id
 from runner.options import RunOptions
 from runner.prepare import Prepared
 from runner.process import ProcessGroups
@@ -29,7 +29,7 @@ from runner.workspace import recorded_path
 def check_run_id(run_id: str) -> str:
     """``run_id``, if it can name a folder of the state folder and nothing else; else a usage
     error."""
-    if not RUN_ID.fullmatch(run_id) or run_id in (".", ".."):
+    if not is_run_id(run_id):
         raise UsageError(
             f"run id {run_id!r} is not valid",
             hint="use 1 to 64 letters, digits, `.`, `_` or `-`",
