@@ -153,16 +153,6 @@ def _run_created(
                 f"working-directory {script.working_directory!r} does not exist",
                 location=step.at("working-directory"),
             )
-    for name, value in env.items():
-        if "\0" in name or "\0" in value:
-            # from a step's output, `$RUNNER_PATH` or `fromJSON('"\\u0000"')`: the process
-            # cannot be started with it (it was an internal error that left the run `running`)
-            raise StepError(
-                f"environment variable `{name}` holds a NUL character, which a process's "
-                "environment cannot; remove it where the value is made (a step's output, "
-                "`$RUNNER_ENV`, `$RUNNER_PATH` or `env:`)",
-                location=step.at("env"),
-            )
     argv = shell_command(shell, path)
     processor = CommandProcessor()
     refused: list[str] = []
@@ -180,15 +170,29 @@ def _run_created(
         handle_line(ctx, processor, line, refused)
 
     timeout = script.timeout_minutes * 60 if script.timeout_minutes else None
-    outcome = run_process(
-        argv,
-        env=env,
-        cwd=str(cwd),
-        on_line=on_line,
-        timeout=timeout,
-        groups=ctx.groups,
-        after_cancel=after_cancel,
-    )
+    try:
+        outcome = run_process(
+            argv,
+            env=env,
+            cwd=str(cwd),
+            on_line=on_line,
+            timeout=timeout,
+            groups=ctx.groups,
+            after_cancel=after_cancel,
+        )
+    except ValueError:
+        # `Popen` refuses an environment holding a NUL ("embedded null byte"), from a step's
+        # output, `$RUNNER_PATH` or `fromJSON('"\\u0000"')`: it was an internal error that left
+        # the run `running`. Looked for only then: a scan before every step cost every step
+        nul = next((name for name, value in env.items() if "\0" in name or "\0" in value), None)
+        if nul is None:
+            raise
+        raise StepError(
+            f"environment variable `{nul}` holds a NUL character, which a process's "
+            "environment cannot; remove it where the value is made (a step's output, "
+            "`$RUNNER_ENV`, `$RUNNER_PATH` or `env:`)",
+            location=step.at("env"),
+        ) from None
     result = read_files(ctx, files)
     result.exit_code = outcome.exit_code
     if outcome.cancelled:
