@@ -238,7 +238,6 @@ def measure(name: str, quick: bool, errors: dict[str, str]) -> list[dict[str, An
 
 
 def confirmed(
-    failures: list[str],
     rows: list[dict[str, Any]],
     made_by: dict[str, str],
     baseline: dict[str, Any],
@@ -257,7 +256,7 @@ def confirmed(
     for name in failing:
         # a row the second measurement did not give (it crashed or timed out again) stays
         still += check_baseline([again[name]], baseline) if name in again else first[name]
-    return still if failing else failures
+    return still
 
 
 def main() -> int:
@@ -343,7 +342,7 @@ def main() -> int:
         baseline_data = json.loads(args.baseline.read_text())
         failures = check_baseline(rows, baseline_data)
         if failures:
-            failures = confirmed(failures, rows, made_by, baseline_data, args.quick)
+            failures = confirmed(rows, made_by, baseline_data, args.quick)
         for failure in failures:
             print(f"REGRESSION {failure}")
         if failures:

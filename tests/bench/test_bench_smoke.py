@@ -159,7 +159,7 @@ def test_a_regression_counts_only_when_measuring_it_again_shows_it_again(
 
     monkeypatch.setattr(bench, "measure", again)
     made_by = {"a": "one", "b": "two", "c": "one"}
-    kept = bench.confirmed(failures, first, made_by, baseline, True)
+    kept = bench.confirmed(first, made_by, baseline, True)
     assert sorted(measured) == ["one", "two"]
     # "c" passed the first time: only what failed twice (or could not be measured again) counts
     assert [f.split(":")[0] for f in kept] == ["b"]
