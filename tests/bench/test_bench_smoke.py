@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from helpers.paths import ROOT
@@ -98,28 +99,39 @@ def test_committed_baseline_is_valid_json_of_ratios() -> None:
     assert all(isinstance(v, int | float) and v >= 0 for v in data["ratios"].values())
 
 
+@pytest.fixture
+def bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """``bench/run.py`` as a module (its own imports, ``common``, found beside it)."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    return importlib.import_module("run")
+
+
+def figure(name: str, ratio: float | None, **details: object) -> dict[str, object]:
+    """A row of the table with only what the baseline check reads."""
+    row = importlib.import_module("common").row
+    found: dict[str, object] = row(
+        name,
+        value=ratio,
+        unit="x",
+        reference=1.0,
+        reference_label="",
+        ratio=ratio,
+        goal="info",
+        met=None,
+        details=details,
+    )
+    return found
+
+
 def test_a_figure_lost_to_a_timeout_fails_the_check_and_one_below_the_noise_does_not(
-    monkeypatch: pytest.MonkeyPatch,
+    bench: ModuleType,
 ) -> None:
     """A linearity ratio whose first interval cost nothing measurable (at ``--quick`` sizes,
     250 more steps against the machine's swings) has no figure: that is not a regression, as a
     size that timed out is."""
-    monkeypatch.syspath_prepend(str(ROOT / "bench"))
-    bench = importlib.import_module("run")
-    from common import row
 
     def linearity(inconclusive: bool) -> dict[str, object]:
-        return row(
-            "load: plan linearity 250..1000",
-            value=None,
-            unit="x",
-            reference=1.0,
-            reference_label="",
-            ratio=None,
-            goal="<= 1.5",
-            met=False,
-            details={"inconclusive": inconclusive},
-        )
+        return figure("load: plan linearity 250..1000", None, inconclusive=inconclusive)
 
     baseline = {"ratios": {"load: plan linearity 250..1000": 0.88}}
     assert bench.check_baseline([linearity(True)], baseline) == []
@@ -129,24 +141,8 @@ def test_a_figure_lost_to_a_timeout_fails_the_check_and_one_below_the_noise_does
 
 
 def test_a_regression_counts_only_when_measuring_it_again_shows_it_again(
-    monkeypatch: pytest.MonkeyPatch,
+    bench: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.syspath_prepend(str(ROOT / "bench"))
-    bench = importlib.import_module("run")
-    from common import row
-
-    def figure(name: str, ratio: float) -> dict[str, object]:
-        return row(
-            name,
-            value=ratio,
-            unit="x",
-            reference=1.0,
-            reference_label="",
-            ratio=ratio,
-            goal="info",
-            met=None,
-        )
-
     baseline = {"ratios": {"a": 1.0, "b": 1.0, "c": 1.0}}
     first = [figure("a", 5.0), figure("b", 5.0), figure("c", 1.0)]
     failures = bench.check_baseline(first, baseline)
