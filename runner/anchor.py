@@ -24,10 +24,10 @@ workflow names it. A mismatch is refused before anything runs.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from msgspec import Struct, structs
 
 from runner.approvals.trust import check_ref_name
 from runner.ci import in_ci
@@ -51,8 +51,7 @@ FIX = (
 )
 
 
-@dataclass(frozen=True)
-class Anchor:
+class Anchor(Struct, frozen=True):
     ref: str
     policy: str
     people: str
@@ -99,9 +98,9 @@ def anchor_workflow(
     if trust is None:
         anchored = Trust(people=anchor.people, ref=anchor.ref, policy=anchor.policy, anchored=True)
     else:
-        anchored = dataclasses.replace(trust, ref=anchor.ref, policy=anchor.policy, anchored=True)
-    approvals = dataclasses.replace(workflow.approvals, trust=anchored)
-    return dataclasses.replace(workflow, approvals=approvals)
+        anchored = structs.replace(trust, ref=anchor.ref, policy=anchor.policy, anchored=True)
+    approvals = structs.replace(workflow.approvals, trust=anchored)
+    return structs.replace(workflow, approvals=approvals)
 
 
 def anchor_server(

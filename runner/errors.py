@@ -39,9 +39,10 @@ the deployment lock, a trust ref that cannot be read, an approver's ``runner app
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import IntEnum
 from typing import Protocol
+
+from msgspec import Struct
 
 
 class ExitCode(IntEnum):
@@ -62,8 +63,7 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130
 
 
-@dataclass(frozen=True, order=True)
-class Location:
+class Location(Struct, frozen=True, order=True):
     """A position in a source file: 1-based line and column, as shown to people."""
 
     path: str
@@ -241,8 +241,7 @@ class InputLimitError(ValueError):
         self.column = column
 
 
-@dataclass(frozen=True)
-class Diagnostic:
+class Diagnostic(Struct, frozen=True):
     """One problem in a file, shown as ``path:line:col: message [kind]``."""
 
     location: Location

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Literal
+
+from msgspec import Struct, field
 
 from runner.errors import Location
 
@@ -27,8 +28,7 @@ def is_run_id(value: str) -> bool:
     return RUN_ID.fullmatch(value) is not None and value not in (".", "..")
 
 
-@dataclass(frozen=True)
-class Input:
+class Input(Struct, frozen=True):
     name: str
     type: Literal["string", "number", "boolean", "choice"] = "string"
     required: bool = False
@@ -39,8 +39,7 @@ class Input:
     location: Location | None = None
 
 
-@dataclass(frozen=True)
-class ScopedValue:
+class ScopedValue(Struct, frozen=True):
     """One value of a variable: literal or read from the process environment, maybe scoped."""
 
     value: str | None = None
@@ -50,8 +49,7 @@ class ScopedValue:
     location: Location | None = None
 
 
-@dataclass(frozen=True)
-class Variable:
+class Variable(Struct, frozen=True):
     name: str
     values: tuple[ScopedValue, ...]
     location: Location | None = None
@@ -61,22 +59,19 @@ class Variable:
         return any(v.secret for v in self.values)
 
 
-@dataclass(frozen=True)
-class Output:
+class Output(Struct, frozen=True):
     name: str
     value: str
     description: str = ""
     location: Location | None = None
 
 
-@dataclass(frozen=True)
-class Webhook:
+class Webhook(Struct, frozen=True):
     url: str | None = None
     url_env: str | None = None
 
 
-@dataclass(frozen=True)
-class Trust:
+class Trust(Struct, frozen=True):
     """Where identity and keys come from; paths are read from ``ref`` (a protected branch/tag)."""
 
     people: str
@@ -91,15 +86,13 @@ class Trust:
     anchored: bool = False
 
 
-@dataclass(frozen=True)
-class ServerSource:
+class ServerSource(Struct, frozen=True):
     url: str
     token_env: str | None = None
     ca_bundle: str | None = None
 
 
-@dataclass(frozen=True)
-class FileSource:
+class FileSource(Struct, frozen=True):
     path: str = "approvals"
     remote: str | None = None
     branch: str | None = None
@@ -107,8 +100,7 @@ class FileSource:
     poll_seconds: float = 3.0
 
 
-@dataclass(frozen=True)
-class Approvals:
+class Approvals(Struct, frozen=True):
     trust: Trust | None = None
     server: ServerSource | None = None
     file: FileSource | None = None
@@ -128,8 +120,7 @@ class Approvals:
         return tuple(names) or ("prompt",)
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(Struct, frozen=True):
     """A typed value the approver gives with their decision; it becomes a step output."""
 
     name: str
@@ -142,14 +133,12 @@ class Field:
     default: Scalar | None = None
 
 
-@dataclass(frozen=True)
-class Quorum:
+class Quorum(Struct, frozen=True):
     team: str
     count: int
 
 
-@dataclass(frozen=True)
-class Manual:
+class Manual(Struct, frozen=True):
     title: str = ""
     instructions: str = ""
     teams: tuple[str, ...] = ()
@@ -168,8 +157,7 @@ GuidedChoice = Literal["retry", "skip", "fail"]
 GUIDED_CHOICES: tuple[GuidedChoice, ...] = ("retry", "skip", "fail")
 
 
-@dataclass(frozen=True)
-class GuidedFailure:
+class GuidedFailure(Struct, frozen=True):
     """Octopus's guided failure mode: a failed step waits for a person to retry it, skip it (it
     stays ``Failed`` and the run goes on) or fail the deployment, through the approval sources."""
 
@@ -187,8 +175,7 @@ class GuidedFailure:
     location: Location | None = None
 
 
-@dataclass(frozen=True)
-class Retry:
+class Retry(Struct, frozen=True):
     attempts: int
     delay_seconds: float = 0.0
 
@@ -196,8 +183,7 @@ class Retry:
 StepKind = Literal["run", "uses", "manual"]
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(Struct, frozen=True):
     id: str
     name: str
     kind: StepKind
@@ -234,8 +220,7 @@ class Step:
         return self.required or bool(self.manual and (self.manual.teams or self.manual.require))
 
 
-@dataclass(frozen=True)
-class Workflow:
+class Workflow(Struct, frozen=True):
     name: str
     path: str
     digest: str
@@ -262,8 +247,7 @@ class Workflow:
         return None
 
 
-@dataclass(frozen=True)
-class Identity:
+class Identity(Struct, frozen=True):
     """A person as the people-and-teams file knows them (or as CI / git names them)."""
 
     id: str = ""

@@ -3,11 +3,10 @@ pass it to the engine, the step kinds and the approval sources."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from msgspec import Struct
 
 
-@dataclass(frozen=True)
-class RunOptions:
+class RunOptions(Struct, frozen=True):
     #: ``--detach-on-wait``: save the run and exit 75 at a manual step instead of waiting
     detach_on_wait: bool = False
     #: ``--insecure-local-trust``: read trust files from the working tree (a local try only)

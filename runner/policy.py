@@ -18,13 +18,13 @@ Evaluation (:func:`evaluate`) is pure: the ref, the clock and the history are pa
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from msgspec import Struct, structs
 
 from runner.anchor import has_policy
 from runner.approvals.trust import TrustFiles, refuse_deployed_commit
@@ -42,8 +42,7 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 POLICY_STEP_ID = "policy-approval"
 
 
-@dataclass(frozen=True)
-class Check:
+class Check(Struct, frozen=True):
     rule: str  # allowed-refs | freeze | promotion | approval
     ok: bool
     message: str
@@ -51,8 +50,7 @@ class Check:
     overridden: bool = False
 
 
-@dataclass(frozen=True)
-class BreakGlass:
+class BreakGlass(Struct, frozen=True):
     """Who overrode which rules, why and when: kept in the run record and listed for review."""
 
     by: str
@@ -70,8 +68,7 @@ class BreakGlass:
         }
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(Struct, frozen=True):
     environment: str
     checks: tuple[Check, ...]
     break_glass: BreakGlass | None = None
@@ -85,8 +82,7 @@ class Verdict:
         return "; ".join(f"policy rule `{c.rule}`: {c.message}" for c in failed)
 
 
-@dataclass(frozen=True)
-class FreezeWindow:
+class FreezeWindow(Struct, frozen=True):
     """A time no run may start: one-off (``from``, ``to``) or weekly (``days``, ``start``,
     ``end`` in ``time-zone``)."""
 
@@ -118,8 +114,7 @@ class FreezeWindow:
         )
 
 
-@dataclass(frozen=True)
-class PolicyApproval:
+class PolicyApproval(Struct, frozen=True):
     """The manual intervention a policy puts before the first step."""
 
     title: str | None = None
@@ -130,8 +125,7 @@ class PolicyApproval:
     timeout_minutes: float | None = None
 
 
-@dataclass(frozen=True)
-class EnvironmentPolicy:
+class EnvironmentPolicy(Struct, frozen=True):
     """What one environment's policy demands (``docs/policy.md``)."""
 
     allowed_refs: tuple[str, ...] = ()
@@ -163,8 +157,7 @@ class EnvironmentPolicy:
         )
 
 
-@dataclass(frozen=True)
-class Policy:
+class Policy(Struct, frozen=True):
     """A policy file: the rules of each environment it names."""
 
     #: only environments with rules (an empty mapping, like no entry, asks for nothing)
@@ -410,8 +403,8 @@ def with_policy_approval(workflow: Workflow, policy: Policy | None, environment:
         manual=manual,
         location=workflow.location,
     )
-    steps = (gate, *(dataclasses.replace(s, index=s.index + 1) for s in workflow.steps))
-    return dataclasses.replace(workflow, steps=steps)
+    steps = (gate, *(structs.replace(s, index=s.index + 1) for s in workflow.steps))
+    return structs.replace(workflow, steps=steps)
 
 
 def current_ref(environ: Mapping[str, str], git: GitReader) -> str | None:

@@ -3,13 +3,13 @@ command line against it (environment, inputs, ``--skip``), then resolve variable
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from msgspec import Struct, structs
 
 from runner import policy
 from runner.actor import current_actor
@@ -24,8 +24,7 @@ from runner.policy import Verdict
 from runner.variables.resolve import VariableSet, resolve
 
 
-@dataclass(frozen=True)
-class Prepared:
+class Prepared(Struct, frozen=True):
     loaded: Loaded
     workflow: Workflow
     environment: str
@@ -178,4 +177,4 @@ def apply_policy(
         break_glass=break_glass,
     )
     gated = policy.with_policy_approval(workflow, document, prepared.environment)
-    return dataclasses.replace(prepared, workflow=gated, policy=verdict)
+    return structs.replace(prepared, workflow=gated, policy=verdict)

@@ -18,9 +18,10 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+from msgspec import Struct
 
 from runner.cancel import Cancellation
 
@@ -42,8 +43,7 @@ def child_environment(env: Mapping[str, str] | None) -> dict[str, str]:
     return {name: value for name, value in source.items() if name not in RUNNER_ONLY}
 
 
-@dataclass(frozen=True)
-class ProcessResult:
+class ProcessResult(Struct, frozen=True):
     exit_code: int
     timed_out: bool = False
     cancelled: bool = False
@@ -311,8 +311,7 @@ CAPTURE_LIMIT = 16 * 1024 * 1024
 STDERR_LIMIT = 64 * 1024
 
 
-@dataclass(frozen=True)
-class Captured:
+class Captured(Struct, frozen=True):
     """A short-lived program that ran to its end (whatever its exit code)."""
 
     argv: tuple[str, ...]

@@ -37,8 +37,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from msgspec import Struct
 
 from runner.approvals import sshsig
 from runner.approvals.sshkeys import CERT_KEY_TYPES, KNOWN_KEY_TYPES, PublicKey, SSHFormatError
@@ -54,8 +55,7 @@ _WHITESPACE = " \t"
 _TIME_RE = re.compile(r"(\d{8}|\d{12}|\d{14})(?:Z|UTC)?", re.IGNORECASE | re.ASCII)
 
 
-@dataclass(frozen=True)
-class AllowedSigner:
+class AllowedSigner(Struct, frozen=True):
     """One line of an allowed_signers file.
 
     ``namespaces`` is ``None`` when the line allows every namespace; ``valid_after`` and
@@ -92,8 +92,7 @@ class AllowedSigner:
         return None
 
 
-@dataclass(frozen=True)
-class VerifiedSignature:
+class VerifiedSignature(Struct, frozen=True):
     """A signature that verified against a trusted, unrevoked, currently valid key."""
 
     principal: str
@@ -200,8 +199,7 @@ def _exact_list(value: str, what: str) -> tuple[str, ...]:
     return items
 
 
-@dataclass
-class _Options:
+class _Options(Struct):
     namespaces: tuple[str, ...] | None = None
     valid_after: datetime | None = None
     valid_before: datetime | None = None

@@ -28,7 +28,8 @@ which a tag can shadow a branch.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from runner.errors import ApprovalError
 from runner.git import GitReader, exact_ref
@@ -44,8 +45,7 @@ MAX_FILE_BYTES = 64 * 1024
 MAX_TIPS = 64
 
 
-@dataclass(frozen=True)
-class Version:
+class Version(Struct, frozen=True):
     """One version of an approval file and the signature that sat beside it (None: no .sig)."""
 
     name: str

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from msgspec import Struct, field
+from msgspec.structs import asdict
 
 from runner.approvals import sshsig
 from runner.approvals.allowed_signers import verify_approval_signature
@@ -32,8 +34,7 @@ NAMESPACE = "runner-approval"
 MAX_BODY_BYTES = 64 * 1024
 
 
-@dataclass(frozen=True)
-class ApprovalBody:
+class ApprovalBody(Struct, frozen=True):
     run_id: str
     step_id: str
     environment: str
@@ -69,7 +70,7 @@ class ApprovalBody:
         return parse_instant(self.expires_at, "expires_at")
 
 
-_KEYS = {f for f in ApprovalBody.__dataclass_fields__}
+_KEYS = set(ApprovalBody.__struct_fields__)
 #: ``commit`` must be present (null when the run knows no commit): a body that leaves out a
 #: bound field is refused, never filled in with a default
 _REQUIRED = _KEYS - {"notes", "fields", "kind", "attempt"}
@@ -247,8 +248,7 @@ def new_body(
     )
 
 
-@dataclass(frozen=True)
-class SignedApproval:
+class SignedApproval(Struct, frozen=True):
     body: ApprovalBody
     raw: bytes
     principal: str

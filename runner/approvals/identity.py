@@ -19,8 +19,9 @@ is not a person is an error, because a typo here decides who may approve a deplo
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
+
+from msgspec import Struct, field
 
 from runner.errors import Diagnostic, Location, WorkflowError
 from runner.load.yaml import LoadError, load_yaml
@@ -29,8 +30,7 @@ from runner.model import Identity
 _PERSON_KEYS = {"id", "username", "display-name", "email", "ssh-principals", "ci-logins"}
 
 
-@dataclass(frozen=True)
-class Person:
+class Person(Struct, frozen=True):
     id: str
     username: str
     display_name: str
@@ -42,8 +42,7 @@ class Person:
         return Identity(self.id, self.username, self.display_name, self.email)
 
 
-@dataclass(frozen=True)
-class Directory:
+class Directory(Struct, frozen=True):
     people: tuple[Person, ...] = ()
     teams: Mapping[str, frozenset[str]] = field(default_factory=dict)
     source: str = ""

@@ -14,21 +14,20 @@ people, and a decision that is not one of the request's ``choices`` is refused.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+
+from msgspec import Struct, field
 
 from runner.approvals.identity import Directory, Person, eligible
 from runner.approvals.request import FieldSpec, Interruption, Submission
 from runner.patterns import fullmatch
 
 
-@dataclass(frozen=True)
-class Accepted:
+class Accepted(Struct, frozen=True):
     submission: Submission
     person: Person
 
 
-@dataclass(frozen=True)
-class Refused:
+class Refused(Struct, frozen=True):
     submission: Submission
     reason: str
     #: which rule refused it, for a caller that answers each rule its own way (the server)
@@ -37,8 +36,7 @@ class Refused:
     detail: str = ""
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(Struct, frozen=True):
     state: str  # "waiting" | "approved" | "aborted"
     accepted: tuple[Accepted, ...] = ()
     refused: tuple[Refused, ...] = ()

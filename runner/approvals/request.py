@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
+
+from msgspec import Struct, field, to_builtins
 
 from runner.patterns import PatternError, compile_pattern
 
@@ -25,8 +26,7 @@ def slot(request: Interruption) -> str:
     return guided_slot(request.step_id, request.attempt) if request.guided else request.step_id
 
 
-@dataclass(frozen=True)
-class FieldSpec:
+class FieldSpec(Struct, frozen=True):
     name: str
     type: str
     label: str = ""
@@ -35,8 +35,7 @@ class FieldSpec:
     options: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Interruption:
+class Interruption(Struct, frozen=True):
     """A manual step waiting for people: the request every source shows, and what it binds."""
 
     id: str
@@ -76,7 +75,7 @@ class Interruption:
         return self.kind == GUIDED
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data: dict[str, Any] = to_builtins(self)
         if not self.guided:
             # a manual step's request keeps the shape it had before guided failure existed
             for name in ("kind", "attempt", "choices", "failure"):
@@ -126,8 +125,7 @@ class Interruption:
         return cls(**values)
 
 
-@dataclass(frozen=True)
-class Submission:
+class Submission(Struct, frozen=True):
     """A decision as a source reports it, before the runner judges it.
 
     ``who`` is how the source names the person (``kind`` says which name: a username at the

@@ -16,7 +16,8 @@ import base64
 import binascii
 import hashlib
 import struct
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 ED25519 = "ssh-ed25519"
 SK_ED25519 = "sk-ssh-ed25519@openssh.com"
@@ -118,8 +119,7 @@ def ssh_string(value: bytes | str) -> bytes:
     return struct.pack(">I", len(data)) + data
 
 
-@dataclass(frozen=True)
-class PublicKey:
+class PublicKey(Struct, frozen=True):
     """A public key as OpenSSH encodes it.
 
     ``blob`` is the wire encoding and the identity of the key. ``ed25519`` (the 32-byte point)

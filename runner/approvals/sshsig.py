@@ -23,11 +23,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from msgspec import Struct
 
 from runner.approvals.sshkeys import (
     ACCEPTED_KEY_TYPES,
@@ -59,8 +59,7 @@ SIGNATURE_LIMIT = 1024 * 1024
 _ARMOUR_WIDTH = 70  # what ssh-keygen writes (sshbuf_dtob64 with wrapping)
 
 
-@dataclass(frozen=True)
-class Signature:
+class Signature(Struct, frozen=True):
     """A parsed SSHSIG blob. ``signature_blob`` is the inner SSH signature encoding."""
 
     public_key: PublicKey
@@ -75,8 +74,7 @@ class Signature:
         return self.public_key.fingerprint
 
 
-@dataclass(frozen=True)
-class SignatureDetails:
+class SignatureDetails(Struct, frozen=True):
     """What a successful :func:`check` learned. ``sk_flags``/``sk_counter`` are FIDO-only."""
 
     public_key: PublicKey

@@ -2,7 +2,7 @@
 refused, and the decisions that settled it; and what a step under guided failure keeps of the
 questions its failures asked (``GuidedState``, the record's ``guided`` object).
 
-These are the record's ``approval`` and ``guided`` objects as frozen dataclasses; JSON exists
+These are the record's ``approval`` and ``guided`` objects as frozen structs; JSON exists
 only at the record boundary (``to_json``/``from_json``). ``ApprovalState.to_json`` writes the
 keys in the order the runner has always written them, and leaves out those a wait that is still
 open has not set, so a record saved again is the same bytes
@@ -16,11 +16,11 @@ gate recorded as passed with no decision) is judged on resume (``runner.engine.g
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
+
+from msgspec import Struct, field
 
 from runner.approvals.request import Interruption, Submission
 
@@ -45,8 +45,7 @@ class GateState(StrEnum):
 PASSED = frozenset({GateState.APPROVED, GateState.PROCEEDED_ON_TIMEOUT})
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(Struct, frozen=True):
     """A submission that counted, with the person the people file matched it to."""
 
     result: str = ""
@@ -67,15 +66,14 @@ class Decision:
         return self.display_name or self.username or "someone"
 
     def to_json(self) -> dict[str, Any]:
-        return {item.name: getattr(self, item.name) for item in dataclasses.fields(self)}
+        return {name: getattr(self, name) for name in self.__struct_fields__}
 
     @classmethod
     def from_json(cls, data: object) -> Decision:
         return _typed(cls, data, "decision")
 
 
-@dataclass(frozen=True)
-class Refusal:
+class Refusal(Struct, frozen=True):
     """A submission that did not count, and why (logged once, even across a resume)."""
 
     reason: str = ""
@@ -86,15 +84,14 @@ class Refusal:
     evidence: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {item.name: getattr(self, item.name) for item in dataclasses.fields(self)}
+        return {name: getattr(self, name) for name in self.__struct_fields__}
 
     @classmethod
     def from_json(cls, data: object) -> Refusal:
         return _typed(cls, data, "refusal")
 
 
-@dataclass(frozen=True)
-class ApprovalState:
+class ApprovalState(Struct, frozen=True):
     """A manual step's wait as the record keeps it."""
 
     state: GateState
@@ -183,8 +180,7 @@ class GuidedOutcome(StrEnum):
 GUIDED_CHOICES = ("retry", "skip", "fail")
 
 
-@dataclass(frozen=True)
-class GuidedDecision:
+class GuidedDecision(Struct, frozen=True):
     """What became of one failed attempt of a step under guided failure. ``choice`` is None
     only when the question was cancelled; who decided (``source`` to ``evidence``) is set when
     a person did (``DECIDED``), ``notes`` also when the runner decided (a timeout, nobody
@@ -266,19 +262,19 @@ class GuidedDecision:
             if not isinstance(value, str):
                 raise RecordShapeError(f"has a decision whose `{name}` is not text")
             values[name] = value
-        for item in dataclasses.fields(cls)[8:]:
-            value = data.get(item.name)
+        for name in cls.__struct_fields__[8:]:
+            value = data.get(name)
             if value is None:
                 continue
-            if item.name == "evidence":
+            if name == "evidence":
                 ok = isinstance(value, dict)
-            elif item.name == "unread_sources":
+            elif name == "unread_sources":
                 ok = _strings(value)
             else:
                 ok = isinstance(value, str)
             if not ok:
-                raise RecordShapeError(f"has a decision whose `{item.name}` is not of its type")
-            values[item.name] = value
+                raise RecordShapeError(f"has a decision whose `{name}` is not of its type")
+            values[name] = value
         return cls(
             attempt=attempt,
             failure=failure,
@@ -305,8 +301,7 @@ _GUIDED_LATER = (
 )
 
 
-@dataclass(frozen=True)
-class GuidedState:
+class GuidedState(Struct, frozen=True):
     """A step's record under guided failure: one decision per failed attempt that was decided,
     and the open question while one is (kept as a manual step's wait is)."""
 
@@ -357,7 +352,7 @@ def recorded_decisions(approval: object) -> tuple[Decision, ...]:
 
 
 def _fields(submission: Submission) -> dict[str, Any]:
-    return {item.name: getattr(submission, item.name) for item in dataclasses.fields(submission)}
+    return {name: getattr(submission, name) for name in submission.__struct_fields__}
 
 
 def _items(data: Mapping[str, Any], name: str) -> list[Any]:
@@ -381,19 +376,19 @@ def _typed(cls: type[_T], data: object, what: str) -> _T:
     if not isinstance(data, dict):
         raise RecordShapeError(f"has a {what} that is not an object")
     values: dict[str, Any] = {}
-    for item in dataclasses.fields(cls):
-        if item.name not in data:
+    for name in cls.__struct_fields__:
+        if name not in data:
             continue
-        value = data[item.name]
-        if item.name == "fields":
+        value = data[name]
+        if name == "fields":
             ok = _strings(value)
-        elif item.name == "evidence":
+        elif name == "evidence":
             ok = isinstance(value, dict)
         else:
             ok = isinstance(value, str)
         if not ok:
-            raise RecordShapeError(f"has a {what} whose `{item.name}` is not of its type")
-        values[item.name] = value
+            raise RecordShapeError(f"has a {what} whose `{name}` is not of its type")
+        values[name] = value
     return cls(**values)
 
 

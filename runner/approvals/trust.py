@@ -14,8 +14,7 @@ The ref is named in full (``refs/remotes/origin/approvals-trust``, ``refs/heads/
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
+from msgspec import Struct, structs
 
 from runner.approvals.identity import Directory, Person, parse_directory
 from runner.errors import ApprovalError, GitError, RefusedError
@@ -26,8 +25,7 @@ from runner.model import Trust, Workflow
 REF_PREFIXES = ("refs/remotes/", "refs/heads/", "refs/tags/")
 
 
-@dataclass(frozen=True)
-class TrustFiles:
+class TrustFiles(Struct, frozen=True):
     """Where trust files are read from, and whether that place is protected."""
 
     git: GitReader
@@ -115,10 +113,8 @@ def pin_trust(workflow: Workflow, git: GitReader, commit: str | None = None) -> 
     pinned = commit or rev_commit(git, trust.ref)
     if pinned is None:
         return workflow  # reading a file from the ref then fails, naming the ref
-    approvals = dataclasses.replace(
-        workflow.approvals, trust=dataclasses.replace(trust, commit=pinned)
-    )
-    return dataclasses.replace(workflow, approvals=approvals)
+    approvals = structs.replace(workflow.approvals, trust=structs.replace(trust, commit=pinned))
+    return structs.replace(workflow, approvals=approvals)
 
 
 def check_ref_name(ref: str) -> None:

@@ -21,10 +21,11 @@ record keeps (``runner runs show``) are here too, as a :class:`SignedFileReport`
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from msgspec import Struct
 
 from runner.approvals.allowed_signers import (
     AllowedSigner,
@@ -158,8 +159,7 @@ def missing_server_rows(
     return missing
 
 
-@dataclass(frozen=True)
-class SignedFileReport:
+class SignedFileReport(Struct, frozen=True):
     """What checking one signed approval file found (``runner approval verify``, and ``runner
     runs show`` re-verifying a recorded one). ``refusal`` says why its proof does not hold (then
     nothing else is known); ``problems`` why a proof that holds still does not count."""

@@ -3,11 +3,11 @@ or the deadline passes. The clock and sleep are injected, so tests run in no tim
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
+
+from msgspec import Struct, structs
 
 from runner.approvals.identity import Directory, Person
 from runner.approvals.quorum import Refused, Verdict, judge
@@ -17,8 +17,7 @@ from runner.cancel import Cancelled
 from runner.errors import RunnerError
 
 
-@dataclass(frozen=True)
-class WaitOutcome:
+class WaitOutcome(Struct, frozen=True):
     state: str  # approved | aborted | timed-out | detached | cancelled
     verdict: Verdict
     submissions: tuple[Submission, ...]
@@ -100,7 +99,7 @@ def _in_time(submission: Submission, deadline: datetime | None) -> Submission:
     except ValueError:
         return submission
     if made > deadline:
-        return dataclasses.replace(
+        return structs.replace(
             submission,
             problem=f"made at {submission.submitted_at}, after the deadline {deadline.isoformat()}",
         )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from collections.abc import Mapping
 
 import click
+from msgspec import structs
 
 from runner.actor import current_actor
 from runner.cli.options import deployment_options, dry_run_options
@@ -77,7 +77,7 @@ def plan_result(
         RunOptions(insecure_local_trust=insecure_local_trust),
         stdin_tty=True if stdin_tty is None else stdin_tty,
     )
-    plan = dataclasses.replace(plan, problems=tuple(problems))
+    plan = structs.replace(plan, problems=tuple(problems))
     code = outcome(plan)[1]
     anchor = prepared.anchor.describe() if prepared.anchor else None
     if output_format == "json":

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
+
+from msgspec import Struct
 
 from runner.ci import in_ci
 from runner.errors import RefusedError
@@ -22,8 +23,7 @@ from runner.errors import RefusedError
 POLL = 2.0
 
 
-@dataclass(frozen=True)
-class Attempt:
+class Attempt(Struct, frozen=True):
     """The answer to one ask for the lock."""
 
     taken: bool

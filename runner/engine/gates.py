@@ -12,12 +12,13 @@ guided failure (issue 21) is a decision too, verified the same way for the attem
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from msgspec import structs
 
 from runner.approvals.prompt import local_user
 from runner.approvals.quorum import judge
@@ -205,9 +206,7 @@ class Gates:
                 "evidence": last.evidence or {},
             }
         ] + [
-            {**dataclasses.asdict(s), "username": s.who}
-            for s in last.submissions
-            if s.result == "skip"
+            {**structs.asdict(s), "username": s.who} for s in last.submissions if s.result == "skip"
         ]
         submissions: list[Submission] = []
         for item in recorded:
@@ -262,8 +261,8 @@ class Gates:
         assert waiting is not None
         request = self._guided_request(step, len(saved.decisions) + 1, saved.decisions)
         known = self._files_verified_now(step, request, waiting.submissions)
-        kept = dataclasses.replace(waiting, submissions=known)
-        self.record.update_step(step.id, guided=dataclasses.replace(saved, waiting=kept))
+        kept = structs.replace(waiting, submissions=known)
+        self.record.update_step(step.id, guided=structs.replace(saved, waiting=kept))
 
     def _files_verified_now(
         self, step: Step, request: Interruption, recorded: Sequence[Submission]

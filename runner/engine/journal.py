@@ -37,9 +37,10 @@ import hmac
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from msgspec import Struct
 
 from runner.bounded import loads, read_file
 from runner.errors import InputLimitError
@@ -53,8 +54,7 @@ class JournalError(ValueError):
     """A journal line does not verify, or the journal does not match its snapshot."""
 
 
-@dataclass(frozen=True)
-class Position:
+class Position(Struct, frozen=True):
     """Where a chain stands: the number of lines and the MAC after the last one."""
 
     lines: int

@@ -22,7 +22,8 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from runner.bounded import loads, read_file
 from runner.engine.deployment_lock import Attempt
@@ -30,8 +31,7 @@ from runner.engine.record import RecordStore, write_atomic
 from runner.errors import RefusedError
 
 
-@dataclass(frozen=True)
-class LockInfo:
+class LockInfo(Struct, frozen=True):
     run_id: str
     pid: int
     host: str

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from msgspec import Struct, field
 
 from runner import variables as octostache
 from runner.errors import ExpressionError
@@ -28,8 +29,7 @@ _STEP_OUTPUT = re.compile(r"steps\s*\.\s*([A-Za-z_][A-Za-z0-9_-]*)\s*\.\s*output
 _ACTION_OUTPUT = re.compile(r"Octopus\.Action\[([^\]]+)\]\.Output", re.I)
 
 
-@dataclass(frozen=True)
-class ApprovalPlan:
+class ApprovalPlan(Struct, frozen=True):
     """Who a manual step would ask, through which sources, and what the dry run assumes."""
 
     teams: tuple[str, ...]
@@ -45,8 +45,7 @@ class ApprovalPlan:
     title: str = ""
 
 
-@dataclass(frozen=True)
-class PlannedStep:
+class PlannedStep(Struct, frozen=True):
     step: Step
     runs: bool | None  # None: only known at run time
     reason: str
@@ -54,8 +53,7 @@ class PlannedStep:
     approval: ApprovalPlan | None = None
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(Struct, frozen=True):
     workflow: Workflow
     environment: str
     run_id: str

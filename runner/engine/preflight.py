@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from msgspec import Struct
 
 from runner.actor import current_actor
 from runner.approvals.identity import Directory
@@ -35,8 +36,7 @@ if TYPE_CHECKING:
     from runner.prepare import Prepared
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(Struct, frozen=True):
     """Why a manual step could not be decided here, and what to change."""
 
     step: Step

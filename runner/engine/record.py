@@ -19,11 +19,13 @@ import os
 import shlex
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields, is_dataclass, replace
 from enum import StrEnum
 from itertools import compress, count
 from pathlib import Path
 from typing import Any
+
+from msgspec import Struct, field
+from msgspec.structs import replace
 
 from runner.approvals.state import ApprovalState, GuidedState, RecordShapeError
 from runner.bounded import loads, read_file
@@ -64,8 +66,7 @@ class RunStatus(StrEnum):
     REFUSED = "refused"
 
 
-@dataclass(frozen=True)
-class StepRecord:
+class StepRecord(Struct, frozen=True, dict=True):
     """One step's state in the record. Frozen, its containers typed read-only: a change is a
     new record put in place by ``RunRecord.update_step``, so a step's JSON line, encoded once,
     can be kept as long as the object lives (``json_line``), and so can anything else built
@@ -112,11 +113,10 @@ def step_fields(step: StepRecord) -> dict[str, Any]:
     return values
 
 
-_STEP_FIELDS = tuple(item.name for item in fields(StepRecord))
+_STEP_FIELDS = StepRecord.__struct_fields__
 
 
-@dataclass
-class RunRecord:
+class RunRecord(Struct, dict=True):
     run_id: str
     workflow_path: str
     workflow_name: str
@@ -190,14 +190,14 @@ class RunRecord:
         made saving the record cost more than running the step). Each step's line is the one
         it keeps (``StepRecord.json_line``)."""
         lines = []
-        for item in fields(self):
-            if item.name == "journal" and self.journal is None:
+        for name in self.__struct_fields__:
+            if name == "journal" and self.journal is None:
                 continue  # a record with no journal lines (and every record before them)
-            if item.name == "steps":
+            if name == "steps":
                 steps = ",\n".join([f"  {step.json_line()}" for step in self.steps])
                 lines.append(f' "steps": [\n{steps}\n ]' if steps else ' "steps": []')
             else:
-                lines.append(f" {_ENCODE(item.name)}: {_ENCODE(getattr(self, item.name))}")
+                lines.append(f" {_ENCODE(name)}: {_ENCODE(getattr(self, name))}")
         return "{\n" + ",\n".join(lines) + "\n}\n"
 
     @classmethod
@@ -217,8 +217,8 @@ class RunRecord:
             isinstance(s, dict) for s in data["steps"]
         ):
             raise ValueError("the run record's `steps` is not a list of steps")
-        known = {f.name for f in fields(StepRecord)}
-        own = {f.name for f in fields(cls)}
+        known = set(StepRecord.__struct_fields__)
+        own = set(cls.__struct_fields__)
         values = {k: v for k, v in data.items() if k in own and k != "steps"}
         if "status" in values:
             try:
@@ -259,13 +259,13 @@ _SHAPES: dict[str, Callable[[object], object]] = {
 
 
 def _plain(value: Any) -> Any:
-    """A dataclass as a dict of its fields (shallow: json encodes the values as they are)."""
+    """A struct as a dict of its fields (shallow: json encodes the values as they are)."""
     if type(value) is StepRecord:
         return step_fields(value)
     if isinstance(value, (ApprovalState, GuidedState)):
         return value.to_json()
-    if is_dataclass(value) and not isinstance(value, type):
-        return {item.name: getattr(value, item.name) for item in fields(value)}
+    if isinstance(value, Struct):
+        return {name: getattr(value, name) for name in value.__struct_fields__}
     if isinstance(value, Mapping):  # a step's read-only mappings, whatever their type
         return dict(value)
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
@@ -274,8 +274,7 @@ def _plain(value: Any) -> Any:
 _ENCODE = json.JSONEncoder(ensure_ascii=False, default=_plain).encode
 
 
-@dataclass
-class _Written:
+class _Written(Struct):
     """A run's record as this store last wrote or read it: where its journal's chain stands,
     its top-level fields as JSON, and its step objects (frozen: an unchanged step is the same
     object)."""
@@ -299,7 +298,7 @@ def _whole(record: RunRecord) -> str:
 
 
 #: the fields a journal line may set: all but the steps (by position) and the snapshot's own
-_RUN_FIELDS = tuple(f.name for f in fields(RunRecord) if f.name not in ("steps", "journal"))
+_RUN_FIELDS = tuple(n for n in RunRecord.__struct_fields__ if n not in ("steps", "journal"))
 
 
 class RecordStore:

@@ -11,13 +11,14 @@ passed is verified again from its evidence before anything runs.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from msgspec import structs
 
 from runner import policy as rules
 from runner.approvals.prompt import in_ci
@@ -360,7 +361,7 @@ def resume(
             Git(prepared.loaded.workspace),
             insecure=options.insecure_local_trust,
         )
-        prepared = dataclasses.replace(
+        prepared = structs.replace(
             prepared,
             workflow=rules.with_policy_approval(prepared.workflow, document, record.environment),
         )
@@ -409,7 +410,7 @@ def resume(
 
 def _with_inputs(prepared: Any, inputs: dict[str, Any]) -> Any:
 
-    return dataclasses.replace(prepared, inputs=inputs)
+    return structs.replace(prepared, inputs=inputs)
 
 
 def restore_inputs(

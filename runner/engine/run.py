@@ -12,7 +12,6 @@ Effects come in through the constructor: the clock, the step kinds, the approval
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import os
 import shutil
@@ -24,6 +23,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from msgspec import structs
 
 from runner import expressions
 from runner.approvals.request import Submission
@@ -376,7 +377,7 @@ class Run:
             fresh = waiting is None
             if waiting is None:
                 tail = gf.TailLog(self.log)
-                result = self._attempt(step, dataclasses.replace(ctx, log=tail))
+                result = self._attempt(step, structs.replace(ctx, log=tail))
                 if (
                     result.outcome != "failure"
                     or self.groups.cancelled.is_set()

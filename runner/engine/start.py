@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from msgspec import Struct
+from msgspec.structs import asdict
 
 from runner.actor import current_actor
 from runner.ci import default_run_id
@@ -56,8 +58,7 @@ def used_files(workflow: Workflow, workspace: Path) -> dict[str, str]:
     return files
 
 
-@dataclass
-class RunRequest:
+class RunRequest(Struct):
     prepared: Prepared
     run_id: str | None
     state_dir: Path

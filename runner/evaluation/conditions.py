@@ -9,8 +9,9 @@ Octopus truthiness, whatever happened before (the template can test ``Octopus.De
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from enum import Enum
+
+from msgspec import Struct
 
 from runner import expressions
 from runner import variables as octostache
@@ -25,8 +26,7 @@ class JobStatus(Enum):
     CANCELLED = "cancelled"
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(Struct, frozen=True):
     run: bool
     reason: str
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import platform
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
+
+from msgspec import Struct, field
 
 from runner.model import Identity, Step, Workflow
 from runner.variables.resolve import VariableSet
@@ -19,8 +20,7 @@ ALL_CONTEXTS = ("env", "vars", "inputs", "secrets", "steps", "deployment", "runn
 CONDITION_CONTEXTS = ("env", "vars", "inputs", "steps", "deployment", "runner")
 
 
-@dataclass
-class StepState:
+class StepState(Struct):
     """What later steps can see of a finished step."""
 
     outcome: str = ""  # success | failure | cancelled | skipped
@@ -32,8 +32,7 @@ class StepState:
     status_code: str | None = None
 
 
-@dataclass(frozen=True)
-class RunFacts:
+class RunFacts(Struct, frozen=True):
     run_id: str
     environment: str
     created_by: Identity
@@ -143,8 +142,7 @@ class Progress:
 UNFINISHED = frozenset({"pending", "running", "waiting"})
 
 
-@dataclass(frozen=True)
-class _Built:
+class _Built(Struct, frozen=True):
     """The shared ``#{}`` values and ``${{ }}`` contexts, and what they were built from."""
 
     values: dict[str, str]

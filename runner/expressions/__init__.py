@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from runner.errors import ExpressionError, UnterminatedTemplateError
 from runner.expressions.ast import Node
@@ -68,8 +69,7 @@ __all__ = [
 STATUS_FUNCTIONS = frozenset({"success", "failure", "always", "cancelled"})
 
 
-@dataclass(frozen=True, slots=True)
-class FunctionSpec:
+class FunctionSpec(Struct, frozen=True):
     """A host function with the number of arguments it accepts (``max_args=None``: no limit).
 
     A wrong number of arguments is then a parsing error (``Too few parameters supplied`` /
@@ -87,8 +87,7 @@ HostFunctions = Mapping[str, Callable[..., object]]
 _Specs = tuple[tuple[str, int, int | None], ...]
 
 
-@dataclass(frozen=True, slots=True)
-class _Prepared:
+class _Prepared(Struct, frozen=True):
     node: Node | None
     compiled: Compiled | None
 

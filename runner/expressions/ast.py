@@ -3,46 +3,41 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 
-@dataclass(frozen=True, slots=True)
-class Literal:
+class Literal(Struct, frozen=True):
     """``null``, ``true``, ``1.5``, ``'text'``."""
 
     value: object
 
 
-@dataclass(frozen=True, slots=True)
-class NamedValue:
+class NamedValue(Struct, frozen=True):
     """A context such as ``github``; ``name`` is lower-cased (names are case-insensitive)."""
 
     name: str
     raw: str
 
 
-@dataclass(frozen=True, slots=True)
-class Wildcard:
+class Wildcard(Struct, frozen=True):
     """The ``*`` of ``.*`` and ``[*]``."""
 
 
-@dataclass(frozen=True, slots=True)
-class Index:
+class Index(Struct, frozen=True):
     """``target.name``, ``target[key]`` or a filter ``target.*`` / ``target[*]``."""
 
     target: Node
     key: Node | Wildcard
 
 
-@dataclass(frozen=True, slots=True)
-class Not:
+class Not(Struct, frozen=True):
     """``!operand``."""
 
     operand: Node
 
 
-@dataclass(frozen=True, slots=True)
-class Compare:
+class Compare(Struct, frozen=True):
     """A left-associative chain ``first op1 x1 op2 x2 ...`` of ``== != < <= > >=`` operators of
     one precedence level. Kept flat so that a long chain is not a deep tree."""
 
@@ -50,16 +45,14 @@ class Compare:
     rest: tuple[tuple[str, Node], ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Logical:
+class Logical(Struct, frozen=True):
     """``a && b && ...`` or ``a || b || ...`` (``op`` is ``&&`` or ``||``)."""
 
     op: str
     args: tuple[Node, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
+class Call(Struct, frozen=True):
     """A function call; ``name`` is lower-cased (function names are case-insensitive)."""
 
     name: str

@@ -8,7 +8,8 @@ string state twice, so escaped quotes need no special case).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from runner.errors import ExpressionError, UnterminatedTemplateError
 from runner.expressions.functions import MemoryExceeded, dump_json
@@ -19,8 +20,7 @@ OPEN = "${{"
 CLOSE = "}}"
 
 
-@dataclass(frozen=True, slots=True)
-class Template:
+class Template(Struct, frozen=True):
     """One ``${{ ... }}``: ``text[start:end]`` is the whole template, ``expression`` the text
     between the braces (not stripped)."""
 

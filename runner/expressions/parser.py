@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import NamedTuple
+
+from msgspec import Struct
 
 from runner.errors import ExpressionError
 from runner.expressions.ast import (
@@ -36,8 +37,7 @@ from runner.expressions.lexer import MAX_LENGTH, Token, TokenType, lex, position
 MAX_DEPTH = 50
 
 
-@dataclass(frozen=True, slots=True)
-class Arity:
+class Arity(Struct, frozen=True):
     """How many arguments a function takes (``max_args=None``: no upper limit)."""
 
     min_args: int = 0

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from msgspec import Struct, field
 
 from runner.errors import Diagnostic, Location, RunnerError, WorkflowError
 from runner.gc_pause import gc_paused
@@ -16,8 +17,7 @@ from runner.load.yaml import Document, LoadError, load_yaml
 from runner.model import Workflow
 
 
-@dataclass
-class Loaded:
+class Loaded(Struct):
     """The outcome of checking one file: the model if it has no errors, and every diagnostic."""
 
     path: str

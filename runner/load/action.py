@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from msgspec import Struct, field
 
 from runner.errors import Diagnostic, Location, WorkflowError
 from runner.load.build import text
@@ -14,16 +15,14 @@ from runner.load.schema import validate_document
 from runner.load.yaml import LoadError, load_yaml
 
 
-@dataclass(frozen=True)
-class ActionInput:
+class ActionInput(Struct, frozen=True):
     name: str
     required: bool = False
     default: str | None = None
     description: str = ""
 
 
-@dataclass(frozen=True)
-class ActionStep:
+class ActionStep(Struct, frozen=True):
     index: int
     id: str
     name: str
@@ -38,8 +37,7 @@ class ActionStep:
     location: Location | None = None
 
 
-@dataclass(frozen=True)
-class Action:
+class Action(Struct, frozen=True):
     path: Path
     name: str
     digest: str

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from msgspec import Struct
 
 from runner import expressions, variables
 from runner.errors import Diagnostic, ExpressionError, Location
@@ -42,8 +43,7 @@ _BARE_APPROVED = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(Struct, frozen=True):
     """One string in the workflow that may hold expressions."""
 
     path: Path

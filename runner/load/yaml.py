@@ -21,9 +21,9 @@ from __future__ import annotations
 import functools
 import math
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
+from msgspec import Struct, field
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.resolver import VersionedResolver
@@ -49,8 +49,7 @@ _HEX = re.compile(r"0x[0-9a-fA-F_]+$")
 _OCT = re.compile(r"0o[0-7_]+$")
 
 
-@dataclass(frozen=True)
-class Span:
+class Span(Struct, frozen=True):
     """Where a key or value is: 1-based line and column, and its length on that line."""
 
     line: int
@@ -58,8 +57,7 @@ class Span:
     length: int
 
 
-@dataclass
-class Document:
+class Document(Struct):
     """A loaded YAML file: its data, its text, and the position of every key and value."""
 
     path: str

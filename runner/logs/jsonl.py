@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -95,7 +94,7 @@ class JsonLog(BaseLog):
 
 def _step(rec: StepRecord) -> dict[str, Any]:
     """A step as the record holds it (its approval as the record's JSON object)."""
-    data = {item.name: getattr(rec, item.name) for item in dataclass_fields(rec)}
+    data = {name: getattr(rec, name) for name in rec.__struct_fields__}
     data["approval"] = rec.approval.to_json() if rec.approval is not None else None
     if rec.guided is None:
         del data["guided"]  # as the record leaves it out

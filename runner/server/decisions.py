@@ -8,9 +8,9 @@ and locking, so that among concurrent decisions on one interruption each sees th
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
+from msgspec.structs import replace
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from typing import Any
 
+from msgspec import Struct
 from sqlalchemy import Connection, insert, select, update
 
 from runner.approvals.identity import Person
@@ -17,8 +17,7 @@ from runner.server.values import hash_token, iso, now
 KINDS = ("runner", "approver", "admin")
 
 
-@dataclass(frozen=True)
-class Caller:
+class Caller(Struct, frozen=True):
     kind: str  # runner | approver | admin
     token_id: str
     person: Person | None

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -25,6 +24,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2 import DictLoader, Environment, select_autoescape
 from markdown_it import MarkdownIt
 from markupsafe import Markup
+from msgspec import Struct
 
 from runner.approvals.state import recorded_decisions
 from runner.server.api import store_of, writes_of
@@ -167,8 +167,7 @@ TEMPLATES = Environment(
 )
 
 
-@dataclass(frozen=True)
-class Pages:
+class Pages(Struct, frozen=True):
     """What the pages need beyond the API's state: the session cookie's signer, and the
     server's public address (for the cookie's ``Secure`` flag)."""
 

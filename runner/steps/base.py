@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
+
+from msgspec import Struct, field
 
 from runner.approvals.state import ApprovalState, Decision, GuidedState
 from runner.masking import Masker
@@ -16,8 +17,7 @@ from runner.process import ProcessGroups
 from runner.steps.scratch import Scratch
 
 
-@dataclass
-class StepResult:
+class StepResult(Struct):
     outcome: str  # success | failure | cancelled
     outputs: dict[str, str] = field(default_factory=dict)
     secret_outputs: set[str] = field(default_factory=set)
@@ -81,8 +81,7 @@ class RunLog(StepLog, Protocol):
         out of a run (finished, detached, failed, interrupted), and more than once at will."""
 
 
-@dataclass
-class StepContext:
+class StepContext(Struct):
     workflow: Workflow
     step: Step
     environment: str

@@ -6,8 +6,9 @@ action's own steps, and outputs are the ``value`` expressions of its ``outputs``
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
+
+from msgspec import structs
 
 from runner.errors import ExpressionError, RunnerError, StepError
 from runner.evaluation.conditions import JobStatus, evaluate_condition
@@ -118,7 +119,7 @@ def _run_nested(
     env.update({name: render(value) for name, value in nested.env.items()})
     folder = str(action.path.parent)
     env["RUNNER_ACTION_PATH"] = env["GITHUB_ACTION_PATH"] = folder
-    inner = dataclasses.replace(
+    inner = structs.replace(
         ctx,
         render=render,
         env=env,

@@ -23,7 +23,8 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from runner.errors import Location, StepError
 
@@ -53,8 +54,7 @@ OCTOPUS_VARIABLES_ENV = "RUNNER_OCTOPUS_VARIABLES"
 _BOM = "\ufeff"
 
 
-@dataclass(frozen=True)
-class _Line:
+class _Line(Struct, frozen=True):
     """One line of a file command: its text without terminator, and where it is."""
 
     number: int  # 1-based
@@ -172,8 +172,7 @@ def blocked_env_message(name: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class EnvFile:
+class EnvFile(Struct, frozen=True):
     """A parsed ``GITHUB_ENV``: what to set, and the messages for what was refused.
 
     GitHub reports a refused name as an error annotation but neither fails the step nor
@@ -277,8 +276,7 @@ OCTOPUS_BASH_FUNCTIONS = r"""set_octopusvariable() {
 """
 
 
-@dataclass(frozen=True)
-class OctopusVariable:
+class OctopusVariable(Struct, frozen=True):
     """An output variable a step set with ``set_octopusvariable``."""
 
     name: str

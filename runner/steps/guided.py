@@ -15,13 +15,14 @@ question is open (its interruption, submissions and refusals, as a manual step's
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import json
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
+
+from msgspec import structs
 
 from runner.approvals.identity import Directory
 from runner.approvals.prompt import local_user
@@ -185,7 +186,7 @@ def ask(
             "limit, and `retry` is its only choice"
         )
         ctx.log.line(step, f"not asking: {notes}")
-        return dataclasses.replace(
+        return structs.replace(
             unasked(request, "", _iso(ctx)), state=GuidedOutcome.EXHAUSTED, notes=notes
         )
     git = Git(ctx.workspace)
@@ -232,7 +233,7 @@ def ask(
         ]
         if fresh:
             recorded.update(s.key or repr(s) for s in fresh)
-            state = dataclasses.replace(state, submissions=(*state.submissions, *fresh))
+            state = structs.replace(state, submissions=(*state.submissions, *fresh))
             checkpoint(state)
         text = status_line(request, verdict, 0.0, remaining).split(",")[0]
         if not interactive and text != shown[0]:
@@ -245,7 +246,7 @@ def ask(
         if any(r.key == seen.key for r in state.refused):
             return
         ctx.log.annotation(step, "warning", f"refused {refusal.reason}", {})
-        state = dataclasses.replace(state, refused=(*state.refused, seen))
+        state = structs.replace(state, refused=(*state.refused, seen))
 
     def on_source_error(name: str, error: RunnerError) -> None:
         if failing.get(name) != error.message:
@@ -271,7 +272,7 @@ def ask(
         cancelled=ctx.cancelled,
         call=ctx.interruptible,
     )
-    state = dataclasses.replace(state, submissions=tuple(outcome.submissions))
+    state = structs.replace(state, submissions=tuple(outcome.submissions))
     if outcome.state == "detached":
         checkpoint(state)
 
@@ -293,7 +294,7 @@ def ask(
             submitted_at=deciding.submission.submitted_at,
         )
         ctx.log.decision(step, decision)
-        return dataclasses.replace(
+        return structs.replace(
             _entry(ctx, request, state, GuidedOutcome.DECIDED),
             choice=decision.result,
             source=decision.source,
@@ -311,8 +312,8 @@ def ask(
     if guided.on_timeout == "skip" and not failing:
         notes = "skipped on timeout, nobody decided"
         ctx.log.annotation(step, "warning", f"{step.name}: {notes}", {})
-        return dataclasses.replace(entry, choice="skip", notes=notes)
-    return dataclasses.replace(
+        return structs.replace(entry, choice="skip", notes=notes)
+    return structs.replace(
         entry,
         choice="fail",
         notes="timed out, nobody decided",

@@ -13,8 +13,9 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import timedelta
+
+from msgspec.structs import replace
 
 from runner.approvals.files import FileSource
 from runner.approvals.identity import Directory

@@ -31,8 +31,9 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+
+from msgspec import Struct
 
 #: the memory file system every Linux has, shared by every user of the machine
 SHARED_MEMORY = "/dev/shm"
@@ -45,8 +46,7 @@ OWNER = ".owner"
 SWEEP_AFTER = 60.0
 
 
-@dataclass(frozen=True)
-class AttemptFiles:
+class AttemptFiles(Struct, frozen=True):
     """The names of one attempt's files: ``folder``/``prefix`` + what the file is."""
 
     folder: str

@@ -10,8 +10,9 @@ import shlex
 import shutil
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+
+from msgspec import Struct
 
 from runner.errors import StepError
 from runner.process import run_process
@@ -41,8 +42,7 @@ FILES = {
 }
 
 
-@dataclass(frozen=True)
-class Script:
+class Script(Struct, frozen=True):
     text: str
     shell: str | None
     working_directory: str | None

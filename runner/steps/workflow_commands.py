@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
+
+from msgspec import Struct
 
 __all__ = [
     "ADD_MASK_EMPTY_WARNING",
@@ -178,8 +179,7 @@ def format_command(name: str, data: str = "", properties: Mapping[str, str] | No
 # --- records ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Annotation:
+class Annotation(Struct, frozen=True):
     """An ``error``/``warning``/``notice`` command as GitHub turns it into an annotation.
 
     Positions follow GitHub's ``IssueCommandExtension.ValidateLinesAndColumns``: a lone
@@ -197,8 +197,7 @@ class Annotation:
     end_column: int | None = None
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(Struct, frozen=True):
     """One parsed workflow command."""
 
     kind: CommandKind
@@ -266,8 +265,7 @@ def _int(value: str | None) -> int | None:
     return int(text) if re.fullmatch(r"[+-]?[0-9]+", text) else None
 
 
-@dataclass(frozen=True)
-class Refused:
+class Refused(Struct, frozen=True):
     """A command GitHub refuses: the step fails with ``message`` (GitHub logs it as an error)."""
 
     command: Command

@@ -7,15 +7,15 @@ value scoped to the environment beats an unscoped one. Pure: the process environ
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+
+from msgspec import Struct, field
 
 from runner.model import ScopedValue, Variable
 
 SECRET_MASK = "***"
 
 
-@dataclass(frozen=True)
-class Resolved:
+class Resolved(Struct, frozen=True):
     """One variable's value for an environment."""
 
     name: str
@@ -30,8 +30,7 @@ class Resolved:
         return SECRET_MASK if self.secret else self.value
 
 
-@dataclass(frozen=True)
-class VariableSet:
+class VariableSet(Struct, frozen=True):
     """The variables of a run, in the workflow's order, with secret names known."""
 
     items: tuple[Resolved, ...] = ()

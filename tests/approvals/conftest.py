@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 from helpers.cli import cli_in
 from helpers.clock import FakeClock, fake_time, real_now
+from msgspec.structs import replace
 
 from runner.approvals.document import ApprovalBody, instant
 from runner.approvals.files import FileSource

@@ -4,10 +4,10 @@ manual step's body keeps its exact bytes (no new keys), so its files verify unch
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from msgspec.structs import replace
 
 from runner.approvals.document import ApprovalBody, check_binding, new_body, parse_body
 from runner.approvals.request import GUIDED, Interruption

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
+from msgspec.structs import replace
 
 from runner.approvals.identity import Directory, Person
 from runner.approvals.quorum import check_fields, judge

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
 from helpers.clock import START, FakeClock
+from msgspec.structs import replace
 
 from runner.approvals.identity import Directory, Person
 from runner.approvals.quorum import Refused, Verdict

@@ -21,12 +21,12 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pytest
 from approval_world import RUNNER, World, clean_env, git
+from msgspec.structs import asdict
 
 from runner.approvals.quorum import judge
 from runner.model import Approvals

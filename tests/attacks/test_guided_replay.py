@@ -7,11 +7,11 @@ a failed step's question either, nor the other way round. Real git and ssh-keyge
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from approval_world import World
+from msgspec.structs import replace
 
 from runner.approvals.document import new_body
 from runner.approvals.request import GUIDED

@@ -9,10 +9,10 @@ ssh-keygen signatures, and the ``server`` source against a real server on loopba
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime
 
 from approval_world import World
+from msgspec.structs import replace
 from server_helpers import serving
 
 from runner.approvals.server_client import ServerClient

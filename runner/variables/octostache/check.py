@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from runner.variables.octostache.filters import is_known
 from runner.variables.octostache.limits import MAX_NESTING
@@ -28,8 +29,7 @@ from runner.variables.octostache.syntax import (
 )
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(Struct, frozen=True):
     """A problem at ``offset`` (0-based, in characters) of a template.
 
     ``verbatim`` is true when the whole template would come back unsubstituted; false for a

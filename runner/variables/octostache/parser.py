@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from runner.variables.octostache.chars import is_identifier, is_ws, trim
 from runner.variables.octostache.limits import MAX_NESTING
@@ -61,8 +62,7 @@ class TooDeep(Exception):
         self.offset = offset
 
 
-@dataclass(frozen=True, slots=True)
-class _Header:
+class _Header(Struct, frozen=True):
     keyword: str
     condition: Condition
     body: int

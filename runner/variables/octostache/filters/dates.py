@@ -10,8 +10,10 @@ from __future__ import annotations
 import calendar
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from runner.variables.octostache.filters.numbers import FormatError
 
@@ -61,8 +63,7 @@ _STANDARD = {
 }
 
 
-@dataclass(frozen=True)
-class Stamp:
+class Stamp(Struct, frozen=True):
     """A .NET date: naive wall time, kind, and the offset that ``z``/``K`` print."""
 
     wall: datetime
