@@ -58,9 +58,12 @@ def open_store(database: str | None) -> Any:
     url = database_url(database)
     if url == default_database():
         os.makedirs(os.path.dirname(url.removeprefix("sqlite:///")), exist_ok=True)
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-    engine = make_engine(url)
+    try:
+        engine = make_engine(url)
+    except ArgumentError as exc:  # no URL at all, or a database no installed driver speaks
+        raise UsageError(not_a_database(url, exc), hint=_database_hint(url)) from None
     try:
         migrate(engine)
     except SQLAlchemyError as exc:
@@ -72,6 +75,21 @@ def open_store(database: str | None) -> Any:
             hint="check --database (or $RUNNER_SERVER_DATABASE) and that the server is up",
         ) from None
     return Store(engine)
+
+
+def not_a_database(url: str, exc: Exception) -> str:
+    """What is wrong with a ``--database`` SQLAlchemy refused, without echoing a value that is
+    no URL (it may be a mistyped one holding a password)."""
+    if "://" not in url:
+        return "--database is not a database URL"
+    return f"cannot open the database {shown_url(url)}: {str(exc).splitlines()[0]}"
+
+
+def _database_hint(url: str) -> str:
+    if "://" not in url and "@" not in url:
+        # a file path, the mistake a newcomer makes: say the URL that means it
+        return f"a SQLite file is a URL: --database sqlite:///{os.path.abspath(url)}"
+    return "give an SQLAlchemy URL: sqlite:///FILE or postgresql://USER@HOST/DATABASE"
 
 
 database_option = click.option(

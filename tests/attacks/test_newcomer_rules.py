@@ -536,6 +536,29 @@ def test_runner_server_hides_the_database_password(monkeypatch: pytest.MonkeyPat
     assert done.stderr.startswith("error: cannot open the database postgresql://deploy:***@")
 
 
+@pytest.mark.parametrize(
+    ("database", "said", "hint"),
+    [
+        # a newcomer's file path: told the URL that means it
+        ("x.sqlite", "--database is not a database URL", "--database sqlite:///{cwd}/x.sqlite"),
+        # a mistyped URL may hold a password: neither echoed nor guessed at
+        ("deploy:hunter2@db/x", "--database is not a database URL", "postgresql://USER@HOST"),
+        # a database no installed driver speaks
+        ("nosuchdb://h/x", "cannot open the database nosuchdb://h/x: ", "sqlite:///FILE"),
+    ],
+)
+def test_a_database_that_is_no_url_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database: str, said: str, hint: str
+) -> None:
+    pytest.importorskip("sqlalchemy")
+    done = cli_in(monkeypatch, tmp_path, os.environ, "server", "--database", database)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"error: {said}"), done.stderr
+    assert hint.format(cwd=tmp_path) in done.stderr
+    assert "internal error" not in done.stderr and "hunter2" not in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_server_database_is_ignored_by_git() -> None:
     done = subprocess.run(
         ["git", "-C", str(ROOT), "check-ignore", "-q", "runner-server.db"], check=False
