@@ -21,8 +21,11 @@ from hypothesis import HealthCheck, settings
 
 LONG = os.environ.get("RUNNER_FUZZ", "").strip().lower() == "long"
 
-#: examples per property: (cheap, slow, per API operation and token)
-BUDGET = (5000, 1000, 300) if LONG else (200, 50, 15)
+#: examples per property: (cheap, slow, per API operation and token). The short run draws the
+#: same examples every time, so it guards regressions; finding new bugs is the long run's job.
+#: Halved from (200, 50, 15): the suite still covers every line it did (coverage.py, with the
+#: filter and calc edge cases the larger draw reached pinned in tests/variables).
+BUDGET = (5000, 1000, 300) if LONG else (100, 25, 8)
 
 _COMMON = {
     "deadline": None,

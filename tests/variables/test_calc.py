@@ -76,6 +76,7 @@ def test_calculation_fixture(expression: str, expected: str) -> None:
         ("Total: #{calc A*B} items", "Total: 35 items"),
         ("#{calc -5}", "#{-5}"),  # no unary minus: "-" is a name character, "-5" a name
         ("#{calc 3+}", "#{calc 3+}"),  # does not parse: the template comes back verbatim
+        ("#{calc 1+2 x}", "#{calc 1+2 x}"),  # more after the sum: verbatim too
         ("#{calc}", "#{calc}"),  # a variable named "calc", unknown
         ("#{calc 1/0}", "#{1/0}"),  # .NET prints "∞"; a deployment gets the token back
         ("#{calc (C*(2+2))+1}", "#{C*(2+2)+1}"),  # grouping kept in the echo

@@ -9,6 +9,21 @@ import pytest
 from runner.variables import substitute
 
 CASES: list[tuple[str, str | None, str]] = [
+    # a missing value, or options a filter does not take: the token stays as written
+    ("PropertiesKeyEscape", None, "#{V | PropertiesKeyEscape}"),
+    ("PropertiesValueEscape", None, "#{V | PropertiesValueEscape}"),
+    ("UriEscape", None, "#{V | UriEscape}"),
+    ("UriDataEscape", None, "#{V | UriDataEscape}"),
+    ("Format", None, "#{V | Format}"),
+    ("Format", "3", "#{V | Format}"),
+    ("AddMonths x", "2030-01-31", '#{V | AddMonths "x"}'),
+    ("ToBase64", None, "#{V | ToBase64}"),
+    ("FromBase64", None, "#{V | FromBase64}"),
+    ("Trim", None, "#{V | Trim}"),
+    ("Indent", None, "#{V | Indent}"),
+    ("Replace a", None, '#{V | Replace "a"}'),
+    ("VersionMajor", None, "#{V | VersionMajor}"),
+    ("VersionMajor", "  ", "#{V | VersionMajor}"),
     # case
     ("ToUpper", "abc", "ABC"),
     ("ToLower", "ABC", "abc"),
