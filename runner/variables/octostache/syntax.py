@@ -7,23 +7,22 @@ spaces around ``|``, filter options re-quoted, ``#{`` in literal text re-escaped
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from msgspec import Struct, structs
 
 
-@dataclass(frozen=True, slots=True)
-class Identifier:
-    """One dotted part of a name, e.g. ``Action`` in ``Octopus.Action``."""
+class Identifier(Struct, frozen=True):
+    """One dotted part of a name, e.g. ``Action`` in ``Octopus.Action``. ``key`` is set from
+    ``text``, whatever is passed."""
 
     text: str
-    key: str = field(init=False, compare=False, repr=False)
+    key: str = ""
 
     def __post_init__(self) -> None:
         # Names match case-insensitively (OrdinalIgnoreCase); fold once, not on every lookup.
-        object.__setattr__(self, "key", self.text.lower())
+        structs.force_setattr(self, "key", self.text.lower())
 
 
-@dataclass(frozen=True, slots=True)
-class Indexer:
+class Indexer(Struct, frozen=True):
     """``[Name]`` (``index``) or ``[#{Other.Variable}]`` (``symbol``)."""
 
     index: str | None = None
@@ -33,38 +32,31 @@ class Indexer:
 Step = Identifier | Indexer
 
 
-@dataclass(frozen=True, slots=True)
-class Symbol:
+class Symbol(Struct, frozen=True, cache_hash=True):
     """A variable path such as ``Octopus.Action[Step A].Name``; empty before a leading ``|``.
 
-    ``dynamic`` tells whether a step is ``[#{...}]``, which must be looked up first."""
+    ``dynamic`` tells whether a step is ``[#{...}]``, which must be looked up first; it is set
+    from ``steps``, whatever is passed. The hash is kept (``cache_hash``): an expansion looks its
+    symbols up in dicts (the recursion guard) at every level, and hashing the steps each time
+    was a quarter of a deep expansion's time."""
 
     steps: tuple[Step, ...]
-    dynamic: bool = field(init=False, compare=False, repr=False)
-    _hash: int = field(init=False, compare=False, repr=False)
+    dynamic: bool = False
 
     def __post_init__(self) -> None:
         dynamic = any(isinstance(s, Indexer) and s.symbol is not None for s in self.steps)
-        object.__setattr__(self, "dynamic", dynamic)
-        # hashed once: an expansion looks its symbols up in dicts (the recursion guard) at
-        # every level, and hashing the steps each time was a quarter of a deep expansion's time
-        object.__setattr__(self, "_hash", hash(self.steps))
-
-    def __hash__(self) -> int:
-        return self._hash
+        structs.force_setattr(self, "dynamic", dynamic)
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
+class Call(Struct, frozen=True):
     """One ``| Filter option option`` of a filter chain; ``offset`` is where the name starts."""
 
     name: str
     options: tuple[Token, ...]
-    offset: int = field(default=0, compare=False)
+    offset: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Chain:
+class Chain(Struct, frozen=True):
     """``base | F1 ... | F2 ...``: Octostache's nested ``FunctionCallExpression``, flattened."""
 
     base: Symbol
@@ -74,22 +66,19 @@ class Chain:
 Expression = Symbol | Chain
 
 
-@dataclass(frozen=True, slots=True)
-class Text:
+class Text(Struct, frozen=True):
     """Literal text, already unescaped (``##{`` became ``#{``)."""
 
     text: str
 
 
-@dataclass(frozen=True, slots=True)
-class Substitution:
+class Substitution(Struct, frozen=True):
     """``#{expression}``."""
 
     expression: Expression
 
 
-@dataclass(frozen=True, slots=True)
-class Condition:
+class Condition(Struct, frozen=True):
     """An ``#{if}`` test: truthiness of ``left``, or ``left ==``/``!=`` text or an expression."""
 
     left: Expression
@@ -98,8 +87,7 @@ class Condition:
     right: Expression | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Conditional:
+class Conditional(Struct, frozen=True):
     """``#{if}``/``#{unless}``; ``unless`` and ``elseif`` are desugared as Octostache does."""
 
     condition: Condition
@@ -107,8 +95,7 @@ class Conditional:
     falsy: tuple[Token, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Repetition:
+class Repetition(Struct, frozen=True):
     """``#{each enumerator in collection}body#{/each}``."""
 
     enumerator: str
@@ -116,22 +103,19 @@ class Repetition:
     body: tuple[Token, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Number:
+class Number(Struct, frozen=True):
     """A constant in ``#{calc}``: digits, optionally ``.`` and more digits."""
 
     value: float
 
 
-@dataclass(frozen=True, slots=True)
-class Variable:
+class Variable(Struct, frozen=True):
     """A variable in ``#{calc}``: ``{Name}``, or a bare name (no parentheses)."""
 
     symbol: Symbol
 
 
-@dataclass(frozen=True, slots=True)
-class Arithmetic:
+class Arithmetic(Struct, frozen=True):
     """Operands of one precedence level, left to right: ``first (op operand)*``.
 
     A flat list instead of Octostache's binary ``CalculationOperation`` tree, so a long sum does
@@ -148,8 +132,7 @@ class Arithmetic:
 Operand = Number | Variable | Arithmetic
 
 
-@dataclass(frozen=True, slots=True)
-class Calculation:
+class Calculation(Struct, frozen=True):
     """``#{calc expression}`` (Octostache's ``CalculationToken``)."""
 
     expression: Operand
