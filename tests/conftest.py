@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,13 @@ __all__ = ["ROOT", "conformance_dir"]
 # with PYTHONDONTWRITEBYTECODE, which some images set, every start would compile the package's
 # modules again instead of reading the bytecode cache (.ci/run and bench/common.py drop it too).
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
+# A suite started in the background of a script (`pytest &`, some CI runners) inherits SIGINT
+# ignored, and so would every `runner` it starts: the runner keeps an ignored SIGINT, as Unix
+# programs do, and the Ctrl-C tests would wait out their 60 s. A terminal's default, as a
+# newcomer's Ctrl-C meets it: the processes started from here get it back.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 #: The files that take longest (wall time, measured with two workers: bench/README.md, "The test
 #: suite"), longest first. xdist hands whole files (`--dist loadfile`) to its workers in this
