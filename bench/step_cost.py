@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from common import clean_environ, runner_command
@@ -165,18 +165,24 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="step-cost-") as temp:
         folder = Path(temp)
         (folder / ".git").mkdir()  # marks the workspace root
-        runs = {
-            "runner": {n: time_runner(folder, n, args.repeat) for n in (small, large)},
-            "bash": {n: time_bash(n, args.repeat) for n in (small, large)},
-            "python_floor": {n: time_python_floor(n, args.repeat) for n in (small, large)},
-        }
         memory = memory_folder()
+        kinds: dict[str, Callable[[int], list[Sample]]] = {
+            "runner": lambda n: time_runner(folder, n, 1),
+            "bash": lambda n: time_bash(n, 1),
+            "python_floor": lambda n: time_python_floor(n, 1),
+        }
         if memory is not None:
-            try:
-                runs["runner_state_in_memory"] = {
-                    n: time_runner(folder, n, args.repeat, memory) for n in (small, large)
-                }
-            finally:
+            kinds["runner_state_in_memory"] = lambda n: time_runner(folder, n, 1, memory)
+        runs: dict[str, dict[int, list[Sample]]] = {name: {small: [], large: []} for name in kinds}
+        try:
+            # round after round, each kind once at each size: this machine's speed drifts
+            # within a minute, and measured one kind after another the ratio drifted with it
+            for _ in range(args.repeat):
+                for n in (small, large):
+                    for name, measure in kinds.items():
+                        runs[name][n] += measure(n)
+        finally:
+            if memory is not None:
                 shutil.rmtree(memory, ignore_errors=True)
 
     table = {}
