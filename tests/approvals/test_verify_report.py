@@ -1,6 +1,6 @@
 """Checking a signed approval file, and re-verifying one a run record keeps, return a typed
 report (``runner.approvals.verify``); ``runner approval verify`` and ``runner runs show`` only
-print it. Real ssh-keygen signatures and a git trust ref (``tests/approvals/conftest.py``)."""
+print it. Real ssh-keygen signatures and a git trust ref (``helpers.approval_world``)."""
 
 from __future__ import annotations
 

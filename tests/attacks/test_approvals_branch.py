@@ -10,7 +10,7 @@ approvals branch can write.
   is never read.
 
 The git world (origin, deploy repository, protected trust branch, approver's clone, real
-ssh-keygen keys) is ``tests/approvals/conftest.py``'s.
+ssh-keygen keys) is ``helpers.approval_world``'s.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from approval_world import RUNNER, World, clean_env, git
+from helpers.approval_world import RUNNER, World, clean_env, git
 from msgspec.structs import asdict
 
 from runner.approvals.quorum import judge

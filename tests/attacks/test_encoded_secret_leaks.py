@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from run_helpers import Outcome, Workspace
+from helpers.run_helpers import Outcome, Workspace
 
 # 100 characters: its base64 (136) wraps over two lines at 76 columns, three at 64
 LONG = (

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from approval_world import RUNNER, World, clean_env
+from helpers.approval_world import RUNNER, World, clean_env
 
 GATED = """\
 name: Seed

@@ -21,7 +21,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from approval_world import World, git
+from helpers.approval_world import World, git
 
 TRUST_REF = "refs/remotes/origin/approvals-trust"
 

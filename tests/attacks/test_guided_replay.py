@@ -10,7 +10,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from approval_world import World
+from helpers.approval_world import World
 from msgspec.structs import replace
 
 from runner.approvals.document import new_body

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from approval_world import World, clean_env, git
+from helpers.approval_world import World, clean_env, git
 from helpers.cli import cli_in
 
 from runner.approvals.document import new_body

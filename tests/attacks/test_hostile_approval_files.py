@@ -5,7 +5,7 @@ not) must only ever get a refusal, never stop or sway a waiting run.
 from __future__ import annotations
 
 import pytest
-from approval_world import World
+from helpers.approval_world import World
 
 GATED = """\
 name: Seed

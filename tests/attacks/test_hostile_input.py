@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import requests
-from run_helpers import CI_VARIABLES
+from helpers.run_helpers import CI_VARIABLES
 from server_helpers import people_directory, serving
 
 from runner.server.bodies import MAX_BODY_BYTES

@@ -31,7 +31,7 @@ import pytest
 import requests
 from helpers.cli import cli_in
 from helpers.paths import ROOT
-from run_helpers import RUNNER, Workspace
+from helpers.run_helpers import RUNNER, Workspace
 from server_helpers import people_directory
 
 from runner.approvals.identity import parse_directory

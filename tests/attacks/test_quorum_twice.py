@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from approval_world import World
+from helpers.approval_world import World
 from msgspec.structs import replace
 from server_helpers import serving
 

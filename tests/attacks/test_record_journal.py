@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from approval_world import RUNNER, World, clean_env
+from helpers.approval_world import RUNNER, World, clean_env
 from helpers.cli import cli_in
-from run_helpers import Workspace, kill_quietly, wait_for
+from helpers.run_helpers import Workspace, kill_quietly, wait_for
 
 from runner.engine import evidence
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from approval_world import World, clean_env
+from helpers.approval_world import World, clean_env
 from helpers.cli import cli_in
 
 KEY = "5f1c" * 16  # what `openssl rand -hex 32` gives

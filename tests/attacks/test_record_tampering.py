@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from approval_world import RUNNER, World, clean_env, git
+from helpers.approval_world import RUNNER, World, clean_env, git
 from helpers.cli import cli_in
 
 ONE_GATE = """\

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import subprocess
 
-from run_helpers import RUNNER, Workspace, wait_for
+from helpers.run_helpers import RUNNER, Workspace, wait_for
 
 WORKFLOW = """\
 name: Locked

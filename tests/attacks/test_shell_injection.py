@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from helpers.cli import cli_in
-from run_helpers import Workspace
+from helpers.run_helpers import Workspace
 
 PAYLOADS = [
     '"; touch PWNED1; "',

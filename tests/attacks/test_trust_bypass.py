@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from approval_world import World
+from helpers.approval_world import World
 
 TRUST_REF = "refs/remotes/origin/approvals-trust"
 

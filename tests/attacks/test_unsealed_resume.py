@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from approval_world import World
-from approval_world import sign as sign_raw
+from helpers.approval_world import World
+from helpers.approval_world import sign as sign_raw
 from test_record_tampering import ONE_GATE, digest_of, resume, run, step, tamper
 
 from runner.engine import carried_env

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from helpers import run_helpers
 from helpers.paths import ROOT, borrow
 
-run_helpers = borrow("run_helpers", ROOT / "tests" / "engine" / "conftest.py")
 server_e2e = borrow("server_e2e", ROOT / "tests" / "server" / "test_server_e2e.py")
 seed_prompt = borrow("seed_prompt", ROOT / "tests" / "e2e" / "test_seed_prompt.py")
 #: `runner server` on a SQLite file, with a runner token and approvers' tokens

@@ -21,9 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers.paths import ROOT, borrow
-
-run_helpers = borrow("run_helpers", ROOT / "tests" / "engine" / "conftest.py")
+from helpers import run_helpers
 
 RUNNER = str(run_helpers.RUNNER)
 WAIT = 60.0  # a hang guard on every wait below

@@ -46,9 +46,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.paths import ROOT, borrow
-
-approval_world = borrow("approval_world", ROOT / "tests" / "approvals" / "conftest.py")
+from helpers import approval_world
+from helpers.paths import ROOT
 
 BIN = Path(sys.executable).parent
 RUNNER = BIN / "runner"

@@ -24,10 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers import run_helpers
 from helpers.cli import cli_in
-from helpers.paths import ROOT, borrow
-
-run_helpers = borrow("run_helpers", ROOT / "tests" / "engine" / "conftest.py")
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is needed")
 

@@ -8,7 +8,7 @@ condition below; each condition step runs ``true``, so it never changes the depl
 from __future__ import annotations
 
 import pytest
-from run_helpers import Outcome, Workspace
+from helpers.run_helpers import Outcome, Workspace
 
 PRIORS = {
     "succeeded": "run: 'true'",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from run_helpers import Workspace
+from helpers.run_helpers import Workspace
 
 from runner.steps.file_commands import parse_key_values
 

@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from run_helpers import Outcome, Workspace, kill_quietly, pid_alive, wait_for
+from helpers.run_helpers import Outcome, Workspace, kill_quietly, pid_alive, wait_for
 
 from runner.engine.record import RunRecord
 

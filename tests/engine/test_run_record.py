@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from run_helpers import Workspace, kill_quietly, wait_for
+from helpers.run_helpers import Workspace, kill_quietly, wait_for
 
 from runner.engine.record import RecordStore, RunRecord, RunStatus, StepStatus
 from runner.engine.run import new_record, utc_now

@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from run_helpers import Outcome, Workspace
+from helpers.run_helpers import Outcome, Workspace
 
 LITERAL = "lit-Secret-4f9a!x"
 FROM_ENV = "env-secret/with+special&chars"

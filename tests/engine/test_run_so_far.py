@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from run_helpers import Workspace
+from helpers.run_helpers import Workspace
 
 from runner.engine.run import Run
 from runner.evaluation.contexts import ContextBuilder

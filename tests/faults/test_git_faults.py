@@ -10,7 +10,7 @@
   the real clock; here the runner's own clock is moved instead.)
 
 The git world (origin, deploy repository, protected trust branch, approver's clone, real
-ssh-keygen keys) is ``tests/approvals/conftest.py``'s.
+ssh-keygen keys) is ``helpers.approval_world``'s.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from approval_world import World, git, utc_now
+from helpers.approval_world import World, git, utc_now
 
 from runner.approvals.document import instant
 from runner.approvals.quorum import judge

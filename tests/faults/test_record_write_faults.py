@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from run_helpers import Workspace
+from helpers.run_helpers import Workspace
 
 from runner.engine import journal as journal_module
 from runner.engine import record as record_module

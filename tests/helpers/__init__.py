@@ -2,7 +2,11 @@
 through the root ``conftest.py``; a folder's ``conftest`` is not importable by name from
 another folder, each folder may have its own).
 
-- :mod:`helpers.paths`: ``ROOT``, ``conformance_dir()``, ``borrow()`` another folder's conftest;
+- :mod:`helpers.paths`: ``ROOT``, ``conformance_dir()``, ``borrow()`` another folder's test module;
+- :mod:`helpers.run_helpers`: ``Workspace`` (runs in this process and as a ``runner`` process, and
+  the record they leave) and its ``workspace`` fixture;
+- :mod:`helpers.approval_world`: real ``ssh-keygen`` keys and the git ``World`` of the ``file``
+  source, with their fixtures;
 - :mod:`helpers.clock`: ``FakeClock`` (a ``now``/``sleep`` pair in which no time passes) and
   ``fake_time()``, which puts every run of this process on one;
 - :mod:`helpers.cli`: ``cli()``, the ``runner`` command in this process, its exit code and output;
@@ -16,3 +20,8 @@ another folder, each folder may have its own).
 A test that waits for a step's timeout runs the engine on a fake clock (``fake_time``,
 ``run_here``); a test that needs a real process waits for what the process says or does.
 """
+
+import pytest
+
+# the two that were folders' conftests: their failed asserts explain themselves, as the tests' do
+pytest.register_assert_rewrite("helpers.run_helpers", "helpers.approval_world")

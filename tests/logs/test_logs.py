@@ -11,19 +11,9 @@ import subprocess
 from typing import Any
 
 import pytest
-from helpers.paths import ROOT, borrow
+from helpers.run_helpers import RUNNER, Workspace
 
 from runner.steps.workflow_commands import Command, CommandProcessor, parse_command
-
-
-def load_run_helpers() -> Any:
-    """The shared run fixtures of ``tests/engine/conftest.py``, under a name of their own."""
-    return borrow("run_helpers", ROOT / "tests" / "engine" / "conftest.py")
-
-
-helpers = load_run_helpers()
-Workspace = helpers.Workspace
-workspace = helpers.workspace  # the fixture
 
 WORKFLOW = """
 name: logs demo
@@ -349,7 +339,7 @@ def pty_run(workspace: Workspace, env: dict[str, str]) -> str:
     master, slave = pty.openpty()
     try:
         proc = subprocess.Popen(
-            [str(helpers.RUNNER), *workspace.argv(path, (), "staging", "run-1")],
+            [str(RUNNER), *workspace.argv(path, (), "staging", "run-1")],
             cwd=workspace.root,
             env=workspace.environ(env),
             stdout=slave,

@@ -10,18 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from helpers.paths import ROOT, borrow
-
-
-def load_run_helpers() -> Any:
-    """The shared run fixtures of ``tests/engine/conftest.py``, under a name of their own."""
-    return borrow("run_helpers", ROOT / "tests" / "engine" / "conftest.py")
-
-
-helpers = load_run_helpers()
-Workspace = helpers.Workspace
-workspace = helpers.workspace  # the fixture
-
+from helpers.run_helpers import Workspace
 
 GREET = """
 name: Greet

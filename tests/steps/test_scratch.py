@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.paths import ROOT, borrow
+from helpers import run_helpers
+from helpers.run_helpers import Workspace
 
 from runner.engine.start import RunRequest, start_run
 from runner.logs.text import TextLog
@@ -25,10 +26,6 @@ from runner.steps import scratch
 from runner.steps.base import Detached, StepContext, StepResult
 from runner.steps.scratch import Scratch, safe_parent
 from runner.steps.script import run_script_step
-
-helpers = borrow("run_helpers", ROOT / "tests" / "engine" / "conftest.py")
-Workspace = helpers.Workspace
-workspace = helpers.workspace  # the fixture
 
 #: what a step shows of its files: ``<step>:<what>=<value>`` lines
 SHOW = """\
@@ -294,7 +291,7 @@ def test_the_folder_is_removed_when_the_run_detaches(
     (root / ".git").mkdir(parents=True)
     (root / "deploy.yml").write_text("name: detach\nsteps:\n" + shows("before") + shows("wait"))
     monkeypatch.chdir(root)
-    environ = {k: v for k, v in os.environ.items() if k not in helpers.CI_VARIABLES}
+    environ = {k: v for k, v in os.environ.items() if k not in run_helpers.CI_VARIABLES}
     log = io.StringIO()
     run = start_run(
         RunRequest(
@@ -333,12 +330,12 @@ def test_the_folder_is_removed_on_ctrl_c(workspace: Workspace, runtime_dir: Path
     )
     try:
         where = workspace.root / "where"
-        helpers.wait_for(lambda: where.exists() and where.read_text(), what="the step to start")
+        run_helpers.wait_for(lambda: where.exists() and where.read_text(), what="the step to start")
         assert Path(where.read_text().strip()).parent.parent == runtime_dir
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
-        helpers.kill_quietly(proc.pid)
+        run_helpers.kill_quietly(proc.pid)
     assert proc.returncode == 130, out + err
     assert "  after:fs=" in out.replace("\r", "")
     assert list(runtime_dir.iterdir()) == []
@@ -386,7 +383,7 @@ def test_a_full_memory_file_system_fails_the_step_not_the_run(
         '"$@"; code=$?; echo "left: $(ls -A "$XDG_RUNTIME_DIR")"; exit $code'
     )
     done = subprocess.run(
-        ["unshare", "-rm", "sh", "-c", mount, "sh", str(helpers.RUNNER), *argv],
+        ["unshare", "-rm", "sh", "-c", mount, "sh", str(run_helpers.RUNNER), *argv],
         cwd=workspace.root,
         env=workspace.environ({"XDG_RUNTIME_DIR": str(small), "NO_COLOR": "1"}),
         capture_output=True,
@@ -399,7 +396,7 @@ def test_a_full_memory_file_system_fails_the_step_not_the_run(
     assert "should not run" not in done.stdout
     assert "could not create the step's files in " in done.stdout
     assert done.stdout.rstrip().endswith("left:")
-    outcome = helpers.Outcome(0, "", "", workspace.state_dir, "full-1")
+    outcome = run_helpers.Outcome(0, "", "", workspace.state_dir, "full-1")
     assert outcome.statuses() == {"big": "failure", "filler": "success", "starved": "failure"}
     assert "No space left on device" in (outcome.step("starved").error or "")
 
@@ -428,7 +425,7 @@ def test_the_folder_of_a_killed_run_goes_with_the_next_run_and_a_live_ones_stays
             run_id=marker,
         )
         where = workspace.root / marker
-        helpers.wait_for(lambda: where.exists() and where.read_text(), what="the step to start")
+        run_helpers.wait_for(lambda: where.exists() and where.read_text(), what="the step to start")
         return proc, Path(where.read_text().strip()).parent
 
     killed, killed_folder = waiting("killed")
@@ -436,7 +433,7 @@ def test_the_folder_of_a_killed_run_goes_with_the_next_run_and_a_live_ones_stays
     try:
         os.kill(killed.pid, signal.SIGKILL)
         killed.communicate(timeout=60)
-        helpers.kill_quietly(killed.pid)  # its step, which SIGKILL did not reach
+        run_helpers.kill_quietly(killed.pid)  # its step, which SIGKILL did not reach
         assert any(p.name.endswith("script.sh") for p in killed_folder.iterdir())
         aged(killed_folder), aged(live_folder)
         assert workspace.run("name: next\nsteps:\n" + shows("next")).code == 0
@@ -445,7 +442,7 @@ def test_the_folder_of_a_killed_run_goes_with_the_next_run_and_a_live_ones_stays
     finally:
         live.send_signal(signal.SIGINT)
         live.communicate(timeout=60)
-        helpers.kill_quietly(live.pid)
+        run_helpers.kill_quietly(live.pid)
     assert live.returncode == 130
     assert list(runtime_dir.iterdir()) == []
 
