@@ -17,7 +17,7 @@ from runner.approvals.document import instant, parse_body, parse_instant
 from runner.cli.main import main
 
 if TYPE_CHECKING:
-    from conftest import World
+    from helpers.approval_world import World
 
 WORKFLOW = """\
 name: Seed

@@ -13,7 +13,7 @@ from runner.approvals.branch import MAX_BLOBS
 from runner.errors import ApprovalError
 
 if TYPE_CHECKING:
-    from conftest import World
+    from helpers.approval_world import World
 
 
 def signed_files(world: World, request: object, who: str) -> dict[str, bytes]:

@@ -32,7 +32,7 @@ from runner.approvals.request import Interruption
 from runner.errors import VerificationError
 
 if TYPE_CHECKING:
-    from conftest import Key, Keys
+    from helpers.approval_world import Key, Keys
 
 NAMESPACE = "runner-approval"
 NOW = datetime(2026, 3, 2, 12, 0, 0, tzinfo=UTC)

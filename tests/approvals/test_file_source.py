@@ -14,7 +14,7 @@ from runner.approvals.quorum import Verdict
 from runner.errors import RefusedError
 
 if TYPE_CHECKING:
-    from conftest import World
+    from helpers.approval_world import World
 
 DIGEST = "d" * 64  # World.DIGEST
 TRUST_REF = "refs/remotes/origin/approvals-trust"  # World.TRUST_REF

@@ -15,7 +15,7 @@ from runner.approvals.document import new_body
 from runner.approvals.request import GUIDED
 
 if TYPE_CHECKING:
-    from conftest import World
+    from helpers.approval_world import World
 
 WORKFLOW = """\
 name: Seed

@@ -17,7 +17,7 @@ from runner.cli.runs import verdict
 from runner.errors import UsageError
 
 if TYPE_CHECKING:
-    from conftest import Key, World
+    from helpers.approval_world import Key, World
 
 WORKFLOW = """\
 name: Seed

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import requests
 from helpers.run_helpers import CI_VARIABLES
-from server_helpers import people_directory, serving
+from helpers.server_helpers import people_directory, serving
 
 from runner.server.bodies import MAX_BODY_BYTES
 from runner.server.storage import Store, make_engine, migrate

@@ -32,7 +32,7 @@ import requests
 from helpers.cli import cli_in
 from helpers.paths import ROOT
 from helpers.run_helpers import RUNNER, Workspace
-from server_helpers import people_directory
+from helpers.server_helpers import people_directory
 
 from runner.approvals.identity import parse_directory
 from runner.approvals.prompt import PromptSource

@@ -12,8 +12,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from helpers.approval_world import World
+from helpers.server_helpers import serving
 from msgspec.structs import replace
-from server_helpers import serving
 
 from runner.approvals.server_client import ServerClient
 from runner.approvals.server_source import ServerSource

@@ -31,7 +31,7 @@ from urllib.parse import quote
 import pytest
 import requests
 from helpers.paths import ROOT
-from server_helpers import serving
+from helpers.server_helpers import serving
 
 from runner.approvals.identity import parse_directory
 from runner.server.storage import Store, make_engine, migrate

@@ -30,10 +30,10 @@ from typing import Any
 
 import pytest
 import requests
-import server_helpers
+from helpers import server_helpers
 from helpers.cli import cli, cli_in
 from helpers.clock import FakeClock, fake_time, real_now
-from server_helpers import Seen, people_directory, serving
+from helpers.server_helpers import Seen, people_directory, serving
 
 from runner.approvals.request import Interruption
 from runner.approvals.server_client import ServerClient

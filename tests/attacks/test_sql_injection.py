@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from server_helpers import people_directory
+from helpers.server_helpers import people_directory
 from sqlalchemy import func, select
 
 from runner.server import tables as t

@@ -7,6 +7,8 @@ another folder, each folder may have its own).
   the record they leave) and its ``workspace`` fixture;
 - :mod:`helpers.approval_world`: real ``ssh-keygen`` keys and the git ``World`` of the ``file``
   source, with their fixtures;
+- :mod:`helpers.server_helpers`: the approval server's store (SQLite, PostgreSQL) and a uvicorn
+  serving it on loopback, with their fixtures;
 - :mod:`helpers.clock`: ``FakeClock`` (a ``now``/``sleep`` pair in which no time passes) and
   ``fake_time()``, which puts every run of this process on one;
 - :mod:`helpers.cli`: ``cli()``, the ``runner`` command in this process, its exit code and output;
@@ -23,5 +25,7 @@ A test that waits for a step's timeout runs the engine on a fake clock (``fake_t
 
 import pytest
 
-# the two that were folders' conftests: their failed asserts explain themselves, as the tests' do
-pytest.register_assert_rewrite("helpers.run_helpers", "helpers.approval_world")
+# the three that were folders' conftests: their failed asserts explain themselves, as the tests' do
+pytest.register_assert_rewrite(
+    "helpers.run_helpers", "helpers.approval_world", "helpers.server_helpers"
+)

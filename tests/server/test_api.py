@@ -16,7 +16,7 @@ from sqlalchemy import select
 from runner.server import tables as t
 
 if TYPE_CHECKING:
-    from conftest import Served
+    from helpers.server_helpers import Served
 
 RequestFactory = Callable[..., dict[str, Any]]
 ExpectError = Callable[[requests.Response, int, str], None]

@@ -19,7 +19,7 @@ from runner.server import tables as t
 from runner.server.audit import verify_chain
 
 if TYPE_CHECKING:
-    from conftest import Served
+    from helpers.server_helpers import Served
 
 RequestFactory = Callable[..., dict[str, Any]]
 ID = "r1--gate"

@@ -38,7 +38,7 @@ from helpers.waiting import Output
 from runner.cli.main import main
 
 if TYPE_CHECKING:
-    from conftest import Reply, Seen, Stub
+    from helpers.stub import Reply, Seen, Stub
 
     StubFactory = Callable[[Callable[[Seen], Reply]], Stub]
 

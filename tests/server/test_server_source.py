@@ -30,7 +30,8 @@ from runner.options import RunOptions
 from runner.server import tables as t
 
 if TYPE_CHECKING:
-    from conftest import Reply, Seen, Served, Stub
+    from helpers.server_helpers import Served
+    from helpers.stub import Reply, Seen, Stub
 
     StubFactory = Callable[[Callable[[Seen], Reply]], Stub]
 
