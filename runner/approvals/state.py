@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from msgspec import Struct, field
+from msgspec.structs import asdict
 
 from runner.approvals.request import Interruption, Submission
 
@@ -66,7 +67,7 @@ class Decision(Struct, frozen=True):
         return self.display_name or self.username or "someone"
 
     def to_json(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__struct_fields__}
+        return asdict(self)
 
     @classmethod
     def from_json(cls, data: object) -> Decision:
@@ -84,7 +85,7 @@ class Refusal(Struct, frozen=True):
     evidence: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__struct_fields__}
+        return asdict(self)
 
     @classmethod
     def from_json(cls, data: object) -> Refusal:
@@ -116,7 +117,7 @@ class ApprovalState(Struct, frozen=True):
         if self.interruption is not None:
             data["interruption"] = self.interruption.to_dict()
         data["state"] = self.state
-        data["submissions"] = [_fields(s) for s in self.submissions]
+        data["submissions"] = [asdict(s) for s in self.submissions]
         data["refused"] = [r.to_json() for r in self.refused]
         if self.decided_at is not None:
             data["decided_at"] = self.decided_at
@@ -228,7 +229,7 @@ class GuidedDecision(Struct, frozen=True):
         if early and self.notes is not None:
             data["notes"] = self.notes
         data["decided_at"] = self.decided_at
-        data["submissions"] = [_fields(s) for s in self.submissions]
+        data["submissions"] = [asdict(s) for s in self.submissions]
         data["refused"] = [r.to_json() for r in self.refused]
         for name in _GUIDED_LATER:
             value = getattr(self, name)
@@ -349,10 +350,6 @@ def recorded_decisions(approval: object) -> tuple[Decision, ...]:
         return tuple(Decision.from_json(d) for d in _items(approval, "decisions"))
     except RecordShapeError:
         return ()
-
-
-def _fields(submission: Submission) -> dict[str, Any]:
-    return {name: getattr(submission, name) for name in submission.__struct_fields__}
 
 
 def _items(data: Mapping[str, Any], name: str) -> list[Any]:

@@ -63,7 +63,7 @@ def open_store(database: str | None) -> Any:
     try:
         engine = make_engine(url)
     except ArgumentError as exc:  # no URL at all, or a database no installed driver speaks
-        raise UsageError(not_a_database(url, exc), hint=_database_hint(url)) from None
+        raise UsageError(_not_a_database(url, exc), hint=_database_hint(url)) from None
     try:
         migrate(engine)
     except SQLAlchemyError as exc:
@@ -77,7 +77,7 @@ def open_store(database: str | None) -> Any:
     return Store(engine)
 
 
-def not_a_database(url: str, exc: Exception) -> str:
+def _not_a_database(url: str, exc: Exception) -> str:
     """What is wrong with a ``--database`` SQLAlchemy refused, without echoing a value that is
     no URL (it may be a mistyped one holding a password)."""
     if "://" not in url:

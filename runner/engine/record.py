@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from msgspec import Struct, field
-from msgspec.structs import replace
+from msgspec.structs import asdict, replace
 
 from runner.approvals.state import ApprovalState, GuidedState, RecordShapeError
 from runner.bounded import loads, read_file
@@ -106,14 +106,11 @@ class StepRecord(Struct, frozen=True, dict=True):
 
 def step_fields(step: StepRecord) -> dict[str, Any]:
     """A step's fields as a dict (shallow: json encodes the values as they are)."""
-    values = {name: getattr(step, name) for name in _STEP_FIELDS}
+    values = asdict(step)
     if values["guided"] is None:
         # a step that never asked keeps the line it had before guided failure existed
         del values["guided"]
     return values
-
-
-_STEP_FIELDS = StepRecord.__struct_fields__
 
 
 class RunRecord(Struct, dict=True):
@@ -265,7 +262,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (ApprovalState, GuidedState)):
         return value.to_json()
     if isinstance(value, Struct):
-        return {name: getattr(value, name) for name in value.__struct_fields__}
+        return asdict(value)
     if isinstance(value, Mapping):  # a step's read-only mappings, whatever their type
         return dict(value)
     raise TypeError(f"{type(value).__name__} is not JSON serializable")

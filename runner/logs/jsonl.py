@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from runner.approvals.state import Decision
-from runner.engine.record import RunRecord, StepRecord
+from runner.engine.record import RunRecord, StepRecord, step_fields
 from runner.errors import Location
 from runner.logs.base import BaseLog
 from runner.model import Step, Workflow
@@ -94,10 +94,8 @@ class JsonLog(BaseLog):
 
 def _step(rec: StepRecord) -> dict[str, Any]:
     """A step as the record holds it (its approval as the record's JSON object)."""
-    data = {name: getattr(rec, name) for name in rec.__struct_fields__}
+    data = step_fields(rec)  # without `guided` when it is None, as the record leaves it out
     data["approval"] = rec.approval.to_json() if rec.approval is not None else None
-    if rec.guided is None:
-        del data["guided"]  # as the record leaves it out
-    else:
+    if rec.guided is not None:
         data["guided"] = rec.guided.to_json()
     return data
