@@ -8,19 +8,17 @@ Real ``runner server`` and ``runner resume`` subprocesses on loopback.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.cli import cli
-from helpers.paths import ROOT, borrow
+import requests
+from helpers import server_e2e
+from helpers.server_e2e import ID, World
 
-e2e = borrow("server_e2e", ROOT / "tests" / "server" / "test_server_e2e.py")
-
-TWO_GATES = e2e.WORKFLOW.replace(
+TWO_GATES = server_e2e.WORKFLOW.replace(
     "  - id: after\n",
     "  - id: gate2\n    name: Second look\n    manual:\n      teams: [trading-desk]\n"
     "  - id: after\n",
@@ -28,68 +26,19 @@ TWO_GATES = e2e.WORKFLOW.replace(
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[Any]:
-    root = tmp_path / "ws"
-    (root / ".git").mkdir(parents=True)
-    (root / "approvals").mkdir()
-    shutil.copy(ROOT / "approvals" / "people.yml", root / "approvals" / "people.yml")
-    database = f"sqlite:///{tmp_path / 'server.db'}"
-    assert (
-        cli(
-            "server",
-            "--database",
-            database,
-            "users",
-            "import",
-            str(root / "approvals" / "people.yml"),
-        )[0]
-        == 0
-    )
-
-    def issue(*args: str) -> str:
-        code, out = cli("server", "--database", database, "tokens", "issue", *args)
-        assert code == 0
-        return str(out).strip()
-
-    server = e2e.ServerProcess(database, e2e.free_port(), tmp_path / "server.log")
-    world = e2e.World(
-        root,
-        server,
-        issue("--kind", "runner"),
-        {name: issue("--kind", "approver", "--user", name) for name in ("alice", "bob")},
-    )
-    server.start()
-    try:
+def served(tmp_path: Path) -> Iterator[World]:
+    with server_e2e.started(tmp_path) as world:
         yield world
-    finally:
-        server.stop()
 
 
-def resume(world: Any, state: str) -> subprocess.CompletedProcess[str]:
-    done: subprocess.CompletedProcess[str] = subprocess.run(
-        [
-            e2e.RUNNER,
-            "resume",
-            "r1",
-            "--state-dir",
-            state,
-            "--server",
-            world.server.url,
-            "--detach-on-wait",
-        ],
-        cwd=world.root,
-        env=e2e.host_env(RUNNER_SERVER_TOKEN=world.runner_token),
-        capture_output=True,
-        text=True,
-        timeout=e2e.WAIT,
-    )
-    return done
+def resume(world: World, state: str) -> subprocess.CompletedProcess[str]:
+    return world.resume(state, "--detach-on-wait")
 
 
 def put_record(world: Any, record: dict[str, Any]) -> bool:
     """Store ``record`` as the server's copy with the runner token; whether the server took it
     (a server may refuse to rewrite a finished step: the runner must not rely on it)."""
-    answer = e2e.requests.put(
+    answer = requests.put(
         f"{world.server.url}/api/v1/runs/r1",
         json=record,
         headers={"Authorization": f"Bearer {world.runner_token}"},
@@ -100,7 +49,7 @@ def put_record(world: Any, record: dict[str, Any]) -> bool:
 
 
 def detached(world: Any) -> dict[str, Any]:
-    code, out, err = e2e.finish(world.start_run("--detach-on-wait"))
+    code, out, err = server_e2e.finish(world.start_run("--detach-on-wait"))
     assert code == 75, out + err
     copy: dict[str, Any] = world.api("GET", "/runs/r1").json()
     return copy
@@ -111,7 +60,7 @@ def test_a_server_record_saying_approved_without_server_rows_does_not_deploy(
 ) -> None:
     served.workflow(served.server.url, timeout=5)
     record = detached(served)
-    gate = e2e.step(record, "gate")
+    gate = server_e2e.step(record, "gate")
     gate.update(status="success", outcome="success", conclusion="success")
     gate["approval"]["state"] = "approved"
     gate["approval"]["decisions"] = [
@@ -122,7 +71,7 @@ def test_a_server_record_saying_approved_without_server_rows_does_not_deploy(
             "display_name": "Alice Martin",
             "notes": "forged",
             "submitted_at": record["started_at"],
-            "evidence": {"server": served.server.url, "interruption": e2e.ID, "submission": 1},
+            "evidence": {"server": served.server.url, "interruption": ID, "submission": 1},
         }
     ]
     gate["octopus"] = {"Manual.ResponsibleUser.DisplayName": "Alice Martin"}
@@ -152,7 +101,7 @@ def test_a_gate_the_server_approved_is_reverified_from_its_rows(
     assert "gate `gate`: decisions re-verified from their evidence" in output
     # the same copy, with the first gate's decision rewritten to someone else: refused
     record = served.api("GET", "/runs/r1").json()
-    decision = e2e.step(record, "gate")["approval"]["decisions"][0]
+    decision = server_e2e.step(record, "gate")["approval"]["decisions"][0]
     decision["username"] = "bob"
     if put_record(served, record):
         third = resume(served, "THREE")

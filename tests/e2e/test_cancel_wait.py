@@ -27,11 +27,12 @@ from typing import Any, ClassVar
 import pytest
 from helpers import run_helpers
 from helpers.paths import ROOT, borrow
+from helpers.server_e2e import world
 
-server_e2e = borrow("server_e2e", ROOT / "tests" / "server" / "test_server_e2e.py")
 seed_prompt = borrow("seed_prompt", ROOT / "tests" / "e2e" / "test_seed_prompt.py")
-#: `runner server` on a SQLite file, with a runner token and approvers' tokens
-world = server_e2e.world
+#: fixtures, found by pytest here: `runner server` on a SQLite file, with a runner token and
+#: approvers' tokens
+__all__ = ["world"]
 
 RUNNER = str(run_helpers.RUNNER)
 #: from the signal to the runner's exit, far below every poll interval used here (30 s, and

@@ -9,6 +9,9 @@ another folder, each folder may have its own).
   source, with their fixtures;
 - :mod:`helpers.server_helpers`: the approval server's store (SQLite, PostgreSQL) and a uvicorn
   serving it on loopback, with their fixtures;
+- :mod:`helpers.server_e2e`: `runner server` in a subprocess and a workspace whose run waits on
+  it (its ``World``), with the ``world``, ``module_world`` and ``shared_world`` fixtures;
+- :mod:`helpers.net`: ``free_port()``, for a server started as a process of its own;
 - :mod:`helpers.clock`: ``FakeClock`` (a ``now``/``sleep`` pair in which no time passes) and
   ``fake_time()``, which puts every run of this process on one;
 - :mod:`helpers.cli`: ``cli()``, the ``runner`` command in this process, its exit code and output;
@@ -25,7 +28,11 @@ A test that waits for a step's timeout runs the engine on a fake clock (``fake_t
 
 import pytest
 
-# the three that were folders' conftests: their failed asserts explain themselves, as the tests' do
+# the modules that were folders' conftests or test modules: their failed asserts explain
+# themselves, as the tests' do
 pytest.register_assert_rewrite(
-    "helpers.run_helpers", "helpers.approval_world", "helpers.server_helpers"
+    "helpers.run_helpers",
+    "helpers.approval_world",
+    "helpers.server_helpers",
+    "helpers.server_e2e",
 )

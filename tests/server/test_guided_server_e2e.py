@@ -6,8 +6,8 @@ Each choice while the run waits; and a CI job that detaches at the failed step (
 decision made on the server meanwhile, and a later job's ``runner resume --server`` on an empty
 state folder going on with it (a retry runs the step again there, a skip goes on past it).
 
-The tests share one server (``module_world`` of ``test_server_e2e``), each with a workspace and a
-run id of its own.
+The tests share one server (``module_world`` of ``helpers.server_e2e``), each with a workspace
+and a run id of its own.
 """
 
 from __future__ import annotations
@@ -21,18 +21,7 @@ from typing import Any
 import pytest
 import requests
 from helpers.cli import cli
-from test_server_e2e import (
-    RUNNER,
-    WAIT,
-    World,
-    finish,
-    host_env,
-    module_world,
-    shared_world,
-    step,
-)
-
-__all__ = ["module_world", "shared_world"]  # fixtures, found by pytest here
+from helpers.server_e2e import RUNNER, WAIT, World, finish, host_env, step
 
 WORKFLOW = """\
 name: Guided server end to end
