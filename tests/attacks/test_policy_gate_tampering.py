@@ -2,42 +2,30 @@
 
 The policy on the protected trust ref puts ``policy-approval`` before the first step. A resume
 must put it back from the pinned policy, whatever the record holds, and re-verify it like any
-gate. Real git, the CLI in-process (the world of ``tests/policy/test_policy_e2e.py``).
+gate. Real git, the CLI in-process (the world of ``helpers.policy_world``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.paths import ROOT, borrow
+from helpers.policy_world import World, clean_environment, make_world
 
-e2e = borrow("policy_e2e", ROOT / "tests" / "policy" / "test_policy_e2e.py")
+__all__ = ["clean_environment"]  # autouse: found by pytest here
 
 APPROVAL = "environments:\n  production:\n    approval:\n      teams: [release-managers]\n"
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in e2e.HOST_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in e2e.GIT_ENV.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("RUNNER_ACTOR", "carol")
 
 
 @pytest.fixture
 def world(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Any]:
-    made = e2e.World(tmp_path, capsys)
-    made.create(APPROVAL, e2e.deploy_yml())
-    monkeypatch.chdir(made.repo)
-    yield made
+) -> World:
+    # a real clock: the runs here detach at the gate instead of waiting for its timeout
+    return make_world(tmp_path, capsys, monkeypatch, APPROVAL, fake_clock=False)
 
 
 def detached_at_the_policy_gate(world: Any) -> None:

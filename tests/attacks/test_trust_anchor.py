@@ -5,8 +5,9 @@ policy's mandatory approval, or (c) delete its manual step and its approvals alt
 
 Each of these deploys unless the environment anchors trust outside the deployed commit
 (``RUNNER_TRUST_REF``, ``RUNNER_TRUST_POLICY``; ``runner/anchor.py``). The world is
-``tests/policy/test_policy_e2e.py``'s: a bare origin, the protected ``approvals-trust`` branch
-(people, policy), and ``main`` holding ``deploy.yml``; the CLI runs in this process.
+``helpers.policy_world``'s, as in ``tests/policy/test_policy_e2e.py``: a bare origin, the
+protected ``approvals-trust`` branch (people, policy), and ``main`` holding ``deploy.yml``; the
+CLI runs in this process.
 """
 
 from __future__ import annotations
@@ -19,14 +20,9 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from helpers.clock import FakeClock, fake_time, real_now
-from helpers.paths import ROOT, borrow
+from helpers.policy_world import World, clean_environment, deploy_yml, git, make_world
 
-policy_world = borrow("policy_world", ROOT / "tests" / "policy" / "test_policy_e2e.py")
-World = policy_world.World
-deploy_yml = policy_world.deploy_yml
-git = policy_world.git
-clean_environment = policy_world.clean_environment  # autouse: no CI variables, actor carol
+__all__ = ["clean_environment"]  # autouse: found by pytest here
 
 TRUST_REF = "refs/remotes/origin/approvals-trust"
 EVIL_REF = "refs/remotes/origin/evil-trust"
@@ -62,13 +58,8 @@ BARE = (
 @pytest.fixture
 def world(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[World]:
-    made = World(tmp_path, capsys)
-    made.create(GATED, deploy_yml())
-    monkeypatch.chdir(made.repo)
-    # a policy approval's timeout passes at once (in process, runs wait on this clock)
-    fake_time(monkeypatch, FakeClock(real_now()))
-    yield made
+) -> World:
+    return make_world(tmp_path, capsys, monkeypatch, GATED)
 
 
 def anchor(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,8 +5,14 @@ another folder, each folder may have its own).
 - :mod:`helpers.paths`: ``ROOT``, ``conformance_dir()``, ``borrow()`` another folder's test module;
 - :mod:`helpers.run_helpers`: ``Workspace`` (runs in this process and as a ``runner`` process, and
   the record they leave) and its ``workspace`` fixture;
+- :mod:`helpers.environ`: ``HOST_VARIABLES``, the host's CI variables a test's runner must not
+  see, and ``host_env()``, the environment without them;
+- :mod:`helpers.git_world`: ``GitWorld``, a bare origin, the workspace cloned from it and the
+  protected trust branch, the base of the two worlds below, and ``git()``;
 - :mod:`helpers.approval_world`: real ``ssh-keygen`` keys and the git ``World`` of the ``file``
   source, with their fixtures;
+- :mod:`helpers.policy_world`: the git ``World`` of the environment policies, the CLI in this
+  process, and its autouse ``clean_environment`` fixture;
 - :mod:`helpers.server_helpers`: the approval server's store (SQLite, PostgreSQL) and a uvicorn
   serving it on loopback, with their fixtures;
 - :mod:`helpers.server_e2e`: `runner server` in a subprocess and a workspace whose run waits on
@@ -35,4 +41,6 @@ pytest.register_assert_rewrite(
     "helpers.approval_world",
     "helpers.server_helpers",
     "helpers.server_e2e",
+    "helpers.git_world",
+    "helpers.policy_world",
 )

@@ -14,7 +14,6 @@ People (``trust/people.yml`` on the trust branch):
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from msgspec.structs import replace
 
 from helpers.cli import cli_in
 from helpers.clock import FakeClock, fake_time, real_now
+from helpers.git_world import TRUST_REF, GitWorld, clean_env, git, write
 from runner.approvals.document import ApprovalBody, instant
 from runner.approvals.files import FileSource
 from runner.approvals.identity import Directory, Person
@@ -43,7 +43,6 @@ from runner.options import RunOptions
 NAMESPACE = "runner-approval"
 
 RUNNER = str(Path(sys.executable).with_name("runner"))
-TRUST_REF = "refs/remotes/origin/approvals-trust"
 DIGEST = "d" * 64
 
 PEOPLE_YML = """\
@@ -69,48 +68,6 @@ people:
 teams:
   trading-desk: [alice, bob, dave]
 """
-
-#: environment variables that would change who runs or what commit is deployed
-_HOST_VARIABLES = (
-    "RUNNER_ACTOR",
-    "GITHUB_TRIGGERING_ACTOR",
-    "GITHUB_ACTOR",
-    "GITLAB_USER_LOGIN",
-    "GITHUB_SHA",
-    "CI_COMMIT_SHA",
-    "RUNNER_STATE_DIR",
-    "CI",
-    "GITHUB_ACTIONS",
-    "GITLAB_CI",
-    "GITHUB_OUTPUT",
-    "GITHUB_ENV",
-    "GITHUB_STEP_SUMMARY",
-)
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment for git and the CLI: a fixed git identity, no CI variables."""
-    env = {k: v for k, v in os.environ.items() if k not in _HOST_VARIABLES}
-    env.update(
-        GIT_AUTHOR_NAME="t",
-        GIT_AUTHOR_EMAIL="t@e",
-        GIT_COMMITTER_NAME="t",
-        GIT_COMMITTER_EMAIL="t@e",
-        GIT_CONFIG_NOSYSTEM="1",
-        GIT_TERMINAL_PROMPT="0",
-        NO_COLOR="1",
-    )
-    env.update(extra)
-    return env
-
-
-def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(cwd), *args], capture_output=True, text=True, env=clean_env()
-    )
-    if done.returncode != 0:
-        raise AssertionError(f"git {' '.join(args)} failed: {done.stderr}")
-    return done.stdout.strip()
 
 
 @dataclass(frozen=True)
@@ -215,17 +172,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-def _write(root: Path, files: Mapping[str, str | bytes]) -> None:
-    for name, content in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, str):
-            path.write_text(content, encoding="utf-8")
-        else:
-            path.write_bytes(content)
-
-
-class World:
+class World(GitWorld):
     """A bare origin, the deploy workspace, the trust branch, and an approver's clone.
 
     The constants and helpers tests need are reachable from here too.
@@ -238,10 +185,8 @@ class World:
     sign = staticmethod(sign)
 
     def __init__(self, root: Path, keys: Keys) -> None:
-        self.root = root
+        super().__init__(root)
         self.keys = keys
-        self.origin = root / "origin.git"
-        self.repo = root / "repo"
         self.approver = root / "approver"
         #: the test's monkeypatch, for commands run in this process (set by the fixture)
         self.monkeypatch: pytest.MonkeyPatch | None = None
@@ -249,24 +194,13 @@ class World:
     @classmethod
     def create(cls, root: Path, keys: Keys) -> World:
         world = cls(root, keys)
-        git(root, "init", "-q", "--bare", "-b", "main", str(world.origin))
-        git(root, "clone", "-q", str(world.origin), str(world.repo))
-        # the protected trust branch
-        git(world.repo, "checkout", "-q", "-b", "approvals-trust")
-        _write(
-            world.repo,
+        world.push_trust(
             {
                 "trust/people.yml": PEOPLE_YML,
                 "trust/allowed_signers": keys.allowed_signers(),
                 "trust/revoked_keys": keys.revoked_keys(),
-            },
+            }
         )
-        git(world.repo, "add", "trust")
-        git(world.repo, "commit", "-qm", "trust")
-        git(world.repo, "push", "-q", "origin", "approvals-trust")
-        # the deployed branch: no trust files in it
-        git(world.repo, "checkout", "-q", "--orphan", "main")
-        git(world.repo, "rm", "-rqf", ".")
         world.commit_workflow("name: Placeholder\nsteps:\n  - id: s\n    run: echo\n")
         git(world.repo, "fetch", "-q", "origin")
         # the approver's clone, on an orphan branch `approvals`
@@ -287,7 +221,7 @@ class World:
 
     def commit_workflow(self, text: str, extra: Mapping[str, str] | None = None) -> Path:
         """Write ``deploy.yml`` (and ``extra`` files) on main, commit and push; return its path."""
-        _write(self.repo, {"deploy.yml": text, **(extra or {})})
+        write(self.repo, {"deploy.yml": text, **(extra or {})})
         git(self.repo, "add", "-A", ".")
         git(self.repo, "commit", "-qm", "deploy")
         git(self.repo, "push", "-q", "origin", "main")
@@ -301,7 +235,7 @@ class World:
 
     def push(self, files: Mapping[str, bytes], message: str = "approve") -> None:
         """Commit ``files`` (paths relative to the approver's clone) to ``approvals``, push."""
-        _write(self.approver, files)
+        write(self.approver, files)
         git(self.approver, "add", "-A", ".")
         git(self.approver, "commit", "-qm", message)
         git(self.approver, "push", "-q", "origin", "approvals")

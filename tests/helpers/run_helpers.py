@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from helpers import waiting
+from helpers.environ import HOST_VARIABLES
 from runner.cli.main import main
 from runner.engine.record import RunRecord, StepRecord
 
@@ -30,25 +31,9 @@ ROOT = Path(__file__).resolve().parents[2]
 #: the installed console script beside the venv's interpreter
 RUNNER = Path(sys.executable).with_name("runner")
 
-#: the outer CI's variables: they choose the log format, the run id and where outputs go
-CI_VARIABLES = (
-    "CI",
-    "CI_COMMIT_SHA",
-    "CI_JOB_ID",
-    "CI_PIPELINE_ID",
-    "GITHUB_ACTIONS",
-    "GITHUB_ENV",
-    "GITHUB_OUTPUT",
-    "GITHUB_PATH",
-    "GITHUB_RUN_ATTEMPT",
-    "GITHUB_RUN_ID",
-    "GITHUB_SHA",
-    "GITHUB_STEP_SUMMARY",
-    "GITLAB_CI",
-    "NO_COLOR",
-    "RUNNER_DEBUG",
-    "RUNNER_STATE_DIR",
-)
+#: the outer CI's variables (they choose the log format, the run id and where outputs go), and
+#: the host's NO_COLOR: a workspace's runs print as the runner does by default
+CI_VARIABLES = (*HOST_VARIABLES, "NO_COLOR")
 
 RUN_ID = "run-1"
 

@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import itertools
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -27,6 +26,7 @@ from typing import Any
 import pytest
 import requests
 
+from helpers import environ
 from helpers.cli import cli, cli_in
 from helpers.clock import FakeClock, fake_time
 from helpers.net import free_port
@@ -35,28 +35,6 @@ from helpers.paths import ROOT
 RUNNER = str(Path(sys.executable).with_name("runner"))
 ID = "r1--gate"
 WAIT = 30.0  # seconds: the bound on every wait below
-HOST_VARIABLES_TO_DROP = (
-    "CI",
-    "GITHUB_ACTIONS",
-    "GITLAB_CI",
-    "BUILDKITE",
-    "JENKINS_URL",
-    "TF_BUILD",
-    "RUNNER_ACTOR",
-    "GITHUB_TRIGGERING_ACTOR",
-    "GITHUB_ACTOR",
-    "GITLAB_USER_LOGIN",
-    "GITHUB_RUN_ID",
-    "CI_JOB_ID",
-    "RUNNER_STATE_DIR",
-    "GITHUB_SHA",
-    "CI_COMMIT_SHA",
-    "RUNNER_SERVER_TOKEN",
-    "RUNNER_APPROVER_TOKEN",
-    "RUNNER_SERVER_URL",
-    "RUNNER_SERVER_DATABASE",
-    "GITHUB_OUTPUT",
-)
 
 WORKFLOW = """\
 name: Server end to end
@@ -83,9 +61,8 @@ steps:
 
 
 def host_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in HOST_VARIABLES_TO_DROP}
-    env.update(NO_COLOR="1", RUNNER_ACTOR="ci-bot", **extra)
-    return env
+    """The runner's environment: no CI variables, started by ``ci-bot``."""
+    return environ.host_env(RUNNER_ACTOR="ci-bot", **extra)
 
 
 @dataclass

@@ -1,78 +1,36 @@
 """Environment policies end to end: real git repositories, the CLI in-process.
 
-Each test builds a world in ``tmp_path``: a bare ``origin``; a clone of it (the deploy workspace);
-the protected trust branch ``approvals-trust`` (people, allowed signers, the policy) pushed to
-``origin`` and fetched; and branch ``main`` holding only ``deploy.yml``, whose ``approvals.trust``
-names ``refs/remotes/origin/approvals-trust``. The CLI runs in this process
-(``runner.cli.main.main``) with the working directory in the workspace and CI variables removed,
-so that the ref comes from git and the actor from ``RUNNER_ACTOR``.
+Each test builds the world of :mod:`helpers.policy_world` in ``tmp_path`` (a bare ``origin``,
+the deploy workspace cloned from it, the protected trust branch ``approvals-trust`` with the
+policy, and ``main`` holding only ``deploy.yml``), with CI variables removed, so that the ref
+comes from git and the actor from ``RUNNER_ACTOR``.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import threading
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.clock import FakeClock, fake_time, real_now
-
-from runner.cli.main import main
-
-pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is needed")
-
-#: variables that would decide the ref, the commit, the actor, the log format or the state folder
-HOST_VARIABLES = (
-    "RUNNER_ACTOR",
-    "GITHUB_TRIGGERING_ACTOR",
-    "GITHUB_ACTOR",
-    "GITLAB_USER_LOGIN",
-    "GITHUB_REF",
-    "GITHUB_SHA",
-    "GITHUB_RUN_ID",
-    "CI_COMMIT_TAG",
-    "CI_COMMIT_BRANCH",
-    "CI_COMMIT_REF_NAME",
-    "CI_COMMIT_SHA",
-    "CI_JOB_ID",
-    "RUNNER_STATE_DIR",
-    "CI",
-    "GITHUB_ACTIONS",
-    "GITLAB_CI",
-    "GITHUB_OUTPUT",
-    "GITHUB_ENV",
-    "GITHUB_STEP_SUMMARY",
+from helpers.policy_world import (
+    PEOPLE,
+    TRUST,
+    Result,
+    World,
+    clean_environment,
+    deploy_yml,
+    git,
+    make_world,
 )
 
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@e",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@e",
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_TERMINAL_PROMPT": "0",
-}
-
-PEOPLE = """\
-people:
-  - id: u-alice
-    username: alice
-    display-name: Alice Martin
-    ci-logins: [alice-gh]
-  - id: u-bob
-    username: bob
-    display-name: Bob Stone
-teams:
-  sre: [alice]
-  release-managers: [alice, bob]
-"""
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is needed")
+__all__ = ["clean_environment"]  # autouse: found by pytest here
 
 #: main may deploy to production once staging has succeeded; SRE may break the glass
 STRICT = """\
@@ -88,55 +46,6 @@ environments:
 
 PERMISSIVE = "environments:\n  production: {}\n"
 
-TRUST = "{ref: refs/remotes/origin/approvals-trust, people: trust/people.yml, \
-allowed-signers: trust/allowed_signers, policy: trust/policy.yml}"
-
-
-def deploy_yml(trust: str = TRUST, *, manual: bool = False, notify: str = "") -> str:
-    """The workflow: one step that leaves a trace; a failing smoke test while ``fail-here`` exists;
-    optionally the manual step that a pull request later removes."""
-    gate = (
-        "  - id: gate\n"
-        "    name: Approve release\n"
-        "    environments: [production]\n"
-        "    manual:\n"
-        "      teams: [release-managers]\n"
-        if manual
-        else ""
-    )
-    hook = f"  notify: {{url: '{notify}'}}\n" if notify else ""
-    return (
-        "name: Shop\n"
-        "environments: [staging, production]\n"
-        "approvals:\n"
-        f"  trust: {trust}\n"
-        "  file: {remote: origin, branch: approvals, path: approvals, poll-seconds: 1}\n"
-        f"{hook}"
-        "steps:\n"
-        f"{gate}"
-        "  - id: smoke\n"
-        "    name: Smoke test\n"
-        "    run: test ! -e fail-here\n"
-        "  - id: deploy\n"
-        "    name: Deploy\n"
-        "    run: echo deployed >> deployed.log\n"
-    )
-
-
-def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(cwd), *args], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert done.returncode == 0, f"git {' '.join(args)}: {done.stderr}"
-    return done.stdout.strip()
-
-
-def write(root: Path, files: Mapping[str, str]) -> None:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-
 
 def freeze_around_now(reason: str = "Quarter close") -> str:
     now = datetime.now(UTC).replace(microsecond=0)
@@ -145,112 +54,11 @@ def freeze_around_now(reason: str = "Quarter close") -> str:
     return f"    freeze:\n      - reason: {reason}\n        from: '{start}'\n        to: '{end}'\n"
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def lines(self) -> list[str]:
-        return self.out.splitlines()
-
-
-class World:
-    def __init__(self, root: Path, capsys: pytest.CaptureFixture[str]) -> None:
-        self.root = root
-        self.origin = root / "origin.git"
-        self.repo = root / "repo"
-        self.state = root / "state"
-        self.capsys = capsys
-
-    def create(self, policy: str, workflow: str) -> World:
-        git(self.root, "init", "-q", "--bare", "-b", "main", str(self.origin))
-        git(self.root, "clone", "-q", str(self.origin), str(self.repo))
-        git(self.repo, "checkout", "-q", "-b", "approvals-trust")
-        write(
-            self.repo,
-            {
-                "trust/people.yml": PEOPLE,
-                "trust/allowed_signers": "# nobody signs in these tests\n",
-                "trust/policy.yml": policy,
-            },
-        )
-        git(self.repo, "add", "trust")
-        git(self.repo, "commit", "-qm", "trust")
-        git(self.repo, "push", "-q", "origin", "approvals-trust")
-        git(self.repo, "checkout", "-q", "--orphan", "main")
-        git(self.repo, "rm", "-rqf", ".")
-        self.commit({"deploy.yml": workflow})
-        return self
-
-    def commit(self, files: Mapping[str, str], message: str = "change") -> str:
-        """Commit ``files`` on the current branch, push it, fetch origin; the new HEAD."""
-        write(self.repo, files)
-        git(self.repo, "add", "-A", ".")
-        git(self.repo, "commit", "-qm", message)
-        branch = git(self.repo, "rev-parse", "--abbrev-ref", "HEAD")
-        git(self.repo, "push", "-q", "origin", branch)
-        git(self.repo, "fetch", "-q", "origin")
-        return git(self.repo, "rev-parse", "HEAD")
-
-    def protect(self, policy: str) -> None:
-        """Change the policy on the protected trust branch (through a second clone)."""
-        admin = self.root / "admin"
-        if not admin.exists():
-            git(self.root, "clone", "-q", "-b", "approvals-trust", str(self.origin), str(admin))
-        write(admin, {"trust/policy.yml": policy})
-        git(admin, "commit", "-qam", "policy")
-        git(admin, "push", "-q", "origin", "approvals-trust")
-        git(self.repo, "fetch", "-q", "origin")
-
-    def runner(self, *args: str) -> Result:
-        self.capsys.readouterr()
-        code = main(list(args))
-        captured = self.capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    def run(self, environment: str, *more: str, run_id: str) -> Result:
-        return self.runner(
-            "run", "deploy.yml", "--env", environment, "--state-dir", str(self.state),
-            "--run-id", run_id, *more,
-        )  # fmt: skip
-
-    def record(self, run_id: str) -> dict[str, Any]:
-        path = self.state / "runs" / run_id / "record.json"
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        return data
-
-    def runs(self) -> list[str]:
-        folder = self.state / "runs"
-        return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
-
-    @property
-    def deployed(self) -> list[str]:
-        log = self.repo / "deployed.log"
-        return log.read_text().splitlines() if log.exists() else []
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in HOST_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in GIT_ENV.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("RUNNER_ACTOR", "carol")
-
-
 @pytest.fixture
 def world(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[World]:
-    made = World(tmp_path, capsys)
-    made.create(STRICT, deploy_yml())
-    monkeypatch.chdir(made.repo)
-    # a policy approval's timeout passes at once (in process, runs wait on this clock)
-    fake_time(monkeypatch, FakeClock(real_now()))
-    yield made
+) -> World:
+    return make_world(tmp_path, capsys, monkeypatch, STRICT)
 
 
 HINT = "hint: `runner policy check deploy.yml --env production` explains the decision\n"
