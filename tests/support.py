@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from helpers.paths import ROOT, borrow, conformance_dir
+from helpers.paths import ROOT, conformance_dir
 
-__all__ = ["ROOT", "borrow", "conformance_dir"]
+__all__ = ["ROOT", "conformance_dir"]

@@ -19,26 +19,28 @@ import socket
 import subprocess
 import sys
 import termios
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
+from helpers import run_helpers
+from helpers.cancel import (
+    EXIT_BOUND,
+    PEOPLE,
+    RUNNER,
+    WAIT,
+    environ,
+    file_workspace,
+    record,
+    running,
+    server_workspace,
+)
 from helpers.cli import cli_in
-from helpers.paths import ROOT, borrow
-
-cancel_wait = borrow("cancel_wait", ROOT / "tests" / "e2e" / "test_cancel_wait.py")
-run_helpers = cancel_wait.run_helpers
-
-RUNNER = cancel_wait.RUNNER
-EXIT_BOUND = cancel_wait.EXIT_BOUND
-WAIT = cancel_wait.WAIT
-running = cancel_wait.running
-environ = cancel_wait.environ
-record = cancel_wait.record
+from helpers.net import free_port
+from helpers.seed import USER
+from helpers.stub import Reply, Seen, stub_server
 
 SIGNALS = pytest.mark.parametrize(
     "signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"]
@@ -77,7 +79,7 @@ def lock_holders(state: Path) -> list[str]:
 def test_a_signal_while_waiting_for_the_lock_cancels_the_run(
     tmp_path: Path, signum: int, github: bool
 ) -> None:
-    root = cancel_wait.file_workspace(tmp_path / "ws")
+    root = file_workspace(tmp_path / "ws")
     state = root / ".runner"
     extra = {"GITHUB_ACTIONS": "true"} if github else {}
     with running([*RUN, "--run-id", "r1"], root, environ()) as holder:
@@ -105,7 +107,7 @@ def test_a_signal_while_a_resume_waits_for_the_lock_cancels_the_run(
     """A run detached at its gate, resumed while another run deploys: the signal ends the
     resume's wait and the run itself is cancelled (its waiting gate with it). The detached run
     and the last resume need no process of their own: they run in this process."""
-    root = cancel_wait.file_workspace(tmp_path / "ws")
+    root = file_workspace(tmp_path / "ws")
     state = root / ".runner"
     env = environ()
     detached = cli_in(monkeypatch, root, env, *RUN[1:], "--run-id", "r1", "--detach-on-wait")
@@ -135,60 +137,23 @@ def test_a_signal_while_a_resume_waits_for_the_lock_cancels_the_run(
         assert "already finished: cancelled" in again.stdout + again.stderr
 
 
-class LockTaken(BaseHTTPRequestHandler):
+def lock_taken(seen: Seen) -> Reply:
     """An approval server whose deployment lock another run holds (every POST to a lock is
-    refused); it keeps the requests it gets."""
-
-    protocol_version = "HTTP/1.1"
-    requests: ClassVar[list[str]] = []
-
-    def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        type(self).requests.append(f"{self.command} {self.path}")
-        if self.command == "POST" and "/locks/" in self.path:
-            body = (
-                b'{"taken": false, "run_id": "other", "since": "2026-01-01T00:00:00Z", '
-                b'"expires": "2026-01-01T00:01:00Z"}'
-            )
-        else:
-            body = b"{}"
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = do_PUT = do_DELETE = _answer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def lock_server() -> Iterator[str]:
-    LockTaken.requests = []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), LockTaken)
-    httpd.daemon_threads = True
-    threading.Thread(
-        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    ).start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    refused)."""
+    if seen.method == "POST" and "/locks/" in seen.path:
+        body = (
+            b'{"taken": false, "run_id": "other", "since": "2026-01-01T00:00:00Z", '
+            b'"expires": "2026-01-01T00:01:00Z"}'
+        )
+    else:
+        body = b"{}"
+    return 200, {"Content-Type": "application/json"}, body
 
 
 @SIGNALS
 def test_a_signal_in_the_server_lock_loop_cancels_the_run(tmp_path: Path, signum: int) -> None:
-    root = tmp_path / "ws"
-    (root / ".git").mkdir(parents=True)
-    (root / "approvals").mkdir()
-    (root / "approvals" / "people.yml").write_text(cancel_wait.PEOPLE)
-    with lock_server() as url:
-        (root / "deploy.yml").write_text(cancel_wait.SERVER_WORKFLOW.replace("URL", url))
+    with stub_server(lock_taken) as server:
+        root = server_workspace(tmp_path / "ws", server.url)
         argv = [RUNNER, "run", "deploy.yml", "--env", "production", "--run-id", "r1"]
         with running([*argv, "--wait-for-lock"], root, environ(RUNNER_SERVER_TOKEN="t0ken")) as run:
             run.wait_for("(since 2026-01-01T00:00:00Z, on the server;")
@@ -199,10 +164,10 @@ def test_a_signal_in_the_server_lock_loop_cancels_the_run(tmp_path: Path, signum
         assert_cancelled_before_steps(out, record(root / ".runner"))
         # the server's lock released (in case the signal fell between taking it and the
         # answer), the local one too
+        requests = [f"{seen.method} {seen.path}" for seen in server.seen]
         assert any(
-            r.startswith("POST /api/v1/locks/") and r.endswith("/release")
-            for r in LockTaken.requests
-        ), LockTaken.requests
+            r.startswith("POST /api/v1/locks/") and r.endswith("/release") for r in requests
+        ), requests
         assert lock_holders(root / ".runner") == []
 
 
@@ -272,9 +237,7 @@ def test_a_signal_while_loading_ends_with_one_line(
 
 def test_runner_server_ends_with_one_line(tmp_path: Path) -> None:
     """``runner server`` (uvicorn) on SIGTERM: it shuts down, then exits 130 with one line."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     database = f"sqlite:///{tmp_path / 'server.db'}"
     argv = [RUNNER, "server", "--database", database, "--port", str(port)]
     with running(argv, tmp_path, environ()) as proc:
@@ -383,8 +346,7 @@ def test_ctrl_c_at_the_prompt_ends_the_question_line(tmp_path: Path) -> None:
     a Ctrl-C was printed on its line."""
     root = tmp_path / "ws"
     (root / ".git").mkdir(parents=True)
-    user = cancel_wait.seed_prompt.USER
-    (root / "people.yml").write_text(cancel_wait.PEOPLE.replace("alice", user))
+    (root / "people.yml").write_text(PEOPLE.replace("alice", USER))
     (root / "deploy.yml").write_text(PROMPT_WORKFLOW)
     primary, secondary = pty.openpty()
     try:

@@ -3,10 +3,8 @@ session, the traders' check answered with keys, the team told who decided and wh
 
 from __future__ import annotations
 
-import getpass
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers.paths import ROOT
+from helpers.environ import HOST_VARIABLES
+from helpers.seed import USER, seed_copy
 
 TMUX = shutil.which("tmux")
 RUNNER = Path(sys.executable).with_name("runner")
-USER = getpass.getuser()
 STEP = "Ensure traders are aware of the deployment"
 WAIT = 30.0  # seconds: the bound on every wait below
 
@@ -27,32 +25,6 @@ pytestmark = pytest.mark.skipif(
     TMUX is None,
     reason="tmux is not installed: cannot drive a terminal session for the end-to-end prompt test",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def seed_copy(root: Path) -> Path:
-    """The repository's seed workflow and actions, with a people file naming the current user.
-
-    The demo site's ports are swapped for free ones so that parallel runs cannot collide."""
-    text = (ROOT / "workflows" / "deploy-webapp.yml").read_text()
-    assert text.count("8765") == 2 and text.count("8766") == 2
-    text = text.replace("8765", str(free_port())).replace("8766", str(free_port()))
-    (root / "deploy-webapp.yml").write_text(text)
-    shutil.copytree(ROOT / "actions", root / "actions")
-    (root / "approvals").mkdir()
-    (root / "approvals" / "people.yml").write_text(
-        "people:\n"
-        f"  - id: u-me\n    username: {USER}\n    display-name: Pat Operator\n"
-        "    email: pat@example.com\n"
-        "teams:\n"
-        f"  trading-desk: [{USER}]\n"
-    )
-    return root
 
 
 @dataclass
@@ -108,19 +80,7 @@ def session(tmp_path: Path) -> Iterator[Session]:
     folder = seed_copy(tmp_path)
     # a private server whose socket lives in the test's folder
     own = Session(str(tmp_path / "tmux.sock"), "seed", folder)
-    drop = " ".join(
-        f"-u {name}"
-        for name in (
-            "CI",
-            "GITHUB_ACTIONS",
-            "GITLAB_CI",
-            "RUNNER_ACTOR",
-            "GITHUB_ACTOR",
-            "GITHUB_TRIGGERING_ACTOR",
-            "GITLAB_USER_LOGIN",
-            "RUNNER_STATE_DIR",
-        )
-    )
+    drop = " ".join(f"-u {name}" for name in HOST_VARIABLES)
     command = (
         f"cd {shlex.quote(str(folder))} && env {drop} NO_COLOR=1 {shlex.quote(str(RUNNER))} "
         "run deploy-webapp.yml --env production --state-dir S --run-id X; "

@@ -2,7 +2,7 @@
 through the root ``conftest.py``; a folder's ``conftest`` is not importable by name from
 another folder, each folder may have its own).
 
-- :mod:`helpers.paths`: ``ROOT``, ``conformance_dir()``, ``borrow()`` another folder's test module;
+- :mod:`helpers.paths`: ``ROOT``, ``conformance_dir()``;
 - :mod:`helpers.run_helpers`: ``Workspace`` (runs in this process and as a ``runner`` process, and
   the record they leave) and its ``workspace`` fixture;
 - :mod:`helpers.environ`: ``HOST_VARIABLES``, the host's CI variables a test's runner must not
@@ -18,6 +18,9 @@ another folder, each folder may have its own).
 - :mod:`helpers.server_e2e`: `runner server` in a subprocess and a workspace whose run waits on
   it (its ``World``), with the ``world``, ``module_world`` and ``shared_world`` fixtures;
 - :mod:`helpers.net`: ``free_port()``, for a server started as a process of its own;
+- :mod:`helpers.cancel`: a ``runner`` process to cancel with real signals (``Running``), and the
+  workspaces it waits in;
+- :mod:`helpers.seed`: the repository's seed workflow copied into a test's folder;
 - :mod:`helpers.clock`: ``FakeClock`` (a ``now``/``sleep`` pair in which no time passes) and
   ``fake_time()``, which puts every run of this process on one;
 - :mod:`helpers.cli`: ``cli()``, the ``runner`` command in this process, its exit code and output;
@@ -43,4 +46,6 @@ pytest.register_assert_rewrite(
     "helpers.server_e2e",
     "helpers.git_world",
     "helpers.policy_world",
+    "helpers.cancel",
+    "helpers.seed",
 )
