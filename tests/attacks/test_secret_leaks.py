@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from urllib.parse import quote
 
 import pytest
 import requests
+from helpers.environ import host_env
 from helpers.paths import ROOT
 from helpers.server_helpers import serving
 
@@ -96,22 +96,6 @@ steps:
       APPROVED: ${{{{ steps.gate.outputs.approved }}}}
 """
 
-DROP = (
-    "CI",
-    "GITHUB_ACTIONS",
-    "GITLAB_CI",
-    "RUNNER_STATE_DIR",
-    "GITHUB_RUN_ID",
-    "CI_JOB_ID",
-    "GITHUB_SHA",
-    "CI_COMMIT_SHA",
-    "GITHUB_OUTPUT",
-    "GITHUB_ENV",
-    "RUNNER_ACTOR",
-    "GITHUB_ACTOR",
-    "GITLAB_USER_LOGIN",
-)
-
 
 def forms(secret: str) -> list[str]:
     return [
@@ -153,18 +137,12 @@ class Done:
             cwd=self.root,
             capture_output=True,
             text=True,
-            env=environ(),
+            env=host_env(),
             timeout=60,
             check=False,
         )
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout + done.stderr
-
-
-def environ(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in DROP}
-    env.update(NO_COLOR="1", **extra)
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +161,7 @@ def done(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Done]:
     }
     with serving(store) as url:
         (root / "deploy.yml").write_text(WORKFLOW.format(url=url))
-        env = environ(
+        env = host_env(
             RUNNER_SERVER_TOKEN=tokens["runner"],
             RUNNER_ACTOR="ci-bot",
             TEST_API_KEY=SECRETS["variable"],
@@ -315,7 +293,7 @@ def titled(done: Done) -> Done:
     run = subprocess.run(
         [*argv, "--state-dir", "S", "--detach-on-wait"],
         cwd=done.root,
-        env=environ(
+        env=host_env(
             RUNNER_SERVER_TOKEN=done.tokens["runner"],
             RUNNER_ACTOR="ci-bot",
             TEST_API_KEY=SECRETS["variable"],
@@ -421,7 +399,7 @@ def guided(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Done, lis
         with serving(store) as url:
             hook_url = f"http://127.0.0.1:{hook.server_address[1]}/hook"
             (root / "deploy.yml").write_text(GUIDED.format(url=url, hook=hook_url))
-            env = environ(
+            env = host_env(
                 RUNNER_SERVER_TOKEN=tokens["runner"],
                 RUNNER_ACTOR="ci-bot",
                 TEST_API_KEY=SECRETS["variable"],

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.git_world import clean_env
 from helpers.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -65,35 +65,8 @@ steps:
 """
 
 
-def environment() -> dict[str, str]:
-    drop = {
-        "RUNNER_ACTOR",
-        "GITHUB_ACTOR",
-        "GITHUB_TRIGGERING_ACTOR",
-        "GITLAB_USER_LOGIN",
-        "GITHUB_SHA",
-        "CI_COMMIT_SHA",
-        "RUNNER_STATE_DIR",
-        "CI",
-        "GITHUB_ACTIONS",
-        "GITLAB_CI",
-        "GITHUB_OUTPUT",
-        "GITHUB_ENV",
-    }
-    env = {k: v for k, v in os.environ.items() if k not in drop}
-    env.update(
-        GIT_AUTHOR_NAME="t",
-        GIT_AUTHOR_EMAIL="t@e",
-        GIT_COMMITTER_NAME="t",
-        GIT_COMMITTER_EMAIL="t@e",
-        GIT_CONFIG_NOSYSTEM="1",
-        NO_COLOR="1",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-ENV = environment()
+#: the runner's and git's environment: no CI variables, output unbuffered
+ENV = clean_env(PYTHONUNBUFFERED="1")
 
 
 def sh(cwd: Path, *argv: str) -> str:

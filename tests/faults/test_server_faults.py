@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from helpers.cli import cli_in
 from helpers.clock import FakeClock, fake_time, real_now
+from helpers.environ import host_env
 from helpers.paths import ROOT
 
 from runner.approvals import server_source
@@ -274,18 +275,6 @@ steps:
     name: After
     run: echo "decided-by=#{{Octopus.Action[Gate Check].Output.Manual.ResponsibleUser.Username}}"
 """
-DROP = {
-    "CI",
-    "GITHUB_ACTIONS",
-    "GITLAB_CI",
-    "RUNNER_STATE_DIR",
-    "GITHUB_RUN_ID",
-    "CI_JOB_ID",
-    "GITHUB_SHA",
-    "CI_COMMIT_SHA",
-    "GITHUB_OUTPUT",
-    "GITHUB_STEP_SUMMARY",
-}
 
 
 @pytest.mark.parametrize("mode", ["drop", "half"])
@@ -298,8 +287,7 @@ def test_a_run_against_a_server_cutting_every_long_poll_times_out(
     (root / "approvals").mkdir()
     shutil.copy(ROOT / "approvals" / "people.yml", root / "approvals" / "people.yml")
     (root / "deploy.yml").write_text(WORKFLOW.format(url=stub.url))
-    env = {k: v for k, v in os.environ.items() if k not in DROP}
-    env.update(NO_COLOR="1", RUNNER_ACTOR="ci-bot", RUNNER_SERVER_TOKEN=TOKEN)
+    env = host_env(RUNNER_ACTOR="ci-bot", RUNNER_SERVER_TOKEN=TOKEN)
     # in process on a fake clock: the retries, the backoff and the step's three seconds pass
     # at once (the cut connections are real)
     fake_time(monkeypatch, FakeClock(real_now()))

@@ -80,12 +80,6 @@ def people_directory() -> Directory:
     return parse_directory(PEOPLE_YML.encode(), "people.yml")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 # -- PostgreSQL --------------------------------------------------------------------------------
 
 

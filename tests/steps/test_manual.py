@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from helpers.clock import START, FakeClock
+from helpers.environ import host_env
 
 from runner.approvals.request import Interruption, Submission
 from runner.engine.start import RunRequest, start_run
@@ -33,24 +34,6 @@ from runner.prepare import prepare
 
 RUNNER = Path(sys.executable).with_name("runner")
 USER = getpass.getuser()
-HOST_VARIABLES_TO_DROP = (
-    "CI",
-    "GITHUB_ACTIONS",
-    "GITLAB_CI",
-    "BUILDKITE",
-    "JENKINS_URL",
-    "TF_BUILD",
-    "RUNNER_ACTOR",
-    "GITHUB_TRIGGERING_ACTOR",
-    "GITHUB_ACTOR",
-    "GITLAB_USER_LOGIN",
-    "GITHUB_RUN_ID",
-    "CI_JOB_ID",
-    "RUNNER_STATE_DIR",
-    "GITHUB_SHA",
-    "CI_COMMIT_SHA",
-)
-
 PEOPLE = f"""\
 people:
   - id: u-me
@@ -128,13 +111,6 @@ def workspace(tmp_path: Path, steps: str) -> Path:
     (tmp_path / "approvals" / "people.yml").write_text(PEOPLE)
     (tmp_path / "deploy.yml").write_text(HEADER + steps)
     return tmp_path
-
-
-def host_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in HOST_VARIABLES_TO_DROP}
-    env["NO_COLOR"] = "1"
-    env.update(extra)
-    return env
 
 
 # -- in process, with a fake source and a fake clock ---------------------------------------------

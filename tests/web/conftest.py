@@ -18,7 +18,6 @@ import html
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers.net import free_port
 from helpers.waiting import wait_for
 
 from runner.approvals.identity import parse_directory
@@ -72,12 +72,6 @@ teams:
   dba: [bob, carol]
 """
 APPROVERS = ("alice", "bob", "carol")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def poll_until(
