@@ -33,6 +33,7 @@ import requests
 from helpers import server_helpers
 from helpers.cli import cli, cli_in
 from helpers.clock import FakeClock, fake_time, real_now
+from helpers.people import ALICE_DESK
 from helpers.server_helpers import Seen, people_directory, serving
 
 from runner.approvals.request import Interruption
@@ -49,16 +50,6 @@ RUNNER = str(Path(sys.executable).with_name("runner"))
 WAIT = 30.0  # the hang guard of every wait below
 
 stub = server_helpers.stub
-
-PEOPLE = """\
-people:
-  - id: u-alice
-    username: alice
-    display-name: Alice Martin
-    email: alice@example.com
-teams:
-  trading-desk: [alice]
-"""
 
 
 @dataclass
@@ -363,7 +354,7 @@ def workspace(root: Path, url: str, timeout: float = 5) -> Path:
     ws = root / "ws"
     (ws / ".git").mkdir(parents=True, exist_ok=True)
     (ws / "approvals").mkdir(exist_ok=True)
-    (ws / "approvals" / "people.yml").write_text(PEOPLE)
+    (ws / "approvals" / "people.yml").write_text(ALICE_DESK)
     (ws / "deploy.yml").write_text(WORKFLOW.format(url=url, timeout=timeout))
     return ws
 

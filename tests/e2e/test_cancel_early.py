@@ -28,7 +28,6 @@ import pytest
 from helpers import run_helpers
 from helpers.cancel import (
     EXIT_BOUND,
-    PEOPLE,
     RUNNER,
     WAIT,
     environ,
@@ -39,6 +38,7 @@ from helpers.cancel import (
 )
 from helpers.cli import cli_in
 from helpers.net import free_port
+from helpers.people import ALICE_DESK_SIGNING
 from helpers.seed import USER
 from helpers.stub import Reply, Seen, stub_server
 
@@ -346,7 +346,7 @@ def test_ctrl_c_at_the_prompt_ends_the_question_line(tmp_path: Path) -> None:
     a Ctrl-C was printed on its line."""
     root = tmp_path / "ws"
     (root / ".git").mkdir(parents=True)
-    (root / "people.yml").write_text(PEOPLE.replace("alice", USER))
+    (root / "people.yml").write_text(ALICE_DESK_SIGNING.replace("alice", USER))
     (root / "deploy.yml").write_text(PROMPT_WORKFLOW)
     primary, secondary = pty.openpty()
     try:

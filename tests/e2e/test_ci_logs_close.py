@@ -22,19 +22,11 @@ from pathlib import Path
 
 import pytest
 from helpers import run_helpers
+from helpers.people import ALICE_DESK
 
 RUNNER = str(run_helpers.RUNNER)
 WAIT = 60.0  # a hang guard on every wait below
 
-PEOPLE = """\
-people:
-  - id: u-alice
-    username: alice
-    display-name: Alice Martin
-    email: alice@example.com
-teams:
-  trading-desk: [alice]
-"""
 
 WORKFLOW = """\
 name: Closing
@@ -166,7 +158,7 @@ def test_every_way_out_closes_the_log(tmp_path: Path, ci: str, way: Way) -> None
     root = tmp_path / "ws"
     root.mkdir()
     (root / ".git").mkdir()
-    (root / "people.yml").write_text(PEOPLE)
+    (root / "people.yml").write_text(ALICE_DESK)
     (root / "allowed_signers").write_text("")
     (root / "approvals").mkdir()
     code, out = run(root, way, ci)
@@ -197,7 +189,7 @@ def test_the_outer_jobs_notice_after_a_detach_is_processed(tmp_path: Path) -> No
     root = tmp_path / "ws"
     root.mkdir()
     (root / ".git").mkdir()
-    (root / "people.yml").write_text(PEOPLE)
+    (root / "people.yml").write_text(ALICE_DESK)
     (root / "allowed_signers").write_text("")
     (root / "approvals").mkdir()
     code, out = run(root, WAYS[0], "github")

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from helpers.git_world import clean_env
+from helpers.people import ALICE_DESK_SIGNING
 from helpers.waiting import wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -30,16 +31,6 @@ ROOT = Path(__file__).resolve().parents[2]
 RUNNER = str(Path(sys.executable).with_name("runner"))
 WAIT_SECONDS = 30.0
 
-PEOPLE = """\
-people:
-  - id: u-alice
-    username: alice
-    display-name: Alice Martin
-    email: alice@example.com
-    ssh-principals: [alice@example.com]
-teams:
-  trading-desk: [alice]
-"""
 
 DEPLOY = """\
 name: Seed
@@ -91,7 +82,7 @@ def test_signed_file_approval_end_to_end(tmp_path: Path) -> None:
 
     # the protected trust branch
     (repo / "trust").mkdir()
-    (repo / "trust" / "people.yml").write_text(PEOPLE)
+    (repo / "trust" / "people.yml").write_text(ALICE_DESK_SIGNING)
     (repo / "trust" / "allowed_signers").write_text(
         f'alice@example.com namespaces="runner-approval" {public}\n'
     )

@@ -21,6 +21,7 @@ another folder, each folder may have its own).
 - :mod:`helpers.cancel`: a ``runner`` process to cancel with real signals (``Running``), and the
   workspaces it waits in;
 - :mod:`helpers.seed`: the repository's seed workflow copied into a test's folder;
+- :mod:`helpers.people`: people files of one approver, alice, the whole trading desk;
 - :mod:`helpers.clock`: ``FakeClock`` (a ``now``/``sleep`` pair in which no time passes) and
   ``fake_time()``, which puts every run of this process on one;
 - :mod:`helpers.cli`: ``cli()``, the ``runner`` command in this process, its exit code and output;

@@ -15,6 +15,7 @@ from typing import Any
 
 from helpers import run_helpers
 from helpers.environ import host_env
+from helpers.people import ALICE_DESK_SIGNING
 
 RUNNER = str(run_helpers.RUNNER)
 #: from the signal to the runner's exit, far below every poll interval used here (30 s, and
@@ -23,16 +24,6 @@ EXIT_BOUND = 5.0
 #: the bound on every wait for the run to get somewhere (a hang guard, not a measurement)
 WAIT = 60.0
 
-PEOPLE = """\
-people:
-  - id: u-alice
-    username: alice
-    display-name: Alice Martin
-    email: alice@example.com
-    ssh-principals: [alice@example.com]
-teams:
-  trading-desk: [alice]
-"""
 
 STEPS = """\
 steps:
@@ -146,7 +137,7 @@ def record(state: Path, run_id: str = "r1") -> dict[str, Any]:
 def file_workspace(root: Path) -> Path:
     root.mkdir(parents=True)
     (root / ".git").mkdir()
-    (root / "people.yml").write_text(PEOPLE)
+    (root / "people.yml").write_text(ALICE_DESK_SIGNING)
     (root / "allowed_signers").write_text("")
     (root / "approvals").mkdir()
     (root / "deploy.yml").write_text(FILE_WORKFLOW)
@@ -169,6 +160,6 @@ def server_workspace(root: Path, url: str) -> Path:
     """A workspace whose run asks the approval server at ``url``."""
     (root / ".git").mkdir(parents=True)
     (root / "approvals").mkdir()
-    (root / "approvals" / "people.yml").write_text(PEOPLE)
+    (root / "approvals" / "people.yml").write_text(ALICE_DESK_SIGNING)
     (root / "deploy.yml").write_text(SERVER_WORKFLOW.replace("URL", url))
     return root
