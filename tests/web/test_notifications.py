@@ -21,7 +21,10 @@ import pytest
 if TYPE_CHECKING:
     from conftest import Server
 
-FAST = 1.0  # seconds: loose, only to tell a call that waits on the webhook from one that doesn't
+#: seconds: only to tell a call that waits on the webhook from one that doesn't. One that waited
+#: would take the webhook's 5 s timeout (a slow receiver) or its 1 s + 2 s retry pauses (one that
+#: is down); a call that did not can take over 1 s with four test workers on two cores
+FAST = 2.5
 
 
 @dataclass
