@@ -10,7 +10,8 @@ reading the files, and applying what they say, is the caller's job.
   ``GITHUB_ENV`` adds :func:`parse_env_file`, which also drops names GitHub refuses.
 * ``GITHUB_PATH``: :func:`parse_path_file` and :func:`prepend_path`.
 * Octopus output variables: :data:`OCTOPUS_BASH_FUNCTIONS` defines
-  ``set_octopusvariable NAME VALUE [-sensitive]`` for bash scripts; it appends one line per
+  ``set_octopusvariable NAME VALUE [-sensitive]`` for bash scripts (which load it at its first
+  call, :func:`octopus_stub`); it appends one line per
   call to the file named by ``$RUNNER_OCTOPUS_VARIABLES``, which
   :func:`parse_octopus_variables` reads back. Name and value are base64-encoded, so any
   value (newlines, quotes, a line that looks like a delimiter) round-trips exactly.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import shlex
 from collections.abc import Iterable, Iterator, Sequence
 
 from msgspec import Struct
@@ -36,6 +38,7 @@ __all__ = [
     "OctopusVariable",
     "blocked_env_message",
     "format_octopus_variable",
+    "octopus_stub",
     "parse_env_file",
     "parse_key_values",
     "parse_octopus_variables",
@@ -274,6 +277,29 @@ OCTOPUS_BASH_FUNCTIONS = r"""set_octopusvariable() {
   return 0
 }
 """
+
+
+def octopus_stub(functions: str) -> str:
+    """The line a bash script starts with instead of :data:`OCTOPUS_BASH_FUNCTIONS`: a function
+    that, at its first call, reads the real one from the file ``functions`` (which holds it) and
+    calls it. Bash parses every line of a script it starts, and parsing the whole function cost
+    each step about 0.15 ms (bench/README.md, ``step_cost.py``) for a function most steps never
+    call; one line also keeps bash's error line numbers one off the step's own, not 38.
+
+    Under ``set -x`` it traces what the function itself does (the call, then ``set +x``): it
+    switches xtrace off before it reads the file and calls the function, so the arguments, a
+    ``-sensitive`` value among them, are not printed a second time. It removes itself first, so
+    that a file that does not define the function ends in "command not found" rather than the
+    stub calling itself."""
+    return (
+        "set_octopusvariable() { "
+        "case $- in *x*) set +x; _octo_stub_x=1 ;; *) _octo_stub_x= ;; esac; "
+        "unset -f set_octopusvariable; "
+        # in an `||` list, so that `set -e` ends the script at the call, as for the function
+        f'_octo_stub_status=0; . {shlex.quote(functions)} && set_octopusvariable "$@" '
+        "|| _octo_stub_status=$?; "
+        '[ -n "$_octo_stub_x" ] && set -x; return "$_octo_stub_status"; }\n'
+    )
 
 
 class OctopusVariable(Struct, frozen=True):

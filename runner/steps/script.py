@@ -121,10 +121,8 @@ def run_script(
     :func:`runner.process.run_process`)."""
     shell = script.shell or "bash"
     suffix = SHELLS.get(shell, ("", ".sh"))[1] if shell in SHELLS else ".sh"
-    text = script.text
-    if shell in ("bash", None) or (shell not in SHELLS and "bash" in shell):
-        text = file_commands.OCTOPUS_BASH_FUNCTIONS + "\n" + text
-    path, files = _create_files(ctx, attempt, f"script{suffix}", text.encode("utf-8"))
+    bash = shell in ("bash", None) or (shell not in SHELLS and "bash" in shell)
+    path, files = _create_files(ctx, attempt, f"script{suffix}", script.text, bash=bash)
     try:
         return _run_created(ctx, script, path, files, after_cancel)
     finally:
@@ -344,39 +342,47 @@ def _empty_file(status: os.stat_result) -> bool:
 
 
 def _create_files(
-    ctx: StepContext, attempt: int, script_name: str, script: bytes
+    ctx: StepContext, attempt: int, script_name: str, script: str, *, bash: bool
 ) -> tuple[str, dict[str, str]]:
     """The attempt's script, written, and its file-command files, created empty (as GitHub
     creates them), all new and readable by the owner only; the step fails (a ``StepError``)
-    if they cannot be: a full file system must not end the run."""
+    if they cannot be: a full file system must not end the run. A bash script also gets
+    ``set_octopusvariable``, in a file of its own (``functions``) that it reads when called."""
     folder = str(ctx.step_dir)
     try:
         files = ctx.scratch.attempt(ctx.step_dir, attempt)
         folder = files.folder
         try:
-            return _create_in(files, script_name, script)
+            return _create_in(files, script_name, script, bash)
         except FileNotFoundError:
             if not ctx.scratch.lost(files):
                 raise
         files = ctx.scratch.attempt(ctx.step_dir, attempt)
         folder = files.folder
-        return _create_in(files, script_name, script)
+        return _create_in(files, script_name, script, bash)
     except OSError as exc:
         raise StepError(
             f"could not create the step's files in {folder}: {exc.strerror or exc}"
         ) from None
 
 
-def _create_in(files: AttemptFiles, script_name: str, script: bytes) -> tuple[str, dict[str, str]]:
+def _create_in(
+    files: AttemptFiles, script_name: str, script: str, bash: bool
+) -> tuple[str, dict[str, str]]:
     path = files.path(script_name)
     made = {kind: files.path(kind) for kind in FILES}
     created: list[str] = []
     try:
-        _write_new(path, script)
+        if bash:
+            made["functions"] = files.path("functions.sh")
+            _write_new(made["functions"], file_commands.OCTOPUS_BASH_FUNCTIONS.encode("ascii"))
+            created.append(made["functions"])
+            script = file_commands.octopus_stub(made["functions"]) + script
+        _write_new(path, script.encode("utf-8"))
         created.append(path)
-        for name in made.values():
-            os.close(_open_new(name))
-            created.append(name)
+        for kind in FILES:
+            os.close(_open_new(made[kind]))
+            created.append(made[kind])
     except BaseException:
         for name in created:
             _remove(name)

@@ -18,6 +18,7 @@ from runner.steps.file_commands import (
     OctopusVariable,
     blocked_env_message,
     format_octopus_variable,
+    octopus_stub,
     parse_env_file,
     parse_key_values,
     parse_octopus_variables,
@@ -290,14 +291,32 @@ def test_octopus_error_never_quotes_the_value() -> None:
 
 
 # The shell function, run for real: it is the half of the format we do not write in Python.
+# Each test runs it both ways: defined in the script, and as a step's script gets it, a one-line
+# stub that reads it from its own file at the first call (``octopus_stub``).
 
 SHELLS = [shell for shell in ("bash", "sh") if shutil.which(shell)]
 
 
-def _run(shell: str, script: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+@pytest.fixture(params=["inline", "stub"])
+def loading(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _prelude(loading: str, tmp_path: Path) -> str:
+    if loading == "inline":
+        return OCTOPUS_BASH_FUNCTIONS + "\n"
+    functions = tmp_path / "functions dir" / "functions.sh"  # a space: the path is quoted
+    functions.parent.mkdir(exist_ok=True)
+    functions.write_text(OCTOPUS_BASH_FUNCTIONS, encoding="ascii")
+    return octopus_stub(str(functions))
+
+
+def _run(
+    shell: str, script: str, tmp_path: Path, loading: str = "inline", **env: str
+) -> subprocess.CompletedProcess[str]:
     environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env}
     return subprocess.run(
-        [shell, "-c", OCTOPUS_BASH_FUNCTIONS + "\n" + script],
+        [shell, "-c", _prelude(loading, tmp_path) + script],
         env=environment,
         capture_output=True,
         text=True,
@@ -308,7 +327,7 @@ def _run(shell: str, script: str, tmp_path: Path, **env: str) -> subprocess.Comp
 
 @pytest.mark.skipif(not SHELLS or not shutil.which("base64"), reason="needs a shell and base64")
 @pytest.mark.parametrize("shell", SHELLS)
-def test_set_octopusvariable_in_a_shell(shell: str, tmp_path: Path) -> None:
+def test_set_octopusvariable_in_a_shell(shell: str, loading: str, tmp_path: Path) -> None:
     target = tmp_path / "octopus-variables"
     values = {f"V{i}": value for i, value in enumerate(TRICKY_VALUES)}
     long_value = "x" * 5000  # GNU base64 wraps at 76 columns
@@ -317,7 +336,13 @@ def test_set_octopusvariable_in_a_shell(shell: str, tmp_path: Path) -> None:
         + ['set_octopusvariable "Secret Name" "$LONG" -sensitive']
     )
     result = _run(
-        shell, script, tmp_path, RUNNER_OCTOPUS_VARIABLES=str(target), LONG=long_value, **values
+        shell,
+        script,
+        tmp_path,
+        loading,
+        RUNNER_OCTOPUS_VARIABLES=str(target),
+        LONG=long_value,
+        **values,
     )
     assert result.returncode == 0, result.stderr
     parsed = parse_octopus_variables(target.read_text(encoding="utf-8"))
@@ -343,28 +368,85 @@ def test_set_octopusvariable_in_a_shell(shell: str, tmp_path: Path) -> None:
     ],
 )
 def test_set_octopusvariable_refuses_bad_calls(
-    script: str, status: int, stderr: str, tmp_path: Path
+    script: str, status: int, stderr: str, loading: str, tmp_path: Path
 ) -> None:
     target = tmp_path / "octopus-variables"
-    result = _run(SHELLS[0], script, tmp_path, RUNNER_OCTOPUS_VARIABLES=str(target))
+    result = _run(SHELLS[0], script, tmp_path, loading, RUNNER_OCTOPUS_VARIABLES=str(target))
     assert (result.returncode, result.stderr.strip()) == (status, stderr)
     assert not target.exists()
 
 
 @pytest.mark.skipif(not SHELLS or not shutil.which("base64"), reason="needs a shell and base64")
-def test_set_octopusvariable_without_the_file_variable(tmp_path: Path) -> None:
-    result = _run(SHELLS[0], "set_octopusvariable A b; echo status=$?", tmp_path)
+def test_set_octopusvariable_without_the_file_variable(loading: str, tmp_path: Path) -> None:
+    result = _run(SHELLS[0], "set_octopusvariable A b; echo status=$?", tmp_path, loading)
     assert result.stdout == "status=1\n"
     assert result.stderr == "set_octopusvariable: RUNNER_OCTOPUS_VARIABLES is not set\n"
 
 
 @pytest.mark.skipif("bash" not in SHELLS or not shutil.which("base64"), reason="needs bash")
-def test_set_octopusvariable_keeps_xtrace_state_and_hides_internals(tmp_path: Path) -> None:
+def test_set_octopusvariable_keeps_xtrace_state_and_hides_internals(
+    loading: str, tmp_path: Path
+) -> None:
     target = tmp_path / "octopus-variables"
     script = 'set -x\nset_octopusvariable A "hunter22" -sensitive\ncase $- in *x*) echo on;; esac'
-    result = _run("bash", script, tmp_path, RUNNER_OCTOPUS_VARIABLES=str(target))
+    result = _run("bash", script, tmp_path, loading, RUNNER_OCTOPUS_VARIABLES=str(target))
     assert result.returncode == 0
     assert result.stdout == "on\n"
-    # The call itself is traced by the shell; the function adds no trace of its own work.
+    # The call itself is traced by the shell; the function adds no trace of its own work, and
+    # the stub none of its loading: the value is printed once, as in the shell's own trace
     assert "base64" not in result.stderr
+    assert "functions.sh" not in result.stderr
+    assert result.stderr.count("hunter22") == 1
     assert parse_octopus_variables(target.read_text()) == [OctopusVariable("A", "hunter22", True)]
+
+
+@pytest.mark.skipif("bash" not in SHELLS or not shutil.which("base64"), reason="needs bash")
+@pytest.mark.parametrize(
+    "script",
+    [
+        "set -x\nset_octopusvariable A b\nset_octopusvariable C d -sensitive\nset +x",
+        "set -x\nset_octopusvariable OnlyName || true\nset +x",
+        "set -x\nset -e\nset_octopusvariable A b -sensitve\necho never",
+    ],
+)
+def test_the_stub_traces_and_ends_as_the_function_does(script: str, tmp_path: Path) -> None:
+    """What a script sees (output, trace, status, the file) does not tell how it got it."""
+    seen = []
+    for loading in ("inline", "stub"):
+        target = tmp_path / f"octopus-{loading}"
+        result = _run("bash", script, tmp_path, loading, RUNNER_OCTOPUS_VARIABLES=str(target))
+        written = target.read_text() if target.exists() else None
+        seen.append((result.returncode, result.stdout, result.stderr, written))
+    assert seen[0] == seen[1]
+
+
+@pytest.mark.skipif("bash" not in SHELLS or not shutil.which("base64"), reason="needs bash")
+def test_the_stub_works_in_child_shells_and_subshells(tmp_path: Path) -> None:
+    target = tmp_path / "octopus-variables"
+    script = (
+        "( set_octopusvariable InSubshell 1 )\n"
+        "export -f set_octopusvariable\n"
+        "bash -c 'set_octopusvariable InChild 2'\n"
+        "set_octopusvariable InScript 3\n"
+    )
+    result = _run("bash", script, tmp_path, "stub", RUNNER_OCTOPUS_VARIABLES=str(target))
+    assert result.returncode == 0, result.stderr
+    assert [v.name for v in parse_octopus_variables(target.read_text())] == [
+        "InSubshell",
+        "InChild",
+        "InScript",
+    ]
+
+
+@pytest.mark.skipif("bash" not in SHELLS, reason="needs bash")
+def test_a_stub_whose_file_defines_nothing_fails_instead_of_calling_itself(
+    tmp_path: Path,
+) -> None:
+    empty = tmp_path / "functions.sh"
+    empty.write_text("# emptied\n")
+    script = octopus_stub(str(empty)) + "set_octopusvariable A b\necho status=$?\n"
+    result = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.stdout == "status=127\n"
+    assert "set_octopusvariable: command not found" in result.stderr
