@@ -33,6 +33,8 @@ SHOW = """\
         echo "$ID:output=$GITHUB_OUTPUT"
         echo "$ID:folder=$(stat -c %a "$(dirname "$GITHUB_OUTPUT")")"
         echo "$ID:fs=$(stat -f -c %T "$GITHUB_OUTPUT")"
+        echo "$ID:files=$(ls "$(dirname "$0")" | wc -l)"
+        echo "$ID:private=$(stat -c %a "$(dirname "$0")"/*functions.sh)"
         for f in "$0" "$GITHUB_OUTPUT" "$GITHUB_ENV" "$GITHUB_PATH" "$GITHUB_STEP_SUMMARY" \\
             "$RUNNER_OCTOPUS_VARIABLES"; do
           echo "$ID:mode=$(stat -c %a "$f")"
@@ -109,6 +111,10 @@ def test_the_files_are_in_a_private_folder_in_memory_not_in_the_state_folder(
     assert facts(lines, "first", "folder") == ["700"]
     assert facts(lines, "first", "mode") == ["600"] * 6
     assert facts(lines, "first", "size") == ["0"] * 5
+    # its script, set_octopusvariable's file and five file-command files: the first step's
+    # are gone when the second runs
+    assert facts(lines, "first", "files") == facts(lines, "second", "files") == ["7"]
+    assert facts(lines, "first", "private") == ["600"]
     # the run's folder in the state folder holds the record only: no steps/<id>/ for a script
     assert not (workspace.state_dir / "runs" / "run-1" / "steps").exists()
     assert not [name for name in state_files(workspace) if "attempt" in name]
