@@ -284,7 +284,7 @@ def octopus_stub(functions: str) -> str:
     that, at its first call, reads the real one from the file ``functions`` (which holds it) and
     calls it. Bash parses every line of a script it starts, and parsing the whole function cost
     each step about 0.15 ms (bench/README.md, ``step_cost.py``) for a function most steps never
-    call; one line also keeps bash's error line numbers one off the step's own, not 38.
+    call; one line also keeps bash's error line numbers one off the step's own, not 35.
 
     Under ``set -x`` it traces what the function itself does (the call, then ``set +x``): it
     switches xtrace off before it reads the file and calls the function, so the arguments, a
