@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 #: seconds: only to tell a call that waits on the webhook from one that doesn't. One that waited
 #: would take the webhook's 5 s timeout (a slow receiver) or its 1 s + 2 s retry pauses (one that
-#: is down); a call that did not can take over 1 s with four test workers on two cores
+#: is down); a call that did not can take over 1 s when the test workers share busy cores
 FAST = 2.5
 
 
