@@ -175,6 +175,12 @@ def _approval_plan(
 
     manual = step.manual
     assert manual is not None
+    try:
+        instructions = render_text(manual.instructions, values, contexts)
+        title = render_text(manual.title, values, contexts) if manual.title else step.name
+    except ExpressionError as exc:
+        exc.location = exc.location or step.at("manual")
+        raise
     return ApprovalPlan(
         teams=manual.teams,
         quorum=tuple((q.team, q.count) for q in manual.require),
@@ -183,11 +189,11 @@ def _approval_plan(
         timeout_minutes=manual.timeout_minutes,
         on_timeout=manual.on_timeout,
         assumed=assume,
-        instructions=render_text(manual.instructions, values, contexts),
+        instructions=instructions,
         fields=tuple(
             (f.name, f.type, f.label, f.required, f.pattern, f.options) for f in manual.fields
         ),
-        title=render_text(manual.title, values, contexts) if manual.title else step.name,
+        title=title,
     )
 
 

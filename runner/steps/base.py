@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from msgspec import Struct, field
 
 from runner.approvals.state import ApprovalState, Decision, GuidedState
+from runner.errors import ExpressionError
 from runner.masking import Masker
 from runner.model import Identity, Step, Workflow
 from runner.options import RunOptions
@@ -121,6 +122,16 @@ class StepContext(Struct):
     interruptible: Callable[[Callable[[], Any]], Any] = lambda function: function()
     #: the runner's own environment (``env`` above is the step's, with CI=true and file paths)
     host_env: Mapping[str, str] = field(default_factory=dict)
+
+    def render_at(self, key: str, template: str) -> str:
+        """``render(template)``, the step's ``key`` (``run``, ``with`` ...) named as the place of
+        an expression that fails there: evaluating it needs the run, so the error comes now,
+        and without a place the user is left to find which ``${{ }}`` of the file it was."""
+        try:
+            return self.render(template)
+        except ExpressionError as exc:
+            exc.location = exc.location or self.step.at(key)
+            raise
 
 
 class StepKind(Protocol):

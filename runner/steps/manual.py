@@ -54,15 +54,15 @@ def build_interruption(ctx: StepContext, manual: Manual, sources: tuple[str, ...
         run_id=ctx.run_id,
         step_id=step.id,
         step_name=step.name,
-        title=ctx.masker.mask(ctx.render(manual.title)) if manual.title else step.name,
-        instructions=ctx.masker.mask(ctx.render(manual.instructions)),
+        title=ctx.masker.mask(ctx.render_at("manual", manual.title)) if manual.title else step.name,
+        instructions=ctx.masker.mask(ctx.render_at("manual", manual.instructions)),
         teams=manual.teams,
         quorum=tuple((q.team, q.count) for q in manual.require),
         fields=tuple(
             FieldSpec(
                 f.name,
                 f.type,
-                ctx.masker.mask(ctx.render(f.label)) if f.label else "",
+                ctx.masker.mask(ctx.render_at("manual", f.label)) if f.label else "",
                 f.required,
                 f.pattern,
                 f.options,

@@ -93,7 +93,7 @@ def run_script_step(ctx: StepContext) -> StepResult:
     """A ``run:`` step, re-run while it fails and its ``retry`` allows."""
     step = ctx.step
     script = Script(
-        text=ctx.render(step.run or ""),
+        text=ctx.render_at("run", step.run or ""),
         shell=step.shell or ctx.workflow.default_shell,
         working_directory=step.working_directory or ctx.workflow.default_working_directory,
         timeout_minutes=step.timeout_minutes,
@@ -145,7 +145,8 @@ def _run_created(
             env[name] = files[kind]
     cwd = ctx.workspace
     if script.working_directory:
-        cwd = (ctx.workspace / ctx.render(script.working_directory)).resolve()
+        folder = ctx.render_at("working-directory", script.working_directory)
+        cwd = (ctx.workspace / folder).resolve()
         if not cwd.is_dir():
             raise StepError(
                 f"working-directory {script.working_directory!r} does not exist",

@@ -322,3 +322,68 @@ def test_skipped_step_outputs_are_empty_for_later_steps(workspace: Workspace) ->
     )
     assert result.code == 0, result.err
     assert result.step("use").outputs == {"seen": "[]", "outcome": "skipped"}
+
+
+# -- an expression that fails when it is evaluated names its place in the workflow -------------
+
+#: each step's `${{ }}` parses (the load checks it) and fails only with the run's values
+FAILING_AT_RUN_TIME = """
+name: late errors
+steps:
+  - id: in-run
+    name: In run
+    continue-on-error: true
+    run: echo "${{ fromJSON('{not json') }}"
+  - id: in-folder
+    name: In folder
+    continue-on-error: true
+    working-directory: ${{ fromJSON('[') }}
+    run: "true"
+  - id: in-with
+    name: In with
+    continue-on-error: true
+    uses: ./actions/greet
+    with:
+      who: ${{ fromJSON('{') }}
+"""
+
+GREET = """
+name: greet
+inputs:
+  who:
+    required: true
+runs:
+  using: composite
+  steps:
+    - run: echo "hello ${{ inputs.who }}"
+      shell: bash
+"""
+
+
+def test_an_expression_failing_at_run_time_names_its_file_line_and_column(
+    workspace: Workspace,
+) -> None:
+    workspace.action("greet", GREET)
+    result = workspace.run(FAILING_AT_RUN_TIME, env={"CI": ""})
+    # where the key's value starts (for `with:`, its first input), in the record and the log
+    expected = {"in-run": "6:10", "in-folder": "10:24", "in-with": "17:7"}
+    for step_id, at in expected.items():
+        error = result.step(step_id).error or ""
+        assert f"deploy.yml:{at}: Error parsing JSON" in error, (step_id, error)
+        assert f"  error: {error}" in result.out.splitlines(), (step_id, result.out)
+
+
+def test_a_manual_steps_text_failing_at_the_start_names_its_place(workspace: Workspace) -> None:
+    """A manual step's instructions are rendered when the run is planned, before any step."""
+    result = workspace.run(
+        """
+        name: late errors
+        steps:
+          - id: gate
+            name: Gate
+            manual:
+              instructions: Check ${{ fromJSON('x') }}
+        """
+    )
+    assert result.code != 0
+    assert "deploy.yml:6:7: Error parsing JSON" in result.out + result.err
