@@ -211,13 +211,21 @@ class Run:
         env: dict[str, str] = {}
         contexts["env"] = {}
         contexts["job"] = {"status": self._status().value}
-        for name, template in self.workflow.env.items():
-            env[name] = render_text(template, values, contexts, functions)
+        try:
+            for name, template in self.workflow.env.items():
+                env[name] = render_text(template, values, contexts, functions)
+        except ExpressionError as exc:
+            exc.location = exc.location or self.workflow.location
+            raise
         env.update(self.record.env)
         env.update(self.secret_env)
         contexts["env"] = dict(env)
-        for name, template in step.env.items():
-            env[name] = render_text(template, values, contexts, functions)
+        try:
+            for name, template in step.env.items():
+                env[name] = render_text(template, values, contexts, functions)
+        except ExpressionError as exc:
+            exc.location = exc.location or step.at("env")
+            raise
         contexts["env"] = env
         return values, contexts
 

@@ -56,7 +56,10 @@ class BaseLog:
                 self.stream = _discarded(self.stream)
 
     def elapsed(self, step: Step) -> str:
-        seconds = time.monotonic() - self.started.get(step.id, time.monotonic())
+        # one reading: a step that never started (failed while deciding it) took 0.0 s, not
+        # the -0.0 s that a second, later reading as its start gave
+        now = time.monotonic()
+        seconds = now - self.started.get(step.id, now)
         return format_duration(seconds)
 
     # default behaviour, refined by each format

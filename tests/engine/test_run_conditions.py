@@ -345,6 +345,12 @@ steps:
     uses: ./actions/greet
     with:
       who: ${{ fromJSON('{') }}
+  - id: in-env
+    name: In env
+    continue-on-error: true
+    env:
+      X: ${{ fromJSON('[1,') }}
+    run: echo "$X"
 """
 
 GREET = """
@@ -366,11 +372,13 @@ def test_an_expression_failing_at_run_time_names_its_file_line_and_column(
     workspace.action("greet", GREET)
     result = workspace.run(FAILING_AT_RUN_TIME, env={"CI": ""})
     # where the key's value starts (for `with:`, its first input), in the record and the log
-    expected = {"in-run": "6:10", "in-folder": "10:24", "in-with": "17:7"}
+    expected = {"in-run": "6:10", "in-folder": "10:24", "in-with": "17:7", "in-env": "22:7"}
     for step_id, at in expected.items():
         error = result.step(step_id).error or ""
         assert f"deploy.yml:{at}: Error parsing JSON" in error, (step_id, error)
-        assert f"  error: {error}" in result.out.splitlines(), (step_id, result.out)
+        # an `error:` line of the step, or (an error found deciding it) the step's failed line
+        assert any(error in line for line in result.out.splitlines()), (step_id, result.out)
+    assert "-0.0s" not in result.out
 
 
 def test_a_manual_steps_text_failing_at_the_start_names_its_place(workspace: Workspace) -> None:
