@@ -105,11 +105,16 @@ class StepRecord(Struct, frozen=True, dict=True):
 
 
 def step_fields(step: StepRecord) -> dict[str, Any]:
-    """A step's fields as a dict (shallow: json encodes the values as they are)."""
+    """A step's fields as the record's JSON object holds them: its approval and guided states
+    as their own objects, the rest as they are (json encodes them)."""
     values = asdict(step)
-    if values["guided"] is None:
+    if step.approval is not None:
+        values["approval"] = step.approval.to_json()
+    if step.guided is None:
         # a step that never asked keeps the line it had before guided failure existed
         del values["guided"]
+    else:
+        values["guided"] = step.guided.to_json()
     return values
 
 

@@ -88,14 +88,5 @@ class JsonLog(BaseLog):
             status=record.status,
             exit_code=record.exit_code,
             error=record.error,
-            steps=[_step(s) for s in record.steps],
+            steps=[step_fields(s) for s in record.steps],  # as the record holds them
         )
-
-
-def _step(rec: StepRecord) -> dict[str, Any]:
-    """A step as the record holds it (its approval as the record's JSON object)."""
-    data = step_fields(rec)  # without `guided` when it is None, as the record leaves it out
-    data["approval"] = rec.approval.to_json() if rec.approval is not None else None
-    if rec.guided is not None:
-        data["guided"] = rec.guided.to_json()
-    return data
