@@ -13,7 +13,7 @@ from typing import Any, Literal
 from msgspec import Struct, field
 
 from runner import variables as octostache
-from runner.errors import ExpressionError
+from runner.errors import ExpressionError, expression_at
 from runner.evaluation.conditions import Decision, JobStatus, evaluate_condition, scope_decision
 from runner.evaluation.contexts import Progress, RunFacts, StepState
 from runner.evaluation.render import render_text
@@ -175,12 +175,9 @@ def _approval_plan(
 
     manual = step.manual
     assert manual is not None
-    try:
+    with expression_at(step.at("manual")):
         instructions = render_text(manual.instructions, values, contexts)
         title = render_text(manual.title, values, contexts) if manual.title else step.name
-    except ExpressionError as exc:
-        exc.location = exc.location or step.at("manual")
-        raise
     return ApprovalPlan(
         teams=manual.teams,
         quorum=tuple((q.team, q.count) for q in manual.require),

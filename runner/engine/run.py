@@ -30,7 +30,7 @@ from runner import expressions
 from runner.approvals.request import Submission
 from runner.approvals.state import ApprovalState, GuidedDecision, GuidedState, Refusal
 from runner.engine.record import RecordStore, RunRecord, RunStatus, StepRecord, StepStatus
-from runner.errors import ExitCode, ExpressionError, RunnerError
+from runner.errors import ExitCode, ExpressionError, RunnerError, expression_at
 from runner.evaluation.conditions import Decision, JobStatus, evaluate_condition, scope_decision
 from runner.evaluation.contexts import UNFINISHED, ContextBuilder, RunFacts, StepState
 from runner.evaluation.hashfiles import hash_files
@@ -211,21 +211,15 @@ class Run:
         env: dict[str, str] = {}
         contexts["env"] = {}
         contexts["job"] = {"status": self._status().value}
-        try:
+        with expression_at(self.workflow.location):
             for name, template in self.workflow.env.items():
                 env[name] = render_text(template, values, contexts, functions)
-        except ExpressionError as exc:
-            exc.location = exc.location or self.workflow.location
-            raise
         env.update(self.record.env)
         env.update(self.secret_env)
         contexts["env"] = dict(env)
-        try:
+        with expression_at(step.at("env")):
             for name, template in step.env.items():
                 env[name] = render_text(template, values, contexts, functions)
-        except ExpressionError as exc:
-            exc.location = exc.location or step.at("env")
-            raise
         contexts["env"] = env
         return values, contexts
 
@@ -250,13 +244,10 @@ class Run:
         values, contexts = self.substitution(step)
         if substituted is not None:
             substituted[step.id] = (values, dict(contexts))
-        try:
+        with expression_at(step.at("if")):
             return evaluate_condition(
                 step.condition, self._status(), contexts, values, functions=self.host_functions()
             )
-        except ExpressionError as exc:
-            exc.location = exc.location or step.at("if")
-            raise
 
     # -- running ---------------------------------------------------------------------------
 

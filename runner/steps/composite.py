@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from msgspec import structs
 
-from runner.errors import ExpressionError, RunnerError, StepError
+from runner.errors import RunnerError, StepError, expression_at
 from runner.evaluation.conditions import JobStatus, evaluate_condition
 from runner.evaluation.render import render_text
 from runner.load.action import Action, ActionStep, load_action
@@ -68,11 +68,8 @@ def run_action(
             "steps": dict(states),
             "job": {"status": status.value},
         }
-        try:
+        with expression_at(nested.location):
             decision = evaluate_condition(nested.condition, status, contexts, ctx.variables)
-        except ExpressionError as exc:
-            exc.location = exc.location or nested.location
-            raise
         if not decision.run:
             states[nested.id] = {"outputs": {}, "outcome": "skipped", "conclusion": "skipped"}
             continue
