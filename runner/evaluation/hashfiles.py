@@ -11,6 +11,7 @@ the workspace (through a link, or ``..``) is never hashed.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 from pathlib import Path
@@ -25,18 +26,21 @@ def hash_files(workspace: Path, *patterns: object) -> str:
     if follow:
         texts = texts[1:]
     include = [p for p in texts if not p.startswith("!")]
-    exclude = [_matcher(p[1:]) for p in texts if p.startswith("!")]
+    exclude = [_matcher(_segments(p[1:])) for p in texts if p.startswith("!")]
     root = workspace.resolve()
     matched: set[Path] = set()
+    walks: dict[str, list[Path]] = {}  # patterns sharing a start share its walk
     for pattern in include:
         base, matches = _split(pattern)
-        for path in _walk(root, base, follow):
+        if base not in walks:
+            walks[base] = _walk(root, base, follow)
+        for path in walks[base]:
             relative = path.relative_to(root).as_posix()
             if (
                 matches.match(relative)
                 and not any(excluded.match(relative) for excluded in exclude)
                 and path.is_file()
-                and root in path.resolve().parents
+                and path.resolve().is_relative_to(root)
             ):
                 matched.add(path)
     if not matched:
@@ -48,22 +52,20 @@ def hash_files(workspace: Path, *patterns: object) -> str:
 
 
 def _split(pattern: str) -> tuple[str, re.Pattern[str]]:
-    """The pattern's leading folders without wildcards (where the walk starts), and a matcher of
-    workspace-relative paths."""
-    segments = [s for s in pattern.strip().split("/") if s not in ("", ".")]
-    literal = []
-    # a pattern without wildcards names one file: no walk
-    for segment in segments if not _MAGIC.search(pattern) else segments[:-1]:
-        if _MAGIC.search(segment):
-            break
-        literal.append(segment)
-    return "/".join(literal), _matcher(pattern)
+    """The pattern's leading segments without wildcards (where the walk starts; the whole of a
+    pattern without any, which names one file), and a matcher of workspace-relative paths."""
+    segments = _segments(pattern)
+    literal = itertools.takewhile(lambda segment: not _MAGIC.search(segment), segments)
+    return "/".join(literal), _matcher(segments)
 
 
-def _matcher(pattern: str) -> re.Pattern[str]:
-    """Glob to regular expression, by path segment: ``**`` any number of folders, ``*`` and
+def _segments(pattern: str) -> list[str]:
+    return [s for s in pattern.strip().split("/") if s not in ("", ".")]
+
+
+def _matcher(segments: list[str]) -> re.Pattern[str]:
+    """A pattern's segments as a regular expression: ``**`` any number of folders, ``*`` and
     ``?`` within one segment, ``[...]`` a class."""
-    segments = [s for s in pattern.strip().split("/") if s not in ("", ".")]
     parts = []
     for index, segment in enumerate(segments):
         last = index == len(segments) - 1
@@ -110,7 +112,7 @@ def _walk(root: Path, base: str, follow: bool) -> list[Path]:
         real = start.resolve()
     except (OSError, RuntimeError):  # a loop of links
         return []
-    if real != root and root not in real.parents:
+    if not real.is_relative_to(root):
         return []
     if start.is_file():
         return [start]
@@ -131,7 +133,7 @@ def _enter(root: Path, folder: Path, seen: set[Path]) -> bool:
         real = folder.resolve()
     except (OSError, RuntimeError):
         return False
-    if real in seen or root not in real.parents:  # the root itself is seen
+    if real in seen or not real.is_relative_to(root):  # the root itself is seen
         return False
     seen.add(real)
     return True
