@@ -80,6 +80,7 @@ def _step_json(plan: Plan, planned: PlannedStep) -> dict[str, Any]:
             "assumed": a.assumed,
             "title": _mask(plan, a.title),
             "instructions": _mask(plan, a.instructions),
+            "rendered-at-run-time": _mask(plan, a.unrendered) or None,
             "fields": [
                 {
                     "name": name,
@@ -190,6 +191,11 @@ def plan_to_text(plan: Plan) -> str:
                 lines.append("            instructions:")
                 for line in instructions.splitlines():
                     lines.append(f"              | {line}".rstrip())
+            if a.unrendered:
+                lines.append(
+                    "            shown as written, rendered when the step runs: "
+                    + _mask(plan, a.unrendered)
+                )
             for name, kind, label, required, pattern, options in a.fields:
                 about = [kind, "required" if required else "optional"]
                 if options:

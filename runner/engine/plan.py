@@ -43,6 +43,9 @@ class ApprovalPlan(Struct, frozen=True):
     #: (name, type, label, required, pattern, options) of each field a proceed must give
     fields: tuple[tuple[str, str, str, bool, str | None, tuple[str, ...]], ...] = ()
     title: str = ""
+    #: why the title or instructions are shown as written: an expression in them could not be
+    #: evaluated in the dry run (it is when the step runs)
+    unrendered: str = ""
 
 
 class PlannedStep(Struct, frozen=True):
@@ -115,7 +118,9 @@ def make_plan(
             runs = False
         approval = None
         if step.manual is not None:
-            approval = _approval_plan(workflow, step, assume, values, contexts)
+            approval = _approval_plan(
+                workflow, step, assume, values, contexts, (run_time_steps, run_time_names)
+            )
         planned.append(PlannedStep(step, runs, decision.reason, group, approval))
         state = StepState()
         if runs is False:
@@ -171,13 +176,30 @@ def _approval_plan(
     assume: Assume,
     values: Mapping[str, str],
     contexts: Mapping[str, object],
+    run_time: tuple[set[str], set[str]],
 ) -> ApprovalPlan:
 
     manual = step.manual
     assert manual is not None
-    with expression_at(step.at("manual")):
-        instructions = render_text(manual.instructions, values, contexts)
-        title = render_text(manual.title, values, contexts) if manual.title else step.name
+    unrendered: list[str] = []
+
+    def rendered(template: str) -> str:
+        # a text that reads what earlier script steps give (``fromJSON(steps.build.outputs.meta)``)
+        # cannot be rendered by a dry run, which has no such outputs: shown as written, as a
+        # condition that needs them is "decided at run time"; the step renders it when it runs,
+        # and fails there if it cannot. Any other text that fails here would fail there too:
+        # the run is refused before its first step, as it always was
+        try:
+            with expression_at(step.at("manual")):
+                return render_text(template, values, contexts)
+        except ExpressionError as exc:
+            if not _depends_on_run_time(template, *run_time):
+                raise
+            unrendered.append(exc.message)
+            return template
+
+    instructions = rendered(manual.instructions)
+    title = rendered(manual.title) if manual.title else step.name
     return ApprovalPlan(
         teams=manual.teams,
         quorum=tuple((q.team, q.count) for q in manual.require),
@@ -191,11 +213,13 @@ def _approval_plan(
             (f.name, f.type, f.label, f.required, f.pattern, f.options) for f in manual.fields
         ),
         title=title,
+        unrendered=unrendered[0] if unrendered else "",
     )
 
 
 def _depends_on_run_time(condition: str | bool | None, steps: set[str], names: set[str]) -> bool:
-    """Whether a condition reads outputs that only a real run produces (script steps')."""
+    """Whether a condition (or a text) reads outputs that only a real run produces (script
+    steps')."""
     if not isinstance(condition, str):
         return False
     if any(m.group(1) in steps for m in _STEP_OUTPUT.finditer(condition)):

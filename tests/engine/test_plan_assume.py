@@ -164,6 +164,7 @@ def test_both_branches(
         "assumed": assume,
         "title": "Gate",
         "instructions": "Deploy to prod-host",
+        "rendered-at-run-time": None,
         "fields": [
             {
                 "name": "ticket",
@@ -278,6 +279,40 @@ def test_text_plan_shows_the_approval_and_the_assumption(
         "            dry run assumes: abort\n"
     ) in out
     assert out.endswith("Outcome if so: aborted\n")
+
+
+def test_text_an_earlier_steps_output_makes_is_shown_as_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a dry run has no outputs of the build: the plan shows the text as written and why, instead
+    # of refusing (which refused the run too, since a run plans its manual steps first)
+    (tmp_path / "flow.yml").write_text(
+        "name: flow\n"
+        "steps:\n"
+        "  - id: build\n"
+        "    name: Build\n"
+        "    run: echo 'meta={}' >> \"$RUNNER_OUTPUT\"\n"
+        "  - id: gate\n"
+        "    name: Gate\n"
+        "    manual:\n"
+        '      title: "Ship ${{ fromJSON(steps.build.outputs.meta).version }}"\n'
+        '      instructions: "Deploy #{Octopus.Environment.Name}: '
+        '${{ fromJSON(steps.build.outputs.meta).version }}"\n'
+    )
+    flow = str(tmp_path / "flow.yml")
+    assert main(["plan", flow, "--env", "dev"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "            asks: Ship ${{ fromJSON(steps.build.outputs.meta).version }}\n"
+        "            instructions:\n"
+        "              | Deploy #{Octopus.Environment.Name}: "
+        "${{ fromJSON(steps.build.outputs.meta).version }}\n"
+        "            shown as written, rendered when the step runs: Error parsing JSON when "
+        "evaluating fromJson: empty input\n"
+    ) in out
+    assert main(["plan", flow, "--env", "dev", "--format", "json"]) == 0
+    approval = json.loads(capsys.readouterr().out)["steps"][1]["approval"]
+    assert approval["rendered-at-run-time"].startswith("Error parsing JSON")
 
 
 # -- the seed workflow ---------------------------------------------------------------------------

@@ -382,7 +382,8 @@ def test_an_expression_failing_at_run_time_names_its_file_line_and_column(
 
 
 def test_a_manual_steps_text_failing_at_the_start_names_its_place(workspace: Workspace) -> None:
-    """A manual step's instructions are rendered when the run is planned, before any step."""
+    """A manual step's instructions that read no step's output are rendered when the run is
+    planned, before any step: one that cannot be fails the run there."""
     result = workspace.run(
         """
         name: late errors

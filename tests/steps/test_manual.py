@@ -127,9 +127,10 @@ class FakeSource:
     name: str = "server"
     interval: float = 10.0
     cancelled: list[str] = field(default_factory=list)
+    registered: list[Interruption] = field(default_factory=list)
 
     def register(self, request: Interruption) -> None:
-        pass
+        self.registered.append(request)
 
     def poll(self, request: Interruption) -> list[Submission]:
         if self.down[0] <= self.clock.elapsed < self.down[1]:
@@ -381,6 +382,21 @@ def test_source_failure_is_never_a_decision(
     )
 
 
+def test_text_that_cannot_be_rendered_fails_the_step_not_the_run_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the build's output is not JSON: the manual step fails where it runs, with the expression's
+    # error and its place, after the build ran; nobody is asked to approve a text that is not there
+    build = "  - id: build\n    name: Build\n    run: echo 'meta=oops' >> \"$RUNNER_OUTPUT\"\n"
+    steps = build + gate(instructions="Deploy ${{ fromJSON(steps.build.outputs.meta).version }}")
+    result = run_in_process(tmp_path, monkeypatch, steps, [(0, submission("alice"))])
+    assert result.code != 0
+    assert result.step("build")["status"] == "success"
+    assert result.step("gate")["status"] == "failure"
+    assert "fromJson" in result.step("gate")["error"]
+    assert result.source.registered == []
+
+
 def test_abort_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     script = [(0, submission("alice", at=0)), (5, submission("bob", "abort", at=5))]
     steps = gate(teams=["ops"], require=[{"team": "ops", "count": 2}]) + LATER_STEPS
@@ -451,6 +467,27 @@ def run_cli(
         check=False,
     )
     return Finished(completed.returncode, completed.stdout, completed.stderr, root)
+
+
+def test_text_that_reads_an_earlier_steps_output_is_rendered_when_the_step_runs(
+    tmp_path: Path, terminal: tuple[int, int]
+) -> None:
+    # what the person is asked names what the build made; the dry run a run makes of its manual
+    # steps before the first step cannot know it (outputs are empty there, and fromJSON('') is
+    # an error): that refused the whole run before its first step
+    master, slave = terminal
+    build = (
+        "  - id: build\n"
+        "    name: Build\n"
+        '    run: echo \'meta={"version":"1.2.3"}\' >> "$RUNNER_OUTPUT"\n'
+    )
+    version = "${{ fromJSON(steps.build.outputs.meta).version }}"
+    steps = build + gate(instructions=f"Deploy {version} to production?", title=f"Ship {version}")
+    done = run_cli(workspace(tmp_path, steps), slave, master=master, typed="p\nshipped\n")
+    assert done.code == 0, done.stdout + done.stderr
+    assert "Ship 1.2.3: you are" in done.stderr  # the prompt
+    assert "Deploy 1.2.3 to production?" in done.stdout  # the log
+    assert done.step("gate")["approval"]["state"] == "approved"
 
 
 def test_cli_proceed(tmp_path: Path, terminal: tuple[int, int]) -> None:
