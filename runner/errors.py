@@ -120,6 +120,9 @@ class ExpressionError(RunnerError):
     ) -> None:
         super().__init__(message, location=location, hint=hint)
         self.kind = kind
+        #: where, in the string being substituted, the ``${{`` of the failing expression starts
+        #: (0-based), when the error came from substituting one (see ``render_text``)
+        self.offset: int | None = None
 
 
 class UnterminatedTemplateError(ExpressionError):

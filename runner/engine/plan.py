@@ -13,11 +13,12 @@ from typing import Any, Literal
 from msgspec import Struct, field
 
 from runner import variables as octostache
-from runner.errors import ExpressionError, expression_at
+from runner.errors import ExpressionError
 from runner.evaluation.conditions import Decision, JobStatus, evaluate_condition, scope_decision
 from runner.evaluation.contexts import Progress, RunFacts, StepState
 from runner.evaluation.render import render_text
 from runner.load.build import text
+from runner.load.yaml import expression_in
 from runner.model import Identity, Step, Workflow
 from runner.policy import Verdict
 from runner.steps.outputs import manual_outputs
@@ -183,14 +184,14 @@ def _approval_plan(
     assert manual is not None
     unrendered: list[str] = []
 
-    def rendered(template: str) -> str:
+    def rendered(key: str, template: str) -> str:
         # a text that reads what earlier script steps give (``fromJSON(steps.build.outputs.meta)``)
         # cannot be rendered by a dry run, which has no such outputs: shown as written, as a
         # condition that needs them is "decided at run time"; the step renders it when it runs,
         # and fails there if it cannot. Any other text that fails here would fail there too:
         # the run is refused before its first step, as it always was
         try:
-            with expression_at(step.at("manual")):
+            with expression_in(step.at(f"manual.{key}"), template):
                 return render_text(template, values, contexts)
         except ExpressionError as exc:
             if not _depends_on_run_time(template, *run_time):
@@ -198,8 +199,8 @@ def _approval_plan(
             unrendered.append(exc.message)
             return template
 
-    instructions = rendered(manual.instructions)
-    title = rendered(manual.title) if manual.title else step.name
+    instructions = rendered("instructions", manual.instructions)
+    title = rendered("title", manual.title) if manual.title else step.name
     return ApprovalPlan(
         teams=manual.teams,
         quorum=tuple((q.team, q.count) for q in manual.require),

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 
 from runner import expressions
 from runner import variables as octostache
+from runner.errors import ExpressionError
 
 _PLACEHOLDER = re.compile("\x00(\\d+)\x00")
 
@@ -42,10 +43,14 @@ def render_text(
         text = octostache.substitute(text, variables)
 
     def value(match: re.Match[str]) -> str:
-        expression = templates[int(match.group(1))].expression
-        return expressions.to_string(
-            expressions.evaluate(expression, contexts, functions=functions)
-        )
+        found = templates[int(match.group(1))]
+        try:
+            result = expressions.evaluate(found.expression, contexts, functions=functions)
+        except ExpressionError as exc:
+            if exc.offset is None:
+                exc.offset = found.start  # the caller knows the file; this, where in the text
+            raise
+        return expressions.to_string(result)
 
     return _PLACEHOLDER.sub(value, text)
 

@@ -257,5 +257,17 @@ def _step(
         manual=_manual(spec["manual"]) if "manual" in spec else None,
         guided=_step_guided(doc, path, spec, guided),
         location=doc.location(path),
-        where=MappingProxyType({key: doc.location((*path, key)) for key in spec}),
+        where=MappingProxyType(_where(doc, path, spec)),
     )
+
+
+def _where(doc: Document, path: Path, spec: dict[str, Any]) -> dict[str, Location]:
+    """Where each key of the step has its value, and each value of ``with`` and of the manual
+    step's ``title`` and ``instructions`` (``"with.NAME"``, ``"manual.title"``): the places of
+    expressions that fail at run time."""
+    where = {key: doc.location((*path, key)) for key in spec}
+    for key in ("with", "manual"):
+        if isinstance(spec.get(key), dict):
+            for name in spec[key]:
+                where[f"{key}.{name}"] = doc.location((*path, key, name))
+    return where

@@ -21,7 +21,7 @@ from msgspec import Struct
 from runner import expressions, variables
 from runner.errors import Diagnostic, ExpressionError, Location
 from runner.expressions.ast import Index, Literal, NamedValue, walk
-from runner.load.yaml import Document, Path
+from runner.load.yaml import Document, Path, position_in_text
 from runner.model import Step, Workflow
 
 if TYPE_CHECKING:
@@ -354,24 +354,6 @@ def _at(
 
 
 def position_in_value(doc: Document, path: Path, text: str, offset: int) -> Location:
-    """The file position of ``text[offset]``, for a string value at ``path``.
-
-    Exact for one-line plain and quoted scalars and for block scalars (``|``, ``>``); for other
-    multi-line scalars, the start of the value.
-    """
-    start = doc.location(path)
-    line_index = text.count("\n", 0, offset)
-    column_in_line = offset - (text.rfind("\n", 0, offset) + 1)
-    source = doc.lines[start.line - 1] if 0 < start.line <= len(doc.lines) else ""
-    lead = source[start.column - 1 : start.column]
-    if lead in ("|", ">"):
-        body_line = start.line + 1 + line_index
-        if body_line <= len(doc.lines):
-            first = doc.lines[start.line] if start.line < len(doc.lines) else ""
-            indent = len(first) - len(first.lstrip(" "))
-            return Location(doc.path, body_line, indent + column_in_line + 1)
-        return start
-    if line_index == 0:
-        quote = 1 if lead in ("'", '"') else 0
-        return Location(doc.path, start.line, start.column + quote + column_in_line)
-    return start
+    """The file position of ``text[offset]``, for a string value at ``path`` (see
+    :func:`runner.load.yaml.position_in_text`)."""
+    return position_in_text(doc.lines, doc.location(path), text, offset)

@@ -21,14 +21,15 @@ from __future__ import annotations
 import functools
 import math
 import re
-from typing import Any
+from typing import Any, Literal
 
 from msgspec import Struct, field
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.resolver import VersionedResolver
 
-from runner.errors import Diagnostic, Location
+from runner.bounded import read_file
+from runner.errors import Diagnostic, ExpressionError, Location
 
 MAX_FILE_BYTES = 8 * 1024 * 1024
 MAX_NODES = 1_000_000
@@ -79,6 +80,77 @@ class Document(Struct):
         if span:
             return Location(self.path, span.line, span.column, span.length)
         return Location(self.path, 1, 1)
+
+
+def position_in_text(lines: list[str], start: Location, text: str, offset: int) -> Location:
+    """The file position of ``text[offset]``, for a string value that starts at ``start`` in a
+    file of ``lines``.
+
+    Exact for one-line plain and quoted scalars and for block scalars (``|``, ``>``); for other
+    multi-line scalars, the start of the value.
+    """
+    line_index = text.count("\n", 0, offset)
+    column_in_line = offset - (text.rfind("\n", 0, offset) + 1)
+    source = lines[start.line - 1] if 0 < start.line <= len(lines) else ""
+    lead = source[start.column - 1 : start.column]
+    if lead in ("|", ">"):
+        body_line = start.line + 1 + line_index
+        if body_line <= len(lines):
+            first = lines[start.line] if start.line < len(lines) else ""
+            indent = len(first) - len(first.lstrip(" "))
+            return Location(start.path, body_line, indent + column_in_line + 1)
+        return start
+    if line_index == 0:
+        quote = 1 if lead in ("'", '"') else 0
+        return Location(start.path, start.line, start.column + quote + column_in_line)
+    return start
+
+
+def expression_in_file(start: Location, text: str, offset: int) -> Location:
+    """Where the ``${{`` at ``text[offset]`` is in the file, for a value that starts at
+    ``start``: found at run time, when an expression fails, from the file as it is then. If the
+    file cannot be read, or that place does not hold ``${{`` (the file changed, or escapes in a
+    quoted value moved it), the start of the value."""
+    try:
+        raw = read_file(start.path, what="workflow", limit=MAX_FILE_BYTES)
+        lines = raw.decode("utf-8").splitlines()
+    except (OSError, ValueError):
+        return start
+    found = position_in_text(lines, start, text, offset)
+    line = lines[found.line - 1] if 0 < found.line <= len(lines) else ""
+    if line[found.column - 1 : found.column + 2] != "${{":
+        return start
+    return Location(found.path, found.line, found.column, 3)
+
+
+def expression_in(where: Location | None, text: str) -> _ExpressionIn:
+    """A block substituting ``text``, the string value at ``where``: an
+    :class:`ExpressionError` raised in it without a place gets the place of its ``${{`` in the
+    file (:func:`expression_in_file`), else ``where``."""
+    return _ExpressionIn(where, text)
+
+
+class _ExpressionIn:
+    # as runner.errors.expression_at: a class, entered at each step's script
+    __slots__ = ("text", "where")
+
+    def __init__(self, where: Location | None, text: str) -> None:
+        self.where = where
+        self.text = text
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: object, exc: BaseException | None, traceback: object
+    ) -> Literal[False]:
+        if isinstance(exc, ExpressionError) and exc.location is None and self.where is not None:
+            exc.location = (
+                self.where
+                if exc.offset is None
+                else expression_in_file(self.where, self.text, exc.offset)
+            )
+        return False
 
 
 class LoadError(Exception):

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from msgspec import Struct, field
 
 from runner.approvals.state import ApprovalState, Decision, GuidedState
-from runner.errors import expression_at
+from runner.load.yaml import expression_in
 from runner.masking import Masker
 from runner.model import Identity, Step, Workflow
 from runner.options import RunOptions
@@ -127,7 +127,7 @@ class StepContext(Struct):
         """``render(template)``, the step's ``key`` (``run``, ``with`` ...) named as the place of
         an expression that fails there: evaluating it needs the run, so the error comes now,
         and without a place the user is left to find which ``${{ }}`` of the file it was."""
-        with expression_at(self.step.at(key)):
+        with expression_in(self.step.at(key), template):
             return self.render(template)
 
 

@@ -24,7 +24,7 @@ MAX_NESTING = 10
 def run_composite_step(ctx: StepContext) -> StepResult:
     step = ctx.step
     assert step.uses is not None
-    given = {name: ctx.render_at("with", value) for name, value in step.with_.items()}
+    given = {name: ctx.render_at(f"with.{name}", value) for name, value in step.with_.items()}
     return run_action(ctx, step.uses, given, depth=1, after_cancel=ctx.cancelled())
 
 

@@ -54,8 +54,12 @@ def build_interruption(ctx: StepContext, manual: Manual, sources: tuple[str, ...
         run_id=ctx.run_id,
         step_id=step.id,
         step_name=step.name,
-        title=ctx.masker.mask(ctx.render_at("manual", manual.title)) if manual.title else step.name,
-        instructions=ctx.masker.mask(ctx.render_at("manual", manual.instructions)),
+        title=(
+            ctx.masker.mask(ctx.render_at("manual.title", manual.title))
+            if manual.title
+            else step.name
+        ),
+        instructions=ctx.masker.mask(ctx.render_at("manual.instructions", manual.instructions)),
         teams=manual.teams,
         quorum=tuple((q.team, q.count) for q in manual.require),
         fields=tuple(

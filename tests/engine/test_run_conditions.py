@@ -371,14 +371,45 @@ def test_an_expression_failing_at_run_time_names_its_file_line_and_column(
 ) -> None:
     workspace.action("greet", GREET)
     result = workspace.run(FAILING_AT_RUN_TIME, env={"CI": ""})
-    # where the key's value starts (for `with:`, its first input), in the record and the log
-    expected = {"in-run": "6:10", "in-folder": "10:24", "in-with": "17:7", "in-env": "22:7"}
+    # where the failing `${{` is (for `env:`, where the mapping starts), in the record and the log
+    expected = {"in-run": "6:16", "in-folder": "10:24", "in-with": "17:12", "in-env": "22:7"}
     for step_id, at in expected.items():
         error = result.step(step_id).error or ""
         assert f"deploy.yml:{at}: Error parsing JSON" in error, (step_id, error)
         # an `error:` line of the step, or (an error found deciding it) the step's failed line
         assert any(error in line for line in result.out.splitlines()), (step_id, result.out)
     assert "-0.0s" not in result.out
+
+
+def test_an_expression_deep_in_a_long_script_is_named_at_its_own_line(
+    workspace: Workspace,
+) -> None:
+    # a forty-line script: the line of the `${{`, not the `run: |` above it
+    lines = [f"      echo line {n}" for n in range(40)]
+    lines[30] = '      echo "deploying ${{ fromJSON(steps.meta.outputs.json).version }}"'
+    script = "\n".join(lines)
+    workflow = (
+        "name: long script\n"
+        "steps:\n"
+        "  - id: meta\n"
+        "    name: Meta\n"
+        "    run: echo 'json=not json' >> \"$RUNNER_OUTPUT\"\n"
+        "  - id: deploy\n"
+        "    name: Deploy\n"
+        f"    run: |\n{script}\n"
+        "  - id: escaped\n"
+        "    name: Escaped\n"
+        "    if: always()\n"
+        # escapes move the value's text against the file's: the start of the value, never a
+        # wrong place
+        '    run: "echo \\"\\t\\" ${{ fromJSON(steps.meta.outputs.json) }}"\n'
+    )
+    result = workspace.run(workflow)
+    assert result.code != 0
+    deploy_error = result.step("deploy").error or ""
+    assert "deploy.yml:39:23: Error parsing JSON" in deploy_error, deploy_error
+    assert f"{deploy_error}" in result.out
+    assert "deploy.yml:52:10: Error parsing JSON" in (result.step("escaped").error or "")
 
 
 def test_a_manual_steps_text_failing_at_the_start_names_its_place(workspace: Workspace) -> None:
@@ -395,4 +426,4 @@ def test_a_manual_steps_text_failing_at_the_start_names_its_place(workspace: Wor
         """
     )
     assert result.code != 0
-    assert "deploy.yml:6:7: Error parsing JSON" in result.out + result.err
+    assert "deploy.yml:6:27: Error parsing JSON" in result.out + result.err

@@ -1,0 +1,50 @@
+"""``runner.load.yaml.expression_in_file``: the place of an expression that fails at run time,
+found in the workflow file as it is then, and never a wrong one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from runner.errors import Location
+from runner.load.yaml import expression_in_file
+
+WORKFLOW = """\
+steps:
+  - run: |
+      echo one
+      echo "${{ fromJSON(x) }}"
+    with:
+      quoted: "a ${{ b }}"
+"""
+SCRIPT = 'echo one\necho "${{ fromJSON(x) }}"\n'
+
+
+def test_a_block_scalars_expression_is_found_at_its_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "deploy.yml"
+    path.write_text(WORKFLOW)
+    start = Location(str(path), 2, 10)  # the `|`
+    assert expression_in_file(start, SCRIPT, SCRIPT.index("${{")) == Location(str(path), 4, 13, 3)
+    quoted = Location(str(path), 6, 15)  # the opening quote
+    assert expression_in_file(quoted, "a ${{ b }}", 2) == Location(str(path), 6, 18, 3)
+
+
+def test_a_changed_or_missing_file_gives_the_start_of_the_value(tmp_path: Path) -> None:
+    path = tmp_path / "deploy.yml"
+    start = Location(str(path), 2, 10)
+    offset = SCRIPT.index("${{")
+    assert expression_in_file(start, SCRIPT, offset) == start  # no file
+    path.write_text(WORKFLOW.replace('echo "${{', 'printf "${{'))  # edited since it was loaded
+    assert expression_in_file(start, SCRIPT, offset) == start
+    path.write_text("")  # emptied
+    assert expression_in_file(start, SCRIPT, offset) == start
+    path.unlink()
+    path.mkdir()  # not a file
+    assert expression_in_file(start, SCRIPT, offset) == start
+
+
+def test_an_offset_past_the_file_gives_the_start(tmp_path: Path) -> None:
+    path = tmp_path / "deploy.yml"
+    path.write_text(WORKFLOW)
+    start = Location(str(path), 2, 10)
+    long = SCRIPT + "x\n" * 50 + "${{ y }}"
+    assert expression_in_file(start, long, long.index("${{ y")) == start
