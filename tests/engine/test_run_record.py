@@ -63,11 +63,13 @@ def check_record(store: RecordStore, *, finished: bool | None = None) -> RunReco
     for before, after in zip(snapshot.steps, replayed.steps, strict=True):
         if before.status in ("success", "failure", "skipped", "cancelled"):
             assert after == before
-    # whatever the runner left beside the record is not a record
+    # a temporary file the kill left beside the record (written or not, never renamed) is never
+    # read: whatever it holds, a reader gets the same record (a temporary file whole enough to
+    # parse was taken for a failure of this test, once in a few hundred runs)
     for extra in path.parent.iterdir():
         if extra.name.startswith(".record.json."):
-            with pytest.raises((ValueError, OSError)):
-                RunRecord.from_json(extra.read_text(encoding="utf-8"))
+            extra.write_text('{"version": 1, "run_id": "run-1", "steps": "not a record"}')
+            assert RecordStore(store.state_dir).load("run-1") == replayed
     return replayed
 
 
@@ -236,3 +238,24 @@ def test_a_new_record_appears_whole_or_not_at_all_and_only_once(tmp_path: Path) 
     assert RunRecord.from_json(whole.decode()).run_id == "run-1"
     # no temporary file is left beside it
     assert os.listdir(store.folder("run-1")) == ["record.json"]
+
+
+def test_a_whole_temporary_record_left_by_a_kill_is_never_read(tmp_path: Path) -> None:
+    """A kill between writing the next snapshot and renaming it over ``record.json`` leaves a
+    whole record under a temporary name: readers, the list of runs and a resume's load read
+    ``record.json`` and its journal only."""
+    store = RecordStore(tmp_path)
+    workflow = Workflow(name="durable", path="w.yml", digest="d", steps=())
+    record = new_record(workflow, "run-1", "staging", {}, set(), Identity(), {}, utc_now())
+    assert store.create(record)
+    newer = RunRecord.from_json(record.to_json())
+    newer.status = RunStatus.SUCCESS
+    newer.error = {"message": "never renamed into place"}
+    (store.folder("run-1") / ".record.json.abc123").write_text(newer.to_json())
+    (store.folder("run-2")).mkdir()
+    (store.folder("run-2") / ".record.json.def456").write_text(newer.to_json())
+    fresh = RecordStore(tmp_path)
+    assert fresh.load("run-1") == record
+    assert [(r.run_id, r.status, r.error) for r in fresh.list()] == [
+        ("run-1", RunStatus.RUNNING, None)
+    ]
