@@ -152,6 +152,27 @@ class Manual(Struct, frozen=True):
     notify: Webhook | None = None
 
 
+#: the outputs every manual step gives (``steps.<id>.outputs.<name>``), and one per field
+MANUAL_OUTPUTS = (
+    "approved",
+    "notes",
+    "responsible-user-id",
+    "responsible-user-username",
+    "responsible-user-display-name",
+    "responsible-user-email",
+)
+#: the same as Octopus's output variables (``Octopus.Action[<step name>].Output.<name>``), and
+#: ``Manual.<field>`` for each field
+MANUAL_OCTOPUS_OUTPUTS = (
+    "Manual.Notes",
+    "Manual.Approved",
+    "Manual.ResponsibleUser.Id",
+    "Manual.ResponsibleUser.Username",
+    "Manual.ResponsibleUser.DisplayName",
+    "Manual.ResponsibleUser.EmailAddress",
+)
+
+
 #: what a person may choose at a failed step under guided failure (Octopus: Retry, Ignore, Fail)
 GuidedChoice = Literal["retry", "skip", "fail"]
 GUIDED_CHOICES: tuple[GuidedChoice, ...] = ("retry", "skip", "fail")

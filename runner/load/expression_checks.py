@@ -22,7 +22,7 @@ from runner import expressions, variables
 from runner.errors import Diagnostic, ExpressionError, Location
 from runner.expressions.ast import Index, Literal, NamedValue, walk
 from runner.load.yaml import Document, Path, position_in_text
-from runner.model import Step, Workflow
+from runner.model import MANUAL_OCTOPUS_OUTPUTS, MANUAL_OUTPUTS, Step, Workflow
 
 if TYPE_CHECKING:
     from runner.expressions.ast import Node
@@ -37,6 +37,11 @@ UNTRUSTED = ("inputs", "steps")
 
 _ACTION_REF = re.compile(r"Octopus\.Action\[([^\]]*)\]", re.IGNORECASE)
 _STEP_STATUS_REF = re.compile(r"Octopus\.Step\[([^\]]*)\]", re.IGNORECASE)
+#: ``Octopus.Action[<step name>].Output.<name>``: the name ends where a variable's name does
+#: (``}``, a filter's ``|``, a space before an operator of ``#{if}``)
+_ACTION_OUTPUT_REF = re.compile(
+    r"Octopus\.Action\[([^\]#]*)\]\.Output\.([^\s}|\[\]()\"'=!<>]+)", re.IGNORECASE
+)
 _BARE_APPROVED = re.compile(
     r"^\s*!?\s*steps\s*\.\s*([A-Za-z_][A-Za-z0-9_-]*)\s*\.\s*outputs\s*\.\s*approved\s*$",
     re.IGNORECASE,
@@ -227,6 +232,19 @@ def _references(
     if tree is None:
         return
     for node in walk(tree):
+        output = _manual_output_read(node, steps)
+        if output is not None:
+            step, name = output
+            if name.lower() not in {n.lower() for n in _manual_outputs(step)}:
+                yield _at(
+                    doc,
+                    field.path,
+                    field.text,
+                    offset,
+                    f"manual step `{step.id}` has no output `{name}`, so this is always empty "
+                    f"(its outputs: {', '.join(_manual_outputs(step))})",
+                    "reference",
+                )
         if (
             isinstance(node, Index)
             and isinstance(node.target, NamedValue)
@@ -257,6 +275,42 @@ def _references(
                 "or add it under `inputs:`",
                 "reference",
             )
+
+
+def _manual_output_read(node: Node, steps: _Steps) -> tuple[Step, str] | None:
+    """The manual step and the output name ``node`` reads, if it is ``steps.<id>.outputs.<name>``
+    (or with ``['...']``) of a manual step of the workflow."""
+    if not (isinstance(node, Index) and isinstance(node.key, Literal)):
+        return None
+    outputs = node.target
+    if not (
+        isinstance(outputs, Index)
+        and isinstance(outputs.key, Literal)
+        and str(outputs.key.value).lower() == "outputs"
+    ):
+        return None
+    step = outputs.target
+    if not (
+        isinstance(step, Index)
+        and isinstance(step.target, NamedValue)
+        and step.target.name == "steps"
+        and isinstance(step.key, Literal)
+    ):
+        return None
+    target = steps.by_id.get(str(step.key.value))
+    if target is None or target.manual is None or not isinstance(node.key.value, str):
+        return None
+    return target, node.key.value
+
+
+def _manual_outputs(step: Step) -> list[str]:
+    assert step.manual is not None
+    return [*MANUAL_OUTPUTS, *(f.name for f in step.manual.fields)]
+
+
+def _manual_octopus_outputs(step: Step) -> list[str]:
+    assert step.manual is not None
+    return [*MANUAL_OCTOPUS_OUTPUTS, *(f"Manual.{f.name}" for f in step.manual.fields)]
 
 
 def _step_reference(
@@ -299,6 +353,23 @@ def _octopus(
 
     for problem in variables.check(field.text):
         yield _at(doc, field.path, field.text, problem.offset, problem.message, "substitution")
+    for match in _ACTION_OUTPUT_REF.finditer(field.text):
+        target = steps.by_name.get(match.group(1).lower())
+        if target is None or target.manual is None:
+            continue  # a script step's outputs are whatever it writes
+        name = match.group(2)
+        known = _manual_octopus_outputs(target)
+        if name.lower() not in {n.lower() for n in known}:
+            yield _at(
+                doc,
+                field.path,
+                field.text,
+                match.start(2),
+                f"manual step '{target.name}' has no output variable `{name}`, so "
+                f"`#{{...}}` leaves this text as written (its output variables: "
+                f"{', '.join(known)})",
+                "reference",
+            )
     for pattern in (_ACTION_REF, _STEP_STATUS_REF):
         for match in pattern.finditer(field.text):
             name = match.group(1)

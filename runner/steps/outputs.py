@@ -10,7 +10,9 @@ from runner.model import Identity
 def manual_outputs(
     approved: bool, notes: str, person: Identity, fields: Mapping[str, str]
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """A manual step's outputs: ``steps.<id>.outputs`` and Octopus's ``Output.Manual.*``."""
+    """A manual step's outputs: ``steps.<id>.outputs`` and Octopus's ``Output.Manual.*`` (their
+    names are ``runner.model.MANUAL_OUTPUTS`` and ``MANUAL_OCTOPUS_OUTPUTS``, which ``runner
+    validate`` checks references against, and one per field)."""
     outputs = {
         "approved": "true" if approved else "false",
         "notes": notes,
