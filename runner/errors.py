@@ -137,14 +137,16 @@ class UnterminatedTemplateError(ExpressionError):
         self.offset = offset
 
 
-def expression_at(where: Location | None) -> _ExpressionAt:
+def expression_at(where: Location | None) -> ExpressionAt:
     """A block in which an :class:`ExpressionError` raised gets ``where`` as its place unless it
     has one: an expression is evaluated far from the YAML it came from, and only the caller
     knows which key that was."""
-    return _ExpressionAt(where)
+    return ExpressionAt(where)
 
 
-class _ExpressionAt:
+class ExpressionAt:
+    """See :func:`expression_at`; :meth:`place` may find a finer place than ``where``."""
+
     # a class, not @contextmanager: a step enters four of these (its env, its condition, its
     # script), and a generator's context manager costs 1.1 µs each, this one a quarter of that
     __slots__ = ("where",)
@@ -159,8 +161,12 @@ class _ExpressionAt:
         self, kind: object, exc: BaseException | None, traceback: object
     ) -> Literal[False]:
         if isinstance(exc, ExpressionError) and exc.location is None:
-            exc.location = self.where
+            exc.location = self.place(exc)
         return False
+
+    def place(self, exc: ExpressionError) -> Location | None:
+        """The place ``exc`` gets."""
+        return self.where
 
 
 class SubstitutionError(RunnerError):

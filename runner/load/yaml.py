@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from typing import Any, Literal
+from typing import Any
 
 from msgspec import Struct, field
 from ruamel.yaml import YAML
@@ -29,7 +29,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.resolver import VersionedResolver
 
 from runner.bounded import read_file
-from runner.errors import Diagnostic, ExpressionError, Location
+from runner.errors import Diagnostic, ExpressionAt, ExpressionError, Location
 
 MAX_FILE_BYTES = 8 * 1024 * 1024
 MAX_NODES = 1_000_000
@@ -123,34 +123,24 @@ def expression_in_file(start: Location, text: str, offset: int) -> Location:
     return Location(found.path, found.line, found.column, 3)
 
 
-def expression_in(where: Location | None, text: str) -> _ExpressionIn:
+def expression_in(where: Location | None, text: str) -> ExpressionAt:
     """A block substituting ``text``, the string value at ``where``: an
     :class:`ExpressionError` raised in it without a place gets the place of its ``${{`` in the
     file (:func:`expression_in_file`), else ``where``."""
     return _ExpressionIn(where, text)
 
 
-class _ExpressionIn:
-    # as runner.errors.expression_at: a class, entered at each step's script
-    __slots__ = ("text", "where")
+class _ExpressionIn(ExpressionAt):
+    __slots__ = ("text",)
 
     def __init__(self, where: Location | None, text: str) -> None:
-        self.where = where
+        super().__init__(where)
         self.text = text
 
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self, kind: object, exc: BaseException | None, traceback: object
-    ) -> Literal[False]:
-        if isinstance(exc, ExpressionError) and exc.location is None and self.where is not None:
-            exc.location = (
-                self.where
-                if exc.offset is None
-                else expression_in_file(self.where, self.text, exc.offset)
-            )
-        return False
+    def place(self, exc: ExpressionError) -> Location | None:
+        if self.where is None or exc.offset is None:
+            return self.where
+        return expression_in_file(self.where, self.text, exc.offset)
 
 
 class LoadError(Exception):
