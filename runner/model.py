@@ -258,6 +258,11 @@ class Workflow(Struct, frozen=True):
     #: the workflow-level ``guided-failure`` (each step's own is ``Step.guided``)
     guided: GuidedFailure | None = None
     location: Location | None = None
+    #: where each value of ``env`` is (``"env.NAME"``), for errors found late
+    where: Mapping[str, Location] = field(default_factory=dict)
+
+    def at(self, key: str) -> Location | None:
+        return self.where.get(key, self.location)
 
     def step(self, key: str) -> Step | None:
         """The step with this id, or (case-insensitively, as Octopus) this name."""

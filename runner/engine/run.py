@@ -37,6 +37,7 @@ from runner.evaluation.hashfiles import hash_files
 from runner.evaluation.render import escape_octostache, render_text
 from runner.expressions import FunctionSpec
 from runner.load.build import text
+from runner.load.yaml import expression_in
 from runner.masking import Masker
 from runner.model import Identity, Step, Workflow
 from runner.options import RunOptions
@@ -211,14 +212,14 @@ class Run:
         env: dict[str, str] = {}
         contexts["env"] = {}
         contexts["job"] = {"status": self._status().value}
-        with expression_at(self.workflow.location):
-            for name, template in self.workflow.env.items():
+        for name, template in self.workflow.env.items():
+            with expression_in(self.workflow.at(f"env.{name}"), template):
                 env[name] = render_text(template, values, contexts, functions)
         env.update(self.record.env)
         env.update(self.secret_env)
         contexts["env"] = dict(env)
-        with expression_at(step.at("env")):
-            for name, template in step.env.items():
+        for name, template in step.env.items():
+            with expression_in(step.where.get(f"env.{name}") or step.at("env"), template):
                 env[name] = render_text(template, values, contexts, functions)
         contexts["env"] = env
         return values, contexts

@@ -80,6 +80,9 @@ def build_workflow(doc: Document, raw: bytes) -> Workflow:
         guided=guided,
         steps=tuple(_step(doc, i, spec, guided) for i, spec in enumerate(data["steps"])),
         location=doc.location(()),
+        where=MappingProxyType(
+            {f"env.{name}": doc.location(("env", name)) for name in data.get("env") or {}}
+        ),
     )
 
 
@@ -262,11 +265,11 @@ def _step(
 
 
 def _where(doc: Document, path: Path, spec: dict[str, Any]) -> dict[str, Location]:
-    """Where each key of the step has its value, and each value of ``with`` and of the manual
-    step's ``title`` and ``instructions`` (``"with.NAME"``, ``"manual.title"``): the places of
-    expressions that fail at run time."""
+    """Where each key of the step has its value, and each value of ``with``, of ``env`` and of
+    the manual step's ``title`` and ``instructions`` (``"with.NAME"``, ``"env.NAME"``,
+    ``"manual.title"``): the places of expressions that fail at run time."""
     where = {key: doc.location((*path, key)) for key in spec}
-    for key in ("with", "manual"):
+    for key in ("with", "env", "manual"):
         if isinstance(spec.get(key), dict):
             for name in spec[key]:
                 where[f"{key}.{name}"] = doc.location((*path, key, name))

@@ -371,8 +371,8 @@ def test_an_expression_failing_at_run_time_names_its_file_line_and_column(
 ) -> None:
     workspace.action("greet", GREET)
     result = workspace.run(FAILING_AT_RUN_TIME, env={"CI": ""})
-    # where the failing `${{` is (for `env:`, where the mapping starts), in the record and the log
-    expected = {"in-run": "6:16", "in-folder": "10:24", "in-with": "17:12", "in-env": "22:7"}
+    # where the failing `${{` is, in the record and the log
+    expected = {"in-run": "6:16", "in-folder": "10:24", "in-with": "17:12", "in-env": "22:10"}
     for step_id, at in expected.items():
         error = result.step(step_id).error or ""
         assert f"deploy.yml:{at}: Error parsing JSON" in error, (step_id, error)
@@ -410,6 +410,29 @@ def test_an_expression_deep_in_a_long_script_is_named_at_its_own_line(
     assert "deploy.yml:39:23: Error parsing JSON" in deploy_error, deploy_error
     assert f"{deploy_error}" in result.out
     assert "deploy.yml:52:10: Error parsing JSON" in (result.step("escaped").error or "")
+
+
+def test_an_expression_in_the_workflows_env_is_named_at_its_own_value(
+    workspace: Workspace,
+) -> None:
+    # the workflow's env is substituted for each step: its failing value, not the file's top
+    result = workspace.run(
+        """
+        name: late errors
+        env:
+          FINE: fine
+          BROKEN: "v${{ fromJSON('[') }}"
+        steps:
+          - id: one
+            name: One
+            env:
+              A: a
+              B: ${{ fromJSON('{') }}
+            run: echo
+        """
+    )
+    assert result.code != 0
+    assert "deploy.yml:4:13: Error parsing JSON" in (result.step("one").error or "")
 
 
 def test_a_manual_steps_text_failing_at_the_start_names_its_place(workspace: Workspace) -> None:
