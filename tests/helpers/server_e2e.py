@@ -29,7 +29,7 @@ import requests
 from helpers import environ
 from helpers.cli import cli, cli_in
 from helpers.clock import FakeClock, fake_time
-from helpers.net import free_port
+from helpers.net import free_port, listening
 from helpers.paths import ROOT
 
 RUNNER = str(Path(sys.executable).with_name("runner"))
@@ -80,6 +80,7 @@ class ServerProcess:
 
     def start(self) -> None:
         with self.log.open("ab") as log:
+            since = log.tell()
             self.process = subprocess.Popen(
                 [RUNNER, "server", "--database", self.database, "--port", str(self.port)],
                 stdout=log,
@@ -89,7 +90,10 @@ class ServerProcess:
         deadline = time.monotonic() + WAIT
         while True:
             try:
-                if requests.get(self.url + "/api/v1/health", timeout=1).status_code == 200:
+                if (
+                    listening(self.log, self.url, since)
+                    and requests.get(self.url + "/api/v1/health", timeout=1).status_code == 200
+                ):
                     return
             except requests.RequestException:
                 pass

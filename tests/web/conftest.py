@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers.net import free_port
+from helpers.net import free_port, listening
 from helpers.waiting import wait_for
 
 from runner.approvals.identity import parse_directory
@@ -231,6 +231,39 @@ class Session:
         self.client.close()
 
 
+def _start(database: str, webhook: str | None, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``runner server`` listening on a free port, and its URL. A port taken by another
+    process between ``free_port`` and the server's bind makes it exit: another port, then."""
+    for _ in range(3):
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        argv = [RUNNER, "server", "--database", database, "--port", str(port)]
+        if webhook:
+            argv += ["--webhook", webhook]
+        with log.open("ab") as out:
+            since = out.tell()
+            process = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, env=clean_environment()
+            )
+        deadline = time.monotonic() + WAIT_SECONDS
+        while process.poll() is None and time.monotonic() < deadline:
+            if listening(log, url, since) and _healthy(url):
+                return process, url
+            time.sleep(0.05)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+            break
+    pytest.fail(f"the server did not start:\n{log.read_text()}")
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 @contextmanager
 def running_server(folder: Path, *, webhook: str | None = None) -> Iterator[Server]:
     """Start ``runner server`` on a free port with people imported and tokens issued."""
@@ -242,30 +275,10 @@ def running_server(folder: Path, *, webhook: str | None = None) -> Iterator[Serv
     store.import_directory(parse_directory(PEOPLE_YML.encode(), str(people)))
     runner_token = store.issue_token("runner", label="web tests")
     tokens = {name: store.issue_token("approver", name) for name in APPROVERS}
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    argv = [RUNNER, "server", "--database", database, "--port", str(port)]
-    if webhook:
-        argv += ["--webhook", webhook]
     log = folder / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, env=clean_environment()
-        )
+    process, url = _start(database, webhook, log)
     server = Server(url, database, process, log, runner_token, tokens, store)
-
-    def healthy() -> bool:
-        try:
-            return httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     try:
-        deadline = time.monotonic() + WAIT_SECONDS
-        while not healthy():
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the server did not start:\n{log.read_text()}")
-            time.sleep(0.05)
         yield server
     finally:
         process.terminate()
