@@ -12,12 +12,15 @@ from typing import Any, Literal
 
 from msgspec import Struct, field
 
+from runner import expressions
 from runner import variables as octostache
 from runner.errors import ExpressionError
 from runner.evaluation.conditions import Decision, JobStatus, evaluate_condition, scope_decision
 from runner.evaluation.contexts import Progress, RunFacts, StepState
 from runner.evaluation.render import render_text
+from runner.expressions import ast
 from runner.load.build import text
+from runner.load.expression_checks import ALL, HOST
 from runner.load.yaml import expression_in
 from runner.model import Identity, Step, Workflow
 from runner.policy import Verdict
@@ -96,6 +99,9 @@ def make_plan(
     group = 0
     run_time_steps = {s.id for s in workflow.steps if s.kind != "manual"}
     run_time_names = {s.name.lower() for s in workflow.steps if s.kind != "manual"}
+    #: the earlier steps that may run (lower-cased ids and names): what they give is only known
+    #: in a run (a script's outputs, an approver's notes and fields)
+    may_run: tuple[set[str], set[str]] = (set(), set())
     base_env = dict(workflow.env)
     progress = Progress(workflow, facts, variables, {k: _text(v) for k, v in inputs.items()})
     values = progress.values
@@ -119,10 +125,11 @@ def make_plan(
             runs = False
         approval = None
         if step.manual is not None:
-            approval = _approval_plan(
-                workflow, step, assume, values, contexts, (run_time_steps, run_time_names)
-            )
+            approval = _approval_plan(workflow, step, assume, values, contexts, may_run)
         planned.append(PlannedStep(step, runs, decision.reason, group, approval))
+        if runs is not False:
+            may_run[0].add(step.id.lower())
+            may_run[1].add(step.name.lower())
         state = StepState()
         if runs is False:
             state.outcome = state.conclusion = "skipped"
@@ -148,7 +155,7 @@ def make_plan(
         variables,
         tuple(planned),
         outcome,
-        tuple(variables.secrets()),
+        (*variables.secrets(), *_secret_inputs(workflow, inputs)),
         policy,
         expanded,
     )
@@ -177,7 +184,7 @@ def _approval_plan(
     assume: Assume,
     values: Mapping[str, str],
     contexts: Mapping[str, object],
-    run_time: tuple[set[str], set[str]],
+    may_run: tuple[set[str], set[str]],
 ) -> ApprovalPlan:
 
     manual = step.manual
@@ -185,19 +192,30 @@ def _approval_plan(
     unrendered: list[str] = []
 
     def rendered(key: str, template: str) -> str:
-        # a text that reads what earlier script steps give (``fromJSON(steps.build.outputs.meta)``)
-        # cannot be rendered by a dry run, which has no such outputs: shown as written, as a
-        # condition that needs them is "decided at run time"; the step renders it when it runs,
-        # and fails there if it cannot. Any other text that fails here would fail there too:
-        # the run is refused before its first step, as it always was
+        # an expression that reads what an earlier step gives in a run
+        # (``fromJSON(steps.build.outputs.meta)``, an approver's field) cannot be evaluated by a
+        # dry run, which has none of it: the text is shown as written, as a condition that needs
+        # them is "decided at run time", and the step renders it when it runs (and fails there
+        # if it cannot). Any other failing expression would fail there too, whatever the earlier
+        # steps do: the run is refused before its first step, as it always was
+        where = step.at(f"manual.{key}")
         try:
-            with expression_in(step.at(f"manual.{key}"), template):
+            with expression_in(where, template):
                 return render_text(template, values, contexts)
         except ExpressionError as exc:
-            if not _depends_on_run_time(template, *run_time):
+            if not _reads_run_time(_failing(template, exc.offset), *may_run):
                 raise
             unrendered.append(exc.message)
-            return template
+        # the text's other expressions are checked one by one: the first failure hid them
+        for found in expressions.find_templates(template):
+            if not _reads_run_time(found.expression, *may_run):
+                with expression_in(where, template):
+                    try:
+                        render_text(template[found.start : found.end], values, contexts)
+                    except ExpressionError as exc:
+                        exc.offset = found.start
+                        raise
+        return template
 
     instructions = rendered("instructions", manual.instructions)
     title = rendered("title", manual.title) if manual.title else step.name
@@ -218,9 +236,46 @@ def _approval_plan(
     )
 
 
+def _failing(template: str, offset: int | None) -> str:
+    """The expression of ``template``'s ``${{ }}`` that starts at ``offset`` (empty if none)."""
+    if offset is None:
+        return ""
+    return next(
+        (t.expression for t in expressions.find_templates(template) if t.start == offset), ""
+    )
+
+
+def _reads_run_time(expression: str, ids: set[str], names: set[str]) -> bool:
+    """Whether ``expression`` reads a step among ``ids`` (``steps.<id>``, ``steps['<id>']``) or,
+    through ``#{}`` substituted into it first, among ``names``."""
+    if any(m.group(1).lower() in names for m in _ACTION_OUTPUT.finditer(expression)):
+        return True
+    try:
+        tree = expressions.parse(expression, ALL, HOST)
+    except ExpressionError:
+        return False
+    return tree is not None and any(
+        isinstance(node, ast.Index)
+        and isinstance(node.target, ast.NamedValue)
+        and node.target.name == "steps"
+        and isinstance(node.key, ast.Literal)
+        and str(node.key.value).lower() in ids
+        for node in ast.walk(tree)
+    )
+
+
+def _secret_inputs(workflow: Workflow, inputs: Mapping[str, Any]) -> list[str]:
+    """The values of the run's secret inputs, which the plan masks as it masks secret
+    variables (in a text rendered with them, or a reason quoting one)."""
+    return [
+        _text(inputs[name])
+        for name, spec in workflow.inputs.items()
+        if spec.secret and _text(inputs.get(name)) != ""
+    ]
+
+
 def _depends_on_run_time(condition: str | bool | None, steps: set[str], names: set[str]) -> bool:
-    """Whether a condition (or a text) reads outputs that only a real run produces (script
-    steps')."""
+    """Whether a condition reads outputs that only a real run produces (script steps')."""
     if not isinstance(condition, str):
         return False
     if any(m.group(1) in steps for m in _STEP_OUTPUT.finditer(condition)):

@@ -266,11 +266,16 @@ def _step(
 
 def _where(doc: Document, path: Path, spec: dict[str, Any]) -> dict[str, Location]:
     """Where each key of the step has its value, and each value of ``with``, of ``env`` and of
-    the manual step's ``title`` and ``instructions`` (``"with.NAME"``, ``"env.NAME"``,
-    ``"manual.title"``): the places of expressions that fail at run time."""
+    the manual step's ``title``, ``instructions`` and fields' labels (``"with.NAME"``,
+    ``"env.NAME"``, ``"manual.title"``, ``"manual.fields.0.label"``): the places of expressions
+    that fail at run time."""
     where = {key: doc.location((*path, key)) for key in spec}
     for key in ("with", "env", "manual"):
         if isinstance(spec.get(key), dict):
             for name in spec[key]:
                 where[f"{key}.{name}"] = doc.location((*path, key, name))
+    for i, field in enumerate((spec.get("manual") or {}).get("fields") or ()):
+        if isinstance(field, dict) and "label" in field:
+            label = (*path, "manual", "fields", i, "label")
+            where[f"manual.fields.{i}.label"] = doc.location(label)
     return where

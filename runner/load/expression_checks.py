@@ -37,11 +37,8 @@ UNTRUSTED = ("inputs", "steps")
 
 _ACTION_REF = re.compile(r"Octopus\.Action\[([^\]]*)\]", re.IGNORECASE)
 _STEP_STATUS_REF = re.compile(r"Octopus\.Step\[([^\]]*)\]", re.IGNORECASE)
-#: ``Octopus.Action[<step name>].Output.<name>``: the name ends where a variable's name does
-#: (``}``, a filter's ``|``, a space before an operator of ``#{if}``)
-_ACTION_OUTPUT_REF = re.compile(
-    r"Octopus\.Action\[([^\]#]*)\]\.Output\.([^\s}|\[\]()\"'=!<>]+)", re.IGNORECASE
-)
+#: a name ``#{}`` reads (``variables.references``) that is a step's output variable
+_ACTION_OUTPUT_NAME = re.compile(r"Octopus\.Action\[([^\]#]*)\]\.Output\.(.+)", re.IGNORECASE)
 _BARE_APPROVED = re.compile(
     r"^\s*!?\s*steps\s*\.\s*([A-Za-z_][A-Za-z0-9_-]*)\s*\.\s*outputs\s*\.\s*approved\s*$",
     re.IGNORECASE,
@@ -353,18 +350,23 @@ def _octopus(
 
     for problem in variables.check(field.text):
         yield _at(doc, field.path, field.text, problem.offset, problem.message, "substitution")
-    for match in _ACTION_OUTPUT_REF.finditer(field.text):
+    # the names `#{}` reads (not text outside it, nor `##{` escapes, nor a `calc`'s operators)
+    for reference in sorted(variables.references(field.text)):
+        match = _ACTION_OUTPUT_NAME.fullmatch(reference)
+        if match is None:
+            continue
         target = steps.by_name.get(match.group(1).lower())
         if target is None or target.manual is None:
             continue  # a script step's outputs are whatever it writes
         name = match.group(2)
         known = _manual_octopus_outputs(target)
         if name.lower() not in {n.lower() for n in known}:
+            written = re.search(re.escape(reference), field.text, re.IGNORECASE)
             yield _at(
                 doc,
                 field.path,
                 field.text,
-                match.start(2),
+                written.start() if written else max(field.text.find("#{"), 0),
                 f"manual step '{target.name}' has no output variable `{name}`, so "
                 f"`#{{...}}` leaves this text as written (its output variables: "
                 f"{', '.join(known)})",

@@ -86,8 +86,10 @@ def position_in_text(lines: list[str], start: Location, text: str, offset: int) 
     """The file position of ``text[offset]``, for a string value that starts at ``start`` in a
     file of ``lines``.
 
-    Exact for one-line plain and quoted scalars and for block scalars (``|``, ``>``); for other
-    multi-line scalars, the start of the value.
+    Exact for one-line plain and quoted scalars and for literal block scalars (``|``), where the
+    file there holds what the text holds; else the start of the value: other multi-line scalars,
+    a folded block (``>``) whose lines were joined, escapes in a quoted value, a file that is not
+    the one the text came from.
     """
     line_index = text.count("\n", 0, offset)
     column_in_line = offset - (text.rfind("\n", 0, offset) + 1)
@@ -95,32 +97,37 @@ def position_in_text(lines: list[str], start: Location, text: str, offset: int) 
     lead = source[start.column - 1 : start.column]
     if lead in ("|", ">"):
         body_line = start.line + 1 + line_index
-        if body_line <= len(lines):
-            first = lines[start.line] if start.line < len(lines) else ""
-            indent = len(first) - len(first.lstrip(" "))
-            return Location(start.path, body_line, indent + column_in_line + 1)
-        return start
-    if line_index == 0:
+        if body_line > len(lines):
+            return start
+        first = lines[start.line] if start.line < len(lines) else ""
+        indent = len(first) - len(first.lstrip(" "))
+        found = Location(start.path, body_line, indent + column_in_line + 1)
+    elif line_index == 0:
         quote = 1 if lead in ("'", '"') else 0
-        return Location(start.path, start.line, start.column + quote + column_in_line)
-    return start
+        found = Location(start.path, start.line, start.column + quote + column_in_line)
+    else:
+        return start
+    end = text.find("\n", offset)
+    expected = text[offset : end if end >= 0 else len(text)]
+    have = lines[found.line - 1][found.column - 1 :]
+    # a folded line goes on past its line in the file: the shorter of the two is compared
+    length = min(len(expected), len(have))
+    if expected and (length == 0 or have[:length] != expected[:length]):
+        return start
+    return found
 
 
 def expression_in_file(start: Location, text: str, offset: int) -> Location:
     """Where the ``${{`` at ``text[offset]`` is in the file, for a value that starts at
-    ``start``: found at run time, when an expression fails, from the file as it is then. If the
-    file cannot be read, or that place does not hold ``${{`` (the file changed, or escapes in a
-    quoted value moved it), the start of the value."""
+    ``start``: found at run time, when an expression fails, from the file as it is then
+    (:func:`position_in_text`); the start of the value if the file cannot be read."""
     try:
         raw = read_file(start.path, what="workflow", limit=MAX_FILE_BYTES)
         lines = raw.decode("utf-8").splitlines()
     except (OSError, ValueError):
         return start
     found = position_in_text(lines, start, text, offset)
-    line = lines[found.line - 1] if 0 < found.line <= len(lines) else ""
-    if line[found.column - 1 : found.column + 2] != "${{":
-        return start
-    return Location(found.path, found.line, found.column, 3)
+    return start if found == start else Location(found.path, found.line, found.column, 3)
 
 
 def expression_in(where: Location | None, text: str) -> ExpressionAt:

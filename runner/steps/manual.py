@@ -66,12 +66,14 @@ def build_interruption(ctx: StepContext, manual: Manual, sources: tuple[str, ...
             FieldSpec(
                 f.name,
                 f.type,
-                ctx.masker.mask(ctx.render_at("manual", f.label)) if f.label else "",
+                ctx.masker.mask(ctx.render_at(f"manual.fields.{i}.label", f.label))
+                if f.label
+                else "",
                 f.required,
                 f.pattern,
                 f.options,
             )
-            for f in manual.fields
+            for i, f in enumerate(manual.fields)
         ),
         created=_iso(ctx),
         deadline=deadline,

@@ -315,6 +315,96 @@ def test_text_an_earlier_steps_output_makes_is_shown_as_written(
     assert approval["rendered-at-run-time"].startswith("Error parsing JSON")
 
 
+LOOPHOLE = """\
+name: flow
+inputs:
+  ticket:
+    default: CHG-1
+steps:
+  - id: deploy
+    name: Deploy
+    environments: [{where}]
+    run: echo deployed > deployed.txt
+  - id: gate
+    name: Gate
+    manual:
+      instructions: |
+        Version ${{{{ fromJSON(steps.deploy.outputs.meta).version }}}}
+        Ticket ${{{{ fromJSON(inputs.ticket).id }}}}
+"""
+
+
+@pytest.mark.parametrize("where", ["dev", "prod"])
+def test_a_text_that_fails_whatever_the_run_gives_is_still_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    # the first expression reads the deploy step's output (run time); the second fails with
+    # any output, and so does the first when the deploy step is not in this environment: a run
+    # that started would deploy, then fail at the gate
+    (tmp_path / "flow.yml").write_text(LOOPHOLE.format(where=where))
+    assert main(["plan", str(tmp_path / "flow.yml"), "--env", "dev"]) == 2
+    err = capsys.readouterr().err
+    at = "15:16" if where == "dev" else "14:17"
+    assert f"flow.yml:{at}: Error parsing JSON when evaluating fromJson" in err
+
+
+def test_a_text_reading_a_step_by_brackets_or_an_approvers_field_waits_for_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "flow.yml").write_text(
+        "name: flow\n"
+        "inputs:\n"
+        "  token:\n"
+        "    secret: true\n"
+        "    default: s3cr3t-value\n"
+        "steps:\n"
+        "  - id: build\n"
+        "    name: Build\n"
+        "    run: echo 'meta={}' >> \"$RUNNER_OUTPUT\"\n"
+        "  - id: g1\n"
+        "    name: G1\n"
+        "    manual:\n"
+        "      fields:\n"
+        "        - name: cfg\n"
+        "          type: string\n"
+        "  - id: g2\n"
+        "    name: G2\n"
+        "    manual:\n"
+        "      title: \"${{ fromJSON(steps['build'].outputs.meta).v }}\"\n"
+        '      instructions: "${{ fromJSON(steps.g1.outputs.cfg).x }} ${{ inputs.token }}"\n'
+    )
+    flow = str(tmp_path / "flow.yml")
+    assert main(["plan", flow, "--env", "dev"]) == 0
+    out = capsys.readouterr().out
+    assert "            asks: ${{ fromJSON(steps['build'].outputs.meta).v }}\n" in out
+    assert "              | ${{ fromJSON(steps.g1.outputs.cfg).x }} ${{ inputs.token }}\n" in out
+    assert "s3cr3t-value" not in out
+
+
+def test_a_secret_input_in_a_manual_steps_text_is_masked_in_the_plan(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "flow.yml").write_text(
+        "name: flow\n"
+        "inputs:\n"
+        "  token:\n"
+        "    secret: true\n"
+        "    default: s3cr3t-value\n"
+        "steps:\n"
+        "  - id: g\n"
+        "    name: G\n"
+        "    manual:\n"
+        '      title: "t ${{ inputs.token }}"\n'
+        '      instructions: "i #{token} ${{ inputs.token }}"\n'
+    )
+    flow = str(tmp_path / "flow.yml")
+    assert main(["plan", flow, "--env", "dev"]) == 0
+    out = capsys.readouterr().out
+    assert "            asks: t ***\n" in out and "              | i *** ***\n" in out
+    assert main(["plan", flow, "--env", "dev", "--format", "json"]) == 0
+    assert "s3cr3t" not in capsys.readouterr().out
+
+
 # -- the seed workflow ---------------------------------------------------------------------------
 
 

@@ -48,3 +48,25 @@ def test_an_offset_past_the_file_gives_the_start(tmp_path: Path) -> None:
     start = Location(str(path), 2, 10)
     long = SCRIPT + "x\n" * 50 + "${{ y }}"
     assert expression_in_file(start, long, long.index("${{ y")) == start
+
+
+def test_a_folded_block_or_escapes_give_the_start_never_another_expression(tmp_path: Path) -> None:
+    # a folded block joins its lines, and escapes in a quoted value are longer in the file than
+    # in the text: the place computed from the text holds another `${{`, which must not be named
+    path = tmp_path / "deploy.yml"
+    path.write_text(
+        "steps:\n"
+        "  - run: >\n"
+        "      echo ${{ 'aaaa' }}\n"
+        "      echo ${{ 'bb' }}\n"
+        "\n"
+        "      echo ${{ fromJSON(x) }}\n"
+        """    name: "\\u00e9\\u00e9${{ 'a' }}${{ fromJSON(x) }}"\n"""
+    )
+    folded = "echo ${{ 'aaaa' }} echo ${{ 'bb' }}\necho ${{ fromJSON(x) }}\n"
+    start = Location(str(path), 2, 9)
+    assert expression_in_file(start, folded, folded.index("${{ fromJSON")) == start
+    quoted = "\u00e9\u00e9${{ 'a' }}${{ fromJSON(x) }}"
+    name = Location(str(path), 7, 11)
+    assert expression_in_file(name, quoted, quoted.index("${{ fromJSON")) == name
+    assert expression_in_file(name, quoted, quoted.index("${{ 'a'")) == name

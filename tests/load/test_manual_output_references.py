@@ -97,6 +97,11 @@ def test_a_misspelt_output_variable_is_an_error(tmp_path: Path, value: str, name
         # a script step's outputs are whatever it writes: not checked
         "${{ steps.build.outputs.anything }}",
         '"#{Octopus.Action[Build].Output.anything}"',
+        # what `#{}` does not read: a calculation's operators, an escape, text outside it
+        '"#{calc Octopus.Action[Gate Check].Output.Manual.ticket*2}"',
+        '"#{calc Octopus.Action[Gate Check].Output.Manual.ticket+1}"',
+        '"##{Octopus.Action[Gate Check].Output.Manual.Nope}"',
+        '"see Octopus.Action[Gate Check].Output.Manual.Notes, #{Octopus.Deployment.Name}"',
     ],
 )
 def test_the_outputs_a_manual_step_gives_are_fine(tmp_path: Path, value: str) -> None:

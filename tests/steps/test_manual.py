@@ -397,6 +397,29 @@ def test_text_that_cannot_be_rendered_fails_the_step_not_the_run_before_it(
     assert result.source.registered == []
 
 
+def test_a_field_label_that_cannot_be_rendered_is_named_at_its_own_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build = "  - id: build\n    name: Build\n    run: echo 'meta=oops' >> \"$RUNNER_OUTPUT\"\n"
+    steps = build + gate(
+        title="Ship ${{ steps.build.outcome }}",
+        fields=[
+            {
+                "name": "ticket",
+                "type": "string",
+                "label": "T ${{ fromJSON(steps.build.outputs.meta).x }}",
+            }
+        ],
+    )
+    result = run_in_process(tmp_path, monkeypatch, steps, [(0, submission("alice"))])
+    assert result.code != 0
+    # the label's `${{` (the title's is on the line above the fields)
+    lines = (tmp_path / "deploy.yml").read_text().splitlines()
+    line = next(n for n, text in enumerate(lines, 1) if '"label": "T ${{' in text)
+    column = lines[line - 1].index("${{") + 1
+    assert f"deploy.yml:{line}:{column}: Error parsing JSON" in result.step("gate")["error"]
+
+
 def test_abort_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     script = [(0, submission("alice", at=0)), (5, submission("bob", "abort", at=5))]
     steps = gate(teams=["ops"], require=[{"team": "ops", "count": 2}]) + LATER_STEPS
