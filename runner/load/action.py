@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from msgspec import Struct, field
 
 from runner.errors import Diagnostic, Location, WorkflowError
-from runner.load.build import text
+from runner.load.build import text, value_places
 from runner.load.schema import validate_document
 from runner.load.yaml import LoadError, load_yaml
 
@@ -35,6 +36,11 @@ class ActionStep(Struct, frozen=True):
     working_directory: str | None = None
     continue_on_error: bool | str = False
     location: Location | None = None
+    #: where each key's value is (``"run"``, ``"env.NAME"``, ``"with.NAME"``), as ``Step.where``
+    where: Mapping[str, Location] = field(default_factory=dict)
+
+    def at(self, key: str) -> Location | None:
+        return self.where.get(key, self.location)
 
 
 class Action(Struct, frozen=True):
@@ -83,6 +89,7 @@ def load_action(path: Path) -> Action:
                 working_directory=spec.get("working-directory"),
                 continue_on_error=spec.get("continue-on-error", False),
                 location=doc.location(("runs", "steps", i)),
+                where=value_places(doc, ("runs", "steps", i), spec),
             )
         )
     return Action(

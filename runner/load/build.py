@@ -260,15 +260,15 @@ def _step(
         manual=_manual(spec["manual"]) if "manual" in spec else None,
         guided=_step_guided(doc, path, spec, guided),
         location=doc.location(path),
-        where=MappingProxyType(_where(doc, path, spec)),
+        where=MappingProxyType(value_places(doc, path, spec)),
     )
 
 
-def _where(doc: Document, path: Path, spec: dict[str, Any]) -> dict[str, Location]:
-    """Where each key of the step has its value, and each value of ``with``, of ``env`` and of
-    the manual step's ``title``, ``instructions`` and fields' labels (``"with.NAME"``,
-    ``"env.NAME"``, ``"manual.title"``, ``"manual.fields.0.label"``): the places of expressions
-    that fail at run time."""
+def value_places(doc: Document, path: Path, spec: dict[str, Any]) -> dict[str, Location]:
+    """Where each key of the step at ``path`` (a workflow's or an action's) has its value, and
+    each value of ``with``, of ``env`` and of a manual step's ``title``, ``instructions`` and
+    fields' labels (``"with.NAME"``, ``"env.NAME"``, ``"manual.title"``,
+    ``"manual.fields.0.label"``): the places of expressions that fail at run time."""
     where = {key: doc.location((*path, key)) for key in spec}
     for key in ("with", "env", "manual"):
         if isinstance(spec.get(key), dict):

@@ -15,6 +15,7 @@ from runner.evaluation.conditions import JobStatus, evaluate_condition
 from runner.evaluation.render import render_text
 from runner.load.action import Action, ActionStep, load_action
 from runner.load.checks import action_path
+from runner.load.yaml import expression_in
 from runner.steps.base import StepContext, StepResult
 from runner.steps.script import Script, run_script
 
@@ -112,8 +113,13 @@ def _run_nested(
     def render(template: str) -> str:
         return render_text(template, ctx.variables, contexts)
 
+    def render_at(key: str, template: str) -> str:
+        # the action's file, where its step wrote the expression
+        with expression_in(nested.at(key), template):
+            return render(template)
+
     env = dict(ctx.env)
-    env.update({name: render(value) for name, value in nested.env.items()})
+    env.update({name: render_at(f"env.{name}", value) for name, value in nested.env.items()})
     folder = str(action.path.parent)
     env["RUNNER_ACTION_PATH"] = env["GITHUB_ACTION_PATH"] = folder
     inner = structs.replace(
@@ -124,9 +130,11 @@ def _run_nested(
         step_dir=ctx.step_dir / f"{depth}-{nested.index}-{nested.id}",
     )
     if nested.uses:
-        given = {name: render(value) for name, value in nested.with_.items()}
+        given = {name: render_at(f"with.{name}", value) for name, value in nested.with_.items()}
         return run_action(inner, nested.uses, given, depth + 1, after_cancel)
-    script = Script(render(nested.run or ""), nested.shell, nested.working_directory, None)
+    script = Script(
+        render_at("run", nested.run or ""), nested.shell, nested.working_directory, None
+    )
     return run_script(inner, script, after_cancel=after_cancel)
 
 

@@ -435,6 +435,42 @@ def test_an_expression_in_the_workflows_env_is_named_at_its_own_value(
     assert "deploy.yml:4:13: Error parsing JSON" in (result.step("one").error or "")
 
 
+def test_an_expression_in_a_composite_actions_step_is_named_in_the_actions_file(
+    workspace: Workspace,
+) -> None:
+    workspace.action(
+        "parse",
+        """
+        name: parse
+        inputs:
+          meta:
+            required: true
+        runs:
+          using: composite
+          steps:
+            - name: Show
+              shell: bash
+              env:
+                V: ${{ fromJSON(inputs.meta).v }}
+              run: echo "$V"
+        """,
+    )
+    result = workspace.run(
+        """
+        name: composite errors
+        steps:
+          - id: parse
+            name: Parse
+            uses: ./actions/parse
+            with:
+              meta: not json
+        """
+    )
+    assert result.code != 0
+    error = result.step("parse").error or ""
+    assert "actions/parse/action.yml:11:12: Error parsing JSON" in error, error
+
+
 def test_a_manual_steps_text_failing_at_the_start_names_its_place(workspace: Workspace) -> None:
     """A manual step's instructions that read no step's output are rendered when the run is
     planned, before any step: one that cannot be fails the run there."""
