@@ -99,9 +99,11 @@ def make_plan(
     group = 0
     run_time_steps = {s.id for s in workflow.steps if s.kind != "manual"}
     run_time_names = {s.name.lower() for s in workflow.steps if s.kind != "manual"}
-    #: the earlier steps that may run (lower-cased ids and names): what they give is only known
-    #: in a run (a script's outputs, an approver's notes and fields)
-    may_run: tuple[set[str], set[str]] = (set(), set())
+    #: the earlier steps in this environment (lower-cased ids): what they give is only known in
+    #: a run (a script's outputs, an approver's notes and fields), and whether a step with an
+    #: `if:` runs depends on the branch the run takes, which the dry run follows only one of
+    in_environment: set[str] = set()
+    secrets = (*variables.secrets(), *_secret_inputs(workflow, inputs))
     base_env = dict(workflow.env)
     progress = Progress(workflow, facts, variables, {k: _text(v) for k, v in inputs.items()})
     values = progress.values
@@ -117,7 +119,8 @@ def make_plan(
                 decision = evaluate_condition(step.condition, status, contexts, values)
                 runs = decision.run
             except ExpressionError as exc:
-                decision, runs = Decision(False, f"condition fails: {exc.message}"), None
+                reason = f"condition fails: {_masked(exc.message, secrets)}"
+                decision, runs = Decision(False, reason), None
             if _depends_on_run_time(step.condition, run_time_steps, run_time_names):
                 runs = None
                 decision = Decision(False, f"decided at run time: {decision.reason}")
@@ -125,11 +128,17 @@ def make_plan(
             runs = False
         approval = None
         if step.manual is not None:
-            approval = _approval_plan(workflow, step, assume, values, contexts, may_run)
+            try:
+                approval = _approval_plan(
+                    workflow, step, assume, values, contexts, in_environment, runs
+                )
+            except ExpressionError as exc:
+                # its message may quote a value it was given (a secret input's, in format())
+                exc.message = _masked(exc.message, secrets)
+                raise
         planned.append(PlannedStep(step, runs, decision.reason, group, approval))
-        if runs is not False:
-            may_run[0].add(step.id.lower())
-            may_run[1].add(step.name.lower())
+        if scope_decision(step, environment, skip) is None:
+            in_environment.add(step.id.lower())
         state = StepState()
         if runs is False:
             state.outcome = state.conclusion = "skipped"
@@ -155,7 +164,7 @@ def make_plan(
         variables,
         tuple(planned),
         outcome,
-        (*variables.secrets(), *_secret_inputs(workflow, inputs)),
+        secrets,
         policy,
         expanded,
     )
@@ -184,7 +193,8 @@ def _approval_plan(
     assume: Assume,
     values: Mapping[str, str],
     contexts: Mapping[str, object],
-    may_run: tuple[set[str], set[str]],
+    earlier: set[str],
+    runs: bool | None,
 ) -> ApprovalPlan:
 
     manual = step.manual
@@ -196,25 +206,20 @@ def _approval_plan(
         # (``fromJSON(steps.build.outputs.meta)``, an approver's field) cannot be evaluated by a
         # dry run, which has none of it: the text is shown as written, as a condition that needs
         # them is "decided at run time", and the step renders it when it runs (and fails there
-        # if it cannot). Any other failing expression would fail there too, whatever the earlier
-        # steps do: the run is refused before its first step, as it always was
+        # if it cannot). The text's other expressions would fail there too, whatever the earlier
+        # steps give: if the step may run, the run is refused before its first step. A step the
+        # dry run skips is shown as written, whatever fails in it
         where = step.at(f"manual.{key}")
         try:
             with expression_in(where, template):
                 return render_text(template, values, contexts)
         except ExpressionError as exc:
-            if not _reads_run_time(_failing(template, exc.offset), *may_run):
+            if runs is not False and not _reads_steps(_failing(template, exc.offset), earlier):
                 raise
             unrendered.append(exc.message)
-        # the text's other expressions are checked one by one: the first failure hid them
-        for found in expressions.find_templates(template):
-            if not _reads_run_time(found.expression, *may_run):
-                with expression_in(where, template):
-                    try:
-                        render_text(template[found.start : found.end], values, contexts)
-                    except ExpressionError as exc:
-                        exc.offset = found.start
-                        raise
+        if runs is not False:
+            with expression_in(where, template):
+                render_text(_without_steps(template, earlier), values, contexts)
         return template
 
     instructions = rendered("instructions", manual.instructions)
@@ -245,11 +250,9 @@ def _failing(template: str, offset: int | None) -> str:
     )
 
 
-def _reads_run_time(expression: str, ids: set[str], names: set[str]) -> bool:
-    """Whether ``expression`` reads a step among ``ids`` (``steps.<id>``, ``steps['<id>']``) or,
-    through ``#{}`` substituted into it first, among ``names``."""
-    if any(m.group(1).lower() in names for m in _ACTION_OUTPUT.finditer(expression)):
-        return True
+def _reads_steps(expression: str, ids: set[str]) -> bool:
+    """Whether ``expression`` reads a step among ``ids`` (``steps.<id>``, ``steps['<id>']``).
+    A ``#{}`` in it is its text, never substituted."""
     try:
         tree = expressions.parse(expression, ALL, HOST)
     except ExpressionError:
@@ -262,6 +265,27 @@ def _reads_run_time(expression: str, ids: set[str], names: set[str]) -> bool:
         and str(node.key.value).lower() in ids
         for node in ast.walk(tree)
     )
+
+
+def _without_steps(template: str, ids: set[str]) -> str:
+    """``template`` with each ``${{ }}`` that reads a step among ``ids`` replaced by one of the
+    same length that gives ``0``: the rest renders as it would (a ``#{if}`` still drops what its
+    false branch holds), and an error's offset is the same in both."""
+    parts: list[str] = []
+    last = 0
+    for found in expressions.find_templates(template):
+        length = found.end - found.start
+        if length >= 6 and _reads_steps(found.expression, ids):
+            parts += [template[last : found.start], "${{" + " " * (length - 6) + "0}}"]
+            last = found.end
+    parts.append(template[last:])
+    return "".join(parts)
+
+
+def _masked(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 def _secret_inputs(workflow: Workflow, inputs: Mapping[str, Any]) -> list[str]:

@@ -267,7 +267,9 @@ class Run:
             try:
                 decision = self._decide(step, substituted)
             except ExpressionError as exc:
-                self._finish_step(step, StepResult("failure", error=str(exc)), reason=str(exc))
+                # its message may quote a value it was given (a secret input's, in format())
+                why = self.masker.mask(str(exc))
+                self._finish_step(step, StepResult("failure", error=why), reason=why)
                 continue
             if not decision.run:
                 with self._lock:

@@ -89,28 +89,32 @@ def position_in_text(lines: list[str], start: Location, text: str, offset: int) 
     Exact for one-line plain and quoted scalars and for literal block scalars (``|``), where the
     file there holds what the text holds; else the start of the value: other multi-line scalars,
     a folded block (``>``) whose lines were joined, escapes in a quoted value, a file that is not
-    the one the text came from.
+    (or no longer) the one the text came from.
     """
     line_index = text.count("\n", 0, offset)
     column_in_line = offset - (text.rfind("\n", 0, offset) + 1)
     source = lines[start.line - 1] if 0 < start.line <= len(lines) else ""
     lead = source[start.column - 1 : start.column]
-    if lead in ("|", ">"):
+    end = text.find("\n", offset)
+    expected = text[offset : end if end >= 0 else len(text)]
+    if lead == "|":
         body_line = start.line + 1 + line_index
         if body_line > len(lines):
             return start
         first = lines[start.line] if start.line < len(lines) else ""
         indent = len(first) - len(first.lstrip(" "))
         found = Location(start.path, body_line, indent + column_in_line + 1)
-    elif line_index == 0:
-        quote = 1 if lead in ("'", '"') else 0
-        found = Location(start.path, start.line, start.column + quote + column_in_line)
-    else:
-        return start
-    end = text.find("\n", offset)
-    expected = text[offset : end if end >= 0 else len(text)]
-    have = lines[found.line - 1][found.column - 1 :]
-    # a folded line goes on past its line in the file: the shorter of the two is compared
+        # a literal block's line is the text's line: all of it must be there
+        if not lines[body_line - 1][found.column - 1 :].startswith(expected):
+            return start
+        return found
+    if line_index != 0 or lead == ">" or not 0 < start.line <= len(lines):
+        return start  # a folded block's lines are joined, another multi-line value's too
+    quote = 1 if lead in ("'", '"') else 0
+    found = Location(start.path, start.line, start.column + quote + column_in_line)
+    # one line: what follows may be written otherwise in the file (an escape, a closing quote),
+    # so the shorter of the two is compared
+    have = lines[start.line - 1][found.column - 1 :]
     length = min(len(expected), len(have))
     if expected and (length == 0 or have[:length] != expected[:length]):
         return start

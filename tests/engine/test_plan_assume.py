@@ -381,6 +381,54 @@ def test_a_text_reading_a_step_by_brackets_or_an_approvers_field_waits_for_the_r
     assert "s3cr3t-value" not in out
 
 
+@pytest.mark.parametrize(
+    ("gate", "instructions", "code"),
+    [
+        # a gate the dry run skips (its branch is the failure one) reads a step of that branch
+        ("if: failure()", "${{ fromJSON(steps.diag.outputs.report).summary }}", 0),
+        # what a false #{if} drops is not evaluated, as in a run
+        (
+            "if: always()",
+            "#{if ShowMeta}${{ fromJSON(inputs.meta).x }}#{/if} "
+            "v=${{ fromJSON(steps.diag.outputs.report).v }}",
+            0,
+        ),
+        # a #{} inside ${{ }} is its text: this fails whatever the step wrote
+        ("if: always()", "${{ fromJSON('#{Octopus.Action[Diag].Output.report}').v }}", 2),
+    ],
+)
+def test_what_the_dry_run_checks_in_a_manual_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], gate: str, instructions: str, code: int
+) -> None:
+    (tmp_path / "flow.yml").write_text(
+        "name: flow\n"
+        "variables:\n"
+        "  ShowMeta: 'False'\n"
+        "inputs:\n"
+        "  meta:\n"
+        "    default: not json\n"
+        "steps:\n"
+        "  - {id: smoke, name: Smoke, run: 'true'}\n"
+        "  - id: diag\n"
+        "    name: Diag\n"
+        "    if: always()\n"
+        "    run: echo 'report={}' >> \"$RUNNER_OUTPUT\"\n"
+        "  - id: ok\n"
+        "    name: Approve\n"
+        f"    {gate}\n"
+        f"    manual: {{instructions: {json.dumps(instructions)}}}\n"
+    )
+    flow = str(tmp_path / "flow.yml")
+    assert main(["plan", flow, "--env", "dev", "--format", "json"]) == code
+    captured = capsys.readouterr()
+    if code:
+        assert "flow.yml:16:" in captured.err and "Error parsing JSON" in captured.err
+    else:
+        approval = json.loads(captured.out)["steps"][2]["approval"]
+        assert approval["instructions"] == instructions
+        assert approval["rendered-at-run-time"].startswith("Error parsing JSON")
+
+
 def test_a_secret_input_in_a_manual_steps_text_is_masked_in_the_plan(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -70,3 +70,30 @@ def test_a_folded_block_or_escapes_give_the_start_never_another_expression(tmp_p
     name = Location(str(path), 7, 11)
     assert expression_in_file(name, quoted, quoted.index("${{ fromJSON")) == name
     assert expression_in_file(name, quoted, quoted.index("${{ 'a'")) == name
+
+
+def test_a_file_shorter_than_the_value_gives_the_start(tmp_path: Path) -> None:
+    # a step rewrote the workflow during the run (to fewer lines than the value's line)
+    path = tmp_path / "deploy.yml"
+    path.write_text("name: x\n")
+    start = Location(str(path), 8, 10)
+    assert expression_in_file(start, "echo ${{ fromJSON('bad') }}", 5) == start
+    block = Location(str(path), 1, 1)
+    assert expression_in_file(block, "a\nb\n${{ x }}", 4) == block
+
+
+def test_a_folded_block_never_names_a_line_that_only_begins_like_the_text(tmp_path: Path) -> None:
+    path = tmp_path / "deploy.yml"
+    path.write_text(
+        "steps:\n"
+        "  - run: >\n"
+        "      echo a\n"
+        "\n"
+        "      echo ${{ fromJSON(\n"
+        "      '\"good\"') }}\n"
+        "\n"
+        "      echo ${{ fromJSON('bad') }}\n"
+    )
+    text = "echo a\necho ${{ fromJSON( '\"good\"') }}\necho ${{ fromJSON('bad') }}\n"
+    start = Location(str(path), 2, 9)
+    assert expression_in_file(start, text, text.index("${{ fromJSON('bad")) == start
