@@ -63,10 +63,43 @@ class ProcessGroups:
         self._stopped: set[int] = set()
         #: set when the run is cancelled; waits end on it at once (see runner.cancel)
         self.cancelled = Cancellation()
+        #: set by kill_all: a group registered after it is killed at once
+        self.killed = False
+        #: the threads between starting a process and registering its group (see spawn)
+        self._spawning: set[int] = set()
+        #: a second signal deferred while its thread was in that window, by thread
+        self._deferred: dict[int, int] = {}
 
     def add(self, pgid: int) -> None:
         with self._lock:
             self._groups.add(pgid)
+        if self.killed:  # after kill_all copied the groups: the runner is stopping
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+
+    def begin_spawn(self) -> None:
+        """The calling thread starts a process whose group it will ``add``: until
+        :meth:`end_spawn`, a second signal in it is deferred (``defer_interrupt``). Raised
+        inside ``Popen`` (after the fork) or before ``add``, it would leave a process of its own
+        session that ``kill_all`` never saw, outliving the runner."""
+        self._spawning.add(threading.get_ident())
+
+    def end_spawn(self) -> None:
+        """The group is registered (or no process started): a deferred signal is raised now."""
+        ident = threading.get_ident()
+        self._spawning.discard(ident)
+        signum = self._deferred.pop(ident, None)
+        if signum is not None:
+            raise KeyboardInterrupt(signum)
+
+    def defer_interrupt(self, signum: int) -> bool:
+        """Called from the signal handler (in the thread it interrupted): whether that thread is
+        starting a process, in which case the interrupt is raised at its ``end_spawn``."""
+        ident = threading.get_ident()
+        if ident not in self._spawning:
+            return False
+        self._deferred[ident] = signum
+        return True
 
     def discard(self, pgid: int) -> None:
         with self._lock:
@@ -84,7 +117,9 @@ class ProcessGroups:
         """SIGKILL every group at once: the runner itself is stopping (a second signal).
 
         Called from a signal handler, so it takes no lock (the interrupted thread may hold
-        it): copying the set is atomic under the GIL."""
+        it): copying the set is atomic under the GIL. ``killed`` is set first, so a group
+        registered after the copy is killed by ``add``."""
+        self.killed = True
         groups = self._groups.copy()
         for pgid in groups:
             with contextlib.suppress(ProcessLookupError):
@@ -143,6 +178,8 @@ def run_process(
     ``after_cancel`` says its step was started *because of* the cancellation (an ``always()`` or
     ``cancelled()`` step), which runs to its end; only a second signal stops it."""
     started = time.monotonic()
+    if groups is not None:
+        groups.begin_spawn()
     try:
         proc = subprocess.Popen(
             list(argv),
@@ -153,7 +190,11 @@ def run_process(
             cwd=cwd,
             start_new_session=True,
         )
-    except OSError as exc:
+    except BaseException as exc:
+        if groups is not None:
+            groups.end_spawn()  # no process: a deferred signal is raised here
+        if not isinstance(exc, OSError):
+            raise
         on_line(f"cannot start {argv[0]}: {exc.strerror or exc}")
         return ProcessResult(127, duration=time.monotonic() - started)
     pgid = proc.pid
@@ -163,6 +204,7 @@ def run_process(
     try:
         if groups is not None:
             groups.add(pgid)
+            groups.end_spawn()
             if groups.cancelled.is_set() and not after_cancel:
                 groups.stop(pgid)
         assert proc.stdout is not None
@@ -174,8 +216,8 @@ def run_process(
             if lines.reader is not None:
                 lines.reader.join(DRAIN_SECONDS)
     except BaseException:
-        # the runner is stopping (a second signal may land before the group is registered
-        # for ProcessGroups.kill_all): the process must not outlive it
+        # the runner is stopping (a second signal, deferred until the group was registered):
+        # the process must not outlive it
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
         raise

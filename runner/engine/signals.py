@@ -113,6 +113,8 @@ class Signals:
             if self.first is not None:
                 # the steps still running (``always()`` ones) must not outlive the runner
                 self.run.groups.kill_all()
+                if self.run.groups.defer_interrupt(signum):
+                    return  # raised once the step being started has its group registered
             else:
                 self.first = signum
             raise KeyboardInterrupt(signum)

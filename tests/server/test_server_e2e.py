@@ -165,8 +165,10 @@ def test_server_stopped_with_sigterm_mid_wait_stops_quickly_and_the_run_goes_on(
         assert world.server.process is not None
         started = time.monotonic()
         world.server.process.send_signal(signal.SIGTERM)
-        world.server.process.wait(10)
-        assert time.monotonic() - started < 5.0
+        world.server.process.wait(30)
+        # not the 20 s the runner's long-poll lasts (the server closes it after 2 s); a loaded
+        # machine took 6 s to stop a server at this point, so the bound leaves room for that
+        assert time.monotonic() - started < 12.0
         assert run.poll() is None  # still waiting: a failure is never a decision
         world.server.start()
         world.approve(monkeypatch, "alice", "after the stop")
