@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from runner.engine.plan import Plan, PlannedStep
+from runner.engine.plan import Plan, PlannedStep, mask_secrets
 from runner.load.build import text
 from runner.model import Step
 from runner.policy import describe
@@ -141,9 +141,7 @@ def _guided_lines(plan: Plan, step: Step) -> list[str]:
 
 
 def _mask(plan: Plan, value: str) -> str:
-    for secret in sorted(plan.secrets, key=len, reverse=True):
-        value = value.replace(secret, SECRET_MASK)
-    return value
+    return mask_secrets(value, plan.secrets)
 
 
 def plan_to_text(plan: Plan) -> str:

@@ -6,6 +6,7 @@ Pure: it simulates the run with every script step succeeding and every manual st
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -22,6 +23,7 @@ from runner.expressions import ast
 from runner.load.build import text
 from runner.load.expression_checks import ALL, HOST
 from runner.load.yaml import expression_in
+from runner.masking import MASK, Masker
 from runner.model import Identity, Step, Workflow
 from runner.policy import Verdict
 from runner.steps.outputs import manual_outputs
@@ -119,7 +121,7 @@ def make_plan(
                 decision = evaluate_condition(step.condition, status, contexts, values)
                 runs = decision.run
             except ExpressionError as exc:
-                reason = f"condition fails: {_masked(exc.message, secrets)}"
+                reason = f"condition fails: {mask_secrets(exc.message, secrets)}"
                 decision, runs = Decision(False, reason), None
             if _depends_on_run_time(step.condition, run_time_steps, run_time_names):
                 runs = None
@@ -134,7 +136,7 @@ def make_plan(
                 )
             except ExpressionError as exc:
                 # its message may quote a value it was given (a secret input's, in format())
-                exc.message = _masked(exc.message, secrets)
+                exc.message = mask_secrets(exc.message, secrets)
                 raise
         planned.append(PlannedStep(step, runs, decision.reason, group, approval))
         if scope_decision(step, environment, skip) is None:
@@ -282,10 +284,20 @@ def _without_steps(template: str, ids: set[str]) -> str:
     return "".join(parts)
 
 
-def _masked(text: str, secrets: tuple[str, ...]) -> str:
+def mask_secrets(text: str, secrets: tuple[str, ...]) -> str:
+    """``text`` with each of ``secrets`` as ``***``: a short one too, and the encoded forms of
+    the others as a run masks them (JSON, URL, base64, ...: ``toJSON(inputs.token)``)."""
     for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
+        text = text.replace(secret, MASK)
+    return _masker(secrets).mask(text)
+
+
+@functools.lru_cache(maxsize=16)
+def _masker(secrets: tuple[str, ...]) -> Masker:
+    masker = Masker()
+    for secret in secrets:
+        masker.add(secret)
+    return masker
 
 
 def _secret_inputs(workflow: Workflow, inputs: Mapping[str, Any]) -> list[str]:

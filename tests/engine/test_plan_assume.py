@@ -453,6 +453,29 @@ def test_a_secret_input_in_a_manual_steps_text_is_masked_in_the_plan(
     assert "s3cr3t" not in capsys.readouterr().out
 
 
+def test_a_secret_input_encoded_in_a_manual_steps_text_is_masked_in_the_plan(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # toJSON escapes the quote and the backslash: the run's masker knows that form, and so must
+    # the plan's
+    (tmp_path / "flow.yml").write_text(
+        "name: flow\n"
+        "inputs:\n"
+        "  token:\n"
+        "    secret: true\n"
+        "    default: 'pa\"ss\\word/42'\n"
+        "steps:\n"
+        "  - id: g\n"
+        "    name: G\n"
+        "    manual:\n"
+        '      title: "T ${{ toJSON(inputs.token) }}"\n'
+    )
+    assert main(["plan", str(tmp_path / "flow.yml"), "--env", "dev"]) == 0
+    out = capsys.readouterr().out
+    assert '            asks: T "***"\n' in out
+    assert "ss" not in out.split("asks:")[1].splitlines()[0]
+
+
 # -- the seed workflow ---------------------------------------------------------------------------
 
 
