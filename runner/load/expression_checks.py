@@ -274,6 +274,16 @@ def _references(
             )
 
 
+def _read_at(text: str, name: str) -> int:
+    """Where ``#{}`` in ``text`` reads ``name``: its first copy inside a ``#{`` that is not
+    escaped (``##{`` is text), else the first ``#{``."""
+    for found in re.finditer(re.escape(name), text, re.IGNORECASE):
+        opening = text.rfind("#{", 0, found.start())
+        if opening >= 0 and not text.startswith("##{", opening - 1):
+            return found.start()
+    return max(text.find("#{"), 0)
+
+
 def _manual_output_read(node: Node, steps: _Steps) -> tuple[Step, str] | None:
     """The manual step and the output name ``node`` reads, if it is ``steps.<id>.outputs.<name>``
     (or with ``['...']``) of a manual step of the workflow."""
@@ -361,12 +371,11 @@ def _octopus(
         name = match.group(2)
         known = _manual_octopus_outputs(target)
         if name.lower() not in {n.lower() for n in known}:
-            written = re.search(re.escape(reference), field.text, re.IGNORECASE)
             yield _at(
                 doc,
                 field.path,
                 field.text,
-                written.start() if written else max(field.text.find("#{"), 0),
+                _read_at(field.text, reference),
                 f"manual step '{target.name}' has no output variable `{name}`, so "
                 f"`#{{...}}` leaves this text as written (its output variables: "
                 f"{', '.join(known)})",

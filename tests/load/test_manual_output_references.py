@@ -85,6 +85,15 @@ def test_a_misspelt_output_variable_is_an_error(tmp_path: Path, value: str, name
     assert "Manual.Notes, Manual.Approved, " in found[0] and found[0].endswith("Manual.ticket)")
 
 
+def test_the_error_points_at_the_read_not_at_an_escaped_copy(tmp_path: Path) -> None:
+    name = "Octopus.Action[Gate Check].Output.Manual.Nope"
+    value = f'"##{{{name}}} #{{{name}}}"'
+    found = problems(tmp_path, value=value)
+    assert len(found) == 1, found
+    # the value's quote is at column 14; the read is the second copy, after " #{"
+    assert found[0].startswith(f"16:{14 + value.index(' #{') + 3}:"), found
+
+
 @pytest.mark.parametrize(
     "value",
     [
