@@ -226,6 +226,10 @@ def _approval_plan(
 
     instructions = rendered("instructions", manual.instructions)
     title = rendered("title", manual.title) if manual.title else step.name
+    labels = [
+        rendered(f"fields.{i}.label", f.label) if f.label else ""
+        for i, f in enumerate(manual.fields)
+    ]
     return ApprovalPlan(
         teams=manual.teams,
         quorum=tuple((q.team, q.count) for q in manual.require),
@@ -236,7 +240,8 @@ def _approval_plan(
         assumed=assume,
         instructions=instructions,
         fields=tuple(
-            (f.name, f.type, f.label, f.required, f.pattern, f.options) for f in manual.fields
+            (f.name, f.type, label, f.required, f.pattern, f.options)
+            for f, label in zip(manual.fields, labels, strict=True)
         ),
         title=title,
         unrendered=unrendered[0] if unrendered else "",

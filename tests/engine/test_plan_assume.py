@@ -429,6 +429,32 @@ def test_what_the_dry_run_checks_in_a_manual_text(
         assert approval["rendered-at-run-time"].startswith("Error parsing JSON")
 
 
+def test_field_labels_are_rendered_and_checked_as_the_text_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow = tmp_path / "flow.yml"
+    workflow = (
+        "name: flow\n"
+        "steps:\n"
+        "  - id: gate\n"
+        "    name: Gate\n"
+        "    manual:\n"
+        "      fields:\n"
+        "        - name: ticket\n"
+        "          type: string\n"
+        '          label: "Ticket for #{Octopus.Environment.Name}"\n'
+    )
+    flow.write_text(workflow)
+    assert main(["plan", str(flow), "--env", "dev"]) == 0
+    assert (
+        "            field ticket (Ticket for dev): string, optional\n" in capsys.readouterr().out
+    )
+    # a label that fails whatever the run gives fails the gate: refused before the first step
+    flow.write_text(workflow.replace("#{Octopus.Environment.Name}", "${{ fromJSON('x').y }}"))
+    assert main(["plan", str(flow), "--env", "dev"]) == 2
+    assert "flow.yml:9:30: Error parsing JSON" in capsys.readouterr().err
+
+
 def test_a_secret_input_in_a_manual_steps_text_is_masked_in_the_plan(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
