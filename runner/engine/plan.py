@@ -114,7 +114,7 @@ def make_plan(
         if not (step.with_previous and planned):
             group += 1
         contexts = progress.contexts({**base_env, **step.env})
-        decision = scope_decision(step, environment, skip)
+        decision = scoped = scope_decision(step, environment, skip)
         runs: bool | None
         if decision is None:
             try:
@@ -139,7 +139,7 @@ def make_plan(
                 exc.message = mask_secrets(exc.message, secrets)
                 raise
         planned.append(PlannedStep(step, runs, decision.reason, group, approval))
-        if scope_decision(step, environment, skip) is None:
+        if scoped is None:
             in_environment.add(step.id.lower())
         state = StepState()
         if runs is False:

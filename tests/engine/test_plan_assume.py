@@ -315,6 +315,11 @@ def test_text_an_earlier_steps_output_makes_is_shown_as_written(
     assert approval["rendered-at-run-time"].startswith("Error parsing JSON")
 
 
+def secret_token_flow(default: str) -> str:
+    """A workflow's head with a secret input ``token`` defaulting to ``default`` (YAML)."""
+    return f"name: flow\ninputs:\n  token:\n    secret: true\n    default: {default}\nsteps:\n"
+
+
 LOOPHOLE = """\
 name: flow
 inputs:
@@ -352,13 +357,7 @@ def test_a_text_reading_a_step_by_brackets_or_an_approvers_field_waits_for_the_r
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "flow.yml").write_text(
-        "name: flow\n"
-        "inputs:\n"
-        "  token:\n"
-        "    secret: true\n"
-        "    default: s3cr3t-value\n"
-        "steps:\n"
-        "  - id: build\n"
+        secret_token_flow("s3cr3t-value") + "  - id: build\n"
         "    name: Build\n"
         "    run: echo 'meta={}' >> \"$RUNNER_OUTPUT\"\n"
         "  - id: g1\n"
@@ -459,13 +458,7 @@ def test_a_secret_input_in_a_manual_steps_text_is_masked_in_the_plan(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "flow.yml").write_text(
-        "name: flow\n"
-        "inputs:\n"
-        "  token:\n"
-        "    secret: true\n"
-        "    default: s3cr3t-value\n"
-        "steps:\n"
-        "  - id: g\n"
+        secret_token_flow("s3cr3t-value") + "  - id: g\n"
         "    name: G\n"
         "    manual:\n"
         '      title: "t ${{ inputs.token }}"\n'
@@ -485,13 +478,7 @@ def test_a_secret_input_encoded_in_a_manual_steps_text_is_masked_in_the_plan(
     # toJSON escapes the quote and the backslash: the run's masker knows that form, and so must
     # the plan's
     (tmp_path / "flow.yml").write_text(
-        "name: flow\n"
-        "inputs:\n"
-        "  token:\n"
-        "    secret: true\n"
-        "    default: 'pa\"ss\\word/42'\n"
-        "steps:\n"
-        "  - id: g\n"
+        secret_token_flow("'pa\"ss\\word/42'") + "  - id: g\n"
         "    name: G\n"
         "    manual:\n"
         '      title: "T ${{ toJSON(inputs.token) }}"\n'
