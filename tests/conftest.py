@@ -8,12 +8,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import collected
+from helpers import collected, memory_tmp
 from helpers.paths import ROOT, conformance_dir
 
 from runner.steps.scratch import SHARED_MEMORY, safe_parent
 
 __all__ = ["ROOT", "conformance_dir"]
+
+SESSION_TMP = pytest.StashKey[Path]()
+SESSION_PASSED = pytest.StashKey[bool]()
 
 # The tests start `runner` hundreds of times (and xdist's workers start after this file loads):
 # with PYTHONDONTWRITEBYTECODE, which some images set, every start would compile the package's
@@ -68,6 +71,34 @@ SLOW_FILES = (
     "tests/web/test_guided_page.py",
     "tests/e2e/test_paths.py",
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Temporary files in memory (tests/helpers/memory_tmp.py), chosen once by the controller:
+    xdist's workers, started after this, inherit ``TMPDIR``."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        folder = memory_tmp.choose()
+        if folder is not None:
+            memory_tmp.use(folder)
+            config.stash[SESSION_TMP] = folder
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    folder = config.stash.get(SESSION_TMP, None)
+    return None if folder is None else f"temporary files: {folder} (in memory)"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[SESSION_PASSED] = exitstatus == pytest.ExitCode.OK
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """A session that passed leaves nothing to read: its folder goes, once the workers and
+    pytest's own clean-up are done with it. A failed one's stays for the next few sessions
+    (memory_tmp.KEEP)."""
+    folder = config.stash.get(SESSION_TMP, None)
+    if folder is not None and config.stash.get(SESSION_PASSED, False):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
