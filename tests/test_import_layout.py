@@ -35,6 +35,10 @@ LAZY: dict[str, tuple[set[str] | None, str]] = {
         {"requests"},
         "about 100 ms; a run without a server never pays it",
     ),
+    "server/database.py": (
+        {"alembic", "alembic.config"},
+        "about 0.25 s of each server start (Mako, Pygments); a database at the head never pays it",
+    ),
     "load/schema.py": ({"jsonschema"}, "about 60 ms; the quick check answers for a valid file"),
 }
 
