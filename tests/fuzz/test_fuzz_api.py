@@ -10,8 +10,10 @@ The server runs in-process (ASGI) on a SQLite file, with the people of ``PEOPLE`
 
 from __future__ import annotations
 
+import atexit
 import json
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,7 +41,10 @@ teams:
 
 
 def _store() -> Store:
+    # made when the module is imported, as the schemathesis tests need the app at collection
+    # (their lazy form fails on pytest 9); so it goes at the exit of each process that made it
     folder = Path(tempfile.mkdtemp(prefix="runner-fuzz-api-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     engine = make_engine(f"sqlite:///{folder / 'server.db'}")
     migrate(engine)
     store = Store(engine)
