@@ -9,9 +9,7 @@ is here.
 
 from __future__ import annotations
 
-import http.client
 import json
-import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,6 +35,11 @@ def webhook_url(hook: Webhook | None, environ: Mapping[str, str]) -> str | None:
 
 def post_json(url: str, message: Mapping[str, Any], *, timeout: float = TIMEOUT) -> None:
     """POST ``message`` as JSON to ``url``; raise :class:`WebhookError` when it does not arrive."""
+    # urllib.request, with the http.client, email and ssl it loads: about 20 ms of every
+    # `runner` start; a run without a webhook never pays it
+    import http.client
+    import urllib.request
+
     body = json.dumps(message).encode()
     try:
         request = urllib.request.Request(

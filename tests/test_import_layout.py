@@ -8,9 +8,12 @@ violation or an import cycle would only show when the function first runs."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from helpers.environ import host_env
 
 import runner
 
@@ -38,6 +41,18 @@ LAZY: dict[str, tuple[set[str] | None, str]] = {
     "server/database.py": (
         {"alembic", "alembic.config"},
         "about 0.25 s of each server start (Mako, Pygments); a database at the head never pays it",
+    ),
+    "notify.py": (
+        {"http.client", "urllib.request"},
+        "about 20 ms of each start (with email and ssl); a run without a webhook never pays it",
+    ),
+    "approvals/sshsig.py": (
+        {"cryptography.exceptions", "cryptography.hazmat.primitives.asymmetric.ed25519"},
+        "about 10 ms of each start; a run that checks no signature never pays it",
+    ),
+    "engine/run.py": (
+        {"concurrent.futures"},
+        "about 7 ms of each run; only steps started together use threads",
     ),
     "load/schema.py": ({"jsonschema"}, "about 60 ms; the quick check answers for a valid file"),
 }
@@ -88,3 +103,30 @@ def test_the_lazy_list_names_only_modules_that_exist() -> None:
 def test_the_check_sees_an_import_inside_a_function() -> None:
     tree = ast.parse("import os\n\ndef f():\n    import json\n    from runner import model\n")
     assert _function_imports(tree) == [(4, "json"), (5, "runner")]
+
+
+def test_a_run_loads_none_of_the_lazy_modules_it_does_not_use(tmp_path: Path) -> None:
+    """The lazy imports above pay only when they are used: a plain `runner run` (no webhook,
+    no signature to check, one step at a time, no server) loads none of them."""
+    (tmp_path / "deploy.yml").write_text(
+        "name: Deploy\nsteps:\n  - id: build\n    name: Build\n    run: echo built\n"
+    )
+    lazy = sorted({module for allowed, _why in LAZY.values() if allowed for module in allowed})
+    probe = (
+        "import atexit, sys\n"
+        "from runner.cli.main import main\n"
+        f"lazy = {lazy!r}\n"
+        "atexit.register(lambda: print('LOADED', sorted(m for m in lazy if m in sys.modules)))\n"
+        "sys.argv = ['runner', 'run', 'deploy.yml', '--env', 'dev']\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=host_env(),
+    )
+    assert "succeeded" in done.stdout, done.stdout + done.stderr
+    assert "LOADED []" in done.stdout, done.stdout

@@ -25,8 +25,6 @@ import binascii
 import hashlib
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from msgspec import Struct
 
 from runner.approvals.sshkeys import (
@@ -224,6 +222,11 @@ def sk_signed_data(application: str, flags: int, counter: int, data: bytes) -> b
 
 
 def _ed25519_verify(point: bytes, signature: bytes, data: bytes) -> None:
+    # cryptography's Rust bindings: about 10 ms of every `runner` start; a run that checks no
+    # signature never pays it
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     try:
         Ed25519PublicKey.from_public_bytes(point).verify(signature, data)
     except (InvalidSignature, ValueError):

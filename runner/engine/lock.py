@@ -17,8 +17,8 @@ import fcntl
 import hashlib
 import json
 import os
+import platform
 import secrets
-import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -93,7 +93,7 @@ class LocalLock:
                 return f"run {info.run_id} has ended ({record.status})"
         else:
             return f"run {info.run_id} has no record"
-        if not info.detached and info.host == socket.gethostname() and not _alive(info.pid):
+        if not info.detached and info.host == platform.node() and not _alive(info.pid):
             return f"the process of run {info.run_id} (pid {info.pid}) is gone"
         return None
 
@@ -147,7 +147,7 @@ class LocalLock:
         info = {
             "run_id": self.run_id,
             "pid": os.getpid(),
-            "host": socket.gethostname(),
+            "host": platform.node(),
             "detached": detached,
             "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "owner": self.owner,
