@@ -24,7 +24,7 @@ from runner.steps.scratch import SHARED_MEMORY, safe_parent
 
 #: less free memory than this in /dev/shm, and the suite stays on the disk
 MIN_FREE = 2 << 30
-#: sessions whose folders a later session leaves in place (a failed session keeps its files)
+#: session folders at most, this one included: a failed session's files stay until two more start
 KEEP = 3
 PREFIX = "session-"
 
