@@ -31,7 +31,7 @@ PREFIX = "session-"
 
 def choose() -> Path | None:
     """A new folder for this session's temporary files in ``/dev/shm``, or None to keep the
-    default; older sessions' folders beyond the newest ``KEEP`` are removed."""
+    default. Older sessions' folders go, but for the newest ones: with this one, ``KEEP``."""
     if "TMPDIR" in os.environ or not safe_parent(SHARED_MEMORY):
         return None
     try:
