@@ -51,10 +51,7 @@ def open_store(database: str | None) -> Any:
     try:
         from runner.server.storage import Store, make_engine, migrate
     except ImportError as exc:
-        raise UsageError(
-            f"the approval server needs the server extra ({exc.name} is missing)",
-            hint="pip install 'deploy-runner[server]'",
-        ) from None
+        raise _missing_extra(exc) from None
     url = database_url(database)
     if url == default_database():
         os.makedirs(os.path.dirname(url.removeprefix("sqlite:///")), exist_ok=True)
@@ -66,6 +63,8 @@ def open_store(database: str | None) -> Any:
         raise UsageError(_not_a_database(url, exc), hint=_database_hint(url)) from None
     try:
         migrate(engine)
+    except ImportError as exc:  # Alembic is imported only when the schema must change
+        raise _missing_extra(exc) from None
     except SQLAlchemyError as exc:
         # a database that cannot be reached is the user's to fix, not an internal error; the
         # driver's first line says why and never holds the URL's password
@@ -75,6 +74,13 @@ def open_store(database: str | None) -> Any:
             hint="check --database (or $RUNNER_SERVER_DATABASE) and that the server is up",
         ) from None
     return Store(engine)
+
+
+def _missing_extra(exc: ImportError) -> UsageError:
+    return UsageError(
+        f"the approval server needs the server extra ({exc.name} is missing)",
+        hint="pip install 'deploy-runner[server]'",
+    )
 
 
 def _not_a_database(url: str, exc: Exception) -> str:

@@ -160,3 +160,17 @@ def test_a_database_at_the_head_opens_without_alembic(tmp_path: Path) -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_a_database_to_migrate_without_alembic_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Alembic is imported only to migrate: its absence is the same missing `server` extra as
+    before, not a traceback."""
+    monkeypatch.setitem(sys.modules, "alembic", None)
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    assert main(["server", "--database", url, "users", "list"]) == 2
+    err = capsys.readouterr().err
+    assert "the approval server needs the server extra (alembic is missing)" in err
+    assert "pip install 'deploy-runner[server]'" in err
+    assert "Traceback" not in err
