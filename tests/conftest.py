@@ -15,7 +15,7 @@ from runner.steps.scratch import SHARED_MEMORY, safe_parent
 
 __all__ = ["ROOT", "conformance_dir"]
 
-SESSION_TMP = pytest.StashKey[Path]()
+SESSION_TMP = pytest.StashKey[memory_tmp.Session]()
 SESSION_PASSED = pytest.StashKey[bool]()
 
 # The tests start `runner` hundreds of times (and xdist's workers start after this file loads):
@@ -77,15 +77,15 @@ def pytest_configure(config: pytest.Config) -> None:
     """Temporary files in memory (tests/helpers/memory_tmp.py), chosen once by the controller:
     xdist's workers, started after this, inherit ``TMPDIR``."""
     if os.environ.get("PYTEST_XDIST_WORKER") is None:
-        folder = memory_tmp.choose()
-        if folder is not None:
-            memory_tmp.use(folder)
-            config.stash[SESSION_TMP] = folder
+        session = memory_tmp.choose()
+        if session is not None:
+            memory_tmp.use(session.folder)
+            config.stash[SESSION_TMP] = session
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
-    folder = config.stash.get(SESSION_TMP, None)
-    return None if folder is None else f"temporary files: {folder} (in memory)"
+    session = config.stash.get(SESSION_TMP, None)
+    return None if session is None else f"temporary files: {session.folder} (in memory)"
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -94,11 +94,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """A session that passed leaves nothing to read: its folder goes, once the workers and
-    pytest's own clean-up are done with it. A failed one's stays for the next few sessions
-    (memory_tmp.KEEP)."""
-    folder = config.stash.get(SESSION_TMP, None)
-    if folder is not None and config.stash.get(SESSION_PASSED, False):
-        shutil.rmtree(folder, ignore_errors=True)
+    pytest's own clean-up are done with it. A failed or interrupted one's stays
+    (memory_tmp.KEEP_ENDED), holding only its failed tests' ``tmp_path`` folders
+    (``tmp_path_retention_policy`` in pyproject.toml)."""
+    session = config.stash.get(SESSION_TMP, None)
+    if session is not None:
+        session.end(remove=config.stash.get(SESSION_PASSED, False))
 
 
 @pytest.fixture

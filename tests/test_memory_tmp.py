@@ -24,11 +24,16 @@ def shm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_a_session_gets_a_private_folder_of_its_own(shm: Path) -> None:
     first, second = memory_tmp.choose(), memory_tmp.choose()
-    assert first is not None and second is not None and first != second
+    assert first is not None and second is not None and first.folder != second.folder
     root = shm / f"runner-tests-{os.geteuid()}"
-    assert first.parent == root and second.parent == root
+    assert first.folder.parent == root and second.folder.parent == root
     assert root.stat().st_mode & 0o777 == 0o700
-    assert first.stat().st_mode & 0o777 == 0o700
+    assert first.folder.stat().st_mode & 0o777 == 0o700
+    assert memory_tmp.in_use(first.folder) and memory_tmp.in_use(second.folder)
+    first.end(remove=True)
+    second.end(remove=False)
+    assert not first.folder.exists()
+    assert second.folder.is_dir() and not memory_tmp.in_use(second.folder)
 
 
 def test_a_tmpdir_someone_set_is_kept(shm: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -64,20 +69,60 @@ def test_a_shared_parent_that_others_can_rename_in_is_not_used(shm: Path) -> Non
     assert memory_tmp.choose() is None
 
 
-def test_old_sessions_beyond_the_newest_few_are_removed(shm: Path) -> None:
-    root = shm / f"runner-tests-{os.geteuid()}"
-    root.mkdir(mode=0o700)
-    made = [root / f"{memory_tmp.PREFIX}{n}" for n in range(memory_tmp.KEEP + 3)]
-    for age, folder in enumerate(made):
+def _ended(root: Path, names: list[str]) -> list[Path]:
+    """Folders of sessions that ended (no lock held), the first the oldest."""
+    root.mkdir(mode=0o700, exist_ok=True)
+    made = []
+    for age, name in enumerate(names):
+        folder = root / f"{memory_tmp.PREFIX}{name}"
         folder.mkdir()
+        (folder / memory_tmp.OWNER).touch()
         os.utime(folder, (1_000_000 + age, 1_000_000 + age))
+        made.append(folder)
+    return made
+
+
+def test_ended_sessions_beyond_the_newest_few_are_removed(shm: Path) -> None:
+    root = shm / f"runner-tests-{os.geteuid()}"
+    made = _ended(root, [str(n) for n in range(memory_tmp.KEEP_ENDED + 3)])
     (made[-1] / "kept.txt").write_text("a failed test's file")
     (root / "not-a-session").mkdir()
-    newest = memory_tmp.choose()
+    new = memory_tmp.choose()
+    assert new is not None
     left = sorted(path for path in root.iterdir() if path.name.startswith(memory_tmp.PREFIX))
-    assert left == sorted([*made[-(memory_tmp.KEEP - 1) :], newest])
+    assert left == sorted([*made[-memory_tmp.KEEP_ENDED :], new.folder])
     assert (made[-1] / "kept.txt").is_file()
     assert (root / "not-a-session").is_dir()
+
+
+def test_a_running_session_is_never_removed_however_old(shm: Path) -> None:
+    """Another checkout's suite, or a long one under --pdb, whose folder has not changed for a
+    while: its lock keeps it, whatever its age."""
+    running = memory_tmp.choose()
+    assert running is not None
+    os.utime(running.folder, (1, 1))
+    root = running.folder.parent
+    _ended(root, [str(n) for n in range(memory_tmp.KEEP_ENDED + 2)])
+    for _ in range(3):
+        later = memory_tmp.choose()
+        assert later is not None
+        later.end(remove=False)
+    assert running.folder.is_dir() and memory_tmp.in_use(running.folder)
+    # what the last one kept, and the last one itself
+    ended = [p for p in root.iterdir() if p != running.folder]
+    assert len(ended) == memory_tmp.KEEP_ENDED + 1
+
+
+def test_a_link_named_like_a_session_is_not_followed(shm: Path, tmp_path: Path) -> None:
+    root = shm / f"runner-tests-{os.geteuid()}"
+    root.mkdir(mode=0o700)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "precious.txt").write_text("not ours to remove")
+    for n in range(memory_tmp.KEEP_ENDED + 2):
+        (root / f"{memory_tmp.PREFIX}link{n}").symlink_to(elsewhere)
+    assert memory_tmp.choose() is not None
+    assert (elsewhere / "precious.txt").is_file()
 
 
 def test_use_moves_this_process_and_its_children(shm: Path, tmp_path: Path) -> None:

@@ -10,10 +10,16 @@ are the same calls on either.
 The controller process picks the folder before xdist starts its workers, which inherit
 ``TMPDIR`` as every process the tests start does. A ``TMPDIR`` already set is left alone, and
 so is a machine whose ``/dev/shm`` is small (a container's default is 64 MB) or not ours alone.
+
+Each session's folder holds a lock on its ``.owner`` file for as long as the session runs, so
+that another session of the same user (another checkout, a second terminal) never removes it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import os
 import shutil
 import stat
@@ -24,14 +30,29 @@ from runner.steps.scratch import SHARED_MEMORY, safe_parent
 
 #: less free memory than this in /dev/shm, and the suite stays on the disk
 MIN_FREE = 2 << 30
-#: session folders at most, this one included: a failed session's files stay until two more start
-KEEP = 3
+#: the folders of ended sessions left behind (failed or interrupted: one that passes removes its
+#: own) that a new session keeps, the newest; older ones go
+KEEP_ENDED = 2
 PREFIX = "session-"
+OWNER = ".owner"
 
 
-def choose() -> Path | None:
-    """A new folder for this session's temporary files in ``/dev/shm``, or None to keep the
-    default. Older sessions' folders go, but for the newest ones: with this one, ``KEEP``."""
+class Session:
+    """This session's folder, and the lock that says it is in use."""
+
+    def __init__(self, folder: Path, lock: int) -> None:
+        self.folder = folder
+        self._lock = lock
+
+    def end(self, *, remove: bool) -> None:
+        if remove:
+            shutil.rmtree(self.folder, ignore_errors=True)
+        os.close(self._lock)
+
+
+def choose() -> Session | None:
+    """A new folder for this session's temporary files in ``/dev/shm``, locked as in use, or
+    None to keep the default. Ended sessions' folders go, but for the newest ``KEEP_ENDED``."""
     if "TMPDIR" in os.environ or not safe_parent(SHARED_MEMORY):
         return None
     try:
@@ -48,20 +69,41 @@ def choose() -> Path | None:
         return None
     if not stat.S_ISDIR(status.st_mode) or status.st_uid != os.geteuid() or status.st_mode & 0o077:
         return None  # made by someone else, or opened to others: not a place for our files
-    _remove_old(root)
-    return Path(tempfile.mkdtemp(prefix=PREFIX, dir=root))
-
-
-def _remove_old(root: Path) -> None:
-    sessions = sorted(
-        (path for path in root.iterdir() if path.name.startswith(PREFIX)),
-        key=lambda path: path.stat().st_mtime,
-    )
-    for old in sessions[: max(0, len(sessions) - (KEEP - 1))]:
-        shutil.rmtree(old, ignore_errors=True)
+    _remove_ended(root)
+    folder = Path(tempfile.mkdtemp(prefix=PREFIX, dir=root))
+    lock = os.open(folder / OWNER, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    return Session(folder, lock)
 
 
 def use(folder: Path) -> None:
     """Make ``folder`` the temporary folder of this process and of those it starts."""
     os.environ["TMPDIR"] = str(folder)
     tempfile.tempdir = None  # gettempdir() caches its first answer
+
+
+def in_use(folder: Path) -> bool:
+    """Whether a running session holds ``folder``'s lock."""
+    try:
+        lock = os.open(folder / OWNER, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False  # no lock file: a session that ended before it made one
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        return exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
+    finally:
+        os.close(lock)
+    return False
+
+
+def _remove_ended(root: Path) -> None:
+    ended: list[tuple[float, Path]] = []
+    for path in root.iterdir():
+        with contextlib.suppress(OSError):  # another session may remove it meanwhile
+            status = path.lstat()
+            if path.name.startswith(PREFIX) and stat.S_ISDIR(status.st_mode) and not in_use(path):
+                ended.append((status.st_mtime, path))
+    ended.sort()
+    for _mtime, old in ended[: max(0, len(ended) - KEEP_ENDED)]:
+        shutil.rmtree(old, ignore_errors=True)
