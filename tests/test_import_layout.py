@@ -39,7 +39,7 @@ LAZY: dict[str, tuple[set[str] | None, str]] = {
         "about 100 ms; a run without a server never pays it",
     ),
     "server/database.py": (
-        {"alembic", "alembic.config"},
+        {"alembic", "alembic.config", "alembic.util"},
         "about 0.25 s of each server start (Mako, Pygments); a database at the head never pays it",
     ),
     "notify.py": (

@@ -7,6 +7,8 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 
+from runner.errors import UsageError
+
 #: the newest migration in runner/server/migrations/versions (tests/server/test_migrations.py
 #: keeps it equal to Alembic's head)
 SCHEMA_HEAD = "0003"
@@ -48,15 +50,27 @@ def schema_revision(engine: Engine) -> str | None:
 
 def migrate(engine: Engine) -> None:
     """Bring the database to the newest schema (Alembic ``upgrade head``), unless it is there."""
-    if schema_revision(engine) == SCHEMA_HEAD:
+    revision = schema_revision(engine)
+    if revision == SCHEMA_HEAD:
         return
     # Alembic imports Mako, and Mako Pygments where it is installed: about 0.25 s of each
     # server start, for a database that is nearly always at the head already
     from alembic import command
     from alembic.config import Config
+    from alembic.util import CommandError
 
     config = Config()
     config.set_main_option("script_location", str(resources.files("runner.server") / "migrations"))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    except CommandError:
+        if revision is None:
+            raise
+        # the one way a known database fails here: a newer runner migrated it further
+        raise UsageError(
+            f"the database's schema is at revision {revision}, which this runner does not "
+            f"know (its newest is {SCHEMA_HEAD})",
+            hint="a newer deploy-runner migrated it: run the server with that version",
+        ) from None

@@ -174,3 +174,19 @@ def test_a_database_to_migrate_without_alembic_says_what_to_install(
     assert "the approval server needs the server extra (alembic is missing)" in err
     assert "pip install 'deploy-runner[server]'" in err
     assert "Traceback" not in err
+
+
+def test_a_database_a_newer_runner_migrated_is_refused_with_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'newer.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    with engine.begin() as c:
+        c.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    engine.dispose()
+    assert main(["server", "--database", url, "users", "list"]) == 2
+    err = capsys.readouterr().err
+    assert "the database's schema is at revision 0099, which this runner does not know" in err
+    assert f"(its newest is {SCHEMA_HEAD})" in err
+    assert "Traceback" not in err
