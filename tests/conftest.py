@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import signal
@@ -81,6 +82,19 @@ def pytest_configure(config: pytest.Config) -> None:
         if session is not None:
             memory_tmp.use(session.folder)
             config.stash[SESSION_TMP] = session
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The collected tests (4,000 items, their modules, fixtures and parameters) live as long as
+    the session: frozen, the garbage collector stops walking them at each collection of the
+    oldest generation, and it runs a tenth as often. The collector took about a sixth of the
+    in-process tests' CPU (5.2 s of 30 s in the fuzz, variables, expressions, load and masking
+    files), 2.1 s after this; the whole suite, two interleaved rounds: 116.5 s and 118.5 s
+    against 119.0 s and 124.3 s, 6-7 s less CPU. Only pytest's processes: every process they
+    start has Python's defaults."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
