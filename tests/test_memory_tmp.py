@@ -136,3 +136,17 @@ def test_use_moves_this_process_and_its_children(shm: Path, tmp_path: Path) -> N
     finally:
         os.environ.pop("TMPDIR")
         tempfile.tempdir = before
+
+
+def test_this_session_runs_in_its_locked_memory_folder(tmp_path: Path) -> None:
+    """The wiring in tests/conftest.py, seen from a worker: the controller chose the folder,
+    holds its lock, and this process and its tmp_path are in it."""
+    chosen = os.environ.get("TMPDIR", "")
+    root = Path(memory_tmp.SHARED_MEMORY) / f"runner-tests-{os.geteuid()}"
+    if Path(chosen).parent != root:
+        pytest.skip(f"this session's TMPDIR is {chosen or 'not set'}: not one memory_tmp chose")
+    folder = Path(chosen)
+    assert folder.name.startswith(memory_tmp.PREFIX)
+    assert memory_tmp.in_use(folder)
+    assert tempfile.gettempdir() == chosen
+    assert folder in tmp_path.parents
