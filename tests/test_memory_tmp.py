@@ -138,6 +138,16 @@ def test_use_moves_this_process_and_its_children(shm: Path, tmp_path: Path) -> N
         tempfile.tempdir = before
 
 
+def test_a_folder_that_cannot_be_made_keeps_the_disk(
+    shm: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(**_: object) -> str:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(memory_tmp.tempfile, "mkdtemp", full)
+    assert memory_tmp.choose() is None
+
+
 def test_this_session_runs_in_its_locked_memory_folder(tmp_path: Path) -> None:
     """The wiring in tests/conftest.py, seen from a worker: the controller chose the folder,
     holds its lock, and this process and its tmp_path are in it."""

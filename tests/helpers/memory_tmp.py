@@ -70,8 +70,15 @@ def choose() -> Session | None:
     if not stat.S_ISDIR(status.st_mode) or status.st_uid != os.geteuid() or status.st_mode & 0o077:
         return None  # made by someone else, or opened to others: not a place for our files
     _remove_ended(root)
-    folder = Path(tempfile.mkdtemp(prefix=PREFIX, dir=root))
-    lock = os.open(folder / OWNER, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        folder = Path(tempfile.mkdtemp(prefix=PREFIX, dir=root))
+    except OSError:
+        return None
+    try:
+        lock = os.open(folder / OWNER, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except OSError:  # memory full, say: the disk then, as without /dev/shm
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
     fcntl.flock(lock, fcntl.LOCK_EX)
     return Session(folder, lock)
 
