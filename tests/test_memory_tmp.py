@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from helpers import memory_tmp
 
+from runner.steps.scratch import OWNER, abandoned
+
 
 @pytest.fixture
 def shm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -29,11 +31,11 @@ def test_a_session_gets_a_private_folder_of_its_own(shm: Path) -> None:
     assert first.folder.parent == root and second.folder.parent == root
     assert root.stat().st_mode & 0o777 == 0o700
     assert first.folder.stat().st_mode & 0o777 == 0o700
-    assert memory_tmp.in_use(first.folder) and memory_tmp.in_use(second.folder)
+    assert not abandoned(first.folder) and not abandoned(second.folder)
     first.end(remove=True)
     second.end(remove=False)
     assert not first.folder.exists()
-    assert second.folder.is_dir() and not memory_tmp.in_use(second.folder)
+    assert second.folder.is_dir() and abandoned(second.folder)
 
 
 def test_a_tmpdir_someone_set_is_kept(shm: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -76,7 +78,7 @@ def _ended(root: Path, names: list[str]) -> list[Path]:
     for age, name in enumerate(names):
         folder = root / f"{memory_tmp.PREFIX}{name}"
         folder.mkdir()
-        (folder / memory_tmp.OWNER).touch()
+        (folder / OWNER).touch()
         os.utime(folder, (1_000_000 + age, 1_000_000 + age))
         made.append(folder)
     return made
@@ -107,7 +109,7 @@ def test_a_running_session_is_never_removed_however_old(shm: Path) -> None:
         later = memory_tmp.choose()
         assert later is not None
         later.end(remove=False)
-    assert running.folder.is_dir() and memory_tmp.in_use(running.folder)
+    assert running.folder.is_dir() and not abandoned(running.folder)
     # what the last one kept, and the last one itself
     ended = [p for p in root.iterdir() if p != running.folder]
     assert len(ended) == memory_tmp.KEEP_ENDED + 1
@@ -144,7 +146,7 @@ def test_a_folder_that_cannot_be_made_keeps_the_disk(
     def full(**_: object) -> str:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(memory_tmp.tempfile, "mkdtemp", full)
+    monkeypatch.setattr(tempfile, "mkdtemp", full)
     assert memory_tmp.choose() is None
 
 
@@ -157,6 +159,6 @@ def test_this_session_runs_in_its_locked_memory_folder(tmp_path: Path) -> None:
         pytest.skip(f"this session's TMPDIR is {chosen or 'not set'}: not one memory_tmp chose")
     folder = Path(chosen)
     assert folder.name.startswith(memory_tmp.PREFIX)
-    assert memory_tmp.in_use(folder)
+    assert not abandoned(folder)
     assert tempfile.gettempdir() == chosen
     assert folder in tmp_path.parents

@@ -126,25 +126,33 @@ def private_folder(environ: Mapping[str, str]) -> tuple[str, int] | None:
     """A new folder of ours, mode 0700, on the first memory file system that can hold one, and
     its ``.owner`` file, open and locked."""
     for parent in candidates(environ):
+        made = locked_folder(parent, "runner-")
+        if made is not None:
+            return made
+    return None  # each full, read-only or not ours to write in
+
+
+def locked_folder(parent: str, prefix: str) -> tuple[str, int] | None:
+    """A new folder of ours in ``parent`` (``mkdtemp``, mode 0700), and its ``.owner`` file,
+    open and locked until the descriptor is closed; None if ``parent`` cannot hold one."""
+    try:
+        folder = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    except OSError:
+        return None
+    try:
+        # mkdtemp's mode goes through the umask: a umask of 077 or less changes nothing,
+        # a stranger one could leave the folder unusable to its owner
+        os.chmod(folder, 0o700)
+        owner = os.open(os.path.join(folder, OWNER), _OWNER_FLAGS, 0o600)
         try:
-            folder = tempfile.mkdtemp(prefix="runner-", dir=parent)
-        except OSError:
-            continue  # full, read-only, not ours to write in: the next one
-        try:
-            # mkdtemp's mode goes through the umask: a umask of 077 or less changes nothing,
-            # a stranger one could leave the folder unusable to its owner
-            os.chmod(folder, 0o700)
-            owner = os.open(os.path.join(folder, OWNER), _OWNER_FLAGS, 0o600)
-            try:
-                fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BaseException:
-                os.close(owner)
-                raise
-        except OSError:
-            shutil.rmtree(folder, ignore_errors=True)
-            continue
-        return folder, owner
-    return None
+            fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BaseException:
+            os.close(owner)
+            raise
+    except OSError:
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    return folder, owner
 
 
 _OWNER_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -175,13 +183,13 @@ def sweep(parent: str, *, now: float | None = None) -> list[str]:
             or moment - status.st_mtime < SWEEP_AFTER
         ):
             continue
-        if _abandoned(entry.path):
+        if abandoned(entry.path):
             shutil.rmtree(entry.path, ignore_errors=True)
             swept.append(entry.path)
     return swept
 
 
-def _abandoned(folder: str) -> bool:
+def abandoned(folder: str) -> bool:
     """Whether ``folder``'s owner lock can be taken (its process is gone). A folder without
     one is kept: a runner of an earlier version, which takes no lock, may be using it."""
     try:

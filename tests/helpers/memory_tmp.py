@@ -12,21 +12,21 @@ The controller process picks the folder before xdist starts its workers, which i
 so is a machine whose ``/dev/shm`` is small (a container's default is 64 MB) or not ours alone.
 
 Each session's folder holds a lock on its ``.owner`` file for as long as the session runs, so
-that another session of the same user (another checkout, a second terminal) never removes it.
+that another session of the same user (another checkout, a second terminal) never removes it:
+the runner's own scratch folders' lock (``runner/steps/scratch.py``), made and probed by its
+functions.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import os
 import shutil
 import stat
 import tempfile
 from pathlib import Path
 
-from runner.steps.scratch import SHARED_MEMORY, safe_parent
+from runner.steps.scratch import SHARED_MEMORY, abandoned, locked_folder, safe_parent
 
 #: less free memory than this in /dev/shm, and the suite stays on the disk
 MIN_FREE = 2 << 30
@@ -34,7 +34,6 @@ MIN_FREE = 2 << 30
 #: own) that a new session keeps, the newest; older ones go
 KEEP_ENDED = 2
 PREFIX = "session-"
-OWNER = ".owner"
 
 
 class Session:
@@ -70,17 +69,8 @@ def choose() -> Session | None:
     if not stat.S_ISDIR(status.st_mode) or status.st_uid != os.geteuid() or status.st_mode & 0o077:
         return None  # made by someone else, or opened to others: not a place for our files
     _remove_ended(root)
-    try:
-        folder = Path(tempfile.mkdtemp(prefix=PREFIX, dir=root))
-    except OSError:
-        return None
-    try:
-        lock = os.open(folder / OWNER, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    except OSError:  # memory full, say: the disk then, as without /dev/shm
-        shutil.rmtree(folder, ignore_errors=True)
-        return None
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    return Session(folder, lock)
+    made = locked_folder(str(root), PREFIX)  # None when memory is full, say: then the disk
+    return None if made is None else Session(Path(made[0]), made[1])
 
 
 def use(folder: Path) -> None:
@@ -89,27 +79,12 @@ def use(folder: Path) -> None:
     tempfile.tempdir = None  # gettempdir() caches its first answer
 
 
-def in_use(folder: Path) -> bool:
-    """Whether a running session holds ``folder``'s lock."""
-    try:
-        lock = os.open(folder / OWNER, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return False  # no lock file: a session that ended before it made one
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        return exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
-    finally:
-        os.close(lock)
-    return False
-
-
 def _remove_ended(root: Path) -> None:
     ended: list[tuple[float, Path]] = []
     for path in root.iterdir():
         with contextlib.suppress(OSError):  # another session may remove it meanwhile
             status = path.lstat()
-            if path.name.startswith(PREFIX) and stat.S_ISDIR(status.st_mode) and not in_use(path):
+            if path.name.startswith(PREFIX) and stat.S_ISDIR(status.st_mode) and abandoned(path):
                 ended.append((status.st_mtime, path))
     ended.sort()
     for _mtime, old in ended[: max(0, len(ended) - KEEP_ENDED)]:
