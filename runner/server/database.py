@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 
 from runner.errors import UsageError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 #: the newest migration in runner/server/migrations/versions (tests/server/test_migrations.py
 #: keeps it equal to Alembic's head)
@@ -48,6 +51,15 @@ def schema_revision(engine: Engine) -> str | None:
     return revisions[0] if len(revisions) == 1 else None
 
 
+def alembic_config() -> Config:
+    """Alembic's configuration for the server's migrations (runner/server/migrations)."""
+    from alembic.config import Config  # see migrate: only when the schema must change
+
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("runner.server") / "migrations"))
+    return config
+
+
 def migrate(engine: Engine) -> None:
     """Bring the database to the newest schema (Alembic ``upgrade head``), unless it is there."""
     revision = schema_revision(engine)
@@ -56,11 +68,9 @@ def migrate(engine: Engine) -> None:
     # Alembic imports Mako, and Mako Pygments where it is installed: about 0.25 s of each
     # server start, for a database that is nearly always at the head already
     from alembic import command
-    from alembic.config import Config
     from alembic.util import CommandError
 
-    config = Config()
-    config.set_main_option("script_location", str(resources.files("runner.server") / "migrations"))
+    config = alembic_config()
     try:
         with engine.begin() as connection:
             config.attributes["connection"] = connection

@@ -8,20 +8,18 @@ import io
 import subprocess
 import sys
 from collections.abc import Iterator
-from importlib import resources
 from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, select, text
 
 from runner.cli.main import main
 from runner.server import tables as t
-from runner.server.database import SCHEMA_HEAD
+from runner.server.database import SCHEMA_HEAD, alembic_config
 from runner.server.storage import Store, make_engine, migrate
 
 EXPECTED = {
@@ -126,14 +124,12 @@ def test_every_server_command_migrates_first(empty_url: str) -> None:
 def test_the_schema_head_is_alembics_head() -> None:
     """SCHEMA_HEAD decides whether a start runs Alembic at all: a migration added without it
     would never run on a database already at the old head."""
-    config = Config()
-    config.set_main_option("script_location", str(resources.files("runner.server") / "migrations"))
+    config = alembic_config()
     assert ScriptDirectory.from_config(config).get_heads() == [SCHEMA_HEAD]
 
 
 def test_a_database_at_an_older_revision_is_migrated_to_the_head(engine: Engine) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(resources.files("runner.server") / "migrations"))
+    config = alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "0002")
