@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from runner.server import api
 from runner.server.bodies import BoundedBodies
-from runner.server.changes import Changes, Notify, Writes
+from runner.server.changes import REREAD_SECONDS, Changes, Notify, Writes
 from runner.server.errors import (
     Conflict,
     Forbidden,
@@ -63,9 +63,12 @@ async def _invalid(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": {"code": "invalid", "message": message}}, status_code=422)
 
 
-def create_app(store: Store, *, notify: Notify | None = None) -> FastAPI:
-    """The API on ``store``; ``notify`` hears of every write to an interruption (the webhook)."""
-    changes = Changes()
+def create_app(
+    store: Store, *, notify: Notify | None = None, reread_seconds: float = REREAD_SECONDS
+) -> FastAPI:
+    """The API on ``store``; ``notify`` hears of every write to an interruption (the webhook);
+    another replica's writes are seen within ``reread_seconds``."""
+    changes = Changes(reread_seconds)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -29,11 +29,12 @@ class Changes:
     Only the waiters of the interruption that changed wake up, so a submit costs the same with
     1,000 other runners waiting. A write by this process wakes them at once; a write by another
     replica is seen by one task that reads the versions of every waited-on interruption in one
-    query each ``REREAD_SECONDS`` (not each waiter on its own: 1,000 waiters made that 200
+    query each ``reread_seconds`` (not each waiter on its own: 1,000 waiters made that 200
     queries a second).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, reread_seconds: float = REREAD_SECONDS) -> None:
+        self.reread_seconds = reread_seconds
         self.loop: asyncio.AbstractEventLoop | None = None
         self.events: dict[str, asyncio.Event] = {}
         self.waiters: dict[str, int] = {}
@@ -46,7 +47,7 @@ class Changes:
 
     async def reread_forever(self, store: Store) -> None:
         while True:
-            await asyncio.sleep(REREAD_SECONDS)
+            await asyncio.sleep(self.reread_seconds)
             try:
                 await self.reread(store)
             except Exception as exc:  # a database hiccup: try again next round

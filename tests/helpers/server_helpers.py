@@ -308,13 +308,14 @@ APPS: dict[str, Any] = {}
 
 
 @contextmanager
-def serving(store: Store) -> Iterator[str]:
-    """uvicorn serving the API of ``store`` in a thread, on a socket bound before it starts."""
+def serving(store: Store, **app_options: Any) -> Iterator[str]:
+    """uvicorn serving the API of ``store`` in a thread, on a socket bound before it starts
+    (``app_options`` go to :func:`create_app`)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = int(sock.getsockname()[1])
-    app = create_app(store)
+    app = create_app(store, **app_options)
     config = uvicorn.Config(
         app,
         log_level="warning",
