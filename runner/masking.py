@@ -27,6 +27,10 @@ into one. :class:`Masker` does the same, with these choices:
   space and upper- or lower-case ``%xx``; JSON as Python (``\\uXXXX``), PHP (``\\/``), Go
   (``\\u003c``) and .NET (upper-case hex) write it, and JSON inside a JSON string; the forms
   inside bash single and double quotes, ``printf %q``'s, and Python's ``repr``.
+* **Derived values.** GitHub's expressions cannot change a secret's case or cut it, but
+  Octostache's filters can (``#{Password | ToUpper}``, ``Substring``, a field of a JSON
+  secret, ``#{each}`` over one): :meth:`Masker.derive` registers a value computed from text
+  that holds a secret as a secret too (Octopus masks only the value itself).
 * **Wrapped encodings.** ``base64`` wraps at 76 columns, PEM and ``openssl`` at 64, ``xxd -p``
   at 60, at a column that depends on what preceded the secret in the stream, so its encoding
   is cut where no registered form can anticipate. The long encoded forms are kept as
@@ -510,6 +514,13 @@ class Masker:
                 self._longest = max(self._longest, *(len(p) for p in added | more))
                 self._version += 1
         return len(trimmed) >= least
+
+    def derive(self, source: str, result: str) -> None:
+        """``result`` was computed from ``source`` (``#{Password | ToUpper}``, a field of a JSON
+        value, a ``Substring``): when ``source`` holds a secret, so does ``result``, in a form
+        no encoding of the secret anticipates, so it is registered as a secret itself."""
+        if result != source and self.mask(source) != source:
+            self.add(result)
 
     def _current(self) -> tuple[_Matcher, _Fragments, _Search, set[str]] | None:
         compiled = self._compiled

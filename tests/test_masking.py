@@ -436,3 +436,22 @@ def test_a_multi_line_text_is_masked_as_its_lines() -> None:
     wrapped = "\n".join(wrap(base64.b64encode(b"prefix:" + secret.encode()).decode(), 76))
     assert m.mask(wrapped) == "\n".join(m.mask(line) for line in wrapped.split("\n"))
     assert MASK in m.mask(wrapped)
+
+
+def test_a_value_derived_from_a_secret_is_masked_too() -> None:
+    m = masker("hunter2-Secret")
+    m.derive("hunter2-Secret", "HUNTER2-SECRET")
+    # and from a text that holds an encoded form of one, and from a derived value in turn
+    m.derive(base64.b64encode(b"hunter2-Secret").decode(), "decoded-form")
+    m.derive("HUNTER2-SECRET", "hunter2-secret")
+    assert m.mask("HUNTER2-SECRET decoded-form hunter2-secret") == "*** *** ***"
+
+
+def test_a_value_derived_from_text_without_a_secret_is_left_alone() -> None:
+    m = masker("hunter2-Secret")
+    m.derive("public-value", "PUBLIC-VALUE")
+    # the secret's own value is registered already; a result shorter than the minimum never is
+    m.derive("hunter2-Secret", "hunter2-Secret")
+    m.derive("hunter2-Secret", "hun")
+    assert m.mask("PUBLIC-VALUE hun") == "PUBLIC-VALUE hun"
+    assert "PUBLIC-VALUE" not in m.patterns

@@ -105,11 +105,11 @@ def make_plan(
     #: a run (a script's outputs, an approver's notes and fields), and whether a step with an
     #: `if:` runs depends on the branch the run takes, which the dry run follows only one of
     in_environment: set[str] = set()
-    secrets = (*variables.secrets(), *_secret_inputs(workflow, inputs))
+    secrets = _Secrets((*variables.secrets(), *_secret_inputs(workflow, inputs)))
     base_env = dict(workflow.env)
     progress = Progress(workflow, facts, variables, {k: _text(v) for k, v in inputs.items()})
     values = progress.values
-    expanded = _expanded(variables, values)
+    expanded = _expanded(variables, values, secrets)
     for step in workflow.steps:
         if not (step.with_previous and planned):
             group += 1
@@ -121,7 +121,7 @@ def make_plan(
                 decision = evaluate_condition(step.condition, status, contexts, values)
                 runs = decision.run
             except ExpressionError as exc:
-                reason = f"condition fails: {mask_secrets(exc.message, secrets)}"
+                reason = f"condition fails: {mask_secrets(exc.message, secrets.values)}"
                 decision, runs = Decision(False, reason), None
             if _depends_on_run_time(step.condition, run_time_steps, run_time_names):
                 runs = None
@@ -132,11 +132,11 @@ def make_plan(
         if step.manual is not None:
             try:
                 approval = _approval_plan(
-                    workflow, step, assume, values, contexts, in_environment, runs
+                    workflow, step, assume, values, contexts, in_environment, runs, secrets
                 )
             except ExpressionError as exc:
                 # its message may quote a value it was given (a secret input's, in format())
-                exc.message = mask_secrets(exc.message, secrets)
+                exc.message = mask_secrets(exc.message, secrets.values)
                 raise
         planned.append(PlannedStep(step, runs, decision.reason, group, approval))
         if scoped is None:
@@ -166,18 +166,35 @@ def make_plan(
         variables,
         tuple(planned),
         outcome,
-        secrets,
+        secrets.values,
         policy,
         expanded,
     )
 
 
-def _expanded(variables: VariableSet, values: Mapping[str, str]) -> dict[str, str]:
+class _Secrets:
+    """What the plan masks: the run's secrets, and the values its texts compute from them
+    (``#{Password | ToUpper}``), which a run masks too (:meth:`Masker.derive`)."""
+
+    def __init__(self, secrets: tuple[str, ...]) -> None:
+        self.values = secrets
+        self._masker = Masker()
+        for secret in secrets:
+            self._masker.add(secret)
+
+    def derive(self, source: str, result: str) -> None:
+        if result != source and self._masker.mask(source) != source and self._masker.add(result):
+            self.values = (*self.values, result)
+
+
+def _expanded(
+    variables: VariableSet, values: Mapping[str, str], secrets: _Secrets
+) -> dict[str, str]:
     """Non-secret variables whose value holds ``#{}``, substituted as a step would see them
     (a ``${{ }}`` inside a variable's value stays text, as in a run)."""
 
     return {
-        item.name: octostache.substitute(item.value, values)
+        item.name: octostache.substitute(item.value, values, derived=secrets.derive)
         for item in variables.items
         if item.value is not None and not item.secret and "#{" in item.value
     }
@@ -197,6 +214,7 @@ def _approval_plan(
     contexts: Mapping[str, object],
     earlier: set[str],
     runs: bool | None,
+    secrets: _Secrets,
 ) -> ApprovalPlan:
 
     manual = step.manual
@@ -214,14 +232,16 @@ def _approval_plan(
         where = step.at(f"manual.{key}")
         try:
             with expression_in(where, template):
-                return render_text(template, values, contexts)
+                return render_text(template, values, contexts, derived=secrets.derive)
         except ExpressionError as exc:
             if runs is not False and not _reads_steps(_failing(template, exc.offset), earlier):
                 raise
             unrendered.append(exc.message)
         if runs is not False:
             with expression_in(where, template):
-                render_text(_without_steps(template, earlier), values, contexts)
+                render_text(
+                    _without_steps(template, earlier), values, contexts, derived=secrets.derive
+                )
         return template
 
     instructions = rendered("instructions", manual.instructions)

@@ -208,18 +208,19 @@ class Run:
         # steps set through RUNNER_ENV, then the step's own env rendered with those (GitHub's
         # order: the step's env wins)
         functions = self.host_functions()
+        derive = self.masker.derive
         env: dict[str, str] = {}
         contexts["env"] = {}
         contexts["job"] = {"status": self._status().value}
         for name, template in self.workflow.env.items():
             with expression_in(self.workflow.at(f"env.{name}"), template):
-                env[name] = render_text(template, values, contexts, functions)
+                env[name] = render_text(template, values, contexts, functions, derived=derive)
         env.update(self.record.env)
         env.update(self.secret_env)
         contexts["env"] = dict(env)
         for name, template in step.env.items():
             with expression_in(step.where.get(f"env.{name}") or step.at("env"), template):
-                env[name] = render_text(template, values, contexts, functions)
+                env[name] = render_text(template, values, contexts, functions, derived=derive)
         contexts["env"] = env
         return values, contexts
 
@@ -317,7 +318,7 @@ class Run:
         functions = self.host_functions()
 
         def render(template: str) -> str:
-            return render_text(template, values, contexts, functions)
+            return render_text(template, values, contexts, functions, derived=self.masker.derive)
 
         ctx = StepContext(
             workflow=self.workflow,
@@ -627,7 +628,8 @@ class Run:
         for output in self.workflow.outputs.values():
             values, contexts = self.substitution(self.workflow.steps[-1])
             try:
-                result[output.name] = self.masker.mask(render_text(output.value, values, contexts))
+                text = render_text(output.value, values, contexts, derived=self.masker.derive)
+                result[output.name] = self.masker.mask(text)
             except ExpressionError:
                 result[output.name] = ""
         return result

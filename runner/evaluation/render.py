@@ -25,11 +25,19 @@ def render_text(
     variables: Mapping[str, str],
     contexts: Mapping[str, object],
     functions: Mapping[str, Callable[..., object]] | None = None,
+    *,
+    derived: octostache.Derived | None = None,
 ) -> str:
-    """Substitute ``#{}`` with Octostache's rules, then the ``${{ }}`` of the original text."""
+    """Substitute ``#{}`` with Octostache's rules, then the ``${{ }}`` of the original text.
+
+    ``derived`` is told of each value Octostache computes from another (a run passes its
+    masker's :meth:`~runner.masking.Masker.derive`: ``#{Password | ToUpper}`` is a secret too).
+    """
 
     if "${{" not in template:
-        return octostache.substitute(template, variables) if "#{" in template else template
+        if "#{" not in template:
+            return template
+        return octostache.substitute(template, variables, derived=derived)
     templates = expressions.find_templates(template)
     parts: list[str] = []
     last = 0
@@ -40,7 +48,7 @@ def render_text(
     parts.append(template[last:])
     text = "".join(parts)
     if "#{" in text:
-        text = octostache.substitute(text, variables)
+        text = octostache.substitute(text, variables, derived=derived)
 
     def value(match: re.Match[str]) -> str:
         found = templates[int(match.group(1))]

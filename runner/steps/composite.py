@@ -96,7 +96,9 @@ def run_action(
     contexts = {**ctx.contexts, "inputs": dict(inputs), "steps": dict(states)}
     for name, template in action.outputs.items():
         try:
-            result.outputs[name] = render_text(template, ctx.variables, contexts)
+            result.outputs[name] = render_text(
+                template, ctx.variables, contexts, derived=ctx.masker.derive
+            )
         except RunnerError as exc:
             raise StepError(f"output {name!r} of {uses}: {exc.message}") from None
     return result
@@ -111,7 +113,7 @@ def _run_nested(
     after_cancel: bool = False,
 ) -> StepResult:
     def render(template: str) -> str:
-        return render_text(template, ctx.variables, contexts)
+        return render_text(template, ctx.variables, contexts, derived=ctx.masker.derive)
 
     def render_at(key: str, template: str) -> str:
         # the action's file, where its step wrote the expression

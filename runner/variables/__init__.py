@@ -2,7 +2,7 @@
 
 Public API::
 
-    substitute(template, variables, *, now=None) -> str
+    substitute(template, variables, *, now=None, derived=None) -> str
     check(template) -> list[Problem]          # Problem(offset, message, verbatim)
     is_truthy(value) -> bool                  # Octopus truthiness
     references(template) -> set[str]          # variable names a template uses
@@ -11,6 +11,7 @@ Public API::
 from __future__ import annotations
 
 from runner.variables.octostache import (
+    Derived,
     Problem,
     SubstitutionLimitError,
     check,
@@ -20,6 +21,7 @@ from runner.variables.octostache import (
 )
 
 __all__ = [
+    "Derived",
     "Problem",
     "SubstitutionLimitError",
     "check",

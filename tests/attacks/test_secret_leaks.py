@@ -72,6 +72,7 @@ steps:
       echo "masked: $TEST_MASKED"
       set_octopusvariable "Generated" "$TEST_SENSITIVE" -sensitive
       echo "key=$KEY token=$TOKEN sensitive=$TEST_SENSITIVE"
+      echo "upper=#{{ApiKey | ToUpper}} part=#{{ApiKey | Substring 12}}"
       echo "b64: $(printf %s "$KEY" | base64)"
       echo "out=$KEY" >> "$GITHUB_OUTPUT"
       echo "## used $KEY and $TOKEN and $TEST_MASKED" >> "$GITHUB_STEP_SUMMARY"
@@ -80,7 +81,7 @@ steps:
     manual:
       title: "Approve the release"
       instructions: "Key #{{ApiKey}}, token ${{{{ inputs.token }}}}, generated \
-#{{Octopus.Action[Make].Output.Generated}}, masked $TEST_MASKED"
+#{{Octopus.Action[Make].Output.Generated}}, masked $TEST_MASKED, upper #{{ApiKey | ToUpper}}"
       teams: [trading-desk]
       timeout-minutes: 2
       fields:
@@ -100,6 +101,9 @@ steps:
 def forms(secret: str) -> list[str]:
     return [
         secret,
+        # what a #{} filter makes of it (the workflow prints the variable's)
+        secret.upper(),
+        secret[:12],
         base64.b64encode(secret.encode()).decode(),
         quote(secret, safe=""),
         json.dumps(secret)[1:-1],

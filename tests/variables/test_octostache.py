@@ -143,3 +143,36 @@ def test_substitute_is_pure() -> None:
     snapshot = dict(variables)
     assert substitute("#{A}", variables) == substitute("#{A}", variables) == "b"
     assert variables == snapshot
+
+
+@pytest.mark.parametrize(
+    ("template", "variables", "told"),
+    [
+        # a filter chain: its input and its final result (not each filter's)
+        ("#{A | ToUpper | Substring 3}", {"A": "secret"}, [("secret", "SEC")]),
+        # a field of a JSON value, step by step
+        (
+            "#{J.db.pw}",
+            {"J": '{"db": {"pw": "x1"}}'},
+            [('{"db": {"pw": "x1"}}', '{"pw":"x1"}'), ('{"pw":"x1"}', "x1")],
+        ),
+        # #{each} over a JSON array, a JSON object (its values, not its keys) and a list
+        (
+            "#{each i in L}#{i}#{/each}",
+            {"L": '["a1", "b2"]'},
+            [('["a1", "b2"]', "a1"), ('["a1", "b2"]', "b2")],
+        ),
+        ("#{each e in O}#{e.Key}#{/each}", {"O": '{"k": "v1"}'}, [('{"k": "v1"}', "v1")]),
+        ("#{each i in C}#{i}#{/each}", {"C": "p,q"}, [("p,q", "p"), ("p,q", "q")]),
+        # a calculation: each value it read
+        ("#{calc A * B}", {"A": "6", "B": "7"}, [("6", "42"), ("7", "42")]),
+        # a plain reference, and a value that holds another, are not derived: they are the text
+        ("#{A} #{B}", {"A": "x", "B": "y-#{A}"}, []),
+    ],
+)
+def test_derived_is_told_of_each_value_computed_from_another(
+    template: str, variables: dict[str, str], told: list[tuple[str, str]]
+) -> None:
+    seen: list[tuple[str, str]] = []
+    substitute(template, variables, derived=lambda source, result: seen.append((source, result)))
+    assert seen == told

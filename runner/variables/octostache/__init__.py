@@ -11,7 +11,7 @@ from datetime import datetime
 
 from runner.variables.octostache.binding import build
 from runner.variables.octostache.check import Problem, check, references
-from runner.variables.octostache.evaluator import run
+from runner.variables.octostache.evaluator import Derived, run
 from runner.variables.octostache.limits import SubstitutionLimitError
 from runner.variables.octostache.parser import parse
 from runner.variables.octostache.truthiness import is_truthy
@@ -26,13 +26,15 @@ def substitute(
     variables: Mapping[str, str],
     *,
     now: Callable[[], datetime] | None = None,
+    derived: Derived | None = None,
 ) -> str:
     """Evaluate ``template`` against ``variables``, as Octostache's ``VariableDictionary.Evaluate``.
 
     Names are case-insensitive; ``#{each}`` over indexed names follows the mapping's order. An
     unknown variable (or filter) is echoed back as its normalised token; a template that does not
     parse comes back verbatim. ``now`` is the clock of ``NowDate``/``NowDateUtc`` (default: the
-    system clock, local time); a naive value is local wall-clock time.
+    system clock, local time); a naive value is local wall-clock time. ``derived`` is told of
+    each value computed from another (see :data:`~.evaluator.Derived`).
 
     Raises :class:`SubstitutionLimitError` when evaluation needs more work than allowed (see
     :mod:`runner.variables.octostache.limits`).
@@ -40,11 +42,12 @@ def substitute(
     tokens = parse(template)
     if tokens is None:
         return template
-    result = run(tokens, build(variables), now or _local_now, len(template))
+    result = run(tokens, build(variables), now or _local_now, len(template), derived)
     return template if result is None else result
 
 
 __all__ = [
+    "Derived",
     "Problem",
     "SubstitutionLimitError",
     "check",

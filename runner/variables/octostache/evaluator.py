@@ -41,6 +41,10 @@ from runner.variables.octostache.syntax import (
 from runner.variables.octostache.truthiness import is_truthy
 
 Clock = Callable[[], datetime]
+#: told of each value computed from another (a filter chain's result from its input, a calc from
+#: the values it read, a JSON field or ``#{each}`` item from its document): the run's masker
+#: makes the result a secret when the source holds one
+Derived = Callable[[str, str], None]
 # Work units for evaluating a #{} token or starting a loop iteration, next to one per character
 # written: roughly what they cost compared with copying a character, so that MAX_WORK bounds time.
 STEP_COST = 8
@@ -53,8 +57,9 @@ class _Unresolvable(Exception):
 class Evaluation:
     """State shared by one ``substitute`` call: clock, work budget, parse cache."""
 
-    def __init__(self, clock: Clock, budget: int) -> None:
+    def __init__(self, clock: Clock, budget: int, derived: Derived | None = None) -> None:
         self.clock = clock
+        self.derived = derived
         self.work = 0
         self.budget = budget
         self.level = 0
@@ -195,7 +200,11 @@ class Context:
                 text = self._expand(parent).item
             except _Unresolvable:
                 return None
-        return jsonish.lookup(text or "", prop)
+        found = jsonish.lookup(text or "", prop)
+        derived = self.evaluation.derived
+        if derived is not None and text and found is not None and found.item:
+            derived(text, found.item)
+        return found
 
     def resolve(self, symbol: Symbol) -> str | None:
         """``ResolveOptional``: the value, or ``None`` when missing (or unresolvable)."""
@@ -217,10 +226,17 @@ class Context:
             return list(node.indexable.values())
         if node.item is None:
             return []
-        from_json = jsonish.items(node.item)
-        if from_json is not None:
-            return from_json
-        return [Binding(part) for part in node.item.split(",")]
+        items = jsonish.items(node.item)
+        if items is None:
+            items = [Binding(part) for part in node.item.split(",")]
+        derived = self.evaluation.derived
+        if derived is not None:
+            for item in items:
+                # an object's entries: the values (its keys are names, not the secret's content)
+                value = item.children["value"].item if "value" in item.children else item.item
+                if value:
+                    derived(node.item, value)
+        return items
 
     # -- expressions -----------------------------------------------------------------------
 
@@ -228,10 +244,13 @@ class Context:
         """``Calculate``: a symbol's value or a filter chain's result; ``None`` if unknown."""
         if isinstance(expression, Symbol):
             return self.resolve(expression)
-        value = self.resolve(expression.base)
+        source = value = self.resolve(expression.base)
         for call in expression.calls:
             options = [self.option(option) for option in call.options]
             value = invoke(call.name, value, options, self.evaluation.clock)
+        derived = self.evaluation.derived
+        if derived is not None and source and value:
+            derived(source, value)
         return value
 
     def option(self, token: Token) -> str:
@@ -257,8 +276,22 @@ def _substitution(context: Context, token: Substitution, out: list[str]) -> None
 
 def _calculation(context: Context, token: Calculation, out: list[str]) -> None:
     evaluation = context.evaluation
-    value = calc.evaluate(token.expression, context.resolve, evaluation.spend)
+    derived = evaluation.derived
+    resolve = context.resolve
+    read: list[str] = []
+    if derived is not None:
+
+        def resolve(symbol: Symbol) -> str | None:
+            found = context.resolve(symbol)
+            if found:
+                read.append(found)
+            return found
+
+    value = calc.evaluate(token.expression, resolve, evaluation.spend)
     text = render(token) if value is None else format_number(value)
+    if derived is not None and value is not None:
+        for source in read:
+            derived(source, text)
     evaluation.spend(len(text))
     out.append(text)
 
@@ -335,9 +368,15 @@ def evaluate(context: Context, tokens: tuple[Token, ...], out: list[str]) -> Non
         evaluation.level -= 1
 
 
-def run(tokens: tuple[Token, ...], root: Binding, clock: Clock, template_length: int) -> str | None:
+def run(
+    tokens: tuple[Token, ...],
+    root: Binding,
+    clock: Clock,
+    template_length: int,
+    derived: Derived | None = None,
+) -> str | None:
     """Evaluate parsed ``tokens`` against ``root``; ``None`` if that cannot be done at all."""
-    evaluation = Evaluation(clock, MAX_WORK + template_length)
+    evaluation = Evaluation(clock, MAX_WORK + template_length, derived)
     out: list[str] = []
     try:
         evaluate(Context(evaluation, root, None), tokens, out)
@@ -347,4 +386,4 @@ def run(tokens: tuple[Token, ...], root: Binding, clock: Clock, template_length:
     return "".join(out)
 
 
-__all__ = ["Clock", "run"]
+__all__ = ["Clock", "Derived", "run"]
