@@ -48,6 +48,9 @@ Path = tuple[str | int, ...]
 _INT = re.compile(r"[-+]?(0|[1-9][0-9_]*)$")
 _HEX = re.compile(r"0x[0-9a-fA-F_]+$")
 _OCT = re.compile(r"0o[0-7_]+$")
+#: a YAML comment that reads as an Octopus substitution: ``run: deploy --password #{Pw}`` ends
+#: the value at `` #``, so the step would run ``deploy --password``
+_SUBSTITUTION_COMMENT = re.compile(r"[ \t]+(#\{[^}\n]*\}?)")
 
 
 class Span(Struct, frozen=True):
@@ -219,7 +222,7 @@ def load_yaml(path: str, raw: bytes) -> Document:
             [Diagnostic(Location(path, 1, 1), "file is empty; expected a YAML mapping", "syntax")]
         )
     doc = Document(path=path, data=None, lines=lines)
-    converter = _Converter(doc)
+    converter = _Converter(doc, comments=" #{" in text or "\t#{" in text)
     doc.data = converter.convert(node, ())
     if converter.problems:
         raise LoadError(sorted(converter.problems, key=Diagnostic.sort_key))
@@ -304,8 +307,10 @@ def _span(node: Any) -> Span:
 
 
 class _Converter:
-    def __init__(self, doc: Document) -> None:
+    def __init__(self, doc: Document, *, comments: bool = False) -> None:
         self.doc = doc
+        #: whether the text may hold a comment that starts with ``#{`` (see _comment_after)
+        self.comments = comments
         self.nodes = 0
         self.problems: list[Diagnostic] = []
         self.too_big = False
@@ -334,6 +339,23 @@ class _Converter:
             location = Location(self.doc.path, span.line, span.column, span.length)
             self.problems.append(Diagnostic(location, message, "syntax"))
 
+    def _comment_after(self, node: Any) -> None:
+        """A value followed by a comment that starts with ``#{``: the author meant a
+        substitution, and YAML cut the value before it."""
+        end = node.end_mark
+        if end.line >= len(self.doc.lines):
+            return
+        found = _SUBSTITUTION_COMMENT.match(self.doc.lines[end.line], end.column)
+        if found is None:
+            return
+        comment = found.group(1)
+        location = Location(self.doc.path, end.line + 1, found.start(1) + 1, len(comment))
+        message = (
+            f"`{comment}` is a YAML comment here, not a substitution: an unquoted value ends "
+            "at ` #`; quote the whole value, or write it as a block (`|`)"
+        )
+        self.problems.append(Diagnostic(location, message, "syntax"))
+
     def convert(self, node: Any, path: Path, depth: int = 0) -> Any:
         self.nodes += 1
         if self.too_big or self.nodes > MAX_NODES or depth > MAX_DEPTH:
@@ -348,6 +370,10 @@ class _Converter:
             return None
         self.doc.values.setdefault(path, _span(node))
         kind = node.id
+        if self.comments and (
+            node.style not in ("|", ">") if kind == "scalar" else node.flow_style
+        ):
+            self._comment_after(node)
         if kind == "scalar":
             value = _scalar(node.tag, node.value, node.style)
             if isinstance(value, float) and math.isnan(value):

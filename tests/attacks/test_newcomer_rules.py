@@ -125,6 +125,46 @@ def test_a_manual_step_that_only_runs_after_an_abort_is_checked_too(workspace: W
     assert not (workspace.root / "upgraded").exists()
 
 
+def test_an_unquoted_substitution_refuses_the_run_instead_of_running_without_it(
+    workspace: Workspace,
+) -> None:
+    """`run: ./migrate --password #{DbPassword}` ran `./migrate --password`: YAML took
+    ` #{DbPassword}` for a comment. Octopus users write `#{}` unquoted; the run is refused
+    before any step, at the comment, in the workflow and in an action."""
+    workspace.write("touch migrated\n", "migrate")
+    path = workspace.write(
+        "name: newcomer\n"
+        "variables:\n"
+        "  DbPassword: {value: pw, secret: true}\n"
+        "steps:\n"
+        "  - id: first\n"
+        "    name: First\n"
+        "    run: touch started\n"
+        "  - id: migrate\n"
+        "    name: Migrate\n"
+        "    run: sh migrate --password #{DbPassword}\n"
+    )
+    done = workspace.run(path)
+    assert done.code == 2, done.out + done.err
+    assert f"{path}:10:32: `#{{DbPassword}}` is a YAML comment here, not a substitution" in done.err
+    assert not (workspace.root / "started").exists()
+    assert not (workspace.root / "migrated").exists()
+    assert not (workspace.state_dir / "runs" / "run-1").exists()
+    workspace.action(
+        "greet",
+        "name: greet\nruns:\n  using: composite\n  steps:\n"
+        "    - run: echo hello #{Name}\n      shell: bash\n",
+    )
+    path.write_text(
+        path.read_text().replace(" #{DbPassword}", "")
+        + ("  - id: greet\n    name: Greet\n    uses: ./actions/greet\n")
+    )
+    done = workspace.run(path)
+    assert done.code == 2, done.out + done.err
+    assert "action.yml:5:23: `#{Name}` is a YAML comment here" in done.err
+    assert not (workspace.root / "started").exists()
+
+
 def test_each_step_error_is_annotated_once_in_github(workspace: Workspace) -> None:
     """A step that cannot start reported its error as `::error`, and its failure once more."""
     path = workspace.write(

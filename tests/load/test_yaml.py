@@ -124,3 +124,38 @@ def test_the_same_anchor_merged_twice_is_not_a_cycle() -> None:
         "a": {"x": 1, "y": 2},
         "c": {"x": 1, "y": 2, "z": {"y": 2}},
     }
+
+
+@pytest.mark.parametrize(
+    ("raw", "where"),
+    [
+        # the value runs `deploy --password`: YAML ends it at ` #`
+        (b"run: deploy --password #{Pw}\n", "w.yml:1:24: `#{Pw}`"),
+        (b"env:\n  DB: #{Db}\n", "w.yml:2:7: `#{Db}`"),
+        (b'a: "quoted" #{Q}\n', "w.yml:1:13: `#{Q}`"),
+        (b"a: plain\n  continued\t#{Multi | ToUpper}\n", "w.yml:2:13: `#{Multi | ToUpper}`"),
+        (b"- first #{One}\n", "w.yml:1:9: `#{One}`"),
+        (b"a: [x, y] #{Flow}\n", "w.yml:1:11: `#{Flow}`"),
+        ("a: é #{Wide\n".encode(), "w.yml:1:6: `#{Wide`"),
+    ],
+)
+def test_a_comment_that_reads_as_a_substitution_is_refused(raw: bytes, where: str) -> None:
+    [message] = messages(raw)
+    assert message.startswith(where), message
+    assert "is a YAML comment here, not a substitution" in message
+    assert "quote the whole value, or write it as a block (`|`)" in message
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"run: |\n  deploy --password #{Pw}\n",  # a block keeps it
+        b"run: >\n  deploy #{Pw}\n",
+        b'run: "deploy #{Pw}"\n',
+        b"run: deploy --password#{Pw}\n",  # no space before `#`: part of the value
+        b"a: 1 # a comment\n# #{a comment on a line of its own}\n",
+        b"a: 1 # {not a substitution}\n",
+    ],
+)
+def test_other_comments_and_values_holding_a_substitution_load(raw: bytes) -> None:
+    load_yaml("w.yml", raw)
