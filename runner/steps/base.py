@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from msgspec import Struct, field
 
 from runner.approvals.state import ApprovalState, Decision, GuidedState
+from runner.errors import Location
 from runner.load.yaml import expression_in
 from runner.masking import Masker
 from runner.model import Identity, Step, Workflow
@@ -122,12 +123,19 @@ class StepContext(Struct):
     interruptible: Callable[[Callable[[], Any]], Any] = lambda function: function()
     #: the runner's own environment (``env`` above is the step's, with CI=true and file paths)
     host_env: Mapping[str, str] = field(default_factory=dict)
+    #: where a key of what runs is written, when it is not ``step`` (a composite action's step,
+    #: in its ``action.yml``)
+    where: Callable[[str], Location | None] | None = None
+
+    def at(self, key: str) -> Location | None:
+        """Where the key (``run``, ``working-directory``...) of what runs is written."""
+        return self.where(key) if self.where is not None else self.step.at(key)
 
     def render_at(self, key: str, template: str) -> str:
         """``render(template)``, the step's ``key`` (``run``, ``with`` ...) named as the place of
         an expression that fails there: evaluating it needs the run, so the error comes now,
         and without a place the user is left to find which ``${{ }}`` of the file it was."""
-        with expression_in(self.step.at(key), template):
+        with expression_in(self.at(key), template):
             return self.render(template)
 
 

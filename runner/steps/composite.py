@@ -130,6 +130,7 @@ def _run_nested(
         env=env,
         contexts=contexts,
         step_dir=ctx.step_dir / f"{depth}-{nested.index}-{nested.id}",
+        where=nested.at,
     )
     if nested.uses:
         given = {name: render_at(f"with.{name}", value) for name, value in nested.with_.items()}

@@ -137,7 +137,6 @@ def run_script(
 def _run_created(
     ctx: StepContext, script: Script, path: str, files: dict[str, str], after_cancel: bool
 ) -> StepResult:
-    step = ctx.step
     shell = script.shell or "bash"
     env = dict(ctx.env)
     for kind, names in FILES.items():
@@ -148,9 +147,10 @@ def _run_created(
         folder = ctx.render_at("working-directory", script.working_directory)
         cwd = (ctx.workspace / folder).resolve()
         if not cwd.is_dir():
+            written = script.working_directory
+            shown = repr(folder) if folder == written else f"{folder!r} (from {written!r})"
             raise StepError(
-                f"working-directory {script.working_directory!r} does not exist",
-                location=step.at("working-directory"),
+                f"working-directory {shown} does not exist", location=ctx.at("working-directory")
             )
     argv = shell_command(shell, path)
     processor = CommandProcessor()
@@ -190,7 +190,7 @@ def _run_created(
             f"environment variable `{nul}` holds a NUL character, which a process's "
             "environment cannot; remove it where the value is made (a step's output, "
             "`$RUNNER_ENV`, `$RUNNER_PATH` or `env:`)",
-            location=step.at("env"),
+            location=ctx.at("env"),
         ) from None
     result = read_files(ctx, files)
     result.exit_code = outcome.exit_code

@@ -471,6 +471,53 @@ def test_an_expression_in_a_composite_actions_step_is_named_in_the_actions_file(
     assert "actions/parse/action.yml:11:12: Error parsing JSON" in error, error
 
 
+@pytest.mark.parametrize(
+    ("folder", "error"),
+    [
+        ("${{ fromJSON(inputs.meta).dir }}", "action.yml:10:26: Error parsing JSON"),
+        (
+            "missing-${{ inputs.meta }}",
+            "action.yml:10:26: working-directory 'missing-not json' "
+            "(from 'missing-${{ inputs.meta }}') does not exist",
+        ),
+    ],
+)
+def test_a_composite_steps_working_directory_is_named_in_the_actions_file(
+    workspace: Workspace, folder: str, error: str
+) -> None:
+    """Its expression and its missing folder were named at the calling step, in the workflow."""
+    workspace.action(
+        "inside",
+        f"""
+        name: inside
+        inputs:
+          meta:
+            required: true
+        runs:
+          using: composite
+          steps:
+            - name: Show
+              shell: bash
+              working-directory: {folder}
+              run: pwd
+        """,
+    )
+    result = workspace.run(
+        """
+        name: composite errors
+        steps:
+          - id: inside
+            name: Inside
+            uses: ./actions/inside
+            with:
+              meta: not json
+        """
+    )
+    assert result.code != 0
+    said = result.step("inside").error or ""
+    assert f"actions/inside/{error}" in said, said
+
+
 def test_a_manual_steps_text_failing_at_the_start_names_its_place(workspace: Workspace) -> None:
     """A manual step's instructions that read no step's output are rendered when the run is
     planned, before any step: one that cannot be fails the run there."""
