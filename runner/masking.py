@@ -70,6 +70,8 @@ __all__ = [
 
 MASK = "***"
 MIN_SECRET_LENGTH = 4
+#: results of a filter that tests a secret (``Contains``, ``StartsWith``, a JSON ``true``)
+_VERDICTS = frozenset({"true", "false"})
 
 _XML_ESCAPES = {"<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;", "&": "&amp;"}
 _XML_SPECIAL = re.compile("[<>\"'&]")
@@ -457,11 +459,20 @@ class Masker:
         self._compiled: tuple[_Matcher, _Fragments, _Search, set[str]] | None = None
         self._longest = 0
         self._version = 0
+        #: the values registered (trimmed; not their lines or encoded forms), for :meth:`derive`
+        self._values: list[str] = []
+        self._known: set[str] = set()
 
     @property
     def min_length(self) -> int:
         """The shortest string that is registered for masking."""
         return self._min_length
+
+    @property
+    def values(self) -> tuple[str, ...]:
+        """The values registered (trimmed), in order: the secrets and what :meth:`derive` found."""
+        with self._lock:
+            return tuple(self._values)
 
     @property
     def patterns(self) -> frozenset[str]:
@@ -505,6 +516,9 @@ class Masker:
                     if len(stream) >= least:
                         streams[stream] = max(shortest, least)
         with self._lock:
+            if len(trimmed) >= least and trimmed not in self._known:
+                self._known.add(trimmed)
+                self._values.append(trimmed)
             added = new - self._patterns
             more = streams.keys() - self._streams.keys()
             if added or more:
@@ -515,12 +529,19 @@ class Masker:
                 self._version += 1
         return len(trimmed) >= least
 
-    def derive(self, source: str, result: str) -> None:
-        """``result`` was computed from ``source`` (``#{Password | ToUpper}``, a field of a JSON
-        value, a ``Substring``): when ``source`` holds a secret, so does ``result``, in a form
-        no encoding of the secret anticipates, so it is registered as a secret itself."""
-        if result != source and self.mask(source) != source:
-            self.add(result)
+    def derive(self, source: str, compute: Callable[[str], Iterable[str]]) -> None:
+        """``#{}`` computed something from ``source`` (``#{Password | ToUpper}``, a field of a
+        JSON value, a ``Substring``); ``compute(text)`` is what it makes of ``text``. What it
+        makes of each secret that ``source`` holds is registered as a secret too: the secret
+        in a form no encoding anticipates. Computed from the secret alone, not from ``source``:
+        a field of a non-secret document that holds a secret elsewhere is no secret, and a
+        predicate's ``true`` or ``false`` tells nothing worth masking every ``true`` for."""
+        with self._lock:
+            held = [value for value in self._values if value in source]
+        for secret in held:
+            for value in compute(secret):
+                if value != secret and value.strip().lower() not in _VERDICTS:
+                    self.add(value)
 
     def _current(self) -> tuple[_Matcher, _Fragments, _Search, set[str]] | None:
         compiled = self._compiled

@@ -85,7 +85,7 @@ def _step_json(plan: Plan, planned: PlannedStep) -> dict[str, Any]:
                 {
                     "name": name,
                     "type": kind,
-                    "label": label,
+                    "label": _mask(plan, label),
                     "required": required,
                     "pattern": pattern,
                     "options": list(options),
@@ -200,7 +200,7 @@ def plan_to_text(plan: Plan) -> str:
                     about.append("one of " + "/".join(options))
                 if pattern:
                     about.append(f"matching {pattern}")
-                named = f"{name} ({label})" if label and label != name else name
+                named = f"{name} ({_mask(plan, label)})" if label and label != name else name
                 lines.append(f"            field {named}: {', '.join(about)}")
             lines.append(f"            dry run assumes: {a.assumed}")
         if planned.runs is not False:

@@ -438,20 +438,27 @@ def test_a_multi_line_text_is_masked_as_its_lines() -> None:
     assert MASK in m.mask(wrapped)
 
 
-def test_a_value_derived_from_a_secret_is_masked_too() -> None:
+def test_what_a_computation_makes_of_a_secret_is_masked_too() -> None:
     m = masker("hunter2-Secret")
-    m.derive("hunter2-Secret", "HUNTER2-SECRET")
-    # and from a text that holds an encoded form of one, and from a derived value in turn
-    m.derive(base64.b64encode(b"hunter2-Secret").decode(), "decoded-form")
-    m.derive("HUNTER2-SECRET", "hunter2-secret")
-    assert m.mask("HUNTER2-SECRET decoded-form hunter2-secret") == "*** *** ***"
+    m.derive("hunter2-Secret", lambda text: [text.upper()])
+    # a derived value is one too, for what is computed from it in turn
+    m.derive("HUNTER2-SECRET", lambda text: [text.lower()])
+    # from a text that holds the secret: computed from the secret alone
+    m.derive("user=app password=hunter2-Secret", lambda text: [text[:7]])
+    assert m.mask("HUNTER2-SECRET hunter2-secret hunter2") == "*** *** ***"
+    assert m.values == ("hunter2-Secret", "HUNTER2-SECRET", "hunter2-secret", "hunter2")
 
 
-def test_a_value_derived_from_text_without_a_secret_is_left_alone() -> None:
+def test_what_is_computed_without_a_secret_or_says_nothing_of_it_is_left_alone() -> None:
     m = masker("hunter2-Secret")
-    m.derive("public-value", "PUBLIC-VALUE")
-    # the secret's own value is registered already; a result shorter than the minimum never is
-    m.derive("hunter2-Secret", "hunter2-Secret")
-    m.derive("hunter2-Secret", "hun")
-    assert m.mask("PUBLIC-VALUE hun") == "PUBLIC-VALUE hun"
-    assert "PUBLIC-VALUE" not in m.patterns
+    m.derive("public-value", lambda text: [text.upper()])
+    # a field of a document that holds a secret in another field
+    m.derive('{"region": "production", "pw": "hunter2-Secret"}', lambda text: [])
+    # a test of the secret (Contains, StartsWith, a JSON true) is not masked everywhere
+    m.derive("hunter2-Secret", lambda text: ["true", "False"])
+    # the secret itself is registered already; a result shorter than the minimum never is
+    m.derive("hunter2-Secret", lambda text: [text, text[:3]])
+    assert (
+        m.mask("PUBLIC-VALUE production true False hun") == "PUBLIC-VALUE production true False hun"
+    )
+    assert m.values == ("hunter2-Secret",)

@@ -177,14 +177,16 @@ class _Secrets:
     (``#{Password | ToUpper}``), which a run masks too (:meth:`Masker.derive`)."""
 
     def __init__(self, secrets: tuple[str, ...]) -> None:
-        self.values = secrets
+        self._secrets = secrets
         self._masker = Masker()
         for secret in secrets:
             self._masker.add(secret)
+        self.derive = self._masker.derive
 
-    def derive(self, source: str, result: str) -> None:
-        if result != source and self._masker.mask(source) != source and self._masker.add(result):
-            self.values = (*self.values, result)
+    @property
+    def values(self) -> tuple[str, ...]:
+        known = set(self._secrets)
+        return (*self._secrets, *(v for v in self._masker.values if v not in known))
 
 
 def _expanded(

@@ -105,6 +105,7 @@ class Run:
         self.record.status = RunStatus.RUNNING
         self.record.pid = os.getpid()
         self.contexts.invalidate()  # a resume may have changed steps since the last build
+        self._derive_ran()
         self.store.save(self.record)
         self.log.run_started(self.workflow, self.record)
         # made here, before steps run in threads, so that they all share one (its folder is
@@ -120,6 +121,24 @@ class Run:
             # at the end, a detach, an error or a second Ctrl-C: the steps' files are per process
             scratch.close()
             self._empty_temp()
+
+    def _derive_ran(self) -> None:
+        """A resumed run: register again what the steps that ran computed from secrets
+        (``#{Creds.password}`` written to a file that a later step prints), as their texts
+        render now. A text that no longer renders registers nothing."""
+        for step in self.workflow.steps:
+            if step.kind == "manual" or self.record.step(step.id).status in (
+                StepStatus.PENDING,
+                StepStatus.WAITING,
+                StepStatus.SKIPPED,
+            ):
+                continue
+            try:
+                values, contexts = self.substitution(step)
+                if step.run and "#{" in step.run:
+                    render_text(step.run, values, contexts, derived=self.masker.derive)
+            except RunnerError:
+                continue
 
     def _execute(self) -> int:
         try:

@@ -48,7 +48,7 @@ def _check_file(path: str | Path, raw: bytes | None) -> Loaded:
             shown, None, [Diagnostic(Location(shown, 1, 1), f"cannot read file: {reason}", "file")]
         )
     try:
-        doc = load_yaml(shown, data)
+        doc = load_yaml(shown, data, substitutions=True)
     except LoadError as exc:
         return Loaded(shown, None, exc.diagnostics, _lines(data))
     workspace = find_workspace(Path(path))

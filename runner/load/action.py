@@ -62,7 +62,7 @@ def load_action(path: Path) -> Action:
         problem = Diagnostic(Location(shown, 1, 1), f"cannot read action: {exc.strerror}", "action")
         raise WorkflowError([problem]) from None
     try:
-        doc = load_yaml(shown, raw)
+        doc = load_yaml(shown, raw, substitutions=True)
     except LoadError as exc:
         raise WorkflowError(exc.diagnostics) from None
     problems = (

@@ -51,6 +51,10 @@ _OCT = re.compile(r"0o[0-7_]+$")
 #: a YAML comment that reads as an Octopus substitution: ``run: deploy --password #{Pw}`` ends
 #: the value at `` #``, so the step would run ``deploy --password``
 _SUBSTITUTION_COMMENT = re.compile(r"[ \t]+(#\{[^}\n]*\}?)")
+#: the same after a block scalar's header (``run: | #{Pw}``) or a key whose value starts on the
+#: next line (``env: #{Pw}``)
+_AFTER_HEADER = re.compile(r"[|>][-+0-9]*(?=[ \t])")
+_AFTER_KEY = re.compile(r"[ \t]*:(?=[ \t])")
 
 
 class Span(Struct, frozen=True):
@@ -186,8 +190,12 @@ def read_text(path: str, raw: bytes) -> str:
     return text.removeprefix("\ufeff")
 
 
-def load_yaml(path: str, raw: bytes) -> Document:
-    """Parse ``raw`` as one YAML document; raise :class:`LoadError` with positioned diagnostics."""
+def load_yaml(path: str, raw: bytes, *, substitutions: bool = False) -> Document:
+    """Parse ``raw`` as one YAML document; raise :class:`LoadError` with positioned diagnostics.
+
+    ``substitutions``: its values may hold ``#{}`` (a workflow or an action), so a comment that
+    starts with ``#{`` where a value was being written is refused: the author meant it as part
+    of the value, and YAML dropped it."""
 
     text = read_text(path, raw)
     lines = text.splitlines()
@@ -222,7 +230,7 @@ def load_yaml(path: str, raw: bytes) -> Document:
             [Diagnostic(Location(path, 1, 1), "file is empty; expected a YAML mapping", "syntax")]
         )
     doc = Document(path=path, data=None, lines=lines)
-    converter = _Converter(doc, comments=" #{" in text or "\t#{" in text)
+    converter = _Converter(doc, comments=substitutions and "#{" in text)
     doc.data = converter.convert(node, ())
     if converter.problems:
         raise LoadError(sorted(converter.problems, key=Diagnostic.sort_key))
@@ -311,6 +319,9 @@ class _Converter:
         self.doc = doc
         #: whether the text may hold a comment that starts with ``#{`` (see _comment_after)
         self.comments = comments
+        #: id(value) -> the column of its key (or of its ``-``): a plain value goes on over the
+        #: lines indented more than that
+        self.parents: dict[int, int] = {}
         self.nodes = 0
         self.problems: list[Diagnostic] = []
         self.too_big = False
@@ -340,21 +351,53 @@ class _Converter:
             self.problems.append(Diagnostic(location, message, "syntax"))
 
     def _comment_after(self, node: Any) -> None:
-        """A value followed by a comment that starts with ``#{``: the author meant a
-        substitution, and YAML cut the value before it."""
-        end = node.end_mark
-        if end.line >= len(self.doc.lines):
+        """A comment that starts with ``#{`` where ``node``'s value was being written: after it
+        on its line, after a block scalar's header, or on the lines below a plain value, more
+        indented than where it started (where the value would have gone on)."""
+        lines = self.doc.lines
+        start, end = node.start_mark, node.end_mark
+        if node.id == "scalar" and node.style in ("|", ">"):
+            if start.line < len(lines):
+                header = _AFTER_HEADER.match(lines[start.line], start.column)
+                if header is not None:
+                    self._comment_at(start.line, header.end())
             return
-        found = _SUBSTITUTION_COMMENT.match(self.doc.lines[end.line], end.column)
+        if end.line >= len(lines):
+            return
+        if self._comment_at(end.line, end.column) or lines[end.line][end.column :].strip():
+            return
+        if node.id != "scalar" or node.style:
+            return
+        indent = self.parents.get(id(node), _indent(lines[start.line]))
+        for number in range(end.line + 1, len(lines)):
+            line = lines[number]
+            text = line.strip()
+            if not text:
+                continue
+            if not text.startswith("#") or _indent(line) <= indent:
+                return
+            self._comment_at(number, _indent(line) - 1)
+
+    def _key_comment(self, key: Any, value: Any) -> None:
+        """``env: #{Pw}`` above a block mapping: the comment sits on the key's line."""
+        line = key.end_mark.line
+        if value.start_mark.line > line and line < len(self.doc.lines):
+            colon = _AFTER_KEY.match(self.doc.lines[line], key.end_mark.column)
+            if colon is not None:
+                self._comment_at(line, colon.end())
+
+    def _comment_at(self, line: int, column: int) -> bool:
+        found = _SUBSTITUTION_COMMENT.match(self.doc.lines[line], column)
         if found is None:
-            return
+            return False
         comment = found.group(1)
-        location = Location(self.doc.path, end.line + 1, found.start(1) + 1, len(comment))
+        location = Location(self.doc.path, line + 1, found.start(1) + 1, len(comment))
         message = (
             f"`{comment}` is a YAML comment here, not a substitution: an unquoted value ends "
             "at ` #`; quote the whole value, or write it as a block (`|`)"
         )
         self.problems.append(Diagnostic(location, message, "syntax"))
+        return True
 
     def convert(self, node: Any, path: Path, depth: int = 0) -> Any:
         self.nodes += 1
@@ -370,9 +413,7 @@ class _Converter:
             return None
         self.doc.values.setdefault(path, _span(node))
         kind = node.id
-        if self.comments and (
-            node.style not in ("|", ">") if kind == "scalar" else node.flow_style
-        ):
+        if self.comments and (kind == "scalar" or node.flow_style):
             self._comment_after(node)
         if kind == "scalar":
             value = _scalar(node.tag, node.value, node.style)
@@ -430,6 +471,9 @@ class _Converter:
 
     def _collection(self, node: Any, path: Path, depth: int) -> Any:
         if node.id == "sequence":
+            if self.comments:
+                for item in node.value:
+                    self.parents[id(item)] = node.start_mark.column
             return [self.convert(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
         result: dict[str, Any] = {}
         try:
@@ -451,6 +495,10 @@ class _Converter:
                 self._problem(key_node, f"key {key!r} is duplicated{where}", "duplicate-key")
                 continue
             self.doc.keys.setdefault((*path, key), _span(key_node))
+            if self.comments:
+                self.parents[id(value_node)] = key_node.start_mark.column
+                if value_node.id != "scalar" and not value_node.flow_style:
+                    self._key_comment(key_node, value_node)
             result[key] = self.convert(value_node, (*path, key), depth + 1)
         return result
 
@@ -509,6 +557,10 @@ class _Cycle(Exception):
 
 class _MergeLimit(Exception):
     """Merge keys nested too deeply, or adding too many values."""
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" \t"))
 
 
 def _is_merge(key: Any) -> bool:

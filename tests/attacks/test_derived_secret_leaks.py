@@ -15,10 +15,19 @@ step's outputs. The secrets come from the environment, so the workflow never spe
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
+import requests
+from helpers.environ import host_env
+from helpers.paths import ROOT
 from helpers.run_helpers import RUNNER, Outcome, Workspace
+from helpers.server_helpers import serving
+
+from runner.approvals.identity import parse_directory
+from runner.server.storage import Store, make_engine, migrate
 
 PASSWORD = "hunter2-Secret-e5f1"
 CREDS = json.dumps(
@@ -42,6 +51,8 @@ variables:
     value: "#{DbPassword | ToLower}"
   Plain:
     value: "nothing-secret"
+  Conn:
+    value: "postgres://app:#{DbPassword}@db.internal.example:5432/shop"
 steps:
   - id: filters
     name: filters
@@ -56,6 +67,9 @@ steps:
       SHOUTED: "#{Shouted | ToUpper}"
       NEXT: "#{calc Pin + 1}"
       PLAIN: "#{Plain | ToUpper}"
+      HOST: "#{Conn | UriPart Host}"
+      LOUD: "#{Conn | ToUpper}"
+      DASH: '#{if DbPassword | Contains "-"}true#{/if}'
     run: |
       echo "upper $UPPER"
       echo "lower $LOWER"
@@ -67,7 +81,11 @@ steps:
       echo "shouted $SHOUTED"
       echo "next $NEXT"
       echo "plain $PLAIN"
+      echo "host $HOST"
+      echo "loud $LOUD"
+      echo "dash $DASH"
       echo "upper=$UPPER" >> "$RUNNER_OUTPUT"
+      echo "dash=$DASH" >> "$RUNNER_OUTPUT"
   - id: action
     name: in a composite action
     uses: ./actions/shout
@@ -76,6 +94,10 @@ steps:
     if: false
     manual:
       instructions: "Check #{DbPassword | ToUpper} and #{Shouted}"
+      fields:
+        - name: ticket
+          type: string
+          label: "Ticket for #{Creds.user} (#{DbPassword})"
 """
 
 ACTION = """
@@ -123,8 +145,11 @@ def outcome(workspace: Workspace) -> Outcome:
 
 
 def plan(workspace: Workspace, *args: str) -> subprocess.CompletedProcess[str]:
+    # the gate runs in the plan (a run has no one to ask here, so it skips it)
+    workspace.write(WORKFLOW.replace("    if: false\n", ""), "plan.yml")
+    workspace.action("shout", ACTION)
     return subprocess.run(
-        [str(RUNNER), "plan", "deploy.yml", "--env", "staging", *args],
+        [str(RUNNER), "plan", "plan.yml", "--env", "staging", *args],
         cwd=workspace.root,
         env=workspace.environ(ENV),
         capture_output=True,
@@ -150,6 +175,12 @@ def test_the_log_shows_no_value_computed_from_a_secret(outcome: Outcome) -> None
         "next ***",
         # a filter of a value that holds no secret is not masked
         "plain NOTHING-SECRET",
+        # nor a part of one that holds a secret elsewhere, nor a test of a secret: masking
+        # them would mask every `true` and host name of the log
+        "host db.internal.example",
+        # the secret inside a text a filter changed is, as the filter makes it
+        "loud POSTGRES://APP:***@DB.INTERNAL.EXAMPLE:5432/SHOP",
+        "dash true",
     ]
     said = [e["text"] for e in outcome.events() if e.get("step") == "action" and "text" in e]
     assert said == ["action ***"]
@@ -160,7 +191,8 @@ def test_the_record_journal_and_outputs_hold_none_either(outcome: Outcome) -> No
     texts = {p.name: p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file()}
     assert {"record.json", "events.jsonl"} <= set(texts)
     assert {name: leaks(text) for name, text in texts.items() if leaks(text)} == {}
-    assert outcome.step("filters").outputs == {"upper": "***"}
+    assert outcome.step("filters").outputs == {"upper": "***", "dash": "true"}
+    assert outcome.step("filters").secret_outputs == ["upper"]
     assert outcome.step("action").outputs == {"said": "***"}
 
 
@@ -174,3 +206,81 @@ def test_the_plan_masks_them_in_variables_and_instructions(workspace: Workspace)
     assert leaks(as_json.stdout) == []
     [gate] = [s for s in json.loads(as_json.stdout)["steps"] if s["id"] == "gate"]
     assert gate["approval"]["instructions"] == "Check *** and ***"
+    # a field's label was shown in clear, the secret itself too (before this fix as well)
+    assert [f["label"] for f in gate["approval"]["fields"]] == ["Ticket for *** (***)"]
+    assert "field ticket (Ticket for *** (***))" in text.stdout
+
+
+RESUMED = """\
+name: derived after a resume
+environments: [production]
+variables:
+  Creds:
+    from-env: TEST_CREDS
+    secret: true
+approvals:
+  trust:
+    people: approvals/people.yml
+  server:
+    url: {url}
+    token-env: RUNNER_SERVER_TOKEN
+steps:
+  - id: write
+    name: Write
+    run: |
+      cat > "$HOME/password.txt" <<'EOF'
+      #{{Creds.password}}
+      EOF
+  - id: gate
+    name: Gate
+    manual:
+      instructions: go on
+      teams: [trading-desk]
+  - id: read
+    name: Read
+    run: echo "read $(cat "$HOME/password.txt")"
+"""
+
+
+def test_a_resumed_run_still_masks_what_the_steps_before_computed(tmp_path: Path) -> None:
+    """A step before the pause wrote ``#{Creds.password}`` to a file; the step after the
+    resume printed it in clear: only the resumed process's own computations were known."""
+    root = tmp_path / "ws"
+    (root / ".git").mkdir(parents=True)
+    (root / "approvals").mkdir()
+    shutil.copy(ROOT / "approvals" / "people.yml", root / "approvals" / "people.yml")
+    engine = make_engine(f"sqlite:///{tmp_path / 'server.db'}")
+    migrate(engine)
+    store = Store(engine)
+    store.import_directory(parse_directory((root / "approvals" / "people.yml").read_bytes(), "p"))
+    runner_token = store.issue_token("runner", label="derived")
+    alice = {"Authorization": f"Bearer {store.issue_token('approver', 'alice', label='derived')}"}
+    try:
+        with serving(store) as url:
+            (root / "deploy.yml").write_text(RESUMED.format(url=url))
+            env = host_env(RUNNER_SERVER_TOKEN=runner_token, TEST_CREDS=CREDS, HOME=str(tmp_path))
+
+            def runner(*args: str) -> subprocess.CompletedProcess[str]:
+                return subprocess.run(
+                    [str(RUNNER), *args, "--state-dir", "S"],
+                    cwd=root,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                )
+
+            first = runner(
+                "run", "deploy.yml", "--env", "production", "--run-id", "r1", "--detach-on-wait"
+            )
+            assert first.returncode == 75, first.stdout + first.stderr
+            base = f"{url}/api/v1/interruptions/r1--gate"
+            assert requests.put(base + "/responsible", json={}, headers=alice).ok
+            decided = requests.post(base + "/submit", json={"result": "proceed"}, headers=alice)
+            assert decided.ok, decided.text
+            resumed = runner("resume", "r1")
+    finally:
+        engine.dispose()
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "read ***" in resumed.stdout
+    assert leaks(first.stdout + first.stderr + resumed.stdout + resumed.stderr) == []

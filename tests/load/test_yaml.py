@@ -126,6 +126,12 @@ def test_the_same_anchor_merged_twice_is_not_a_cycle() -> None:
     }
 
 
+def substitution_comments(raw: bytes) -> list[str]:
+    with pytest.raises(LoadError) as caught:
+        load_yaml("w.yml", raw, substitutions=True)
+    return [f"{d.location}: {d.message} [{d.kind}]" for d in caught.value.diagnostics]
+
+
 @pytest.mark.parametrize(
     ("raw", "where"),
     [
@@ -136,11 +142,19 @@ def test_the_same_anchor_merged_twice_is_not_a_cycle() -> None:
         (b"a: plain\n  continued\t#{Multi | ToUpper}\n", "w.yml:2:13: `#{Multi | ToUpper}`"),
         (b"- first #{One}\n", "w.yml:1:9: `#{One}`"),
         (b"a: [x, y] #{Flow}\n", "w.yml:1:11: `#{Flow}`"),
-        ("a: é #{Wide\n".encode(), "w.yml:1:6: `#{Wide`"),
+        ("a: \u00e9 #{Wide\n".encode(), "w.yml:1:6: `#{Wide`"),
+        # a long command wrapped onto the next line, where the wrapped part is a comment
+        (b"run: ./migrate --user admin --password\n  #{DbPassword}\nb: 1\n", "w.yml:2:3:"),
+        (b"steps:\n  - run:\n      #{Script}\n", "w.yml:3:7: `#{Script}`"),
+        (b"steps:\n  - run: echo\n     #{Wrapped}\n    name: x\n", "w.yml:3:6: `#{Wrapped}`"),
+        # after a block scalar's header, and on a key whose value starts below
+        (b"run: | #{Pw}\n  deploy\n", "w.yml:1:8: `#{Pw}`"),
+        (b"run: >- #{Pw}\n  deploy\n", "w.yml:1:9: `#{Pw}`"),
+        (b"env: #{Pw}\n  A: b\n", "w.yml:1:6: `#{Pw}`"),
     ],
 )
 def test_a_comment_that_reads_as_a_substitution_is_refused(raw: bytes, where: str) -> None:
-    [message] = messages(raw)
+    [message] = substitution_comments(raw)
     assert message.startswith(where), message
     assert "is a YAML comment here, not a substitution" in message
     assert "quote the whole value, or write it as a block (`|`)" in message
@@ -155,7 +169,19 @@ def test_a_comment_that_reads_as_a_substitution_is_refused(raw: bytes, where: st
         b"run: deploy --password#{Pw}\n",  # no space before `#`: part of the value
         b"a: 1 # a comment\n# #{a comment on a line of its own}\n",
         b"a: 1 # {not a substitution}\n",
+        # a comment at the key's indentation or less is about what follows, not the value
+        b"a: 1\n#{about b}\nb: 2\n",
+        b"steps:\n  - run: echo\n  #{about the next step}\n  - run: echo\n",
+        b"env:\n  A: b\n  #{about C}\n  C: d\n",
+        b"steps:\n  - run: echo\n    #{about name}\n    name: x\n",
     ],
 )
 def test_other_comments_and_values_holding_a_substitution_load(raw: bytes) -> None:
-    load_yaml("w.yml", raw)
+    load_yaml("w.yml", raw, substitutions=True)
+
+
+def test_files_without_substitutions_keep_such_comments() -> None:
+    """People and policy files never substitute: a note in a comment is only a note there."""
+    assert load_yaml("people.yml", b"username: alice   #{team-lead} see wiki\n").data == {
+        "username": "alice"
+    }

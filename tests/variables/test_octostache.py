@@ -148,31 +148,42 @@ def test_substitute_is_pure() -> None:
 @pytest.mark.parametrize(
     ("template", "variables", "told"),
     [
-        # a filter chain: its input and its final result (not each filter's)
-        ("#{A | ToUpper | Substring 3}", {"A": "secret"}, [("secret", "SEC")]),
+        # a filter chain, whole: what it makes of its input, and of another text
+        ("#{A | ToUpper | Substring 3}", {"A": "secret"}, [("secret", ["SEC"], ["OTH"])]),
         # a field of a JSON value, step by step
         (
             "#{J.db.pw}",
             {"J": '{"db": {"pw": "x1"}}'},
-            [('{"db": {"pw": "x1"}}', '{"pw":"x1"}'), ('{"pw":"x1"}', "x1")],
+            [('{"db": {"pw": "x1"}}', ['{"pw":"x1"}'], []), ('{"pw":"x1"}', ["x1"], [])],
         ),
         # #{each} over a JSON array, a JSON object (its values, not its keys) and a list
         (
             "#{each i in L}#{i}#{/each}",
             {"L": '["a1", "b2"]'},
-            [('["a1", "b2"]', "a1"), ('["a1", "b2"]', "b2")],
+            [('["a1", "b2"]', ["a1", "b2"], ["other"])],
         ),
-        ("#{each e in O}#{e.Key}#{/each}", {"O": '{"k": "v1"}'}, [('{"k": "v1"}', "v1")]),
-        ("#{each i in C}#{i}#{/each}", {"C": "p,q"}, [("p,q", "p"), ("p,q", "q")]),
-        # a calculation: each value it read
-        ("#{calc A * B}", {"A": "6", "B": "7"}, [("6", "42"), ("7", "42")]),
-        # a plain reference, and a value that holds another, are not derived: they are the text
+        (
+            "#{each e in O}#{e.Key}#{/each}",
+            {"O": '{"k": "v1"}'},
+            [('{"k": "v1"}', ["v1"], ["other"])],
+        ),
+        ("#{each i in C}#{i}#{/each}", {"C": "p,q"}, [("p,q", ["p", "q"], ["other"])]),
+        # a calculation: of each whole value it read
+        ("#{calc A * B}", {"A": "6", "B": "7"}, [("6", ["42"], []), ("7", ["42"], [])]),
+        # a plain reference, and a value that holds another, are not computed: they are the text
         ("#{A} #{B}", {"A": "x", "B": "y-#{A}"}, []),
     ],
 )
-def test_derived_is_told_of_each_value_computed_from_another(
-    template: str, variables: dict[str, str], told: list[tuple[str, str]]
+def test_derived_is_told_of_each_computation_and_how_to_repeat_it(
+    template: str, variables: dict[str, str], told: list[tuple[str, list[str], list[str]]]
 ) -> None:
-    seen: list[tuple[str, str]] = []
-    substitute(template, variables, derived=lambda source, result: seen.append((source, result)))
+    """Each call: the source, what the computation made of it, and of the text ``other``."""
+    seen: list[tuple[str, list[str], list[str]]] = []
+    substitute(
+        template,
+        variables,
+        derived=lambda source, compute: seen.append(
+            (source, list(compute(source)), list(compute("other")))
+        ),
+    )
     assert seen == told

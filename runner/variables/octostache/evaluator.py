@@ -10,7 +10,7 @@ throws; here that reference is left unreplaced instead (see :mod:`.limits`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from runner.variables.octostache import calc, jsonish
@@ -41,10 +41,11 @@ from runner.variables.octostache.syntax import (
 from runner.variables.octostache.truthiness import is_truthy
 
 Clock = Callable[[], datetime]
-#: told of each value computed from another (a filter chain's result from its input, a calc from
-#: the values it read, a JSON field or ``#{each}`` item from its document): the run's masker
-#: makes the result a secret when the source holds one
-Derived = Callable[[str, str], None]
+#: told of each computation on a value (a filter chain on its input, a JSON field or the
+#: ``#{each}`` items of a document, a calc on the values it read), as ``derived(source,
+#: compute)``: ``compute(text)`` gives what the same computation makes of ``text``. The run's
+#: masker applies it to each secret ``source`` holds, and masks what comes out
+Derived = Callable[[str, Callable[[str], list[str]]], None]
 # Work units for evaluating a #{} token or starting a loop iteration, next to one per character
 # written: roughly what they cost compared with copying a character, so that MAX_WORK bounds time.
 STEP_COST = 8
@@ -203,7 +204,7 @@ class Context:
         found = jsonish.lookup(text or "", prop)
         derived = self.evaluation.derived
         if derived is not None and text and found is not None and found.item:
-            derived(text, found.item)
+            derived(text, lambda other: _items([jsonish.lookup(other, prop)]))
         return found
 
     def resolve(self, symbol: Symbol) -> str | None:
@@ -226,16 +227,10 @@ class Context:
             return list(node.indexable.values())
         if node.item is None:
             return []
-        items = jsonish.items(node.item)
-        if items is None:
-            items = [Binding(part) for part in node.item.split(",")]
+        items = _each(node.item)
         derived = self.evaluation.derived
         if derived is not None:
-            for item in items:
-                # an object's entries: the values (its keys are names, not the secret's content)
-                value = item.children["value"].item if "value" in item.children else item.item
-                if value:
-                    derived(node.item, value)
+            derived(node.item, lambda other: _items(_each(other)))
         return items
 
     # -- expressions -----------------------------------------------------------------------
@@ -245,12 +240,23 @@ class Context:
         if isinstance(expression, Symbol):
             return self.resolve(expression)
         source = value = self.resolve(expression.base)
-        for call in expression.calls:
-            options = [self.option(option) for option in call.options]
-            value = invoke(call.name, value, options, self.evaluation.clock)
+        calls = [
+            (call.name, [self.option(option) for option in call.options])
+            for call in expression.calls
+        ]
+        clock = self.evaluation.clock
+        for name, options in calls:
+            value = invoke(name, value, options, clock)
         derived = self.evaluation.derived
         if derived is not None and source and value:
-            derived(source, value)
+
+            def again(other: str) -> list[str]:
+                result: str | None = other
+                for name, options in calls:
+                    result = invoke(name, result, options, clock)
+                return [result] if result else []
+
+            derived(source, again)
         return value
 
     def option(self, token: Token) -> str:
@@ -260,6 +266,31 @@ class Context:
         out: list[str] = []
         evaluate(self.child(), (token,), out)
         return "".join(out)
+
+
+def _whole(source: str, text: str) -> Callable[[str], list[str]]:
+    """A calc's result as made of one value it read: of that whole value (a PIN plus one),
+    not of text around it."""
+    return lambda other: [text] if other == source else []
+
+
+def _each(text: str) -> list[Binding]:
+    """``#{each}``'s items of a value: a JSON array or object, else its comma-separated parts."""
+    items = jsonish.items(text)
+    return items if items is not None else [Binding(part) for part in text.split(",")]
+
+
+def _items(bindings: Sequence[Binding | None]) -> list[str]:
+    """The values of ``bindings`` (an object's entries: their values, not their keys, which
+    are names rather than content)."""
+    values = []
+    for binding in bindings:
+        if binding is None:
+            continue
+        value = binding.children["value"].item if "value" in binding.children else binding.item
+        if value:
+            values.append(value)
+    return values
 
 
 def _substitution(context: Context, token: Substitution, out: list[str]) -> None:
@@ -291,7 +322,7 @@ def _calculation(context: Context, token: Calculation, out: list[str]) -> None:
     text = render(token) if value is None else format_number(value)
     if derived is not None and value is not None:
         for source in read:
-            derived(source, text)
+            derived(source, _whole(source, text))
     evaluation.spend(len(text))
     out.append(text)
 
