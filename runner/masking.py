@@ -29,8 +29,8 @@ into one. :class:`Masker` does the same, with these choices:
   inside bash single and double quotes, ``printf %q``'s, and Python's ``repr``.
 * **Derived values.** GitHub's expressions cannot change a secret's case or cut it, but
   Octostache's filters can (``#{Password | ToUpper}``, ``Substring``, a field of a JSON
-  secret, ``#{each}`` over one): :meth:`Masker.derive` registers a value computed from text
-  that holds a secret as a secret too (Octopus masks only the value itself).
+  secret, ``#{each}`` over one): :meth:`Masker.derive` repeats such a computation on each
+  secret its input holds and registers what comes out (Octopus masks only the value itself).
 * **Wrapped encodings.** ``base64`` wraps at 76 columns, PEM and ``openssl`` at 64, ``xxd -p``
   at 60, at a column that depends on what preceded the secret in the stream, so its encoding
   is cut where no registered form can anticipate. The long encoded forms are kept as

@@ -126,6 +126,8 @@ class Run:
         """A resumed run: register again what the steps that ran computed from secrets
         (``#{Creds.password}`` written to a file that a later step prints), as their texts
         render now. A text that no longer renders registers nothing."""
+        if not self.masker.values:
+            return
         for step in self.workflow.steps:
             if step.kind == "manual" or self.record.step(step.id).status in (
                 StepStatus.PENDING,

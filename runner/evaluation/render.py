@@ -30,8 +30,8 @@ def render_text(
 ) -> str:
     """Substitute ``#{}`` with Octostache's rules, then the ``${{ }}`` of the original text.
 
-    ``derived`` is told of each value Octostache computes from another (a run passes its
-    masker's :meth:`~runner.masking.Masker.derive`: ``#{Password | ToUpper}`` is a secret too).
+    ``derived`` is told of each computation Octostache makes (a run passes its masker's
+    :meth:`~runner.masking.Masker.derive`: ``#{Password | ToUpper}`` is a secret too).
     """
 
     if "${{" not in template:
