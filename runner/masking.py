@@ -462,6 +462,8 @@ class Masker:
         #: the values registered (trimmed; not their lines or encoded forms), for :meth:`derive`
         self._values: list[str] = []
         self._known: set[str] = set()
+        #: text -> (how many of _values were searched in it, those found): derive's recent texts
+        self._held: dict[str, tuple[int, list[str]]] = {}
 
     @property
     def min_length(self) -> int:
@@ -497,35 +499,45 @@ class Masker:
         """A counter that changes whenever the masked strings change."""
         return self._version
 
-    def add(self, value: str) -> bool:
-        """Register a secret: itself, trimmed, each trimmed line, and their encoded forms.
+    def add(self, value: str, *, encodings: bool = True) -> bool:
+        """Register a secret: itself, trimmed, each trimmed line, and their encoded forms
+        (without ``encodings``, as :meth:`derive` registers: the forms alone cost about 15
+        strings each, and the matcher is compiled from all of them).
 
         Returns whether the trimmed value itself is now masked; ``False`` means it is empty
         or shorter than :attr:`min_length` (its long enough lines are still registered).
         """
         trimmed = value.strip()
+        compact = _compact_json(trimmed)
+        if compact is not None:
+            # as #{} rewrites a JSON value it takes apart (``#{Wrapper.primary}``)
+            self.add(compact, encodings=encodings)
         items = {value, trimmed}
         items.update(line.strip() for line in re.split(r"\r\n|\r|\n", value))
         new: set[str] = set()
         streams: dict[str, int] = {}
         least = self._min_length
         for item in items:
-            if len(item) >= least:
-                new.update(f for f in encoded_forms(item) if len(f) >= least)
-                for stream, shortest in wrapped_streams(item).items():
-                    if len(stream) >= least:
-                        streams[stream] = max(shortest, least)
+            if len(item) < least:
+                continue
+            if not encodings:
+                new.add(item)
+                continue
+            new.update(f for f in encoded_forms(item) if len(f) >= least)
+            for stream, shortest in wrapped_streams(item).items():
+                if len(stream) >= least:
+                    streams[stream] = max(shortest, least)
         with self._lock:
             if len(trimmed) >= least and trimmed not in self._known:
                 self._known.add(trimmed)
                 self._values.append(trimmed)
-            added = new - self._patterns
-            more = streams.keys() - self._streams.keys()
+            added = {item for item in new if item not in self._patterns}
+            more = [stream for stream in streams if stream not in self._streams]
             if added or more:
                 self._patterns |= added
                 self._streams.update({stream: streams[stream] for stream in more})
                 self._compiled = None
-                self._longest = max(self._longest, *(len(p) for p in added | more))
+                self._longest = max(self._longest, *(len(p) for p in (*added, *more)))
                 self._version += 1
         return len(trimmed) >= least
 
@@ -537,11 +549,24 @@ class Masker:
         a field of a non-secret document that holds a secret elsewhere is no secret, and a
         predicate's ``true`` or ``false`` tells nothing worth masking every ``true`` for."""
         with self._lock:
-            held = [value for value in self._values if value in source]
+            held = self._secrets_in(source)
         for secret in held:
             for value in compute(secret):
-                if value != secret and value.strip().lower() not in _VERDICTS:
-                    self.add(value)
+                if value in self._known or value.strip().lower() in _VERDICTS:
+                    continue
+                self.add(value, encodings=False)
+
+    def _secrets_in(self, text: str) -> list[str]:
+        """The registered values ``text`` holds (itself, most often: a secret's field, a
+        secret's item). A text seen lately is searched only for the values added since."""
+        if text in self._known:
+            return [text]
+        searched, found = self._held.pop(text, (0, []))
+        found = found + [value for value in self._values[searched:] if value in text]
+        if len(self._held) >= 32:
+            self._held.pop(next(iter(self._held)))
+        self._held[text] = (len(self._values), found)
+        return found
 
     def _current(self) -> tuple[_Matcher, _Fragments, _Search, set[str]] | None:
         compiled = self._compiled
@@ -588,6 +613,20 @@ class Masker:
         compiled[0].find(text, found)
         compiled[1].find(text, found, starts_line=starts_line, ends_line=ends_line)
         return _merged(found)
+
+
+def _compact_json(text: str) -> str | None:
+    """A JSON object or array as written without spaces, when that differs from ``text``."""
+    if not text or text[0] not in "[{":
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(value, dict | list):
+        return None
+    compact = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return compact if compact != text else None
 
 
 def _replace(text: str, ranges: list[tuple[int, int]]) -> str:

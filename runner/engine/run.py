@@ -137,8 +137,9 @@ class Run:
                 continue
             try:
                 values, contexts = self.substitution(step)
-                if step.run and "#{" in step.run:
-                    render_text(step.run, values, contexts, derived=self.masker.derive)
+                for text in (step.run or "", *step.with_.values()):
+                    if "#{" in text:
+                        render_text(text, values, contexts, derived=self.masker.derive)
             except RunnerError:
                 continue
 

@@ -379,7 +379,8 @@ class _Converter:
             self._comment_at(number, _indent(line) - 1)
 
     def _key_comment(self, key: Any, value: Any) -> None:
-        """``env: #{Pw}`` above a block mapping: the comment sits on the key's line."""
+        """``env: #{Pw}`` above a block mapping, ``run: #{Cmd}`` above the rest of a plain
+        value: the comment sits on the key's line, the value starts below."""
         line = key.end_mark.line
         if value.start_mark.line > line and line < len(self.doc.lines):
             colon = _AFTER_KEY.match(self.doc.lines[line], key.end_mark.column)
@@ -497,8 +498,7 @@ class _Converter:
             self.doc.keys.setdefault((*path, key), _span(key_node))
             if self.comments:
                 self.parents[id(value_node)] = key_node.start_mark.column
-                if value_node.id != "scalar" and not value_node.flow_style:
-                    self._key_comment(key_node, value_node)
+                self._key_comment(key_node, value_node)
             result[key] = self.convert(value_node, (*path, key), depth + 1)
         return result
 

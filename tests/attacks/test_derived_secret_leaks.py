@@ -31,8 +31,13 @@ from runner.server.storage import Store, make_engine, migrate
 
 PASSWORD = "hunter2-Secret-e5f1"
 CREDS = json.dumps(
-    {"user": "deploy-bot-7", "password": 'pa"ss\\word-93c', "hosts": ["h-41a", "h-52b"]}
+    {
+        "user": "deploy-bot-7",
+        "password": 'pa"ss\\word-93c',
+        "hosts": ["h-41a", "h-52b"],
+    }
 )
+CLOUD = json.dumps({"region": "eu-west-1", "token": "tok-5b7c9e"})
 PIN = "48213"
 
 WORKFLOW = """
@@ -47,10 +52,15 @@ variables:
   Pin:
     from-env: TEST_PIN
     secret: true
+  Cloud:
+    from-env: TEST_CLOUD
+    secret: true
   Shouted:
     value: "#{DbPassword | ToLower}"
   Plain:
     value: "nothing-secret"
+  Wrapper:
+    value: '{"env": "dev", "primary": #{Cloud}}'
   Conn:
     value: "postgres://app:#{DbPassword}@db.internal.example:5432/shop"
 steps:
@@ -64,6 +74,8 @@ steps:
       USER: "#{Creds.user}"
       HOSTS: "#{each host in Creds.hosts}#{host};#{/each}"
       VALUES: "#{each entry in Creds}#{entry.Key}=#{entry.Value};#{/each}"
+      KEYS: "#{each entry in Cloud}#{entry.Key};#{/each}"
+      NESTED: "#{Wrapper.primary.token}"
       SHOUTED: "#{Shouted | ToUpper}"
       NEXT: "#{calc Pin + 1}"
       PLAIN: "#{Plain | ToUpper}"
@@ -78,6 +90,7 @@ steps:
       echo "user $USER"
       echo "hosts $HOSTS"
       echo "values $VALUES"
+      echo "cloud $KEYS $NESTED in eu-west-1"
       echo "shouted $SHOUTED"
       echo "next $NEXT"
       echo "plain $PLAIN"
@@ -114,7 +127,7 @@ runs:
         echo "action #{DbPassword | Substring 11}"
 """
 
-ENV = {"TEST_PASSWORD": PASSWORD, "TEST_CREDS": CREDS, "TEST_PIN": PIN}
+ENV = {"TEST_PASSWORD": PASSWORD, "TEST_CREDS": CREDS, "TEST_PIN": PIN, "TEST_CLOUD": CLOUD}
 
 #: what the filters above make of the secrets, each of which the old runner printed in clear
 DERIVED = {
@@ -126,6 +139,7 @@ DERIVED = {
     "each item": "h-41a",
     "each value": "h-52b",
     "calc": str(int(PIN) + 1),
+    "a field of a JSON secret inside another JSON value": "tok-5b7c9e",
 }
 
 
@@ -171,6 +185,10 @@ def test_the_log_shows_no_value_computed_from_a_secret(outcome: Outcome) -> None
         "hosts ***;***;",
         # an object's keys are names, not its secret content
         "values user=***;password=***;hosts=***;",
+        # what a template read of a JSON secret is masked, not the values it never read;
+        # read here through another JSON value that holds the secret, which #{} rewrites
+        # without its spaces
+        "cloud region;token; *** in eu-west-1",
         "shouted ***",
         "next ***",
         # a filter of a value that holds no secret is not masked

@@ -151,6 +151,7 @@ def substitution_comments(raw: bytes) -> list[str]:
         (b"run: | #{Pw}\n  deploy\n", "w.yml:1:8: `#{Pw}`"),
         (b"run: >- #{Pw}\n  deploy\n", "w.yml:1:9: `#{Pw}`"),
         (b"env: #{Pw}\n  A: b\n", "w.yml:1:6: `#{Pw}`"),
+        (b"run: #{Migrate}\n  --target prod\n", "w.yml:1:6: `#{Migrate}`"),
     ],
 )
 def test_a_comment_that_reads_as_a_substitution_is_refused(raw: bytes, where: str) -> None:

@@ -156,18 +156,24 @@ def test_substitute_is_pure() -> None:
             {"J": '{"db": {"pw": "x1"}}'},
             [('{"db": {"pw": "x1"}}', ['{"pw":"x1"}'], []), ('{"pw":"x1"}', ["x1"], [])],
         ),
-        # #{each} over a JSON array, a JSON object (its values, not its keys) and a list
+        # #{each} over a JSON array, a JSON object and a list: each item as it is read (an
+        # entry's value, not its key, which is a name)
         (
             "#{each i in L}#{i}#{/each}",
             {"L": '["a1", "b2"]'},
-            [('["a1", "b2"]', ["a1", "b2"], ["other"])],
+            [('["a1", "b2"]', ["a1"], ["other"]), ('["a1", "b2"]', ["b2"], [])],
         ),
         (
-            "#{each e in O}#{e.Key}#{/each}",
+            "#{each e in O}#{e.Key}=#{e.Value}#{/each}",
             {"O": '{"k": "v1"}'},
             [('{"k": "v1"}', ["v1"], ["other"])],
         ),
-        ("#{each i in C}#{i}#{/each}", {"C": "p,q"}, [("p,q", ["p", "q"], ["other"])]),
+        ("#{each e in O}#{e.Key}#{/each}", {"O": '{"k": "v1"}'}, []),
+        (
+            "#{each i in C}#{i}#{/each}",
+            {"C": "p,q"},
+            [("p,q", ["p"], ["other"]), ("p,q", ["q"], [])],
+        ),
         # a calculation: of each whole value it read
         ("#{calc A * B}", {"A": "6", "B": "7"}, [("6", ["42"], []), ("7", ["42"], [])]),
         # a plain reference, and a value that holds another, are not computed: they are the text

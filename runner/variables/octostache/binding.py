@@ -8,7 +8,7 @@ with value ``x``. Names are case-insensitive; iteration order is first-insertion
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from runner.variables.octostache.parser import parse_name
 from runner.variables.octostache.syntax import Identifier
@@ -22,12 +22,15 @@ def fold(name: str) -> str:
 class Binding:
     """A node: an optional value, named children and indexed children."""
 
-    __slots__ = ("children", "indexable", "item")
+    __slots__ = ("children", "indexable", "item", "made")
 
     def __init__(self, item: str | None = None) -> None:
         self.item = item
         self.children: dict[str, Binding] = {}
         self.indexable: dict[str, Binding] = {}
+        #: an ``#{each}`` item: the collection's text, and what the item is of another text
+        #: (told to the evaluator's ``derived`` when the item is read)
+        self.made: tuple[str, Callable[[str], list[str]]] | None = None
 
     def child(self, name: str) -> Binding:
         """The named child, created when missing."""

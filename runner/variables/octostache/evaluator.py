@@ -182,7 +182,9 @@ class Context:
         if node.item is None:
             return node
         if "#" not in node.item:
-            return Binding(node.item)
+            leaf = Binding(node.item)
+            leaf.made = node.made
+            return leaf
         tokens = self.evaluation.template(node.item)
         if tokens is None:
             return node
@@ -195,6 +197,7 @@ class Context:
         """``TryCustomParsers``: a step into a JSON value (self-references just fail)."""
         if not parent.item or not prop:
             return None
+        self._read(parent)
         text: str | None = parent.item
         if "#{" in parent.item:
             try:
@@ -213,7 +216,16 @@ class Context:
             node = self.walk(symbol)
         except _Unresolvable:
             return None
-        return node.item if node is not None else None
+        if node is None:
+            return None
+        self._read(node)
+        return node.item
+
+    def _read(self, node: Binding) -> None:
+        """An ``#{each}`` item is read: ``derived`` hears what it was made of."""
+        derived = self.evaluation.derived
+        if node.made is not None and derived is not None:
+            derived(*node.made)
 
     def resolve_all(self, collection: Symbol) -> list[Binding]:
         """``ResolveAll``: indexed children, else a JSON array/object, else comma-separated."""
@@ -228,9 +240,8 @@ class Context:
         if node.item is None:
             return []
         items = _each(node.item)
-        derived = self.evaluation.derived
-        if derived is not None:
-            derived(node.item, lambda other: _items(_each(other)))
+        if self.evaluation.derived is not None:
+            _mark(node.item, items)
         return items
 
     # -- expressions -----------------------------------------------------------------------
@@ -280,7 +291,29 @@ def _each(text: str) -> list[Binding]:
     return items if items is not None else [Binding(part) for part in text.split(",")]
 
 
-def _items(bindings: Sequence[Binding | None]) -> list[str]:
+def _mark(text: str, items: list[Binding]) -> None:
+    """Tell each item of ``text`` (an object's entry: its value) how it is made of another
+    text, for when it is read: only what a template reads of a collection is told, not all of
+    it (a JSON secret's region, printed by no one, stays unmasked)."""
+    made: dict[str, list[str]] = {}
+
+    def values(other: str) -> list[str]:
+        if other not in made:
+            made.clear()  # one text at a time: the collection's own, or a secret it holds
+            made[other] = [v or "" for v in _items(_each(other), keep_empty=True)]
+        return made[other]
+
+    for index, item in enumerate(items):
+        target = item.children.get("value", item)
+
+        def nth(other: str, index: int = index) -> list[str]:
+            found = values(other)
+            return [found[index]] if index < len(found) and found[index] else []
+
+        target.made = (text, nth)
+
+
+def _items(bindings: Sequence[Binding | None], *, keep_empty: bool = False) -> list[str]:
     """The values of ``bindings`` (an object's entries: their values, not their keys, which
     are names rather than content)."""
     values = []
@@ -288,8 +321,8 @@ def _items(bindings: Sequence[Binding | None]) -> list[str]:
         if binding is None:
             continue
         value = binding.children["value"].item if "value" in binding.children else binding.item
-        if value:
-            values.append(value)
+        if value or keep_empty:
+            values.append(value or "")
     return values
 
 
