@@ -302,3 +302,47 @@ def test_a_resumed_run_still_masks_what_the_steps_before_computed(tmp_path: Path
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "read ***" in resumed.stdout
     assert leaks(first.stdout + first.stderr + resumed.stdout + resumed.stderr) == []
+
+
+EACH = """
+name: items of secrets
+variables:
+  Servers:
+    from-env: TEST_SERVERS
+    secret: true
+  List:
+    from-env: TEST_LIST
+    secret: true
+  Both:
+    value: "public-host,#{List}"
+steps:
+  - id: each
+    name: each
+    env:
+      NESTED: "#{each e in Servers}#{each h in e.Value}#{h};#{/each}#{/each}"
+      HASHED: "#{each e in Servers}#{e.Value | ToUpper};#{/each}"
+      LAST: "#{each i in Both}#{if Octopus.Template.Each.Last}#{i}#{/if};#{/each}"
+    run: |
+      echo "nested $NESTED"
+      echo "hashed $HASHED"
+      echo "last $LAST"
+"""
+
+
+def test_items_read_in_a_nested_each_holding_a_hash_or_among_other_items_are_masked(
+    tmp_path: Path,
+) -> None:
+    """Each was in clear in a version that told an item only as it was read: an inner
+    collection read by an inner #{each}, an item holding `#` (read through the template
+    expansion, which made a new binding), and the second item of a secret list inside a
+    longer list (the item at the same place of the secret was masked instead)."""
+    servers = json.dumps({"hosts": ["h-41a-xyz", "h-52b-xyz"], "pw": "p#ss-word-93c"})
+    ran = Workspace(tmp_path).cli(
+        EACH, env={"TEST_SERVERS": servers, "TEST_LIST": "aaaa-1111,bbbb-2222"}
+    )
+    assert ran.code == 0, ran.out + ran.err
+    assert "nested ***;***;***;" in ran.out
+    assert "hashed ***;***;" in ran.out
+    assert "last ;;***;" in ran.out
+    for value in ("h-41a-xyz", "p#ss-word-93c", "P#SS-WORD-93C", "bbbb-2222"):
+        assert value not in ran.out + ran.err

@@ -161,7 +161,7 @@ def test_substitute_is_pure() -> None:
         (
             "#{each i in L}#{i}#{/each}",
             {"L": '["a1", "b2"]'},
-            [('["a1", "b2"]', ["a1"], ["other"]), ('["a1", "b2"]', ["b2"], [])],
+            [('["a1", "b2"]', ["a1"], ["other"]), ('["a1", "b2"]', ["b2"], ["other"])],
         ),
         (
             "#{each e in O}#{e.Key}=#{e.Value}#{/each}",
@@ -172,7 +172,8 @@ def test_substitute_is_pure() -> None:
         (
             "#{each i in C}#{i}#{/each}",
             {"C": "p,q"},
-            [("p,q", ["p"], ["other"]), ("p,q", ["q"], [])],
+            # (of another text: all its items, since which one sits where is not known)
+            [("p,q", ["p"], ["other"]), ("p,q", ["q"], ["other"])],
         ),
         # a calculation: of each whole value it read
         ("#{calc A * B}", {"A": "6", "B": "7"}, [("6", ["42"], []), ("7", ["42"], [])]),

@@ -191,7 +191,9 @@ class Context:
         self.evaluation.spend(STEP_COST)
         out: list[str] = []
         evaluate(self.child(), tokens, out)
-        return Binding("".join(out))
+        leaf = Binding("".join(out))
+        leaf.made = node.made
+        return leaf
 
     def _custom(self, parent: Binding, prop: str) -> Binding | None:
         """``TryCustomParsers``: a step into a JSON value (self-references just fail)."""
@@ -241,6 +243,7 @@ class Context:
             return []
         items = _each(node.item)
         if self.evaluation.derived is not None:
+            self._read(node)  # an item of an outer #{each}, itself a collection
             _mark(node.item, items)
         return items
 
@@ -308,6 +311,10 @@ def _mark(text: str, items: list[Binding]) -> None:
 
         def nth(other: str, index: int = index) -> list[str]:
             found = values(other)
+            if other != text:
+                # a secret that is part of the collection ("public-host,#{List}"): its items
+                # sit at other places, and which of them this item shows is not known
+                return [value for value in found if value]
             return [found[index]] if index < len(found) and found[index] else []
 
         target.made = (text, nth)
