@@ -15,15 +15,14 @@ step's outputs. The secrets come from the environment, so the workflow never spe
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import requests
 from helpers.environ import host_env
-from helpers.paths import ROOT
 from helpers.run_helpers import RUNNER, Outcome, Workspace
+from helpers.server_e2e import make_workspace
 from helpers.server_helpers import serving
 
 from runner.approvals.identity import parse_directory
@@ -263,10 +262,7 @@ steps:
 def test_a_resumed_run_still_masks_what_the_steps_before_computed(tmp_path: Path) -> None:
     """A step before the pause wrote ``#{Creds.password}`` to a file; the step after the
     resume printed it in clear: only the resumed process's own computations were known."""
-    root = tmp_path / "ws"
-    (root / ".git").mkdir(parents=True)
-    (root / "approvals").mkdir()
-    shutil.copy(ROOT / "approvals" / "people.yml", root / "approvals" / "people.yml")
+    root = make_workspace(tmp_path / "ws")
     engine = make_engine(f"sqlite:///{tmp_path / 'server.db'}")
     migrate(engine)
     store = Store(engine)
