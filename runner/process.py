@@ -53,6 +53,13 @@ class ProcessResult(Struct, frozen=True):
     output_error: str | None = None
 
 
+#: the threads inside :func:`capture`'s ``Popen``, and a signal deferred while one was there
+#: (:meth:`ProcessGroups.defer_interrupt` consults them): raised inside ``Popen``, after the
+#: fork, it would leave git or ssh-keygen running in a session of its own, its timeout gone
+_CAPTURING: set[int] = set()
+_CAPTURE_DEFERRED: dict[int, int] = {}
+
+
 class ProcessGroups:
     """The process groups running now, so that a signal handler can stop them all."""
 
@@ -96,10 +103,13 @@ class ProcessGroups:
         """Called from the signal handler (in the thread it interrupted): whether that thread is
         starting a process, in which case the interrupt is raised at its ``end_spawn``."""
         ident = threading.get_ident()
-        if ident not in self._spawning:
-            return False
-        self._deferred[ident] = signum
-        return True
+        if ident in self._spawning:
+            self._deferred[ident] = signum
+            return True
+        if ident in _CAPTURING:
+            _CAPTURE_DEFERRED[ident] = signum
+            return True
+        return False
 
     def discard(self, pgid: int) -> None:
         with self._lock:
@@ -420,6 +430,8 @@ def capture(
                 raise ProgramError(
                     argv, f"cannot read {stdin}: {why}", kind="cannot-read-input"
                 ) from None
+        ident = threading.get_ident()
+        _CAPTURING.add(ident)
         try:
             proc = subprocess.Popen(
                 argv,
@@ -431,10 +443,14 @@ def capture(
                 start_new_session=not terminal,
             )
         except OSError as exc:
+            _end_capturing(ident)
             missing = isinstance(exc, FileNotFoundError) and exc.filename in (None, argv[0])
             reason = "not found" if missing else (exc.strerror or str(exc))
             kind = "not-found" if missing else "cannot-start"
             raise ProgramError(argv, f"cannot run {argv[0]}: {reason}", kind=kind) from None
+        except BaseException:
+            _end_capturing(ident)
+            raise
 
     def kill() -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -452,6 +468,9 @@ def capture(
         threads.append(threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True))
     timed_out = False
     try:
+        # from here a signal kills the program it interrupts (below): one that came while it
+        # was being started is raised now
+        _end_capturing(ident)
         for thread in threads:
             thread.start()
         try:
@@ -485,6 +504,13 @@ def capture(
             kind="too-much-output",
         )
     return Captured(tuple(argv), proc.returncode, out.data(), err.data())
+
+
+def _end_capturing(ident: int) -> None:
+    _CAPTURING.discard(ident)
+    signum = _CAPTURE_DEFERRED.pop(ident, None)
+    if signum is not None:
+        raise KeyboardInterrupt(signum)
 
 
 class _Sink:

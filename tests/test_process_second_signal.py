@@ -90,3 +90,46 @@ def test_outside_a_spawn_the_second_signal_is_raised_at_once() -> None:
     with pytest.raises(KeyboardInterrupt):
         groups.end_spawn()
     assert not groups.defer_interrupt(signal.SIGINT)
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["second-signal", "before-steps"])
+def test_a_signal_inside_captures_popen_kills_the_program_it_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first: bool
+) -> None:
+    """``capture`` (git, ssh-keygen) runs its program in a session of its own: a signal inside
+    ``Popen``, after the fork, left it running, its timeout gone, after the runner exited. A
+    second signal during a run, and the first one before the steps start, are both raised
+    there at once."""
+    groups = ProcessGroups()
+    signals = Signals(_Run(groups))  # type: ignore[arg-type]
+    if first:
+        signals.stepping = True
+        signals.first = signal.SIGINT
+    started: list[int] = []
+    real_popen = subprocess.Popen
+
+    def popen_then_signal(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        proc = real_popen(*args, **kwargs)
+        started.append(proc.pid)
+        signals.handle(signal.SIGINT, None)
+        return proc
+
+    monkeypatch.setattr(process.subprocess, "Popen", popen_then_signal)
+    with pytest.raises(KeyboardInterrupt):
+        process.capture([sys.executable, "-c", "import time; time.sleep(300)"], timeout=60)
+    [pid] = started
+    try:
+        wait_for(lambda: not pid_alive(pid), 10, "the captured program to be killed")
+    finally:
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    # nothing is left deferred for this thread: the next signal is raised where it lands
+    assert not groups.defer_interrupt(signal.SIGINT)
+
+
+def test_a_capture_that_cannot_start_leaves_no_deferral_behind() -> None:
+    with pytest.raises(process.ProgramError):
+        process.capture(["/nonexistent/program"], timeout=5)
+    with pytest.raises(ValueError):
+        process.capture([sys.executable, "-c", "pass"], timeout=5, env={"A": "x\0y"})
+    assert not ProcessGroups().defer_interrupt(signal.SIGINT)

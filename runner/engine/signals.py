@@ -113,10 +113,12 @@ class Signals:
             if self.first is not None:
                 # the steps still running (``always()`` ones) must not outlive the runner
                 self.run.groups.kill_all()
-                if self.run.groups.defer_interrupt(signum):
-                    return  # raised once the step being started has its group registered
             else:
                 self.first = signum
+            if self.run.groups.defer_interrupt(signum):
+                # raised once the step being started has its group registered, or once the
+                # program capture() is starting can be killed
+                return
             raise KeyboardInterrupt(signum)
         self.first = signum
         self.received.put(signum)
