@@ -459,7 +459,8 @@ class Masker:
         self._compiled: tuple[_Matcher, _Fragments, _Search, set[str]] | None = None
         self._longest = 0
         self._version = 0
-        #: the values registered (trimmed; not their lines or encoded forms), for :meth:`derive`
+        #: the values registered, as given and trimmed (not their lines or encoded forms), for
+        #: :meth:`derive`
         self._values: list[str] = []
         self._known: set[str] = set()
         #: text -> (how many of _values were searched in it, those found): derive's recent texts
@@ -472,7 +473,8 @@ class Masker:
 
     @property
     def values(self) -> tuple[str, ...]:
-        """The values registered (trimmed), in order: the secrets and what :meth:`derive` found."""
+        """The values registered (as given, and trimmed when that differs), in order: the
+        secrets and what :meth:`derive` found."""
         with self._lock:
             return tuple(self._values)
 
@@ -528,9 +530,11 @@ class Masker:
                 if len(stream) >= least:
                     streams[stream] = max(shortest, least)
         with self._lock:
-            if len(trimmed) >= least and trimmed not in self._known:
-                self._known.add(trimmed)
-                self._values.append(trimmed)
+            # as #{} reads it (a trailing newline, " b" of "a, b") and trimmed, as printed
+            for known in (value, trimmed):
+                if len(known.strip()) >= least and known not in self._known:
+                    self._known.add(known)
+                    self._values.append(known)
             added = {item for item in new if item not in self._patterns}
             more = [stream for stream in streams if stream not in self._streams]
             if added or more:

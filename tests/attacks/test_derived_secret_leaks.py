@@ -342,3 +342,44 @@ def test_items_read_in_a_nested_each_holding_a_hash_or_among_other_items_are_mas
     assert "last ;;***;" in ran.out
     for value in ("h-41a-xyz", "p#ss-word-93c", "P#SS-WORD-93C", "bbbb-2222"):
         assert value not in ran.out + ran.err
+
+
+SPACED = """
+name: secrets as they are read
+variables:
+  List:
+    from-env: TEST_LIST
+    secret: true
+  Pin:
+    from-env: TEST_PIN
+    secret: true
+  Key:
+    from-env: TEST_KEY
+    secret: true
+steps:
+  - id: spaced
+    name: spaced
+    run: |
+      echo "b64 #{each i in List}#{i | ToBase64};#{/each}"
+      echo "sub #{each i in List}#{i | Substring 6};#{/each}"
+      echo "calc #{calc Pin * 2}"
+      echo "hash #{Key | Sha256}"
+"""
+
+
+def test_what_is_computed_from_a_secret_with_spaces_or_a_newline_is_masked(
+    tmp_path: Path,
+) -> None:
+    """The masker computed again from the secret trimmed, #{} from it as read: the second
+    item of `a, b` (` b`), a PIN from a file with its newline and a key's hash were in clear."""
+    ran = Workspace(tmp_path).cli(
+        SPACED,
+        env={
+            "TEST_LIST": "aaaa-1111, bbbb-2222",
+            "TEST_PIN": "48213\n",
+            "TEST_KEY": "hunter2-Secret-e5f1\n",
+        },
+    )
+    assert ran.code == 0, ran.out + ran.err
+    lines = [line.strip() for line in ran.out.splitlines()]
+    assert {"b64 ***;***;", "sub ***;***;", "calc ***", "hash ***"} <= set(lines), ran.out

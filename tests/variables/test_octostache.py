@@ -194,3 +194,10 @@ def test_derived_is_told_of_each_computation_and_how_to_repeat_it(
         ),
     )
     assert seen == told
+
+
+def test_a_json_surrogate_pair_is_one_character_and_a_lone_half_is_replaced() -> None:
+    """Decoded one escape at a time, they were two halves that no file takes: writing a step's
+    script with them was an internal error."""
+    creds = '{"e": "x\\ud83d\\ude00y", "f": "a\\ud83db"}'
+    assert substitute("#{C.e}|#{C.f}", {"C": creds}) == "x\U0001f600y|a\ufffdb"

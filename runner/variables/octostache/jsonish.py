@@ -96,7 +96,7 @@ class _Reader:
             c = s[self.i]
             self.i += 1
             if c == quote:
-                return "".join(out)
+                return _whole_characters("".join(out))
             if c != "\\":
                 out.append(c)
                 continue
@@ -155,6 +155,16 @@ class _Reader:
                 self.i += 1
             elif not self.s.startswith("]", self.i):
                 raise _Invalid
+
+
+def _whole_characters(text: str) -> str:
+    """``\\ud83d\\ude00`` decoded one escape at a time is two halves of one character, which
+    no file or process can take (writing a step's script with them was an internal error):
+    pairs are joined, as .NET's UTF-16 strings hold them, and a half alone becomes U+FFFD, as
+    .NET writes it."""
+    if not any("\ud800" <= c <= "\udfff" for c in text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def _load(text: str) -> object:
