@@ -53,11 +53,27 @@ class ProcessResult(Struct, frozen=True):
     output_error: str | None = None
 
 
-#: the threads inside :func:`capture`'s ``Popen``, and a signal deferred while one was there
-#: (:meth:`ProcessGroups.defer_interrupt` consults them): raised inside ``Popen``, after the
-#: fork, it would leave git or ssh-keygen running in a session of its own, its timeout gone
-_CAPTURING: set[int] = set()
-_CAPTURE_DEFERRED: dict[int, int] = {}
+#: the threads starting a process (between ``begin_spawn`` and ``end_spawn``), and a signal
+#: deferred while one was there, by thread (see :meth:`ProcessGroups.defer_interrupt`)
+_SPAWNING: set[int] = set()
+_DEFERRED: dict[int, int] = {}
+
+
+def begin_spawn() -> None:
+    """The calling thread starts a process in a session of its own: until :func:`end_spawn`,
+    a signal in it is deferred. Raised inside ``Popen`` (after the fork), or before a step's
+    group is registered, it would leave that process running, out of the terminal's and
+    ``kill_all``'s reach (and a ``capture``'s timeout), after the runner exited."""
+    _SPAWNING.add(threading.get_ident())
+
+
+def end_spawn() -> None:
+    """The process can be killed now (or none started): a deferred signal is raised here."""
+    ident = threading.get_ident()
+    _SPAWNING.discard(ident)
+    signum = _DEFERRED.pop(ident, None)
+    if signum is not None:
+        raise KeyboardInterrupt(signum)
 
 
 class ProcessGroups:
@@ -72,10 +88,6 @@ class ProcessGroups:
         self.cancelled = Cancellation()
         #: set by kill_all: a group registered after it is killed at once
         self.killed = False
-        #: the threads between starting a process and registering its group (see spawn)
-        self._spawning: set[int] = set()
-        #: a second signal deferred while its thread was in that window, by thread
-        self._deferred: dict[int, int] = {}
 
     def add(self, pgid: int) -> None:
         with self._lock:
@@ -84,32 +96,14 @@ class ProcessGroups:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGKILL)
 
-    def begin_spawn(self) -> None:
-        """The calling thread starts a process whose group it will ``add``: until
-        :meth:`end_spawn`, a second signal in it is deferred (``defer_interrupt``). Raised
-        inside ``Popen`` (after the fork) or before ``add``, it would leave a process of its own
-        session that ``kill_all`` never saw, outliving the runner."""
-        self._spawning.add(threading.get_ident())
-
-    def end_spawn(self) -> None:
-        """The group is registered (or no process started): a deferred signal is raised now."""
-        ident = threading.get_ident()
-        self._spawning.discard(ident)
-        signum = self._deferred.pop(ident, None)
-        if signum is not None:
-            raise KeyboardInterrupt(signum)
-
     def defer_interrupt(self, signum: int) -> bool:
         """Called from the signal handler (in the thread it interrupted): whether that thread is
         starting a process, in which case the interrupt is raised at its ``end_spawn``."""
         ident = threading.get_ident()
-        if ident in self._spawning:
-            self._deferred[ident] = signum
-            return True
-        if ident in _CAPTURING:
-            _CAPTURE_DEFERRED[ident] = signum
-            return True
-        return False
+        if ident not in _SPAWNING:
+            return False
+        _DEFERRED[ident] = signum
+        return True
 
     def discard(self, pgid: int) -> None:
         with self._lock:
@@ -189,7 +183,7 @@ def run_process(
     ``cancelled()`` step), which runs to its end; only a second signal stops it."""
     started = time.monotonic()
     if groups is not None:
-        groups.begin_spawn()
+        begin_spawn()
     try:
         proc = subprocess.Popen(
             list(argv),
@@ -202,7 +196,7 @@ def run_process(
         )
     except BaseException as exc:
         if groups is not None:
-            groups.end_spawn()  # no process: a deferred signal is raised here
+            end_spawn()  # no process: a deferred signal is raised here
         if not isinstance(exc, OSError):
             raise
         on_line(f"cannot start {argv[0]}: {exc.strerror or exc}")
@@ -214,7 +208,7 @@ def run_process(
     try:
         if groups is not None:
             groups.add(pgid)
-            groups.end_spawn()
+            end_spawn()
             if groups.cancelled.is_set() and not after_cancel:
                 groups.stop(pgid)
         assert proc.stdout is not None
@@ -430,8 +424,7 @@ def capture(
                 raise ProgramError(
                     argv, f"cannot read {stdin}: {why}", kind="cannot-read-input"
                 ) from None
-        ident = threading.get_ident()
-        _CAPTURING.add(ident)
+        begin_spawn()
         try:
             proc = subprocess.Popen(
                 argv,
@@ -443,13 +436,13 @@ def capture(
                 start_new_session=not terminal,
             )
         except OSError as exc:
-            _end_capturing(ident)
+            end_spawn()
             missing = isinstance(exc, FileNotFoundError) and exc.filename in (None, argv[0])
             reason = "not found" if missing else (exc.strerror or str(exc))
             kind = "not-found" if missing else "cannot-start"
             raise ProgramError(argv, f"cannot run {argv[0]}: {reason}", kind=kind) from None
         except BaseException:
-            _end_capturing(ident)
+            end_spawn()
             raise
 
     def kill() -> None:
@@ -470,7 +463,7 @@ def capture(
     try:
         # from here a signal kills the program it interrupts (below): one that came while it
         # was being started is raised now
-        _end_capturing(ident)
+        end_spawn()
         for thread in threads:
             thread.start()
         try:
@@ -504,13 +497,6 @@ def capture(
             kind="too-much-output",
         )
     return Captured(tuple(argv), proc.returncode, out.data(), err.data())
-
-
-def _end_capturing(ident: int) -> None:
-    _CAPTURING.discard(ident)
-    signum = _CAPTURE_DEFERRED.pop(ident, None)
-    if signum is not None:
-        raise KeyboardInterrupt(signum)
 
 
 class _Sink:

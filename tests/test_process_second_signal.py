@@ -28,6 +28,30 @@ class _Run:
         self.groups = groups
 
 
+def signal_inside_popen(monkeypatch: pytest.MonkeyPatch, signals: Signals) -> list[int]:
+    """Make ``Popen`` deliver a Ctrl-C as Python does, in the thread that called it, right
+    after the fork; the list gets the pid of each process it started."""
+    started: list[int] = []
+    real_popen = subprocess.Popen
+
+    def popen_then_signal(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        proc = real_popen(*args, **kwargs)
+        started.append(proc.pid)
+        signals.handle(signal.SIGINT, None)
+        return proc
+
+    monkeypatch.setattr(process.subprocess, "Popen", popen_then_signal)
+    return started
+
+
+def assert_killed(pid: int, what: str) -> None:
+    try:
+        wait_for(lambda: not pid_alive(pid), 10, what)
+    finally:
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_a_second_signal_inside_popen_kills_the_process_it_started(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -35,17 +59,7 @@ def test_a_second_signal_inside_popen_kills_the_process_it_started(
     signals = Signals(_Run(groups))  # type: ignore[arg-type]
     signals.stepping = True
     signals.first = signal.SIGINT  # the first Ctrl-C cancelled the run; an always() step runs
-    started: list[int] = []
-    real_popen = subprocess.Popen
-
-    def popen_then_signal(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
-        proc = real_popen(*args, **kwargs)
-        started.append(proc.pid)
-        # the second Ctrl-C, as Python delivers it: the handler runs in this thread, here
-        signals.handle(signal.SIGINT, None)
-        return proc
-
-    monkeypatch.setattr(process.subprocess, "Popen", popen_then_signal)
+    started = signal_inside_popen(monkeypatch, signals)  # the second Ctrl-C
     with pytest.raises(KeyboardInterrupt):
         run_process(
             [sys.executable, "-c", "import time; time.sleep(300)"],
@@ -55,11 +69,7 @@ def test_a_second_signal_inside_popen_kills_the_process_it_started(
             groups=groups,
         )
     [pid] = started
-    try:
-        wait_for(lambda: not pid_alive(pid), 10, "the step's process to be killed")
-    finally:
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
+    assert_killed(pid, "the step's process to be killed")
 
 
 def test_a_group_registered_after_kill_all_is_killed_at_once() -> None:
@@ -85,10 +95,10 @@ def test_outside_a_spawn_the_second_signal_is_raised_at_once() -> None:
     with pytest.raises(KeyboardInterrupt):
         signals.handle(signal.SIGTERM, None)
     # a process that could not start ends its spawn too: nothing is left deferred
-    groups.begin_spawn()
+    process.begin_spawn()
     assert groups.defer_interrupt(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt):
-        groups.end_spawn()
+        process.end_spawn()
     assert not groups.defer_interrupt(signal.SIGINT)
 
 
@@ -105,24 +115,11 @@ def test_a_signal_inside_captures_popen_kills_the_program_it_started(
     if first:
         signals.stepping = True
         signals.first = signal.SIGINT
-    started: list[int] = []
-    real_popen = subprocess.Popen
-
-    def popen_then_signal(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
-        proc = real_popen(*args, **kwargs)
-        started.append(proc.pid)
-        signals.handle(signal.SIGINT, None)
-        return proc
-
-    monkeypatch.setattr(process.subprocess, "Popen", popen_then_signal)
+    started = signal_inside_popen(monkeypatch, signals)
     with pytest.raises(KeyboardInterrupt):
         process.capture([sys.executable, "-c", "import time; time.sleep(300)"], timeout=60)
     [pid] = started
-    try:
-        wait_for(lambda: not pid_alive(pid), 10, "the captured program to be killed")
-    finally:
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
+    assert_killed(pid, "the captured program to be killed")
     # nothing is left deferred for this thread: the next signal is raised where it lands
     assert not groups.defer_interrupt(signal.SIGINT)
 
