@@ -92,11 +92,12 @@ class _Reader:
         quote = s[self.i]
         self.i += 1
         out: list[str] = []
+        halves = False  # a \\u escape gave half of a character (see _whole_characters)
         while self.i < len(s):
             c = s[self.i]
             self.i += 1
             if c == quote:
-                return _whole_characters("".join(out))
+                return _whole_characters("".join(out)) if halves else "".join(out)
             if c != "\\":
                 out.append(c)
                 continue
@@ -108,7 +109,9 @@ class _Reader:
                 digits = s[self.i : self.i + 4]
                 if not re.fullmatch(r"[0-9A-Fa-f]{4}", digits):
                     raise _Invalid
-                out.append(chr(int(digits, 16)))
+                code = int(digits, 16)
+                halves = halves or 0xD800 <= code <= 0xDFFF
+                out.append(chr(code))
                 self.i += 4
             else:
                 out.append(_ESCAPES.get(e, e))
@@ -162,8 +165,6 @@ def _whole_characters(text: str) -> str:
     no file or process can take (writing a step's script with them was an internal error):
     pairs are joined, as .NET's UTF-16 strings hold them, and a half alone becomes U+FFFD, as
     .NET writes it."""
-    if not any("\ud800" <= c <= "\udfff" for c in text):
-        return text
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
