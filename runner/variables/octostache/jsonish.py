@@ -92,7 +92,7 @@ class _Reader:
         quote = s[self.i]
         self.i += 1
         out: list[str] = []
-        halves = False  # a \\u escape gave half of a character (see _whole_characters)
+        halves = False  # a \u escape gave half of a character (see _whole_characters)
         while self.i < len(s):
             c = s[self.i]
             self.i += 1
