@@ -22,11 +22,7 @@ import pytest
 import requests
 from helpers.environ import host_env
 from helpers.run_helpers import RUNNER, Outcome, Workspace
-from helpers.server_e2e import make_workspace
-from helpers.server_helpers import serving
-
-from runner.approvals.identity import parse_directory
-from runner.server.storage import Store, make_engine, migrate
+from helpers.server_helpers import serving, workspace_store
 
 PASSWORD = "hunter2-Secret-e5f1"
 CREDS = json.dumps(
@@ -262,39 +258,34 @@ steps:
 def test_a_resumed_run_still_masks_what_the_steps_before_computed(tmp_path: Path) -> None:
     """A step before the pause wrote ``#{Creds.password}`` to a file; the step after the
     resume printed it in clear: only the resumed process's own computations were known."""
-    root = make_workspace(tmp_path / "ws")
-    engine = make_engine(f"sqlite:///{tmp_path / 'server.db'}")
-    migrate(engine)
-    store = Store(engine)
-    store.import_directory(parse_directory((root / "approvals" / "people.yml").read_bytes(), "p"))
-    runner_token = store.issue_token("runner", label="derived")
-    alice = {"Authorization": f"Bearer {store.issue_token('approver', 'alice', label='derived')}"}
-    try:
-        with serving(store) as url:
-            (root / "deploy.yml").write_text(RESUMED.format(url=url))
-            env = host_env(RUNNER_SERVER_TOKEN=runner_token, TEST_CREDS=CREDS, HOME=str(tmp_path))
+    root = tmp_path / "ws"
+    with workspace_store(root) as store, serving(store) as url:
+        runner_token = store.issue_token("runner", label="derived")
+        alice = {
+            "Authorization": f"Bearer {store.issue_token('approver', 'alice', label='derived')}"
+        }
+        (root / "deploy.yml").write_text(RESUMED.format(url=url))
+        env = host_env(RUNNER_SERVER_TOKEN=runner_token, TEST_CREDS=CREDS, HOME=str(tmp_path))
 
-            def runner(*args: str) -> subprocess.CompletedProcess[str]:
-                return subprocess.run(
-                    [str(RUNNER), *args, "--state-dir", "S"],
-                    cwd=root,
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    timeout=60,
-                )
-
-            first = runner(
-                "run", "deploy.yml", "--env", "production", "--run-id", "r1", "--detach-on-wait"
+        def runner(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [str(RUNNER), *args, "--state-dir", "S"],
+                cwd=root,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
             )
-            assert first.returncode == 75, first.stdout + first.stderr
-            base = f"{url}/api/v1/interruptions/r1--gate"
-            assert requests.put(base + "/responsible", json={}, headers=alice).ok
-            decided = requests.post(base + "/submit", json={"result": "proceed"}, headers=alice)
-            assert decided.ok, decided.text
-            resumed = runner("resume", "r1")
-    finally:
-        engine.dispose()
+
+        first = runner(
+            "run", "deploy.yml", "--env", "production", "--run-id", "r1", "--detach-on-wait"
+        )
+        assert first.returncode == 75, first.stdout + first.stderr
+        base = f"{url}/api/v1/interruptions/r1--gate"
+        assert requests.put(base + "/responsible", json={}, headers=alice).ok
+        decided = requests.post(base + "/submit", json={"result": "proceed"}, headers=alice)
+        assert decided.ok, decided.text
+        resumed = runner("resume", "r1")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "read ***" in resumed.stdout
     assert leaks(first.stdout + first.stderr + resumed.stdout + resumed.stderr) == []

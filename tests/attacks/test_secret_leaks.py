@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import subprocess
 import sys
 import threading
@@ -30,11 +29,7 @@ from urllib.parse import quote
 import pytest
 import requests
 from helpers.environ import host_env
-from helpers.paths import ROOT
-from helpers.server_helpers import serving
-
-from runner.approvals.identity import parse_directory
-from runner.server.storage import Store, make_engine, migrate
+from helpers.server_helpers import serving, workspace_store
 
 RUNNER = str(Path(sys.executable).with_name("runner"))
 SECRETS = {
@@ -152,18 +147,11 @@ class Done:
 @pytest.fixture(scope="module")
 def done(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Done]:
     root = tmp_path_factory.mktemp("leaks") / "ws"
-    (root / ".git").mkdir(parents=True)
-    (root / "approvals").mkdir()
-    shutil.copy(ROOT / "approvals" / "people.yml", root / "approvals" / "people.yml")
-    engine = make_engine(f"sqlite:///{root.parent / 'server.db'}")
-    migrate(engine)
-    store = Store(engine)
-    store.import_directory(parse_directory((root / "approvals" / "people.yml").read_bytes(), "p"))
-    tokens = {
-        "runner": store.issue_token("runner", label="leaks"),
-        "alice": store.issue_token("approver", "alice", label="leaks"),
-    }
-    with serving(store) as url:
+    with workspace_store(root) as store, serving(store) as url:
+        tokens = {
+            "runner": store.issue_token("runner", label="leaks"),
+            "alice": store.issue_token("approver", "alice", label="leaks"),
+        }
         (root / "deploy.yml").write_text(WORKFLOW.format(url=url))
         env = host_env(
             RUNNER_SERVER_TOKEN=tokens["runner"],
@@ -205,7 +193,6 @@ def done(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Done]:
                 run.kill()
                 run.communicate()
         yield Done(root, url, tokens, run.returncode, out, err)
-    engine.dispose()
 
 
 def test_the_run_proceeded(done: Done) -> None:
@@ -386,21 +373,14 @@ def guided(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Done, lis
     """A step that prints secrets (plain, base64, JSON, ``::add-mask::``) and fails: its
     question goes to the server and the chat webhook, alice skips it through the API."""
     root = tmp_path_factory.mktemp("guided-leaks") / "ws"
-    (root / ".git").mkdir(parents=True)
-    (root / "approvals").mkdir()
-    shutil.copy(ROOT / "approvals" / "people.yml", root / "approvals" / "people.yml")
-    engine = make_engine(f"sqlite:///{root.parent / 'server.db'}")
-    migrate(engine)
-    store = Store(engine)
-    store.import_directory(parse_directory((root / "approvals" / "people.yml").read_bytes(), "p"))
-    tokens = {
-        "runner": store.issue_token("runner", label="leaks"),
-        "alice": store.issue_token("approver", "alice", label="leaks"),
-    }
     hook = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
     threading.Thread(target=hook.serve_forever, daemon=True).start()
     try:
-        with serving(store) as url:
+        with workspace_store(root) as store, serving(store) as url:
+            tokens = {
+                "runner": store.issue_token("runner", label="leaks"),
+                "alice": store.issue_token("approver", "alice", label="leaks"),
+            }
             hook_url = f"http://127.0.0.1:{hook.server_address[1]}/hook"
             (root / "deploy.yml").write_text(GUIDED.format(url=url, hook=hook_url))
             env = host_env(
@@ -442,7 +422,6 @@ def guided(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Done, lis
             yield Done(root, url, tokens, run.returncode, out, err), list(_Hook.bodies)
     finally:
         hook.shutdown()
-        engine.dispose()
 
 
 def test_a_failed_steps_question_shows_no_secret_anywhere(

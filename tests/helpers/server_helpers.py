@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,6 +28,7 @@ import requests
 import uvicorn
 from sqlalchemy import text
 
+from helpers.server_e2e import make_workspace
 from helpers.stub import Reply, Seen, Stub, stub_server
 from runner.approvals.identity import Directory, parse_directory
 from runner.server.app import create_app
@@ -301,6 +303,22 @@ def expect_error() -> Callable[[requests.Response, int, str], None]:
         assert error_code(answer) == code, answer.text
 
     return check
+
+
+@contextmanager
+def workspace_store(root: Path) -> Iterator[Store]:
+    """A workspace at ``root`` (:func:`make_workspace`: the project's people file) and, beside
+    it, a server database on SQLite with those people imported; disposed on the way out."""
+    make_workspace(root)
+    engine = make_engine(f"sqlite:///{root.parent / 'server.db'}")
+    try:
+        migrate(engine)
+        store = Store(engine)
+        people = (root / "approvals" / "people.yml").read_bytes()
+        store.import_directory(parse_directory(people, "people.yml"))
+        yield store
+    finally:
+        engine.dispose()
 
 
 #: the app behind each URL :func:`serving` serves, for a test to see what the server holds
