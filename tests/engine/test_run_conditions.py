@@ -435,57 +435,30 @@ def test_an_expression_in_the_workflows_env_is_named_at_its_own_value(
     assert "deploy.yml:4:13: Error parsing JSON" in (result.step("one").error or "")
 
 
-def test_an_expression_in_a_composite_actions_step_is_named_in_the_actions_file(
-    workspace: Workspace,
-) -> None:
-    workspace.action(
-        "parse",
-        """
-        name: parse
-        inputs:
-          meta:
-            required: true
-        runs:
-          using: composite
-          steps:
-            - name: Show
-              shell: bash
-              env:
-                V: ${{ fromJSON(inputs.meta).v }}
-              run: echo "$V"
-        """,
-    )
-    result = workspace.run(
-        """
-        name: composite errors
-        steps:
-          - id: parse
-            name: Parse
-            uses: ./actions/parse
-            with:
-              meta: not json
-        """
-    )
-    assert result.code != 0
-    error = result.step("parse").error or ""
-    assert "actions/parse/action.yml:11:12: Error parsing JSON" in error, error
-
-
 @pytest.mark.parametrize(
-    ("folder", "error"),
+    ("keys", "error"),
     [
-        ("${{ fromJSON(inputs.meta).dir }}", "action.yml:10:26: Error parsing JSON"),
         (
-            "missing-${{ inputs.meta }}",
+            "env:\n                V: ${{ fromJSON(inputs.meta).v }}",
+            "action.yml:11:12: Error parsing JSON",
+        ),
+        # its working-directory's expression and missing folder were named at the calling
+        # step, in the workflow
+        (
+            "working-directory: ${{ fromJSON(inputs.meta).dir }}",
+            "action.yml:10:26: Error parsing JSON",
+        ),
+        (
+            "working-directory: missing-${{ inputs.meta }}",
             "action.yml:10:26: working-directory 'missing-not json' "
             "(from 'missing-${{ inputs.meta }}') does not exist",
         ),
     ],
+    ids=["env", "working-directory", "missing-folder"],
 )
-def test_a_composite_steps_working_directory_is_named_in_the_actions_file(
-    workspace: Workspace, folder: str, error: str
+def test_an_expression_in_a_composite_actions_step_is_named_in_the_actions_file(
+    workspace: Workspace, keys: str, error: str
 ) -> None:
-    """Its expression and its missing folder were named at the calling step, in the workflow."""
     workspace.action(
         "inside",
         f"""
@@ -498,7 +471,7 @@ def test_a_composite_steps_working_directory_is_named_in_the_actions_file(
           steps:
             - name: Show
               shell: bash
-              working-directory: {folder}
+              {keys}
               run: pwd
         """,
     )
