@@ -124,8 +124,9 @@ class Run:
 
     def _derive_ran(self) -> None:
         """A resumed run: register again what the steps that ran computed from secrets
-        (``#{Creds.password}`` written to a file that a later step prints), as their texts
-        render now. A text that no longer renders registers nothing."""
+        (``#{Creds.password}`` or ``${{ fromJSON(secrets.Creds).password }}`` written to a file
+        that a later step prints), as their texts render now. A text that no longer renders
+        registers nothing."""
         if not self.masker.values:
             return
         for step in self.workflow.steps:
@@ -135,13 +136,21 @@ class Run:
                 StepStatus.SKIPPED,
             ):
                 continue
+            texts = [
+                template
+                for template in (step.run or "", *step.env.values(), *step.with_.values())
+                if "#{" in template or "fromjson" in template.lower()
+            ]
+            if not texts:
+                continue
             try:
                 values, contexts = self.substitution(step)
-                for text in (step.run or "", *step.with_.values()):
-                    if "#{" in text:
-                        render_text(text, values, contexts, derived=self.masker.derive)
             except RunnerError:
                 continue
+            functions = self.host_functions()
+            for template in texts:
+                with contextlib.suppress(RunnerError):
+                    render_text(template, values, contexts, functions, derived=self.masker.derive)
 
     def _execute(self) -> int:
         try:

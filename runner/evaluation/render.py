@@ -31,7 +31,8 @@ def render_text(
     """Substitute ``#{}`` with Octostache's rules, then the ``${{ }}`` of the original text.
 
     ``derived`` is told of each computation Octostache makes (a run passes its masker's
-    :meth:`~runner.masking.Masker.derive`: ``#{Password | ToUpper}`` is a secret too).
+    :meth:`~runner.masking.Masker.derive`: ``#{Password | ToUpper}`` is a secret too), and of
+    each read out of ``fromJSON`` (``${{ fromJSON(secrets.DB).password }}`` is one too).
     """
 
     if "${{" not in template:
@@ -58,6 +59,11 @@ def render_text(
             if exc.offset is None:
                 exc.offset = found.start  # the caller knows the file; this, where in the text
             raise
+        if derived is not None:
+            for source, read in expressions.json_reads(
+                found.expression, contexts, functions=functions
+            ):
+                derived(source, read)
         return expressions.to_string(result)
 
     return _PLACEHOLDER.sub(value, text)

@@ -40,6 +40,7 @@ from runner.expressions.interpolate import (
     interpolate_with,
     template_string,
 )
+from runner.expressions.json_reads import json_reads as _json_reads
 from runner.expressions.lexer import MAX_LENGTH
 from runner.expressions.parser import MAX_DEPTH, Arity, checked_tree, syntax
 from runner.expressions.values import is_truthy
@@ -58,6 +59,7 @@ __all__ = [
     "find_templates",
     "interpolate",
     "is_truthy",
+    "json_reads",
     "parse",
     "referenced_functions",
     "referenced_named_values",
@@ -215,6 +217,30 @@ def evaluate(
     if compiled is None:
         return None
     return run(compiled, expression, contexts, functions)
+
+
+def json_reads(
+    expression: str,
+    contexts: Mapping[str, object],
+    *,
+    functions: HostFunctions | None = None,
+) -> list[tuple[str, Callable[[str], list[str]]]]:
+    """What ``expression`` reads out of ``fromJSON(x)``: for each such call whose ``x`` is a
+    string, ``x`` and what the reads on that call make of another text (see ``json_reads.py``;
+    a run's masker registers what they make of the secrets ``x`` holds)."""
+    if "fromjson" not in expression.lower():
+        return []
+    functions = functions or _NO_FUNCTIONS
+    node = _prepare(
+        expression, frozenset(contexts), frozenset(functions), _mapping_specs(functions)
+    ).node
+    if node is None:
+        return []
+    return list(
+        _json_reads(
+            node, contexts, functions, _keys(frozenset(contexts)), _keys(frozenset(functions))
+        )
+    )
 
 
 _NO_NAMES: frozenset[str] = frozenset()

@@ -240,10 +240,13 @@ approvals:
 steps:
   - id: write
     name: Write
+    env:
+      USER_NAME: ${{{{ fromJSON(secrets.Creds).user }}}}
     run: |
       cat > "$HOME/password.txt" <<'EOF'
       #{{Creds.password}}
       EOF
+      echo "$USER_NAME" >> "$HOME/password.txt"
   - id: gate
     name: Gate
     manual:
@@ -251,13 +254,14 @@ steps:
       teams: [trading-desk]
   - id: read
     name: Read
-    run: echo "read $(cat "$HOME/password.txt")"
+    run: echo "read $(paste -sd ' ' "$HOME/password.txt")"
 """
 
 
 def test_a_resumed_run_still_masks_what_the_steps_before_computed(tmp_path: Path) -> None:
-    """A step before the pause wrote ``#{Creds.password}`` to a file; the step after the
-    resume printed it in clear: only the resumed process's own computations were known."""
+    """A step before the pause wrote ``#{Creds.password}`` (and, from its environment,
+    ``${{ fromJSON(secrets.Creds).user }}``) to a file; the step after the resume printed it
+    in clear: only the resumed process's own computations were known."""
     root = tmp_path / "ws"
     with workspace_store(root) as store, serving(store) as url:
         runner_token = store.issue_token("runner", label="derived")
@@ -287,7 +291,7 @@ def test_a_resumed_run_still_masks_what_the_steps_before_computed(tmp_path: Path
         assert decided.ok, decided.text
         resumed = runner("resume", "r1")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert "read ***" in resumed.stdout
+    assert "read *** ***" in resumed.stdout
     assert leaks(first.stdout + first.stderr + resumed.stdout + resumed.stderr) == []
 
 
@@ -374,3 +378,60 @@ def test_what_is_computed_from_a_secret_with_spaces_or_a_newline_is_masked(
     assert ran.code == 0, ran.out + ran.err
     lines = [line.strip() for line in ran.out.splitlines()]
     assert {"b64 ***;***;", "sub ***;***;", "calc ***", "hash ***"} <= set(lines), ran.out
+
+
+EXPRESSIONS = """
+name: reads of a JSON secret in expressions
+variables:
+  Creds:
+    from-env: TEST_CREDS
+    secret: true
+steps:
+  - id: doc
+    name: a document holding a secret in one field
+    run: |
+      echo 'doc={"owner": "ops-team-9", "key": "#{Creds.user}", "count": 3}' >> "$RUNNER_OUTPUT"
+  - id: reads
+    name: reads
+    env:
+      FIELD: ${{ fromJSON(secrets.Creds).password }}
+      KEY: user
+    run: |
+      echo "field $FIELD"
+      echo "user ${{ fromJSON(secrets.Creds).user }}"
+      echo "dynamic ${{ fromJSON(secrets.Creds)[env.KEY] }}"
+      echo "hosts ${{ join(fromJSON(secrets.Creds).hosts.*, ',') }}"
+      echo "item ${{ fromJSON(secrets.Creds).hosts[1] }}"
+      echo "missing [${{ fromJSON(secrets.Creds).nothing }}]"
+      echo "owner ${{ fromJSON(steps.doc.outputs.doc).owner }}"
+      echo "count ${{ fromJSON(steps.doc.outputs.doc).count }}"
+      echo "has ${{ contains(fromJSON(secrets.Creds).user, 'bot') }}"
+      echo 'whole ${{ toJSON(fromJSON(secrets.Creds)) }}'
+"""
+
+
+def test_what_an_expression_reads_out_of_a_json_secret_is_masked(tmp_path: Path) -> None:
+    """``${{ fromJSON(secrets.Creds).password }}`` printed the password in clear: the masker
+    knew the JSON text and its encodings, never one field of it. What is read of a document
+    that only holds a secret in another field (its owner, its count) stays readable, as does
+    a test of a secret."""
+    ran = Workspace(tmp_path).cli(EXPRESSIONS, "--format", "json", env={"TEST_CREDS": CREDS})
+    assert ran.code == 0, ran.out + ran.err
+    assert leaks(ran.out + ran.err) == []
+    lines = [e["text"] for e in ran.events() if e.get("step") == "reads" and "text" in e]
+    assert lines[:9] == [
+        "field ***",
+        "user ***",
+        "dynamic ***",
+        "hosts ***,***",
+        "item ***",
+        "missing []",
+        "owner ops-team-9",
+        "count 3",
+        "has true",
+    ]
+    whole = json.loads("\n".join(lines[9:]).removeprefix("whole "))
+    assert whole == {"user": "***", "password": "***", "hosts": ["***", "***"]}
+    folder = ran.record_path.parent
+    texts = {p.name: p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file()}
+    assert {name: leaks(text) for name, text in texts.items() if leaks(text)} == {}
