@@ -55,6 +55,8 @@ _SUBSTITUTION_COMMENT = re.compile(r"[ \t]+(#\{[^}\n]*\}?)")
 #: next line (``env: #{Pw}``)
 _AFTER_HEADER = re.compile(r"[|>][-+0-9]*(?=[ \t])")
 _AFTER_KEY = re.compile(r"[ \t]*:(?=[ \t])")
+#: the same after an item of a flow collection and its comma (``[a, #{B}``)
+_AFTER_COMMA = re.compile(r"[ \t]*,")
 
 
 class Span(Struct, frozen=True):
@@ -352,8 +354,9 @@ class _Converter:
 
     def _comment_after(self, node: Any) -> None:
         """A comment that starts with ``#{`` where ``node``'s value was being written: after it
-        on its line, after a block scalar's header, or on the lines below a plain value, more
-        indented than where it started (where the value would have gone on)."""
+        on its line (after its comma, in a flow collection), after a block scalar's header or a
+        flow collection's bracket, or on the lines below a plain value, more indented than where
+        it started (where the value would have gone on)."""
         lines = self.doc.lines
         start, end = node.start_mark, node.end_mark
         if node.id == "scalar" and node.style in ("|", ">"):
@@ -362,21 +365,40 @@ class _Converter:
                 if header is not None:
                     self._comment_at(start.line, header.end())
             return
+        if node.id != "scalar" and start.line < len(lines):
+            # after a flow collection's `[` or `{`, on its line or the lines below
+            self._comment_ending(start.line, start.column + 1)
         if end.line >= len(lines):
             return
-        if self._comment_at(end.line, end.column) or lines[end.line][end.column :].strip():
+        if self._comment_at(end.line, end.column):
+            return
+        comma = _AFTER_COMMA.match(lines[end.line], end.column)
+        if comma is not None:
+            self._comment_ending(end.line, comma.end())
+            return
+        if lines[end.line][end.column :].strip():
             return
         if node.id != "scalar" or node.style:
             return
-        indent = self.parents.get(id(node), _indent(lines[start.line]))
-        for number in range(end.line + 1, len(lines)):
-            line = lines[number]
-            text = line.strip()
+        self._comments_below(end.line, self.parents.get(id(node), _indent(lines[start.line])))
+
+    def _comment_ending(self, line: int, column: int) -> None:
+        """A comment ending ``line`` from ``column`` on, or, when nothing follows there, on the
+        comment lines below (inside a flow collection, where the next item would go)."""
+        if not self._comment_at(line, column) and not self.doc.lines[line][column:].strip():
+            self._comments_below(line, -1)
+
+    def _comments_below(self, line: int, indent: int) -> None:
+        """The comment lines after ``line`` indented more than ``indent``, up to the first
+        line of anything else."""
+        lines = self.doc.lines
+        for number in range(line + 1, len(lines)):
+            text = lines[number].strip()
             if not text:
                 continue
-            if not text.startswith("#") or _indent(line) <= indent:
+            if not text.startswith("#") or _indent(lines[number]) <= indent:
                 return
-            self._comment_at(number, _indent(line) - 1)
+            self._comment_at(number, _indent(lines[number]) - 1)
 
     def _key_comment(self, key: Any, value: Any) -> None:
         """``env: #{Pw}`` above a block mapping, ``run: #{Cmd}`` above the rest of a plain

@@ -152,6 +152,16 @@ def substitution_comments(raw: bytes) -> list[str]:
         (b"run: >- #{Pw}\n  deploy\n", "w.yml:1:9: `#{Pw}`"),
         (b"env: #{Pw}\n  A: b\n", "w.yml:1:6: `#{Pw}`"),
         (b"run: #{Migrate}\n  --target prod\n", "w.yml:1:6: `#{Migrate}`"),
+        # inside a flow collection: after an item's comma, after the bracket, on the lines below
+        (b"args: [--user, admin, #{Pw}\n  ]\n", "w.yml:1:23: `#{Pw}`"),
+        (b"env: {A: b, #{Pw}\n  }\n", "w.yml:1:13: `#{Pw}`"),
+        (b"args: [ #{Pw}\n  ]\n", "w.yml:1:9: `#{Pw}`"),
+        (b"args: [--user,\n  #{Pw}\n  ]\n", "w.yml:2:3: `#{Pw}`"),
+        (b"args: [\n  #{Pw}\n  ]\n", "w.yml:2:3: `#{Pw}`"),
+        (b"args: ['a', \"b\",\n   #{Pw}\n  ]\n", "w.yml:2:4: `#{Pw}`"),
+        # after an anchor or a tag, the value is empty
+        (b"a: &x #{Pw}\n", "w.yml:1:7: `#{Pw}`"),
+        (b"a: !!str #{Pw}\n", "w.yml:1:10: `#{Pw}`"),
     ],
 )
 def test_a_comment_that_reads_as_a_substitution_is_refused(raw: bytes, where: str) -> None:
@@ -175,6 +185,11 @@ def test_a_comment_that_reads_as_a_substitution_is_refused(raw: bytes, where: st
         b"steps:\n  - run: echo\n  #{about the next step}\n  - run: echo\n",
         b"env:\n  A: b\n  #{about C}\n  C: d\n",
         b"steps:\n  - run: echo\n    #{about name}\n    name: x\n",
+        # in a flow collection: inside its quoted items, or a comment that is no substitution
+        b'args: ["a #{Pw}", "b, #{Pw}"]\n',
+        b'args: ["a\n  #{Pw} b"]\n',
+        b"args: [a,\n  # the next one\n  b]\n",
+        b"args: [a, b] # {not one}\n",
     ],
 )
 def test_other_comments_and_values_holding_a_substitution_load(raw: bytes) -> None:
