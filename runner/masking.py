@@ -465,6 +465,11 @@ class Masker:
         self._known: set[str] = set()
         #: text -> (how many of _values were searched in it, those found): derive's recent texts
         self._held: dict[str, tuple[int, list[str]]] = {}
+        #: the pieces finder, kept while the streams stay the same (a derived value adds none)
+        self._fragments: _Fragments | None = None
+        #: the parts of the secrets (see :meth:`add_parts`) and how many of _values they cover
+        self._parts: set[str] = set()
+        self._parted = 0
 
     @property
     def min_length(self) -> int:
@@ -541,6 +546,8 @@ class Masker:
                 self._patterns |= added
                 self._streams.update({stream: streams[stream] for stream in more})
                 self._compiled = None
+                if more:
+                    self._fragments = None
                 self._longest = max(self._longest, *(len(p) for p in (*added, *more)))
                 self._version += 1
         return len(trimmed) >= least
@@ -558,6 +565,26 @@ class Masker:
             for value in compute(secret):
                 if value in self._known or value.strip().lower() in _VERDICTS:
                     continue
+                self.add(value, encodings=False)
+
+    def add_parts(self, found: Iterable[str], parts_of: Callable[[str], Iterable[str]]) -> None:
+        """Register each text of ``found`` that is a part of a secret: ``parts_of(secret)``
+        gives a secret's parts, the same function at every call (a JSON secret's fields and
+        items as ``${{ fromJSON() }}`` reads them, :func:`runner.expressions.json_parts`). What
+        an expression read out of a document is masked when the document was a secret or held
+        one, wrapped or nested however; what it read of a document that holds a secret
+        elsewhere is not (that field is no part of it)."""
+        with self._lock:
+            fresh = self._values[self._parted :]
+            self._parted = len(self._values)
+        parts: set[str] = set()
+        for value in fresh:
+            parts.update(p for p in parts_of(value) if len(p.strip()) >= self._min_length)
+        with self._lock:
+            self._parts |= parts
+            wanted = {text for text in found if text in self._parts}
+        for value in wanted:
+            if value not in self._known and value.strip().lower() not in _VERDICTS:
                 self.add(value, encodings=False)
 
     def _secrets_in(self, text: str) -> list[str]:
@@ -578,7 +605,9 @@ class Masker:
             with self._lock:
                 compiled = self._compiled
                 if compiled is None:
-                    matcher, fragments = _Matcher(self._patterns), _Fragments(self._streams)
+                    fragments = self._fragments or _Fragments(self._streams)
+                    self._fragments = fragments
+                    matcher = _Matcher(self._patterns)
                     compiled = (matcher, fragments, matcher.search, fragments.grams)
                     self._compiled = compiled
         return compiled

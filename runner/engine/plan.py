@@ -174,7 +174,8 @@ def make_plan(
 
 class _Secrets:
     """What the plan masks: the run's secrets, and the values its texts compute from them
-    (``#{Password | ToUpper}``), which a run masks too (:meth:`Masker.derive`)."""
+    (``#{Password | ToUpper}``, ``${{ fromJSON(secrets.Db).password }}``), which a run masks
+    too (:meth:`Masker.derive`, :meth:`Masker.add_parts`)."""
 
     def __init__(self, secrets: tuple[str, ...]) -> None:
         self._secrets = secrets
@@ -182,6 +183,7 @@ class _Secrets:
         for secret in secrets:
             self._masker.add(secret)
         self.derive = self._masker.derive
+        self.add_parts = self._masker.add_parts
 
     @property
     def values(self) -> tuple[str, ...]:
@@ -234,16 +236,14 @@ def _approval_plan(
         where = step.at(f"manual.{key}")
         try:
             with expression_in(where, template):
-                return render_text(template, values, contexts, derived=secrets.derive)
+                return render_text(template, values, contexts, secrets=secrets)
         except ExpressionError as exc:
             if runs is not False and not _reads_steps(_failing(template, exc.offset), earlier):
                 raise
             unrendered.append(exc.message)
         if runs is not False:
             with expression_in(where, template):
-                render_text(
-                    _without_steps(template, earlier), values, contexts, derived=secrets.derive
-                )
+                render_text(_without_steps(template, earlier), values, contexts, secrets=secrets)
         return template
 
     instructions = rendered("instructions", manual.instructions)

@@ -150,7 +150,7 @@ class Run:
             functions = self.host_functions()
             for template in texts:
                 with contextlib.suppress(RunnerError):
-                    render_text(template, values, contexts, functions, derived=self.masker.derive)
+                    render_text(template, values, contexts, functions, secrets=self.masker)
 
     def _execute(self) -> int:
         try:
@@ -239,19 +239,19 @@ class Run:
         # steps set through RUNNER_ENV, then the step's own env rendered with those (GitHub's
         # order: the step's env wins)
         functions = self.host_functions()
-        derive = self.masker.derive
+        masker = self.masker
         env: dict[str, str] = {}
         contexts["env"] = {}
         contexts["job"] = {"status": self._status().value}
         for name, template in self.workflow.env.items():
             with expression_in(self.workflow.at(f"env.{name}"), template):
-                env[name] = render_text(template, values, contexts, functions, derived=derive)
+                env[name] = render_text(template, values, contexts, functions, secrets=masker)
         env.update(self.record.env)
         env.update(self.secret_env)
         contexts["env"] = dict(env)
         for name, template in step.env.items():
             with expression_in(step.where.get(f"env.{name}") or step.at("env"), template):
-                env[name] = render_text(template, values, contexts, functions, derived=derive)
+                env[name] = render_text(template, values, contexts, functions, secrets=masker)
         contexts["env"] = env
         return values, contexts
 
@@ -349,7 +349,7 @@ class Run:
         functions = self.host_functions()
 
         def render(template: str) -> str:
-            return render_text(template, values, contexts, functions, derived=self.masker.derive)
+            return render_text(template, values, contexts, functions, secrets=self.masker)
 
         ctx = StepContext(
             workflow=self.workflow,
@@ -659,7 +659,7 @@ class Run:
         for output in self.workflow.outputs.values():
             values, contexts = self.substitution(self.workflow.steps[-1])
             try:
-                text = render_text(output.value, values, contexts, derived=self.masker.derive)
+                text = render_text(output.value, values, contexts, secrets=self.masker)
                 result[output.name] = self.masker.mask(text)
             except ExpressionError:
                 result[output.name] = ""

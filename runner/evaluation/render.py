@@ -11,7 +11,8 @@ expression's value.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol
 
 from runner import expressions
 from runner import variables as octostache
@@ -20,20 +21,30 @@ from runner.errors import ExpressionError
 _PLACEHOLDER = re.compile("\x00(\\d+)\x00")
 
 
+class Secrets(Protocol):
+    """What a rendering tells of the values it computes from secrets (a run's
+    :class:`~runner.masking.Masker`)."""
+
+    def derive(self, source: str, compute: Callable[[str], Iterable[str]]) -> None: ...
+
+    def add_parts(self, found: Iterable[str], parts_of: Callable[[str], Iterable[str]]) -> None: ...
+
+
 def render_text(
     template: str,
     variables: Mapping[str, str],
     contexts: Mapping[str, object],
     functions: Mapping[str, Callable[..., object]] | None = None,
     *,
-    derived: octostache.Derived | None = None,
+    secrets: Secrets | None = None,
 ) -> str:
     """Substitute ``#{}`` with Octostache's rules, then the ``${{ }}`` of the original text.
 
-    ``derived`` is told of each computation Octostache makes (a run passes its masker's
-    :meth:`~runner.masking.Masker.derive`: ``#{Password | ToUpper}`` is a secret too), and of
-    each read out of ``fromJSON`` (``${{ fromJSON(secrets.DB).password }}`` is one too).
+    ``secrets`` (a run's masker) is told of each computation Octostache makes
+    (``#{Password | ToUpper}`` is a secret too) and of what ``${{ }}`` reads out of
+    ``fromJSON`` (``fromJSON(secrets.DB).password`` is one too).
     """
+    derived = secrets.derive if secrets is not None else None
 
     if "${{" not in template:
         if "#{" not in template:
@@ -58,15 +69,39 @@ def render_text(
         except ExpressionError as exc:
             if exc.offset is None:
                 exc.offset = found.start  # the caller knows the file; this, where in the text
+            if secrets is not None:
+                # the message may quote what was read (`format()` quotes its format string)
+                _json_reads(found.expression, contexts, functions, secrets, str(exc))
             raise
-        if derived is not None:
-            for source, read in expressions.json_reads(
-                found.expression, contexts, functions=functions
-            ):
-                derived(source, read)
-        return expressions.to_string(result)
+        shown = expressions.to_string(result)
+        if secrets is not None:
+            _json_reads(found.expression, contexts, functions, secrets, shown)
+        return shown
 
     return _PLACEHOLDER.sub(value, text)
+
+
+#: candidates x text length up to which only the values read that a text shows are registered;
+#: past it (a whole document of thousands of fields), every one read is (about 20 ms here)
+_SHOWN_BUDGET = 20_000_000
+
+
+def _json_reads(
+    expression: str,
+    contexts: Mapping[str, object],
+    functions: Mapping[str, Callable[..., object]] | None,
+    secrets: Secrets,
+    shown: str,
+) -> None:
+    """Tell ``secrets`` what ``expression`` read out of ``fromJSON`` that ``shown`` (its value,
+    or its error's message) holds: a field of a secret, but not one that a test of it read
+    (``contains(toJSON(fromJSON(secrets.Db)), 'x')`` shows `true`, none of the document)."""
+    if "fromjson" not in expression.lower():
+        return
+    read = expressions.json_reads(expression, contexts, functions=functions)
+    if len(read) * len(shown) <= _SHOWN_BUDGET:
+        read = [value for value in read if value in shown]
+    secrets.add_parts(read, expressions.json_parts)
 
 
 def escape_octostache(value: str) -> str:

@@ -40,6 +40,7 @@ from runner.expressions.interpolate import (
     interpolate_with,
     template_string,
 )
+from runner.expressions.json_reads import json_parts
 from runner.expressions.json_reads import json_reads as _json_reads
 from runner.expressions.lexer import MAX_LENGTH
 from runner.expressions.parser import MAX_DEPTH, Arity, checked_tree, syntax
@@ -59,6 +60,7 @@ __all__ = [
     "find_templates",
     "interpolate",
     "is_truthy",
+    "json_parts",
     "json_reads",
     "parse",
     "referenced_functions",
@@ -224,10 +226,10 @@ def json_reads(
     contexts: Mapping[str, object],
     *,
     functions: HostFunctions | None = None,
-) -> list[tuple[str, Callable[[str], list[str]]]]:
-    """What ``expression`` reads out of ``fromJSON(x)``: for each such call whose ``x`` is a
-    string, ``x`` and what the reads on that call make of another text (see ``json_reads.py``;
-    a run's masker registers what they make of the secrets ``x`` holds)."""
+) -> list[str]:
+    """What ``expression`` reads out of ``fromJSON(x)``: the strings and numbers each such call
+    gives with the reads on it (``fromJSON(x).a[0]``), evaluated with these contexts; a run's
+    masker registers those that are parts of a secret (see ``json_reads.py``)."""
     if "fromjson" not in expression.lower():
         return []
     functions = functions or _NO_FUNCTIONS
@@ -236,10 +238,8 @@ def json_reads(
     ).node
     if node is None:
         return []
-    return list(
-        _json_reads(
-            node, contexts, functions, _keys(frozenset(contexts)), _keys(frozenset(functions))
-        )
+    return _json_reads(
+        node, contexts, functions, _keys(frozenset(contexts)), _keys(frozenset(functions))
     )
 
 

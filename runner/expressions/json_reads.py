@@ -1,11 +1,13 @@
-"""What an expression reads out of ``fromJSON(...)``: ``fromJSON(secrets.DB).password`` prints a
-part of a secret that no encoding of the whole secret matches, so a masker must learn it.
+"""What an expression reads out of ``fromJSON(...)``, and the parts a JSON text has: together
+they tell a masker that ``fromJSON(secrets.DB).password`` printed a part of a secret, which no
+encoding of the whole secret matches.
 
-For each ``fromJSON(x)`` of a tree, with the longest chain of reads on it (``.a``, ``[0]``,
-``[matrix.key]``, ``.*``), this gives the text ``x`` evaluated to and a function making of any
-other text what that chain makes of it: the masker applies it to the secrets ``x`` held (see
-``Masker.derive``), never to ``x`` itself, so a field of a document that merely contains a
-secret elsewhere is not taken for one.
+``json_reads`` gives the values each ``fromJSON(x)`` of an expression gave, with the longest
+chain of reads on it (``.a``, ``[0]``, ``[matrix.key]``, ``.*``) evaluated as the expression
+does; ``json_parts`` gives every string and number of a JSON text, at any depth, and of JSON
+texts held in its strings. A value read that is a part of a secret is one (``Masker.add_parts``),
+however the secret reached ``x`` (wrapped by ``format``, inside a step's output, nested); a value
+read of a document that merely holds a secret elsewhere is not.
 """
 
 from __future__ import annotations
@@ -13,15 +15,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from runner.errors import ExpressionError
-from runner.expressions.ast import Call, Index, NamedValue, Node, Wildcard, children
-from runner.expressions.evaluate import Compiled, compile_tree, run
-from runner.expressions.functions import to_json
+from runner.expressions.ast import Call, Index, Node, Wildcard, children
+from runner.expressions.evaluate import compile_tree, run
+from runner.expressions.functions import from_json, to_json
 from runner.expressions.interpolate import template_string
 
-#: a context name no expression can write (names are letters, digits, ``_`` and ``-``)
-_TEXT = "\x00text"
-#: leaves taken from one read: a read of a whole large document stops there
-_MAX_LEAVES = 1000
+#: JSON texts inside JSON texts followed this deep (a secret holding a document as a string)
+_MAX_NESTING = 8
 
 
 def json_reads(
@@ -30,48 +30,45 @@ def json_reads(
     functions: Mapping[str, Callable[..., object]],
     context_keys: Mapping[str, str],
     function_keys: Mapping[str, str],
-) -> Iterator[tuple[str, Callable[[str], list[str]]]]:
-    """``(x, read)`` for each ``fromJSON(x)`` of ``tree`` whose argument is a string: ``read``
-    gives the strings and numbers that the chain of reads on that call makes of another text
-    (nothing when the text is no JSON or holds nothing there)."""
-    for chain, call in _chains(tree):
-        argument = call.args[0]
-        keys = {**context_keys, _TEXT: _TEXT}
+) -> list[str]:
+    """The strings and numbers each ``fromJSON`` call of ``tree``, with the reads on it, gives
+    (as printed, and as ``toJSON`` escapes them inside a document). A call that fails gives
+    nothing; the expression's own error says why."""
+    found: list[str] = []
+    for chain in _chains(tree):
         try:
-            source = run(compile_tree(argument, keys, function_keys), "", contexts, functions)
+            value = run(compile_tree(chain, context_keys, function_keys), "", contexts, functions)
         except ExpressionError:
             continue
-        if type(source) is not str or not source:
-            continue
-        yield (
-            source,
-            _reader(compile_tree(_replaced(chain, call), keys, function_keys), contexts, functions),
-        )
+        found.extend(_leaves(value, 0))
+    return found
 
 
-def _reader(
-    compiled: Compiled,
-    contexts: Mapping[str, object],
-    functions: Mapping[str, Callable[..., object]],
-) -> Callable[[str], list[str]]:
-    def read(text: str) -> list[str]:
-        try:
-            value = run(compiled, "", {**contexts, _TEXT: text}, functions)
-        except ExpressionError:
-            return []
-        return _leaves(value)
-
-    return read
+def json_parts(text: str) -> list[str]:
+    """The strings and numbers of ``text`` read as JSON (``fromJSON``'s reading), at any depth
+    and inside the JSON texts its strings hold; nothing when it is no JSON document."""
+    return _leaves(_document(text), 1) if _may_be_json(text) else []
 
 
-def _chains(tree: Node) -> Iterator[tuple[Node, Call]]:
-    """Each ``fromJSON`` call with the longest chain of reads on it, outermost first."""
+def _may_be_json(text: str) -> bool:
+    return text.lstrip()[:1] in ("{", "[", '"')
+
+
+def _document(text: str) -> object:
+    try:
+        return from_json([text])
+    except (ExpressionError, RecursionError):
+        return None
+
+
+def _chains(tree: Node) -> Iterator[Node]:
+    """Each ``fromJSON`` call with the longest chain of reads on it."""
     stack: list[Node] = [tree]
     while stack:
         node = stack.pop()
         call = _read_of_json(node)
         if call is not None:
-            yield node, call
+            yield node
             # what the call's argument and the chain's keys hold may read JSON too
             stack.extend(call.args)
             while isinstance(node, Index):
@@ -90,32 +87,27 @@ def _read_of_json(node: Node) -> Call | None:
     return None
 
 
-def _replaced(chain: Node, call: Call) -> Node:
-    """``chain`` with the call's argument read from the ``_TEXT`` context instead."""
-    if chain is call:
-        return Call(call.name, call.raw, (NamedValue(_TEXT, _TEXT),))
-    assert isinstance(chain, Index)
-    return Index(_replaced(chain.target, call), chain.key)
-
-
-def _leaves(value: object) -> list[str]:
+def _leaves(value: object, nesting: int) -> list[str]:
     found: list[str] = []
-    stack = [value]
-    while stack and len(found) < _MAX_LEAVES:
-        item = stack.pop()
+    stack: list[tuple[object, int]] = [(value, nesting)]
+    while stack:
+        item, depth = stack.pop()
         if isinstance(item, bool) or item is None:
             continue  # `true`, `false` and `null` tell nothing worth masking everywhere
         if isinstance(item, str):
-            if item:
-                found.append(item)
-                # as ``toJSON`` prints it, inside a document (a quote or a backslash escaped)
-                quoted = to_json([item])[1:-1]
-                if quoted != item:
-                    found.append(quoted)
+            if not item:
+                continue
+            found.append(item)
+            # as ``toJSON`` prints it inside a document (a quote or a backslash escaped)
+            quoted = to_json([item])[1:-1]
+            if quoted != item:
+                found.append(quoted)
+            if depth and depth < _MAX_NESTING and _may_be_json(item):
+                stack.append((_document(item), depth + 1))
         elif isinstance(item, int | float):
             found.append(template_string(item))
         elif isinstance(item, Mapping):
-            stack.extend(item.values())
+            stack.extend((v, depth) for v in item.values())
         elif isinstance(item, Sequence):
-            stack.extend(item)
+            stack.extend((v, depth) for v in item)
     return found

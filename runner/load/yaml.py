@@ -57,6 +57,10 @@ _AFTER_HEADER = re.compile(r"[|>][-+0-9]*(?=[ \t])")
 _AFTER_KEY = re.compile(r"[ \t]*:(?=[ \t])")
 #: the same after an item of a flow collection and its comma (``[a, #{B}``)
 _AFTER_COMMA = re.compile(r"[ \t]*,")
+#: a comment line's comment, wherever it starts (at the line's start, no blank before it)
+_LINE_COMMENT = re.compile(r"[ \t]*(#\{[^}\n]*\}?)")
+#: a flow collection's opening bracket, after its anchor and tag (``&a !!seq [``)
+_OPENING = re.compile(r"(?:[&!][^ \t\[{]*[ \t]+)*[\[{]")
 
 
 class Span(Struct, frozen=True):
@@ -324,6 +328,8 @@ class _Converter:
         #: id(value) -> the column of its key (or of its ``-``): a plain value goes on over the
         #: lines indented more than that
         self.parents: dict[int, int] = {}
+        #: the comments refused so far (an alias leads to the same one again)
+        self.commented: set[Location] = set()
         self.nodes = 0
         self.problems: list[Diagnostic] = []
         self.too_big = False
@@ -367,7 +373,9 @@ class _Converter:
             return
         if node.id != "scalar" and start.line < len(lines):
             # after a flow collection's `[` or `{`, on its line or the lines below
-            self._comment_ending(start.line, start.column + 1)
+            opening = _OPENING.match(lines[start.line], start.column)
+            if opening is not None:
+                self._comment_ending(start.line, opening.end())
         if end.line >= len(lines):
             return
         if self._comment_at(end.line, end.column):
@@ -398,7 +406,7 @@ class _Converter:
                 continue
             if not text.startswith("#") or _indent(lines[number]) <= indent:
                 return
-            self._comment_at(number, _indent(lines[number]) - 1)
+            self._comment_at(number, 0, _LINE_COMMENT)
 
     def _key_comment(self, key: Any, value: Any) -> None:
         """``env: #{Pw}`` above a block mapping, ``run: #{Cmd}`` above the rest of a plain
@@ -409,12 +417,17 @@ class _Converter:
             if colon is not None:
                 self._comment_at(line, colon.end())
 
-    def _comment_at(self, line: int, column: int) -> bool:
-        found = _SUBSTITUTION_COMMENT.match(self.doc.lines[line], column)
+    def _comment_at(
+        self, line: int, column: int, pattern: re.Pattern[str] = _SUBSTITUTION_COMMENT
+    ) -> bool:
+        found = pattern.match(self.doc.lines[line], column)
         if found is None:
             return False
         comment = found.group(1)
         location = Location(self.doc.path, line + 1, found.start(1) + 1, len(comment))
+        if location in self.commented:
+            return True  # met again through an alias
+        self.commented.add(location)
         message = (
             f"`{comment}` is a YAML comment here, not a substitution: an unquoted value ends "
             "at ` #`; quote the whole value, or write it as a block (`|`)"
@@ -493,10 +506,13 @@ class _Converter:
         return sizes[id(root)]
 
     def _collection(self, node: Any, path: Path, depth: int) -> Any:
+        # in a flow collection a plain value goes on over any line indented more than the
+        # block that holds the collection, whatever the column its item starts at
+        flow = self.parents.get(id(node), 0) if node.flow_style else None
         if node.id == "sequence":
             if self.comments:
                 for item in node.value:
-                    self.parents[id(item)] = node.start_mark.column
+                    self.parents[id(item)] = node.start_mark.column if flow is None else flow
             return [self.convert(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
         result: dict[str, Any] = {}
         try:
@@ -519,7 +535,7 @@ class _Converter:
                 continue
             self.doc.keys.setdefault((*path, key), _span(key_node))
             if self.comments:
-                self.parents[id(value_node)] = key_node.start_mark.column
+                self.parents[id(value_node)] = key_node.start_mark.column if flow is None else flow
                 self._key_comment(key_node, value_node)
             result[key] = self.convert(value_node, (*path, key), depth + 1)
         return result

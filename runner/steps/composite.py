@@ -97,7 +97,7 @@ def run_action(
     for name, template in action.outputs.items():
         try:
             result.outputs[name] = render_text(
-                template, ctx.variables, contexts, derived=ctx.masker.derive
+                template, ctx.variables, contexts, secrets=ctx.masker
             )
         except RunnerError as exc:
             raise StepError(f"output {name!r} of {uses}: {exc.message}") from None
@@ -113,7 +113,7 @@ def _run_nested(
     after_cancel: bool = False,
 ) -> StepResult:
     def render(template: str) -> str:
-        return render_text(template, ctx.variables, contexts, derived=ctx.masker.derive)
+        return render_text(template, ctx.variables, contexts, secrets=ctx.masker)
 
     def render_at(key: str, template: str) -> str:
         # the action's file, where its step wrote the expression

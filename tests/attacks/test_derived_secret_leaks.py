@@ -386,16 +386,26 @@ variables:
   Creds:
     from-env: TEST_CREDS
     secret: true
+  Nested:
+    from-env: TEST_NESTED
+    secret: true
+  Big:
+    from-env: TEST_BIG
+    secret: true
 steps:
   - id: doc
-    name: a document holding a secret in one field
+    name: documents holding a secret
+    env:
+      C: ${{ secrets.Creds }}
     run: |
       echo 'doc={"owner": "ops-team-9", "key": "#{Creds.user}", "count": 3}' >> "$RUNNER_OUTPUT"
+      echo "config={\\"region\\": \\"eu\\", \\"creds\\": $C}" >> "$RUNNER_OUTPUT"
   - id: reads
     name: reads
     env:
       FIELD: ${{ fromJSON(secrets.Creds).password }}
       KEY: user
+      TESTED: ${{ contains(toJSON(fromJSON(secrets.Big)), 'big-0001-field') }}
     run: |
       echo "field $FIELD"
       echo "user ${{ fromJSON(secrets.Creds).user }}"
@@ -405,21 +415,39 @@ steps:
       echo "missing [${{ fromJSON(secrets.Creds).nothing }}]"
       echo "owner ${{ fromJSON(steps.doc.outputs.doc).owner }}"
       echo "count ${{ fromJSON(steps.doc.outputs.doc).count }}"
-      echo "has ${{ contains(fromJSON(secrets.Creds).user, 'bot') }}"
+      echo "tested $TESTED big-0001-field"
+      echo "wrapped ${{ fromJSON(format('[{0}]', secrets.Creds))[0].user }}"
+      echo "in an output ${{ fromJSON(steps.doc.outputs.config).creds.user }}"
+      echo "region ${{ fromJSON(steps.doc.outputs.config).region }}"
+      echo "nested ${{ fromJSON(fromJSON(secrets.Nested).inner).pin }}"
+      echo "either ${{ (fromJSON(secrets.Creds) || fromJSON('{}')).user }}"
+      echo "big ${{ fromJSON(secrets.Big).f2999 }}"
       echo 'whole ${{ toJSON(fromJSON(secrets.Creds)) }}'
+  - id: quoted
+    name: an error quoting what it read
+    run: echo "${{ format(fromJSON(secrets.Nested).brace) }}"
 """
+
+BIG = json.dumps({f"f{i}": f"big-{i:04d}-field" for i in range(3000)})
+NESTED = json.dumps({"inner": json.dumps({"pin": 97531}), "brace": "ab{cd-e7f"})
 
 
 def test_what_an_expression_reads_out_of_a_json_secret_is_masked(tmp_path: Path) -> None:
     """``${{ fromJSON(secrets.Creds).password }}`` printed the password in clear: the masker
-    knew the JSON text and its encodings, never one field of it. What is read of a document
-    that only holds a secret in another field (its owner, its count) stays readable, as does
-    a test of a secret."""
-    ran = Workspace(tmp_path).cli(EXPRESSIONS, "--format", "json", env={"TEST_CREDS": CREDS})
-    assert ran.code == 0, ran.out + ran.err
-    assert leaks(ran.out + ran.err) == []
+    knew the JSON text and its encodings, never one field of it; then a review got it through
+    wrapped by ``format``, inside a step's output, nested, behind ``||``, past the first 1,000
+    fields of a big secret, and in an error message. What is read of a document that only
+    holds a secret in another field (its owner, its count, its region) stays readable, as
+    does a test of a secret (``contains`` read the whole document; its `true` shows none)."""
+    env = {"TEST_CREDS": CREDS, "TEST_NESTED": NESTED, "TEST_BIG": BIG}
+    ran = Workspace(tmp_path).cli(EXPRESSIONS, "--format", "json", env=env)
+    assert ran.code == 1, ran.out + ran.err  # the step whose format() fails
+    everything = ran.out + ran.err
+    assert leaks(everything) == []
+    assert "97531" not in everything and "big-2999-field" not in everything
+    assert "ab{cd-e7f" not in everything
     lines = [e["text"] for e in ran.events() if e.get("step") == "reads" and "text" in e]
-    assert lines[:9] == [
+    assert lines[:15] == [
         "field ***",
         "user ***",
         "dynamic ***",
@@ -428,10 +456,18 @@ def test_what_an_expression_reads_out_of_a_json_secret_is_masked(tmp_path: Path)
         "missing []",
         "owner ops-team-9",
         "count 3",
-        "has true",
+        "tested true big-0001-field",
+        "wrapped ***",
+        "in an output ***",
+        "region eu",
+        "nested ***",
+        "either ***",
+        "big ***",
     ]
-    whole = json.loads("\n".join(lines[9:]).removeprefix("whole "))
+    whole = json.loads("\n".join(lines[15:]).removeprefix("whole "))
     assert whole == {"user": "***", "password": "***", "hosts": ["***", "***"]}
+    assert ran.step("quoted").error is not None
+    assert "The following format string is invalid: ***" in ran.step("quoted").error
     folder = ran.record_path.parent
     texts = {p.name: p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file()}
     assert {name: leaks(text) for name, text in texts.items() if leaks(text)} == {}

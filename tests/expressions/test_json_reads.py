@@ -1,4 +1,5 @@
-"""``json_reads``: what an expression reads out of ``fromJSON(x)``, applied to another text."""
+"""``json_reads`` (what an expression reads out of ``fromJSON``) and ``json_parts`` (every string
+and number of a JSON text), which a masker compares to tell a part of a secret that was read."""
 
 from __future__ import annotations
 
@@ -7,17 +8,22 @@ import json
 import pytest
 
 from runner import expressions
+from runner.masking import Masker
 
 DOC = json.dumps({"user": "bot", "pw": 'a"b\\c', "pin": 42, "on": True, "hosts": [{"n": "h1"}]})
-CONTEXTS = {"secrets": {"DOC": DOC, "N": "3"}, "env": {"KEY": "user"}, "matrix": {"i": 0}}
+CONTEXTS = {
+    "secrets": {"DOC": DOC, "N": "3", "INNER": json.dumps({"doc": DOC})},
+    "env": {"KEY": "user"},
+    "matrix": {"i": 0},
+}
 
 
-def reads(expression: str, text: str = DOC) -> list[tuple[str, list[str]]]:
-    return [(source, read(text)) for source, read in expressions.json_reads(expression, CONTEXTS)]
+def reads(expression: str) -> list[str]:
+    return expressions.json_reads(expression, CONTEXTS)
 
 
 @pytest.mark.parametrize(
-    ("expression", "made"),
+    ("expression", "read"),
     [
         ("fromJSON(secrets.DOC).user", ["bot"]),
         ("fromJSON(secrets.DOC)[env.KEY]", ["bot"]),
@@ -29,32 +35,43 @@ def reads(expression: str, text: str = DOC) -> list[tuple[str, list[str]]]:
         # true, false and null tell nothing worth masking everywhere
         ("fromJSON(secrets.DOC).on", []),
         ("fromJSON(secrets.DOC).missing", []),
+        # the secret wrapped in another document: what the reads give, as evaluated
+        ("fromJSON(format('[{0}]', secrets.DOC))[0].user", ["bot"]),
+        # nested: the inner call reads a document's text, the outer one its field
+        ("fromJSON(fromJSON(secrets.INNER).doc).user", ["bot", DOC, json.dumps(DOC)[1:-1]]),
     ],
 )
-def test_the_chain_read_on_the_call_is_applied_to_the_other_text(
-    expression: str, made: list[str]
-) -> None:
-    assert reads(expression) == [(DOC, made)]
+def test_the_values_each_call_and_its_reads_give(expression: str, read: list[str]) -> None:
+    assert sorted(reads(expression)) == sorted(read)
 
 
 def test_a_whole_document_gives_every_string_and_number_it_holds() -> None:
-    [(source, made)] = reads("toJSON(fromJSON(secrets.DOC))")
-    assert source == DOC
-    assert sorted(made) == sorted(["bot", 'a"b\\c', 'a\\"b\\\\c', "42", "h1"])
+    assert sorted(reads("toJSON(fromJSON(secrets.DOC))")) == sorted(
+        ["bot", 'a"b\\c', 'a\\"b\\\\c', "42", "h1"]
+    )
 
 
-def test_a_text_that_is_no_json_or_lacks_the_field_makes_nothing() -> None:
-    assert reads("fromJSON(secrets.DOC).user", "not json") == [(DOC, [])]
-    assert reads("fromJSON(secrets.DOC).user", '{"other": 1}') == [(DOC, [])]
-
-
-def test_each_call_is_read_even_inside_another_ones_key() -> None:
-    # the outer read takes the field the inner call names; the inner call reads it all
-    found = reads("fromJSON(secrets.DOC)[fromJSON(secrets.N)]", '{"3": "x"}')
-    assert sorted(found) == [("3", ["x"]), (DOC, ["x"])]
-
-
-def test_an_argument_that_is_not_a_text_or_an_expression_without_fromjson_reads_nothing() -> None:
-    assert reads("fromJSON(matrix.i)") == []
+def test_an_argument_that_is_no_json_or_an_expression_without_fromjson_reads_nothing() -> None:
+    assert reads("fromJSON(matrix.i)") == ["0"]  # a number is a JSON document too
     assert reads("format('{0}', secrets.DOC)") == []
-    assert reads("secrets.DOC") == []
+    assert reads("fromJSON(env.KEY)") == []  # not JSON: the expression's own error says so
+
+
+def test_parts_are_found_at_any_depth_and_inside_json_texts_a_string_holds() -> None:
+    parts = expressions.json_parts(CONTEXTS["secrets"]["INNER"])
+    assert {"bot", 'a"b\\c', "42", "h1", DOC} <= set(parts)
+    assert expressions.json_parts("not json") == []
+    assert expressions.json_parts('{"a": ') == []
+
+
+def test_the_masker_registers_a_value_read_only_when_it_is_a_part_of_a_secret() -> None:
+    masker = Masker()
+    masker.add(DOC)
+    masker.add_parts(["bot-not-a-part", 'a"b\\c', "h1", "true"], expressions.json_parts)
+    assert masker.mask('pw a"b\\c') == "pw ***"
+    # too short to mask (as any secret), or no part of one
+    assert masker.mask("h1 bot-not-a-part") == "h1 bot-not-a-part"
+    # a part of a secret registered after the first call is known at the next
+    masker.add(json.dumps({"token": "tok-5b7c9e"}))
+    masker.add_parts(["tok-5b7c9e"], expressions.json_parts)
+    assert masker.mask("token tok-5b7c9e") == "token ***"

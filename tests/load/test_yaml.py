@@ -159,6 +159,15 @@ def substitution_comments(raw: bytes) -> list[str]:
         (b"args: [--user,\n  #{Pw}\n  ]\n", "w.yml:2:3: `#{Pw}`"),
         (b"args: [\n  #{Pw}\n  ]\n", "w.yml:2:3: `#{Pw}`"),
         (b"args: ['a', \"b\",\n   #{Pw}\n  ]\n", "w.yml:2:4: `#{Pw}`"),
+        (b"args: [a,\n#{Pw}\n]\n", "w.yml:2:1: `#{Pw}`"),
+        # below a value with no comma: in a flow collection it would go on there
+        (b"env: {A: --password\n  #{Pw}\n  }\n", "w.yml:2:3: `#{Pw}`"),
+        (b"args: [--user, admin, --password\n  #{Pw}\n  ]\n", "w.yml:2:3: `#{Pw}`"),
+        # after the bracket of a collection with an anchor or a tag
+        (b"args: &a [\n  #{Pw}\n  ]\n", "w.yml:2:3: `#{Pw}`"),
+        (b"args: !!seq [ #{Pw}\n  ]\n", "w.yml:1:15: `#{Pw}`"),
+        # once, though an alias converts the collection again
+        (b"x: &a [a, #{Pw}\n  ]\ny: *a\n", "w.yml:1:11: `#{Pw}`"),
         # after an anchor or a tag, the value is empty
         (b"a: &x #{Pw}\n", "w.yml:1:7: `#{Pw}`"),
         (b"a: !!str #{Pw}\n", "w.yml:1:10: `#{Pw}`"),
@@ -190,6 +199,7 @@ def test_a_comment_that_reads_as_a_substitution_is_refused(raw: bytes, where: st
         b'args: ["a\n  #{Pw} b"]\n',
         b"args: [a,\n  # the next one\n  b]\n",
         b"args: [a, b] # {not one}\n",
+        b"steps:\n  - env: {A: x,\n      B: y}\n    # about #{run}\n    run: echo\n",
     ],
 )
 def test_other_comments_and_values_holding_a_substitution_load(raw: bytes) -> None:
