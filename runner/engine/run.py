@@ -509,8 +509,9 @@ class Run:
                 "CI": env.get("CI", "true"),
             }
         )
-        # again at each step: a step may have removed it
-        os.makedirs(self._temp_folder, exist_ok=True)
+        # again at each step: a step may have removed it (one `stat` when it is there)
+        if not os.path.isdir(self._temp_folder):
+            os.makedirs(self._temp_folder, exist_ok=True)
         return env
 
     def _finish_step(self, step: Step, result: StepResult, reason: str | None = None) -> None:

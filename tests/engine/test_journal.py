@@ -183,3 +183,25 @@ def test_a_field_changed_in_place_after_saves_without_changes_is_written(tmp_pat
     lines = store.journal_path("r1").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 2
     assert json.loads(lines[1])["set"] == {"env": {"A": "1"}, "path": ["/opt/bin"]}
+
+
+def test_a_step_put_in_place_by_hand_beside_update_step_is_written(tmp_path: Path) -> None:
+    """The store checks the steps ``update_step`` changed first; a step put in place another
+    way in the same save (or a save after the hint was taken) is still found and written."""
+    store = RecordStore(tmp_path)
+    record = new(5)
+    store.create(record)
+    record.update_step("s1", status="running")
+    record.steps[3] = StepRecord("s3", "Step 3", status="skipped")
+    store.save(record)
+    same(store, record)
+    record.steps[4] = StepRecord("s4", "Step 4", status="skipped")
+    store.save(record)
+    same(store, record)
+    # an update whose hint was taken by a save that failed is found on the next save
+    record.update_step("s0", status="running")
+    record.updated_steps()
+    store.save(record)
+    same(store, record)
+    lines = store.journal_path("r1").read_text(encoding="utf-8").splitlines()
+    assert [sorted(json.loads(line)["steps"]) for line in lines] == [["1", "3"], ["4"], ["0"]]
