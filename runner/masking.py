@@ -441,6 +441,10 @@ def _merged(found: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
+#: parts read at once up to which each is registered with its encoded forms too
+_FEW_PARTS = 16
+
+
 class Masker:
     """The set of secrets of a run, and the masking of text with them.
 
@@ -467,9 +471,11 @@ class Masker:
         self._held: dict[str, tuple[int, list[str]]] = {}
         #: the pieces finder, kept while the streams stay the same (a derived value adds none)
         self._fragments: _Fragments | None = None
-        #: the parts of the secrets (see :meth:`add_parts`) and how many of _values they cover
+        #: the parts of the secrets (see :meth:`add_parts`) and how many of _values they cover;
+        #: its own lock, held while they are found: a caller must not see them half found
         self._parts: set[str] = set()
         self._parted = 0
+        self._parts_lock = threading.Lock()
 
     @property
     def min_length(self) -> int:
@@ -514,6 +520,7 @@ class Masker:
         Returns whether the trimmed value itself is now masked; ``False`` means it is empty
         or shorter than :attr:`min_length` (its long enough lines are still registered).
         """
+        value = _printable(value)
         trimmed = value.strip()
         compact = _compact_json(trimmed)
         if compact is not None:
@@ -571,21 +578,37 @@ class Masker:
         """Register each text of ``found`` that is a part of a secret: ``parts_of(secret)``
         gives a secret's parts, the same function at every call (a JSON secret's fields and
         items as ``${{ fromJSON() }}`` reads them, :func:`runner.expressions.json_parts`). What
-        an expression read out of a document is masked when the document was a secret or held
-        one, wrapped or nested however; what it read of a document that holds a secret
-        elsewhere is not (that field is no part of it)."""
+        an expression read out of a document is masked when it is a part of a secret, however
+        the secret reached the document (wrapped, nested, in a step's output); a value that
+        only equals one is masked too (the safe side). With their encoded forms when they are
+        few (a password read): a whole document read at once would add thousands of them."""
+        with self._parts_lock:
+            parts = self._found_parts(parts_of)
+            wanted = [text for text in found if text in parts]
+        few = len(wanted) <= _FEW_PARTS
+        for value in wanted:
+            if value not in self._known and value.strip().lower() not in _VERDICTS:
+                self.add(value, encodings=few)
+
+    def add_every_part(self, parts_of: Callable[[str], Iterable[str]]) -> None:
+        """Register every part of every secret (see :meth:`add_parts`): what a resumed run
+        cannot tell was read (a text that no longer renders) is masked on the safe side."""
+        with self._parts_lock:
+            every = list(self._found_parts(parts_of))
+        for value in every:
+            if value not in self._known and value.strip().lower() not in _VERDICTS:
+                self.add(value, encodings=False)
+
+    def _found_parts(self, parts_of: Callable[[str], Iterable[str]]) -> set[str]:
+        """The parts of every value registered so far (``_parts_lock`` held: a second caller
+        waits for the first one's, instead of reading them half found)."""
         with self._lock:
             fresh = self._values[self._parted :]
             self._parted = len(self._values)
-        parts: set[str] = set()
+        least = self._min_length
         for value in fresh:
-            parts.update(p for p in parts_of(value) if len(p.strip()) >= self._min_length)
-        with self._lock:
-            self._parts |= parts
-            wanted = {text for text in found if text in self._parts}
-        for value in wanted:
-            if value not in self._known and value.strip().lower() not in _VERDICTS:
-                self.add(value, encodings=False)
+            self._parts.update(p for p in parts_of(value) if len(p.strip()) >= least)
+        return self._parts
 
     def _secrets_in(self, text: str) -> list[str]:
         """The registered values ``text`` holds (itself, most often: a secret's field, a
@@ -654,12 +677,22 @@ def _compact_json(text: str) -> str | None:
         return None
     try:
         value = json.loads(text)
-    except ValueError:
+        if not isinstance(value, dict | list):
+            return None
+        compact = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    except (ValueError, RecursionError):  # nested thousands deep: the text alone is masked
         return None
-    if not isinstance(value, dict | list):
-        return None
-    compact = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     return compact if compact != text else None
+
+
+def _printable(text: str) -> str:
+    """``text`` with each lone UTF-16 half (a JSON ``\\ud800`` decoded) as U+FFFD, as a step's
+    output, read as UTF-8, shows it: such a half cannot be encoded, and would fail each form."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
 
 
 def _replace(text: str, ranges: list[tuple[int, int]]) -> str:

@@ -15,6 +15,7 @@ import contextlib
 import functools
 import os
 import platform
+import re
 import shutil
 import threading
 from collections.abc import Callable, Mapping
@@ -33,9 +34,10 @@ from runner.errors import ExitCode, ExpressionError, RunnerError, expression_at
 from runner.evaluation.conditions import Decision, JobStatus, evaluate_condition, scope_decision
 from runner.evaluation.contexts import UNFINISHED, ContextBuilder, RunFacts, StepState
 from runner.evaluation.hashfiles import hash_files
-from runner.evaluation.render import escape_octostache, render_text
+from runner.evaluation.render import escape_octostache, note_json_reads, render_text
 from runner.expressions import FunctionSpec
 from runner.load.build import text
+from runner.load.checks import action_path
 from runner.load.yaml import expression_in
 from runner.masking import Masker
 from runner.model import Identity, Step, Workflow
@@ -125,10 +127,12 @@ class Run:
     def _derive_ran(self) -> None:
         """A resumed run: register again what the steps that ran computed from secrets
         (``#{Creds.password}`` or ``${{ fromJSON(secrets.Creds).password }}`` written to a file
-        that a later step prints), as their texts render now. A text that no longer renders
-        registers nothing."""
+        that a later step prints), as their texts render now. What cannot be told again (a
+        ``fromJSON`` read of a text that no longer renders, a secret step output's being gone;
+        a composite action's own steps) is taken as every part of every JSON secret."""
         if not self.masker.values:
             return
+        every_part = False
         for step in self.workflow.steps:
             if step.kind == "manual" or self.record.step(step.id).status in (
                 StepStatus.PENDING,
@@ -136,6 +140,8 @@ class Run:
                 StepStatus.SKIPPED,
             ):
                 continue
+            if step.uses and not every_part:
+                every_part = _reads_json(self.workspace, step.uses)
             texts = [
                 template
                 for template in (step.run or "", *step.env.values(), *step.with_.values())
@@ -146,11 +152,16 @@ class Run:
             try:
                 values, contexts = self.substitution(step)
             except RunnerError:
+                every_part = every_part or any("fromjson" in t.lower() for t in texts)
                 continue
             functions = self.host_functions()
             for template in texts:
-                with contextlib.suppress(RunnerError):
+                try:
                     render_text(template, values, contexts, functions, secrets=self.masker)
+                except RunnerError:
+                    every_part = every_part or "fromjson" in template.lower()
+        if every_part:
+            self.masker.add_every_part(expressions.json_parts)
 
     def _execute(self) -> int:
         try:
@@ -278,7 +289,12 @@ class Run:
             substituted[step.id] = (values, dict(contexts))
         with expression_at(step.at("if")):
             return evaluate_condition(
-                step.condition, self._status(), contexts, values, functions=self.host_functions()
+                step.condition,
+                self._status(),
+                contexts,
+                values,
+                functions=self.host_functions(),
+                secrets=self.masker,
             )
 
     # -- running ---------------------------------------------------------------------------
@@ -579,14 +595,22 @@ class Run:
         if isinstance(value, bool):
             return value
 
+        if "${{" not in value:
+            return value.strip().lower() == "true"
         _, contexts = self.substitution(step)
-        return (
-            expressions.is_truthy(
-                expressions.evaluate(_unwrap(value), contexts, functions=self.host_functions())
-            )
-            if "${{" in value
-            else value.strip().lower() == "true"
-        )
+        expression, functions = _unwrap(value), self.host_functions()
+        try:
+            with expression_at(step.at("continue-on-error")):
+                return expressions.is_truthy(
+                    expressions.evaluate(expression, contexts, functions=functions)
+                )
+        except ExpressionError as exc:
+            # the step failed, and whether that is tolerated cannot be told: it is not (an
+            # error here once ended the run with the record left `running`, unmasked)
+            note_json_reads(expression, contexts, functions, self.masker, str(exc))
+            message = self.masker.mask(f"{exc}; the step's failure is not tolerated")
+            self.log.step_error(step, message, exc.location)
+            return False
 
     def _outputs(self, step_id: str, old: StepRecord, result: StepResult) -> dict[str, Any]:
         """A finished step's outputs for its record, masked: one that holds a secret (the step
@@ -730,6 +754,24 @@ def new_record(
 def _text(value: Any) -> str:
 
     return text(value)
+
+
+#: a local action's own `uses:` of another local action
+_USES = re.compile(r"""uses:[ \t]*["']?(\./[^\s"'#]+)""")
+
+
+def _reads_json(workspace: Path, uses: str, seen: frozenset[str] = frozenset()) -> bool:
+    """Whether a local action, or one it uses, reads JSON with ``fromJSON`` (or cannot be read
+    to tell)."""
+    try:
+        text = action_path(workspace, uses).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return True
+    if "fromjson" in text.lower():
+        return True
+    seen = seen | {uses}
+    inner = {found for found in _USES.findall(text) if found not in seen}
+    return any(_reads_json(workspace, found, seen) for found in inner)
 
 
 def _unwrap(value: str) -> str:

@@ -15,7 +15,8 @@ from msgspec import Struct
 
 from runner import expressions
 from runner import variables as octostache
-from runner.evaluation.render import render_text
+from runner.errors import ExpressionError
+from runner.evaluation.render import Secrets, note_json_reads, render_text
 from runner.expressions.parser import IMPLICIT_SUCCESS
 from runner.model import Step
 
@@ -73,8 +74,11 @@ def evaluate_condition(
     variables: Mapping[str, str],
     *,
     functions: Mapping[str, Callable[..., object]] | None = None,
+    secrets: Secrets | None = None,
 ) -> Decision:
-    """Judge a run condition; raises ``ExpressionError`` for a condition that does not evaluate."""
+    """Judge a run condition; raises ``ExpressionError`` for a condition that does not evaluate
+    (``secrets``, a run's masker, first learns what it read of a JSON secret, which the
+    error's message may quote)."""
 
     if condition is None or isinstance(condition, bool):
         if condition is False:
@@ -83,11 +87,17 @@ def evaluate_condition(
             return Decision(True, "the steps before succeeded")
         return Decision(False, f"the deployment has {_status_words(status)}")
     if "#{" in condition:
-        text = render_text(condition, variables, contexts, _all(status, functions))
+        text = render_text(condition, variables, contexts, _all(status, functions), secrets=secrets)
         truthy = octostache.is_truthy(text)
         return Decision(truthy, f"variable condition is {'true' if truthy else 'false'}")
     expression, implicit = condition_expression(condition)
-    value = expressions.evaluate(expression, contexts, functions=_all(status, functions))
+    every = _all(status, functions)
+    try:
+        value = expressions.evaluate(expression, contexts, functions=every)
+    except ExpressionError as exc:
+        if secrets is not None:
+            note_json_reads(expression, contexts, every, secrets, str(exc))
+        raise
     if expressions.is_truthy(value):
         return Decision(True, f"`{condition.strip()}` is true")
     if implicit and status is not JobStatus.SUCCESS:

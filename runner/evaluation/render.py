@@ -71,11 +71,11 @@ def render_text(
                 exc.offset = found.start  # the caller knows the file; this, where in the text
             if secrets is not None:
                 # the message may quote what was read (`format()` quotes its format string)
-                _json_reads(found.expression, contexts, functions, secrets, str(exc))
+                note_json_reads(found.expression, contexts, functions, secrets, str(exc))
             raise
         shown = expressions.to_string(result)
         if secrets is not None:
-            _json_reads(found.expression, contexts, functions, secrets, shown)
+            note_json_reads(found.expression, contexts, functions, secrets, shown)
         return shown
 
     return _PLACEHOLDER.sub(value, text)
@@ -86,7 +86,7 @@ def render_text(
 _SHOWN_BUDGET = 20_000_000
 
 
-def _json_reads(
+def note_json_reads(
     expression: str,
     contexts: Mapping[str, object],
     functions: Mapping[str, Callable[..., object]] | None,

@@ -9,6 +9,7 @@ memory accounting: a function building a string of more than 1 MB fails.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import cast
 
@@ -317,7 +318,7 @@ def from_json(args: Sequence[object]) -> object:
     if not text.strip(" \t\n\r"):
         raise evaluation_error("Error parsing JSON when evaluating fromJson: empty input")
     try:
-        return json.loads(
+        value = json.loads(
             text,
             parse_int=float,
             parse_constant=_reject_constant,
@@ -325,6 +326,31 @@ def from_json(args: Sequence[object]) -> object:
         )
     except (ValueError, RecursionError) as exc:
         raise evaluation_error(f"Error parsing JSON when evaluating fromJson: {exc}") from None
+    if not _HALF_ESCAPE.search(text):
+        return value
+    try:
+        return _whole_strings(value)
+    except RecursionError:
+        raise evaluation_error(
+            "Error parsing JSON when evaluating fromJson: nested too deeply"
+        ) from None
+
+
+#: a ``\u`` escape of half of a UTF-16 pair (json.loads joins a pair, and keeps a half alone)
+_HALF_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _whole_strings(value: object) -> object:
+    """``value`` with each half of a character left alone by its escape (``"\\ud800"``) as
+    U+FFFD, as .NET writes such a string: no script, process environment or log can hold it
+    (writing a step's script with one was an internal error)."""
+    if isinstance(value, str):
+        return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    if isinstance(value, dict):
+        return {_whole_strings(k): _whole_strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_strings(item) for item in value]
+    return value
 
 
 #: Built-ins taking evaluated arguments, by lower-cased name (``case`` is in the evaluator).

@@ -20,8 +20,9 @@ from runner.expressions.evaluate import compile_tree, run
 from runner.expressions.functions import from_json, to_json
 from runner.expressions.interpolate import template_string
 
-#: JSON texts inside JSON texts followed this deep (a secret holding a document as a string)
-_MAX_NESTING = 8
+#: what a JSON document starts with: an object, an array, a string or a number (``12345.0``
+#: is a secret that ``fromJSON`` prints as ``12345``)
+_JSON_START = frozenset('{["-0123456789')
 
 
 def json_reads(
@@ -45,13 +46,15 @@ def json_reads(
 
 
 def json_parts(text: str) -> list[str]:
-    """The strings and numbers of ``text`` read as JSON (``fromJSON``'s reading), at any depth
-    and inside the JSON texts its strings hold; nothing when it is no JSON document."""
+    """The strings and numbers of ``text`` read as JSON (``fromJSON``'s reading, a number as
+    ``${{ }}`` prints it), at any depth and inside the JSON texts its strings hold; nothing
+    when it is no JSON document."""
     return _leaves(_document(text), 1) if _may_be_json(text) else []
 
 
 def _may_be_json(text: str) -> bool:
-    return text.lstrip()[:1] in ("{", "[", '"')
+    start = text.lstrip()[:1]
+    return bool(start) and start in _JSON_START
 
 
 def _document(text: str) -> object:
@@ -102,7 +105,9 @@ def _leaves(value: object, nesting: int) -> list[str]:
             quoted = to_json([item])[1:-1]
             if quoted != item:
                 found.append(quoted)
-            if depth and depth < _MAX_NESTING and _may_be_json(item):
+            # a document held as a string, at any depth (each level escapes the one inside it
+            # again, so a text of n characters holds at most about log2(n) levels)
+            if depth and _may_be_json(item):
                 stack.append((_document(item), depth + 1))
         elif isinstance(item, int | float):
             found.append(template_string(item))

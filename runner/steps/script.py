@@ -379,7 +379,7 @@ def _create_in(
             _write_new(made["functions"], file_commands.OCTOPUS_BASH_FUNCTIONS.encode("ascii"))
             created.append(made["functions"])
             script = file_commands.octopus_stub(made["functions"]) + script
-        _write_new(path, script.encode("utf-8"))
+        _write_new(path, _script_bytes(script))
         created.append(path)
         for kind in FILES:
             os.close(_open_new(made[kind]))
@@ -389,6 +389,20 @@ def _create_in(
             _remove(name)
         raise
     return path, made
+
+
+def _script_bytes(script: str) -> bytes:
+    """The script as UTF-8; a value from the environment that was not UTF-8 (``\\udcff``, as
+    Python reads a byte it cannot decode) as its bytes, as bash reads the variable itself, and
+    any other half of a character as U+FFFD (writing one was an internal error)."""
+    try:
+        return script.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        whole = "".join(
+            c if not "\ud800" <= c <= "\udfff" or "\udc80" <= c <= "\udcff" else "\ufffd"
+            for c in script
+        )
+        return whole.encode("utf-8", "surrogateescape")
 
 
 def _open_new(path: str) -> int:

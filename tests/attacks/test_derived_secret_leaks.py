@@ -247,6 +247,21 @@ steps:
       #{{Creds.password}}
       EOF
       echo "$USER_NAME" >> "$HOME/password.txt"
+  - id: config
+    name: Config
+    env:
+      C: ${{{{ secrets.Creds }}}}
+    run: |
+      echo "config={{\\"creds\\": $C}}" >> "$RUNNER_OUTPUT"
+  - id: from-output
+    name: From output
+    run: |
+      echo '${{{{ fromJSON(steps.config.outputs.config).creds.hosts[1] }}}}' >> "$HOME/password.txt"
+  - id: action
+    name: Action
+    uses: ./actions/hosts
+    with:
+      creds: ${{{{ secrets.Creds }}}}
   - id: gate
     name: Gate
     manual:
@@ -258,11 +273,28 @@ steps:
 """
 
 
+HOSTS_ACTION = """
+name: hosts
+inputs:
+  creds:
+    required: true
+runs:
+  using: composite
+  steps:
+    - shell: bash
+      run: echo '${{ fromJSON(inputs.creds).hosts[0] }}' >> "$HOME/password.txt"
+"""
+
+
 def test_a_resumed_run_still_masks_what_the_steps_before_computed(tmp_path: Path) -> None:
-    """A step before the pause wrote ``#{Creds.password}`` (and, from its environment,
+    """Steps before the pause wrote ``#{Creds.password}`` (and, from its environment,
     ``${{ fromJSON(secrets.Creds).user }}``) to a file; the step after the resume printed it
-    in clear: only the resumed process's own computations were known."""
+    in clear: only the resumed process's own computations were known. So did a field read
+    out of a secret step output (which a resumed run no longer has) and one read by a
+    composite action's own step: what cannot be told again is every part of the secret."""
     root = tmp_path / "ws"
+    (root / "actions" / "hosts").mkdir(parents=True)
+    (root / "actions" / "hosts" / "action.yml").write_text(HOSTS_ACTION)
     with workspace_store(root) as store, serving(store) as url:
         runner_token = store.issue_token("runner", label="derived")
         alice = {
@@ -291,7 +323,7 @@ def test_a_resumed_run_still_masks_what_the_steps_before_computed(tmp_path: Path
         assert decided.ok, decided.text
         resumed = runner("resume", "r1")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert "read *** ***" in resumed.stdout
+    assert "read *** *** *** ***" in resumed.stdout
     assert leaks(first.stdout + first.stderr + resumed.stdout + resumed.stderr) == []
 
 
@@ -422,6 +454,7 @@ steps:
       echo "nested ${{ fromJSON(fromJSON(secrets.Nested).inner).pin }}"
       echo "either ${{ (fromJSON(secrets.Creds) || fromJSON('{}')).user }}"
       echo "big ${{ fromJSON(secrets.Big).f2999 }}"
+      echo "encoded $(printf %s "$FIELD" | base64)"
       echo 'whole ${{ toJSON(fromJSON(secrets.Creds)) }}'
   - id: quoted
     name: an error quoting what it read
@@ -447,7 +480,7 @@ def test_what_an_expression_reads_out_of_a_json_secret_is_masked(tmp_path: Path)
     assert "97531" not in everything and "big-2999-field" not in everything
     assert "ab{cd-e7f" not in everything
     lines = [e["text"] for e in ran.events() if e.get("step") == "reads" and "text" in e]
-    assert lines[:15] == [
+    assert lines[:16] == [
         "field ***",
         "user ***",
         "dynamic ***",
@@ -463,11 +496,60 @@ def test_what_an_expression_reads_out_of_a_json_secret_is_masked(tmp_path: Path)
         "nested ***",
         "either ***",
         "big ***",
+        # a field read (one of a few) is masked in the encodings a whole secret is
+        "encoded ***",
     ]
-    whole = json.loads("\n".join(lines[15:]).removeprefix("whole "))
+    whole = json.loads("\n".join(lines[16:]).removeprefix("whole "))
     assert whole == {"user": "***", "password": "***", "hosts": ["***", "***"]}
     assert ran.step("quoted").error is not None
     assert "The following format string is invalid: ***" in ran.step("quoted").error
     folder = ran.record_path.parent
     texts = {p.name: p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file()}
     assert {name: leaks(text) for name, text in texts.items() if leaks(text)} == {}
+
+
+ERRORS = """
+name: errors quoting what was read
+variables:
+  Nested:
+    from-env: TEST_NESTED
+    secret: true
+env:
+  C: ${{ secrets.Nested }}
+steps:
+  - id: cond
+    name: a condition that fails
+    if: format(fromJSON(env.C).brace) == 'x'
+    run: echo never
+  - id: tolerance
+    name: a continue-on-error that fails
+    if: always()
+    continue-on-error: ${{ format(fromJSON(env.C).brace) }}
+    run: exit 1
+  - id: after
+    name: after
+    if: always()
+    run: echo "after"
+"""
+
+
+def test_an_if_or_continue_on_error_that_fails_quoting_a_field_shows_it_masked(
+    tmp_path: Path,
+) -> None:
+    """``if:`` and ``continue-on-error:`` evaluate without the renderer: a ``format()`` error
+    quoting a field of a JSON secret printed it; a failing ``continue-on-error`` also ended
+    the run at once (exit 2), its record left `running`. The field is masked, the step's
+    failure is not tolerated, and the run goes on to its end."""
+    ran = Workspace(tmp_path).cli(ERRORS, "--format", "json", env={"TEST_NESTED": NESTED})
+    assert ran.code == 1, ran.out + ran.err
+    folder = ran.record_path.parent
+    texts = {p.name: p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file()}
+    assert all("ab{cd-e7f" not in text for text in [ran.out, ran.err, *texts.values()])
+    record = json.loads(texts["record.json"])
+    assert record["status"] == "failure"
+    assert [s["conclusion"] for s in record["steps"]] == ["failure", "failure", "success"]
+    assert "The following format string is invalid: ***" in (ran.step("cond").error or "")
+    errors = [e["message"] for e in ran.events() if e["event"] == "step-error"]
+    assert any(
+        "format string is invalid: ***; the step's failure is not tolerated" in m for m in errors
+    ), errors

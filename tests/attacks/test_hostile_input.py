@@ -336,3 +336,43 @@ def test_the_depth_check_ignores_brackets_in_strings() -> None:
     from runner.bounded import check_depth
 
     check_depth(json.dumps({"x": "[" * 10_000, "y": ["]" * 10_000, '\\"[[[']}))
+
+
+UNDECODABLE = """\
+name: undecodable
+variables:
+  X:
+    from-env: TEST_X
+  Doc:
+    from-env: TEST_DOC
+    secret: true
+steps:
+  - id: a
+    name: A
+    env:
+      E: "#{X}"
+    run: |
+      printf '%s|%s|%s\\n' "#{X}" "$E" "${{ env.E }}" | od -An -tx1 -w64 | tr -s ' '
+      echo "half ${{ fromJSON(secrets.Doc).u }} ${{ fromJSON(secrets.Doc).ok }}"
+"""
+
+
+def test_a_value_that_is_not_utf8_or_half_a_character_reaches_the_step(tmp_path: Path) -> None:
+    """An environment variable holding a byte that is not UTF-8 (Python reads it as
+    ``\\udcff``), substituted into a script, and a JSON secret whose string holds a lone
+    ``\\ud800`` read with fromJSON, were internal errors writing the script (exit 70). The step
+    gets the variable's bytes as bash itself would, and the half character as U+FFFD."""
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "w.yml").write_text(UNDECODABLE)
+    doc = '{"u": "ab\\ud800cd-xyz", "ok": "fine-1"}'
+    code, out, _ = run_cli(
+        tmp_path,
+        "run",
+        "w.yml",
+        "--env",
+        "e",
+        env={"TEST_X": os.fsdecode(b"ab\xffcd"), "TEST_DOC": doc},
+    )
+    assert code == 0, out
+    assert "61 62 ff 63 64 7c 61 62 ff 63 64 7c 61 62 ff 63 64 0a" in out
+    assert "half *** ***" in out

@@ -75,3 +75,34 @@ def test_the_masker_registers_a_value_read_only_when_it_is_a_part_of_a_secret() 
     masker.add(json.dumps({"token": "tok-5b7c9e"}))
     masker.add_parts(["tok-5b7c9e"], expressions.json_parts)
     assert masker.mask("token tok-5b7c9e") == "token ***"
+
+
+@pytest.mark.parametrize(
+    ("secret", "parts"),
+    [
+        # a number secret as ${{ }} prints it
+        ("12345678.0", ["12345678"]),
+        (" 8.7654321e7", ["87654321"]),
+        # a string holding a number, read with fromJSON again
+        ('{"pin": "98765432.0"}', ["98765432.0", "98765432"]),
+        ("not json", []),
+        ("-", []),
+    ],
+)
+def test_numbers_are_parts_as_printed(secret: str, parts: list[str]) -> None:
+    assert sorted(expressions.json_parts(secret)) == sorted(parts)
+
+
+def test_documents_held_in_strings_are_followed_at_any_depth() -> None:
+    value: object = {"pw": "deep-secret-1"}
+    for _ in range(12):
+        value = {"a": json.dumps(value)}
+    assert "deep-secret-1" in expressions.json_parts(json.dumps(value))
+
+
+def test_fromjson_turns_a_half_character_into_a_replacement_character() -> None:
+    """A lone ``\\ud800`` decoded could not be written to a script or an environment (an
+    internal error); .NET writes it as U+FFFD, and a pair escaped in halves is one character."""
+    doc = '{"u": "ab\\ud800cd", "ok": "\\ud83d\\ude00"}'
+    value = expressions.evaluate("fromJSON(secrets.DOC)", {"secrets": {"DOC": doc}})
+    assert value == {"u": "ab\ufffdcd", "ok": "\U0001f600"}
