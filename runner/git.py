@@ -287,9 +287,16 @@ def _tree_entry(tree: bytes, name: bytes, id_bytes: int) -> tuple[bytes, str] | 
 
 
 def deployed_commit(git: GitReader) -> str | None:
-    """The commit being deployed: the CI's, else HEAD of the workspace's repository (asked of
-    git: a worktree's ``.git`` file, packed refs and the like are git's to read)."""
+    """The commit being deployed: HEAD of the workspace's repository, whose scripts the steps
+    run (asked of git: a worktree's ``.git`` file, packed refs and the like are git's to read);
+    the CI's ``$GITHUB_SHA`` or ``$CI_COMMIT_SHA`` only where there is no repository. Taking
+    the CI's first bound approvals to a commit other than the code that ran: a job that
+    checked out another ref, or set ``GITHUB_SHA`` to a reviewed commit, had the approvers
+    sign for that one while its own scripts ran."""
+    found = head(git)
+    if found is not None:
+        return found
     for name in ("GITHUB_SHA", "CI_COMMIT_SHA"):
         if os.environ.get(name):
             return os.environ[name]
-    return head(git)
+    return None

@@ -1,8 +1,9 @@
 """Signed approval files: the JSON body an approver signs, and its strict checks.
 
 The body binds everything that makes an approval mean one thing: the run, the step, the
-environment, the workflow digest and source commit, the decision, the approver's principal, the
-notes and field values, and a validity window. A guided-failure decision (retry, skip, fail) also
+environment, the workflow digest and source commit, the run's inputs (``inputs_digest``, left
+out for a run without inputs), the decision, the approver's principal, the notes and field
+values, and a validity window. A guided-failure decision (retry, skip, fail) also
 binds ``kind: guided-failure`` and the failed ``attempt``, so that it decides that attempt alone;
 a manual step's body has neither key, as before (its files verify unchanged). It is parsed only
 after its signature verified, from the very bytes that were verified; duplicate keys, trailing
@@ -21,7 +22,7 @@ from msgspec.structs import asdict
 
 from runner.approvals import sshsig
 from runner.approvals.allowed_signers import verify_approval_signature
-from runner.approvals.request import GUIDED, Interruption, Result, Submission
+from runner.approvals.request import GUIDED, Interruption, Result, Submission, inputs_digest
 from runner.bounded import check_depth
 from runner.errors import InputLimitError, VerificationError
 
@@ -50,14 +51,18 @@ class ApprovalBody(Struct, frozen=True):
     #: ``guided-failure`` for a failed step's decision; a manual step's body leaves both out
     kind: str = "manual"
     attempt: int | None = None
+    #: the run's inputs (see :func:`inputs_digest`): another run under the same id (another
+    #: state folder, a copy of the artifact) with other inputs is not approved by this one
+    inputs_digest: str | None = None
 
     def encode(self) -> bytes:
         """The canonical bytes to sign: sorted keys, compact, one trailing newline."""
         data = asdict(self)
         if self.kind == "manual":
             del data["kind"]
-        if self.attempt is None:
-            del data["attempt"]
+        for optional in ("attempt", "inputs_digest"):
+            if data[optional] is None:
+                del data[optional]
         text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return (text + "\n").encode("utf-8")
 
@@ -73,7 +78,7 @@ class ApprovalBody(Struct, frozen=True):
 _KEYS = set(ApprovalBody.__struct_fields__)
 #: ``commit`` must be present (null when the run knows no commit): a body that leaves out a
 #: bound field is refused, never filled in with a default
-_REQUIRED = _KEYS - {"notes", "fields", "kind", "attempt"}
+_REQUIRED = _KEYS - {"notes", "fields", "kind", "attempt", "inputs_digest"}
 #: the decisions of each kind of body
 _DECISIONS = {"manual": ("proceed", "abort"), GUIDED: ("retry", "skip", "fail")}
 
@@ -185,6 +190,16 @@ def check_binding(body: ApprovalBody, request: Interruption, now: datetime) -> N
         )
     if request.commit and body.commit != request.commit:
         raise VerificationError(f"approval is for commit {body.commit!r}, not {request.commit!r}")
+    bound = inputs_digest(request.inputs)
+    if body.inputs_digest != bound:
+        raise VerificationError(
+            "approval is for a run with other inputs"
+            if bound and body.inputs_digest
+            else "approval binds inputs this run does not have"
+            if body.inputs_digest
+            else "approval does not bind this run's inputs (sign it from the request file the "
+            "waiting run wrote, or with --inputs-digest)"
+        )
     check_window(body, now, request.run_started or None)
 
 
@@ -239,6 +254,11 @@ def new_body(
         environment=request["environment"],
         workflow_digest=request["digest"],
         commit=request.get("commit"),
+        inputs_digest=(
+            inputs_digest(request["inputs"])
+            if isinstance(request.get("inputs"), dict)
+            else request.get("inputs_digest")
+        ),
         decision=decision,
         approver=principal,
         notes=notes,

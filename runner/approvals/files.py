@@ -29,7 +29,7 @@ from runner.approvals.allowed_signers import (
 from runner.approvals.branch import MAX_BLOBS, MAX_FILE_BYTES, ApprovalsBranch
 from runner.approvals.document import body_digest, check_binding, submission_of, verify_signed
 from runner.approvals.identity import Directory
-from runner.approvals.request import Interruption, Submission
+from runner.approvals.request import Interruption, Submission, inputs_digest
 from runner.approvals.trust import TrustFiles, refuse_deployed_commit
 from runner.errors import ApprovalError, RefusedError, VerificationError
 from runner.git import Git, GitReader
@@ -236,6 +236,7 @@ class FileSource:
             f"runner approval new --run-id {request.run_id} --step {request.step_id} "
             f"--env {request.environment} --digest {request.digest}"
             + (f" --commit {request.commit}" if request.commit else "")
+            + (f" --inputs-digest {bound}" if (bound := inputs_digest(request.inputs)) else "")
             + (
                 f" --attempt {request.attempt} --decision {'|'.join(request.choices)}"
                 if request.guided

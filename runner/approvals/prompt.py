@@ -7,7 +7,8 @@ there nobody is at the keyboard, and a piped "yes" must never approve a deployme
 
 from __future__ import annotations
 
-import getpass
+import os
+import pwd
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -233,10 +234,14 @@ def _field_problem(spec: FieldSpec, value: str) -> str | None:
 
 
 def local_user() -> str:
+    """The OS account the runner runs as: its effective user's name in the password database,
+    never ``$LOGNAME`` or ``$USER`` (``getpass.getuser`` reads those first, and anyone can set
+    them: ``LOGNAME=alice runner run`` answered the prompt as alice)."""
     try:
-        return getpass.getuser()
+        return pwd.getpwuid(os.geteuid()).pw_name
     except (KeyError, OSError):
-        return "unknown"
+        # an account without a name (a container's bare uid) is nobody in a people file
+        return f"uid-{os.geteuid()}"
 
 
 def approvers_text(directory: Directory, teams: tuple[str, ...]) -> str:

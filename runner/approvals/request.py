@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from msgspec import Struct, field, to_builtins
@@ -24,6 +27,16 @@ def guided_slot(step_id: str, attempt: int) -> str:
 def slot(request: Interruption) -> str:
     """The request's step slot: the step id, or a failed step's question for its attempt."""
     return guided_slot(request.step_id, request.attempt) if request.guided else request.step_id
+
+
+def inputs_digest(inputs: Mapping[str, Any]) -> str | None:
+    """What a signed approval binds of a run's inputs (as its request shows them, a secret
+    input masked): the sha256 of them as compact JSON with sorted keys; None for a run without
+    inputs, whose approvals bind none (as before inputs were bound)."""
+    if not inputs:
+        return None
+    text = json.dumps(dict(inputs), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class FieldSpec(Struct, frozen=True):

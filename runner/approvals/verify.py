@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from msgspec import Struct
+from msgspec import Struct, field
 
 from runner.approvals.allowed_signers import (
     AllowedSigner,
@@ -42,7 +42,7 @@ from runner.approvals.document import (
     verify_signed,
 )
 from runner.approvals.identity import Person, parse_directory
-from runner.approvals.request import Interruption, Submission
+from runner.approvals.request import Interruption, Submission, inputs_digest
 from runner.approvals.trust import TrustFiles, reachable
 from runner.errors import ApprovalError, RunnerError, UsageError, VerificationError
 from runner.git import Git
@@ -177,6 +177,79 @@ class SignedFileReport(Struct, frozen=True):
     @property
     def valid(self) -> bool:
         return self.refusal is None and not self.problems
+
+
+class Claims(Struct, frozen=True):
+    """What a run's record says of one decision it counted (``runner runs show`` prints it),
+    to be found in the signed body that proves it."""
+
+    run_id: str
+    step_id: str
+    environment: str
+    digest: str
+    commit: str | None
+    inputs: dict[str, Any]
+    result: str
+    username: str
+    #: as the record keeps them: masked where they quoted a secret
+    notes: str = ""
+    fields: dict[str, str] = field(default_factory=dict)
+    kind: str = "manual"
+    attempt: int | None = None
+
+
+def unproven_claims(report: SignedFileReport, claims: Claims) -> list[str]:
+    """What the record claims of a decision that its signed approval (verified in ``report``)
+    does not say: a record is rewritable (a CI artifact), so who decided what, for which run,
+    with which notes, is believed only as far as the signed body says it. Notes and field values
+    the record masked match the body's with each ``***`` standing for what it hid."""
+    signed = report.signed
+    if signed is None:
+        return []
+    body = signed.body
+    said = (
+        ("run", claims.run_id, body.run_id),
+        ("step", claims.step_id, body.step_id),
+        ("environment", claims.environment, body.environment),
+        ("workflow digest", claims.digest, body.workflow_digest),
+        ("commit", claims.commit, body.commit),
+        ("inputs digest", inputs_digest(claims.inputs), body.inputs_digest),
+        ("kind", claims.kind, body.kind),
+        ("attempt", claims.attempt, body.attempt),
+        ("decision", claims.result, body.decision),
+        ("person", claims.username, report.person.username if report.person else None),
+    )
+    found = [
+        f"the record says {what} {recorded!r}, the signed approval {proven!r}"
+        for what, recorded, proven in said
+        if recorded != proven
+    ]
+    if not _masking_of(claims.notes, body.notes):
+        found.append("the record's notes are not the signed approval's")
+    if set(claims.fields) != set(body.fields) or not all(
+        _masking_of(value, body.fields[name]) for name, value in claims.fields.items()
+    ):
+        found.append("the record's fields are not the signed approval's")
+    return found
+
+
+def _masking_of(recorded: str, signed: str) -> bool:
+    """Whether ``recorded`` is ``signed`` with some parts of it, each not empty, replaced by
+    ``***``: the pieces between the masks found in order, each as early as it can be (which
+    leaves the most room for the rest), in linear time whatever a record holds."""
+    if "***" not in recorded:
+        return recorded == signed
+    first, *middle, last = recorded.split("***")
+    end = len(signed) - len(last)
+    if not signed.startswith(first) or not signed.endswith(last) or end < len(first):
+        return False
+    at = len(first)
+    for piece in middle:
+        found = signed.find(piece, at + 1)  # a mask hides one character or more
+        if found < 0 or found + len(piece) >= end:
+            return False
+        at = found + len(piece)
+    return end - at >= 1
 
 
 def verify_signed_file(

@@ -13,6 +13,7 @@ import click
 
 from runner.approvals.document import MAX_VALIDITY, new_body
 from runner.approvals.request import GUIDED
+from runner.approvals.request import inputs_digest as digest_of_inputs
 from runner.approvals.server_client import ServerClient
 from runner.approvals.sshsig import sign_with_ssh_keygen
 from runner.approvals.verify import verify_signed_file
@@ -61,6 +62,8 @@ def _check_request(request: dict[str, Any], request_file: str | None) -> None:
             raise refuse(key, "must be a string")
     if request.get("commit") is not None and not isinstance(request["commit"], str):
         raise refuse("commit", "must be a string")
+    if "inputs" in request and not isinstance(request["inputs"], dict):
+        raise refuse("inputs", "must be a JSON object")
     run_id, step_id = request["run_id"], request["step_id"]
     if not is_run_id(run_id):
         raise refuse(
@@ -97,6 +100,7 @@ def new_approval(
     valid_minutes: float,
     now: datetime | None = None,
     attempt: int | None = None,
+    inputs_digest: str | None = None,
 ) -> tuple[Path, Path]:
     """Write ``<out>/<run-id>/<step>.<principal>.json`` and its ``.sig``; return both paths. A
     guided-failure decision (``attempt``, or a request file of that kind) is bound to the failed
@@ -134,6 +138,13 @@ def new_approval(
             }[name]
             raise UsageError(f"{option} {value} does not match the request file ({request[name]})")
         request[name] = value
+    if inputs_digest is not None:
+        given_inputs = request.get("inputs")
+        if isinstance(given_inputs, dict) and digest_of_inputs(given_inputs) != inputs_digest:
+            raise UsageError(
+                f"--inputs-digest {inputs_digest} does not match the request file's inputs"
+            )
+        request["inputs_digest"] = inputs_digest
     if attempt is not None:
         if request_file and request.get("kind") != GUIDED:
             raise UsageError(
@@ -240,6 +251,9 @@ def approval() -> None:
 @click.option("--env", "environment")
 @click.option("--digest", help="The workflow digest the waiting run printed.")
 @click.option("--commit", help="The source commit the waiting run printed.")
+@click.option(
+    "--inputs-digest", help="The digest of the run's inputs the waiting run printed, if any."
+)
 @click.option(
     "--request",
     "request_file",

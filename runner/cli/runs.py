@@ -8,9 +8,11 @@ from datetime import datetime
 from typing import Any
 
 import click
+from msgspec import structs
 
+from runner.approvals.request import GUIDED
 from runner.approvals.state import GateState, GuidedOutcome, GuidedState
-from runner.approvals.verify import reverify_evidence
+from runner.approvals.verify import Claims, reverify_evidence, unproven_claims
 from runner.engine.history import state_dir as resolve
 from runner.engine.record import RecordStore, RunRecord, StepStatus
 from runner.engine.resume import load_for_resume
@@ -29,28 +31,45 @@ def _duration(start: str | None, end: str | None) -> str:
 
 
 def reverify(record: RunRecord, workflow_path: str | None, insecure: bool) -> dict[str, str]:
-    """Re-check each signed approval of the run as of its decision time (file -> verdict)."""
+    """Re-check each signed approval of the run as of its decision time (file -> verdict), and
+    that it says what the record claims of it."""
 
     # the record names the workflow relative to the workspace root: find it from any folder
     path = workflow_path or str(absolute(record.workflow_path, workspace_here()))
     results: dict[str, str] = {}
     for step in record.steps:
-        decisions = step.approval.decisions if step.approval else None
-        found = [(d.evidence, d.submitted_at) for d in decisions or ()]
+        found: list[tuple[dict[str, Any], str, Claims]] = []
+        for decision in (step.approval.decisions if step.approval else None) or ():
+            claims = _claims(record, step.id, decision.result, decision.username)
+            claims = structs.replace(claims, notes=decision.notes, fields=dict(decision.fields))
+            found.append((decision.evidence, decision.submitted_at, claims))
         # a failed step's guided-failure decisions are signed files too
         for entry in step.guided.decisions if step.guided is not None else ():
-            found.append((entry.evidence or {}, entry.submitted_at or ""))
-        for evidence, submitted_at in found:
+            claims = _claims(record, step.id, entry.choice or "", entry.username or "")
+            claims = structs.replace(
+                claims, kind=GUIDED, attempt=entry.attempt, notes=entry.notes or ""
+            )
+            found.append((entry.evidence or {}, entry.submitted_at or "", claims))
+        for evidence, submitted_at, claims in found:
             if "signature" not in evidence:
                 continue
             results[evidence.get("file", "?")] = verdict(
-                evidence,
-                path,
-                submitted_at,
-                insecure,
-                record.trust_commit,
+                evidence, path, submitted_at, insecure, record.trust_commit, claims
             )
     return results
+
+
+def _claims(record: RunRecord, step_id: str, result: str, username: str) -> Claims:
+    return Claims(
+        run_id=record.run_id,
+        step_id=step_id,
+        environment=record.environment,
+        digest=record.digest,
+        commit=record.commit,
+        inputs=dict(record.inputs),
+        result=result,
+        username=username,
+    )
 
 
 def verdict(
@@ -59,8 +78,10 @@ def verdict(
     at: str | None,
     insecure: bool,
     trust_commit: str | None,
+    claims: Claims | None = None,
 ) -> str:
-    """What ``runs show`` says of one recorded signed approval, re-verified as of ``at``."""
+    """What ``runs show`` says of one recorded signed approval, re-verified as of ``at``, and
+    compared with what the record claims of it (``claims``)."""
 
     try:
         report = reverify_evidence(
@@ -68,10 +89,13 @@ def verdict(
         )
     except RunnerError as exc:
         return f"cannot re-verify: {exc.message}"
-    if report.valid:
-        return "signature re-verified as of the decision"
     if report.refusal is not None:
         return f"NOT valid: {report.refusal}"
+    unproven = unproven_claims(report, claims) if claims is not None else []
+    if unproven:
+        return "NOT valid: " + "; ".join(unproven)
+    if report.valid:
+        return "signature re-verified as of the decision"
     # the reason alone, as runs show has always printed a check that holds but does not count
     return "; ".join(report.problems)
 

@@ -43,7 +43,7 @@ from runner.approvals.verify import (
 from runner.ci import in_ci
 from runner.engine.record import RunRecord, StepRecord, StepStatus
 from runner.errors import RefusedError, RunnerError, VerificationError
-from runner.git import Git, deployed_commit, head
+from runner.git import Git, deployed_commit
 from runner.model import Identity, Step, Workflow
 from runner.options import RunOptions
 from runner.steps.base import RunLog
@@ -54,9 +54,7 @@ from runner.steps.outputs import manual_outputs
 def deployed_here(workspace: Path) -> str | None:
     """The commit checked out here, whose scripts a resumed run runs: HEAD, not ``$GITHUB_SHA``
     (a resume job checks out the run's commit, and its own event may name another one)."""
-
-    git = Git(workspace)
-    return head(git) or deployed_commit(git)
+    return deployed_commit(Git(workspace))
 
 
 def refuse(run_id: str, problem: str, hint: str | None = None) -> RefusedError:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from runner.approvals.document import instant, parse_body, parse_instant
+from runner.approvals.request import inputs_digest
 from runner.cli.main import main
 
 if TYPE_CHECKING:
@@ -163,6 +164,19 @@ def test_new_refuses_options_that_contradict_the_request(
     assert (code, out) == (2, "")
     assert not (world.root / "out").exists()
     assert err == f"error: {message}\n"
+
+
+def test_new_binds_the_inputs_the_request_shows(cli: Cli, world: World, deployed: Path) -> None:
+    """From the request file, or with --inputs-digest as the waiting run prints it; a digest
+    that is not of the request's inputs is refused before anything is signed."""
+    inputs = {"version": "1.4.2"}
+    request = world.request(inputs=inputs)
+    (world.root / "request.json").write_text(json.dumps(request.to_dict()), encoding="utf-8")
+    assert new(cli, world, "--decision", "proceed")[0] == 0
+    assert parse_body(written(world).read_bytes()).inputs_digest == inputs_digest(inputs)
+    code, out, err = new(cli, world, "--decision", "proceed", "--inputs-digest", "a" * 64)
+    assert (code, out) == (2, "")
+    assert err == f"error: --inputs-digest {'a' * 64} does not match the request file's inputs\n"
 
 
 def test_new_without_request_needs_every_binding(cli: Cli, world: World) -> None:

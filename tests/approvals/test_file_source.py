@@ -11,6 +11,7 @@ import pytest
 
 from runner.approvals.document import instant, new_body
 from runner.approvals.quorum import Verdict
+from runner.approvals.request import inputs_digest
 from runner.errors import RefusedError
 
 if TYPE_CHECKING:
@@ -286,6 +287,46 @@ def test_replayed_approval_is_refused(world: World, change: dict[str, Any], reas
     world.push_signed(world.body(request, alice, **change).encode(), alice)
     _, verdict = world.judge(request)
     assert_refused(verdict, f"file: {ALICE_FILE}: " + reason.replace("{head}", world.head))
+
+
+INPUTS = {"version": "1.4.2"}
+
+
+@pytest.mark.parametrize(
+    ("inputs", "signed", "reason"),
+    [
+        # another run under this id (another state folder) with other inputs
+        (INPUTS, {"version": "9.9.9-evil"}, "approval is for a run with other inputs"),
+        (
+            INPUTS,
+            None,
+            "approval does not bind this run's inputs (sign it from the request file the "
+            "waiting run wrote, or with --inputs-digest)",
+        ),
+        ({}, INPUTS, "approval binds inputs this run does not have"),
+    ],
+    ids=["other-inputs", "unbound-inputs", "inputs-of-none"],
+)
+def test_an_approval_binds_the_runs_inputs(
+    world: World, inputs: dict[str, str], signed: dict[str, str] | None, reason: str
+) -> None:
+    """The body bound the run, step, environment, digest and commit, not the inputs: two runs
+    under one run id in two state folders, with other inputs, were both approved by one
+    signature, for a version the approver never saw."""
+    alice = world.keys.alice
+    request = world.request(inputs=inputs)
+    bound = inputs_digest(signed) if signed else None
+    world.push_signed(world.body(request, alice, inputs_digest=bound).encode(), alice)
+    _, verdict = world.judge(request)
+    assert_refused(verdict, f"file: {ALICE_FILE}: {reason}")
+
+
+def test_an_approval_of_the_runs_own_inputs_counts(world: World) -> None:
+    alice = world.keys.alice
+    request = world.request(inputs=INPUTS)
+    world.push_signed(world.body(request, alice).encode(), alice)
+    _, verdict = world.judge(request)
+    assert verdict.state == "approved", reasons(verdict)
 
 
 # -- refusals: who ------------------------------------------------------------------------------

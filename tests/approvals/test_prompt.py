@@ -236,3 +236,18 @@ def test_terminal_closed_before_a_decision(terminal: Terminal) -> None:
 def test_instructions_name_the_user() -> None:
     source = PromptSource(environ={}, stdin=io.StringIO(), stdout=io.StringIO(), user="zoe")
     assert source.instructions(request()) == ["answer the prompt on this terminal (as zoe)"]
+
+
+def test_the_local_user_is_the_os_account_not_what_logname_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``getpass.getuser`` reads ``$LOGNAME`` and ``$USER`` first: ``LOGNAME=alice`` answered
+    the prompt as alice, passing her team and the self-approval check as her."""
+    import pwd
+
+    from runner.approvals.prompt import local_user
+
+    account = pwd.getpwuid(os.geteuid()).pw_name
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        monkeypatch.setenv(name, "alice-not-me")
+    assert local_user() == account

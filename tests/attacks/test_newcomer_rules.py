@@ -641,10 +641,12 @@ def test_plan_shows_instructions_fields_and_expanded_variables(
     workspace: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = seed_like(workspace, PLANNED)
+    # alice at the terminal (the OS account, which $LOGNAME cannot claim)
+    monkeypatch.setattr("runner.engine.preflight.local_user", lambda: "alice")
     done = cli_in(
         monkeypatch,
         workspace.root,
-        workspace.environ({"LOGNAME": "alice", "USER": "alice", "RUNNER_ACTOR": "bobc"}),
+        workspace.environ({"RUNNER_ACTOR": "bobc"}),
         *("plan", str(path), "--env", "production"),
     )
     assert done.returncode == 0, done.stdout + done.stderr

@@ -402,6 +402,56 @@ def test_a_step_after_an_open_gate_cannot_have_run(world: World) -> None:
     assert step(record, "risky-gate")["status"] == "waiting"
 
 
+def runs_show(world: World, run_id: str) -> str:
+    assert world.monkeypatch is not None
+    done = cli_in(
+        world.monkeypatch, world.repo, clean_env(), "runs", "show", run_id, "--state-dir", "S"
+    )
+    return done.stdout + done.stderr
+
+
+def test_runs_show_believes_a_decision_only_as_far_as_its_signed_body_says(world: World) -> None:
+    """The audit view printed who decided, the notes and the fields from the record, and
+    "signature re-verified" for the evidence beside them: rewritten to say bob approved with
+    a ticket of his choosing (alice's signature kept), or given a signed approval of another
+    run, the record still showed as verified."""
+    digest, _ = passed_first_gate(world, "t18")
+    shown = runs_show(world, "t18")
+    assert "signature re-verified as of the decision" in shown, shown
+
+    def as_bob(record: Record) -> None:
+        decision = step(record, "gate")["approval"]["decisions"][0]
+        decision.update(username="bob", display_name="Bob Stone", notes="Reviewed CHG-77")
+        decision["fields"] = {"ticket": "CHG-77"}
+
+    tamper(world, "t18", as_bob)
+    shown = runs_show(world, "t18")
+    assert "signature re-verified" not in shown, shown
+    assert "NOT valid: the record says person 'bob', the signed approval 'alice'" in shown
+    assert "the record's notes are not the signed approval's" in shown
+    assert "the record's fields are not the signed approval's" in shown
+
+    other = world.request(run_id="t0", digest=digest, commit=world.head)
+    raw = world.body(other, world.keys.alice).encode()
+
+    def replayed(record: Record) -> None:
+        decision = step(record, "gate")["approval"]["decisions"][0]
+        decision.update(username="alice", display_name="Alice", notes=other_notes(raw))
+        decision["fields"] = {}
+        evidence = decision["evidence"]
+        evidence.update(body=raw.decode(), signature=world.sign(raw, world.keys.alice).decode())
+
+    tamper(world, "t18", replayed)
+    shown = runs_show(world, "t18")
+    assert "signature re-verified" not in shown, shown
+    assert "NOT valid: the record says run 't18', the signed approval 't0'" in shown
+
+
+def other_notes(raw: bytes) -> str:
+    notes: str = json.loads(raw)["notes"]
+    return notes
+
+
 def test_runs_show_verify_does_not_take_a_trust_commit_of_ones_own(world: World) -> None:
     """An auditor's ``runner runs show --verify`` reads the same record: a trust commit the trust
     ref never named verifies nothing."""
@@ -441,6 +491,33 @@ def test_a_record_pointing_at_another_commit_does_not_carry_its_approvals(world:
     tamper(world, "t16", lambda record: record.update(commit=world.head))
     approve(world, "t16", "gate2", world.keys.bob, digest)  # bound to the new commit
     refused(resume(world, "t16"), "gate `gate`", "approval is for commit")
+
+
+def test_the_commit_approved_is_the_one_checked_out_not_the_ci_variable(world: World) -> None:
+    """A job checked out a commit of its own (the workflow file unchanged, a script changed)
+    and set ``$GITHUB_SHA`` to the reviewed one: the request asked the approvers to sign for
+    the reviewed commit, and the job's own script ran on their approval."""
+    world.commit_workflow(ONE_GATE)
+    reviewed = world.head
+    path = world.commit_workflow(ONE_GATE, {"deploy.sh": "echo evil\n"})
+    digest = digest_of(path)
+    assert world.head != reviewed
+    argv = ("run", "deploy.yml", "--env", "production", "--state-dir", "S", "--run-id", "c1")
+    assert world.monkeypatch is not None
+    done = world.here(world.monkeypatch, *argv, "--detach-on-wait", env={"GITHUB_SHA": reviewed})
+    assert done.returncode == 75, done.stdout + done.stderr
+    request = json.loads(
+        (world.repo / "S" / "runs" / "c1" / "steps" / "gate" / "request.json").read_text()
+    )
+    assert world.record("c1")["commit"] == request["commit"] == world.head
+    # an approval of the reviewed commit (what the request used to ask for) is not one for this
+    signed = world.request(run_id="c1", step_id="gate", digest=digest, commit=reviewed)
+    raw = world.body(signed, world.keys.alice).encode()
+    world.push_signed(raw, world.keys.alice, run_id="c1", name="gate.alice.json")
+    done = resume(world, "c1", env={"GITHUB_SHA": reviewed})
+    assert done.returncode == 75, done.stdout + done.stderr  # still waiting
+    assert "DEPLOYED" not in done.stdout
+    assert f"approval is for commit '{reviewed}'" in done.stdout
 
 
 def test_a_resume_job_whose_event_names_another_commit_resumes(world: World) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import subprocess
 import sys
 from pathlib import Path
@@ -72,9 +73,11 @@ steps:
 """
 
 
-#: a run whose gate can be decided: started by bob, at alice's terminal (alice may approve).
-#: Without it a plan reports, as a run would, that no approval could count.
-DECIDABLE = {"LOGNAME": "alice", "USER": "alice", "RUNNER_ACTOR": "bob"}
+#: the OS account at this terminal: in the people file, it may approve
+HERE = pwd.getpwuid(os.geteuid()).pw_name
+#: a run whose gate can be decided: started by bob, at the terminal of someone who may
+#: approve. Without it a plan reports, as a run would, that no approval could count.
+DECIDABLE = {"RUNNER_ACTOR": "bob"}
 
 
 @pytest.fixture(autouse=True)
@@ -90,7 +93,7 @@ def workflow(tmp_path: Path) -> Path:
     (tmp_path / ".git").mkdir()
     (tmp_path / "approvals").mkdir()
     (tmp_path / "approvals" / "people.yml").write_text(
-        "people:\n  - username: alice\n  - username: bob\nteams:\n  ops: [alice]\n"
+        f"people:\n  - username: {HERE}\n  - username: bob\nteams:\n  ops: [{HERE}]\n"
     )
     path = tmp_path / "plan.yml"
     path.write_text(WORKFLOW)
@@ -511,6 +514,9 @@ def differences(a: Any, b: Any, path: str = "") -> dict[str, tuple[Any, Any]]:
 def seed_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("SHOP_DB_PASSWORD", "SHOP_CHAT_WEBHOOK"):
         monkeypatch.delenv(name, raising=False)
+    # alice (a trader of the seed's people file) at the terminal: her OS account, which no
+    # environment variable can claim
+    monkeypatch.setattr("runner.engine.preflight.local_user", lambda: "alice")
 
 
 @pytest.mark.usefixtures("seed_environ")

@@ -33,7 +33,7 @@ from runner.approvals.document import ApprovalBody, instant
 from runner.approvals.files import FileSource
 from runner.approvals.identity import Directory, Person
 from runner.approvals.quorum import Verdict, judge
-from runner.approvals.request import Interruption, Submission
+from runner.approvals.request import Interruption, Submission, inputs_digest
 from runner.approvals.trust import load_directory
 from runner.git import Git
 from runner.model import Approvals, Trust
@@ -295,6 +295,7 @@ class World(GitWorld):
             environment=request.environment,
             workflow_digest=request.digest,
             commit=request.commit,
+            inputs_digest=inputs_digest(request.inputs),
             decision="proceed",
             approver=key.principal,
             issued_at=instant(now),

@@ -3,7 +3,8 @@ runnable there by the person running the tests: the traders' check at a terminal
 
 from __future__ import annotations
 
-import getpass
+import os
+import pwd
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from helpers.net import free_port
 from helpers.paths import ROOT
 
 #: the person at the terminal, the one member of the trading desk in the copy's people file
-USER = getpass.getuser()
+USER = pwd.getpwuid(os.geteuid()).pw_name
 
 
 def seed_copy(root: Path) -> Path:

@@ -8,11 +8,11 @@ the terminal prompt as a person uses it.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import io
 import json
 import os
 import pty
+import pwd
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -33,7 +33,7 @@ from runner.options import RunOptions
 from runner.prepare import prepare
 
 RUNNER = Path(sys.executable).with_name("runner")
-USER = getpass.getuser()
+USER = pwd.getpwuid(os.geteuid()).pw_name
 PEOPLE = f"""\
 people:
   - id: u-me
