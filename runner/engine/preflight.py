@@ -13,6 +13,7 @@ as arguments (the people file as a callable, read only when a check needs it).
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
@@ -58,8 +59,11 @@ def check(
     directory: Callable[[], Directory | None],
     insecure_local_trust: bool = False,
     trust_refusal: Callable[[], str | None] = lambda: None,
+    unreadable: Callable[[], str | None] = lambda: None,
 ) -> list[Problem]:
-    """Every reason why one of ``steps`` (the manual steps that may run) cannot be decided."""
+    """Every reason why one of ``steps`` (the manual steps that may run) cannot be decided.
+    ``unreadable`` says why the trust files cannot be read, if they cannot: every decision
+    would then be refused, after the steps before the gate had run."""
     problems: list[Problem] = []
     loaded: list[Directory | None] = []
 
@@ -68,10 +72,15 @@ def check(
             loaded.append(directory())
         return loaded[0]
 
-    people_file = workflow.approvals.trust.people if workflow.approvals.trust else None
+    trust = workflow.approvals.trust
+    people_file = trust.people if trust else None
     for step in steps:
         manual = step.manual
         if manual is None:
+            continue
+        why = unreadable() if trust is not None else None
+        if why is not None:
+            problems.append(Problem(step, why, _fetch_hint(trust.ref if trust else None)))
             continue
         if manual.prevent_self_approval:
             found = people()
@@ -97,6 +106,19 @@ def check(
                 )
             )
     return problems
+
+
+def _fetch_hint(ref: str | None) -> str:
+    remote = re.fullmatch(r"refs/remotes/([^/]+)/(.+)", ref or "")
+    if remote is not None:
+        name, branch = remote.groups()
+        return (
+            f"fetch the trust branch before the run: git fetch --no-tags {name} "
+            f"+refs/heads/{branch}:{ref}"
+        )
+    if ref:
+        return f"make {ref} exist here before the run (fetch it), or fix `approvals.trust`"
+    return "fix the files `approvals.trust` names"
 
 
 def _unknown_starter(step: Step, started_by: str, people_file: str | None) -> Problem:
@@ -200,11 +222,21 @@ def approval_problems(
     user = local_user()
     git = Git(prepared.loaded.workspace)
 
+    loaded: list[Directory | None] = []
+    failed: list[str] = []
+
     def directory() -> Directory | None:
-        try:
-            return load_directory(workflow.approvals.trust, git, user)
-        except RunnerError:
-            return None  # the step itself reports a people file it cannot read, as before
+        if not loaded:
+            try:
+                loaded.append(load_directory(workflow.approvals.trust, git, user))
+            except RunnerError as exc:
+                failed.append(exc.message)
+                loaded.append(None)
+        return loaded[0]
+
+    def unreadable() -> str | None:
+        directory()
+        return failed[0] if failed else None
 
     refusals: list[str | None] = []
 
@@ -232,4 +264,5 @@ def approval_problems(
         directory=directory,
         insecure_local_trust=options.insecure_local_trust,
         trust_refusal=trust_refusal,
+        unreadable=unreadable,
     )

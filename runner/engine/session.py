@@ -9,13 +9,14 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from runner.ci import write_job_outputs
+from runner.ci import in_ci, write_job_outputs
 from runner.engine.deployment_lock import DeploymentLock, acquire
 from runner.engine.history import run_history
 from runner.engine.lock import LocalLock, run_lock
-from runner.engine.preflight import PreflightError, approval_problems
+from runner.engine.preflight import PreflightError, approval_problems, may_run_manual_steps
 from runner.engine.record import RunStatus
 from runner.engine.run import Run, utc_now
+from runner.engine.seal import KEY_ENV
 from runner.engine.server_lock import detached_hold
 from runner.engine.server_record import claim_on_server, mirror_to_server, server_lock
 from runner.engine.signals import Signals, cancel_now, cancellation, signum_of
@@ -169,3 +170,32 @@ def preflight(
         if log is not None:
             log.preflight_failed(problems)
         raise PreflightError(problems)
+    if log is not None and options.detach_on_wait:
+        warning = _resume_refused(prepared, environ)
+        if warning is not None:
+            log.write(warning)
+
+
+def _resume_refused(prepared: Prepared, environ: Mapping[str, str]) -> str | None:
+    """A CI run that will detach at a gate whose resume needs a sealed record (who started
+    the run, when it began waiting), without the key to seal it: said before the first step,
+    not by the resume job after the steps before the gate ran."""
+    if not in_ci(environ) or environ.get(KEY_ENV):
+        return None
+    for step in may_run_manual_steps(prepared, environ):
+        manual = step.manual
+        if manual is None:
+            continue
+        if manual.prevent_self_approval:
+            rule = "prevents self-approval"
+        elif manual.on_timeout == "proceed":
+            rule = "proceeds on timeout"
+        else:
+            continue
+        return (
+            f"warning: without ${KEY_ENV} the record is not sealed, and gate `{step.id}` "
+            f"{rule}: `runner resume` in CI will refuse this run once it detaches there. Set "
+            f"${KEY_ENV} (`openssl rand -hex 32`, a secret of the deployment environment) in "
+            "this job and in the one that resumes it"
+        )
+    return None

@@ -701,3 +701,48 @@ def test_helpers_sign_what_runner_approval_new_writes(world: World) -> None:
     )
     assert made.encode() == body.encode()
     assert (world.DIGEST, world.TRUST_REF) == (DIGEST, TRUST_REF)
+
+
+def test_a_trust_ref_not_fetched_stops_the_run_before_its_first_step(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trust branch not fetched (a CI job without its `git fetch`): the steps before the
+    gate ran (the database upgraded), then every decision was refused for want of the people
+    file. The run is now refused before its first step, saying what to fetch."""
+    gated = GATED.format(ref="refs/remotes/origin/not-fetched").replace(
+        "steps:\n", "steps:\n  - id: upgrade\n    name: Upgrade\n    run: touch upgraded\n", 1
+    )
+    world.commit_workflow(gated)
+    done = world.run_here(monkeypatch, "--run-id", "nf1")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert not (world.repo / "upgraded").exists()
+    assert "refs/remotes/origin/not-fetched" in done.stderr
+    assert (
+        "fix: fetch the trust branch before the run: git fetch --no-tags origin "
+        "+refs/heads/not-fetched:refs/remotes/origin/not-fetched"
+    ) in done.stderr
+
+
+def test_a_ci_run_that_would_detach_unsealed_at_a_self_approval_gate_says_so_first(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the record key, a resume in CI refuses a run waiting at a gate that prevents
+    self-approval (who started it is known only from the record): the deploy job said nothing,
+    and the walkthrough's resume job failed after the approver had signed."""
+    _deploy(world)
+    done = world.run_here(monkeypatch, "--run-id", "u1", "--detach-on-wait", env={"CI": "true"})
+    assert done.returncode == 75, done.stdout + done.stderr
+    warning = (
+        "warning: without $RUNNER_RECORD_KEY the record is not sealed, and gate `gate` prevents "
+        "self-approval: `runner resume` in CI will refuse this run once it detaches there"
+    )
+    assert warning in done.stdout + done.stderr
+    sealed = world.run_here(
+        monkeypatch,
+        "--run-id",
+        "u2",
+        "--detach-on-wait",
+        env={"CI": "true", "RUNNER_RECORD_KEY": "k" * 64},
+    )
+    assert sealed.returncode == 75, sealed.stdout + sealed.stderr
+    assert "not sealed" not in sealed.stdout + sealed.stderr
