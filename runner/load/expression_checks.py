@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -361,7 +362,10 @@ def _octopus(
     for problem in variables.check(field.text):
         yield _at(doc, field.path, field.text, problem.offset, problem.message, "substitution")
     # the names `#{}` reads (not text outside it, nor `##{` escapes, nor a `calc`'s operators)
+    defined = _variable_names(workflow)
     for reference in sorted(variables.references(field.text)):
+        if not _is_known(reference, defined):
+            yield _unknown_variable(doc, field, reference, defined)
         match = _ACTION_OUTPUT_NAME.fullmatch(reference)
         if match is None:
             continue
@@ -419,6 +423,42 @@ def _octopus(
             "injection",
             warning=True,
         )
+
+
+def _variable_names(workflow: Workflow) -> dict[str, str]:
+    """The names ``#{}`` can read that the workflow defines (its variables and inputs), by
+    their lower-cased form; the ``Octopus.`` system variables are the runner's."""
+    names = {name.lower(): name for name in workflow.inputs}
+    names.update((name.lower(), name) for name in workflow.variables)
+    return names
+
+
+def _is_known(reference: str, known: dict[str, str]) -> bool:
+    """Whether ``reference`` reads a variable: itself, or a part of one (``Creds.password``,
+    ``Servers[0]``: a JSON value's field), or a system variable; a name holding ``#{`` (built
+    from another) cannot be told."""
+    lowered = reference.lower()
+    if lowered.startswith("octopus.") or "#{" in reference or lowered in known:
+        return True
+    return any(lowered[:at] in known for at, char in enumerate(lowered) if char in ".[" and at)
+
+
+def _unknown_variable(
+    doc: Document, field: Field, reference: str, known: dict[str, str]
+) -> Diagnostic:
+    close = difflib.get_close_matches(reference.lower(), list(known), n=1)
+    hint = f"; did you mean `#{{{known[close[0]]}}}`?" if close else ""
+    then = " (it stays as written, which an `if:` counts as true)" if field.is_if else ""
+    return _at(
+        doc,
+        field.path,
+        field.text,
+        _read_at(field.text, reference),
+        f"`#{{{reference}}}` names no variable or input of this workflow, nor a system "
+        f"variable: `#{{}}` finds no value for it{then}{hint}",
+        "reference",
+        warning=True,
+    )
 
 
 def _at(
