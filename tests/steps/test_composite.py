@@ -448,3 +448,27 @@ def test_webhook_error_status_fails(workspace: Workspace, server: Server) -> Non
     assert (post.outcome, post.outputs) == ("failure", {"status": "500"})
     assert "  webhook answered 500" in result.lines()
     assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        # the variable unset in this environment: `#{}` leaves it as written
+        (
+            "#{Unset}",
+            "webhook: `url` is not an http(s) URL (it holds an unresolved `#{...}`: is the "
+            "variable set for this environment?)",
+        ),
+        ("http://127.0.0.1:9/hook", "webhook: the receiver could not be reached: "),
+    ],
+    ids=["unresolved", "unreachable"],
+)
+def test_webhook_that_cannot_post_says_why_in_one_line(
+    workspace: Workspace, url: str, said: str
+) -> None:
+    """It printed a Python traceback (`ValueError: unknown url type: '#{ChatWebhook}'`)."""
+    workspace.copy_action("webhook")
+    result = workspace.run(WEBHOOK.format(url=url).replace("    secret: true\n", ""))
+    assert result.code == 1, result.out
+    assert "Traceback" not in result.out
+    assert any(line.strip().startswith(said) for line in result.lines()), result.out
