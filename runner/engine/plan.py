@@ -234,9 +234,17 @@ def _approval_plan(
         # steps give: if the step may run, the run is refused before its first step. A step the
         # dry run skips is shown as written, whatever fails in it
         where = step.at(f"manual.{key}")
+        reads = any(
+            _reads_steps(t.expression, earlier) for t in expressions.find_templates(template)
+        )
         try:
             with expression_in(where, template):
-                return render_text(template, values, contexts, secrets=secrets)
+                text = render_text(template, values, contexts, secrets=secrets)
+            if not reads:
+                return text
+            # it rendered, but with nothing where the earlier steps' outputs go (`Deploy  to
+            # dev?`): shown as written, as a text that cannot render without them is
+            unrendered.append("it reads what earlier steps give, which a dry run does not have")
         except ExpressionError as exc:
             if runs is not False and not _reads_steps(_failing(template, exc.offset), earlier):
                 raise

@@ -284,6 +284,32 @@ def test_text_plan_shows_the_approval_and_the_assumption(
     assert out.endswith("Outcome if so: aborted\n")
 
 
+def test_text_reading_an_earlier_steps_output_is_not_shown_blank(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It rendered, with nothing where the output goes: `Deploy  to dev?`."""
+    (tmp_path / "flow.yml").write_text(
+        "name: flow\n"
+        "steps:\n"
+        "  - id: build\n"
+        "    name: Build\n"
+        "    run: echo 'version=1.2' >> \"$RUNNER_OUTPUT\"\n"
+        "  - id: gate\n"
+        "    name: Gate\n"
+        "    manual:\n"
+        '      instructions: "Deploy ${{ steps.build.outputs.version }} to '
+        '#{Octopus.Environment.Name}?"\n'
+    )
+    assert main(["plan", str(tmp_path / "flow.yml"), "--env", "dev"]) == 0
+    assert (
+        "            instructions:\n"
+        "              | Deploy ${{ steps.build.outputs.version }} to "
+        "#{Octopus.Environment.Name}?\n"
+        "            shown as written, rendered when the step runs: it reads what earlier steps "
+        "give, which a dry run does not have\n"
+    ) in capsys.readouterr().out
+
+
 def test_text_an_earlier_steps_output_makes_is_shown_as_written(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
