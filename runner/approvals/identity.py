@@ -42,6 +42,10 @@ class Person(Struct, frozen=True):
         return Identity(self.id, self.username, self.display_name, self.email)
 
 
+#: the source of the directory a workflow without ``approvals.trust`` has: the local user alone
+LOCAL_ONLY = "(local user)"
+
+
 class Directory(Struct, frozen=True):
     people: tuple[Person, ...] = ()
     teams: Mapping[str, frozenset[str]] = field(default_factory=dict)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TextIO
 
-from runner.approvals.identity import Directory, eligible
+from runner.approvals.identity import LOCAL_ONLY, Directory, eligible
 from runner.approvals.request import FieldSpec, Interruption, Result, Submission
 from runner.ci import CI_VARIABLES as CI_VARIABLES
 from runner.ci import in_ci as in_ci
@@ -95,6 +95,8 @@ class PromptSource:
         self._stop.set()
 
     def instructions(self, request: Interruption) -> list[str]:
+        if in_ci(self.environ) or not self.stdin.isatty():
+            return []  # it cannot ask here, and says why when it registers
         return [f"answer the prompt on this terminal (as {self.user})"]
 
     def _refusal(self, request: Interruption) -> str | None:
@@ -252,6 +254,8 @@ def approvers_text(directory: Directory, teams: tuple[str, ...]) -> str:
         ]
         return " or ".join(parts)
     names = ", ".join(p.username for p in directory.people) or "nobody"
+    if directory.source == LOCAL_ONLY:
+        return f"the local user ({names}): the workflow names no people file"
     return f"anyone in the people file ({names})"
 
 

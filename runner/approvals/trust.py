@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from msgspec import Struct, structs
 
-from runner.approvals.identity import Directory, Person, parse_directory
+from runner.approvals.identity import LOCAL_ONLY, Directory, Person, parse_directory
 from runner.errors import ApprovalError, GitError, RefusedError
 from runner.git import GitReader, is_ancestor, rev_commit, verified_file
 from runner.model import Trust, Workflow
@@ -97,7 +97,7 @@ def load_directory(trust: Trust | None, git: GitReader, local_user: str) -> Dire
     (only the terminal prompt can then decide, as the person at the terminal)."""
     if trust is None:
         person = Person(id=local_user, username=local_user, display_name=local_user)
-        return Directory((person,), {}, "(local user)")
+        return Directory((person,), {}, LOCAL_ONLY)
     files = TrustFiles.of(trust, git)
     return parse_directory(files.read(trust.people), files.where(trust.people))
 

@@ -79,7 +79,8 @@ def open_store(database: str | None) -> Any:
 def _missing_extra(exc: ImportError) -> UsageError:
     return UsageError(
         f"the approval server needs the server extra ({exc.name} is missing)",
-        hint="pip install 'deploy-runner[server]'",
+        hint="in a checkout of the runner: pip install -e '.[server]' (from a package index: "
+        "pip install 'deploy-runner[server]')",
     )
 
 

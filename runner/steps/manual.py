@@ -19,7 +19,7 @@ from msgspec.structs import replace
 
 from runner.approvals.files import FileSource
 from runner.approvals.identity import Directory
-from runner.approvals.prompt import PromptSource, local_user
+from runner.approvals.prompt import PromptSource, end_question, local_user
 from runner.approvals.quorum import Refused, Verdict
 from runner.approvals.request import FieldSpec, Interruption
 from runner.approvals.server_source import ServerSource
@@ -247,7 +247,7 @@ def run_manual_step(ctx: StepContext) -> StepResult:
     waited = replace(state[0], submissions=outcome.submissions)
     if outcome.state == "detached":
         ctx.checkpoint(replace(waited, state=GateState.WAITING))
-
+        end_question()  # a prompt's question left open: the detach message starts a line
         raise Detached(step.id)
     if outcome.state == "timed-out":
         for source in usable:
@@ -393,7 +393,12 @@ def announce(ctx: StepContext, request: Interruption, sources: list[ApprovalSour
             lines += ["Last lines of its log:", *(f"  | {line}" for line in tail)]
     if request.instructions.strip():
         lines += ["", *request.instructions.rstrip().splitlines(), ""]
-    who = ", ".join(request.teams) if request.teams else "anyone in the people file"
+    if request.teams:
+        who = ", ".join(request.teams)
+    elif ctx.workflow.approvals.trust is None:
+        who = "the local user at the terminal (the workflow names no people file)"
+    else:
+        who = "anyone in the people file"
     lines.append(f"Who may decide: {who}")
     if request.quorum:
         lines.append("Quorum: " + "; ".join(f"{c} from {t}" for t, c in request.quorum))

@@ -233,9 +233,19 @@ def test_terminal_closed_before_a_decision(terminal: Terminal) -> None:
     assert source.poll(rules) == []
 
 
-def test_instructions_name_the_user() -> None:
-    source = PromptSource(environ={}, stdin=io.StringIO(), stdout=io.StringIO(), user="zoe")
+def test_instructions_name_the_user(terminal: Terminal) -> None:
+    source = PromptSource(environ={}, stdin=terminal.stdin, stdout=terminal.stdout, user="zoe")
     assert source.instructions(request()) == ["answer the prompt on this terminal (as zoe)"]
+
+
+@pytest.mark.parametrize("ci", [True, False], ids=["in-ci", "no-terminal"])
+def test_a_prompt_that_cannot_ask_here_gives_no_instructions(terminal: Terminal, ci: bool) -> None:
+    """A CI log said "answer the prompt on this terminal", then that the prompt cannot be used
+    in CI."""
+    stdin = terminal.stdin if ci else io.StringIO()
+    environ = {"CI": "true"} if ci else {}
+    source = PromptSource(environ=environ, stdin=stdin, stdout=terminal.stdout, user="zoe")
+    assert source.instructions(request()) == []
 
 
 def test_the_local_user_is_the_os_account_not_what_logname_says(
@@ -251,3 +261,14 @@ def test_the_local_user_is_the_os_account_not_what_logname_says(
     for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
         monkeypatch.setenv(name, "alice-not-me")
     assert local_user() == account
+
+
+def test_without_a_people_file_the_approver_is_named_the_local_user() -> None:
+    """It said "anyone in the people file (alice)" of a workflow that names no people file."""
+    from runner.approvals.prompt import approvers_text
+    from runner.approvals.trust import load_directory
+
+    directory = load_directory(None, None, "alice")  # type: ignore[arg-type]
+    assert approvers_text(directory, ()) == (
+        "the local user (alice): the workflow names no people file"
+    )
