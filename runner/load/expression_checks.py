@@ -21,7 +21,8 @@ from msgspec import Struct
 
 from runner import expressions, variables
 from runner.errors import Diagnostic, ExpressionError, Location
-from runner.expressions.ast import Index, Literal, NamedValue, walk
+from runner.expressions.ast import Call, Index, Literal, NamedValue, walk
+from runner.expressions.functions import format_
 from runner.load.yaml import Document, Path, position_in_text
 from runner.model import MANUAL_OCTOPUS_OUTPUTS, MANUAL_OUTPUTS, Step, Workflow
 
@@ -142,6 +143,8 @@ def _check_field(
             yield _at(doc, field.path, text, offset, message, "expression")
             continue
         yield from _references(workflow, doc, field, offset, tree, steps)
+        for message in _format_errors(tree):
+            yield _at(doc, field.path, text, offset, message, "expression")
         if field.is_run and field.step is not None:
             used = _named_values(tree) & set(UNTRUSTED)
             # an untrusted value one step removed: `env: {X: ${{ inputs.x }}}`, then `${{ env.X }}`
@@ -175,6 +178,25 @@ def _check_field(
                 )
     if "#{" in text:
         yield from _octopus(workflow, doc, field, steps)
+
+
+def _format_errors(tree: Node | None) -> Iterator[str]:
+    """The errors a ``format()`` with a written format string gives whatever its arguments
+    are (``format('{1}', x)``): found when the step runs, after the steps before it ran."""
+    if tree is None:
+        return
+    for node in walk(tree):
+        if (
+            isinstance(node, Call)
+            and node.name == "format"
+            and node.args
+            and isinstance(node.args[0], Literal)
+            and isinstance(node.args[0].value, str)
+        ):
+            try:
+                format_([node.args[0].value, *("" for _ in node.args[1:])])
+            except ExpressionError as exc:
+                yield exc.message
 
 
 def _env_names(tree: Node | None) -> set[str]:
