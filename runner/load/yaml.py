@@ -63,6 +63,28 @@ _LINE_COMMENT = re.compile(r"[ \t]*(#\{[^}\n]*\}?)")
 _OPENING = re.compile(r"(?:[&!][^ \t\[{]*[ \t]+)*[\[{]")
 
 
+#: how to fix what the YAML parser says most often, by a part of its message
+_YAML_FIXES = (
+    (
+        "mapping values are not allowed",
+        '; a value holding `: ` must be quoted (`run: "echo a: b"`), or this line is '
+        "indented too far",
+    ),
+    (
+        "expected '-' indicator",
+        "; the items of a list start with `- ` at the same column, and a key of an item is "
+        "indented past its `-`",
+    ),
+    (
+        "could not find expected ':'",
+        "; each line of a mapping is `key: value` (a quote left open, or a key without `:`?)",
+    ),
+    ("expected <block end>", "; this line is indented differently from the lines around it"),
+    ("found undefined alias", "; an alias `*name` needs an anchor `&name` above it"),
+    ("found unexpected end of stream", "; a quote or bracket opened here is never closed"),
+)
+
+
 class Span(Struct, frozen=True):
     """Where a key or value is: 1-based line and column, and its length on that line."""
 
@@ -227,6 +249,8 @@ def load_yaml(path: str, raw: bytes, *, substitutions: bool = False) -> Document
         message = f"invalid YAML: {problem}"
         if 0 < line <= len(lines) and lines[line - 1][column - 1 : column] == "\t":
             message += "; YAML is indented with spaces, not tabs"
+        else:
+            message += next((fix for found, fix in _YAML_FIXES if found in problem), "")
         raise LoadError([Diagnostic(Location(path, line, column), message, "syntax")]) from None
     except YAMLError as exc:
         message = f"invalid YAML: {str(exc).splitlines()[0]}"

@@ -87,6 +87,17 @@ def test_deep_nesting_is_refused() -> None:
             "YAML is indented with spaces, not tabs [syntax]",
         ),
         (b"{a: 1}: 2\n", "w.yml:1:1: a key must be a plain string, not a list or mapping [syntax]"),
+        (
+            b"run: echo a: b\n",
+            "w.yml:1:12: invalid YAML: mapping values are not allowed in this context; a value "
+            'holding `: ` must be quoted (`run: "echo a: b"`), or this line is indented too far '
+            "[syntax]",
+        ),
+        (
+            b'a: "open\n',
+            "w.yml:1:4: invalid YAML: while scanning a quoted scalar, found unexpected end of "
+            "stream; a quote or bracket opened here is never closed [syntax]",
+        ),
     ],
 )
 def test_bad_files_get_one_clear_line(raw: bytes, expected: str) -> None:
