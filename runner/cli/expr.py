@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from runner import expressions
 from runner.bounded import loads
 from runner.errors import ExpressionError, UsageError
+from runner.expressions.functions import to_json
 
 
 def evaluate_text(expression: str, context_file: str | None) -> str:
@@ -28,7 +27,8 @@ def evaluate_text(expression: str, context_file: str | None) -> str:
     if text.startswith("${{") and text.endswith("}}"):
         text = text[3:-2]
     value = expressions.evaluate(text, contexts)
-    return json.dumps(value, indent=2, ensure_ascii=False, allow_nan=True)
+    # as `toJSON` writes it: a number as GitHub prints it (`3`, not `3.0`: numbers are doubles)
+    return to_json([value])
 
 
 @click.command()
