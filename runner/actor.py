@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import getpass
+import os
+import pwd
 from collections.abc import Mapping
 
 from runner.model import Identity
@@ -17,8 +18,16 @@ def current_actor(environ: Mapping[str, str]) -> Identity:
         if environ.get(name):
             login = environ[name]
             return Identity(id=login, username=login, display_name=login)
-    try:
-        login = getpass.getuser()
-    except (KeyError, OSError):
-        login = "unknown"
+    login = os_account()
     return Identity(id=login, username=login, display_name=login)
+
+
+def os_account() -> str:
+    """The OS account the runner runs as: its effective user's name in the password database,
+    never ``$LOGNAME`` or ``$USER`` (``getpass.getuser`` reads those first, and anyone can set
+    them: ``LOGNAME=alice runner run`` answered the prompt as alice)."""
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (KeyError, OSError):
+        # an account without a name (a container's bare uid) is nobody in a people file
+        return f"uid-{os.geteuid()}"

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
@@ -293,7 +294,12 @@ def deployed_commit(git: GitReader) -> str | None:
     the CI's first bound approvals to a commit other than the code that ran: a job that
     checked out another ref, or set ``GITHUB_SHA`` to a reviewed commit, had the approvers
     sign for that one while its own scripts ran."""
-    found = head(git)
+    try:
+        found = head(git)
+    except GitError:
+        if shutil.which("git") is not None:
+            raise
+        found = None  # no git here: no repository it could read (a CI image without git)
     if found is not None:
         return found
     for name in ("GITHUB_SHA", "CI_COMMIT_SHA"):

@@ -18,6 +18,7 @@ import pytest
 from runner.errors import ApprovalError, GitError
 from runner.git import (
     Git,
+    deployed_commit,
     exact_ref,
     git_environment,
     has_file,
@@ -115,6 +116,22 @@ def test_a_missing_git_is_a_clean_error(repo: Path) -> None:
     with pytest.raises(GitError) as caught:
         head(reader)
     assert caught.value.message == f"git rev-parse failed: cannot run {repo / 'no-git'}: not found"
+
+
+def test_the_deployed_commit_is_head_not_the_ci_variable(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commit checked out, whose scripts run; the CI's variable only without one: without
+    a repository, or on a machine without git at all (there the run failed, exit 6)."""
+    monkeypatch.setenv("GITHUB_SHA", "f" * 40)
+    checked_out = commit(repo, {"deploy.sh": "echo\n"})
+    assert deployed_commit(Git(repo)) == checked_out
+    assert deployed_commit(Git(repo.parent / "plain-folder")) == "f" * 40
+    no_git = Git(repo, executable=str(repo / "no-git"))
+    with pytest.raises(GitError):
+        deployed_commit(no_git)  # a git on PATH that this reader cannot run: an error
+    monkeypatch.setattr("runner.git.shutil.which", lambda name: None)
+    assert deployed_commit(no_git) == "f" * 40
 
 
 def test_a_timeout_kills_git_and_what_it_started(repo: Path, tmp_path: Path) -> None:

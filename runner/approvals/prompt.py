@@ -7,14 +7,13 @@ there nobody is at the keyboard, and a piped "yes" must never approve a deployme
 
 from __future__ import annotations
 
-import os
-import pwd
 import sys
 import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TextIO
 
+from runner.actor import os_account
 from runner.approvals.identity import LOCAL_ONLY, Directory, eligible
 from runner.approvals.request import FieldSpec, Interruption, Result, Submission
 from runner.ci import CI_VARIABLES as CI_VARIABLES
@@ -236,14 +235,8 @@ def _field_problem(spec: FieldSpec, value: str) -> str | None:
 
 
 def local_user() -> str:
-    """The OS account the runner runs as: its effective user's name in the password database,
-    never ``$LOGNAME`` or ``$USER`` (``getpass.getuser`` reads those first, and anyone can set
-    them: ``LOGNAME=alice runner run`` answered the prompt as alice)."""
-    try:
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except (KeyError, OSError):
-        # an account without a name (a container's bare uid) is nobody in a people file
-        return f"uid-{os.geteuid()}"
+    """The person at this terminal: the OS account the runner runs as (see ``os_account``)."""
+    return os_account()
 
 
 def approvers_text(directory: Directory, teams: tuple[str, ...]) -> str:

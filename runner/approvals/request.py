@@ -36,7 +36,8 @@ def inputs_digest(inputs: Mapping[str, Any]) -> str | None:
     if not inputs:
         return None
     text = json.dumps(dict(inputs), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    # a record or request may hold half of a character (`\ud800`): hashed, not refused
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class FieldSpec(Struct, frozen=True):

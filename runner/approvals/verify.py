@@ -20,6 +20,7 @@ record keeps (``runner runs show``) are here too, as a :class:`SignedFileReport`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -213,7 +214,12 @@ def unproven_claims(report: SignedFileReport, claims: Claims) -> list[str]:
         ("environment", claims.environment, body.environment),
         ("workflow digest", claims.digest, body.workflow_digest),
         ("commit", claims.commit, body.commit),
-        ("inputs digest", inputs_digest(claims.inputs), body.inputs_digest),
+        # an approval signed before inputs were bound says nothing of them
+        (
+            "inputs digest",
+            inputs_digest(claims.inputs) if body.inputs_digest else None,
+            body.inputs_digest,
+        ),
         ("kind", claims.kind, body.kind),
         ("attempt", claims.attempt, body.attempt),
         ("decision", claims.result, body.decision),
@@ -233,23 +239,37 @@ def unproven_claims(report: SignedFileReport, claims: Claims) -> list[str]:
     return found
 
 
+#: a mask ``***`` in a masked text, with any ``*`` written beside it (`*S` masked is `****`)
+_MASKS = re.compile(r"\*{3,}")
+
+
 def _masking_of(recorded: str, signed: str) -> bool:
     """Whether ``recorded`` is ``signed`` with some parts of it, each not empty, replaced by
     ``***``: the pieces between the masks found in order, each as early as it can be (which
-    leaves the most room for the rest), in linear time whatever a record holds."""
-    if "***" not in recorded:
+    leaves the most room for the rest), in linear time whatever a record holds. A run of n
+    stars is a mask with the stars the text had beside it: it hides n - 2 characters or more."""
+    runs = [len(run) for run in _MASKS.findall(recorded)]
+    if not runs:
         return recorded == signed
-    first, *middle, last = recorded.split("***")
+    pieces = _MASKS.split(recorded)
+    first, middle, last = pieces[0], pieces[1:-1], pieces[-1]
     end = len(signed) - len(last)
     if not signed.startswith(first) or not signed.endswith(last) or end < len(first):
         return False
     at = len(first)
-    for piece in middle:
-        found = signed.find(piece, at + 1)  # a mask hides one character or more
-        if found < 0 or found + len(piece) >= end:
+    for stars, piece in zip(runs, middle, strict=False):
+        found = signed.find(piece, at + stars - 2)
+        if found < 0:
             return False
         at = found + len(piece)
-    return end - at >= 1
+    return end - at >= runs[-1] - 2
+
+
+def masked_parts(claims: Claims) -> int:
+    """How many masks the record's notes and field values show: what they hid is not shown,
+    and only that it was there can be checked against the signed body."""
+    texts = [claims.notes, *claims.fields.values()]
+    return sum(len(_MASKS.findall(text)) for text in texts)
 
 
 def verify_signed_file(

@@ -44,6 +44,9 @@ def _principal(given: str | None) -> str:
     return email
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
 def _check_request(request: dict[str, Any], request_file: str | None) -> None:
     """Refuse what no waiting run asks for: the run id and step id name the files written (a
     request file saying ``../../x`` must not write outside ``--out``), and every value is of the
@@ -139,6 +142,11 @@ def new_approval(
             raise UsageError(f"{option} {value} does not match the request file ({request[name]})")
         request[name] = value
     if inputs_digest is not None:
+        if not _SHA256.fullmatch(inputs_digest):
+            raise UsageError(
+                "--inputs-digest must be the 64 lower-case hex digits the waiting run printed",
+                hint="copy it from the log, or pass --request FILE instead",
+            )
         given_inputs = request.get("inputs")
         if isinstance(given_inputs, dict) and digest_of_inputs(given_inputs) != inputs_digest:
             raise UsageError(

@@ -12,7 +12,7 @@ from msgspec import structs
 
 from runner.approvals.request import GUIDED
 from runner.approvals.state import GateState, GuidedOutcome, GuidedState
-from runner.approvals.verify import Claims, reverify_evidence, unproven_claims
+from runner.approvals.verify import Claims, masked_parts, reverify_evidence, unproven_claims
 from runner.engine.history import state_dir as resolve
 from runner.engine.record import RecordStore, RunRecord, StepStatus
 from runner.engine.resume import load_for_resume
@@ -31,32 +31,47 @@ def _duration(start: str | None, end: str | None) -> str:
 
 
 def reverify(record: RunRecord, workflow_path: str | None, insecure: bool) -> dict[str, str]:
-    """Re-check each signed approval of the run as of its decision time (file -> verdict), and
-    that it says what the record claims of it."""
+    """Re-check each signed approval of the run as of its decision time, and that it says what
+    the record claims of it: a verdict for each decision (see :func:`decision_key`), never one
+    for a file name, which the record gives (a forged decision naming an honest one's file got
+    that one's verdict)."""
 
     # the record names the workflow relative to the workspace root: find it from any folder
     path = workflow_path or str(absolute(record.workflow_path, workspace_here()))
     results: dict[str, str] = {}
     for step in record.steps:
-        found: list[tuple[dict[str, Any], str, Claims]] = []
-        for decision in (step.approval.decisions if step.approval else None) or ():
+        found: list[tuple[str, dict[str, Any], str, Claims]] = []
+        decisions = (step.approval.decisions if step.approval else None) or ()
+        for index, decision in enumerate(decisions):
             claims = _claims(record, step.id, decision.result, decision.username)
             claims = structs.replace(claims, notes=decision.notes, fields=dict(decision.fields))
-            found.append((decision.evidence, decision.submitted_at, claims))
+            key = decision_key(step.id, index)
+            found.append((key, decision.evidence, decision.submitted_at, claims))
         # a failed step's guided-failure decisions are signed files too
         for entry in step.guided.decisions if step.guided is not None else ():
             claims = _claims(record, step.id, entry.choice or "", entry.username or "")
             claims = structs.replace(
                 claims, kind=GUIDED, attempt=entry.attempt, notes=entry.notes or ""
             )
-            found.append((entry.evidence or {}, entry.submitted_at or "", claims))
-        for evidence, submitted_at, claims in found:
+            key = guided_key(step.id, entry.attempt)
+            found.append((key, entry.evidence or {}, entry.submitted_at or "", claims))
+        for key, evidence, submitted_at, claims in found:
             if "signature" not in evidence:
                 continue
-            results[evidence.get("file", "?")] = verdict(
+            results[key] = verdict(
                 evidence, path, submitted_at, insecure, record.trust_commit, claims
             )
     return results
+
+
+def decision_key(step_id: str, index: int) -> str:
+    """Where ``runs show`` keeps the verdict of a gate's ``index``-th decision."""
+    return f"{step_id}/decision-{index + 1}"
+
+
+def guided_key(step_id: str, attempt: int) -> str:
+    """Where ``runs show`` keeps the verdict of the decision on a failed ``attempt``."""
+    return f"{step_id}/attempt-{attempt}"
 
 
 def _claims(record: RunRecord, step_id: str, result: str, username: str) -> Claims:
@@ -95,6 +110,14 @@ def verdict(
     if unproven:
         return "NOT valid: " + "; ".join(unproven)
     if report.valid:
+        hidden = masked_parts(claims) if claims is not None else 0
+        if hidden:
+            # a mask can hide any words of the signed notes: say that there are some
+            return (
+                "signature re-verified as of the decision; the notes and fields shown have "
+                f"{hidden} masked part{'s' if hidden > 1 else ''}, which only the signed "
+                "approval holds"
+            )
         return "signature re-verified as of the decision"
     # the reason alone, as runs show has always printed a check that holds but does not count
     return "; ".join(report.problems)
@@ -120,11 +143,11 @@ def show_text(record: RunRecord, checks: dict[str, str]) -> str:
         if step.error:
             lines.append(f"              {step.error}")
         if step.guided is not None:
-            lines.extend(_guided_lines(step.guided, checks))
+            lines.extend(_guided_lines(step.id, step.guided, checks))
         approval = step.approval
         if approval is None:
             continue
-        for decision in approval.decisions or ():
+        for index, decision in enumerate(approval.decisions or ()):
             lines.append(
                 f"              {decision.result} by {decision.display_name} "
                 f"({decision.username}) via {decision.source} at "
@@ -137,7 +160,7 @@ def show_text(record: RunRecord, checks: dict[str, str]) -> str:
                 lines.append(
                     f"                evidence: {evidence['file']} "
                     f"({evidence.get('fingerprint', '')}): "
-                    f"{checks.get(evidence['file'], 'not re-verified')}"
+                    f"{checks.get(decision_key(step.id, index), 'not re-verified')}"
                 )
         for refusal in approval.refused:
             lines.append(f"              refused: {refusal.reason}")
@@ -146,7 +169,7 @@ def show_text(record: RunRecord, checks: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _guided_lines(guided: GuidedState, checks: dict[str, str]) -> list[str]:
+def _guided_lines(step_id: str, guided: GuidedState, checks: dict[str, str]) -> list[str]:
     """Each failed attempt of a step under guided failure and what was decided about it."""
     lines = []
     for decision in guided.decisions:
@@ -171,7 +194,7 @@ def _guided_lines(guided: GuidedState, checks: dict[str, str]) -> list[str]:
         if evidence.get("file"):
             lines.append(
                 f"                evidence: {evidence['file']} ({evidence.get('fingerprint', '')}):"
-                f" {checks.get(evidence['file'], 'not re-verified')}"
+                f" {checks.get(guided_key(step_id, decision.attempt), 'not re-verified')}"
             )
         for refusal in decision.refused:
             lines.append(f"                refused: {refusal.reason}")

@@ -75,13 +75,13 @@ def check(
     trust = workflow.approvals.trust
     people_file = trust.people if trust else None
     for step in steps:
-        manual = step.manual
-        if manual is None:
-            continue
         why = unreadable() if trust is not None else None
         if why is not None:
-            problems.append(Problem(step, why, _fetch_hint(trust.ref if trust else None)))
+            problems.append(Problem(step, why, _trust_hint(why, trust.ref if trust else None)))
             continue
+        manual = step.manual
+        if manual is None:
+            continue  # a guided-failure question: its sources are judged when it is asked
         if manual.prevent_self_approval:
             found = people()
             if found is not None and found.by_login(started_by) is None:
@@ -108,8 +108,10 @@ def check(
     return problems
 
 
-def _fetch_hint(ref: str | None) -> str:
+def _trust_hint(why: str, ref: str | None) -> str:
     remote = re.fullmatch(r"refs/remotes/([^/]+)/(.+)", ref or "")
+    if "does not exist" not in why:
+        return "fix the trust files on that ref (the people file, allowed_signers, revoked keys)"
     if remote is not None:
         name, branch = remote.groups()
         return (
@@ -182,10 +184,11 @@ def _cannot_ask(
 
 
 def may_run_manual_steps(prepared: Prepared, environ: Mapping[str, str]) -> list[Step]:
-    """The manual steps that will or may run: those a dry run does not skip, whether earlier
-    manual steps are assumed to proceed or to abort (``if: failure()`` steps run only then)."""
+    """The steps that will or may run and ask people: manual steps, and steps under guided
+    failure (if they fail) that a dry run does not skip, whether earlier manual steps are
+    assumed to proceed or to abort (``if: failure()`` steps run only then)."""
     workflow = prepared.workflow
-    if not any(step.manual for step in workflow.steps):
+    if not any(step.manual or step.guided for step in workflow.steps):
         return []
 
     wanted: set[str] = set()
@@ -200,7 +203,8 @@ def may_run_manual_steps(prepared: Prepared, environ: Mapping[str, str]) -> list
             created_by=current_actor(environ),
         )
         for planned in plan.steps:
-            if planned.step.manual is not None and planned.runs is not False:
+            asks = planned.step.manual is not None or planned.step.guided is not None
+            if asks and planned.runs is not False:
                 wanted.add(planned.step.id)
     return [step for step in workflow.steps if step.id in wanted]
 

@@ -183,18 +183,20 @@ def _resume_refused(prepared: Prepared, environ: Mapping[str, str]) -> str | Non
     if not in_ci(environ) or environ.get(KEY_ENV):
         return None
     for step in may_run_manual_steps(prepared, environ):
-        manual = step.manual
-        if manual is None:
-            continue
-        if manual.prevent_self_approval:
-            rule = "prevents self-approval"
-        elif manual.on_timeout == "proceed":
-            rule = "proceeds on timeout"
+        manual, guided = step.manual, step.guided
+        if manual is not None and manual.prevent_self_approval:
+            rule = f"gate `{step.id}` prevents self-approval"
+        elif manual is not None and manual.on_timeout == "proceed":
+            rule = f"gate `{step.id}` proceeds on timeout"
+        elif manual is None and guided is not None and guided.prevent_self_approval:
+            rule = f"step `{step.id}`'s guided failure prevents self-approval"
+        elif manual is None and guided is not None and guided.on_timeout == "skip":
+            rule = f"step `{step.id}`'s guided failure skips on timeout"
         else:
             continue
         return (
-            f"warning: without ${KEY_ENV} the record is not sealed, and gate `{step.id}` "
-            f"{rule}: `runner resume` in CI will refuse this run once it detaches there. Set "
+            f"warning: without ${KEY_ENV} the record is not sealed, and {rule}: `runner "
+            "resume` in CI will refuse this run once it detaches there. Set "
             f"${KEY_ENV} (`openssl rand -hex 32`, a secret of the deployment environment) in "
             "this job and in the one that resumes it"
         )

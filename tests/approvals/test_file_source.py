@@ -746,3 +746,39 @@ def test_a_ci_run_that_would_detach_unsealed_at_a_self_approval_gate_says_so_fir
     )
     assert sealed.returncode == 75, sealed.stdout + sealed.stderr
     assert "not sealed" not in sealed.stdout + sealed.stderr
+
+
+GUIDED_ONLY = """\
+name: Seed
+environments: [production]
+approvals:
+  trust: {{ref: {ref}, people: trust/people.yml, allowed-signers: trust/allowed_signers}}
+  file: {{remote: origin, branch: approvals, path: approvals, poll-seconds: 1}}
+guided-failure:
+  teams: [trading-desk]
+  prevent-self-approval: true
+steps:
+  - id: upgrade
+    name: Upgrade
+    run: touch upgraded
+"""
+
+
+def test_guided_failure_questions_are_checked_before_the_first_step_too(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no manual step, the trust ref not fetched went unnoticed until a step failed and
+    nobody could be asked; and a CI run that would detach unsealed at such a question was not
+    warned, then its resume refused."""
+    world.commit_workflow(GUIDED_ONLY.format(ref="refs/remotes/origin/not-fetched"))
+    done = world.run_here(monkeypatch, "--run-id", "g1")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert not (world.repo / "upgraded").exists()
+    assert "step 'Upgrade': cannot read trust file" in done.stderr
+    world.commit_workflow(GUIDED_ONLY.format(ref=TRUST_REF))
+    done = world.run_here(monkeypatch, "--run-id", "g2", "--detach-on-wait", env={"CI": "true"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (
+        "warning: without $RUNNER_RECORD_KEY the record is not sealed, and step `upgrade`'s "
+        "guided failure prevents self-approval"
+    ) in done.stdout + done.stderr

@@ -447,6 +447,42 @@ def test_runs_show_believes_a_decision_only_as_far_as_its_signed_body_says(world
     assert "NOT valid: the record says run 't18', the signed approval 't0'" in shown
 
 
+def test_a_forged_decision_naming_an_honest_ones_file_does_not_get_its_verdict(
+    world: World,
+) -> None:
+    """Verdicts were kept by the evidence's file name, which the record gives: a forged first
+    decision (bob, with a copy of alice's evidence) showed the honest one's "re-verified"."""
+    passed_first_gate(world, "t20")
+
+    def forged(record: Record) -> None:
+        decisions = step(record, "gate")["approval"]["decisions"]
+        fake = json.loads(json.dumps(decisions[0]))
+        fake.update(username="bob", display_name="Bob Stone", notes="Reviewed CHG-99")
+        decisions.insert(0, fake)
+
+    tamper(world, "t20", forged)
+    verdicts = [line for line in runs_show(world, "t20").splitlines() if "evidence:" in line]
+    assert len(verdicts) == 2, verdicts
+    assert "NOT valid: the record says person 'bob'" in verdicts[0]
+    assert verdicts[1].endswith("signature re-verified as of the decision")
+
+
+def test_notes_shown_with_a_mask_say_so(world: World) -> None:
+    """A mask stands for what a secret hid, and can stand for any words: the verdict says the
+    notes shown have masked parts, which only the signed approval holds."""
+    passed_first_gate(world, "t21")
+
+    def masked(record: Record) -> None:
+        decision = step(record, "gate")["approval"]["decisions"][0]
+        decision["notes"] = "ok *** alice"  # signed: "ok from alice"
+
+    tamper(world, "t21", masked)
+    assert (
+        "signature re-verified as of the decision; the notes and fields shown have 1 masked "
+        "part, which only the signed approval holds"
+    ) in runs_show(world, "t21")
+
+
 def other_notes(raw: bytes) -> str:
     notes: str = json.loads(raw)["notes"]
     return notes
