@@ -70,9 +70,37 @@ def loads(raw: str | bytes, *, what: str = "JSON document", **options: Any) -> A
     text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     check_depth(text, what=what)
     try:
-        return json.loads(text, **options)
+        value = json.loads(text, **options)
     except RecursionError:  # unreachable after check_depth; kept so no caller ever sees one
         raise InputLimitError(f"{what} is nested too deeply") from None
+    if _HALF_ESCAPE.search(text) and holds_half_character(value):
+        # no file, log or record can be written with one (resuming such a record was an
+        # internal error): what the runner or a person wrote never holds one
+        raise ValueError(f"{what} holds half of a character (a lone \\ud800-\\udfff escape)")
+    return value
+
+
+#: a ``\u`` escape of half of a UTF-16 pair (json joins a pair of them into one character)
+_HALF_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def holds_half_character(value: Any) -> bool:
+    """Whether a parsed JSON value holds a string with half of a UTF-16 pair (from an escape:
+    UTF-8 text cannot hold one), which no file or log can take."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 #: the largest run record file (``record.json``, ``events.jsonl``) the runner reads: the approval

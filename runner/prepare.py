@@ -50,6 +50,7 @@ def prepare(
     *,
     trust_commit: str | None = None,
     warn: Callable[[str], None] = warn_stderr,
+    resumed: bool = False,
 ) -> Prepared:
     """Load ``path`` and check the request; raise a user error naming what to change.
 
@@ -74,7 +75,9 @@ def prepare(
     if trust is not None and trust.ref:  # only then is there a ref to pin (and a module to load)
         workflow = pin_trust(workflow, Git(loaded.workspace), trust_commit)
     check_environment(loaded, workflow, environment)
-    inputs = resolve_inputs(workflow.inputs, parse_pairs(raw_inputs, "--input"))
+    # a resumed run's inputs are its record's (restored by the resume): a required one was
+    # refused here, and such a run could not be resumed
+    inputs = {} if resumed else resolve_inputs(workflow.inputs, parse_pairs(raw_inputs, "--input"))
     skipped = check_skip(workflow, skip)
     variables = resolve(workflow.variables, environment, environ)
     return Prepared(loaded, workflow, environment, inputs, variables, skipped, anchor=anchor)

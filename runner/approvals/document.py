@@ -23,7 +23,7 @@ from msgspec.structs import asdict
 from runner.approvals import sshsig
 from runner.approvals.allowed_signers import verify_approval_signature
 from runner.approvals.request import GUIDED, Interruption, Result, Submission, inputs_digest
-from runner.bounded import check_depth
+from runner.bounded import check_depth, holds_half_character
 from runner.errors import InputLimitError, VerificationError
 
 FORMAT = "runner-approval/v1"
@@ -127,6 +127,9 @@ def parse_body(raw: bytes) -> ApprovalBody:
         raise VerificationError("approval body has data after the JSON document")
     if not isinstance(data, dict):
         raise VerificationError("approval body must be a JSON object")
+    if holds_half_character(data):
+        # its notes would go into the run's record, which cannot hold one (an internal error)
+        raise VerificationError("approval body holds half of a character (a lone \\ud800 escape)")
     unknown = sorted(set(data) - _KEYS)
     if unknown:
         raise VerificationError(f"approval body has unknown key {unknown[0]!r}")

@@ -224,6 +224,18 @@ def main(argv: list[str] | None = None) -> int:
             _interrupt_on_signals()
     except KeyboardInterrupt:
         return _interrupted_exit()
+    undecodable = next((arg for arg in args if _not_utf8(arg)), None)
+    if undecodable is not None:
+        # Python reads such bytes as `\udcff`: no record, approval or log can hold them, and
+        # writing the first one was an internal error
+        shown = undecodable.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        print_error(
+            RunnerError(
+                f"the argument {shown!r} is not UTF-8 text",
+                hint="give inputs, notes and fields as UTF-8 (the terminal's or CI's encoding)",
+            )
+        )
+        return ExitCode.INVALID
     try:
         result = get_cli().main(args=argv, prog_name="runner", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -247,6 +259,14 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"internal error: {type(exc).__name__}: {exc} (details in {log})", err=True)
         return ExitCode.INTERNAL
     return int(result or 0)
+
+
+def _not_utf8(arg: str) -> bool:
+    try:
+        arg.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _interrupted_exit() -> int:

@@ -348,6 +348,7 @@ def resume(
         record.skip,
         environ,
         trust_commit=record.trust_commit,
+        resumed=True,
     )
     # a record is not evidence (#17): the trust it pins must be the protected ref's
     evidence.check_trust_pin(record, prepared.workflow, prepared.loaded.workspace)

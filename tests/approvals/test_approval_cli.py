@@ -179,12 +179,11 @@ def test_new_binds_the_inputs_the_request_shows(cli: Cli, world: World, deployed
     assert err == f"error: --inputs-digest {'a' * 64} does not match the request file's inputs\n"
 
 
-@pytest.mark.parametrize("digest", ["", "nothex", "A" * 64, "\udcff"])
+@pytest.mark.parametrize("digest", ["", "nothex", "A" * 64, "a" * 63])
 def test_new_refuses_an_inputs_digest_that_is_not_one(
     cli: Cli, world: World, deployed: Path, digest: str
 ) -> None:
-    """Signed, such an approval could never count (and a byte that is not UTF-8 was an internal
-    error)."""
+    """Signed, such an approval could never count."""
     code, out, err = new(cli, world, "--decision", "proceed", "--inputs-digest", digest)
     assert (code, out) == (2, "")
     assert err.startswith("error: --inputs-digest must be the 64 lower-case hex digits")

@@ -4,6 +4,8 @@ not) must only ever get a refusal, never stop or sway a waiting run.
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from helpers.approval_world import World
 
@@ -62,3 +64,21 @@ def test_a_deeply_nested_signed_file_is_refused_not_a_crash(
     assert "internal error" not in output, output
     assert code == 4, output
     assert f"warning: refused file: {NAME}:" in output
+
+
+def test_a_signed_body_holding_half_a_character_is_refused_not_a_crash(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signed by a trusted approver, notes holding a lone `\\ud800` escape went into the run's
+    record, which cannot be written with one: an internal error in the middle of the gate."""
+    path = world.commit_workflow(GATED)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    request = world.request(run_id="h3", digest=digest, commit=world.head)
+    raw = world.body(request, world.keys.alice, notes="ok HALF").encode()
+    raw = raw.replace(b"ok HALF", b"ok \\ud800")
+    world.push_signed(raw, world.keys.alice, run_id="h3", name="gate.alice@example.com.json")
+    done = world.run_here(monkeypatch, "--run-id", "h3")
+    output = done.stdout + done.stderr
+    assert "internal error" not in output, output
+    assert done.returncode == 4, output
+    assert "approval body holds half of a character" in output

@@ -297,3 +297,28 @@ def test_a_step_error_cannot_write_a_workflow_command(
     assert [c for c in commands if c.startswith("::error")] == [
         next(c for c in commands if c.startswith("::error title=A,"))
     ]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("run", "w.yml", "--env", "e", "--input", "version=ab\udcffcd"),
+        ("approval", "new", "--notes", "ok \udcff", "--decision", "proceed", "--key", "k"),
+        ("plan", "w.yml", "--env", "e", "--field", "ticket=\udcff"),
+    ],
+    ids=["input", "notes", "field"],
+)
+def test_an_argument_that_is_not_utf8_is_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...]
+) -> None:
+    """A byte that is not UTF-8 (Python reads it as `\\udcff`) in `--input` was an internal
+    error writing the run record (exit 70), after the run had been named."""
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "w.yml").write_text(
+        "name: w\ninputs:\n  version: {}\nsteps:\n  - id: a\n    name: A\n    run: 'true'\n"
+    )
+    done = cli_in(monkeypatch, tmp_path, dict(os.environ), *args)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "is not UTF-8 text" in done.stderr
+    assert "internal error" not in done.stderr
+    assert not (tmp_path / ".runner").exists()

@@ -190,6 +190,12 @@ def test_trust_files_nested_too_deeply_are_refused(kind: str, text: str) -> None
             "the run record's `steps` is not a list of steps",
             id="steps-not-objects",
         ),
+        # no file can be written with half of a character: resuming it was an internal error
+        pytest.param(
+            '{"version": 1, "inputs": {"v": "x\\ud800"}, "steps": []}',
+            "the run record holds half of a character (a lone \\ud800-\\udfff escape)",
+            id="half-a-character",
+        ),
     ],
 )
 def test_resume_refuses_a_hostile_record_naming_the_file(
