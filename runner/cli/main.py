@@ -224,14 +224,16 @@ def main(argv: list[str] | None = None) -> int:
             _interrupt_on_signals()
     except KeyboardInterrupt:
         return _interrupted_exit()
-    undecodable = next((arg for arg in args if _not_utf8(arg)), None)
+    undecodable = next((i for i, arg in enumerate(args, 1) if _not_utf8(arg)), None)
     if undecodable is not None:
         # Python reads such bytes as `\udcff`: no record, approval or log can hold them, and
-        # writing the first one was an internal error
-        shown = undecodable.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        # writing the first one was an internal error. Its value is not shown: it may be a
+        # secret input's
+        name, is_pair, _ = args[undecodable - 1].partition("=")
+        what = f" ({name.encode('utf-8', 'replace').decode()}=...)" if is_pair else ""
         print_error(
             RunnerError(
-                f"the argument {shown!r} is not UTF-8 text",
+                f"argument {undecodable}{what} is not UTF-8 text",
                 hint="give inputs, notes and fields as UTF-8 (the terminal's or CI's encoding)",
             )
         )

@@ -302,7 +302,7 @@ def test_a_step_error_cannot_write_a_workflow_command(
 @pytest.mark.parametrize(
     "args",
     [
-        ("run", "w.yml", "--env", "e", "--input", "version=ab\udcffcd"),
+        ("run", "w.yml", "--env", "e", "--input", "version=s3cr3t\udcff"),
         ("approval", "new", "--notes", "ok \udcff", "--decision", "proceed", "--key", "k"),
         ("plan", "w.yml", "--env", "e", "--field", "ticket=\udcff"),
     ],
@@ -321,4 +321,5 @@ def test_an_argument_that_is_not_utf8_is_refused_in_one_line(
     assert done.returncode == 2, done.stdout + done.stderr
     assert "is not UTF-8 text" in done.stderr
     assert "internal error" not in done.stderr
+    assert "s3cr3t" not in done.stderr  # the value may be a secret input's: never shown
     assert not (tmp_path / ".runner").exists()
