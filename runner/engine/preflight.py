@@ -61,7 +61,7 @@ def check(
     trust_refusal: Callable[[], str | None] = lambda: None,
     unreadable: Callable[[], str | None] = lambda: None,
 ) -> list[Problem]:
-    """Every reason why one of ``steps`` (the manual steps that may run) cannot be decided.
+    """Every reason why one of ``steps`` (those that may run and ask people) cannot be decided.
     ``unreadable`` says why the trust files cannot be read, if they cannot: every decision
     would then be refused, after the steps before the gate had run."""
     problems: list[Problem] = []
@@ -183,7 +183,7 @@ def _cannot_ask(
     return f"unknown source {name!r}"
 
 
-def may_run_manual_steps(prepared: Prepared, environ: Mapping[str, str]) -> list[Step]:
+def steps_that_may_ask(prepared: Prepared, environ: Mapping[str, str]) -> list[Step]:
     """The steps that will or may run and ask people: manual steps, and steps under guided
     failure (if they fail) that a dry run does not skip, whether earlier manual steps are
     assumed to proceed or to abort (``if: failure()`` steps run only then)."""
@@ -218,7 +218,7 @@ def approval_problems(
     steps: list[Step] | None = None,
 ) -> list[Problem]:
     """Why manual steps that may run could not be decided here (runner.engine.preflight)."""
-    todo = may_run_manual_steps(prepared, environ) if steps is None else steps
+    todo = steps_that_may_ask(prepared, environ) if steps is None else steps
     if not todo:
         return []
 

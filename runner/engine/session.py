@@ -13,7 +13,7 @@ from runner.ci import in_ci, write_job_outputs
 from runner.engine.deployment_lock import DeploymentLock, acquire
 from runner.engine.history import run_history
 from runner.engine.lock import LocalLock, run_lock
-from runner.engine.preflight import PreflightError, approval_problems, may_run_manual_steps
+from runner.engine.preflight import PreflightError, approval_problems, steps_that_may_ask
 from runner.engine.record import RunStatus
 from runner.engine.run import Run, utc_now
 from runner.engine.seal import KEY_ENV
@@ -182,7 +182,7 @@ def _resume_refused(prepared: Prepared, environ: Mapping[str, str]) -> str | Non
     not by the resume job after the steps before the gate ran."""
     if not in_ci(environ) or environ.get(KEY_ENV):
         return None
-    for step in may_run_manual_steps(prepared, environ):
+    for step in steps_that_may_ask(prepared, environ):
         manual, guided = step.manual, step.guided
         if manual is not None and manual.prevent_self_approval:
             rule = f"gate `{step.id}` prevents self-approval"
