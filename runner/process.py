@@ -187,7 +187,7 @@ def run_process(
     try:
         proc = subprocess.Popen(
             list(argv),
-            stdin=subprocess.DEVNULL,
+            stdin=_devnull(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=child_environment(env),
@@ -233,6 +233,19 @@ def run_process(
     return ProcessResult(
         proc.returncode, timed_out, cancelled, time.monotonic() - started, output_error=error
     )
+
+
+#: ``/dev/null`` opened once, for each step's stdin (``subprocess.DEVNULL`` opens and closes
+#: it at every start: two system calls of a step's fifty)
+_NULL: list[int] = []
+_NULL_LOCK = threading.Lock()
+
+
+def _devnull() -> int:
+    with _NULL_LOCK:  # steps started side by side: one descriptor
+        if not _NULL:
+            _NULL.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+        return _NULL[0]
 
 
 def _follow(proc: subprocess.Popen[bytes], lines: _Lines, deadline: float | None) -> bool:
