@@ -686,12 +686,18 @@ def _compact_json(text: str) -> str | None:
 
 
 def _printable(text: str) -> str:
-    """``text`` with each lone UTF-16 half (a JSON ``\\ud800`` decoded) as U+FFFD, as a step's
-    output, read as UTF-8, shows it: such a half cannot be encoded, and would fail each form."""
+    """``text`` as a step's output, read as UTF-8, shows it: bytes of the environment that
+    were not UTF-8 (``\\udcff``, as Python reads them) decoded as the output is, one U+FFFD
+    for a cut-off character of several bytes (one a byte masked nothing: `hunter2-\\xe2\\x82-x`
+    was printed in clear), and any other lone UTF-16 half (a JSON ``\\ud800`` decoded) as
+    U+FFFD. Such a half cannot be encoded, and would fail each form."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        try:
+            return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        except UnicodeEncodeError:
+            return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     return text
 
 

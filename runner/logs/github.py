@@ -22,6 +22,14 @@ from runner.steps.workflow_commands import escape_data, escape_property
 from runner.workspace import absolute
 
 
+def _live(line: str) -> bool:
+    """Whether GitHub would act on text inside ``line``: after a line break (it reads `\r` and
+    `\n` each as the end of a line), or a legacy ``##[command]``, which it finds anywhere in a
+    line that is not a ``::command`` (``✗ a (Invalid format '##[stop-commands]x')`` stopped the
+    outer job's commands with a token the script chose, and its next lines were live)."""
+    return "\n" in line or "\r" in line or ("##[" in line and not line.startswith("::"))
+
+
 class GitHubLog(BaseLog):
     """Steps running together (``start: with-previous``) share one group and one fence: the
     group opens with the first of them and closes with the last, so no step's output is ever
@@ -50,13 +58,12 @@ class GitHubLog(BaseLog):
 
     def write(self, *lines: str) -> None:
         with self.lock:
-            if self.fenced or not any("\n" in line or "\r" in line for line in lines):
+            if self.fenced or not any(_live(line) for line in lines):
                 super().write(*lines)
                 return
-            # a line holding a line break outside the fence (a step's error quoting what its
-            # script wrote, an action's step name, an approver's notes): GitHub reads `\r` and
-            # `\n` each as the end of a line, so the text after one would act as a workflow
-            # command of its writer's choosing; fence it as a step's own output is
+            # a line outside the fence holding text its writer chose (a step's error quoting
+            # what its script wrote, an action's step name, an approver's notes) that GitHub
+            # would act on: fenced as a step's own output is
             super().write(f"::stop-commands::{self.token}", *lines, f"::{self.token}::")
 
     def run_started(self, workflow: Workflow, record: RunRecord) -> None:
@@ -102,7 +109,10 @@ class GitHubLog(BaseLog):
     def annotation(
         self, step: Step, level: str, message: str, properties: Mapping[str, str]
     ) -> None:
-        props = ",".join(f"{k}={escape_property(v)}" for k, v in properties.items())
+        # a key is the script's too (`::notice x\r##[stop-commands]e=1::`): escaped as a value
+        props = ",".join(
+            f"{escape_property(k)}={escape_property(v)}" for k, v in properties.items()
+        )
         self._command(f"::{level} {props}::{escape_data(message)}")
 
     def _command(self, line: str) -> None:

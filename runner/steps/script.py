@@ -278,11 +278,14 @@ def read_files(ctx: StepContext, files: Mapping[str, str | Path]) -> StepResult:
             _read(files["output"]), source="RUNNER_OUTPUT"
         ):
             result.outputs[name] = value
+            _secret_part(ctx, name, value)
         env_file = file_commands.parse_env_file(_read(files["env"]), source="RUNNER_ENV")
         for name, value in env_file.entries:
             result.env[name] = value
+            _secret_part(ctx, name, value)
         for message in env_file.refused:
-            ctx.log.annotation(ctx.step, "error", message, {})
+            # it names the variable, which a script may have made of a secret
+            ctx.log.annotation(ctx.step, "error", ctx.masker.mask(message), {})
         result.path = []
         for entry in file_commands.parse_path_file(_read(files["path"])):
             if "\0" in entry:  # as a NUL in `$RUNNER_ENV`: no later step could be started
@@ -299,16 +302,30 @@ def read_files(ctx: StepContext, files: Mapping[str, str | Path]) -> StepResult:
     return result
 
 
+def _secret_part(ctx: StepContext, name: str, value: str) -> None:
+    """A value a script wrote as ``name=value`` where the line held a secret (a secret that
+    is a whole dotenv line, ``DB_PASSWORD=...``, written to ``$RUNNER_ENV``): the value alone
+    is only a part of what is registered, so nothing masked it, and it was stored, exported
+    and printed in clear. It is a secret itself."""
+    line = f"{name}={value}"
+    # a value that holds a whole secret is masked as it is (and a secret output): only one
+    # whose secret began in the name is registered, not a document a secret is a field of
+    if value and ctx.masker.mask(line) != line and ctx.masker.mask(value) == value:
+        ctx.masker.add(value)
+
+
 def mask_sensitive_variables(ctx: StepContext, path: str | Path) -> None:
-    """Mask the ``-sensitive`` Octopus variables written so far (complete lines only)."""
+    """Mask the ``-sensitive`` Octopus variables written so far (complete lines only); a line
+    that does not parse is left out (reported when the step ends), not the lines after it."""
     text = _read(path)
-    try:
-        variables = file_commands.parse_octopus_variables(text[: text.rfind("\n") + 1])
-    except StepError:
-        return  # reported when the step ends
-    for variable in variables:
-        if variable.sensitive:
-            ctx.masker.add(variable.value)
+    for line in text[: text.rfind("\n") + 1].splitlines(keepends=True):
+        try:
+            variables = file_commands.parse_octopus_variables(line)
+        except StepError:
+            continue  # one bad line turned off the masking of every sensitive one after it
+        for variable in variables:
+            if variable.sensitive:
+                ctx.masker.add(variable.value)
 
 
 def _size(path: str | Path) -> int:

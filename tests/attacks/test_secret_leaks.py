@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -440,3 +441,65 @@ def test_a_failed_steps_question_shows_no_secret_anywhere(
     found += [f"API: {leak}" for leak in leaks(view.text)]
     found += [f"runs show: {leak}" for leak in leaks(done.cli("runs", "show", "g1"))]
     assert not found, found
+
+
+SCRIPT_WRITTEN = """\
+name: written by the script
+variables:
+  Dotenv:
+    from-env: TEST_DOTENV
+    secret: true
+  Cut:
+    from-env: TEST_CUT
+    secret: true
+steps:
+  - id: a
+    name: a
+    env:
+      DOTENV: "#{Dotenv}"
+      CUT: "#{Cut}"
+    run: |
+      printf '%s\\n' "$DOTENV" >> "$RUNNER_ENV"
+      printf '%s\\n' "$DOTENV" >> "$RUNNER_OUTPUT"
+      printf 'cut %s\\n' "$CUT"
+      printf 'X_%s=a\\0b\\n' "$CUT" >> "$RUNNER_ENV"
+  - id: b
+    name: b
+    if: always()
+    run: echo "b sees $DB_PASSWORD and $API_KEY"
+  - id: c
+    name: c
+    run: |
+      set_octopusvariable Broken "$(printf 'x\\xffy')"
+      made="Gen3rated-S3cret-998"; set_octopusvariable DbPass "$made" -sensitive
+      echo "made $made"
+"""
+
+
+def test_secrets_a_script_writes_in_pieces_stay_masked(tmp_path: Path) -> None:
+    """Found by an attack pass, each in clear in the log, the record and the journal: a dotenv
+    secret written to `$RUNNER_ENV` (each value only a part of a registered line), a secret
+    holding a character of several bytes cut off (masked one byte at a time, printed as one
+    U+FFFD), the NUL refusal naming a variable made of a secret, and a `-sensitive` variable
+    after a line of the variables file that does not parse (the masking of all of them
+    stopped there)."""
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "w.yml").write_text(SCRIPT_WRITTEN)
+    env = host_env(
+        TEST_DOTENV="DB_PASSWORD=Sup3rS3cretPw!\nAPI_KEY=ak_live_123456789",
+        TEST_CUT=os.fsdecode(b"hunter2-\xe2\x82-xyz77"),
+    )
+    done = subprocess.run(
+        [str(RUNNER), "run", "w.yml", "--env", "e", "--state-dir", "S", "--run-id", "r1"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    folder = tmp_path / "S" / "runs" / "r1"
+    texts = [done.stdout, done.stderr, *(p.read_text() for p in folder.iterdir() if p.is_file())]
+    for secret in ("Sup3rS3cretPw!", "ak_live_123456789", "xyz77", "Gen3rated-S3cret-998"):
+        assert not any(secret in text for text in texts), (secret, done.stdout)
+    assert "b sees *** and ***" in done.stdout
+    assert "made ***" in done.stdout

@@ -391,3 +391,31 @@ def test_summary_json_and_record_agree(workspace: Workspace) -> None:
     result = workspace.run(WORKFLOW, "--format", "json")
     finished = result.events()[-1]
     assert finished["steps"] == json.loads(result.record_text)["steps"]
+
+
+def test_github_legacy_commands_a_script_chose_are_fenced(workspace: Workspace) -> None:
+    """GitHub acts on `##[command]` anywhere in a line: a script that failed with
+    `Invalid format '##[stop-commands]evil'` got that line, outside the fence, to stop the
+    outer job's commands with its own token, and its next lines were live; and an annotation
+    key the script chose could carry a line break."""
+    result, token, _ = github_run(
+        workspace,
+        """
+        name: legacy
+        steps:
+          - id: a
+            name: a
+            run: echo '##[stop-commands]evil' >> "$RUNNER_OUTPUT"
+          - id: b
+            name: b
+            if: always()
+            run: printf '::notice x\\r##[stop-commands]evil=1::hi\\n'
+        """,
+    )
+    lines = result.lines()
+    at = next(
+        i for i, line in enumerate(lines) if "(Invalid format '##[stop-commands]evil')" in line
+    )
+    assert lines[at - 1] == f"::stop-commands::{token}"
+    assert lines[at + 1] == f"::{token}::"
+    assert "::notice x%0D##[stop-commands]evil=1::hi" in lines
