@@ -570,9 +570,7 @@ class Masker:
             held = self._secrets_in(source)
         for secret in held:
             for value in compute(secret):
-                if value in self._known or value.strip().lower() in _VERDICTS:
-                    continue
-                self.add(value, encodings=False)
+                self._add_derived(value, encodings=False)
 
     def add_parts(self, found: Iterable[str], parts_of: Callable[[str], Iterable[str]]) -> None:
         """Register each text of ``found`` that is a part of a secret: ``parts_of(secret)``
@@ -587,8 +585,7 @@ class Masker:
             wanted = [text for text in found if text in parts]
         few = len(wanted) <= _FEW_PARTS
         for value in wanted:
-            if value not in self._known and value.strip().lower() not in _VERDICTS:
-                self.add(value, encodings=few)
+            self._add_derived(value, encodings=few)
 
     def add_every_part(self, parts_of: Callable[[str], Iterable[str]]) -> None:
         """Register every part of every secret (see :meth:`add_parts`): what a resumed run
@@ -596,8 +593,13 @@ class Masker:
         with self._parts_lock:
             every = list(self._found_parts(parts_of))
         for value in every:
-            if value not in self._known and value.strip().lower() not in _VERDICTS:
-                self.add(value, encodings=False)
+            self._add_derived(value, encodings=False)
+
+    def _add_derived(self, value: str, *, encodings: bool) -> None:
+        """Register a value made from a secret, unless it is known already or a verdict: a
+        ``true`` or ``false`` tells nothing worth masking every one of the log for."""
+        if value not in self._known and value.strip().lower() not in _VERDICTS:
+            self.add(value, encodings=encodings)
 
     def _found_parts(self, parts_of: Callable[[str], Iterable[str]]) -> set[str]:
         """The parts of every value registered so far (``_parts_lock`` held: a second caller
