@@ -22,6 +22,7 @@ import stat
 from itertools import accumulate
 from typing import Any
 
+from runner.characters import encodable
 from runner.errors import InputLimitError
 
 #: the deepest JSON the runner reads: a run record is about 6 levels deep, an approval body 3
@@ -91,9 +92,7 @@ def holds_half_character(value: Any) -> bool:
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
+            if not encodable(item):
                 return True
         elif isinstance(item, dict):
             stack.extend(item.keys())

@@ -58,6 +58,8 @@ import threading
 from collections.abc import Callable, Iterable
 from urllib.parse import quote, quote_plus
 
+from runner.characters import encodable, whole_characters
+
 __all__ = [
     "MASK",
     "MIN_SECRET_LENGTH",
@@ -693,14 +695,12 @@ def _printable(text: str) -> str:
     for a cut-off character of several bytes (one a byte masked nothing: `hunter2-\\xe2\\x82-x`
     was printed in clear), and any other lone UTF-16 half (a JSON ``\\ud800`` decoded) as
     U+FFFD. Such a half cannot be encoded, and would fail each form."""
+    if encodable(text):
+        return text
     try:
-        text.encode("utf-8")
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     except UnicodeEncodeError:
-        try:
-            return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        except UnicodeEncodeError:
-            return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return text
+        return whole_characters(text)
 
 
 def _replace(text: str, ranges: list[tuple[int, int]]) -> str:

@@ -10,6 +10,7 @@ import os
 import sys
 
 from runner import __version__
+from runner.characters import encodable
 
 TYPE_CHECKING = False  # not ``typing.TYPE_CHECKING``: importing typing costs ~5 ms
 if TYPE_CHECKING:
@@ -224,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             _interrupt_on_signals()
     except KeyboardInterrupt:
         return _interrupted_exit()
-    undecodable = next((i for i, arg in enumerate(args, 1) if _not_utf8(arg)), None)
+    undecodable = next((i for i, arg in enumerate(args, 1) if not encodable(arg)), None)
     if undecodable is not None:
         # Python reads such bytes as `\udcff`: no record, approval or log can hold them, and
         # writing the first one was an internal error. Its value is not shown: it may be a
@@ -261,14 +262,6 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"internal error: {type(exc).__name__}: {exc} (details in {log})", err=True)
         return ExitCode.INTERNAL
     return int(result or 0)
-
-
-def _not_utf8(arg: str) -> bool:
-    try:
-        arg.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def _interrupted_exit() -> int:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import cast
 
+from runner.characters import whole_characters
 from runner.errors import ExpressionError
 from runner.expressions.values import (
     ARRAY,
@@ -345,7 +346,7 @@ def _whole_strings(value: object) -> object:
     U+FFFD, as .NET writes such a string: no script, process environment or log can hold it
     (writing a step's script with one was an internal error)."""
     if isinstance(value, str):
-        return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        return whole_characters(value)
     if isinstance(value, dict):
         return {_whole_strings(k): _whole_strings(v) for k, v in value.items()}
     if isinstance(value, list):

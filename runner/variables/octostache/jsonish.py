@@ -13,6 +13,7 @@ import math
 import re
 from functools import lru_cache
 
+from runner.characters import whole_characters
 from runner.variables.octostache.binding import Binding
 
 _NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -92,12 +93,14 @@ class _Reader:
         quote = s[self.i]
         self.i += 1
         out: list[str] = []
-        halves = False  # a \u escape gave half of a character (see _whole_characters)
+        # a \u escape gave half of a character: `\ud83d\ude00` decoded one escape at a time
+        # is two halves of one character (see runner.characters)
+        halves = False
         while self.i < len(s):
             c = s[self.i]
             self.i += 1
             if c == quote:
-                return _whole_characters("".join(out)) if halves else "".join(out)
+                return whole_characters("".join(out)) if halves else "".join(out)
             if c != "\\":
                 out.append(c)
                 continue
@@ -158,14 +161,6 @@ class _Reader:
                 self.i += 1
             elif not self.s.startswith("]", self.i):
                 raise _Invalid
-
-
-def _whole_characters(text: str) -> str:
-    """``\\ud83d\\ude00`` decoded one escape at a time is two halves of one character, which
-    no file or process can take (writing a step's script with them was an internal error):
-    pairs are joined, as .NET's UTF-16 strings hold them, and a half alone becomes U+FFFD, as
-    .NET writes it."""
-    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def _load(text: str) -> object:
