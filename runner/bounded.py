@@ -22,7 +22,7 @@ import stat
 from itertools import accumulate
 from typing import Any
 
-from runner.characters import encodable
+from runner.characters import HALF_ESCAPE, encodable
 from runner.errors import InputLimitError
 
 #: the deepest JSON the runner reads: a run record is about 6 levels deep, an approval body 3
@@ -74,15 +74,11 @@ def loads(raw: str | bytes, *, what: str = "JSON document", **options: Any) -> A
         value = json.loads(text, **options)
     except RecursionError:  # unreachable after check_depth; kept so no caller ever sees one
         raise InputLimitError(f"{what} is nested too deeply") from None
-    if _HALF_ESCAPE.search(text) and holds_half_character(value):
+    if HALF_ESCAPE.search(text) and holds_half_character(value):
         # no file, log or record can be written with one (resuming such a record was an
         # internal error): what the runner or a person wrote never holds one
         raise ValueError(f"{what} holds half of a character (a lone \\ud800-\\udfff escape)")
     return value
-
-
-#: a ``\u`` escape of half of a UTF-16 pair (json joins a pair of them into one character)
-_HALF_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def holds_half_character(value: Any) -> bool:

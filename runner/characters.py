@@ -3,6 +3,12 @@ process environment or log can be written with it (each was an internal error so
 
 from __future__ import annotations
 
+import re
+
+#: a ``\u`` escape of half of a UTF-16 pair in JSON text: json joins a pair into one
+#: character and keeps a half alone (searched first: most texts hold none)
+HALF_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
 
 def whole_characters(text: str) -> str:
     """``text`` with each pair of UTF-16 halves joined into its character, as .NET's strings

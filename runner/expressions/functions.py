@@ -9,11 +9,10 @@ memory accounting: a function building a string of more than 1 MB fails.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import cast
 
-from runner.characters import whole_characters
+from runner.characters import HALF_ESCAPE, whole_characters
 from runner.errors import ExpressionError
 from runner.expressions.values import (
     ARRAY,
@@ -327,7 +326,7 @@ def from_json(args: Sequence[object]) -> object:
         )
     except (ValueError, RecursionError) as exc:
         raise evaluation_error(f"Error parsing JSON when evaluating fromJson: {exc}") from None
-    if not _HALF_ESCAPE.search(text):
+    if not HALF_ESCAPE.search(text):
         return value
     try:
         return _whole_strings(value)
@@ -335,10 +334,6 @@ def from_json(args: Sequence[object]) -> object:
         raise evaluation_error(
             "Error parsing JSON when evaluating fromJson: nested too deeply"
         ) from None
-
-
-#: a ``\u`` escape of half of a UTF-16 pair (json.loads joins a pair, and keeps a half alone)
-_HALF_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _whole_strings(value: object) -> object:
