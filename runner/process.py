@@ -13,7 +13,9 @@ import contextlib
 import math
 import os
 import select
+import shutil
 import signal
+import stat
 import subprocess
 import threading
 import time
@@ -41,6 +43,39 @@ def child_environment(env: Mapping[str, str] | None) -> dict[str, str]:
     """``env`` (the runner's own environment when None) without :data:`RUNNER_ONLY`."""
     source = os.environ if env is None else env
     return {name: value for name, value in source.items() if name not in RUNNER_ONLY}
+
+
+#: what :func:`program` found, by name and ``PATH``
+_PROGRAMS: dict[tuple[str, str], str] = {}
+
+
+def program(name: str, env: Mapping[str, str]) -> str | None:
+    """The file ``exec`` would start for ``name`` with ``env``'s ``PATH``, or None to let it
+    search. Given its path, ``Popen`` neither builds the list of every folder of ``PATH`` nor
+    tries each in the child until one holds the program, while the runner waits (about 25 us
+    of a step's 0.2 ms start, bench/README.md). Only where that search would find the same file:
+    a ``PATH`` of absolute folders (a relative one is relative to the child's working folder),
+    the answer kept while it is still an executable file."""
+    path = env.get("PATH")
+    if path is None or "/" in name or not name:
+        return None
+    key = (name, path)
+    found = _PROGRAMS.get(key)
+    if found is not None and _executable(found):
+        return found
+    if not all(folder.startswith("/") for folder in path.split(os.pathsep)):
+        return None
+    found = shutil.which(name, path=path)
+    if found is not None:
+        _PROGRAMS[key] = found
+    return found
+
+
+def _executable(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode) and os.access(path, os.X_OK)
+    except OSError:
+        return False
 
 
 class ProcessResult(Struct, frozen=True):
@@ -182,25 +217,32 @@ def run_process(
     ``after_cancel`` says its step was started *because of* the cancellation (an ``always()`` or
     ``cancelled()`` step), which runs to its end; only a second signal stops it."""
     started = time.monotonic()
+    child_env = child_environment(env)
+    # a pipe of our own, not Popen's file object: the output is read with os.read anyway
+    out, write_end = os.pipe()
     if groups is not None:
         begin_spawn()
     try:
         proc = subprocess.Popen(
             list(argv),
+            executable=program(argv[0], child_env),
             stdin=_devnull(),
-            stdout=subprocess.PIPE,
+            stdout=write_end,
             stderr=subprocess.STDOUT,
-            env=child_environment(env),
+            env=child_env,
             cwd=cwd,
             start_new_session=True,
         )
     except BaseException as exc:
+        os.close(out)
         if groups is not None:
             end_spawn()  # no process: a deferred signal is raised here
         if not isinstance(exc, OSError):
             raise
         on_line(f"cannot start {argv[0]}: {exc.strerror or exc}")
         return ProcessResult(127, duration=time.monotonic() - started)
+    finally:
+        os.close(write_end)  # the child has it: the output ends when the child's copies close
     pgid = proc.pid
     timed_out = False
     cancelled = False
@@ -211,8 +253,7 @@ def run_process(
             end_spawn()
             if groups.cancelled.is_set() and not after_cancel:
                 groups.stop(pgid)
-        assert proc.stdout is not None
-        exited = _follow(proc, lines, None if timeout is None else started + timeout)
+        exited = _follow(proc, out, lines, None if timeout is None else started + timeout)
         if not exited:
             timed_out = True
             terminate_group(pgid, reap=proc.poll)
@@ -248,24 +289,21 @@ def _devnull() -> int:
         return _NULL[0]
 
 
-def _follow(proc: subprocess.Popen[bytes], lines: _Lines, deadline: float | None) -> bool:
-    """Hand ``proc``'s output to ``lines`` until it exits and its output ends (or
-    ``DRAIN_SECONDS`` after it exits, for output a process it left behind holds open), or until
-    ``deadline``; whether it exited (reaped) by then. Output still open when this returns goes on
-    being read by ``lines.reader``, a thread.
+def _follow(proc: subprocess.Popen[bytes], out: int, lines: _Lines, deadline: float | None) -> bool:
+    """Hand ``proc``'s output, the pipe ``out``, to ``lines`` until it exits and its output ends
+    (or ``DRAIN_SECONDS`` after it exits, for output a process it left behind holds open), or
+    until ``deadline``; whether it exited (reaped) by then. Output still open when this returns
+    goes on being read by ``lines.reader``, a thread, which closes ``out``; else it is closed.
 
     In this thread, waiting on the process's pidfd and its pipe at once: a reader thread for
     every step cost a thread's start and join (bench/README.md, ``step_cost.py``). Without
     pidfds (not Linux, or a sandbox refusing them), the thread."""
-    assert proc.stdout is not None
-    stream = proc.stdout
-    out = stream.fileno()
     try:
         pidfd = os.pidfd_open(proc.pid) if _PIDFD else -1
     except OSError:
         pidfd = -1
     if pidfd < 0:
-        lines.read_in_thread(stream)
+        lines.read_in_thread(out)
         try:
             proc.wait(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
@@ -273,11 +311,11 @@ def _follow(proc: subprocess.Popen[bytes], lines: _Lines, deadline: float | None
         assert lines.reader is not None
         lines.reader.join(DRAIN_SECONDS)
         return True
+    reading, exited = True, False
     try:
         poller = select.poll()
         poller.register(out, select.POLLIN)
         poller.register(pidfd, select.POLLIN)
-        reading, exited = True, False
         until = deadline
         while reading or not exited:
             wait = -1
@@ -299,13 +337,17 @@ def _follow(proc: subprocess.Popen[bytes], lines: _Lines, deadline: float | None
                     lines.feed(chunk)
                 else:
                     reading = False
+                    os.close(out)
                     poller.unregister(out)
                     lines.end()
-                    stream.close()
+    except BaseException:
+        if reading:
+            os.close(out)
+        raise
     finally:
         os.close(pidfd)
     if reading:
-        lines.read_in_thread(stream)
+        lines.read_in_thread(out)
     return exited
 
 
@@ -353,15 +395,18 @@ class _Lines:
             # secret the handler had not masked yet; the step fails instead (see script.py)
             self.errors.append(exc)
 
-    def read_in_thread(self, stream: IO[bytes]) -> None:
-        self.reader = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+    def read_in_thread(self, out: int) -> None:
+        """Read the pipe ``out`` to its end in a thread, and close it."""
+        self.reader = threading.Thread(target=self._pump, args=(out,), daemon=True)
         self.reader.start()
 
-    def _pump(self, stream: IO[bytes]) -> None:
-        with stream:
-            while chunk := os.read(stream.fileno(), _CHUNK):
+    def _pump(self, out: int) -> None:
+        try:
+            while chunk := os.read(out, _CHUNK):
                 self.feed(chunk)
             self.end()
+        finally:
+            os.close(out)
 
 
 #: what :func:`capture` keeps of a program's stdout unless told otherwise

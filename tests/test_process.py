@@ -103,3 +103,46 @@ def test_a_process_that_closes_its_output_and_goes_on(way: str) -> None:
         "import os, time; print('bye', flush=True); os.close(1); os.close(2); time.sleep(0.3)"
     )
     assert (result.exit_code, got) == (0, ["bye"])
+
+
+def descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc (Linux)")
+def test_no_descriptor_is_left_open(way: str, tmp_path: Path) -> None:
+    """The output's pipe is the runner's own: both ends are closed whatever happens, a process
+    that cannot start, one that times out, one that exits at once (a runner of thousands of
+    steps would run out of descriptors)."""
+    lines_of("print('warm')")  # /dev/null, opened once
+    before = descriptors()
+    for _ in range(5):
+        lines_of("print('x')")
+        lines_of("import time; time.sleep(5)", timeout=0.2)
+        run_process([str(tmp_path / "missing")], env=ENV, cwd=None, on_line=lambda _: None)
+    assert descriptors() == before
+
+
+def test_the_program_is_the_one_the_childs_path_finds(tmp_path: Path) -> None:
+    """``program`` hands Popen the file exec would start: found in the child's ``PATH`` (a
+    step's ``$RUNNER_PATH`` comes first there), found again once it is gone, and not at all
+    where ``PATH`` has a relative folder (relative to the child's working folder)."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder in (first, second):
+        folder.mkdir()
+        tool = folder / "tool"
+        tool.write_text(f"#!/bin/sh\necho {folder.name}\n")
+        tool.chmod(0o755)
+    path = f"{first}:{second}:/usr/bin:/bin"
+    assert process.program("tool", {"PATH": path}) == str(first / "tool")
+    got: list[str] = []
+    run_process(["tool"], env={"PATH": path}, cwd=None, on_line=got.append)
+    (first / "tool").unlink()
+    assert process.program("tool", {"PATH": path}) == str(second / "tool")
+    run_process(["tool"], env={"PATH": path}, cwd=None, on_line=got.append)
+    (second / "tool").chmod(0o644)  # no longer a program: exec would pass it by
+    assert process.program("tool", {"PATH": path}) is None
+    assert got == ["first", "second"]
+    assert process.program("tool", {"PATH": f"bin:{path}"}) is None
+    assert process.program("tool", {}) is None
+    assert process.program(str(second / "tool"), {"PATH": path}) is None

@@ -24,13 +24,13 @@ from itertools import compress, count
 from pathlib import Path
 from typing import Any, cast
 
-from msgspec import Struct, field
+from msgspec import Struct, field, msgpack
 from msgspec.structs import asdict, replace
 
 from runner.approvals.state import ApprovalState, GuidedState, RecordShapeError
 from runner.bounded import loads, read_file
 from runner.engine import journal
-from runner.engine.journal import Position
+from runner.engine.journal import Appender, Position
 from runner.engine.seal import seal, unseal
 from runner.errors import StateError
 
@@ -291,11 +291,11 @@ class _Written(Struct):
     position: Position
     fields: dict[str, str]
     steps: list[StepRecord]
-    #: all those fields in one JSON array: equal text, equal fields (one encoder call instead of
-    #: one a field, at each of a step's two saves)
-    whole: str = ""
-    #: the journal's path, built once
-    journal: Path | None = None
+    #: all those fields in one value (:func:`_whole`): equal, equal fields (one encoder call
+    #: instead of one a field, at each of a step's two saves)
+    whole: bytes = b""
+    #: the journal, open for appending once this store has written a line
+    journal: Appender | None = None
 
 
 def _changed_steps(record: RunRecord, written: list[StepRecord]) -> Iterable[int]:
@@ -320,8 +320,19 @@ def _encoded(record: RunRecord) -> dict[str, str]:
     return {name: _ENCODE(getattr(record, name)) for name in _RUN_FIELDS}
 
 
-def _whole(record: RunRecord) -> str:
-    return _ENCODE([getattr(record, name) for name in _RUN_FIELDS])
+def _whole(record: RunRecord) -> bytes:
+    """All the top-level fields as one value that changes when any of them does. Only compared,
+    never written, so msgpack: a third of the JSON encoder's time, at each of a step's two saves,
+    and exact where JSON is not (``NaN`` and ``null``, ``1`` and ``1.0`` and ``true`` differ).
+    A value msgpack cannot hold (an integer over 64 bits) falls back to the JSON text."""
+    values = [getattr(record, name) for name in _RUN_FIELDS]
+    try:
+        return _PACK(values)
+    except (TypeError, ValueError, OverflowError):
+        return _ENCODE(values).encode()
+
+
+_PACK = msgpack.Encoder(enc_hook=_plain).encode
 
 
 #: the fields a journal line may set: all but the steps (by position) and the snapshot's own
@@ -383,9 +394,7 @@ class RecordStore:
                 f"{exc.strerror or exc}"
             ) from None
         if created:
-            self._written[record.run_id] = _Written(
-                position, _encoded(record), list(record.steps), _whole(record)
-            )
+            self._remember(record.run_id, record, position)
         return created
 
     def save(self, record: RunRecord, *, durable: bool = False) -> None:
@@ -437,15 +446,24 @@ class RecordStore:
             parts.append('"steps": {' + ", ".join(steps) + "}")
         data, position = journal.line(written.position, self.key, ", ".join(parts))
         if written.journal is None:
-            written.journal = self.journal_path(record.run_id)
-        journal.append(written.journal, data, written.position.size, durable=durable)
+            written.journal = Appender(self.journal_path(record.run_id))
+        written.journal.append(data, written.position.size, durable=durable)
         written.position, written.fields, written.steps = position, now, list(record.steps)
         written.whole = whole
 
     def _snapshot(self, record: RunRecord, position: Position, *, durable: bool) -> None:
         record.journal = position.to_dict() if position.lines else None
         write_atomic(self.path(record.run_id), self._snapshot_bytes(record), durable=durable)
-        self._written[record.run_id] = _Written(
+        self._remember(record.run_id, record, position)
+
+    def _remember(self, run_id: str, record: RunRecord, position: Position) -> None:
+        """``record`` is as this store wrote or read it, its journal at ``position``. The
+        journal the store had open for it is closed: a snapshot is where the state folder may
+        travel (a detach, the end), and a record read again may have another journal."""
+        before = self._written.get(run_id)
+        if before is not None and before.journal is not None:
+            before.journal.close()
+        self._written[run_id] = _Written(
             position, _encoded(record), list(record.steps), _whole(record)
         )
 
@@ -506,9 +524,7 @@ class RecordStore:
             raise ValueError(f"not a run record of format {FORMAT_VERSION}")
         data, position = journal.replay(self.journal_path(run_id), run_id, data, self.key)
         record = RunRecord.from_data(data)
-        self._written[run_id] = _Written(
-            position, _encoded(record), list(record.steps), _whole(record)
-        )
+        self._remember(run_id, record, position)
         return record
 
     def list(self) -> Iterator[RunRecord]:

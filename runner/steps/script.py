@@ -18,7 +18,7 @@ from runner.errors import StepError
 from runner.process import run_process
 from runner.steps import file_commands
 from runner.steps.base import StepContext, StepResult
-from runner.steps.scratch import AttemptFiles
+from runner.steps.scratch import AttemptFiles, Scratch
 from runner.steps.workflow_commands import (
     CommandProcessor,
     Refused,
@@ -365,19 +365,20 @@ def _create_files(
     """The attempt's script, written, and its file-command files, created empty (as GitHub
     creates them), all new and readable by the owner only; the step fails (a ``StepError``)
     if they cannot be: a full file system must not end the run. A bash script also gets
-    ``set_octopusvariable``, in a file of its own (``functions``) that it reads when called."""
+    ``set_octopusvariable``, in a file that it reads when called: the run's, in the private
+    folder (:meth:`Scratch.run_file`), else the attempt's own (``functions``)."""
     folder = str(ctx.step_dir)
     try:
         files = ctx.scratch.attempt(ctx.step_dir, attempt)
         folder = files.folder
         try:
-            return _create_in(files, script_name, script, bash)
+            return _create_in(ctx.scratch, files, script_name, script, bash)
         except FileNotFoundError:
             if not ctx.scratch.lost(files):
                 raise
         files = ctx.scratch.attempt(ctx.step_dir, attempt)
         folder = files.folder
-        return _create_in(files, script_name, script, bash)
+        return _create_in(ctx.scratch, files, script_name, script, bash)
     except OSError as exc:
         raise StepError(
             f"could not create the step's files in {folder}: {exc.strerror or exc}"
@@ -385,17 +386,20 @@ def _create_files(
 
 
 def _create_in(
-    files: AttemptFiles, script_name: str, script: str, bash: bool
+    scratch: Scratch, files: AttemptFiles, script_name: str, script: str, bash: bool
 ) -> tuple[str, dict[str, str]]:
     path = files.path(script_name)
     made = {kind: files.path(kind) for kind in FILES}
     created: list[str] = []
     try:
         if bash:
-            made["functions"] = files.path("functions.sh")
-            _write_new(made["functions"], file_commands.OCTOPUS_BASH_FUNCTIONS.encode("ascii"))
-            created.append(made["functions"])
-            script = file_commands.octopus_stub(made["functions"]) + script
+            # read, never written, by the steps: one for the run in the private folder
+            functions = scratch.run_file("octopus-functions.sh", _OCTOPUS_FUNCTIONS)
+            if functions is None or functions.rpartition("/")[0] != files.folder:
+                functions = made["functions"] = files.path("functions.sh")
+                _write_new(functions, _OCTOPUS_FUNCTIONS)
+                created.append(functions)
+            script = file_commands.octopus_stub(functions) + script
         _write_new(path, _script_bytes(script))
         created.append(path)
         for kind in FILES:
@@ -406,6 +410,9 @@ def _create_in(
             _remove(name)
         raise
     return path, made
+
+
+_OCTOPUS_FUNCTIONS = file_commands.OCTOPUS_BASH_FUNCTIONS.encode("ascii")
 
 
 def _script_bytes(script: str) -> bytes:

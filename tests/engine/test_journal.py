@@ -7,7 +7,9 @@ change a record as the engine does, at random, and load it back after every save
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import random
 from pathlib import Path
 
@@ -205,3 +207,85 @@ def test_a_step_put_in_place_by_hand_beside_update_step_is_written(tmp_path: Pat
     same(store, record)
     lines = store.journal_path("r1").read_text(encoding="utf-8").splitlines()
     assert [sorted(json.loads(line)["steps"]) for line in lines] == [["1", "3"], ["4"], ["0"]]
+
+
+def open_descriptors() -> set[str]:
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(FileNotFoundError):  # listdir's own, closed by now
+            found.add(os.readlink(f"/proc/self/fd/{fd}"))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc (Linux)")
+def test_the_journal_is_kept_open_between_lines_and_closed_at_a_snapshot(tmp_path: Path) -> None:
+    store = RecordStore(tmp_path)
+    record = new(2)
+    store.create(record)
+    journal = str(store.journal_path("r1"))
+    record.update_step("s0", status="running")
+    store.save(record)
+    assert journal in open_descriptors()
+    record.update_step("s0", status="success")
+    store.save(record, durable=True)
+    assert journal not in open_descriptors()
+    record.update_step("s1", status="running")
+    store.save(record)
+    assert journal in open_descriptors()
+    del store
+    assert journal not in open_descriptors(), "a store dropped mid-run leaked its journal"
+
+
+@pytest.mark.parametrize("how", ["renamed over", "removed", "cut in place", "appended to"])
+def test_a_journal_changed_under_an_open_store_is_refused(tmp_path: Path, how: str) -> None:
+    """The store keeps the journal open between lines; whatever is done to the file by name
+    in between is seen at the next line as when it was opened by name for each line: never
+    written into a file that no longer is the journal, never cutting off another's lines."""
+    store = RecordStore(tmp_path, key=KEY)
+    record = new(3)
+    store.create(record)
+    record.update_step("s0", status="running")
+    store.save(record)
+    record.update_step("s0", status="success")
+    store.save(record)
+    path = store.journal_path("r1")
+    lines = path.read_bytes().splitlines(keepends=True)
+    if how == "renamed over":
+        replacement = path.with_name("forged")
+        replacement.write_bytes(lines[0])
+        os.replace(replacement, path)
+    elif how == "removed":
+        path.unlink()
+    elif how == "cut in place":
+        with open(path, "r+b") as handle:
+            handle.truncate(len(lines[0]))
+    else:
+        with open(path, "ab") as handle:
+            handle.write(lines[1])
+    before = path.read_bytes() if path.exists() else None
+    record.update_step("s1", status="running")
+    with pytest.raises(StateError, match=r"shorter than this process wrote it|appended by another"):
+        store.save(record)
+    # nothing written: a journal removed is made again empty, as opening it by name did
+    assert path.read_bytes() == (before if before is not None else b"")
+
+
+@pytest.mark.parametrize(
+    ("first", "then"),
+    [(None, float("nan")), (1, 1.0), (1, True), (0, False), ("1", 1), (2**70, 2**70 + 1)],
+    ids=["null-nan", "int-float", "int-bool", "zero-false", "text-number", "huge"],
+)
+def test_a_field_changed_to_a_value_json_or_msgpack_confuse_is_written(
+    tmp_path: Path, first: object, then: object
+) -> None:
+    """Fields are compared as one encoded value before any is written: a change the comparison
+    missed would be lost from the journal, and from a resumed run."""
+    store = RecordStore(tmp_path)
+    record = new(1)
+    record.inputs = {"x": first}
+    store.create(record)
+    record.inputs = {"x": then}
+    record.update_step("s0", status="running")
+    store.save(record)
+    lines = store.journal_path("r1").read_text(encoding="utf-8").splitlines()
+    assert json.loads(lines[-1]).get("set", {}).get("inputs") is not None, lines[-1]

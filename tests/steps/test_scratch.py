@@ -46,6 +46,10 @@ SHOW = """\
 """
 
 
+#: set_octopusvariable's file, one for the run in its private folder
+FUNCTIONS = "octopus-functions.sh"
+
+
 def shows(step_id: str, extra: str = "", **keys: str) -> str:
     lines = [f"  - id: {step_id}", f"    name: {step_id}"]
     lines += [f"    {key.replace('_', '-')}: {value}" for key, value in keys.items()]
@@ -314,7 +318,8 @@ def test_the_folder_is_removed_when_the_run_detaches(
         if ctx.step.id == "wait":
             # what a manual step does under --detach-on-wait, once its folder has files in it
             assert ctx.scratch.folder is not None
-            assert os.listdir(ctx.scratch.folder) == [scratch.OWNER]
+            # the step before left none of its own files, only the run's
+            assert sorted(os.listdir(ctx.scratch.folder)) == [scratch.OWNER, FUNCTIONS]
             raise Detached(ctx.step.id)
         return run_script_step(ctx)
 
@@ -486,3 +491,43 @@ def test_a_sweep_takes_only_abandoned_folders_of_ours(tmp_path: Path) -> None:
     kept = [p.name for p in (no_owner, young, shared, other, held)]
     assert left == sorted([*kept, "runner-file", "runner-link"])
     assert scratch.sweep(str(parent)) == [str(held)]  # its run has ended since
+
+
+@needs_shm
+@pytest.mark.parametrize("harm", ["removed", "rewritten", "made unreadable"])
+def test_the_runs_octopus_function_file_is_made_again_when_a_step_harms_it(
+    workspace: Workspace, no_runtime_dir: None, harm: str
+) -> None:
+    """``set_octopusvariable``'s file is written once a run, in the private folder, and read
+    by each bash step that calls the function. A step that removes, rewrites or chmods it (a
+    clean-up of "its" temporary folder) does not break the steps after: it is written again."""
+    damage = {
+        "removed": 'rm -f "$(dirname "$0")"/' + FUNCTIONS,
+        "rewritten": 'echo "set_octopusvariable() { echo hijacked; }" > "$(dirname "$0")"/'
+        + FUNCTIONS,
+        "made unreadable": 'chmod 000 "$(dirname "$0")"/' + FUNCTIONS,
+    }[harm]
+    workflow = f"""
+name: functions
+steps:
+  - id: first
+    name: first
+    run: |
+      set_octopusvariable One 1
+      ls "$(dirname "$0")"
+      {damage}
+  - id: second
+    name: second
+    run: |
+      set_octopusvariable Two 2
+      ls "$(dirname "$0")"
+"""
+    outcome = workspace.run(workflow)
+    assert outcome.code == 0, outcome.out + outcome.err
+    assert outcome.step("first").octopus == {"One": "1"}
+    assert outcome.step("second").octopus == {"Two": "2"}
+    assert "hijacked" not in outcome.out
+    listed = [line.strip() for line in outcome.lines()]
+    # one file for the run: no step has a functions file of its own
+    assert listed.count(FUNCTIONS) == 2
+    assert not [line for line in listed if line.endswith("-functions.sh") and line != FUNCTIONS]
