@@ -13,9 +13,7 @@ import contextlib
 import math
 import os
 import select
-import shutil
 import signal
-import stat
 import subprocess
 import threading
 import time
@@ -25,6 +23,7 @@ from typing import IO
 
 from msgspec import Struct
 
+from runner import spawn
 from runner.cancel import Cancellation
 
 #: what the runner keeps for itself: no program it starts gets these variables. A step never
@@ -43,39 +42,6 @@ def child_environment(env: Mapping[str, str] | None) -> dict[str, str]:
     """``env`` (the runner's own environment when None) without :data:`RUNNER_ONLY`."""
     source = os.environ if env is None else env
     return {name: value for name, value in source.items() if name not in RUNNER_ONLY}
-
-
-#: what :func:`program` found, by name and ``PATH``
-_PROGRAMS: dict[tuple[str, str], str] = {}
-
-
-def program(name: str, env: Mapping[str, str]) -> str | None:
-    """The file ``exec`` would start for ``name`` with ``env``'s ``PATH``, or None to let it
-    search. Given its path, ``Popen`` neither builds the list of every folder of ``PATH`` nor
-    tries each in the child until one holds the program, while the runner waits (about 25 us
-    of a step's 0.2 ms start, bench/README.md). Only where that search would find the same file:
-    a ``PATH`` of absolute folders (a relative one is relative to the child's working folder),
-    the answer kept while it is still an executable file."""
-    path = env.get("PATH")
-    if path is None or "/" in name or not name:
-        return None
-    key = (name, path)
-    found = _PROGRAMS.get(key)
-    if found is not None and _executable(found):
-        return found
-    if not all(folder.startswith("/") for folder in path.split(os.pathsep)):
-        return None
-    found = shutil.which(name, path=path)
-    if found is not None:
-        _PROGRAMS[key] = found
-    return found
-
-
-def _executable(path: str) -> bool:
-    try:
-        return stat.S_ISREG(os.stat(path).st_mode) and os.access(path, os.X_OK)
-    except OSError:
-        return False
 
 
 class ProcessResult(Struct, frozen=True):
@@ -181,7 +147,7 @@ def terminate_group(
 ) -> None:
     """SIGTERM the whole group, then SIGKILL whatever is left after ``grace`` seconds.
 
-    ``reap`` (the leader's ``Popen.poll``) collects the leader once it exits: an unreaped leader
+    ``reap`` (the leader's ``poll``) collects the leader once it exits: an unreaped leader
     is a zombie that still counts as a member of the group, which would always cost the whole
     grace period."""
     try:
@@ -223,16 +189,7 @@ def run_process(
     if groups is not None:
         begin_spawn()
     try:
-        proc = subprocess.Popen(
-            list(argv),
-            executable=program(argv[0], child_env),
-            stdin=_devnull(),
-            stdout=write_end,
-            stderr=subprocess.STDOUT,
-            env=child_env,
-            cwd=cwd,
-            start_new_session=True,
-        )
+        proc = spawn.start(argv, env=child_env, cwd=cwd, stdin=_devnull(), output=write_end)
     except BaseException as exc:
         os.close(out)
         if groups is not None:
@@ -272,7 +229,7 @@ def run_process(
             groups.discard(pgid)
     error = type(lines.errors[0]).__name__ if lines.errors else None
     return ProcessResult(
-        proc.returncode, timed_out, cancelled, time.monotonic() - started, output_error=error
+        proc.wait(), timed_out, cancelled, time.monotonic() - started, output_error=error
     )
 
 
@@ -289,7 +246,7 @@ def _devnull() -> int:
         return _NULL[0]
 
 
-def _follow(proc: subprocess.Popen[bytes], out: int, lines: _Lines, deadline: float | None) -> bool:
+def _follow(proc: spawn.Child, out: int, lines: _Lines, deadline: float | None) -> bool:
     """Hand ``proc``'s output, the pipe ``out``, to ``lines`` until it exits and its output ends
     (or ``DRAIN_SECONDS`` after it exits, for output a process it left behind holds open), or
     until ``deadline``; whether it exited (reaped) by then. Output still open when this returns

@@ -1,0 +1,115 @@
+"""``runner.spawn``: a step's process is the same whether ``posix_spawn`` or ``Popen`` started
+it: its own session, ``/dev/null`` as stdin, one pipe for stdout and stderr, no descriptor of
+the runner's, SIGPIPE at its default, its working folder, its exit status."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from runner import spawn
+from runner.process import run_process
+
+ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+
+
+@pytest.fixture(params=["posix_spawn", "popen"])
+def way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "popen":
+        monkeypatch.setattr(spawn, "_SPAWN", False)
+    elif not spawn._SPAWN or not Path("/proc/self/fd").is_dir():
+        pytest.skip("no posix_spawn or /proc here")
+    return str(request.param)
+
+
+def output_of(argv: list[str], cwd: str | None = None) -> tuple[int, list[str]]:
+    lines: list[str] = []
+    result = run_process(argv, env=ENV, cwd=cwd, on_line=lines.append)
+    return result.exit_code, lines
+
+
+def started_with(way: str, cwd: str | None = None) -> type:
+    read, write = os.pipe()
+    try:
+        child = spawn.start(["true"], env=ENV, cwd=cwd, stdin=read, output=write)
+        child.wait()
+        return type(child)
+    finally:
+        os.close(read)
+        os.close(write)
+
+
+def test_each_way_is_the_one_taken(way: str, tmp_path: Path) -> None:
+    expected = spawn.Spawned if way == "posix_spawn" else spawn.subprocess.Popen
+    assert started_with(way) is expected
+    assert started_with(way, os.getcwd()) is expected
+    # another working folder: posix_spawn cannot change it
+    assert started_with(way, str(tmp_path)) is spawn.subprocess.Popen
+
+
+def test_the_process_leads_its_own_session_with_null_stdin(way: str) -> None:
+    code = (
+        "import os, sys; print(os.getsid(0) == os.getpid(), os.getpgid(0) == os.getpid()); "
+        "print(os.path.realpath('/proc/self/fd/0'), flush=True); "
+        "print('err', file=sys.stderr)"
+    )
+    assert output_of([sys.executable, "-c", code]) == (0, ["True True", "/dev/null", "err"])
+
+
+def test_sigpipe_is_at_its_default(way: str) -> None:
+    """Python ignores SIGPIPE; a step's ``yes | head`` must not print "Broken pipe"."""
+    code, lines = output_of(["grep", "SigIgn", "/proc/self/status"])
+    ignored = int(lines[0].split()[1], 16)
+    assert code == 0
+    assert not ignored & (1 << (signal.SIGPIPE - 1))
+    assert not ignored & (1 << (signal.SIGXFSZ - 1))
+    code, lines = output_of(["bash", "-c", "yes | head -n 1"])
+    assert (code, lines) == (0, ["y"])
+
+
+def test_no_descriptor_of_the_runner_reaches_the_process(
+    way: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """One the runner inherited from its parent (a CI agent's, a jobserver's) included."""
+    inherited = os.open(tmp_path / "inherited", os.O_WRONLY | os.O_CREAT)
+    os.set_inheritable(inherited, True)
+    monkeypatch.setattr(spawn, "_CLOSED", [])  # as in a new runner process
+    try:
+        code, lines = output_of(["ls", "/proc/self/fd"])
+    finally:
+        os.close(inherited)
+    # ls's own listing of the folder is the one above 2
+    assert code == 0
+    assert [int(fd) for fd in lines if int(fd) > 2] in ([], [3])
+    assert str(inherited) not in lines or inherited == 3
+
+
+def test_the_working_folder_is_the_steps(way: str, tmp_path: Path) -> None:
+    assert output_of(["pwd"], str(tmp_path)) == (0, [str(tmp_path)])
+    assert output_of(["pwd"], os.getcwd()) == (0, [os.getcwd()])
+
+
+def test_exit_codes_and_a_signal(way: str) -> None:
+    assert output_of(["bash", "-c", "exit 7"])[0] == 7
+    assert output_of(["bash", "-c", "kill -9 $$"])[0] == -signal.SIGKILL
+
+
+def test_a_program_that_cannot_start(way: str, tmp_path: Path) -> None:
+    script = tmp_path / "noexec"
+    script.write_bytes(b"\x00\x01 not a program")
+    script.chmod(0o755)
+    code, lines = output_of([str(script)])
+    assert code == 127
+    assert lines == [f"cannot start {script}: Exec format error"]
+    code, lines = output_of(["no-such-program-here"])
+    assert code == 127
+    assert lines == ["cannot start no-such-program-here: No such file or directory"]
+    missing = tmp_path / "missing"
+    assert output_of([str(missing)]) == (
+        127,
+        [f"cannot start {missing}: No such file or directory"],
+    )
