@@ -116,9 +116,9 @@ def test_no_descriptor_is_left_open(way: str, tmp_path: Path) -> None:
     steps would run out of descriptors)."""
     lines_of("print('warm')")  # /dev/null, opened once
     before = descriptors()
-    for _ in range(5):
+    for _ in range(3):
         lines_of("print('x')")
-        lines_of("import time; time.sleep(5)", timeout=0.2)
+        lines_of("import time; time.sleep(5)", timeout=0.05)
         run_process([str(tmp_path / "missing")], env=ENV, cwd=None, on_line=lambda _: None)
     assert descriptors() == before
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import shlex
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -279,6 +280,7 @@ OCTOPUS_BASH_FUNCTIONS = r"""set_octopusvariable() {
 """
 
 
+@functools.lru_cache(maxsize=8)
 def octopus_stub(functions: str) -> str:
     """The line a bash script starts with instead of :data:`OCTOPUS_BASH_FUNCTIONS`: a function
     that, at its first call, reads the real one from the file ``functions`` (which holds it) and

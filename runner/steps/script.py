@@ -367,7 +367,7 @@ def _create_files(
     if they cannot be: a full file system must not end the run. A bash script also gets
     ``set_octopusvariable``, in a file that it reads when called: the run's, in the private
     folder (:meth:`Scratch.run_file`), else the attempt's own (``functions``)."""
-    folder = str(ctx.step_dir)
+    folder: str | Path = ctx.step_dir
     try:
         files = ctx.scratch.attempt(ctx.step_dir, attempt)
         folder = files.folder
