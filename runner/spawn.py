@@ -1,30 +1,35 @@
 """How :func:`runner.process.run_process` starts a step's process: ``os.posix_spawn`` where it
-can, ``subprocess.Popen`` elsewhere, with the same result either way.
+can, ``subprocess.Popen`` elsewhere.
 
 A step's process runs in a session of its own, with ``/dev/null`` as stdin, one pipe as its
-stdout and stderr, no descriptor of the runner's but those, and SIGPIPE and SIGXFSZ at their
-defaults (Python ignores them; ``yes | head`` would complain of a broken pipe). ``Popen``
-prepares that in Python (the environment encoded variable by variable, a pipe for exec
-errors) before its fork; ``posix_spawn`` does it in the C library. That is 40-50 us less of a
-step's 0.2 ms start, about 4 % of bash's own step on the benchmark's machine (bench/README.md,
+stdout and stderr, no descriptor of the runner's but those, SIGPIPE and SIGXFSZ at their
+defaults (Python ignores them; ``yes | head`` would complain of a broken pipe), and the program
+that exec's search of the child's ``PATH`` finds. ``Popen`` prepares that in Python (the
+environment encoded variable by variable, the list of places to try, a pipe for exec errors)
+before its fork; ``posix_spawn`` does it in the C library. That is 40-50 us less of a step's
+0.2 ms start, about 4 % of bash's own step on the benchmark's machine (bench/README.md,
 ``step_cost``).
 
 ``os.posix_spawn`` can neither set the working folder nor close descriptors it was not told
 of. So it is used only where the step runs in the runner's own working folder (the workspace,
 as a rule), and once per process every inherited descriptor (one the runner's parent left
 open) is made close-on-exec, as ``Popen(close_fds=True)`` closes them in its child; every
-descriptor Python itself opens already is. Elsewhere (another working folder, a program found
-through a relative ``PATH`` folder or not at all, stdin or the pipe on 0-2, no ``/proc`` to
-list descriptors, a system without ``posix_spawn``), ``Popen`` as before.
+descriptor Python itself opens already is. Elsewhere (another working folder, the runner's own
+removed, stdin or the pipe on 0-2, no ``/proc`` to list descriptors, a system without
+``posix_spawn``), ``Popen`` as before.
+
+One difference remains, glibc's: its ``posix_spawn`` leaves its two internal signals (32 and
+33, below ``SIGRTMIN``) ignored in the child, and nothing can set them back (they are not valid
+for ``setsigdef``). No program is sent those (glibc's own threads use them and set their
+handlers at start, whatever they inherit); a bash step that traps signal 33 cannot.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
-import shutil
 import signal
-import stat
 import subprocess
 import threading
 import time
@@ -51,24 +56,10 @@ def start(
 ) -> Child:
     """Start ``argv`` as a step's process (see the module's docstring); ``OSError`` if it
     cannot be (not found, not executable)."""
-    executable = program(argv[0], env)
-    if executable is not None and _can_spawn(cwd, stdin, output):
-        pid = os.posix_spawn(
-            executable,
-            list(argv),
-            env,
-            file_actions=[
-                (os.POSIX_SPAWN_DUP2, stdin, 0),
-                (os.POSIX_SPAWN_DUP2, output, 1),
-                (os.POSIX_SPAWN_DUP2, output, 2),
-            ],
-            setsid=True,
-            setsigdef=_DEFAULT_SIGNALS,
-        )
-        return Spawned(pid)
+    if _can_spawn(cwd, stdin, output):
+        return _spawn(argv, env, stdin, output)
     return subprocess.Popen(
         list(argv),
-        executable=executable,
         stdin=stdin,
         stdout=output,
         stderr=subprocess.STDOUT,
@@ -76,6 +67,48 @@ def start(
         cwd=cwd,
         start_new_session=True,
     )
+
+
+def _spawn(argv: Sequence[str], env: Mapping[str, str], stdin: int, output: int) -> Spawned:
+    """``posix_spawn`` of the program exec's own search finds: ``Popen``'s child tries each
+    folder of the child's ``PATH`` in turn, passes over those where it is missing, and reports
+    the first other error only if none could start it (a file without a ``#!`` line earlier in
+    ``PATH`` is passed over). Here the same, with a ``stat`` for each folder where it may be
+    missing instead of a failed exec, and searched again at each start (a program installed
+    into an earlier folder by a step is the one the next step gets)."""
+    first: OSError | None = None
+    name = argv[0]
+    folders = [""] if "/" in name else os.get_exec_path(env)
+    for folder in folders:
+        path = os.path.join(folder, name)
+        if folder:
+            try:
+                os.stat(path)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError:
+                pass  # a folder we may not search: exec says why below
+        try:
+            pid = os.posix_spawn(
+                path,
+                list(argv),
+                env,
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, stdin, 0),
+                    (os.POSIX_SPAWN_DUP2, output, 1),
+                    (os.POSIX_SPAWN_DUP2, output, 2),
+                ],
+                setsid=True,
+                setsigdef=_DEFAULT_SIGNALS,
+            )
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR) and first is None:
+                first = exc
+            continue
+        return Spawned(pid)
+    if first is not None:
+        raise first
+    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
 
 
 #: what ``Popen``'s ``restore_signals`` sets back to their defaults in the child
@@ -88,8 +121,12 @@ def _can_spawn(cwd: str | None, stdin: int, output: int) -> bool:
     # 0-2: dup2 of a descriptor onto itself would leave it close-on-exec on some C libraries
     if stdin <= 2 or output <= 2 or not _SPAWN:
         return False
-    if cwd is not None and cwd != os.getcwd():
-        return False
+    if cwd is not None:
+        try:
+            if cwd != os.getcwd():
+                return False
+        except OSError:
+            return False  # the runner's own folder was removed: the step's may still be there
     return _inherited_closed()
 
 
@@ -159,38 +196,3 @@ class Spawned:
                 if pid == self.pid:
                     self.returncode = os.waitstatus_to_exitcode(status)
             return self.returncode
-
-
-#: what :func:`program` found, by name and ``PATH``
-_PROGRAMS: dict[tuple[str, str], str] = {}
-
-
-def program(name: str, env: Mapping[str, str]) -> str | None:
-    """The file ``exec`` would start for ``name`` with ``env``'s ``PATH`` (``name`` itself if
-    it holds a ``/``), or None to let it search. Given its path, neither ``posix_spawn`` nor
-    ``Popen`` tries each folder of ``PATH`` in the child until one holds the program while the
-    runner waits (``Popen``'s search cost about 25 us of a step's start). Only where that search
-    would find the same file: a ``PATH`` of absolute folders (a relative one is relative to the
-    child's working folder), the answer kept while it is still an executable file."""
-    if "/" in name:
-        return name  # exec takes it as it is (relative to the working folder)
-    path = env.get("PATH")
-    if path is None or not name:
-        return None
-    key = (name, path)
-    found = _PROGRAMS.get(key)
-    if found is not None and _executable(found):
-        return found
-    if not all(folder.startswith("/") for folder in path.split(os.pathsep)):
-        return None
-    found = shutil.which(name, path=path)
-    if found is not None:
-        _PROGRAMS[key] = found
-    return found
-
-
-def _executable(path: str) -> bool:
-    try:
-        return stat.S_ISREG(os.stat(path).st_mode) and os.access(path, os.X_OK)
-    except OSError:
-        return False

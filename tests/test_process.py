@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from helpers.waiting import wait_for
 
-from runner import process, spawn
+from runner import process
 from runner.process import run_process
 
 PY = sys.executable
@@ -121,29 +121,3 @@ def test_no_descriptor_is_left_open(way: str, tmp_path: Path) -> None:
         lines_of("import time; time.sleep(5)", timeout=0.05)
         run_process([str(tmp_path / "missing")], env=ENV, cwd=None, on_line=lambda _: None)
     assert descriptors() == before
-
-
-def test_the_program_is_the_one_the_childs_path_finds(tmp_path: Path) -> None:
-    """``program`` hands posix_spawn or Popen the file exec would start: found in the child's
-    ``PATH`` (a step's ``$RUNNER_PATH`` comes first there), found again once it is gone, and
-    not at all where ``PATH`` has a relative folder (relative to the child's working folder)."""
-    first, second = tmp_path / "first", tmp_path / "second"
-    for folder in (first, second):
-        folder.mkdir()
-        tool = folder / "tool"
-        tool.write_text(f"#!/bin/sh\necho {folder.name}\n")
-        tool.chmod(0o755)
-    path = f"{first}:{second}:/usr/bin:/bin"
-    assert spawn.program("tool", {"PATH": path}) == str(first / "tool")
-    got: list[str] = []
-    run_process(["tool"], env={"PATH": path}, cwd=None, on_line=got.append)
-    (first / "tool").unlink()
-    assert spawn.program("tool", {"PATH": path}) == str(second / "tool")
-    run_process(["tool"], env={"PATH": path}, cwd=None, on_line=got.append)
-    (second / "tool").chmod(0o644)  # no longer a program: exec would pass it by
-    assert spawn.program("tool", {"PATH": path}) is None
-    assert got == ["first", "second"]
-    assert spawn.program("tool", {"PATH": f"bin:{path}"}) is None
-    assert spawn.program("tool", {}) is None
-    assert spawn.program(str(second / "tool"), {"PATH": path}) == str(second / "tool")
-    assert spawn.program("./tool", {"PATH": path}) == "./tool"

@@ -67,6 +67,8 @@ def test_sigpipe_is_at_its_default(way: str) -> None:
     assert code == 0
     assert not ignored & (1 << (signal.SIGPIPE - 1))
     assert not ignored & (1 << (signal.SIGXFSZ - 1))
+    # no other either, but glibc's internal 32 and 33 after its posix_spawn (see the module)
+    assert ignored & ~((1 << 31) | (1 << 32)) == 0
     code, lines = output_of(["bash", "-c", "yes | head -n 1"])
     assert (code, lines) == (0, ["y"])
 
@@ -113,3 +115,60 @@ def test_a_program_that_cannot_start(way: str, tmp_path: Path) -> None:
         127,
         [f"cannot start {missing}: No such file or directory"],
     )
+
+
+def tool(folder: Path, says: str, *, program: bool = True) -> None:
+    folder.mkdir(exist_ok=True)
+    made = folder / "tool"
+    made.write_text(f"#!/bin/sh\necho {says}\n" if program else "echo no #! line\n")
+    made.chmod(0o755)
+
+
+def test_the_program_is_the_one_execs_search_of_the_childs_path_finds(
+    way: str, tmp_path: Path
+) -> None:
+    """The child's ``PATH`` (a step's ``$RUNNER_PATH`` comes first there), searched at each
+    start: a program put into an earlier folder since (a step installing a newer one) is the
+    one started, and a file exec cannot start (no ``#!`` line) is passed over, as exec's own
+    search does."""
+    early, late = tmp_path / "early", tmp_path / "late"
+    tool(late, "late")
+    env = {"PATH": f"{early}:{late}:/usr/bin:/bin"}
+
+    def run() -> tuple[int, list[str]]:
+        lines: list[str] = []
+        return run_process(["tool"], env=env, cwd=None, on_line=lines.append).exit_code, lines
+
+    assert run() == (0, ["late"])
+    tool(early, "early")
+    assert run() == (0, ["early"])
+    tool(early, "", program=False)
+    assert run() == (0, ["late"])
+    (late / "tool").unlink()
+    code, lines = run()
+    assert code == 127
+    assert lines == ["cannot start tool: Exec format error"]
+
+
+def test_a_relative_path_folder_is_the_steps_working_folder(
+    way: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tool(tmp_path / "bin", "relative")
+    monkeypatch.chdir(tmp_path)
+    lines: list[str] = []
+    result = run_process(
+        ["tool"], env={"PATH": "bin:/usr/bin:/bin"}, cwd=str(tmp_path), on_line=lines.append
+    )
+    assert (result.exit_code, lines) == (0, ["relative"])
+
+
+def test_steps_start_after_the_runners_own_folder_is_removed(
+    way: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step that removes the folder the runner was started from (``rm -rf build`` run from
+    ``build/``): the next steps run in the workspace as before."""
+    started_in = tmp_path / "build"
+    started_in.mkdir()
+    monkeypatch.chdir(started_in)
+    started_in.rmdir()
+    assert output_of(["pwd"], str(tmp_path)) == (0, [str(tmp_path)])

@@ -36,7 +36,6 @@ import hashlib
 import hmac
 import os
 import re
-import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -216,67 +215,31 @@ def lines_after(handle: int, size: int) -> bool:
     return False
 
 
-class Appender:
-    """The journal open for appending, one ``write`` a line: a kill leaves a line whole or
-    absent. With ``durable`` a line is fsynced (a crash of the machine then keeps it; without,
-    at worst a torn last line, which readers drop).
-
-    The file stays open between lines: opening and closing it were two of a script step's
-    fifty system calls, twice a step. Before each line, ``fstat`` of the open file says what
-    opening it by name did: a journal cut or grown by someone else is refused, a torn line an
-    earlier process left (the file longer than ``size``, no whole line after it) is cut off; a
-    journal removed or renamed over (no name left for the open file) is opened again by its
-    name, so its replacement is checked as it was. :meth:`close` (at each snapshot) lets go."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._handle: int | None = None
-        self._closer: weakref.finalize[[int], Appender] | None = None
-
-    def append(self, data: bytes, size: int, *, durable: bool) -> None:
-        handle, have = self._open()
+def append(path: Path, data: bytes, size: int, *, durable: bool) -> None:
+    """Append one line with one ``write``: a kill leaves it whole or absent. With ``durable``
+    it is fsynced (a crash of the machine then keeps it; without, at worst a torn last line,
+    which readers drop). A torn line left by an earlier process (the file longer than
+    ``size``) is cut off first, so that lines stay lines."""
+    handle = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        have = os.fstat(handle).st_size
+        if have < size:
+            raise JournalError(f"{path}: shorter than this process wrote it (cut by someone)")
+        if have > size:
+            if lines_after(handle, size):
+                # whole lines another process wrote: never cut off what was recorded
+                raise JournalError(f"{path}: lines were appended by another process")
+            os.ftruncate(handle, size)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(handle, view) :]
+        if durable:
+            os.fsync(handle)
+    finally:
+        os.close(handle)
+    if durable and not size:  # a new file: its name must survive a crash too
+        directory = os.open(path.parent, os.O_RDONLY)
         try:
-            if have < size:
-                raise JournalError(
-                    f"{self.path}: shorter than this process wrote it (cut by someone)"
-                )
-            if have > size:
-                if lines_after(handle, size):
-                    # whole lines another process wrote: never cut off what was recorded
-                    raise JournalError(f"{self.path}: lines were appended by another process")
-                os.ftruncate(handle, size)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(handle, view) :]
-            if durable:
-                os.fsync(handle)
-        except BaseException:
-            self.close()  # the next line opens it again, and checks it again
-            raise
-        if durable and not size:  # a new file: its name must survive a crash too
-            directory = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
-
-    def _open(self) -> tuple[int, int]:
-        """The open journal and its size."""
-        if self._handle is not None:
-            status = os.fstat(self._handle)
-            if status.st_nlink:
-                return self._handle, status.st_size
-            self.close()  # removed, or another file renamed over it
-        handle = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        # closed with this object if nobody closes it (a store dropped in the middle of a run)
-        self._handle, self._closer = handle, weakref.finalize(self, os.close, handle)
-        try:
-            return handle, os.fstat(handle).st_size
-        except BaseException:
-            self.close()
-            raise
-
-    def close(self) -> None:
-        closer, self._handle, self._closer = self._closer, None, None
-        if closer is not None:
-            closer()
+            os.fsync(directory)
+        finally:
+            os.close(directory)

@@ -30,7 +30,7 @@ from msgspec.structs import asdict, replace
 from runner.approvals.state import ApprovalState, GuidedState, RecordShapeError
 from runner.bounded import loads, read_file
 from runner.engine import journal
-from runner.engine.journal import Appender, Position
+from runner.engine.journal import Position
 from runner.engine.seal import seal, unseal
 from runner.errors import StateError
 
@@ -294,8 +294,8 @@ class _Written(Struct):
     #: all those fields in one value (:func:`_whole`): equal, equal fields (one encoder call
     #: instead of one a field, at each of a step's two saves)
     whole: bytes = b""
-    #: the journal, open for appending once this store has written a line
-    journal: Appender | None = None
+    #: the journal's path, built once
+    journal: Path | None = None
 
 
 def _changed_steps(record: RunRecord, written: list[StepRecord]) -> Iterable[int]:
@@ -394,7 +394,9 @@ class RecordStore:
                 f"{exc.strerror or exc}"
             ) from None
         if created:
-            self._remember(record.run_id, record, position)
+            self._written[record.run_id] = _Written(
+                position, _encoded(record), list(record.steps), _whole(record)
+            )
         return created
 
     def save(self, record: RunRecord, *, durable: bool = False) -> None:
@@ -446,24 +448,15 @@ class RecordStore:
             parts.append('"steps": {' + ", ".join(steps) + "}")
         data, position = journal.line(written.position, self.key, ", ".join(parts))
         if written.journal is None:
-            written.journal = Appender(self.journal_path(record.run_id))
-        written.journal.append(data, written.position.size, durable=durable)
+            written.journal = self.journal_path(record.run_id)
+        journal.append(written.journal, data, written.position.size, durable=durable)
         written.position, written.fields, written.steps = position, now, list(record.steps)
         written.whole = whole
 
     def _snapshot(self, record: RunRecord, position: Position, *, durable: bool) -> None:
         record.journal = position.to_dict() if position.lines else None
         write_atomic(self.path(record.run_id), self._snapshot_bytes(record), durable=durable)
-        self._remember(record.run_id, record, position)
-
-    def _remember(self, run_id: str, record: RunRecord, position: Position) -> None:
-        """``record`` is as this store wrote or read it, its journal at ``position``. The
-        journal the store had open for it is closed: a snapshot is where the state folder may
-        travel (a detach, the end), and a record read again may have another journal."""
-        before = self._written.get(run_id)
-        if before is not None and before.journal is not None:
-            before.journal.close()
-        self._written[run_id] = _Written(
+        self._written[record.run_id] = _Written(
             position, _encoded(record), list(record.steps), _whole(record)
         )
 
@@ -524,7 +517,9 @@ class RecordStore:
             raise ValueError(f"not a run record of format {FORMAT_VERSION}")
         data, position = journal.replay(self.journal_path(run_id), run_id, data, self.key)
         record = RunRecord.from_data(data)
-        self._remember(run_id, record, position)
+        self._written[run_id] = _Written(
+            position, _encoded(record), list(record.steps), _whole(record)
+        )
         return record
 
     def list(self) -> Iterator[RunRecord]:

@@ -1,12 +1,12 @@
 """Writing the run record fails (a full disk, a read-only state folder): the run fails closed.
 
-``runner.engine.record.write_new`` (the first record), ``journal.Appender.append`` (a line of
-the journal, every save) and ``write_atomic`` (the snapshot, at the end) are replaced by
-writers that raise ``OSError`` on the Nth write of the record, for every N a whole run makes.
-Each time the run must stop with a non-zero exit code and a message naming the failure, no step
-may start after the failed write, the record left on disk must be the previous one (the
-snapshot last written and the journal lines written before, whole and readable), and no
-temporary file may be taken for a record.
+``runner.engine.record.write_new`` (the first record), ``journal.append`` (a line of the journal,
+every save) and ``write_atomic`` (the snapshot, at the end) are replaced by writers that raise
+``OSError`` on the Nth write of the record, for every N a whole run makes. Each time the run must
+stop with a non-zero exit code and a message naming the failure, no step may start after the
+failed write, the record left on disk must be the previous one (the snapshot last written and
+the journal lines written before, whole and readable), and no temporary file may be taken for a
+record.
 """
 
 from __future__ import annotations
@@ -70,13 +70,13 @@ def counting_creator(fail_at: int | None, seen: list[bytes]) -> Callable[..., bo
 
 
 def counting_appender(fail_at: int | None, seen: list[bytes]) -> Callable[..., None]:
-    real = journal_module.Appender.append
+    real = journal_module.append
 
-    def append(self: journal_module.Appender, data: bytes, size: int, *, durable: bool) -> None:
+    def append(path: Path, data: bytes, size: int, *, durable: bool) -> None:
         seen.append(data)
         if len(seen) == fail_at:
-            raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
-        real(self, data, size, durable=durable)
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, data, size, durable=durable)
 
     return append
 
@@ -87,7 +87,7 @@ def run_with(
     seen: list[bytes] = []
     monkeypatch.setattr(record_module, "write_new", counting_creator(fail_at, seen))
     monkeypatch.setattr(record_module, "write_atomic", counting_writer(fail_at, seen))
-    monkeypatch.setattr(journal_module.Appender, "append", counting_appender(fail_at, seen))
+    monkeypatch.setattr(journal_module, "append", counting_appender(fail_at, seen))
     return workspace.run(WORKFLOW), seen
 
 
