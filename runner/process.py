@@ -23,7 +23,6 @@ from typing import IO
 
 from msgspec import Struct
 
-from runner import spawn
 from runner.cancel import Cancellation
 
 #: what the runner keeps for itself: no program it starts gets these variables. A step never
@@ -147,7 +146,7 @@ def terminate_group(
 ) -> None:
     """SIGTERM the whole group, then SIGKILL whatever is left after ``grace`` seconds.
 
-    ``reap`` (the leader's ``poll``) collects the leader once it exits: an unreaped leader
+    ``reap`` (the leader's ``Popen.poll``) collects the leader once it exits: an unreaped leader
     is a zombie that still counts as a member of the group, which would always cost the whole
     grace period."""
     try:
@@ -189,7 +188,15 @@ def run_process(
     if groups is not None:
         begin_spawn()
     try:
-        proc = spawn.start(argv, env=child_env, cwd=cwd, stdin=_devnull(), output=write_end)
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=_devnull(),
+            stdout=write_end,
+            stderr=subprocess.STDOUT,
+            env=child_env,
+            cwd=cwd,
+            start_new_session=True,
+        )
     except BaseException as exc:
         os.close(out)
         if groups is not None:
@@ -229,7 +236,7 @@ def run_process(
             groups.discard(pgid)
     error = type(lines.errors[0]).__name__ if lines.errors else None
     return ProcessResult(
-        proc.wait(), timed_out, cancelled, time.monotonic() - started, output_error=error
+        proc.returncode, timed_out, cancelled, time.monotonic() - started, output_error=error
     )
 
 
@@ -246,7 +253,7 @@ def _devnull() -> int:
         return _NULL[0]
 
 
-def _follow(proc: spawn.Child, out: int, lines: _Lines, deadline: float | None) -> bool:
+def _follow(proc: subprocess.Popen[bytes], out: int, lines: _Lines, deadline: float | None) -> bool:
     """Hand ``proc``'s output, the pipe ``out``, to ``lines`` until it exits and its output ends
     (or ``DRAIN_SECONDS`` after it exits, for output a process it left behind holds open), or
     until ``deadline``; whether it exited (reaped) by then. Output still open when this returns

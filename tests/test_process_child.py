@@ -1,6 +1,6 @@
-"""``runner.spawn``: a step's process is the same whether ``posix_spawn`` or ``Popen`` started
-it: its own session, ``/dev/null`` as stdin, one pipe for stdout and stderr, no descriptor of
-the runner's, SIGPIPE at its default, its working folder, its exit status."""
+"""What a step's process gets from ``runner.process.run_process``: its own session, ``/dev/null``
+as stdin, one pipe for stdout and stderr, no descriptor of the runner's, SIGPIPE at its default,
+its working folder, the program exec's search of its own ``PATH`` finds, its exit status."""
 
 from __future__ import annotations
 
@@ -11,19 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from runner import spawn
 from runner.process import run_process
 
 ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-
-
-@pytest.fixture(params=["posix_spawn", "popen"])
-def way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "popen":
-        monkeypatch.setattr(spawn, "_SPAWN", False)
-    elif not spawn._SPAWN or not Path("/proc/self/fd").is_dir():
-        pytest.skip("no posix_spawn or /proc here")
-    return str(request.param)
 
 
 def output_of(argv: list[str], cwd: str | None = None) -> tuple[int, list[str]]:
@@ -32,26 +22,7 @@ def output_of(argv: list[str], cwd: str | None = None) -> tuple[int, list[str]]:
     return result.exit_code, lines
 
 
-def started_with(way: str, cwd: str | None = None) -> type:
-    read, write = os.pipe()
-    try:
-        child = spawn.start(["true"], env=ENV, cwd=cwd, stdin=read, output=write)
-        child.wait()
-        return type(child)
-    finally:
-        os.close(read)
-        os.close(write)
-
-
-def test_each_way_is_the_one_taken(way: str, tmp_path: Path) -> None:
-    expected = spawn.Spawned if way == "posix_spawn" else spawn.subprocess.Popen
-    assert started_with(way) is expected
-    assert started_with(way, os.getcwd()) is expected
-    # another working folder: posix_spawn cannot change it
-    assert started_with(way, str(tmp_path)) is spawn.subprocess.Popen
-
-
-def test_the_process_leads_its_own_session_with_null_stdin(way: str) -> None:
+def test_the_process_leads_its_own_session_with_null_stdin() -> None:
     code = (
         "import os, sys; print(os.getsid(0) == os.getpid(), os.getpgid(0) == os.getpid()); "
         "print(os.path.realpath('/proc/self/fd/0'), flush=True); "
@@ -60,26 +31,21 @@ def test_the_process_leads_its_own_session_with_null_stdin(way: str) -> None:
     assert output_of([sys.executable, "-c", code]) == (0, ["True True", "/dev/null", "err"])
 
 
-def test_sigpipe_is_at_its_default(way: str) -> None:
+def test_sigpipe_is_at_its_default() -> None:
     """Python ignores SIGPIPE; a step's ``yes | head`` must not print "Broken pipe"."""
     code, lines = output_of(["grep", "SigIgn", "/proc/self/status"])
     ignored = int(lines[0].split()[1], 16)
     assert code == 0
     assert not ignored & (1 << (signal.SIGPIPE - 1))
     assert not ignored & (1 << (signal.SIGXFSZ - 1))
-    # no other either, but glibc's internal 32 and 33 after its posix_spawn (see the module)
-    assert ignored & ~((1 << 31) | (1 << 32)) == 0
     code, lines = output_of(["bash", "-c", "yes | head -n 1"])
     assert (code, lines) == (0, ["y"])
 
 
-def test_no_descriptor_of_the_runner_reaches_the_process(
-    way: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_no_descriptor_of_the_runner_reaches_the_process(tmp_path: Path) -> None:
     """One the runner inherited from its parent (a CI agent's, a jobserver's) included."""
     inherited = os.open(tmp_path / "inherited", os.O_WRONLY | os.O_CREAT)
     os.set_inheritable(inherited, True)
-    monkeypatch.setattr(spawn, "_CLOSED", [])  # as in a new runner process
     try:
         code, lines = output_of(["ls", "/proc/self/fd"])
     finally:
@@ -90,17 +56,17 @@ def test_no_descriptor_of_the_runner_reaches_the_process(
     assert str(inherited) not in lines or inherited == 3
 
 
-def test_the_working_folder_is_the_steps(way: str, tmp_path: Path) -> None:
+def test_the_working_folder_is_the_steps(tmp_path: Path) -> None:
     assert output_of(["pwd"], str(tmp_path)) == (0, [str(tmp_path)])
     assert output_of(["pwd"], os.getcwd()) == (0, [os.getcwd()])
 
 
-def test_exit_codes_and_a_signal(way: str) -> None:
+def test_exit_codes_and_a_signal() -> None:
     assert output_of(["bash", "-c", "exit 7"])[0] == 7
     assert output_of(["bash", "-c", "kill -9 $$"])[0] == -signal.SIGKILL
 
 
-def test_a_program_that_cannot_start(way: str, tmp_path: Path) -> None:
+def test_a_program_that_cannot_start(tmp_path: Path) -> None:
     script = tmp_path / "noexec"
     script.write_bytes(b"\x00\x01 not a program")
     script.chmod(0o755)
@@ -125,7 +91,7 @@ def tool(folder: Path, says: str, *, program: bool = True) -> None:
 
 
 def test_the_program_is_the_one_execs_search_of_the_childs_path_finds(
-    way: str, tmp_path: Path
+    tmp_path: Path,
 ) -> None:
     """The child's ``PATH`` (a step's ``$RUNNER_PATH`` comes first there), searched at each
     start: a program put into an earlier folder since (a step installing a newer one) is the
@@ -151,7 +117,7 @@ def test_the_program_is_the_one_execs_search_of_the_childs_path_finds(
 
 
 def test_a_relative_path_folder_is_the_steps_working_folder(
-    way: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tool(tmp_path / "bin", "relative")
     monkeypatch.chdir(tmp_path)
@@ -163,7 +129,7 @@ def test_a_relative_path_folder_is_the_steps_working_folder(
 
 
 def test_steps_start_after_the_runners_own_folder_is_removed(
-    way: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A step that removes the folder the runner was started from (``rm -rf build`` run from
     ``build/``): the next steps run in the workspace as before."""
