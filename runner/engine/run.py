@@ -215,10 +215,6 @@ class Run:
         return self.store.folder(self.record.run_id) / "steps"
 
     @functools.cached_property
-    def _step_folders(self) -> dict[str, Path]:
-        return {}
-
-    @functools.cached_property
     def scratch(self) -> Scratch:
         """This process's folder for the steps' scripts and file-command files."""
         return Scratch(self.environ)
@@ -364,9 +360,7 @@ class Run:
         env = self._process_env(step, values, contexts)
         # made only if a file goes there (a manual step's request): a folder a step costs a new
         # inode on disk, more than the step's bookkeeping
-        step_dir = self._step_folders.get(step.id)
-        if step_dir is None:  # a Path built once a step: joining one cost more than its use
-            step_dir = self._step_folders[step.id] = self._steps_folder / step.id
+        step_dir = self._steps_folder / step.id
 
         functions = self.host_functions()
 
