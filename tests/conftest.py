@@ -39,6 +39,7 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
 #: others compute: over two pairs of runs the cores were busy 1.70-1.71 of 2 this way, 1.65 with
 #: the waiting files all first.
 SLOW_FILES = (
+    "tests/e2e/test_gitlab_ci_local.py",
     "tests/server/test_server_e2e.py",
     "tests/fuzz/test_fuzz_api_schema.py",
     "tests/server/test_guided_server_e2e.py",
@@ -71,6 +72,8 @@ SLOW_FILES = (
     "tests/attacks/test_record_seal.py",
     "tests/web/test_guided_page.py",
     "tests/e2e/test_paths.py",
+    "tests/attacks/test_record_tampering.py",
+    "tests/server/test_server_source.py",
 )
 
 
