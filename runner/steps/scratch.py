@@ -71,8 +71,6 @@ class Scratch:
         #: a number for each attempt: steps, attempts, composite actions' steps and steps run
         #: together never share a name
         self._numbers = itertools.count(1)
-        #: the run's files (:meth:`run_file`) in the folder: what ``stat`` said once written
-        self._run_files: dict[str, tuple[int, int, int]] = {}
 
     @property
     def folder(self) -> str | None:
@@ -89,36 +87,6 @@ class Scratch:
         label = step_dir.name[:LABEL_LENGTH]
         return AttemptFiles(folder, f"{next(self._numbers)}-{label}-{attempt}-")
 
-    def run_file(self, name: str, data: bytes) -> str | None:
-        """A file of the private folder holding ``data`` for every attempt that reads it (not one
-        an attempt writes to: those are new for each), written once a run instead of once a step
-        (four system calls of a step's fifty), and again if it is gone or was changed (another
-        inode, size or time of change than when written); None where there is no private folder
-        (then each attempt has its own). Call after :meth:`attempt` made the folder."""
-        with self._lock:
-            folder = self._folder
-            if folder is None:
-                return None
-            path = f"{folder}/{name}"
-            try:
-                status = os.stat(path)
-                now = (status.st_ino, status.st_size, status.st_ctime_ns)
-            except FileNotFoundError:
-                now = None
-            if now is None or self._run_files.get(path) != now:
-                if now is not None:
-                    os.unlink(path)
-                handle = os.open(path, _NEW_FLAGS, 0o600)
-                try:
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(handle, view) :]
-                    status = os.fstat(handle)
-                finally:
-                    os.close(handle)
-                self._run_files[path] = (status.st_ino, status.st_size, status.st_ctime_ns)
-            return path
-
     def lost(self, files: AttemptFiles) -> bool:
         """Whether ``files``'s folder is the private folder and is gone (the system removes
         ``$XDG_RUNTIME_DIR`` when its user's last session ends, a long wait at a manual step
@@ -127,7 +95,6 @@ class Scratch:
             if files.folder != self._folder or os.path.isdir(files.folder):
                 return False
             self._folder = None
-            self._run_files.clear()
             return True
 
     def close(self) -> None:
@@ -136,7 +103,6 @@ class Scratch:
             folder, self._folder = self._folder, None
             owner, self._owner = self._owner, None
             self._on_disk = False
-            self._run_files.clear()
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
         if owner is not None:
@@ -190,7 +156,6 @@ def locked_folder(parent: str, prefix: str) -> tuple[str, int] | None:
 
 
 _OWNER_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-_NEW_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def sweep(parent: str, *, now: float | None = None) -> list[str]:

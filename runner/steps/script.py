@@ -18,7 +18,7 @@ from runner.errors import StepError
 from runner.process import run_process
 from runner.steps import file_commands
 from runner.steps.base import StepContext, StepResult
-from runner.steps.scratch import AttemptFiles, Scratch
+from runner.steps.scratch import AttemptFiles
 from runner.steps.workflow_commands import (
     CommandProcessor,
     Refused,
@@ -365,20 +365,19 @@ def _create_files(
     """The attempt's script, written, and its file-command files, created empty (as GitHub
     creates them), all new and readable by the owner only; the step fails (a ``StepError``)
     if they cannot be: a full file system must not end the run. A bash script also gets
-    ``set_octopusvariable``, in a file that it reads when called: the run's, in the private
-    folder (:meth:`Scratch.run_file`), else the attempt's own (``functions``)."""
+    ``set_octopusvariable``, in a file of its own (``functions``) that it reads when called."""
     folder: str | Path = ctx.step_dir
     try:
         files = ctx.scratch.attempt(ctx.step_dir, attempt)
         folder = files.folder
         try:
-            return _create_in(ctx.scratch, files, script_name, script, bash)
+            return _create_in(files, script_name, script, bash)
         except FileNotFoundError:
             if not ctx.scratch.lost(files):
                 raise
         files = ctx.scratch.attempt(ctx.step_dir, attempt)
         folder = files.folder
-        return _create_in(ctx.scratch, files, script_name, script, bash)
+        return _create_in(files, script_name, script, bash)
     except OSError as exc:
         raise StepError(
             f"could not create the step's files in {folder}: {exc.strerror or exc}"
@@ -386,19 +385,18 @@ def _create_files(
 
 
 def _create_in(
-    scratch: Scratch, files: AttemptFiles, script_name: str, script: str, bash: bool
+    files: AttemptFiles, script_name: str, script: str, bash: bool
 ) -> tuple[str, dict[str, str]]:
     path = files.path(script_name)
     made = {kind: files.path(kind) for kind in FILES}
     created: list[str] = []
     try:
         if bash:
-            # read, never written, by the steps: one for the run in the private folder
-            functions = scratch.run_file("octopus-functions.sh", _OCTOPUS_FUNCTIONS)
-            if functions is None or functions.rpartition("/")[0] != files.folder:
-                functions = made["functions"] = files.path("functions.sh")
-                _write_new(functions, _OCTOPUS_FUNCTIONS)
-                created.append(functions)
+            # the attempt's own: one for the run, with a name every step knows, could be
+            # rewritten by a step running beside it, or left behind, before this one reads it
+            functions = made["functions"] = files.path("functions.sh")
+            _write_new(functions, _OCTOPUS_FUNCTIONS)
+            created.append(functions)
             script = file_commands.octopus_stub(functions) + script
         _write_new(path, _script_bytes(script))
         created.append(path)

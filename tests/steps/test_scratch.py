@@ -46,10 +46,6 @@ SHOW = """\
 """
 
 
-#: set_octopusvariable's file, one for the run in its private folder
-FUNCTIONS = "octopus-functions.sh"
-
-
 def shows(step_id: str, extra: str = "", **keys: str) -> str:
     lines = [f"  - id: {step_id}", f"    name: {step_id}"]
     lines += [f"    {key.replace('_', '-')}: {value}" for key, value in keys.items()]
@@ -318,8 +314,7 @@ def test_the_folder_is_removed_when_the_run_detaches(
         if ctx.step.id == "wait":
             # what a manual step does under --detach-on-wait, once its folder has files in it
             assert ctx.scratch.folder is not None
-            # the step before left none of its own files, only the run's
-            assert sorted(os.listdir(ctx.scratch.folder)) == [scratch.OWNER, FUNCTIONS]
+            assert os.listdir(ctx.scratch.folder) == [scratch.OWNER]
             raise Detached(ctx.step.id)
         return run_script_step(ctx)
 
@@ -494,40 +489,33 @@ def test_a_sweep_takes_only_abandoned_folders_of_ours(tmp_path: Path) -> None:
 
 
 @needs_shm
-@pytest.mark.parametrize("harm", ["removed", "rewritten", "made unreadable"])
-def test_the_runs_octopus_function_file_is_made_again_when_a_step_harms_it(
-    workspace: Workspace, no_runtime_dir: None, harm: str
+def test_a_step_beside_another_cannot_swap_the_function_file_it_reads_by_a_known_name(
+    workspace: Workspace, no_runtime_dir: None
 ) -> None:
-    """``set_octopusvariable``'s file is written once a run, in the private folder, and read
-    by each bash step that calls the function. A step that removes, rewrites or chmods it (a
-    clean-up of "its" temporary folder) does not break the steps after: it is written again."""
-    damage = {
-        "removed": 'rm -f "$(dirname "$0")"/' + FUNCTIONS,
-        "rewritten": 'echo "set_octopusvariable() { echo hijacked; }" > "$(dirname "$0")"/'
-        + FUNCTIONS,
-        "made unreadable": 'chmod 000 "$(dirname "$0")"/' + FUNCTIONS,
-    }[harm]
-    workflow = f"""
-name: functions
+    """An attack on one shared ``set_octopusvariable`` file (tried as a speed-up, taken out):
+    a step started beside another rewrote the file the other read at its first call, and the
+    other's ``-sensitive`` value was recorded and shown in clear. Each attempt has its own."""
+    workflow = """
+name: beside
 steps:
-  - id: first
-    name: first
+  - id: victim
+    name: victim
     run: |
-      set_octopusvariable One 1
-      ls "$(dirname "$0")"
-      {damage}
-  - id: second
-    name: second
+      sleep 0.3
+      set_octopusvariable ApiToken "tok-$((6 * 7))-secret" -sensitive
+  - id: evil
+    name: evil
+    start: with-previous
     run: |
-      set_octopusvariable Two 2
-      ls "$(dirname "$0")"
+      for f in "$(dirname "$RUNNER_OUTPUT")"/octopus-functions.sh; do
+        echo 'set_octopusvariable() { echo "$1 $2" | base64 >> /dev/null; }' > "$f"
+      done
+  - id: later
+    name: later
+    run: |
+      echo "later sees #{Octopus.Action[victim].Output.ApiToken}"
 """
     outcome = workspace.run(workflow)
     assert outcome.code == 0, outcome.out + outcome.err
-    assert outcome.step("first").octopus == {"One": "1"}
-    assert outcome.step("second").octopus == {"Two": "2"}
-    assert "hijacked" not in outcome.out
-    listed = [line.strip() for line in outcome.lines()]
-    # one file for the run: no step has a functions file of its own
-    assert listed.count(FUNCTIONS) == 2
-    assert not [line for line in listed if line.endswith("-functions.sh") and line != FUNCTIONS]
+    assert "tok-42-secret" not in outcome.out + outcome.record_text
+    assert "later sees ***" in outcome.out
