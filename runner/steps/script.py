@@ -23,6 +23,7 @@ from runner.steps.workflow_commands import (
     CommandProcessor,
     Refused,
 )
+from runner.steps.xtrace import traced_secrets
 
 #: GitHub's shell templates (https://docs.github.com/actions/reference/workflow-syntax#jobsjob_idstepsshell)
 SHELLS: dict[str, tuple[str, str]] = {
@@ -223,6 +224,10 @@ def handle_line(
     """One line of output: a workflow command is carried out, text is masked and logged; the
     message of a command GitHub refuses is logged as an error and added to ``refused``."""
     step = ctx.step
+    if line.startswith("+"):
+        # a `set -x` trace of a command about to make a value secret: masked from this line on
+        for secret in traced_secrets(line):
+            ctx.masker.add(secret)
     if "::" not in line and not line.endswith(("\r", "\n")):
         # no command can be in it (nor the end of a stop-commands pause): the processor would
         # return it as it is, after a terminator regex that costs more than the rest together

@@ -14,6 +14,7 @@ each log format; this adds the manual step, the server, ``runs show`` and every 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -503,3 +504,50 @@ def test_secrets_a_script_writes_in_pieces_stay_masked(tmp_path: Path) -> None:
         assert not any(secret in text for text in texts), (secret, done.stdout)
     assert "b sees *** and ***" in done.stdout
     assert "made ***" in done.stdout
+
+
+TRACED = """\
+name: traced
+steps:
+  - id: a
+    name: a
+    run: |
+      token="tok-$(printf %s "$SEED" | sha256sum | cut -c1-20)"
+      spaced="$token with 'quotes' and	tab"
+      set -x
+      set_octopusvariable ApiToken "$token" -sensitive
+      set_octopusvariable Spaced "$spaced" -sensitive
+      echo "::add-mask::masked-$token"
+      echo "$(echo "::add-mask::nested-$token")"
+      set +x
+      echo "plain $token, $spaced, masked-$token"
+"""
+
+
+@pytest.mark.parametrize("log", ["text", "json", "github"])
+def test_a_value_made_secret_under_set_x_is_masked_in_its_own_trace(
+    tmp_path: Path, log: str
+) -> None:
+    """Found by an attack pass: bash traces a command before it runs it, so the line showing
+    `set_octopusvariable NAME VALUE -sensitive` or `echo ::add-mask::VALUE` came before the
+    value was known to be secret, and printed it in clear in every log format."""
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "w.yml").write_text(TRACED)
+    extra = {"GITHUB_ACTIONS": "true"} if log == "github" else {}
+    argv = [RUNNER, "run", "w.yml", "--env", "e", "--state-dir", "S", "--run-id", "r1"]
+    if log == "json":
+        argv += ["--format", "json"]
+    done = subprocess.run(
+        argv,
+        cwd=tmp_path,
+        env=host_env(SEED="traced-seed", **extra),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    token = "tok-" + hashlib.sha256(b"traced-seed").hexdigest()[:20]
+    folder = tmp_path / "S" / "runs" / "r1"
+    texts = [done.stdout, done.stderr, *(p.read_text() for p in folder.iterdir() if p.is_file())]
+    assert not any(token in text for text in texts), done.stdout
+    assert "set_octopusvariable ApiToken *** -sensitive" in done.stdout
