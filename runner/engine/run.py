@@ -491,15 +491,47 @@ class Run:
             self.record.update_step(
                 step.id,
                 status=StepStatus.WAITING if waiting is not None else rec.status,
-                guided=GuidedState(tuple(decisions), waiting),
+                guided=self._recorded_guided(GuidedState(tuple(decisions), waiting)),
             )
             self.store.save(self.record, durable=True)
 
     def _checkpoint(self, step: Step, state: ApprovalState) -> None:
         """Record a manual step's interruption and submissions durably before waiting on."""
         with self._lock:
-            self.record.update_step(step.id, status=StepStatus.WAITING, approval=state)
+            self.record.update_step(
+                step.id, status=StepStatus.WAITING, approval=self._recorded(state)
+            )
             self.store.save(self.record, durable=True)
+
+    def _recorded(self, state: ApprovalState | None) -> ApprovalState | None:
+        """A gate's state as the record keeps it: the submissions' notes and fields masked, as
+        its decisions' are (an approver may quote a secret; the record travels as a CI
+        artifact). A resume never reads them: it verifies a signed file again from its
+        evidence, and asks the server and the terminal again."""
+        if state is None or not state.submissions:
+            return state
+        return structs.replace(state, submissions=self._masked(state.submissions))
+
+    def _recorded_guided(self, state: GuidedState | None) -> GuidedState | None:
+        """A guided failure's state as the record keeps it (see :meth:`_recorded`)."""
+        if state is None:
+            return None
+        decisions = tuple(
+            structs.replace(d, submissions=self._masked(d.submissions)) if d.submissions else d
+            for d in state.decisions
+        )
+        return structs.replace(state, decisions=decisions, waiting=self._recorded(state.waiting))
+
+    def _masked(self, submissions: tuple[Submission, ...]) -> tuple[Submission, ...]:
+        mask = self.masker.mask
+        return tuple(
+            structs.replace(
+                s, notes=mask(s.notes), fields={k: mask(v) for k, v in s.fields.items()}
+            )
+            if s.notes or s.fields
+            else s
+            for s in submissions
+        )
 
     def host_functions(self) -> dict[str, Callable[..., object]]:
 
@@ -550,8 +582,12 @@ class Run:
                 attempts=result.attempts,
                 exit_code=result.exit_code,
                 error=self.masker.mask(result.error) if result.error else None,
-                approval=result.approval if result.approval is not None else old.approval,
-                guided=result.guided if result.guided is not None else old.guided,
+                approval=self._recorded(result.approval)
+                if result.approval is not None
+                else old.approval,
+                guided=self._recorded_guided(result.guided)
+                if result.guided is not None
+                else old.guided,
                 **self._outputs(step.id, old, result),
             )
             self._store_env(result.env)

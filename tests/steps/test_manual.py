@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from helpers.clock import START, FakeClock
 from helpers.environ import host_env
+from msgspec import structs
 
 from runner.approvals.request import Interruption, Submission
 from runner.engine.start import RunRequest, start_run
@@ -660,3 +661,31 @@ def test_cli_prompt_without_a_terminal_fails_before_the_first_step(tmp_path: Pat
         "CI, or run on a terminal as one of the approvers\n"
     )
     assert not (root / "state" / "runs" / "t1").exists()
+
+
+def test_an_approvers_notes_quoting_a_secret_are_masked_in_every_record_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a newcomer pass: the decisions' notes were masked, but the submissions a gate
+    keeps (while it waits, and once decided) held an approver's notes and fields in clear in
+    `record.json` and `events.jsonl`, which CI uploads as an artifact."""
+    secret = "S3cret-quoted-9f1c"
+    masker_step = f'  - id: mask\n    name: Mask\n    run: echo "::add-mask::{secret}"\n'
+    why = [{"name": "why", "type": "string"}]
+    steps = masker_step + gate(teams=["ops"], require=[{"team": "ops", "count": 2}], fields=why)
+
+    def quoting(who: str, at: float) -> Submission:
+        return structs.replace(
+            submission(who, at=at), notes=f"ok, the key is {secret}", fields={"why": secret}
+        )
+
+    script = [(0, quoting("alice", 0)), (50, quoting("bob", 50))]
+    result = run_in_process(tmp_path, monkeypatch, steps, script, detach_first=True)
+    assert result.code == 0, result.log
+    waiting = next(s for s in result.detached["steps"] if s["id"] == "gate")  # type: ignore[index]
+    assert [s["notes"] for s in waiting["approval"]["submissions"]] == ["ok, the key is ***"]
+    folder = tmp_path / "state" / "runs" / "r1"
+    for path in folder.iterdir():
+        if path.is_file():
+            assert secret not in path.read_text(), path.name
+    assert secret not in result.log
