@@ -29,14 +29,23 @@ def default_run_id(environ: Mapping[str, str]) -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
-def write_job_outputs(environ: Mapping[str, str], values: Mapping[str, str]) -> None:
+def write_job_outputs(environ: Mapping[str, str], values: Mapping[str, str]) -> str | None:
     """``values`` as outputs of the outer GitHub Actions job (its ``GITHUB_OUTPUT`` file, in the
-    heredoc form, so a value may hold newlines); nothing outside GitHub Actions."""
+    heredoc form, so a value may hold newlines); nothing outside GitHub Actions. What went wrong
+    if the file cannot be written: the run has ended by then, and its exit code must stay its
+    own (it was an internal error, exit 70, after a successful run or a detach)."""
     target = environ.get("GITHUB_OUTPUT")
     if environ.get("GITHUB_ACTIONS") != "true" or not target:
-        return
-    with open(target, "a", encoding="utf-8") as out:
-        for name, value in values.items():
-            # random, so no value can end the heredoc early and add outputs of its own
-            delimiter = f"runner_{secrets.token_hex(8)}"
-            out.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
+        return None
+    try:
+        with open(target, "a", encoding="utf-8") as out:
+            for name, value in values.items():
+                # random, so no value can end the heredoc early and add outputs of its own
+                delimiter = f"runner_{secrets.token_hex(8)}"
+                out.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
+    except OSError as exc:
+        return (
+            f"cannot write the job's outputs to $GITHUB_OUTPUT ({target}): "
+            f"{exc.strerror or exc}; the next jobs do not get them (the run id among them)"
+        )
+    return None

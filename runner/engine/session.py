@@ -114,7 +114,9 @@ def export_outputs(run: Run, environ: Mapping[str, str]) -> None:
     values = {"run-id": run.record.run_id}
     if run.detached_at is None:
         values.update(run.outputs())
-    write_job_outputs(environ, values)
+    problem = write_job_outputs(environ, values)
+    if problem is not None:
+        run.log.write(f"warning: {problem}")
 
 
 def policy_gate(

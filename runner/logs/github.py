@@ -165,9 +165,19 @@ class GitHubLog(BaseLog):
             self._summary(self.workflow, record, resume)
 
     def _summary(self, workflow: Workflow, record: RunRecord, resume: str | None = None) -> None:
-        if self.summary_path:
+        if not self.summary_path:
+            return
+        text = job_summary(workflow, record, self.durations, self.summaries, resume)
+        try:
             with Path(self.summary_path).open("a", encoding="utf-8") as out:
-                out.write(job_summary(workflow, record, self.durations, self.summaries, resume))
+                out.write(text)
+        except OSError as exc:
+            # the run has ended: a summary that cannot be written changes nothing of it
+            why = exc.strerror or str(exc)
+            self.write(
+                f"warning: cannot write the job summary to $GITHUB_STEP_SUMMARY "
+                f"({self.summary_path}): {why}"
+            )
 
 
 def job_summary(

@@ -50,6 +50,15 @@ steps:
       HOLD
 """
 
+#: a run that succeeds
+PLAIN = """\
+name: Closing
+steps:
+  - id: only
+    name: Only
+    run: echo "done"
+"""
+
 #: a step that breaks the state folder under the runner: the record of the run becomes a
 #: folder, so saving it after the step fails and the run ends with an error (exit 5)
 BREAK_STATE = """\
@@ -199,3 +208,28 @@ def test_the_outer_jobs_notice_after_a_detach_is_processed(tmp_path: Path) -> No
     assert json.loads((root / ".runner" / "runs" / "r1" / "record.json").read_text())["status"] == (
         "waiting"
     )
+
+
+@pytest.mark.parametrize("unwritable", ["GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY"])
+@pytest.mark.parametrize("way", [WAYS[0], Way("success", PLAIN, (), 0)], ids=["detach", "success"])
+def test_a_job_file_that_cannot_be_written_keeps_the_runs_exit_code(
+    tmp_path: Path, way: Way, unwritable: str
+) -> None:
+    """Found by a newcomer pass: with `$GITHUB_OUTPUT` or `$GITHUB_STEP_SUMMARY` naming a file
+    that cannot be written, a run that had succeeded, or detached (75), ended in an internal
+    error, exit 70. The run has ended by then: a warning, and the run's own exit code."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / ".git").mkdir()
+    (root / "people.yml").write_text(ALICE_DESK)
+    (root / "allowed_signers").write_text("")
+    (root / "deploy.yml").write_text(way.workflow)
+    env = {k: v for k, v in os.environ.items() if k not in run_helpers.CI_VARIABLES}
+    env.update(GITHUB_ACTIONS="true", CI="true", RUNNER_ACTOR="ci-bot")
+    env[unwritable] = str(tmp_path / "no-such-folder" / "file")
+    argv = [RUNNER, "run", "deploy.yml", "--env", "production", "--run-id", "r1"]
+    argv += ["--insecure-local-trust", *way.args]
+    done = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True, timeout=WAIT)
+    assert done.returncode == way.code, done.stdout + done.stderr
+    assert "warning: cannot write the job" in done.stdout + done.stderr
+    assert "internal error" not in done.stdout + done.stderr
