@@ -28,11 +28,13 @@ from runner.engine import carried_env, evidence, session, start
 from runner.engine.gates import refuse
 from runner.engine.journal import JournalError
 from runner.engine.lock import run_lock
+from runner.engine.preflight import PreflightError, steps_that_may_ask
 from runner.engine.record import RecordStore, RunRecord, StepStatus
 from runner.engine.run import Run
 from runner.engine.seal import KEY_ENV, SealError, record_key
 from runner.errors import RefusedError, UsageError
 from runner.errors import UsageError as _UsageError
+from runner.evaluation.contexts import UNFINISHED
 from runner.git import Git
 from runner.model import Identity, Workflow
 from runner.options import RunOptions
@@ -394,6 +396,7 @@ def resume(
         )
     inputs = restore_inputs(prepared.workflow, record.inputs, secret_inputs or {}, log)
     prepared = _with_inputs(prepared, inputs)
+    _preflight(prepared, record, environ, options, log)
     by = record.started_by
     created_by = Identity(
         by.get("id", ""), by.get("username", ""), by.get("display_name", ""), by.get("email", "")
@@ -407,6 +410,29 @@ def resume(
     code = session.execute(run, wait_for_lock=wait_for_lock)
     session.export_outputs(run, environ)
     return code
+
+
+def _preflight(
+    prepared: Any,
+    record: RunRecord,
+    environ: Mapping[str, str],
+    options: RunOptions,
+    log: RunLog,
+) -> None:
+    """Refuse, before anything changes, a resume where the gates still ahead could not be
+    decided (a prompt-only gate resumed without a terminal, from a script or CI): the gate
+    failed for want of a source, the deployment with it, and the run could never be resumed
+    again. ``runner run`` refuses the same way before its first step."""
+    ahead = {rec.id for rec in record.steps if rec.status in UNFINISHED}
+    asking = [step for step in steps_that_may_ask(prepared, environ) if step.id in ahead]
+    try:
+        session.preflight(prepared, environ, options, log, steps=asking)
+    except PreflightError:
+        log.write(
+            f"run {record.run_id} is still waiting; resume it where one of those sources can "
+            "ask (a terminal for the prompt)"
+        )
+        raise
 
 
 def _with_inputs(prepared: Any, inputs: dict[str, Any]) -> Any:

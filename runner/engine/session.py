@@ -21,6 +21,7 @@ from runner.engine.server_lock import detached_hold
 from runner.engine.server_record import claim_on_server, mirror_to_server, server_lock
 from runner.engine.signals import Signals, cancel_now, cancellation, signum_of
 from runner.errors import RefusedError, RunnerError
+from runner.model import Step
 from runner.notify import WebhookError, post_json, webhook_url
 from runner.options import RunOptions
 from runner.prepare import Prepared, apply_policy
@@ -163,11 +164,14 @@ def preflight(
     environ: Mapping[str, str],
     options: RunOptions,
     log: RunLog | None = None,
+    *,
+    steps: list[Step] | None = None,
 ) -> None:
     """Refuse, before the first step and with nothing recorded, a run whose manual steps could
-    not be decided here (exit 1, each step named with its fix)."""
+    not be decided here (exit 1, each step named with its fix); ``steps``: those still to run
+    that may ask (a resume's), else every one that may."""
 
-    problems = approval_problems(prepared, environ, options)
+    problems = approval_problems(prepared, environ, options, steps=steps)
     if problems:
         if log is not None:
             log.preflight_failed(problems)

@@ -689,3 +689,47 @@ def test_an_approvers_notes_quoting_a_secret_are_masked_in_every_record_file(
         if path.is_file():
             assert secret not in path.read_text(), path.name
     assert secret not in result.log
+
+
+def test_a_resume_without_a_terminal_leaves_a_prompt_gate_waiting(
+    tmp_path: Path, terminal: tuple[int, int]
+) -> None:
+    """Found by a newcomer pass: a run detached at a gate only the terminal can decide, then
+    resumed from a script (no terminal), failed the gate for want of a source, ran the
+    failure's steps, and could never be resumed again. Now refused before anything changes,
+    as `runner run` refuses, and resumable on a terminal afterwards."""
+    master, slave = terminal
+    root = workspace(tmp_path, gate(teams=["ops"]) + LATER_STEPS)
+    detached = run_cli(root, slave, "--detach-on-wait")
+    assert detached.code == 75, detached.stdout + detached.stderr
+    resume = [str(RUNNER), "resume", "t1", "--state-dir", "state"]
+    refused = subprocess.run(
+        resume,
+        cwd=root,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=host_env(),
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    said = refused.stdout + refused.stderr
+    assert "prompt: stdin is not a terminal" in said
+    assert "run t1 is still waiting" in said
+    assert detached.record()["status"] == "waiting"
+    assert detached.step("gate")["status"] == "waiting"
+    assert detached.step("after")["status"] == "pending"
+    os.write(master, b"p\nafter all\n")
+    done = subprocess.run(
+        resume,
+        cwd=root,
+        stdin=slave,
+        capture_output=True,
+        text=True,
+        env=host_env(),
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert detached.record()["status"] == "success"
