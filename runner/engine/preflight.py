@@ -110,6 +110,11 @@ def check(
 
 def _trust_hint(why: str, ref: str | None) -> str:
     remote = re.fullmatch(r"refs/remotes/([^/]+)/(.+)", ref or "")
+    if not ref:
+        # read from the working tree: there is no ref to fix
+        if why.startswith("cannot read trust file"):
+            return "create the file, or correct its path under the workflow's `approvals.trust`"
+        return "fix the trust files (the people file, allowed_signers, revoked keys)"
     if "does not exist" not in why:
         return "fix the trust files on that ref (the people file, allowed_signers, revoked keys)"
     if remote is not None:
@@ -160,6 +165,14 @@ def _cannot_ask(
         refusal = prompt_refusal(
             directory, manual.teams, manual.prevent_self_approval, started_by, local_user
         )
+        if refusal is not None and directory.by_login(local_user) is None:
+            people_file = approvals.trust.people if approvals.trust else None
+            if people_file:
+                # what the README tells a newcomer trying the gate to do
+                refusal += (
+                    f" ({people_file}; to answer here, add a person with `username: "
+                    f"{local_user}` to a team that may)"
+                )
         if refusal is not None:
             return f"{refusal}; may answer: {approvers_text(directory, manual.teams)}"
         return None

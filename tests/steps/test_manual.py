@@ -733,3 +733,40 @@ def test_a_resume_without_a_terminal_leaves_a_prompt_gate_waiting(
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert detached.record()["status"] == "success"
+
+
+def test_a_newcomer_not_in_the_people_file_is_told_which_file_and_what_to_add(
+    tmp_path: Path, terminal: tuple[int, int]
+) -> None:
+    """Found by a newcomer pass: "you (root) are not in the people file" named no file, and
+    the README's way to try the gate is to add yourself to it."""
+    master, slave = terminal
+    root = workspace(tmp_path, gate(teams=["ops"]) + LATER_STEPS)
+    people = root / "approvals" / "people.yml"
+    people.write_text(PEOPLE.replace(USER, "someone-else"))
+    done = run_cli(root, slave, master=master)
+    assert done.code == 1
+    assert (
+        f"you ({USER}) are not in the people file (approvals/people.yml; to answer here, add "
+        f"a person with `username: {USER}` to a team that may)"
+    ) in done.stderr
+
+
+def test_a_missing_people_file_is_named_with_a_fix_that_exists(tmp_path: Path) -> None:
+    """Read from the working tree there is no ref: "fix the trust files on that ref" was no
+    help for a mistyped path."""
+    root = workspace(tmp_path, gate(teams=["ops"]) + LATER_STEPS)
+    (root / "deploy.yml").write_text(
+        (root / "deploy.yml").read_text().replace("approvals/people.yml", "approvals/peeple.yml")
+    )
+    done = subprocess.run(
+        [str(RUNNER), "plan", "deploy.yml", "--env", "production"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env=host_env(),
+        timeout=60,
+        check=False,
+    )
+    assert "cannot read trust file approvals/peeple.yml" in done.stdout
+    assert "fix: create the file, or correct its path under the workflow's" in done.stdout
