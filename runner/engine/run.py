@@ -110,6 +110,13 @@ class Run:
         self._derive_ran()
         self.store.save(self.record)
         self.log.run_started(self.workflow, self.record)
+        for unset in self.variables.items:
+            if unset.value is None and unset.missing_env is not None:
+                # a CI job that forgot to pass a secret would deploy with the text as written
+                self.log.write(
+                    f"warning: variable `{unset.name}` reads ${unset.missing_env}, which is not "
+                    f"set: `#{{{unset.name}}}` stays as written where a step uses it"
+                )
         # made here, before steps run in threads, so that they all share one (its folder is
         # made when the first script step needs it)
         scratch = self.scratch

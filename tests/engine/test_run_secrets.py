@@ -352,3 +352,34 @@ def test_runner_temp_is_emptied_when_the_run_ends_as_github_empties_it_after_a_j
     # what the link pointed to is a step's own doing; the runner followed no link into it
     assert (kept / "precious").read_text() == "mine"
     assert (run_folder / "tmp.moved" / "db.conf").is_file()
+
+
+def test_a_variable_whose_environment_variable_is_not_set_is_warned_of(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a newcomer pass: a secret read from an environment variable the CI job forgot
+    to pass went through silently, and the step got `#{DbPassword}` as its password."""
+    workflow = """\
+name: unset
+variables:
+  DbPassword:
+    from-env: TEST_UNSET_DB_PASSWORD
+    secret: true
+steps:
+  - id: use
+    name: Use
+    run: |
+      echo "password is #{DbPassword}"
+"""
+    warning = (
+        "warning: variable `DbPassword` reads $TEST_UNSET_DB_PASSWORD, which is not set: "
+        "`#{DbPassword}` stays as written where a step uses it"
+    )
+    monkeypatch.delenv("TEST_UNSET_DB_PASSWORD", raising=False)
+    unset = workspace.run(workflow)
+    assert unset.code == 0, unset.err
+    assert warning in unset.out
+    assert "password is #{DbPassword}" in unset.out
+    empty = workspace.run(workflow, env={"TEST_UNSET_DB_PASSWORD": ""}, run_id="run-2")
+    assert empty.code == 0, empty.err
+    assert warning not in empty.out  # set, if empty
