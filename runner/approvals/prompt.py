@@ -19,6 +19,7 @@ from runner.approvals.request import FieldSpec, Interruption, Result, Submission
 from runner.ci import CI_VARIABLES as CI_VARIABLES
 from runner.ci import in_ci as in_ci
 from runner.errors import ApprovalError
+from runner.options import RunOptions
 from runner.patterns import fullmatch
 
 #: the stream of the question waiting for an answer, its line not yet ended
@@ -46,9 +47,13 @@ class PromptSource:
         user: str | None = None,
         directory: Directory | None = None,
         now: Callable[[], datetime] | None = None,
+        options: RunOptions | None = None,
         **_: object,
     ) -> None:
         self.environ = environ
+        #: ``--detach-on-wait``: the run records the gate and ends at once, so nobody could
+        #: answer a question asked now (it was printed, and the run exited under it)
+        self.detaching = options is not None and options.detach_on_wait
         self.now = now or (lambda: datetime.now(UTC))
         #: the people file: who may answer, said before anything is asked
         self.directory = directory
@@ -80,6 +85,8 @@ class PromptSource:
                 f"{refusal}, so the prompt will not ask; {self._who(request)} may answer",
                 hint="run it on a terminal as one of them, or approve through another source",
             )
+        if self.detaching:
+            return
         if self._thread is None:
             self._thread = threading.Thread(target=self._ask, args=(request,), daemon=True)
             self._thread.start()
@@ -96,6 +103,8 @@ class PromptSource:
     def instructions(self, request: Interruption) -> list[str]:
         if in_ci(self.environ) or not self.stdin.isatty():
             return []  # it cannot ask here, and says why when it registers
+        if self.detaching:
+            return [f"answer the prompt when the run is resumed on a terminal (as {self.user})"]
         return [f"answer the prompt on this terminal (as {self.user})"]
 
     def _refusal(self, request: Interruption) -> str | None:

@@ -697,11 +697,17 @@ def test_a_resume_without_a_terminal_leaves_a_prompt_gate_waiting(
     """Found by a newcomer pass: a run detached at a gate only the terminal can decide, then
     resumed from a script (no terminal), failed the gate for want of a source, ran the
     failure's steps, and could never be resumed again. Now refused before anything changes,
-    as `runner run` refuses, and resumable on a terminal afterwards."""
+    as `runner run` refuses, and resumable on a terminal afterwards. (The detach itself asked
+    the question at the terminal and exited under it.)"""
     master, slave = terminal
     root = workspace(tmp_path, gate(teams=["ops"]) + LATER_STEPS)
     detached = run_cli(root, slave, "--detach-on-wait")
     assert detached.code == 75, detached.stdout + detached.stderr
+    # nobody could answer: the run ends at once (it asked, and exited under its question)
+    assert "Proceed or abort?" not in detached.stdout + detached.stderr
+    assert f"answer the prompt when the run is resumed on a terminal (as {USER})" in (
+        detached.stdout
+    )
     resume = [str(RUNNER), "resume", "t1", "--state-dir", "state"]
     refused = subprocess.run(
         resume,
