@@ -11,9 +11,11 @@ passed is verified again from its evidence before anything runs.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -67,10 +69,7 @@ def load_for_resume(store: RecordStore, run_id: str) -> RunRecord:
     """The record, its seal verified when this process has the key."""
 
     if not store.exists(run_id):
-        raise UsageError(
-            f"no run {run_id!r} in {store.state_dir}",
-            hint="pass --state-dir, or restore the state folder from the CI artifact",
-        )
+        raise UsageError(f"no run {run_id!r} in {store.state_dir}", hint=_other_runs(store, run_id))
     try:
         if store.key is not None:
             return store.load_sealed(run_id)
@@ -433,6 +432,36 @@ def _preflight(
             "ask (a terminal for the prompt)"
         )
         raise
+
+
+def _other_runs(store: RecordStore, run_id: str) -> str:
+    """What a resume of a run id the state folder does not have is told: the closest one it
+    has, and the latest few (the folder was right and the id mistyped), or where else to look."""
+    try:
+        folders = [p for p in store.runs.iterdir() if (p / "record.json").exists()]
+    except OSError:
+        folders = []
+    if not folders:
+        return (
+            "this state folder has no runs: pass --state-dir where the run's record is, or "
+            "restore the state folder from the CI artifact"
+        )
+    names = [p.name for p in folders]
+    close = difflib.get_close_matches(run_id, names, n=1)
+    latest = sorted(folders, key=_modified, reverse=True)[:5]
+    listed = ", ".join(f"`{p.name}`" for p in latest)
+    hint = f"did you mean `{close[0]}`? " if close else ""
+    command = "runner runs list"
+    if Path(store.state_dir) != Path(".runner"):
+        command += f" --state-dir {shlex.quote(str(store.state_dir))}"
+    return f"{hint}the latest runs here: {listed} (all of them: `{command}`)"
+
+
+def _modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _with_inputs(prepared: Any, inputs: dict[str, Any]) -> Any:
