@@ -229,8 +229,10 @@ def approval_problems(
     *,
     stdin_tty: bool | None = None,
     steps: list[Step] | None = None,
+    started_by: str | None = None,
 ) -> list[Problem]:
-    """Why manual steps that may run could not be decided here (runner.engine.preflight)."""
+    """Why manual steps that may run could not be decided here (runner.engine.preflight);
+    ``started_by``: who started the run, where that is not who runs this (a resume)."""
     todo = steps_that_may_ask(prepared, environ) if steps is None else steps
     if not todo:
         return []
@@ -277,7 +279,7 @@ def approval_problems(
         environ=environ,
         stdin_tty=stdin_tty,
         local_user=user,
-        started_by=current_actor(environ).username,
+        started_by=started_by if started_by is not None else current_actor(environ).username,
         directory=directory,
         insecure_local_trust=options.insecure_local_trust,
         trust_refusal=trust_refusal,

@@ -425,7 +425,9 @@ def _preflight(
     ahead = {rec.id for rec in record.steps if rec.status in UNFINISHED}
     asking = [step for step in steps_that_may_ask(prepared, environ) if step.id in ahead]
     try:
-        session.preflight(prepared, environ, options, log, steps=asking)
+        # judged for the run's starter, as its gates are: not whoever resumes it
+        starter = record.started_by.get("username", "")
+        session.preflight(prepared, environ, options, log, steps=asking, started_by=starter)
     except PreflightError:
         log.write(
             f"run {record.run_id} is still waiting; resume it where one of those sources can "

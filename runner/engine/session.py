@@ -166,12 +166,14 @@ def preflight(
     log: RunLog | None = None,
     *,
     steps: list[Step] | None = None,
+    started_by: str | None = None,
 ) -> None:
     """Refuse, before the first step and with nothing recorded, a run whose manual steps could
     not be decided here (exit 1, each step named with its fix); ``steps``: those still to run
-    that may ask (a resume's), else every one that may."""
+    that may ask, and ``started_by`` the recorded starter (a resume's), else every step that
+    may ask and whoever runs this."""
 
-    problems = approval_problems(prepared, environ, options, steps=steps)
+    problems = approval_problems(prepared, environ, options, steps=steps, started_by=started_by)
     if problems:
         if log is not None:
             log.preflight_failed(problems)

@@ -739,3 +739,27 @@ def test_the_readme_tour_activates_the_venv_before_using_runner() -> None:
     tour = readme[readme.index("## A tour") :]
     first_runner = tour.index("runner validate")
     assert ". .venv/bin/activate" in tour[:first_runner]
+
+
+def test_a_resume_judges_self_approval_for_the_recorded_starter(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by an attack pass on this stop's resume check: it judged the person resuming
+    (`root`, in no people file) as the starter and refused every resume of a run `bobc`
+    started, though the gate judges the recorded starter."""
+    workspace.write("", "allowed_signers")
+    path = seed_like(workspace, UNKNOWN_STARTER)
+    started = workspace.run(
+        path, "--insecure-local-trust", "--detach-on-wait", env={"RUNNER_ACTOR": "bobc"}
+    )
+    assert started.code == 75, started.out + started.err
+    resumed = cli_in(
+        monkeypatch,
+        workspace.root,
+        workspace.environ({"RUNNER_ACTOR": "octocat"}),
+        *("resume", "run-1", "--state-dir", str(workspace.state_dir)),
+        *("--insecure-local-trust", "--detach-on-wait"),
+    )
+    said = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 75, said
+    assert "prevents self-approval, but the run is started by" not in said
