@@ -106,6 +106,14 @@ class FileSource:
             self.revoked = parse_revoked_keys(
                 files.read(self.trust.revoked_keys), source=files.where(self.trust.revoked_keys)
             )
+            if files.protected and files.commit is not None:
+                # the trust was pinned when the run started; a key revoked since at the ref's
+                # tip is refused too (a resumed run took it, while `approval verify` and a
+                # passed gate's check refused it), as `Gates.keys` refuses it
+                tip = TrustFiles(self.git, self.trust.ref)
+                self.revoked |= parse_revoked_keys(
+                    tip.read(self.trust.revoked_keys), source=tip.where(self.trust.revoked_keys)
+                )
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -179,6 +179,26 @@ def test_a_skip_signed_with_a_key_revoked_since_does_not_carry_a_sealed_resume(
     )
 
 
+def test_a_gate_signed_with_a_key_revoked_while_the_run_waited_is_refused_on_resume(
+    world: World,
+) -> None:
+    """Found by an attack pass: a key revoked while a run waited (the documented procedure:
+    its line added to `revoked_keys` on the trust branch) still approved the waiting gate when
+    the run was resumed: the file source read the revocations of the commit pinned at the
+    run's start only, while `runner approval verify` said "NOT valid: ... revoked". The docs:
+    runs resumed after the change refuse signatures by that key."""
+    skipped_then_waiting(world, "gv", RUNNER_RECORD_KEY=KEY)
+    revoke(world, world.keys.bob)
+    approve_gate(world, "gv", world.keys.bob)
+    done = resume(world, "gv", RUNNER_RECORD_KEY=KEY, CI="true")
+    output = done.stdout + done.stderr
+    assert "DEPLOYED" not in output, output
+    assert done.returncode == 75, output
+    assert "revoked" in output, output
+    record = json.loads(record_path(world, "gv").read_text(encoding="utf-8"))
+    assert step(record, "gate")["status"] == "waiting"
+
+
 def test_a_skip_without_evidence_is_refused(world: World) -> None:
     skipped_then_waiting(world, "gn")
 
