@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import shlex
@@ -300,9 +302,37 @@ def new_command(fields: tuple[str, ...], **options: Any) -> int:
         article = "an" if options["decision"] == "abort" else "a"
         raise UsageError(f"{article} {options['decision']} needs --notes saying why")
     path, sig = new_approval(fields=parse_pairs(fields, "--field"), **options)
+    click.echo(signed_summary(path, options.get("request_file")))
     click.echo(f"wrote {path}\n  and {sig}")
     click.echo(publish_hint(path, sig))
     return 0
+
+
+def signed_summary(path: Path, request_file: str | None) -> str:
+    """What the file just signed approves, said before anything else: a request file comes
+    from a state folder anyone who can write the CI artifact may have swapped (another run's,
+    under the same run id, with other inputs), and the approver signed it unseen."""
+    body = json.loads(path.read_text(encoding="utf-8"))
+    lines = [
+        f"signed: {body['decision']} of run {body['run_id']}, step {body['step_id']}, "
+        f"environment {body['environment']}",
+        f"  commit {str(body.get('commit') or '-')[:12]}, workflow digest "
+        f"{str(body['workflow_digest'])[:12]}",
+    ]
+    inputs: object = None
+    if request_file:
+        with contextlib.suppress(OSError, ValueError):
+            request = loads(Path(request_file).read_text(encoding="utf-8"), what="request")
+            inputs = request.get("inputs") if isinstance(request, dict) else None
+    digest = body.get("inputs_digest")
+    if isinstance(inputs, dict) and inputs:
+        shown = json.dumps(inputs, ensure_ascii=False, sort_keys=True)
+        lines.append(f"  inputs {shown} (digest {str(digest)[:12]})")
+    elif digest:
+        lines.append(f"  inputs digest {str(digest)[:12]}")
+    lines.append(f"  valid until {body['expires_at']}")
+    lines.append("check that this is the run you reviewed: the file approves exactly it")
+    return "\n".join(lines)
 
 
 def publish_hint(path: Path, sig: Path) -> str:

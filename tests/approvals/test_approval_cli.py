@@ -96,7 +96,14 @@ def test_new_writes_a_canonical_signed_body(
     assert (code, err) == (0, "")
     path = written(world)
     sig = path.with_name(path.name + ".sig")
+    raw = path.read_bytes()
+    body = parse_body(raw)
+    # what it approves is said first: the request file may have been swapped in the artifact
     assert out == (
+        "signed: proceed of run r1, step gate, environment production\n"
+        f"  commit {world.head[:12]}, workflow digest {body.workflow_digest[:12]}\n"
+        f"  valid until {body.expires_at}\n"
+        "check that this is the run you reviewed: the file approves exactly it\n"
         f"wrote {path}\n  and {sig}\n"
         # --out is not in a git repository here: a `git add` would fail, so say what to do
         f"now: {path.parent} is not in a git repository; copy both files into a clone of the "
@@ -172,8 +179,12 @@ def test_new_binds_the_inputs_the_request_shows(cli: Cli, world: World, deployed
     inputs = {"version": "1.4.2"}
     request = world.request(inputs=inputs)
     (world.root / "request.json").write_text(json.dumps(request.to_dict()), encoding="utf-8")
-    assert new(cli, world, "--decision", "proceed")[0] == 0
+    code, out, _ = new(cli, world, "--decision", "proceed")
+    assert code == 0
     assert parse_body(written(world).read_bytes()).inputs_digest == inputs_digest(inputs)
+    # said before it is written (found by an attack pass: another run's request file, swapped
+    # into the artifact under the same run id, was signed unseen)
+    assert f'  inputs {{"version": "1.4.2"}} (digest {inputs_digest(inputs)[:12]})\n' in out
     code, out, err = new(cli, world, "--decision", "proceed", "--inputs-digest", "a" * 64)
     assert (code, out) == (2, "")
     assert err == f"error: --inputs-digest {'a' * 64} does not match the request file's inputs\n"

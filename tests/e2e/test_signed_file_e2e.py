@@ -159,7 +159,8 @@ def test_signed_file_approval_end_to_end(tmp_path: Path) -> None:
             "--out",
             "approvals",
         )
-        assert said.startswith("wrote approvals/r1/gate.alice@example.com.json\n")
+        assert said.startswith("signed: proceed of run r1, step gate, environment production\n")
+        assert "\nwrote approvals/r1/gate.alice@example.com.json\n" in said
         sh(approver, "git", "add", "approvals")
         sh(approver, "git", "commit", "-qm", "approve")
         sh(approver, "git", "push", "-q", "origin", "approvals")
