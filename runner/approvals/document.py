@@ -206,8 +206,17 @@ def check_binding(body: ApprovalBody, request: Interruption, now: datetime) -> N
     check_window(body, now, request.run_started or None)
 
 
+#: the decisions that stop a deployment: they count after they expire (see ``check_window``)
+STOPPING = frozenset({"abort", "fail"})
+
+
 def check_window(body: ApprovalBody, now: datetime, run_started: str | None = None) -> None:
-    """Refuse an approval whose validity window is malformed or does not include ``now``."""
+    """Refuse an approval whose validity window is malformed or does not include ``now``.
+
+    An abort (a guided ``fail``) still counts once it has expired: expiry keeps a proceed from
+    being used long after it was given, while an expired abort that no longer counted let a
+    run aborted in one CI job go ahead in a later one, resumed from the state folder an
+    earlier job had left (attack pass)."""
     issued, expires = body.issued, body.expires
     if expires <= issued:
         raise VerificationError("approval expires before it is issued")
@@ -215,7 +224,7 @@ def check_window(body: ApprovalBody, now: datetime, run_started: str | None = No
         raise VerificationError("approval claims a validity longer than 7 days")
     if issued > now + CLOCK_SKEW:
         raise VerificationError(f"approval is issued in the future ({body.issued_at})")
-    if now >= expires:
+    if now >= expires and body.decision not in STOPPING:
         raise VerificationError(f"approval expired at {body.expires_at}")
     if run_started:
         try:

@@ -782,3 +782,22 @@ def test_guided_failure_questions_are_checked_before_the_first_step_too(
         "warning: without $RUNNER_RECORD_KEY the record is not sealed, and step `upgrade`'s "
         "guided failure prevents self-approval"
     ) in done.stdout + done.stderr
+
+
+def test_an_expired_abort_still_aborts(world: World) -> None:
+    # an abort that stopped counting when it expired let a run aborted in one CI job go ahead
+    # in a later one, resumed from the state folder an earlier job left (attack pass)
+    alice, bob = world.keys.alice, world.keys.bob
+    request = world.request()
+    now = utc_now()
+    world.push_signed(world.body(request, alice).encode(), alice)
+    expired = world.body(
+        request,
+        bob,
+        decision="abort",
+        issued_at=instant(now - timedelta(minutes=2)),
+        expires_at=instant(now - timedelta(minutes=1)),
+    )
+    world.push_signed(expired.encode(), bob, name="gate.bob.json")
+    _, verdict = world.judge(request)
+    assert verdict.state == "aborted"
