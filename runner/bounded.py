@@ -15,6 +15,7 @@ comes from indentation).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -104,14 +105,27 @@ MAX_RECORD_FILE_BYTES = 64 * 1024 * 1024
 
 
 def read_file(
-    path: str | os.PathLike[str], *, what: str, limit: int = MAX_RECORD_FILE_BYTES
+    path: str | os.PathLike[str],
+    *,
+    what: str,
+    limit: int = MAX_RECORD_FILE_BYTES,
+    follow: bool = True,
 ) -> bytes:
     """The bytes of the regular file ``path``, which the runner wrote and someone may have
     replaced (the state folder travels as a CI artifact): :class:`InputLimitError` past
     ``limit`` bytes (a 64 GB journal was read whole: a ``MemoryError``, or the machine's memory)
     or when it is not a regular file (a FIFO would block the reader for ever). A missing file is
-    ``FileNotFoundError``, as for ``Path.read_bytes``."""
-    handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    ``FileNotFoundError``, as for ``Path.read_bytes``. Without ``follow``, a symbolic link is
+    refused too: the runner never writes one in its state folder."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        handle = os.open(path, flags if follow else flags | os.O_NOFOLLOW)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow:
+            raise InputLimitError(
+                f"{path}: the {what} is a symbolic link, not the file the runner wrote"
+            ) from None
+        raise
     try:
         status = os.fstat(handle)
         if not stat.S_ISREG(status.st_mode):

@@ -487,6 +487,10 @@ class Gates:
             return value if isinstance(value, str) else default
 
         deadline = recorded.deadline if recorded else None
+        if isinstance(deadline, str) and not _is_moment(deadline):
+            # the wait reads it as a time: a record saying "soon" stopped every resume with an
+            # internal error (attack pass)
+            raise refuse(record.run_id, f"its record's deadline of gate `{step.id}` is not a time")
         return Interruption(
             id=f"{record.run_id}--{step.id}",
             run_id=record.run_id,
@@ -625,3 +629,11 @@ def _moment(text: object, now: datetime) -> datetime:
     if moment.tzinfo is None:
         return now
     return min(moment, now)
+
+
+def _is_moment(text: str) -> bool:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return moment.tzinfo is not None

@@ -32,10 +32,12 @@ the line number.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import os
 import re
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -135,7 +137,7 @@ def read(
     checked: a resume with the key checks them all)."""
     at = snapshot.lines if snapshot is not None else 0
     try:
-        raw = read_file(path, what="run's journal")
+        raw = read_file(path, what="run's journal", follow=False)
     except FileNotFoundError:
         if at:
             raise JournalError(f"{path} is missing; the record holds {at} lines of it") from None
@@ -220,9 +222,21 @@ def append(path: Path, data: bytes, size: int, *, durable: bool) -> None:
     it is fsynced (a crash of the machine then keeps it; without, at worst a torn last line,
     which readers drop). A torn line left by an earlier process (the file longer than
     ``size``) is cut off first, so that lines stay lines."""
-    handle = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        have = os.fstat(handle).st_size
+        # never through a link: a journal replaced by one in a state folder that travelled as
+        # a CI artifact had its target cut and written over (attack pass)
+        handle = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise JournalError(
+                f"{path}: a symbolic link, not the journal the runner wrote"
+            ) from None
+        raise
+    try:
+        status = os.fstat(handle)
+        if not stat.S_ISREG(status.st_mode):
+            raise JournalError(f"{path}: not a regular file, not the journal the runner wrote")
+        have = status.st_size
         if have < size:
             raise JournalError(f"{path}: shorter than this process wrote it (cut by someone)")
         if have > size:

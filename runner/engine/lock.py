@@ -71,7 +71,7 @@ class LocalLock:
         """Who holds the lock: None when nobody does. A lock file that exists but cannot be read
         (a newer runner's, a damaged one) is held by someone unknown: never taken as free."""
         try:
-            raw = read_file(self.path, what="lock file", limit=LOCK_FILE_BYTES)
+            raw = read_file(self.path, what="lock file", limit=LOCK_FILE_BYTES, follow=False)
             return LockInfo(**loads(raw.decode("utf-8"), what="the lock file"))
         except FileNotFoundError:
             return None

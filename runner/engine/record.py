@@ -13,17 +13,20 @@ secret into an output), secret inputs as ``***``, environment variables steps se
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import operator
 import os
 import shlex
 import tempfile
+import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from enum import StrEnum
 from itertools import compress, count
 from pathlib import Path
 from typing import Any, cast
 
+import msgspec
 from msgspec import Struct, field, msgpack
 from msgspec.structs import asdict, replace
 
@@ -234,6 +237,8 @@ class RunRecord(Struct, dict=True):
                 values["status"] = RunStatus(values["status"])
             except ValueError:
                 raise RecordShapeError(f"its record's status is {values['status']!r}") from None
+        for name, value in values.items():
+            values[name] = _field_value(name, value)
         try:
             steps = [
                 StepRecord(**{k: _step_value(s, k, v) for k, v in s.items() if k in known})
@@ -242,6 +247,22 @@ class RunRecord(Struct, dict=True):
             return cls(steps=steps, **values)
         except TypeError as exc:  # a field missing: not a record this runner wrote
             raise ValueError(f"not a complete run record: {exc}") from None
+
+
+def _field_value(name: str, value: Any) -> Any:
+    """A top-level field of a record read back, refused when not of its type: a record written
+    by hand with ``started_by`` as a text crashed ``runner runs show`` (attack pass)."""
+    try:
+        return msgspec.convert(value, _record_types()[name], strict=True)
+    except msgspec.ValidationError as exc:
+        raise RecordShapeError(
+            f"its record's `{name}` is not what the runner writes: {exc}"
+        ) from None
+
+
+@functools.cache
+def _record_types() -> dict[str, Any]:
+    return typing.get_type_hints(RunRecord)
 
 
 def _step_value(step: dict[str, Any], name: str, value: Any) -> Any:
@@ -508,7 +529,7 @@ class RecordStore:
         return self._replayed(run_id, unseal(text, self.key))
 
     def _text(self, run_id: str) -> str:
-        return read_file(self.path(run_id), what="run record").decode("utf-8")
+        return read_file(self.path(run_id), what="run record", follow=False).decode("utf-8")
 
     def _replayed(self, run_id: str, text: str) -> RunRecord:
 

@@ -588,6 +588,11 @@ def test_a_verified_gates_outputs_come_from_its_decision_not_the_record(world: W
 
 HOSTILE_SHAPES: list[tuple[str, Callable[[Record], None]]] = [
     ("started_by", lambda r: r.update(started_by=["alice"])),
+    # crashed `runner runs show` (the resume refused it)
+    ("started_by-text", lambda r: r.update(started_by="alice")),
+    ("env-values", lambda r: r.update(env={"A": 1})),
+    # crashed every resume: the wait read it as a time
+    ("deadline", lambda r: step(r, "gate")["approval"]["interruption"].update(deadline="soon")),
     ("inputs", lambda r: r.update(inputs="x")),
     ("trust_commit", lambda r: r.update(trust_commit="--output=/tmp/owned")),
     ("approval", lambda r: step(r, "gate").update(approval=["x"])),
@@ -628,6 +633,11 @@ def test_a_record_of_the_wrong_shape_is_refused_with_a_message(world: World) -> 
         assert "internal error" not in output, (what, output)
         assert (done.returncode, "DEPLOYED" in output) == (5, False), (what, output)
         assert "run t15 cannot be resumed" in output, (what, output)
+        assert world.monkeypatch is not None
+        shown = cli_in(
+            world.monkeypatch, world.repo, clean_env(), "runs", "show", "t15", "--state-dir", "S"
+        )
+        assert "internal error" not in shown.stdout + shown.stderr, (what, shown.stderr)
 
 
 def test_a_record_naming_another_run_writes_nothing_outside(world: World) -> None:

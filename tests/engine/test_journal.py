@@ -274,3 +274,35 @@ def test_a_field_changed_to_a_value_json_or_msgpack_confuse_is_written(
     store.save(record)
     lines = store.journal_path("r1").read_text(encoding="utf-8").splitlines()
     assert json.loads(lines[-1]).get("set", {}).get("inputs") is not None, lines[-1]
+
+
+@pytest.mark.parametrize("key", [None, KEY], ids=["unsealed", "sealed"])
+def test_a_journal_or_record_replaced_by_a_link_is_refused_and_its_target_kept(
+    tmp_path: Path, key: bytes | None
+) -> None:
+    """A state folder that travels as a CI artifact can come back with ``events.jsonl`` as a
+    link: the resume cut the link's target as a torn line and wrote its journal there."""
+    store = RecordStore(tmp_path / "state", key=key)
+    record = new(2)
+    store.create(record)
+    record.update_step("s0", status="running")
+    store.save(record)
+    target = tmp_path / "precious"
+    target.write_bytes(b"something of the resume machine's, with no newline")
+    path = store.journal_path("r1")
+    os.replace(path, tmp_path / "journal")
+    path.symlink_to(target)
+    with pytest.raises((StateError, ValueError), match="symbolic link"):
+        RecordStore(tmp_path / "state", key=key).load("r1")
+    record.update_step("s0", status="success")
+    with pytest.raises(StateError, match="symbolic link"):
+        store.save(record)
+    assert target.read_bytes() == b"something of the resume machine's, with no newline"
+    # the snapshot too: the runner never writes a link in its state folder
+    path.unlink()
+    os.replace(tmp_path / "journal", path)
+    snapshot = store.path("r1")
+    os.replace(snapshot, tmp_path / "snapshot")
+    snapshot.symlink_to(tmp_path / "snapshot")
+    with pytest.raises((StateError, ValueError), match="symbolic link"):
+        RecordStore(tmp_path / "state", key=key).load("r1")
