@@ -24,6 +24,7 @@ workflow names it. A mismatch is refused before anything runs.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -44,6 +45,8 @@ PEOPLE_VARIABLE = "RUNNER_TRUST_PEOPLE"
 SERVER_VARIABLE = "RUNNER_SERVER_URL"
 DEFAULT_POLICY = "policy.yml"
 DEFAULT_PEOPLE = "people.yml"
+#: the revocation list read beside the allowed signers when an anchored workflow names none
+DEFAULT_REVOKED_KEYS = "revoked_keys"
 
 FIX = (
     f"trust is set by {REF_VARIABLE} (the CI's protected or environment variable): name the same "
@@ -123,6 +126,30 @@ def anchor_server(
 
 def _same_url(one: str, other: str) -> bool:
     return one.strip().rstrip("/").lower() == other.strip().rstrip("/").lower()
+
+
+def anchor_revocation(workflow: Workflow, git: GitReader) -> Workflow:
+    """An anchored workflow that names allowed signers but no revocation list reads the one
+    beside them on the anchored ref, when the pinned commit has it: deleting the
+    ``revoked-keys:`` line from the deployed workflow turned revocation off (attack pass). No
+    such file means nothing is revoked; only the ref's maintainers can delete it."""
+    trust = workflow.approvals.trust
+    if (
+        trust is None
+        or not trust.anchored
+        or not trust.allowed_signers
+        or trust.revoked_keys
+        or trust.commit is None
+    ):
+        return workflow
+    path = posixpath.join(posixpath.dirname(trust.allowed_signers), DEFAULT_REVOKED_KEYS)
+    try:
+        if verified_file(git, trust.commit, path) is None:
+            return workflow
+    except GitError:
+        pass  # read as the list, and its read fails saying why
+    anchored = structs.replace(trust, revoked_keys=path)
+    return structs.replace(workflow, approvals=structs.replace(workflow.approvals, trust=anchored))
 
 
 def has_policy(git: GitReader, trust: Trust) -> bool:

@@ -1,0 +1,67 @@
+"""Revocation under the trust anchor: the deployed workflow names which revocation list is
+read, so deleting its ``revoked-keys:`` line turned revocation off, the anchor set or not
+(attack pass). Anchored, the list beside the allowed signers on the anchored ref is read
+whatever the workflow says. Real git, real ``ssh-keygen`` signatures, the CLI in this process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from helpers.approval_world import TRUST_REF, World, clean_env
+from helpers.cli import cli_in
+
+WORKFLOW = """\
+name: Seed
+environments: [production]
+approvals:
+  trust: {{ref: {ref}, people: trust/people.yml, allowed-signers: trust/allowed_signers{revoked}}}
+  file: {{remote: origin, branch: approvals, path: approvals, poll-seconds: 1}}
+steps:
+  - id: gate
+    name: Approve release
+    manual:
+      teams: [trading-desk]
+  - id: after
+    name: After
+    run: echo "DEPLOYED"
+"""
+
+
+@pytest.mark.parametrize(
+    "revoked", ["", ", revoked-keys: trust/revoked_keys"], ids=["dropped", "named"]
+)
+def test_a_revoked_key_is_refused_under_the_anchor_whatever_the_workflow_names(
+    world: World, revoked: str
+) -> None:
+    assert world.monkeypatch is not None
+    path = world.commit_workflow(WORKFLOW.format(ref=TRUST_REF, revoked=revoked))
+    env = clean_env(RUNNER_TRUST_REF=TRUST_REF)
+    argv = ("--state-dir", "S", "--detach-on-wait")
+    started = cli_in(
+        world.monkeypatch,
+        world.repo,
+        env,
+        "run",
+        "deploy.yml",
+        "--env",
+        "production",
+        "--run-id",
+        "r1",
+        *argv,
+    )
+    assert started.returncode == 75, started.stdout + started.stderr
+    dave = world.keys.dave  # in trading-desk, his key in trust/revoked_keys
+    request = world.request(
+        run_id="r1",
+        step_id="gate",
+        digest=hashlib.sha256(path.read_bytes()).hexdigest(),
+        commit=world.head,
+    )
+    world.push_signed(world.body(request, dave).encode(), dave, name="gate.dave.json")
+    done = cli_in(world.monkeypatch, world.repo, env, "resume", "r1", *argv)
+    output = done.stdout + done.stderr
+    assert "DEPLOYED" not in output, output
+    assert done.returncode == 75, output
+    assert "is revoked" in output, output
