@@ -23,14 +23,12 @@ from typing import Any
 
 from runner.approvals.allowed_signers import (
     AllowedSigner,
-    parse_allowed_signers,
-    parse_revoked_keys,
 )
 from runner.approvals.branch import MAX_BLOBS, MAX_FILE_BYTES, ApprovalsBranch
 from runner.approvals.document import body_digest, check_binding, submission_of, verify_signed
 from runner.approvals.identity import Directory
 from runner.approvals.request import Interruption, Submission, inputs_digest
-from runner.approvals.trust import TrustFiles, refuse_deployed_commit
+from runner.approvals.trust import TrustFiles, keys_at_tip, read_keys, refuse_deployed_commit
 from runner.errors import ApprovalError, RefusedError, VerificationError
 from runner.git import Git, GitReader
 from runner.model import Approvals
@@ -98,22 +96,12 @@ class FileSource:
             )
         if files.protected and self.trust.ref:
             refuse_deployed_commit(self.git, self.trust.ref, self.trust.commit)
-        self.signers = parse_allowed_signers(
-            files.read(self.trust.allowed_signers).decode("utf-8", "replace"),
-            source=files.where(self.trust.allowed_signers),
-        )
-        if self.trust.revoked_keys:
-            self.revoked = parse_revoked_keys(
-                files.read(self.trust.revoked_keys), source=files.where(self.trust.revoked_keys)
-            )
-            if files.protected and files.commit is not None:
-                # the trust was pinned when the run started; a key revoked since at the ref's
-                # tip is refused too (a resumed run took it, while `approval verify` and a
-                # passed gate's check refused it), as `Gates.keys` refuses it
-                tip = TrustFiles(self.git, self.trust.ref)
-                self.revoked |= parse_revoked_keys(
-                    tip.read(self.trust.revoked_keys), source=tip.where(self.trust.revoked_keys)
-                )
+        self.signers, self.revoked = read_keys(self.trust, files)
+        if files.protected and files.commit is not None:
+            # the trust was pinned when the run started; a key revoked since at the ref's tip,
+            # or no longer listed there, is refused too (a resumed run took it, while
+            # `approval verify` and a passed gate's check refused it), as `Gates.keys` does
+            self.revoked |= keys_at_tip(self.trust, self.signers, self.git)
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -16,6 +16,11 @@ from __future__ import annotations
 
 from msgspec import Struct, structs
 
+from runner.approvals.allowed_signers import (
+    AllowedSigner,
+    parse_allowed_signers,
+    parse_revoked_keys,
+)
 from runner.approvals.identity import LOCAL_ONLY, Directory, Person, parse_directory
 from runner.errors import ApprovalError, GitError, RefusedError
 from runner.git import GitReader, is_ancestor, rev_commit, verified_file
@@ -160,3 +165,31 @@ def reachable(git: GitReader, commit: str, ref: str) -> bool:
     is read by the ref's full name, as every trust read is (:func:`runner.git.exact_ref`)."""
     tip = rev_commit(git, ref)
     return tip is not None and is_ancestor(git, commit, tip)
+
+
+def read_keys(trust: Trust, files: TrustFiles) -> tuple[list[AllowedSigner], frozenset[bytes]]:
+    """The allowed signers and revoked keys ``files`` hold (ApprovalError, TrustFileError)."""
+    if not trust.allowed_signers:
+        raise ApprovalError("`approvals.trust.allowed-signers` is not set")
+    signers = parse_allowed_signers(
+        files.read(trust.allowed_signers).decode("utf-8", "replace"),
+        source=files.where(trust.allowed_signers),
+    )
+    revoked = (
+        parse_revoked_keys(files.read(trust.revoked_keys), source=files.where(trust.revoked_keys))
+        if trust.revoked_keys
+        else frozenset()
+    )
+    return signers, revoked
+
+
+def keys_at_tip(trust: Trust, pinned: list[AllowedSigner], git: GitReader) -> frozenset[bytes]:
+    """The keys refused at the trust ref's tip although the pinned commit allows them: revoked
+    there since, or no longer listed at all. A key removed from ``allowed_signers`` without
+    being revoked approved a resumed run whose record named an older trust commit (an
+    unsealed record names any commit of the ref's history; attack pass)."""
+    if not trust.ref:
+        return frozenset()
+    signers, revoked = read_keys(trust, TrustFiles(git, trust.ref))
+    listed = {signer.public_key.blob for signer in signers}
+    return revoked | {s.public_key.blob for s in pinned if s.public_key.blob not in listed}

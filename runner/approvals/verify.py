@@ -30,8 +30,6 @@ from msgspec import Struct, field
 
 from runner.approvals.allowed_signers import (
     AllowedSigner,
-    parse_allowed_signers,
-    parse_revoked_keys,
 )
 from runner.approvals.document import (
     SignedApproval,
@@ -44,27 +42,10 @@ from runner.approvals.document import (
 )
 from runner.approvals.identity import Person, parse_directory
 from runner.approvals.request import Interruption, Submission, inputs_digest
-from runner.approvals.trust import TrustFiles, reachable
+from runner.approvals.trust import TrustFiles, reachable, read_keys
 from runner.errors import ApprovalError, RunnerError, UsageError, VerificationError
 from runner.git import Git
 from runner.load import load_workflow
-from runner.model import Trust
-
-
-def read_keys(trust: Trust, files: TrustFiles) -> tuple[list[AllowedSigner], frozenset[bytes]]:
-    """The allowed signers and revoked keys ``files`` hold (ApprovalError, TrustFileError)."""
-    if not trust.allowed_signers:
-        raise ApprovalError("`approvals.trust.allowed-signers` is not set")
-    signers = parse_allowed_signers(
-        files.read(trust.allowed_signers).decode("utf-8", "replace"),
-        source=files.where(trust.allowed_signers),
-    )
-    revoked = (
-        parse_revoked_keys(files.read(trust.revoked_keys), source=files.where(trust.revoked_keys))
-        if trust.revoked_keys
-        else frozenset()
-    )
-    return signers, revoked
 
 
 def signed_submission(

@@ -32,11 +32,10 @@ from runner.approvals.state import (
     GuidedOutcome,
     GuidedState,
 )
-from runner.approvals.trust import TrustFiles, load_directory
+from runner.approvals.trust import TrustFiles, keys_at_tip, load_directory, read_keys
 from runner.approvals.verify import (
     check_server_view,
     missing_server_rows,
-    read_keys,
     server_rows,
     signed_submission,
 )
@@ -550,8 +549,7 @@ class Gates:
         try:
             signers, revoked = read_keys(trust, files)
             if files.protected and files.commit is not None:
-                _, now_revoked = read_keys(trust, TrustFiles(self.git, trust.ref))
-                revoked = revoked | now_revoked
+                revoked = revoked | keys_at_tip(trust, signers, self.git)
         except RunnerError as exc:
             raise refuse(
                 run_id,

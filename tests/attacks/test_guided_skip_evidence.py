@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from helpers.approval_world import World, clean_env, git
 from helpers.cli import cli_in
 
@@ -197,6 +198,38 @@ def test_a_gate_signed_with_a_key_revoked_while_the_run_waited_is_refused_on_res
     assert "revoked" in output, output
     record = json.loads(record_path(world, "gv").read_text(encoding="utf-8"))
     assert step(record, "gate")["status"] == "waiting"
+
+
+def unlist(world: World, key: Any) -> None:
+    """The security team removes ``key``'s line from ``allowed_signers`` on the trust branch
+    without revoking it (a person who left)."""
+    clone = world.root / "trust-admin"
+    git(world.root, "clone", "-q", "-b", "approvals-trust", str(world.origin), str(clone))
+    signers = clone / "trust" / "allowed_signers"
+    kept = [line for line in signers.read_text().splitlines() if key.public not in line]
+    signers.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    git(clone, "commit", "-qam", f"remove {key.name}")
+    git(clone, "push", "-q", "origin", "approvals-trust")
+    git(world.repo, "fetch", "-q", "origin")
+
+
+@pytest.mark.parametrize("sealed", [True, False], ids=["sealed", "unsealed"])
+def test_a_gate_signed_with_a_key_removed_while_the_run_waited_is_refused_on_resume(
+    world: World, sealed: bool
+) -> None:
+    """Found by an attack pass: a key taken out of `allowed_signers` without being revoked
+    still approved a resumed run: its keys were read at the commit pinned when it started
+    (and an unsealed record can name any older commit of the trust ref). A key the ref's tip
+    no longer lists is refused as a revoked one is."""
+    env = {"RUNNER_RECORD_KEY": KEY} if sealed else {}
+    skipped_then_waiting(world, "gu", **env)
+    unlist(world, world.keys.bob)
+    approve_gate(world, "gu", world.keys.bob)
+    done = resume(world, "gu", **env)
+    output = done.stdout + done.stderr
+    assert "DEPLOYED" not in output, output
+    assert done.returncode in (5, 75), output
+    assert "revoked" in output, output
 
 
 def test_a_skip_without_evidence_is_refused(world: World) -> None:
