@@ -137,7 +137,26 @@ class Gates:
             self._ask_again(step, rec, prompted)
             return
         request = self.request(step)
-        submissions = self._verified(step, request, decisions, _decided_at(approval, self.now))
+        decided = _decided_at(approval, self.now)
+        if self._approves_steps_to_run(step):
+            # the steps only this gate lets run have not run yet: its approval must still be
+            # valid now, as a live one must. Checked as of when it was decided, a state folder
+            # put back together from two jobs' genuine files (a gate passed, the deployment
+            # after it not yet run) ran that deployment again on an approval long expired
+            # (attack pass); an honest resume after the approval expired asks the gate again
+            try:
+                submissions = self._verified(step, request, decisions, self.now)
+            except RefusedError:
+                self._verified(step, request, decisions, decided)  # refused as before if not
+                self._reset(
+                    step,
+                    rec,
+                    "its approval is no longer valid, and the steps it lets run have not run "
+                    "yet: asked again",
+                )
+                return
+        else:
+            submissions = self._verified(step, request, decisions, decided)
         if any(d.source == "server" for d in decisions):
             claimed = [d.to_json() for d in decisions if d.source == "server"]
             submissions += self._server(step, request, claimed)
@@ -376,6 +395,15 @@ class Gates:
                 ) from None
         return found
 
+    def _approves_steps_to_run(self, step: Step) -> bool:
+        """Whether a step after gate ``step``, and before the next gate, has still to run."""
+        for later in self.workflow.steps[step.index + 1 :]:
+            if later.kind == "manual":
+                return False
+            if self.record.step(later.id).status not in _DONE:
+                return True
+        return False
+
     def _server(
         self, step: Step, request: Interruption, claimed: Sequence[Mapping[str, Any]]
     ) -> list[Submission]:
@@ -591,6 +619,12 @@ def _outputs(
 
     outputs, octopus = manual_outputs(approved, notes, person, fields)
     record.update_step(step_id, outputs=outputs, octopus=octopus, secret_outputs=[])
+
+
+#: the states of a step that has run, or will not
+_DONE = frozenset(
+    {StepStatus.SUCCESS, StepStatus.FAILURE, StepStatus.CANCELLED, StepStatus.SKIPPED}
+)
 
 
 def pending(record: RunRecord, step_id: str, why: str) -> None:

@@ -423,3 +423,54 @@ def test_a_huge_or_endless_record_file_is_refused_not_read(world: World) -> None
             target.write_bytes(honest[name])
     done = resume(world, "huge")
     assert done.returncode == 75, done.stdout + done.stderr
+
+
+def test_a_finished_run_put_back_before_its_deployment_asks_its_expired_gate_again(
+    world: World,
+) -> None:
+    """Found by an attack pass: job 1's sealed snapshot with job 2's journal cut just after
+    its "gate passed" line (both files genuine, their MACs valid: a snapshot followed by more
+    lines is what a killed runner leaves) resumed to run the deployment again, any time later:
+    the gate's approval was checked as of when it was decided. The steps only that gate lets
+    run have not run there, so its approval must be valid now, and it expired: the gate is
+    asked again."""
+    import datetime as dt
+    import shutil
+    import time
+
+    path = detached(world, "splice")
+    job1 = world.root / "job1"
+    shutil.copytree(world.repo / "S", job1)
+    digest = hashlib.sha256((world.repo / "deploy.yml").read_bytes()).hexdigest()
+    request = world.request(run_id="splice", step_id="gate", digest=digest, commit=world.head)
+    now = dt.datetime.now(dt.UTC)
+    expires = now + dt.timedelta(seconds=8)
+    stamp = "%Y-%m-%dT%H:%M:%SZ"
+    raw = world.body(
+        request,
+        world.keys.alice,
+        issued_at=(now - dt.timedelta(minutes=4)).strftime(stamp),
+        expires_at=expires.strftime(stamp),
+    ).encode()
+    world.push_signed(raw, world.keys.alice, run_id="splice", name="gate.alice.json")
+    done = resume(world, "splice")
+    assert done.returncode == 0 and "DEPLOYED" in done.stdout, done.stdout + done.stderr
+    journal = lines(path)
+    passed = next(
+        i
+        for i, line in enumerate(journal)
+        if any(
+            s.get("id") == "gate" and s.get("status") == "success"
+            for s in json.loads(line).get("steps", {}).values()
+        )
+    )
+    shutil.rmtree(world.repo / "S")
+    shutil.copytree(job1, world.repo / "S")
+    path.write_text("".join(journal[: passed + 1]), encoding="utf-8")
+    time.sleep(max(0.0, (expires - dt.datetime.now(dt.UTC)).total_seconds() + 1.5))
+    done = resume(world, "splice")
+    output = done.stdout + done.stderr
+    assert "DEPLOYED" not in output, output
+    assert done.returncode == 75, output
+    assert "gate `gate`: its approval is no longer valid" in output, output
+    assert "approval expired" in output, output
