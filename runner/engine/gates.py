@@ -42,6 +42,7 @@ from runner.approvals.verify import (
 from runner.ci import in_ci
 from runner.engine.record import RunRecord, StepRecord, StepStatus
 from runner.errors import RefusedError, RunnerError, VerificationError
+from runner.evaluation.conditions import steps_after
 from runner.git import Git, deployed_commit
 from runner.model import Identity, Step, Workflow
 from runner.options import RunOptions
@@ -345,7 +346,9 @@ class Gates:
             digest=self.workflow.digest,
             commit=deployed_here(self.workspace),
             inputs=dict(record.inputs),
-            following_steps=tuple(s.name for s in self.workflow.steps[step.index + 1 :]),
+            following_steps=steps_after(
+                self.workflow.steps, step.index, record.environment, frozenset(record.skip)
+            ),
             started_by=str(record.started_by.get("username", "")),
             prevent_self_approval=guided.prevent_self_approval,
             sources=tuple(guided.sources or self.workflow.approvals.sources),
@@ -545,7 +548,9 @@ class Gates:
             digest=self.workflow.digest,
             commit=deployed_here(self.workspace),
             inputs=dict(record.inputs),
-            following_steps=tuple(s.name for s in self.workflow.steps[step.index + 1 :]),
+            following_steps=steps_after(
+                self.workflow.steps, step.index, record.environment, frozenset(record.skip)
+            ),
             started_by=str(record.started_by.get("username", "")),
             prevent_self_approval=manual.prevent_self_approval,
             sources=tuple(manual.sources or self.workflow.approvals.sources),

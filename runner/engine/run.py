@@ -31,7 +31,13 @@ from runner.approvals.request import Submission
 from runner.approvals.state import ApprovalState, GuidedDecision, GuidedState, Refusal
 from runner.engine.record import RecordStore, RunRecord, RunStatus, StepRecord, StepStatus
 from runner.errors import ExitCode, ExpressionError, RunnerError, expression_at
-from runner.evaluation.conditions import Decision, JobStatus, evaluate_condition, scope_decision
+from runner.evaluation.conditions import (
+    Decision,
+    JobStatus,
+    evaluate_condition,
+    scope_decision,
+    steps_after,
+)
 from runner.evaluation.contexts import UNFINISHED, ContextBuilder, RunFacts, StepState
 from runner.evaluation.hashfiles import hash_files
 from runner.evaluation.render import escape_octostache, note_json_reads, render_text
@@ -238,12 +244,6 @@ class Run:
                 os.unlink(self._temp_folder)
         shutil.rmtree(self._temp_folder, ignore_errors=True)
 
-    @functools.cached_property
-    def _step_names(self) -> tuple[str, ...]:
-        # sliced for each step's ``following``: a generator over the rest of the run made the
-        # cost of a step grow with the number of steps
-        return tuple(s.name for s in self.workflow.steps)
-
     def states(self) -> dict[str, StepState]:
         """What ``steps.<id>`` and Octopus's output variables show of finished steps."""
         return self.contexts.states()
@@ -401,7 +401,11 @@ class Run:
                 "inputs": self.record.inputs,
                 "started_at": self.record.started_at,
             },
-            following=self._step_names[step.index + 1 :],
+            # only a question to people lists them: for every step, the cost of a step grew
+            # with the number of steps
+            following=steps_after(self.workflow.steps, step.index, self.environment, self.skip)
+            if step.kind == "manual" or step.guided is not None
+            else (),
             cancelled=self.groups.cancelled.is_set,
             interruptible=self.groups.cancelled.call,
             host_env=self.environ,

@@ -8,7 +8,7 @@ Octopus truthiness, whatever happened before (the template can test ``Octopus.De
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from enum import Enum
 
 from msgspec import Struct
@@ -51,6 +51,17 @@ def scope_decision(step: Step, environment: str, skipped: frozenset[str]) -> Dec
     if step.id in skipped:
         return Decision(False, "skipped with --skip")
     return None
+
+
+def steps_after(
+    steps: Sequence[Step], index: int, environment: str, skipped: frozenset[str]
+) -> tuple[str, ...]:
+    """The names of the steps after ``steps[index]`` that this run may run, as an approval
+    request lists them: one skipped with ``--skip`` or out of this environment is not (the
+    request of a run started with ``--skip backup`` said "Then: Back up the database, Deploy")."""
+    return tuple(
+        s.name for s in steps[index + 1 :] if scope_decision(s, environment, skipped) is None
+    )
 
 
 def condition_expression(condition: str) -> tuple[str, bool]:

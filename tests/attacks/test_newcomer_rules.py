@@ -763,3 +763,49 @@ def test_a_resume_judges_self_approval_for_the_recorded_starter(
     said = resumed.stdout + resumed.stderr
     assert resumed.returncode == 75, said
     assert "prevents self-approval, but the run is started by" not in said
+
+
+SKIPPABLE = """\
+name: Skippable
+environments: [staging, production]
+approvals:
+  trust:
+    people: people.yml
+    allowed-signers: allowed_signers
+  file: {path: approvals}
+steps:
+  - id: gate
+    name: Gate
+    manual: {}
+  - id: backup
+    name: Back up the database
+    run: echo backed up
+  - id: smoke
+    name: Smoke test staging
+    environments: [staging]
+    run: echo smoke
+  - id: deploy
+    name: Deploy
+    run: echo deployed
+"""
+
+
+def test_the_request_lists_only_the_steps_this_run_may_run(workspace: Workspace) -> None:
+    """Found by an attack pass: a run started with `--skip backup` asked approvers to approve
+    "Then: Back up the database, Deploy"; steps of another environment were listed too."""
+    workspace.write("", "allowed_signers")
+    path = seed_like(workspace, SKIPPABLE)
+    done = workspace.run(
+        path,
+        "--env",
+        "production",
+        "--skip",
+        "backup",
+        "--insecure-local-trust",
+        "--detach-on-wait",
+        env={"RUNNER_ACTOR": "carol"},
+    )
+    assert done.code == 75, done.out + done.err
+    request = json.loads((workspace.state_dir / "runs/run-1/steps/gate/request.json").read_text())
+    assert request["following_steps"] == ["Deploy"]
+    assert "Then: Deploy\n" in done.out
