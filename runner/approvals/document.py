@@ -193,7 +193,7 @@ def check_binding(body: ApprovalBody, request: Interruption, now: datetime) -> N
         )
     if request.commit and body.commit != request.commit:
         raise VerificationError(f"approval is for commit {body.commit!r}, not {request.commit!r}")
-    bound = inputs_digest(request.inputs)
+    bound = inputs_digest(request.inputs, request.skipped)
     if body.inputs_digest != bound:
         raise VerificationError(
             "approval is for a run with other inputs"
@@ -267,7 +267,7 @@ def new_body(
         workflow_digest=request["digest"],
         commit=request.get("commit"),
         inputs_digest=(
-            inputs_digest(request["inputs"])
+            inputs_digest(request["inputs"], request.get("skipped") or ())
             if isinstance(request.get("inputs"), dict)
             else request.get("inputs_digest")
         ),

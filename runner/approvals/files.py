@@ -232,7 +232,11 @@ class FileSource:
             f"runner approval new --run-id {request.run_id} --step {request.step_id} "
             f"--env {request.environment} --digest {request.digest}"
             + (f" --commit {request.commit}" if request.commit else "")
-            + (f" --inputs-digest {bound}" if (bound := inputs_digest(request.inputs)) else "")
+            + (
+                f" --inputs-digest {bound}"
+                if (bound := inputs_digest(request.inputs, request.skipped))
+                else ""
+            )
             + (
                 f" --attempt {request.attempt} --decision {'|'.join(request.choices)}"
                 if request.guided

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from msgspec import Struct, field, to_builtins
@@ -29,13 +29,19 @@ def slot(request: Interruption) -> str:
     return guided_slot(request.step_id, request.attempt) if request.guided else request.step_id
 
 
-def inputs_digest(inputs: Mapping[str, Any]) -> str | None:
+def inputs_digest(inputs: Mapping[str, Any], skipped: Iterable[str] = ()) -> str | None:
     """What a signed approval binds of a run's inputs (as its request shows them, a secret
-    input masked): the sha256 of them as compact JSON with sorted keys; None for a run without
-    inputs, whose approvals bind none (as before inputs were bound)."""
-    if not inputs:
+    input masked) and of the steps it skips with ``--skip``: the sha256 of them as compact JSON
+    with sorted keys; None for a run without either, whose approvals bind none (as before
+    inputs were bound). An approval for a run skipping nothing approved another run under the
+    same id started with ``--skip backup`` (attack pass)."""
+    skip = sorted(set(skipped))
+    if not inputs and not skip:
         return None
-    text = json.dumps(dict(inputs), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # a run skipping nothing hashes what it always hashed; input values are never objects, so
+    # no inputs can hash as this
+    bound: Any = {"inputs": dict(inputs), "skipped": skip} if skip else dict(inputs)
+    text = json.dumps(bound, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     # a record or request may hold half of a character (`\ud800`): hashed, not refused
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -83,6 +89,9 @@ class Interruption(Struct, frozen=True):
     choices: tuple[str, ...] = ()
     #: guided failure: what failed (``exit_code``, ``error``, ``log_tail``: masked lines)
     failure: dict[str, Any] = field(default_factory=dict)
+    #: the ids of the steps the run skips with ``--skip`` (sorted): shown, and bound with the
+    #: inputs (``inputs_digest``)
+    skipped: tuple[str, ...] = ()
 
     @property
     def guided(self) -> bool:
@@ -94,6 +103,8 @@ class Interruption(Struct, frozen=True):
             # a manual step's request keeps the shape it had before guided failure existed
             for name in ("kind", "attempt", "choices", "failure"):
                 del data[name]
+        if not self.skipped:
+            del data["skipped"]  # the shape it had before: a run without --skip
         return data
 
     @classmethod
@@ -125,6 +136,9 @@ class Interruption(Struct, frozen=True):
                 except (PatternError, TypeError) as exc:
                     raise ValueError(f"field {spec.name}: `pattern`: {exc}") from None
         values["following_steps"] = tuple(values.get("following_steps", ()))
+        values["skipped"] = tuple(values.get("skipped", ()))
+        if not all(isinstance(step, str) for step in values["skipped"]):
+            raise ValueError("`skipped` must be a list of step ids")
         values["sources"] = tuple(values.get("sources", ()))
         values["choices"] = tuple(values.get("choices", ()))
         if not all(choice in ("retry", "skip", "fail") for choice in values["choices"]):

@@ -178,6 +178,8 @@ class Claims(Struct, frozen=True):
     fields: dict[str, str] = field(default_factory=dict)
     kind: str = "manual"
     attempt: int | None = None
+    #: the steps the run skipped with ``--skip``
+    skipped: tuple[str, ...] = ()
 
 
 def unproven_claims(report: SignedFileReport, claims: Claims) -> list[str]:
@@ -198,7 +200,7 @@ def unproven_claims(report: SignedFileReport, claims: Claims) -> list[str]:
         # an approval signed before inputs were bound says nothing of them
         (
             "inputs digest",
-            inputs_digest(claims.inputs) if body.inputs_digest else None,
+            inputs_digest(claims.inputs, claims.skipped) if body.inputs_digest else None,
             body.inputs_digest,
         ),
         ("kind", claims.kind, body.kind),

@@ -82,6 +82,7 @@ def _claims(record: RunRecord, step_id: str, result: str, username: str) -> Clai
         digest=record.digest,
         commit=record.commit,
         inputs=dict(record.inputs),
+        skipped=tuple(record.skip),
         result=result,
         username=username,
     )

@@ -349,6 +349,7 @@ class Gates:
             following_steps=steps_after(
                 self.workflow.steps, step.index, record.environment, frozenset(record.skip)
             ),
+            skipped=tuple(sorted(record.skip)),
             started_by=str(record.started_by.get("username", "")),
             prevent_self_approval=guided.prevent_self_approval,
             sources=tuple(guided.sources or self.workflow.approvals.sources),
@@ -551,6 +552,7 @@ class Gates:
             following_steps=steps_after(
                 self.workflow.steps, step.index, record.environment, frozenset(record.skip)
             ),
+            skipped=tuple(sorted(record.skip)),
             started_by=str(record.started_by.get("username", "")),
             prevent_self_approval=manual.prevent_self_approval,
             sources=tuple(manual.sources or self.workflow.approvals.sources),

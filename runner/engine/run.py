@@ -400,6 +400,7 @@ class Run:
                 "commit": self.record.commit,
                 "inputs": self.record.inputs,
                 "started_at": self.record.started_at,
+                "skipped": self.skip,
             },
             # only a question to people lists them: for every step, the cost of a step grew
             # with the number of steps

@@ -149,6 +149,7 @@ def build_request(
         commit=facts.get("commit"),
         inputs=dict(facts.get("inputs", {})),
         following_steps=ctx.following,
+        skipped=tuple(sorted(facts.get("skipped", ()))),
         started_by=ctx.started_by.username,
         prevent_self_approval=guided.prevent_self_approval,
         sources=tuple(guided.sources or ctx.workflow.approvals.sources),

@@ -83,6 +83,7 @@ def build_interruption(ctx: StepContext, manual: Manual, sources: tuple[str, ...
         commit=facts.get("commit"),
         inputs=dict(facts.get("inputs", {})),
         following_steps=ctx.following,
+        skipped=tuple(sorted(facts.get("skipped", ()))),
         started_by=ctx.started_by.username,
         prevent_self_approval=manual.prevent_self_approval,
         sources=sources,
@@ -412,6 +413,8 @@ def announce(ctx: StepContext, request: Interruption, sources: list[ApprovalSour
         lines.append("Inputs: " + json.dumps(request.inputs, ensure_ascii=False))
     if request.following_steps:
         lines.append("Then: " + ", ".join(request.following_steps))
+    if request.skipped:
+        lines.append("Skipped with --skip: " + ", ".join(request.skipped))
     if request.deadline:
         lines.append(f"Deadline: {request.deadline}")
     for source in sources:

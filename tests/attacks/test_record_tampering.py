@@ -686,3 +686,45 @@ def test_a_record_naming_a_workflow_of_the_state_folder_is_refused(world: World)
     assert "DEPLOYED" not in output, output
     assert done.returncode == 5, output
     assert "its record names the workflow S/evil.yml, in the state folder" in output
+
+
+SKIPPABLE = ONE_GATE.replace(
+    "  - id: after\n",
+    "  - id: backup\n    name: Back up the database\n    run: echo BACKED-UP\n  - id: after\n",
+)
+
+
+def test_an_approval_binds_the_steps_the_run_skips(world: World) -> None:
+    """Found by an attack pass: alice approved run sk (every step); the deployer started
+    another run under the same id, in another state folder, with `--skip backup`, and alice's
+    approval let it deploy without the backup. A request binds the steps skipped with --skip
+    with its inputs, shows them, and an approval of the run skipping nothing does not count."""
+    assert world.monkeypatch is not None
+    path = world.commit_workflow(SKIPPABLE)
+    run(world, "sk")
+    approve(world, "sk", "gate", world.keys.alice, digest_of(path))
+    argv = ("run", "deploy.yml", "--env", "production", "--state-dir", "S2", "--run-id", "sk")
+    done = world.here(world.monkeypatch, *argv, "--skip", "backup", "--detach-on-wait")
+    output = done.stdout + done.stderr
+    assert done.returncode == 75, output
+    assert "DEPLOYED" not in output
+    assert "Skipped with --skip: backup" in output
+    assert "refused file: gate.alice@example.com.json: approval does not bind" in output
+    request = json.loads((world.repo / "S2/runs/sk/steps/gate/request.json").read_text())
+    assert request["skipped"] == ["backup"]
+    assert request["following_steps"] == ["After"]
+    # an approval signed from that run's own request counts for it
+    from datetime import UTC, datetime, timedelta
+
+    from runner.approvals.document import new_body
+
+    bob = world.keys.bob
+    body = new_body(
+        request, "proceed", bob.principal, "ok", {}, datetime.now(UTC), timedelta(hours=1)
+    )
+    world.push_signed(body.encode(), bob, run_id="sk", name="gate.bob.json")
+    argv = ("resume", "sk", "--state-dir", "S2", "--detach-on-wait")
+    done = world.here(world.monkeypatch, *argv)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "DEPLOYED" in output and "BACKED-UP" not in output
