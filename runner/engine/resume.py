@@ -16,7 +16,7 @@ import json
 import os
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from runner.errors import RefusedError, UsageError
 from runner.errors import UsageError as _UsageError
 from runner.evaluation.contexts import UNFINISHED
 from runner.git import Git
+from runner.masking import Masker
 from runner.model import Identity, Workflow
 from runner.options import RunOptions
 from runner.prepare import prepare
@@ -97,14 +98,24 @@ def load_for_resume(store: RecordStore, run_id: str) -> RunRecord:
 
 
 def check_unsealed(
-    record: RunRecord, store: RecordStore, environ: Mapping[str, str], log: RunLog
+    record: RunRecord,
+    store: RecordStore,
+    environ: Mapping[str, str],
+    log: RunLog,
+    secrets: Iterable[str] = (),
 ) -> None:
     """What a resume refuses to take from the record's environment (``carried_env``); without
-    the key, in CI, one warning that the record is not sealed."""
+    the key, in CI, one warning that the record is not sealed. The refusal quotes what the
+    record holds, masked with ``secrets`` (a record written before the runner stored PATH
+    entries masked held them in clear, and this message went to the job's log)."""
 
     sealed = store.key is not None
     found = carried_env.problems(record.env, record.path, store.state_dir, sealed=sealed)
     if found:
+        masker = Masker()
+        for secret in secrets:
+            masker.add(secret)
+        found = [masker.mask(problem) for problem in found]
         why = (
             "the state folder's files travel unsealed"
             if sealed
@@ -229,14 +240,22 @@ def lost_secret(workflow: Workflow, run: Run) -> str | None:
     """A pending step that reads a secret output, or runs after a step set an environment
     variable to a secret, whose value this process no longer has."""
     lost_env = [name for name in run.record.secret_env if name not in run.secret_env]
-    if lost_env:
+    lost = (
+        f"set the environment variable `{lost_env[0]}` to a value holding a secret"
+        if lost_env
+        # kept masked in the record as a variable's value is: the resumed process has the
+        # entry as `***`, and a later step would run programs from another folder
+        else f"added the PATH entry `{run.record.secret_path[0]}`, which holds a secret"
+        if run.record.secret_path and run.path is None
+        else None
+    )
+    if lost is not None:
         for step in workflow.steps:
             if run.record.step(step.id).status == StepStatus.PENDING and step.kind != "manual":
                 # any process a later step starts would see the variable: which read it cannot
                 # be told from the workflow
                 return (
-                    f"an earlier step set the environment variable `{lost_env[0]}` to a value "
-                    "holding a secret, and secret values are never stored: step "
+                    f"an earlier step {lost}, and secret values are never stored: step "
                     f"`{step.id}` and the steps after it cannot run in a resumed run"
                 )
     secrets = {
@@ -341,7 +360,6 @@ def resume(
         pass  # refuse at once if another process holds the run
 
     evidence.check_pin_format(record)
-    check_unsealed(record, store, environ, log)
     prepared = prepare(
         workflow_file(record, workspace or workspace_here()),
         record.environment,
@@ -350,6 +368,14 @@ def resume(
         environ,
         trust_commit=record.trust_commit,
         resumed=True,
+    )
+    # after the workflow's variables are known: its refusal is masked with their secrets
+    check_unsealed(
+        record,
+        store,
+        environ,
+        log,
+        [*start.run_secrets(prepared, environ), *(secret_inputs or {}).values()],
     )
     # a record is not evidence (#17): the trust it pins must be the protected ref's
     evidence.check_trust_pin(record, prepared.workflow, prepared.loaded.workspace)

@@ -83,6 +83,10 @@ class Run:
     #: environment variables steps set (``RUNNER_ENV``) to values holding a secret: the
     #: record keeps them masked, later steps of this process get them whole
     secret_env: dict[str, str] = field(default_factory=dict)
+    #: the PATH entries steps added (``RUNNER_PATH``) as this process knows them, whole, in
+    #: the record's order; None while this process has added none (the record's are whole
+    #: then, but for those ``record.secret_path`` lists, which a resume refuses to run after)
+    path: list[str] | None = None
     #: the manual step the run detached at, if it did
     detached_at: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -554,7 +558,8 @@ class Run:
         assert isinstance(rendered, dict)
         env.update(rendered)
         if self.record.path:
-            env["PATH"] = os.pathsep.join([*self.record.path, env.get("PATH", "")])
+            added = self.path if self.path is not None else self.record.path
+            env["PATH"] = os.pathsep.join([*added, env.get("PATH", "")])
         env.update(
             {
                 "RUNNER_RUN_ID": self.record.run_id,
@@ -598,7 +603,8 @@ class Run:
                 **self._outputs(step.id, old, result),
             )
             self._store_env(result.env)
-            self.record.path = [*result.path, *self.record.path]
+            if result.path:
+                self._store_path(result.path)
             if rec.conclusion == "cancelled":
                 self._note_cancelled(step)
             if rec.conclusion == "failure" and self.record.job_status == "success":
@@ -693,6 +699,18 @@ class Run:
                 self.secret_env.pop(name, None)
                 if name in self.record.secret_env:
                     self.record.secret_env.remove(name)
+
+    def _store_path(self, entries: list[str]) -> None:
+        """``RUNNER_PATH`` entries into the record, masked (one holding a secret was stored,
+        sent to the server and shown by ``runs show`` in clear); whole ones stay in this
+        process, as ``RUNNER_ENV``'s values do."""
+        masked = [self.masker.mask(entry) for entry in entries]
+        whole = self.path if self.path is not None else self.record.path
+        self.path = [*entries, *whole]
+        self.record.path = [*masked, *self.record.path]
+        for shown, entry in zip(masked, entries, strict=True):
+            if shown != entry and shown not in self.record.secret_path:
+                self.record.secret_path.append(shown)
 
     # -- the end ---------------------------------------------------------------------------
 

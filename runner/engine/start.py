@@ -150,3 +150,9 @@ def build_run(
         if spec.secret and isinstance(value, str) and value:
             run.masker.add(value)
     return run
+
+
+def run_secrets(prepared: Prepared, environ: Mapping[str, str]) -> list[str]:
+    """The secret values a run of ``prepared`` knows before its first step, but for its
+    inputs: what a resume's refusals are masked with before the run is built."""
+    return prepared.variables.secrets()
