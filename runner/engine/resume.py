@@ -370,13 +370,12 @@ def resume(
         resumed=True,
     )
     # after the workflow's variables are known: its refusal is masked with their secrets
-    check_unsealed(
-        record,
-        store,
-        environ,
-        log,
-        [*start.run_secrets(prepared, environ), *(secret_inputs or {}).values()],
-    )
+    secrets = [
+        *prepared.variables.secrets(),
+        *start.start_secrets(prepared, environ),
+        *(secret_inputs or {}).values(),
+    ]
+    check_unsealed(record, store, environ, log, secrets)
     # a record is not evidence (#17): the trust it pins must be the protected ref's
     evidence.check_trust_pin(record, prepared.workflow, prepared.loaded.workspace)
     trust = prepared.workflow.approvals.trust

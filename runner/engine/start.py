@@ -18,6 +18,7 @@ from runner.engine.seal import record_key
 from runner.errors import RefusedError, UsageError
 from runner.git import Git, deployed_commit
 from runner.load.action import load_action
+from runner.load.build import text
 from runner.load.checks import action_path
 from runner.model import Identity, Workflow, is_run_id
 from runner.options import RunOptions
@@ -145,14 +146,24 @@ def build_run(
         sleep=groups.cancelled.sleep,
         options=options,
     )
-    for name, spec in workflow.inputs.items():
-        value = prepared.inputs.get(name)
-        if spec.secret and isinstance(value, str) and value:
-            run.masker.add(value)
+    for secret in start_secrets(prepared, environ):
+        run.masker.add(secret)
     return run
 
 
-def run_secrets(prepared: Prepared, environ: Mapping[str, str]) -> list[str]:
-    """The secret values a run of ``prepared`` knows before its first step, but for its
-    inputs: what a resume's refusals are masked with before the run is built."""
-    return prepared.variables.secrets()
+def start_secrets(prepared: Prepared, environ: Mapping[str, str]) -> list[str]:
+    """The secrets a run of ``prepared`` masks from its start, besides its variables' (which
+    :meth:`Run.execute` registers):
+
+    * its secret inputs, as given and as a step prints them (a number's ``12345`` for
+      ``012345``: only string values were registered, and a secret number was printed in
+      clear). Not a boolean's ``true`` or ``false``: masking every one of the log would tell
+      nothing a reader could not guess.
+    """
+    workflow = prepared.workflow
+    found = [*prepared.secret_texts]
+    for name, spec in workflow.inputs.items():
+        value = prepared.inputs.get(name)
+        if spec.secret and not isinstance(value, bool) and value is not None:
+            found.append(value if isinstance(value, str) else text(value))
+    return [secret for secret in found if secret]

@@ -1,0 +1,137 @@
+"""Secrets the runner knew of but never registered with the masker (attack pass on secrets).
+
+One run, gated on the approval server, whose first step prints its environment: the server's
+runner token and the notify webhook's URL (both read from the environment by the runner, and
+handed on to every step), the value of a secret variable scoped to another environment (a
+prod job has ``$STAGING_DB_PW`` as well), and a secret input of ``type: number``. None of them
+may appear in clear anywhere the run leaves text.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from helpers.environ import host_env
+from helpers.run_helpers import RUNNER
+from helpers.server_helpers import serving, workspace_store
+
+HOOK_PASSWORD = "S3cretHookPassw0rd"
+#: a malformed URL (the port is not a number), as a mistyped CI secret would be
+HOOK = f"http://ci:{HOOK_PASSWORD}@127.0.0.1:notaport/hooks/T000"
+STAGING = "StagingPassw0rd-3e91"
+PROD = "ProdPassw0rd-77a0"
+PIN = "0073915"  # a secret number: printed as 73915, given as 0073915
+
+WORKFLOW = """\
+name: Unregistered secrets
+environments: [production, staging]
+inputs:
+  pin:
+    type: number
+    secret: true
+approvals:
+  trust:
+    people: approvals/people.yml
+  server:
+    url: {url}
+    token-env: RUNNER_SERVER_TOKEN
+  notify:
+    url-env: CHAT_HOOK
+variables:
+  DbPassword:
+    - from-env: STAGING_DB_PW
+      environments: [staging]
+      secret: true
+    - from-env: PROD_DB_PW
+      environments: [production]
+      secret: true
+steps:
+  - id: before
+    name: Before
+    run: |
+      env | grep -E '^(CHAT_HOOK|RUNNER_SERVER_TOKEN|STAGING_DB_PW|PROD_DB_PW)=' | sort
+      echo "pin=${{{{ inputs.pin }}}} given=$(printf '%07d' ${{{{ inputs.pin }}}})"
+  - id: gate
+    name: Gate
+    manual:
+      instructions: go on
+"""
+
+
+@dataclass
+class Done:
+    root: Path
+    token: str
+    code: int
+    out: str
+    err: str
+
+    def texts(self) -> dict[str, str]:
+        """Every text the run left: its output and each file of the state folder."""
+        found = {"stdout": self.out, "stderr": self.err}
+        for path in (self.root / "S").rglob("*"):
+            if path.is_file():
+                found[str(path)] = path.read_text(errors="replace")
+        return found
+
+    def holding(self, secret: str) -> list[str]:
+        return [where for where, text in self.texts().items() if secret in text]
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Done]:
+    root = tmp_path_factory.mktemp("unregistered") / "ws"
+    with workspace_store(root) as store, serving(store) as url:
+        token = store.issue_token("runner", label="leaks")
+        alice = store.issue_token("approver", "alice", label="leaks")
+        (root / "deploy.yml").write_text(WORKFLOW.format(url=url))
+        env = host_env(
+            RUNNER_SERVER_TOKEN=token,
+            RUNNER_ACTOR="ci-bot",
+            CHAT_HOOK=HOOK,
+            STAGING_DB_PW=STAGING,
+            PROD_DB_PW=PROD,
+        )
+        argv = [str(RUNNER), "run", "deploy.yml", "--env", "production", "--run-id", "r1"]
+        argv += ["--state-dir", "S", "--input", f"pin={PIN}"]
+        run = subprocess.Popen(
+            argv, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            headers = {"Authorization": f"Bearer {alice}"}
+            deadline = time.monotonic() + 60
+            while not requests.get(
+                url + "/api/v1/interruptions", params={"pending": "true"}, headers=headers
+            ).json():
+                assert run.poll() is None, run.communicate()
+                assert time.monotonic() < deadline, "no interruption appeared"
+                time.sleep(0.1)
+            base = f"{url}/api/v1/interruptions/r1--gate"
+            assert requests.put(base + "/responsible", json={}, headers=headers).ok
+            answer = requests.post(
+                base + "/submit", json={"result": "proceed", "notes": "go"}, headers=headers
+            )
+            assert answer.ok, answer.text
+            out, err = run.communicate(timeout=60)
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.communicate()
+        yield Done(root, token, run.returncode, out, err)
+
+
+def test_the_run_proceeded(done: Done) -> None:
+    assert done.code == 0, done.out + done.err
+
+
+def test_a_secret_number_input_is_masked_as_printed_and_as_given(done: Done) -> None:
+    """Only string values of secret inputs were registered: a number printed in clear."""
+    assert "pin=*** given=***" in done.out
+    assert done.holding("73915") == []
+
