@@ -11,6 +11,7 @@ from msgspec import Struct
 from msgspec.structs import asdict
 
 from runner.actor import current_actor
+from runner.approvals.server_client import DEFAULT_TOKEN_ENV
 from runner.ci import default_run_id
 from runner.engine.record import RecordStore, RunRecord
 from runner.engine.run import Run, new_record, utc_now
@@ -158,7 +159,10 @@ def start_secrets(prepared: Prepared, environ: Mapping[str, str]) -> list[str]:
     * its secret inputs, as given and as a step prints them (a number's ``12345`` for
       ``012345``: only string values were registered, and a secret number was printed in
       clear). Not a boolean's ``true`` or ``false``: masking every one of the log would tell
-      nothing a reader could not guess.
+      nothing a reader could not guess;
+    * the approval server's runner token and the notify webhooks' ``url-env`` URLs, which
+      every step's environment holds as well (the URL was registered only when a manual step
+      posted, after the steps before it had run).
     """
     workflow = prepared.workflow
     found = [*prepared.secret_texts]
@@ -166,4 +170,12 @@ def start_secrets(prepared: Prepared, environ: Mapping[str, str]) -> list[str]:
         value = prepared.inputs.get(name)
         if spec.secret and not isinstance(value, bool) and value is not None:
             found.append(value if isinstance(value, str) else text(value))
+    approvals = workflow.approvals
+    if approvals.server is not None:
+        found.append(environ.get(approvals.server.token_env or DEFAULT_TOKEN_ENV, ""))
+    hooks = [approvals.notify]
+    for step in workflow.steps:
+        hooks += [step.manual.notify if step.manual else None]
+        hooks += [step.guided.notify if step.guided else None]
+    found += [environ.get(hook.url_env, "") for hook in hooks if hook and hook.url_env]
     return [secret for secret in found if secret]

@@ -135,3 +135,12 @@ def test_a_secret_number_input_is_masked_as_printed_and_as_given(done: Done) -> 
     assert "pin=*** given=***" in done.out
     assert done.holding("73915") == []
 
+
+def test_the_runner_token_and_the_webhook_url_are_masked_from_the_first_step(done: Done) -> None:
+    """Neither was registered (the URL only once a manual step posted to it): a step before
+    the gate that printed its environment showed both."""
+    assert "CHAT_HOOK=***" in done.out
+    assert "RUNNER_SERVER_TOKEN=***" in done.out
+    assert done.holding(done.token) == []
+    assert done.holding(HOOK) == []
+
