@@ -160,6 +160,10 @@ def start_secrets(prepared: Prepared, environ: Mapping[str, str]) -> list[str]:
       ``012345``: only string values were registered, and a secret number was printed in
       clear). Not a boolean's ``true`` or ``false``: masking every one of the log would tell
       nothing a reader could not guess;
+    * the values of every secret variable read from the environment, whatever the
+      environment it is scoped to: a prod run's steps have ``$STAGING_DB_PW`` in their
+      environment too, as every variable of the job is (GitHub passes the job's whole
+      environment), and ``env`` printed it;
     * the approval server's runner token and the notify webhooks' ``url-env`` URLs, which
       every step's environment holds as well (the URL was registered only when a manual step
       posted, after the steps before it had run).
@@ -170,6 +174,9 @@ def start_secrets(prepared: Prepared, environ: Mapping[str, str]) -> list[str]:
         value = prepared.inputs.get(name)
         if spec.secret and not isinstance(value, bool) and value is not None:
             found.append(value if isinstance(value, str) else text(value))
+    for variable in workflow.variables.values():
+        if variable.secret:
+            found += [environ.get(v.from_env, "") for v in variable.values if v.from_env]
     approvals = workflow.approvals
     if approvals.server is not None:
         found.append(environ.get(approvals.server.token_env or DEFAULT_TOKEN_ENV, ""))

@@ -144,3 +144,9 @@ def test_the_runner_token_and_the_webhook_url_are_masked_from_the_first_step(don
     assert done.holding(done.token) == []
     assert done.holding(HOOK) == []
 
+
+def test_a_secret_variable_of_another_environment_is_masked(done: Done) -> None:
+    """Only the value scoped to the run's environment was registered."""
+    assert "PROD_DB_PW=***" in done.out
+    assert "STAGING_DB_PW=***" in done.out
+    assert done.holding(STAGING) == []
