@@ -38,6 +38,7 @@ from runner.errors import RefusedError, UsageError
 from runner.errors import UsageError as _UsageError
 from runner.evaluation.contexts import UNFINISHED
 from runner.git import Git
+from runner.inputs import SECRET_MASK
 from runner.masking import Masker
 from runner.model import Identity, Workflow
 from runner.options import RunOptions
@@ -373,7 +374,12 @@ def resume(
     secrets = [
         *prepared.variables.secrets(),
         *start.start_secrets(prepared, environ),
-        *(secret_inputs or {}).values(),
+        # given again: a secret input's value (not one that only held a secret)
+        *(
+            value
+            for name, value in (secret_inputs or {}).items()
+            if name in prepared.workflow.inputs and prepared.workflow.inputs[name].secret
+        ),
     ]
     check_unsealed(record, store, environ, log, secrets)
     # a record is not evidence (#17): the trust it pins must be the protected ref's
@@ -418,7 +424,7 @@ def resume(
             "finished is unknown",
             hint="check what they did, then resume with --rerun-interrupted to run them again",
         )
-    inputs = restore_inputs(prepared.workflow, record.inputs, secret_inputs or {}, log)
+    inputs = restore_inputs(prepared.workflow, record.inputs, secret_inputs or {}, log, secrets)
     prepared = _with_inputs(prepared, inputs)
     _preflight(prepared, record, environ, options, log)
     by = record.started_by
@@ -497,18 +503,37 @@ def _with_inputs(prepared: Any, inputs: dict[str, Any]) -> Any:
 
 
 def restore_inputs(
-    workflow: Workflow, recorded: Mapping[str, Any], given: Mapping[str, str], log: RunLog
+    workflow: Workflow,
+    recorded: Mapping[str, Any],
+    given: Mapping[str, str],
+    log: RunLog,
+    secrets: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """The run's inputs: recorded ones, and secret ones given again (they are never stored)."""
+    """The run's inputs: recorded ones, and secret ones given again (they are never stored),
+    as is an input that is not secret but held a secret (``secrets``: those of the resumed
+    run), which the record keeps masked: given again, it must mask to what the record shows."""
 
     inputs = dict(recorded)
+    masker: Masker | None = None
     for name, value in given.items():
         spec = workflow.inputs.get(name)
-        if spec is None or not spec.secret:
+        shown = recorded.get(name)
+        masked = spec is not None and isinstance(shown, str) and SECRET_MASK in shown
+        if spec is None or not (spec.secret or masked):
             raise _UsageError(
                 f"--input {name}: only secret inputs are given again on resume; "
                 "the others are the run's own"
             )
+        if not spec.secret:
+            if masker is None:
+                masker = Masker()
+                for secret in secrets:
+                    masker.add(secret)
+            if masker.mask(value) != shown:
+                raise _UsageError(
+                    f"--input {name}: not the value the run was started with, which its record "
+                    f"shows as {shown!r}"
+                )
         inputs[name] = value
     for name, spec in workflow.inputs.items():
         if spec.secret and name not in given and recorded.get(name) == "***":
@@ -517,4 +542,9 @@ def restore_inputs(
                 "it is empty in the resumed run"
             )
             inputs[name] = ""
+        elif not spec.secret and name not in given and SECRET_MASK in str(recorded.get(name)):
+            log.write(
+                f"input {name!r} held a secret, and the record keeps it masked: give it again "
+                f"(--input {name}=...), or the resumed run's steps get it masked"
+            )
     return inputs

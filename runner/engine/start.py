@@ -18,6 +18,7 @@ from runner.engine.run import Run, new_record, utc_now
 from runner.engine.seal import record_key
 from runner.errors import RefusedError, UsageError
 from runner.git import Git, deployed_commit
+from runner.inputs import shown_inputs
 from runner.load.action import load_action
 from runner.load.build import text
 from runner.load.checks import action_path
@@ -108,6 +109,12 @@ def start_run(request: RunRequest) -> Run:
     run = build_run(
         prepared, record, store, request.log, request.environ, request.options, created_by
     )
+    # masked before the record is first saved: an input that is not secret may hold one of
+    # the run's secrets (registered by `Run.execute` too, which only starts after)
+    for secret in prepared.variables.secrets():
+        run.masker.add(secret)
+    secret_inputs = {n for n, i in workflow.inputs.items() if i.secret}
+    record.inputs = shown_inputs(prepared.inputs, secret_inputs, run.masker.mask)
     if not store.create(record):  # another process started this run id meanwhile
         raise RefusedError(
             f"run {run_id} already exists in {request.state_dir}",

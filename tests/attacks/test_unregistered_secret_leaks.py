@@ -26,6 +26,9 @@ HOOK_PASSWORD = "S3cretHookPassw0rd"
 HOOK = f"http://ci:{HOOK_PASSWORD}@127.0.0.1:notaport/hooks/T000"
 STAGING = "StagingPassw0rd-3e91"
 PROD = "ProdPassw0rd-77a0"
+#: a secret input, and an input that is not secret holding it
+TOKEN = "rEgistryT0ken-5d2a"
+URL = f"https://ci:{TOKEN}@registry.example/v2"
 PIN = "0073915"  # a secret number: printed as 73915, given as 0073915
 
 WORKFLOW = """\
@@ -35,6 +38,9 @@ inputs:
   pin:
     type: number
     secret: true
+  registry-token:
+    secret: true
+  registry-url: {{}}
 approvals:
   trust:
     people: approvals/people.yml
@@ -71,10 +77,15 @@ class Done:
     code: int
     out: str
     err: str
+    #: what the approval server answered about the gate, and `runs show --format json`
+    interruption: str
+    shown: str
 
     def texts(self) -> dict[str, str]:
-        """Every text the run left: its output and each file of the state folder."""
-        found = {"stdout": self.out, "stderr": self.err}
+        """Every text the run left: its output, each file of the state folder, what the
+        server holds of the gate and what `runs show` shows."""
+        found = {"stdout": self.out, "stderr": self.err, "server": self.interruption}
+        found["runs show"] = self.shown
         for path in (self.root / "S").rglob("*"):
             if path.is_file():
                 found[str(path)] = path.read_text(errors="replace")
@@ -100,6 +111,7 @@ def done(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Done]:
         )
         argv = [str(RUNNER), "run", "deploy.yml", "--env", "production", "--run-id", "r1"]
         argv += ["--state-dir", "S", "--input", f"pin={PIN}"]
+        argv += ["--input", f"registry-token={TOKEN}", "--input", f"registry-url={URL}"]
         run = subprocess.Popen(
             argv, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
@@ -113,6 +125,7 @@ def done(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Done]:
                 assert time.monotonic() < deadline, "no interruption appeared"
                 time.sleep(0.1)
             base = f"{url}/api/v1/interruptions/r1--gate"
+            interruption = requests.get(base, headers=headers).text
             assert requests.put(base + "/responsible", json={}, headers=headers).ok
             answer = requests.post(
                 base + "/submit", json={"result": "proceed", "notes": "go"}, headers=headers
@@ -123,7 +136,15 @@ def done(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Done]:
             if run.poll() is None:
                 run.kill()
                 run.communicate()
-        yield Done(root, token, run.returncode, out, err)
+        shown = subprocess.run(
+            [str(RUNNER), "runs", "show", "r1", "--state-dir", "S", "--format", "json"],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+        yield Done(root, token, run.returncode, out, err, interruption, shown)
 
 
 def test_the_run_proceeded(done: Done) -> None:
@@ -150,3 +171,11 @@ def test_a_secret_variable_of_another_environment_is_masked(done: Done) -> None:
     assert "PROD_DB_PW=***" in done.out
     assert "STAGING_DB_PW=***" in done.out
     assert done.holding(STAGING) == []
+
+
+def test_an_input_that_is_not_secret_is_masked_where_it_holds_a_secret(done: Done) -> None:
+    """Only inputs declared secret were masked: the URL holding the token was in clear in the
+    gate's ``Inputs:`` line, the record, the request file, the events and the server."""
+    assert '"registry-url": "https://ci:***@registry.example/v2"' in done.out
+    assert "https://ci:***@registry.example/v2" in done.interruption
+    assert done.holding(TOKEN) == []
