@@ -179,3 +179,10 @@ def test_an_input_that_is_not_secret_is_masked_where_it_holds_a_secret(done: Don
     assert '"registry-url": "https://ci:***@registry.example/v2"' in done.out
     assert "https://ci:***@registry.example/v2" in done.interruption
     assert done.holding(TOKEN) == []
+
+
+def test_the_webhooks_failure_quotes_no_part_of_its_url(done: Done) -> None:
+    """urllib's ``nonnumeric port: 'S3cretHookPassw0rd@127.0.0.1'`` was logged: the masker
+    knew the URL whole, not the part the message quoted."""
+    assert "notify: webhook failed: the webhook's URL is malformed" in done.out
+    assert done.holding(HOOK_PASSWORD) == []
