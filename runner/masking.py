@@ -118,6 +118,8 @@ def encoded_forms(value: str) -> set[str]:
     forms.add(_BASH_DOUBLE_QUOTED.sub(r"\\\1", value))  # inside bash "..."
     forms.add(printf_q(value))
     forms.add(repr(value)[1:-1])  # Python's repr(), as print() shows a list or a dict
+    # ...and repr() of a text holding the secret and a `"`: single-quoted, with `'` as `\'`
+    forms.add(repr(value + '"')[1:-2])
     return forms
 
 

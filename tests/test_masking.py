@@ -131,6 +131,13 @@ MASKED = [
     ("url lower-case hex", ["p@ss word/1"], "p%40ss%20word%2f1", "***"),
     ("url encodeURIComponent", ["it's (secret)!"], "it's%20(secret)!", "***"),
     ("python repr", ["it's\\secret"], "['it\\'s\\\\secret']", "['***']"),
+    # repr() of a text holding the secret and a `"` (a folder name): `'` as `\'` (attack pass)
+    (
+        "python repr beside a quote",
+        ["it's-my-pw!"],
+        repr('mnt/"share"/it\'s-my-pw!'),
+        "'mnt/\"share\"/***'",
+    ),
     (
         "long secrets sharing a long prefix",
         ["k" * 90 + "-one", "k" * 90 + "-two"],

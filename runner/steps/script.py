@@ -149,7 +149,9 @@ def _run_created(
         cwd = (ctx.workspace / folder).resolve()
         if not cwd.is_dir():
             written = script.working_directory
-            shown = repr(folder) if folder == written else f"{folder!r} (from {written!r})"
+            # quoted as it is, not repr()'d: repr escapes a `'` when the text also holds a `"`,
+            # a form of a secret in the folder's name that the masker did not know
+            shown = f"`{folder}`" if folder == written else f"`{folder}` (from `{written}`)"
             raise StepError(
                 f"working-directory {shown} does not exist", location=ctx.at("working-directory")
             )

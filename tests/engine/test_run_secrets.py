@@ -258,6 +258,36 @@ def test_missing_secret_from_env_is_left_unsubstituted(workspace: Workspace) -> 
     assert "  password=[#{Password}]" in outcome.lines()
 
 
+def test_a_missing_working_directory_holding_a_secret_is_named_masked(
+    workspace: Workspace,
+) -> None:
+    """The message repr()'d the folder: beside a `"`, a `'` of the secret became `\\'`, a
+    form the masker did not know, and the log, the record and `runs show` showed it."""
+    secret = "it's-my-Passw0rd!"
+    outcome = workspace.run(
+        """
+        name: missing folder
+        variables:
+          SmbPassword:
+            from-env: TEST_SMB_PASSWORD
+            secret: true
+        steps:
+          - id: copy
+            name: Copy
+            working-directory: 'mnt/"share"/#{SmbPassword}'
+            run: echo hi
+        """,
+        env={"TEST_SMB_PASSWORD": secret},
+    )
+    assert outcome.code != 0
+    assert outcome.step("copy").error is not None
+    assert outcome.step("copy").error.endswith(
+        'working-directory `mnt/"share"/***` (from `mnt/"share"/#{SmbPassword}`) does not exist'
+    )
+    for text in (outcome.out, outcome.err, outcome.record_text):
+        assert "s-my-Passw0rd" not in text
+
+
 def test_the_files_a_step_reports_through_are_the_owners_alone(workspace: Workspace) -> None:
     outcome = workspace.run(
         """
