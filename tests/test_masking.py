@@ -113,6 +113,8 @@ MASKED = [
     ("xml escaped", ["<a&'b\">"], "<pw>&lt;a&amp;&apos;b&quot;&gt;</pw>", "<pw>***</pw>"),
     ("expression escaped", ["it's-secret"], "'it''s-secret'", "'***'"),
     ("bash single quoted", ["it's-secret"], "echo 'it'\\''s-secret'", "echo '***'"),
+    # shlex.quote(), shlex.join(): `'` as `'"'"'` (attack pass)
+    ("shlex quoted", ["it's-secret"], "echo 'it'\"'\"'s-secret'", "echo '***'"),
     ("bash double quoted", ['$a"b`c'], 'echo "\\$a\\"b\\`c"', 'echo "***"'),
     ("trim double quotes", ['"quoted-secret"'], "quoted-secret", "***"),
     ("hex", ["hunter22"], "key=68756e7465723232 KEY=68756E7465723232", "key=*** KEY=***"),
