@@ -44,7 +44,7 @@ from runner.model import Identity, Step, Workflow
 from runner.options import RunOptions
 from runner.process import ProcessGroups
 from runner.steps import guided as gf
-from runner.steps.base import Detached, RunLog, StepContext, StepKind, StepResult
+from runner.steps.base import Detached, RunLog, Siblings, StepContext, StepKind, StepResult
 from runner.steps.scratch import Scratch
 from runner.variables.resolve import SECRET_MASK, VariableSet
 
@@ -357,11 +357,12 @@ class Run:
             # about 7 ms of every `runner run`; only steps started together use threads
             from concurrent.futures import ThreadPoolExecutor
 
+            siblings = Siblings()
             with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(started))) as pool:
-                for future in [pool.submit(self._run_step, step) for step in started]:
+                for future in [pool.submit(self._run_step, s, siblings) for s in started]:
                     future.result()
 
-    def _run_step(self, step: Step) -> None:
+    def _run_step(self, step: Step, siblings: Siblings | None = None) -> None:
         self.log.step_started(step)
         decided, self._decided = self._decided, None
         if decided is not None and decided[0] == step.id:
@@ -409,6 +410,7 @@ class Run:
             cancelled=self.groups.cancelled.is_set,
             interruptible=self.groups.cancelled.call,
             host_env=self.environ,
+            siblings=siblings,
         )
         if step.guided is not None and step.kind != "manual":
             result = self._guided(step, ctx)

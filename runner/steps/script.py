@@ -130,6 +130,8 @@ def run_script(
         # the script holds the values substituted into it, secrets included, and the files may
         # hold secret values (a sensitive variable, an output made of a secret): like GitHub's,
         # they do not outlive the step
+        if ctx.siblings is not None:
+            ctx.siblings.remove(files["octopus"])
         _remove(path)
         for written in files.values():
             _remove(written)
@@ -160,6 +162,7 @@ def _run_created(
     refused: list[str] = []
 
     octopus_size = 0
+    siblings = ctx.siblings
 
     def on_line(line: str) -> None:
         nonlocal octopus_size
@@ -171,13 +174,22 @@ def _run_created(
             mask_sensitive_variables(ctx, files["octopus"])
         handle_line(ctx, processor, line, refused)
 
+    def on_sibling_line(line: str) -> None:
+        # running beside other steps: what any of them set so far (its own file included)
+        for path in siblings.changed(_size) if siblings is not None else ():
+            mask_sensitive_variables(ctx, path)
+        handle_line(ctx, processor, line, refused)
+
+    if siblings is not None:
+        siblings.add(files["octopus"])
+
     timeout = script.timeout_minutes * 60 if script.timeout_minutes else None
     try:
         outcome = run_process(
             argv,
             env=env,
             cwd=str(cwd),
-            on_line=on_line,
+            on_line=on_line if siblings is None else on_sibling_line,
             timeout=timeout,
             groups=ctx.groups,
             after_cancel=after_cancel,
