@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any
 
 from runner.errors import UsageError
 from runner.model import Input
 
 InputValue = str | int | float | bool
+#: how a secret input is recorded and shown
+SECRET_MASK = "***"
 
 
 def parse_pairs(pairs: Iterable[str], option: str) -> dict[str, str]:
@@ -63,3 +66,22 @@ def _convert(item: Input, raw: str) -> InputValue:
         options = ", ".join(item.options)
         raise UsageError(f"input {item.name!r} must be one of {options}, got {got}")
     return raw
+
+
+def shown_inputs(
+    inputs: Mapping[str, Any], secret: Collection[str], mask: Callable[[str], str]
+) -> dict[str, Any]:
+    """The inputs as a run records and shows them: a secret one as ``***``, any other with
+    the secrets it holds masked (``https://ci:TOKEN@registry``, where ``TOKEN`` is a secret
+    input or variable: the record, the approval request, the plan and the server showed it in
+    clear); a number or a boolean stays as it is unless its text is a secret."""
+    shown: dict[str, Any] = {}
+    for name, value in inputs.items():
+        if name in secret:
+            shown[name] = SECRET_MASK
+        elif isinstance(value, str):
+            shown[name] = mask(value)
+        else:
+            masked = mask(str(value))
+            shown[name] = value if masked == str(value) else masked
+    return shown

@@ -26,7 +26,8 @@ into one. :class:`Masker` does the same, with these choices:
   (``/`` kept) and JavaScript's ``encodeURIComponent`` write them, with ``+`` or ``%20`` for a
   space and upper- or lower-case ``%xx``; JSON as Python (``\\uXXXX``), PHP (``\\/``), Go
   (``\\u003c``) and .NET (upper-case hex) write it, and JSON inside a JSON string; the forms
-  inside bash single and double quotes, ``printf %q``'s, and Python's ``repr``.
+  inside bash single and double quotes, ``printf %q``'s, ``shlex.quote``'s, and Python's ``repr``
+  (alone, and inside a text holding a ``"``, where it escapes ``'``).
 * **Derived values.** GitHub's expressions cannot change a secret's case or cut it, but
   Octostache's filters can (``#{Password | ToUpper}``, ``Substring``, a field of a JSON
   secret, ``#{each}`` over one): :meth:`Masker.derive` repeats such a computation on each
@@ -118,6 +119,9 @@ def encoded_forms(value: str) -> set[str]:
     forms.add(_BASH_DOUBLE_QUOTED.sub(r"\\\1", value))  # inside bash "..."
     forms.add(printf_q(value))
     forms.add(repr(value)[1:-1])  # Python's repr(), as print() shows a list or a dict
+    # ...and repr() of a text holding the secret and a `"`: single-quoted, with `'` as `\'`
+    forms.add(repr(value + '"')[1:-2])
+    forms.add(value.replace("'", "'\"'\"'"))  # shlex.quote(), shlex.join(): `'` as '"'"'
     return forms
 
 

@@ -51,4 +51,38 @@ def post_json(url: str, message: Mapping[str, Any], *, timeout: float = TIMEOUT)
         raise
     except (OSError, ValueError, http.client.HTTPException) as exc:
         # http.client's errors for an answer that is not HTTP are not OSErrors
-        raise WebhookError(str(exc) or type(exc).__name__) from exc
+        raise WebhookError(_failure(exc, timeout)) from exc
+
+
+def _failure(exc: BaseException, timeout: float) -> str:
+    """What failed, in words that never quote the URL: urllib's and http.client's messages do
+    (``nonnumeric port: 'S3cret@host'``, ``unknown url type: ...``), and a webhook's URL is
+    a secret (the path is its token; a password may be in it), which the masker catches only
+    whole."""
+    import http.client
+    import socket
+    import ssl
+    import urllib.error
+
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"the webhook answered HTTP {exc.code}"
+    if isinstance(exc, urllib.error.URLError):
+        reason = exc.reason
+        if isinstance(reason, BaseException):
+            return _failure(reason, timeout)
+        return "the webhook's URL is not an http or https URL"
+    if isinstance(exc, TimeoutError):
+        return f"the webhook did not answer within {timeout:g} seconds"
+    if isinstance(exc, ConnectionRefusedError):
+        return "the webhook's host refused the connection"
+    if isinstance(exc, socket.gaierror):
+        return "the webhook's host name could not be resolved"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS with the webhook's host failed ({exc.reason or type(exc).__name__})"
+    if isinstance(exc, http.client.InvalidURL | ValueError):
+        return "the webhook's URL is malformed"
+    if isinstance(exc, http.client.HTTPException):
+        return f"the webhook's answer was not HTTP ({type(exc).__name__})"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"the webhook could not be reached: {exc.strerror}"
+    return f"the webhook could not be reached ({type(exc).__name__})"

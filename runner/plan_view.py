@@ -6,10 +6,10 @@ from collections import Counter
 from typing import Any
 
 from runner.engine.plan import Plan, PlannedStep, mask_secrets
+from runner.inputs import shown_inputs
 from runner.load.build import text
 from runner.model import Step
 from runner.policy import describe
-from runner.variables.resolve import SECRET_MASK
 
 
 def plan_to_json(plan: Plan) -> dict[str, Any]:
@@ -19,7 +19,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "path": plan.workflow.path,
         "digest": plan.workflow.digest,
         "environment": plan.environment,
-        "inputs": {k: (SECRET_MASK if k in secret_inputs else v) for k, v in plan.inputs.items()},
+        "inputs": shown_inputs(plan.inputs, secret_inputs, lambda t: _mask(plan, t)),
         "variables": [
             {
                 "name": r.name,
@@ -148,9 +148,8 @@ def plan_to_text(plan: Plan) -> str:
     lines = [f"Plan: {plan.workflow.name} -> {plan.environment}  ({plan.workflow.path})"]
     if plan.inputs:
         secret_inputs = {n for n, i in plan.workflow.inputs.items() if i.secret}
-        shown = ", ".join(
-            f"{k}={SECRET_MASK if k in secret_inputs else text(v)}" for k, v in plan.inputs.items()
-        )
+        masked = shown_inputs(plan.inputs, secret_inputs, lambda t: _mask(plan, t))
+        shown = ", ".join(f"{k}={text(v)}" for k, v in masked.items())
         lines.append(f"Inputs: {shown}")
     if plan.variables.items:
         lines.append("Variables:")

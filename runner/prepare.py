@@ -42,6 +42,9 @@ class Prepared(Struct, frozen=True):
     policy: Verdict | None = None
     #: the trust anchor the environment sets (``RUNNER_TRUST_REF``), if any
     anchor: Anchor | None = None
+    #: the secret inputs' values as given (``--input``), before their conversion: a number's
+    #: text as written (``012345``), which the run masks as it masks the number
+    secret_texts: tuple[str, ...] = ()
 
 
 def warn_stderr(text: str) -> None:
@@ -86,10 +89,25 @@ def prepare(
     check_environment(loaded, workflow, environment)
     # a resumed run's inputs are its record's (restored by the resume): a required one was
     # refused here, and such a run could not be resumed
-    inputs = {} if resumed else resolve_inputs(workflow.inputs, parse_pairs(raw_inputs, "--input"))
+    given = {} if resumed else parse_pairs(raw_inputs, "--input")
+    inputs = {} if resumed else resolve_inputs(workflow.inputs, given)
+    secret_texts = tuple(
+        value
+        for name, value in given.items()
+        if name in workflow.inputs and workflow.inputs[name].secret
+    )
     skipped = check_skip(workflow, skip)
     variables = resolve(workflow.variables, environment, environ)
-    return Prepared(loaded, workflow, environment, inputs, variables, skipped, anchor=anchor)
+    return Prepared(
+        loaded,
+        workflow,
+        environment,
+        inputs,
+        variables,
+        skipped,
+        anchor=anchor,
+        secret_texts=secret_texts,
+    )
 
 
 def require_environment(path: str, environment: str | None) -> str:

@@ -113,6 +113,8 @@ MASKED = [
     ("xml escaped", ["<a&'b\">"], "<pw>&lt;a&amp;&apos;b&quot;&gt;</pw>", "<pw>***</pw>"),
     ("expression escaped", ["it's-secret"], "'it''s-secret'", "'***'"),
     ("bash single quoted", ["it's-secret"], "echo 'it'\\''s-secret'", "echo '***'"),
+    # shlex.quote(), shlex.join(): `'` as `'"'"'` (attack pass)
+    ("shlex quoted", ["it's-secret"], "echo 'it'\"'\"'s-secret'", "echo '***'"),
     ("bash double quoted", ['$a"b`c'], 'echo "\\$a\\"b\\`c"', 'echo "***"'),
     ("trim double quotes", ['"quoted-secret"'], "quoted-secret", "***"),
     ("hex", ["hunter22"], "key=68756e7465723232 KEY=68756E7465723232", "key=*** KEY=***"),
@@ -131,6 +133,13 @@ MASKED = [
     ("url lower-case hex", ["p@ss word/1"], "p%40ss%20word%2f1", "***"),
     ("url encodeURIComponent", ["it's (secret)!"], "it's%20(secret)!", "***"),
     ("python repr", ["it's\\secret"], "['it\\'s\\\\secret']", "['***']"),
+    # repr() of a text holding the secret and a `"` (a folder name): `'` as `\'` (attack pass)
+    (
+        "python repr beside a quote",
+        ["it's-my-pw!"],
+        repr('mnt/"share"/it\'s-my-pw!'),
+        "'mnt/\"share\"/***'",
+    ),
     (
         "long secrets sharing a long prefix",
         ["k" * 90 + "-one", "k" * 90 + "-two"],

@@ -143,6 +143,9 @@ class RunRecord(Struct, dict=True):
     #: process that ran the step
     secret_env: list[str] = field(default_factory=list)
     path: list[str] = field(default_factory=list)
+    #: those of ``path`` whose entry held a secret (as ``path`` shows them, masked): known
+    #: whole only to the process that ran the step, as ``secret_env``'s values are
+    secret_path: list[str] = field(default_factory=list)
     #: the source commit being deployed, where git knows it
     commit: str | None = None
     #: the commit the trust ref named when the run started; a resumed run reads trust from it
@@ -205,6 +208,8 @@ class RunRecord(Struct, dict=True):
         for name in self.__struct_fields__:
             if name == "journal" and self.journal is None:
                 continue  # a record with no journal lines (and every record before them)
+            if name == "secret_path" and not self.secret_path:
+                continue  # the same: a record as every runner before it wrote one
             if name == "steps":
                 steps = ",\n".join([f"  {step.json_line()}" for step in self.steps])
                 lines.append(f' "steps": [\n{steps}\n ]' if steps else ' "steps": []')

@@ -16,7 +16,7 @@ import json
 import os
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,8 @@ from runner.errors import RefusedError, UsageError
 from runner.errors import UsageError as _UsageError
 from runner.evaluation.contexts import UNFINISHED
 from runner.git import Git
+from runner.inputs import SECRET_MASK
+from runner.masking import Masker
 from runner.model import Identity, Workflow
 from runner.options import RunOptions
 from runner.prepare import prepare
@@ -97,14 +99,24 @@ def load_for_resume(store: RecordStore, run_id: str) -> RunRecord:
 
 
 def check_unsealed(
-    record: RunRecord, store: RecordStore, environ: Mapping[str, str], log: RunLog
+    record: RunRecord,
+    store: RecordStore,
+    environ: Mapping[str, str],
+    log: RunLog,
+    secrets: Iterable[str] = (),
 ) -> None:
     """What a resume refuses to take from the record's environment (``carried_env``); without
-    the key, in CI, one warning that the record is not sealed."""
+    the key, in CI, one warning that the record is not sealed. The refusal quotes what the
+    record holds, masked with ``secrets`` (a record written before the runner stored PATH
+    entries masked held them in clear, and this message went to the job's log)."""
 
     sealed = store.key is not None
     found = carried_env.problems(record.env, record.path, store.state_dir, sealed=sealed)
     if found:
+        masker = Masker()
+        for secret in secrets:
+            masker.add(secret)
+        found = [masker.mask(problem) for problem in found]
         why = (
             "the state folder's files travel unsealed"
             if sealed
@@ -229,14 +241,22 @@ def lost_secret(workflow: Workflow, run: Run) -> str | None:
     """A pending step that reads a secret output, or runs after a step set an environment
     variable to a secret, whose value this process no longer has."""
     lost_env = [name for name in run.record.secret_env if name not in run.secret_env]
-    if lost_env:
+    lost = (
+        f"set the environment variable `{lost_env[0]}` to a value holding a secret"
+        if lost_env
+        # kept masked in the record as a variable's value is: the resumed process has the
+        # entry as `***`, and a later step would run programs from another folder
+        else f"added the PATH entry `{run.record.secret_path[0]}`, which holds a secret"
+        if run.record.secret_path and run.path is None
+        else None
+    )
+    if lost is not None:
         for step in workflow.steps:
             if run.record.step(step.id).status == StepStatus.PENDING and step.kind != "manual":
                 # any process a later step starts would see the variable: which read it cannot
                 # be told from the workflow
                 return (
-                    f"an earlier step set the environment variable `{lost_env[0]}` to a value "
-                    "holding a secret, and secret values are never stored: step "
+                    f"an earlier step {lost}, and secret values are never stored: step "
                     f"`{step.id}` and the steps after it cannot run in a resumed run"
                 )
     secrets = {
@@ -341,7 +361,6 @@ def resume(
         pass  # refuse at once if another process holds the run
 
     evidence.check_pin_format(record)
-    check_unsealed(record, store, environ, log)
     prepared = prepare(
         workflow_file(record, workspace or workspace_here()),
         record.environment,
@@ -351,6 +370,18 @@ def resume(
         trust_commit=record.trust_commit,
         resumed=True,
     )
+    # after the workflow's variables are known: its refusal is masked with their secrets
+    secrets = [
+        *prepared.variables.secrets(),
+        *start.start_secrets(prepared, environ),
+        # given again: a secret input's value (not one that only held a secret)
+        *(
+            value
+            for name, value in (secret_inputs or {}).items()
+            if name in prepared.workflow.inputs and prepared.workflow.inputs[name].secret
+        ),
+    ]
+    check_unsealed(record, store, environ, log, secrets)
     # a record is not evidence (#17): the trust it pins must be the protected ref's
     evidence.check_trust_pin(record, prepared.workflow, prepared.loaded.workspace)
     trust = prepared.workflow.approvals.trust
@@ -393,7 +424,7 @@ def resume(
             "finished is unknown",
             hint="check what they did, then resume with --rerun-interrupted to run them again",
         )
-    inputs = restore_inputs(prepared.workflow, record.inputs, secret_inputs or {}, log)
+    inputs = restore_inputs(prepared.workflow, record.inputs, secret_inputs or {}, log, secrets)
     prepared = _with_inputs(prepared, inputs)
     _preflight(prepared, record, environ, options, log)
     by = record.started_by
@@ -472,18 +503,37 @@ def _with_inputs(prepared: Any, inputs: dict[str, Any]) -> Any:
 
 
 def restore_inputs(
-    workflow: Workflow, recorded: Mapping[str, Any], given: Mapping[str, str], log: RunLog
+    workflow: Workflow,
+    recorded: Mapping[str, Any],
+    given: Mapping[str, str],
+    log: RunLog,
+    secrets: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """The run's inputs: recorded ones, and secret ones given again (they are never stored)."""
+    """The run's inputs: recorded ones, and secret ones given again (they are never stored),
+    as is an input that is not secret but held a secret (``secrets``: those of the resumed
+    run), which the record keeps masked: given again, it must mask to what the record shows."""
 
     inputs = dict(recorded)
+    masker: Masker | None = None
     for name, value in given.items():
         spec = workflow.inputs.get(name)
-        if spec is None or not spec.secret:
+        shown = recorded.get(name)
+        masked = spec is not None and isinstance(shown, str) and SECRET_MASK in shown
+        if spec is None or not (spec.secret or masked):
             raise _UsageError(
                 f"--input {name}: only secret inputs are given again on resume; "
                 "the others are the run's own"
             )
+        if not spec.secret:
+            if masker is None:
+                masker = Masker()
+                for secret in secrets:
+                    masker.add(secret)
+            if masker.mask(value) != shown:
+                raise _UsageError(
+                    f"--input {name}: not the value the run was started with, which its record "
+                    f"shows as {shown!r}"
+                )
         inputs[name] = value
     for name, spec in workflow.inputs.items():
         if spec.secret and name not in given and recorded.get(name) == "***":
@@ -492,4 +542,9 @@ def restore_inputs(
                 "it is empty in the resumed run"
             )
             inputs[name] = ""
+        elif not spec.secret and name not in given and SECRET_MASK in str(recorded.get(name)):
+            log.write(
+                f"input {name!r} held a secret, and the record keeps it masked: give it again "
+                f"(--input {name}=...), or the resumed run's steps get it masked"
+            )
     return inputs

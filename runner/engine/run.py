@@ -50,7 +50,7 @@ from runner.model import Identity, Step, Workflow
 from runner.options import RunOptions
 from runner.process import ProcessGroups
 from runner.steps import guided as gf
-from runner.steps.base import Detached, RunLog, StepContext, StepKind, StepResult
+from runner.steps.base import Detached, RunLog, Siblings, StepContext, StepKind, StepResult
 from runner.steps.scratch import Scratch
 from runner.variables.resolve import SECRET_MASK, VariableSet
 
@@ -89,6 +89,10 @@ class Run:
     #: environment variables steps set (``RUNNER_ENV``) to values holding a secret: the
     #: record keeps them masked, later steps of this process get them whole
     secret_env: dict[str, str] = field(default_factory=dict)
+    #: the PATH entries steps added (``RUNNER_PATH``) as this process knows them, whole, in
+    #: the record's order; None while this process has added none (the record's are whole
+    #: then, but for those ``record.secret_path`` lists, which a resume refuses to run after)
+    path: list[str] | None = None
     #: the manual step the run detached at, if it did
     detached_at: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -353,11 +357,12 @@ class Run:
             # about 7 ms of every `runner run`; only steps started together use threads
             from concurrent.futures import ThreadPoolExecutor
 
+            siblings = Siblings()
             with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(started))) as pool:
-                for future in [pool.submit(self._run_step, step) for step in started]:
+                for future in [pool.submit(self._run_step, s, siblings) for s in started]:
                     future.result()
 
-    def _run_step(self, step: Step) -> None:
+    def _run_step(self, step: Step, siblings: Siblings | None = None) -> None:
         self.log.step_started(step)
         decided, self._decided = self._decided, None
         if decided is not None and decided[0] == step.id:
@@ -410,6 +415,7 @@ class Run:
             cancelled=self.groups.cancelled.is_set,
             interruptible=self.groups.cancelled.call,
             host_env=self.environ,
+            siblings=siblings,
         )
         if step.guided is not None and step.kind != "manual":
             result = self._guided(step, ctx)
@@ -559,7 +565,8 @@ class Run:
         assert isinstance(rendered, dict)
         env.update(rendered)
         if self.record.path:
-            env["PATH"] = os.pathsep.join([*self.record.path, env.get("PATH", "")])
+            added = self.path if self.path is not None else self.record.path
+            env["PATH"] = os.pathsep.join([*added, env.get("PATH", "")])
         env.update(
             {
                 "RUNNER_RUN_ID": self.record.run_id,
@@ -603,7 +610,8 @@ class Run:
                 **self._outputs(step.id, old, result),
             )
             self._store_env(result.env)
-            self.record.path = [*result.path, *self.record.path]
+            if result.path:
+                self._store_path(result.path)
             if rec.conclusion == "cancelled":
                 self._note_cancelled(step)
             if rec.conclusion == "failure" and self.record.job_status == "success":
@@ -698,6 +706,18 @@ class Run:
                 self.secret_env.pop(name, None)
                 if name in self.record.secret_env:
                     self.record.secret_env.remove(name)
+
+    def _store_path(self, entries: list[str]) -> None:
+        """``RUNNER_PATH`` entries into the record, masked (one holding a secret was stored,
+        sent to the server and shown by ``runs show`` in clear); whole ones stay in this
+        process, as ``RUNNER_ENV``'s values do."""
+        masked = [self.masker.mask(entry) for entry in entries]
+        whole = self.path if self.path is not None else self.record.path
+        self.path = [*entries, *whole]
+        self.record.path = [*masked, *self.record.path]
+        for shown, entry in zip(masked, entries, strict=True):
+            if shown != entry and shown not in self.record.secret_path:
+                self.record.secret_path.append(shown)
 
     # -- the end ---------------------------------------------------------------------------
 

@@ -11,13 +11,16 @@ from msgspec import Struct
 from msgspec.structs import asdict
 
 from runner.actor import current_actor
+from runner.approvals.server_client import DEFAULT_TOKEN_ENV
 from runner.ci import default_run_id
 from runner.engine.record import RecordStore, RunRecord
 from runner.engine.run import Run, new_record, utc_now
 from runner.engine.seal import record_key
 from runner.errors import RefusedError, UsageError
 from runner.git import Git, deployed_commit
+from runner.inputs import shown_inputs
 from runner.load.action import load_action
+from runner.load.build import text
 from runner.load.checks import action_path
 from runner.model import Identity, Workflow, is_run_id
 from runner.options import RunOptions
@@ -106,6 +109,12 @@ def start_run(request: RunRequest) -> Run:
     run = build_run(
         prepared, record, store, request.log, request.environ, request.options, created_by
     )
+    # masked before the record is first saved: an input that is not secret may hold one of
+    # the run's secrets (registered by `Run.execute` too, which only starts after)
+    for secret in prepared.variables.secrets():
+        run.masker.add(secret)
+    secret_inputs = {n for n, i in workflow.inputs.items() if i.secret}
+    record.inputs = shown_inputs(prepared.inputs, secret_inputs, run.masker.mask)
     if not store.create(record):  # another process started this run id meanwhile
         raise RefusedError(
             f"run {run_id} already exists in {request.state_dir}",
@@ -145,8 +154,42 @@ def build_run(
         sleep=groups.cancelled.sleep,
         options=options,
     )
+    for secret in start_secrets(prepared, environ):
+        run.masker.add(secret)
+    return run
+
+
+def start_secrets(prepared: Prepared, environ: Mapping[str, str]) -> list[str]:
+    """The secrets a run of ``prepared`` masks from its start, besides its variables' (which
+    :meth:`Run.execute` registers):
+
+    * its secret inputs, as given and as a step prints them (a number's ``12345`` for
+      ``012345``: only string values were registered, and a secret number was printed in
+      clear). Not a boolean's ``true`` or ``false``: masking every one of the log would tell
+      nothing a reader could not guess;
+    * the values of every secret variable read from the environment, whatever the
+      environment it is scoped to: a prod run's steps have ``$STAGING_DB_PW`` in their
+      environment too, as every variable of the job is (GitHub passes the job's whole
+      environment), and ``env`` printed it;
+    * the approval server's runner token and the notify webhooks' ``url-env`` URLs, which
+      every step's environment holds as well (the URL was registered only when a manual step
+      posted, after the steps before it had run).
+    """
+    workflow = prepared.workflow
+    found = [*prepared.secret_texts]
     for name, spec in workflow.inputs.items():
         value = prepared.inputs.get(name)
-        if spec.secret and isinstance(value, str) and value:
-            run.masker.add(value)
-    return run
+        if spec.secret and not isinstance(value, bool) and value is not None:
+            found.append(value if isinstance(value, str) else text(value))
+    for variable in workflow.variables.values():
+        if variable.secret:
+            found += [environ.get(v.from_env, "") for v in variable.values if v.from_env]
+    approvals = workflow.approvals
+    if approvals.server is not None:
+        found.append(environ.get(approvals.server.token_env or DEFAULT_TOKEN_ENV, ""))
+    hooks = [approvals.notify]
+    for step in workflow.steps:
+        hooks += [step.manual.notify if step.manual else None]
+        hooks += [step.guided.notify if step.guided else None]
+    found += [environ.get(hook.url_env, "") for hook in hooks if hook and hook.url_env]
+    return [secret for secret in found if secret]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -83,6 +84,37 @@ class RunLog(StepLog, Protocol):
         out of a run (finished, detached, failed, interrupted), and more than once at will."""
 
 
+class Siblings:
+    """The Octopus-variables files of the script steps running together (``start:
+    with-previous``): a ``-sensitive`` value one sets is masked in the others' output as soon
+    as it is written, not only once its own step prints a line or ends (the masker is the
+    run's, but each step read only its own file)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        #: file -> the size it had when last read
+        self._files: dict[str, int] = {}
+
+    def add(self, path: str) -> None:
+        with self._lock:
+            self._files[path] = 0
+
+    def remove(self, path: str) -> None:
+        with self._lock:
+            self._files.pop(path, None)
+
+    def changed(self, sizes: Callable[[str], int]) -> list[str]:
+        """The files whose size ``sizes`` now says differs from when they were last read."""
+        with self._lock:
+            found = []
+            for path, seen in self._files.items():
+                size = sizes(path)
+                if size != seen:
+                    self._files[path] = size
+                    found.append(path)
+            return found
+
+
 class StepContext(Struct):
     workflow: Workflow
     step: Step
@@ -126,6 +158,8 @@ class StepContext(Struct):
     #: where a key of what runs is written, when it is not ``step`` (a composite action's step,
     #: in its ``action.yml``)
     where: Callable[[str], Location | None] | None = None
+    #: the steps started with this one, when there are others (None: it runs alone)
+    siblings: Siblings | None = None
 
     def at(self, key: str) -> Location | None:
         """Where the key (``run``, ``working-directory``...) of what runs is written."""

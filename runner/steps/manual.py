@@ -410,7 +410,9 @@ def announce(ctx: StepContext, request: Interruption, sources: list[ApprovalSour
         f"{request.digest[:12]}" + (f", commit {request.commit[:12]}" if request.commit else "")
     )
     if request.inputs:
-        lines.append("Inputs: " + json.dumps(request.inputs, ensure_ascii=False))
+        # the record's inputs are masked; a record an older runner wrote held them in clear
+        shown = json.dumps(request.inputs, ensure_ascii=False)
+        lines.append("Inputs: " + ctx.masker.mask(shown))
     if request.following_steps:
         lines.append("Then: " + ", ".join(request.following_steps))
     if request.skipped:

@@ -130,6 +130,8 @@ def run_script(
         # the script holds the values substituted into it, secrets included, and the files may
         # hold secret values (a sensitive variable, an output made of a secret): like GitHub's,
         # they do not outlive the step
+        if ctx.siblings is not None:
+            ctx.siblings.remove(files["octopus"])
         _remove(path)
         for written in files.values():
             _remove(written)
@@ -149,7 +151,9 @@ def _run_created(
         cwd = (ctx.workspace / folder).resolve()
         if not cwd.is_dir():
             written = script.working_directory
-            shown = repr(folder) if folder == written else f"{folder!r} (from {written!r})"
+            # quoted as it is, not repr()'d: repr escapes a `'` when the text also holds a `"`,
+            # a form of a secret in the folder's name that the masker did not know
+            shown = f"`{folder}`" if folder == written else f"`{folder}` (from `{written}`)"
             raise StepError(
                 f"working-directory {shown} does not exist", location=ctx.at("working-directory")
             )
@@ -158,6 +162,7 @@ def _run_created(
     refused: list[str] = []
 
     octopus_size = 0
+    siblings = ctx.siblings
 
     def on_line(line: str) -> None:
         nonlocal octopus_size
@@ -169,13 +174,22 @@ def _run_created(
             mask_sensitive_variables(ctx, files["octopus"])
         handle_line(ctx, processor, line, refused)
 
+    def on_sibling_line(line: str) -> None:
+        # running beside other steps: what any of them set so far (its own file included)
+        for path in siblings.changed(_size) if siblings is not None else ():
+            mask_sensitive_variables(ctx, path)
+        handle_line(ctx, processor, line, refused)
+
+    if siblings is not None:
+        siblings.add(files["octopus"])
+
     timeout = script.timeout_minutes * 60 if script.timeout_minutes else None
     try:
         outcome = run_process(
             argv,
             env=env,
             cwd=str(cwd),
-            on_line=on_line,
+            on_line=on_line if siblings is None else on_sibling_line,
             timeout=timeout,
             groups=ctx.groups,
             after_cancel=after_cancel,

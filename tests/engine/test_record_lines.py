@@ -39,6 +39,8 @@ def assert_exact(rec: RunRecord) -> None:
             del data["guided"]
     if plain["journal"] is None:
         del plain["journal"]  # written only by the store, for a record with journal lines
+    if not plain["secret_path"]:
+        del plain["secret_path"]  # written only when a PATH entry held a secret
     assert json.loads(rec.to_json()) == json.loads(json.dumps(plain))
 
 

@@ -450,8 +450,8 @@ def test_an_expression_in_the_workflows_env_is_named_at_its_own_value(
         ),
         (
             "working-directory: missing-${{ inputs.meta }}",
-            "action.yml:10:26: working-directory 'missing-not json' "
-            "(from 'missing-${{ inputs.meta }}') does not exist",
+            "action.yml:10:26: working-directory `missing-not json` "
+            "(from `missing-${{ inputs.meta }}`) does not exist",
         ),
     ],
     ids=["env", "working-directory", "missing-folder"],

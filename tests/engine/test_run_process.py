@@ -276,7 +276,7 @@ def test_missing_shell_and_working_directory_fail_the_step(workspace: Workspace)
     assert no_shell.error == "shell 'no-such-shell-x' is not installed on this machine"
     assert (no_dir.outcome, no_dir.conclusion) == ("failure", "success")
     assert no_dir.error == (
-        f"{workspace.root / 'deploy.yml'}:11:24: working-directory 'does/not/exist' does not exist"
+        f"{workspace.root / 'deploy.yml'}:11:24: working-directory `does/not/exist` does not exist"
     )
     assert f"  {workspace.root / 'sub'}" in result.lines()
 

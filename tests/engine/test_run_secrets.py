@@ -258,6 +258,67 @@ def test_missing_secret_from_env_is_left_unsubstituted(workspace: Workspace) -> 
     assert "  password=[#{Password}]" in outcome.lines()
 
 
+def test_a_missing_working_directory_holding_a_secret_is_named_masked(
+    workspace: Workspace,
+) -> None:
+    """The message repr()'d the folder: beside a `"`, a `'` of the secret became `\\'`, a
+    form the masker did not know, and the log, the record and `runs show` showed it."""
+    secret = "it's-my-Passw0rd!"
+    outcome = workspace.run(
+        """
+        name: missing folder
+        variables:
+          SmbPassword:
+            from-env: TEST_SMB_PASSWORD
+            secret: true
+        steps:
+          - id: copy
+            name: Copy
+            working-directory: 'mnt/"share"/#{SmbPassword}'
+            run: echo hi
+        """,
+        env={"TEST_SMB_PASSWORD": secret},
+    )
+    assert outcome.code != 0
+    assert outcome.step("copy").error is not None
+    assert outcome.step("copy").error.endswith(
+        'working-directory `mnt/"share"/***` (from `mnt/"share"/#{SmbPassword}`) does not exist'
+    )
+    for text in (outcome.out, outcome.err, outcome.record_text):
+        assert "s-my-Passw0rd" not in text
+
+
+def test_a_sensitive_value_is_masked_at_once_in_the_steps_running_beside_its_setter(
+    workspace: Workspace,
+) -> None:
+    """Each step read only its own Octopus-variables file, when its own output arrived: a step
+    started with the setter printed the value in clear while the setter printed nothing."""
+    outcome = workspace.run(
+        """
+        name: parallel
+        steps:
+          - id: fetch
+            name: Fetch
+            run: |
+              tok="GeneratedT0ken-$RUNNER_RUN_ID-x"
+              set_octopusvariable DbToken "$tok" -sensitive
+              echo "$tok" > "$RUNNER_TEMP/token"
+              # silent until the step beside it has printed the value
+              for _ in $(seq 300); do [ -f "$RUNNER_TEMP/printed" ] && break; sleep 0.05; done
+          - id: migrate
+            name: Migrate
+            start: with-previous
+            run: |
+              for _ in $(seq 300); do [ -s "$RUNNER_TEMP/token" ] && break; sleep 0.05; done
+              echo "connecting with $(cat "$RUNNER_TEMP/token")"
+              touch "$RUNNER_TEMP/printed"
+        """
+    )
+    assert outcome.code == 0, outcome.err
+    assert "GeneratedT0ken" not in outcome.out + outcome.err
+    assert any(line.endswith("connecting with ***") for line in outcome.lines())
+
+
 def test_the_files_a_step_reports_through_are_the_owners_alone(workspace: Workspace) -> None:
     outcome = workspace.run(
         """

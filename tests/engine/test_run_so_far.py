@@ -121,9 +121,9 @@ def test_a_step_finishing_while_another_reads_the_run_keeps_the_workflows_order(
     running = threading.local()
     run_step, states = Run._run_step, ContextBuilder.states
 
-    def noting(self: Run, step: Any) -> None:
+    def noting(self: Run, step: Any, *more: Any) -> None:
         running.step = step.id
-        run_step(self, step)
+        run_step(self, step, *more)
 
     def late(self: ContextBuilder) -> Any:
         if getattr(running, "step", None) == "s9" and not getattr(running, "waited", False):
