@@ -43,7 +43,7 @@ LAZY: dict[str, tuple[set[str] | None, str]] = {
         "about 0.25 s of each server start (Mako, Pygments); a database at the head never pays it",
     ),
     "notify.py": (
-        {"http.client", "urllib.request"},
+        {"http.client", "urllib.request", "urllib.error", "socket", "ssl"},
         "about 20 ms of each start (with email and ssl); a run without a webhook never pays it",
     ),
     "approvals/sshsig.py": (
