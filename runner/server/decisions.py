@@ -69,7 +69,7 @@ class Decisions:
         with self.engine.begin() as c:
             existing = interruptions.of_step(c, parsed.run_id, slot(parsed))
             if existing is None:
-                interruptions.insert_waiting(c, parsed, now())
+                interruptions.insert_waiting(c, parsed, now(), caller.token_id)
                 audit_log.append(
                     c,
                     "created",
@@ -165,15 +165,29 @@ class Decisions:
 
     def cancel(self, interruption_id: str, reason: str, caller: Caller) -> dict[str, Any]:
         """End a waiting interruption (the run stopped, or its deadline passed); a decided one
-        stays as it is."""
+        stays as it is. Only the runner token that registered it, or an admin, may: another
+        team's runner ended a waiting run's interruption, which then could never be approved."""
         with self.engine.begin() as c:
             interruptions.lock_row(c, interruption_id)
+            if (
+                caller.kind != "admin"
+                and interruptions.owner(c, interruption_id) != caller.token_id
+            ):
+                raise Forbidden(
+                    "not_owner",
+                    f"interruption {interruption_id} was registered by another runner token; "
+                    "only that token, or an admin, may cancel it",
+                )
             current = interruptions.view(c, interruption_id)
             if current["state"] == "waiting":
                 state = "timed-out" if reason == "timed-out" else "cancelled"
                 interruptions.settle(c, interruption_id, state, now())
                 audit_log.append(
-                    c, state, interruption_id, f"runner:{caller.token_id}", {"reason": reason}
+                    c,
+                    state,
+                    interruption_id,
+                    f"{caller.kind}:{caller.token_id}",
+                    {"reason": reason},
                 )
             return interruptions.view(c, interruption_id)
 

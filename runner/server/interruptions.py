@@ -62,7 +62,8 @@ def of_step(c: Connection, run_id: str, step_id: str) -> str | None:
     return None if row is None else str(row.id)
 
 
-def insert_waiting(c: Connection, request: Interruption, moment: datetime) -> None:
+def insert_waiting(c: Connection, request: Interruption, moment: datetime, owner: str) -> None:
+    """Keep ``request`` as waiting, registered by the runner token ``owner``."""
     c.execute(
         insert(t.interruptions).values(
             id=request.id,
@@ -75,8 +76,20 @@ def insert_waiting(c: Connection, request: Interruption, moment: datetime) -> No
             version=1,
             created=moment,
             updated=moment,
+            owner=owner,
         )
     )
+
+
+def owner(c: Connection, interruption_id: str) -> str | None:
+    """The id of the runner token that registered the interruption (None: registered before
+    owners were kept); ``NotFound`` if there is none."""
+    row = c.execute(
+        select(t.interruptions.c.owner).where(t.interruptions.c.id == interruption_id)
+    ).first()
+    if row is None:
+        raise NotFound("not_found", f"no interruption {interruption_id!r}")
+    return None if row.owner is None else str(row.owner)
 
 
 def lock_row(c: Connection, interruption_id: str) -> None:

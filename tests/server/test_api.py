@@ -387,6 +387,22 @@ def test_cancel_by_the_runner(
     expect_error(server.assign("alice", ID), 409, "decided")
 
 
+def test_another_runner_token_cannot_cancel(
+    server: Served, make_request: RequestFactory, expect_error: ExpectError
+) -> None:
+    """Attack pass: any runner token cancelled any run's interruption; approvers then got 409
+    `decided` for ever."""
+    server.create(make_request())
+    other = server.store.issue_token("runner", label="another team")
+    answer = server.call(
+        None, "POST", f"/interruptions/{ID}/cancel", token=other, json={"reason": "timed-out"}
+    )
+    expect_error(answer, 403, "not_owner")
+    assert server.assign("alice", ID).status_code == 200
+    answer = server.call("admin", "POST", f"/interruptions/{ID}/cancel", json={})
+    assert (answer.status_code, answer.json()["state"]) == (200, "cancelled")
+
+
 def test_malformed_bodies_get_the_stable_error_shape(
     server: Served, make_request: RequestFactory
 ) -> None:

@@ -328,6 +328,25 @@ def test_cancel(store: Store, make_request: RequestFactory) -> None:
     assert store.cancel("r2--gate", "operator", RUNNER)["state"] == "cancelled"
 
 
+def test_only_the_registering_runner_or_an_admin_cancels(
+    store: Store, make_request: RequestFactory
+) -> None:
+    """Attack pass: another team's runner token cancelled a waiting run's interruption, which
+    then could never be approved."""
+    store.create_interruption(make_request(), RUNNER)
+    with refused(403, "not_owner") as check:
+        store.cancel("r1--gate", "timed-out", OTHER_RUNNER)
+    assert "registered by another runner token" in check.message
+    assert store.get("r1--gate")["state"] == "waiting"
+    # the same request registered again by the other token changes no owner
+    store.create_interruption(make_request(), OTHER_RUNNER)
+    with refused(403, "not_owner"):
+        store.cancel("r1--gate", "cancelled", OTHER_RUNNER)
+    view = store.cancel("r1--gate", "stuck", Caller("admin", "tok-admin", None))
+    assert view["state"] == "cancelled"
+    assert store.history("r1--gate")[-1]["actor"] == "admin:tok-admin"
+
+
 def test_versions_count_every_change(store: Store, make_request: RequestFactory) -> None:
     store.create_interruption(make_request(), RUNNER)
     assert store.version("r1--gate") == 1
