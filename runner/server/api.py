@@ -17,11 +17,10 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from runner.approvals.identity import Person
-from runner.approvals.request import Interruption
 from runner.bounded import loads
 from runner.server.changes import Changes, Writes
 from runner.server.errors import Forbidden, Invalid, NotFound, TooLarge, Unauthenticated
-from runner.server.limits import LIST_ITEMS, TEXT_CHARS, request_problem
+from runner.server.limits import LIST_ITEMS, TEXT_CHARS
 from runner.server.storage import Caller, Store
 
 MAX_WAIT = 60.0
@@ -113,16 +112,6 @@ def person_of(who: Caller) -> Person:
     return who.person
 
 
-def check_size(body: dict[str, Any]) -> None:
-    try:
-        parsed = Interruption.from_dict(body)
-    except (TypeError, ValueError, KeyError, RecursionError):
-        return  # the store says what is wrong with it
-    problem = request_problem(parsed)
-    if problem:
-        raise TooLarge("too_large", f"the request is too large: {problem}")
-
-
 # -- routes ------------------------------------------------------------------------------------
 
 router = APIRouter(prefix="/api/v1")
@@ -133,7 +122,7 @@ async def create(
     body: InterruptionIn, who: Caller = Depends(caller), writes: Writes = Depends(writes_of)
 ) -> dict[str, Any]:
     need(who, "runner")
-    check_size(body.model_dump())
+    # its shape, sizes and texts are judged by the decision service (Decisions.create)
     return await writes.create(body.model_dump(), who)
 
 

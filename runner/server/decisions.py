@@ -19,7 +19,8 @@ from runner.approvals.quorum import Refused, Verdict, check_fields, judge
 from runner.approvals.request import Interruption, Result, Submission, slot
 from runner.approvals.server_source import differing_fields
 from runner.server import audit_log, interruptions, people
-from runner.server.errors import Conflict, Forbidden, Invalid, ServerError
+from runner.server.errors import Conflict, Forbidden, Invalid, ServerError, TooLarge
+from runner.server.limits import request_problem, unwritable
 from runner.server.tokens import Caller
 from runner.server.values import iso, now
 
@@ -48,6 +49,13 @@ class Decisions:
             parsed = Interruption.from_dict(request)
         except (TypeError, ValueError, KeyError) as exc:
             raise Invalid("bad_request", f"not an interruption: {exc}") from None
+        # judged here, before anything is stored, whichever way the request came in
+        too_large = request_problem(parsed)
+        if too_large:
+            raise TooLarge("too_large", f"the request is too large: {too_large}")
+        problem = unwritable(parsed.to_dict())
+        if problem:
+            raise Invalid("bad_request", f"the request cannot be kept: {problem}")
         # the id is derived from the run and step, never taken from the caller: a runner token
         # must not be able to claim another run's interruption first
         parsed = replace(parsed, id=f"{parsed.run_id}--{slot(parsed)}")

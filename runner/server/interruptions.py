@@ -14,7 +14,7 @@ from runner.approvals.identity import Person
 from runner.approvals.request import Interruption, slot
 from runner.server import tables as t
 from runner.server.errors import NotFound
-from runner.server.values import iso
+from runner.server.values import iso, shown
 
 
 def view(c: Connection, interruption_id: str) -> dict[str, Any]:
@@ -28,8 +28,8 @@ def view(c: Connection, interruption_id: str) -> dict[str, Any]:
             "username": s.username,
             "person_id": s.person_id,
             "result": s.result,
-            "notes": s.notes,
-            "fields": s.fields,
+            "notes": shown(s.notes),
+            "fields": shown(s.fields),
             "at": iso(s.at),
         }
         for s in c.execute(
@@ -42,7 +42,7 @@ def view(c: Connection, interruption_id: str) -> dict[str, Any]:
         "id": row.id,
         "run_id": row.run_id,
         "step_id": row.step_id,
-        "request": row.request,
+        "request": shown(row.request),
         "state": row.state,
         "responsible": row.responsible,
         "version": row.version,

@@ -13,6 +13,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from runner.approvals.request import Interruption
+from runner.bounded import holds_half_character
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -88,4 +89,18 @@ def request_problem(request: Interruption) -> str | None:
         return "`inputs` must be JSON"
     if size > INPUTS_BYTES:
         return f"`inputs` is over {INPUTS_BYTES // KIB} KiB"
+    return None
+
+
+def unwritable(value: Any) -> str | None:
+    """Why JSON ``value`` (a parsed request or submission) cannot be kept and shown again, or
+    None: half of a character (a lone ``\\ud800`` escape is valid JSON, but no answer, page or
+    log can be written with it), or a number JSON cannot write (``NaN``, ``Infinity``). Stored,
+    either made every listing that held it answer 500 (attack pass)."""
+    if holds_half_character(value):
+        return "it holds half of a character (a lone \\ud800-\\udfff escape)"
+    try:
+        json.dumps(value, allow_nan=False)
+    except ValueError:
+        return "it holds a number JSON cannot write (NaN or Infinity)"
     return None

@@ -92,7 +92,8 @@ i.request.failure.exit_code is not none %}, exit code {{ i.request.failure.exit_
 {{ i.request.started_by }}</td></tr>
 <tr><th>Commit</th><td><code>{{ i.request.commit or '-' }}</code></td></tr>
 <tr><th>Workflow digest</th><td><code>{{ i.request.digest }}</code></td></tr>
-<tr><th>Inputs</th><td>{% for k, v in i.request.inputs.items() %}<code>{{ k }}={{ v }}</code>
+<tr><th>Inputs</th><td>{% for k, v in (i.request.inputs if i.request.inputs is mapping
+else {}).items() %}<code>{{ k }}={{ v }}</code>
 {% endfor %}</td></tr>
 <tr><th>Steps that follow</th><td>{{ i.request.following_steps|join(', ') }}</td></tr>
 <tr><th>Who may decide</th><td>{{ (i.request.teams or ['anyone in the people file'])|join(', ')
@@ -323,7 +324,7 @@ async def detail_page(
         i=view,
         history=history,
         error=error,
-        instructions=render_markdown(view["request"].get("instructions", "")),
+        instructions=render_markdown(text_of(view["request"].get("instructions"))),
     )
 
 
@@ -431,6 +432,12 @@ def safe_next(target: str) -> str:
     if parts.scheme or parts.netloc:
         return ""
     return target
+
+
+def text_of(value: Any) -> str:
+    """``value`` when it is text, else "": a request kept before the server checked types may
+    hold a list where a page expects text (its page answered 500)."""
+    return value if isinstance(value, str) else ""
 
 
 def _safe_link(url: str) -> bool:

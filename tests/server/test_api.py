@@ -3,9 +3,11 @@ kinds, the rules of deciding with their stable error codes, long-polls, runs."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,6 +16,8 @@ from helpers.cli import cli
 from helpers.server_helpers import Served, serving
 from sqlalchemy import select
 
+from runner.approvals.request import Interruption
+from runner.server import interruptions
 from runner.server import tables as t
 
 RequestFactory = Callable[..., dict[str, Any]]
@@ -401,6 +405,78 @@ def test_another_runner_token_cannot_cancel(
     assert server.assign("alice", ID).status_code == 200
     answer = server.call("admin", "POST", f"/interruptions/{ID}/cancel", json={})
     assert (answer.status_code, answer.json()["state"]) == (200, "cancelled")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("title", "\ud800", "half of a character"),
+        ("inputs", {"v\udfff": "1"}, "half of a character"),
+        ("instructions", ["x"], "Expected `str`, got `array` - at `$.instructions`"),
+        ("inputs", "x", "Expected `object`, got `str` - at `$.inputs`"),
+        ("fields", [{"name": "f", "type": 3}], "Expected `str`, got `int` - at `$.fields[0].type`"),
+    ],
+)
+def test_a_request_no_page_could_show_is_refused_before_it_is_stored(
+    server: Served,
+    make_request: RequestFactory,
+    expect_error: ExpectError,
+    name: str,
+    value: Any,
+    says: str,
+) -> None:
+    """Attack pass: a title "\\ud800" (valid JSON) was stored, the create answered 500 after
+    the commit, and every listing holding it answered 500 from then on; a list for
+    `instructions` or a string for `inputs` was stored and its page answered 500."""
+    answer = server.call("runner", "POST", "/interruptions", json=make_request(**{name: value}))
+    expect_error(answer, 422, "bad_request")
+    assert says in answer.json()["error"]["message"]
+    assert server.store.list_interruptions(pending=False, run=None) == []
+    assert server.call("alice", "GET", "/interruptions").status_code == 200
+
+
+def test_a_request_with_a_number_json_cannot_write_is_refused(
+    server: Served, make_request: RequestFactory, expect_error: ExpectError
+) -> None:
+    body = json.dumps(make_request(inputs={"n": float("nan")}))
+    answer = server.call(
+        "runner",
+        "POST",
+        "/interruptions",
+        data=body,
+        headers={"Content-Type": "application/json"},
+    )
+    expect_error(answer, 422, "bad_request")
+    assert "NaN or Infinity" in answer.json()["error"]["message"]
+    assert server.store.list_interruptions(pending=False, run=None) == []
+
+
+def test_one_row_kept_before_the_checks_does_not_break_the_listing(
+    server: Served, make_request: RequestFactory
+) -> None:
+    """A row stored before the server refused such requests is shown mended, and the others
+    with it, instead of a 500 for everyone."""
+    if server.store.postgres:
+        pytest.skip("PostgreSQL's JSON type refuses a lone surrogate and NaN by itself")
+    server.create(make_request())
+    deep: list[Any] = []
+    inner = deep
+    for _ in range(200):
+        inner.append([])
+        inner = inner[0]
+    kept = make_request(
+        run_id="old", id="old--gate", title="\ud800", inputs={"n": float("nan"), "d": deep}
+    )
+    with server.store.tx() as c:
+        interruptions.insert_waiting(c, Interruption.from_dict(kept), datetime.now(UTC), "t")
+    answer = server.call("alice", "GET", "/interruptions")
+    assert answer.status_code == 200, answer.text
+    shown = {v["id"]: v["request"] for v in answer.json()}
+    assert shown[ID]["title"] == "Gate Check"
+    assert shown["old--gate"]["title"] == "\ufffd"
+    assert shown["old--gate"]["inputs"]["n"] is None
+    assert "(nested too deeply to show)" in json.dumps(shown["old--gate"]["inputs"]["d"])
+    assert server.call("alice", "GET", "/interruptions/old--gate").status_code == 200
 
 
 def test_malformed_bodies_get_the_stable_error_shape(
