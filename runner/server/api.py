@@ -19,8 +19,7 @@ from pydantic import BaseModel, Field
 from runner.approvals.identity import Person
 from runner.bounded import loads
 from runner.server.changes import Changes, Writes
-from runner.server.errors import Forbidden, Invalid, NotFound, TooLarge, Unauthenticated
-from runner.server.limits import LIST_ITEMS, TEXT_CHARS
+from runner.server.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from runner.server.storage import Caller, Store
 
 MAX_WAIT = 60.0
@@ -43,7 +42,7 @@ class Responsible(BaseModel):
 
 class SubmitIn(BaseModel):
     result: str = Field(pattern="^(proceed|abort|retry|skip|fail)$")
-    notes: str = Field(default="", max_length=10_000)
+    notes: str = ""
     fields: dict[str, str] = Field(default_factory=dict)
 
 
@@ -192,13 +191,7 @@ async def submit(
     writes: Writes = Depends(writes_of),
 ) -> dict[str, Any]:
     person = person_of(who)
-    if len(body.fields) > LIST_ITEMS or any(
-        len(k) > TEXT_CHARS or len(v) > TEXT_CHARS for k, v in body.fields.items()
-    ):
-        raise TooLarge(
-            "too_large",
-            f"at most {LIST_ITEMS} fields, each name and value of at most {TEXT_CHARS} characters",
-        )
+    # the limits of notes and fields are the decision service's (Decisions.submit)
     return await writes.submit(interruption_id, person, body.result, body.notes, body.fields)
 
 

@@ -20,7 +20,7 @@ from runner.approvals.request import Interruption, Result, Submission, slot
 from runner.approvals.server_source import differing_fields
 from runner.server import audit_log, interruptions, people
 from runner.server.errors import Conflict, Forbidden, Invalid, ServerError, TooLarge
-from runner.server.limits import request_problem, unwritable
+from runner.server.limits import request_problem, submission_problem, unwritable
 from runner.server.tokens import Caller
 from runner.server.values import iso, now
 
@@ -121,6 +121,14 @@ class Decisions:
     def submit(
         self, interruption_id: str, person: Person, result: str, notes: str, fields: dict[str, str]
     ) -> dict[str, Any]:
+        """Judge and keep one person's decision. The limits are checked here, in the one
+        service the API and the web pages both call, so no entry point can skip them."""
+        too_large = submission_problem(notes, fields)
+        if too_large:
+            raise TooLarge("too_large", f"the submission is too large: {too_large}")
+        unkept = unwritable({"notes": notes, "fields": fields})
+        if unkept:
+            raise Invalid("bad_request", f"the submission cannot be kept: {unkept}")
         with self.engine.connect() as c:
             stored = Interruption.from_dict(interruptions.view(c, interruption_id)["request"])
         allowed = stored.choices if stored.guided else ("proceed", "abort")

@@ -29,6 +29,7 @@ LIST_ITEMS = 100  # teams, quorum rules, fields, choice options
 FOLLOWING_STEPS = 1_000
 PATTERN_CHARS = 1_000
 INPUTS_BYTES = 64 * KIB
+NOTES_CHARS = 10_000  # a submission's notes
 
 
 def body_limit(scope: MutableMapping[str, Any]) -> int:
@@ -103,4 +104,18 @@ def unwritable(value: Any) -> str | None:
         json.dumps(value, allow_nan=False)
     except ValueError:
         return "it holds a number JSON cannot write (NaN or Infinity)"
+    return None
+
+
+def submission_problem(notes: str, fields: dict[str, str]) -> str | None:
+    """Why a submission's notes or fields are too big to keep, or None (the web form's
+    submissions skipped these limits when only the API checked them: attack pass)."""
+    if len(notes) > NOTES_CHARS:
+        return f"notes are at most {NOTES_CHARS:,} characters"
+    if len(fields) > LIST_ITEMS or any(
+        len(k) > TEXT_CHARS or len(v) > TEXT_CHARS for k, v in fields.items()
+    ):
+        return (
+            f"at most {LIST_ITEMS} fields, each name and value of at most {TEXT_CHARS:,} characters"
+        )
     return None

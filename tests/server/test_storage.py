@@ -328,6 +328,27 @@ def test_cancel(store: Store, make_request: RequestFactory) -> None:
     assert store.cancel("r2--gate", "operator", RUNNER)["state"] == "cancelled"
 
 
+@pytest.mark.parametrize(
+    ("notes", "fields", "code"),
+    [
+        ("n" * 10_001, {}, "too_large"),
+        ("", {"ticket": "t" * 1_001}, "too_large"),
+        ("", {f"f{n}": "x" for n in range(101)}, "too_large"),
+        ("half \udc00", {}, "bad_request"),
+        ("", {"ticket": "\ud800"}, "bad_request"),
+    ],
+)
+def test_the_decision_service_keeps_the_submission_limits(
+    store: Store, make_request: RequestFactory, notes: str, fields: dict[str, str], code: str
+) -> None:
+    """The limits were the API's alone: the web form, which calls the service, skipped them."""
+    store.create_interruption(make_request(), RUNNER)
+    store.take_responsibility("r1--gate", person(store, "alice"), False)
+    with refused(422, code):
+        store.submit("r1--gate", person(store, "alice"), "proceed", notes, fields)
+    assert store.get("r1--gate")["submissions"] == []
+
+
 def test_only_the_registering_runner_or_an_admin_cancels(
     store: Store, make_request: RequestFactory
 ) -> None:

@@ -1,6 +1,7 @@
 """The pages stay up whatever a runner token stored before the server checked it: a lone
 surrogate or a wrong type in one interruption, or a run record of an odd shape, shows that one
-record mended or without the odd part, never a 500 for everyone (attack pass)."""
+record mended or without the odd part, never a 500 for everyone; and the pages' forms keep the
+limits the API keeps (attack pass)."""
 
 from __future__ import annotations
 
@@ -54,3 +55,27 @@ def test_a_wrongly_typed_interruption_kept_before_the_checks_has_a_page(
     page = alice.page(f"/interruptions/{bad}")
     assert page.status_code == 200, page.text
     assert alice.page("/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("form", "says"),
+    [
+        ({"notes": "N" * 10_001}, "notes are at most 10,000 characters"),
+        ({"field_ticket": "T" * 1_001}, "at most 100 fields, each name and value of at most"),
+        ({f"field_f{n}": "x" for n in range(101)}, "at most 100 fields"),
+    ],
+)
+def test_the_web_form_keeps_the_submission_limits(
+    server: Server, alice: Session, form: dict[str, str], says: str
+) -> None:
+    """The API refused notes over 10,000 characters; the form stored 200,000 and carried them
+    into the deployment."""
+    view = server.create(f"limits-{len(form)}-{len(str(form))}")
+    assert server.assign("alice", view["id"]).status_code == 200
+    answer = alice.post(
+        f"/interruptions/{view['id']}/submit",
+        {"csrf": alice.csrf(), "result": "proceed", **form},
+    )
+    assert answer.status_code == 422, answer.text[:300]
+    assert says in answer.text
+    assert server.get(view["id"])["submissions"] == []
