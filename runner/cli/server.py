@@ -146,7 +146,7 @@ def server(
     from runner.server.web import create_full_app
 
     address = public_url or f"http://{host}:{port}"
-    app = create_full_app(store, public_url=address, webhook=webhook)
+    app = create_full_app(store, public_url=public_url, webhook=webhook, address=address)
     banner = [
         f"runner server: listening on http://{host}:{port}/",
         f"  database: {shown_url(database_url(database))}",

@@ -177,10 +177,17 @@ class Pages(Struct, frozen=True):
 
 
 def create_full_app(
-    store: Store, *, public_url: str = "", webhook: str | None = None, secret: str | None = None
+    store: Store,
+    *,
+    public_url: str = "",
+    webhook: str | None = None,
+    secret: str | None = None,
+    address: str = "",
 ) -> FastAPI:
-    """The API plus the web page and the notifications."""
-    notifier = Notifier(webhook, public_url) if webhook else None
+    """The API plus the web page and the notifications. ``public_url`` is ``--public-url``
+    (the only origin the pages' forms are taken from, when set); the notifications link to it,
+    else to ``address``, where the server listens."""
+    notifier = Notifier(webhook, public_url or address) if webhook else None
     signer = URLSafeTimedSerializer(
         secret or os.environ.get("RUNNER_SERVER_SECRET") or secrets.token_hex(32),
         salt="runner-session",
@@ -444,9 +451,32 @@ def _safe_link(url: str) -> bool:
     return url.strip().lower().startswith(("http://", "https://", "mailto:"))
 
 
-def _origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else ""
+#: the port of an origin that names none
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+Origin = tuple[str, str, int]
+
+
+def _origin_of(url: str) -> Origin | None:
+    """The web origin of ``url`` (scheme, host, port), or None when it is no http(s) URL."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    return scheme, parts.hostname.lower(), port or DEFAULT_PORTS[scheme]
+
+
+def own_origin(request: Request, public_url: str) -> Origin | None:
+    """This server's origin: ``--public-url`` when set (a proxy may forward any ``Host``),
+    else the scheme the request came in by with the host it was sent to."""
+    if public_url:
+        return _origin_of(public_url)
+    host = request.headers.get("host") or ""
+    return _origin_of(f"{request.scope.get('scheme', 'http')}://{host}") if host else None
 
 
 def foreign_origin(request: Request, public_url: str) -> str | None:
@@ -454,23 +484,20 @@ def foreign_origin(request: Request, public_url: str) -> str | None:
 
     A browser sends ``Origin`` with every cross-origin POST (``null`` from opaque origins), and
     a ``Referer`` where it sends no ``Origin``; a client with neither is no browser, and cannot
-    carry a victim's cookies. Ours: the host the request was sent to, or ``--public-url``."""
-    host = (request.headers.get("host") or "").lower()
-    ours = {_origin_of(public_url)} - {""}
-
-    def own(origin: str) -> bool:
-        return origin in ours or (bool(host) and urlsplit(origin).netloc == host)
-
+    carry a victim's cookies. An origin is its scheme, host and port together: comparing the
+    host alone took ``http://approvals.example.com`` (any page a network attacker injects into
+    a plain-http visit) for ``https://approvals.example.com`` (attack pass)."""
+    ours = own_origin(request, public_url)
     origin = request.headers.get("origin")
     if origin is not None:
-        if not own(_origin_of(origin.strip())):
+        if ours is None or _origin_of(origin) != ours:
             return (
                 f"this form was posted from another site ({origin[:100]}); sign in and "
                 "decide on this server's own pages"
             )
         return None
     referer = request.headers.get("referer")
-    if referer is not None and not own(_origin_of(referer.strip())):
+    if referer is not None and (ours is None or _origin_of(referer) != ours):
         return "this form was posted from another site; use this server's own pages"
     return None
 
