@@ -139,8 +139,8 @@ value="{{ notes }}"><input type="hidden" name="confirm" value="yes">
 
 RUN = """{% extends "base" %}{% block body %}<h1>Run {{ r.run_id }}</h1>
 <p>{{ r.workflow_name }} &rarr; {{ r.environment }}: <b>{{ r.status }}</b>, started
-{{ r.started_at }} by {{ r.started_by.username }}</p><table>
-<tr><th>Step</th><th>Status</th><th>Decisions</th></tr>{% for s in r.steps %}<tr>
+{{ r.started_at }} by {{ starter }}</p><table>
+<tr><th>Step</th><th>Status</th><th>Decisions</th></tr>{% for s in steps %}<tr>
 <td>{{ s.name }}</td><td>{{ s.status }}</td><td>{% for d in decisions(s.approval)
 %}{{ d.result }} by {{ d.display_name }} via {{ d.source }}{% if d.notes %}: {{ d.notes
 }}{% endif %}<br>{% endfor %}</td></tr>{% endfor %}</table>{% endblock %}"""
@@ -410,8 +410,25 @@ async def run_page(request: Request, run_id: str, store: Store = Depends(store_o
         who=who.person,
         csrf=csrf,
         r=record,
+        starter=starter_of(record),
+        steps=steps_of(record),
         decisions=recorded_decisions,
     )
+
+
+# a record kept before the server checked its shape may lack a part, or hold another type
+# there: its page shows what there is (it answered a bare 500)
+
+
+def starter_of(record: dict[str, Any]) -> str:
+    started_by = record.get("started_by")
+    name = started_by.get("username") if isinstance(started_by, dict) else None
+    return name if isinstance(name, str) else "-"
+
+
+def steps_of(record: dict[str, Any]) -> list[dict[str, Any]]:
+    steps = record.get("steps")
+    return [s for s in steps if isinstance(s, dict)] if isinstance(steps, list) else []
 
 
 def to_login(request: Request, back: str | None = None) -> Response:

@@ -595,6 +595,28 @@ def test_runs(server: Served, expect_error: ExpectError) -> None:
     expect_error(server.call("runner", "PUT", "/runs/r1", json=[1, 2]), 422, "bad_request")
 
 
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"steps": 5}, "Expected `array`, got `int` - at `$.steps`"),
+        ({"steps": [1]}, "Expected `object`, got `int` - at `$.steps[0]`"),
+        ({"steps": [{"name": ["x"]}]}, "Expected `str`, got `array` - at `$.steps[0].name`"),
+        ({"started_by": "x"}, "Expected `object`, got `str` - at `$.started_by`"),
+        ({"status": None}, "Expected `str`, got `null` - at `$.status`"),
+    ],
+)
+def test_a_run_record_of_another_shape_is_refused(
+    server: Served, expect_error: ExpectError, change: dict[str, Any], says: str
+) -> None:
+    """Attack pass: a record with `steps` not a list (or no `started_by`) was kept, and its
+    page answered a bare 500."""
+    record = {"run_id": "r1", "status": "waiting", "started_by": {"username": "x"}, "steps": []}
+    answer = server.call("runner", "PUT", "/runs/r1", json={**record, **change})
+    expect_error(answer, 422, "bad_request")
+    assert says in answer.json()["error"]["message"]
+    expect_error(server.call("runner", "GET", "/runs/r1"), 404, "not_found")
+
+
 def test_locks(server: Served) -> None:
     one, two = {"run_id": "r1", "owner": "1" * 32}, {"run_id": "r2", "owner": "2" * 32}
     taken = server.call("runner", "POST", "/locks/k", json=one).json()

@@ -79,3 +79,29 @@ def test_the_web_form_keeps_the_submission_limits(
     assert answer.status_code == 422, answer.text[:300]
     assert says in answer.text
     assert server.get(view["id"])["submissions"] == []
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"status": "running", "steps": []},
+        {"status": "running", "started_by": "x", "steps": 5},
+        {"status": "running", "started_by": {"username": ["x"]}, "steps": [1, {"name": "ok"}]},
+    ],
+)
+def test_a_run_record_kept_before_the_checks_has_a_page(
+    server: Server, alice: Session, record: dict[str, Any]
+) -> None:
+    """A record without `started_by`, or with `steps` not a list, made its page a bare 500."""
+    run_id = f"odd-{abs(hash(str(record)))}"
+    good = {"run_id": run_id, "status": "running", "started_by": {"username": "x"}, "steps": []}
+    assert server.api("PUT", f"/runs/{run_id}", json=good).status_code == 200
+    with server.store.tx() as c:
+        c.execute(
+            update(t.runs)
+            .where(t.runs.c.run_id == run_id)
+            .values(record={"run_id": run_id, **record})
+        )
+    page = alice.page(f"/runs/{run_id}")
+    assert page.status_code == 200, page.text
+    assert f"Run {run_id}" in page.text
