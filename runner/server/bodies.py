@@ -11,6 +11,7 @@ size-checked.
 
 from __future__ import annotations
 
+import email.message
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -40,9 +41,16 @@ class BoundedBodies:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        types = _values(scope, b"content-type")
+        if len(types) > 1:
+            # the framework reads the first and a dict of them the last: two readers of one
+            # request must never disagree on what its body is (the depth check was skipped)
+            await _refuse(
+                send, 400, "bad_request", "the request has more than one Content-Type header"
+            )
+            return
         limit = body_limit(scope)
-        declared = headers.get("content-length", "")
+        declared = next(iter(_values(scope, b"content-length")), "")
         if declared.isdigit() and int(declared) > limit:
             await _refuse(send, 413, "too_large", _too_large(limit))
             return
@@ -61,7 +69,7 @@ class BoundedBodies:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        problem = _too_deep(body, headers.get("content-type", ""))
+        problem = _too_deep(body, types[0] if types else "")
         if problem:
             await _refuse(send, 422, "bad_request", problem)
             return
@@ -84,17 +92,39 @@ def _too_large(limit: int) -> str:
     )
 
 
+def _values(scope: Scope, name: bytes) -> list[str]:
+    """Every value of the header ``name`` (lower case), in the order sent."""
+    return [v.decode("latin-1") for k, v in scope["headers"] if k.lower() == name]
+
+
+def _read_as_json(content_type: str) -> bool:
+    """Whether FastAPI parses a body of this type as JSON: with none, or an
+    ``application/json`` or ``application/*+json`` type as ``email.message`` reads it (the
+    test in ``fastapi.routing``, mirrored so that both judge the same bytes alike)."""
+    if not content_type:
+        return True
+    message = email.message.Message()
+    message["content-type"] = content_type
+    if message.get_content_maintype() != "application":
+        return False
+    subtype = message.get_content_subtype()
+    return subtype == "json" or subtype.endswith("+json")
+
+
 def _too_deep(body: bytes, content_type: str) -> str | None:
-    """Why a JSON body (FastAPI reads one when the type is JSON or missing) is refused."""
-    kind = content_type.split(";")[0].strip().lower()
-    if kind and not (kind == "application/json" or kind.endswith("+json")):
+    """Why a body FastAPI will parse as JSON is refused: nested too deep."""
+    if not body or not _read_as_json(content_type):
         return None
     try:
-        check_depth(body.decode("utf-8"), what="the request body")
-    except InputLimitError as exc:
-        return str(exc)
+        # decoded as json.loads decodes bytes (UTF-8, -16 or -32): a deep body in UTF-16
+        # passed a UTF-8-only check and reached the framework's parser
+        text = body.decode(json.detect_encoding(body), "surrogatepass")
     except UnicodeDecodeError:
         return None  # not JSON text: FastAPI answers that in the usual way
+    try:
+        check_depth(text, what="the request body")
+    except InputLimitError as exc:
+        return str(exc)
     return None
 
 

@@ -3,12 +3,14 @@ kinds, the rules of deciding with their stable error codes, long-polls, runs."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -477,6 +479,85 @@ def test_one_row_kept_before_the_checks_does_not_break_the_listing(
     assert shown["old--gate"]["inputs"]["n"] is None
     assert "(nested too deeply to show)" in json.dumps(shown["old--gate"]["inputs"]["d"])
     assert server.call("alice", "GET", "/interruptions/old--gate").status_code == 200
+
+
+def raw_post(
+    server: Served, path: str, body: bytes, headers: list[tuple[str, str]]
+) -> tuple[int, Any]:
+    """POST ``body`` with exactly these headers (repeated ones too), and the answer."""
+    split = urlsplit(server.url)
+    connection = http.client.HTTPConnection(split.hostname or "", split.port, timeout=30)
+    try:
+        connection.putrequest("POST", "/api/v1" + path)
+        connection.putheader("Authorization", f"Bearer {server.tokens['runner']}")
+        for name, value in headers:
+            connection.putheader(name, value)
+        connection.putheader("Content-Length", str(len(body)))
+        connection.endheaders(body)
+        answer = connection.getresponse()
+        return answer.status, json.loads(answer.read())
+    finally:
+        connection.close()
+
+
+def deep_request(make_request: RequestFactory, depth: int = 990) -> str:
+    """A request whose `inputs` nest ``depth`` levels deep, as JSON text."""
+    text = json.dumps(make_request(inputs={"v": "@@"}))
+    return text.replace('"@@"', "[" * depth + "]" * depth)
+
+
+def test_two_content_types_are_refused_before_the_body_is_judged(
+    server: Served, make_request: RequestFactory
+) -> None:
+    """Attack pass: the depth check read the last Content-Type (text/plain: not JSON, not
+    checked), FastAPI the first (JSON: parsed and stored 900 levels deep); every listing then
+    answered 500."""
+    body = deep_request(make_request).encode()
+    headers = [("Content-Type", "application/json"), ("Content-Type", "text/plain")]
+    status, answer = raw_post(server, "/interruptions", body, headers)
+    assert status == 400, answer
+    assert answer == {
+        "error": {
+            "code": "bad_request",
+            "message": "the request has more than one Content-Type header",
+        }
+    }
+    assert server.store.list_interruptions(pending=False, run=None) == []
+    assert server.call("alice", "GET", "/interruptions").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("encoding", "content_type"),
+    [
+        ("utf-8", "application/json"),
+        ("utf-16", "application/json"),
+        ("utf-32-le", "application/json"),
+        ("utf-8", "application/merge-patch+json"),
+        ("utf-8", "Application/JSON ; charset=utf-8"),
+    ],
+)
+def test_deep_json_is_refused_in_the_apis_shape_however_it_is_sent(
+    server: Served, make_request: RequestFactory, encoding: str, content_type: str
+) -> None:
+    """The depth was checked on UTF-8 text only: the same body in UTF-16, which FastAPI's
+    json.loads reads too, reached its parser (RecursionError: FastAPI's own error shape)."""
+    body = deep_request(make_request).encode(encoding)
+    status, answer = raw_post(server, "/interruptions", body, [("Content-Type", content_type)])
+    assert status == 422, answer
+    assert answer["error"]["code"] == "bad_request"
+    assert "nested more than 64 levels deep" in answer["error"]["message"]
+    assert server.store.list_interruptions(pending=False, run=None) == []
+
+
+def test_what_the_framework_refuses_is_in_the_apis_error_shape(
+    server: Served, expect_error: ExpectError
+) -> None:
+    expect_error(server.call("runner", "GET", "/no-such-route"), 404, "not_found")
+    status, answer = raw_post(
+        server, "/interruptions", b"\xff\xfe{", [("Content-Type", "application/json")]
+    )
+    assert (status, set(answer)) == (400, {"error"}), answer
+    assert answer["error"]["code"] == "bad_request"
 
 
 def test_malformed_bodies_get_the_stable_error_shape(
