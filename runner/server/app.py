@@ -25,6 +25,7 @@ from runner.server.errors import (
     ServerError,
     Unauthenticated,
 )
+from runner.server.limits import BODY_SECONDS
 from runner.server.storage import Store
 
 #: the one mapping from what the server refuses to an HTTP status; storage knows no HTTP
@@ -86,10 +87,15 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(
-    store: Store, *, notify: Notify | None = None, reread_seconds: float = REREAD_SECONDS
+    store: Store,
+    *,
+    notify: Notify | None = None,
+    reread_seconds: float = REREAD_SECONDS,
+    body_seconds: float = BODY_SECONDS,
 ) -> FastAPI:
     """The API on ``store``; ``notify`` hears of every write to an interruption (the webhook);
-    another replica's writes are seen within ``reread_seconds``."""
+    another replica's writes are seen within ``reread_seconds``; a request body must arrive
+    within ``body_seconds``."""
     changes = Changes(reread_seconds)
 
     @contextlib.asynccontextmanager
@@ -112,7 +118,7 @@ def create_app(
     app.state.store = store
     app.state.changes = changes
     app.state.writes = Writes(store, changes, notify)
-    app.add_middleware(BoundedBodies)
+    app.add_middleware(BoundedBodies, seconds=body_seconds)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(ServerError, _refused)

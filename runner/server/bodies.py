@@ -11,6 +11,7 @@ size-checked.
 
 from __future__ import annotations
 
+import asyncio
 import email.message
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -18,7 +19,7 @@ from typing import Any
 
 from runner.bounded import check_depth
 from runner.errors import InputLimitError
-from runner.server.limits import RUN_RECORD_BYTES, body_limit
+from runner.server.limits import BODY_SECONDS, RUN_RECORD_BYTES, body_limit
 
 #: the most any route takes: a run record (a run record of 5,000 steps is about 1.5 MB); other
 #: routes take less (``runner.server.limits.body_limit``, issue #17)
@@ -32,10 +33,14 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class BoundedBodies:
-    """ASGI middleware: the body of every request with one, checked and then replayed."""
+    """ASGI middleware: the body of every request with one, checked and then replayed; one
+    that has not all come within ``seconds`` is answered 408 and its connection closed (a
+    client that sent part of one and stalled held its buffer and connection for ever: 1,000 of
+    them held 270 MB, attack pass)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, seconds: float = BODY_SECONDS) -> None:
         self.app = app
+        self.seconds = seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -56,8 +61,14 @@ class BoundedBodies:
             return
         chunks: list[bytes] = []
         size = 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.seconds
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), deadline - loop.time())
+            except TimeoutError:
+                await _refuse(send, 408, "timeout", _too_slow(self.seconds), close=True)
+                return
             if message["type"] != "http.request":  # the client went away: nothing to answer
                 return
             chunk = message.get("body", b"")
@@ -83,6 +94,10 @@ class BoundedBodies:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
+
+
+def _too_slow(seconds: float) -> str:
+    return f"the request body did not arrive within {seconds:g} s (see docs/approvals.md, limits)"
 
 
 def _too_large(limit: int) -> str:
@@ -128,16 +143,15 @@ def _too_deep(body: bytes, content_type: str) -> str | None:
     return None
 
 
-async def _refuse(send: Send, status: int, code: str, message: str) -> None:
+async def _refuse(send: Send, status: int, code: str, message: str, *, close: bool = False) -> None:
+    """Answer in the API's error shape; ``close``: and close the connection (the rest of the
+    body may still come: it is not read)."""
     payload = json.dumps({"error": {"code": code, "message": message}}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})

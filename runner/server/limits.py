@@ -32,6 +32,20 @@ INPUTS_BYTES = 64 * KIB
 NOTES_CHARS = 10_000  # a submission's notes
 
 
+# -- connections (``runner server`` options; docs/approvals.md, limits) -----------------------
+
+#: how long a connection may take to send a request's headers (``runner.server.connections``)
+HEADER_SECONDS = 10.0
+#: how long a request's body may take to arrive, from its headers (``runner.server.bodies``): a
+#: client that sent part of one and stalled held its buffer and connection for ever
+BODY_SECONDS = 30.0
+#: how long an idle kept-alive connection stays open (uvicorn's own default)
+KEEP_ALIVE_SECONDS = 5
+#: open connections past which new requests are answered 503: each waiting runner holds one
+#: long-poll, so this is well above the 1,000 waiting runners the benchmarks measure
+CONNECTIONS = 2_000
+
+
 def body_limit(scope: MutableMapping[str, Any]) -> int:
     """The most a request to this route may send (``runner.server.bodies`` refuses more)."""
     path = str(scope.get("path", ""))

@@ -31,6 +31,7 @@ from runner.server.api import store_of, writes_of
 from runner.server.app import create_app, status_of
 from runner.server.changes import Writes
 from runner.server.errors import Forbidden, ServerError
+from runner.server.limits import BODY_SECONDS
 from runner.server.notify import Notifier
 from runner.server.storage import Caller, Store
 
@@ -183,6 +184,7 @@ def create_full_app(
     webhook: str | None = None,
     secret: str | None = None,
     address: str = "",
+    body_seconds: float = BODY_SECONDS,
 ) -> FastAPI:
     """The API plus the web page and the notifications. ``public_url`` is ``--public-url``
     (the only origin the pages' forms are taken from, when set); the notifications link to it,
@@ -192,7 +194,7 @@ def create_full_app(
         secret or os.environ.get("RUNNER_SERVER_SECRET") or secrets.token_hex(32),
         salt="runner-session",
     )
-    app = create_app(store, notify=notifier.send if notifier else None)
+    app = create_app(store, notify=notifier.send if notifier else None, body_seconds=body_seconds)
     app.state.pages = Pages(signer, public_url)
     app.add_middleware(SameOriginPosts, public_url=public_url)
     app.include_router(router)
