@@ -28,6 +28,7 @@ LAZY: dict[str, tuple[set[str] | None, str]] = {
             "sqlalchemy.exc",
             "uvicorn",
             "runner.server.storage",
+            "runner.server.connections",
             "runner.server.web",
             "runner.server.errors",
             "runner.server.audit",

@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from msgspec import Struct, field, to_builtins
+from msgspec import Struct, convert, field, to_builtins
 
 from runner.patterns import PatternError, compile_pattern
 
@@ -150,7 +150,11 @@ class Interruption(Struct, frozen=True):
             raise ValueError("`attempt` must be a whole number")
         if not isinstance(values.get("failure", {}), dict):
             raise ValueError("`failure` must be an object")
-        return cls(**values)
+        made = cls(**values)
+        # a Struct built from keywords checks no types: `instructions` as a list or `inputs`
+        # as a string were kept by the server, and every page showing them failed (attack
+        # pass); msgspec's ValidationError is a ValueError naming the field
+        return convert(to_builtins(made), cls)
 
 
 class Submission(Struct, frozen=True):

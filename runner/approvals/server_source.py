@@ -29,6 +29,8 @@ from runner.options import RunOptions
 LONG_POLL_SECONDS = 20.0
 #: how long withdrawing a request may take once the step has ended
 CANCEL_SECONDS = 10.0
+#: the server's states of an interruption that no one can decide any more
+ENDED = ("cancelled", "timed-out")
 
 
 def client_for(approvals: Approvals, environ: Mapping[str, str], **kwargs: Any) -> ServerClient:
@@ -138,7 +140,14 @@ class ServerSource:
         return self._submissions(request)
 
     def _submissions(self, request: Interruption) -> list[Submission]:
-
+        if self.view and self.view.get("state") in ENDED:
+            # nobody can decide it on the server any more: say so, rather than print
+            # "Waiting..." until the deadline (attack pass: another token cancelled it)
+            raise ApprovalError(
+                f"the approval server's interruption {request.id} is {self.view['state']} "
+                "there: approvers can no longer decide it on the server (cancelled by a runner "
+                "or an admin, or timed out); this source will not decide the step"
+            )
         return server_rows(self.view, request.id, self.url) if self.view else []
 
     def cancel(self, request: Interruption, reason: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import signal
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -18,6 +19,7 @@ import click
 from runner.approvals.identity import Person, parse_directory
 from runner.bounded import loads
 from runner.errors import UsageError
+from runner.server.limits import BODY_SECONDS, CONNECTIONS, HEADER_SECONDS, KEEP_ALIVE_SECONDS
 
 #: shown in --help; the file itself is ``default_database()``
 DEFAULT_DATABASE = "sqlite:///$XDG_DATA_HOME/runner/runner-server.db"
@@ -124,6 +126,35 @@ database_option = click.option(
     envvar="RUNNER_SERVER_WEBHOOK",
     help="Post chat-compatible JSON here on created, assigned and decided.",
 )
+@click.option(
+    "--limit-concurrency",
+    default=CONNECTIONS,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Answer 503 to new requests while this many connections are open (each waiting "
+    "runner holds one).",
+)
+@click.option(
+    "--header-timeout",
+    default=HEADER_SECONDS,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Close a connection that takes longer to send a request's headers (seconds).",
+)
+@click.option(
+    "--body-timeout",
+    default=BODY_SECONDS,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Answer 408 to a request whose body takes longer to arrive (seconds).",
+)
+@click.option(
+    "--keep-alive-timeout",
+    default=KEEP_ALIVE_SECONDS,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Close a kept-alive connection idle this long (seconds).",
+)
 @click.pass_context
 def server(
     ctx: click.Context,
@@ -133,6 +164,10 @@ def server(
     people: str | None,
     public_url: str,
     webhook: str | None,
+    limit_concurrency: int,
+    header_timeout: float,
+    body_timeout: float,
+    keep_alive_timeout: int,
 ) -> int:
     """Serve the approval server (with no subcommand), or administer it."""
     ctx.obj = {"database": database}
@@ -143,15 +178,24 @@ def server(
         _import(store, people)
     import uvicorn
 
+    from runner.server.connections import with_header_deadline
     from runner.server.web import create_full_app
 
     address = public_url or f"http://{host}:{port}"
-    app = create_full_app(store, public_url=address, webhook=webhook)
+    app = create_full_app(
+        store, public_url=public_url, webhook=webhook, address=address, body_seconds=body_timeout
+    )
+    open_files = _raise_open_files(limit_concurrency + SPARE_FILES)
     banner = [
         f"runner server: listening on http://{host}:{port}/",
         f"  database: {shown_url(database_url(database))}",
         "  stop with Ctrl-C (or SIGTERM)",
     ]
+    if open_files < limit_concurrency + SPARE_FILES:
+        banner.append(
+            f"  warning: the open-files limit is {open_files}, below --limit-concurrency "
+            f"{limit_concurrency}: raise it (ulimit -n) or lower --limit-concurrency"
+        )
 
     class Server(uvicorn.Server):
         """Says where it listens, on which database and how to stop it, once the socket is
@@ -164,8 +208,18 @@ def server(
 
     # waiting runners hold long-polls of up to a minute: on SIGTERM, close them after 2 s (a
     # runner takes a dropped poll as "no answer yet" and polls again) rather than wait them out
+    # slow or idle clients must not hold connections for ever (attack pass): a deadline for
+    # a request's headers (our protocol: h11 has none) and its body (the app), and a ceiling
+    # on connections above which requests get 503
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        timeout_graceful_shutdown=2,
+        http=with_header_deadline(header_timeout),
+        limit_concurrency=limit_concurrency,
+        timeout_keep_alive=keep_alive_timeout,
     )
     with _signals_noted() as stopped:
         Server(config).run()
@@ -173,6 +227,27 @@ def server(
         # uvicorn shut down gracefully on it: end as every command does (130, one line)
         raise KeyboardInterrupt(stopped[0])
     return 0
+
+
+#: files the server needs beside its connections (the database, logs, the listening socket)
+SPARE_FILES = 100
+
+
+def _raise_open_files(wanted: int) -> int:
+    """Raise this process's open-files limit towards ``wanted`` (within its hard limit: the
+    usual soft one, 1,024, is below the connections a server holds); the limit now, or
+    ``wanted`` when it is at least that."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return wanted
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            return soft
+        return target
+    return soft
 
 
 @contextlib.contextmanager

@@ -17,11 +17,9 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from runner.approvals.identity import Person
-from runner.approvals.request import Interruption
 from runner.bounded import loads
 from runner.server.changes import Changes, Writes
-from runner.server.errors import Forbidden, Invalid, NotFound, TooLarge, Unauthenticated
-from runner.server.limits import LIST_ITEMS, TEXT_CHARS, request_problem
+from runner.server.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from runner.server.storage import Caller, Store
 
 MAX_WAIT = 60.0
@@ -44,7 +42,7 @@ class Responsible(BaseModel):
 
 class SubmitIn(BaseModel):
     result: str = Field(pattern="^(proceed|abort|retry|skip|fail)$")
-    notes: str = Field(default="", max_length=10_000)
+    notes: str = ""
     fields: dict[str, str] = Field(default_factory=dict)
 
 
@@ -113,16 +111,6 @@ def person_of(who: Caller) -> Person:
     return who.person
 
 
-def check_size(body: dict[str, Any]) -> None:
-    try:
-        parsed = Interruption.from_dict(body)
-    except (TypeError, ValueError, KeyError, RecursionError):
-        return  # the store says what is wrong with it
-    problem = request_problem(parsed)
-    if problem:
-        raise TooLarge("too_large", f"the request is too large: {problem}")
-
-
 # -- routes ------------------------------------------------------------------------------------
 
 router = APIRouter(prefix="/api/v1")
@@ -133,7 +121,7 @@ async def create(
     body: InterruptionIn, who: Caller = Depends(caller), writes: Writes = Depends(writes_of)
 ) -> dict[str, Any]:
     need(who, "runner")
-    check_size(body.model_dump())
+    # its shape, sizes and texts are judged by the decision service (Decisions.create)
     return await writes.create(body.model_dump(), who)
 
 
@@ -203,13 +191,7 @@ async def submit(
     writes: Writes = Depends(writes_of),
 ) -> dict[str, Any]:
     person = person_of(who)
-    if len(body.fields) > LIST_ITEMS or any(
-        len(k) > TEXT_CHARS or len(v) > TEXT_CHARS for k, v in body.fields.items()
-    ):
-        raise TooLarge(
-            "too_large",
-            f"at most {LIST_ITEMS} fields, each name and value of at most {TEXT_CHARS} characters",
-        )
+    # the limits of notes and fields are the decision service's (Decisions.submit)
     return await writes.submit(interruption_id, person, body.result, body.notes, body.fields)
 
 

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from runner.server import api
 from runner.server.bodies import BoundedBodies
@@ -24,6 +25,7 @@ from runner.server.errors import (
     ServerError,
     Unauthenticated,
 )
+from runner.server.limits import BODY_SECONDS
 from runner.server.storage import Store
 
 #: the one mapping from what the server refuses to an HTTP status; storage knows no HTTP
@@ -63,11 +65,37 @@ async def _invalid(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": {"code": "invalid", "message": message}}, status_code=422)
 
 
+#: the API's error code of each status the framework itself answers with
+HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    422: "invalid",
+}
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    """What the framework refuses by itself (an unparsable body, an unknown route) in the API's
+    error shape, not FastAPI's own ``{"detail": ...}``."""
+    assert isinstance(exc, HTTPException)
+    return JSONResponse(
+        {"error": {"code": HTTP_CODES.get(exc.status_code, "http_error"), "message": exc.detail}},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
 def create_app(
-    store: Store, *, notify: Notify | None = None, reread_seconds: float = REREAD_SECONDS
+    store: Store,
+    *,
+    notify: Notify | None = None,
+    reread_seconds: float = REREAD_SECONDS,
+    body_seconds: float = BODY_SECONDS,
 ) -> FastAPI:
     """The API on ``store``; ``notify`` hears of every write to an interruption (the webhook);
-    another replica's writes are seen within ``reread_seconds``."""
+    another replica's writes are seen within ``reread_seconds``; a request body must arrive
+    within ``body_seconds``."""
     changes = Changes(reread_seconds)
 
     @contextlib.asynccontextmanager
@@ -90,8 +118,9 @@ def create_app(
     app.state.store = store
     app.state.changes = changes
     app.state.writes = Writes(store, changes, notify)
-    app.add_middleware(BoundedBodies)
+    app.add_middleware(BoundedBodies, seconds=body_seconds)
     app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(ServerError, _refused)
     app.include_router(api.router)
     return app

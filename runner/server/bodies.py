@@ -11,13 +11,15 @@ size-checked.
 
 from __future__ import annotations
 
+import asyncio
+import email.message
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from runner.bounded import check_depth
 from runner.errors import InputLimitError
-from runner.server.limits import RUN_RECORD_BYTES, body_limit
+from runner.server.limits import BODY_SECONDS, RUN_RECORD_BYTES, body_limit
 
 #: the most any route takes: a run record (a run record of 5,000 steps is about 1.5 MB); other
 #: routes take less (``runner.server.limits.body_limit``, issue #17)
@@ -31,25 +33,42 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class BoundedBodies:
-    """ASGI middleware: the body of every request with one, checked and then replayed."""
+    """ASGI middleware: the body of every request with one, checked and then replayed; one
+    that has not all come within ``seconds`` is answered 408 and its connection closed (a
+    client that sent part of one and stalled held its buffer and connection for ever: 1,000 of
+    them held 270 MB, attack pass)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, seconds: float = BODY_SECONDS) -> None:
         self.app = app
+        self.seconds = seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        types = _values(scope, b"content-type")
+        if len(types) > 1:
+            # the framework reads the first and a dict of them the last: two readers of one
+            # request must never disagree on what its body is (the depth check was skipped)
+            await _refuse(
+                send, 400, "bad_request", "the request has more than one Content-Type header"
+            )
+            return
         limit = body_limit(scope)
-        declared = headers.get("content-length", "")
+        declared = next(iter(_values(scope, b"content-length")), "")
         if declared.isdigit() and int(declared) > limit:
             await _refuse(send, 413, "too_large", _too_large(limit))
             return
         chunks: list[bytes] = []
         size = 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.seconds
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), deadline - loop.time())
+            except TimeoutError:
+                await _refuse(send, 408, "timeout", _too_slow(self.seconds), close=True)
+                return
             if message["type"] != "http.request":  # the client went away: nothing to answer
                 return
             chunk = message.get("body", b"")
@@ -61,7 +80,7 @@ class BoundedBodies:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        problem = _too_deep(body, headers.get("content-type", ""))
+        problem = _too_deep(body, types[0] if types else "")
         if problem:
             await _refuse(send, 422, "bad_request", problem)
             return
@@ -77,6 +96,10 @@ class BoundedBodies:
         await self.app(scope, replay, send)
 
 
+def _too_slow(seconds: float) -> str:
+    return f"the request body did not arrive within {seconds:g} s (see docs/approvals.md, limits)"
+
+
 def _too_large(limit: int) -> str:
     return (
         f"the request body is larger than {limit // 1024} KiB, the most this server accepts "
@@ -84,30 +107,51 @@ def _too_large(limit: int) -> str:
     )
 
 
+def _values(scope: Scope, name: bytes) -> list[str]:
+    """Every value of the header ``name`` (lower case), in the order sent."""
+    return [v.decode("latin-1") for k, v in scope["headers"] if k.lower() == name]
+
+
+def _read_as_json(content_type: str) -> bool:
+    """Whether FastAPI parses a body of this type as JSON: with none, or an
+    ``application/json`` or ``application/*+json`` type as ``email.message`` reads it (the
+    test in ``fastapi.routing``, mirrored so that both judge the same bytes alike)."""
+    if not content_type:
+        return True
+    message = email.message.Message()
+    message["content-type"] = content_type
+    if message.get_content_maintype() != "application":
+        return False
+    subtype = message.get_content_subtype()
+    return subtype == "json" or subtype.endswith("+json")
+
+
 def _too_deep(body: bytes, content_type: str) -> str | None:
-    """Why a JSON body (FastAPI reads one when the type is JSON or missing) is refused."""
-    kind = content_type.split(";")[0].strip().lower()
-    if kind and not (kind == "application/json" or kind.endswith("+json")):
+    """Why a body FastAPI will parse as JSON is refused: nested too deep."""
+    if not body or not _read_as_json(content_type):
         return None
     try:
-        check_depth(body.decode("utf-8"), what="the request body")
-    except InputLimitError as exc:
-        return str(exc)
+        # decoded as json.loads decodes bytes (UTF-8, -16 or -32): a deep body in UTF-16
+        # passed a UTF-8-only check and reached the framework's parser
+        text = body.decode(json.detect_encoding(body), "surrogatepass")
     except UnicodeDecodeError:
         return None  # not JSON text: FastAPI answers that in the usual way
+    try:
+        check_depth(text, what="the request body")
+    except InputLimitError as exc:
+        return str(exc)
     return None
 
 
-async def _refuse(send: Send, status: int, code: str, message: str) -> None:
+async def _refuse(send: Send, status: int, code: str, message: str, *, close: bool = False) -> None:
+    """Answer in the API's error shape; ``close``: and close the connection (the rest of the
+    body may still come: it is not read)."""
     payload = json.dumps({"error": {"code": code, "message": message}}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})

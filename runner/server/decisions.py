@@ -19,7 +19,8 @@ from runner.approvals.quorum import Refused, Verdict, check_fields, judge
 from runner.approvals.request import Interruption, Result, Submission, slot
 from runner.approvals.server_source import differing_fields
 from runner.server import audit_log, interruptions, people
-from runner.server.errors import Conflict, Forbidden, Invalid, ServerError
+from runner.server.errors import Conflict, Forbidden, Invalid, ServerError, TooLarge
+from runner.server.limits import request_problem, submission_problem, unwritable
 from runner.server.tokens import Caller
 from runner.server.values import iso, now
 
@@ -48,6 +49,13 @@ class Decisions:
             parsed = Interruption.from_dict(request)
         except (TypeError, ValueError, KeyError) as exc:
             raise Invalid("bad_request", f"not an interruption: {exc}") from None
+        # judged here, before anything is stored, whichever way the request came in
+        too_large = request_problem(parsed)
+        if too_large:
+            raise TooLarge("too_large", f"the request is too large: {too_large}")
+        problem = unwritable(parsed.to_dict())
+        if problem:
+            raise Invalid("bad_request", f"the request cannot be kept: {problem}")
         # the id is derived from the run and step, never taken from the caller: a runner token
         # must not be able to claim another run's interruption first
         parsed = replace(parsed, id=f"{parsed.run_id}--{slot(parsed)}")
@@ -69,7 +77,7 @@ class Decisions:
         with self.engine.begin() as c:
             existing = interruptions.of_step(c, parsed.run_id, slot(parsed))
             if existing is None:
-                interruptions.insert_waiting(c, parsed, now())
+                interruptions.insert_waiting(c, parsed, now(), caller.token_id)
                 audit_log.append(
                     c,
                     "created",
@@ -113,6 +121,14 @@ class Decisions:
     def submit(
         self, interruption_id: str, person: Person, result: str, notes: str, fields: dict[str, str]
     ) -> dict[str, Any]:
+        """Judge and keep one person's decision. The limits are checked here, in the one
+        service the API and the web pages both call, so no entry point can skip them."""
+        too_large = submission_problem(notes, fields)
+        if too_large:
+            raise TooLarge("too_large", f"the submission is too large: {too_large}")
+        unkept = unwritable({"notes": notes, "fields": fields})
+        if unkept:
+            raise Invalid("bad_request", f"the submission cannot be kept: {unkept}")
         with self.engine.connect() as c:
             stored = Interruption.from_dict(interruptions.view(c, interruption_id)["request"])
         allowed = stored.choices if stored.guided else ("proceed", "abort")
@@ -165,15 +181,29 @@ class Decisions:
 
     def cancel(self, interruption_id: str, reason: str, caller: Caller) -> dict[str, Any]:
         """End a waiting interruption (the run stopped, or its deadline passed); a decided one
-        stays as it is."""
+        stays as it is. Only the runner token that registered it, or an admin, may: another
+        team's runner ended a waiting run's interruption, which then could never be approved."""
         with self.engine.begin() as c:
             interruptions.lock_row(c, interruption_id)
+            if (
+                caller.kind != "admin"
+                and interruptions.owner(c, interruption_id) != caller.token_id
+            ):
+                raise Forbidden(
+                    "not_owner",
+                    f"interruption {interruption_id} was registered by another runner token; "
+                    "only that token, or an admin, may cancel it",
+                )
             current = interruptions.view(c, interruption_id)
             if current["state"] == "waiting":
                 state = "timed-out" if reason == "timed-out" else "cancelled"
                 interruptions.settle(c, interruption_id, state, now())
                 audit_log.append(
-                    c, state, interruption_id, f"runner:{caller.token_id}", {"reason": reason}
+                    c,
+                    state,
+                    interruption_id,
+                    f"{caller.kind}:{caller.token_id}",
+                    {"reason": reason},
                 )
             return interruptions.view(c, interruption_id)
 

@@ -14,7 +14,7 @@ from runner.approvals.identity import Person
 from runner.approvals.request import Interruption, slot
 from runner.server import tables as t
 from runner.server.errors import NotFound
-from runner.server.values import iso
+from runner.server.values import iso, shown
 
 
 def view(c: Connection, interruption_id: str) -> dict[str, Any]:
@@ -28,8 +28,8 @@ def view(c: Connection, interruption_id: str) -> dict[str, Any]:
             "username": s.username,
             "person_id": s.person_id,
             "result": s.result,
-            "notes": s.notes,
-            "fields": s.fields,
+            "notes": shown(s.notes),
+            "fields": shown(s.fields),
             "at": iso(s.at),
         }
         for s in c.execute(
@@ -42,7 +42,7 @@ def view(c: Connection, interruption_id: str) -> dict[str, Any]:
         "id": row.id,
         "run_id": row.run_id,
         "step_id": row.step_id,
-        "request": row.request,
+        "request": shown(row.request),
         "state": row.state,
         "responsible": row.responsible,
         "version": row.version,
@@ -62,7 +62,8 @@ def of_step(c: Connection, run_id: str, step_id: str) -> str | None:
     return None if row is None else str(row.id)
 
 
-def insert_waiting(c: Connection, request: Interruption, moment: datetime) -> None:
+def insert_waiting(c: Connection, request: Interruption, moment: datetime, owner: str) -> None:
+    """Keep ``request`` as waiting, registered by the runner token ``owner``."""
     c.execute(
         insert(t.interruptions).values(
             id=request.id,
@@ -75,8 +76,20 @@ def insert_waiting(c: Connection, request: Interruption, moment: datetime) -> No
             version=1,
             created=moment,
             updated=moment,
+            owner=owner,
         )
     )
+
+
+def owner(c: Connection, interruption_id: str) -> str | None:
+    """The id of the runner token that registered the interruption (None: registered before
+    owners were kept); ``NotFound`` if there is none."""
+    row = c.execute(
+        select(t.interruptions.c.owner).where(t.interruptions.c.id == interruption_id)
+    ).first()
+    if row is None:
+        raise NotFound("not_found", f"no interruption {interruption_id!r}")
+    return None if row.owner is None else str(row.owner)
 
 
 def lock_row(c: Connection, interruption_id: str) -> None:

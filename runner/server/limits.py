@@ -13,6 +13,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from runner.approvals.request import Interruption
+from runner.bounded import holds_half_character
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -28,6 +29,21 @@ LIST_ITEMS = 100  # teams, quorum rules, fields, choice options
 FOLLOWING_STEPS = 1_000
 PATTERN_CHARS = 1_000
 INPUTS_BYTES = 64 * KIB
+NOTES_CHARS = 10_000  # a submission's notes
+
+
+# -- connections (``runner server`` options; docs/approvals.md, limits) -----------------------
+
+#: how long a connection may take to send a request's headers (``runner.server.connections``)
+HEADER_SECONDS = 10.0
+#: how long a request's body may take to arrive, from its headers (``runner.server.bodies``): a
+#: client that sent part of one and stalled held its buffer and connection for ever
+BODY_SECONDS = 30.0
+#: how long an idle kept-alive connection stays open (uvicorn's own default)
+KEEP_ALIVE_SECONDS = 5
+#: open connections past which new requests are answered 503: each waiting runner holds one
+#: long-poll, so this is well above the 1,000 waiting runners the benchmarks measure
+CONNECTIONS = 2_000
 
 
 def body_limit(scope: MutableMapping[str, Any]) -> int:
@@ -88,4 +104,32 @@ def request_problem(request: Interruption) -> str | None:
         return "`inputs` must be JSON"
     if size > INPUTS_BYTES:
         return f"`inputs` is over {INPUTS_BYTES // KIB} KiB"
+    return None
+
+
+def unwritable(value: Any) -> str | None:
+    """Why JSON ``value`` (a parsed request or submission) cannot be kept and shown again, or
+    None: half of a character (a lone ``\\ud800`` escape is valid JSON, but no answer, page or
+    log can be written with it), or a number JSON cannot write (``NaN``, ``Infinity``). Stored,
+    either made every listing that held it answer 500 (attack pass)."""
+    if holds_half_character(value):
+        return "it holds half of a character (a lone \\ud800-\\udfff escape)"
+    try:
+        json.dumps(value, allow_nan=False)
+    except ValueError:
+        return "it holds a number JSON cannot write (NaN or Infinity)"
+    return None
+
+
+def submission_problem(notes: str, fields: dict[str, str]) -> str | None:
+    """Why a submission's notes or fields are too big to keep, or None (the web form's
+    submissions skipped these limits when only the API checked them: attack pass)."""
+    if len(notes) > NOTES_CHARS:
+        return f"notes are at most {NOTES_CHARS:,} characters"
+    if len(fields) > LIST_ITEMS or any(
+        len(k) > TEXT_CHARS or len(v) > TEXT_CHARS for k, v in fields.items()
+    ):
+        return (
+            f"at most {LIST_ITEMS} fields, each name and value of at most {TEXT_CHARS:,} characters"
+        )
     return None

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from msgspec import Struct, ValidationError, convert, field
 from sqlalchemy import Connection, insert, select, update
 
 from runner.server import tables as t
-from runner.server.errors import Conflict, Forbidden, NotFound
+from runner.server.errors import Conflict, Forbidden, Invalid, NotFound
 from runner.server.values import as_json, now
 
 #: step statuses that may still change; any other is settled
@@ -27,6 +28,39 @@ RUN_IDENTITY = (
     "commit",
     "trust_commit",
 )
+
+
+class StepShape(Struct):
+    """What the server and its pages read of a step of a run record (``RunRecord``'s types)."""
+
+    id: str = ""
+    name: str = ""
+    status: str = ""
+    approval: dict[str, Any] | None = None
+
+
+class RunShape(Struct):
+    """What the server and its pages read of a run record: a field is optional, as in
+    ``runner.engine.record.RunRecord``, but has its type when present; others are the
+    runner's own."""
+
+    run_id: str
+    status: str = ""
+    steps: list[StepShape] = field(default_factory=list)
+    workflow_name: str = ""
+    environment: str = ""
+    started_at: str = ""
+    started_by: dict[str, str] = field(default_factory=dict)
+
+
+def shape_problem(record: Any) -> str | None:
+    """Why ``record`` is not a run record the server can keep and show, or None (a record
+    without `started_by`, or with `steps` not a list, made its page a bare 500: attack pass)."""
+    try:
+        convert(record, RunShape)
+    except ValidationError as exc:
+        return str(exc)
+    return None
 
 
 def rewritten(stored: Any, new: dict[str, Any]) -> str | None:
@@ -55,7 +89,10 @@ def rewritten(stored: Any, new: dict[str, Any]) -> str | None:
 def put(c: Connection, run_id: str, record: dict[str, Any], owner: str) -> None:
     """Keep ``record`` for the token ``owner``: ``Forbidden`` when another token created it,
     ``Conflict`` when it rewrites what was settled; an ``IntegrityError`` when another request
-    created it in the meantime."""
+    created it in the meantime; ``Invalid`` when it is no run record."""
+    problem = shape_problem(record)
+    if problem:
+        raise Invalid("bad_request", f"not a run record: {problem}")
     row = c.execute(select(t.runs).where(t.runs.c.run_id == run_id)).first()
     if row is None:
         c.execute(insert(t.runs).values(run_id=run_id, record=record, updated=now(), owner=owner))

@@ -69,6 +69,9 @@ interruptions = Table(
     Column("version", Integer, nullable=False, default=1),
     Column("created", DateTime(timezone=True), nullable=False),
     Column("updated", DateTime(timezone=True), nullable=False),
+    #: the id of the runner token that registered it: only it (or an admin) may cancel it; None
+    #: for one kept before migration 0004 (only an admin may)
+    Column("owner", String(32), nullable=True),
     UniqueConstraint("run_id", "step_id", name="uq_interruption_run_step"),
 )
 

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from datetime import UTC, datetime
 from typing import Any
+
+from runner.bounded import MAX_JSON_DEPTH, check_depth
+from runner.characters import whole_characters
+
+#: what stands for a value nested deeper than the API answers
+TOO_DEEP = "(nested too deeply to show)"
 
 
 def now() -> datetime:
@@ -33,3 +40,32 @@ def as_json(value: Any) -> Any:
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def shown(value: Any) -> Any:
+    """Stored JSON as the API and the pages can answer it: ``value`` itself, unless it holds
+    half of a character, a NaN or infinity, or nesting deeper than ``MAX_JSON_DEPTH`` (kept
+    before the server refused them); then a copy with each half as U+FFFD, each such number as
+    null and the deepest parts cut. One such row made every listing holding it answer 500
+    (attack pass); mended, it differs from what its runner sent, which then fails closed."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+        text.encode("utf-8")
+        check_depth(text)
+    except (ValueError, RecursionError):  # UnicodeEncodeError and InputLimitError included
+        return _mended(value, MAX_JSON_DEPTH)
+    return value
+
+
+def _mended(value: Any, depth: int) -> Any:
+    if isinstance(value, str):
+        return whole_characters(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict | list | tuple) and depth <= 0:
+        return TOO_DEEP
+    if isinstance(value, dict):
+        return {whole_characters(str(k)): _mended(v, depth - 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mended(item, depth - 1) for item in value]
+    return value

@@ -31,6 +31,7 @@ from runner.server.api import store_of, writes_of
 from runner.server.app import create_app, status_of
 from runner.server.changes import Writes
 from runner.server.errors import Forbidden, ServerError
+from runner.server.limits import BODY_SECONDS
 from runner.server.notify import Notifier
 from runner.server.storage import Caller, Store
 
@@ -92,7 +93,8 @@ i.request.failure.exit_code is not none %}, exit code {{ i.request.failure.exit_
 {{ i.request.started_by }}</td></tr>
 <tr><th>Commit</th><td><code>{{ i.request.commit or '-' }}</code></td></tr>
 <tr><th>Workflow digest</th><td><code>{{ i.request.digest }}</code></td></tr>
-<tr><th>Inputs</th><td>{% for k, v in i.request.inputs.items() %}<code>{{ k }}={{ v }}</code>
+<tr><th>Inputs</th><td>{% for k, v in (i.request.inputs if i.request.inputs is mapping
+else {}).items() %}<code>{{ k }}={{ v }}</code>
 {% endfor %}</td></tr>
 <tr><th>Steps that follow</th><td>{{ i.request.following_steps|join(', ') }}</td></tr>
 <tr><th>Who may decide</th><td>{{ (i.request.teams or ['anyone in the people file'])|join(', ')
@@ -138,8 +140,8 @@ value="{{ notes }}"><input type="hidden" name="confirm" value="yes">
 
 RUN = """{% extends "base" %}{% block body %}<h1>Run {{ r.run_id }}</h1>
 <p>{{ r.workflow_name }} &rarr; {{ r.environment }}: <b>{{ r.status }}</b>, started
-{{ r.started_at }} by {{ r.started_by.username }}</p><table>
-<tr><th>Step</th><th>Status</th><th>Decisions</th></tr>{% for s in r.steps %}<tr>
+{{ r.started_at }} by {{ starter }}</p><table>
+<tr><th>Step</th><th>Status</th><th>Decisions</th></tr>{% for s in steps %}<tr>
 <td>{{ s.name }}</td><td>{{ s.status }}</td><td>{% for d in decisions(s.approval)
 %}{{ d.result }} by {{ d.display_name }} via {{ d.source }}{% if d.notes %}: {{ d.notes
 }}{% endif %}<br>{% endfor %}</td></tr>{% endfor %}</table>{% endblock %}"""
@@ -176,15 +178,23 @@ class Pages(Struct, frozen=True):
 
 
 def create_full_app(
-    store: Store, *, public_url: str = "", webhook: str | None = None, secret: str | None = None
+    store: Store,
+    *,
+    public_url: str = "",
+    webhook: str | None = None,
+    secret: str | None = None,
+    address: str = "",
+    body_seconds: float = BODY_SECONDS,
 ) -> FastAPI:
-    """The API plus the web page and the notifications."""
-    notifier = Notifier(webhook, public_url) if webhook else None
+    """The API plus the web page and the notifications. ``public_url`` is ``--public-url``
+    (the only origin the pages' forms are taken from, when set); the notifications link to it,
+    else to ``address``, where the server listens."""
+    notifier = Notifier(webhook, public_url or address) if webhook else None
     signer = URLSafeTimedSerializer(
         secret or os.environ.get("RUNNER_SERVER_SECRET") or secrets.token_hex(32),
         salt="runner-session",
     )
-    app = create_app(store, notify=notifier.send if notifier else None)
+    app = create_app(store, notify=notifier.send if notifier else None, body_seconds=body_seconds)
     app.state.pages = Pages(signer, public_url)
     app.add_middleware(SameOriginPosts, public_url=public_url)
     app.include_router(router)
@@ -323,7 +333,7 @@ async def detail_page(
         i=view,
         history=history,
         error=error,
-        instructions=render_markdown(view["request"].get("instructions", "")),
+        instructions=render_markdown(text_of(view["request"].get("instructions"))),
     )
 
 
@@ -402,8 +412,25 @@ async def run_page(request: Request, run_id: str, store: Store = Depends(store_o
         who=who.person,
         csrf=csrf,
         r=record,
+        starter=starter_of(record),
+        steps=steps_of(record),
         decisions=recorded_decisions,
     )
+
+
+# a record kept before the server checked its shape may lack a part, or hold another type
+# there: its page shows what there is (it answered a bare 500)
+
+
+def starter_of(record: dict[str, Any]) -> str:
+    started_by = record.get("started_by")
+    name = started_by.get("username") if isinstance(started_by, dict) else None
+    return name if isinstance(name, str) else "-"
+
+
+def steps_of(record: dict[str, Any]) -> list[dict[str, Any]]:
+    steps = record.get("steps")
+    return [s for s in steps if isinstance(s, dict)] if isinstance(steps, list) else []
 
 
 def to_login(request: Request, back: str | None = None) -> Response:
@@ -433,13 +460,42 @@ def safe_next(target: str) -> str:
     return target
 
 
+def text_of(value: Any) -> str:
+    """``value`` when it is text, else "": a request kept before the server checked types may
+    hold a list where a page expects text (its page answered 500)."""
+    return value if isinstance(value, str) else ""
+
+
 def _safe_link(url: str) -> bool:
     return url.strip().lower().startswith(("http://", "https://", "mailto:"))
 
 
-def _origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else ""
+#: the port of an origin that names none
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+Origin = tuple[str, str, int]
+
+
+def _origin_of(url: str) -> Origin | None:
+    """The web origin of ``url`` (scheme, host, port), or None when it is no http(s) URL."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    return scheme, parts.hostname.lower(), port or DEFAULT_PORTS[scheme]
+
+
+def own_origin(request: Request, public_url: str) -> Origin | None:
+    """This server's origin: ``--public-url`` when set (a proxy may forward any ``Host``),
+    else the scheme the request came in by with the host it was sent to."""
+    if public_url:
+        return _origin_of(public_url)
+    host = request.headers.get("host") or ""
+    return _origin_of(f"{request.scope.get('scheme', 'http')}://{host}") if host else None
 
 
 def foreign_origin(request: Request, public_url: str) -> str | None:
@@ -447,23 +503,20 @@ def foreign_origin(request: Request, public_url: str) -> str | None:
 
     A browser sends ``Origin`` with every cross-origin POST (``null`` from opaque origins), and
     a ``Referer`` where it sends no ``Origin``; a client with neither is no browser, and cannot
-    carry a victim's cookies. Ours: the host the request was sent to, or ``--public-url``."""
-    host = (request.headers.get("host") or "").lower()
-    ours = {_origin_of(public_url)} - {""}
-
-    def own(origin: str) -> bool:
-        return origin in ours or (bool(host) and urlsplit(origin).netloc == host)
-
+    carry a victim's cookies. An origin is its scheme, host and port together: comparing the
+    host alone took ``http://approvals.example.com`` (any page a network attacker injects into
+    a plain-http visit) for ``https://approvals.example.com`` (attack pass)."""
+    ours = own_origin(request, public_url)
     origin = request.headers.get("origin")
     if origin is not None:
-        if not own(_origin_of(origin.strip())):
+        if ours is None or _origin_of(origin) != ours:
             return (
                 f"this form was posted from another site ({origin[:100]}); sign in and "
                 "decide on this server's own pages"
             )
         return None
     referer = request.headers.get("referer")
-    if referer is not None and not own(_origin_of(referer.strip())):
+    if referer is not None and (ours is None or _origin_of(referer) != ours):
         return "this form was posted from another site; use this server's own pages"
     return None
 

@@ -73,6 +73,8 @@ class ServerProcess:
     port: int
     log: Path
     process: subprocess.Popen[bytes] | None = None
+    #: further options of `runner server`
+    options: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -82,7 +84,15 @@ class ServerProcess:
         with self.log.open("ab") as log:
             since = log.tell()
             self.process = subprocess.Popen(
-                [RUNNER, "server", "--database", self.database, "--port", str(self.port)],
+                [
+                    RUNNER,
+                    "server",
+                    "--database",
+                    self.database,
+                    "--port",
+                    str(self.port),
+                    *self.options,
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=host_env(),

@@ -3,10 +3,14 @@ kinds, the rules of deciding with their stable error codes, long-polls, runs."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -14,6 +18,8 @@ from helpers.cli import cli
 from helpers.server_helpers import Served, serving
 from sqlalchemy import select
 
+from runner.approvals.request import Interruption
+from runner.server import interruptions
 from runner.server import tables as t
 
 RequestFactory = Callable[..., dict[str, Any]]
@@ -387,6 +393,173 @@ def test_cancel_by_the_runner(
     expect_error(server.assign("alice", ID), 409, "decided")
 
 
+def test_another_runner_token_cannot_cancel(
+    server: Served, make_request: RequestFactory, expect_error: ExpectError
+) -> None:
+    """Attack pass: any runner token cancelled any run's interruption; approvers then got 409
+    `decided` for ever."""
+    server.create(make_request())
+    other = server.store.issue_token("runner", label="another team")
+    answer = server.call(
+        None, "POST", f"/interruptions/{ID}/cancel", token=other, json={"reason": "timed-out"}
+    )
+    expect_error(answer, 403, "not_owner")
+    assert server.assign("alice", ID).status_code == 200
+    answer = server.call("admin", "POST", f"/interruptions/{ID}/cancel", json={})
+    assert (answer.status_code, answer.json()["state"]) == (200, "cancelled")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("title", "\ud800", "half of a character"),
+        ("inputs", {"v\udfff": "1"}, "half of a character"),
+        ("instructions", ["x"], "Expected `str`, got `array` - at `$.instructions`"),
+        ("inputs", "x", "Expected `object`, got `str` - at `$.inputs`"),
+        ("fields", [{"name": "f", "type": 3}], "Expected `str`, got `int` - at `$.fields[0].type`"),
+    ],
+)
+def test_a_request_no_page_could_show_is_refused_before_it_is_stored(
+    server: Served,
+    make_request: RequestFactory,
+    expect_error: ExpectError,
+    name: str,
+    value: Any,
+    says: str,
+) -> None:
+    """Attack pass: a title "\\ud800" (valid JSON) was stored, the create answered 500 after
+    the commit, and every listing holding it answered 500 from then on; a list for
+    `instructions` or a string for `inputs` was stored and its page answered 500."""
+    answer = server.call("runner", "POST", "/interruptions", json=make_request(**{name: value}))
+    expect_error(answer, 422, "bad_request")
+    assert says in answer.json()["error"]["message"]
+    assert server.store.list_interruptions(pending=False, run=None) == []
+    assert server.call("alice", "GET", "/interruptions").status_code == 200
+
+
+def test_a_request_with_a_number_json_cannot_write_is_refused(
+    server: Served, make_request: RequestFactory, expect_error: ExpectError
+) -> None:
+    body = json.dumps(make_request(inputs={"n": float("nan")}))
+    answer = server.call(
+        "runner",
+        "POST",
+        "/interruptions",
+        data=body,
+        headers={"Content-Type": "application/json"},
+    )
+    expect_error(answer, 422, "bad_request")
+    assert "NaN or Infinity" in answer.json()["error"]["message"]
+    assert server.store.list_interruptions(pending=False, run=None) == []
+
+
+def test_one_row_kept_before_the_checks_does_not_break_the_listing(
+    server: Served, make_request: RequestFactory
+) -> None:
+    """A row stored before the server refused such requests is shown mended, and the others
+    with it, instead of a 500 for everyone."""
+    if server.store.postgres:
+        pytest.skip("PostgreSQL's JSON type refuses a lone surrogate and NaN by itself")
+    server.create(make_request())
+    deep: list[Any] = []
+    inner = deep
+    for _ in range(200):
+        inner.append([])
+        inner = inner[0]
+    kept = make_request(
+        run_id="old", id="old--gate", title="\ud800", inputs={"n": float("nan"), "d": deep}
+    )
+    with server.store.tx() as c:
+        interruptions.insert_waiting(c, Interruption.from_dict(kept), datetime.now(UTC), "t")
+    answer = server.call("alice", "GET", "/interruptions")
+    assert answer.status_code == 200, answer.text
+    shown = {v["id"]: v["request"] for v in answer.json()}
+    assert shown[ID]["title"] == "Gate Check"
+    assert shown["old--gate"]["title"] == "\ufffd"
+    assert shown["old--gate"]["inputs"]["n"] is None
+    assert "(nested too deeply to show)" in json.dumps(shown["old--gate"]["inputs"]["d"])
+    assert server.call("alice", "GET", "/interruptions/old--gate").status_code == 200
+
+
+def raw_post(
+    server: Served, path: str, body: bytes, headers: list[tuple[str, str]]
+) -> tuple[int, Any]:
+    """POST ``body`` with exactly these headers (repeated ones too), and the answer."""
+    split = urlsplit(server.url)
+    connection = http.client.HTTPConnection(split.hostname or "", split.port, timeout=30)
+    try:
+        connection.putrequest("POST", "/api/v1" + path)
+        connection.putheader("Authorization", f"Bearer {server.tokens['runner']}")
+        for name, value in headers:
+            connection.putheader(name, value)
+        connection.putheader("Content-Length", str(len(body)))
+        connection.endheaders(body)
+        answer = connection.getresponse()
+        return answer.status, json.loads(answer.read())
+    finally:
+        connection.close()
+
+
+def deep_request(make_request: RequestFactory, depth: int = 990) -> str:
+    """A request whose `inputs` nest ``depth`` levels deep, as JSON text."""
+    text = json.dumps(make_request(inputs={"v": "@@"}))
+    return text.replace('"@@"', "[" * depth + "]" * depth)
+
+
+def test_two_content_types_are_refused_before_the_body_is_judged(
+    server: Served, make_request: RequestFactory
+) -> None:
+    """Attack pass: the depth check read the last Content-Type (text/plain: not JSON, not
+    checked), FastAPI the first (JSON: parsed and stored 900 levels deep); every listing then
+    answered 500."""
+    body = deep_request(make_request).encode()
+    headers = [("Content-Type", "application/json"), ("Content-Type", "text/plain")]
+    status, answer = raw_post(server, "/interruptions", body, headers)
+    assert status == 400, answer
+    assert answer == {
+        "error": {
+            "code": "bad_request",
+            "message": "the request has more than one Content-Type header",
+        }
+    }
+    assert server.store.list_interruptions(pending=False, run=None) == []
+    assert server.call("alice", "GET", "/interruptions").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("encoding", "content_type"),
+    [
+        ("utf-8", "application/json"),
+        ("utf-16", "application/json"),
+        ("utf-32-le", "application/json"),
+        ("utf-8", "application/merge-patch+json"),
+        ("utf-8", "Application/JSON ; charset=utf-8"),
+    ],
+)
+def test_deep_json_is_refused_in_the_apis_shape_however_it_is_sent(
+    server: Served, make_request: RequestFactory, encoding: str, content_type: str
+) -> None:
+    """The depth was checked on UTF-8 text only: the same body in UTF-16, which FastAPI's
+    json.loads reads too, reached its parser (RecursionError: FastAPI's own error shape)."""
+    body = deep_request(make_request).encode(encoding)
+    status, answer = raw_post(server, "/interruptions", body, [("Content-Type", content_type)])
+    assert status == 422, answer
+    assert answer["error"]["code"] == "bad_request"
+    assert "nested more than 64 levels deep" in answer["error"]["message"]
+    assert server.store.list_interruptions(pending=False, run=None) == []
+
+
+def test_what_the_framework_refuses_is_in_the_apis_error_shape(
+    server: Served, expect_error: ExpectError
+) -> None:
+    expect_error(server.call("runner", "GET", "/no-such-route"), 404, "not_found")
+    status, answer = raw_post(
+        server, "/interruptions", b"\xff\xfe{", [("Content-Type", "application/json")]
+    )
+    assert (status, set(answer)) == (400, {"error"}), answer
+    assert answer["error"]["code"] == "bad_request"
+
+
 def test_malformed_bodies_get_the_stable_error_shape(
     server: Served, make_request: RequestFactory
 ) -> None:
@@ -501,6 +674,28 @@ def test_runs(server: Served, expect_error: ExpectError) -> None:
         "bad_request",
     )
     expect_error(server.call("runner", "PUT", "/runs/r1", json=[1, 2]), 422, "bad_request")
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"steps": 5}, "Expected `array`, got `int` - at `$.steps`"),
+        ({"steps": [1]}, "Expected `object`, got `int` - at `$.steps[0]`"),
+        ({"steps": [{"name": ["x"]}]}, "Expected `str`, got `array` - at `$.steps[0].name`"),
+        ({"started_by": "x"}, "Expected `object`, got `str` - at `$.started_by`"),
+        ({"status": None}, "Expected `str`, got `null` - at `$.status`"),
+    ],
+)
+def test_a_run_record_of_another_shape_is_refused(
+    server: Served, expect_error: ExpectError, change: dict[str, Any], says: str
+) -> None:
+    """Attack pass: a record with `steps` not a list (or no `started_by`) was kept, and its
+    page answered a bare 500."""
+    record = {"run_id": "r1", "status": "waiting", "started_by": {"username": "x"}, "steps": []}
+    answer = server.call("runner", "PUT", "/runs/r1", json={**record, **change})
+    expect_error(answer, 422, "bad_request")
+    assert says in answer.json()["error"]["message"]
+    expect_error(server.call("runner", "GET", "/runs/r1"), 404, "not_found")
 
 
 def test_locks(server: Served) -> None:

@@ -8,6 +8,7 @@ import io
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,8 @@ from sqlalchemy import Engine, inspect, select, text
 from runner.cli.main import main
 from runner.server import tables as t
 from runner.server.database import SCHEMA_HEAD, alembic_config
-from runner.server.storage import Store, make_engine, migrate
+from runner.server.errors import ServerError
+from runner.server.storage import Caller, Store, make_engine, migrate
 
 EXPECTED = {
     "people",
@@ -65,7 +67,7 @@ def test_empty_database_has_no_tables(engine: Engine) -> None:
 def test_migrate_creates_every_table(engine: Engine) -> None:
     migrate(engine)
     assert table_names(engine) == EXPECTED | {"alembic_version"}
-    assert head(engine) == ["0003"]
+    assert head(engine) == [SCHEMA_HEAD]
     columns = {c["name"] for c in inspect(engine).get_columns("interruptions")}
     assert columns == {
         "id",
@@ -77,6 +79,7 @@ def test_migrate_creates_every_table(engine: Engine) -> None:
         "version",
         "created",
         "updated",
+        "owner",
     }
     uniques = inspect(engine).get_unique_constraints("interruptions")
     assert [sorted(u["column_names"]) for u in uniques] == [["run_id", "step_id"]]
@@ -98,7 +101,7 @@ def test_migrating_again_is_a_no_op(engine: Engine) -> None:
     migrate(engine)
     migrate(engine)
     assert table_names(engine) == before_tables
-    assert head(engine) == ["0003"]
+    assert head(engine) == [SCHEMA_HEAD]
     # nothing lost, nothing added
     assert store.audit_entries() == before_audit
     assert store.authenticate(token) is not None
@@ -116,7 +119,7 @@ def test_every_server_command_migrates_first(empty_url: str) -> None:
     engine = make_engine(empty_url)
     try:
         assert table_names(engine) == EXPECTED | {"alembic_version"}
-        assert head(engine) == ["0003"]
+        assert head(engine) == [SCHEMA_HEAD]
     finally:
         engine.dispose()
 
@@ -138,6 +141,37 @@ def test_a_database_at_an_older_revision_is_migrated_to_the_head(engine: Engine)
     migrate(engine)
     assert head(engine) == [SCHEMA_HEAD]
     assert "owner" in {c["name"] for c in inspect(engine).get_columns("runs")}
+
+
+def test_an_interruption_kept_before_owners_is_cancelled_only_by_an_admin(
+    engine: Engine,
+) -> None:
+    """Migration 0004 keeps who registered an interruption; one registered before it has no
+    owner, and no runner token may cancel it (fail closed)."""
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0003")
+    moment = datetime.now(UTC)
+    with engine.begin() as c:
+        c.execute(
+            t.interruptions.insert().values(
+                id="old--gate",
+                run_id="old",
+                step_id="gate",
+                request={"run_id": "old"},
+                state="waiting",
+                version=1,
+                created=moment,
+                updated=moment,
+            )
+        )
+    migrate(engine)
+    store = Store(engine)
+    with pytest.raises(ServerError) as refused:
+        store.cancel("old--gate", "timed-out", Caller("runner", "any", None))
+    assert refused.value.code == "not_owner"
+    assert store.cancel("old--gate", "x", Caller("admin", "adm", None))["state"] == "cancelled"
 
 
 def test_a_database_at_the_head_opens_without_alembic(tmp_path: Path) -> None:

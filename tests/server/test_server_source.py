@@ -218,6 +218,30 @@ def test_cancel_withdraws_the_request(
     ]
 
 
+@pytest.mark.parametrize("reason", ["timed-out", "cancelled"])
+def test_an_interruption_ended_on_the_server_fails_the_source(
+    server: Served, request_: Interruption, tmp_path: Path, reason: str
+) -> None:
+    """Attack pass: a run whose interruption was cancelled on the server printed "Waiting..."
+    until its deadline, though no one could decide it there any more."""
+    source = make_source(server.url, server.tokens["runner"], tmp_path)
+    source.register(request_)
+    assert source.poll(request_) == []
+    answer = server.call("admin", "POST", f"/interruptions/{ID}/cancel", json={"reason": reason})
+    assert answer.status_code == 200
+    expected = (
+        f"the approval server's interruption {ID} is {reason} there: approvers can no longer "
+        "decide it on the server"
+    )
+    with pytest.raises(ApprovalError, match=expected):
+        source.poll(request_)
+    # a resumed run finds it so at once
+    resumed = make_source(server.url, server.tokens["runner"], tmp_path)
+    resumed.register(request_)
+    with pytest.raises(ApprovalError, match=expected):
+        resumed.poll(request_)
+
+
 def test_an_approver_token_cannot_register(
     server: Served, request_: Interruption, tmp_path: Path
 ) -> None:

@@ -328,6 +328,46 @@ def test_cancel(store: Store, make_request: RequestFactory) -> None:
     assert store.cancel("r2--gate", "operator", RUNNER)["state"] == "cancelled"
 
 
+@pytest.mark.parametrize(
+    ("notes", "fields", "code"),
+    [
+        ("n" * 10_001, {}, "too_large"),
+        ("", {"ticket": "t" * 1_001}, "too_large"),
+        ("", {f"f{n}": "x" for n in range(101)}, "too_large"),
+        ("half \udc00", {}, "bad_request"),
+        ("", {"ticket": "\ud800"}, "bad_request"),
+    ],
+)
+def test_the_decision_service_keeps_the_submission_limits(
+    store: Store, make_request: RequestFactory, notes: str, fields: dict[str, str], code: str
+) -> None:
+    """The limits were the API's alone: the web form, which calls the service, skipped them."""
+    store.create_interruption(make_request(), RUNNER)
+    store.take_responsibility("r1--gate", person(store, "alice"), False)
+    with refused(422, code):
+        store.submit("r1--gate", person(store, "alice"), "proceed", notes, fields)
+    assert store.get("r1--gate")["submissions"] == []
+
+
+def test_only_the_registering_runner_or_an_admin_cancels(
+    store: Store, make_request: RequestFactory
+) -> None:
+    """Attack pass: another team's runner token cancelled a waiting run's interruption, which
+    then could never be approved."""
+    store.create_interruption(make_request(), RUNNER)
+    with refused(403, "not_owner") as check:
+        store.cancel("r1--gate", "timed-out", OTHER_RUNNER)
+    assert "registered by another runner token" in check.message
+    assert store.get("r1--gate")["state"] == "waiting"
+    # the same request registered again by the other token changes no owner
+    store.create_interruption(make_request(), OTHER_RUNNER)
+    with refused(403, "not_owner"):
+        store.cancel("r1--gate", "cancelled", OTHER_RUNNER)
+    view = store.cancel("r1--gate", "stuck", Caller("admin", "tok-admin", None))
+    assert view["state"] == "cancelled"
+    assert store.history("r1--gate")[-1]["actor"] == "admin:tok-admin"
+
+
 def test_versions_count_every_change(store: Store, make_request: RequestFactory) -> None:
     store.create_interruption(make_request(), RUNNER)
     assert store.version("r1--gate") == 1

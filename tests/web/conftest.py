@@ -231,7 +231,9 @@ class Session:
         self.client.close()
 
 
-def _start(database: str, webhook: str | None, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _start(
+    database: str, webhook: str | None, log: Path, public_url: str | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     """``runner server`` listening on a free port, and its URL. A port taken by another
     process between ``free_port`` and the server's bind makes it exit: another port, then."""
     for _ in range(3):
@@ -240,6 +242,8 @@ def _start(database: str, webhook: str | None, log: Path) -> tuple[subprocess.Po
         argv = [RUNNER, "server", "--database", database, "--port", str(port)]
         if webhook:
             argv += ["--webhook", webhook]
+        if public_url:
+            argv += ["--public-url", public_url]
         with log.open("ab") as out:
             since = out.tell()
             process = subprocess.Popen(
@@ -265,7 +269,9 @@ def _healthy(url: str) -> bool:
 
 
 @contextmanager
-def running_server(folder: Path, *, webhook: str | None = None) -> Iterator[Server]:
+def running_server(
+    folder: Path, *, webhook: str | None = None, public_url: str | None = None
+) -> Iterator[Server]:
     """Start ``runner server`` on a free port with people imported and tokens issued."""
     folder.mkdir(parents=True, exist_ok=True)
     database = f"sqlite:///{folder / 'server.db'}"
@@ -276,7 +282,7 @@ def running_server(folder: Path, *, webhook: str | None = None) -> Iterator[Serv
     runner_token = store.issue_token("runner", label="web tests")
     tokens = {name: store.issue_token("approver", name) for name in APPROVERS}
     log = folder / "server.log"
-    process, url = _start(database, webhook, log)
+    process, url = _start(database, webhook, log, public_url)
     server = Server(url, database, process, log, runner_token, tokens, store)
     try:
         yield server
@@ -298,13 +304,15 @@ def wait_until() -> Callable[..., Any]:
 
 @pytest.fixture
 def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Start a server of the test's own, e.g. with ``webhook=URL``; stopped after the test."""
+    """Start a server of the test's own, e.g. with ``webhook=URL`` or ``public_url=URL``;
+    stopped after the test."""
     with ExitStack() as stack:
         count = iter(range(1000))
 
-        def make(*, webhook: str | None = None) -> Server:
+        def make(*, webhook: str | None = None, public_url: str | None = None) -> Server:
+            folder = tmp_path / f"server-{next(count)}"
             return stack.enter_context(
-                running_server(tmp_path / f"server-{next(count)}", webhook=webhook)
+                running_server(folder, webhook=webhook, public_url=public_url)
             )
 
         yield make

@@ -328,6 +328,47 @@ def test_a_cross_site_form_does_not_carry_the_session(
     assert alice.page.url == f"{server.url}/"
 
 
+def login_from(server: Server, host: str, **headers: str) -> int:
+    """The status of a sign-in POST sent to ``host`` with ``headers`` (Origin, Referer)."""
+    answer = httpx.post(
+        f"{server.url}/login",
+        data={"token": server.tokens["alice"]},
+        headers={"Host": host, **headers},
+        timeout=15,
+    )
+    return answer.status_code
+
+
+def test_an_origin_is_its_scheme_host_and_port_against_the_public_url(
+    make_server: Callable[..., Server],
+) -> None:
+    """Attack pass: with --public-url https://approvals.example.com, a POST /login from
+    `Origin: http://approvals.example.com` (a page a network attacker injects into any plain
+    http visit) signed the approver in as the attacker: only the host was compared."""
+    served = make_server(public_url="https://approvals.example.com")
+    host = "approvals.example.com"  # as a TLS-terminating proxy forwards it
+    assert login_from(served, host, Origin="https://approvals.example.com") == 303
+    assert login_from(served, host, Origin="https://APPROVALS.example.com:443") == 303
+    for origin in (
+        "http://approvals.example.com",
+        "https://approvals.example.com:8443",
+        "http://evil.example",
+        "null",
+    ):
+        assert login_from(served, host, Origin=origin) == 403, origin
+    assert login_from(served, host, Referer="http://approvals.example.com/login") == 403
+    assert login_from(served, host, Referer="https://approvals.example.com/login") == 303
+
+
+def test_without_a_public_url_the_origin_is_the_requests_own(server: Server) -> None:
+    own = server.url.removeprefix("http://")
+    assert login_from(server, own, Origin=server.url) == 303
+    assert login_from(server, own, Origin=f"https://{own}") == 403
+    # a Host without a port is port 80: another port's origin is another origin
+    assert login_from(server, "approvals.test", Origin="http://approvals.test:8080") == 403
+    assert login_from(server, "approvals.test", Origin="http://approvals.test") == 303
+
+
 # -- the session cookie ------------------------------------------------------------------------
 
 
