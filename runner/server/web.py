@@ -97,6 +97,8 @@ i.request.failure.exit_code is not none %}, exit code {{ i.request.failure.exit_
 else {}).items() %}<code>{{ k }}={{ v }}</code>
 {% endfor %}</td></tr>
 <tr><th>Steps that follow</th><td>{{ i.request.following_steps|join(', ') }}</td></tr>
+{% if i.request.skipped %}<tr><th>Skipped with --skip</th><td>{{ i.request.skipped|join(', ')
+}}</td></tr>{% endif %}
 <tr><th>Who may decide</th><td>{{ (i.request.teams or ['anyone in the people file'])|join(', ')
 }}{% for q in i.request.quorum %}; {{ q[1] }} from {{ q[0] }}{% endfor %}</td></tr>
 <tr><th>Deadline</th><td>{{ i.request.deadline or 'none' }}</td></tr></table>

@@ -463,3 +463,12 @@ def test_every_page_has_the_content_security_policy(server: Server, alice: Sessi
     assert refused.status_code == 422
     assert_csp(refused)
     assert alice.csrf_of(refused.text) == alice.csrf()
+
+
+def test_the_page_shows_the_steps_the_run_skips_escaped(server: Server, alice: Session) -> None:
+    view = server.create("skipping-run", skipped=["backup", "<b onclick=alert(31)>x</b>"])
+    page = alice.page(f"/interruptions/{view['id']}").text
+    assert "<th>Skipped with --skip</th><td>backup, &lt;b onclick=alert(31)&gt;x&lt;/b&gt;" in page
+    assert_inert(page)
+    plain = server.create("plain-run")
+    assert "Skipped with --skip" not in alice.page(f"/interruptions/{plain['id']}").text
