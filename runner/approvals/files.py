@@ -43,6 +43,10 @@ MAX_FILES = 500
 MAX_VERSIONS = MAX_BLOBS
 
 
+#: what the printed `runner approval new` command has in place of a field's value (which
+#: ``approval new`` refuses to sign as it is)
+FIELD_PLACEHOLDER = "..."
+
 #: a file version as the source found it: name, body, signature (None: none beside it), and why
 #: it was not read (too large, not a regular file), if it was not
 Found = tuple[str, bytes, bytes | None, str | None]
@@ -256,7 +260,11 @@ class FileSource:
                 if self.config.namespace != "runner-approval"
                 else ""
             )
-            + (" --field NAME=VALUE" if request.fields else "")
+            # each required field by name (a placeholder NAME=VALUE, copied as printed, made
+            # a proceed the run refused: newcomer pass); the log lists what each one takes
+            + "".join(
+                f" --field {f.name}={FIELD_PLACEHOLDER}" for f in request.fields if f.required
+            )
             + f" --out {self.config.path}"
         )
         return [command, f"then {where}"]

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from runner.approvals.document import MAX_VALIDITY, new_body
-from runner.approvals.request import GUIDED
+from runner.approvals.files import FIELD_PLACEHOLDER
+from runner.approvals.quorum import check_fields
+from runner.approvals.request import GUIDED, describe_field, field_specs
 from runner.approvals.request import inputs_digest as digest_of_inputs
 from runner.approvals.server_client import ServerClient
 from runner.approvals.sshsig import sign_with_ssh_keygen
@@ -85,6 +87,32 @@ def _check_request(request: dict[str, Any], request_file: str | None) -> None:
         not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1
     ):
         raise refuse("attempt", f"{attempt!r} is not an attempt number (1 or more)")
+
+
+def _check_fields(asked: object, fields: dict[str, str], decision: str, request_file: str) -> None:
+    """Refuse field values the waiting run would refuse, by the rule its gate judges them with
+    (``quorum.check_fields``): signed and pushed, such a file cost a CI round trip before the
+    resumed run said why it did not count (newcomer pass)."""
+    try:
+        specs = field_specs(asked if isinstance(asked, list) else ())
+    except (ValueError, TypeError) as exc:
+        raise UsageError(
+            f"--request {request_file}: `fields`: {exc}",
+            hint="pass the request file the waiting run wrote, unchanged",
+        ) from None
+    reason = check_fields(specs, fields, decision)
+    if reason is None:
+        return
+    raise UsageError(
+        f"the run will refuse this {decision}: {reason}",
+        hint=(
+            "the step's fields: "
+            + "; ".join(describe_field(spec) for spec in specs)
+            + " (give each as --field NAME=VALUE)"
+            if specs
+            else "the step asks for no fields: leave out --field"
+        ),
+    )
 
 
 def new_approval(
@@ -189,6 +217,16 @@ def new_approval(
             }[name]
             raise UsageError(f"{option} is required (or --request FILE from the waiting run)")
     _check_request(request, request_file)
+    for name, value in fields.items():
+        if value == FIELD_PLACEHOLDER:
+            # the waiting run's log prints `--field ticket=...`: copied unchanged, without
+            # --request to judge it by, it signed a value the run refuses
+            raise UsageError(
+                f"--field {name}={value}: `{value}` is the log's placeholder",
+                hint=f"give the value, --field {name}=VALUE (the log lists what it takes)",
+            )
+    if request_file and "fields" in request:
+        _check_fields(request["fields"], fields, decision, request_file)
 
     if not 0 < valid_minutes <= MAX_VALIDITY.total_seconds() / 60:
         raise UsageError(
@@ -244,7 +282,13 @@ def report_text(path: str, report: SignedFileReport, at: str | None) -> str:
         f"  sha256:   {report.sha256}",
     ]
     if report.problems:
-        lines.append("NOT valid: " + "; ".join(report.problems))
+        lines.append(
+            "NOT valid: "
+            + "; ".join(report.problems)
+            + (f"; the run will refuse it too: {report.will_refuse}" if report.will_refuse else "")
+        )
+    elif report.will_refuse:
+        lines.append(f"signature valid, but the run will refuse it: {report.will_refuse}")
     else:
         lines.append("valid" + (f" as of {at}" if at else ""))
     return "\n".join(lines) + "\n"

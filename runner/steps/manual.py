@@ -21,7 +21,7 @@ from runner.approvals.files import FileSource
 from runner.approvals.identity import Directory
 from runner.approvals.prompt import PromptSource, end_question, local_user
 from runner.approvals.quorum import Refused, Verdict
-from runner.approvals.request import FieldSpec, Interruption
+from runner.approvals.request import FieldSpec, Interruption, describe_field
 from runner.approvals.server_source import ServerSource
 from runner.approvals.source import ApprovalSource
 from runner.approvals.state import ApprovalState, Decision, GateState, Refusal
@@ -414,6 +414,11 @@ def announce(ctx: StepContext, request: Interruption, sources: list[ApprovalSour
         lines.append("Then: " + ", ".join(request.following_steps))
     if request.deadline:
         lines.append(f"Deadline: {request.deadline}")
+    if request.fields:
+        # said before the sources: whichever the approver uses, a proceed without a required
+        # field, or with one the pattern refuses, does not count (newcomer pass)
+        lines.append("Fields (a proceed gives them; an abort needs none):")
+        lines += [f"  {describe_field(spec)}" for spec in request.fields]
     for source in sources:
         for how in source.instructions(request):
             lines.append(f"  via {source.name}: {how}")

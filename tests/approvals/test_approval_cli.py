@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from runner.approvals.document import instant, parse_body, parse_instant
-from runner.approvals.request import inputs_digest
+from runner.approvals.request import FieldSpec, inputs_digest
 from runner.cli.main import main
 
 if TYPE_CHECKING:
@@ -90,6 +90,8 @@ def test_new_writes_a_canonical_signed_body(
     deployed: Path,
     ssh_keygen_verify: Callable[..., subprocess.CompletedProcess[bytes]],
 ) -> None:
+    request = world.request(fields=(FieldSpec("ticket", "string"),))
+    (world.root / "request.json").write_text(json.dumps(request.to_dict()), encoding="utf-8")
     code, out, err = new(
         cli, world, "--decision", "proceed", "--notes", "Desk told", "--field", "ticket=CHG-7"
     )
@@ -222,6 +224,147 @@ def test_new_without_request_needs_every_binding(cli: Cli, world: World) -> None
     )
     assert (code, out) == (2, "")
     assert err == "error: --digest is required (or --request FILE from the waiting run)\n"
+
+
+# -- fields: said in the log, judged before signing, by the gate's rule (newcomer pass) -------
+
+TICKET_WORKFLOW = (
+    WORKFLOW
+    + """\
+      fields:
+        - name: ticket
+          type: string
+          pattern: "^CHG-[0-9]+$"
+          required: true
+"""
+)
+
+
+@pytest.fixture
+def waiting(world: World, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path]:
+    """A run of a step asking for a ticket, detached at its gate: its log and request file."""
+    world.commit_workflow(TICKET_WORKFLOW)
+    done = world.here(
+        monkeypatch,
+        *("run", "deploy.yml", "--env", "production", "--state-dir", "S", "--run-id", "r1"),
+        "--detach-on-wait",
+    )
+    assert done.returncode == 75, done.stderr
+    return done.stdout + done.stderr, world.repo / "S/runs/r1/steps/gate/request.json"
+
+
+def test_the_log_says_which_fields_a_proceed_gives(waiting: tuple[str, Path]) -> None:
+    log, _ = waiting
+    assert (
+        "Fields (a proceed gives them; an abort needs none):\n"
+        "  ticket: string, required, matching ^CHG-[0-9]+$\n"
+    ) in log
+    (command,) = [line for line in log.splitlines() if "via file: runner approval new" in line]
+    # the field by name, not a placeholder NAME=VALUE (copied as printed, the run refused it)
+    assert " --field ticket=... --out " in command
+    assert "NAME=VALUE" not in command
+
+
+HINT = (
+    "hint: the step's fields: ticket: string, required, matching ^CHG-[0-9]+$ "
+    "(give each as --field NAME=VALUE)\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        ((), "the run will refuse this proceed: field 'ticket' is required"),
+        (
+            ("--field", "ticket=CHG"),
+            "the run will refuse this proceed: field 'ticket' does not match ^CHG-[0-9]+$, "
+            "got 'CHG'",
+        ),
+        (
+            ("--field", "ticket=CHG-1", "--field", "tiket=CHG-1"),
+            "the run will refuse this proceed: unknown field 'tiket'",
+        ),
+    ],
+    ids=["missing", "not-matching", "unknown"],
+)
+def test_new_refuses_fields_the_run_refuses(
+    cli: Cli, world: World, waiting: tuple[str, Path], args: tuple[str, ...], error: str
+) -> None:
+    _, request = waiting
+    (world.root / "request.json").write_bytes(request.read_bytes())
+    code, out, err = new(cli, world, "--decision", "proceed", *args)
+    assert (code, out) == (2, "")
+    assert err == f"error: {error}\n{HINT}"
+    assert not (world.root / "out").exists()
+
+
+def test_new_signs_what_the_run_accepts(
+    cli: Cli, world: World, waiting: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A proceed with its ticket, and an abort without one (the gate asks no fields of an
+    abort), both count when the run resumes."""
+    _, request = waiting
+    (world.root / "request.json").write_bytes(request.read_bytes())
+    code, _, err = new(cli, world, "--decision", "abort", "--notes", "window open", key="bob")
+    assert (code, err) == (0, "")
+    code, _, err = new(cli, world, "--decision", "proceed", "--field", "ticket=CHG-12")
+    assert (code, err) == (0, "")
+    body = parse_body(written(world).read_bytes())
+    assert body.fields == {"ticket": "CHG-12"}
+
+
+def test_new_refuses_the_logs_placeholder(cli: Cli, world: World, deployed: Path) -> None:
+    """Without --request the fields cannot be judged; the value the log prints to be filled in
+    is refused all the same."""
+    code, out, err = new(cli, world, "--decision", "proceed", "--field", "ticket=...")
+    assert (code, out) == (2, "")
+    assert err == (
+        "error: --field ticket=...: `...` is the log's placeholder\n"
+        "hint: give the value, --field ticket=VALUE (the log lists what it takes)\n"
+    )
+
+
+def test_new_refuses_fields_of_a_step_that_asks_none(
+    cli: Cli, world: World, deployed: Path
+) -> None:
+    code, out, err = new(cli, world, "--decision", "proceed", "--field", "ticket=CHG-1")
+    assert (code, out) == (2, "")
+    assert err == (
+        "error: the run will refuse this proceed: unknown field 'ticket'\n"
+        "hint: the step asks for no fields: leave out --field\n"
+    )
+
+
+def test_verify_says_the_run_will_refuse_its_fields(cli: Cli, world: World, deployed: Path) -> None:
+    """Signed without the request file (so unchecked), the file's proof holds but the workflow's
+    step refuses its fields: said, and exit 1, before it is pushed."""
+    for args in (("--field", "ticket=CHG-1"), ()):
+        code, _, err = cli(
+            "approval",
+            "new",
+            *("--run-id", "r1", "--step", "gate", "--env", "production"),
+            *("--digest", "d" * 64, "--commit", world.head, "--decision", "proceed", *args),
+            *("--key", str(world.keys.alice.path), "--principal", "alice@example.com"),
+            *("--out", str(world.root / f"out{len(args)}")),
+        )
+        assert (code, err) == (0, "")
+    workflow = world.commit_workflow(TICKET_WORKFLOW)
+    with_ticket = world.root / "out2/r1/gate.alice@example.com.json"
+    without = world.root / "out0/r1/gate.alice@example.com.json"
+    code, out, _ = verify(cli, with_ticket, workflow)
+    assert (code, out.splitlines()[-1]) == (0, "valid")
+    code, out, _ = verify(cli, without, workflow)
+    assert code == 1
+    assert out.splitlines()[0].startswith(f"{without}: signature valid (")
+    assert out.splitlines()[-1] == (
+        "signature valid, but the run will refuse it: field 'ticket' is required"
+    )
+    code, out, _ = verify(cli, without, workflow, "--run-id", "r2")
+    assert code == 1
+    assert out.splitlines()[-1] == (
+        "NOT valid: it is for run r1, not r2; the run will refuse it too: "
+        "field 'ticket' is required"
+    )
 
 
 # -- approval verify ---------------------------------------------------------------------------
