@@ -22,6 +22,7 @@ from runner.approvals.server_client import ServerClient
 from runner.approvals.sshsig import sign_with_ssh_keygen
 from runner.approvals.verify import verify_signed_file
 from runner.bounded import loads
+from runner.cli.out_folder import approvals_target, check_out_folder
 from runner.errors import GitError, UsageError
 from runner.git import Git
 from runner.inputs import parse_pairs
@@ -134,10 +135,12 @@ def new_approval(
     now: datetime | None = None,
     attempt: int | None = None,
     inputs_digest: str | None = None,
-) -> tuple[Path, Path]:
-    """Write ``<out>/<run-id>/<step>.<principal>.json`` and its ``.sig``; return both paths. A
-    guided-failure decision (``attempt``, or a request file of that kind) is bound to the failed
-    attempt and goes to ``<step>.attempt-<n>.<principal>.json``."""
+    branch: str | None = None,
+) -> tuple[Path, Path, str | None]:
+    """Write ``<out>/<run-id>/<step>.<principal>.json`` and its ``.sig``; return both paths,
+    and the approvals branch ``out`` was checked to be on (None: not known). A guided-failure
+    decision (``attempt``, or a request file of that kind) is bound to the failed attempt and
+    goes to ``<step>.attempt-<n>.<principal>.json``."""
 
     request: dict[str, Any] = {}
     if request_file:
@@ -228,6 +231,9 @@ def new_approval(
     if request_file and "fields" in request:
         _check_fields(request["fields"], fields, decision, request_file)
 
+    target = approvals_target(request, branch)
+    if target is not None:
+        check_out_folder(out, target)
     if not 0 < valid_minutes <= MAX_VALIDITY.total_seconds() / 60:
         raise UsageError(
             f"--valid-minutes must be between 0 and {MAX_VALIDITY.days} days "
@@ -254,7 +260,7 @@ def new_approval(
     path.write_bytes(raw)
     sig = path.with_name(path.name + ".sig")
     sig.write_bytes(signature)
-    return path, sig
+    return path, sig, target.branch if target else None
 
 
 def report_text(path: str, report: SignedFileReport, at: str | None) -> str:
@@ -331,10 +337,16 @@ def approval() -> None:
 @click.option("--principal", help="Your principal in allowed_signers (default: git user.email).")
 @click.option("--namespace", default="runner-approval", show_default=True)
 @click.option(
+    "--branch",
+    help="The branch the run reads approvals from (the `file` source's `branch`; default: the "
+    "request file's): --out must be in a checkout of it.",
+)
+@click.option(
     "--out",
     default="approvals",
     show_default=True,
-    help="The folder of approval files (the `file` source's `path`).",
+    help="The folder of approval files (the `file` source's `path`) in a checkout of the "
+    "approvals branch.",
 )
 @click.option(
     "--valid-minutes", default=720.0, show_default=True, help="How long the approval stays valid."
@@ -345,10 +357,10 @@ def new_command(fields: tuple[str, ...], **options: Any) -> int:
     if options["decision"] in ("abort", "skip", "fail") and not options["notes"].strip():
         article = "an" if options["decision"] == "abort" else "a"
         raise UsageError(f"{article} {options['decision']} needs --notes saying why")
-    path, sig = new_approval(fields=parse_pairs(fields, "--field"), **options)
+    path, sig, branch = new_approval(fields=parse_pairs(fields, "--field"), **options)
     click.echo(signed_summary(path, options.get("request_file")))
     click.echo(f"wrote {path}\n  and {sig}")
-    click.echo(publish_hint(path, sig))
+    click.echo(publish_hint(path, sig, branch))
     return 0
 
 
@@ -379,9 +391,10 @@ def signed_summary(path: Path, request_file: str | None) -> str:
     return "\n".join(lines)
 
 
-def publish_hint(path: Path, sig: Path) -> str:
+def publish_hint(path: Path, sig: Path, branch: str | None) -> str:
     """The commands that publish an approval file, runnable from where the user is: ``git -C``
-    the folder the files are in (``--out`` may point into another clone, outside this one)."""
+    the folder the files are in (``--out`` may point into another clone, outside this one); the
+    push only when ``--out`` was found to be on the approvals ``branch``."""
 
     folder = path.parent
     try:
@@ -396,7 +409,15 @@ def publish_hint(path: Path, sig: Path) -> str:
     git = f"git -C {shlex.quote(str(folder))}"
     message = shlex.quote(f"Approve {folder.name}")
     names = f"{shlex.quote(path.name)} {shlex.quote(sig.name)}"
-    return f"now: {git} add {names} && {git} commit -m {message} && {git} push"
+    commit = f"now: {git} add {names} && {git} commit -m {message}"
+    if branch is None:
+        # which branch the run reads is not known here: a `git push` could go to the deployed
+        # branch, where approvals never count (newcomer pass)
+        return (
+            f"{commit}, then push it to the branch the workflow's `file` source reads "
+            "(approvals.file.branch; pass --branch, or --request, to have --out checked)"
+        )
+    return f"{commit} && {git} push"
 
 
 @approval.command("verify")

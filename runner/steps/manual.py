@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from msgspec.structs import replace
 
-from runner.approvals.files import FileSource
+from runner.approvals.files import FileSource, request_file_facts
 from runner.approvals.identity import Directory
 from runner.approvals.prompt import PromptSource, end_question, local_user
 from runner.approvals.quorum import Refused, Verdict
@@ -143,8 +143,10 @@ def run_manual_step(ctx: StepContext) -> StepResult:
     known = list(previous.submissions) if previous else []
     # the request as a file, for `runner approval new --request` on the approver's machine
     ctx.step_dir.mkdir(parents=True, exist_ok=True)
+    facts = request_file_facts(ctx.workflow.approvals.file, request)
     (ctx.step_dir / "request.json").write_text(
-        json.dumps(request.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        json.dumps({**request.to_dict(), **facts}, indent=2, ensure_ascii=False) + "\n",
+        encoding="utf-8",
     )
     # one cell, replaced as the wait learns more (the callbacks below update it)
     state = [

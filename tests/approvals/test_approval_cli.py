@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 import subprocess
 import sys
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from helpers.git_world import git
 
 from runner.approvals.document import instant, parse_body, parse_instant
 from runner.approvals.request import FieldSpec, inputs_digest
@@ -261,7 +263,7 @@ def test_the_log_says_which_fields_a_proceed_gives(waiting: tuple[str, Path]) ->
     ) in log
     (command,) = [line for line in log.splitlines() if "via file: runner approval new" in line]
     # the field by name, not a placeholder NAME=VALUE (copied as printed, the run refused it)
-    assert " --field ticket=... --out " in command
+    assert " --field ticket=... --branch " in command
     assert "NAME=VALUE" not in command
 
 
@@ -364,6 +366,83 @@ def test_verify_says_the_run_will_refuse_its_fields(cli: Cli, world: World, depl
     assert out.splitlines()[-1] == (
         "NOT valid: it is for run r1, not r2; the run will refuse it too: "
         "field 'ticket' is required"
+    )
+
+
+# -- --out: a checkout of the approvals branch, never of the deployed one (newcomer pass) -----
+
+
+def test_new_refuses_to_write_into_the_deployed_branch(
+    cli: Cli, world: World, waiting: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default --out, in a clone of main, put the files next to main's own files and printed
+    a push to main, where the run never reads them. Refused, with how to check out the
+    approvals branch; following the hint, the approval is pushed where the run reads it."""
+    log, request = waiting
+    world.push({"approvals/README.md": b"signed approvals\n"}, "approvals branch")
+    (command,) = [line for line in log.splitlines() if "via file: runner approval new" in line]
+    assert command.endswith(" --branch approvals --out ../approvals-branch/approvals")
+    assert json.loads(request.read_text())["file_source"] == {
+        "remote": "origin",
+        "branch": "approvals",
+        "path": "approvals",
+    }
+    monkeypatch.chdir(world.repo)
+    # the log's command as printed, filled in
+    printed = shlex.split(command.split("via file: ", 1)[1])[1:]
+    filled = {
+        "...": "ok",
+        "ticket=...": "ticket=CHG-1",
+        "~/.ssh/id_ed25519": str(world.keys.alice.path),
+    }
+    sign = [filled.get(arg, arg) for arg in printed] + ["--principal", "alice@example.com"]
+    top = git(world.repo, "rev-parse", "--show-toplevel")
+    refusal = (
+        f"is in the checkout {top}, on branch main; the run reads approvals only from branch "
+        "approvals: pushed from here, they would never count (and a push to the deployed "
+        "branch may start a deployment)\n"
+    )
+    # with --out approvals (the default) instead
+    code, out, err = cli(*sign, "--out", "approvals")
+    assert (code, out) == (2, "")
+    assert err == (
+        f"error: --out approvals {refusal}"
+        "hint: check out branch approvals beside this clone: git fetch origin approvals && "
+        "git worktree add ../approvals-branch approvals, then pass --out "
+        "../approvals-branch/approvals\n"
+    )
+    assert not (world.repo / "approvals").exists()
+    hint = err.splitlines()[1].removeprefix("hint: check out branch approvals beside this clone: ")
+    subprocess.run(hint.split(", then ")[0], shell=True, check=True, capture_output=True)
+    # the request file says which branch too; the worktree now there is named
+    by_request = ("approval", "new", "--request", str(request), "--decision", "proceed")
+    code, _, err = cli(*by_request, *sign[sign.index("--notes") :], "--out", "approvals")
+    assert err == (
+        f"error: --out approvals {refusal}"
+        f"hint: it is checked out in {Path(top).parent / 'approvals-branch'}: pass --out "
+        "../approvals-branch/approvals\n"
+    )
+    code, out, err = cli(*sign)
+    assert (code, err) == (0, "")
+    publish = out.splitlines()[-1].removeprefix("now: ")
+    assert publish.endswith(" push")
+    subprocess.run(publish, shell=True, check=True, capture_output=True)
+    done = world.here(monkeypatch, "resume", "r1", "--state-dir", "S", "--detach-on-wait")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "proceed by Alice Martin via file: ok" in done.stdout
+
+
+def test_without_the_branch_no_push_is_printed(cli: Cli, world: World, deployed: Path) -> None:
+    """Nothing says which branch the run reads: the files are written, and the push left to the
+    approver with what to check."""
+    code, out, err = new(cli, world, "--decision", "proceed", "--out", str(world.repo / "a"))
+    assert (code, err) == (0, "")
+    folder = world.repo / "a" / "r1"
+    assert out.splitlines()[-1] == (
+        f"now: git -C {folder} add gate.alice@example.com.json gate.alice@example.com.json.sig "
+        f"&& git -C {folder} commit -m 'Approve r1', then push it to the branch the workflow's "
+        "`file` source reads (approvals.file.branch; pass --branch, or --request, to have --out "
+        "checked)"
     )
 
 
