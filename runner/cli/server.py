@@ -6,9 +6,11 @@ Needs the ``server`` extra: ``pip install 'deploy-runner[server]'``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
+import socket
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -138,6 +140,7 @@ def server(
     ctx.obj = {"database": database}
     if ctx.invoked_subcommand is not None:
         return 0
+    listening = _bind(host, port)
     store = open_store(database)
     if people:
         _import(store, people)
@@ -167,12 +170,36 @@ def server(
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2
     )
-    with _signals_noted() as stopped:
-        Server(config).run()
+    with _signals_noted() as stopped, contextlib.closing(listening):
+        Server(config).run(sockets=[listening])
     if stopped:
         # uvicorn shut down gracefully on it: end as every command does (130, one line)
         raise KeyboardInterrupt(stopped[0])
     return 0
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The server's socket, bound here rather than by uvicorn: uvicorn logged its own ERROR line
+    for a port in use and exited 3, which says "aborted at a manual intervention" (newcomer
+    pass). Bound as uvicorn binds (``Config.bind_socket``)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except (OSError, OverflowError) as exc:
+        sock.close()
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        in_use = isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE
+        raise UsageError(
+            f"cannot listen on {host}:{port}: {why[:1].lower()}{why[1:]}",
+            hint="another program listens there: use --port N"
+            if in_use
+            else "use --port N (1024 or above without privileges) and --host with an address "
+            "of this machine",
+        ) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 @contextlib.contextmanager
