@@ -300,6 +300,14 @@ def users_add(
 @click.pass_context
 def users_list(ctx: click.Context) -> int:
     directory = open_store(ctx.obj["database"]).directory()
+    if not directory.people:
+        # it printed nothing, which read as a failure or the wrong database (newcomer pass)
+        click.echo(f"no users in {shown_url(database_url(ctx.obj['database']))}")
+        click.echo(
+            "add them with `runner server users import FILE` (a people-and-teams file) or "
+            "`runner server users add USERNAME`"
+        )
+        return 0
     for person in directory.people:
         teams = ", ".join(directory.teams_of(person))
         click.echo(f"{person.username:<20} {person.display_name:<30} {teams}")

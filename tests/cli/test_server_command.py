@@ -31,3 +31,21 @@ def test_a_port_in_use_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFi
         f"error: cannot listen on 127.0.0.1:{port}: address already in use\n"
         "hint: another program listens there: use --port N\n"
     )
+
+
+def test_users_list_of_an_empty_database_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It printed nothing: a failure, or the wrong database? (newcomer pass)"""
+    database = f"sqlite:///{tmp_path / 'new.db'}"
+    code, out, err = run(capsys, "server", "--database", database, "users", "list")
+    assert (code, err) == (0, "")
+    assert out == (
+        f"no users in {database}\n"
+        "add them with `runner server users import FILE` (a people-and-teams file) or "
+        "`runner server users add USERNAME`\n"
+    )
+    code, out, _ = run(capsys, "server", "--database", database, "users", "add", "alice")
+    assert code == 0
+    code, out, _ = run(capsys, "server", "--database", database, "users", "list")
+    assert (code, out.split()) == (0, ["alice", "alice"])
