@@ -41,6 +41,39 @@ MAX_FILES = 500
 MAX_VERSIONS = MAX_BLOBS
 
 
+#: what the printed `runner approval new` command has in place of a field's value (which
+#: ``approval new`` refuses to sign as it is)
+FIELD_PLACEHOLDER = "..."
+
+#: the key of the request file (``request.json``) saying where the file source reads approvals
+REQUEST_KEY = "file_source"
+
+
+def request_file_facts(config: FileConfig | None, request: Interruption) -> dict[str, Any]:
+    """What a request file adds to the interruption for ``runner approval new --request``: where
+    the run reads signed files (remote, branch, path), so that the files are not written to a
+    checkout of another branch, whose push the run never reads (newcomer pass)."""
+    if config is None or "file" not in request.sources:
+        return {}
+    return {
+        REQUEST_KEY: {
+            "remote": config.remote,
+            "branch": approvals_branch(config),
+            "path": config.path.strip("/"),
+        }
+    }
+
+
+def approvals_branch(config: FileConfig) -> str | None:
+    """The branch approvals are read from (None: a local folder, read from the workspace)."""
+    return (config.branch or "approvals") if config.remote else None
+
+
+def worktree_name(branch: str) -> str:
+    """The folder, beside a clone, that the hints suggest for a worktree of ``branch``."""
+    return f"../{branch.replace('/', '-')}-branch"
+
+
 #: a file version as the source found it: name, body, signature (None: none beside it), and why
 #: it was not read (too large, not a regular file), if it was not
 Found = tuple[str, bytes, bytes | None, str | None]
@@ -222,12 +255,21 @@ class FileSource:
         return None
 
     def instructions(self, request: Interruption) -> list[str]:
-        where = (
-            f"commit them to branch {self.config.branch or 'approvals'} of "
-            f"{self.config.remote} and push"
-            if self.config.remote
-            else f"they go to {self.config.path}/{request.run_id}/"
-        )
+        branch = approvals_branch(self.config)
+        path = self.config.path.strip("/")
+        if branch is None:
+            out = f" --out {path}"
+            where = f"they go to {path}/{request.run_id}/"
+        else:
+            # written into the clone of the deployed branch (the default --out), they were
+            # pushed where the run never reads them (newcomer pass)
+            worktree = worktree_name(branch)
+            out = f" --branch {branch} --out {worktree}/{path}"
+            where = (
+                f"commit them to branch {branch} of {self.config.remote} and push (--out is a "
+                f"worktree of that branch beside your clone; the first time: git fetch "
+                f"{self.config.remote} {branch} && git worktree add {worktree} {branch})"
+            )
         command = (
             f"runner approval new --run-id {request.run_id} --step {request.step_id} "
             f"--env {request.environment} --digest {request.digest}"
@@ -248,8 +290,12 @@ class FileSource:
                 if self.config.namespace != "runner-approval"
                 else ""
             )
-            + (" --field NAME=VALUE" if request.fields else "")
-            + f" --out {self.config.path}"
+            # each required field by name (a placeholder NAME=VALUE, copied as printed, made
+            # a proceed the run refused: newcomer pass); the log lists what each one takes
+            + "".join(
+                f" --field {f.name}={FIELD_PLACEHOLDER}" for f in request.fields if f.required
+            )
+            + out
         )
         return [command, f"then {where}"]
 

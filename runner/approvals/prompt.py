@@ -82,7 +82,7 @@ class PromptSource:
             # asking would collect a decision, notes and fields only to refuse them, and then
             # wait silently: say so now, and let the step wait on its other sources (or fail)
             raise ApprovalError(
-                f"{refusal}, so the prompt will not ask; {self._who(request)} may answer",
+                f"{refusal}, so the prompt will not ask; {self._may_answer(request)}",
                 hint="run it on a terminal as one of them, or approve through another source",
             )
         if self.detaching:
@@ -118,10 +118,11 @@ class PromptSource:
             self.user,
         )
 
-    def _who(self, request: Interruption) -> str:
+    def _may_answer(self, request: Interruption) -> str:
         if self.directory is None:
-            return " or ".join(request.teams) if request.teams else "anyone in the people file"
-        return approvers_text(self.directory, request.teams)
+            who = " or ".join(request.teams) if request.teams else "anyone in the people file"
+            return f"{who} may answer"
+        return may_answer(self.directory, request.teams)
 
     # -- the conversation --------------------------------------------------------------------
 
@@ -147,7 +148,7 @@ class PromptSource:
             self._error = ApprovalError(f"the prompt failed: {exc}")
 
     def _conversation(self, request: Interruption) -> None:
-        self._say(f"\n{request.title}: you are {self.user}; {self._who(request)} may answer.\n")
+        self._say(f"\n{request.title}: you are {self.user}; {self._may_answer(request)}.\n")
         if request.guided:
             self._guided(request)
             return
@@ -257,8 +258,18 @@ def approvers_text(directory: Directory, teams: tuple[str, ...]) -> str:
         return " or ".join(parts)
     names = ", ".join(p.username for p in directory.people) or "nobody"
     if directory.source == LOCAL_ONLY:
-        return f"the local user ({names}): the workflow names no people file"
+        return f"only the local user ({names})"
     return f"anyone in the people file ({names})"
+
+
+def may_answer(directory: Directory, teams: tuple[str, ...]) -> str:
+    """The clause saying who may answer a step: ``trading-desk (alice, bob) may answer``; without
+    a people file, why only the local user may (the reason, put inside the name, garbled the
+    sentence: "the local user (root): the workflow names no people file may answer")."""
+    clause = f"{approvers_text(directory, teams)} may answer"
+    if not teams and directory.source == LOCAL_ONLY:
+        clause += " (the workflow names no people file)"
+    return clause
 
 
 def prompt_refusal(

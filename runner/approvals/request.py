@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from msgspec import Struct, convert, field, to_builtins
 
+from runner.model import Field
 from runner.patterns import PatternError, compile_pattern
 
 #: a manual step's decisions, then guided failure's (retry the failed step, skip it, fail the run)
@@ -53,6 +54,38 @@ class FieldSpec(Struct, frozen=True):
     required: bool = False
     pattern: str | None = None
     options: tuple[str, ...] = ()
+
+
+def field_specs(data: Any) -> tuple[FieldSpec, ...]:
+    """The fields a request's JSON (``fields``) asks for; ValueError or TypeError when it is
+    malformed, or a pattern is not one (judged by it, every value would be refused)."""
+    specs = tuple(FieldSpec(**{**f, "options": tuple(f.get("options", ()))}) for f in data)
+    for spec in specs:
+        if spec.pattern is not None:
+            try:
+                compile_pattern(spec.pattern)
+            except (PatternError, TypeError) as exc:
+                raise ValueError(f"field {spec.name}: `pattern`: {exc}") from None
+    return specs
+
+
+def specs_of(fields: Iterable[Field]) -> tuple[FieldSpec, ...]:
+    """The fields a manual step asks for, as a request carries them (labels unrendered)."""
+    return tuple(
+        FieldSpec(f.name, f.type, f.label, f.required, f.pattern, f.options) for f in fields
+    )
+
+
+def describe_field(spec: FieldSpec) -> str:
+    """What a field asks for, for the people who answer: ``ticket: string, required, matching
+    ^CHG-[0-9]+$`` (the waiting run's log, ``runner approval show``, ``approval new``)."""
+    about = [spec.type, "required" if spec.required else "optional"]
+    if spec.options:
+        about.append("one of " + "/".join(spec.options))
+    if spec.pattern:
+        about.append(f"matching {spec.pattern}")
+    label = f" ({spec.label})" if spec.label else ""
+    return f"{spec.name}{label}: {', '.join(about)}"
 
 
 class Interruption(Struct, frozen=True):
@@ -125,16 +158,7 @@ class Interruption(Struct, frozen=True):
                 and rule[1] > 0
             ):
                 raise ValueError("each `quorum` item must be [team, count] with a count above 0")
-        values["fields"] = tuple(
-            FieldSpec(**{**f, "options": tuple(f.get("options", ()))})
-            for f in values.get("fields", ())
-        )
-        for spec in values["fields"]:
-            if spec.pattern is not None:
-                try:
-                    compile_pattern(spec.pattern)
-                except (PatternError, TypeError) as exc:
-                    raise ValueError(f"field {spec.name}: `pattern`: {exc}") from None
+        values["fields"] = field_specs(values.get("fields", ()))
         values["following_steps"] = tuple(values.get("following_steps", ()))
         values["skipped"] = tuple(values.get("skipped", ()))
         if not all(isinstance(step, str) for step in values["skipped"]):

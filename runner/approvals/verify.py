@@ -41,7 +41,8 @@ from runner.approvals.document import (
     verify_signed,
 )
 from runner.approvals.identity import Person, parse_directory
-from runner.approvals.request import Interruption, Submission, inputs_digest
+from runner.approvals.quorum import check_fields
+from runner.approvals.request import Interruption, Submission, inputs_digest, specs_of
 from runner.approvals.trust import TrustFiles, reachable, read_keys
 from runner.errors import ApprovalError, RunnerError, UsageError, VerificationError
 from runner.git import Git
@@ -155,10 +156,13 @@ class SignedFileReport(Struct, frozen=True):
     #: the sha256 of the signed body (what the record and audit name it by)
     sha256: str = ""
     problems: tuple[str, ...] = ()
+    #: why the run's gate will refuse a file whose proof holds: its fields do not satisfy the
+    #: step the workflow has (``approval verify`` said "valid" and the resume refused it)
+    will_refuse: str = ""
 
     @property
     def valid(self) -> bool:
-        return self.refusal is None and not self.problems
+        return self.refusal is None and not self.problems and not self.will_refuse
 
 
 class Claims(Struct, frozen=True):
@@ -276,7 +280,15 @@ def verify_signed_file(
         except OSError as exc:
             raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from None
 
-    return _verify(read, workflow_path, run_id=run_id, at=at, insecure=insecure, pin=trust_commit)
+    return _verify(
+        read,
+        workflow_path,
+        run_id=run_id,
+        at=at,
+        insecure=insecure,
+        pin=trust_commit,
+        judge_fields=True,
+    )
 
 
 def reverify_evidence(
@@ -310,6 +322,7 @@ def _verify(
     at: str | None,
     insecure: bool,
     pin: str | None,
+    judge_fields: bool = False,
 ) -> SignedFileReport:
     # read only once the workflow and its trust are known to be usable: those errors come first
     loaded = load_workflow(workflow_path)
@@ -355,6 +368,11 @@ def _verify(
         check_window(body, when)
     except VerificationError as exc:
         problems.append(exc.message)
+    step = next((s for s in workflow.steps if s.id == body.step_id), None)
+    will_refuse = None
+    if judge_fields and body.kind == "manual" and step is not None and step.manual is not None:
+        # the rule the gate judges fields by, on the step as this workflow file has it
+        will_refuse = check_fields(specs_of(step.manual.fields), body.fields, body.decision)
     return SignedFileReport(
         signed=signed,
         namespace=namespace,
@@ -362,4 +380,5 @@ def _verify(
         teams=tuple(directory.teams_of(person)) if person else (),
         sha256=body_digest(raw),
         problems=tuple(problems),
+        will_refuse=will_refuse or "",
     )

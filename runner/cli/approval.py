@@ -14,12 +14,15 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from runner.approvals.document import MAX_VALIDITY, new_body
-from runner.approvals.request import GUIDED
+from runner.approvals.files import FIELD_PLACEHOLDER
+from runner.approvals.quorum import check_fields
+from runner.approvals.request import GUIDED, describe_field, field_specs
 from runner.approvals.request import inputs_digest as digest_of_inputs
 from runner.approvals.server_client import ServerClient
 from runner.approvals.sshsig import sign_with_ssh_keygen
 from runner.approvals.verify import verify_signed_file
 from runner.bounded import loads
+from runner.cli.out_folder import approvals_target, check_out_folder
 from runner.errors import GitError, UsageError
 from runner.git import Git
 from runner.inputs import parse_pairs
@@ -87,6 +90,32 @@ def _check_request(request: dict[str, Any], request_file: str | None) -> None:
         raise refuse("attempt", f"{attempt!r} is not an attempt number (1 or more)")
 
 
+def _check_fields(asked: object, fields: dict[str, str], decision: str, request_file: str) -> None:
+    """Refuse field values the waiting run would refuse, by the rule its gate judges them with
+    (``quorum.check_fields``): signed and pushed, such a file cost a CI round trip before the
+    resumed run said why it did not count (newcomer pass)."""
+    try:
+        specs = field_specs(asked if isinstance(asked, list) else ())
+    except (ValueError, TypeError) as exc:
+        raise UsageError(
+            f"--request {request_file}: `fields`: {exc}",
+            hint="pass the request file the waiting run wrote, unchanged",
+        ) from None
+    reason = check_fields(specs, fields, decision)
+    if reason is None:
+        return
+    raise UsageError(
+        f"the run will refuse this {decision}: {reason}",
+        hint=(
+            "the step's fields: "
+            + "; ".join(describe_field(spec) for spec in specs)
+            + " (give each as --field NAME=VALUE)"
+            if specs
+            else "the step asks for no fields: leave out --field"
+        ),
+    )
+
+
 def new_approval(
     *,
     run_id: str | None,
@@ -106,10 +135,12 @@ def new_approval(
     now: datetime | None = None,
     attempt: int | None = None,
     inputs_digest: str | None = None,
-) -> tuple[Path, Path]:
-    """Write ``<out>/<run-id>/<step>.<principal>.json`` and its ``.sig``; return both paths. A
-    guided-failure decision (``attempt``, or a request file of that kind) is bound to the failed
-    attempt and goes to ``<step>.attempt-<n>.<principal>.json``."""
+    branch: str | None = None,
+) -> tuple[Path, Path, str | None]:
+    """Write ``<out>/<run-id>/<step>.<principal>.json`` and its ``.sig``; return both paths,
+    and the approvals branch ``out`` was checked to be on (None: not known). A guided-failure
+    decision (``attempt``, or a request file of that kind) is bound to the failed attempt and
+    goes to ``<step>.attempt-<n>.<principal>.json``."""
 
     request: dict[str, Any] = {}
     if request_file:
@@ -189,7 +220,20 @@ def new_approval(
             }[name]
             raise UsageError(f"{option} is required (or --request FILE from the waiting run)")
     _check_request(request, request_file)
+    for name, value in fields.items():
+        if value == FIELD_PLACEHOLDER:
+            # the waiting run's log prints `--field ticket=...`: copied unchanged, without
+            # --request to judge it by, it signed a value the run refuses
+            raise UsageError(
+                f"--field {name}={value}: `{value}` is the log's placeholder",
+                hint=f"give the value, --field {name}=VALUE (the log lists what it takes)",
+            )
+    if request_file and "fields" in request:
+        _check_fields(request["fields"], fields, decision, request_file)
 
+    target = approvals_target(request, branch)
+    if target is not None:
+        check_out_folder(out, target)
     if not 0 < valid_minutes <= MAX_VALIDITY.total_seconds() / 60:
         raise UsageError(
             f"--valid-minutes must be between 0 and {MAX_VALIDITY.days} days "
@@ -216,7 +260,7 @@ def new_approval(
     path.write_bytes(raw)
     sig = path.with_name(path.name + ".sig")
     sig.write_bytes(signature)
-    return path, sig
+    return path, sig, target.branch if target else None
 
 
 def report_text(path: str, report: SignedFileReport, at: str | None) -> str:
@@ -244,7 +288,13 @@ def report_text(path: str, report: SignedFileReport, at: str | None) -> str:
         f"  sha256:   {report.sha256}",
     ]
     if report.problems:
-        lines.append("NOT valid: " + "; ".join(report.problems))
+        lines.append(
+            "NOT valid: "
+            + "; ".join(report.problems)
+            + (f"; the run will refuse it too: {report.will_refuse}" if report.will_refuse else "")
+        )
+    elif report.will_refuse:
+        lines.append(f"signature valid, but the run will refuse it: {report.will_refuse}")
     else:
         lines.append("valid" + (f" as of {at}" if at else ""))
     return "\n".join(lines) + "\n"
@@ -287,10 +337,16 @@ def approval() -> None:
 @click.option("--principal", help="Your principal in allowed_signers (default: git user.email).")
 @click.option("--namespace", default="runner-approval", show_default=True)
 @click.option(
+    "--branch",
+    help="The branch the run reads approvals from (the `file` source's `branch`; default: the "
+    "request file's): --out must be in a checkout of it.",
+)
+@click.option(
     "--out",
     default="approvals",
     show_default=True,
-    help="The folder of approval files (the `file` source's `path`).",
+    help="The folder of approval files (the `file` source's `path`) in a checkout of the "
+    "approvals branch.",
 )
 @click.option(
     "--valid-minutes", default=720.0, show_default=True, help="How long the approval stays valid."
@@ -301,10 +357,10 @@ def new_command(fields: tuple[str, ...], **options: Any) -> int:
     if options["decision"] in ("abort", "skip", "fail") and not options["notes"].strip():
         article = "an" if options["decision"] == "abort" else "a"
         raise UsageError(f"{article} {options['decision']} needs --notes saying why")
-    path, sig = new_approval(fields=parse_pairs(fields, "--field"), **options)
+    path, sig, branch = new_approval(fields=parse_pairs(fields, "--field"), **options)
     click.echo(signed_summary(path, options.get("request_file")))
     click.echo(f"wrote {path}\n  and {sig}")
-    click.echo(publish_hint(path, sig))
+    click.echo(publish_hint(path, sig, branch))
     return 0
 
 
@@ -320,24 +376,30 @@ def signed_summary(path: Path, request_file: str | None) -> str:
         f"{str(body['workflow_digest'])[:12]}",
     ]
     inputs: object = None
+    skipped: object = None
     if request_file:
         with contextlib.suppress(OSError, ValueError):
             request = loads(Path(request_file).read_text(encoding="utf-8"), what="request")
-            inputs = request.get("inputs") if isinstance(request, dict) else None
+            if isinstance(request, dict):
+                inputs, skipped = request.get("inputs"), request.get("skipped")
     digest = body.get("inputs_digest")
     if isinstance(inputs, dict) and inputs:
         shown = json.dumps(inputs, ensure_ascii=False, sort_keys=True)
         lines.append(f"  inputs {shown} (digest {str(digest)[:12]})")
     elif digest:
         lines.append(f"  inputs digest {str(digest)[:12]}")
+    if isinstance(skipped, list) and skipped:
+        # bound with the inputs: a run skipping a backup is another deployment
+        lines.append("  skipping (--skip) " + ", ".join(str(step) for step in skipped))
     lines.append(f"  valid until {body['expires_at']}")
     lines.append("check that this is the run you reviewed: the file approves exactly it")
     return "\n".join(lines)
 
 
-def publish_hint(path: Path, sig: Path) -> str:
+def publish_hint(path: Path, sig: Path, branch: str | None) -> str:
     """The commands that publish an approval file, runnable from where the user is: ``git -C``
-    the folder the files are in (``--out`` may point into another clone, outside this one)."""
+    the folder the files are in (``--out`` may point into another clone, outside this one); the
+    push only when ``--out`` was found to be on the approvals ``branch``."""
 
     folder = path.parent
     try:
@@ -352,7 +414,15 @@ def publish_hint(path: Path, sig: Path) -> str:
     git = f"git -C {shlex.quote(str(folder))}"
     message = shlex.quote(f"Approve {folder.name}")
     names = f"{shlex.quote(path.name)} {shlex.quote(sig.name)}"
-    return f"now: {git} add {names} && {git} commit -m {message} && {git} push"
+    commit = f"now: {git} add {names} && {git} commit -m {message}"
+    if branch is None:
+        # which branch the run reads is not known here: a `git push` could go to the deployed
+        # branch, where approvals never count (newcomer pass)
+        return (
+            f"{commit}, then push it to the branch the workflow's `file` source reads "
+            "(approvals.file.branch; pass --branch, or --request, to have --out checked)"
+        )
+    return f"{commit} && {git} push"
 
 
 @approval.command("verify")

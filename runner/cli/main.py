@@ -205,6 +205,37 @@ def _terminal_columns() -> int:
     return columns if columns > 0 else 80
 
 
+#: options whose value is a file or folder name
+PATH_OPTIONS = frozenset(
+    ("--out", "--key", "--request", "--state-dir", "--workflow", "--people", "--file")
+)
+
+
+def _not_utf8(args: list[str], number: int) -> RunnerError:
+    """Why argument ``number`` (1-based), which holds bytes that are not UTF-8, is refused. A
+    file name is said to be one, shown, with what to do: "give inputs, notes and fields as
+    UTF-8" told someone whose file name it was nothing (newcomer pass). Any other value is not
+    shown: it may be a secret input's."""
+    from runner.errors import RunnerError
+
+    arg = args[number - 1]
+    option, is_pair, value = arg.partition("=")
+    named = option in PATH_OPTIONS and is_pair
+    if named or (number > 1 and args[number - 2] in PATH_OPTIONS) or os.path.lexists(arg):
+        path = value if named else arg
+        shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        return RunnerError(
+            f"argument {number}: the file name {shown!r} is not UTF-8",
+            hint="rename it (runs, logs and approvals keep file names as text), then pass the "
+            "new name",
+        )
+    what = f" ({option.encode('utf-8', 'replace').decode()}=...)" if is_pair else ""
+    return RunnerError(
+        f"argument {number}{what} is not UTF-8 text",
+        hint="give inputs, notes and fields as UTF-8 (the terminal's or CI's encoding)",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and turn every outcome into a documented exit code."""
     args = sys.argv[1:] if argv is None else argv
@@ -230,14 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         # Python reads such bytes as `\udcff`: no record, approval or log can hold them, and
         # writing the first one was an internal error. Its value is not shown: it may be a
         # secret input's
-        name, is_pair, _ = args[undecodable - 1].partition("=")
-        what = f" ({name.encode('utf-8', 'replace').decode()}=...)" if is_pair else ""
-        print_error(
-            RunnerError(
-                f"argument {undecodable}{what} is not UTF-8 text",
-                hint="give inputs, notes and fields as UTF-8 (the terminal's or CI's encoding)",
-            )
-        )
+        print_error(_not_utf8(args, undecodable))
         return ExitCode.INVALID
     try:
         result = get_cli().main(args=argv, prog_name="runner", standalone_mode=False)

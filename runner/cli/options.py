@@ -54,14 +54,14 @@ def dry_run_options(func: F) -> F:
             "--assume",
             type=click.Choice(["proceed", "abort"]),
             default="proceed",
-            help="How the dry run decides manual steps.",
+            help="How the dry run decides manual steps (with --dry-run only).",
         ),
         click.option(
             "--field",
             "fields",
             multiple=True,
             metavar="NAME=VALUE",
-            help="A simulated approver field value (repeatable).",
+            help="A simulated approver field value (repeatable; with --dry-run only).",
         ),
     ]
     for decorator in reversed(decorators):

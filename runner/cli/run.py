@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 
 import click
+from click.core import ParameterSource
 
 from runner.cli.options import deployment_options, dry_run_options
 from runner.cli.plan import show_plan
 from runner.engine import history, session, signals, start
 from runner.engine.run import Run
+from runner.errors import UsageError
 from runner.logs.choose import choose_log
 from runner.options import RunOptions
 from runner.prepare import prepare, require_environment
@@ -46,7 +48,9 @@ from runner.prepare import prepare, require_environment
     is_flag=True,
     help="Let approval sources read trust files from the working tree (local tries).",
 )
+@click.pass_context
 def run(
+    ctx: click.Context,
     file: str,
     environment: str | None,
     inputs: tuple[str, ...],
@@ -63,6 +67,8 @@ def run(
     break_glass: str | None,
 ) -> int:
     """Run a deployment in an environment. Exit codes are listed in `runner --help`."""
+    if not dry_run:
+        refuse_dry_run_options(ctx)
     environment = require_environment(file, environment)
     if dry_run:
         return show_plan(
@@ -88,6 +94,26 @@ def run(
         wait_for_lock=wait_for_lock,
         break_glass=break_glass,
     )
+
+
+def refuse_dry_run_options(ctx: click.Context) -> None:
+    """``--assume`` and ``--field`` decide manual steps in a dry run only: given without
+    ``--dry-run`` they were ignored without a word, and a real deployment ran, asking people
+    (``--assume abort`` meant to try the abort path deployed instead: newcomer pass)."""
+    given = [
+        option
+        for name, option in (("assume", "--assume"), ("fields", "--field"))
+        if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+    ]
+    if given:
+        many = len(given) > 1
+        raise UsageError(
+            f"{' and '.join(given)} only {'apply' if many else 'applies'} with --dry-run (how a "
+            "dry run decides manual steps); without it a real deployment runs and people decide "
+            "them",
+            hint=f"add --dry-run to see the plan, or leave {'them' if many else 'it'} out to "
+            "deploy",
+        )
 
 
 def run_workflow(

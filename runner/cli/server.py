@@ -6,10 +6,12 @@ Needs the ``server`` extra: ``pip install 'deploy-runner[server]'``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import resource
 import signal
+import socket
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -173,6 +175,7 @@ def server(
     ctx.obj = {"database": database}
     if ctx.invoked_subcommand is not None:
         return 0
+    listening = _bind(host, port)
     store = open_store(database)
     if people:
         _import(store, people)
@@ -221,8 +224,8 @@ def server(
         limit_concurrency=limit_concurrency,
         timeout_keep_alive=keep_alive_timeout,
     )
-    with _signals_noted() as stopped:
-        Server(config).run()
+    with _signals_noted() as stopped, contextlib.closing(listening):
+        Server(config).run(sockets=[listening])
     if stopped:
         # uvicorn shut down gracefully on it: end as every command does (130, one line)
         raise KeyboardInterrupt(stopped[0])
@@ -248,6 +251,30 @@ def _raise_open_files(wanted: int) -> int:
             return soft
         return target
     return soft
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The server's socket, bound here rather than by uvicorn: uvicorn logged its own ERROR line
+    for a port in use and exited 3, which says "aborted at a manual intervention" (newcomer
+    pass). Bound as uvicorn binds (``Config.bind_socket``)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except (OSError, OverflowError) as exc:
+        sock.close()
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        in_use = isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE
+        raise UsageError(
+            f"cannot listen on {host}:{port}: {why[:1].lower()}{why[1:]}",
+            hint="another program listens there: use --port N"
+            if in_use
+            else "use --port N (1024 or above without privileges) and --host with an address "
+            "of this machine",
+        ) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 @contextlib.contextmanager
@@ -348,6 +375,16 @@ def users_add(
 @click.pass_context
 def users_list(ctx: click.Context) -> int:
     directory = open_store(ctx.obj["database"]).directory()
+    if not directory.people:
+        # it printed nothing, which read as a failure or the wrong database (newcomer pass);
+        # said on stderr: the list itself, on stdout, stays empty for scripts reading it
+        click.echo(f"no users in {shown_url(database_url(ctx.obj['database']))}", err=True)
+        click.echo(
+            "add them with `runner server users import FILE` (a people-and-teams file) or "
+            "`runner server users add USERNAME`",
+            err=True,
+        )
+        return 0
     for person in directory.people:
         teams = ", ".join(directory.teams_of(person))
         click.echo(f"{person.username:<20} {person.display_name:<30} {teams}")

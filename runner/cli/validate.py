@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import click
 
 from runner.cli.main import source_lines
 from runner.diagnostics import render_json, render_text
-from runner.errors import ExitCode
-from runner.load import check_file
+from runner.errors import ExitCode, UsageError
+from runner.load import check_file, read_workflow, workflow_files
 
 
 def validate_files(paths: list[str], output_format: str) -> tuple[int, str]:
@@ -18,7 +19,10 @@ def validate_files(paths: list[str], output_format: str) -> tuple[int, str]:
 
     diagnostics = []
     lines: dict[str, list[str]] = {}
-    for path in paths:
+    files = [name for path in paths for name in _files(path)]
+    for path in files:
+        read_workflow(path)  # every file there before any is reported: a usage error is alone
+    for path in files:
         loaded = check_file(path)
         diagnostics.extend(loaded.diagnostics)
         lines[loaded.path] = loaded.lines
@@ -33,13 +37,27 @@ def validate_files(paths: list[str], output_format: str) -> tuple[int, str]:
     return (ExitCode.STEP_FAILED if failed else ExitCode.SUCCESS), report
 
 
+def _files(path: str) -> list[str]:
+    """``path``, or the workflow files in it when it is a folder (``runner validate
+    workflows``: click refused a folder with its own "Invalid value" message)."""
+    if not os.path.isdir(path):
+        return [path]
+    found = workflow_files(Path(path))
+    if not found:
+        raise UsageError(
+            f"{path} is a folder holding no *.yml or *.yaml file",
+            hint="name the workflow files to check, or a folder that holds them",
+        )
+    return found
+
+
 def _color() -> bool:
 
     return "NO_COLOR" not in os.environ and sys.stdout.isatty()
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.option(
     "--format",
     "output_format",
@@ -48,7 +66,10 @@ def _color() -> bool:
     help="Diagnostics as text (actionlint's format) or a JSON list.",
 )
 def validate(files: tuple[str, ...], output_format: str) -> int:
-    """Check workflow files: exit 0 when clean, 1 when there are problems, 2 on bad usage."""
+    """Check workflow files: exit 0 when clean, 1 when there are problems, 2 on bad usage.
+
+    A folder stands for the *.yml and *.yaml files in it; a file that is not there is bad
+    usage."""
     code, report = validate_files(list(files), output_format)
     click.echo(report, nl=False)
     return code

@@ -31,7 +31,7 @@ from runner.engine.gates import refuse
 from runner.engine.journal import JournalError
 from runner.engine.lock import run_lock
 from runner.engine.preflight import PreflightError, steps_that_may_ask
-from runner.engine.record import RecordStore, RunRecord, StepStatus
+from runner.engine.record import RecordStore, RunRecord, RunStatus, StepStatus
 from runner.engine.run import Run
 from runner.engine.seal import KEY_ENV, SealError, record_key
 from runner.errors import RefusedError, UsageError
@@ -481,13 +481,38 @@ def _other_runs(store: RecordStore, run_id: str) -> str:
         )
     names = [p.name for p in folders]
     close = difflib.get_close_matches(run_id, names, n=1)
-    latest = sorted(folders, key=_modified, reverse=True)[:5]
-    listed = ", ".join(f"`{p.name}`" for p in latest)
-    hint = f"did you mean `{close[0]}`? " if close else ""
+    # finished runs are no candidates: resuming one has nothing left to do (a mistyped id was
+    # told `did you mean` a run that had succeeded: newcomer pass). The newest few are read.
+    latest = sorted(folders, key=_modified, reverse=True)[:MAX_CANDIDATES_READ]
+    statuses = {
+        name: start.recorded_status(store, name) for name in {*close, *(p.name for p in latest)}
+    }
+    hint = ""
+    if close:
+        status = statuses[close[0]]
+        hint = (
+            f"did you mean `{close[0]}`? "
+            if status is None or not _finished(status)
+            else f"`{close[0]}` is close, but it has finished ({status}): nothing to resume. "
+        )
+    open_runs = [p.name for p in latest if not _finished(statuses[p.name])][:5]
+    if open_runs:
+        hint += "runs here that can be resumed: " + ", ".join(f"`{name}`" for name in open_runs)
+    else:
+        hint += "no run here waits to be resumed: the latest have finished"
     command = "runner runs list"
     if Path(store.state_dir) != Path(".runner"):
         command += f" --state-dir {shlex.quote(str(store.state_dir))}"
-    return f"{hint}the latest runs here: {listed} (all of them: `{command}`)"
+    return f"{hint} (all of them, with their status: `{command}`)"
+
+
+#: how many of a state folder's newest runs the hint of an unknown run id reads
+MAX_CANDIDATES_READ = 20
+
+
+def _finished(status: RunStatus | None) -> bool:
+    """A run that cannot be resumed: finished, or whose record cannot be read."""
+    return status is None or status not in (RunStatus.RUNNING, RunStatus.WAITING)
 
 
 def _modified(path: Path) -> float:

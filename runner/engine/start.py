@@ -13,7 +13,7 @@ from msgspec.structs import asdict
 from runner.actor import current_actor
 from runner.approvals.server_client import DEFAULT_TOKEN_ENV
 from runner.ci import default_run_id
-from runner.engine.record import RecordStore, RunRecord
+from runner.engine.record import RecordStore, RunRecord, RunStatus
 from runner.engine.run import Run, new_record, utc_now
 from runner.engine.seal import record_key
 from runner.errors import RefusedError, UsageError
@@ -79,10 +79,7 @@ def start_run(request: RunRequest) -> Run:
     run_id = check_run_id(request.run_id or default_run_id(request.environ))
     store = RecordStore(request.state_dir, key=record_key(request.environ))
     if store.exists(run_id):
-        raise RefusedError(
-            f"run {run_id} already exists in {request.state_dir}",
-            hint=f"resume it with `runner resume {run_id}`, or pick another --run-id",
-        )
+        raise taken(store, run_id)
     created_by = current_actor(request.environ)
     workspace = prepared.loaded.workspace
     record = new_record(
@@ -116,13 +113,35 @@ def start_run(request: RunRequest) -> Run:
     secret_inputs = {n for n, i in workflow.inputs.items() if i.secret}
     record.inputs = shown_inputs(prepared.inputs, secret_inputs, run.masker.mask)
     if not store.create(record):  # another process started this run id meanwhile
-        raise RefusedError(
-            f"run {run_id} already exists in {request.state_dir}",
-            hint=f"resume it with `runner resume {run_id}`, or pick another --run-id",
-        )
+        raise taken(store, run_id)
     if request.on_record is not None:
         request.on_record(run)
     return run
+
+
+def taken(store: RecordStore, run_id: str) -> RefusedError:
+    """The refusal of a run id the state folder has: a finished run says so (its hint was to
+    resume it, which has nothing left to do: newcomer pass), an unfinished one is resumed."""
+    status = recorded_status(store, run_id)
+    if status is not None and status not in (RunStatus.RUNNING, RunStatus.WAITING):
+        return RefusedError(
+            f"run {run_id} already exists in {store.state_dir} and has finished ({status})",
+            hint="a run id is used once: choose another --run-id "
+            f"(`runner runs show {run_id}` shows that run)",
+        )
+    return RefusedError(
+        f"run {run_id} already exists in {store.state_dir}",
+        hint=f"resume it with `runner resume {run_id}`, or pick another --run-id",
+    )
+
+
+def recorded_status(store: RecordStore, run_id: str) -> RunStatus | None:
+    """The status run ``run_id``'s record says, read without its seal (None: unreadable). Only
+    for what a message says: a record is anyone's to rewrite, and no decision rests on this."""
+    try:
+        return RecordStore(store.state_dir).load(run_id).status
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
 
 
 def build_run(

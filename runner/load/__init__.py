@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 from msgspec import Struct, field
 
-from runner.errors import Diagnostic, Location, RunnerError, WorkflowError
+from runner.errors import Diagnostic, RunnerError, UsageError, WorkflowError
 from runner.gc_pause import gc_paused
 from runner.load.build import build_workflow
 from runner.load.checks import check_urls, check_workflow, find_workspace
@@ -33,20 +34,60 @@ class Loaded(Struct):
 
 
 def check_file(path: str | Path, *, raw: bytes | None = None) -> Loaded:
-    """Load and check one workflow file; bad input becomes diagnostics, never an exception."""
+    """Load and check one workflow file; bad input becomes diagnostics, never an exception. A
+    file that cannot be read at all is a usage error (:func:`read_workflow`)."""
     with gc_paused():
         return _check_file(path, raw)
 
 
+#: the names of workflow files, for suggestions
+WORKFLOW_SUFFIXES = (".yml", ".yaml")
+
+
+def read_workflow(path: str | Path) -> bytes:
+    """The bytes of the workflow file ``path``; a :class:`UsageError` when there is none to read:
+    a missing file has no line to point at (it was "path:1:1: cannot read file", exit 1 from
+    ``validate`` and 2 from ``run``), and a mistyped name is most often a letter off a file
+    beside it (newcomer pass)."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file", hint=_nearest(Path(path))) from None
+    except IsADirectoryError:
+        names = workflow_files(Path(path))
+        raise UsageError(
+            f"{path} is a folder, not a workflow file",
+            hint=f"name one of its files, e.g. {names[0]}"
+            if names
+            else "it holds no *.yml or *.yaml file",
+        ) from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def workflow_files(folder: Path) -> list[str]:
+    """The workflow files directly in ``folder``, as paths from where it was named, sorted."""
+    try:
+        found = sorted(p for p in folder.iterdir() if p.suffix in WORKFLOW_SUFFIXES and p.is_file())
+    except OSError:
+        return []
+    return [str(p) for p in found]
+
+
+def _nearest(path: Path) -> str | None:
+    """ "did you mean ...?" with the workflow file beside ``path`` whose name is nearest."""
+    beside = {Path(p).name: p for p in workflow_files(path.parent)}
+    close = difflib.get_close_matches(path.name, list(beside), n=1)
+    if close:
+        return f"did you mean {beside[close[0]]}?"
+    if not path.parent.is_dir():
+        return f"there is no folder {path.parent}"
+    return None
+
+
 def _check_file(path: str | Path, raw: bytes | None) -> Loaded:
     shown = str(path)
-    try:
-        data = raw if raw is not None else Path(path).read_bytes()
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        return Loaded(
-            shown, None, [Diagnostic(Location(shown, 1, 1), f"cannot read file: {reason}", "file")]
-        )
+    data = raw if raw is not None else read_workflow(path)
     try:
         doc = load_yaml(shown, data, substitutions=True)
     except LoadError as exc:

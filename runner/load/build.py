@@ -267,15 +267,20 @@ def _step(
 def value_places(doc: Document, path: Path, spec: dict[str, Any]) -> dict[str, Location]:
     """Where each key of the step at ``path`` (a workflow's or an action's) has its value, and
     each value of ``with``, of ``env`` and of a manual step's ``title``, ``instructions`` and
-    fields' labels (``"with.NAME"``, ``"env.NAME"``, ``"manual.title"``,
-    ``"manual.fields.0.label"``): the places of expressions that fail at run time."""
+    fields' labels and patterns (``"with.NAME"``, ``"env.NAME"``, ``"manual.title"``,
+    ``"manual.fields.0.label"``): the places of expressions that fail at run time, and of
+    patterns that do not compile."""
     where = {key: doc.location((*path, key)) for key in spec}
     for key in ("with", "env", "manual"):
         if isinstance(spec.get(key), dict):
             for name in spec[key]:
                 where[f"{key}.{name}"] = doc.location((*path, key, name))
     for i, field in enumerate((spec.get("manual") or {}).get("fields") or ()):
-        if isinstance(field, dict) and "label" in field:
-            label = (*path, "manual", "fields", i, "label")
-            where[f"manual.fields.{i}.label"] = doc.location(label)
+        # a label for its expressions; a pattern for the check that compiles it (it pointed
+        # at the manual step's first key: newcomer pass)
+        for key in ("label", "pattern"):
+            if isinstance(field, dict) and key in field:
+                where[f"manual.fields.{i}.{key}"] = doc.location(
+                    (*path, "manual", "fields", i, key)
+                )
     return where

@@ -184,14 +184,14 @@ def _manual_steps(workflow: Workflow) -> Iterator[Diagnostic]:
                 "prefer `on-timeout: abort` unless that is really intended",
                 "approval",
             )
-        for spec in manual.fields:
+        for i, spec in enumerate(manual.fields):
             if spec.pattern is not None:
                 try:
                     compile_pattern(spec.pattern)
                 except PatternError as exc:
                     yield _error(
-                        where,
-                        f"field `{spec.name}`: `pattern` is not a valid regular expression ({exc})",
+                        step.at(f"manual.fields.{i}.pattern"),
+                        f"field `{spec.name}`: `pattern` is not a regular expression: {exc}",
                         "approval",
                     )
         seen: set[str] = set()

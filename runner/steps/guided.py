@@ -24,6 +24,7 @@ from typing import Any
 
 from msgspec import structs
 
+from runner.approvals.files import request_file_facts
 from runner.approvals.identity import Directory
 from runner.approvals.prompt import local_user
 from runner.approvals.quorum import Refused, Verdict
@@ -195,7 +196,8 @@ def ask(
     started_by = directory.by_login(ctx.started_by.username)
     ctx.step_dir.mkdir(parents=True, exist_ok=True)
     (ctx.step_dir / f"request-attempt-{request.attempt}.json").write_text(
-        _json(request.to_dict()), encoding="utf-8"
+        _json({**request.to_dict(), **request_file_facts(ctx.workflow.approvals.file, request)}),
+        encoding="utf-8",
     )
     state = ApprovalState(
         GateState.WAITING, interruption=request, submissions=tuple(known), refused=tuple(refused)

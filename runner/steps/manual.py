@@ -17,11 +17,11 @@ from datetime import timedelta
 
 from msgspec.structs import replace
 
-from runner.approvals.files import FileSource
+from runner.approvals.files import FileSource, request_file_facts
 from runner.approvals.identity import Directory
 from runner.approvals.prompt import PromptSource, end_question, local_user
 from runner.approvals.quorum import Refused, Verdict
-from runner.approvals.request import FieldSpec, Interruption
+from runner.approvals.request import FieldSpec, Interruption, describe_field
 from runner.approvals.server_source import ServerSource
 from runner.approvals.source import ApprovalSource
 from runner.approvals.state import ApprovalState, Decision, GateState, Refusal
@@ -144,8 +144,10 @@ def run_manual_step(ctx: StepContext) -> StepResult:
     known = list(previous.submissions) if previous else []
     # the request as a file, for `runner approval new --request` on the approver's machine
     ctx.step_dir.mkdir(parents=True, exist_ok=True)
+    facts = request_file_facts(ctx.workflow.approvals.file, request)
     (ctx.step_dir / "request.json").write_text(
-        json.dumps(request.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        json.dumps({**request.to_dict(), **facts}, indent=2, ensure_ascii=False) + "\n",
+        encoding="utf-8",
     )
     # one cell, replaced as the wait learns more (the callbacks below update it)
     state = [
@@ -419,6 +421,11 @@ def announce(ctx: StepContext, request: Interruption, sources: list[ApprovalSour
         lines.append("Skipped with --skip: " + ", ".join(request.skipped))
     if request.deadline:
         lines.append(f"Deadline: {request.deadline}")
+    if request.fields:
+        # said before the sources: whichever the approver uses, a proceed without a required
+        # field, or with one the pattern refuses, does not count (newcomer pass)
+        lines.append("Fields (a proceed gives them; an abort needs none):")
+        lines += [f"  {describe_field(spec)}" for spec in request.fields]
     for source in sources:
         for how in source.instructions(request):
             lines.append(f"  via {source.name}: {how}")

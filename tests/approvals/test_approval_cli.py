@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 import subprocess
 import sys
 from collections.abc import Callable
@@ -12,9 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from helpers.git_world import git
 
 from runner.approvals.document import instant, parse_body, parse_instant
-from runner.approvals.request import inputs_digest
+from runner.approvals.request import FieldSpec, inputs_digest
 from runner.cli.main import main
 
 if TYPE_CHECKING:
@@ -90,6 +92,8 @@ def test_new_writes_a_canonical_signed_body(
     deployed: Path,
     ssh_keygen_verify: Callable[..., subprocess.CompletedProcess[bytes]],
 ) -> None:
+    request = world.request(fields=(FieldSpec("ticket", "string"),))
+    (world.root / "request.json").write_text(json.dumps(request.to_dict()), encoding="utf-8")
     code, out, err = new(
         cli, world, "--decision", "proceed", "--notes", "Desk told", "--field", "ticket=CHG-7"
     )
@@ -222,6 +226,224 @@ def test_new_without_request_needs_every_binding(cli: Cli, world: World) -> None
     )
     assert (code, out) == (2, "")
     assert err == "error: --digest is required (or --request FILE from the waiting run)\n"
+
+
+# -- fields: said in the log, judged before signing, by the gate's rule (newcomer pass) -------
+
+TICKET_WORKFLOW = (
+    WORKFLOW
+    + """\
+      fields:
+        - name: ticket
+          type: string
+          pattern: "^CHG-[0-9]+$"
+          required: true
+"""
+)
+
+
+@pytest.fixture
+def waiting(world: World, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path]:
+    """A run of a step asking for a ticket, detached at its gate: its log and request file."""
+    world.commit_workflow(TICKET_WORKFLOW)
+    done = world.here(
+        monkeypatch,
+        *("run", "deploy.yml", "--env", "production", "--state-dir", "S", "--run-id", "r1"),
+        "--detach-on-wait",
+    )
+    assert done.returncode == 75, done.stderr
+    return done.stdout + done.stderr, world.repo / "S/runs/r1/steps/gate/request.json"
+
+
+def test_the_log_says_which_fields_a_proceed_gives(waiting: tuple[str, Path]) -> None:
+    log, _ = waiting
+    assert (
+        "Fields (a proceed gives them; an abort needs none):\n"
+        "  ticket: string, required, matching ^CHG-[0-9]+$\n"
+    ) in log
+    (command,) = [line for line in log.splitlines() if "via file: runner approval new" in line]
+    # the field by name, not a placeholder NAME=VALUE (copied as printed, the run refused it)
+    assert " --field ticket=... --branch " in command
+    assert "NAME=VALUE" not in command
+
+
+HINT = (
+    "hint: the step's fields: ticket: string, required, matching ^CHG-[0-9]+$ "
+    "(give each as --field NAME=VALUE)\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        ((), "the run will refuse this proceed: field 'ticket' is required"),
+        (
+            ("--field", "ticket=CHG"),
+            "the run will refuse this proceed: field 'ticket' does not match ^CHG-[0-9]+$, "
+            "got 'CHG'",
+        ),
+        (
+            ("--field", "ticket=CHG-1", "--field", "tiket=CHG-1"),
+            "the run will refuse this proceed: unknown field 'tiket'",
+        ),
+    ],
+    ids=["missing", "not-matching", "unknown"],
+)
+def test_new_refuses_fields_the_run_refuses(
+    cli: Cli, world: World, waiting: tuple[str, Path], args: tuple[str, ...], error: str
+) -> None:
+    _, request = waiting
+    (world.root / "request.json").write_bytes(request.read_bytes())
+    code, out, err = new(cli, world, "--decision", "proceed", *args)
+    assert (code, out) == (2, "")
+    assert err == f"error: {error}\n{HINT}"
+    assert not (world.root / "out").exists()
+
+
+def test_new_signs_what_the_run_accepts(
+    cli: Cli, world: World, waiting: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A proceed with its ticket, and an abort without one (the gate asks no fields of an
+    abort), both count when the run resumes."""
+    _, request = waiting
+    (world.root / "request.json").write_bytes(request.read_bytes())
+    code, _, err = new(cli, world, "--decision", "abort", "--notes", "window open", key="bob")
+    assert (code, err) == (0, "")
+    code, _, err = new(cli, world, "--decision", "proceed", "--field", "ticket=CHG-12")
+    assert (code, err) == (0, "")
+    body = parse_body(written(world).read_bytes())
+    assert body.fields == {"ticket": "CHG-12"}
+
+
+def test_new_refuses_the_logs_placeholder(cli: Cli, world: World, deployed: Path) -> None:
+    """Without --request the fields cannot be judged; the value the log prints to be filled in
+    is refused all the same."""
+    code, out, err = new(cli, world, "--decision", "proceed", "--field", "ticket=...")
+    assert (code, out) == (2, "")
+    assert err == (
+        "error: --field ticket=...: `...` is the log's placeholder\n"
+        "hint: give the value, --field ticket=VALUE (the log lists what it takes)\n"
+    )
+
+
+def test_new_refuses_fields_of_a_step_that_asks_none(
+    cli: Cli, world: World, deployed: Path
+) -> None:
+    code, out, err = new(cli, world, "--decision", "proceed", "--field", "ticket=CHG-1")
+    assert (code, out) == (2, "")
+    assert err == (
+        "error: the run will refuse this proceed: unknown field 'ticket'\n"
+        "hint: the step asks for no fields: leave out --field\n"
+    )
+
+
+def test_verify_says_the_run_will_refuse_its_fields(cli: Cli, world: World, deployed: Path) -> None:
+    """Signed without the request file (so unchecked), the file's proof holds but the workflow's
+    step refuses its fields: said, and exit 1, before it is pushed."""
+    for args in (("--field", "ticket=CHG-1"), ()):
+        code, _, err = cli(
+            "approval",
+            "new",
+            *("--run-id", "r1", "--step", "gate", "--env", "production"),
+            *("--digest", "d" * 64, "--commit", world.head, "--decision", "proceed", *args),
+            *("--key", str(world.keys.alice.path), "--principal", "alice@example.com"),
+            *("--out", str(world.root / f"out{len(args)}")),
+        )
+        assert (code, err) == (0, "")
+    workflow = world.commit_workflow(TICKET_WORKFLOW)
+    with_ticket = world.root / "out2/r1/gate.alice@example.com.json"
+    without = world.root / "out0/r1/gate.alice@example.com.json"
+    code, out, _ = verify(cli, with_ticket, workflow)
+    assert (code, out.splitlines()[-1]) == (0, "valid")
+    code, out, _ = verify(cli, without, workflow)
+    assert code == 1
+    assert out.splitlines()[0].startswith(f"{without}: signature valid (")
+    assert out.splitlines()[-1] == (
+        "signature valid, but the run will refuse it: field 'ticket' is required"
+    )
+    code, out, _ = verify(cli, without, workflow, "--run-id", "r2")
+    assert code == 1
+    assert out.splitlines()[-1] == (
+        "NOT valid: it is for run r1, not r2; the run will refuse it too: "
+        "field 'ticket' is required"
+    )
+
+
+# -- --out: a checkout of the approvals branch, never of the deployed one (newcomer pass) -----
+
+
+def test_new_refuses_to_write_into_the_deployed_branch(
+    cli: Cli, world: World, waiting: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default --out, in a clone of main, put the files next to main's own files and printed
+    a push to main, where the run never reads them. Refused, with how to check out the
+    approvals branch; following the hint, the approval is pushed where the run reads it."""
+    log, request = waiting
+    world.push({"approvals/README.md": b"signed approvals\n"}, "approvals branch")
+    (command,) = [line for line in log.splitlines() if "via file: runner approval new" in line]
+    assert command.endswith(" --branch approvals --out ../approvals-branch/approvals")
+    assert json.loads(request.read_text())["file_source"] == {
+        "remote": "origin",
+        "branch": "approvals",
+        "path": "approvals",
+    }
+    monkeypatch.chdir(world.repo)
+    # the log's command as printed, filled in
+    printed = shlex.split(command.split("via file: ", 1)[1])[1:]
+    filled = {
+        "...": "ok",
+        "ticket=...": "ticket=CHG-1",
+        "~/.ssh/id_ed25519": str(world.keys.alice.path),
+    }
+    sign = [filled.get(arg, arg) for arg in printed] + ["--principal", "alice@example.com"]
+    top = git(world.repo, "rev-parse", "--show-toplevel")
+    refusal = (
+        f"is in the checkout {top}, on branch main; the run reads approvals only from branch "
+        "approvals: pushed from here, they would never count (and a push to the deployed "
+        "branch may start a deployment)\n"
+    )
+    # with --out approvals (the default) instead
+    code, out, err = cli(*sign, "--out", "approvals")
+    assert (code, out) == (2, "")
+    assert err == (
+        f"error: --out approvals {refusal}"
+        "hint: check out branch approvals beside this clone: git fetch origin approvals && "
+        "git worktree add ../approvals-branch approvals, then pass --out "
+        "../approvals-branch/approvals\n"
+    )
+    assert not (world.repo / "approvals").exists()
+    hint = err.splitlines()[1].removeprefix("hint: check out branch approvals beside this clone: ")
+    subprocess.run(hint.split(", then ")[0], shell=True, check=True, capture_output=True)
+    # the request file says which branch too; the worktree now there is named
+    by_request = ("approval", "new", "--request", str(request), "--decision", "proceed")
+    code, _, err = cli(*by_request, *sign[sign.index("--notes") :], "--out", "approvals")
+    assert err == (
+        f"error: --out approvals {refusal}"
+        f"hint: it is checked out in {Path(top).parent / 'approvals-branch'}: pass --out "
+        "../approvals-branch/approvals\n"
+    )
+    code, out, err = cli(*sign)
+    assert (code, err) == (0, "")
+    publish = out.splitlines()[-1].removeprefix("now: ")
+    assert publish.endswith(" push")
+    subprocess.run(publish, shell=True, check=True, capture_output=True)
+    done = world.here(monkeypatch, "resume", "r1", "--state-dir", "S", "--detach-on-wait")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "proceed by Alice Martin via file: ok" in done.stdout
+
+
+def test_without_the_branch_no_push_is_printed(cli: Cli, world: World, deployed: Path) -> None:
+    """Nothing says which branch the run reads: the files are written, and the push left to the
+    approver with what to check."""
+    code, out, err = new(cli, world, "--decision", "proceed", "--out", str(world.repo / "a"))
+    assert (code, err) == (0, "")
+    folder = world.repo / "a" / "r1"
+    assert out.splitlines()[-1] == (
+        f"now: git -C {folder} add gate.alice@example.com.json gate.alice@example.com.json.sig "
+        f"&& git -C {folder} commit -m 'Approve r1', then push it to the branch the workflow's "
+        "`file` source reads (approvals.file.branch; pass --branch, or --request, to have --out "
+        "checked)"
+    )
 
 
 # -- approval verify ---------------------------------------------------------------------------
@@ -436,3 +658,14 @@ def test_new_refuses_a_guided_decision_for_a_manual_step(
         "error: --attempt 3: the request file is a manual step's, which a proceed or abort "
         "answers\n",
     )
+
+
+def test_new_says_and_binds_the_steps_the_run_skips(cli: Cli, world: World, deployed: Path) -> None:
+    request = world.request(skipped=("backup",))
+    (world.root / "request.json").write_text(json.dumps(request.to_dict()), encoding="utf-8")
+    code, out, err = new(cli, world, "--decision", "proceed")
+    assert (code, err) == (0, "")
+    body = parse_body(written(world).read_bytes())
+    assert "  skipping (--skip) backup\n" in out
+    assert body.inputs_digest == inputs_digest({}, ("backup",))
+    assert body.inputs_digest is not None and body.inputs_digest != inputs_digest({})

@@ -269,6 +269,23 @@ def test_without_a_people_file_the_approver_is_named_the_local_user() -> None:
     from runner.approvals.trust import load_directory
 
     directory = load_directory(None, None, "alice")  # type: ignore[arg-type]
-    assert approvers_text(directory, ()) == (
-        "the local user (alice): the workflow names no people file"
+    assert approvers_text(directory, ()) == "only the local user (alice)"
+
+
+def test_without_a_people_file_the_prompt_says_why_in_a_sentence(terminal: Terminal) -> None:
+    """It said "you are root; the local user (root): the workflow names no people file may
+    answer." (newcomer pass)."""
+    from runner.approvals.trust import load_directory
+
+    directory = load_directory(None, None, "root")  # type: ignore[arg-type]
+    source = PromptSource(
+        environ={}, stdin=terminal.stdin, stdout=terminal.stdout, user="root", directory=directory
+    )
+    terminal.type("p\n\n")
+    rules = request()
+    source.register(rules)
+    assert answer(source, rules).result == "proceed"
+    assert terminal.stdout.getvalue().startswith(
+        "\nTell the traders: you are root; only the local user (root) may answer (the workflow "
+        "names no people file).\n"
     )
