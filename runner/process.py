@@ -571,3 +571,33 @@ def _size(limit: int) -> str:
     if limit >= 1024:
         return f"{limit / 1024:g} KiB"
     return f"{limit} bytes"
+
+
+def processes_in(folder: str | os.PathLike[str], variable: str = "RUNNER_TEMP") -> list[int]:
+    """The processes of this host, readable by this user, whose environment names ``folder``
+    in ``variable`` (the run's temporary folder: every step's process gets it, and what they
+    start inherits it): what a runner killed mid-step left running. Best effort (Linux's
+    ``/proc``; a process that cleared its environment is not found), so it only ever makes a
+    resume more careful."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    wanted = os.path.realpath(folder)
+    prefix = variable.encode() + b"="
+    found = []
+    for entry in entries:
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as handle:
+                environ = handle.read()
+        except OSError:
+            continue  # gone, or another user's
+        for item in environ.split(b"\0"):
+            if item.startswith(prefix):
+                value = os.fsdecode(item[len(prefix) :])
+                if value and os.path.realpath(value) == wanted:
+                    found.append(int(entry))
+                break
+    return sorted(found)

@@ -43,6 +43,7 @@ from runner.masking import Masker
 from runner.model import Identity, Workflow
 from runner.options import RunOptions
 from runner.prepare import prepare
+from runner.process import processes_in
 from runner.steps.base import RunLog
 from runner.workspace import absolute, shown_path, workspace_here
 
@@ -417,6 +418,20 @@ def resume(
         state=store.state_dir,
     )
     interrupted = prepare_steps(record, rerun_interrupted)
+    if interrupted:
+        # a runner killed mid-step leaves its step's processes running on this host (they
+        # have their own session): rerunning started a second migration beside the first
+        # (newcomer pass)
+        alive = processes_in(store.folder(run_id) / "tmp")
+        if alive:
+            shown = ", ".join(str(pid) for pid in alive[:10]) + (" ..." if len(alive) > 10 else "")
+            raise RefusedError(
+                f"step(s) {', '.join(interrupted)} were running when the runner stopped, and "
+                f"processes they started are still running here (pid {shown})",
+                hint="wait for them to end, or stop them (kill -- -PGID, the process group "
+                f"`ps -o pgid= -p {alive[0]}` shows), then resume"
+                + (" with --rerun-interrupted" if rerun_interrupted else ""),
+            )
     if interrupted and not rerun_interrupted:
         store.save(record)
         raise RefusedError(

@@ -474,3 +474,44 @@ def test_a_finished_run_put_back_before_its_deployment_asks_its_expired_gate_aga
     assert done.returncode == 75, output
     assert "gate `gate`: its approval is no longer valid" in output, output
     assert "approval expired" in output, output
+
+
+def test_a_step_still_running_after_its_runner_was_killed_is_not_started_twice(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a newcomer pass: after `kill -9` of the runner, its step (its own session)
+    went on running, and `resume --rerun-interrupted` started a second copy beside it: two
+    migrations at once. The resume finds the run's processes still on this host and refuses
+    until they are gone, then runs the step again."""
+    proc = workspace.spawn(KILLED, env={"RUNNER_RECORD_KEY": KEY})
+    pid_file = workspace.root / "second.pid"
+    try:
+        wait_for(
+            lambda: pid_file.exists() and pid_file.read_text().endswith("\n"),
+            what="the second step",
+        )
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+        left = int(pid_file.read_text())
+        for rerun in (True, False):
+            argv = ("resume", "run-1", "--state-dir", str(workspace.state_dir))
+            done = cli_in(
+                monkeypatch,
+                workspace.root,
+                workspace.environ({"RUNNER_RECORD_KEY": KEY}),
+                *argv,
+                *(["--rerun-interrupted"] if rerun else []),
+            )
+            output = done.stdout + done.stderr
+            assert done.returncode == 5, output
+            assert "step(s) second were running when the runner stopped, and processes" in output
+            assert str(left) in output and "second again" not in output
+    finally:
+        if pid_file.exists():
+            kill_quietly(int(pid_file.read_text()), group=True)
+    wait_for(lambda: not Path(f"/proc/{left}").exists(), what="the step's process to end")
+    (workspace.root / "go-on").write_text("")
+    done = resume_killed(workspace, monkeypatch)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "second again" in output and "third saw 1" in output
