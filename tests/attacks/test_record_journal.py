@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 from helpers.approval_world import RUNNER, World, clean_env
 from helpers.cli import cli_in
+from helpers.clock import FakeClock, fake_time, real_now
 from helpers.run_helpers import Workspace, kill_quietly, wait_for
 
 from runner.engine import evidence
@@ -433,25 +434,16 @@ def test_a_finished_run_put_back_before_its_deployment_asks_its_expired_gate_aga
     lines is what a killed runner leaves) resumed to run the deployment again, any time later:
     the gate's approval was checked as of when it was decided. The steps only that gate lets
     run have not run there, so its approval must be valid now, and it expired: the gate is
-    asked again."""
+    asked again. (Two hours later: the resume's check and the run's clock, in this process.)"""
     import datetime as dt
     import shutil
-    import time
 
     path = detached(world, "splice")
     job1 = world.root / "job1"
     shutil.copytree(world.repo / "S", job1)
     digest = hashlib.sha256((world.repo / "deploy.yml").read_bytes()).hexdigest()
     request = world.request(run_id="splice", step_id="gate", digest=digest, commit=world.head)
-    now = dt.datetime.now(dt.UTC)
-    expires = now + dt.timedelta(seconds=8)
-    stamp = "%Y-%m-%dT%H:%M:%SZ"
-    raw = world.body(
-        request,
-        world.keys.alice,
-        issued_at=(now - dt.timedelta(minutes=4)).strftime(stamp),
-        expires_at=expires.strftime(stamp),
-    ).encode()
+    raw = world.body(request, world.keys.alice).encode()  # valid for an hour
     world.push_signed(raw, world.keys.alice, run_id="splice", name="gate.alice.json")
     done = resume(world, "splice")
     assert done.returncode == 0 and "DEPLOYED" in done.stdout, done.stdout + done.stderr
@@ -467,7 +459,16 @@ def test_a_finished_run_put_back_before_its_deployment_asks_its_expired_gate_aga
     shutil.rmtree(world.repo / "S")
     shutil.copytree(job1, world.repo / "S")
     path.write_text("".join(journal[: passed + 1]), encoding="utf-8")
-    time.sleep(max(0.0, (expires - dt.datetime.now(dt.UTC)).total_seconds() + 1.5))
+    later = real_now() + dt.timedelta(hours=2)
+
+    class Later(dt.datetime):
+        @classmethod
+        def now(cls, tz: dt.tzinfo | None = None) -> Later:
+            return cls.fromtimestamp(later.timestamp(), tz)
+
+    assert world.monkeypatch is not None
+    world.monkeypatch.setattr(evidence, "datetime", Later)
+    fake_time(world.monkeypatch, FakeClock(later))
     done = resume(world, "splice")
     output = done.stdout + done.stderr
     assert "DEPLOYED" not in output, output
