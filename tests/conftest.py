@@ -43,6 +43,8 @@ SLOW_FILES = (
     "tests/server/test_server_e2e.py",
     "tests/fuzz/test_fuzz_api_schema.py",
     "tests/server/test_guided_server_e2e.py",
+    "tests/server/test_slow_clients.py",
+    "tests/web/test_hostile_records.py",
     "tests/variables/test_limits.py",
     "tests/web/test_notifications.py",
     "tests/load/test_schema_quick.py",
