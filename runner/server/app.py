@@ -118,7 +118,7 @@ def create_app(
     app.state.store = store
     app.state.changes = changes
     app.state.writes = Writes(store, changes, notify)
-    app.add_middleware(BoundedBodies, seconds=body_seconds)
+    app.add_middleware(BoundedBodies, seconds=body_seconds, authenticate=store.authenticate)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(ServerError, _refused)

@@ -55,7 +55,9 @@ def test_a_body_that_stalls_is_answered_408_and_closed(slow: World) -> None:
     with connect(slow) as sock:
         sock.sendall(
             b"POST /api/v1/interruptions HTTP/1.1\r\nHost: x\r\n"
-            b"Content-Type: application/json\r\nContent-Length: 262000\r\n\r\n" + b"x" * 100_000
+            + f"Authorization: Bearer {slow.runner_token}\r\n".encode()
+            + b"Content-Type: application/json\r\nContent-Length: 262000\r\n\r\n"
+            + b"x" * 100_000
         )
         started = time.monotonic()
         answer = read_to_close(sock)
@@ -125,3 +127,30 @@ def test_the_server_raises_its_open_files_limit() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.split() == ["True", "True"]
+
+
+@pytest.mark.parametrize(
+    ("authorization", "code"),
+    [(b"", "unauthenticated"), (b"Authorization: Bearer rnr_not-a-token\r\n", "bad_token")],
+    ids=["none", "unknown"],
+)
+def test_a_body_without_a_live_token_is_refused_before_it_is_read(
+    slow: World, authorization: bytes, code: str
+) -> None:
+    """Up to 4 MiB of a body was read for anyone before the route answered 401: 1,000 stalled
+    bodies held 350 MB without a token (attack pass). The answer comes at once, the body
+    unread, and the connection is closed."""
+    with connect(slow) as sock:
+        sock.sendall(
+            b"PUT /api/v1/runs/r1 HTTP/1.1\r\nHost: x\r\n"
+            + authorization
+            + b"Content-Type: application/json\r\nContent-Length: 4000000\r\n\r\n"
+            + b"x" * 1000
+        )
+        started = time.monotonic()
+        answer = read_to_close(sock)
+        waited = time.monotonic() - started
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 401"), answer[:300]
+    assert json.loads(body)["error"]["code"] == code
+    assert waited < DEADLINE * 0.9  # not the body's deadline: it was never waited for
