@@ -224,8 +224,9 @@ steps:
 """
 
 
-def killed(workspace: Workspace) -> Path:
-    """A run killed with SIGKILL in its second step; its journal's path."""
+def kill_runner(workspace: Workspace) -> int:
+    """A run whose runner is killed with SIGKILL in its second step, whose process goes on
+    (its own session); that process's pid."""
     proc = workspace.spawn(KILLED, env={"RUNNER_RECORD_KEY": KEY})
     pid_file = workspace.root / "second.pid"
     try:
@@ -235,9 +236,30 @@ def killed(workspace: Workspace) -> Path:
         )
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)
-    finally:
+    except BaseException:
         if pid_file.exists():
             kill_quietly(int(pid_file.read_text()), group=True)
+        raise
+    return int(pid_file.read_text())
+
+
+def ended(pid: int) -> bool:
+    """Whether ``pid`` has exited: gone, or a zombie nobody has reaped yet (a container's
+    first process may never reap an orphan)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def killed(workspace: Workspace) -> Path:
+    """A run killed with SIGKILL in its second step, the step's process ended too; its
+    journal's path."""
+    left = kill_runner(workspace)
+    kill_quietly(left, group=True)
+    # gone before a resume looks for the run's processes still running
+    wait_for(lambda: ended(left), what="the step's process to end")
     (workspace.root / "go-on").write_text("")
     path = workspace.state_dir / "runs" / "run-1" / "events.jsonl"
     snapshot = json.loads((path.parent / "record.json").read_text(encoding="utf-8"))
@@ -484,16 +506,8 @@ def test_a_step_still_running_after_its_runner_was_killed_is_not_started_twice(
     went on running, and `resume --rerun-interrupted` started a second copy beside it: two
     migrations at once. The resume finds the run's processes still on this host and refuses
     until they are gone, then runs the step again."""
-    proc = workspace.spawn(KILLED, env={"RUNNER_RECORD_KEY": KEY})
-    pid_file = workspace.root / "second.pid"
+    left = kill_runner(workspace)
     try:
-        wait_for(
-            lambda: pid_file.exists() and pid_file.read_text().endswith("\n"),
-            what="the second step",
-        )
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=30)
-        left = int(pid_file.read_text())
         for rerun in (True, False):
             argv = ("resume", "run-1", "--state-dir", str(workspace.state_dir))
             done = cli_in(
@@ -508,9 +522,8 @@ def test_a_step_still_running_after_its_runner_was_killed_is_not_started_twice(
             assert "step(s) second were running when the runner stopped, and processes" in output
             assert str(left) in output and "second again" not in output
     finally:
-        if pid_file.exists():
-            kill_quietly(int(pid_file.read_text()), group=True)
-    wait_for(lambda: not Path(f"/proc/{left}").exists(), what="the step's process to end")
+        kill_quietly(left, group=True)
+    wait_for(lambda: ended(left), what="the step's process to end")
     (workspace.root / "go-on").write_text("")
     done = resume_killed(workspace, monkeypatch)
     output = done.stdout + done.stderr
