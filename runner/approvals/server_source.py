@@ -192,6 +192,13 @@ def checked_view(view: Any, request: Interruption) -> dict[str, Any]:
     return view
 
 
+#: request fields shown to approvers that follow from fields compared (the workflow's digest,
+#: the environment, ``skipped``): a runner that lists them by another rule than the runner that
+#: registered the request (one that listed the steps ``--skip`` leaves out) must not make the
+#: run's own interruption "another request" (a resume after an upgrade failed its gate)
+DERIVED_FIELDS = frozenset({"following_steps"})
+
+
 def differing_fields(stored: Any, own: dict[str, Any]) -> list[str]:
     """The request fields that differ, compared as JSON; ``request`` if there is none to compare.
     (The server judges a re-registration with the same rule.)"""
@@ -199,4 +206,6 @@ def differing_fields(stored: Any, own: dict[str, Any]) -> list[str]:
         return ["request"]
     left = json.loads(json.dumps(stored, sort_keys=True))
     right = json.loads(json.dumps(own, sort_keys=True))
-    return sorted(k for k in set(left) | set(right) if left.get(k) != right.get(k))
+    return sorted(
+        k for k in set(left) | set(right) if k not in DERIVED_FIELDS and left.get(k) != right.get(k)
+    )

@@ -86,10 +86,11 @@ def request_problem(request: Interruption) -> str | None:
     words = [*request.teams, *(rule[0] for rule in request.quorum), *request.sources]
     if any(len(word) > TEXT_CHARS for word in words):
         return f"a team or source name is over {TEXT_CHARS} characters"
-    if len(request.following_steps) > FOLLOWING_STEPS or any(
-        not isinstance(name, str) or len(name) > TEXT_CHARS for name in request.following_steps
-    ):
-        return f"`following_steps` must be at most {FOLLOWING_STEPS} names of {TEXT_CHARS} chars"
+    for name, steps in (("following_steps", request.following_steps), ("skipped", request.skipped)):
+        if len(steps) > FOLLOWING_STEPS or any(
+            not isinstance(step, str) or len(step) > TEXT_CHARS for step in steps
+        ):
+            return f"`{name}` must be at most {FOLLOWING_STEPS} names of {TEXT_CHARS} chars"
     for spec in request.fields:
         if len(spec.options) > LIST_ITEMS:
             return f"field {spec.name!r} has more than {LIST_ITEMS} options"

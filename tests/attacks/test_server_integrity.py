@@ -495,6 +495,12 @@ def test_huge_bodies_are_refused_with_413(world: World) -> None:
     answer = world.call("runner", "POST", "/interruptions", json=long)
     assert answer.status_code == 422, answer.text[:200]
     assert "`instructions` is over" in answer.json()["error"]["message"]
+    for name in ("following_steps", "skipped"):  # a 200,000-character step id was kept
+        answer = world.call(
+            "runner", "POST", "/interruptions", json=body_(**{name: ["s" * 200_000]})
+        )
+        assert answer.status_code == 422, answer.text[:200]
+        assert f"`{name}` must be at most" in answer.json()["error"]["message"]
     assert world.store.list_interruptions(pending=False, run=None) == []
 
 
@@ -618,3 +624,19 @@ def test_retry_after_never_keeps_a_run_past_its_step_deadline(
     assert clock.elapsed < 3 + 1, clock.sleeps  # the step's 3 s, no 300 s retry pause
     assert all(pause < 300 for pause in clock.sleeps), clock.sleeps
     assert "deployed" not in out
+
+
+def test_a_run_resumed_by_a_newer_runner_is_still_its_own_request(world: World) -> None:
+    """A review found: a runner that lists the steps after a gate by another rule (this stop's
+    leaves out steps `--skip` or the environment leave out) made the run's own interruption,
+    registered by the runner before the upgrade, "another request" (409), and failed the gate.
+    `following_steps` follows from the fields compared; `skipped` and the rest are compared."""
+    registered = request_(following_steps=("Back up", "Deploy"))
+    world.source().register(registered)
+    resumed = request_(following_steps=("Deploy",))
+    answer = world.call("runner", "POST", "/interruptions", json=resumed.to_dict())
+    assert answer.status_code in (200, 201), answer.text
+    skipping = request_(following_steps=("Deploy",), skipped=("backup",))
+    answer = world.call("runner", "POST", "/interruptions", json=skipping.to_dict())
+    assert answer.status_code == 409, answer.text
+    assert "skipped" in answer.json()["error"]["message"]
