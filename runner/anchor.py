@@ -102,6 +102,18 @@ def anchor_workflow(
         anchored = Trust(people=anchor.people, ref=anchor.ref, policy=anchor.policy, anchored=True)
     else:
         anchored = structs.replace(trust, ref=anchor.ref, policy=anchor.policy, anchored=True)
+        if trust.allowed_signers and not trust.revoked_keys:
+            # deleting the `revoked-keys:` line from the deployed workflow turned revocation
+            # off (attack pass): anchored, the list beside the allowed signers is read, at the
+            # pinned commit and at the ref's tip, once the ref has one (a review found a list
+            # first created while a run waited ignored)
+            anchored = structs.replace(
+                anchored,
+                revoked_keys=posixpath.join(
+                    posixpath.dirname(trust.allowed_signers), DEFAULT_REVOKED_KEYS
+                ),
+                revoked_keys_optional=True,
+            )
     approvals = structs.replace(workflow.approvals, trust=anchored)
     return structs.replace(workflow, approvals=approvals)
 
@@ -126,30 +138,6 @@ def anchor_server(
 
 def _same_url(one: str, other: str) -> bool:
     return one.strip().rstrip("/").lower() == other.strip().rstrip("/").lower()
-
-
-def anchor_revocation(workflow: Workflow, git: GitReader) -> Workflow:
-    """An anchored workflow that names allowed signers but no revocation list reads the one
-    beside them on the anchored ref, when the pinned commit has it: deleting the
-    ``revoked-keys:`` line from the deployed workflow turned revocation off (attack pass). No
-    such file means nothing is revoked; only the ref's maintainers can delete it."""
-    trust = workflow.approvals.trust
-    if (
-        trust is None
-        or not trust.anchored
-        or not trust.allowed_signers
-        or trust.revoked_keys
-        or trust.commit is None
-    ):
-        return workflow
-    path = posixpath.join(posixpath.dirname(trust.allowed_signers), DEFAULT_REVOKED_KEYS)
-    try:
-        if verified_file(git, trust.commit, path) is None:
-            return workflow
-    except GitError:
-        pass  # read as the list, and its read fails saying why
-    anchored = structs.replace(trust, revoked_keys=path)
-    return structs.replace(workflow, approvals=structs.replace(workflow.approvals, trust=anchored))
 
 
 def has_policy(git: GitReader, trust: Trust) -> bool:

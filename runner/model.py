@@ -84,6 +84,9 @@ class Trust(Struct, frozen=True):
     commit: str | None = None
     #: ``ref`` and ``policy`` come from the environment's trust anchor (``runner.anchor``)
     anchored: bool = False
+    #: ``revoked_keys`` is the anchor's default list, which the ref may not have (yet): a
+    #: missing file revokes nothing, one added later revokes at once (``runner.anchor``)
+    revoked_keys_optional: bool = False
 
 
 class ServerSource(Struct, frozen=True):

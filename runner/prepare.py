@@ -16,7 +16,6 @@ from runner.actor import current_actor
 from runner.anchor import (
     Anchor,
     anchor_of,
-    anchor_revocation,
     anchor_server,
     anchor_workflow,
     unanchored_warning,
@@ -84,8 +83,6 @@ def prepare(
     trust = workflow.approvals.trust
     if trust is not None and trust.ref:  # only then is there a ref to pin (and a module to load)
         workflow = pin_trust(workflow, Git(loaded.workspace), trust_commit)
-        if anchor is not None:
-            workflow = anchor_revocation(workflow, Git(loaded.workspace))
     check_environment(loaded, workflow, environment)
     # a resumed run's inputs are its record's (restored by the resume): a required one was
     # refused here, and such a run could not be resumed

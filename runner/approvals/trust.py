@@ -49,6 +49,21 @@ class TrustFiles(Struct, frozen=True):
     def where(self, path: str) -> str:
         return f"{self.ref}:{path}" if self.ref else path
 
+    def read_if_there(self, path: str) -> bytes | None:
+        """The file's bytes, or None when the place has no such file (other failures raise,
+        as :meth:`read`)."""
+        if self.ref is None:
+            if not (self.git.workspace / path).exists():
+                return None
+            return self.read(path)
+        commit = _commit_of(self)
+        try:
+            if commit is not None and verified_file(self.git, commit, path) is None:
+                return None
+        except GitError:
+            pass  # the read says why
+        return self.read(path)
+
     def read(self, path: str) -> bytes:
         if self.ref is None:
             try:
@@ -73,6 +88,10 @@ class TrustFiles(Struct, frozen=True):
                 hint=f"fetch the history of the trust branch behind {self.ref}, not only its tip "
                 "(no --depth=1)",
             ) from None
+
+
+def _commit_of(files: TrustFiles) -> str | None:
+    return files.commit or (rev_commit(files.git, files.ref) if files.ref else None)
 
 
 def git_show(git: GitReader, commit: str, path: str, *, shown: str | None = None) -> bytes:
@@ -175,11 +194,15 @@ def read_keys(trust: Trust, files: TrustFiles) -> tuple[list[AllowedSigner], fro
         files.read(trust.allowed_signers).decode("utf-8", "replace"),
         source=files.where(trust.allowed_signers),
     )
-    revoked = (
-        parse_revoked_keys(files.read(trust.revoked_keys), source=files.where(trust.revoked_keys))
-        if trust.revoked_keys
-        else frozenset()
-    )
+    revoked: frozenset[bytes] = frozenset()
+    if trust.revoked_keys:
+        raw = (
+            files.read_if_there(trust.revoked_keys)
+            if trust.revoked_keys_optional
+            else files.read(trust.revoked_keys)
+        )
+        if raw is not None:
+            revoked = parse_revoked_keys(raw, source=files.where(trust.revoked_keys))
     return signers, revoked
 
 

@@ -11,6 +11,7 @@ import hashlib
 import pytest
 from helpers.approval_world import TRUST_REF, World, clean_env
 from helpers.cli import cli_in
+from helpers.git_world import git
 
 WORKFLOW = """\
 name: Seed
@@ -64,4 +65,52 @@ def test_a_revoked_key_is_refused_under_the_anchor_whatever_the_workflow_names(
     output = done.stdout + done.stderr
     assert "DEPLOYED" not in output, output
     assert done.returncode == 75, output
+    assert "is revoked" in output, output
+
+
+def trust_change(world: World, *, revoked: str | None) -> None:
+    """The trust maintainers remove the revocation list, or write it."""
+    clone = world.root / "trust-admin"
+    if not clone.exists():
+        git(world.root, "clone", "-q", "-b", "approvals-trust", str(world.origin), str(clone))
+    if revoked is None:
+        git(clone, "rm", "-q", "trust/revoked_keys")
+    else:
+        (clone / "trust" / "revoked_keys").write_text(revoked)
+        git(clone, "add", "trust")
+    git(clone, "commit", "-qm", "trust change")
+    git(clone, "push", "-q", "origin", "approvals-trust")
+    git(world.repo, "fetch", "-q", "origin")
+
+
+def test_a_revocation_list_the_anchored_ref_gets_while_a_run_waits_counts(world: World) -> None:
+    """Found by a review: the anchored default list was read only when the pinned commit had
+    one, so a list first created while a run waited (a stolen key) was ignored on resume. And
+    an anchored ref with no list at all revokes nothing (the run goes on as before)."""
+    assert world.monkeypatch is not None
+    trust_change(world, revoked=None)
+    path = world.commit_workflow(WORKFLOW.format(ref=TRUST_REF, revoked=""))
+    env = clean_env(RUNNER_TRUST_REF=TRUST_REF)
+    argv = ("--state-dir", "S", "--detach-on-wait")
+    started = cli_in(
+        world.monkeypatch,
+        world.repo,
+        env,
+        "run",
+        "deploy.yml",
+        "--env",
+        "production",
+        "--run-id",
+        "r1",
+        *argv,
+    )
+    assert started.returncode == 75, started.stdout + started.stderr
+    trust_change(world, revoked=world.keys.revoked_keys())  # dave's key
+    dave = world.keys.dave
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    request = world.request(run_id="r1", step_id="gate", digest=digest, commit=world.head)
+    world.push_signed(world.body(request, dave).encode(), dave, name="gate.dave.json")
+    done = cli_in(world.monkeypatch, world.repo, env, "resume", "r1", *argv)
+    output = done.stdout + done.stderr
+    assert "DEPLOYED" not in output, output
     assert "is revoked" in output, output
