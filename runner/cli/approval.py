@@ -72,6 +72,11 @@ def _check_request(request: dict[str, Any], request_file: str | None) -> None:
         raise refuse("commit", "must be a string")
     if "inputs" in request and not isinstance(request["inputs"], dict):
         raise refuse("inputs", "must be a JSON object")
+    skipped = request.get("skipped", [])
+    if not isinstance(skipped, list) or not all(
+        isinstance(step, str) and STEP_ID.fullmatch(step) for step in skipped
+    ):
+        raise refuse("skipped", "must be a list of step ids")
     run_id, step_id = request["run_id"], request["step_id"]
     if not is_run_id(run_id):
         raise refuse(
@@ -181,7 +186,11 @@ def new_approval(
                 hint="copy it from the log, or pass --request FILE instead",
             )
         given_inputs = request.get("inputs")
-        if isinstance(given_inputs, dict) and digest_of_inputs(given_inputs) != inputs_digest:
+        skipped = request.get("skipped") or ()
+        if (
+            isinstance(given_inputs, dict)
+            and digest_of_inputs(given_inputs, skipped) != inputs_digest
+        ):
             raise UsageError(
                 f"--inputs-digest {inputs_digest} does not match the request file's inputs"
             )

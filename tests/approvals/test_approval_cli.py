@@ -669,3 +669,30 @@ def test_new_says_and_binds_the_steps_the_run_skips(cli: Cli, world: World, depl
     assert "  skipping (--skip) backup\n" in out
     assert body.inputs_digest == inputs_digest({}, ("backup",))
     assert body.inputs_digest is not None and body.inputs_digest != inputs_digest({})
+
+
+@pytest.mark.parametrize("skipped", [5, [{}], "backup", ["../x"]])
+def test_new_refuses_a_request_whose_skipped_steps_are_not_step_ids(
+    cli: Cli, world: World, deployed: Path, skipped: object
+) -> None:
+    """A review found `"skipped": 5` an internal error (exit 70), and a text hashed letter by
+    letter."""
+    data = world.request().to_dict() | {"skipped": skipped}
+    (world.root / "request.json").write_text(json.dumps(data), encoding="utf-8")
+    code, _, err = new(cli, world, "--decision", "proceed")
+    assert code == 2, err
+    assert "`skipped` must be a list of step ids" in err
+
+
+def test_new_takes_the_printed_inputs_digest_beside_a_request_that_skips(
+    cli: Cli, world: World, deployed: Path
+) -> None:
+    """The log's --inputs-digest binds the skipped steps: beside the request file it was
+    refused as "does not match the request file's inputs" (review)."""
+    request = world.request(inputs={"version": "1.4.2"}, skipped=("backup",))
+    (world.root / "request.json").write_text(json.dumps(request.to_dict()), encoding="utf-8")
+    printed = inputs_digest(request.inputs, request.skipped)
+    assert printed is not None
+    code, _, err = new(cli, world, "--decision", "proceed", "--inputs-digest", printed)
+    assert (code, err) == (0, "")
+    assert parse_body(written(world).read_bytes()).inputs_digest == printed
