@@ -500,6 +500,25 @@ def own_origin(request: Request, public_url: str) -> Origin | None:
     return _origin_of(f"{request.scope.get('scheme', 'http')}://{host}") if host else None
 
 
+def _ours(theirs: Origin | None, ours: Origin | None, request: Request, public_url: str) -> bool:
+    """Whether ``theirs`` is this server's origin. Without ``--public-url``, a request that came
+    in over plain http for a host without a port, from a page of ``https://`` that host, came
+    through a proxy ending TLS (a review found every sign-in there refused after the scheme
+    was compared): the https page is the host owner's own; the other way round, an http page
+    posting to an https server, stays refused."""
+    if theirs is None or ours is None:
+        return False
+    if theirs == ours:
+        return True
+    host = request.headers.get("host") or ""
+    return (
+        not public_url
+        and ours[0] == "http"
+        and ":" not in host.rsplit("]", 1)[-1]
+        and theirs == ("https", ours[1], DEFAULT_PORTS["https"])
+    )
+
+
 def foreign_origin(request: Request, public_url: str) -> str | None:
     """Why a page's POST does not come from this server's own pages, or None.
 
@@ -511,14 +530,14 @@ def foreign_origin(request: Request, public_url: str) -> str | None:
     ours = own_origin(request, public_url)
     origin = request.headers.get("origin")
     if origin is not None:
-        if ours is None or _origin_of(origin) != ours:
+        if not _ours(_origin_of(origin), ours, request, public_url):
             return (
                 f"this form was posted from another site ({origin[:100]}); sign in and "
                 "decide on this server's own pages"
             )
         return None
     referer = request.headers.get("referer")
-    if referer is not None and (ours is None or _origin_of(referer) != ours):
+    if referer is not None and not _ours(_origin_of(referer), ours, request, public_url):
         return "this form was posted from another site; use this server's own pages"
     return None
 

@@ -367,6 +367,12 @@ def test_without_a_public_url_the_origin_is_the_requests_own(server: Server) -> 
     # a Host without a port is port 80: another port's origin is another origin
     assert login_from(server, "approvals.test", Origin="http://approvals.test:8080") == 403
     assert login_from(server, "approvals.test", Origin="http://approvals.test") == 303
+    # behind a proxy ending TLS (no --public-url): the https page of that host is its own, a
+    # review found every sign-in there refused; another port or host is not
+    assert login_from(server, "approvals.test", Origin="https://approvals.test") == 303
+    assert login_from(server, "approvals.test", Referer="https://approvals.test/login") == 303
+    assert login_from(server, "approvals.test", Origin="https://approvals.test:8443") == 403
+    assert login_from(server, "approvals.test", Origin="https://evil.test") == 403
 
 
 # -- the session cookie ------------------------------------------------------------------------
