@@ -661,18 +661,18 @@ def _decided_at(approval: ApprovalState, now: datetime) -> datetime:
 
 
 def _moment(text: object, now: datetime) -> datetime:
-    try:
-        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return now
-    if moment.tzinfo is None:
-        return now
-    return min(moment, now)
+    moment = _aware(text)
+    return now if moment is None else min(moment, now)
 
 
 def _is_moment(text: str) -> bool:
+    return _aware(text) is not None
+
+
+def _aware(text: object) -> datetime | None:
+    """``text`` as a time with its zone, or None (a record is JSON written by anyone)."""
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     except ValueError:
-        return False
-    return moment.tzinfo is not None
+        return None
+    return moment if moment.tzinfo is not None else None
