@@ -16,7 +16,7 @@ import json
 import os
 import re
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -104,19 +104,16 @@ def check_unsealed(
     store: RecordStore,
     environ: Mapping[str, str],
     log: RunLog,
-    secrets: Iterable[str] = (),
+    masker: Masker,
 ) -> None:
     """What a resume refuses to take from the record's environment (``carried_env``); without
     the key, in CI, one warning that the record is not sealed. The refusal quotes what the
-    record holds, masked with ``secrets`` (a record written before the runner stored PATH
+    record holds, masked with the run's secrets (a record written before the runner stored PATH
     entries masked held them in clear, and this message went to the job's log)."""
 
     sealed = store.key is not None
     found = carried_env.problems(record.env, record.path, store.state_dir, sealed=sealed)
     if found:
-        masker = Masker()
-        for secret in secrets:
-            masker.add(secret)
         found = [masker.mask(problem) for problem in found]
         why = (
             "the state folder's files travel unsealed"
@@ -371,8 +368,10 @@ def resume(
         trust_commit=record.trust_commit,
         resumed=True,
     )
-    # after the workflow's variables are known: its refusal is masked with their secrets
-    secrets = [
+    # after the workflow's variables are known: what the record holds is masked with their
+    # secrets in the refusals that quote it
+    masker = Masker()
+    for secret in [
         *prepared.variables.secrets(),
         *start.start_secrets(prepared, environ),
         # given again: a secret input's value (not one that only held a secret)
@@ -381,8 +380,9 @@ def resume(
             for name, value in (secret_inputs or {}).items()
             if name in prepared.workflow.inputs and prepared.workflow.inputs[name].secret
         ),
-    ]
-    check_unsealed(record, store, environ, log, secrets)
+    ]:
+        masker.add(secret)
+    check_unsealed(record, store, environ, log, masker)
     # a record is not evidence (#17): the trust it pins must be the protected ref's
     evidence.check_trust_pin(record, prepared.workflow, prepared.loaded.workspace)
     trust = prepared.workflow.approvals.trust
@@ -439,7 +439,7 @@ def resume(
             "finished is unknown",
             hint="check what they did, then resume with --rerun-interrupted to run them again",
         )
-    inputs = restore_inputs(prepared.workflow, record.inputs, secret_inputs or {}, log, secrets)
+    inputs = restore_inputs(prepared.workflow, record.inputs, secret_inputs or {}, log, masker)
     prepared = _with_inputs(prepared, inputs)
     _preflight(prepared, record, environ, options, log)
     by = record.started_by
@@ -547,14 +547,14 @@ def restore_inputs(
     recorded: Mapping[str, Any],
     given: Mapping[str, str],
     log: RunLog,
-    secrets: Iterable[str] = (),
+    masker: Masker,
 ) -> dict[str, Any]:
     """The run's inputs: recorded ones, and secret ones given again (they are never stored),
-    as is an input that is not secret but held a secret (``secrets``: those of the resumed
-    run), which the record keeps masked: given again, it must mask to what the record shows."""
+    as is an input that is not secret but held a secret (``masker``: the resumed run's
+    secrets), which the record keeps masked: given again, it must mask to what the record
+    shows."""
 
     inputs = dict(recorded)
-    masker: Masker | None = None
     for name, value in given.items():
         spec = workflow.inputs.get(name)
         shown = recorded.get(name)
@@ -564,16 +564,11 @@ def restore_inputs(
                 f"--input {name}: only secret inputs are given again on resume; "
                 "the others are the run's own"
             )
-        if not spec.secret:
-            if masker is None:
-                masker = Masker()
-                for secret in secrets:
-                    masker.add(secret)
-            if masker.mask(value) != shown:
-                raise _UsageError(
-                    f"--input {name}: not the value the run was started with, which its record "
-                    f"shows as {shown!r}"
-                )
+        if not spec.secret and masker.mask(value) != shown:
+            raise _UsageError(
+                f"--input {name}: not the value the run was started with, which its record "
+                f"shows as {shown!r}"
+            )
         inputs[name] = value
     for name, spec in workflow.inputs.items():
         if spec.secret and name not in given and recorded.get(name) == "***":
