@@ -18,8 +18,9 @@ from pydantic import BaseModel, Field
 
 from runner.approvals.identity import Person
 from runner.bounded import loads
+from runner.server.bodies import CALLER_KEY, token_caller
 from runner.server.changes import Changes, Writes
-from runner.server.errors import Forbidden, Invalid, NotFound, Unauthenticated
+from runner.server.errors import Forbidden, Invalid, NotFound
 from runner.server.storage import Caller, Store
 
 MAX_WAIT = 60.0
@@ -87,14 +88,14 @@ async def changes_of(request: Request) -> Changes:
 
 
 async def caller(
-    authorization: str | None = Header(default=None), store: Store = Depends(store_of)
+    request: Request,
+    authorization: str | None = Header(default=None),
+    store: Store = Depends(store_of),
 ) -> Caller:
-    if not authorization or not authorization.startswith("Bearer "):
-        raise Unauthenticated("unauthenticated", "send `Authorization: Bearer TOKEN`")
-    found = await run_in_threadpool(store.authenticate, authorization[7:].strip())
-    if found is None:
-        raise Unauthenticated("bad_token", "the token is unknown or revoked")
-    return found
+    found: Caller | None = request.scope.get(CALLER_KEY)
+    if found is not None:
+        return found  # checked before the body was read (``BoundedBodies``)
+    return await run_in_threadpool(token_caller, authorization, store.authenticate)
 
 
 def need(who: Caller, *kinds: str) -> None:
