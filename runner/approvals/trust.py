@@ -53,16 +53,15 @@ class TrustFiles(Struct, frozen=True):
         """The file's bytes, or None when the place has no such file (other failures raise,
         as :meth:`read`)."""
         if self.ref is None:
-            if not (self.git.workspace / path).exists():
-                return None
-            return self.read(path)
-        commit = _commit_of(self)
+            return self.read(path) if (self.git.workspace / path).exists() else None
+        check_ref_name(self.ref)
+        commit = self.commit or rev_commit(self.git, self.ref)
+        if commit is None:
+            return self.read(path)  # which says the ref does not exist here
         try:
-            if commit is not None and verified_file(self.git, commit, path) is None:
-                return None
+            return verified_file(self.git, commit, path)
         except GitError:
-            pass  # the read says why
-        return self.read(path)
+            return self.read(path)  # which says why, as for any trust file
 
     def read(self, path: str) -> bytes:
         if self.ref is None:
@@ -88,10 +87,6 @@ class TrustFiles(Struct, frozen=True):
                 hint=f"fetch the history of the trust branch behind {self.ref}, not only its tip "
                 "(no --depth=1)",
             ) from None
-
-
-def _commit_of(files: TrustFiles) -> str | None:
-    return files.commit or (rev_commit(files.git, files.ref) if files.ref else None)
 
 
 def git_show(git: GitReader, commit: str, path: str, *, shown: str | None = None) -> bytes:
