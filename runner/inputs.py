@@ -7,11 +7,10 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from runner.errors import UsageError
+from runner.masking import MASK
 from runner.model import Input
 
 InputValue = str | int | float | bool
-#: how a secret input is recorded and shown
-SECRET_MASK = "***"
 
 
 def parse_pairs(pairs: Iterable[str], option: str) -> dict[str, str]:
@@ -78,7 +77,7 @@ def shown_inputs(
     shown: dict[str, Any] = {}
     for name, value in inputs.items():
         if name in secret:
-            shown[name] = SECRET_MASK
+            shown[name] = MASK
         elif isinstance(value, str):
             shown[name] = mask(value)
         else:

@@ -38,8 +38,7 @@ from runner.errors import RefusedError, UsageError
 from runner.errors import UsageError as _UsageError
 from runner.evaluation.contexts import UNFINISHED
 from runner.git import Git
-from runner.inputs import SECRET_MASK
-from runner.masking import Masker
+from runner.masking import MASK, Masker
 from runner.model import Identity, Workflow
 from runner.options import RunOptions
 from runner.prepare import prepare
@@ -558,7 +557,7 @@ def restore_inputs(
     for name, value in given.items():
         spec = workflow.inputs.get(name)
         shown = recorded.get(name)
-        masked = spec is not None and isinstance(shown, str) and SECRET_MASK in shown
+        masked = spec is not None and isinstance(shown, str) and MASK in shown
         if spec is None or not (spec.secret or masked):
             raise _UsageError(
                 f"--input {name}: only secret inputs are given again on resume; "
@@ -577,7 +576,7 @@ def restore_inputs(
                 "it is empty in the resumed run"
             )
             inputs[name] = ""
-        elif not spec.secret and name not in given and SECRET_MASK in str(recorded.get(name)):
+        elif not spec.secret and name not in given and MASK in str(recorded.get(name)):
             log.write(
                 f"input {name!r} held a secret, and the record keeps it masked: give it again "
                 f"(--input {name}=...), or the resumed run's steps get it masked"
