@@ -52,13 +52,23 @@ def _principal(given: str | None) -> str:
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
+#: the option that gives each value of a request on the command line
+_OPTIONS = {
+    "run_id": "--run-id",
+    "step_id": "--step",
+    "environment": "--env",
+    "digest": "--digest",
+    "commit": "--commit",
+}
+
+
 def _check_request(request: dict[str, Any], request_file: str | None) -> None:
     """Refuse what no waiting run asks for: the run id and step id name the files written (a
     request file saying ``../../x`` must not write outside ``--out``), and every value is of the
     type the runner writes."""
 
     def refuse(key: str, message: str) -> UsageError:
-        option = "--" + {"run_id": "run-id", "step_id": "step", "environment": "env"}.get(key, key)
+        option = _OPTIONS.get(key, f"--{key}")
         where = f"--request {request_file}: `{key}`" if request_file else option
         return UsageError(
             f"{where} {message}",
@@ -170,14 +180,9 @@ def new_approval(
         if value is None:
             continue
         if name in request and request[name] != value:
-            option = {
-                "run_id": "--run-id",
-                "step_id": "--step",
-                "environment": "--env",
-                "digest": "--digest",
-                "commit": "--commit",
-            }[name]
-            raise UsageError(f"{option} {value} does not match the request file ({request[name]})")
+            raise UsageError(
+                f"{_OPTIONS[name]} {value} does not match the request file ({request[name]})"
+            )
         request[name] = value
     if inputs_digest is not None:
         if not _SHA256.fullmatch(inputs_digest):
@@ -221,13 +226,9 @@ def new_approval(
         )
     for name in ("run_id", "step_id", "environment", "digest"):
         if not request.get(name):
-            option = {
-                "run_id": "--run-id",
-                "step_id": "--step",
-                "environment": "--env",
-                "digest": "--digest",
-            }[name]
-            raise UsageError(f"{option} is required (or --request FILE from the waiting run)")
+            raise UsageError(
+                f"{_OPTIONS[name]} is required (or --request FILE from the waiting run)"
+            )
     _check_request(request, request_file)
     for name, value in fields.items():
         if value == FIELD_PLACEHOLDER:
