@@ -155,7 +155,8 @@ database_option = click.option(
     default=KEEP_ALIVE_SECONDS,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Close a kept-alive connection idle this long (seconds).",
+    help="Close a kept-alive connection idle this long (seconds; the --header-timeout "
+    "closes it first when it is shorter).",
 )
 @click.pass_context
 def server(
