@@ -14,7 +14,8 @@ from pathlib import Path
 
 from msgspec import Struct
 
-from runner.errors import StepError
+from runner.bounded import read_file
+from runner.errors import InputLimitError, StepError
 from runner.process import run_process
 from runner.steps import file_commands
 from runner.steps.base import StepContext, StepResult
@@ -288,17 +289,17 @@ def read_files(ctx: StepContext, files: Mapping[str, str | Path]) -> StepResult:
     result = StepResult("success")
     try:
         for kind in ("octopus",):
-            for variable in file_commands.parse_octopus_variables(_read(files[kind])):
+            for variable in file_commands.parse_octopus_variables(_read(files[kind], kind)):
                 if variable.sensitive:
                     ctx.masker.add(variable.value)
                     result.secret_outputs.add(f"Octopus:{variable.name}")
                 result.octopus[variable.name] = variable.value
         for name, value in file_commands.parse_key_values(
-            _read(files["output"]), source="RUNNER_OUTPUT"
+            _read(files["output"], "output"), source="RUNNER_OUTPUT"
         ):
             result.outputs[name] = value
             _secret_part(ctx, name, value)
-        env_file = file_commands.parse_env_file(_read(files["env"]), source="RUNNER_ENV")
+        env_file = file_commands.parse_env_file(_read(files["env"], "env"), source="RUNNER_ENV")
         for name, value in env_file.entries:
             result.env[name] = value
             _secret_part(ctx, name, value)
@@ -306,7 +307,7 @@ def read_files(ctx: StepContext, files: Mapping[str, str | Path]) -> StepResult:
             # it names the variable, which a script may have made of a secret
             ctx.log.annotation(ctx.step, "error", ctx.masker.mask(message), {})
         result.path = []
-        for entry in file_commands.parse_path_file(_read(files["path"])):
+        for entry in file_commands.parse_path_file(_read(files["path"], "path")):
             if "\0" in entry:  # as a NUL in `$RUNNER_ENV`: no later step could be started
                 message = (
                     "Can't add a PATH entry using '$RUNNER_PATH': it contains a NUL character."
@@ -314,7 +315,7 @@ def read_files(ctx: StepContext, files: Mapping[str, str | Path]) -> StepResult:
                 ctx.log.annotation(ctx.step, "error", message, {})
             else:
                 result.path.append(entry)
-        result.summary = ctx.masker.mask(_read(files["summary"]))
+        result.summary = ctx.masker.mask(_read(files["summary"], "summary"))
     except StepError as exc:
         result.outcome = "failure"
         result.error = exc.message
@@ -336,7 +337,10 @@ def _secret_part(ctx: StepContext, name: str, value: str) -> None:
 def mask_sensitive_variables(ctx: StepContext, path: str | Path) -> None:
     """Mask the ``-sensitive`` Octopus variables written so far (complete lines only); a line
     that does not parse is left out (reported when the step ends), not the lines after it."""
-    text = _read(path)
+    try:
+        text = _read(path)
+    except StepError:
+        return  # not a file the runner made: the step fails when it ends (read_files)
     for line in text[: text.rfind("\n") + 1].splitlines(keepends=True):
         try:
             variables = file_commands.parse_octopus_variables(line)
@@ -354,23 +358,49 @@ def _size(path: str | Path) -> int:
         return 0
 
 
-def _read(path: str | Path) -> str:
+#: the most of one file-command file the runner reads; past it the step fails (a record holding
+#: more could not be read back: ``runner.bounded.MAX_RECORD_FILE_BYTES`` is four times this)
+MAX_FILE_COMMAND_BYTES = 16 * 1024 * 1024
+
+#: how a refused file is named to the person reading the log
+_NAMES = {kind: f"${names[0]}" for kind, names in FILES.items()}
+
+
+def _read(path: str | Path, kind: str = "octopus") -> str:
+    """The text of a file-command file, read as the runner made it: a regular file of at most
+    :data:`MAX_FILE_COMMAND_BYTES`. A step may replace the file (it is the step's), and a FIFO
+    there blocked the runner for ever (SIGTERM too: the open was retried) and a link to
+    ``/dev/zero`` filled its memory; such a file (a link to anything included: the runner made
+    none) is a :class:`StepError` naming the variable."""
     # bytes, not text mode: universal newlines would turn CRLF and a lone CR inside a value into
-    # LF before the file command parsers (which handle CRLF themselves) see them; and os.read,
-    # not a file object: five of these files per step, most of them empty
+    # LF before the file command parsers (which handle CRLF themselves) see them; and os.lstat
+    # first: five of these files per step, most of them empty, are not opened
     try:
-        if _empty_file(os.stat(path)):
-            return ""  # what a step wrote to none of them: not opened
-        handle = os.open(path, os.O_RDONLY)
+        if _empty_file(os.lstat(path)):
+            return ""  # what a step wrote to none of them
+        data = read_file(path, what="file", limit=MAX_FILE_COMMAND_BYTES, follow=False)
     except FileNotFoundError:
         return ""  # the script removed it: it reported nothing there
+    except InputLimitError:
+        raise StepError(_refusal(path, kind)) from None
+    return data.decode("utf-8", errors="replace")
+
+
+def _refusal(path: str | Path, kind: str) -> str:
+    name = _NAMES.get(kind, "a file-command file")
     try:
-        chunks = []
-        while chunk := os.read(handle, 1 << 16):
-            chunks.append(chunk)
-    finally:
-        os.close(handle)
-    return b"".join(chunks).decode("utf-8", errors="replace")
+        status = os.lstat(path)
+    except OSError:
+        status = None
+    if status is not None and stat.S_ISREG(status.st_mode):
+        return (
+            f"{name} holds more than {MAX_FILE_COMMAND_BYTES // (1024 * 1024)} MiB, more than "
+            "the runner reads; pass large data through a file in the workspace"
+        )
+    return (
+        f"{name} was replaced by something that is not a regular file (a link, a FIFO or a "
+        "device); append to the file the runner made, do not replace it"
+    )
 
 
 def _empty_file(status: os.stat_result) -> bool:
