@@ -254,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
 
         if argv is None:  # this process's own command line (not a test calling ``main``)
             _interrupt_on_signals()
+            from runner.process import hide_environment
+
+            hide_environment()
     except KeyboardInterrupt:
         return _interrupted_exit()
     undecodable = next((i for i, arg in enumerate(args, 1) if not encodable(arg)), None)
