@@ -53,6 +53,7 @@ from runner.steps.manual import (
     recorded_refusal,
     status_line,
     withdraw,
+    write_request,
 )
 
 #: how many lines of a failed step's log the question shows
@@ -194,10 +195,9 @@ def ask(
     git = Git(ctx.workspace)
     directory: Directory = load_directory(ctx.workflow.approvals.trust, git, local_user())
     started_by = directory.by_login(ctx.started_by.username)
-    ctx.step_dir.mkdir(parents=True, exist_ok=True)
-    (ctx.step_dir / f"request-attempt-{request.attempt}.json").write_text(
+    write_request(
+        ctx.step_dir / f"request-attempt-{request.attempt}.json",
         _json({**request.to_dict(), **request_file_facts(ctx.workflow.approvals.file, request)}),
-        encoding="utf-8",
     )
     state = ApprovalState(
         GateState.WAITING, interruption=request, submissions=tuple(known), refused=tuple(refused)
