@@ -233,6 +233,9 @@ class Step(Struct, frozen=True):
     location: Location | None = None
     #: where each of the step's keys has its value, for errors found late (``"if"``, ``"run"``)
     where: Mapping[str, Location] = field(default_factory=dict)
+    #: a gate no later step runs without (the policy's approval, ``policy.with_policy_approval``):
+    #: unless it passed, every step after it is skipped, ``always()`` and ``failure()`` ones too
+    barrier: bool = False
 
     def at(self, key: str) -> Location | None:
         return self.where.get(key, self.location)

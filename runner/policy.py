@@ -402,8 +402,18 @@ def with_policy_approval(workflow: Workflow, policy: Policy | None, environment:
         required=True,
         manual=manual,
         location=workflow.location,
+        barrier=True,
     )
-    steps = (gate, *(structs.replace(s, index=s.index + 1) for s in workflow.steps))
+    # "before any step runs": the workflow's first step does not start beside it (with
+    # `start: with-previous` it ran while the gate waited), and no step runs after it unless it
+    # passed (an `always()` step ran once it timed out or was aborted)
+    steps = (
+        gate,
+        *(
+            structs.replace(s, index=s.index + 1, with_previous=s.with_previous and s.index > 0)
+            for s in workflow.steps
+        ),
+    )
     return structs.replace(workflow, steps=steps)
 
 

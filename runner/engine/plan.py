@@ -16,7 +16,13 @@ from msgspec import Struct, field
 from runner import expressions
 from runner import variables as octostache
 from runner.errors import ExpressionError
-from runner.evaluation.conditions import Decision, JobStatus, evaluate_condition, scope_decision
+from runner.evaluation.conditions import (
+    Decision,
+    JobStatus,
+    barrier_decision,
+    evaluate_condition,
+    scope_decision,
+)
 from runner.evaluation.contexts import Progress, RunFacts, StepState
 from runner.evaluation.render import render_text
 from runner.expressions import ast
@@ -105,6 +111,8 @@ def make_plan(
     #: a run (a script's outputs, an approver's notes and fields), and whether a step with an
     #: `if:` runs depends on the branch the run takes, which the dry run follows only one of
     in_environment: set[str] = set()
+    #: the steps the dry run has pass (a barrier that did not bars every step after it)
+    passed: set[str] = set()
     secrets = _Secrets((*variables.secrets(), *_secret_inputs(workflow, inputs)))
     base_env = dict(workflow.env)
     progress = Progress(workflow, facts, variables, {k: _text(v) for k, v in inputs.items()})
@@ -114,7 +122,9 @@ def make_plan(
         if not (step.with_previous and planned):
             group += 1
         contexts = progress.contexts({**base_env, **step.env})
-        decision = scoped = scope_decision(step, environment, skip)
+        decision = scoped = scope_decision(step, environment, skip) or barrier_decision(
+            step, workflow.steps, lambda gate: gate.id in passed
+        )
         runs: bool | None
         if decision is None:
             try:
@@ -156,6 +166,8 @@ def make_plan(
                 progress.fail((f"Manual intervention in step '{step.name}' was aborted", notes))
         else:
             state.outcome = state.conclusion = "success"
+        if state.conclusion == "success":
+            passed.add(step.id)
         progress.finish(step, state)
     outcome = "success" if status is JobStatus.SUCCESS else "aborted"
     return Plan(

@@ -34,6 +34,7 @@ from runner.errors import ExitCode, ExpressionError, RunnerError, expression_at
 from runner.evaluation.conditions import (
     Decision,
     JobStatus,
+    barrier_decision,
     evaluate_condition,
     scope_decision,
     steps_after,
@@ -292,7 +293,9 @@ class Run:
         step: Step,
         substituted: dict[str, tuple[dict[str, str], dict[str, object]]] | None = None,
     ) -> Decision:
-        scoped = scope_decision(step, self.environment, self.skip)
+        scoped = scope_decision(step, self.environment, self.skip) or barrier_decision(
+            step, self.workflow.steps, self._passed
+        )
         if scoped is not None:
             return scoped
         values, contexts = self.substitution(step)
@@ -307,6 +310,10 @@ class Run:
                 functions=self.host_functions(),
                 secrets=self.masker,
             )
+
+    def _passed(self, gate: Step) -> bool:
+        rec = self.record.step(gate.id)
+        return rec.status == StepStatus.SUCCESS and rec.conclusion == "success"
 
     # -- running ---------------------------------------------------------------------------
 

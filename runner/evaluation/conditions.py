@@ -53,6 +53,19 @@ def scope_decision(step: Step, environment: str, skipped: frozenset[str]) -> Dec
     return None
 
 
+def barrier_decision(
+    step: Step, steps: Sequence[Step], passed: Callable[[Step], bool]
+) -> Decision | None:
+    """Why ``step`` may not run at all, if a barrier before it (the policy's approval) did not
+    pass (``passed``): its run condition is not looked at, ``always()`` included."""
+    for gate in steps:
+        if gate.index >= step.index:
+            return None
+        if gate.barrier and not passed(gate):
+            return Decision(False, f"`{gate.name}` did not pass, and no step runs without it")
+    return None
+
+
 def steps_after(
     steps: Sequence[Step], index: int, environment: str, skipped: frozenset[str]
 ) -> tuple[str, ...]:
