@@ -54,14 +54,18 @@ def system_variables(
         "Octopus.Deployment.Id": facts.run_id,
         "Octopus.Deployment.Name": workflow.name,
         "Octopus.Environment.Name": facts.environment,
-        "Octopus.Deployment.CreatedBy.Id": facts.created_by.id,
-        "Octopus.Deployment.CreatedBy.Username": facts.created_by.username,
-        "Octopus.Deployment.CreatedBy.DisplayName": facts.created_by.display_name,
-        "Octopus.Deployment.CreatedBy.EmailAddress": facts.created_by.email,
+        # who started the run is the deployer's word (`RUNNER_ACTOR`), and an error quotes a
+        # failed step's text (a file command's line) or an abort's notes: all text, never
+        # expanded as templates themselves (a step's bad `$RUNNER_OUTPUT` line of
+        # `#{DbPassword | Substring 0 3}` printed 3 letters of the secret in an always() step)
+        "Octopus.Deployment.CreatedBy.Id": as_text(facts.created_by.id),
+        "Octopus.Deployment.CreatedBy.Username": as_text(facts.created_by.username),
+        "Octopus.Deployment.CreatedBy.DisplayName": as_text(facts.created_by.display_name),
+        "Octopus.Deployment.CreatedBy.EmailAddress": as_text(facts.created_by.email),
     }
     if error:
-        result["Octopus.Deployment.Error"] = error[0]
-        result["Octopus.Deployment.ErrorDetail"] = error[1]
+        result["Octopus.Deployment.Error"] = as_text(error[0])
+        result["Octopus.Deployment.ErrorDetail"] = as_text(error[1])
     for step in workflow.steps:
         state = steps.get(step.id)
         if state is None:
@@ -84,8 +88,15 @@ def step_variables(step: Step, state: StepState) -> dict[str, str]:
     }
     for name, value in state.octopus.items():
         # outputs come from scripts and people: never expanded as templates themselves
-        result[f"Octopus.Action[{step.name}].Output.{name}"] = value.replace("#{", "##{")
+        result[f"Octopus.Action[{step.name}].Output.{name}"] = as_text(value)
     return result
+
+
+def as_text(value: str) -> str:
+    """A value for ``#{}`` that reads as itself, not as a template: each ``#{`` escaped as
+    ``##{`` (what ``#{each}`` or a JSON path cuts out of it is text too:
+    ``octostache.evaluator.literal``)."""
+    return value.replace("#{", "##{")
 
 
 def step_context(state: StepState) -> dict[str, object]:

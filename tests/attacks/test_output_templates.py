@@ -90,3 +90,52 @@ def test_an_approvers_notes_read_through_each_are_text() -> None:
     }
     template = "#{each line in Octopus.Action[Gate].Output.Manual.Notes}[#{line}]#{/each}"
     assert substitute(template, variables) == "[ok][ #{Secret | Substring 0 3}]"
+
+
+# A failed step's error is `Octopus.Deployment.ErrorDetail`, and it quotes what the step wrote
+# (a `$RUNNER_OUTPUT` line that does not parse); who started the run is the deployer's word.
+# Both were expanded as templates where a later step read them (the documented `always()`
+# notification: `failed: #{Octopus.Deployment.ErrorDetail}`).
+SYSTEM = """\
+name: system
+variables:
+  DbPassword:
+    value: {secret}
+    secret: true
+steps:
+  - id: a
+    name: A
+    run: |
+      H='#'
+      echo "${{H}}{{DbPassword | Substring 0 3}}-${{H}}{{DbPassword}}" >> "$RUNNER_OUTPUT"
+  - id: tell
+    name: Tell
+    if: always()
+    env:
+      D: "#{{if Octopus.Deployment.Error}}failed: #{{Octopus.Deployment.ErrorDetail}}#{{/if}}"
+      BY: "#{{Octopus.Deployment.CreatedBy.Username}}"
+    run: |
+      printf 'D=[%s] BY=[%s]\\n' "$D" "$BY"
+      printf '%s %s' "$D" "$BY" | rev; echo
+"""
+
+
+def test_an_error_and_the_starter_read_through_system_variables_are_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "w.yml").write_text(SYSTEM.format(secret=SECRET), encoding="utf-8")
+    environ = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "NO_COLOR": "1",
+        "RUNNER_ACTOR": "#{DbPassword | Substring 3 3}",
+    }
+    result = cli_in(monkeypatch, tmp_path, environ, "run", "w.yml", "--env", "dev", "--run-id", "e")
+    assert result.returncode == 1, result
+    shown = (
+        "  D=[failed: Invalid format '#{DbPassword | Substring 0 3}-#{DbPassword}'] "
+        "BY=[#{DbPassword | Substring 3 3}]\n"
+    )
+    assert shown in result.stdout
+    assert SECRET[::-1] not in result.stdout
+    assert "hun" not in result.stdout.replace("hunter", "")
