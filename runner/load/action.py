@@ -15,6 +15,10 @@ from runner.load.build import text, value_places
 from runner.load.schema import validate_document
 from runner.load.yaml import LoadError, load_yaml
 
+#: how deep actions may use one another: a workflow step's action is 1 (``runner validate``
+#: refuses a deeper chain; walking one of a thousand actions ended in a ``RecursionError``)
+MAX_NESTING = 10
+
 
 class ActionInput(Struct, frozen=True):
     name: str

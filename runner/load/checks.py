@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from runner.errors import Diagnostic, Location, WorkflowError
-from runner.load.action import load_action
+from runner.load.action import MAX_NESTING, load_action
 from runner.load.yaml import Document
 from runner.model import GuidedFailure, Step, Workflow
 from runner.patterns import PatternError, compile_pattern
@@ -320,6 +320,13 @@ def _action_problems(
                 nested.location,
                 f"action `{uses}` uses `{nested.uses}` again ({cycle}): an action cannot call "
                 "itself; move the shared steps into an action of their own",
+                "action",
+            )
+        elif len(chain) >= MAX_NESTING:
+            yield _error(
+                nested.location,
+                f"actions nest more than {MAX_NESTING} deep here ({chain[0]} -> ... -> {uses} "
+                f"-> {nested.uses}): a run refuses to go deeper; call fewer actions in turn",
                 "action",
             )
         elif not action_path(workspace, nested.uses).is_file():

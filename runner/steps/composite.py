@@ -13,13 +13,11 @@ from msgspec import structs
 from runner.errors import RunnerError, StepError, expression_at
 from runner.evaluation.conditions import JobStatus, evaluate_condition
 from runner.evaluation.render import render_text
-from runner.load.action import Action, ActionStep, load_action
+from runner.load.action import MAX_NESTING, Action, ActionStep, load_action
 from runner.load.checks import action_path
 from runner.load.yaml import expression_in
 from runner.steps.base import StepContext, StepResult
 from runner.steps.script import Script, run_script
-
-MAX_NESTING = 10
 
 
 def run_composite_step(ctx: StepContext) -> StepResult:
