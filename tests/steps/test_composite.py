@@ -264,8 +264,9 @@ def test_actions_nesting_too_deep(workspace: Workspace) -> None:
             uses: ./actions/a0
         """
     )
-    assert result.code == 1
-    assert result.step("deep").error == "actions nest more than 10 deep at ./actions/a10"
+    # refused when the workflow is checked, before anything runs (a run refused the step)
+    assert result.code == 2
+    assert "actions/a9/action.yml:5:7: actions nest more than 10 deep here" in result.err
 
 
 # -- the project's actions against loopback servers -------------------------------------------
