@@ -15,6 +15,7 @@ import resource
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers.run_helpers import Workspace
@@ -29,7 +30,9 @@ def _limited() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY, MEMORY))
 
 
-def runner(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def runner(
+    cwd: Path, *args: str, stdout: Any = subprocess.PIPE
+) -> subprocess.CompletedProcess[str]:
     environ = {"PATH": os.environ["PATH"], "HOME": str(cwd), "NO_COLOR": "1"}
     if "PYTHONPATH" in os.environ:
         environ["PYTHONPATH"] = os.environ["PYTHONPATH"]
@@ -37,7 +40,8 @@ def runner(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-c", "from runner.cli.main import entry; entry()", *args],
         cwd=cwd,
         env=environ,
-        capture_output=True,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
         text=True,
         timeout=120,
         preexec_fn=_limited,
@@ -120,3 +124,39 @@ def test_a_record_past_what_the_runner_reads_is_never_written(
     record = RecordStore(outcome.state_dir).load(outcome.run_id)
     assert record.steps[0].status == "success"
     assert record.steps[-1].status == "pending"
+
+
+def test_a_line_of_200_mb_is_logged_in_pieces(tmp_path: Path) -> None:
+    """Held whole until its end, one line of 300 MB (a minified file, `cat` of a binary) grew
+    the runner by 1.8 GB."""
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "w.yml").write_text(
+        "name: deploy\nsteps:\n  - id: z\n    name: Z\n"
+        "    run: head -c 200000000 /dev/zero | tr '\\0' x; echo; echo after\n"
+    )
+    with (tmp_path / "out.txt").open("w") as out:
+        result = runner(tmp_path, "run", "w.yml", "--env", "dev", stdout=out)
+    assert result.returncode == 0, result.stderr
+    with (tmp_path / "out.txt").open() as shown:
+        lengths = [len(line) for line in shown]
+    assert sum(lengths) > 200_000_000
+    assert max(lengths) < 2 * 1024 * 1024  # pieces of about 1 MiB
+
+
+def test_a_secret_across_a_pieces_end_is_masked(workspace: Workspace) -> None:
+    piece = 1024 * 1024
+    script = "".join(
+        f"printf '%*s' {piece - offset} '' | tr ' ' x; printf '%s' \"$PW\"\n"
+        for offset in range(1, 24)
+    )
+    workflow = (
+        "name: deploy\nvariables:\n  Pw: {from-env: PW, secret: true}\nsteps:\n"
+        "  - id: a\n    name: A\n    env: {PW: '#{Pw}'}\n    run: |\n"
+        + "".join(f"      {line}\n" for line in script.splitlines())
+        + "      echo\n"
+    )
+    outcome = workspace.run(workflow, environment="dev", env={"PW": "hunter2-0123456789"})
+    assert outcome.code == 0, outcome.err
+    assert outcome.out.count("***") == 23
+    for part in ("hunter2", "0123456789", "r2-01", "3456789"):
+        assert part not in outcome.out
