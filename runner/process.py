@@ -175,8 +175,13 @@ def run_process(
     timeout: float | None = None,
     groups: ProcessGroups | None = None,
     after_cancel: bool = False,
+    held: Callable[[], int] | None = None,
 ) -> ProcessResult:
     """Run ``argv`` to completion, streaming its output (stderr merged) line by line.
+
+    A line longer than ``LINE_LIMIT`` bytes is given in pieces, each but the last ending
+    ``held()`` characters (the longest secret the caller masks) before the text read so far, so
+    that no secret is cut in two by a piece's end (see :class:`_Lines`).
 
     A process started while the run is being cancelled is stopped at once, unless
     ``after_cancel`` says its step was started *because of* the cancellation (an ``always()`` or
@@ -210,7 +215,7 @@ def run_process(
     pgid = proc.pid
     timed_out = False
     cancelled = False
-    lines = _Lines(on_line)
+    lines = _Lines(on_line, held)
     try:
         if groups is not None:
             groups.add(pgid)
@@ -320,16 +325,29 @@ _CHUNK = 1 << 16
 _PIDFD = hasattr(os, "pidfd_open")
 
 
+#: the longest line given whole: a longer one (a minified file, a progress bar without newlines,
+#: `cat` of a binary) is given in pieces; held whole, a line of 300 MB grew the runner by 1.8 GB
+LINE_LIMIT = 1024 * 1024
+
+
 class _Lines:
     """A process's output cut into lines (at ``\\n``, as a binary file object does; a last line
     without one is a line too), each decoded and given to ``on_line``. An error ``on_line``
-    raises stops the calls, not the reading: a full pipe would block the process forever."""
+    raises stops the calls, not the reading: a full pipe would block the process forever.
 
-    def __init__(self, on_line: Callable[[str], None]) -> None:
+    A line past ``LINE_LIMIT`` bytes is given in pieces, all but its last ``held()``
+    characters at a time (four bytes a character, UTF-8's most), cut between characters: a
+    secret that starts before a piece's end ends inside it, where the caller masks it whole."""
+
+    def __init__(
+        self, on_line: Callable[[str], None], held: Callable[[], int] | None = None
+    ) -> None:
         self.on_line = on_line
+        self.held = held
         self.errors: list[BaseException] = []
         self.reader: threading.Thread | None = None
         self._partial: list[bytes] = []
+        self._size = 0
 
     def feed(self, chunk: bytes) -> None:
         start = 0
@@ -338,16 +356,33 @@ class _Lines:
                 self._partial.append(chunk[start:end])
                 self._emit(b"".join(self._partial))
                 self._partial.clear()
+                self._size = 0
             else:
                 self._emit(chunk[start:end])
             start = end + 1
         if start < len(chunk):
             self._partial.append(chunk[start:])
+            self._size += len(chunk) - start
+            if self._size > LINE_LIMIT:
+                self._release_piece()
+
+    def _release_piece(self) -> None:
+        text = b"".join(self._partial)
+        cut = len(text) - 4 * max(self.held() if self.held is not None else 0, 0)
+        while 0 < cut < len(text) and text[cut] & 0xC0 == 0x80:
+            cut -= 1  # not inside a character: both pieces decode as the line would
+        if cut <= 0:
+            self._partial = [text]  # secrets longer than a piece: wait for the line's end
+            return
+        self._emit(text[:cut])
+        self._partial = [text[cut:]] if cut < len(text) else []
+        self._size = len(text) - cut
 
     def end(self) -> None:
         if self._partial:
             self._emit(b"".join(self._partial))
             self._partial.clear()
+            self._size = 0
 
     def _emit(self, raw: bytes) -> None:
         if self.errors:

@@ -21,7 +21,7 @@ from runner.approvals.request import inputs_digest as digest_of_inputs
 from runner.approvals.server_client import ServerClient
 from runner.approvals.sshsig import sign_with_ssh_keygen
 from runner.approvals.verify import verify_signed_file
-from runner.bounded import loads
+from runner.bounded import loads, read_argument_file
 from runner.cli.out_folder import approvals_target, check_out_folder
 from runner.errors import GitError, UsageError
 from runner.git import Git
@@ -160,7 +160,7 @@ def new_approval(
     request: dict[str, Any] = {}
     if request_file:
         try:
-            request = loads(Path(request_file).read_text(encoding="utf-8"), what="request")
+            request = loads(read_argument_file(request_file, what="request file"), what="request")
         except (OSError, ValueError) as exc:
             raise UsageError(f"--request {request_file}: {exc}") from None
         if not isinstance(request, dict):
@@ -389,7 +389,7 @@ def signed_summary(path: Path, request_file: str | None) -> str:
     skipped: object = None
     if request_file:
         with contextlib.suppress(OSError, ValueError):
-            request = loads(Path(request_file).read_text(encoding="utf-8"), what="request")
+            request = loads(read_argument_file(request_file, what="request file"), what="request")
             if isinstance(request, dict):
                 inputs, skipped = request.get("inputs"), request.get("skipped")
     digest = body.get("inputs_digest")

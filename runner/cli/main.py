@@ -157,8 +157,10 @@ def print_error(error: RunnerError) -> None:
 
 def source_lines(path: str) -> list[str]:
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read().splitlines()
+        # no more than a workflow may be (8 MiB): the file may be the link to /dev/zero whose
+        # load was refused; read whole, it was a MemoryError
+        with open(path, "rb") as handle:
+            return handle.read(8 * 1024 * 1024).decode("utf-8", "replace").splitlines()
     except OSError:
         return []
 

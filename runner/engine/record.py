@@ -31,7 +31,7 @@ from msgspec import Struct, field, msgpack
 from msgspec.structs import asdict, replace
 
 from runner.approvals.state import ApprovalState, GuidedState, RecordShapeError
-from runner.bounded import loads, read_file
+from runner.bounded import MAX_RECORD_FILE_BYTES, loads, read_file
 from runner.engine import journal
 from runner.engine.journal import Position
 from runner.engine.seal import seal, unseal
@@ -475,13 +475,16 @@ class RecordStore:
         data, position = journal.line(written.position, self.key, ", ".join(parts))
         if written.journal is None:
             written.journal = self.journal_path(record.run_id)
+        _within_limit(written.journal, "journal", position.size)
         journal.append(written.journal, data, written.position.size, durable=durable)
         written.position, written.fields, written.steps = position, now, list(record.steps)
         written.whole = whole
 
     def _snapshot(self, record: RunRecord, position: Position, *, durable: bool) -> None:
         record.journal = position.to_dict() if position.lines else None
-        write_atomic(self.path(record.run_id), self._snapshot_bytes(record), durable=durable)
+        data = self._snapshot_bytes(record)
+        _within_limit(self.path(record.run_id), "record", len(data))
+        write_atomic(self.path(record.run_id), data, durable=durable)
         self._written[record.run_id] = _Written(
             position, _encoded(record), list(record.steps), _whole(record)
         )
@@ -596,3 +599,14 @@ def write_atomic(path: Path, data: bytes, *, durable: bool) -> None:
             os.fsync(directory)
         finally:
             os.close(directory)
+
+
+def _within_limit(path: Path, what: str, size: int) -> None:
+    """Refuse (``JournalError``: the run stops, its last record whole) to write a record or a
+    journal of more than the runner reads back: it would be a run no ``resume`` or ``runs
+    show`` could read (a step's 200 MB output was recorded, and the run was lost)."""
+    if size > MAX_RECORD_FILE_BYTES:
+        raise journal.JournalError(
+            f"{path}: the run's {what} would be {size:,} bytes, more than the "
+            f"{MAX_RECORD_FILE_BYTES // (1024 * 1024)} MiB the runner reads back"
+        )

@@ -43,6 +43,12 @@ FILES = {
 }
 
 
+#: the most each of those files may hold: a step's record keeps what it wrote, and a record
+#: past the 64 MiB the runner reads (``bounded.MAX_RECORD_FILE_BYTES``) could no longer be
+#: resumed or shown; a 200 MB output made it so, after growing the runner past 1.4 GB
+FILE_COMMAND_BYTES = 1024 * 1024
+
+
 class Script(Struct, frozen=True):
     text: str
     shell: str | None
@@ -193,6 +199,7 @@ def _run_created(
             timeout=timeout,
             groups=ctx.groups,
             after_cancel=after_cancel,
+            held=lambda: ctx.masker.longest,
         )
     except ValueError:
         # `Popen` refuses an environment holding a NUL ("embedded null byte"), from a step's
@@ -288,17 +295,19 @@ def read_files(ctx: StepContext, files: Mapping[str, str | Path]) -> StepResult:
     result = StepResult("success")
     try:
         for kind in ("octopus",):
-            for variable in file_commands.parse_octopus_variables(_read(files[kind])):
+            for variable in file_commands.parse_octopus_variables(_read_whole(kind, files[kind])):
                 if variable.sensitive:
                     ctx.masker.add(variable.value)
                     result.secret_outputs.add(f"Octopus:{variable.name}")
                 result.octopus[variable.name] = variable.value
         for name, value in file_commands.parse_key_values(
-            _read(files["output"]), source="RUNNER_OUTPUT"
+            _read_whole("output", files["output"]), source="RUNNER_OUTPUT"
         ):
             result.outputs[name] = value
             _secret_part(ctx, name, value)
-        env_file = file_commands.parse_env_file(_read(files["env"]), source="RUNNER_ENV")
+        env_file = file_commands.parse_env_file(
+            _read_whole("env", files["env"]), source="RUNNER_ENV"
+        )
         for name, value in env_file.entries:
             result.env[name] = value
             _secret_part(ctx, name, value)
@@ -306,7 +315,7 @@ def read_files(ctx: StepContext, files: Mapping[str, str | Path]) -> StepResult:
             # it names the variable, which a script may have made of a secret
             ctx.log.annotation(ctx.step, "error", ctx.masker.mask(message), {})
         result.path = []
-        for entry in file_commands.parse_path_file(_read(files["path"])):
+        for entry in file_commands.parse_path_file(_read_whole("path", files["path"])):
             if "\0" in entry:  # as a NUL in `$RUNNER_ENV`: no later step could be started
                 message = (
                     "Can't add a PATH entry using '$RUNNER_PATH': it contains a NUL character."
@@ -314,7 +323,7 @@ def read_files(ctx: StepContext, files: Mapping[str, str | Path]) -> StepResult:
                 ctx.log.annotation(ctx.step, "error", message, {})
             else:
                 result.path.append(entry)
-        result.summary = ctx.masker.mask(_read(files["summary"]))
+        result.summary = ctx.masker.mask(_read_whole("summary", files["summary"]))
     except StepError as exc:
         result.outcome = "failure"
         result.error = exc.message
@@ -357,7 +366,9 @@ def _size(path: str | Path) -> int:
 def _read(path: str | Path) -> str:
     # bytes, not text mode: universal newlines would turn CRLF and a lone CR inside a value into
     # LF before the file command parsers (which handle CRLF themselves) see them; and os.read,
-    # not a file object: five of these files per step, most of them empty
+    # not a file object: five of these files per step, most of them empty. At most one byte past
+    # FILE_COMMAND_BYTES (more is refused by the caller): the script may have written gigabytes
+    # there, or put a link to /dev/zero in its place
     try:
         if _empty_file(os.stat(path)):
             return ""  # what a step wrote to none of them: not opened
@@ -365,12 +376,28 @@ def _read(path: str | Path) -> str:
     except FileNotFoundError:
         return ""  # the script removed it: it reported nothing there
     try:
-        chunks = []
-        while chunk := os.read(handle, 1 << 16):
+        chunks, size = [], 0
+        while size <= FILE_COMMAND_BYTES and (
+            chunk := os.read(handle, min(1 << 16, FILE_COMMAND_BYTES + 1 - size))
+        ):
             chunks.append(chunk)
+            size += len(chunk)
     finally:
         os.close(handle)
     return b"".join(chunks).decode("utf-8", errors="replace")
+
+
+def _read_whole(kind: str, path: str | Path) -> str:
+    """What the step wrote to its ``kind`` file; a StepError past ``FILE_COMMAND_BYTES``."""
+    text = _read(path)
+    if len(text.encode("utf-8", "surrogatepass")) > FILE_COMMAND_BYTES:
+        name = " ($".join(FILES[kind]) + (")" if len(FILES[kind]) > 1 else "")
+        raise StepError(
+            f"the step wrote more than {FILE_COMMAND_BYTES // (1024 * 1024)} MiB to ${name}, "
+            "the most a step's file may hold (GitHub's limit of an output); nothing it wrote "
+            f"there was taken: write large data to a file in the workspace and pass its path"
+        )
+    return text
 
 
 def _empty_file(status: os.stat_result) -> bool:
