@@ -9,6 +9,7 @@ masks and logs it) and :func:`capture` for the short-lived programs the runner a
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import math
 import os
@@ -175,13 +176,12 @@ def run_process(
     timeout: float | None = None,
     groups: ProcessGroups | None = None,
     after_cancel: bool = False,
-    held: Callable[[], int] | None = None,
+    showable: Callable[[str, bool], int] | None = None,
 ) -> ProcessResult:
     """Run ``argv`` to completion, streaming its output (stderr merged) line by line.
 
-    A line longer than ``LINE_LIMIT`` bytes is given in pieces, each but the last ending
-    ``held()`` characters (the longest secret the caller masks) before the text read so far, so
-    that no secret is cut in two by a piece's end (see :class:`_Lines`).
+    A line longer than ``LINE_LIMIT`` bytes is given in pieces, each as long as ``showable``
+    says (the caller's masker: no secret cut in two by a piece's end; see :class:`_Lines`).
 
     A process started while the run is being cancelled is stopped at once, unless
     ``after_cancel`` says its step was started *because of* the cancellation (an ``always()`` or
@@ -215,7 +215,7 @@ def run_process(
     pgid = proc.pid
     timed_out = False
     cancelled = False
-    lines = _Lines(on_line, held)
+    lines = _Lines(on_line, showable)
     try:
         if groups is not None:
             groups.add(pgid)
@@ -328,6 +328,9 @@ _PIDFD = hasattr(os, "pidfd_open")
 #: the longest line given whole: a longer one (a minified file, a progress bar without newlines,
 #: `cat` of a binary) is given in pieces; held whole, a line of 300 MB grew the runner by 1.8 GB
 LINE_LIMIT = 1024 * 1024
+#: a long line no part of which can be shown on its own (one run of overlapping secrets, say
+#: ``aaaa`` in a line of ``a``) is given whole once it is this long, masked as a line is
+HOLD_LIMIT = 4 * LINE_LIMIT
 
 
 class _Lines:
@@ -335,19 +338,24 @@ class _Lines:
     without one is a line too), each decoded and given to ``on_line``. An error ``on_line``
     raises stops the calls, not the reading: a full pipe would block the process forever.
 
-    A line past ``LINE_LIMIT`` bytes is given in pieces, all but its last ``held()``
-    characters at a time (four bytes a character, UTF-8's most), cut between characters: a
-    secret that starts before a piece's end ends inside it, where the caller masks it whole."""
+    A line past ``LINE_LIMIT`` bytes is given in pieces. Where a piece ends is the caller's to
+    say (``showable``: how many characters of the line read so far can be shown on their own;
+    :meth:`runner.masking.Masker.showable` never cuts a secret in two); without it, a piece is
+    all that was read, cut between characters."""
 
     def __init__(
-        self, on_line: Callable[[str], None], held: Callable[[], int] | None = None
+        self, on_line: Callable[[str], None], showable: Callable[[str, bool], int] | None = None
     ) -> None:
         self.on_line = on_line
-        self.held = held
+        self.showable = showable
         self.errors: list[BaseException] = []
         self.reader: threading.Thread | None = None
         self._partial: list[bytes] = []
         self._size = 0
+        #: the size of the pending line at which a piece is looked for next
+        self._next_piece = LINE_LIMIT
+        #: the pending line continues one given in part
+        self._continued = False
 
     def feed(self, chunk: bytes) -> None:
         start = 0
@@ -355,34 +363,51 @@ class _Lines:
             if self._partial:
                 self._partial.append(chunk[start:end])
                 self._emit(b"".join(self._partial))
-                self._partial.clear()
-                self._size = 0
+                self._restart()
             else:
                 self._emit(chunk[start:end])
+                self._continued = False
             start = end + 1
         if start < len(chunk):
             self._partial.append(chunk[start:])
             self._size += len(chunk) - start
-            if self._size > LINE_LIMIT:
+            if self._size > self._next_piece:
                 self._release_piece()
 
+    def _restart(self) -> None:
+        self._partial.clear()
+        self._size = 0
+        self._next_piece = LINE_LIMIT
+        self._continued = False
+
     def _release_piece(self) -> None:
-        text = b"".join(self._partial)
-        cut = len(text) - 4 * max(self.held() if self.held is not None else 0, 0)
-        while 0 < cut < len(text) and text[cut] & 0xC0 == 0x80:
-            cut -= 1  # not inside a character: both pieces decode as the line would
-        if cut <= 0:
-            self._partial = [text]  # secrets longer than a piece: wait for the line's end
+        raw = b"".join(self._partial)
+        # the characters read whole so far: the bytes of one cut short wait for the rest
+        decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+        text = decoder.decode(raw, final=False)
+        if self.showable is None:
+            count = len(text)
+        else:
+            count = self.showable(text, self._continued)
+            if count <= 0 and len(raw) > HOLD_LIMIT:
+                count = len(text)
+        if count <= 0:
+            # nothing can be shown on its own yet: look again once another piece's worth came
+            self._partial = [raw]
+            self._next_piece = self._size + LINE_LIMIT
             return
-        self._emit(text[:cut])
-        self._partial = [text[cut:]] if cut < len(text) else []
-        self._size = len(text) - cut
+        shown = text[:count].encode("utf-8", "surrogateescape")
+        self._emit(shown)
+        rest = raw[len(shown) :]
+        self._partial = [rest] if rest else []
+        self._size = len(rest)
+        self._next_piece = LINE_LIMIT
+        self._continued = True
 
     def end(self) -> None:
         if self._partial:
             self._emit(b"".join(self._partial))
-            self._partial.clear()
-            self._size = 0
+            self._restart()
 
     def _emit(self, raw: bytes) -> None:
         if self.errors:

@@ -199,7 +199,7 @@ def _run_created(
             timeout=timeout,
             groups=ctx.groups,
             after_cancel=after_cancel,
-            held=lambda: ctx.masker.longest,
+            showable=ctx.masker.showable,
         )
     except ValueError:
         # `Popen` refuses an environment holding a NUL ("embedded null byte"), from a step's
