@@ -551,14 +551,19 @@ class RecordStore:
         )
         return record
 
-    def list(self) -> Iterator[RunRecord]:
+    def list(self, unreadable: list[tuple[str, str]] | None = None) -> Iterator[RunRecord]:
+        """Every run whose record can be read; those that cannot are appended to
+        ``unreadable`` (run id, why) when given, for a listing to say so."""
         if not self.runs.is_dir():
             return
         for folder in sorted(self.runs.iterdir()):
             try:
                 yield self.load(folder.name)
-            except (OSError, ValueError, TypeError, KeyError):
-                continue
+            except FileNotFoundError:
+                continue  # a folder with no record: a run id never claimed
+            except (OSError, ValueError, TypeError, KeyError) as exc:
+                if unreadable is not None:
+                    unreadable.append((folder.name, str(exc) or type(exc).__name__))
 
 
 def write_new(path: Path, data: bytes) -> bool:
