@@ -77,6 +77,26 @@ def end_spawn() -> None:
         raise KeyboardInterrupt(signum)
 
 
+class SignalsDeferred:
+    """A block a signal must not cut in two: in it, a signal's ``KeyboardInterrupt`` (the
+    second one, which stops the runner where it stands, or one before the steps begin) waits
+    for its end, as in :func:`begin_spawn`. A record's journal line written but not yet counted
+    in memory was cut so: the cancellation's own save then found a line it had not counted,
+    took it for another process's and refused, and the run stayed ``running`` for a later
+    ``resume`` to deploy to its end."""
+
+    __slots__ = ("nested",)
+
+    def __enter__(self) -> None:
+        ident = threading.get_ident()
+        self.nested = ident in _SPAWNING
+        _SPAWNING.add(ident)
+
+    def __exit__(self, kind: object, exc: object, traceback: object) -> None:
+        if not self.nested:
+            end_spawn()
+
+
 class ProcessGroups:
     """The process groups running now, so that a signal handler can stop them all."""
 

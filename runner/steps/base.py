@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -11,7 +14,7 @@ from typing import Any, Protocol
 from msgspec import Struct, field
 
 from runner.approvals.state import ApprovalState, Decision, GuidedState
-from runner.errors import Location
+from runner.errors import Location, StepError
 from runner.load.yaml import expression_in
 from runner.masking import Masker
 from runner.model import Identity, Step, Workflow
@@ -183,3 +186,27 @@ class Detached(Exception):
     def __init__(self, step_id: str) -> None:
         super().__init__(step_id)
         self.step_id = step_id
+
+
+def write_step_file(step_dir: Path, name: str, text: str) -> None:
+    """Write ``text`` as ``step_dir/name`` (a manual step's request file), written aside and
+    renamed into place. The state folder travels as a CI artifact: a link put at the file made
+    a resumed run write the request over whatever it named on the resume machine; one at the
+    step's folder (or ``steps``), into a folder of the attacker's choosing. A link at the file
+    is replaced; one at either folder fails the step (a :class:`StepError`)."""
+    for folder in (step_dir.parent, step_dir):
+        if folder.is_symlink():
+            raise StepError(
+                f"{folder} is a link, not the folder the runner made: not writing through it "
+                "(the state folder was changed since the run wrote it)"
+            )
+    step_dir.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=step_dir)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(text.encode("utf-8"))
+        os.replace(temporary, step_dir / name)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise

@@ -44,7 +44,7 @@ from runner.cancel import Cancelled
 from runner.errors import ApprovalError, ExitCode, RunnerError
 from runner.git import Git
 from runner.model import GuidedFailure, Step
-from runner.steps.base import Detached, StepContext, StepLog, StepResult
+from runner.steps.base import Detached, StepContext, StepLog, StepResult, write_step_file
 from runner.steps.manual import (
     WITHDRAW_SECONDS,
     announce,
@@ -194,10 +194,10 @@ def ask(
     git = Git(ctx.workspace)
     directory: Directory = load_directory(ctx.workflow.approvals.trust, git, local_user())
     started_by = directory.by_login(ctx.started_by.username)
-    ctx.step_dir.mkdir(parents=True, exist_ok=True)
-    (ctx.step_dir / f"request-attempt-{request.attempt}.json").write_text(
+    write_step_file(
+        ctx.step_dir,
+        f"request-attempt-{request.attempt}.json",
         _json({**request.to_dict(), **request_file_facts(ctx.workflow.approvals.file, request)}),
-        encoding="utf-8",
     )
     state = ApprovalState(
         GateState.WAITING, interruption=request, submissions=tuple(known), refused=tuple(refused)

@@ -33,7 +33,7 @@ from runner.errors import ApprovalError, ExitCode, RunnerError
 from runner.git import Git, GitReader
 from runner.model import Identity, Manual
 from runner.notify import WebhookError, post_json, webhook_url
-from runner.steps.base import Detached, StepContext, StepResult
+from runner.steps.base import Detached, StepContext, StepResult, write_step_file
 from runner.steps.outputs import manual_outputs
 
 
@@ -143,11 +143,11 @@ def run_manual_step(ctx: StepContext) -> StepResult:
         request = build_interruption(ctx, manual, tuple(names))
     known = list(previous.submissions) if previous else []
     # the request as a file, for `runner approval new --request` on the approver's machine
-    ctx.step_dir.mkdir(parents=True, exist_ok=True)
     facts = request_file_facts(ctx.workflow.approvals.file, request)
-    (ctx.step_dir / "request.json").write_text(
+    write_step_file(
+        ctx.step_dir,
+        "request.json",
         json.dumps({**request.to_dict(), **facts}, indent=2, ensure_ascii=False) + "\n",
-        encoding="utf-8",
     )
     # one cell, replaced as the wait learns more (the callbacks below update it)
     state = [

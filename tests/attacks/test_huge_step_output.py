@@ -160,3 +160,21 @@ def test_a_secret_across_a_pieces_end_is_masked(workspace: Workspace) -> None:
     assert outcome.out.count("***") == 23
     for part in ("hunter2", "0123456789", "r2-01", "3456789"):
         assert part not in outcome.out
+
+
+def test_runs_list_names_a_run_it_cannot_read(workspace: Workspace) -> None:
+    """Such a run (a record written before this limit, or replaced in the artifact) was left
+    out of `runner runs list` without a word, which then said "no runs recorded"."""
+    outcome = workspace.run(
+        "name: deploy\nsteps:\n  - {id: a, name: A, run: 'true'}\n", environment="dev"
+    )
+    assert outcome.code == 0, outcome.err
+    with outcome.record_path.open("r+b") as handle:
+        handle.truncate(65 << 20)
+    listed = runner(workspace.root, "runs", "list", "--state-dir", str(workspace.state_dir))
+    assert listed.returncode == 0, listed.stderr
+    assert "no runs recorded" not in listed.stdout
+    assert (
+        f"warning: run {outcome.run_id} is left out: its record cannot be read: " in listed.stderr
+    )
+    assert "more than the 64 MiB the runner reads" in listed.stderr
