@@ -23,3 +23,23 @@ def encodable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+#: what changes how a terminal or a page shows the text after it: C0 controls but tab and line
+#: feed (an escape sequence clears the screen, moves the cursor, hides text; a carriage return
+#: writes over the line), DEL, C1 controls (``\x9b`` is a CSI on some terminals), and Unicode's
+#: bidirectional controls (they reorder what a page or a terminal shows)
+_HIDING = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: str) -> str:
+    """``text`` as people must see it to decide on it: each character of :data:`_HIDING` written
+    as its escape (``\\x1b``, ``\\u202e``), a CRLF as a line feed."""
+    if _HIDING.search(text) is None:
+        return text
+    return _HIDING.sub(_escape, text.replace("\r\n", "\n"))
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"

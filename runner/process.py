@@ -16,6 +16,7 @@ import os
 import select
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -36,6 +37,34 @@ RUNNER_ONLY = frozenset({"RUNNER_RECORD_KEY"})
 KILL_GRACE_SECONDS = 5.0
 #: after the main process exits, how long to drain output still held open by its children
 DRAIN_SECONDS = 2.0
+
+
+#: prctl(2): whether the process may be dumped, and so read through /proc or ptrace by its user
+_PR_SET_DUMPABLE = 4
+
+
+def hide_environment(environ: Mapping[str, str] | None = None) -> bool:
+    """Keep :data:`RUNNER_ONLY` from this process's own user, where ``environ`` (the runner's
+    environment when None) holds one of them: whether that was done.
+
+    Removing them from what children get is not enough: a step runs as the runner's user, and
+    Linux shows a process's starting environment to its user in ``/proc/PID/environ`` (``cat
+    /proc/$PPID/environ`` from a step printed the record key, whatever ``os.environ`` is
+    changed to), and lets it ``ptrace`` the process. A process that is not dumpable
+    (``PR_SET_DUMPABLE`` 0, as ``ssh-agent`` does) shows neither to anyone without
+    ``CAP_SYS_PTRACE``; the programs it starts are dumpable again (``execve`` resets it). Where
+    there is no ``prctl`` (macOS: see the known gaps), nothing is done."""
+    source = os.environ if environ is None else environ
+    if sys.platform != "linux" or not any(name in source for name in RUNNER_ONLY):
+        return False
+    # about 2 ms: only a run given one of them pays it
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
 
 
 def child_environment(env: Mapping[str, str] | None) -> dict[str, str]:

@@ -21,7 +21,9 @@ every path returned is absolute.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -96,3 +98,26 @@ def shown_path(path: Path, cwd: Path | None = None) -> str:
         return str(path.relative_to(here))
     except ValueError:
         return str(path)
+
+
+def write_replacing(path: Path, text: str) -> None:
+    """``text`` as a new file put in the place of ``path`` (in the state folder, made if need
+    be), whatever the name held: a step runs as the runner's user and knows the state folder
+    (``$RUNNER_TEMP`` is in it), and a FIFO it made there blocked the writer for ever (SIGTERM
+    too), a link was written through. A name held by a folder is an ``OSError``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    handle = os.open(temporary, flags, 0o666)  # as open() makes one: the umask decides
+    try:
+        try:
+            view = memoryview(text.encode("utf-8"))
+            while view:
+                view = view[os.write(handle, view) :]
+        finally:
+            os.close(handle)
+        os.replace(temporary, path)  # a link or a FIFO there is replaced, not opened
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise

@@ -56,6 +56,7 @@ LAZY: dict[str, tuple[set[str] | None, str]] = {
         "about 7 ms of each run; only steps started together use threads",
     ),
     "load/schema.py": ({"jsonschema"}, "about 60 ms; the quick check answers for a valid file"),
+    "process.py": ({"ctypes"}, "about 2 ms; only a run given $RUNNER_RECORD_KEY needs prctl"),
 }
 
 

@@ -289,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
 
         if argv is None:
             _interrupt_on_signals()
+            from runner.process import hide_environment
+
+            hide_environment()
     except KeyboardInterrupt:
         return _interrupted_exit()
     undecodable = next((i for i, arg in enumerate(args, 1) if not encodable(arg)), None)

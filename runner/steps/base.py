@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -21,6 +18,7 @@ from runner.model import Identity, Step, Workflow
 from runner.options import RunOptions
 from runner.process import ProcessGroups
 from runner.steps.scratch import Scratch
+from runner.workspace import write_replacing
 
 
 class StepResult(Struct):
@@ -200,13 +198,15 @@ def write_step_file(step_dir: Path, name: str, text: str) -> None:
                 f"{folder} is a link, not the folder the runner made: not writing through it "
                 "(the state folder was changed since the run wrote it)"
             )
-    step_dir.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=step_dir)
     try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(text.encode("utf-8"))
-        os.replace(temporary, step_dir / name)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+        # a link or a FIFO a step put at the name is replaced, never opened (a FIFO there
+        # blocked the runner for ever, SIGTERM too)
+        write_replacing(step_dir / name, text)
+    except OSError as exc:
+        raise _unwritten(step_dir / name, exc) from None
+
+
+def _unwritten(path: Path, exc: OSError) -> StepError:
+    return StepError(
+        f"could not write the request file {path}: {exc.strerror or exc}; nobody was asked"
+    )

@@ -41,6 +41,7 @@ from runner.approvals.state import (
 from runner.approvals.trust import load_directory
 from runner.approvals.wait import wait_for_decision
 from runner.cancel import Cancelled
+from runner.characters import visible
 from runner.errors import ApprovalError, ExitCode, RunnerError
 from runner.git import Git
 from runner.model import GuidedFailure, Step
@@ -94,7 +95,12 @@ class TailLog:
 def failure_of(ctx: StepContext, result: StepResult, tail: list[str]) -> dict[str, Any]:
     """What the question shows of a failed attempt, masked again (a secret added to the masker
     after a line was logged is hidden too)."""
-    mask = ctx.masker.mask
+
+    def mask(text: str) -> str:
+        # the step's own output, shown to the people who decide: no escape code of its may
+        # rewrite what they see (runner.characters.visible)
+        return visible(ctx.masker.mask(text))
+
     return {
         "exit_code": result.exit_code,
         "error": mask(result.error) if result.error else "",

@@ -28,6 +28,7 @@ from runner.approvals.state import ApprovalState, Decision, GateState, Refusal
 from runner.approvals.trust import load_directory
 from runner.approvals.wait import WaitOutcome, wait_for_decision
 from runner.cancel import Cancelled
+from runner.characters import visible
 from runner.durations import format_duration
 from runner.errors import ApprovalError, ExitCode, RunnerError
 from runner.git import Git, GitReader
@@ -54,19 +55,23 @@ def build_interruption(ctx: StepContext, manual: Manual, sources: tuple[str, ...
         run_id=ctx.run_id,
         step_id=step.id,
         step_name=step.name,
+        # what earlier steps' outputs put in them is shown to the people who decide (terminal,
+        # log, server, request file): no escape code of a script's may rewrite what they see
         title=(
-            ctx.masker.mask(ctx.render_at("manual.title", manual.title))
+            visible(ctx.masker.mask(ctx.render_at("manual.title", manual.title)))
             if manual.title
             else step.name
         ),
-        instructions=ctx.masker.mask(ctx.render_at("manual.instructions", manual.instructions)),
+        instructions=visible(
+            ctx.masker.mask(ctx.render_at("manual.instructions", manual.instructions))
+        ),
         teams=manual.teams,
         quorum=tuple((q.team, q.count) for q in manual.require),
         fields=tuple(
             FieldSpec(
                 f.name,
                 f.type,
-                ctx.masker.mask(ctx.render_at(f"manual.fields.{i}.label", f.label))
+                visible(ctx.masker.mask(ctx.render_at(f"manual.fields.{i}.label", f.label)))
                 if f.label
                 else "",
                 f.required,

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from msgspec import Struct
 
-from runner.errors import StepError
+from runner.bounded import read_file
+from runner.errors import InputLimitError, StepError
 from runner.process import run_process
 from runner.steps import file_commands
 from runner.steps.base import StepContext, StepResult
@@ -295,19 +296,17 @@ def read_files(ctx: StepContext, files: Mapping[str, str | Path]) -> StepResult:
     result = StepResult("success")
     try:
         for kind in ("octopus",):
-            for variable in file_commands.parse_octopus_variables(_read_whole(kind, files[kind])):
+            for variable in file_commands.parse_octopus_variables(_read(files[kind], kind)):
                 if variable.sensitive:
                     ctx.masker.add(variable.value)
                     result.secret_outputs.add(f"Octopus:{variable.name}")
                 result.octopus[variable.name] = variable.value
         for name, value in file_commands.parse_key_values(
-            _read_whole("output", files["output"]), source="RUNNER_OUTPUT"
+            _read(files["output"], "output"), source="RUNNER_OUTPUT"
         ):
             result.outputs[name] = value
             _secret_part(ctx, name, value)
-        env_file = file_commands.parse_env_file(
-            _read_whole("env", files["env"]), source="RUNNER_ENV"
-        )
+        env_file = file_commands.parse_env_file(_read(files["env"], "env"), source="RUNNER_ENV")
         for name, value in env_file.entries:
             result.env[name] = value
             _secret_part(ctx, name, value)
@@ -315,7 +314,7 @@ def read_files(ctx: StepContext, files: Mapping[str, str | Path]) -> StepResult:
             # it names the variable, which a script may have made of a secret
             ctx.log.annotation(ctx.step, "error", ctx.masker.mask(message), {})
         result.path = []
-        for entry in file_commands.parse_path_file(_read_whole("path", files["path"])):
+        for entry in file_commands.parse_path_file(_read(files["path"], "path")):
             if "\0" in entry:  # as a NUL in `$RUNNER_ENV`: no later step could be started
                 message = (
                     "Can't add a PATH entry using '$RUNNER_PATH': it contains a NUL character."
@@ -323,7 +322,7 @@ def read_files(ctx: StepContext, files: Mapping[str, str | Path]) -> StepResult:
                 ctx.log.annotation(ctx.step, "error", message, {})
             else:
                 result.path.append(entry)
-        result.summary = ctx.masker.mask(_read_whole("summary", files["summary"]))
+        result.summary = ctx.masker.mask(_read(files["summary"], "summary"))
     except StepError as exc:
         result.outcome = "failure"
         result.error = exc.message
@@ -345,7 +344,10 @@ def _secret_part(ctx: StepContext, name: str, value: str) -> None:
 def mask_sensitive_variables(ctx: StepContext, path: str | Path) -> None:
     """Mask the ``-sensitive`` Octopus variables written so far (complete lines only); a line
     that does not parse is left out (reported when the step ends), not the lines after it."""
-    text = _read(path)
+    try:
+        text = _read(path)
+    except StepError:
+        return  # not a file the runner made: the step fails when it ends (read_files)
     for line in text[: text.rfind("\n") + 1].splitlines(keepends=True):
         try:
             variables = file_commands.parse_octopus_variables(line)
@@ -363,41 +365,49 @@ def _size(path: str | Path) -> int:
         return 0
 
 
-def _read(path: str | Path) -> str:
+#: how a refused file is named to the person reading the log
+_NAMES = {
+    kind: f"${names[0]}" + (f" (${names[1]})" if len(names) > 1 else "")
+    for kind, names in FILES.items()
+}
+
+
+def _read(path: str | Path, kind: str = "octopus") -> str:
+    """The text of a file-command file, read as the runner made it: a regular file of at most
+    :data:`FILE_COMMAND_BYTES`. A step may replace the file (it is the step's), and a FIFO
+    there blocked the runner for ever (SIGTERM too: the open was retried) and a link to
+    ``/dev/zero`` filled its memory; such a file (a link to anything included: the runner made
+    none) is a :class:`StepError` naming the variable."""
     # bytes, not text mode: universal newlines would turn CRLF and a lone CR inside a value into
-    # LF before the file command parsers (which handle CRLF themselves) see them; and os.read,
-    # not a file object: five of these files per step, most of them empty. At most one byte past
-    # FILE_COMMAND_BYTES (more is refused by the caller): the script may have written gigabytes
-    # there, or put a link to /dev/zero in its place
+    # LF before the file command parsers (which handle CRLF themselves) see them; and os.lstat
+    # first: five of these files per step, most of them empty, are not opened
     try:
-        if _empty_file(os.stat(path)):
-            return ""  # what a step wrote to none of them: not opened
-        handle = os.open(path, os.O_RDONLY)
+        if _empty_file(os.lstat(path)):
+            return ""  # what a step wrote to none of them
+        data = read_file(path, what="file", limit=FILE_COMMAND_BYTES, follow=False)
     except FileNotFoundError:
         return ""  # the script removed it: it reported nothing there
+    except InputLimitError:
+        raise StepError(_refusal(path, kind)) from None
+    return data.decode("utf-8", errors="replace")
+
+
+def _refusal(path: str | Path, kind: str) -> str:
+    name = _NAMES.get(kind, "a file-command file")
     try:
-        chunks, size = [], 0
-        while size <= FILE_COMMAND_BYTES and (
-            chunk := os.read(handle, min(1 << 16, FILE_COMMAND_BYTES + 1 - size))
-        ):
-            chunks.append(chunk)
-            size += len(chunk)
-    finally:
-        os.close(handle)
-    return b"".join(chunks).decode("utf-8", errors="replace")
-
-
-def _read_whole(kind: str, path: str | Path) -> str:
-    """What the step wrote to its ``kind`` file; a StepError past ``FILE_COMMAND_BYTES``."""
-    text = _read(path)
-    if len(text.encode("utf-8", "surrogatepass")) > FILE_COMMAND_BYTES:
-        name = " ($".join(FILES[kind]) + (")" if len(FILES[kind]) > 1 else "")
-        raise StepError(
-            f"the step wrote more than {FILE_COMMAND_BYTES // (1024 * 1024)} MiB to ${name}, "
-            "the most a step's file may hold (GitHub's limit of an output); nothing it wrote "
-            f"there was taken: write large data to a file in the workspace and pass its path"
+        status = os.lstat(path)
+    except OSError:
+        status = None
+    if status is not None and stat.S_ISREG(status.st_mode):
+        return (
+            f"the step wrote more than {FILE_COMMAND_BYTES // (1024 * 1024)} MiB to {name}, the "
+            "most a step's file may hold (GitHub's limit of an output); nothing it wrote there "
+            "was taken: write large data to a file in the workspace and pass its path"
         )
-    return text
+    return (
+        f"{name} was replaced by something that is not a regular file (a link, a FIFO or a "
+        "device); append to the file the runner made, do not replace it"
+    )
 
 
 def _empty_file(status: os.stat_result) -> bool:

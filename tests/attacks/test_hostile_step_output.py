@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -74,3 +76,46 @@ def test_a_path_entry_with_a_nul_is_refused_and_later_steps_run(
     record = json.loads((tmp_path / ".runner" / "runs" / "n" / "record.json").read_text())
     assert record["status"] == "success"
     assert record["path"] == []  # not recorded either: a resume would have been given it
+
+
+# A step owns its file-command files and may replace them. The runner read them back following
+# links and blocking: a FIFO in place of `$RUNNER_ENV` blocked it for ever after the step
+# (SIGTERM too: the open was retried), its `always()` steps never ran and the record stayed
+# `running`; a link to /dev/zero filled its memory. Now such a file fails the step.
+REPLACED = {
+    "a FIFO": ('rm "$RUNNER_ENV"; mkfifo "$RUNNER_ENV"', "$RUNNER_ENV ($GITHUB_ENV) was replaced"),
+    "a link to /dev/zero": (
+        'ln -sf /dev/zero "$RUNNER_OUTPUT"',
+        "$RUNNER_OUTPUT ($GITHUB_OUTPUT) was replaced",
+    ),
+    "a link to a file": (
+        'echo "o=1" > o.txt; ln -sf "$PWD/o.txt" "$RUNNER_STEP_SUMMARY"',
+        "$RUNNER_STEP_SUMMARY ($GITHUB_STEP_SUMMARY) was replaced",
+    ),
+    "too much": (
+        "head -c 1100000 /dev/zero | tr '\\0' a | sed 's/^/o=/' >> \"$RUNNER_OUTPUT\"",
+        "the step wrote more than 1 MiB to $RUNNER_OUTPUT ($GITHUB_OUTPUT)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", REPLACED, ids=list(REPLACED))
+def test_a_file_command_file_replaced_by_the_step_fails_the_step(case: str, tmp_path: Path) -> None:
+    script, expected = REPLACED[case]
+    steps = f"  - id: a\n    name: A\n    run: {json.dumps(script)}\n"
+    (tmp_path / "w.yml").write_text("name: swap\nsteps:\n" + steps + TIDY, encoding="utf-8")
+    environ = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "NO_COLOR": "1"}
+    runner = Path(sys.executable).with_name("runner")
+    argv = [str(runner), "run", "w.yml", "--env", "dev", "--run-id", "n"]
+    try:
+        done = subprocess.run(
+            argv, cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=30
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the runner was still reading the step's file after 30 s")
+    assert done.returncode == 1, done
+    assert expected in done.stdout
+    assert (tmp_path / "tidy-ran").read_text() == "tidy\n"
+    record = json.loads((tmp_path / ".runner" / "runs" / "n" / "record.json").read_text())
+    assert record["status"] == "failure"
+    assert expected in record["steps"][0]["error"]

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -369,3 +372,45 @@ def test_a_step_that_rewrites_the_git_config_never_gets_the_record_key(world: Wo
     assert leak.is_file() and "RUNNER_RUN_ID" not in leak.read_text(encoding="utf-8")
     assert "HOME=" in leak.read_text(encoding="utf-8")
     assert KEY not in leak.read_text(encoding="utf-8")
+
+
+def test_a_step_cannot_read_the_record_key_from_the_runners_own_environment() -> None:
+    """Steps never get the key in their environment, but one runs as the runner's user, and
+    Linux shows a process's starting environment to its user: ``/proc/$PPID/environ`` (and
+    ``ptrace``) gave the step the key, with which its code could seal a record of its own. The
+    runner, a real process here (as root, which may read any process, it runs as ``nobody``),
+    is not dumpable while it holds the key."""
+    if not Path("/proc/self/environ").exists():
+        pytest.skip("no /proc here")
+    runner = Path(sys.executable).with_name("runner")
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv to run the runner as another user")
+        prefix = [setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups"]
+    # not under the tests' own temporary folder, which is the owner's only
+    folder = Path(tempfile.mkdtemp(prefix="runner-key-", dir="/tmp"))
+    try:
+        folder.chmod(0o777)
+        (folder / "w.yml").write_text(
+            "name: key\nsteps:\n  - id: peek\n    name: Peek\n    run: |\n"
+            "      if tr '\\0' '\\n' < /proc/$PPID/environ | grep -q '^RUNNER_RECORD_KEY='; then\n"
+            "        echo KEY-READ\n      else\n        echo KEY-HIDDEN\n      fi\n",
+            encoding="utf-8",
+        )
+        environ = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(folder),
+            "NO_COLOR": "1",
+            "RUNNER_RECORD_KEY": KEY,
+        }
+        argv = [*prefix, str(runner), "run", "w.yml", "--env", "dev", "--run-id", "k"]
+        done = subprocess.run(
+            argv, cwd=folder, env=environ, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done
+        assert "KEY-HIDDEN" in done.stdout
+        assert "KEY-READ" not in done.stdout
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -22,7 +22,7 @@ def fold(name: str) -> str:
 class Binding:
     """A node: an optional value, named children and indexed children."""
 
-    __slots__ = ("children", "indexable", "item", "made")
+    __slots__ = ("children", "indexable", "item", "literal", "made")
 
     def __init__(self, item: str | None = None) -> None:
         self.item = item
@@ -31,6 +31,9 @@ class Binding:
         #: an ``#{each}`` item: the collection's text, and what the item is of another text
         #: (told to the evaluator's ``derived`` when the item is read)
         self.made: tuple[str, Callable[[str], list[str]]] | None = None
+        #: text cut out of a value already evaluated (an ``#{each}`` item, a JSON field): never
+        #: evaluated as a template again (see ``evaluator.literal``)
+        self.literal = False
 
     def child(self, name: str) -> Binding:
         """The named child, created when missing."""

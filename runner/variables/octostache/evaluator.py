@@ -178,8 +178,9 @@ class Context:
         return self._expand(node)
 
     def _expand(self, node: Binding) -> Binding:
-        """``ParseTemplate``: a value is a template; the result is a new leaf binding."""
-        if node.item is None:
+        """``ParseTemplate``: a value is a template; the result is a new leaf binding. Not a
+        part of a value already evaluated (:func:`literal`)."""
+        if node.item is None or node.literal:
             return node
         if "#" not in node.item:
             leaf = Binding(node.item)
@@ -207,6 +208,8 @@ class Context:
             except _Unresolvable:
                 return None
         found = jsonish.lookup(text or "", prop)
+        if found is not None:
+            literal(found)
         derived = self.evaluation.derived
         if derived is not None and text and found is not None and found.item:
             derived(text, lambda other: _items([jsonish.lookup(other, prop)]))
@@ -241,7 +244,7 @@ class Context:
             return list(node.indexable.values())
         if node.item is None:
             return []
-        items = _each(node.item)
+        items = [literal(item) for item in _each(node.item)]
         if self.evaluation.derived is not None:
             self._read(node)  # an item of an outer #{each}, itself a collection
             _mark(node.item, items)
@@ -286,6 +289,20 @@ def _whole(source: str, text: str) -> Callable[[str], list[str]]:
     """A calc's result as made of one value it read: of that whole value (a PIN plus one),
     not of text around it."""
     return lambda other: [text] if other == source else []
+
+
+def literal(node: Binding) -> Binding:
+    """``node`` and its children marked as text, never a template: a JSON field or an
+    ``#{each}`` item is cut out of a value that was evaluated already. Octostache evaluates it
+    again, so a ``#{`` that the first evaluation made (``##{`` unescaped, ``\\u0023{`` decoded
+    from JSON) ran as a template: a step's output or an approver's notes (escaped as ``##{``
+    for this, ``contexts.step_variables``) read through ``#{each}`` or a JSON path computed any
+    variable, secrets included, and printed pieces of one shorter than the masker's 4
+    characters."""
+    node.literal = True
+    for child in node.children.values():
+        literal(child)
+    return node
 
 
 def _each(text: str) -> list[Binding]:
