@@ -148,3 +148,31 @@ def _too_large(path: str | os.PathLike[str], what: str, size: int, limit: int) -
         f"{path}: the {what} is {size:,} bytes, more than the {limit // (1024 * 1024)} MiB the "
         "runner reads"
     )
+
+
+#: the largest JSON file named on the command line (``approval new --request``, ``approval
+#: verify --request``, ``expr --context``): a request file is a few KiB
+MAX_ARGUMENT_FILE_BYTES = 8 * 1024 * 1024
+
+
+def read_prefix(path: str | os.PathLike[str], limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of the file ``path``, whatever kind of file it is: more than
+    ``limit`` bytes means it is too large. A file a command reads may be a link to ``/dev/zero``
+    or to a file of 60 GB (one in the deployed commit, or a request file from the waiting run):
+    read whole, it ended in ``MemoryError`` (exit 70) or the machine's memory. A pipe the user
+    gives (``<(...)``) is read as any file."""
+    with open(path, "rb") as handle:
+        return handle.read(limit + 1)  # a buffered read: until that many bytes, or the end
+
+
+def read_argument_file(
+    path: str | os.PathLike[str], *, what: str, limit: int = MAX_ARGUMENT_FILE_BYTES
+) -> str:
+    """The UTF-8 text of a file named on the command line, of at most ``limit`` bytes
+    (:class:`InputLimitError` past it: a ``ValueError``, as a decoding error is)."""
+    raw = read_prefix(path, limit)
+    if len(raw) > limit:
+        raise InputLimitError(
+            f"the {what} is more than the {limit // (1024 * 1024)} MiB the runner reads"
+        )
+    return raw.decode("utf-8")

@@ -162,6 +162,10 @@ class ExpressionAt:
     ) -> Literal[False]:
         if isinstance(exc, ExpressionError) and exc.location is None:
             exc.location = self.place(exc)
+        elif isinstance(exc, SubstitutionError) and exc.location is None:
+            # `#{}` work past its budget (variables expanding to copies of each other) said
+            # neither step nor key: the key's place, as for an expression
+            exc.location = self.where
         return False
 
     def place(self, exc: ExpressionError) -> Location | None:

@@ -666,6 +666,37 @@ class Masker:
     # One line is the common unit of output; the name says what the runner streams.
     mask_line = mask
 
+    def showable(self, text: str, continued: bool = False) -> int:
+        """How many characters of ``text``, a line still being read, can be masked and shown on
+        their own now (``continued``: the text goes on a line shown in part already).
+
+        All but the last ``longest - 1``: a secret that starts there may go on in what comes
+        next. And never to the middle of a secret: a secret that starts before that point ends
+        inside the text (it is no longer than ``longest``), and the point moves back to its
+        start. Occurrences are taken one by one, not merged, so that a secret repeated back to
+        back is cut between two of its occurrences; only occurrences that overlap one another
+        all the way back to the start of the text leave nothing to show (0)."""
+        cut = len(text) - max(self._longest - 1, 0)
+        compiled = self._current()
+        if compiled is None or cut <= 0:
+            return max(cut, 0)
+        found: list[tuple[int, int]] = []
+        compiled[0].find(text, found)
+        compiled[1].find(text, found, starts_line=not continued, ends_line=False)
+        found.sort()
+        # occurrences that overlap (not merely touch) are one stretch no cut may enter
+        stretch_start, stretch_end = -1, -1
+        for start, end in found:
+            if start >= cut:
+                break
+            if start < stretch_end:
+                stretch_end = max(stretch_end, end)
+            else:
+                stretch_start, stretch_end = start, end
+        if stretch_start < cut < stretch_end:
+            return stretch_start
+        return cut
+
     def _ranges(
         self, text: str, *, starts_line: bool = True, ends_line: bool = True
     ) -> list[tuple[int, int]]:
@@ -772,16 +803,12 @@ class StreamMasker:
 
     def _release_long_line(self) -> str:
         text = self._pending
-        hold = max(self._masker.longest - 1, 0)
-        cut = len(text) - hold
-        ranges = self._masker._ranges(text, starts_line=not self._continued, ends_line=False)
-        for start, end in ranges:
-            if start < cut < end:
-                # A masked range straddles the cut: keep all of it for the next round.
-                cut = start
-                break
+        cut = self._masker.showable(text, self._continued)
         if cut <= 0:
             return ""
+        # no secret crosses the cut: those before it are all found in the text before it
+        shown = text[:cut]
+        ranges = self._masker._ranges(shown, starts_line=not self._continued, ends_line=False)
         self._pending = text[cut:]
         self._continued = True
-        return _replace(text[:cut], [(start, end) for start, end in ranges if end <= cut])
+        return _replace(shown, ranges)

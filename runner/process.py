@@ -9,6 +9,7 @@ masks and logs it) and :func:`capture` for the short-lived programs the runner a
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import math
 import os
@@ -103,6 +104,26 @@ def end_spawn() -> None:
     signum = _DEFERRED.pop(ident, None)
     if signum is not None:
         raise KeyboardInterrupt(signum)
+
+
+class SignalsDeferred:
+    """A block a signal must not cut in two: in it, a signal's ``KeyboardInterrupt`` (the
+    second one, which stops the runner where it stands, or one before the steps begin) waits
+    for its end, as in :func:`begin_spawn`. A record's journal line written but not yet counted
+    in memory was cut so: the cancellation's own save then found a line it had not counted,
+    took it for another process's and refused, and the run stayed ``running`` for a later
+    ``resume`` to deploy to its end."""
+
+    __slots__ = ("nested",)
+
+    def __enter__(self) -> None:
+        ident = threading.get_ident()
+        self.nested = ident in _SPAWNING
+        _SPAWNING.add(ident)
+
+    def __exit__(self, kind: object, exc: object, traceback: object) -> None:
+        if not self.nested:
+            end_spawn()
 
 
 class ProcessGroups:
@@ -204,8 +225,12 @@ def run_process(
     timeout: float | None = None,
     groups: ProcessGroups | None = None,
     after_cancel: bool = False,
+    showable: Callable[[str, bool], int] | None = None,
 ) -> ProcessResult:
     """Run ``argv`` to completion, streaming its output (stderr merged) line by line.
+
+    A line longer than ``LINE_LIMIT`` bytes is given in pieces, each as long as ``showable``
+    says (the caller's masker: no secret cut in two by a piece's end; see :class:`_Lines`).
 
     A process started while the run is being cancelled is stopped at once, unless
     ``after_cancel`` says its step was started *because of* the cancellation (an ``always()`` or
@@ -239,7 +264,7 @@ def run_process(
     pgid = proc.pid
     timed_out = False
     cancelled = False
-    lines = _Lines(on_line)
+    lines = _Lines(on_line, showable)
     try:
         if groups is not None:
             groups.add(pgid)
@@ -349,16 +374,37 @@ _CHUNK = 1 << 16
 _PIDFD = hasattr(os, "pidfd_open")
 
 
+#: the longest line given whole: a longer one (a minified file, a progress bar without newlines,
+#: `cat` of a binary) is given in pieces; held whole, a line of 300 MB grew the runner by 1.8 GB
+LINE_LIMIT = 1024 * 1024
+#: a long line no part of which can be shown on its own (one run of overlapping secrets, say
+#: ``aaaa`` in a line of ``a``) is given whole once it is this long, masked as a line is
+HOLD_LIMIT = 4 * LINE_LIMIT
+
+
 class _Lines:
     """A process's output cut into lines (at ``\\n``, as a binary file object does; a last line
     without one is a line too), each decoded and given to ``on_line``. An error ``on_line``
-    raises stops the calls, not the reading: a full pipe would block the process forever."""
+    raises stops the calls, not the reading: a full pipe would block the process forever.
 
-    def __init__(self, on_line: Callable[[str], None]) -> None:
+    A line past ``LINE_LIMIT`` bytes is given in pieces. Where a piece ends is the caller's to
+    say (``showable``: how many characters of the line read so far can be shown on their own;
+    :meth:`runner.masking.Masker.showable` never cuts a secret in two); without it, a piece is
+    all that was read, cut between characters."""
+
+    def __init__(
+        self, on_line: Callable[[str], None], showable: Callable[[str, bool], int] | None = None
+    ) -> None:
         self.on_line = on_line
+        self.showable = showable
         self.errors: list[BaseException] = []
         self.reader: threading.Thread | None = None
         self._partial: list[bytes] = []
+        self._size = 0
+        #: the size of the pending line at which a piece is looked for next
+        self._next_piece = LINE_LIMIT
+        #: the pending line continues one given in part
+        self._continued = False
 
     def feed(self, chunk: bytes) -> None:
         start = 0
@@ -366,17 +412,51 @@ class _Lines:
             if self._partial:
                 self._partial.append(chunk[start:end])
                 self._emit(b"".join(self._partial))
-                self._partial.clear()
+                self._restart()
             else:
                 self._emit(chunk[start:end])
+                self._continued = False
             start = end + 1
         if start < len(chunk):
             self._partial.append(chunk[start:])
+            self._size += len(chunk) - start
+            if self._size > self._next_piece:
+                self._release_piece()
+
+    def _restart(self) -> None:
+        self._partial.clear()
+        self._size = 0
+        self._next_piece = LINE_LIMIT
+        self._continued = False
+
+    def _release_piece(self) -> None:
+        raw = b"".join(self._partial)
+        # the characters read whole so far: the bytes of one cut short wait for the rest
+        decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+        text = decoder.decode(raw, final=False)
+        if self.showable is None:
+            count = len(text)
+        else:
+            count = self.showable(text, self._continued)
+            if count <= 0 and len(raw) > HOLD_LIMIT:
+                count = len(text)
+        if count <= 0:
+            # nothing can be shown on its own yet: look again once another piece's worth came
+            self._partial = [raw]
+            self._next_piece = self._size + LINE_LIMIT
+            return
+        shown = text[:count].encode("utf-8", "surrogateescape")
+        self._emit(shown)
+        rest = raw[len(shown) :]
+        self._partial = [rest] if rest else []
+        self._size = len(rest)
+        self._next_piece = LINE_LIMIT
+        self._continued = True
 
     def end(self) -> None:
         if self._partial:
             self._emit(b"".join(self._partial))
-            self._partial.clear()
+            self._restart()
 
     def _emit(self, raw: bytes) -> None:
         if self.errors:

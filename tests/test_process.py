@@ -13,6 +13,7 @@ import pytest
 from helpers.waiting import wait_for
 
 from runner import process
+from runner.masking import Masker
 from runner.process import run_process
 
 PY = sys.executable
@@ -121,3 +122,60 @@ def test_no_descriptor_is_left_open(way: str, tmp_path: Path) -> None:
         lines_of("import time; time.sleep(5)", timeout=0.05)
         run_process([str(tmp_path / "missing")], env=ENV, cwd=None, on_line=lambda _: None)
     assert descriptors() == before
+
+
+# -- a line too long to hold: given in pieces, no secret cut in two --------------------------
+
+SECRET = "S3cr3tValue-0123456789abcdef"
+
+
+def _pieces(data: bytes, masker: Masker, chunk: int = 1 << 16) -> list[str]:
+    shown: list[str] = []
+    lines = process._Lines(lambda text: shown.append(masker.mask(text)), masker.showable)
+    for start in range(0, len(data), chunk):
+        lines.feed(data[start : start + chunk])
+    lines.end()
+    return shown
+
+
+@pytest.mark.parametrize("before", range(-40, 8))
+def test_a_piece_of_a_long_line_never_ends_inside_a_secret(before: int) -> None:
+    # the first piece is looked for once a line passes LINE_LIMIT, at a chunk's end: the secret
+    # is put across every place that piece could end (a piece ended there, and showed
+    # `S3cr3tValu` in clear before the rest of the line)
+    masker = Masker()
+    masker.add(SECRET)
+    chunks = process.LINE_LIMIT // (1 << 16) + 1
+    at = chunks * (1 << 16) - masker.longest + before
+    data = bytearray(b"x" * (chunks * (1 << 16) + 300_000))
+    data[at : at + len(SECRET)] = SECRET.encode()
+    shown = _pieces(bytes(data) + b"\n", masker)
+    assert len(shown) >= 2
+    assert "".join(shown).count("***") == 1
+    for piece in shown:
+        assert not any(SECRET[:k] in piece or SECRET[-k:] in piece for k in range(3, 29))
+
+
+def test_a_secret_repeated_without_a_newline_is_shown_masked_in_bounded_pieces() -> None:
+    masker = Masker()
+    masker.add(SECRET)
+    shown = _pieces(SECRET.encode() * (3 * process.LINE_LIMIT // len(SECRET)) + b"\n", masker)
+    assert len(shown) >= 3  # not held whole to its end
+    assert all(set(piece.split("***")) == {""} for piece in shown)
+
+
+def test_a_line_of_overlapping_secrets_is_given_whole_past_the_hold_limit() -> None:
+    # `aaaa` overlaps itself all along a line of `a`: no place to cut, held to HOLD_LIMIT only
+    masker = Masker()
+    masker.add("aaaa")
+    shown = _pieces(b"a" * (process.HOLD_LIMIT + 3 * process.LINE_LIMIT) + b"\n", masker)
+    assert shown == ["***", "***"]
+
+
+def test_a_long_line_cut_at_a_character_of_several_bytes_decodes_whole() -> None:
+    masker = Masker()
+    masker.add(SECRET)
+    data = "é€😀".encode() * (process.LINE_LIMIT // 5)
+    shown = _pieces(data + b"\n", masker, chunk=65_537)
+    assert len(shown) >= 2
+    assert "".join(shown) == data.decode()

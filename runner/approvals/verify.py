@@ -23,7 +23,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from msgspec import Struct, field
@@ -32,6 +31,7 @@ from runner.approvals.allowed_signers import (
     AllowedSigner,
 )
 from runner.approvals.document import (
+    MAX_BODY_BYTES,
     SignedApproval,
     body_digest,
     check_binding,
@@ -44,6 +44,7 @@ from runner.approvals.identity import Person, parse_directory
 from runner.approvals.quorum import check_fields
 from runner.approvals.request import Interruption, Submission, inputs_digest, specs_of
 from runner.approvals.trust import TrustFiles, reachable, read_keys
+from runner.bounded import read_prefix
 from runner.errors import ApprovalError, RunnerError, UsageError, VerificationError
 from runner.git import Git
 from runner.load import load_workflow
@@ -276,7 +277,9 @@ def verify_signed_file(
 
     def read() -> tuple[bytes, bytes]:
         try:
-            return Path(path).read_bytes(), Path(path + ".sig").read_bytes()
+            # at most one byte past what a body may be: more is refused as too large, and a
+            # link to /dev/zero or a huge file is not read whole (it was a MemoryError)
+            return read_prefix(path, MAX_BODY_BYTES), read_prefix(path + ".sig", MAX_BODY_BYTES)
         except OSError as exc:
             raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from None
 

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shlex
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from runner.approvals.request import inputs_digest as digest_of_inputs
 from runner.approvals.server_client import ServerClient
 from runner.approvals.sshsig import sign_with_ssh_keygen
 from runner.approvals.verify import verify_signed_file
-from runner.bounded import loads
+from runner.bounded import loads, read_argument_file
 from runner.cli.out_folder import approvals_target, check_out_folder
 from runner.errors import GitError, UsageError
 from runner.git import Git
@@ -160,7 +161,7 @@ def new_approval(
     request: dict[str, Any] = {}
     if request_file:
         try:
-            request = loads(Path(request_file).read_text(encoding="utf-8"), what="request")
+            request = loads(read_argument_file(request_file, what="request file"), what="request")
         except (OSError, ValueError) as exc:
             raise UsageError(f"--request {request_file}: {exc}") from None
         if not isinstance(request, dict):
@@ -263,14 +264,39 @@ def new_approval(
     raw = body.encode()
     folder = Path(out) / body.run_id
     folder.mkdir(parents=True, exist_ok=True)
+    if folder.is_symlink() or not folder.resolve().is_relative_to(Path(out).resolve()):
+        # anyone who can push to the approvals branch can commit a link in the approver's
+        # clone: the signed files went wherever it pointed
+        raise UsageError(
+            f"{folder} is a link out of {out}: not writing through it",
+            hint="the approvals branch holds no links; remove it (someone who can push to the "
+            "branch put it there) and sign again",
+        )
     safe = re.sub(r"[^A-Za-z0-9@._-]", "_", who)
     attempt_part = f"attempt-{body.attempt}." if body.attempt is not None else ""
     path = folder / f"{body.step_id}.{attempt_part}{safe}.json"
     signature = sign_with_ssh_keygen(raw, key, namespace)
-    path.write_bytes(raw)
     sig = path.with_name(path.name + ".sig")
-    sig.write_bytes(signature)
+    # each written aside and renamed into place: a link committed under either name is
+    # replaced, never followed (it overwrote the file it named: ~/.bashrc, authorized_keys),
+    # and a kill leaves the old file or the new one, never half of one
+    _replace(path, raw)
+    _replace(sig, signature)
     return path, sig, target.branch if target else None
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write ``data`` beside ``path`` and rename it over ``path`` (a link there is replaced)."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.chmod(temporary, 0o644)  # as the files were written before: read by git and people
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def report_text(path: str, report: SignedFileReport, at: str | None) -> str:
@@ -389,7 +415,7 @@ def signed_summary(path: Path, request_file: str | None) -> str:
     skipped: object = None
     if request_file:
         with contextlib.suppress(OSError, ValueError):
-            request = loads(Path(request_file).read_text(encoding="utf-8"), what="request")
+            request = loads(read_argument_file(request_file, what="request file"), what="request")
             if isinstance(request, dict):
                 inputs, skipped = request.get("inputs"), request.get("skipped")
     digest = body.get("inputs_digest")

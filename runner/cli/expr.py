@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from runner import expressions
-from runner.bounded import loads
+from runner.bounded import loads, read_argument_file
 from runner.errors import ExpressionError, UsageError
 from runner.expressions.functions import to_json
 
@@ -16,8 +16,8 @@ def evaluate_text(expression: str, context_file: str | None) -> str:
     contexts: dict[str, object] = {}
     if context_file:
         try:
-            with open(context_file, encoding="utf-8") as handle:
-                loaded = loads(handle.read(), what="context")
+            text = read_argument_file(context_file, what="context file")
+            loaded = loads(text, what="context")
         except (OSError, ValueError) as exc:
             raise UsageError(f"--context {context_file}: {exc}") from None
         if not isinstance(loaded, dict):

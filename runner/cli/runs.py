@@ -217,7 +217,12 @@ def list_command(state_dir: str | None, output_format: str) -> int:
     """Every recorded run, newest first."""
 
     store = RecordStore(resolve(state_dir, os.environ))
-    records = sorted(store.list(), key=lambda r: r.started_at, reverse=True)
+    unreadable: list[tuple[str, str]] = []
+    records = sorted(store.list(unreadable), key=lambda r: r.started_at, reverse=True)
+    for run_id, why in unreadable:
+        # left out without a word, a run whose record grew past what is read said "no runs
+        # recorded": its deployment, maybe waiting at a gate, was lost from sight
+        click.echo(f"warning: run {run_id} is left out: its record cannot be read: {why}", err=True)
     if output_format == "json":
         items: list[dict[str, Any]] = [
             {
@@ -234,7 +239,7 @@ def list_command(state_dir: str | None, output_format: str) -> int:
         ]
         click.echo(json.dumps(items, indent=2))
         return 0
-    if not records:
+    if not records and not unreadable:
         # say where: a newcomer in another folder (or without the CI's artifact) sees why
         click.echo(f"no runs recorded in {store.state_dir}")
         click.echo(

@@ -15,7 +15,7 @@ from msgspec import Struct, field
 
 from runner import expressions
 from runner import variables as octostache
-from runner.errors import ExpressionError
+from runner.errors import ExpressionError, expression_at
 from runner.evaluation.conditions import (
     Decision,
     JobStatus,
@@ -117,7 +117,7 @@ def make_plan(
     base_env = dict(workflow.env)
     progress = Progress(workflow, facts, variables, {k: _text(v) for k, v in inputs.items()})
     values = progress.values
-    expanded = _expanded(variables, values, secrets)
+    expanded = _expanded(workflow, variables, values, secrets)
     for step in workflow.steps:
         if not (step.with_previous and planned):
             group += 1
@@ -204,16 +204,21 @@ class _Secrets:
 
 
 def _expanded(
-    variables: VariableSet, values: Mapping[str, str], secrets: _Secrets
+    workflow: Workflow, variables: VariableSet, values: Mapping[str, str], secrets: _Secrets
 ) -> dict[str, str]:
     """Non-secret variables whose value holds ``#{}``, substituted as a step would see them
-    (a ``${{ }}`` inside a variable's value stays text, as in a run)."""
+    (a ``${{ }}`` inside a variable's value stays text, as in a run). A variable that needs
+    too much work is refused at its definition."""
 
-    return {
-        item.name: octostache.substitute(item.value, values, derived=secrets.derive)
-        for item in variables.items
-        if item.value is not None and not item.secret and "#{" in item.value
-    }
+    expanded = {}
+    for item in variables.items:
+        if item.value is not None and not item.secret and "#{" in item.value:
+            defined = workflow.variables.get(item.name)
+            with expression_at(defined.location if defined is not None else None):
+                expanded[item.name] = octostache.substitute(
+                    item.value, values, derived=secrets.derive
+                )
+    return expanded
 
 
 def _manual_outputs(

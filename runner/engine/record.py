@@ -31,11 +31,12 @@ from msgspec import Struct, field, msgpack
 from msgspec.structs import asdict, replace
 
 from runner.approvals.state import ApprovalState, GuidedState, RecordShapeError
-from runner.bounded import loads, read_file
+from runner.bounded import MAX_RECORD_FILE_BYTES, loads, read_file
 from runner.engine import journal
 from runner.engine.journal import Position
 from runner.engine.seal import seal, unseal
 from runner.errors import StateError
+from runner.process import SignalsDeferred
 
 FORMAT_VERSION = 1
 
@@ -429,19 +430,8 @@ class RecordStore:
         """Record what changed since the last save as one journal line; with ``durable``, also
         write the snapshot, made to survive a power loss."""
         try:
-            written = self._written.get(record.run_id)
-            if written is None or len(written.steps) != len(record.steps):
-                # a record this store did not write or read (fetched from the server, built by
-                # hand): a snapshot, after whatever lines the journal holds
-                self.folder(record.run_id).mkdir(parents=True, exist_ok=True)
-                _, position = journal.read(
-                    self.journal_path(record.run_id), record.run_id, record.started_at, self.key
-                )
-                self._snapshot(record, position, durable=durable)
-            else:
-                self._append(record, written, durable=durable)
-                if durable:
-                    self._snapshot(record, written.position, durable=True)
+            with SignalsDeferred():  # the line and its count in memory go together
+                self._save(record, durable=durable)
         except (OSError, journal.JournalError) as exc:
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise StateError(
@@ -451,6 +441,21 @@ class RecordStore:
             ) from None
         if durable and self.mirror is not None:
             self.mirror(record)
+
+    def _save(self, record: RunRecord, *, durable: bool) -> None:
+        written = self._written.get(record.run_id)
+        if written is None or len(written.steps) != len(record.steps):
+            # a record this store did not write or read (fetched from the server, built by
+            # hand): a snapshot, after whatever lines the journal holds
+            self.folder(record.run_id).mkdir(parents=True, exist_ok=True)
+            _, position = journal.read(
+                self.journal_path(record.run_id), record.run_id, record.started_at, self.key
+            )
+            self._snapshot(record, position, durable=durable)
+        else:
+            self._append(record, written, durable=durable)
+            if durable:
+                self._snapshot(record, written.position, durable=True)
 
     def _append(self, record: RunRecord, written: _Written, *, durable: bool) -> None:
         whole = _whole(record)
@@ -475,13 +480,16 @@ class RecordStore:
         data, position = journal.line(written.position, self.key, ", ".join(parts))
         if written.journal is None:
             written.journal = self.journal_path(record.run_id)
+        _within_limit(written.journal, "journal", position.size)
         journal.append(written.journal, data, written.position.size, durable=durable)
         written.position, written.fields, written.steps = position, now, list(record.steps)
         written.whole = whole
 
     def _snapshot(self, record: RunRecord, position: Position, *, durable: bool) -> None:
         record.journal = position.to_dict() if position.lines else None
-        write_atomic(self.path(record.run_id), self._snapshot_bytes(record), durable=durable)
+        data = self._snapshot_bytes(record)
+        _within_limit(self.path(record.run_id), "record", len(data))
+        write_atomic(self.path(record.run_id), data, durable=durable)
         self._written[record.run_id] = _Written(
             position, _encoded(record), list(record.steps), _whole(record)
         )
@@ -548,14 +556,19 @@ class RecordStore:
         )
         return record
 
-    def list(self) -> Iterator[RunRecord]:
+    def list(self, unreadable: list[tuple[str, str]] | None = None) -> Iterator[RunRecord]:
+        """Every run whose record can be read; those that cannot are appended to
+        ``unreadable`` (run id, why) when given, for a listing to say so."""
         if not self.runs.is_dir():
             return
         for folder in sorted(self.runs.iterdir()):
             try:
                 yield self.load(folder.name)
-            except (OSError, ValueError, TypeError, KeyError):
-                continue
+            except FileNotFoundError:
+                continue  # a folder with no record: a run id never claimed
+            except (OSError, ValueError, TypeError, KeyError) as exc:
+                if unreadable is not None:
+                    unreadable.append((folder.name, str(exc) or type(exc).__name__))
 
 
 def write_new(path: Path, data: bytes) -> bool:
@@ -596,3 +609,14 @@ def write_atomic(path: Path, data: bytes, *, durable: bool) -> None:
             os.fsync(directory)
         finally:
             os.close(directory)
+
+
+def _within_limit(path: Path, what: str, size: int) -> None:
+    """Refuse (``JournalError``: the run stops, its last record whole) to write a record or a
+    journal of more than the runner reads back: it would be a run no ``resume`` or ``runs
+    show`` could read (a step's 200 MB output was recorded, and the run was lost)."""
+    if size > MAX_RECORD_FILE_BYTES:
+        raise journal.JournalError(
+            f"{path}: the run's {what} would be {size:,} bytes, more than the "
+            f"{MAX_RECORD_FILE_BYTES // (1024 * 1024)} MiB the runner reads back"
+        )

@@ -14,7 +14,7 @@ from runner.engine.deployment_lock import DeploymentLock
 from runner.engine.lock import LocalLock, run_lock
 from runner.engine.record import RecordStore
 from runner.engine.run import Run, cancel_record, utc_now
-from runner.errors import ExitCode, RefusedError
+from runner.errors import ExitCode, RefusedError, StateError
 from runner.steps.base import RunLog
 
 
@@ -50,6 +50,8 @@ def cancel_recorded(store: RecordStore, run_id: str, exc: KeyboardInterrupt, log
             # the lock a run detached at a ``block-deployments`` step kept (this process never
             # took it, so it holds no token of it: it gives up the run's)
             LocalLock(store, record.workflow_name, record.environment, run_id).release_kept()
+    except StateError as error:  # a RefusedError too, but not another process's run
+        log.write(f"received {name}: stopping; {error.message}")
     except RefusedError:
         log.write(f"received {name}: stopping (run {run_id} is another process's)")
     except (OSError, ValueError, TypeError, KeyError):
@@ -77,6 +79,8 @@ def cancel_now(
                 run.log.write(f"Run {run.record.run_id} was cancelled ({name})")
             for lock in locks:
                 lock.release()
+    except StateError as error:  # a RefusedError too, but not another process's run
+        run.log.write(f"received {name}: stopping; {error.message}")
     except RefusedError:
         run.log.write(f"received {name}: stopping (run {run.record.run_id} is another process's)")
     finally:

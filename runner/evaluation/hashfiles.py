@@ -47,7 +47,9 @@ def hash_files(workspace: Path, *patterns: object) -> str:
         return ""
     outer = hashlib.sha256()
     for path in sorted(matched):
-        outer.update(hashlib.sha256(path.read_bytes()).digest())
+        # streamed: a build artifact of many GB read whole was a MemoryError (exit 70)
+        with path.open("rb") as handle:
+            outer.update(hashlib.file_digest(handle, "sha256").digest())
     return outer.hexdigest()
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from msgspec import Struct, field
 
+from runner.bounded import read_prefix
 from runner.errors import Diagnostic, RunnerError, UsageError, WorkflowError
 from runner.gc_pause import gc_paused
 from runner.load.build import build_workflow
@@ -14,7 +15,7 @@ from runner.load.checks import check_urls, check_workflow, find_workspace
 from runner.load.expression_checks import check_expressions
 from runner.load.schema import validate_document
 from runner.load.secret_checks import check_secret_outputs
-from runner.load.yaml import Document, LoadError, load_yaml
+from runner.load.yaml import MAX_FILE_BYTES, Document, LoadError, load_yaml
 from runner.model import Workflow
 
 
@@ -50,7 +51,9 @@ def read_workflow(path: str | Path) -> bytes:
     ``validate`` and 2 from ``run``), and a mistyped name is most often a letter off a file
     beside it (newcomer pass)."""
     try:
-        return Path(path).read_bytes()
+        # one byte past the limit is enough to refuse it: a link to /dev/zero or to a huge
+        # file (a deployed commit can hold one) was read whole, a MemoryError
+        return read_prefix(path, MAX_FILE_BYTES)
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file", hint=_nearest(Path(path))) from None
     except IsADirectoryError:

@@ -10,10 +10,11 @@ from typing import Any
 
 from msgspec import Struct, field
 
+from runner.bounded import read_prefix
 from runner.errors import Diagnostic, Location, WorkflowError
 from runner.load.build import text, value_places
 from runner.load.schema import validate_document
-from runner.load.yaml import LoadError, load_yaml
+from runner.load.yaml import MAX_FILE_BYTES, LoadError, load_yaml
 
 #: how deep actions may use one another: a workflow step's action is 1 (``runner validate``
 #: refuses a deeper chain; walking one of a thousand actions ended in a ``RecursionError``)
@@ -61,7 +62,7 @@ def load_action(path: Path) -> Action:
     """Load and validate ``action.yml``; raise :class:`WorkflowError` with its diagnostics."""
     shown = str(path)
     try:
-        raw = path.read_bytes()
+        raw = read_prefix(path, MAX_FILE_BYTES)  # more is refused, never read whole
     except OSError as exc:
         problem = Diagnostic(Location(shown, 1, 1), f"cannot read action: {exc.strerror}", "action")
         raise WorkflowError([problem]) from None

@@ -203,8 +203,8 @@ def read_text(path: str, raw: bytes) -> str:
     if not raw.strip():
         raise LoadError([Diagnostic(where, "file is empty; expected a YAML mapping", "syntax")])
     if len(raw) > MAX_FILE_BYTES:
-        size = f"{len(raw) / 1024 / 1024:.1f} MiB"
-        message = f"file is too large ({size}); the limit is {MAX_FILE_BYTES // 1024 // 1024} MiB"
+        # the reader stops one byte past the limit: how much more there is is not known
+        message = f"file is too large: more than the {MAX_FILE_BYTES // 1024 // 1024} MiB limit"
         raise LoadError([Diagnostic(where, message, "syntax")])
     if b"\x00" in raw:
         raise LoadError([Diagnostic(where, "file is binary, not YAML text", "syntax")])

@@ -11,13 +11,14 @@ from typing import Any, Protocol
 from msgspec import Struct, field
 
 from runner.approvals.state import ApprovalState, Decision, GuidedState
-from runner.errors import Location
+from runner.errors import Location, StepError
 from runner.load.yaml import expression_in
 from runner.masking import Masker
 from runner.model import Identity, Step, Workflow
 from runner.options import RunOptions
 from runner.process import ProcessGroups
 from runner.steps.scratch import Scratch
+from runner.workspace import write_replacing
 
 
 class StepResult(Struct):
@@ -183,3 +184,29 @@ class Detached(Exception):
     def __init__(self, step_id: str) -> None:
         super().__init__(step_id)
         self.step_id = step_id
+
+
+def write_step_file(step_dir: Path, name: str, text: str) -> None:
+    """Write ``text`` as ``step_dir/name`` (a manual step's request file), written aside and
+    renamed into place. The state folder travels as a CI artifact: a link put at the file made
+    a resumed run write the request over whatever it named on the resume machine; one at the
+    step's folder (or ``steps``), into a folder of the attacker's choosing. A link at the file
+    is replaced; one at either folder fails the step (a :class:`StepError`)."""
+    for folder in (step_dir.parent, step_dir):
+        if folder.is_symlink():
+            raise StepError(
+                f"{folder} is a link, not the folder the runner made: not writing through it "
+                "(the state folder was changed since the run wrote it)"
+            )
+    try:
+        # a link or a FIFO a step put at the name is replaced, never opened (a FIFO there
+        # blocked the runner for ever, SIGTERM too)
+        write_replacing(step_dir / name, text)
+    except OSError as exc:
+        raise _unwritten(step_dir / name, exc) from None
+
+
+def _unwritten(path: Path, exc: OSError) -> StepError:
+    return StepError(
+        f"could not write the request file {path}: {exc.strerror or exc}; nobody was asked"
+    )

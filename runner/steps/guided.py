@@ -45,7 +45,7 @@ from runner.characters import visible
 from runner.errors import ApprovalError, ExitCode, RunnerError
 from runner.git import Git
 from runner.model import GuidedFailure, Step
-from runner.steps.base import Detached, StepContext, StepLog, StepResult
+from runner.steps.base import Detached, StepContext, StepLog, StepResult, write_step_file
 from runner.steps.manual import (
     WITHDRAW_SECONDS,
     announce,
@@ -54,7 +54,6 @@ from runner.steps.manual import (
     recorded_refusal,
     status_line,
     withdraw,
-    write_request,
 )
 
 #: how many lines of a failed step's log the question shows
@@ -201,8 +200,9 @@ def ask(
     git = Git(ctx.workspace)
     directory: Directory = load_directory(ctx.workflow.approvals.trust, git, local_user())
     started_by = directory.by_login(ctx.started_by.username)
-    write_request(
-        ctx.step_dir / f"request-attempt-{request.attempt}.json",
+    write_step_file(
+        ctx.step_dir,
+        f"request-attempt-{request.attempt}.json",
         _json({**request.to_dict(), **request_file_facts(ctx.workflow.approvals.file, request)}),
     )
     state = ApprovalState(

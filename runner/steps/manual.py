@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 
 from msgspec.structs import replace
 
@@ -31,13 +30,12 @@ from runner.approvals.wait import WaitOutcome, wait_for_decision
 from runner.cancel import Cancelled
 from runner.characters import visible
 from runner.durations import format_duration
-from runner.errors import ApprovalError, ExitCode, RunnerError, StepError
+from runner.errors import ApprovalError, ExitCode, RunnerError
 from runner.git import Git, GitReader
 from runner.model import Identity, Manual
 from runner.notify import WebhookError, post_json, webhook_url
-from runner.steps.base import Detached, StepContext, StepResult
+from runner.steps.base import Detached, StepContext, StepResult, write_step_file
 from runner.steps.outputs import manual_outputs
-from runner.workspace import write_replacing
 
 
 def _iso(ctx: StepContext, delta: timedelta = timedelta(0)) -> str:
@@ -151,8 +149,9 @@ def run_manual_step(ctx: StepContext) -> StepResult:
     known = list(previous.submissions) if previous else []
     # the request as a file, for `runner approval new --request` on the approver's machine
     facts = request_file_facts(ctx.workflow.approvals.file, request)
-    write_request(
-        ctx.step_dir / "request.json",
+    write_step_file(
+        ctx.step_dir,
+        "request.json",
         json.dumps({**request.to_dict(), **facts}, indent=2, ensure_ascii=False) + "\n",
     )
     # one cell, replaced as the wait learns more (the callbacks below update it)
@@ -438,18 +437,6 @@ def announce(ctx: StepContext, request: Interruption, sources: list[ApprovalSour
     name = f"request-attempt-{request.attempt}.json" if request.guided else "request.json"
     lines.append(f"Request file (for --request): {ctx.step_dir / name}")
     ctx.log.waiting(ctx.step, request.to_dict(), "\n".join(lines))
-
-
-def write_request(path: Path, text: str) -> None:
-    """The request file, in the state folder, whatever a step left at its name (see
-    :func:`runner.workspace.write_replacing`); a :class:`StepError` when it cannot be written:
-    nobody could be asked what it asks."""
-    try:
-        write_replacing(path, text)
-    except OSError as exc:
-        raise StepError(
-            f"could not write the request file {path}: {exc.strerror or exc}; nobody was asked"
-        ) from None
 
 
 def notify(ctx: StepContext, request: Interruption) -> None:

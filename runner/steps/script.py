@@ -44,6 +44,12 @@ FILES = {
 }
 
 
+#: the most each of those files may hold: a step's record keeps what it wrote, and a record
+#: past the 64 MiB the runner reads (``bounded.MAX_RECORD_FILE_BYTES``) could no longer be
+#: resumed or shown; a 200 MB output made it so, after growing the runner past 1.4 GB
+FILE_COMMAND_BYTES = 1024 * 1024
+
+
 class Script(Struct, frozen=True):
     text: str
     shell: str | None
@@ -194,6 +200,7 @@ def _run_created(
             timeout=timeout,
             groups=ctx.groups,
             after_cancel=after_cancel,
+            showable=ctx.masker.showable,
         )
     except ValueError:
         # `Popen` refuses an environment holding a NUL ("embedded null byte"), from a step's
@@ -358,17 +365,16 @@ def _size(path: str | Path) -> int:
         return 0
 
 
-#: the most of one file-command file the runner reads; past it the step fails (a record holding
-#: more could not be read back: ``runner.bounded.MAX_RECORD_FILE_BYTES`` is four times this)
-MAX_FILE_COMMAND_BYTES = 16 * 1024 * 1024
-
 #: how a refused file is named to the person reading the log
-_NAMES = {kind: f"${names[0]}" for kind, names in FILES.items()}
+_NAMES = {
+    kind: f"${names[0]}" + (f" (${names[1]})" if len(names) > 1 else "")
+    for kind, names in FILES.items()
+}
 
 
 def _read(path: str | Path, kind: str = "octopus") -> str:
     """The text of a file-command file, read as the runner made it: a regular file of at most
-    :data:`MAX_FILE_COMMAND_BYTES`. A step may replace the file (it is the step's), and a FIFO
+    :data:`FILE_COMMAND_BYTES`. A step may replace the file (it is the step's), and a FIFO
     there blocked the runner for ever (SIGTERM too: the open was retried) and a link to
     ``/dev/zero`` filled its memory; such a file (a link to anything included: the runner made
     none) is a :class:`StepError` naming the variable."""
@@ -378,7 +384,7 @@ def _read(path: str | Path, kind: str = "octopus") -> str:
     try:
         if _empty_file(os.lstat(path)):
             return ""  # what a step wrote to none of them
-        data = read_file(path, what="file", limit=MAX_FILE_COMMAND_BYTES, follow=False)
+        data = read_file(path, what="file", limit=FILE_COMMAND_BYTES, follow=False)
     except FileNotFoundError:
         return ""  # the script removed it: it reported nothing there
     except InputLimitError:
@@ -394,8 +400,9 @@ def _refusal(path: str | Path, kind: str) -> str:
         status = None
     if status is not None and stat.S_ISREG(status.st_mode):
         return (
-            f"{name} holds more than {MAX_FILE_COMMAND_BYTES // (1024 * 1024)} MiB, more than "
-            "the runner reads; pass large data through a file in the workspace"
+            f"the step wrote more than {FILE_COMMAND_BYTES // (1024 * 1024)} MiB to {name}, the "
+            "most a step's file may hold (GitHub's limit of an output); nothing it wrote there "
+            "was taken: write large data to a file in the workspace and pass its path"
         )
     return (
         f"{name} was replaced by something that is not a regular file (a link, a FIFO or a "

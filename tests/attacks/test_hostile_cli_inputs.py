@@ -96,6 +96,52 @@ def test_approval_new_refuses_a_run_id_option_climbing_out(
     assert not list(tmp_path.rglob("*.json"))
 
 
+@pytest.mark.parametrize("linked", ["files", "folder"])
+def test_approval_new_never_writes_through_a_link_in_the_approvals_clone(
+    tmp_path: Path, keys: object, monkeypatch: pytest.MonkeyPatch, linked: str
+) -> None:
+    """Anyone who can push to the approvals branch can commit links where the approver's next
+    files go (``r1/gate.alice@example.com.json`` -> ``~/.bashrc``, or ``r1`` -> a folder of
+    theirs): `approval new` wrote the signed body and signature through them, over the files
+    they named, outside ``--out``."""
+    key = keys.alice  # type: ignore[attr-defined]
+    home = tmp_path / "home"
+    home.mkdir()
+    victims = {name: home / name for name in ("bashrc", "authorized_keys")}
+    for victim in victims.values():
+        victim.write_text("precious\n")
+    clone = tmp_path / "clone"
+    name = f"gate.{key.principal}.json"
+    if linked == "files":
+        (clone / "r1").mkdir(parents=True)
+        (clone / "r1" / name).symlink_to(victims["bashrc"])
+        (clone / "r1" / f"{name}.sig").symlink_to(victims["authorized_keys"])
+    else:
+        clone.mkdir()
+        (clone / "r1").symlink_to(home, target_is_directory=True)
+    result = cli_in(
+        monkeypatch,
+        tmp_path,
+        {"PATH": os.environ["PATH"], "HOME": str(home)},
+        *("approval", "new", "--run-id", "r1", "--step", "gate", "--env", "prod"),
+        *("--digest", "d", "--decision", "proceed", "--key", str(key.path)),
+        *("--principal", key.principal, "--out", str(clone)),
+    )
+    for victim in victims.values():
+        assert victim.read_text() == "precious\n"
+    assert sorted(p.name for p in home.iterdir()) == ["authorized_keys", "bashrc"]
+    if linked == "files":
+        assert result.returncode == 0, result
+        for written in (clone / "r1" / name, clone / "r1" / f"{name}.sig"):
+            assert not written.is_symlink()
+        assert json.loads((clone / "r1" / name).read_text())["run_id"] == "r1"
+    else:
+        assert result.returncode == 2, result
+        assert f"error: {clone / 'r1'} is a link out of {clone}: not writing through it" in (
+            result.stderr
+        )
+
+
 #: approval server URLs the schema's ``^https?://`` let through, or a person typed for ``--server``
 BAD_SERVER_URLS = {
     "unclosed IPv6 bracket": ("http://[::1", "'http://[::1' is not a URL (Invalid IPv6 URL)"),

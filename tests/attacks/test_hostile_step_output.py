@@ -83,18 +83,18 @@ def test_a_path_entry_with_a_nul_is_refused_and_later_steps_run(
 # (SIGTERM too: the open was retried), its `always()` steps never ran and the record stayed
 # `running`; a link to /dev/zero filled its memory. Now such a file fails the step.
 REPLACED = {
-    "a FIFO": ('rm "$RUNNER_ENV"; mkfifo "$RUNNER_ENV"', "$RUNNER_ENV was replaced"),
+    "a FIFO": ('rm "$RUNNER_ENV"; mkfifo "$RUNNER_ENV"', "$RUNNER_ENV ($GITHUB_ENV) was replaced"),
     "a link to /dev/zero": (
         'ln -sf /dev/zero "$RUNNER_OUTPUT"',
-        "$RUNNER_OUTPUT was replaced",
+        "$RUNNER_OUTPUT ($GITHUB_OUTPUT) was replaced",
     ),
     "a link to a file": (
         'echo "o=1" > o.txt; ln -sf "$PWD/o.txt" "$RUNNER_STEP_SUMMARY"',
-        "$RUNNER_STEP_SUMMARY was replaced",
+        "$RUNNER_STEP_SUMMARY ($GITHUB_STEP_SUMMARY) was replaced",
     ),
     "too much": (
-        "head -c 17000000 /dev/zero | tr '\\0' a | sed 's/^/o=/' >> \"$RUNNER_OUTPUT\"",
-        "$RUNNER_OUTPUT holds more than 16 MiB",
+        "head -c 1100000 /dev/zero | tr '\\0' a | sed 's/^/o=/' >> \"$RUNNER_OUTPUT\"",
+        "the step wrote more than 1 MiB to $RUNNER_OUTPUT ($GITHUB_OUTPUT)",
     ),
 }
 

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import json
 import os
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -529,3 +530,36 @@ def test_a_step_still_running_after_its_runner_was_killed_is_not_started_twice(
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "second again" in output and "third saw 1" in output
+
+
+@pytest.mark.parametrize("linked", ["file", "folder"])
+def test_a_resume_never_writes_through_a_link_in_the_state_folder(
+    world: World, linked: str
+) -> None:
+    """The state folder travels as a CI artifact: a link put at the gate's request file
+    (``steps/gate/request.json`` -> the resume machine's ``~/.bashrc``, or ``steps/gate`` -> a
+    folder of the attacker's choosing) made the resumed run write the request there, over the
+    file the link named."""
+    journal_path = detached(world, f"link-{linked}")
+    step_dir = journal_path.parent / "steps" / "gate"
+    victim = world.root / "victim"
+    victim.mkdir()
+    (victim / "request.json").write_text("precious\n")
+    if linked == "file":
+        (step_dir / "request.json").unlink()
+        (step_dir / "request.json").symlink_to(victim / "request.json")
+    else:
+        shutil.rmtree(step_dir)
+        step_dir.symlink_to(victim, target_is_directory=True)
+    done = resume(world, f"link-{linked}")
+    assert (victim / "request.json").read_text() == "precious\n"
+    assert sorted(p.name for p in victim.iterdir()) == ["request.json"]
+    output = done.stdout + done.stderr
+    assert "Traceback" not in output and "internal error" not in output, output
+    if linked == "file":
+        assert done.returncode == 75, output
+        assert not (step_dir / "request.json").is_symlink()
+    else:  # the gate fails: nothing after it runs
+        assert done.returncode == 1, output
+        assert "DEPLOYED" not in output, output
+        assert f"{step_dir} is a link, not the folder the runner made" in output

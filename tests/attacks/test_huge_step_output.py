@@ -1,0 +1,181 @@
+"""Make it huge: what a step writes to its files (``$RUNNER_OUTPUT``, ``$RUNNER_ENV``, the Octopus
+variables, the summary) is bounded, and no run writes a record it could not read back.
+
+A step wrote 200 MB to ``$RUNNER_OUTPUT``: the runner grew past 1.4 GB, "succeeded", and recorded
+the output in ``record.json`` and ``events.jsonl``, each past the 64 MiB the runner reads: `runner
+runs show` and `runner resume` refused the run ever after (`runs list` left it out), so a run
+detached at a later gate could never be resumed. A step that replaced its ``$RUNNER_OUTPUT`` by a
+link to ``/dev/zero`` grew the runner until the machine's memory ran out.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers.run_helpers import Workspace
+
+from runner.engine import record as record_module
+from runner.engine.record import RecordStore
+
+MEMORY = 1024 * 1024 * 1024
+
+
+def _limited() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY, MEMORY))
+
+
+def runner(
+    cwd: Path, *args: str, stdout: Any = subprocess.PIPE
+) -> subprocess.CompletedProcess[str]:
+    environ = {"PATH": os.environ["PATH"], "HOME": str(cwd), "NO_COLOR": "1"}
+    if "PYTHONPATH" in os.environ:
+        environ["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return subprocess.run(
+        [sys.executable, "-c", "from runner.cli.main import entry; entry()", *args],
+        cwd=cwd,
+        env=environ,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        preexec_fn=_limited,
+        check=False,
+    )
+
+
+HUGE = """\
+name: deploy
+steps:
+  - id: big
+    name: Big
+    run: |
+      {{ printf 'big='; head -c {size} /dev/zero | tr '\\0' 'y'; echo; }} >> "{file}"
+  - id: after
+    name: After
+    run: echo after
+"""
+
+
+@pytest.mark.parametrize(
+    ("variable", "size"),
+    [
+        ("$RUNNER_OUTPUT", 70_000_000),
+        ("$GITHUB_ENV", 2_000_000),
+        ("$RUNNER_STEP_SUMMARY", 2_000_000),
+    ],
+)
+def test_a_huge_step_file_fails_the_step_and_the_record_stays_readable(
+    tmp_path: Path, variable: str, size: int
+) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "w.yml").write_text(HUGE.format(size=size, file=variable))
+    result = runner(tmp_path, "run", "w.yml", "--env", "dev", "--run-id", "r1")
+    assert result.returncode == 1, result.stdout + result.stderr
+    names = {"$GITHUB_ENV": "$RUNNER_ENV ($GITHUB_ENV)"}
+    shown_as = names.get(variable, variable + " ($GITHUB_" + variable.split("_", 1)[1] + ")")
+    assert f"the step wrote more than 1 MiB to {shown_as}" in result.stdout
+    assert "internal error" not in result.stderr
+    shown = runner(tmp_path, "runs", "show", "r1")
+    assert shown.returncode == 0, shown.stderr
+    assert "After" in shown.stdout
+    for name in ("record.json", "events.jsonl"):
+        assert (tmp_path / ".runner" / "runs" / "r1" / name).stat().st_size < 100_000
+
+
+@pytest.mark.parametrize("variable", ["$RUNNER_OUTPUT", "$RUNNER_OCTOPUS_VARIABLES"])
+def test_a_step_file_linked_to_dev_zero_fails_the_step(tmp_path: Path, variable: str) -> None:
+    if variable == "$RUNNER_OCTOPUS_VARIABLES":
+        from runner.steps.file_commands import OCTOPUS_VARIABLES_ENV
+
+        variable = f"${OCTOPUS_VARIABLES_ENV}"
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "w.yml").write_text(
+        "name: deploy\nsteps:\n  - id: z\n    name: Z\n"
+        f'    run: ln -sf /dev/zero "{variable}"; echo a line is printed\n'
+    )
+    result = runner(tmp_path, "run", "w.yml", "--env", "dev", "--run-id", "r1")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"{variable} " in result.stdout
+    assert "was replaced by something that is not a regular file" in result.stdout
+    assert "internal error" not in result.stderr
+
+
+def test_a_record_past_what_the_runner_reads_is_never_written(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However it grows (many steps' outputs, each under its own limit), the run stops before
+    its record passes what a resume reads, the record it saved last intact."""
+    monkeypatch.setattr(record_module, "MAX_RECORD_FILE_BYTES", 40_000)
+    steps = "".join(
+        f"  - id: s{i}\n    name: S{i}\n    run: printf 'o=%0{5000}d\\n' 0 >> \"$RUNNER_OUTPUT\"\n"
+        for i in range(20)
+    )
+    outcome = workspace.run(f"name: deploy\nsteps:\n{steps}", environment="dev")
+    assert outcome.code == 5, outcome.err
+    assert "more than the 0 MiB the runner reads back" in outcome.err
+    assert "the run stops here, its last saved record is intact" in outcome.err
+    journal = outcome.state_dir / "runs" / outcome.run_id / "events.jsonl"
+    assert journal.stat().st_size <= 40_000
+    record = RecordStore(outcome.state_dir).load(outcome.run_id)
+    assert record.steps[0].status == "success"
+    assert record.steps[-1].status == "pending"
+
+
+def test_a_line_of_200_mb_is_logged_in_pieces(tmp_path: Path) -> None:
+    """Held whole until its end, one line of 300 MB (a minified file, `cat` of a binary) grew
+    the runner by 1.8 GB."""
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "w.yml").write_text(
+        "name: deploy\nsteps:\n  - id: z\n    name: Z\n"
+        "    run: head -c 200000000 /dev/zero | tr '\\0' x; echo; echo after\n"
+    )
+    with (tmp_path / "out.txt").open("w") as out:
+        result = runner(tmp_path, "run", "w.yml", "--env", "dev", stdout=out)
+    assert result.returncode == 0, result.stderr
+    with (tmp_path / "out.txt").open() as shown:
+        lengths = [len(line) for line in shown]
+    assert sum(lengths) > 200_000_000
+    assert max(lengths) < 2 * 1024 * 1024  # pieces of about 1 MiB
+
+
+def test_a_secret_across_a_pieces_end_is_masked(workspace: Workspace) -> None:
+    piece = 1024 * 1024
+    script = "".join(
+        f"printf '%*s' {piece - offset} '' | tr ' ' x; printf '%s' \"$PW\"\n"
+        for offset in range(1, 24)
+    )
+    workflow = (
+        "name: deploy\nvariables:\n  Pw: {from-env: PW, secret: true}\nsteps:\n"
+        "  - id: a\n    name: A\n    env: {PW: '#{Pw}'}\n    run: |\n"
+        + "".join(f"      {line}\n" for line in script.splitlines())
+        + "      echo\n"
+    )
+    outcome = workspace.run(workflow, environment="dev", env={"PW": "hunter2-0123456789"})
+    assert outcome.code == 0, outcome.err
+    assert outcome.out.count("***") == 23
+    for part in ("hunter2", "0123456789", "r2-01", "3456789"):
+        assert part not in outcome.out
+
+
+def test_runs_list_names_a_run_it_cannot_read(workspace: Workspace) -> None:
+    """Such a run (a record written before this limit, or replaced in the artifact) was left
+    out of `runner runs list` without a word, which then said "no runs recorded"."""
+    outcome = workspace.run(
+        "name: deploy\nsteps:\n  - {id: a, name: A, run: 'true'}\n", environment="dev"
+    )
+    assert outcome.code == 0, outcome.err
+    with outcome.record_path.open("r+b") as handle:
+        handle.truncate(65 << 20)
+    listed = runner(workspace.root, "runs", "list", "--state-dir", str(workspace.state_dir))
+    assert listed.returncode == 0, listed.stderr
+    assert "no runs recorded" not in listed.stdout
+    assert (
+        f"warning: run {outcome.run_id} is left out: its record cannot be read: " in listed.stderr
+    )
+    assert "more than the 64 MiB the runner reads" in listed.stderr
