@@ -113,6 +113,7 @@ def make_plan(
     in_environment: set[str] = set()
     #: the steps the dry run has pass (a barrier that did not bars every step after it)
     passed: set[str] = set()
+    barriers = tuple(s for s in workflow.steps if s.barrier)
     secrets = _Secrets((*variables.secrets(), *_secret_inputs(workflow, inputs)))
     base_env = dict(workflow.env)
     progress = Progress(workflow, facts, variables, {k: _text(v) for k, v in inputs.items()})
@@ -123,7 +124,7 @@ def make_plan(
             group += 1
         contexts = progress.contexts({**base_env, **step.env})
         decision = scoped = scope_decision(step, environment, skip) or barrier_decision(
-            step, workflow.steps, lambda gate: gate.id in passed
+            step, barriers, lambda gate: gate.id in passed
         )
         runs: bool | None
         if decision is None:

@@ -101,6 +101,8 @@ class Run:
     _asking: threading.Lock = field(default_factory=threading.Lock)
     #: the values and contexts a step alone in its group was decided on, for its run
     _decided: tuple[str, tuple[dict[str, str], dict[str, object]]] | None = None
+    #: the workflow's barriers (the policy's approval), looked at before each step
+    _barriers: tuple[Step, ...] | None = None
 
     def stamp(self) -> str:
         return self.clock().isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -293,8 +295,11 @@ class Run:
         step: Step,
         substituted: dict[str, tuple[dict[str, str], dict[str, object]]] | None = None,
     ) -> Decision:
+        if self._barriers is None:
+            # only the barriers: each step looking at every one before it grew with the run
+            self._barriers = tuple(s for s in self.workflow.steps if s.barrier)
         scoped = scope_decision(step, self.environment, self.skip) or barrier_decision(
-            step, self.workflow.steps, self._passed
+            step, self._barriers, self._passed
         )
         if scoped is not None:
             return scoped

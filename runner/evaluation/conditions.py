@@ -57,7 +57,8 @@ def barrier_decision(
     step: Step, steps: Sequence[Step], passed: Callable[[Step], bool]
 ) -> Decision | None:
     """Why ``step`` may not run at all, if a barrier before it (the policy's approval) did not
-    pass (``passed``): its run condition is not looked at, ``always()`` included."""
+    pass (``passed``): its run condition is not looked at, ``always()`` included. ``steps`` may
+    be the workflow's barriers alone (the others are passed over)."""
     for gate in steps:
         if gate.index >= step.index:
             return None
