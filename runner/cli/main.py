@@ -302,6 +302,20 @@ def main(argv: list[str] | None = None) -> int:
         print_error(_not_utf8(args, undecodable))
         return ExitCode.INVALID
     try:
+        # relative paths, the workspace and the state folder are found from here
+        os.getcwd()
+    except OSError as exc:
+        from runner.errors import UsageError
+
+        print_error(
+            UsageError(
+                f"the current folder cannot be used: {exc.strerror or exc} (it was removed, or "
+                "this user may not enter it)",
+                hint="cd to the workspace (or any folder that exists), then run the command again",
+            )
+        )
+        return ExitCode.INVALID
+    try:
         result = get_cli().main(args=argv, prog_name="runner", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
