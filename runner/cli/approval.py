@@ -23,6 +23,7 @@ from runner.approvals.server_client import ServerClient
 from runner.approvals.sshsig import sign_with_ssh_keygen
 from runner.approvals.verify import verify_signed_file
 from runner.bounded import loads, read_argument_file
+from runner.characters import visible
 from runner.cli.out_folder import approvals_target, check_out_folder
 from runner.errors import GitError, UsageError
 from runner.git import Git
@@ -429,7 +430,9 @@ def signed_summary(path: Path, request_file: str | None) -> str:
         lines.append("  skipping (--skip) " + ", ".join(str(step) for step in skipped))
     lines.append(f"  valid until {body['expires_at']}")
     lines.append("check that this is the run you reviewed: the file approves exactly it")
-    return "\n".join(lines)
+    # the request file's inputs are the deployer's text: no control character of theirs may
+    # rewrite what the approver checks (json.dumps leaves a C1 CSI and U+202E as they are)
+    return visible("\n".join(lines))
 
 
 def publish_hint(path: Path, sig: Path, branch: str | None) -> str:
