@@ -171,21 +171,30 @@ def _run_created(
     octopus_size = 0
     siblings = ctx.siblings
 
-    def on_line(line: str) -> None:
+    def learn() -> None:
         nonlocal octopus_size
         # a `-sensitive` Octopus variable is masked from the moment it is set: the script wrote
         # it to the file before printing this line, so a changed size means new variables
+        if siblings is not None:
+            # running beside other steps: what any of them set so far (its own file included)
+            for path in siblings.changed(_size):
+                mask_sensitive_variables(ctx, path)
+            return
         size = _size(files["octopus"])
         if size != octopus_size:
             octopus_size = size
             mask_sensitive_variables(ctx, files["octopus"])
+
+    def on_line(line: str) -> None:
+        learn()
         handle_line(ctx, processor, line, refused)
 
-    def on_sibling_line(line: str) -> None:
-        # running beside other steps: what any of them set so far (its own file included)
-        for path in siblings.changed(_size) if siblings is not None else ():
-            mask_sensitive_variables(ctx, path)
-        handle_line(ctx, processor, line, refused)
+    def showable(text: str, continued: bool) -> int:
+        # where a long line's piece may end is decided before the piece is logged: with the
+        # secrets set so far, or one set just before the line was cut inside it and shown in
+        # two parts, each too short for the masker once it learned the secret
+        learn()
+        return ctx.masker.showable(text, continued)
 
     if siblings is not None:
         siblings.add(files["octopus"])
@@ -196,11 +205,11 @@ def _run_created(
             argv,
             env=env,
             cwd=str(cwd),
-            on_line=on_line if siblings is None else on_sibling_line,
+            on_line=on_line,
             timeout=timeout,
             groups=ctx.groups,
             after_cancel=after_cancel,
-            showable=ctx.masker.showable,
+            showable=showable,
         )
     except ValueError:
         # `Popen` refuses an environment holding a NUL ("embedded null byte"), from a step's

@@ -163,6 +163,27 @@ def test_a_secret_across_a_pieces_end_is_masked(workspace: Workspace) -> None:
         assert part not in outcome.out
 
 
+def test_a_sensitive_variable_set_just_before_a_long_line_is_masked_across_its_pieces(
+    workspace: Workspace,
+) -> None:
+    """Where a piece ends was decided with the secrets the masker knew before the piece was
+    logged, and a ``-sensitive`` Octopus variable is learned when a line is logged: one set
+    just before a long line was cut inside it, ``hunter2-01`` in one piece and ``23456789`` in
+    the next, each shown (neither is the secret). The variables are read before the cut."""
+    workflow = (
+        "name: deploy\nsteps:\n  - id: a\n    name: A\n    run: |\n"
+        "      token=hunter2-0123456789\n"
+        '      set_octopusvariable DbToken "$token" -sensitive\n'
+        "      printf '%*s' $((1024 * 1024 - 5)) '' | tr ' ' x; printf hunter2-01; sleep 0.5\n"
+        "      printf 23456789; printf '%*s' 1000 '' | tr ' ' z; echo\n"
+    )
+    outcome = workspace.run(workflow, environment="dev")
+    assert outcome.code == 0, outcome.err
+    assert "xxx***zzz" in outcome.out
+    for part in ("hunter2", "23456789"):
+        assert part not in outcome.out
+
+
 def test_runs_list_names_a_run_it_cannot_read(workspace: Workspace) -> None:
     """Such a run (a record written before this limit, or replaced in the artifact) was left
     out of `runner runs list` without a word, which then said "no runs recorded"."""
