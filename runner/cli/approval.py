@@ -264,10 +264,21 @@ def new_approval(
     )
     raw = body.encode()
     folder = Path(out) / body.run_id
-    folder.mkdir(parents=True, exist_ok=True)
-    if folder.is_symlink() or not folder.resolve().is_relative_to(Path(out).resolve()):
+    linked = folder.is_symlink()  # looked at first: a link to no folder yet fails the mkdir
+    if not linked:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            # a file committed at the run's name: it was an internal error (exit 70)
+            raise UsageError(
+                f"cannot make the folder {folder}: {exc.strerror or exc}",
+                hint="the approvals branch holds a folder for each run; remove what is there "
+                "(someone who can push to the branch put it there) and sign again",
+            ) from None
+    if linked or not folder.resolve().is_relative_to(Path(out).resolve()):
         # anyone who can push to the approvals branch can commit a link in the approver's
-        # clone: the signed files went wherever it pointed
+        # clone: the signed files went wherever it pointed (a link to a folder not made yet
+        # was an internal error, exit 70, before this refusal was reached)
         raise UsageError(
             f"{folder} is a link out of {out}: not writing through it",
             hint="the approvals branch holds no links; remove it (someone who can push to the "
