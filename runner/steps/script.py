@@ -331,11 +331,35 @@ def read_files(ctx: StepContext, files: Mapping[str, str | Path]) -> StepResult:
                 ctx.log.annotation(ctx.step, "error", message, {})
             else:
                 result.path.append(entry)
-        result.summary = ctx.masker.mask(_read(files["summary"], "summary"))
+        result.summary = ctx.masker.mask(_summary(ctx, files["summary"]))
     except StepError as exc:
         result.outcome = "failure"
         result.error = exc.message
     return result
+
+
+def _summary(ctx: StepContext, path: str | Path) -> str:
+    """The step's summary; one past the limit is left out with an error annotation, the step's
+    outcome unchanged, as GitHub does ("$GITHUB_STEP_SUMMARY upload aborted"): a test report
+    of 2 MB failed the deployment step that wrote it. One the step replaced (a link, a FIFO)
+    still fails it."""
+    try:
+        return _read(path, "summary")
+    except StepError:
+        try:
+            regular = stat.S_ISREG(os.lstat(path).st_mode)
+        except OSError:
+            regular = False
+        if not regular:
+            raise
+        ctx.log.annotation(
+            ctx.step,
+            "error",
+            f"{_NAMES['summary']} holds more than {FILE_COMMAND_BYTES // (1024 * 1024)} MiB, the "
+            "most a step summary may (GitHub's limit too): it is left out",
+            {},
+        )
+        return ""
 
 
 def _secret_part(ctx: StepContext, name: str, value: str) -> None:
