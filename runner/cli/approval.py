@@ -313,8 +313,10 @@ def _replace(path: Path, data: bytes) -> None:
 
 def report_text(path: str, report: SignedFileReport, at: str | None) -> str:
     """What ``runner approval verify`` prints of ``report`` (the check of ``path`` as of ``at``)."""
+    # a file's notes are anyone's text who has a key (an unknown one's too): an escape code of
+    # theirs concealed the "NOT valid" verdict printed after them (``characters.visible``)
     if report.refusal is not None:
-        return f"{path}: NOT valid: {report.refusal}\n"
+        return visible(f"{path}: NOT valid: {report.refusal}") + "\n"
     signed = report.signed
     assert signed is not None  # a report without a refusal holds what was verified
     body, person = signed.body, report.person
@@ -345,7 +347,7 @@ def report_text(path: str, report: SignedFileReport, at: str | None) -> str:
         lines.append(f"signature valid, but the run will refuse it: {report.will_refuse}")
     else:
         lines.append("valid" + (f" as of {at}" if at else ""))
-    return "\n".join(lines) + "\n"
+    return visible("\n".join(lines)) + "\n"
 
 
 @click.group()

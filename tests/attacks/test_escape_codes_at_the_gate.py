@@ -12,11 +12,14 @@ Real git, ssh-keygen and bash; the runner as a subprocess."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from helpers.approval_world import World
 
-from runner.cli.approval import signed_summary
+from runner.approvals.document import SignedApproval, new_body
+from runner.approvals.verify import SignedFileReport
+from runner.cli.approval import report_text, signed_summary
 
 WORKFLOW = """\
 name: Seed
@@ -137,3 +140,26 @@ def test_approval_new_summary_shows_control_characters_as_text(tmp_path: Path) -
     summary = signed_summary(signed, str(request))
     assert "\u202e" not in summary and "\x9b" not in summary
     assert '"1.0\\u202e\\x9b8m"' in summary
+
+
+def test_approval_verify_shows_a_files_escape_codes_as_text() -> None:
+    """``approval verify`` printed a signed file's notes as written, before its verdict: anyone
+    with a key (one the people file does not know included) could sign notes ending in
+    ``ESC[8m``, which concealed the ``NOT valid`` line after them on the verifier's terminal."""
+    body = new_body(
+        {"run_id": "r1", "step_id": "gate", "environment": "prod", "digest": "d" * 64},
+        "proceed",
+        "mallory@example.com",
+        "fine\x1b[8m",
+        {},
+        datetime.now(UTC),
+        timedelta(hours=1),
+    )
+    signed = SignedApproval(body, b"{}", "mallory@example.com", "SHA256:x", "ED25519")
+    problems = ("mallory@example.com is not in the people file",)
+    text = report_text("a.json", SignedFileReport(signed=signed, problems=problems), None)
+    assert "\x1b" not in text
+    assert "  decision: proceed: fine\\x1b[8m\n" in text
+    assert text.endswith("NOT valid: mallory@example.com is not in the people file\n")
+    refused = report_text("a.json", SignedFileReport(refusal="bad \x1b[2J body"), None)
+    assert refused == "a.json: NOT valid: bad \\x1b[2J body\n"
