@@ -422,6 +422,14 @@ def _read(path: str | Path, kind: str = "octopus") -> str:
         return ""  # the script removed it: it reported nothing there
     except InputLimitError:
         raise StepError(_refusal(path, kind)) from None
+    except OSError as exc:
+        # the step's own file, made unreadable by it (`chmod 000`): it was an internal error
+        # (exit 70) that left the run `running`
+        name = _NAMES.get(kind, "a file-command file")
+        raise StepError(
+            f"{name} cannot be read: {exc.strerror or exc}; the step changed the file the "
+            "runner made: append to it, do not change its mode"
+        ) from None
     return data.decode("utf-8", errors="replace")
 
 
