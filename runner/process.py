@@ -474,7 +474,14 @@ class _Lines:
         if self.showable is None:
             count = len(text)
         else:
-            count = self.showable(text, self._continued)
+            try:
+                count = self.showable(text, self._continued)
+            except Exception as exc:
+                # as an error of ``on_line``'s: nothing more is shown (nor masked), the reading
+                # goes on (it ended the reading, an internal error, and a full pipe would block
+                # the process), and the step fails
+                self.errors.append(exc)
+                count = len(text)
             if count <= 0 and len(raw) > HOLD_LIMIT:
                 count = len(text)
         if count <= 0:
