@@ -303,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
             _interrupt_on_signals()
             from runner.process import exposed_in_ancestors, hide_environment
 
-            if hide_environment():
+            if hide_environment() and args[:1] in (["run"], ["resume"]):
+                # only where steps run: `runs show` in a shell holding the key has none
                 _warn_exposed(exposed_in_ancestors())
     except KeyboardInterrupt:
         return _interrupted_exit()

@@ -450,3 +450,13 @@ def test_the_runner_warns_when_the_shell_that_started_it_holds_the_record_key(
     replaced = started_by_a_shell("exec ", "b")
     assert replaced.returncode == 0, replaced
     assert "RUNNER_RECORD_KEY" not in replaced.stderr
+    listed = subprocess.run(
+        ["bash", "-c", f"{runner} runs list --state-dir S\ntrue\n"],
+        cwd=tmp_path,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed
+    assert "RUNNER_RECORD_KEY" not in listed.stderr  # no step runs there
