@@ -67,6 +67,43 @@ def hide_environment(environ: Mapping[str, str] | None = None) -> bool:
         return False
 
 
+def exposed_in_ancestors(environ: Mapping[str, str] | None = None) -> list[tuple[int, str]]:
+    """The processes that started this one (pid, command name), nearest first, whose starting
+    environment holds one of :data:`RUNNER_ONLY` with the value this process has and can be read
+    by a step (by this user: every process of the user that is dumpable).
+
+    :func:`hide_environment` hides the runner's own environment, not its parent's: a CI job's
+    ``env: RUNNER_RECORD_KEY`` is given to the shell that runs ``runner run``, and a step read
+    it from there (``/proc/$(ps -o ppid= $PPID)/environ``). Only the runner's user's own
+    processes are looked at, up to the first that cannot be read."""
+    source = os.environ if environ is None else environ
+    wanted = {f"{name}={source[name]}".encode() for name in RUNNER_ONLY if source.get(name)}
+    if sys.platform != "linux" or not wanted:
+        return []
+    found: list[tuple[int, str]] = []
+    pid = os.getppid()
+    uid = os.getuid()
+    while pid > 1:
+        proc = f"/proc/{pid}"
+        try:
+            if os.stat(proc).st_uid != uid:
+                break  # another user's: not a step's to read
+            with open(f"{proc}/environ", "rb") as handle:
+                held = set(handle.read(1 << 20).split(b"\0"))
+            with open(f"{proc}/stat", "rb") as handle:
+                stat_line = handle.read(4096)
+        except OSError:
+            break  # not dumpable (another runner), gone, or no /proc
+        name = stat_line[stat_line.find(b"(") + 1 : stat_line.rfind(b")")]
+        if held & wanted:
+            found.append((pid, name.decode("utf-8", "replace")))
+        try:
+            pid = int(stat_line[stat_line.rfind(b")") + 2 :].split()[1])
+        except (IndexError, ValueError):
+            break
+    return found
+
+
 def child_environment(env: Mapping[str, str] | None) -> dict[str, str]:
     """``env`` (the runner's own environment when None) without :data:`RUNNER_ONLY`."""
     source = os.environ if env is None else env
@@ -437,7 +474,14 @@ class _Lines:
         if self.showable is None:
             count = len(text)
         else:
-            count = self.showable(text, self._continued)
+            try:
+                count = self.showable(text, self._continued)
+            except Exception as exc:
+                # as an error of ``on_line``'s: nothing more is shown (nor masked), the reading
+                # goes on (it ended the reading, an internal error, and a full pipe would block
+                # the process), and the step fails
+                self.errors.append(exc)
+                count = len(text)
             if count <= 0 and len(raw) > HOLD_LIMIT:
                 count = len(text)
         if count <= 0:

@@ -179,3 +179,21 @@ def test_a_long_line_cut_at_a_character_of_several_bytes_decodes_whole() -> None
     shown = _pieces(data + b"\n", masker, chunk=65_537)
     assert len(shown) >= 2
     assert "".join(shown) == data.decode()
+
+
+def test_an_error_deciding_where_a_piece_ends_is_the_lines_error() -> None:
+    """``showable`` (the step's masker, and the step's variables read before the cut) raising
+    ended the reading with an internal error; it is kept as ``on_line``'s errors are: nothing
+    more is shown, the reading goes on to the end, and the step fails."""
+    shown: list[str] = []
+
+    def showable(text: str, continued: bool) -> int:
+        raise PermissionError(13, "Permission denied")
+
+    lines = process._Lines(shown.append, showable)
+    for _ in range(process.LINE_LIMIT // (1 << 16) + 3):
+        lines.feed(b"x" * (1 << 16))
+    lines.feed(b"\nafter\n")
+    lines.end()
+    assert shown == []
+    assert [type(error) for error in lines.errors] == [PermissionError]

@@ -23,6 +23,7 @@ from runner.approvals.server_client import ServerClient
 from runner.approvals.sshsig import sign_with_ssh_keygen
 from runner.approvals.verify import verify_signed_file
 from runner.bounded import loads, read_argument_file
+from runner.characters import visible
 from runner.cli.out_folder import approvals_target, check_out_folder
 from runner.errors import GitError, UsageError
 from runner.git import Git
@@ -263,10 +264,21 @@ def new_approval(
     )
     raw = body.encode()
     folder = Path(out) / body.run_id
-    folder.mkdir(parents=True, exist_ok=True)
-    if folder.is_symlink() or not folder.resolve().is_relative_to(Path(out).resolve()):
+    linked = folder.is_symlink()  # looked at first: a link to no folder yet fails the mkdir
+    if not linked:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            # a file committed at the run's name: it was an internal error (exit 70)
+            raise UsageError(
+                f"cannot make the folder {folder}: {exc.strerror or exc}",
+                hint="the approvals branch holds a folder for each run; remove what is there "
+                "(someone who can push to the branch put it there) and sign again",
+            ) from None
+    if linked or not folder.resolve().is_relative_to(Path(out).resolve()):
         # anyone who can push to the approvals branch can commit a link in the approver's
-        # clone: the signed files went wherever it pointed
+        # clone: the signed files went wherever it pointed (a link to a folder not made yet
+        # was an internal error, exit 70, before this refusal was reached)
         raise UsageError(
             f"{folder} is a link out of {out}: not writing through it",
             hint="the approvals branch holds no links; remove it (someone who can push to the "
@@ -301,8 +313,10 @@ def _replace(path: Path, data: bytes) -> None:
 
 def report_text(path: str, report: SignedFileReport, at: str | None) -> str:
     """What ``runner approval verify`` prints of ``report`` (the check of ``path`` as of ``at``)."""
+    # a file's notes are anyone's text who has a key (an unknown one's too): an escape code of
+    # theirs concealed the "NOT valid" verdict printed after them (``characters.visible``)
     if report.refusal is not None:
-        return f"{path}: NOT valid: {report.refusal}\n"
+        return visible(f"{path}: NOT valid: {report.refusal}") + "\n"
     signed = report.signed
     assert signed is not None  # a report without a refusal holds what was verified
     body, person = signed.body, report.person
@@ -333,7 +347,7 @@ def report_text(path: str, report: SignedFileReport, at: str | None) -> str:
         lines.append(f"signature valid, but the run will refuse it: {report.will_refuse}")
     else:
         lines.append("valid" + (f" as of {at}" if at else ""))
-    return "\n".join(lines) + "\n"
+    return visible("\n".join(lines)) + "\n"
 
 
 @click.group()
@@ -429,7 +443,9 @@ def signed_summary(path: Path, request_file: str | None) -> str:
         lines.append("  skipping (--skip) " + ", ".join(str(step) for step in skipped))
     lines.append(f"  valid until {body['expires_at']}")
     lines.append("check that this is the run you reviewed: the file approves exactly it")
-    return "\n".join(lines)
+    # the request file's inputs are the deployer's text: no control character of theirs may
+    # rewrite what the approver checks (json.dumps leaves a C1 CSI and U+202E as they are)
+    return visible("\n".join(lines))
 
 
 def publish_hint(path: Path, sig: Path, branch: str | None) -> str:

@@ -269,6 +269,18 @@ def _end_start_up() -> None:
         gc.enable()
 
 
+def _warn_exposed(holders: list[tuple[int, str]]) -> None:
+    """Say that the record key is in reach of the steps all the same: in the starting
+    environment of a process that started the runner (the CI job's shell), which the runner
+    cannot hide and any step of the same user can read."""
+    for pid, name in holders:
+        sys.stderr.write(
+            f"warning: $RUNNER_RECORD_KEY is also in the environment of process {pid} ({name}), "
+            "which started the runner: any step can read it there (/proc/PID/environ); start the "
+            "runner with `exec runner ...` so that no shell holds the key\n"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and turn every outcome into a documented exit code."""
     args = sys.argv[1:] if argv is None else argv
@@ -289,9 +301,11 @@ def main(argv: list[str] | None = None) -> int:
 
         if argv is None:
             _interrupt_on_signals()
-            from runner.process import hide_environment
+            from runner.process import exposed_in_ancestors, hide_environment
 
-            hide_environment()
+            if hide_environment() and args[:1] in (["run"], ["resume"]):
+                # only where steps run: `runs show` in a shell holding the key has none
+                _warn_exposed(exposed_in_ancestors())
     except KeyboardInterrupt:
         return _interrupted_exit()
     undecodable = next((i for i, arg in enumerate(args, 1) if not encodable(arg)), None)

@@ -29,6 +29,7 @@ from msgspec import structs
 from runner import expressions
 from runner.approvals.request import Submission
 from runner.approvals.state import ApprovalState, GuidedDecision, GuidedState, Refusal
+from runner.bounded import read_prefix
 from runner.engine.record import RecordStore, RunRecord, RunStatus, StepRecord, StepStatus
 from runner.errors import ExitCode, ExpressionError, RunnerError, expression_at
 from runner.evaluation.conditions import (
@@ -45,7 +46,7 @@ from runner.evaluation.render import escape_octostache, note_json_reads, render_
 from runner.expressions import FunctionSpec
 from runner.load.build import text
 from runner.load.checks import action_path
-from runner.load.yaml import expression_in
+from runner.load.yaml import MAX_FILE_BYTES, expression_in
 from runner.masking import Masker
 from runner.model import Identity, Step, Workflow
 from runner.options import RunOptions
@@ -844,9 +845,15 @@ def _reads_json(workspace: Path, uses: str, seen: frozenset[str] = frozenset()) 
     """Whether a local action, or one it uses, reads JSON with ``fromJSON`` (or cannot be read
     to tell)."""
     try:
-        text = action_path(workspace, uses).read_text(encoding="utf-8", errors="replace")
+        # bounded as every action is read (``load_action``): the `uses:` here are found by a
+        # pattern in the text, a script's included, so an action no check loaded is read too,
+        # and one linked to /dev/zero was read whole (a MemoryError on resume)
+        raw = read_prefix(action_path(workspace, uses), MAX_FILE_BYTES)
     except OSError:
         return True
+    if len(raw) > MAX_FILE_BYTES:
+        return True  # cannot be read to tell
+    text = raw.decode("utf-8", errors="replace")
     if "fromjson" in text.lower():
         return True
     seen = seen | {uses}

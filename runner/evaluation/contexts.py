@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from msgspec import Struct, field
 
+from runner import variables as octostache
 from runner.model import Identity, Step, Workflow
 from runner.variables.resolve import VariableSet
 
@@ -93,10 +94,10 @@ def step_variables(step: Step, state: StepState) -> dict[str, str]:
 
 
 def as_text(value: str) -> str:
-    """A value for ``#{}`` that reads as itself, not as a template: each ``#{`` escaped as
-    ``##{`` (what ``#{each}`` or a JSON path cuts out of it is text too:
-    ``octostache.evaluator.literal``)."""
-    return value.replace("#{", "##{")
+    """A value for ``#{}`` that reads as itself, not as a template (``octostache.escape``: an
+    ``#{`` doubled into ``##{`` left ``##{`` a template); what ``#{each}`` or a JSON path cuts
+    out of it is text too (``octostache.evaluator.literal``)."""
+    return octostache.escape(value)
 
 
 def step_context(state: StepState) -> dict[str, object]:

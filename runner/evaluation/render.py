@@ -105,10 +105,11 @@ def note_json_reads(
 
 
 def escape_octostache(value: str) -> str:
-    """A value as Octostache text that stays literal: ``#{`` becomes ``##{``.
+    """A value as Octostache text that stays literal (``octostache.escape``).
 
     Octostache expands variables inside variable values, recursively. That is right for values
     the workflow's author wrote, and wrong for values people or steps supply (run inputs, step
-    outputs, manual notes): notes containing ``#{DatabasePassword}`` must not expand to it.
+    outputs, manual notes): notes containing ``#{DatabasePassword}`` must not expand to it, nor
+    an input of ``##{DatabasePassword | Substring 0 3}`` (``#{`` doubled made it a template).
     """
-    return value.replace("#{", "##{")
+    return octostache.escape(value)

@@ -284,7 +284,7 @@ def action_path(workspace: Path, uses: str) -> Path:
 def _actions(workflow: Workflow, workspace: Path) -> Iterator[Diagnostic]:
     """Each action the workflow uses, and each they use in turn, must exist and load: a broken
     ``action.yml`` (or one that uses itself) validated clean and failed only when run."""
-    loaded: set[str] = set()
+    loaded: dict[str, int] = {}
     for step in workflow.steps:
         if step.uses and not action_path(workspace, step.uses).is_file():
             yield _error(
@@ -298,23 +298,31 @@ def _actions(workflow: Workflow, workspace: Path) -> Iterator[Diagnostic]:
 
 
 def _action_problems(
-    workspace: Path, chain: tuple[str, ...], loaded: set[str]
+    workspace: Path, chain: tuple[str, ...], loaded: dict[str, int]
 ) -> Iterator[Diagnostic]:
     """The problems of the last action of ``chain`` (the actions that led to it, in order) and of
-    the actions it uses; each action's own problems once (``loaded``)."""
+    the actions it uses; each action's own problems once (``loaded``: how deep each action was
+    looked at). An action is looked at again when reached deeper than before, for the nesting
+    limit only: looked at once, where it was first reached (``b -> a9``), a chain reaching it
+    deeper (``b -> c1 -> ... -> c8 -> a9 -> a10``) passed ``validate`` and failed the run."""
     uses = chain[-1]
-    if uses in loaded:
+    before = loaded.get(uses)
+    if before is not None and before >= len(chain):
         return
-    loaded.add(uses)
+    loaded[uses] = len(chain)
+    first = before is None
     try:
         action = load_action(action_path(workspace, uses))
     except WorkflowError as exc:
-        yield from exc.diagnostics
+        if first:
+            yield from exc.diagnostics
         return
     for nested in action.steps:
         if not nested.uses:
             continue
         if nested.uses in chain:
+            if not first:
+                continue  # said when the action was first looked at, or the cycle ends there
             cycle = " -> ".join((*chain[chain.index(nested.uses) :], nested.uses))
             yield _error(
                 nested.location,
@@ -330,6 +338,8 @@ def _action_problems(
                 "action",
             )
         elif not action_path(workspace, nested.uses).is_file():
+            if not first:
+                continue
             yield _error(
                 nested.location,
                 f"action `{nested.uses}` not found: the repository has no "

@@ -436,7 +436,9 @@ def announce(ctx: StepContext, request: Interruption, sources: list[ApprovalSour
             lines.append(f"  via {source.name}: {how}")
     name = f"request-attempt-{request.attempt}.json" if request.guided else "request.json"
     lines.append(f"Request file (for --request): {ctx.step_dir / name}")
-    ctx.log.waiting(ctx.step, request.to_dict(), "\n".join(lines))
+    # all of it, not only the texts steps' outputs made: the inputs are the deployer's own text
+    # (json.dumps escapes C0 controls, not a C1 CSI or U+202E), and so is who started the run
+    ctx.log.waiting(ctx.step, request.to_dict(), visible("\n".join(lines)))
 
 
 def notify(ctx: StepContext, request: Interruption) -> None:

@@ -171,21 +171,30 @@ def _run_created(
     octopus_size = 0
     siblings = ctx.siblings
 
-    def on_line(line: str) -> None:
+    def learn() -> None:
         nonlocal octopus_size
         # a `-sensitive` Octopus variable is masked from the moment it is set: the script wrote
         # it to the file before printing this line, so a changed size means new variables
+        if siblings is not None:
+            # running beside other steps: what any of them set so far (its own file included)
+            for path in siblings.changed(_size):
+                mask_sensitive_variables(ctx, path)
+            return
         size = _size(files["octopus"])
         if size != octopus_size:
             octopus_size = size
             mask_sensitive_variables(ctx, files["octopus"])
+
+    def on_line(line: str) -> None:
+        learn()
         handle_line(ctx, processor, line, refused)
 
-    def on_sibling_line(line: str) -> None:
-        # running beside other steps: what any of them set so far (its own file included)
-        for path in siblings.changed(_size) if siblings is not None else ():
-            mask_sensitive_variables(ctx, path)
-        handle_line(ctx, processor, line, refused)
+    def showable(text: str, continued: bool) -> int:
+        # where a long line's piece may end is decided before the piece is logged: with the
+        # secrets set so far, or one set just before the line was cut inside it and shown in
+        # two parts, each too short for the masker once it learned the secret
+        learn()
+        return ctx.masker.showable(text, continued)
 
     if siblings is not None:
         siblings.add(files["octopus"])
@@ -196,11 +205,11 @@ def _run_created(
             argv,
             env=env,
             cwd=str(cwd),
-            on_line=on_line if siblings is None else on_sibling_line,
+            on_line=on_line,
             timeout=timeout,
             groups=ctx.groups,
             after_cancel=after_cancel,
-            showable=ctx.masker.showable,
+            showable=showable,
         )
     except ValueError:
         # `Popen` refuses an environment holding a NUL ("embedded null byte"), from a step's
@@ -322,11 +331,35 @@ def read_files(ctx: StepContext, files: Mapping[str, str | Path]) -> StepResult:
                 ctx.log.annotation(ctx.step, "error", message, {})
             else:
                 result.path.append(entry)
-        result.summary = ctx.masker.mask(_read(files["summary"], "summary"))
+        result.summary = ctx.masker.mask(_summary(ctx, files["summary"]))
     except StepError as exc:
         result.outcome = "failure"
         result.error = exc.message
     return result
+
+
+def _summary(ctx: StepContext, path: str | Path) -> str:
+    """The step's summary; one past the limit is left out with an error annotation, the step's
+    outcome unchanged, as GitHub does ("$GITHUB_STEP_SUMMARY upload aborted"): a test report
+    of 2 MB failed the deployment step that wrote it. One the step replaced (a link, a FIFO)
+    still fails it."""
+    try:
+        return _read(path, "summary")
+    except StepError:
+        try:
+            regular = stat.S_ISREG(os.lstat(path).st_mode)
+        except OSError:
+            regular = False
+        if not regular:
+            raise
+        ctx.log.annotation(
+            ctx.step,
+            "error",
+            f"{_NAMES['summary']} holds more than {FILE_COMMAND_BYTES // (1024 * 1024)} MiB, the "
+            "most a step summary may (GitHub's limit too): it is left out",
+            {},
+        )
+        return ""
 
 
 def _secret_part(ctx: StepContext, name: str, value: str) -> None:
@@ -389,6 +422,14 @@ def _read(path: str | Path, kind: str = "octopus") -> str:
         return ""  # the script removed it: it reported nothing there
     except InputLimitError:
         raise StepError(_refusal(path, kind)) from None
+    except OSError as exc:
+        # the step's own file, made unreadable by it (`chmod 000`): it was an internal error
+        # (exit 70) that left the run `running`
+        name = _NAMES.get(kind, "a file-command file")
+        raise StepError(
+            f"{name} cannot be read: {exc.strerror or exc}; the step changed the file the "
+            "runner made: append to it, do not change its mode"
+        ) from None
     return data.decode("utf-8", errors="replace")
 
 

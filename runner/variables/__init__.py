@@ -4,6 +4,7 @@ Public API::
 
     substitute(template, variables, *, now=None, derived=None) -> str
     check(template) -> list[Problem]          # Problem(offset, message, verbatim)
+    escape(value) -> str                      # a value as text that is never a template
     is_truthy(value) -> bool                  # Octopus truthiness
     references(template) -> set[str]          # variable names a template uses
 """
@@ -15,6 +16,7 @@ from runner.variables.octostache import (
     Problem,
     SubstitutionLimitError,
     check,
+    escape,
     is_truthy,
     references,
     substitute,
@@ -25,6 +27,7 @@ __all__ = [
     "Problem",
     "SubstitutionLimitError",
     "check",
+    "escape",
     "is_truthy",
     "references",
     "substitute",

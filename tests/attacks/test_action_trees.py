@@ -56,3 +56,41 @@ def test_a_chain_of_ten_actions_runs(tmp_path: Path, monkeypatch: pytest.MonkeyP
     result = cli_in(monkeypatch, tmp_path, environ, "run", "w.yml", "--env", "dev")
     assert result.returncode == 0, result
     assert "  bottom\n" in result.stdout
+
+
+def test_an_action_reached_again_deeper_is_checked_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each action was looked at once, where it was first reached: ``b`` uses ``a9`` itself
+    (depth 2) and through ``c1 -> ... -> c8`` (depth 10), where ``a9``'s own ``uses: a10`` is
+    past the limit. ``validate`` said nothing, and the run failed in the middle of the step,
+    after part of it had run."""
+
+    def action(name: str, *uses: str) -> None:
+        folder = tmp_path / "actions" / name
+        folder.mkdir(parents=True)
+        steps = "".join(f"    - uses: ./actions/{u}\n" for u in uses) or (
+            "    - run: echo leaf\n      shell: bash\n"
+        )
+        (folder / "action.yml").write_text(
+            f"name: {name}\nruns:\n  using: composite\n  steps:\n{steps}", encoding="utf-8"
+        )
+
+    action("b", "a9", "c1")
+    for i in range(1, 8):
+        action(f"c{i}", f"c{i + 1}")
+    action("c8", "a9")
+    action("a9", "a10")
+    action("a10")
+    (tmp_path / "w.yml").write_text(WORKFLOW.replace("a1\n", "b\n"), encoding="utf-8")
+    (tmp_path / ".git").mkdir()
+    environ = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "NO_COLOR": "1"}
+    result = cli_in(monkeypatch, tmp_path, environ, "validate", "w.yml")
+    assert result.returncode == 1, result
+    assert (
+        "actions/a9/action.yml:5:7: actions nest more than 10 deep here (./actions/b -> ... "
+        "-> ./actions/a9 -> ./actions/a10)"
+    ) in result.stdout + result.stderr
+    ran = cli_in(monkeypatch, tmp_path, environ, "run", "w.yml", "--env", "dev")
+    assert ran.returncode == 2, ran
+    assert "leaf" not in ran.stdout

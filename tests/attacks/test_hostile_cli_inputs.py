@@ -96,7 +96,7 @@ def test_approval_new_refuses_a_run_id_option_climbing_out(
     assert not list(tmp_path.rglob("*.json"))
 
 
-@pytest.mark.parametrize("linked", ["files", "folder"])
+@pytest.mark.parametrize("linked", ["files", "folder", "no folder yet"])
 def test_approval_new_never_writes_through_a_link_in_the_approvals_clone(
     tmp_path: Path, keys: object, monkeypatch: pytest.MonkeyPatch, linked: str
 ) -> None:
@@ -116,9 +116,12 @@ def test_approval_new_never_writes_through_a_link_in_the_approvals_clone(
         (clone / "r1").mkdir(parents=True)
         (clone / "r1" / name).symlink_to(victims["bashrc"])
         (clone / "r1" / f"{name}.sig").symlink_to(victims["authorized_keys"])
-    else:
+    elif linked == "folder":
         clone.mkdir()
         (clone / "r1").symlink_to(home, target_is_directory=True)
+    else:  # a link to a folder not made yet: it was an internal error (exit 70)
+        clone.mkdir()
+        (clone / "r1").symlink_to(home / "made", target_is_directory=True)
     result = cli_in(
         monkeypatch,
         tmp_path,

@@ -92,6 +92,13 @@ REPLACED = {
         'echo "o=1" > o.txt; ln -sf "$PWD/o.txt" "$RUNNER_STEP_SUMMARY"',
         "$RUNNER_STEP_SUMMARY ($GITHUB_STEP_SUMMARY) was replaced",
     ),
+    # a file the runner cannot open (a socket; `chmod 000` for a runner that is not root): an
+    # internal error (exit 70) that left the run `running`
+    "a socket": (
+        'rm "$RUNNER_ENV"; python3 -c "import os, socket; '
+        "socket.socket(socket.AF_UNIX).bind(os.environ['RUNNER_ENV'])\"",
+        "$RUNNER_ENV ($GITHUB_ENV) cannot be read",
+    ),
     "too much": (
         "head -c 1100000 /dev/zero | tr '\\0' a | sed 's/^/o=/' >> \"$RUNNER_OUTPUT\"",
         "the step wrote more than 1 MiB to $RUNNER_OUTPUT ($GITHUB_OUTPUT)",

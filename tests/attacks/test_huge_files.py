@@ -141,3 +141,32 @@ def test_hash_files_of_a_file_larger_than_memory(folder: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "h=" in result.stdout
     assert "internal error" not in result.stderr
+
+
+def test_an_action_named_only_in_a_script_is_not_read_whole_on_resume(tmp_path: Path) -> None:
+    """A resume asks whether a composite step's actions read JSON, following every `uses:`
+    found in their text (a script's too): an action no check loaded was read whole, and one
+    linked to /dev/zero grew the resume to a MemoryError. It is read as every action is."""
+    (tmp_path / "actions" / "a").mkdir(parents=True)
+    (tmp_path / "actions" / "a" / "action.yml").write_text(
+        "name: a\nruns:\n  using: composite\n  steps:\n"
+        "    - run: echo 'uses: ./actions/z'\n      shell: bash\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "actions" / "z").mkdir()
+    (tmp_path / "actions" / "z" / "action.yml").symlink_to("/dev/zero")
+    code = (
+        "import resource, sys; from pathlib import Path\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+        "from runner.engine.run import _reads_json\n"
+        "print(_reads_json(Path(sys.argv[1]), './actions/a'))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout == "True\n"

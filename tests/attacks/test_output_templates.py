@@ -38,6 +38,11 @@ OUTPUTS = {
         "#{Octopus.Action[A].Output.J.f}",
         "#{DbPassword | Substring 0 3}",
     ),
+    "a #{ after a # of its own": (
+        'set_octopusvariable V "${H}${H}{DbPassword | Substring 0 3}-${H}${H}{DbPassword}"',
+        "#{Octopus.Action[A].Output.V}",
+        "###{DbPassword | Substring 0 3}-###{DbPassword}",
+    ),
     "a field of a JSON #{each} item": (
         'set_octopusvariable J "[{\\"f\\": \\"${H}{DbPassword}\\"}]"',
         "#{each o in Octopus.Action[A].Output.J}#{o.f}#{/each}",
@@ -139,3 +144,23 @@ def test_an_error_and_the_starter_read_through_system_variables_are_text(
     assert shown in result.stdout
     assert SECRET[::-1] not in result.stdout
     assert "hun" not in result.stdout.replace("hunter", "")
+
+
+def test_an_escaped_value_is_never_a_template() -> None:
+    """``#{`` doubled into ``##{`` was the escape of outputs, inputs, notes and errors, but
+    Octostache reads ``###{`` as ``#`` and a template: a value of ``##{DbPassword | Substring 0
+    3}`` gave a step three letters of the secret. Every text of these characters up to 5 long
+    reads as text once escaped, and as itself unless it holds an even run of ``#`` before
+    ``{`` (which no Octostache text reads as)."""
+    import itertools
+    import re
+
+    from runner.variables.octostache import escape
+
+    for size in range(1, 6):
+        for parts in itertools.product(["#", "{", "V", "}", "x"], repeat=size):
+            value = "".join(parts)
+            shown = substitute(escape(value), {"V": "SECRET"})
+            assert "SECRET" not in shown, value
+            if not any(len(run) % 2 == 0 for run in re.findall(r"#+(?=\{)", value)):
+                assert shown == value, value

@@ -414,3 +414,49 @@ def test_a_step_cannot_read_the_record_key_from_the_runners_own_environment() ->
         assert "KEY-READ" not in done.stdout
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_the_runner_warns_when_the_shell_that_started_it_holds_the_record_key(
+    tmp_path: Path,
+) -> None:
+    """The runner hides its own environment, not its parent's: a CI job's `env:` gives the key
+    to the shell that runs `runner run`, and a step read it from there
+    (`/proc/$(ps -o ppid= $PPID)/environ`). The runner cannot hide that process; it says so,
+    and how to avoid it (`exec runner ...`: then no shell holds the key)."""
+    if not Path("/proc/self/environ").exists():
+        pytest.skip("no /proc here")
+    runner = Path(sys.executable).with_name("runner")
+    (tmp_path / "w.yml").write_text(
+        "name: key\nsteps:\n  - id: one\n    name: One\n    run: echo one\n", encoding="utf-8"
+    )
+    environ = {**clean_env(), "RUNNER_RECORD_KEY": KEY}
+
+    def started_by_a_shell(how: str, run_id: str) -> subprocess.CompletedProcess[str]:
+        script = f"{how}{runner} run w.yml --env dev --run-id {run_id} --state-dir S\n"
+        return subprocess.run(
+            ["bash", "-c", script + ("" if how else "true\n")],
+            cwd=tmp_path,
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    kept = started_by_a_shell("", "a")
+    assert kept.returncode == 0, kept
+    assert "warning: $RUNNER_RECORD_KEY is also in the environment of process" in kept.stderr
+    assert "(bash)" in kept.stderr and "exec runner" in kept.stderr
+    assert KEY not in kept.stderr + kept.stdout
+    replaced = started_by_a_shell("exec ", "b")
+    assert replaced.returncode == 0, replaced
+    assert "RUNNER_RECORD_KEY" not in replaced.stderr
+    listed = subprocess.run(
+        ["bash", "-c", f"{runner} runs list --state-dir S\ntrue\n"],
+        cwd=tmp_path,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed
+    assert "RUNNER_RECORD_KEY" not in listed.stderr  # no step runs there

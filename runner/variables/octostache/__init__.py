@@ -6,6 +6,7 @@ C# file each one follows. Bounds that Octostache lacks are documented in :mod:`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
@@ -46,11 +47,31 @@ def substitute(
     return template if result is None else result
 
 
+#: a run of ``#`` before ``{``: how Octostache reads one depends on its length
+_HASHES = re.compile(r"#+(?=\{)")
+
+
+def escape(value: str) -> str:
+    """``value`` as Octostache text that reads as text, never as a template (a step's output,
+    an input, an approver's notes, an error).
+
+    Octostache reads an even run of ``2k`` ``#`` before ``{`` as ``2k - 1`` of them and a
+    ``{`` (``##{`` is ``#{``), and an odd run as a template (``#{``, or ``#`` then ``#{`` for
+    three). Doubling each ``#{`` into ``##{`` made an odd run of an even one, but an even run
+    (``##{DbPassword | Substring 0 3}``, three letters of the secret) odd: a template again. An
+    odd run gets one ``#`` more and reads as itself; an even one two more (no text reads as an
+    even run before ``{``), so it shows one ``#`` more than written, never a template."""
+    if "#" not in value:
+        return value
+    return _HASHES.sub(lambda run: run.group() + ("#" if len(run.group()) % 2 else "##"), value)
+
+
 __all__ = [
     "Derived",
     "Problem",
     "SubstitutionLimitError",
     "check",
+    "escape",
     "is_truthy",
     "references",
     "substitute",
