@@ -383,17 +383,16 @@ class _Lines:
         if start < len(chunk):
             self._partial.append(chunk[start:])
             self._size += len(chunk) - start
-            if self._size > LINE_LIMIT:
-                self._release_piece()
+            held = 4 * max(self.held() if self.held is not None else 0, 0)
+            if self._size > LINE_LIMIT + held:
+                self._release_piece(held)
 
-    def _release_piece(self) -> None:
+    def _release_piece(self, held: int) -> None:
+        """All but the last ``held`` bytes (at least ``LINE_LIMIT`` of them) as a line."""
         text = b"".join(self._partial)
-        cut = len(text) - 4 * max(self.held() if self.held is not None else 0, 0)
+        cut = len(text) - held
         while 0 < cut < len(text) and text[cut] & 0xC0 == 0x80:
             cut -= 1  # not inside a character: both pieces decode as the line would
-        if cut <= 0:
-            self._partial = [text]  # secrets longer than a piece: wait for the line's end
-            return
         self._emit(text[:cut])
         self._partial = [text[cut:]] if cut < len(text) else []
         self._size = len(text) - cut

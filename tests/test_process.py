@@ -121,3 +121,21 @@ def test_no_descriptor_is_left_open(way: str, tmp_path: Path) -> None:
         lines_of("import time; time.sleep(5)", timeout=0.05)
         run_process([str(tmp_path / "missing")], env=ENV, cwd=None, on_line=lambda _: None)
     assert descriptors() == before
+
+
+def test_a_line_past_the_limit_is_given_in_pieces_that_cut_no_character_nor_secret() -> None:
+    from runner.process import LINE_LIMIT, _Lines
+
+    secret = "S3CRET-" * 9
+    text = "é" * (LINE_LIMIT // 2 - 3) + secret + "y" * LINE_LIMIT + secret + "é" * 5
+    pieces: list[str] = []
+    lines = _Lines(pieces.append, lambda: len(secret))
+    data = text.encode() + b"\n"
+    for start in range(0, len(data), 65536):
+        lines.feed(data[start : start + 65536])
+    lines.end()
+    assert len(pieces) > 1
+    assert "".join(pieces) == text
+    assert all("\ufffd" not in piece for piece in pieces)
+    assert sum(piece.count(secret) for piece in pieces) == 2  # each whole in one piece
+    assert max(len(piece.encode()) for piece in pieces) <= LINE_LIMIT + 65536 + 4 * len(secret)
