@@ -329,6 +329,48 @@ class _Matcher:
             match = search(text, at + 1)
 
 
+class _Levels:
+    """Matchers of the strings registered so far, in levels of about doubling size: a string
+    added is compiled into a small new level, and levels of similar size are merged, so each
+    string is compiled again about log2(n) times, not at every ``add``. One matcher of every
+    string, compiled again at each ``::add-mask::``, made 1,000 of them (each a line apart)
+    cost 6 minutes and 870 MB; a line is now searched once per level."""
+
+    def __init__(self, levels: list[tuple[frozenset[str], _Matcher]]) -> None:
+        self.levels = levels
+        self.matchers = [matcher for _, matcher in levels]
+        searches = [matcher.search for matcher in self.matchers]
+        if len(searches) == 1:
+            self.search: _Search = searches[0]
+        else:
+
+            def search(text: str, *at: int) -> re.Match[str] | None:
+                for one in searches:
+                    found = one(text, *at)
+                    if found is not None:
+                        return found
+                return None
+
+            self.search = search
+
+    @classmethod
+    def grown(cls, previous: _Levels | None, words: set[str]) -> _Levels:
+        """The levels of ``previous`` with the strings of ``words`` it does not hold added."""
+        levels = list(previous.levels) if previous is not None else []
+        held = set().union(*(level for level, _ in levels)) if levels else set()
+        new = frozenset(words - held)
+        if not new:
+            return previous if previous is not None else cls([])
+        while levels and len(levels[-1][0]) <= 2 * len(new):
+            new = new | levels.pop()[0]
+        levels.append((new, _Matcher(new)))
+        return cls(levels)
+
+    def find(self, text: str, found: list[tuple[int, int]]) -> None:
+        for matcher in self.matchers:
+            matcher.find(text, found)
+
+
 # A line's edges that are not part of what a tool wrapped: indentation, quotes around a
 # value, a trailing comma or shell line continuation, a CR.
 _EDGE = " \t\r\"'`,;\\"
@@ -358,12 +400,19 @@ class _Fragments:
     Occurrences of a whole ``s`` inside a line are the :class:`_Matcher`'s part.
     """
 
-    def __init__(self, streams: dict[str, int]) -> None:
+    def __init__(self, streams: dict[str, int], previous: _Fragments | None = None) -> None:
         self._streams = list(streams.items())
+        # grown from ``previous`` (whose streams are among these) by the new streams' windows:
+        # all of them again at each ``::add-mask::`` made 1,000 of them quadratic
+        known = dict(previous._streams) if previous is not None else {}
         #: every window of every stream: a line whose edges are none of these is left alone
-        self.grams = {
-            stream[at : at + _GRAM] for stream in streams for at in range(len(stream) - _GRAM + 1)
-        }
+        self.grams: set[str] = set(previous.grams) if previous is not None else set()
+        self.grams.update(
+            stream[at : at + _GRAM]
+            for stream in streams
+            if stream not in known
+            for at in range(len(stream) - _GRAM + 1)
+        )
 
     def find(
         self,
@@ -466,7 +515,11 @@ class Masker:
         self._streams: dict[str, int] = {}
         self._lock = threading.Lock()
         #: the matcher, the pieces finder, and their search and windows for `mask`'s fast path
-        self._compiled: tuple[_Matcher, _Fragments, _Search, set[str]] | None = None
+        self._compiled: tuple[_Levels, _Fragments, _Search, set[str]] | None = None
+        #: the matchers of the strings compiled so far, grown at each change (see _Levels)
+        self._levels: _Levels | None = None
+        #: the last pieces finder, which the next one grows from (its streams are kept)
+        self._grown_from: _Fragments | None = None
         self._longest = 0
         self._version = 0
         #: the values registered, as given and trimmed (not their lines or encoded forms), for
@@ -560,6 +613,7 @@ class Masker:
                 self._streams.update({stream: streams[stream] for stream in more})
                 self._compiled = None
                 if more:
+                    self._grown_from = self._fragments or self._grown_from
                     self._fragments = None
                 self._longest = max(self._longest, *(len(p) for p in (*added, *more)))
                 self._version += 1
@@ -630,15 +684,16 @@ class Masker:
         self._held[text] = (len(self._values), found)
         return found
 
-    def _current(self) -> tuple[_Matcher, _Fragments, _Search, set[str]] | None:
+    def _current(self) -> tuple[_Levels, _Fragments, _Search, set[str]] | None:
         compiled = self._compiled
         if compiled is None and self._patterns:
             with self._lock:
                 compiled = self._compiled
                 if compiled is None:
-                    fragments = self._fragments or _Fragments(self._streams)
+                    fragments = self._fragments or _Fragments(self._streams, self._grown_from)
                     self._fragments = fragments
-                    matcher = _Matcher(self._patterns)
+                    matcher = _Levels.grown(self._levels, self._patterns)
+                    self._levels = matcher
                     compiled = (matcher, fragments, matcher.search, fragments.grams)
                     self._compiled = compiled
         return compiled

@@ -197,3 +197,23 @@ def test_an_error_deciding_where_a_piece_ends_is_the_lines_error() -> None:
     lines.end()
     assert shown == []
     assert [type(error) for error in lines.errors] == [PermissionError]
+
+
+def test_a_line_past_the_limit_is_given_in_pieces_that_cut_no_character_nor_secret() -> None:
+    from runner.process import LINE_LIMIT, _Lines
+
+    secret = "S3CRET-" * 9
+    text = "é" * (LINE_LIMIT // 2 - 3) + secret + "y" * LINE_LIMIT + secret + "é" * 5
+    pieces: list[str] = []
+    masker = Masker()
+    masker.add(secret)
+    lines = _Lines(pieces.append, masker.showable)
+    data = text.encode() + b"\n"
+    for start in range(0, len(data), 65536):
+        lines.feed(data[start : start + 65536])
+    lines.end()
+    assert len(pieces) > 1
+    assert "".join(pieces) == text
+    assert all("\ufffd" not in piece for piece in pieces)
+    assert sum(piece.count(secret) for piece in pieces) == 2  # each whole in one piece
+    assert max(len(piece.encode()) for piece in pieces) <= LINE_LIMIT + 65536 + 4 * len(secret)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from runner.approvals.document import MAX_VALIDITY, new_body
+from runner.approvals.document import MAX_BODY_BYTES, MAX_VALIDITY, new_body
 from runner.approvals.files import FIELD_PLACEHOLDER
 from runner.approvals.quorum import check_fields
 from runner.approvals.request import GUIDED, describe_field, field_specs
@@ -263,6 +263,14 @@ def new_approval(
         timedelta(minutes=valid_minutes),
     )
     raw = body.encode()
+    if len(raw) > MAX_BODY_BYTES:
+        # signed anyway, the runner refuses it as too large and waits on: the approver
+        # believed the step approved, and the approval was lost
+        raise UsageError(
+            f"the approval would be {len(raw):,} bytes, more than the "
+            f"{MAX_BODY_BYTES // 1024} KiB a runner accepts; nothing was signed",
+            hint="shorten --notes (or the --field values): link to a longer text instead",
+        )
     folder = Path(out) / body.run_id
     linked = folder.is_symlink()  # looked at first: a link to no folder yet fails the mkdir
     if not linked:

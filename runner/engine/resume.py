@@ -321,6 +321,18 @@ def fetch_from_server(
     if record.run_id != run_id:
         # saved under its own id, it would be another run's record in this folder
         raise RefusedError(f"the server's copy of run {run_id} is the record of {record.run_id!r}")
+    if record.status == RunStatus.RUNNING:
+        # a run copies its record when it stops to wait and when it ends: a copy still
+        # `running` is older than the run (which goes on elsewhere, was killed, or could not
+        # copy a later record: one past the server's size limit), and going on from it ran
+        # the steps it had finished again, then asked its gate again
+        raise RefusedError(
+            f"the server's copy of run {run_id} was made while it was running, not when it "
+            "stopped to wait or ended: it is older than the run, and going on from it would "
+            "run finished steps again",
+            hint="resume it where its state folder is (the CI artifact); the run's log says "
+            "why its record could not be copied when it stopped",
+        )
     store.save(record)
 
 

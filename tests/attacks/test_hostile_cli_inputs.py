@@ -18,6 +18,9 @@ from pathlib import Path
 import pytest
 from helpers.cli import cli_in
 
+from runner.approvals.document import parse_body
+from runner.errors import VerificationError
+
 #: request files a deployer could hand an approver, and what the refusal must name
 HOSTILE_REQUESTS = {
     "a list": ([], "not a request file (a JSON object), but a JSON list"),
@@ -143,6 +146,30 @@ def test_approval_new_never_writes_through_a_link_in_the_approvals_clone(
         assert f"error: {clone / 'r1'} is a link out of {clone}: not writing through it" in (
             result.stderr
         )
+
+
+def test_approval_new_refuses_notes_no_runner_would_accept(
+    tmp_path: Path, keys: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """70 KB of notes (a pasted log) were signed and written, and every runner refuses a body
+    over 64 KiB as too large and waits on: the approver believed the step approved, and the
+    approval was lost to a timeout."""
+    key = keys.alice  # type: ignore[attr-defined]
+    notes = "n" * 70_000
+    with pytest.raises(VerificationError, match="too large"):  # what the runner makes of it
+        parse_body(json.dumps({"notes": notes}).encode())
+    result = cli_in(
+        monkeypatch,
+        tmp_path,
+        {"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
+        *("approval", "new", "--run-id", "r1", "--step", "gate", "--env", "prod"),
+        *("--digest", "d", "--decision", "proceed", "--key", str(key.path)),
+        *("--principal", key.principal, "--out", "approvals", "--notes", notes),
+    )
+    assert result.returncode == 2, result
+    assert "more than the 64 KiB a runner accepts; nothing was signed" in result.stderr
+    assert "hint: shorten --notes" in result.stderr
+    assert not (tmp_path / "approvals").exists()
 
 
 #: approval server URLs the schema's ``^https?://`` let through, or a person typed for ``--server``

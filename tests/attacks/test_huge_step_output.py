@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from helpers.run_helpers import Workspace
 
+from runner import masking
 from runner.engine import record as record_module
 from runner.engine.record import RecordStore
 
@@ -216,3 +217,37 @@ def test_runs_list_names_a_run_it_cannot_read(workspace: Workspace) -> None:
         f"warning: run {outcome.run_id} is left out: its record cannot be read: " in listed.stderr
     )
     assert "more than the 64 MiB the runner reads" in listed.stderr
+
+
+def test_many_add_masks_compile_each_secret_a_few_times_not_at_every_add(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1,000 `::add-mask::` lines, each followed by a line printed, took the runner 6 minutes
+    and 870 MB: the masker compiled every secret and its encoded forms again at each one.
+    Each string is now compiled again about log2(n) times (``_Levels``), and every value is
+    still masked."""
+    compiled = [0]
+    real = masking._Matcher.__init__
+
+    def counting(self: masking._Matcher, words: Any) -> None:
+        words = list(words)
+        compiled[0] += len(words)
+        real(self, words)
+
+    monkeypatch.setattr(masking._Matcher, "__init__", counting)
+    count = 300
+    script = (
+        f'for i in $(seq 1 {count}); do echo "::add-mask::value-$i-abcdefgh"; '
+        'echo "line value-$i-abcdefgh"; done'
+    )
+    outcome = workspace.run(
+        f"name: deploy\nsteps:\n  - id: a\n    name: A\n    run: '{script}'\n", environment="dev"
+    )
+    assert outcome.code == 0, outcome.err
+    assert "value-" not in outcome.out
+    assert outcome.out.count("line ***") == count
+    probe = masking.Masker()  # the strings the run's masker held at the end
+    for i in range(1, count + 1):
+        probe.add(f"value-{i}-abcdefgh")
+    strings = len(probe.patterns)
+    assert compiled[0] <= 12 * strings, (compiled[0], strings)  # it was about count / 2 times

@@ -107,3 +107,35 @@ def test_a_gate_the_server_approved_is_reverified_from_its_rows(
         third = resume(served, "THREE")
         assert third.returncode == 5, third.stdout + third.stderr
         assert "no decision proceed by bob" in third.stdout + third.stderr
+
+
+def test_a_stale_server_copy_is_not_resumed_into_finished_steps_again(
+    served: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run whose record grew past the server's 4 MiB (steps' outputs) could not copy it when
+    it detached: the server kept the copy made at its start, and `runner resume --server` on an
+    empty machine ran the six finished steps again, then asked its gate again (the approval
+    given meanwhile was for the first request: the run failed). A copy still `running` is
+    refused."""
+    world = served
+    world.workflow(world.server.url, timeout=1)
+    path = world.root / "deploy.yml"
+    steps = "".join(
+        f"  - id: big{i}\n    name: Big{i}\n    run: |\n"
+        "      { printf 'o='; head -c 900000 /dev/zero | tr '\\0' y; echo; }"
+        f' >> "$RUNNER_OUTPUT"\n      echo ran >> {world.root / "ran.txt"}\n'
+        for i in range(6)
+    )
+    path.write_text(path.read_text().replace("steps:\n", "steps:\n" + steps, 1))
+    with world.running("--detach-on-wait") as run:
+        out, err = run.communicate(timeout=60)
+    assert run.returncode == 75, out + err
+    assert "could not copy the record to the approval server" in out + err
+    world.approve(monkeypatch)
+    done = world.resume("EMPTY")
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert "was made while it was running" in done.stderr
+    assert (world.root / "ran.txt").read_text().count("ran") == 6  # none ran again
+    again = world.resume("S")  # where its state folder is, it goes on
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert (world.root / "ran.txt").read_text().count("ran") == 6
