@@ -13,22 +13,25 @@ under an exclusive ``flock`` of one mutex file, so two runners never both take i
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
 import os
 import platform
 import secrets
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from msgspec import Struct
 
 from runner.bounded import loads, read_file
 from runner.engine.deployment_lock import Attempt
 from runner.engine.record import RecordStore, write_atomic
-from runner.errors import RefusedError
+from runner.errors import RefusedError, StateError
 
 
 class LockInfo(Struct, frozen=True):
@@ -60,7 +63,7 @@ class LocalLock:
     @contextmanager
     def _mutex(self) -> Iterator[None]:
         self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.folder / ".mutex", "a+") as handle:
+        with _lock_file(self.folder / ".mutex") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -188,7 +191,7 @@ def run_lock(store: RecordStore, run_id: str) -> Iterator[None]:
     """Exclusive use of one run's record: a run resumed twice at once is refused."""
     folder = store.folder(run_id)
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "a+") as handle:
+    with _lock_file(folder / ".lock") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -197,6 +200,33 @@ def run_lock(store: RecordStore, run_id: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _lock_file(path: Path) -> Iterator[int]:
+    """The descriptor of the lock file ``path`` (made if need be), never through a link: the
+    state folder travels as a CI artifact, and a ``.lock`` replaced there by a link to a file of
+    the resume machine was opened, made if missing, and locked. A FIFO or a device is refused
+    too."""
+    try:
+        handle = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StateError(
+                f"{path} is a link, not the lock file the runner made: not following it (the "
+                "state folder was changed since the runner wrote it)",
+                hint=f"remove {path} if the state folder is otherwise yours",
+            ) from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(handle).st_mode):
+            raise StateError(
+                f"{path} is not a regular file, not the lock file the runner made",
+                hint=f"remove {path} if the state folder is otherwise yours",
+            )
+        yield handle
+    finally:
+        os.close(handle)
 
 
 def _alive(pid: int) -> bool:

@@ -563,3 +563,22 @@ def test_a_resume_never_writes_through_a_link_in_the_state_folder(
         assert done.returncode == 1, output
         assert "DEPLOYED" not in output, output
         assert f"{step_dir} is a link, not the folder the runner made" in output
+
+
+@pytest.mark.parametrize("kind", ["a link", "a FIFO"])
+def test_a_resume_never_follows_a_link_at_the_runs_lock_file(world: World, kind: str) -> None:
+    """The run's ``.lock`` in the state folder artifact replaced by a link to a file of the
+    resume machine (one that is not there yet, ``~/.ssh/authorized_keys`` say): the resume made
+    the file there and locked it. It is refused as a state folder changed, and nothing runs."""
+    journal_path = detached(world, f"lock-{kind[2:]}")
+    lock = journal_path.parent / ".lock"
+    victim = world.root / "victim"
+    victim.mkdir()
+    lock.unlink(missing_ok=True)
+    if kind == "a link":
+        lock.symlink_to(victim / "authorized_keys")
+    else:
+        os.mkfifo(lock)
+    done = resume(world, f"lock-{kind[2:]}")
+    refused(done, f"{lock} is" if kind == "a link" else f"{lock} is not a regular file")
+    assert list(victim.iterdir()) == []
