@@ -11,38 +11,19 @@ subprocess, so that the old behaviour shows as the crash it was, quickly).
 
 from __future__ import annotations
 
-import os
-import resource
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from helpers.memory_limited import limited_runner
+
 
 #: the address space the command may use: far more than the runner needs, far less than a file
 #: read whole from /dev/zero grows to
-MEMORY = 1024 * 1024 * 1024
-
-
-def _limited() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY, MEMORY))
-
-
 def runner(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    environ = {"PATH": os.environ["PATH"], "HOME": str(cwd), "NO_COLOR": "1"}
-    if "PYTHONPATH" in os.environ:
-        environ["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    return subprocess.run(
-        [sys.executable, "-c", "from runner.cli.main import entry; entry()", *args],
-        cwd=cwd,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        preexec_fn=_limited,
-        check=False,
-    )
+    return limited_runner(cwd, *args, timeout=60)
 
 
 WORKFLOW = """\

@@ -10,44 +10,18 @@ link to ``/dev/zero`` grew the runner until the machine's memory ran out.
 
 from __future__ import annotations
 
-import os
-import resource
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.memory_limited import limited_runner
 from helpers.run_helpers import Workspace
 
 from runner import masking
 from runner.engine import record as record_module
 from runner.engine.record import RecordStore
 
-MEMORY = 1024 * 1024 * 1024
-
-
-def _limited() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY, MEMORY))
-
-
-def runner(
-    cwd: Path, *args: str, stdout: Any = subprocess.PIPE
-) -> subprocess.CompletedProcess[str]:
-    environ = {"PATH": os.environ["PATH"], "HOME": str(cwd), "NO_COLOR": "1"}
-    if "PYTHONPATH" in os.environ:
-        environ["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    return subprocess.run(
-        [sys.executable, "-c", "from runner.cli.main import entry; entry()", *args],
-        cwd=cwd,
-        env=environ,
-        stdout=stdout,
-        stderr=subprocess.PIPE,
-        text=True,
-        timeout=120,
-        preexec_fn=_limited,
-        check=False,
-    )
+runner = limited_runner
 
 
 HUGE = """\
