@@ -138,6 +138,10 @@ class Signals:
         self.run.groups.cancel_all()
 
 
+#: how long the end of a run waits for the thread that cancels it to finish its work
+JOIN_SECONDS = 2.0
+
+
 @contextmanager
 def cancellation(run: Run) -> Iterator[Signals]:
     """SIGINT and SIGTERM handled as :class:`Signals` says, for the time of the block."""
@@ -153,3 +157,6 @@ def cancellation(run: Run) -> Iterator[Signals]:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         signals.received.put(None)
+        # its line ("received SIGINT: cancelling the run") comes before the run's last, and it
+        # writes nothing once the block is over (a log closed by then raised in the thread)
+        canceller.join(JOIN_SECONDS)
