@@ -31,7 +31,7 @@ from urllib.parse import quote
 import pytest
 import requests
 from helpers.environ import host_env
-from helpers.server_helpers import serving, workspace_store
+from helpers.server_helpers import decide_while_running, serving, workspace_store
 
 RUNNER = str(Path(sys.executable).with_name("runner"))
 SECRETS = {
@@ -169,31 +169,8 @@ def done(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Done]:
         run = subprocess.Popen(
             argv, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        try:
-            headers = {"Authorization": f"Bearer {tokens['alice']}"}
-            deadline = time.monotonic() + 60
-            while True:
-                listed = requests.get(
-                    url + "/api/v1/interruptions", params={"pending": "true"}, headers=headers
-                ).json()
-                if listed:
-                    break
-                assert run.poll() is None, run.communicate()
-                assert time.monotonic() < deadline, "no interruption appeared"
-                time.sleep(0.1)
-            base = f"{url}/api/v1/interruptions/r1--gate"
-            assert requests.put(base + "/responsible", json={}, headers=headers).ok
-            answer = requests.post(
-                base + "/submit",
-                json={"result": "proceed", "notes": "go", "fields": {"ticket": "CHG-1"}},
-                headers=headers,
-            )
-            assert answer.ok, answer.text
-            out, err = run.communicate(timeout=60)
-        finally:
-            if run.poll() is None:
-                run.kill()
-                run.communicate()
+        decision = {"result": "proceed", "notes": "go", "fields": {"ticket": "CHG-1"}}
+        _, out, err = decide_while_running(run, url, tokens["alice"], "r1--gate", decision)
         yield Done(root, url, tokens, run.returncode, out, err)
 
 
@@ -400,24 +377,10 @@ def guided(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Done, lis
                 stderr=subprocess.PIPE,
                 text=True,
             )
-            try:
-                headers = {"Authorization": f"Bearer {tokens['alice']}"}
-                base = f"{url}/api/v1/interruptions/g1--migrate@attempt-1"
-                deadline = time.monotonic() + 60
-                while not requests.get(base, headers=headers).ok:
-                    assert run.poll() is None, run.communicate()
-                    assert time.monotonic() < deadline, "no question appeared"
-                    time.sleep(0.1)
-                assert requests.put(base + "/responsible", json={}, headers=headers).ok
-                answer = requests.post(
-                    base + "/submit", json={"result": "skip", "notes": "known"}, headers=headers
-                )
-                assert answer.ok, answer.text
-                out, err = run.communicate(timeout=60)
-            finally:
-                if run.poll() is None:
-                    run.kill()
-                    run.communicate()
+            decision = {"result": "skip", "notes": "known"}
+            _, out, err = decide_while_running(
+                run, url, tokens["alice"], "g1--migrate@attempt-1", decision
+            )
             deadline = time.monotonic() + 10
             while not _Hook.bodies and time.monotonic() < deadline:
                 time.sleep(0.05)  # the announcement is posted in the background

@@ -10,16 +10,14 @@ may appear in clear anywhere the run leaves text.
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 from helpers.environ import host_env
 from helpers.run_helpers import RUNNER
-from helpers.server_helpers import serving, workspace_store
+from helpers.server_helpers import decide_while_running, serving, workspace_store
 
 HOOK_PASSWORD = "S3cretHookPassw0rd"
 #: a malformed URL (the port is not a number), as a mistyped CI secret would be
@@ -115,27 +113,9 @@ def done(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Done]:
         run = subprocess.Popen(
             argv, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        try:
-            headers = {"Authorization": f"Bearer {alice}"}
-            deadline = time.monotonic() + 60
-            while not requests.get(
-                url + "/api/v1/interruptions", params={"pending": "true"}, headers=headers
-            ).json():
-                assert run.poll() is None, run.communicate()
-                assert time.monotonic() < deadline, "no interruption appeared"
-                time.sleep(0.1)
-            base = f"{url}/api/v1/interruptions/r1--gate"
-            interruption = requests.get(base, headers=headers).text
-            assert requests.put(base + "/responsible", json={}, headers=headers).ok
-            answer = requests.post(
-                base + "/submit", json={"result": "proceed", "notes": "go"}, headers=headers
-            )
-            assert answer.ok, answer.text
-            out, err = run.communicate(timeout=60)
-        finally:
-            if run.poll() is None:
-                run.kill()
-                run.communicate()
+        interruption, out, err = decide_while_running(
+            run, url, alice, "r1--gate", {"result": "proceed", "notes": "go"}
+        )
         shown = subprocess.run(
             [str(RUNNER), "runs", "show", "r1", "--state-dir", "S", "--format", "json"],
             cwd=root,

@@ -13,6 +13,7 @@ import contextlib
 import os
 import secrets
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -323,6 +324,38 @@ def workspace_store(root: Path) -> Iterator[Store]:
 
 #: the app behind each URL :func:`serving` serves, for a test to see what the server holds
 APPS: dict[str, Any] = {}
+
+
+def decide_while_running(
+    run: subprocess.Popen[str],
+    url: str,
+    token: str,
+    interruption_id: str,
+    decision: dict[str, Any],
+    *,
+    wait: float = 60.0,
+) -> tuple[str, str, str]:
+    """Wait until the server holds ``interruption_id`` (``run``, a ``runner run`` started with
+    ``stdout`` and ``stderr`` piped, still going), take it with the approver ``token`` and
+    submit ``decision``, then let the run end: the interruption as the approver saw it (JSON
+    text), the run's output and its errors. The run is killed if anything fails."""
+    headers = {"Authorization": f"Bearer {token}"}
+    base = f"{url}/api/v1/interruptions/{interruption_id}"
+    try:
+        deadline = time.monotonic() + wait
+        while not (seen := requests.get(base, headers=headers)).ok:
+            assert run.poll() is None, run.communicate()
+            assert time.monotonic() < deadline, f"{interruption_id} did not appear"
+            time.sleep(0.1)
+        assert requests.put(base + "/responsible", json={}, headers=headers).ok
+        answer = requests.post(base + "/submit", json=decision, headers=headers)
+        assert answer.ok, answer.text
+        out, err = run.communicate(timeout=wait)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    return seen.text, out, err
 
 
 @contextmanager
