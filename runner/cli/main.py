@@ -6,12 +6,12 @@ its heavy imports inside functions, so ``runner --version`` starts in tens of mi
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 
 from runner import __version__
 from runner.characters import encodable
+from runner.gc_pause import end_start_up, start_up
 
 TYPE_CHECKING = False  # not ``typing.TYPE_CHECKING``: importing typing costs ~5 ms
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def _build_cli() -> click.Group:
             try:
                 command: click.Command = getattr(importlib.import_module(module), attribute)
             finally:
-                _end_start_up()
+                end_start_up()
             return command
 
     @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -242,33 +242,6 @@ def _not_utf8(args: list[str], number: int) -> RunnerError:
     )
 
 
-#: whether this process paused the cyclic collector over its start-up (see ``_start_up``)
-_paused_for_start_up = False
-
-
-def _start_up() -> None:
-    """Pause the cyclic collector while the command's modules are imported. Importing them
-    creates the classes, functions and constants that live as long as the process, hundreds of
-    thousands of objects with almost no garbage among them, and the collector's passes over
-    them were an eighth of a command's start-up. Only in this process's own command line: a
-    test calling ``main`` keeps its collector as it was."""
-    global _paused_for_start_up
-    if gc.isenabled():
-        gc.disable()
-        _paused_for_start_up = True
-
-
-def _end_start_up() -> None:
-    """Once the command's modules are imported: move everything alive into the collector's
-    permanent generation (``gc.freeze``), so that the collections of a long run (a wait, many
-    steps) no longer walk the modules' objects each time, and turn the collector back on."""
-    global _paused_for_start_up
-    if _paused_for_start_up:
-        _paused_for_start_up = False
-        gc.freeze()
-        gc.enable()
-
-
 def _warn_exposed(holders: list[tuple[int, str]]) -> None:
     """Say that the record key is in reach of the steps all the same: in the starting
     environment of a process that started the runner (the CI job's shell), which the runner
@@ -294,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         return _print(HELP)
     try:
         if argv is None:  # this process's own command line (not a test calling ``main``)
-            _start_up()
+            start_up()
         import click
 
         from runner.errors import ExitCode, RunnerError

@@ -21,6 +21,7 @@ import click
 from runner.approvals.identity import Person, parse_directory
 from runner.bounded import loads
 from runner.errors import UsageError
+from runner.gc_pause import more_start_up
 from runner.server.limits import BODY_SECONDS, CONNECTIONS, HEADER_SECONDS, KEEP_ALIVE_SECONDS
 
 #: shown in --help; the file itself is ``default_database()``
@@ -177,18 +178,23 @@ def server(
     if ctx.invoked_subcommand is not None:
         return 0
     listening = _bind(host, port)
-    store = open_store(database)
+    with more_start_up():
+        store = open_store(database)
+        import uvicorn
+
+        from runner.server.connections import with_header_deadline
+        from runner.server.web import create_full_app
+
+        address = public_url or f"http://{host}:{port}"
+        app = create_full_app(
+            store,
+            public_url=public_url,
+            webhook=webhook,
+            address=address,
+            body_seconds=body_timeout,
+        )
     if people:
         _import(store, people)
-    import uvicorn
-
-    from runner.server.connections import with_header_deadline
-    from runner.server.web import create_full_app
-
-    address = public_url or f"http://{host}:{port}"
-    app = create_full_app(
-        store, public_url=public_url, webhook=webhook, address=address, body_seconds=body_timeout
-    )
     open_files = _raise_open_files(limit_concurrency + SPARE_FILES)
     banner = [
         f"runner server: listening on http://{host}:{port}/",

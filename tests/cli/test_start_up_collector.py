@@ -52,3 +52,45 @@ def test_a_test_calling_main_keeps_its_collector_as_it_was() -> None:
     assert main(["expr", "1 == 1"]) == 0
     assert gc.isenabled()
     assert gc.get_freeze_count() <= frozen  # frozen objects may die, none were added
+
+
+# a command that imports more once its options are read (`runner server`'s stack)
+MORE = """
+import gc, json
+from runner.gc_pause import end_start_up, more_start_up, start_up
+start_up()
+end_start_up()
+before = gc.get_freeze_count()
+paused = []
+with more_start_up():
+    paused.append(gc.isenabled())
+    import sqlalchemy
+print(json.dumps({"paused": paused[0], "enabled": gc.isenabled(), "added": gc.get_freeze_count() - before}))
+"""
+
+
+def test_a_command_that_imports_more_pauses_the_collector_again(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", MORE],
+        cwd=tmp_path,
+        env=host_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["paused"] is False and seen["enabled"] is True
+    assert seen["added"] > 10_000  # SQLAlchemy's classes and functions
+
+
+def test_more_start_up_changes_nothing_in_a_test_calling_main() -> None:
+    import gc
+
+    from runner.gc_pause import more_start_up
+
+    frozen = gc.get_freeze_count()
+    with more_start_up():
+        assert gc.isenabled()
+    assert gc.isenabled()
+    assert gc.get_freeze_count() <= frozen
