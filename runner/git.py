@@ -166,15 +166,39 @@ def exact_ref(git: GitReader, ref: str) -> str | None:
     return value or None
 
 
+#: a ref's name, what it points to, and what that peels to once (an annotated tag's target)
+_REF_FORMAT = "%(refname)%00%(objecttype)%00%(objectname)%00%(*objecttype)%00%(*objectname)"
+
+
 def rev_commit(git: GitReader, name: str) -> str | None:
     """The commit ``name`` peels to, or None. A full ref name (``refs/...``) is read exactly
-    (:func:`exact_ref`); other names (``HEAD``, a commit id) go through ``git rev-parse``."""
+    (:func:`ref_commit`); other names (``HEAD``, a commit id) go through ``git rev-parse``."""
     if name.startswith("refs/"):
-        target = exact_ref(git, name)
-        return rev_commit(git, target) if target else None
+        return ref_commit(git, name)
     out = git.query("rev-parse", "--verify", "--quiet", f"{name}^{{commit}}")
     value = out.decode("ascii", "replace").strip() if out is not None else ""
     return value or None
+
+
+def ref_commit(git: GitReader, ref: str) -> str | None:
+    """The commit the full ref name ``ref`` peels to, or None, in one git process: ``git
+    for-each-ref`` reads the ref by its exact name, never a short-name guess (``rev-parse``
+    would try ``refs/tags/<ref>`` and others when ``ref`` does not exist; its patterns also
+    match the refs below ``ref/``, and a name with a glob others, so only the line naming
+    ``ref`` itself is taken). A branch names its commit, an annotated tag peels to it once;
+    anything else (a tag of a tag, a tag of a tree) is peeled by git, as before."""
+    out = git.query("for-each-ref", f"--format={_REF_FORMAT}", "--", ref)
+    for line in (out or b"").decode("utf-8", "replace").splitlines():
+        fields = line.split("\0")
+        if len(fields) != 5 or fields[0] != ref:
+            continue
+        _, kind, target, peeled_kind, peeled = fields
+        if kind == "commit":
+            return target
+        if kind == "tag" and peeled_kind == "commit":
+            return peeled
+        return rev_commit(git, target)
+    return None
 
 
 def head(git: GitReader) -> str | None:

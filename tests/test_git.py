@@ -24,6 +24,7 @@ from runner.git import (
     has_file,
     head,
     is_ancestor,
+    ref_commit,
     rev_commit,
     verified_file,
 )
@@ -91,6 +92,41 @@ def test_exact_ref_never_guesses_a_short_name(repo: Path) -> None:
     commit(repo, {"a": "1"})
     git(repo, "tag", "refs/heads/trust")  # refs/tags/refs/heads/trust
     assert exact_ref(Git(repo), "refs/heads/trust") is None
+
+
+def test_ref_commit_never_guesses_a_short_name(repo: Path) -> None:
+    """Nor does ``ref_commit`` (the trust ref's read): a tag named like the missing full ref, or
+    a ref below it, does not answer for it."""
+    commit(repo, {"a": "1"})
+    git(repo, "tag", "refs/heads/trust")  # refs/tags/refs/heads/trust
+    git(repo, "branch", "trust/below")  # refs/heads/trust/below: a pattern match, not the ref
+    reader = Git(repo)
+    assert ref_commit(reader, "refs/heads/trust") is None
+    assert ref_commit(reader, "refs/heads") is None
+    assert ref_commit(reader, "refs/heads/*") is None  # git's patterns glob; the name does not
+
+
+def test_ref_commit_peels_tags_to_their_commit(repo: Path) -> None:
+    first = commit(repo, {"a": "1"})
+    git(repo, "tag", "light")
+    git(repo, "tag", "-a", "annotated", "-m", "t")
+    git(repo, "tag", "-a", "of-a-tag", "annotated", "-m", "t")  # peeled by git, as before
+    tree = git(repo, "rev-parse", "HEAD^{tree}")
+    git(repo, "tag", "-a", "of-a-tree", tree, "-m", "t")
+    git(repo, "tag", "a-tree", tree)
+    git(repo, "symbolic-ref", "refs/remotes/origin/HEAD", "refs/heads/main")
+    reader = Git(repo)
+    for ref in ("light", "annotated", "of-a-tag"):
+        assert ref_commit(reader, f"refs/tags/{ref}") == first, ref
+    assert ref_commit(reader, "refs/remotes/origin/HEAD") == first
+    assert ref_commit(reader, "refs/tags/of-a-tree") is None
+    assert ref_commit(reader, "refs/tags/a-tree") is None
+    assert ref_commit(reader, "refs/heads/nope") is None
+    # one git process for a branch or an annotated tag
+    calls = reader.calls
+    ref_commit(reader, "refs/heads/main")
+    ref_commit(reader, "refs/tags/annotated")
+    assert reader.calls == calls + 2
 
 
 def test_a_failure_says_what_git_said(repo: Path) -> None:

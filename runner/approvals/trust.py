@@ -176,7 +176,7 @@ def reachable(git: GitReader, commit: str, ref: str) -> bool:
     """Whether ``commit`` is ``ref``'s tip or one of its ancestors (``git merge-base
     --is-ancestor``): a trust commit read from a run record counts only if the protected ref
     really named it once; any other commit may carry whatever trust its author wrote. The tip
-    is read by the ref's full name, as every trust read is (:func:`runner.git.exact_ref`)."""
+    is read by the ref's full name, as every trust read is (:func:`runner.git.ref_commit`)."""
     tip = rev_commit(git, ref)
     return tip is not None and is_ancestor(git, commit, tip)
 

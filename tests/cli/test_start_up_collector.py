@@ -65,7 +65,8 @@ paused = []
 with more_start_up():
     paused.append(gc.isenabled())
     import sqlalchemy
-print(json.dumps({"paused": paused[0], "enabled": gc.isenabled(), "added": gc.get_freeze_count() - before}))
+added = gc.get_freeze_count() - before
+print(json.dumps({"paused": paused[0], "enabled": gc.isenabled(), "added": added}))
 """
 
 
