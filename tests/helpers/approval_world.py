@@ -210,11 +210,17 @@ class World(GitWorld):
         return world
 
     def copy(self, root: Path) -> World:
-        """The same world in ``root`` (faster than creating one: two git calls)."""
+        """The same world in ``root`` (faster than creating one), its clones' ``origin`` moved
+        along: the path is rewritten in their config files, as ``git remote set-url`` would
+        (two git processes for each of about 500 tests)."""
         shutil.copytree(self.root, root, symlinks=True)
         world = World(root, self.keys)
         for clone in (world.repo, world.approver):
-            git(clone, "remote", "set-url", "origin", str(world.origin))
+            config = clone / ".git" / "config"
+            text = config.read_text()
+            old, new = f"url = {self.origin}\n", f"url = {world.origin}\n"
+            assert text.count(old) == 1, text
+            config.write_text(text.replace(old, new))
         return world
 
     # -- the deploy repository -----------------------------------------------------------------
