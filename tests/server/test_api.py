@@ -643,7 +643,7 @@ def test_long_poll_with_a_stale_etag_answers_at_once(
     server.create(make_request())
     assert server.assign("alice", ID).status_code == 200
     answer, elapsed = long_poll(server, '"1"', 5)
-    assert elapsed < 2.0
+    assert elapsed < 4.0, elapsed  # not the 5 s a held poll would take
     assert (answer.status_code, answer.json()["version"], answer.headers["ETag"]) == (200, 2, '"2"')
 
 
