@@ -223,7 +223,43 @@ MAX_VERIFIED_BYTES = 4 * 1024 * 1024
 _HASHES = {40: "sha1", 64: "sha256"}
 
 
+class _Verified:
+    """Files read by :func:`verified_file` in this process, by (commit, path): what a commit
+    holds never changes, and what was read was checked against the commit's id, so reading it
+    again (people, keys and policy are read at each check of a run, at the same pinned commit)
+    is one git process saved, never a different answer. Bounded, the oldest dropped first."""
+
+    def __init__(self, entries: int = 256, size: int = 32 * 1024 * 1024) -> None:
+        self.files: dict[tuple[str, str], bytes | None] = {}
+        self.entries = entries
+        self.size = size
+        self.held = 0
+
+    def keep(self, key: tuple[str, str], data: bytes | None) -> None:
+        size = len(data or b"")
+        while self.files and (len(self.files) >= self.entries or self.held + size > self.size):
+            self.held -= len(self.files.pop(next(iter(self.files))) or b"")
+        self.files[key] = data
+        self.held += size
+
+
+_VERIFIED = _Verified()
+
+
 def verified_file(git: GitReader, commit: str, path: str) -> bytes | None:
+    """:func:`read_verified`, each (commit, path) read once in this process (see
+    :class:`_Verified`)."""
+    key = (commit, path)
+    try:
+        return _VERIFIED.files[key]
+    except KeyError:
+        pass
+    data = read_verified(git, commit, path)
+    _VERIFIED.keep(key, data)
+    return data
+
+
+def read_verified(git: GitReader, commit: str, path: str) -> bytes | None:
     """The bytes of ``path`` at ``commit``, every object on the way checked against its id;
     None when the commit's (verified) tree has no such file.
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import runner.git
 from runner.errors import ApprovalError, GitError
 from runner.git import (
     Git,
@@ -24,6 +25,7 @@ from runner.git import (
     has_file,
     head,
     is_ancestor,
+    read_verified,
     ref_commit,
     rev_commit,
     verified_file,
@@ -360,3 +362,39 @@ def test_verified_file_refuses_an_overwritten_object(repo: Path) -> None:
     assert git(repo, "show", f"{good}:people.yml") == "evil"  # what plain git now answers
     with pytest.raises(GitError, match=f"object {good[:12]} in the repository does not hash"):
         verified_file(Git(repo), good, "people.yml")
+
+
+def test_a_file_verified_once_is_not_read_again_nor_replaced(repo: Path) -> None:
+    """The run reads people, keys and policy at the same pinned commit at each check: the
+    second read starts no git, and a step that rewrites the object in between changes
+    nothing (what the commit holds was checked against its id the first time)."""
+    good = commit(repo, {"people.yml": "good, first read\n"})
+    evil = commit(repo, {"people.yml": "evil\n"})
+    reader = Git(repo)
+    assert verified_file(reader, good, "people.yml") == b"good, first read\n"
+    assert verified_file(reader, good, "absent.yml") is None
+    calls = reader.calls
+    objects = repo / ".git" / "objects"
+    target = objects / good[:2] / good[2:]
+    target.chmod(0o644)
+    target.write_bytes((objects / evil[:2] / evil[2:]).read_bytes())
+    assert verified_file(reader, good, "people.yml") == b"good, first read\n"
+    assert verified_file(reader, good, "absent.yml") is None
+    assert reader.calls == calls
+    # read afresh, the rewritten object is refused as before
+    with pytest.raises(GitError, match="does not hash"):
+        read_verified(reader, good, "people.yml")
+
+
+def test_the_verified_files_kept_are_bounded(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kept = runner.git._Verified(entries=3, size=120)
+    monkeypatch.setattr(runner.git, "_VERIFIED", kept)
+    first = commit(repo, {f"f{n}": f"{n}\n" * 10 for n in range(5)})
+    reader = Git(repo)
+    for n in range(5):
+        verified_file(reader, first, f"f{n}")
+    assert list(kept.files) == [(first, "f2"), (first, "f3"), (first, "f4")]
+    big = commit(repo, {"big": "x" * 90})
+    verified_file(reader, big, "big")
+    assert list(kept.files) == [(first, "f4"), (big, "big")]
+    assert kept.held == 20 + 90
