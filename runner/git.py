@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
@@ -227,20 +228,25 @@ class _Verified:
     """Files read by :func:`verified_file` in this process, by (commit, path): what a commit
     holds never changes, and what was read was checked against the commit's id, so reading it
     again (people, keys and policy are read at each check of a run, at the same pinned commit)
-    is one git process saved, never a different answer. Bounded, the oldest dropped first."""
+    is one git process saved, never a different answer. Bounded, the oldest dropped first; gates
+    of steps started together read from their own threads."""
 
     def __init__(self, entries: int = 256, size: int = 32 * 1024 * 1024) -> None:
         self.files: dict[tuple[str, str], bytes | None] = {}
         self.entries = entries
         self.size = size
         self.held = 0
+        self._lock = threading.Lock()
 
     def keep(self, key: tuple[str, str], data: bytes | None) -> None:
         size = len(data or b"")
-        while self.files and (len(self.files) >= self.entries or self.held + size > self.size):
-            self.held -= len(self.files.pop(next(iter(self.files))) or b"")
-        self.files[key] = data
-        self.held += size
+        with self._lock:
+            if key in self.files:
+                return
+            while self.files and (len(self.files) >= self.entries or self.held + size > self.size):
+                self.held -= len(self.files.pop(next(iter(self.files))) or b"")
+            self.files[key] = data
+            self.held += size
 
 
 _VERIFIED = _Verified()

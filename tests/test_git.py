@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -398,3 +399,20 @@ def test_the_verified_files_kept_are_bounded(repo: Path, monkeypatch: pytest.Mon
     verified_file(reader, big, "big")
     assert list(kept.files) == [(first, "f4"), (big, "big")]
     assert kept.held == 20 + 90
+
+
+def test_the_verified_files_kept_are_counted_once_when_threads_read_them_together() -> None:
+    kept = runner.git._Verified(entries=8, size=1000)
+    files = {(f"{n:040x}", "people.yml"): b"x" * (n + 1) for n in range(16)}
+
+    def keep_all() -> None:
+        for key, data in files.items():
+            kept.keep(key, data)
+
+    threads = [threading.Thread(target=keep_all) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(kept.files) <= 8
+    assert kept.held == sum(len(data or b"") for data in kept.files.values())
