@@ -182,12 +182,12 @@ def rev_commit(git: GitReader, name: str) -> str | None:
 
 
 def ref_commit(git: GitReader, ref: str) -> str | None:
-    """The commit the full ref name ``ref`` peels to, or None, in one git process: ``git
-    for-each-ref`` reads the ref by its exact name, never a short-name guess (``rev-parse``
-    would try ``refs/tags/<ref>`` and others when ``ref`` does not exist; its patterns also
-    match the refs below ``ref/``, and a name with a glob others, so only the line naming
-    ``ref`` itself is taken). A branch names its commit, an annotated tag peels to it once;
-    anything else (a tag of a tag, a tag of a tree) is peeled by git, as before."""
+    """The commit the full ref name ``ref`` peels to, or None, in one git process. ``git
+    for-each-ref`` never guesses a short name (``rev-parse`` would try ``refs/tags/<ref>`` and
+    others when ``ref`` does not exist), but its patterns also match the refs below ``ref/``,
+    and a name with a glob matches others: only the line naming ``ref`` itself is taken. A
+    branch names its commit, an annotated tag peels to it once; anything else (a tag of a tag,
+    a tag of a tree) is peeled by ``rev-parse`` of the object's id."""
     out = git.query("for-each-ref", f"--format={_REF_FORMAT}", "--", ref)
     for line in (out or b"").decode("utf-8", "replace").splitlines():
         fields = line.split("\0")

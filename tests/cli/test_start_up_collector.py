@@ -19,9 +19,10 @@ print(json.dumps({"code": code, "enabled": gc.isenabled(), "frozen": gc.get_free
 """
 
 
-def _probe(tmp_path: Path) -> dict[str, object]:
+def _probe(tmp_path: Path, program: str = PROBE) -> dict[str, object]:
+    """What ``program``, run in a Python process of its own, printed last (a JSON object)."""
     done = subprocess.run(
-        [sys.executable, "-c", PROBE],
+        [sys.executable, "-c", program],
         cwd=tmp_path,
         env=host_env(),
         capture_output=True,
@@ -71,16 +72,7 @@ print(json.dumps({"paused": paused[0], "enabled": gc.isenabled(), "added": added
 
 
 def test_a_command_that_imports_more_pauses_the_collector_again(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", MORE],
-        cwd=tmp_path,
-        env=host_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    seen = _probe(tmp_path, MORE)
     assert seen["paused"] is False and seen["enabled"] is True
     assert seen["added"] > 10_000  # SQLAlchemy's classes and functions
 
