@@ -6,9 +6,10 @@ action's own steps, and outputs are the ``value`` expressions of its ``outputs``
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
-from msgspec import structs
+from msgspec import Struct, structs
 
 from runner.errors import RunnerError, StepError, expression_at
 from runner.evaluation.conditions import JobStatus, evaluate_condition
@@ -20,11 +21,34 @@ from runner.steps.base import StepContext, StepResult
 from runner.steps.script import Script, run_script
 
 
+class Deadline(Struct, frozen=True):
+    """A ``uses:`` step's ``timeout-minutes``, for all of its action's steps together (as
+    GitHub's): each script gets what is left, and none starts once it has passed."""
+
+    minutes: float
+    #: ``time.monotonic()`` when the step must end
+    at: float
+
+    @classmethod
+    def of(cls, minutes: float | None) -> Deadline | None:
+        return None if minutes is None else cls(minutes, time.monotonic() + minutes * 60)
+
+    def passed(self) -> bool:
+        return time.monotonic() >= self.at
+
+    @property
+    def error(self) -> str:
+        return f"timed out after {self.minutes:g} minutes"
+
+
 def run_composite_step(ctx: StepContext) -> StepResult:
     step = ctx.step
     assert step.uses is not None
+    deadline = Deadline.of(step.timeout_minutes)
     given = {name: ctx.render_at(f"with.{name}", value) for name, value in step.with_.items()}
-    return run_action(ctx, step.uses, given, depth=1, after_cancel=ctx.cancelled())
+    return run_action(
+        ctx, step.uses, given, depth=1, after_cancel=ctx.cancelled(), deadline=deadline
+    )
 
 
 def action_inputs(action: Action, given: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
@@ -49,7 +73,12 @@ def action_inputs(action: Action, given: Mapping[str, str]) -> tuple[dict[str, s
 
 
 def run_action(
-    ctx: StepContext, uses: str, given: Mapping[str, str], depth: int, after_cancel: bool = False
+    ctx: StepContext,
+    uses: str,
+    given: Mapping[str, str],
+    depth: int,
+    after_cancel: bool = False,
+    deadline: Deadline | None = None,
 ) -> StepResult:
     if depth > MAX_NESTING:
         raise StepError(f"actions nest more than {MAX_NESTING} deep at {uses}")
@@ -61,6 +90,11 @@ def run_action(
     status = JobStatus.SUCCESS
     result = StepResult("success")
     for nested in action.steps:
+        if deadline is not None and deadline.passed():
+            # nothing more of the action runs, whatever its conditions say
+            result.outcome, result.exit_code = "failure", None
+            result.timed_out, result.error = True, deadline.error
+            break
         contexts = {
             **ctx.contexts,
             "inputs": dict(inputs),
@@ -72,7 +106,12 @@ def run_action(
         if not decision.run:
             states[nested.id] = {"outputs": {}, "outcome": "skipped", "conclusion": "skipped"}
             continue
-        outcome = _run_nested(ctx, action, nested, contexts, depth, after_cancel)
+        outcome = _run_nested(ctx, action, nested, contexts, depth, after_cancel, deadline)
+        if deadline is not None and outcome.timed_out:
+            # stopped at the step's deadline: no `continue-on-error` holds, nothing more runs
+            result.outcome, result.exit_code = "failure", outcome.exit_code
+            result.timed_out, result.error = True, f"{nested.name}: {outcome.error}"
+            break
         tolerated = outcome.outcome == "failure" and _truthy(nested.continue_on_error)
         conclusion = "success" if tolerated else outcome.outcome
         states[nested.id] = {
@@ -109,6 +148,7 @@ def _run_nested(
     contexts: dict[str, object],
     depth: int,
     after_cancel: bool = False,
+    deadline: Deadline | None = None,
 ) -> StepResult:
     def render(template: str) -> str:
         return render_text(template, ctx.variables, contexts, secrets=ctx.masker)
@@ -132,9 +172,13 @@ def _run_nested(
     )
     if nested.uses:
         given = {name: render_at(f"with.{name}", value) for name, value in nested.with_.items()}
-        return run_action(inner, nested.uses, given, depth + 1, after_cancel)
+        return run_action(inner, nested.uses, given, depth + 1, after_cancel, deadline)
     script = Script(
-        render_at("run", nested.run or ""), nested.shell, nested.working_directory, None
+        render_at("run", nested.run or ""),
+        nested.shell,
+        nested.working_directory,
+        deadline.minutes if deadline else None,
+        deadline.at if deadline else None,
     )
     return run_script(inner, script, after_cancel=after_cancel)
 

@@ -9,6 +9,7 @@ import os
 import shlex
 import shutil
 import stat
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -55,6 +56,9 @@ class Script(Struct, frozen=True):
     shell: str | None
     working_directory: str | None
     timeout_minutes: float | None
+    #: when the step this script is part of must end (``time.monotonic()``): a ``uses:`` step's
+    #: ``timeout-minutes`` counts for all of its action's scripts together
+    deadline: float | None = None
 
 
 def shell_command(shell: str | None, script: str | Path) -> list[str]:
@@ -200,6 +204,9 @@ def _run_created(
         siblings.add(files["octopus"])
 
     timeout = script.timeout_minutes * 60 if script.timeout_minutes else None
+    if script.deadline is not None:
+        left = max(script.deadline - time.monotonic(), 0.0)
+        timeout = left if timeout is None else min(timeout, left)
     try:
         outcome = run_process(
             argv,

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from helpers.run_helpers import Workspace
+from helpers.run_helpers import Workspace, kill_quietly, pid_alive, wait_for
+
+from runner.steps import composite
 
 GREET = """
 name: Greet
@@ -473,3 +476,125 @@ def test_webhook_that_cannot_post_says_why_in_one_line(
     assert result.code == 1, result.out
     assert "Traceback" not in result.out
     assert any(line.strip().startswith(said) for line in result.lines()), result.out
+
+
+SLOW_ACTION = """
+name: Slow
+runs:
+  using: composite
+  steps:
+    - id: first
+      shell: bash
+      run: |
+        sleep 0.5
+        echo "first done"
+    - id: slow
+      shell: bash
+      run: |
+        sleep 30 &
+        echo $! > "{pid_file}"
+        echo "slow started"
+        sleep 30
+    - id: always
+      if: always()
+      shell: bash
+      run: echo "the action's clean-up ran"
+"""
+
+
+def test_timeout_minutes_of_a_uses_step_counts_for_all_of_its_actions_steps(
+    workspace: Workspace,
+) -> None:
+    """GitHub applies a step's ``timeout-minutes`` to a ``uses:`` step too; it was accepted
+    and ignored, so an action that hung held the deployment for ever. The action's scripts
+    share the step's time (the second gets what the first left), and once it has passed no
+    more of the action runs, ``always()`` included; the workflow's next steps go on as after
+    any failed step."""
+    pid_file = workspace.root / "grandchild.pid"
+    workspace.action("slow", SLOW_ACTION.format(pid_file=pid_file))
+    result = workspace.run(
+        """
+        name: timeout
+        steps:
+          - id: slow
+            name: Slow action
+            uses: ./actions/slow
+            timeout-minutes: 0.02
+          - id: after
+            name: After
+            if: always()
+            run: echo "after ran"
+        """
+    )
+    grandchild = int(pid_file.read_text())
+    try:
+        wait_for(lambda: not pid_alive(grandchild), what="the action's grandchild to be killed")
+    finally:
+        kill_quietly(grandchild)
+    assert result.code == 1, result.out
+    slow = result.step("slow")
+    assert (slow.outcome, slow.conclusion) == ("failure", "failure")
+    assert slow.error == "slow: timed out after 0.02 minutes"
+    lines = result.lines()
+    assert "  first done" in lines and "  slow started" in lines
+    assert "  the action's clean-up ran" not in lines
+    assert "  after ran" in lines
+    assert "(slow: timed out after 0.02 minutes)" in result.out
+
+
+def test_a_uses_step_stopped_at_its_deadline_is_not_held_by_continue_on_error(
+    workspace: Workspace,
+) -> None:
+    workspace.action("two", TWO)
+    result = workspace.run(TIMED_TWO)
+    assert result.code == 1, result.out
+    two = result.step("two")
+    assert (two.outcome, two.conclusion) == ("failure", "failure")
+    assert two.error == "long: timed out after 0.01 minutes"
+    assert "  long started" in result.lines()
+    assert "  next ran" not in result.lines()
+
+
+def test_a_uses_step_whose_time_ran_out_starts_no_more_of_its_action(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A script that ended just at the deadline: the next one does not start at all."""
+
+    def passed_already(minutes: float | None) -> composite.Deadline | None:
+        return None if minutes is None else composite.Deadline(minutes, time.monotonic() - 1)
+
+    monkeypatch.setattr(composite.Deadline, "of", staticmethod(passed_already))
+    workspace.action("two", TWO)
+    result = workspace.run(TIMED_TWO)
+    assert result.code == 1, result.out
+    two = result.step("two")
+    assert two.outcome == "failure"
+    assert two.error == "timed out after 0.01 minutes"
+    assert "  long started" not in result.lines()
+    assert "  next ran" not in result.lines()
+
+
+TWO = """
+name: Two
+runs:
+  using: composite
+  steps:
+    - id: long
+      shell: bash
+      run: |
+        echo "long started"
+        sleep 5
+      continue-on-error: true
+    - id: next
+      shell: bash
+      run: echo "next ran"
+"""
+
+TIMED_TWO = """
+name: timeout
+steps:
+  - id: two
+    name: Two
+    uses: ./actions/two
+    timeout-minutes: 0.01
+"""
