@@ -28,7 +28,7 @@ from msgspec.structs import replace
 
 from helpers.cli import cli_in
 from helpers.clock import FakeClock, fake_time, real_now
-from helpers.git_world import TRUST_REF, GitWorld, clean_env, git, write
+from helpers.git_world import TRUST_REF, GitWorld, checked_out, clean_env, git, write
 from runner.approvals.document import ApprovalBody, instant
 from runner.approvals.files import FileSource
 from runner.approvals.identity import Directory, Person
@@ -235,7 +235,7 @@ class World(GitWorld):
 
     @property
     def head(self) -> str:
-        return git(self.repo, "rev-parse", "HEAD")
+        return checked_out(self.repo)
 
     # -- approvals ---------------------------------------------------------------------------
 

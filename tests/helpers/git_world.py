@@ -33,6 +33,28 @@ def git(cwd: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
+def checked_out(repo: Path) -> str:
+    """The commit checked out in ``repo``, read from its files (``.git/HEAD``, then the branch's
+    loose ref or ``packed-refs``) where they say it plainly: a test asks for it hundreds of times,
+    and each ``git rev-parse HEAD`` is a process. Anything else is git's to answer."""
+    dot_git = repo / ".git"
+    try:
+        first = (dot_git / "HEAD").read_text().strip()
+        if not first.startswith("ref: refs/heads/"):
+            return git(repo, "rev-parse", "HEAD")
+        ref = first.removeprefix("ref: ")
+        loose = dot_git / ref
+        if loose.is_file():
+            return loose.read_text().strip()
+        for line in (dot_git / "packed-refs").read_text().splitlines():
+            commit, _, name = line.partition(" ")
+            if name == ref:
+                return commit
+    except OSError:
+        pass
+    return git(repo, "rev-parse", "HEAD")
+
+
 def write(root: Path, files: Mapping[str, str | bytes]) -> None:
     """Write ``files`` (paths relative to ``root``), making their folders."""
     for name, content in files.items():

@@ -23,7 +23,7 @@ import pytest
 
 from helpers.clock import FakeClock, fake_time, real_now
 from helpers.environ import GIT_IDENTITY, HOST_VARIABLES
-from helpers.git_world import GitWorld, git, write
+from helpers.git_world import GitWorld, checked_out, git, write
 from runner.cli.main import main
 
 PEOPLE = """\
@@ -111,7 +111,7 @@ class World(GitWorld):
         branch = git(self.repo, "rev-parse", "--abbrev-ref", "HEAD")
         git(self.repo, "push", "-q", "origin", branch)
         git(self.repo, "fetch", "-q", "origin")
-        return git(self.repo, "rev-parse", "HEAD")
+        return checked_out(self.repo)
 
     def protect(self, policy: str) -> None:
         """Change the policy on the protected trust branch (through a second clone)."""
