@@ -37,6 +37,14 @@ class TrustFiles(Struct, frozen=True):
     ref: str | None
     #: the commit the ref was pinned to when the run started (see ``pin_trust``)
     commit: str | None = None
+    #: unpinned: the ref's tip, read once for all the files of one check (see ``at_tip``)
+    tip: str | None = None
+
+    @classmethod
+    def at_tip(cls, git: GitReader, ref: str) -> TrustFiles:
+        """The files at ``ref``'s tip as it is now, the tip read once for all of them."""
+        check_ref_name(ref)
+        return cls(git, ref, tip=rev_commit(git, ref))
 
     @classmethod
     def of(cls, trust: Trust, git: GitReader) -> TrustFiles:
@@ -55,7 +63,7 @@ class TrustFiles(Struct, frozen=True):
         if self.ref is None:
             return self.read(path) if (self.git.workspace / path).exists() else None
         check_ref_name(self.ref)
-        commit = self.commit or rev_commit(self.git, self.ref)
+        commit = self.commit or self.tip or rev_commit(self.git, self.ref)
         if commit is None:
             return self.read(path)  # which says the ref does not exist here
         try:
@@ -71,7 +79,7 @@ class TrustFiles(Struct, frozen=True):
                 raise ApprovalError(f"cannot read trust file {path}: {exc.strerror}") from None
         check_ref_name(self.ref)
         if self.commit is None:
-            commit = rev_commit(self.git, self.ref)
+            commit = self.tip or rev_commit(self.git, self.ref)
             if commit is None:
                 raise ApprovalError(
                     f"cannot read trust file {path}: {self.ref} does not exist here",
@@ -208,6 +216,6 @@ def keys_at_tip(trust: Trust, pinned: list[AllowedSigner], git: GitReader) -> fr
     unsealed record names any commit of the ref's history; attack pass)."""
     if not trust.ref:
         return frozenset()
-    signers, revoked = read_keys(trust, TrustFiles(git, trust.ref))
+    signers, revoked = read_keys(trust, TrustFiles.at_tip(git, trust.ref))
     listed = {signer.public_key.blob for signer in signers}
     return revoked | {s.public_key.blob for s in pinned if s.public_key.blob not in listed}

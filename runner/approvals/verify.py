@@ -335,7 +335,11 @@ def _verify(
     if trust is None or not trust.allowed_signers:
         raise UsageError(f"{workflow_path} has no `approvals.trust.allowed-signers`")
     git = Git(loaded.workspace)
-    files = TrustFiles(git, trust.ref, pin if trust.ref else None)
+    if trust.ref and not pin:
+        # each file from the same commit, however the ref moves while they are read
+        files = TrustFiles.at_tip(git, trust.ref)
+    else:
+        files = TrustFiles(git, trust.ref, pin if trust.ref else None)
     # a run record names the commit: one the trust ref never named is anyone's trust
     if files.commit is not None and trust.ref and not reachable(git, files.commit, trust.ref):
         return SignedFileReport(

@@ -63,3 +63,25 @@ def test_a_pinned_commit_missing_from_the_clone_says_to_fetch_history(repo: Path
         TrustFiles.of(trust, Git(repo)).read("people.yml")
     assert "(the commit refs/heads/trust named when the run started)" in caught.value.message
     assert caught.value.hint is not None and "no --depth=1" in caught.value.hint
+
+
+def test_the_files_of_one_check_at_the_tip_come_from_one_commit(repo: Path) -> None:
+    """Unpinned (``approval verify`` without a record, the keys at the tip), the tip is read
+    once: a ref that moves between two files' reads cannot mix two commits' trust (allowed
+    signers of one, revoked keys of another)."""
+    (repo / "revoked").write_text("first revoked\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "revoked")
+    reader = Git(repo)
+    calls = reader.calls
+    files = TrustFiles.at_tip(reader, "refs/heads/trust")
+    assert files.read("people.yml") == b"first\n"
+    (repo / "people.yml").write_text("moved\n")
+    (repo / "revoked").write_text("moved revoked\n")
+    git(repo, "commit", "-q", "-am", "moved")
+    assert files.read("revoked") == b"first revoked\n"
+    assert files.read_if_there("revoked") == b"first revoked\n"
+    assert reader.calls == calls + 3  # the tip once, each file once
+    missing = TrustFiles.at_tip(reader, "refs/heads/nope")
+    with pytest.raises(ApprovalError, match="refs/heads/nope does not exist here"):
+        missing.read("people.yml")
