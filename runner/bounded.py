@@ -104,6 +104,42 @@ def holds_half_character(value: Any) -> bool:
 MAX_RECORD_FILE_BYTES = 64 * 1024 * 1024
 
 
+class NotTheRunnersFile(Exception):
+    """What :func:`open_regular` found at a path instead of a regular file: a symbolic link
+    (``link``), or something else; ``what`` says which (each caller says whose file it
+    expected)."""
+
+    def __init__(self, *, link: bool) -> None:
+        self.link = link
+        self.what = "a symbolic link" if link else "not a regular file"
+        super().__init__(self.what)
+
+
+def open_regular(
+    path: str | os.PathLike[str], flags: int, mode: int = 0o600, *, follow: bool = False
+) -> tuple[int, os.stat_result]:
+    """A descriptor of the regular file ``path`` (``flags`` as for ``os.open``) and its
+    status. Not through a symbolic link unless ``follow``, and never a FIFO, a device or a
+    folder: the state folder travels as a CI artifact and a step's files are the step's to
+    replace, and a link or a FIFO put there was written through, locked or read for ever
+    (:class:`NotTheRunnersFile`). Other failures are ``OSError``, as for ``os.open``."""
+    flags |= os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+    try:
+        handle = os.open(path, flags, mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow:
+            raise NotTheRunnersFile(link=True) from None
+        raise
+    try:
+        status = os.fstat(handle)
+        if not stat.S_ISREG(status.st_mode):
+            raise NotTheRunnersFile(link=False)
+    except BaseException:
+        os.close(handle)
+        raise
+    return handle, status
+
+
 def read_file(
     path: str | os.PathLike[str],
     *,
@@ -117,19 +153,15 @@ def read_file(
     or when it is not a regular file (a FIFO would block the reader for ever). A missing file is
     ``FileNotFoundError``, as for ``Path.read_bytes``. Without ``follow``, a symbolic link is
     refused too: the runner never writes one in its state folder."""
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        handle = os.open(path, flags if follow else flags | os.O_NOFOLLOW)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP and not follow:
+        handle, status = open_regular(path, os.O_RDONLY | os.O_NONBLOCK, follow=follow)
+    except NotTheRunnersFile as exc:
+        if exc.link:
             raise InputLimitError(
                 f"{path}: the {what} is a symbolic link, not the file the runner wrote"
             ) from None
-        raise
+        raise InputLimitError(f"{path}: the {what} is {exc.what}") from None
     try:
-        status = os.fstat(handle)
-        if not stat.S_ISREG(status.st_mode):
-            raise InputLimitError(f"{path}: the {what} is not a regular file")
         if status.st_size > limit:
             raise InputLimitError(_too_large(path, what, status.st_size, limit))
         chunks, size = [], 0

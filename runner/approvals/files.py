@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import random
 import re
-import stat
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from runner.approvals.document import body_digest, check_binding, submission_of,
 from runner.approvals.identity import Directory
 from runner.approvals.request import Interruption, Submission, inputs_digest
 from runner.approvals.trust import TrustFiles, keys_at_tip, read_keys, refuse_deployed_commit
+from runner.bounded import NotTheRunnersFile, open_regular
 from runner.errors import ApprovalError, RefusedError, VerificationError
 from runner.git import Git, GitReader
 from runner.model import Approvals
@@ -318,17 +318,14 @@ def _read_local(path: Path) -> tuple[bytes, str | None]:
     Opened without following a link and checked on the open descriptor, so a file swapped for a
     link between the check and the read is not followed either."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fd, info = open_regular(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         return b"", "missing"
+    except NotTheRunnersFile as exc:
+        return b"", "is a symbolic link (not followed)" if exc.link else "is not a regular file"
     except OSError as exc:
-        if os.path.islink(path):
-            return b"", "is a symbolic link (not followed)"
         return b"", f"cannot be read: {exc.strerror}"
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return b"", "is not a regular file"
         if info.st_size > MAX_FILE_BYTES:
             return (
                 b"",

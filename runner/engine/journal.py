@@ -32,19 +32,17 @@ the line number.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import hmac
 import os
 import re
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from msgspec import Struct
 
-from runner.bounded import loads, read_file
+from runner.bounded import NotTheRunnersFile, loads, open_regular, read_file
 from runner.errors import InputLimitError
 
 NAME = "events.jsonl"
@@ -225,17 +223,10 @@ def append(path: Path, data: bytes, size: int, *, durable: bool) -> None:
     try:
         # never through a link: a journal replaced by one in a state folder that travelled as
         # a CI artifact had its target cut and written over (attack pass)
-        handle = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise JournalError(
-                f"{path}: a symbolic link, not the journal the runner wrote"
-            ) from None
-        raise
+        handle, status = open_regular(path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
+    except NotTheRunnersFile as exc:
+        raise JournalError(f"{path}: {exc.what}, not the journal the runner wrote") from None
     try:
-        status = os.fstat(handle)
-        if not stat.S_ISREG(status.st_mode):
-            raise JournalError(f"{path}: not a regular file, not the journal the runner wrote")
         have = status.st_size
         if have < size:
             raise JournalError(f"{path}: shorter than this process wrote it (cut by someone)")

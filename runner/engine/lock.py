@@ -13,14 +13,12 @@ under an exclusive ``flock`` of one mutex file, so two runners never both take i
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import hashlib
 import json
 import os
 import platform
 import secrets
-import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +26,7 @@ from pathlib import Path
 
 from msgspec import Struct
 
-from runner.bounded import loads, read_file
+from runner.bounded import NotTheRunnersFile, loads, open_regular, read_file
 from runner.engine.deployment_lock import Attempt
 from runner.engine.record import RecordStore, write_atomic
 from runner.errors import RefusedError, StateError
@@ -209,21 +207,14 @@ def _lock_file(path: Path) -> Iterator[int]:
     the resume machine was opened, made if missing, and locked. A FIFO or a device is refused
     too."""
     try:
-        handle = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise StateError(
-                f"{path} is a link, not the lock file the runner made: not following it (the "
-                "state folder was changed since the runner wrote it)",
-                hint=f"remove {path} if the state folder is otherwise yours",
-            ) from None
-        raise
+        handle, _ = open_regular(path, os.O_RDWR | os.O_CREAT)
+    except NotTheRunnersFile as exc:
+        raise StateError(
+            f"{path} is {exc.what}, not the lock file the runner made: not following or opening "
+            "it (the state folder was changed since the runner wrote it)",
+            hint=f"remove {path} if the state folder is otherwise yours",
+        ) from None
     try:
-        if not stat.S_ISREG(os.fstat(handle).st_mode):
-            raise StateError(
-                f"{path} is not a regular file, not the lock file the runner made",
-                hint=f"remove {path} if the state folder is otherwise yours",
-            )
         yield handle
     finally:
         os.close(handle)

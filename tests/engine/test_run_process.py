@@ -7,7 +7,14 @@ import signal
 from pathlib import Path
 
 import pytest
-from helpers.run_helpers import Outcome, Workspace, kill_quietly, pid_alive, wait_for
+from helpers.run_helpers import (
+    Outcome,
+    Workspace,
+    kill_quietly,
+    pid_alive,
+    wait_for,
+    wait_until_killed,
+)
 
 from runner.engine.record import RunRecord
 
@@ -35,11 +42,7 @@ def test_timeout_kills_process_group_with_grandchild(workspace: Workspace) -> No
             run: echo "should not run"
         """
     )
-    grandchild = int(pid_file.read_text())
-    try:
-        wait_for(lambda: not pid_alive(grandchild), what="the grandchild to be killed")
-    finally:
-        kill_quietly(grandchild)
+    wait_until_killed(pid_file, "the grandchild")
     assert result.code == 1
     slow = result.step("slow")
     assert (slow.status, slow.outcome, slow.conclusion) == ("failure",) * 3
@@ -336,11 +339,7 @@ def test_signal_cancels_run_and_always_steps_still_run(
     workspace: Workspace, sig: signal.Signals
 ) -> None:
     result = cancel_run(workspace, sig)
-    grandchild = int((workspace.root / "grandchild.pid").read_text())
-    try:
-        wait_for(lambda: not pid_alive(grandchild), what="the grandchild to be killed")
-    finally:
-        kill_quietly(grandchild)
+    wait_until_killed(workspace.root / "grandchild.pid", "the grandchild")
     assert result.code == 130, result.err
     record = result.record
     assert (record.status, record.exit_code) == ("cancelled", 130)

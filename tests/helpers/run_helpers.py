@@ -205,6 +205,16 @@ def pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def wait_until_killed(pid_file: Path, what: str) -> None:
+    """Wait until the process whose pid a step wrote to ``pid_file`` is gone (the runner
+    stopped the step's whole group); killed here if it is not, so no test leaves it behind."""
+    pid = int(pid_file.read_text())
+    try:
+        wait_for(lambda: not pid_alive(pid), what=f"{what} to be killed")
+    finally:
+        kill_quietly(pid)
+
+
 def kill_quietly(pid: int, *, group: bool = False) -> None:
     """SIGKILL a process (or its whole process group) that a test left behind, if still there."""
     with contextlib.suppress(ProcessLookupError):

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from helpers.run_helpers import Workspace, kill_quietly, pid_alive, wait_for
+from helpers.run_helpers import Workspace, wait_until_killed
 
 from runner.steps import composite
 
@@ -526,11 +526,7 @@ def test_timeout_minutes_of_a_uses_step_counts_for_all_of_its_actions_steps(
             run: echo "after ran"
         """
     )
-    grandchild = int(pid_file.read_text())
-    try:
-        wait_for(lambda: not pid_alive(grandchild), what="the action's grandchild to be killed")
-    finally:
-        kill_quietly(grandchild)
+    wait_until_killed(pid_file, "the action's grandchild")
     assert result.code == 1, result.out
     slow = result.step("slow")
     assert (slow.outcome, slow.conclusion) == ("failure", "failure")
