@@ -12,6 +12,7 @@ from pathlib import Path
 
 from runner.errors import Diagnostic, Location, WorkflowError
 from runner.load.action import MAX_NESTING, load_action
+from runner.load.limit_checks import check_server_limits
 from runner.load.yaml import Document
 from runner.model import GuidedFailure, Step, Workflow
 from runner.patterns import PatternError, compile_pattern
@@ -34,6 +35,7 @@ def check_workflow(workflow: Workflow, workspace: Path) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     for check in (_unique_steps, _environments, _inputs, _manual_steps, _guided_failure):
         found.extend(check(workflow))
+    found.extend(check_server_limits(workflow))
     found.extend(_actions(workflow, workspace))
     return found
 

@@ -14,8 +14,16 @@ from typing import Any
 
 from runner.approvals.request import Interruption
 from runner.bounded import holds_half_character
+from runner.request_limits import (
+    FOLLOWING_STEPS,
+    INPUTS_BYTES,
+    INSTRUCTIONS_CHARS,
+    KIB,
+    LIST_ITEMS,
+    PATTERN_CHARS,
+    TEXT_CHARS,
+)
 
-KIB = 1024
 MIB = 1024 * KIB
 
 #: a run record (``PUT /runs/ID``): every step's outputs and approvals
@@ -23,12 +31,6 @@ RUN_RECORD_BYTES = 4 * MIB
 #: any other request body
 BODY_BYTES = 256 * KIB
 
-INSTRUCTIONS_CHARS = 64 * KIB
-TEXT_CHARS = 1_000  # title, step name, environment, workflow, labels, ...
-LIST_ITEMS = 100  # teams, quorum rules, fields, choice options
-FOLLOWING_STEPS = 1_000
-PATTERN_CHARS = 1_000
-INPUTS_BYTES = 64 * KIB
 NOTES_CHARS = 10_000  # a submission's notes
 
 
