@@ -244,13 +244,45 @@ def terminate_group(
     while time.monotonic() < deadline:
         if reap is not None:
             reap()
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
+        if not group_running(pgid):
             return
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
+
+
+def group_running(pgid: int) -> bool:
+    """Whether a process of the group ``pgid`` still runs. A member that has ended but is not
+    reaped yet (a zombie: the step's shell died with the group, so its children went to the
+    system's init) does not count: no signal can stop it, and init reaps it when it gets to
+    it. Some take seconds (this sandbox's, about 2 s), some never do (``tail -f /dev/null`` as
+    a container's PID 1), and each timed-out or cancelled step waited the whole grace for it.
+    Where ``/proc`` shows no member at all (not Linux, or hidden), the group still counts."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True
+    seen = False
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as status:
+                data = status.read()
+        except OSError:
+            continue  # ended meanwhile, or not ours to read
+        # after the command's name in parentheses (which may hold anything): state, ppid, pgrp
+        fields = data[data.rfind(b")") + 2 :].split()
+        if len(fields) < 3 or int(fields[2]) != pgid:
+            continue
+        if fields[0] not in (b"Z", b"X"):
+            return True
+        seen = True
+    return not seen
 
 
 def run_process(

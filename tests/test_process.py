@@ -6,7 +6,10 @@ Each test runs both ways the output is followed: in the calling thread with the 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -227,3 +230,50 @@ def test_a_line_past_the_limit_is_given_in_pieces_that_cut_no_character_nor_secr
     assert all("\ufffd" not in piece for piece in pieces)
     assert sum(piece.count(secret) for piece in pieces) == 2  # each whole in one piece
     assert max(len(piece.encode()) for piece in pieces) <= LINE_LIMIT + 65536 + 4 * len(secret)
+
+
+# -- stopping a process group ----------------------------------------------------------------
+
+
+def _state(pid: int) -> bytes:
+    data = Path(f"/proc/{pid}/stat").read_bytes()
+    return data[data.rfind(b")") + 2 :].split()[0]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="needs /proc (Linux)")
+def test_a_group_of_only_an_unreaped_zombie_is_not_waited_for() -> None:
+    """A step's shell killed with its group leaves its children to init, which reaps them when
+    it gets to it: about 2 s in this sandbox, never with ``tail -f /dev/null`` as a container's
+    PID 1. Counted as members, each timed-out or cancelled step waited the whole grace. Here
+    the zombie's parent is this test, which does not reap it until the end."""
+    child = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        os.kill(child.pid, signal.SIGKILL)
+        wait_for(lambda: _state(child.pid) == b"Z", what="the child to be a zombie")
+        assert process.group_running(child.pid) is False
+        started = time.monotonic()
+        process.terminate_group(child.pid, grace=30)
+        # not the 30 s grace (a loose bound: it returns at its first look)
+        assert time.monotonic() - started < 10
+    finally:
+        child.kill()
+        child.wait()
+    assert process.group_running(child.pid) is False  # reaped: no such group
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="needs /proc (Linux)")
+def test_a_member_that_ignores_sigterm_still_counts_and_is_killed() -> None:
+    leader = subprocess.Popen(
+        ["bash", "-c", "trap '' TERM; echo ready; sleep 30 & wait"],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert leader.stdout is not None and leader.stdout.readline() == b"ready\n"
+        assert process.group_running(leader.pid)
+        process.terminate_group(leader.pid, grace=0.3, reap=leader.poll)
+        leader.wait(10)
+        wait_for(lambda: not process.group_running(leader.pid), what="the group to be gone")
+    finally:
+        leader.kill()
+        leader.wait()
