@@ -56,8 +56,9 @@ def check_server_limits(workflow: Workflow) -> Iterator[Diagnostic]:
         elif step.guided is not None and id(step.guided) not in seen:
             seen.add(id(step.guided))
             guided = step.guided
+            place = guided.location or step.location
             for key, items in (("teams", guided.teams), ("require", guided.require)):
-                yield from _list(guided.location, f"`guided-failure`'s `{key}`", items)
+                yield from _list(place, f"`guided-failure`'s `{key}`", items)
 
 
 def _asker(step: Step) -> Manual | GuidedFailure | None:
@@ -98,7 +99,7 @@ def _fields(step: Step, fields: Sequence[Field]) -> Iterator[Diagnostic]:
         texts += [("options", option) for option in spec.options]
         for key, text in texts:
             if len(text) > TEXT_CHARS and not (key == "label" and _templated(text)):
-                place = step.at(f"manual.fields.{i}.{key}") or where
+                place = step.where.get(f"manual.fields.{i}.{key}", where)
                 yield _too_long(place, f"field `{spec.name[:40]}`'s `{key}`", TEXT_CHARS)
                 break
 
