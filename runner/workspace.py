@@ -100,24 +100,44 @@ def shown_path(path: Path, cwd: Path | None = None) -> str:
         return str(path)
 
 
-def write_replacing(path: Path, text: str) -> None:
-    """``text`` as a new file put in the place of ``path`` (in the state folder, made if need
-    be), whatever the name held: a step runs as the runner's user and knows the state folder
-    (``$RUNNER_TEMP`` is in it), and a FIFO it made there blocked the writer for ever (SIGTERM
-    too), a link was written through. A name held by a folder is an ``OSError``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_replacing(path: Path, data: bytes, *, mode: int = 0o600, durable: bool = False) -> None:
+    """``data`` as a new file put in the place of ``path``: written beside it under a name of
+    its own, then renamed over it, whatever the name held. A kill leaves the old file or the new
+    one, never half of one; and a link or a FIFO at ``path`` (the state folder travels as a CI
+    artifact, a step runs as the runner's user, anyone who can push to the approvals branch can
+    commit a link) is replaced, never written through or blocked on. ``mode`` as ``os.open``
+    takes it (the umask takes bits off); ``durable``: on disk, the folder's entry too, before
+    this returns. A name held by a folder is an ``OSError``."""
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    handle = os.open(temporary, flags, 0o666)  # as open() makes one: the umask decides
+    handle = os.open(temporary, flags, mode)
     try:
         try:
-            view = memoryview(text.encode("utf-8"))
-            while view:
-                view = view[os.write(handle, view) :]
+            write_all(handle, data)
+            if durable:
+                os.fsync(handle)
         finally:
             os.close(handle)
-        os.replace(temporary, path)  # a link or a FIFO there is replaced, not opened
+        os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+    if durable:
+        sync_folder(path.parent)
+
+
+def write_all(handle: int, data: bytes) -> None:
+    """Write all of ``data`` to the descriptor ``handle`` (``os.write`` may write part)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(handle, view) :]
+
+
+def sync_folder(folder: Path) -> None:
+    """``fsync`` the folder: the names made or replaced in it survive a crash of the machine."""
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shlex
-import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +28,7 @@ from runner.errors import GitError, UsageError
 from runner.git import Git
 from runner.inputs import parse_pairs
 from runner.model import STEP_ID, is_run_id
+from runner.workspace import write_replacing
 
 if TYPE_CHECKING:
     from runner.approvals.verify import SignedFileReport
@@ -300,23 +300,9 @@ def new_approval(
     # each written aside and renamed into place: a link committed under either name is
     # replaced, never followed (it overwrote the file it named: ~/.bashrc, authorized_keys),
     # and a kill leaves the old file or the new one, never half of one
-    _replace(path, raw)
-    _replace(sig, signature)
+    write_replacing(path, raw, mode=0o644)  # read by git and people, as before
+    write_replacing(sig, signature, mode=0o644)
     return path, sig, target.branch if target else None
-
-
-def _replace(path: Path, data: bytes) -> None:
-    """Write ``data`` beside ``path`` and rename it over ``path`` (a link there is replaced)."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.chmod(temporary, 0o644)  # as the files were written before: read by git and people
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
 
 
 def report_text(path: str, report: SignedFileReport, at: str | None) -> str:

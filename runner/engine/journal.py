@@ -44,6 +44,7 @@ from msgspec import Struct
 
 from runner.bounded import NotTheRunnersFile, loads, open_regular, read_file
 from runner.errors import InputLimitError
+from runner.workspace import sync_folder, write_all
 
 NAME = "events.jsonl"
 #: the last field of every line: what the chain gives after it
@@ -235,16 +236,10 @@ def append(path: Path, data: bytes, size: int, *, durable: bool) -> None:
                 # whole lines another process wrote: never cut off what was recorded
                 raise JournalError(f"{path}: lines were appended by another process")
             os.ftruncate(handle, size)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(handle, view) :]
+        write_all(handle, data)
         if durable:
             os.fsync(handle)
     finally:
         os.close(handle)
     if durable and not size:  # a new file: its name must survive a crash too
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        sync_folder(path.parent)

@@ -28,8 +28,9 @@ from msgspec import Struct
 
 from runner.bounded import NotTheRunnersFile, loads, open_regular, read_file
 from runner.engine.deployment_lock import Attempt
-from runner.engine.record import RecordStore, write_atomic
+from runner.engine.record import RecordStore
 from runner.errors import RefusedError, StateError
+from runner.workspace import write_replacing
 
 
 class LockInfo(Struct, frozen=True):
@@ -153,7 +154,7 @@ class LocalLock:
             "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "owner": self.owner,
         }
-        write_atomic(self.path, json.dumps(info).encode(), durable=True)
+        write_replacing(self.path, json.dumps(info).encode(), durable=True)
 
 
 #: the owner of a lock file that cannot be read

@@ -37,6 +37,7 @@ from runner.engine.journal import Position
 from runner.engine.seal import seal, unseal
 from runner.errors import StateError
 from runner.process import SignalsDeferred
+from runner.workspace import write_replacing
 
 FORMAT_VERSION = 1
 
@@ -489,7 +490,7 @@ class RecordStore:
         record.journal = position.to_dict() if position.lines else None
         data = self._snapshot_bytes(record)
         _within_limit(self.path(record.run_id), "record", len(data))
-        write_atomic(self.path(record.run_id), data, durable=durable)
+        write_replacing(self.path(record.run_id), data, durable=durable)
         self._written[record.run_id] = _Written(
             position, _encoded(record), list(record.steps), _whole(record)
         )
@@ -586,29 +587,6 @@ def write_new(path: Path, data: bytes) -> bool:
     finally:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
-
-
-def write_atomic(path: Path, data: bytes, *, durable: bool) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and rename it over ``path``."""
-
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            if durable:
-                out.flush()
-                os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    if durable:
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
 
 
 def _within_limit(path: Path, what: str, size: int) -> None:

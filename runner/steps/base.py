@@ -199,9 +199,10 @@ def write_step_file(step_dir: Path, name: str, text: str) -> None:
                 "(the state folder was changed since the run wrote it)"
             )
     try:
+        step_dir.mkdir(parents=True, exist_ok=True)
         # a link or a FIFO a step put at the name is replaced, never opened (a FIFO there
-        # blocked the runner for ever, SIGTERM too)
-        write_replacing(step_dir / name, text)
+        # blocked the runner for ever, SIGTERM too); as open() makes one, the umask decides
+        write_replacing(step_dir / name, text.encode("utf-8"), mode=0o666)
     except OSError as exc:
         raise _unwritten(step_dir / name, exc) from None
 

@@ -26,6 +26,7 @@ from runner.steps.workflow_commands import (
     Refused,
 )
 from runner.steps.xtrace import traced_secrets
+from runner.workspace import write_all
 
 #: GitHub's shell templates (https://docs.github.com/actions/reference/workflow-syntax#jobsjob_idstepsshell)
 SHELLS: dict[str, tuple[str, str]] = {
@@ -562,9 +563,7 @@ def _make_empty(path: str) -> None:
 def _write_new(path: str, data: bytes) -> None:
     handle = _open_new(path)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(handle, view) :]
+        write_all(handle, data)
     finally:
         os.close(handle)
 

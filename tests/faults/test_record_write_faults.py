@@ -1,7 +1,7 @@
 """Writing the run record fails (a full disk, a read-only state folder): the run fails closed.
 
 ``runner.engine.record.write_new`` (the first record), ``journal.append`` (a line of the journal,
-every save) and ``write_atomic`` (the snapshot, at the end) are replaced by writers that raise
+every save) and ``write_replacing`` (the snapshot, at the end) are replaced by writers that raise
 ``OSError`` on the Nth write of the record, for every N a whole run makes. Each time the run must
 stop with a non-zero exit code and a message naming the failure, no step may start after the
 failed write, the record left on disk must be the previous one (the snapshot last written and
@@ -43,7 +43,7 @@ MARKERS = ("first.ran", "second.ran", "third.ran")
 
 
 def counting_writer(fail_at: int | None, seen: list[bytes]) -> Callable[..., None]:
-    real = record_module.write_atomic
+    real = record_module.write_replacing
 
     def write(path: Path, data: bytes, *, durable: bool) -> None:
         if path.name != "record.json":  # a lock file (lock.py may import the patched name)
@@ -86,7 +86,7 @@ def run_with(
 ) -> tuple[Any, list[bytes]]:
     seen: list[bytes] = []
     monkeypatch.setattr(record_module, "write_new", counting_creator(fail_at, seen))
-    monkeypatch.setattr(record_module, "write_atomic", counting_writer(fail_at, seen))
+    monkeypatch.setattr(record_module, "write_replacing", counting_writer(fail_at, seen))
     monkeypatch.setattr(journal_module, "append", counting_appender(fail_at, seen))
     return workspace.run(WORKFLOW), seen
 
@@ -134,7 +134,7 @@ def test_a_failed_record_write_fails_the_run_closed(
     leftovers = list((workspace.state_dir / "runs").rglob(".record.json.*"))
     assert leftovers == []
     # the locks were released: the next run of the same workflow starts and finishes
-    monkeypatch.setattr(record_module, "write_atomic", counting_writer(None, []))
+    monkeypatch.setattr(record_module, "write_replacing", counting_writer(None, []))
     again = workspace.run(WORKFLOW, run_id="run-2")
     assert again.code == 0, again.out + again.err
 
