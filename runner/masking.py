@@ -732,13 +732,9 @@ class Masker:
         back is cut between two of its occurrences; only occurrences that overlap one another
         all the way back to the start of the text leave nothing to show (0)."""
         cut = len(text) - max(self._longest - 1, 0)
-        compiled = self._current()
-        if compiled is None or cut <= 0:
-            return max(cut, 0)
-        found: list[tuple[int, int]] = []
-        compiled[0].find(text, found)
-        compiled[1].find(text, found, starts_line=not continued, ends_line=False)
-        found.sort()
+        if cut <= 0:
+            return 0
+        found = sorted(self._occurrences(text, starts_line=not continued, ends_line=False))
         # occurrences that overlap (not merely touch) are one stretch no cut may enter
         stretch_start, stretch_end = -1, -1
         for start, end in found:
@@ -756,13 +752,20 @@ class Masker:
         self, text: str, *, starts_line: bool = True, ends_line: bool = True
     ) -> list[tuple[int, int]]:
         """The merged ``[start, end)`` ranges of ``text`` that :meth:`mask` replaces."""
+        return _merged(self._occurrences(text, starts_line=starts_line, ends_line=ends_line))
+
+    def _occurrences(
+        self, text: str, *, starts_line: bool, ends_line: bool
+    ) -> list[tuple[int, int]]:
+        """Each occurrence in ``text`` of a secret or of a piece of its wrapped encoding, as
+        ``[start, end)``, unmerged and unsorted."""
         compiled = self._current()
         if compiled is None or not text:
             return []
         found: list[tuple[int, int]] = []
         compiled[0].find(text, found)
         compiled[1].find(text, found, starts_line=starts_line, ends_line=ends_line)
-        return _merged(found)
+        return found
 
 
 def _compact_json(text: str) -> str | None:

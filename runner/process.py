@@ -98,7 +98,7 @@ def exposed_in_ancestors(environ: Mapping[str, str] | None = None) -> list[tuple
         if held & wanted:
             found.append((pid, name.decode("utf-8", "replace")))
         try:
-            pid = int(stat_line[stat_line.rfind(b")") + 2 :].split()[1])
+            pid = int(_after_name(stat_line)[1])
         except (IndexError, ValueError):
             break
     return found
@@ -275,14 +275,20 @@ def group_running(pgid: int) -> bool:
                 data = status.read()
         except OSError:
             continue  # ended meanwhile, or not ours to read
-        # after the command's name in parentheses (which may hold anything): state, ppid, pgrp
-        fields = data[data.rfind(b")") + 2 :].split()
+        fields = _after_name(data)
         if len(fields) < 3 or int(fields[2]) != pgid:
             continue
         if fields[0] not in (b"Z", b"X"):
             return True
         seen = True
     return not seen
+
+
+def _after_name(stat_line: bytes) -> list[bytes]:
+    """The fields of a ``/proc/PID/stat`` line after the command's name: state, ppid, pgrp, ...
+    The name is in parentheses and may hold anything, parentheses and spaces too: the last
+    ``)`` ends it."""
+    return stat_line[stat_line.rfind(b")") + 2 :].split()
 
 
 def run_process(
