@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import collected, memory_tmp
+from helpers import collected, forked_runner, memory_tmp
 from helpers.paths import ROOT, conformance_dir
 
 from runner.steps.scratch import SHARED_MEMORY, safe_parent
@@ -138,6 +138,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {path: n for n, path in enumerate(SLOW_FILES)}
     last = len(SLOW_FILES)
     items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], last))
+
+
+forked_runner.install()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def warm_runner() -> Iterator[None]:
+    """The warm interpreter that this process's ``runner`` commands are forked from
+    (tests/helpers/forked_runner.py), started by the main thread before the first test."""
+    forked_runner.start()
+    yield
+    forked_runner.stop()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -176,11 +176,11 @@ def test_a_signal_in_the_server_lock_loop_cancels_the_run(tmp_path: Path, signum
 
 @contextlib.contextmanager
 def blocked_on_fifo(path: Path, pid: int) -> Iterator[int]:
-    """A FIFO at ``path``: yields once process ``pid`` has read the start of it and waits in
+    """The FIFO at ``path``: yields once process ``pid`` has read the start of it and waits in
     ``read`` for the rest (the writing end is left open). In the call itself, not about to make
     it: a signal that lands in between is seen by Python only when the call returns (CPython
-    checks for signals between bytecodes and when a call is interrupted)."""
-    os.mkfifo(path)
+    checks for signals between bytecodes and when a call is interrupted). The FIFO is made
+    before the process starts: made after, a command that reached the file first found none."""
     deadline = time.monotonic() + WAIT
     while True:
         try:
@@ -223,6 +223,7 @@ def test_a_signal_while_loading_ends_with_one_line(
     """The workflow file is a FIFO: the command waits reading it (before any record)."""
     root = tmp_path / "ws"
     (root / ".git").mkdir(parents=True)
+    os.mkfifo(root / "flow.yml")
     argv = [RUNNER, *COMMANDS[command]]
     with (
         running(argv, root, environ()) as proc,

@@ -26,6 +26,7 @@ from helpers import waiting
 from helpers.environ import HOST_VARIABLES
 from runner.cli.main import main
 from runner.engine.record import RunRecord, StepRecord
+from runner.process import group_running
 
 ROOT = Path(__file__).resolve().parents[2]
 #: the installed console script beside the venv's interpreter
@@ -216,6 +217,10 @@ def wait_until_killed(pid_file: Path, what: str) -> None:
 
 
 def kill_quietly(pid: int, *, group: bool = False) -> None:
-    """SIGKILL a process (or its whole process group) that a test left behind, if still there."""
+    """SIGKILL a process (or its whole process group) that a test left behind, if still there.
+    A group is waited for until none of it runs: SIGKILL takes effect as each member is next
+    scheduled, and a ``runner resume`` started at once found the killed step's group running."""
     with contextlib.suppress(ProcessLookupError):
         (os.killpg if group else os.kill)(pid, signal.SIGKILL)
+    if group:
+        wait_for(lambda: not group_running(pid), what=f"process group {pid} to end")

@@ -1,0 +1,277 @@
+"""``runner`` commands forked from a warm interpreter (tests/helpers/forked_runner.py) behave as
+commands started for real: the same output and exit codes, only the environment, folder, umask
+and descriptors they were given, signals to their own pid, and the same errors when they cannot
+start. Each test compares a fork with a real start, or checks what a real start guarantees."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import forked_runner
+from helpers.environ import host_env
+from helpers.waiting import wait_for
+
+RUNNER = str(forked_runner.RUNNER)
+
+WORKFLOW = """\
+name: Forked
+steps:
+  - id: show
+    name: Show what the step was given
+    run: |
+      echo "greeting=${GREETING:-unset} leaked=${LEAKED_INTO_THE_WORKER:-unset} home=${HOME:-unset}"
+      echo "umask=$(umask) cwd=$PWD"
+      echo "fds=$(ls /proc/$$/fd | sort -n | tr '\\n' ' ')"
+      exit "${EXIT_WITH:-0}"
+"""
+
+SLEEPING = """\
+name: Sleeping
+steps:
+  - id: sleep
+    name: Sleep
+    run: |
+      echo started
+      sleep 30
+"""
+
+
+@pytest.fixture(autouse=True)
+def warm() -> Iterator[None]:
+    if forked_runner._server is None:  # RUNNER_TEST_FORK=0, or no installed command
+        pytest.skip("runner commands are started for real in this session (RUNNER_TEST_FORK=0)")
+    yield
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    (tmp_path / "deploy.yml").write_text(WORKFLOW)
+    (tmp_path / "sleep.yml").write_text(SLEEPING)
+    return tmp_path
+
+
+def env(**more: str) -> dict[str, str]:
+    return host_env(**more)
+
+
+def run(workspace: Path, *args: str, **kwargs: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [RUNNER, *args],
+        cwd=workspace,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+def both(workspace: Path, *args: str, **kwargs: object) -> tuple[tuple[int, str, str], ...]:
+    """The exit code, stdout and stderr of the same command forked and started for real."""
+    forked = run(workspace, *args, **kwargs)
+    assert forked_runner.forked(forked)
+    with forked_runner.for_real():
+        real = run(workspace, *args, **kwargs)
+    assert not forked_runner.forked(real)
+    results = []
+    for process in (forked, real):
+        out, err = process.communicate(timeout=60)
+        results.append((process.returncode, out, err))
+    return tuple(results)
+
+
+def test_a_forked_command_prints_and_exits_as_a_real_one(workspace: Path) -> None:
+    codes = []
+    for args, extra in [
+        (("run", "deploy.yml", "--env", "dev"), {}),
+        (("run", "deploy.yml", "--env", "dev"), {"EXIT_WITH": "3"}),
+        (("validate", "deploy.yml"), {}),
+        (("plan", "missing.yml", "--env", "dev"), {}),
+        (("run", "--no-such-option"), {}),
+    ]:
+        (forked_code, forked_out, forked_err), (code, out, err) = both(
+            workspace, *args, env=env(GREETING="hello", **extra)
+        )
+        assert forked_code == code, args
+        scrub = [(str(workspace), "WS")]
+        assert _timeless(forked_out, scrub) == _timeless(out, scrub), args
+        assert _timeless(forked_err, scrub) == _timeless(err, scrub), args
+        codes.append(code)
+    assert codes == [0, 1, 0, 2, 2]
+
+
+def _timeless(text: str, scrub: list[tuple[str, str]]) -> list[str]:
+    """The lines without what differs between two runs: run ids, durations, descriptors."""
+    for old, new in scrub:
+        text = text.replace(old, new)
+    text = re.sub(r"\d{8}-\d{6}-[0-9a-f]+", "RUN-ID", text)
+    text = re.sub(r"\d+(\.\d+)?s\b", "Ns", text)
+    return [line for line in text.splitlines() if "fds=" not in line]
+
+
+def test_only_the_given_environment_folder_and_umask_reach_the_command(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    given = env(GREETING="hi")
+    del given["HOME"]  # which the worker, and the warm interpreter, started with
+    monkeypatch.setenv("LEAKED_INTO_THE_WORKER", "yes")
+    old = os.umask(0o027)
+    try:
+        process = run(workspace, "run", "deploy.yml", "--env", "dev", env=given)
+        out, err = process.communicate(timeout=60)
+    finally:
+        os.umask(old)
+    assert forked_runner.forked(process) and process.returncode == 0, err
+    assert "greeting=hi leaked=unset home=unset" in out
+    assert f"umask=0027 cwd={workspace}" in out
+
+
+def test_the_command_holds_the_descriptors_a_real_start_holds(workspace: Path) -> None:
+    held = []
+    for real in (False, True):
+        with forked_runner.for_real() if real else contextlib.nullcontext():
+            process = run(workspace, "run", "sleep.yml", "--env", "dev", env=env())
+        try:
+            _line_with(process, "started")
+            held.append(_descriptors(process.pid, workspace))
+        finally:
+            process.kill()
+            process.communicate(timeout=30)
+    assert held[0] == held[1]
+
+
+def _descriptors(pid: int, workspace: Path) -> list[tuple[int, str]]:
+    """A process's open descriptors and what each is (a pipe, a socket, a file of the
+    workspace), without the numbers that differ between two processes."""
+    found = []
+    for entry in sorted(Path(f"/proc/{pid}/fd").iterdir(), key=lambda p: int(p.name)):
+        target = os.readlink(entry).replace(str(workspace), "WS")
+        target = re.sub(r"\[\d+\]|\d{8}-\d{6}-[0-9a-f]+|-[a-z0-9_]{8}(?=/|$)", "N", target)
+        found.append((int(entry.name), target))
+    return found
+
+
+def test_the_command_handles_and_ignores_the_signals_a_real_start_does(workspace: Path) -> None:
+    """Compared while each command waits to open its workflow file (a FIFO nobody writes yet):
+    past start-up, before a run's own handlers."""
+    dispositions = []
+    for real in (False, True):
+        fifo = workspace / f"flow-{real}.yml"
+        os.mkfifo(fifo)
+        with forked_runner.for_real() if real else contextlib.nullcontext():
+            process = run(workspace, "validate", fifo.name, env=env())
+        try:
+            wait_for(
+                lambda: "partner" in Path(f"/proc/{process.pid}/wchan").read_text(),  # noqa: B023
+                what="the command to open the FIFO",
+            )
+            status = Path(f"/proc/{process.pid}/status").read_text().splitlines()
+            dispositions.append([line for line in status if line.startswith("Sig")])
+        finally:
+            process.kill()
+            process.communicate(timeout=30)
+    assert dispositions[0] == dispositions[1]
+
+
+def test_the_command_is_its_own_process_in_the_tests_group_and_named_runner(
+    workspace: Path,
+) -> None:
+    process = run(workspace, "run", "sleep.yml", "--env", "dev", env=env())
+    try:
+        assert process.stdout is not None
+        assert "started" in _line_with(process, "started")
+        assert forked_runner.forked(process)
+        assert process.pid != os.getpid() and process.poll() is None
+        assert os.getpgid(process.pid) == os.getpgrp()
+        assert Path(f"/proc/{process.pid}/comm").read_text().strip() == "runner"
+    finally:
+        process.kill()
+        process.communicate(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+
+
+def _line_with(process: subprocess.Popen[str], text: str) -> str:
+    assert process.stdout is not None
+    for line in process.stdout:
+        if text in line:
+            return line
+    raise AssertionError(f"the command ended before printing {text!r}")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_stops_a_forked_run_as_it_stops_a_real_one(workspace: Path, signum: int) -> None:
+    codes = []
+    for real in (False, True):
+        with forked_runner.for_real() if real else contextlib.nullcontext():
+            process = run(workspace, "run", "sleep.yml", "--env", "dev", env=env())
+        _line_with(process, "started")
+        process.send_signal(signum)
+        try:
+            process.communicate(timeout=30)
+        finally:
+            process.kill()
+        codes.append(process.returncode)
+    assert codes[0] == codes[1] == 130
+
+
+def test_a_timeout_kills_the_forked_command(workspace: Path) -> None:
+    started = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):
+        subprocess.run(
+            [RUNNER, "run", "sleep.yml", "--env", "dev"],
+            cwd=workspace,
+            env=env(),
+            capture_output=True,
+            timeout=1.5,
+        )
+    assert time.monotonic() - started < 25
+
+
+def test_wait_with_a_timeout_and_poll_say_it_still_runs(workspace: Path) -> None:
+    process = run(workspace, "run", "sleep.yml", "--env", "dev", env=env())
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            process.wait(timeout=0.2)
+        assert process.poll() is None
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+    assert process.poll() == 130
+
+
+def test_a_folder_that_does_not_exist_raises_as_subprocess_does(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError) as raised:
+        subprocess.run([RUNNER, "--version"], cwd=tmp_path / "gone", env=env())
+    assert raised.value.filename == str(tmp_path / "gone")
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        {"start_new_session": True},
+        {"preexec_fn": os.getpid},
+        {"env": {**env(), "LANG": "C.UTF-8", "LC_ALL": "C"}},
+        {"env": {**env(), "PYTHONIOENCODING": "latin-1"}},
+    ],
+    ids=["new session", "preexec_fn", "another locale", "another io encoding"],
+)
+def test_a_start_with_more_than_a_folder_and_an_environment_is_real(
+    workspace: Path, how: dict[str, object]
+) -> None:
+    process = run(workspace, "--version", **{"env": env(), **how})
+    out, _ = process.communicate(timeout=60)
+    assert not forked_runner.forked(process)
+    assert out.startswith("runner ")
+
+
+def test_another_program_is_started_for_real(workspace: Path) -> None:
+    process = subprocess.Popen(["true"], cwd=workspace)
+    assert process.wait(timeout=30) == 0 and not forked_runner.forked(process)
