@@ -30,7 +30,9 @@ another folder, each folder may have its own).
 - :mod:`helpers.stub`: ``stub_server()``, an HTTP server on loopback answering what a test says;
 - :mod:`helpers.waiting`: ``wait_for()``, waiting on a condition instead of a duration, and
   ``Output``, a process's output read as it comes, to wait for what it says;
-- :mod:`helpers.collected`: the cases this session collected, per file (the docs' figures).
+- :mod:`helpers.collected`: the cases this session collected, per file (the docs' figures);
+- :mod:`helpers.forked_runner`: the tests' ``runner`` commands forked from a warm interpreter
+  (:mod:`helpers.fork_server`, one per test process) instead of started from scratch.
 
 A test that waits for a step's timeout runs the engine on a fake clock (``fake_time``,
 ``run_here``); a test that needs a real process waits for what the process says or does.
