@@ -9,6 +9,7 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import forked_runner
+from helpers import fork_server, forked_runner
 from helpers.environ import host_env
 from helpers.waiting import wait_for
 
@@ -248,6 +249,24 @@ def test_wait_with_a_timeout_and_poll_say_it_still_runs(workspace: Path) -> None
         process.terminate()
         process.communicate(timeout=30)
     assert process.poll() == 130
+
+
+def test_an_exit_status_that_comes_with_the_pid_is_not_lost(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command that ends before the test reads its pid: both answers arrive together."""
+    read = fork_server.receive
+
+    def late(conn: socket.socket, max_fds: int = 0) -> tuple[dict[str, Any], list[int]]:
+        time.sleep(0.3)
+        return read(conn, max_fds)
+
+    monkeypatch.setattr(fork_server, "receive", late)
+    for args, expected in [(("--version",), 0), (("validate", "missing.yml"), 2)]:
+        process = run(workspace, *args, env=env())
+        process.communicate(timeout=60)
+        assert forked_runner.forked(process)
+        assert process.returncode == expected, args
 
 
 def test_a_folder_that_does_not_exist_raises_as_subprocess_does(tmp_path: Path) -> None:

@@ -57,32 +57,35 @@ def send(conn: socket.socket, message: dict[str, Any], fds: list[int] | None = N
     data = pickle.dumps(message)
     payload = _LENGTH.pack(len(data)) + data
     if fds:
-        socket.send_fds(conn, [payload[:4096]], fds)
-        conn.sendall(payload[4096:])
+        sent = socket.send_fds(conn, [payload], fds)
+        conn.sendall(payload[sent:])
     else:
         conn.sendall(payload)
 
 
 def receive(conn: socket.socket, max_fds: int = 0) -> tuple[dict[str, Any], list[int]]:
-    """One message and the descriptors that came with it (EOFError when the peer is gone)."""
+    """One message and the descriptors that came with it (EOFError when the peer is gone).
+    Reads exactly the message's bytes: a waiter's two answers can arrive together."""
     fds: list[int] = []
     if max_fds:
-        data, fds, _flags, _addr = socket.recv_fds(conn, 4096, max_fds)
-        buffer = bytearray(data)
+        head, fds, _flags, _addr = socket.recv_fds(conn, _LENGTH.size, max_fds)
+        head += _read_exactly(conn, _LENGTH.size - len(head)) if head else b""
+        if not head:
+            raise EOFError
     else:
-        buffer = bytearray()
-    while len(buffer) < _LENGTH.size:
-        chunk = conn.recv(65536)
+        head = _read_exactly(conn, _LENGTH.size)
+    (length,) = _LENGTH.unpack(head)
+    return pickle.loads(_read_exactly(conn, length)), fds
+
+
+def _read_exactly(conn: socket.socket, size: int) -> bytes:
+    buffer = bytearray()
+    while len(buffer) < size:
+        chunk = conn.recv(size - len(buffer))
         if not chunk:
             raise EOFError
         buffer += chunk
-    (length,) = _LENGTH.unpack_from(buffer)
-    while len(buffer) < _LENGTH.size + length:
-        chunk = conn.recv(65536)
-        if not chunk:
-            raise EOFError
-        buffer += chunk
-    return pickle.loads(bytes(buffer[_LENGTH.size : _LENGTH.size + length])), fds
+    return bytes(buffer)
 
 
 def warm_up() -> None:

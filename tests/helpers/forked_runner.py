@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import shutil
 import socket
 import subprocess
@@ -258,20 +259,23 @@ def _fork(
     self._fork_conn = conn  # type: ignore[attr-defined]
 
 
+class LostStatus(Exception):
+    """The waiter ended without the command's wait status (the harness failed, not the test)."""
+
+
 def _status(self: subprocess.Popen[Any], timeout: float | None) -> bool:
     """Read the command's wait status from the waiter, within ``timeout`` (None: as long as it
-    takes); whether it came. A waiter gone without it means the command is gone too."""
+    takes); whether it came."""
     conn: socket.socket = self._fork_conn  # type: ignore[attr-defined]
-    conn.settimeout(timeout)
+    if timeout is not None and not select.select([conn], [], [], timeout)[0]:
+        return False
     try:
         answer, _ = fork_server.receive(conn)
-    except (TimeoutError, BlockingIOError):
-        return False
-    except (EOFError, OSError):
-        self.returncode = 255
-    else:
-        self._handle_exitstatus(answer["status"])  # type: ignore[attr-defined]
-    conn.close()
+    except (EOFError, OSError) as exc:
+        raise LostStatus(f"no exit status for {self.args!r} (pid {self.pid}): {exc!r}") from exc
+    finally:
+        conn.close()
+    self._handle_exitstatus(answer["status"])  # type: ignore[attr-defined]
     return True
 
 
@@ -282,6 +286,10 @@ def _internal_poll(self: subprocess.Popen[Any], _deadstate: int | None = None, *
         try:
             if self.returncode is None:
                 _status(self, 0)
+        except LostStatus:
+            if _deadstate is None:
+                raise
+            self.returncode = _deadstate  # the Popen's end (``__del__``): nothing to tell
         finally:
             self._waitpid_lock.release()  # type: ignore[attr-defined]
     return self.returncode
