@@ -144,8 +144,15 @@ JOIN_SECONDS = 2.0
 
 @contextmanager
 def cancellation(run: Run) -> Iterator[Signals]:
-    """SIGINT and SIGTERM handled as :class:`Signals` says, for the time of the block."""
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    """SIGINT and SIGTERM handled as :class:`Signals` says, for the time of the block. A signal
+    the runner was started ignoring stays ignored, as ``runner.cli.main`` keeps it: ``runner run
+    ... &`` in a script gets SIGINT ignored, so that a Ctrl-C typed at the script's terminal is
+    not for it (it was, and cancelled the run)."""
+    previous = {
+        sig: handler
+        for sig in (signal.SIGINT, signal.SIGTERM)
+        if (handler := signal.getsignal(sig)) is not signal.SIG_IGN
+    }
     signals = Signals(run)
     canceller = threading.Thread(target=signals.cancel, name="runner-cancel", daemon=True)
     canceller.start()

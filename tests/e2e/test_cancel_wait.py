@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import pty
+import shlex
 import signal
 import time
 from pathlib import Path
@@ -69,6 +70,27 @@ def test_a_signal_ends_a_file_source_wait_at_once(tmp_path: Path, signum: int) -
         took = run.signal_and_time(signum)
     assert_cancelled(run, took, root / ".runner")
     assert f"received {signal.Signals(signum).name}: cancelling the run" in run.output
+
+
+def test_a_run_started_in_the_background_of_a_script_ignores_sigint(tmp_path: Path) -> None:
+    """``runner run ... &`` in a script: the shell starts it with SIGINT ignored, so that a
+    Ctrl-C typed at the script's terminal is not for it, and Unix programs keep it so. The run
+    ignored it at its first step all the same, and was cancelled. SIGTERM still cancels."""
+    root = file_workspace(tmp_path / "ws")
+    argv = [RUNNER, "run", "deploy.yml", "--env", "production", "--run-id", "r1"]
+    script = f'{shlex.join([*argv, "--insecure-local-trust"])} & echo "pid $!"; wait $!'
+    with running(["bash", "-c", script], root, environ()) as run:
+        run.wait_for("Waiting for trading-desk")
+        pid = int(run.output.split("pid ", 1)[1].split()[0])
+        os.kill(pid, signal.SIGINT)
+        with pytest.raises(AssertionError):
+            run.wait_for("received SIGINT", within=2.0)
+        assert run.process.poll() is None, run.output
+        os.kill(pid, signal.SIGTERM)
+        run.process.wait(timeout=60)
+    assert run.process.returncode == 130, run.output
+    assert "received SIGTERM: cancelling the run" in run.output
+    assert record(root / ".runner")["status"] == "cancelled"
 
 
 def test_a_signal_ends_a_server_long_poll_at_once(world: Any) -> None:

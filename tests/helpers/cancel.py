@@ -87,11 +87,11 @@ class Running:
     def output(self) -> str:
         return b"".join(self.chunks).decode("utf-8", "replace")
 
-    def wait_for(self, text: str) -> None:
-        deadline = time.monotonic() + WAIT
+    def wait_for(self, text: str, within: float = WAIT) -> None:
+        deadline = time.monotonic() + within
         while text not in self.output:
             assert self.process.poll() is None, f"the run ended before {text!r}:\n{self.output}"
-            assert time.monotonic() < deadline, f"no {text!r} within {WAIT}s:\n{self.output}"
+            assert time.monotonic() < deadline, f"no {text!r} within {within}s:\n{self.output}"
             time.sleep(0.02)
 
     def signal_and_time(self, signum: int) -> float:
