@@ -11,7 +11,9 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -297,3 +299,25 @@ def test_a_start_with_more_than_a_folder_and_an_environment_is_real(
 def test_another_program_is_started_for_real(workspace: Path) -> None:
     process = subprocess.Popen(["true"], cwd=workspace)
     assert process.wait(timeout=30) == 0 and not forked_runner.forked(process)
+
+
+def test_without_a_serving_warm_interpreter_commands_start_for_real_and_say_so(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = object.__new__(forked_runner._Server)
+    gone.lock = threading.Lock()
+    gone.ready = gone.failed = False
+    gone.env = forked_runner._server.env  # type: ignore[union-attr]
+    gone.path = str(workspace / "no-socket")
+    gone.process = subprocess.Popen(["true"], stdout=subprocess.PIPE)
+    gone.process.wait(timeout=30)
+    monkeypatch.setattr(forked_runner, "_server", gone)
+    with pytest.warns(UserWarning, match="start from scratch: the warm interpreter does not serve"):
+        first = run(workspace, "--version", env=env())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once
+        second = run(workspace, "--version", env=env())
+    for process in (first, second):
+        out, _ = process.communicate(timeout=60)
+        assert not forked_runner.forked(process) and out.startswith("runner ")
+    gone.process.stdout.close()  # type: ignore[union-attr]

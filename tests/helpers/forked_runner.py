@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ class _Server:
         self.env = {os.fsencode(k): os.fsencode(v) for k, v in os.environ.items()}
         self.lock = threading.Lock()
         self.ready = False
+        self.failed = False
         self.process = subprocess.Popen(
             [sys.executable, fork_server.__file__, self.path],
             stdin=subprocess.DEVNULL,
@@ -61,20 +63,31 @@ class _Server:
         )
 
     def connect(self) -> socket.socket | None:
-        """A connection to the server, or None when it cannot serve (then start for real)."""
+        """A connection to the server, or None when it cannot serve (then start for real,
+        saying so once: the suite is slower, not wrong)."""
         with self.lock:
-            if not self.ready:
+            if not self.ready and not self.failed:
                 assert self.process.stdout is not None
                 self.ready = self.process.stdout.readline() == b"ready\n"
         if not self.ready or self.process.poll() is not None:
+            self._failed(f"it exited with {self.process.poll()}")
             return None
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             conn.connect(self.path)
-        except OSError:
+        except OSError as exc:
             conn.close()
+            self._failed(str(exc))
             return None
         return conn
+
+    def _failed(self, why: str) -> None:
+        if not self.failed:
+            self.failed = True
+            warnings.warn(
+                f"runner commands start from scratch: the warm interpreter does not serve ({why})",
+                stacklevel=1,
+            )
 
     def stop(self) -> None:
         if self.process.poll() is None:
