@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -271,10 +272,189 @@ def test_an_exit_status_that_comes_with_the_pid_is_not_lost(
         assert process.returncode == expected, args
 
 
-def test_a_folder_that_does_not_exist_raises_as_subprocess_does(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError) as raised:
-        subprocess.run([RUNNER, "--version"], cwd=tmp_path / "gone", env=env())
-    assert raised.value.filename == str(tmp_path / "gone")
+@pytest.mark.parametrize("given", ["path", "relative"])
+def test_a_folder_that_does_not_exist_raises_as_subprocess_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "gone" if given == "path" else "gone"
+    raised = []
+    for real in (False, True):
+        with (
+            forked_runner.for_real() if real else contextlib.nullcontext(),
+            pytest.raises(FileNotFoundError) as error,
+        ):
+            subprocess.run([RUNNER, "--version"], cwd=folder, env=env())
+        raised.append((type(error.value), error.value.errno, error.value.filename))
+    assert raised[0] == raised[1] == (FileNotFoundError, 2, folder)
+
+
+@pytest.mark.parametrize("given", ["none", "relative"])
+def test_the_folder_is_the_tests_current_one_or_relative_to_it(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    monkeypatch.chdir(workspace.parent)
+    cwd = None if given == "none" else workspace.name
+    if cwd is None:
+        monkeypatch.chdir(workspace)
+    process = subprocess.Popen(
+        [RUNNER, "run", "deploy.yml", "--env", "dev"],
+        cwd=cwd,
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    out, _ = process.communicate(timeout=60)
+    assert forked_runner.forked(process)
+    assert process.returncode == 0 and f"cwd={workspace}" in out, out
+
+
+def test_stdout_writes_through_under_pythonunbuffered_as_a_real_start(workspace: Path) -> None:
+    """Under ``PYTHONUNBUFFERED`` (set on some CI machines) a write to a full disk fails where
+    it is made, inside the command, not at its end: 70 or 1 against 120."""
+    codes = []
+    for real in (False, True):
+        with (
+            forked_runner.for_real() if real else contextlib.nullcontext(),
+            open("/dev/full", "w") as full,
+        ):
+            process = subprocess.Popen(
+                [RUNNER, "plan", "deploy.yml", "--env", "dev"],
+                cwd=workspace,
+                env=env(PYTHONUNBUFFERED="1"),
+                stdout=full,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        _, err = process.communicate(timeout=60)
+        codes.append((process.returncode, "Traceback" in err))
+    assert codes[0] == codes[1]
+
+
+@pytest.mark.parametrize(
+    "how",
+    ["SIGINT ignored", "SIGHUP ignored", "a lower open-files limit", "SIGUSR1 blocked"],
+)
+def test_what_the_test_process_changed_is_inherited_by_a_real_start(
+    workspace: Path, how: str
+) -> None:
+    """The warm interpreter has the test process's state as it started; a command started after
+    the test process changed what a child inherits is started for real."""
+    undo: Any
+    if how.endswith("ignored"):
+        sig = signal.SIGINT if how.startswith("SIGINT") else signal.SIGHUP
+        before = signal.signal(sig, signal.SIG_IGN)
+        undo = lambda: signal.signal(sig, before)  # noqa: E731
+    elif how.endswith("limit"):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft - 1, hard))
+        undo = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))  # noqa: E731
+    else:
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
+        undo = lambda: signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGUSR1])  # noqa: E731
+    try:
+        process = run(workspace, "--version", env=env())
+    finally:
+        undo()
+    process.communicate(timeout=60)
+    assert not forked_runner.forked(process) and process.returncode == 0
+    again = run(workspace, "--version", env=env())
+    again.communicate(timeout=60)
+    assert forked_runner.forked(again)
+
+
+def test_a_record_key_is_given_to_a_real_start(workspace: Path) -> None:
+    """The runner hides it from its steps through /proc, where a fork shows the warm
+    interpreter's environment and parents."""
+    process = run(workspace, "--version", env=env(RUNNER_RECORD_KEY="ab" * 32))
+    process.communicate(timeout=60)
+    assert not forked_runner.forked(process) and process.returncode == 0
+
+
+def test_an_environment_subprocess_refuses_is_refused_as_it_is(workspace: Path) -> None:
+    with pytest.raises(ValueError, match="illegal environment variable name"):
+        run(workspace, "--version", env={**env(), "BAD=NAME": "1"})
+
+
+def test_a_command_line_given_as_an_iterator_starts_once(workspace: Path) -> None:
+    for argv in ([RUNNER, "--version"], ["true"]):
+        process = subprocess.Popen(iter(argv), cwd=workspace, stdout=subprocess.DEVNULL)  # type: ignore[call-overload]
+        assert process.wait(timeout=60) == 0
+
+
+def test_runner_without_path_in_the_environment_is_not_found_as_subprocess_says(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bare = {k: v for k, v in env().items() if k != "PATH"}
+    # found on the test process's PATH, as subprocess does not look (it takes os.defpath)
+    monkeypatch.setenv("PATH", f"{RUNNER.rsplit('/', 1)[0]}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(FileNotFoundError):
+        subprocess.run(["runner", "--version"], cwd=workspace, env=bare)
+
+
+def test_a_closed_standard_descriptor_is_closed_for_a_real_start(workspace: Path) -> None:
+    """With this process's stdin closed, a fork would get whatever took descriptor 0 here (the
+    connection to the waiter); a real start gets it closed. Output goes to a file opened before,
+    so that no pipe ``subprocess`` makes takes descriptor 0 either."""
+    with open(workspace / "out.txt", "w+b") as out:
+        saved = os.dup(0)
+        os.close(0)
+        try:
+            process = subprocess.Popen(
+                [RUNNER, "--version"], cwd=workspace, env=env(), stdout=out, stderr=out
+            )
+            code = process.wait(timeout=60)
+        finally:
+            os.dup2(saved, 0)
+            os.close(saved)
+        out.seek(0)
+        said = out.read()
+    assert not forked_runner.forked(process)
+    assert code == 0 and said.startswith(b"runner "), said
+
+
+def test_a_timeout_holds_while_another_thread_waits(workspace: Path) -> None:
+    process = run(workspace, "run", "sleep.yml", "--env", "dev", env=env())
+    try:
+        _line_with(process, "started")
+        waiter = threading.Thread(target=process.wait, daemon=True)
+        waiter.start()
+        time.sleep(0.1)
+        started = time.monotonic()
+        with pytest.raises(subprocess.TimeoutExpired):
+            process.wait(timeout=0.5)
+        assert time.monotonic() - started < 10  # not until the run ends (30 s)
+    finally:
+        process.kill()
+        process.communicate(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+
+
+def test_a_forked_command_stays_a_zombie_until_its_status_is_read(workspace: Path) -> None:
+    """As a child of the test would: its pid is not reused, nor its /proc entry gone, before."""
+    process = run(workspace, "--version", env=env())
+    assert process.stdout is not None
+    process.stdout.read()
+    stat = Path(f"/proc/{process.pid}/stat")
+    wait_for(lambda: stat.read_text().split(") ")[1].startswith("Z"), what="the command to end")
+    time.sleep(0.2)
+    assert stat.read_text().split(") ")[1].startswith("Z")  # not reaped behind the test's back
+    assert process.wait(timeout=30) == 0
+    wait_for(lambda: not stat.exists(), what="the waiter to reap it")
+
+
+def test_a_high_descriptor_number_is_not_a_problem(workspace: Path) -> None:
+    """Past select()'s 1,024: the status is read with poll()."""
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1030)]
+    try:
+        process = run(workspace, "--version", env=env())
+        assert process.poll() in (None, 0)
+        process.communicate(timeout=60)
+    finally:
+        for fd in held:
+            os.close(fd)
+    assert forked_runner.forked(process) and process.returncode == 0
 
 
 @pytest.mark.parametrize(

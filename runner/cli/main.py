@@ -186,13 +186,16 @@ def _crash_log() -> str:
 
 
 def _print(text: str) -> int:
-    """Write ``text`` to stdout; exit 1 quietly, as click does, when the reader has gone."""
+    """Write ``text`` to stdout; exit 1 quietly, as click does, when the reader has gone, and
+    with one line when the output cannot take it (a full disk: it was a traceback)."""
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
-    except BrokenPipeError:
+    except OSError as exc:
         # nothing more can be written, and the interpreter's own flush at exit must not fail too
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if not isinstance(exc, BrokenPipeError):
+            sys.stderr.write(f"error: cannot write to standard output: {exc.strerror or exc}\n")
         return 1
     return 0
 

@@ -5,13 +5,24 @@ imports (about 0.15 s of CPU of a command's 0.17 s; the suite starts about 260).
 :func:`install` changes how ``subprocess.Popen`` starts a child, in this test process only:
 a ``Popen`` (or ``subprocess.run``) of the installed ``runner`` console script, with nothing but
 a folder, an environment and standard streams, asks :mod:`helpers.fork_server` for a fork
-instead; every other start, and any ``runner`` start with more (a new session, ``preexec_fn``,
-descriptors to pass, another user, another interpreter setting such as ``LANG`` or
-``PYTHONIOENCODING``), goes through ``subprocess`` unchanged. The ``Popen`` keeps its whole
-behaviour: ``pid`` is the command's, signals go to it, ``wait``, ``poll`` and ``communicate``
-give its exit code (negative for a signal), and its pipes are the ones ``subprocess`` made.
+instead. Every other start goes through ``subprocess`` unchanged, and so does a ``runner`` start
+with more or other than the warm interpreter has:
 
-``RUNNER_TEST_FORK=0`` starts every command for real (to compare, or to rule this out).
+- a new session or process group, ``preexec_fn``, descriptors to pass, another user or umask
+  argument, ``restore_signals=False``, an ``executable`` or a shell;
+- another interpreter setting (``LANG``, ``LC_*``, ``PYTHON*``);
+- the record key (``runner.process.RUNNER_ONLY``): the runner hides it from its steps through
+  ``/proc``, where a forked command shows the warm interpreter's environment and parents;
+- a process state other than the warm interpreter's when it started (ignored or blocked
+  signals, limits, priority, CPUs: :func:`helpers.fork_server.process_state`);
+- a standard descriptor of this process that is closed, or an environment ``subprocess`` would
+  refuse.
+
+The ``Popen`` keeps its whole behaviour: ``pid`` is the command's, signals go to it, ``wait``,
+``poll`` and ``communicate`` give its exit code (negative for a signal) and honour their
+timeouts, its pipes are the ones ``subprocess`` made, and it stays a zombie until its status is
+read. ``RUNNER_TEST_FORK=0`` starts every command for real (to compare, or to rule this out);
+``.ci/run`` runs the suite once each way.
 """
 
 from __future__ import annotations
@@ -32,30 +43,42 @@ from pathlib import Path
 from typing import Any
 
 from helpers import fork_server
+from runner.process import RUNNER_ONLY
 
 RUNNER = Path(sys.executable).parent / "runner"
 #: the environment variables that change how an interpreter starts: a request with values other
 #: than the warm interpreter's is started for real
 _INTERPRETER_PREFIXES = (b"PYTHON", b"LC_")
 _INTERPRETER_NAMES = (b"LANG", b"LANGUAGE")
+_KEEP_OUT = {os.fsencode(name) for name in RUNNER_ONLY}
+#: seconds for the warm interpreter to say it is ready, or to answer a command's pid
+ANSWER_SECONDS = 60.0
+#: what ``RUNNER_TEST_FORK`` may say to start every command for real
+_OFF = {"0", "false", "no", "off"}
 
 _original_execute_child = subprocess.Popen._execute_child  # type: ignore[attr-defined]
 _original_internal_poll = subprocess.Popen._internal_poll  # type: ignore[attr-defined]
 _original_wait = subprocess.Popen._wait  # type: ignore[attr-defined]
 
 
+class LostStatus(Exception):
+    """The waiter ended without the command's pid or wait status (the harness failed, not the
+    test)."""
+
+
 class _Server:
     """The warm interpreter of this test process, started once."""
 
     def __init__(self) -> None:
-        self.folder = tempfile.mkdtemp(prefix="runner-fork-", dir="/tmp")
+        self.folder = _socket_folder()
         self.path = os.path.join(self.folder, "socket")
         self.env = {os.fsencode(k): os.fsencode(v) for k, v in os.environ.items()}
         self.lock = threading.Lock()
         self.ready = False
         self.failed = False
+        self.state = ""
         self.process = subprocess.Popen(
-            [sys.executable, fork_server.__file__, self.path],
+            [sys.executable, fork_server.__file__, self.path, str(os.getpid())],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             env=os.environ.copy(),
@@ -67,8 +90,7 @@ class _Server:
         saying so once: the suite is slower, not wrong)."""
         with self.lock:
             if not self.ready and not self.failed:
-                assert self.process.stdout is not None
-                self.ready = self.process.stdout.readline() == b"ready\n"
+                self.ready = self._read_ready()
         if not self.ready or self.process.poll() is not None:
             self._failed(f"it exited with {self.process.poll()}")
             return None
@@ -80,6 +102,16 @@ class _Server:
             self._failed(str(exc))
             return None
         return conn
+
+    def _read_ready(self) -> bool:
+        stdout = self.process.stdout
+        assert stdout is not None
+        if not _readable(stdout.fileno(), ANSWER_SECONDS):
+            self._failed(f"not ready within {ANSWER_SECONDS:.0f} s")
+            return False
+        word, _, state = stdout.readline().decode().rstrip("\n").partition(" ")
+        self.state = state
+        return word == "ready"
 
     def _failed(self, why: str) -> None:
         if not self.failed:
@@ -102,6 +134,22 @@ class _Server:
         return all(env.get(k) == self.env.get(k) for k in keys)
 
 
+def _socket_folder() -> str:
+    """A private folder for the socket: in the session's temporary folder (removed with it,
+    even when this process is killed), unless its path is too long for a socket's."""
+    folder = tempfile.mkdtemp(prefix="runner-fork-")
+    if len(folder) < 90:
+        return folder
+    os.rmdir(folder)
+    return tempfile.mkdtemp(prefix="runner-fork-", dir="/tmp")
+
+
+def _readable(fd: int, timeout: float | None) -> bool:
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(None if timeout is None else max(0, int(timeout * 1000))))
+
+
 _server: _Server | None = None
 #: how many :func:`for_real` blocks are open
 _for_real = 0
@@ -114,7 +162,7 @@ def _interpreter_setting(name: bytes) -> bool:
 def install() -> None:
     """Route this process's starts of the ``runner`` command to forks (once the server is
     started by :func:`start`); a no-op with ``RUNNER_TEST_FORK=0`` or without the command."""
-    if os.environ.get("RUNNER_TEST_FORK") == "0" or not RUNNER.is_file():
+    if os.environ.get("RUNNER_TEST_FORK", "").lower() in _OFF or not RUNNER.is_file():
         return
     subprocess.Popen._execute_child = _execute_child  # type: ignore[attr-defined]
     subprocess.Popen._internal_poll = _internal_poll  # type: ignore[attr-defined]
@@ -151,28 +199,49 @@ def for_real() -> Iterator[None]:
         _for_real -= 1
 
 
-def _is_runner(args: Any, executable: Any, cwd: Any, env: dict[bytes, bytes]) -> list[bytes] | None:
-    """The command line to fork, when ``args`` start the installed ``runner`` script."""
-    if executable is not None or isinstance(args, (str, bytes, os.PathLike)):
+def _runner_argv(args: list[Any], env: dict[bytes, bytes], cwd: str) -> list[bytes] | None:
+    """The command line to fork, when ``args`` start the installed ``runner`` script (found as
+    ``subprocess`` would: on the given environment's ``PATH``, or the default one)."""
+    if not args:
         return None
     argv = [os.fsencode(arg) for arg in args]
-    if not argv:
-        return None
     program = os.fsdecode(argv[0])
     if "/" not in program:
-        path = env.get(b"PATH")
-        found = shutil.which(program, path=None if path is None else os.fsdecode(path))
+        path = os.pathsep.join(os.fsdecode(p) for p in os.get_exec_path(env))  # type: ignore[arg-type]
+        found = shutil.which(program, path=path)
         if found is None:
             return None
         program = found
-    elif not os.path.isabs(program):
-        program = os.path.join(os.fsdecode(cwd) if cwd is not None else os.getcwd(), program)
+    program = os.path.join(cwd, program)
     try:
         if not os.path.samefile(program, RUNNER):
             return None
     except OSError:
         return None
     return [os.fsencode(program), *argv[1:]]
+
+
+def _plain_environment(env: dict[bytes, bytes]) -> bool:
+    """An environment ``subprocess`` takes, without the record key."""
+    return not any(
+        not name or b"=" in name or b"\0" in name or b"\0" in value or name in _KEEP_OUT
+        for name, value in env.items()
+    )
+
+
+def _standard_descriptors_open(streams: tuple[int, int, int], ours: set[int]) -> bool:
+    """Whether each standard descriptor the command inherits is open in this process, and not
+    one of the ends of the pipes ``subprocess`` made (``ours``; numbered 0 to 2 when this
+    process had one of them closed), which a real start closes in the child."""
+    for own, inherited in zip(streams, (0, 1, 2), strict=True):
+        if own == -1:
+            if inherited in ours:
+                return False
+            try:
+                os.fstat(inherited)
+            except OSError:
+                return False
+    return True
 
 
 def _execute_child(
@@ -201,10 +270,14 @@ def _execute_child(
     start_new_session: bool,
     process_group: Any,
 ) -> None:
+    if not isinstance(args, (str, bytes, os.PathLike)):
+        args = list(args)  # once: an iterator is read here, and again by subprocess otherwise
     plain = (
         _server is not None
         and not _for_real
         and not shell
+        and executable is None
+        and isinstance(args, list)
         and preexec_fn is None
         and close_fds
         and not pass_fds
@@ -216,20 +289,25 @@ def _execute_child(
         and not start_new_session
         and process_group in (None, -1)
     )
-    if plain:
+    streams = (p2cread, c2pwrite, errwrite)
+    if plain and _standard_descriptors_open(streams, {p2cwrite, c2pread, errread}):
         environ = {
             os.fsencode(k): os.fsencode(v) for k, v in (os.environ if env is None else env).items()
         }
-        argv = _is_runner(args, executable, cwd, environ)
-        conn = (
-            _server.connect()  # type: ignore[union-attr]
-            if argv is not None and _server.same_interpreter(environ)  # type: ignore[union-attr]
-            else None
-        )
-        if conn is not None:
-            _fork(self, conn, argv, cwd, environ, (p2cread, c2pwrite, errwrite))  # type: ignore[arg-type]
+        folder = os.path.abspath(os.fsdecode(cwd)) if cwd is not None else os.getcwd()
+        argv = _runner_argv(args, environ, folder)
+        conn = None
+        if (
+            argv is not None and _plain_environment(environ) and _server.same_interpreter(environ)  # type: ignore[union-attr]
+        ):
+            conn = _server.connect()  # type: ignore[union-attr]
+        if conn is not None and fork_server.process_state() == _server.state:  # type: ignore[union-attr]
+            request = {"argv": argv, "cwd": folder, "env": environ}
+            _fork(self, conn, request, cwd, streams)
             self._close_pipe_fds(p2cread, p2cwrite, c2pread, c2pwrite, errread, errwrite)  # type: ignore[attr-defined]
             return
+        if conn is not None:
+            conn.close()
     _original_execute_child(
         self, args, executable, preexec_fn, close_fds, pass_fds, cwd, env, startupinfo,
         creationflags, shell, p2cread, p2cwrite, c2pread, c2pwrite, errread, errwrite,
@@ -237,54 +315,57 @@ def _execute_child(
     )  # fmt: skip
 
 
+def _umask() -> int:
+    """This process's umask, read without setting it (another thread may be creating files)."""
+    with open("/proc/self/status") as status:
+        return int(next(line.split()[1] for line in status if line.startswith("Umask:")), 8)
+
+
 def _fork(
     self: subprocess.Popen[Any],
     conn: socket.socket,
-    argv: list[bytes],
+    request: dict[str, Any],
     cwd: Any,
-    env: dict[bytes, bytes],
     streams: tuple[int, int, int],
 ) -> None:
-    umask = os.umask(0o022)
-    os.umask(umask)
     fds = [
         own if own != -1 else inherited for own, inherited in zip(streams, (0, 1, 2), strict=True)
     ]
-    request = {
-        "argv": argv,
-        "cwd": None if cwd is None else os.fsencode(cwd),
-        "env": env,
-        "umask": umask,
-        "pgid": os.getpgrp(),
-    }
+    request.update(umask=_umask(), pgid=os.getpgrp())
     try:
         fork_server.send(conn, request, fds)
+        if not _readable(conn.fileno(), ANSWER_SECONDS):
+            raise LostStatus(f"no pid for {self.args!r} within {ANSWER_SECONDS:.0f} s")
         answer, _ = fork_server.receive(conn)
+    except EOFError as exc:
+        conn.close()
+        raise LostStatus(f"no pid for {self.args!r}: the waiter ended") from exc
     except BaseException:
         conn.close()
         raise
     if "error" in answer:
         conn.close()
-        number, message, filename = answer["error"]
-        raise OSError(number, message, filename)
+        kind, *details = answer["error"]
+        if kind == "OSError":
+            number, message, filename = details
+            # as subprocess names it: the folder as it was given
+            raise OSError(number, message, cwd if filename == request["cwd"] else filename)
+        raise subprocess.SubprocessError(f"{kind}: {details[0]}")
     self.pid = answer["pid"]
     self._child_created = True  # type: ignore[attr-defined]
     self._fork_conn = conn  # type: ignore[attr-defined]
 
 
-class LostStatus(Exception):
-    """The waiter ended without the command's wait status (the harness failed, not the test)."""
-
-
 def _status(self: subprocess.Popen[Any], timeout: float | None) -> bool:
     """Read the command's wait status from the waiter, within ``timeout`` (None: as long as it
-    takes); whether it came."""
+    takes); whether it came. Closing the connection lets the waiter reap the command."""
     conn: socket.socket = self._fork_conn  # type: ignore[attr-defined]
-    if timeout is not None and not select.select([conn], [], [], timeout)[0]:
+    if not _readable(conn.fileno(), timeout):
         return False
     try:
         answer, _ = fork_server.receive(conn)
     except (EOFError, OSError) as exc:
+        self.returncode = 255  # later calls (a test's clean-up, __del__) have nothing to wait for
         raise LostStatus(f"no exit status for {self.args!r} (pid {self.pid}): {exc!r}") from exc
     finally:
         conn.close()
@@ -302,21 +383,37 @@ def _internal_poll(self: subprocess.Popen[Any], _deadstate: int | None = None, *
         except LostStatus:
             if _deadstate is None:
                 raise
-            self.returncode = _deadstate  # the Popen's end (``__del__``): nothing to tell
         finally:
             self._waitpid_lock.release()  # type: ignore[attr-defined]
     return self.returncode
 
 
 def _wait(self: subprocess.Popen[Any], timeout: float | None) -> int:
+    """As ``subprocess`` waits: without a timeout, blocking; with one, polling and never holding
+    the lock longer than a short read, so that a thread waiting for ever does not stretch the
+    timeout of another."""
     if not hasattr(self, "_fork_conn"):
         return _original_wait(self, timeout)  # type: ignore[no-any-return]
-    deadline = None if timeout is None else time.monotonic() + timeout
+    if timeout is None:
+        while self.returncode is None:
+            with self._waitpid_lock:  # type: ignore[attr-defined]
+                if self.returncode is None:
+                    _status(self, None)
+        return self.returncode
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
     while self.returncode is None:
-        with self._waitpid_lock:  # type: ignore[attr-defined]
+        if self._waitpid_lock.acquire(False):  # type: ignore[attr-defined]
+            try:
+                if self.returncode is None:
+                    _status(self, min(0.05, max(0.0, deadline - time.monotonic())))
+            finally:
+                self._waitpid_lock.release()  # type: ignore[attr-defined]
             if self.returncode is not None:
                 break
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not _status(self, left) and deadline is not None:
-                raise subprocess.TimeoutExpired(self.args, timeout)  # type: ignore[arg-type]
+        elif deadline - time.monotonic() > 0:
+            time.sleep(min(delay, 0.05))
+            delay *= 2
+        if time.monotonic() >= deadline and self.returncode is None:
+            raise subprocess.TimeoutExpired(self.args, timeout)
     return self.returncode
