@@ -20,10 +20,11 @@ def validate_files(paths: list[str], output_format: str) -> tuple[int, str]:
     diagnostics = []
     lines: dict[str, list[str]] = {}
     files = [name for path in paths for name in _files(path)]
-    for path in files:
-        read_workflow(path)  # every file there before any is reported: a usage error is alone
-    for path in files:
-        loaded = check_file(path)
+    # every file read before any is reported (a usage error is alone), and read once: a pipe
+    # (`runner validate <(generate)`, /dev/stdin) or a FIFO has nothing left to read twice
+    raws = [read_workflow(path) for path in files]
+    for path, raw in zip(files, raws, strict=True):
+        loaded = check_file(path, raw=raw)
         diagnostics.extend(loaded.diagnostics)
         lines[loaded.path] = loaded.lines
     failed = any(d.severity == "error" for d in diagnostics)
