@@ -5,7 +5,6 @@ start. Each test compares a fork with a real start, or checks what a real start 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import resource
@@ -141,7 +140,7 @@ def test_only_the_given_environment_folder_and_umask_reach_the_command(
 def test_the_command_holds_the_descriptors_a_real_start_holds(workspace: Path) -> None:
     held = []
     for real in (False, True):
-        with forked_runner.for_real() if real else contextlib.nullcontext():
+        with forked_runner.for_real(real):
             process = run(workspace, "run", "sleep.yml", "--env", "dev", env=env())
         try:
             _line_with(process, "started")
@@ -171,7 +170,7 @@ def test_the_command_handles_and_ignores_the_signals_a_real_start_does(workspace
     for real in (False, True):
         fifo = workspace / f"flow-{real}.yml"
         os.mkfifo(fifo)
-        with forked_runner.for_real() if real else contextlib.nullcontext():
+        with forked_runner.for_real(real):
             process = run(workspace, "validate", fifo.name, env=env())
         try:
             wait_for(
@@ -217,7 +216,7 @@ def _line_with(process: subprocess.Popen[str], text: str) -> str:
 def test_a_signal_stops_a_forked_run_as_it_stops_a_real_one(workspace: Path, signum: int) -> None:
     codes = []
     for real in (False, True):
-        with forked_runner.for_real() if real else contextlib.nullcontext():
+        with forked_runner.for_real(real):
             process = run(workspace, "run", "sleep.yml", "--env", "dev", env=env())
         _line_with(process, "started")
         process.send_signal(signum)
@@ -281,7 +280,7 @@ def test_a_folder_that_does_not_exist_raises_as_subprocess_does(
     raised = []
     for real in (False, True):
         with (
-            forked_runner.for_real() if real else contextlib.nullcontext(),
+            forked_runner.for_real(real),
             pytest.raises(FileNotFoundError) as error,
         ):
             subprocess.run([RUNNER, "--version"], cwd=folder, env=env())
@@ -316,7 +315,7 @@ def test_stdout_writes_through_under_pythonunbuffered_as_a_real_start(workspace:
     codes = []
     for real in (False, True):
         with (
-            forked_runner.for_real() if real else contextlib.nullcontext(),
+            forked_runner.for_real(real),
             open("/dev/full", "w") as full,
         ):
             process = subprocess.Popen(

@@ -99,13 +99,18 @@ def _read_exactly(conn: socket.socket, size: int) -> bytes:
     return bytes(buffer)
 
 
+def status_field(name: str) -> str:
+    """One field of this process's ``/proc/self/status`` (``SigIgn``, ``Umask``)."""
+    with open("/proc/self/status") as status:
+        return next(line.split()[1] for line in status if line.startswith(f"{name}:"))
+
+
 def process_state() -> str:
     """What a child inherits from this process beside its descriptors, environment, folder and
     umask: ignored signals, the calling thread's blocked ones, the limits, the priority, the
     CPUs it may run on and ``no_new_privs``. A command is forked only from a warm interpreter
     whose state, when it started, was the test process's now."""
-    with open("/proc/self/status") as status:
-        ignored = next(line.split()[1] for line in status if line.startswith("SigIgn:"))
+    ignored = status_field("SigIgn")
     limits = {
         name: resource.getrlimit(getattr(resource, name))
         for name in sorted(dir(resource))

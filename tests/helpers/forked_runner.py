@@ -189,14 +189,15 @@ def forked(process: subprocess.Popen[Any]) -> bool:
 
 
 @contextlib.contextmanager
-def for_real() -> Iterator[None]:
-    """Start ``runner`` for real inside the block (to compare a forked command with)."""
+def for_real(real: bool = True) -> Iterator[None]:
+    """Start ``runner`` for real inside the block (to compare a forked command with); with
+    ``real`` false, as everywhere else."""
     global _for_real
-    _for_real += 1
+    _for_real += real
     try:
         yield
     finally:
-        _for_real -= 1
+        _for_real -= real
 
 
 def _runner_argv(args: list[Any], env: dict[bytes, bytes], cwd: str) -> list[bytes] | None:
@@ -317,8 +318,7 @@ def _execute_child(
 
 def _umask() -> int:
     """This process's umask, read without setting it (another thread may be creating files)."""
-    with open("/proc/self/status") as status:
-        return int(next(line.split()[1] for line in status if line.startswith("Umask:")), 8)
+    return int(fork_server.status_field("Umask"), 8)
 
 
 def _fork(
