@@ -24,14 +24,18 @@ from runner.patterns import fullmatch
 
 #: the stream of the question waiting for an answer, its line not yet ended
 _asking: list[TextIO] = []
+#: a question is written and noted as asked in one step: a signal that came between the two
+#: found the question on the terminal but not noted, and its message went on the question's line
+_asking_lock = threading.Lock()
 
 
 def end_question() -> None:
     """End the line of an unanswered question (a signal came): what follows starts a line."""
-    while _asking:
-        stream = _asking.pop()
-        stream.write("\n")
-        stream.flush()
+    with _asking_lock:
+        while _asking:
+            stream = _asking.pop()
+            stream.write("\n")
+            stream.flush()
 
 
 class PromptSource:
@@ -131,10 +135,12 @@ class PromptSource:
         self.stdout.flush()
 
     def _read(self, question: str) -> str:
-        self._say(question)
-        _asking.append(self.stdout)
+        with _asking_lock:
+            self._say(question)
+            _asking.append(self.stdout)
         line = self.stdin.readline()
-        _asking.clear()
+        with _asking_lock:
+            _asking.clear()
         if not line:
             raise EOFError
         return line.rstrip("\n")
